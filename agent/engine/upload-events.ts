@@ -1,0 +1,83 @@
+/**
+ * What the engine reports: one snapshot type per upload, and typed events. The CLI's progress
+ * output and the ROS node's /upload_status are both built on these.
+ */
+
+/** Engine states. `waiting_for_close` is the watcher's (a file seen but not yet closed). */
+export type UploadState = 'waiting_for_close' | 'queued' | 'uploading' | 'retrying' | 'stalled' | 'paused' | 'completed' | 'failed';
+
+export interface UploadSnapshot {
+  /** Stable id of this upload (the journal's key). */
+  id: string;
+  localPath: string;
+  /** Path on the server, relative to the uploader's folder. */
+  remotePath: string;
+  /** The bag folder's name, or '' for a file outside a bag. */
+  bagName: string;
+  state: UploadState;
+  /** 1 (first) to 10 (last); default 5. */
+  priority: number;
+  /** Bytes the server has acknowledged plus bytes of chunks now in flight that were sent. */
+  bytesSent: number;
+  bytesTotal: number;
+  /** Recent send rate in bytes/s (0 when idle). */
+  rate: number;
+  /** Seconds to completion at the current rate, or undefined when unknown. */
+  etaSeconds: number | undefined;
+  /** Attempt number of the chunk now being sent (1 = first try). */
+  attempt: number;
+  lastError: string | undefined;
+  /** Set once the server verified the whole file. */
+  sha256: string | undefined;
+  metadata: Record<string, unknown> | undefined;
+  /** ISO 8601 times. */
+  queuedAt: string;
+  startedAt: string | undefined;
+  finishedAt: string | undefined;
+}
+
+export interface ProgressEvent {
+  upload: UploadSnapshot;
+  bytesSent: number;
+  bytesTotal: number;
+  rate: number;
+  etaSeconds: number | undefined;
+}
+
+export interface RetryingEvent {
+  upload: UploadSnapshot;
+  attempt: number;
+  /** Seconds until the next attempt. */
+  delay: number;
+  reason: string;
+}
+
+export interface CompletedEvent {
+  upload: UploadSnapshot;
+  sha256: string;
+  /** Seconds from start to verified completion. */
+  duration: number;
+  /** True when the server already held the same content and nothing was sent. */
+  deduplicated: boolean;
+}
+
+export interface FailedEvent {
+  upload: UploadSnapshot;
+  reason: string;
+  code: string;
+}
+
+/** Event name → listener arguments. */
+export interface NetworkManagerEvents {
+  queued: [UploadSnapshot];
+  started: [UploadSnapshot];
+  progress: [ProgressEvent];
+  retrying: [RetryingEvent];
+  stalled: [UploadSnapshot];
+  completed: [CompletedEvent];
+  failed: [FailedEvent];
+  /** Any state change of any upload (queued, started, paused, ...), after the specific event. */
+  state: [UploadSnapshot];
+  online: [];
+  offline: [{ reason: string }];
+}

@@ -1,0 +1,83 @@
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { UploadError } from '../errors/upload-error.js';
+import type { OptionSet } from './define-options.js';
+import type { ConfigOf, OptionSpecs } from './option-spec.js';
+
+/** A program's own flags that are not configuration options (`--config`, `--help`, `--ros`). */
+export type ExtraFlags = NonNullable<ParseArgsConfig['options']>;
+
+export interface ParsedCommandLine<S extends OptionSpecs> {
+  /** Validated option values given as flags. */
+  values: Partial<ConfigOf<S>>;
+  /** Raw values of the extra flags. */
+  extras: Record<string, string | boolean | (string | boolean)[] | undefined>;
+  positionals: string[];
+}
+
+/**
+ * Parses argv against the option set's derived flags (`--kebab-case`, `--no-x` for booleans,
+ * lists repeatable or comma-separated) plus the program's extra flags. An unknown flag or a
+ * bad value throws an UploadError whose message names it.
+ */
+export function parseCommandLine<S extends OptionSpecs>(set: OptionSet<S>, argv: string[], extra: ExtraFlags = {}): ParsedCommandLine<S> {
+  const options: ExtraFlags = { ...extra };
+  const flagToKey = new Map<string, keyof S & string>();
+  for (const key of set.keys()) {
+    const spec = set.specs[key]!;
+    if (spec.cli === false) continue;
+    const flag = set.names(key).flag.slice(2);
+    flagToKey.set(flag, key);
+    options[flag] = {
+      type: spec.kind === 'boolean' ? 'boolean' : 'string',
+      ...(spec.kind === 'list' ? { multiple: true } : {}),
+      ...(spec.short ? { short: spec.short } : {}),
+    };
+  }
+  let parsed: ReturnType<typeof parseArgs>;
+  try {
+    parsed = parseArgs({ args: argv, options, allowPositionals: true, allowNegative: true, strict: true });
+  } catch (error) {
+    const message = error instanceof Error ? error.message.replace(/\. To specify a positional argument.*$/s, '') : String(error);
+    const code = (error as { code?: string }).code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION' ? 'CONFIG_UNKNOWN_OPTION' : 'USAGE';
+    throw new UploadError(code, message, { cause: error });
+  }
+  const values: Partial<ConfigOf<S>> = {};
+  const extras: ParsedCommandLine<S>['extras'] = {};
+  for (const [flag, raw] of Object.entries(parsed.values)) {
+    const key = flagToKey.get(flag);
+    if (!key) {
+      extras[flag] = raw;
+      continue;
+    }
+    const value = Array.isArray(raw) ? raw.flatMap((item) => String(item).split(',')).map((s) => s.trim()).filter(Boolean) : raw;
+    values[key] = set.parseValue(key, value, `the command line (--${flag})`);
+  }
+  return { values, extras, positionals: parsed.positionals };
+}
+
+/** Help text: one line per option with its flag, environment variable, default and doc. */
+export function formatOptionsHelp<S extends OptionSpecs>(set: OptionSet<S>): string {
+  const rows = set.keys()
+    .filter((key) => set.specs[key]!.cli !== false)
+    .map((key) => {
+      const names = set.names(key);
+      const spec = set.specs[key]!;
+      const value = spec.kind === 'boolean' ? '' : spec.kind === 'enum' ? ` <${spec.values.join('|')}>` : ` <${spec.kind}>`;
+      return [`  ${names.flag}${value}`, `${spec.doc} [default: ${set.formatDefault(key)}; env ${names.env}]`] as const;
+    });
+  const width = Math.min(40, Math.max(...rows.map(([left]) => left.length)) + 2);
+  return rows.map(([left, right]) => (left.length >= width ? `${left}\n${' '.repeat(width)}${right}` : left.padEnd(width) + right)).join('\n');
+}
+
+/** A Markdown table of the options, for the README. */
+export function formatOptionsTable<S extends OptionSpecs>(set: OptionSet<S>): string {
+  const lines = ['| Option | Flag | Environment | ROS parameter | Default | Meaning |', '|---|---|---|---|---|---|'];
+  for (const key of set.keys()) {
+    const names = set.names(key);
+    const spec = set.specs[key]!;
+    const flag = spec.cli === false ? '' : `\`${names.flag}\``;
+    const ros = spec.ros === false ? '' : `\`${names.ros}\``;
+    lines.push(`| \`${key}\` | ${flag} | \`${names.env}\` | ${ros} | ${set.formatDefault(key)} | ${spec.doc.replace(/\|/g, '\\|')} |`);
+  }
+  return lines.join('\n');
+}

@@ -1,0 +1,120 @@
+/**
+ * The native protocol spoken by our agent and server (documented in server/PROTOCOL.md).
+ * Both sides import these types and names, so they cannot drift apart.
+ */
+import type { UploadErrorCode } from '../errors/upload-error.js';
+
+export const PROTOCOL_VERSION = 1;
+export const API_PREFIX = '/v1';
+
+/** Default and bounds of the chunk size. 8 MiB: S3 multipart's minimum part is 5 MiB. */
+export const DEFAULT_CHUNK_SIZE = 8 * 1024 * 1024;
+export const MIN_CHUNK_SIZE = 1024;
+export const MAX_CHUNK_SIZE = 64 * 1024 * 1024;
+/** The largest `metadata` object accepted, serialised as JSON. */
+export const MAX_METADATA_BYTES = 64 * 1024;
+/** The longest relative path accepted, in UTF-8 bytes, and the longest single segment. */
+export const MAX_PATH_BYTES = 1024;
+export const MAX_SEGMENT_BYTES = 255;
+
+export const routes = {
+  sessions: `${API_PREFIX}/sessions`,
+  session: (id: string) => `${API_PREFIX}/sessions/${encodeURIComponent(id)}`,
+  chunk: (id: string, index: number) => `${API_PREFIX}/sessions/${encodeURIComponent(id)}/chunks/${index}`,
+  complete: (id: string) => `${API_PREFIX}/sessions/${encodeURIComponent(id)}/complete`,
+  file: (relativePath: string) => `${API_PREFIX}/files/${relativePath.split('/').map(encodeURIComponent).join('/')}`,
+  health: '/health',
+} as const;
+
+export const headers = {
+  /** `crc32:<8 lowercase hex digits>` over the chunk's decoded bytes. */
+  chunkChecksum: 'x-chunk-checksum',
+  authorization: 'authorization',
+  retryAfter: 'retry-after',
+} as const;
+
+/** POST /v1/sessions: create a session, or resume the one that exists for the same file. */
+export interface CreateSessionRequest {
+  /** Relative path with `/` separators, for example `run1/run1_0.mcap`. Stored under `completed/<uploader>/<path>`. */
+  path: string;
+  /** File size in bytes. */
+  size: number;
+  /** Content fingerprint (see fingerprint.ts): identifies the same file across restarts without reading all of it. */
+  fingerprint: string;
+  /** Requested chunk size; the server answers with the size in force (an existing session keeps its own). */
+  chunkSize?: number;
+  /** The whole file's SHA-256, when the client already knows it: makes the "already complete" answer exact. */
+  sha256?: string;
+  /** Free-form JSON object stored with the file (at most MAX_METADATA_BYTES). */
+  metadata?: Record<string, unknown>;
+  /** Allow replacing a different file already stored at `path` (when the session completes). */
+  replace?: boolean;
+}
+
+export interface OpenSession {
+  state: 'open';
+  id: string;
+  path: string;
+  size: number;
+  chunkSize: number;
+  chunkCount: number;
+  /** Indexes of the chunks the server holds and has verified, ascending. */
+  received: number[];
+  /** True when this answer resumed an existing session. */
+  resumed: boolean;
+  /** ISO 8601: when the server deletes the session if nothing more happens. */
+  expiresAt: string;
+}
+
+export interface CompletedFile {
+  state: 'complete';
+  path: string;
+  size: number;
+  sha256: string;
+  /** ISO 8601. */
+  completedAt: string;
+  /** Present when a gzip copy was kept at rest. */
+  compressedSize?: number;
+}
+
+/** 201 (new) or 200 (resumed, or already complete). */
+export type CreateSessionResponse = OpenSession | CompletedFile;
+
+/** GET /v1/sessions/:id */
+export type SessionStatusResponse = (OpenSession | (Omit<OpenSession, 'state'> & { state: 'completing' })) | (CompletedFile & { id: string });
+
+/** PUT /v1/sessions/:id/chunks/:index answers 200 with this. */
+export interface ChunkResponse {
+  index: number;
+  /** How many chunks the server now holds. */
+  receivedCount: number;
+  chunkCount: number;
+  /** True when the chunk had already been acknowledged and the body was discarded. */
+  duplicate: boolean;
+}
+
+/** POST /v1/sessions/:id/complete */
+export interface CompleteRequest {
+  /** The whole file's SHA-256 as the client computed it; the server refuses a mismatch. */
+  sha256: string;
+}
+export type CompleteResponse = CompletedFile;
+
+/** Every error response, from both APIs: `success:false` keeps the seed's clients working. */
+export interface ErrorResponse {
+  success: false;
+  error: string;
+  code: UploadErrorCode;
+  /** CHUNKS_MISSING and FILE_CHECKSUM_MISMATCH: the indexes the client must (re)send. */
+  missing?: number[];
+  /** 429 and 503: seconds to wait (also in the Retry-After header). */
+  retryAfter?: number;
+}
+
+export interface HealthResponse {
+  status: 'ok';
+  timestamp: string;
+  version: string;
+  features: string[];
+  protocol: number;
+}

@@ -1,0 +1,10 @@
+/**
+ * ros2-upload-agent as a library: the receiving server, the upload engine, the shared
+ * configuration schema, protocol types and errors.
+ */
+export * from './common/errors/upload-error.js';
+export * from './common/protocol/index.js';
+export * from './common/config/index.js';
+export { engineOptionSpecs, engineOptions } from './agent/engine/engine-options.js';
+export type * from './agent/engine/upload-events.js';
+export type * from './agent/agent-controller.js';
