@@ -10,7 +10,9 @@ export const engineOptionSpecs = {
   uploadUrl: option.string({
     doc: 'Base URL of the receiving server, e.g. https://uploads.example.com:8080 (a trailing /upload, as in the seed, is accepted)',
     format: 'url',
-    short: 's',
+    flag: 'server',
+    rosName: 'server_url',
+    env: 'UPLOAD_AGENT_SERVER_URL',
   }),
   token: option.string({ doc: 'Bearer token that identifies this robot to the server', secret: true }),
   uploadTimeout: option.duration({ doc: 'Longest time one chunk request may take', default: 300, min: 0.01 }),

@@ -52,16 +52,18 @@ export class OptionSet<S extends OptionSpecs> {
     const spec = this.specs[key]!;
     return {
       key,
-      flag: `--${kebabCase(key)}`,
+      flag: `--${spec.flag ?? kebabCase(key)}`,
       env: spec.env ?? `${this.envPrefix}${snakeCase(key).toUpperCase()}`,
-      ros: snakeCase(key),
+      ros: spec.rosName ?? snakeCase(key),
     };
   }
 
-  /** The key for a camelCase, kebab-case or snake_case name, or undefined. */
+  /** The key for a camelCase, kebab-case or snake_case name (or a flag or ROS name override), or undefined. */
   keyOf(name: string): (keyof S & string) | undefined {
     const key = camelCase(name);
-    return Object.hasOwn(this.specs, key) ? key : undefined;
+    if (Object.hasOwn(this.specs, key)) return key;
+    const bare = name.replace(/^-+/, '');
+    return this.keys().find((k) => this.specs[k]!.flag === bare || this.specs[k]!.rosName === bare);
   }
 
   defaults(): ConfigOf<S> {

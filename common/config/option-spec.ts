@@ -13,6 +13,10 @@ interface SpecBase {
   doc: string;
   /** Environment variable name, when it must differ from the derived `<PREFIX><UPPER_SNAKE>` (the seed's names). */
   env?: string;
+  /** CLI flag name without dashes, when it must differ from the derived kebab-case (`server` for `uploadUrl`). */
+  flag?: string;
+  /** ROS parameter name, when it must differ from the derived snake_case. */
+  rosName?: string;
   /** One-letter CLI alias. */
   short?: string;
   /** A secret (a token or key): never logged, printed or echoed back in an error. */

@@ -1,0 +1,13 @@
+import { defineOptions } from '../common/config/index.js';
+import { engineOptionSpecs } from './engine/engine-options.js';
+
+/**
+ * Every setting of the agent program, composed from the specs of its parts (engine, watcher,
+ * program). The CLI flags, `UPLOAD_AGENT_*` environment variables, config file keys and ROS
+ * parameters all derive from this one set.
+ */
+export const agentOptionSpecs = {
+  ...engineOptionSpecs,
+};
+
+export const agentOptions = defineOptions(agentOptionSpecs, { envPrefix: 'UPLOAD_AGENT_' });
