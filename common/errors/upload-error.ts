@@ -29,6 +29,7 @@ export const errorCodes = {
   SESSION_BUSY: 'the session is being completed or cancelled',
   FILE_EXISTS: 'a different file is already stored at this path',
   FILE_TOO_LARGE: 'the file is over the maximum size',
+  BODY_TOO_LARGE: 'a JSON or form request body is over its size limit',
   ROUTE_NOT_FOUND: 'no such route',
   UNAUTHORIZED: 'a bearer token is missing or wrong',
   RATE_LIMITED: 'too many requests; wait for Retry-After',

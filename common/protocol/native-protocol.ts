@@ -11,6 +11,8 @@ export const API_PREFIX = '/v1';
 export const DEFAULT_CHUNK_SIZE = 8 * 1024 * 1024;
 export const MIN_CHUNK_SIZE = 1024;
 export const MAX_CHUNK_SIZE = 64 * 1024 * 1024;
+/** The most chunks one session may have (a 5 GiB file needs at least 64 KiB chunks). */
+export const MAX_CHUNK_COUNT = 100_000;
 /** The largest `metadata` object accepted, serialised as JSON. */
 export const MAX_METADATA_BYTES = 64 * 1024;
 /** The longest relative path accepted, in UTF-8 bytes, and the longest single segment. */
@@ -49,6 +51,11 @@ export interface CreateSessionRequest {
   metadata?: Record<string, unknown>;
   /** Allow replacing a different file already stored at `path` (when the session completes). */
   replace?: boolean;
+  /**
+   * Also keep a gzip copy at rest under `compressed/` (as the seed API's `compression`), when the
+   * file is at least the server's compression threshold and the copy is smaller. Default false.
+   */
+  compress?: boolean;
 }
 
 export interface OpenSession {
