@@ -14,13 +14,8 @@ export async function fingerprintFile(filePath: string, size?: number): Promise<
   const handle = await open(filePath, 'r');
   try {
     const length = size ?? (await handle.stat()).size;
-    const hash = createHash('sha256');
-    const header = Buffer.alloc(8);
-    header.writeBigUInt64BE(BigInt(length));
-    hash.update(header);
-    const ranges: [number, number][] =
-      length <= 2 * FINGERPRINT_SAMPLE ? [[0, length]] : [[0, FINGERPRINT_SAMPLE], [length - FINGERPRINT_SAMPLE, FINGERPRINT_SAMPLE]];
-    for (const [position, count] of ranges) {
+    const samples: Buffer[] = [];
+    for (const [position, count] of fingerprintRanges(length)) {
       const buffer = Buffer.allocUnsafe(count);
       let done = 0;
       while (done < count) {
@@ -28,12 +23,27 @@ export async function fingerprintFile(filePath: string, size?: number): Promise<
         if (bytesRead === 0) break;
         done += bytesRead;
       }
-      hash.update(buffer.subarray(0, done));
+      samples.push(buffer.subarray(0, done));
     }
-    return `fp1:${hash.digest('hex')}`;
+    return fingerprintOf(length, samples);
   } finally {
     await handle.close();
   }
+}
+
+/** The byte ranges `[position, length]` a fingerprint reads from a file of `size` bytes. */
+export function fingerprintRanges(size: number): [number, number][] {
+  return size <= 2 * FINGERPRINT_SAMPLE ? [[0, size]] : [[0, FINGERPRINT_SAMPLE], [size - FINGERPRINT_SAMPLE, FINGERPRINT_SAMPLE]];
+}
+
+/** The fingerprint of a file of `size` bytes whose `fingerprintRanges` hold `samples` (for readers other than a local path). */
+export function fingerprintOf(size: number, samples: readonly Uint8Array[]): string {
+  const hash = createHash('sha256');
+  const header = Buffer.alloc(8);
+  header.writeBigUInt64BE(BigInt(size));
+  hash.update(header);
+  for (const sample of samples) hash.update(sample);
+  return `fp1:${hash.digest('hex')}`;
 }
 
 export function isFingerprint(value: unknown): value is string {
