@@ -1,5 +1,7 @@
 import { defineOptions } from '../common/config/index.js';
+import { programOptionSpecs } from './cli/program-options.js';
 import { engineOptionSpecs } from './engine/engine-options.js';
+import { watcherOptionSpecs } from './watcher/watcher-options.js';
 
 /**
  * Every setting of the agent program, composed from the specs of its parts (engine, watcher,
@@ -8,6 +10,10 @@ import { engineOptionSpecs } from './engine/engine-options.js';
  */
 export const agentOptionSpecs = {
   ...engineOptionSpecs,
+  ...watcherOptionSpecs,
+  ...programOptionSpecs,
 };
 
 export const agentOptions = defineOptions(agentOptionSpecs, { envPrefix: 'UPLOAD_AGENT_' });
+
+export type AgentConfig = ReturnType<typeof agentOptions.defaults>;

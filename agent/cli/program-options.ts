@@ -1,0 +1,25 @@
+import { option } from '../../common/config/index.js';
+
+/**
+ * Settings of the `ros2-upload-agent` program itself (logging, and the bundled server it starts
+ * when no `--server` is given). Spread into agent/agent-options.ts with the engine's and the
+ * watcher's.
+ */
+export const programOptionSpecs = {
+  logLevel: option.enum({
+    doc: 'Log level (logs are human-readable on a terminal, JSON lines otherwise)',
+    values: ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'],
+    default: 'info',
+  }),
+  embeddedUploadDir: option.string({
+    doc: 'Without --server: the storage folder of the bundled server the agent starts on 127.0.0.1',
+    format: 'path',
+    default: './uploads',
+  }),
+  embeddedPort: option.integer({
+    doc: 'Without --server: the port of the bundled server on 127.0.0.1; 0 picks a free port',
+    default: 0,
+    min: 0,
+    max: 65535,
+  }),
+};
