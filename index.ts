@@ -8,3 +8,5 @@ export * from './common/config/index.js';
 export { engineOptionSpecs, engineOptions } from './agent/engine/engine-options.js';
 export type * from './agent/engine/upload-events.js';
 export type * from './agent/agent-controller.js';
+export { createUploadServer, serverOptions, serverOptionSpecs, LocalDiskStorage, isLoopback } from './server/index.js';
+export type { UploadServer, UploadServerOptions, ServerConfig, UploadStorage } from './server/index.js';
