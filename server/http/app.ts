@@ -1,0 +1,77 @@
+import express, { type Express, type RequestHandler } from 'express';
+import { UploadError } from '../../common/errors/upload-error.js';
+import { routes } from '../../common/protocol/native-protocol.js';
+import type { Logger } from '../logging/logger.js';
+import { healthRoute } from '../routes/health.js';
+import { cancelSessionRoute } from '../routes/native/cancel-session.js';
+import { completeSessionRoute } from '../routes/native/complete-session.js';
+import { createSessionRoute } from '../routes/native/create-session.js';
+import { getFileRoute } from '../routes/native/get-file.js';
+import { getSessionRoute } from '../routes/native/get-session.js';
+import { putChunkRoute } from '../routes/native/put-chunk.js';
+
+
+
+
+
+import type { UploadContext } from '../uploads/upload-context.js';
+import { authenticate, requireToken } from './auth.js';
+import { jsonBody } from './json-body.js';
+import type { RouteLimits } from './rate-limits.js';
+import { errorHandler } from './send-error.js';
+import type { TokenTable } from './token-table.js';
+
+export interface AppOptions {
+  context: UploadContext;
+  tokens: TokenTable;
+  anonymousAllowed: boolean;
+  limits: RouteLimits;
+  log: Logger;
+  /** Express "trust proxy" value. */
+  trustProxy: boolean | number | string;
+}
+
+/**
+ * The Express application: one handler per operation (routes/native/*, routes/seed/*), each
+ * preceded by authentication, its rate limits and, for JSON routes, the JSON body parser.
+ * Unknown routes are 404 JSON; every error goes through the one error handler.
+ */
+export function createApp(options: AppOptions): Express {
+  const { context, limits } = options;
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('etag', false);
+  app.set('trust proxy', options.trustProxy);
+  const auth = authenticate(options.tokens, options.anonymousAllowed);
+  const chain = (...handlers: (RequestHandler | RequestHandler[])[]): RequestHandler[] => handlers.flat();
+
+  app.get(routes.health, healthRoute());
+
+  app.post(routes.sessions, chain(auth, limits.nativeCreate, jsonBody, createSessionRoute(context)));
+  app.get('/v1/sessions/:id', chain(auth, limits.nativeOther, getSessionRoute(context)));
+  app.put('/v1/sessions/:id/chunks/:index', chain(auth, limits.nativeChunk, putChunkRoute(context)));
+  app.post('/v1/sessions/:id/complete', chain(auth, limits.nativeComplete, jsonBody, completeSessionRoute(context)));
+  app.delete('/v1/sessions/:id', chain(auth, limits.nativeOther, cancelSessionRoute(context)));
+  app.get('/v1/files/*path', chain(auth, limits.nativeOther, getFileRoute(context)));
+
+
+
+
+
+
+
+  app.use((req, _res, next) => {
+    const shown = req.path.length > 100 ? `${req.path.slice(0, 100)}…` : req.path;
+    next(new UploadError('ROUTE_NOT_FOUND', `No route ${req.method} ${shown}`));
+  });
+  app.use(errorHandler(options.log));
+  return app;
+}
+
+/** Express's "trust proxy" from the option's text: unset → false, a number of hops, true/false, or addresses. */
+export function parseTrustProxy(value: string | undefined): boolean | number | string {
+  if (value === undefined || value === '') return false;
+  if (/^\d+$/.test(value)) return Number(value);
+  if (value === 'true' || value === 'false') return value === 'true';
+  return value;
+}

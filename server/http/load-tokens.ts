@@ -1,0 +1,74 @@
+import { readFileSync } from 'node:fs';
+import { parse as parseYaml } from 'yaml';
+import { UploadError } from '../../common/errors/upload-error.js';
+import { TokenTable, UPLOADER_NAME, type TokenEntry } from './token-table.js';
+
+/**
+ * The tokens from the tokens file and the `tokens` option (`uploader=token` pairs). The file is
+ * YAML or JSON: a mapping `uploader: token` (or `uploader: [token, …]` to rotate tokens), or a
+ * list of `{uploader, token}`, optionally under a top-level `tokens:` key. Errors name the file
+ * and the entry, never a token.
+ */
+export function loadTokens(tokensFile: string | undefined, pairs: readonly string[]): TokenTable {
+  const entries: TokenEntry[] = [];
+  if (tokensFile) entries.push(...readTokensFile(tokensFile));
+  pairs.forEach((pair, position) => {
+    const equals = pair.indexOf('=');
+    if (equals <= 0 || equals === pair.length - 1) {
+      throw new UploadError('CONFIG_INVALID', `Invalid tokens entry #${position + 1}: expected uploader=token`);
+    }
+    entries.push(checked({ uploader: pair.slice(0, equals).trim(), token: pair.slice(equals + 1).trim() }, `tokens entry #${position + 1}`));
+  });
+  const seen = new Map<string, string>();
+  for (const entry of entries) {
+    const other = seen.get(entry.token);
+    if (other !== undefined && other !== entry.uploader) {
+      throw new UploadError('CONFIG_INVALID', `The same token is given to uploaders ${other} and ${entry.uploader}`);
+    }
+    seen.set(entry.token, entry.uploader);
+  }
+  return new TokenTable(entries);
+}
+
+function readTokensFile(file: string): TokenEntry[] {
+  let data: unknown;
+  try {
+    data = parseYaml(readFileSync(file, 'utf8'));
+  } catch (error) {
+    throw new UploadError('CONFIG_FILE_UNREADABLE', `Cannot read tokens file ${file}: ${(error as Error).message.split('\n')[0]}`, { cause: error });
+  }
+  if (data && typeof data === 'object' && !Array.isArray(data) && 'tokens' in data) data = (data as { tokens: unknown }).tokens;
+  const where = (what: string): string => `tokens file ${file}, ${what}`;
+  const entries: TokenEntry[] = [];
+  if (Array.isArray(data)) {
+    data.forEach((item: unknown, position) => {
+      const record = item as { uploader?: unknown; name?: unknown; token?: unknown } | null;
+      const uploader = record?.uploader ?? record?.name;
+      if (typeof uploader !== 'string' || typeof record?.token !== 'string') {
+        throw new UploadError('CONFIG_INVALID', `Invalid ${where(`entry #${position + 1}`)}: expected {uploader, token} strings`);
+      }
+      entries.push(checked({ uploader, token: record.token }, where(`entry #${position + 1}`)));
+    });
+  } else if (data && typeof data === 'object') {
+    for (const [uploader, value] of Object.entries(data)) {
+      const tokens = Array.isArray(value) ? value : [value];
+      for (const token of tokens) {
+        if (typeof token !== 'string') throw new UploadError('CONFIG_INVALID', `Invalid ${where(`uploader ${uploader}`)}: the token must be a string`);
+        entries.push(checked({ uploader, token }, where(`uploader ${uploader}`)));
+      }
+    }
+  } else if (data !== null && data !== undefined) {
+    throw new UploadError('CONFIG_INVALID', `Invalid tokens file ${file}: expected a mapping uploader -> token or a list of {uploader, token}`);
+  }
+  return entries;
+}
+
+function checked(entry: TokenEntry, where: string): TokenEntry {
+  if (!UPLOADER_NAME.test(entry.uploader)) {
+    throw new UploadError('CONFIG_INVALID', `Invalid uploader name in ${where}: ${JSON.stringify(entry.uploader)} (letters, digits, ".", "_", "-"; up to 64)`);
+  }
+  if (entry.token.length < 8 || /\s/.test(entry.token)) {
+    throw new UploadError('CONFIG_INVALID', `Invalid token for ${entry.uploader} in ${where}: tokens need at least 8 characters and no spaces`);
+  }
+  return entry;
+}

@@ -1,0 +1,51 @@
+import type { IncomingMessage } from 'node:http';
+import { createGunzip } from 'node:zlib';
+import { UploadError } from '../../common/errors/upload-error.js';
+
+export interface RequestBody {
+  /** The decoded body, streamed. */
+  source: AsyncIterable<Uint8Array>;
+  /**
+   * Reads and discards whatever the handler did not consume, so that an error answer reaches a
+   * client that is still sending (Node does not drain a body that was partly read).
+   */
+  discardRest(): void;
+}
+
+/**
+ * A raw request body as an async iterable that, unlike `for await (… of req)`, does not destroy
+ * the socket when the consumer stops early (so a 400/422 answer can still be sent), decoded
+ * when `Content-Encoding: gzip`. A client that disconnects makes the iteration throw.
+ */
+export function requestBody(req: IncomingMessage, encoding: 'identity' | 'gzip'): RequestBody {
+  const discardRest = (): void => {
+    if (!req.complete && !req.destroyed) {
+      req.unpipe();
+      req.resume();
+    }
+  };
+  if (encoding === 'identity') return { source: req.iterator({ destroyOnReturn: false }), discardRest };
+  const gunzip = createGunzip();
+  const onClose = (): void => {
+    if (!req.complete) gunzip.destroy(new UploadError('BAD_REQUEST', 'the client closed the connection before the body ended'));
+  };
+  req.once('close', onClose);
+  req.pipe(gunzip);
+  const source = (async function* (): AsyncIterable<Uint8Array> {
+    try {
+      for await (const piece of gunzip) yield piece as Buffer;
+    } catch (error) {
+      if (error instanceof UploadError) throw error;
+      throw new UploadError('BAD_REQUEST', `the gzip-encoded body is not valid gzip: ${(error as Error).message}`, { cause: error });
+    } finally {
+      req.off('close', onClose);
+    }
+  })();
+  return { source, discardRest };
+}
+
+/** Reads and discards a whole body (a duplicate chunk); resolves when it ended. */
+export async function drainBody(req: IncomingMessage): Promise<void> {
+  if (req.complete) return;
+  for await (const piece of req.iterator({ destroyOnReturn: false })) void piece;
+}

@@ -1,0 +1,45 @@
+import type { Request, Response, NextFunction, ErrorRequestHandler } from 'express';
+import type { ErrorResponse } from '../../common/protocol/native-protocol.js';
+import type { UploadError } from '../../common/errors/upload-error.js';
+import type { Logger } from '../logging/logger.js';
+import { httpStatusOf, type Api } from './error-status.js';
+import { toUploadError } from './to-upload-error.js';
+
+/** The JSON body of an error answer: `{success:false, error, code}` plus `missing`/`retryAfter`. */
+export function errorBody(error: UploadError): ErrorResponse {
+  const body: ErrorResponse = { success: false, error: error.message, code: error.code };
+  const missing = error.details?.missing;
+  if (Array.isArray(missing)) body.missing = missing as number[];
+  const retryAfter = error.details?.retryAfter;
+  if (typeof retryAfter === 'number') body.retryAfter = retryAfter;
+  return body;
+}
+
+/** Which API a request belongs to, for the status map (the seed's answers 400 where we are more specific). */
+export function apiOf(req: Request): Api {
+  return req.path.startsWith('/v1/') || req.path === '/v1' ? 'native' : 'seed';
+}
+
+/**
+ * The last middleware: every error becomes its JSON answer with the status from the one map.
+ * Server faults are logged with their cause; client mistakes at debug level.
+ */
+export function errorHandler(log: Logger): ErrorRequestHandler {
+  return (raw: unknown, req: Request, res: Response, _next: NextFunction): void => {
+    const error = toUploadError(raw);
+    const status = httpStatusOf(error.code, apiOf(req));
+    if (status >= 500 && status !== 507 && status !== 503) {
+      log.error({ event: 'request_failed', method: req.method, path: req.path, err: error.cause ?? error }, `${req.method} ${req.path} failed: ${error.message}`);
+    } else {
+      log.debug({ event: 'request_refused', method: req.method, path: req.path, status, code: error.code }, error.message);
+    }
+    if (res.headersSent || req.socket.destroyed) {
+      req.socket.destroy();
+      return;
+    }
+    const body = errorBody(error);
+    if (body.retryAfter !== undefined) res.setHeader('Retry-After', String(body.retryAfter));
+    if (status === 401) res.setHeader('WWW-Authenticate', 'Bearer');
+    res.status(status).json(body);
+  };
+}

@@ -1,0 +1,37 @@
+import { UploadError, isUploadError, isUploadErrorCode } from '../../common/errors/upload-error.js';
+import { codeForFrameworkStatus } from './error-status.js';
+
+/** body-parser's error types, which name the client's mistake. */
+const bodyParserMessages: Record<string, string> = {
+  'entity.parse.failed': 'The request body is not valid JSON',
+  'entity.too.large': 'The request body is too large',
+  'request.size.invalid': 'The request body does not match its Content-Length',
+  'request.aborted': 'The request body was cut short',
+  'charset.unsupported': 'The request body has an unsupported charset',
+  'encoding.unsupported': 'The request body has an unsupported Content-Encoding',
+  'parameters.too.many': 'The request has too many parameters',
+};
+
+/**
+ * Every failure as an UploadError with a code the client can act on. A full disk becomes
+ * INSUFFICIENT_STORAGE (507); errors of Express and body-parser that carry a 4xx status become
+ * the matching client error with a message naming the problem; anything else is INTERNAL.
+ */
+export function toUploadError(error: unknown): UploadError {
+  if (isUploadError(error)) return error;
+  const errno = (error as NodeJS.ErrnoException | undefined)?.code;
+  if (errno === 'ENOSPC' || errno === 'EDQUOT') {
+    return new UploadError('INSUFFICIENT_STORAGE', 'The server ran out of disk space while writing; the upload session is kept, retry later', { cause: error });
+  }
+  if (typeof errno === 'string' && isUploadErrorCode(errno)) {
+    return new UploadError(errno, (error as Error).message, { cause: error });
+  }
+  const framework = error as { status?: unknown; statusCode?: unknown; type?: unknown; message?: unknown } | undefined;
+  const status = Number(framework?.status ?? framework?.statusCode);
+  if (Number.isInteger(status) && status >= 400 && status < 500) {
+    const known = typeof framework?.type === 'string' ? bodyParserMessages[framework.type] : undefined;
+    const detail = typeof framework?.message === 'string' ? framework.message : '';
+    return new UploadError(codeForFrameworkStatus(status), known ? `${known}${detail ? `: ${detail}` : ''}` : detail || 'Bad request', { cause: error });
+  }
+  return new UploadError('INTERNAL', 'Internal server error', { cause: error });
+}

@@ -1,0 +1,92 @@
+import { UploadError } from '../../common/errors/upload-error.js';
+import type { SessionRuntime } from '../sessions/session-runtime.js';
+import { DATA_BLOB, seedChunkBlob, type UploadContext } from '../uploads/upload-context.js';
+import { ChunkVerifier } from './chunk-verifier.js';
+
+const pumpAgain = new WeakSet<SessionRuntime>();
+
+/**
+ * Advances a session's prefix hash over every chunk that is held and contiguous with it, in the
+ * background. Native chunks are already in `data` at their offsets and are read back (from the
+ * page cache, normally) only when they arrived ahead of the prefix, or after a restart. Seed
+ * chunks live in their own blobs until the prefix reaches them; the pump then appends each to
+ * `data` and hashes it in the same pass. Returns the running pump (one per session).
+ */
+export function kickHashPump(context: UploadContext, runtime: SessionRuntime): Promise<void> {
+  pumpAgain.add(runtime);
+  runtime.pump ??= (async () => {
+    try {
+      while (pumpAgain.has(runtime)) {
+        pumpAgain.delete(runtime);
+        while (!runtime.ended && (await step(context, runtime)));
+      }
+      runtime.pumpError = undefined;
+    } catch (error) {
+      runtime.pumpError = error as Error;
+      context.log.warn({ event: 'hash_pump_failed', sessionId: runtime.id, err: error }, 'Hashing the received chunks failed; completion will re-verify them');
+    } finally {
+      runtime.pump = undefined;
+    }
+  })();
+  return runtime.pump;
+}
+
+/**
+ * Runs the pump until the prefix covers every chunk, for completion. Throws the pump's error
+ * (ENOSPC while the seed's chunks are appended, a data blob cut short...) when it cannot.
+ */
+export async function finishHashPump(context: UploadContext, runtime: SessionRuntime): Promise<void> {
+  for (;;) {
+    if (runtime.hash.chunks >= runtime.record.chunkCount) return;
+    const before = runtime.hash.chunks;
+    runtime.pumpError = undefined;
+    await kickHashPump(context, runtime);
+    if (runtime.pumpError) throw runtime.pumpError;
+    if (runtime.hash.chunks === before && !runtime.chunks.has(before)) {
+      throw new UploadError('CHUNKS_MISSING', `chunk ${before} is missing`, { details: { missing: [before] } });
+    }
+  }
+}
+
+/** Hashes (and for the seed, appends) the next chunk; false when there is nothing to do. */
+async function step(context: UploadContext, runtime: SessionRuntime): Promise<boolean> {
+  const index = runtime.hash.chunks;
+  const chunk = runtime.chunks.get(index);
+  if (index >= runtime.record.chunkCount || !chunk) return false;
+  const { record } = runtime;
+  if (record.api === 'native' || chunk.offset !== null) {
+    const fork = runtime.hash.fork();
+    const offset = record.api === 'native' ? index * record.chunkSize! : chunk.offset!;
+    for await (const piece of context.storage.readAt(record.id, DATA_BLOB, offset, chunk.size)) {
+      for (const hash of fork.hashes) hash.update(piece);
+    }
+    runtime.hash.adopt(fork, chunk.size);
+    return true;
+  }
+  await runtime.lock.run(() => appendSeedChunk(context, runtime, index));
+  return true;
+}
+
+/** Moves seed chunk `index` from its own blob to the end of `data`, hashing it on the way. */
+async function appendSeedChunk(context: UploadContext, runtime: SessionRuntime, index: number): Promise<void> {
+  const chunk = runtime.chunks.get(index);
+  if (runtime.ended || !chunk || chunk.offset !== null || runtime.hash.chunks !== index) return;
+  const { id } = runtime.record;
+  const fork = runtime.hash.fork();
+  const offset = runtime.hash.bytes;
+  const verifier = new ChunkVerifier(chunk.size, fork.hashes);
+  const written = await context.storage.writeAt(id, DATA_BLOB, offset, verifier.through(context.storage.readAt(id, seedChunkBlob(index), 0, chunk.size)));
+  if (written !== chunk.size || verifier.crc !== chunk.crc) {
+    // The chunk's blob changed on disk since it was received (a lost write): forget it, so the
+    // client is told to send it again.
+    context.log.warn({ event: 'seed_chunk_damaged', sessionId: id, index }, `Seed chunk ${index} of ${runtime.record.path} was damaged on disk; it must be sent again`);
+    runtime.chunks.delete(index);
+    context.store.deleteChunks(id, [index]);
+    await context.storage.removeBlob(id, seedChunkBlob(index));
+    return;
+  }
+  chunk.offset = offset;
+  context.store.setChunkOffset(id, index, offset);
+  runtime.hash.adopt(fork, chunk.size);
+  await context.storage.removeBlob(id, seedChunkBlob(index));
+}

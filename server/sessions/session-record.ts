@@ -1,0 +1,66 @@
+import type { CompletedFile } from '../../common/protocol/native-protocol.js';
+
+export type SessionApi = 'native' | 'seed';
+/** `completing` is never persisted as final: after a crash such a session is open again. */
+export type SessionState = 'open' | 'completing' | 'complete';
+
+/** One upload session as stored in SQLite. Times are epoch milliseconds. */
+export interface SessionRecord {
+  id: string;
+  api: SessionApi;
+  uploader: string;
+  /** Normalised relative path (the seed's `filename`). */
+  path: string;
+  size: number;
+  /** Native only. */
+  fingerprint: string | null;
+  /** Native only; the seed's chunks have whatever size the client sends. */
+  chunkSize: number | null;
+  chunkCount: number;
+  /** Native: the sha256 given at create, if any. */
+  sha256Hint: string | null;
+  /** Seed: the MD5 given at init, if any. */
+  md5Expected: string | null;
+  metadata: Record<string, unknown> | null;
+  replace: boolean;
+  /** Compression at rest was asked for and the size reaches the threshold. */
+  compress: boolean;
+  state: SessionState;
+  createdAt: number;
+  updatedAt: number;
+  expiresAt: number;
+  /** Set when complete: the answer repeated to a client that completes again. */
+  result: CompletionResult | null;
+}
+
+/** What a completed session remembers (its tombstone), for both APIs. */
+export interface CompletionResult {
+  file: CompletedFile;
+  /** The path actually used (the seed API may store under a unique name). */
+  storedPath: string;
+  md5: string | null;
+  compressedLocation: string | null;
+  compressionPending: boolean;
+}
+
+export interface ChunkRecord {
+  index: number;
+  size: number;
+  crc: number;
+  /** Seed only: byte offset in the data blob once appended, else null. */
+  offset: number | null;
+}
+
+/** A completed file in the index. */
+export interface FileRecord {
+  uploader: string;
+  path: string;
+  size: number;
+  sha256: string;
+  md5: string | null;
+  fingerprint: string;
+  completedAt: number;
+  metadata: Record<string, unknown> | null;
+  compressedSize: number | null;
+  sessionId: string | null;
+}

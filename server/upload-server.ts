@@ -1,0 +1,154 @@
+import http from 'node:http';
+import https from 'node:https';
+import type { AddressInfo, Socket } from 'node:net';
+import path from 'node:path';
+import { UploadError } from '../common/errors/upload-error.js';
+import type { ConfigOf } from '../common/config/index.js';
+import { GzipAtRest } from './compression/gzip-at-rest.js';
+import { createApp, parseTrustProxy } from './http/app.js';
+import { handleClientError } from './http/client-error.js';
+import { loadTokens } from './http/load-tokens.js';
+import { createRouteLimits } from './http/rate-limits.js';
+import { createLogger, type Logger } from './logging/logger.js';
+import { serverOptions, type serverOptionSpecs, type ServerConfig } from './server-options.js';
+import { ExpirySweeper } from './sessions/expiry-sweeper.js';
+import { RuntimeRegistry } from './sessions/runtime-registry.js';
+import { SessionStore } from './sessions/session-store.js';
+import { recoverAtStartup } from './sessions/startup-recovery.js';
+import { LocalDiskStorage } from './storage/local-disk-storage.js';
+import type { UploadStorage } from './storage/upload-storage.js';
+import { loadTls } from './tls/load-tls.js';
+import type { UploadContext } from './uploads/upload-context.js';
+
+/** Options of createUploadServer: any server option (camelCase), plus what only a library caller can pass. */
+export type UploadServerOptions = Partial<ConfigOf<typeof serverOptionSpecs>> & {
+  /** A storage other than the local disk under uploadDir (tests inject faults with a decorator). */
+  storage?: UploadStorage;
+  /** A pino logger; by default one is made at logLevel, writing to stdout. */
+  logger?: Logger;
+};
+
+export interface UploadServer {
+  /** `http://127.0.0.1:PORT` or `https://…`; the host is bracketed for IPv6. */
+  readonly url: string;
+  readonly address: AddressInfo;
+  readonly port: number;
+  /** The resolved configuration. */
+  readonly config: ServerConfig;
+  readonly storageRoot: string;
+  /** Deletes expired sessions now (also runs every cleanupInterval). */
+  sweepExpired(): Promise<void>;
+  /**
+   * Stops accepting connections, lets requests in flight finish for up to shutdownTimeout, then
+   * closes the remaining connections, the session store and the background work.
+   */
+  close(): Promise<void>;
+}
+
+/**
+ * Starts the receiving server: validates the options (a bad value is an UploadError naming the
+ * option), refuses to listen on a non-loopback address without tokens unless allowAnonymous,
+ * loads TLS (never falling back to HTTP), opens the storage and the session store, recovers
+ * from a crash, and listens. `port: 0` picks a free port; `url` reports it.
+ */
+export async function createUploadServer(options: UploadServerOptions = {}): Promise<UploadServer> {
+  const { storage: injectedStorage, logger, ...values } = options;
+  const config = serverOptions.resolve(serverOptions.parse(values, 'options'));
+  const log = logger ?? createLogger(config.logLevel);
+
+  const tokens = loadTokens(config.tokensFile, config.tokens);
+  const loopback = isLoopback(config.host);
+  if (!loopback && tokens.size === 0 && !config.allowAnonymous) {
+    throw new UploadError(
+      'CONFIG_INVALID',
+      `Refusing to listen on ${config.host} without tokens: set a tokens file (--tokens-file) or UPLOAD_SERVER_TOKENS, or pass --allow-anonymous to accept anyone`,
+    );
+  }
+  const anonymousAllowed = tokens.size === 0 || config.allowAnonymous;
+  const tls = loadTls(config.sslCert, config.sslKey);
+
+  const storage = injectedStorage ?? (await LocalDiskStorage.open(config.uploadDir));
+  const store = new SessionStore(path.join(config.uploadDir, 'state', 'uploads.db'));
+  let server: http.Server | undefined;
+  try {
+    await recoverAtStartup(store, storage, log);
+    const gzip = new GzipAtRest(storage, store, log, config.compressionLevel);
+    const context: UploadContext = { config, store, storage, runtimes: new RuntimeRegistry(store), gzip, log };
+    const app = createApp({ context, tokens, anonymousAllowed, limits: createRouteLimits(config, log), log, trustProxy: parseTrustProxy(config.trustProxy) });
+
+    const serverOptions: http.ServerOptions = {
+      headersTimeout: config.headersTimeout * 1000,
+      requestTimeout: config.requestTimeout * 1000,
+      keepAliveTimeout: config.keepAliveTimeout * 1000,
+      connectionsCheckingInterval: Math.max(100, Math.min(30_000, (config.headersTimeout * 1000) / 4)),
+    };
+    server = tls ? https.createServer({ ...serverOptions, cert: tls.cert, key: tls.key }, app) : http.createServer(serverOptions, app);
+    server.setTimeout(config.idleTimeout * 1000);
+    server.on('clientError', handleClientError(log));
+    const sockets = new Set<Socket>();
+    server.on(tls ? 'secureConnection' : 'connection', (socket: Socket) => {
+      sockets.add(socket);
+      socket.once('close', () => sockets.delete(socket));
+    });
+
+    await listen(server, config.port, config.host);
+    const address = server.address() as AddressInfo;
+    const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+    const url = `${tls ? 'https' : 'http'}://${host}:${address.port}`;
+    const sweeper = new ExpirySweeper(context);
+    sweeper.start();
+    log.info(
+      { event: 'listening', url, uploadDir: storage.root, tls: Boolean(tls), auth: tokens.size > 0 ? `${tokens.size} tokens` : 'open', anonymousAllowed, rateLimit: config.rateLimit },
+      `Upload server listening on ${url}`,
+    );
+
+    const listening = server;
+    let closing: Promise<void> | undefined;
+    const close = async (): Promise<void> => {
+      const stopped = new Promise<void>((resolve) => listening.close(() => resolve()));
+      listening.closeIdleConnections();
+      const deadline = new Promise<void>((resolve) => setTimeout(resolve, config.shutdownTimeout * 1000).unref());
+      await Promise.race([stopped, deadline]);
+      listening.closeAllConnections();
+      for (const socket of sockets) socket.destroy();
+      await stopped;
+      await sweeper.stop();
+      await Promise.race([gzip.close(), new Promise((resolve) => setTimeout(resolve, 1000).unref())]);
+      await Promise.allSettled(context.runtimes.all().map((runtime) => runtime.pump));
+      store.close();
+      log.info({ event: 'closed' }, 'Upload server closed');
+    };
+    return {
+      url,
+      address,
+      port: address.port,
+      config,
+      storageRoot: storage.root,
+      sweepExpired: () => sweeper.sweep(),
+      close: () => (closing ??= close()),
+    };
+  } catch (error) {
+    server?.close();
+    store.close();
+    throw error;
+  }
+}
+
+function listen(server: http.Server, port: number, host: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const onError = (error: NodeJS.ErrnoException): void => {
+      reject(new UploadError('CONFIG_INVALID', `Cannot listen on ${host}:${port}: ${error.code === 'EADDRINUSE' ? 'the port is in use' : error.message}`, { cause: error }));
+    };
+    server.once('error', onError);
+    server.listen(port, host, () => {
+      server.off('error', onError);
+      resolve();
+    });
+  });
+}
+
+/** 127.0.0.0/8, ::1 and localhost count as loopback: the seed's curl examples need an open server there. */
+export function isLoopback(host: string): boolean {
+  const h = host.toLowerCase().replace(/^\[|\]$/g, '');
+  return h === 'localhost' || h === '::1' || /^127\.\d+\.\d+\.\d+$/.test(h) || h === '::ffff:127.0.0.1';
+}

@@ -1,0 +1,24 @@
+import type { GzipAtRest } from '../compression/gzip-at-rest.js';
+import type { Logger } from '../logging/logger.js';
+import type { ServerConfig } from '../server-options.js';
+import type { RuntimeRegistry } from '../sessions/runtime-registry.js';
+import type { SessionStore } from '../sessions/session-store.js';
+import type { UploadStorage } from '../storage/upload-storage.js';
+
+/** What every upload operation works with; built once by createUploadServer. */
+export interface UploadContext {
+  readonly config: ServerConfig;
+  readonly store: SessionStore;
+  readonly storage: UploadStorage;
+  readonly runtimes: RuntimeRegistry;
+  readonly gzip: GzipAtRest;
+  readonly log: Logger;
+}
+
+/** The name of the `data` blob every session assembles its file in. */
+export const DATA_BLOB = 'data';
+
+/** The blob of one seed chunk, before it is appended to `data`. */
+export function seedChunkBlob(index: number): string {
+  return `chunk-${index}`;
+}

@@ -1,0 +1,115 @@
+import { readFile, readdir } from 'node:fs/promises';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { routes } from '../../common/protocol/native-protocol.js';
+import { call, createSession, putChunk, readChunk, uploadFile } from '../helpers/native-upload.js';
+import { sha256OfFile, writeRandomFile } from '../helpers/random-file.js';
+import { startTestServer, type TestServer } from '../helpers/start-server.js';
+import { createTempDir, type TempDir } from '../helpers/tmp-dir.js';
+
+const KiB = 1024;
+const MiB = 1024 * KiB;
+
+let server: TestServer;
+let files: TempDir;
+
+beforeAll(async () => {
+  server = await startTestServer();
+  files = await createTempDir('native-files');
+});
+afterAll(async () => {
+  await server?.close();
+  await files?.remove();
+});
+
+describe('native protocol', () => {
+  it('uploads a file sent in order and stores it byte-identical, leaving nothing in temp', async () => {
+    const file = path.join(files.path, 'in-order.bin');
+    const sha = await writeRandomFile(file, 3 * MiB + 123);
+    const result = await uploadFile(server.url, file, 'run1/in-order.bin', { chunkSize: 1 * MiB });
+    expect(result.create.status).toBe(201);
+    expect(result.chunkAnswers.map((a) => a.status)).toEqual([200, 200, 200, 200]);
+    expect(result.complete.status).toBe(200);
+    expect(result.complete.json).toMatchObject({ state: 'complete', path: 'run1/in-order.bin', size: 3 * MiB + 123, sha256: sha });
+    expect(await sha256OfFile(server.completedPath('anonymous', 'run1/in-order.bin'))).toBe(sha);
+    expect(await readdir(path.join(server.uploadDir, 'temp'))).toEqual([]);
+  });
+
+  it('uploads out-of-order parallel chunks byte-identical', async () => {
+    const file = path.join(files.path, 'shuffled.bin');
+    const sha = await writeRandomFile(file, 10 * MiB + 7);
+    const result = await uploadFile(server.url, file, 'shuffled.bin', {
+      chunkSize: 1 * MiB,
+      parallel: 4,
+      order: (indexes) => [...indexes].sort(() => Math.random() - 0.5).reverse(),
+    });
+    expect(result.chunkAnswers.every((a) => a.status === 200 && a.json.duplicate === false)).toBe(true);
+    expect(result.complete.status).toBe(200);
+    expect(await sha256OfFile(server.completedPath('anonymous', 'shuffled.bin'))).toBe(sha);
+  });
+
+  it('resumes: asking again returns the same session with the chunks held, and the stored file answers complete', async () => {
+    const file = path.join(files.path, 'resume.bin');
+    const sha = await writeRandomFile(file, 3 * MiB);
+    const first = await createSession(server.url, file, { path: 'resume.bin', chunkSize: MiB });
+    const id = first.json.id as string;
+    expect((await putChunk(server.url, id, 1, await readChunk(file, 1, MiB, 3 * MiB))).status).toBe(200);
+    const again = await createSession(server.url, file, { path: 'resume.bin', chunkSize: 4 * MiB });
+    expect(again.status).toBe(200);
+    expect(again.json).toMatchObject({ state: 'open', id, resumed: true, received: [1], chunkSize: MiB });
+    const duplicate = await putChunk(server.url, id, 1, await readChunk(file, 1, MiB, 3 * MiB));
+    expect(duplicate.json).toMatchObject({ duplicate: true, receivedCount: 1 });
+    const status = await call(server.url, 'GET', routes.session(id));
+    expect(status.json).toMatchObject({ state: 'open', received: [1] });
+    const done = await uploadFile(server.url, file, 'resume.bin');
+    expect(done.complete.json).toMatchObject({ state: 'complete', sha256: sha });
+    const repeat = await call(server.url, 'POST', routes.complete(id), { sha256: sha });
+    expect(repeat.status).toBe(200);
+    expect(repeat.json).toEqual(done.complete.json);
+    const already = await createSession(server.url, file, { path: 'resume.bin' });
+    expect(already.status).toBe(200);
+    expect(already.json).toMatchObject({ state: 'complete', sha256: sha });
+    const lookup = await call(server.url, 'GET', routes.file('resume.bin'));
+    expect(lookup.json).toMatchObject({ state: 'complete', sha256: sha });
+  });
+
+  it('refuses a corrupted chunk with 422 and acknowledges nothing', async () => {
+    const file = path.join(files.path, 'corrupt.bin');
+    await writeRandomFile(file, 2 * MiB);
+    const created = await createSession(server.url, file, { path: 'corrupt.bin', chunkSize: MiB });
+    const id = created.json.id as string;
+    const data = await readChunk(file, 0, MiB, 2 * MiB);
+    const good = (await import('../helpers/native-upload.js')).crcHeader(data);
+    const flipped = Buffer.from(data);
+    flipped[12345] = flipped[12345]! ^ 0x10;
+    const answer = await putChunk(server.url, id, 0, flipped, { checksum: good });
+    expect(answer.status).toBe(422);
+    expect(answer.json).toMatchObject({ success: false, code: 'CHUNK_CHECKSUM_MISMATCH' });
+    const status = await call(server.url, 'GET', routes.session(id));
+    expect(status.json.received).toEqual([]);
+  });
+
+  it('refuses to complete with chunks missing and names them', async () => {
+    const file = path.join(files.path, 'missing.bin');
+    const sha = await writeRandomFile(file, 5 * MiB);
+    const result = await uploadFile(server.url, file, 'missing.bin', { chunkSize: MiB, skip: [1, 3] });
+    expect(result.complete.status).toBe(409);
+    expect(result.complete.json).toMatchObject({ success: false, code: 'CHUNKS_MISSING', missing: [1, 3] });
+    expect(result.complete.json.error).toMatch(/chunks 1, 3/);
+    expect(sha).toHaveLength(64);
+  });
+
+  it('cancels a session and deletes its data', async () => {
+    const file = path.join(files.path, 'cancel.bin');
+    await writeRandomFile(file, 2 * MiB);
+    const created = await createSession(server.url, file, { path: 'cancel.bin', chunkSize: MiB });
+    const id = created.json.id as string;
+    await putChunk(server.url, id, 0, await readChunk(file, 0, MiB, 2 * MiB));
+    expect(await readdir(path.join(server.uploadDir, 'temp'))).toContain(id);
+    const cancelled = await call(server.url, 'DELETE', routes.session(id));
+    expect(cancelled.status).toBe(204);
+    expect(await readdir(path.join(server.uploadDir, 'temp'))).not.toContain(id);
+    expect((await call(server.url, 'GET', routes.session(id))).status).toBe(404);
+    expect((await readFile(file)).length).toBe(2 * MiB);
+  });
+});
