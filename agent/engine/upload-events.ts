@@ -34,6 +34,10 @@ export interface UploadSnapshot {
   queuedAt: string;
   startedAt: string | undefined;
   finishedAt: string | undefined;
+  /** The stable UploadError code of `lastError`, when there is one. */
+  errorCode?: string | undefined;
+  /** For a completed upload: true when the server already held the content and nothing was sent. */
+  deduplicated?: boolean | undefined;
 }
 
 export interface ProgressEvent {
@@ -80,4 +84,6 @@ export interface NetworkManagerEvents {
   state: [UploadSnapshot];
   online: [];
   offline: [{ reason: string }];
+  /** An upload was cancelled (`cancel()`) and removed from the status; the snapshot is its last state. */
+  cancelled: [UploadSnapshot];
 }
