@@ -9,10 +9,11 @@ import { createSessionRoute } from '../routes/native/create-session.js';
 import { getFileRoute } from '../routes/native/get-file.js';
 import { getSessionRoute } from '../routes/native/get-session.js';
 import { putChunkRoute } from '../routes/native/put-chunk.js';
-
-
-
-
+import { seedFinalizeRoute } from '../routes/seed/finalize-upload.js';
+import { seedInitRoute } from '../routes/seed/init-upload.js';
+import { listUploadsRoute } from '../routes/seed/list-uploads.js';
+import { seedChunkRoute } from '../routes/seed/upload-chunk.js';
+import { seedStatusRoute } from '../routes/seed/upload-status.js';
 
 import type { UploadContext } from '../uploads/upload-context.js';
 import { authenticate, requireToken } from './auth.js';
@@ -54,11 +55,11 @@ export function createApp(options: AppOptions): Express {
   app.delete('/v1/sessions/:id', chain(auth, limits.nativeOther, cancelSessionRoute(context)));
   app.get('/v1/files/*path', chain(auth, limits.nativeOther, getFileRoute(context)));
 
-
-
-
-
-
+  app.post('/upload/init', chain(auth, limits.seedInit, jsonBody, seedInitRoute(context)));
+  app.post('/upload/chunk', chain(auth, limits.seedChunk, seedChunkRoute(context)));
+  app.post('/upload/finalize', chain(auth, limits.seedFinalize, jsonBody, seedFinalizeRoute(context)));
+  app.get('/upload/status/:uploadId', chain(auth, limits.seedOther, seedStatusRoute(context)));
+  app.get('/uploads', chain(auth, requireToken, limits.list, listUploadsRoute(context)));
 
   app.use((req, _res, next) => {
     const shown = req.path.length > 100 ? `${req.path.slice(0, 100)}…` : req.path;

@@ -52,6 +52,7 @@ export class LocalDiskStorage implements UploadStorage {
 
   async writeAt(sessionId: string, name: string, offset: number, source: AsyncIterable<Uint8Array>): Promise<number> {
     const file = this.#blob(sessionId, name);
+    await mkdir(path.dirname(file), { recursive: true });
     const handle = await open(file, constants.O_WRONLY | constants.O_CREAT);
     let position = offset;
     try {
@@ -87,6 +88,7 @@ export class LocalDiskStorage implements UploadStorage {
   }
 
   async renameBlob(sessionId: string, from: string, to: string, toSession = sessionId): Promise<void> {
+    await mkdir(this.#sessionDir(toSession), { recursive: true });
     await rename(this.#blob(sessionId, from), this.#blob(toSession, to));
   }
 

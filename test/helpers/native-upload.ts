@@ -23,7 +23,7 @@ export interface ClientOptions {
 export async function call<T = Record<string, unknown>>(base: string, method: string, route: string, body?: unknown, options: ClientOptions & { headers?: Record<string, string> } = {}): Promise<Answer<T>> {
   const headers: Record<string, string> = { ...options.headers };
   if (options.token) headers.authorization = `Bearer ${options.token}`;
-  let payload: BodyInit | undefined;
+  let payload: Uint8Array | string | undefined;
   if (body instanceof Uint8Array) payload = body;
   else if (body !== undefined) {
     headers['content-type'] ??= 'application/json';

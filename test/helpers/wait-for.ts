@@ -1,12 +1,10 @@
 /**
- * Polls a condition until it holds, with a generous deadline (tests never assert on timing;
- * they wait for conditions). Throws naming what it waited for.
+ * Polls `condition` until it returns a truthy value (which is returned) or `timeoutMs` passes
+ * (then throws, naming `what`). For tests on a loaded CI machine: wait for a condition with a
+ * generous deadline instead of sleeping a fixed time.
  */
-export async function waitFor<T>(
-  condition: () => T | Promise<T>,
-  options: { timeout?: number; interval?: number; what?: string } = {},
-): Promise<NonNullable<T>> {
-  const deadline = performance.now() + (options.timeout ?? 30_000);
+export async function waitFor<T>(condition: () => T | Promise<T>, what: string, timeoutMs = 20_000, intervalMs = 25): Promise<NonNullable<T>> {
+  const deadline = Date.now() + timeoutMs;
   let lastError: unknown;
   for (;;) {
     try {
@@ -15,10 +13,7 @@ export async function waitFor<T>(
     } catch (error) {
       lastError = error;
     }
-    if (performance.now() > deadline) {
-      const reason = lastError instanceof Error ? ` (last error: ${lastError.message})` : '';
-      throw new Error(`timed out waiting for ${options.what ?? 'a condition'}${reason}`);
-    }
-    await new Promise((resolve) => setTimeout(resolve, options.interval ?? 50));
+    if (Date.now() > deadline) throw new Error(`Timed out after ${timeoutMs} ms waiting for ${what}${lastError ? `: ${String(lastError)}` : ''}`);
+    await new Promise((resolve) => setTimeout(resolve, intervalMs));
   }
 }

@@ -1,0 +1,61 @@
+import { randomUUID } from 'node:crypto';
+import { MAX_CHUNK_COUNT, MAX_METADATA_BYTES } from '../../common/protocol/native-protocol.js';
+import { normaliseRelativePath } from '../../common/protocol/relative-path.js';
+import { hexDigest, optionalBoolean, optionalObject, optionalString, requiredInteger, requiredString, requireObject } from '../http/fields.js';
+import { logUploadStarted } from '../logging/upload-log.js';
+import type { SessionRecord } from '../sessions/session-record.js';
+import { SessionRuntime } from '../sessions/session-runtime.js';
+import { checkSizeAndSpace } from './disk-space.js';
+import type { UploadContext } from './upload-context.js';
+
+export interface SeedInitAnswer {
+  success: true;
+  upload_id: string;
+  message: string;
+  compression_enabled: boolean;
+}
+
+/**
+ * POST /upload/init (the seed's API): `{filename, filesize, chunks, metadata?, checksum?,
+ * compression?}`. Each init is a new session, as in the seed. `filename` may contain folders and
+ * follows the native path rules (no `..`, no absolute paths, ...).
+ */
+export async function initSeedSession(context: UploadContext, uploader: string, input: unknown): Promise<SeedInitAnswer> {
+  const body = requireObject(input);
+  const filename = normaliseRelativePath(requiredString(body, 'filename'), 'filename');
+  const size = requiredInteger(body, 'filesize');
+  const chunkCount = requiredInteger(body, 'chunks', 1, MAX_CHUNK_COUNT);
+  const metadata = optionalObject(body, 'metadata', MAX_METADATA_BYTES);
+  const checksum = optionalString(body, 'checksum');
+  const md5 = checksum === undefined || checksum === '' ? undefined : hexDigest('checksum (MD5)', checksum, 32);
+  const compression = optionalBoolean(body, 'compression') ?? false;
+  await checkSizeAndSpace(context, size, 'filesize');
+
+  const now = Date.now();
+  const record: SessionRecord = {
+    id: randomUUID(),
+    api: 'seed',
+    uploader,
+    path: filename,
+    size,
+    fingerprint: null,
+    chunkSize: null,
+    chunkCount,
+    sha256Hint: null,
+    md5Expected: md5 ?? null,
+    metadata: metadata ?? null,
+    replace: false,
+    compress: compression && size >= context.config.compressionThreshold,
+    state: 'open',
+    createdAt: now,
+    updatedAt: now,
+    expiresAt: now + context.config.sessionExpiry * 1000,
+    result: null,
+  };
+  await context.storage.createSession(record.id);
+  context.store.insertSession(record);
+  const runtime = new SessionRuntime(record, []);
+  context.runtimes.add(runtime);
+  logUploadStarted(context.log, runtime);
+  return { success: true, upload_id: record.id, message: `Upload initialized: ${filename}`, compression_enabled: record.compress };
+}

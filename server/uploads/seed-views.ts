@@ -1,0 +1,42 @@
+import type { FileRecord } from '../sessions/session-record.js';
+import type { SessionRuntime } from '../sessions/session-runtime.js';
+import type { UploadContext } from './upload-context.js';
+
+/** The seed's progress: the share of chunks received, in percent (as the seed computed it). */
+export function seedProgress(received: number, total: number): number {
+  return total === 0 ? 100 : Math.round((received / total) * 10000) / 100;
+}
+
+/** GET /upload/status/:id, the seed's fields plus `received_indexes` and `state`. */
+export function seedStatusView(context: UploadContext, runtime: SessionRuntime): Record<string, unknown> {
+  const r = runtime.record;
+  const complete = r.state === 'complete';
+  const received = complete ? r.chunkCount : runtime.chunks.size;
+  return {
+    success: true,
+    upload_id: r.id,
+    filename: r.path,
+    received_chunks: received,
+    total_chunks: r.chunkCount,
+    progress: seedProgress(received, r.chunkCount),
+    compression_enabled: r.compress,
+    received_indexes: complete ? Array.from({ length: r.chunkCount }, (_, i) => i) : runtime.receivedIndexes(),
+    state: complete ? 'complete' : r.state === 'completing' ? 'finalizing' : 'uploading',
+    ...(complete && r.result ? { file_path: context.storage.completedLocation(r.uploader, r.result.storedPath) } : {}),
+  };
+}
+
+/** One entry of GET /uploads: relative locations only, never absolute server paths. */
+export function seedFileView(context: UploadContext, file: FileRecord): Record<string, unknown> {
+  return {
+    filename: file.path,
+    file_path: context.storage.completedLocation(file.uploader, file.path),
+    size: file.size,
+    sha256: file.sha256,
+    checksum: file.md5,
+    completed_at: new Date(file.completedAt).toISOString(),
+    compressed_path: file.compressedSize !== null ? context.storage.compressedLocation(file.uploader, file.path) : null,
+    compressed_size: file.compressedSize,
+    metadata: file.metadata,
+  };
+}
