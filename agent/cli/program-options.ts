@@ -11,6 +11,10 @@ export const programOptionSpecs = {
     values: ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'],
     default: 'info',
   }),
+  createWatchDir: option.boolean({
+    doc: 'Create the watch folder when it does not exist (otherwise a missing folder is an error)',
+    default: false,
+  }),
   embeddedUploadDir: option.string({
     doc: 'Without --server: the storage folder of the bundled server the agent starts on 127.0.0.1',
     format: 'path',

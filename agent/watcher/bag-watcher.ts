@@ -123,6 +123,17 @@ export class BagWatcher extends EventEmitter<BagWatcherEvents> {
     return this.#options.quietPeriod * 1000;
   }
 
+  /** Changes timing settings at run time (the next pass of the rules uses them). */
+  setOptions(partial: Partial<Pick<BagWatcherOptions, 'settleTime' | 'quietPeriod' | 'rescanInterval'>>): void {
+    const rescanChanged = partial.rescanInterval !== undefined && partial.rescanInterval !== this.#options.rescanInterval;
+    this.#options = { ...this.#options, ...partial };
+    if (rescanChanged && this.#started && !this.#stopped) {
+      clearTimeout(this.#rescanTimer);
+      this.#scheduleRescan();
+    }
+    this.#schedule(0);
+  }
+
   /** Watches, then scans the backlog; resolves once the backlog is known. */
   async start(): Promise<void> {
     if (this.#started) return;

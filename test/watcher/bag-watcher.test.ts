@@ -49,7 +49,7 @@ describe('replaying the real rosbag2 timelines', () => {
       const writer = await replayTimeline(name, root);
       const bag = TIMELINES[name].bag;
       const expected = [...fixtureBag(bag).keys()].map((file) => `${bag}/${file}`).sort();
-      await waitFor(() => releases.length >= expected.length && releases.some((r) => r.role === 'metadata'), { timeout: 20_000, what: `all of ${bag} released` });
+      await waitFor(() => releases.length >= expected.length && releases.some((r) => r.role === 'metadata'), `all of ${bag} released`, 20_000);
       // Give a late duplicate a chance to show up.
       await watcher.rescan();
       await new Promise((resolve) => setTimeout(resolve, 1500));
@@ -75,7 +75,7 @@ describe('closing rules on real files', () => {
     const root = tempRoot();
     const { releases } = await startWatcher(root);
     const writer = await replayTimeline('mcap', root, { lingerMs: 2500 });
-    await waitFor(() => releases.some((r) => r.role === 'metadata'), { timeout: 20_000, what: 'metadata released' });
+    await waitFor(() => releases.some((r) => r.role === 'metadata'), 'metadata released', 20_000);
     for (const release of releases) {
       const record = writer.log.files.get(release.remotePath)!;
       expect(release.at).toBeGreaterThan(record.closedAt!);
@@ -103,7 +103,7 @@ describe('closing rules on real files', () => {
     expect(releases).toEqual([]);
     expect(watcher.waiting().map((w) => w.remotePath).sort()).toEqual(['g/g_0.mcap', 'g/g_1.mcap']);
     await writer.close('g/g_0.mcap');
-    await waitFor(() => releases.length === 1, { timeout: 10_000, what: 'g_0 released after its close' });
+    await waitFor(() => releases.length === 1, 'g_0 released after its close', 10_000);
     expect(releases[0]!.remotePath).toBe('g/g_0.mcap');
     expect(releases[0]!.at).toBeGreaterThan(writer.log.closedAt('g/g_0.mcap')!);
   });
@@ -121,10 +121,10 @@ describe('closing rules on real files', () => {
       }
     });
     writeSync(fd, Buffer.alloc(4096, 2));
-    await waitFor(() => watcher.waiting().some((w) => /held open for writing/.test(w.reason)), { timeout: 10_000, what: 'writer detected' });
+    await waitFor(() => watcher.waiting().some((w) => /held open for writing/.test(w.reason)), 'writer detected', 10_000);
     expect(releases).toEqual([]);
     closeSync(fd);
-    await waitFor(() => releases.length === 1, { timeout: 10_000, what: 'released once closed' });
+    await waitFor(() => releases.length === 1, 'released once closed', 10_000);
   });
 
   it('does not release an MCAP without its end magic', async () => {
@@ -134,7 +134,7 @@ describe('closing rules on real files', () => {
     writeFileSync(path.join(root, 'c', 'c_0.mcap'), cut);
     writeFileSync(path.join(root, 'c', 'c_1.mcap'), syntheticMcap(2048));
     const { releases, watcher } = await startWatcher(root, { quietPeriod: 0.2 });
-    await waitFor(() => watcher.waiting().some((w) => /no MCAP end magic/.test(w.reason)), { timeout: 10_000, what: 'missing magic reported' });
+    await waitFor(() => watcher.waiting().some((w) => /no MCAP end magic/.test(w.reason)), 'missing magic reported', 10_000);
     expect(releases).toEqual([]);
   });
 
@@ -145,12 +145,12 @@ describe('closing rules on real files', () => {
     expect(watcher.markClosed('rel_bag/rel_bag_0.db3')).toBe(false);
     mkdirSync(path.join(root, 'rel_bag'));
     writeFileSync(path.join(root, 'rel_bag', 'rel_bag_0.db3'), Buffer.alloc(1000, 3));
-    await waitFor(() => releases.length === 1, { timeout: 10_000, what: 'pending mark applied' });
+    await waitFor(() => releases.length === 1, 'pending mark applied', 10_000);
     writeFileSync(path.join(root, 'rel_bag', 'rel_bag_1.db3'), Buffer.alloc(1000, 3));
-    await waitFor(() => watcher.phaseOf(path.join(watcher.root, 'rel_bag', 'rel_bag_1.db3')) === 'open', { timeout: 10_000, what: 'split 1 seen' });
+    await waitFor(() => watcher.phaseOf(path.join(watcher.root, 'rel_bag', 'rel_bag_1.db3')) === 'open', 'split 1 seen', 10_000);
     expect(watcher.markClosed('/elsewhere/other_bag/rel_bag_1.db3')).toBe(false);
     expect(watcher.markClosed('/some/recorder/cwd/rel_bag/rel_bag_1.db3')).toBe(true);
-    await waitFor(() => releases.length === 2, { timeout: 10_000, what: 'marked split released' });
+    await waitFor(() => releases.length === 2, 'marked split released', 10_000);
     expect(releases.map((r) => r.signal)).toEqual(['marked', 'marked']);
   });
 
@@ -167,7 +167,7 @@ describe('closing rules on real files', () => {
       isUploaded: (file) => verified.has(path.basename(file)),
       wasUploaded: (file) => path.basename(file) === 'mcap_plain_2.mcap',
     });
-    await waitFor(() => releases.some((r) => r.role === 'metadata'), { timeout: 15_000, what: 'backlog released' });
+    await waitFor(() => releases.some((r) => r.role === 'metadata'), 'backlog released', 15_000);
     expect(releases.map((r) => path.basename(r.path))).toEqual(['mcap_plain_2.mcap', 'mcap_plain_3.mcap', 'metadata.yaml']);
     expect(releases[0]!.replace).toBe(true);
     expect(releases[1]!.replace).toBe(false);
@@ -175,7 +175,7 @@ describe('closing rules on real files', () => {
     // A file that changes during its upload goes back to confirmation and is released again, with replace.
     const target = releases[1]!;
     watcher.changedDuringUpload(target.path);
-    await waitFor(() => releases.length === 4, { timeout: 10_000, what: 're-release' });
+    await waitFor(() => releases.length === 4, 're-release', 10_000);
     expect(releases[3]).toMatchObject({ path: target.path, replace: true });
   });
 
@@ -187,12 +187,12 @@ describe('closing rules on real files', () => {
     await writer.create('z/z_1.mcap', syntheticMcap(4096));
     cleanups.push(() => writer.closeAll());
     // A slow compressor: the plain split is closed and confirmed long before its .zstd shows up.
-    await waitFor(() => releases.length === 1, { timeout: 10_000, what: 'plain split released' });
+    await waitFor(() => releases.length === 1, 'plain split released', 10_000);
     await writer.writeWhole('z/z_0.mcap.zstd', Buffer.from('28b52ffd00', 'hex'));
-    await waitFor(() => withdrawn.length === 1, { timeout: 10_000, what: 'plain split withdrawn' });
+    await waitFor(() => withdrawn.length === 1, 'plain split withdrawn', 10_000);
     expect(withdrawn[0]!.remotePath).toBe('z/z_0.mcap');
     await writer.delete('z/z_0.mcap');
-    await waitFor(() => releases.length === 2, { timeout: 10_000, what: '.zstd released' });
+    await waitFor(() => releases.length === 2, '.zstd released', 10_000);
     expect(releases[1]!.remotePath).toBe('z/z_0.mcap.zstd');
   });
 
@@ -203,7 +203,7 @@ describe('closing rules on real files', () => {
     writeFileSync(path.join(root, 'run', 'scratch', 'scratch_0.db3'), 'x');
     writeFileSync(path.join(root, 'run', 'metadata.yaml'), 'y');
     const { releases } = await startWatcher(root, { quietPeriod: 0.2, include: ['*.json'], exclude: ['scratch'] });
-    await waitFor(() => releases.length === 2, { timeout: 10_000, what: 'notes and metadata' });
+    await waitFor(() => releases.length === 2, 'notes and metadata', 10_000);
     expect(releases.map((r) => r.remotePath)).toEqual(['run/notes.json', 'run/metadata.yaml']);
   });
 });
