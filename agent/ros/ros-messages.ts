@@ -21,6 +21,7 @@ export interface UploadStatusMessage {
   eta: number;
   attempt: number;
   last_error: string;
+  error_code: string;
   sha256: string;
   priority: number;
 }

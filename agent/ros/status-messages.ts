@@ -2,6 +2,7 @@ import type { AgentStatus } from '../agent-controller.js';
 import type { UploadSnapshot, UploadState } from '../engine/upload-events.js';
 import type { UploadQueueMessage, UploadStatusMessage } from './ros-messages.js';
 import type { RosTime } from './ros-seam.js';
+import { errorCodeOf } from './diagnostic-levels.js';
 import { pendingStatesInOrder, uploadStates, uploadStatusState } from './upload-status-state.js';
 
 /** At most this many entries in UploadQueue.uploads (the counts cover the rest). */
@@ -24,6 +25,7 @@ export function uploadStatusMessage(upload: UploadSnapshot, stamp: RosTime): Upl
     eta: upload.etaSeconds === undefined || !Number.isFinite(upload.etaSeconds) ? -1 : Math.max(0, upload.etaSeconds),
     attempt: clampInteger(upload.attempt, 0, UINT32_MAX),
     last_error: upload.lastError ?? '',
+    error_code: errorCodeOf(upload) ?? '',
     sha256: upload.sha256 ?? '',
     priority: clampInteger(upload.priority, 0, 255),
   };
