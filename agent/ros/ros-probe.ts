@@ -35,7 +35,8 @@ export async function probeRos(options: ProbeOptions = {}): Promise<RosAvailabil
     return { available: true, binding: await load() };
   } catch (error) {
     const detail = error instanceof Error ? error.message.split('\n')[0] : String(error);
-    const notInstalled = (error as { code?: string }).code === 'ERR_MODULE_NOT_FOUND' && /rclnodejs/.test(String(detail));
+    // Node says ERR_MODULE_NOT_FOUND "Cannot find package 'rclnodejs'"; bundlers word it otherwise.
+    const notInstalled = /cannot find (package|module) ['"]rclnodejs['"]|could not resolve ['"]rclnodejs['"]/i.test(String(detail));
     return {
       available: false,
       reason: notInstalled

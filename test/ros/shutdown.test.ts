@@ -1,0 +1,106 @@
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { SHUTDOWN_DRAIN_SECONDS } from '../../agent/ros/index.js';
+import { startFakeNode } from './helpers/start-fake-node.js';
+
+/** Waits until `condition` holds, flushing microtasks (no wall-clock waiting). */
+async function until(condition: () => boolean): Promise<void> {
+  for (let i = 0; i < 1000 && !condition(); i += 1) await Promise.resolve();
+  expect(condition()).toBe(true);
+}
+
+describe('startup and shutdown', () => {
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
+  it('inits rclnodejs with the full argv, removes its signal handler and creates upload_agent', async () => {
+    const run = await startFakeNode({ rosArgs: ['-p', 'bandwidth_limit:=5000'] });
+    expect(run.ros.initArgv).toEqual(['/usr/bin/node', '/opt/agent/dist/agent/cli/main.js', 'watch', '--ros-args', '-p', 'bandwidth_limit:=5000']);
+    expect(run.ros.removeSignalHandlersCount).toBeGreaterThanOrEqual(1);
+    expect(run.node.name).toBe('upload_agent');
+    expect(run.rosSettings).toEqual({ bandwidthLimit: 5000 });
+    expect(run.signals.listenerCount('SIGINT')).toBe(1);
+    expect(run.signals.listenerCount('SIGTERM')).toBe(1);
+    await run.handle.shutdown();
+  });
+
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    it(`${signal} drains the agent, destroys the node and shuts rclnodejs down once, then exits 0`, async () => {
+      const run = await startFakeNode();
+      run.signals.emit(signal, signal);
+      await run.handle.closed;
+      await until(() => run.exits.length > 0);
+      expect(run.exits).toEqual([0]);
+      expect(run.agent.calls.stop).toBe(1);
+      expect(run.node.destroyCount).toBe(1);
+      expect(run.ros.shutdownCount).toBe(1);
+      expect(run.agent.listenerCount).toBe(0);
+      expect(run.node.timers.every((timer) => timer.cancelled)).toBe(true);
+      expect(run.signals.listenerCount('SIGINT')).toBe(0);
+      expect(run.signals.listenerCount('SIGTERM')).toBe(0);
+      // Idempotent.
+      await run.handle.shutdown();
+      expect(run.node.destroyCount).toBe(1);
+      expect(run.ros.shutdownCount).toBe(1);
+      expect(run.agent.calls.stop).toBe(1);
+    });
+  }
+
+  it('status keeps flowing while the agent drains; the node goes down after', async () => {
+    const run = await startFakeNode();
+    let finishDrain: () => void = () => {};
+    run.agent.stopWork = () => new Promise<void>((resolve) => (finishDrain = resolve));
+    run.signals.emit('SIGTERM', 'SIGTERM');
+    await until(() => run.agent.calls.stop === 1);
+    run.agent.update('a', { state: 'completed' });
+    expect(run.node.messages('upload_status')).toHaveLength(1);
+    expect(run.node.destroyCount).toBe(0);
+    finishDrain();
+    await run.handle.closed;
+    expect(run.node.destroyCount).toBe(1);
+    await until(() => run.exits.length > 0);
+    expect(run.exits).toEqual([0]);
+  });
+
+  it(`an agent that does not stop within ${SHUTDOWN_DRAIN_SECONDS} s does not keep the node alive`, async () => {
+    vi.useFakeTimers();
+    const run = await startFakeNode();
+    run.agent.stopWork = () => new Promise<void>(() => {});
+    run.signals.emit('SIGINT', 'SIGINT');
+    await vi.advanceTimersByTimeAsync(SHUTDOWN_DRAIN_SECONDS * 1000);
+    await run.handle.closed;
+    expect(run.ros.shutdownCount).toBe(1);
+    expect(run.node.destroyCount).toBe(1);
+    expect(run.exits).toEqual([0]);
+    expect(run.warnings().map((line) => line.msg)).toContain(`the agent did not finish stopping within ${SHUTDOWN_DRAIN_SECONDS} s; the ROS node goes down anyway`);
+  });
+
+  it('a second signal while draining exits at once with 1, still shutting ROS down only once', async () => {
+    const run = await startFakeNode();
+    let finishDrain: () => void = () => {};
+    run.agent.stopWork = () => new Promise<void>((resolve) => (finishDrain = resolve));
+    run.signals.emit('SIGINT', 'SIGINT');
+    run.signals.emit('SIGINT', 'SIGINT');
+    expect(run.exits).toEqual([1]);
+    expect(run.ros.shutdownCount).toBe(1);
+    expect(run.node.destroyCount).toBe(1);
+    finishDrain();
+    await run.handle.closed;
+    expect(run.ros.shutdownCount).toBe(1);
+    expect(run.node.destroyCount).toBe(1);
+  });
+
+  it('a failing agent.stop() is logged, and ROS still goes down once', async () => {
+    const run = await startFakeNode();
+    run.agent.stopWork = async () => {
+      throw new Error('journal locked');
+    };
+    run.signals.emit('SIGTERM', 'SIGTERM');
+    await run.handle.closed;
+    await until(() => run.exits.length > 0);
+    expect(run.ros.shutdownCount).toBe(1);
+    // The drain failure is logged; shutdown itself completed, so the exit code is 0.
+    expect(run.exits).toEqual([0]);
+    expect(run.lines.some((line) => line.msg === 'the agent failed to stop cleanly')).toBe(true);
+  });
+});
