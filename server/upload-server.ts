@@ -67,8 +67,8 @@ export async function createUploadServer(options: UploadServerOptions = {}): Pro
   const anonymousAllowed = tokens.size === 0 || config.allowAnonymous;
   const tls = loadTls(config.sslCert, config.sslKey);
 
-  const storage = injectedStorage ?? (await LocalDiskStorage.open(config.uploadDir));
-  const store = new SessionStore(path.join(config.uploadDir, 'state', 'uploads.db'));
+  const storage = injectedStorage ?? (await openStorage(config.uploadDir));
+  const store = openStore(config.uploadDir);
   let server: http.Server | undefined;
   try {
     await recoverAtStartup(store, storage, log);
@@ -131,6 +131,23 @@ export async function createUploadServer(options: UploadServerOptions = {}): Pro
     server?.close();
     store.close();
     throw error;
+  }
+}
+
+async function openStorage(uploadDir: string): Promise<UploadStorage> {
+  try {
+    return await LocalDiskStorage.open(uploadDir);
+  } catch (error) {
+    throw new UploadError('STATE_DIR', `Cannot use the upload folder ${uploadDir}: ${(error as Error).message}`, { cause: error });
+  }
+}
+
+function openStore(uploadDir: string): SessionStore {
+  const file = path.join(uploadDir, 'state', 'uploads.db');
+  try {
+    return new SessionStore(file);
+  } catch (error) {
+    throw new UploadError('STATE_DIR', `Cannot open the session database ${file}: ${(error as Error).message}`, { cause: error });
   }
 }
 

@@ -68,7 +68,7 @@ export async function readChunkForm(
       const maxSize = target?.maxSize ?? fallbackMaxSize;
       const verifier = new ChunkVerifier(maxSize);
       writing = storage
-        .writeAt(session, blob, 0, verifier.through(stream))
+        .writeAt(session, blob, 0, verifier.through(stream.iterator({ destroyOnReturn: false })))
         .then(() => {
           if ((stream as { truncated?: boolean }).truncated) throw new UploadError('CHUNK_SIZE_MISMATCH', `the chunk is larger than the file (${maxSize} bytes)`);
           part = { session, blob, size: verifier.length, crc: verifier.crc };

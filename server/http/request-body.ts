@@ -26,6 +26,9 @@ export function requestBody(req: IncomingMessage, encoding: 'identity' | 'gzip')
   };
   if (encoding === 'identity') return { source: req.iterator({ destroyOnReturn: false }), discardRest };
   const gunzip = createGunzip();
+  // The consumer starts iterating only after opening its file; until then an error (not gzip at
+  // all) must not be an uncaught 'error' event. The iteration still sees it (the stream errored).
+  gunzip.on('error', () => undefined);
   const onClose = (): void => {
     if (!req.complete) gunzip.destroy(new UploadError('BAD_REQUEST', 'the client closed the connection before the body ended'));
   };

@@ -9,7 +9,7 @@ export const REDACTED_PATHS = ['req.headers.authorization', 'headers.authorizati
  * The server's pino logger: JSON lines on stdout (one per event, as the seed's log lines were),
  * with secrets redacted.
  */
-export function createLogger(level: string, destination: NodeJS.WritableStream | number = 1): Logger {
-  const stream = typeof destination === 'number' ? pino.destination({ fd: destination, sync: false }) : destination;
+export function createLogger(level: string, destination: NodeJS.WritableStream | number = 1, options: { sync?: boolean } = {}): Logger {
+  const stream = typeof destination === 'number' ? pino.destination({ fd: destination, sync: options.sync ?? false }) : destination;
   return pino({ name: 'ros2-upload-server', level, redact: { paths: REDACTED_PATHS, censor: '[redacted]' }, base: { pid: process.pid } }, stream);
 }

@@ -27,6 +27,8 @@ export class SessionRuntime {
   pumpError: Error | undefined;
   /** A completion in progress; concurrent completes share it. */
   completion: Promise<CompletionResult> | undefined;
+  /** Bytes of the prefix already flushed to disk (the pump flushes behind the prefix). */
+  flushedBytes = 0;
   /** Last 10% step logged. */
   loggedDecile = 0;
   /** Set once the session was cancelled or expired while a request was using it. */

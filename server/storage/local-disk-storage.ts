@@ -87,6 +87,15 @@ export class LocalDiskStorage implements UploadStorage {
     await truncate(this.#blob(sessionId, name), length);
   }
 
+  async flush(sessionId: string, name: string): Promise<void> {
+    const handle = await open(this.#blob(sessionId, name), 'r');
+    try {
+      await handle.datasync();
+    } finally {
+      await handle.close();
+    }
+  }
+
   async renameBlob(sessionId: string, from: string, to: string, toSession = sessionId): Promise<void> {
     await mkdir(this.#sessionDir(toSession), { recursive: true });
     await rename(this.#blob(sessionId, from), this.#blob(toSession, to));

@@ -31,6 +31,8 @@ export interface UploadStorage {
   /** Size of a blob, or undefined when it does not exist. */
   blobSize(sessionId: string, name: string): Promise<number | undefined>;
   truncate(sessionId: string, name: string, length: number): Promise<void>;
+  /** fdatasync a blob: flushes what was written so far (the pump does it behind the prefix, so completing only flushes the tail). */
+  flush(sessionId: string, name: string): Promise<void>;
   /** Atomically replaces blob `to` by blob `from`; `toSession` defaults to the same session. */
   renameBlob(sessionId: string, from: string, to: string, toSession?: string): Promise<void>;
   removeBlob(sessionId: string, name: string): Promise<void>;
