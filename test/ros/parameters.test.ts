@@ -4,7 +4,7 @@ import type { UploadQueueMessage } from '../../agent/ros/ros-messages.js';
 import { ParameterSchema, parameterTypeOf } from '../../agent/ros/ros-parameters.js';
 import { ParameterType } from '../../agent/ros/ros-seam.js';
 import { rosNames } from '../../agent/ros/upload-agent-node.js';
-import { defineOptions, option } from '../../common/config/index.js';
+import { defineOptions, option, type OptionSpec } from '../../common/config/index.js';
 import { startFakeNode, type FakeNodeRun } from './helpers/start-fake-node.js';
 
 const INT64_MAX = 2n ** 63n - 1n;
@@ -15,11 +15,11 @@ describe('parameters derived from the option set', () => {
   it('declares one snake_case parameter per agent option, with a type, description and range from its spec', async () => {
     const run = await startFakeNode();
     try {
-      const expected = agentOptions.keys().filter((key) => agentOptions.specs[key]!.ros !== false);
+      const expected = agentOptions.keys().filter((key) => (agentOptions.specs[key] as OptionSpec).ros !== false);
       expect(expected.length).toBeGreaterThan(20);
       expect([...run.node.declarations.keys()].sort()).toEqual(expected.map((key) => agentOptions.names(key).ros).sort());
       for (const key of expected) {
-        const spec = agentOptions.specs[key]!;
+        const spec = agentOptions.specs[key] as OptionSpec;
         const declaration = run.node.declarations.get(agentOptions.names(key).ros)!;
         expect(declaration.name).toMatch(/^[a-z][a-z0-9_]*$/);
         expect(declaration.type).toBe(parameterTypeOf(spec));
