@@ -30,6 +30,8 @@ export async function initSeedSession(context: UploadContext, uploader: string, 
   const md5 = checksum === undefined || checksum === '' ? undefined : hexDigest('checksum (MD5)', checksum, 32);
   const compression = optionalBoolean(body, 'compression') ?? false;
   await checkSizeAndSpace(context, size, 'filesize');
+  // Refuses now, not at finalize, a name that would leave the root through a symlink or whose folder is a file.
+  await context.storage.completedSize(uploader, filename);
 
   const now = Date.now();
   const record: SessionRecord = {

@@ -243,6 +243,10 @@ export interface ReplayOptions {
   lingerMs?: number;
   /** In file-compression mode, ms between closing a plain split and finishing its `.zstd`. */
   compressMs?: number;
+  /** In file-compression mode, ms between closing a plain split and creating its `.zstd` (a slow compressor). */
+  compressDelayMs?: number;
+  /** Size of the synthetic plain splits of the compression timeline. */
+  plainSize?: number;
   growInterval?: number;
 }
 
@@ -261,7 +265,13 @@ export async function replayTimeline(name: TimelineName, root: string, options: 
   const start = performance.now();
   const lingering: Promise<void>[] = [];
   const created: string[] = [];
-  const contentOf = (relPath: string): Buffer => fixture.get(path.posix.basename(relPath)) ?? syntheticMcap();
+  const plain = new Map<string, Buffer>();
+  const contentOf = (relPath: string): Buffer => {
+    const real = fixture.get(path.posix.basename(relPath));
+    if (real) return real;
+    if (!plain.has(relPath)) plain.set(relPath, syntheticMcap(options.plainSize));
+    return plain.get(relPath)!;
+  };
   for (const event of events) {
     const wait = start + event.t * scale - performance.now();
     if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
@@ -269,6 +279,7 @@ export async function replayTimeline(name: TimelineName, root: string, options: 
     if (kinds.has('ISDIR')) {
       await writer.mkdir(event.file);
     } else if (kinds.has('CREATE')) {
+      if (event.file.endsWith('.zstd') && options.compressDelayMs) await new Promise((resolve) => setTimeout(resolve, options.compressDelayMs));
       if (event.file.endsWith('.zstd') && options.compressMs) {
         // Compression takes a while: the .zstd grows, then the plain split is deleted.
         await writer.create(event.file, contentOf(event.file));

@@ -84,9 +84,16 @@ export async function uploadFile(
   base: string,
   file: string,
   relativePath: string,
-  options: ClientOptions & { chunkSize?: number; parallel?: number; order?: (indexes: number[]) => number[]; skip?: number[] } = {},
+  options: ClientOptions & {
+    chunkSize?: number;
+    parallel?: number;
+    order?: (indexes: number[]) => number[];
+    skip?: number[];
+    /** Extra fields of the create request (replace, compress, metadata...). */
+    create?: Partial<CreateSessionRequest>;
+  } = {},
 ): Promise<UploadResult> {
-  const create = await createSession(base, file, { path: relativePath, ...(options.chunkSize ? { chunkSize: options.chunkSize } : {}) }, options);
+  const create = await createSession(base, file, { path: relativePath, ...(options.chunkSize ? { chunkSize: options.chunkSize } : {}), ...options.create }, options);
   if (create.status >= 300 || create.json.state !== 'open') return { create, complete: create, chunkAnswers: [] };
   const { id, chunkSize, chunkCount, size, received } = create.json as { id: string; chunkSize: number; chunkCount: number; size: number; received: number[] };
   let indexes = Array.from({ length: chunkCount }, (_, i) => i).filter((i) => !received.includes(i) && !(options.skip ?? []).includes(i));
