@@ -1,4 +1,4 @@
-import { defineOptions, option } from '../../common/config/index.js';
+import { defineOptions, option, type ConfigOf } from '../../common/config/index.js';
 import { DEFAULT_CHUNK_SIZE, MAX_CHUNK_SIZE, MIN_CHUNK_SIZE } from '../../common/protocol/native-protocol.js';
 
 /**
@@ -8,17 +8,28 @@ import { DEFAULT_CHUNK_SIZE, MAX_CHUNK_SIZE, MIN_CHUNK_SIZE } from '../../common
  */
 export const engineOptionSpecs = {
   uploadUrl: option.string({
-    doc: 'Base URL of the receiving server, e.g. https://uploads.example.com:8080 (a trailing /upload, as in the seed, is accepted)',
+    doc: 'Base URL of the receiving server, e.g. https://uploads.example.com:8080 (a trailing /upload, as in the seed, is accepted); unset: the bundled server\'s default address on this machine',
     format: 'url',
     flag: 'server',
     rosName: 'server_url',
     env: 'UPLOAD_AGENT_SERVER_URL',
   }),
   token: option.string({ doc: 'Bearer token that identifies this robot to the server', secret: true }),
-  uploadTimeout: option.duration({ doc: 'Longest time one chunk request may take', default: 300, min: 0.01 }),
+  uploadTimeout: option.duration({
+    doc: 'Longest time one chunk request may take (time spent waiting for the bandwidth limit does not count)',
+    default: 300,
+    min: 0.01,
+  }),
   initTimeout: option.duration({ doc: 'Timeout for connecting, creating and completing an upload', default: 10, min: 0.01 }),
   stalledTimeout: option.duration({ doc: 'Abort and retry a request that moved no bytes for this long', default: 60, min: 0.01 }),
   maxRetries: option.integer({ doc: 'Retries of one chunk before the file goes back to the queue (or fails, on a permanent error)', default: 5, min: 0, max: 100 }),
+  retryDelay: option.duration({ doc: 'First retry delay; it doubles with each retry (with jitter) up to retryMaxDelay', default: 1, min: 0.001, max: 3600 }),
+  retryMaxDelay: option.duration({
+    doc: 'Longest retry delay; also how long a file that ran out of retries waits in the queue, and the longest interval of the reachability probe while offline',
+    default: 60,
+    min: 0.001,
+    max: 86400,
+  }),
   maxConcurrentUploads: option.integer({ doc: 'Files uploaded at the same time', default: 2, min: 1, max: 64 }),
   bandwidthLimit: option.size({ doc: 'Upload rate limit in bytes/s shared by all uploads; 0 means unlimited', default: 0, min: 0 }),
   chunkSize: option.size({ doc: 'Chunk size (the server may impose its own on a resumed session)', default: DEFAULT_CHUNK_SIZE, min: MIN_CHUNK_SIZE, max: MAX_CHUNK_SIZE }),
@@ -31,3 +42,6 @@ export const engineOptionSpecs = {
 };
 
 export const engineOptions = defineOptions(engineOptionSpecs, { envPrefix: 'UPLOAD_AGENT_' });
+
+/** The engine's validated settings. */
+export type EngineConfig = ConfigOf<typeof engineOptionSpecs>;

@@ -1,0 +1,280 @@
+import Database from 'better-sqlite3';
+import { mkdirSync } from 'node:fs';
+import path from 'node:path';
+import { UploadError } from '../../../common/errors/upload-error.js';
+import { JOURNAL_FILE, SCHEMA_VERSION, schemaSql } from './journal-schema.js';
+
+/** States stored in the journal (the engine's finer states are not persisted). */
+export type JournalState = 'queued' | 'completed' | 'failed';
+
+export interface UploadRow {
+  id: string;
+  seq: number;
+  localPath: string;
+  remotePath: string;
+  bagName: string;
+  priority: number;
+  metadata: Record<string, unknown> | undefined;
+  replace: boolean;
+  state: JournalState;
+  bytesTotal: number;
+  size: number | undefined;
+  mtimeMs: number | undefined;
+  sessionId: string | undefined;
+  sessionServer: string | undefined;
+  chunkSize: number | undefined;
+  sha256: string | undefined;
+  errorCode: string | undefined;
+  lastError: string | undefined;
+  queuedAt: string;
+  startedAt: string | undefined;
+  finishedAt: string | undefined;
+}
+
+export interface CompletedFileRow {
+  localPath: string;
+  remotePath: string;
+  server: string;
+  size: number;
+  mtimeMs: number;
+  sha256: string;
+  completedAt: string;
+}
+
+export interface SessionHint {
+  sessionId: string;
+  sessionServer: string;
+  chunkSize: number;
+  size: number;
+  mtimeMs: number;
+}
+
+type Raw = Record<string, unknown>;
+
+/**
+ * The persistent journal (SQLite via better-sqlite3, WAL, `synchronous = FULL` so a queued file
+ * survives a power loss): the queue, session ids, acknowledged chunks, states, and the files the
+ * server verified. Writes are small and synchronous; one per state change or acknowledged chunk.
+ */
+export class Journal {
+  readonly file: string;
+  readonly #db: Database.Database;
+  readonly #statements: ReturnType<typeof prepare>;
+
+  private constructor(file: string, db: Database.Database) {
+    this.file = file;
+    this.#db = db;
+    this.#statements = prepare(db);
+  }
+
+  /** Opens (creating the directory and the schema) the journal in `stateDir`. */
+  static open(stateDir: string, options: { readonly?: boolean } = {}): Journal {
+    const file = path.join(stateDir, JOURNAL_FILE);
+    let db: Database.Database;
+    try {
+      if (!options.readonly) mkdirSync(stateDir, { recursive: true });
+      db = new Database(file, { readonly: options.readonly ?? false, fileMustExist: options.readonly ?? false, timeout: 5000 });
+      if (!options.readonly) {
+        db.pragma('journal_mode = WAL');
+        db.pragma('synchronous = FULL');
+        db.exec(schemaSql);
+        const version = db.prepare(`SELECT value FROM meta WHERE key = 'schema_version'`).pluck().get() as string | undefined;
+        if (version === undefined) db.prepare(`INSERT INTO meta (key, value) VALUES ('schema_version', ?)`).run(String(SCHEMA_VERSION));
+        else if (Number(version) > SCHEMA_VERSION) {
+          throw new UploadError('STATE_DIR', `The journal ${file} was written by a newer version (schema ${version}; this one knows ${SCHEMA_VERSION})`);
+        }
+      }
+    } catch (error) {
+      if (error instanceof UploadError) throw error;
+      throw new UploadError('STATE_DIR', `Cannot open the journal ${file}: ${(error as Error).message}`, { cause: error });
+    }
+    return new Journal(file, db);
+  }
+
+  close(): void {
+    if (this.#db.open) this.#db.close();
+  }
+
+  nextSeq(): number {
+    return ((this.#statements.maxSeq.pluck().get() as number | null) ?? 0) + 1;
+  }
+
+  insertUpload(row: UploadRow): void {
+    this.#statements.insert.run({
+      ...toRaw(row),
+    });
+  }
+
+  /** Pending (queued) and failed uploads, in queue order; plus the `recentCompleted` most recent completed ones. */
+  loadUploads(recentCompleted = 100): UploadRow[] {
+    const open = (this.#statements.open.all() as Raw[]).map(fromRaw);
+    const done = (this.#statements.recentCompleted.all(recentCompleted) as Raw[]).map(fromRaw).reverse();
+    return [...done, ...open];
+  }
+
+  getUpload(id: string): UploadRow | undefined {
+    const raw = this.#statements.get.get(id) as Raw | undefined;
+    return raw ? fromRaw(raw) : undefined;
+  }
+
+  setPriority(id: string, priority: number): void {
+    this.#statements.setPriority.run(priority, id);
+  }
+
+  markStarted(id: string, startedAt: string, bytesTotal: number): void {
+    this.#statements.started.run(startedAt, bytesTotal, id);
+  }
+
+  setSession(id: string, hint: SessionHint): void {
+    this.#statements.setSession.run(hint.sessionId, hint.sessionServer, hint.chunkSize, hint.size, hint.mtimeMs, id);
+  }
+
+  /** Forgets the session and its acknowledged chunks (the file restarts cleanly). */
+  clearSession(id: string): void {
+    this.#db.transaction(() => {
+      this.#statements.clearSession.run(id);
+      this.#statements.clearChunks.run(id);
+    })();
+  }
+
+  ackChunk(id: string, index: number): void {
+    this.#statements.ack.run(id, index);
+  }
+
+  ackedChunks(id: string): number[] {
+    return this.#statements.acked.pluck().all(id) as number[];
+  }
+
+  setError(id: string, code: string | undefined, message: string | undefined): void {
+    this.#statements.setError.run(code ?? null, message ?? null, id);
+  }
+
+  markCompleted(row: { id: string; sha256: string; finishedAt: string }, file: CompletedFileRow): void {
+    this.#db.transaction(() => {
+      this.#statements.completed.run(row.sha256, row.finishedAt, row.id);
+      this.#statements.clearChunks.run(row.id);
+      this.#statements.upsertCompletedFile.run(file);
+    })();
+  }
+
+  markFailed(id: string, code: string, message: string, finishedAt: string): void {
+    this.#statements.failed.run(code, message, finishedAt, id);
+  }
+
+  /** Back to the queue (retryFailed). */
+  requeue(id: string): void {
+    this.#statements.requeue.run(id);
+  }
+
+  deleteUpload(id: string): void {
+    this.#db.transaction(() => {
+      this.#statements.delete.run(id);
+      this.#statements.clearChunks.run(id);
+    })();
+  }
+
+  /** The last verified upload of a local file, if any. */
+  completedFile(localPath: string): CompletedFileRow | undefined {
+    return (this.#statements.completedFile.get(localPath) as CompletedFileRow | undefined) ?? undefined;
+  }
+
+  /** Keeps the newest `keep` completed upload rows (completed_files is kept). */
+  pruneCompleted(keep: number): void {
+    this.#statements.prune.run(keep);
+  }
+}
+
+function prepare(db: Database.Database) {
+  return {
+    maxSeq: db.prepare('SELECT MAX(seq) FROM uploads'),
+    insert: db.prepare(`INSERT INTO uploads (id, seq, local_path, remote_path, bag_name, priority, metadata, replace, state, bytes_total,
+      size, mtime_ms, session_id, session_server, chunk_size, sha256, error_code, last_error, queued_at, started_at, finished_at)
+      VALUES (@id, @seq, @local_path, @remote_path, @bag_name, @priority, @metadata, @replace, @state, @bytes_total,
+      @size, @mtime_ms, @session_id, @session_server, @chunk_size, @sha256, @error_code, @last_error, @queued_at, @started_at, @finished_at)`),
+    open: db.prepare(`SELECT * FROM uploads WHERE state IN ('queued', 'failed') ORDER BY seq`),
+    recentCompleted: db.prepare(`SELECT * FROM uploads WHERE state = 'completed' ORDER BY finished_at DESC, seq DESC LIMIT ?`),
+    get: db.prepare('SELECT * FROM uploads WHERE id = ?'),
+    setPriority: db.prepare('UPDATE uploads SET priority = ? WHERE id = ?'),
+    started: db.prepare('UPDATE uploads SET started_at = COALESCE(started_at, ?), bytes_total = ? WHERE id = ?'),
+    setSession: db.prepare('UPDATE uploads SET session_id = ?, session_server = ?, chunk_size = ?, size = ?, mtime_ms = ? WHERE id = ?'),
+    clearSession: db.prepare('UPDATE uploads SET session_id = NULL, session_server = NULL, chunk_size = NULL, size = NULL, mtime_ms = NULL WHERE id = ?'),
+    clearChunks: db.prepare('DELETE FROM acked_chunks WHERE upload_id = ?'),
+    ack: db.prepare('INSERT OR IGNORE INTO acked_chunks (upload_id, idx) VALUES (?, ?)'),
+    acked: db.prepare('SELECT idx FROM acked_chunks WHERE upload_id = ? ORDER BY idx'),
+    setError: db.prepare('UPDATE uploads SET error_code = ?, last_error = ? WHERE id = ?'),
+    completed: db.prepare(`UPDATE uploads SET state = 'completed', sha256 = ?, finished_at = ?, error_code = NULL, last_error = NULL,
+      session_id = NULL WHERE id = ?`),
+    failed: db.prepare(`UPDATE uploads SET state = 'failed', error_code = ?, last_error = ?, finished_at = ? WHERE id = ?`),
+    requeue: db.prepare(`UPDATE uploads SET state = 'queued', error_code = NULL, last_error = NULL, finished_at = NULL WHERE id = ?`),
+    delete: db.prepare('DELETE FROM uploads WHERE id = ?'),
+    upsertCompletedFile: db.prepare(`INSERT INTO completed_files (local_path, remote_path, server, size, mtime_ms, sha256, completed_at)
+      VALUES (@localPath, @remotePath, @server, @size, @mtimeMs, @sha256, @completedAt)
+      ON CONFLICT (local_path) DO UPDATE SET remote_path = excluded.remote_path, server = excluded.server, size = excluded.size,
+      mtime_ms = excluded.mtime_ms, sha256 = excluded.sha256, completed_at = excluded.completed_at`),
+    completedFile: db.prepare(`SELECT local_path AS localPath, remote_path AS remotePath, server, size, mtime_ms AS mtimeMs, sha256,
+      completed_at AS completedAt FROM completed_files WHERE local_path = ?`),
+    prune: db.prepare(`DELETE FROM uploads WHERE state = 'completed' AND id NOT IN
+      (SELECT id FROM uploads WHERE state = 'completed' ORDER BY finished_at DESC, seq DESC LIMIT ?)`),
+  };
+}
+
+function toRaw(row: UploadRow): Raw {
+  return {
+    id: row.id,
+    seq: row.seq,
+    local_path: row.localPath,
+    remote_path: row.remotePath,
+    bag_name: row.bagName,
+    priority: row.priority,
+    metadata: row.metadata === undefined ? null : JSON.stringify(row.metadata),
+    replace: row.replace ? 1 : 0,
+    state: row.state,
+    bytes_total: row.bytesTotal,
+    size: row.size ?? null,
+    mtime_ms: row.mtimeMs ?? null,
+    session_id: row.sessionId ?? null,
+    session_server: row.sessionServer ?? null,
+    chunk_size: row.chunkSize ?? null,
+    sha256: row.sha256 ?? null,
+    error_code: row.errorCode ?? null,
+    last_error: row.lastError ?? null,
+    queued_at: row.queuedAt,
+    started_at: row.startedAt ?? null,
+    finished_at: row.finishedAt ?? null,
+  };
+}
+
+function fromRaw(raw: Raw): UploadRow {
+  const optional = <T>(value: unknown): T | undefined => (value === null || value === undefined ? undefined : (value as T));
+  let metadata: Record<string, unknown> | undefined;
+  if (typeof raw.metadata === 'string') {
+    try {
+      metadata = JSON.parse(raw.metadata) as Record<string, unknown>;
+    } catch {
+      metadata = undefined;
+    }
+  }
+  return {
+    id: raw.id as string,
+    seq: raw.seq as number,
+    localPath: raw.local_path as string,
+    remotePath: raw.remote_path as string,
+    bagName: raw.bag_name as string,
+    priority: raw.priority as number,
+    metadata,
+    replace: raw.replace === 1,
+    state: raw.state as JournalState,
+    bytesTotal: raw.bytes_total as number,
+    size: optional<number>(raw.size),
+    mtimeMs: optional<number>(raw.mtime_ms),
+    sessionId: optional<string>(raw.session_id),
+    sessionServer: optional<string>(raw.session_server),
+    chunkSize: optional<number>(raw.chunk_size),
+    sha256: optional<string>(raw.sha256),
+    errorCode: optional<string>(raw.error_code),
+    lastError: optional<string>(raw.last_error),
+    queuedAt: raw.queued_at as string,
+    startedAt: optional<string>(raw.started_at),
+    finishedAt: optional<string>(raw.finished_at),
+  };
+}

@@ -1,0 +1,711 @@
+import { randomUUID } from 'node:crypto';
+import { EventEmitter } from 'node:events';
+import path from 'node:path';
+import { pino, type Logger } from 'pino';
+import { UploadError } from '../../common/errors/upload-error.js';
+import { normaliseRelativePath } from '../../common/protocol/relative-path.js';
+import { serverOptionSpecs } from '../../server/server-options.js';
+import { ReachabilityProbe } from './connectivity/reachability-probe.js';
+import { engineOptions, type EngineConfig } from './engine-options.js';
+import { Journal, type CompletedFileRow, type UploadRow } from './journal/journal.js';
+import { StateLock } from './journal/state-lock.js';
+import { DEFAULT_PRIORITY, MAX_PRIORITY, MIN_PRIORITY, SlotQueue } from './queue/slot-queue.js';
+import type { RetryInfo } from './retry/retry-request.js';
+import { sleep } from './retry/retry-request.js';
+import { describeFailure } from './retry/classify-failure.js';
+import { statFile } from './source/local-file.js';
+import { TokenBucket } from './throttle/token-bucket.js';
+import { HttpTransport } from './transport/http-transport.js';
+import { SessionClient } from './transport/session-client.js';
+import type { NetworkManagerEvents, UploadSnapshot } from './upload-events.js';
+import { RateMeter, isTerminal, snapshotOf, type UploadRecord } from './upload-record.js';
+import { UploadRunner, type RunnerContext } from './upload-runner.js';
+
+/** Options of `new NetworkManager(...)`: the engine settings (validated by `engineOptions`) plus a logger. */
+export type NetworkManagerOptions = { [K in keyof EngineConfig]?: EngineConfig[K] | string } & {
+  /** pino logger; default: warnings and errors to stderr. */
+  logger?: Logger;
+};
+
+export interface AddUploadOptions {
+  /** 1 (first) to 10 (last); default 5. FIFO within a priority. */
+  priority?: number;
+  /** Free-form JSON object stored with the file on the server. */
+  metadata?: Record<string, unknown>;
+  /** Path on the server, relative to this robot's folder; default: the file's name. */
+  remotePath?: string;
+  /** Replace a different file already stored at remotePath. Default false (the server refuses with FILE_EXISTS). */
+  replace?: boolean;
+  /** The bag this file belongs to, for status; default: the remote path's parent folder name. */
+  bagName?: string;
+}
+
+export interface CancelOptions {
+  /** Also delete the server session and its data. Default true. */
+  dropServerSession?: boolean;
+}
+
+/** How many finished uploads status() keeps (and the journal keeps rows for). */
+const FINISHED_KEPT = 1000;
+/** Progress events per upload at most this often (ms), besides one per acknowledged chunk. */
+const PROGRESS_INTERVAL_MS = 250;
+
+/** Address of the bundled server when uploadUrl is unset, derived from the server's own defaults. */
+const LOCAL_SERVER_URL = `http://${serverOptionSpecs.host.default}:${serverOptionSpecs.port.default}`;
+
+/**
+ * The upload engine: gets files to the server, byte-identical, over bad links, and picks up
+ * where it left off after any crash. The seed's NetworkManager knobs are here in camelCase
+ * (`manager.uploadTimeout = 600`, `manager.bandwidthLimit = 1024 * 1024`).
+ *
+ * Where things happen: queue/ (order and concurrency slots), source/ (reading the file),
+ * hashing/ (SHA-256 while sending), compression/ (gzip on the wire), throttle/ (the shared
+ * bandwidth limit), transport/ (undici HTTP(S), streaming a chunk), stall/ (the watchdog that
+ * aborts hung requests), retry/ (which failures are retried, backoff), connectivity/ (offline
+ * probe), journal/ (SQLite state); upload-runner.ts drives one file.
+ */
+export class NetworkManager extends EventEmitter<NetworkManagerEvents> {
+  readonly #logger: Logger;
+  #config: EngineConfig;
+  readonly #records = new Map<string, UploadRecord>();
+  readonly #runners = new Map<string, UploadRunner>();
+  readonly #bucket: TokenBucket;
+  readonly #slots: SlotQueue;
+  readonly #probe: ReachabilityProbe;
+  #journal: Journal | undefined;
+  #lock: StateLock | undefined;
+  #transport: HttpTransport | undefined;
+  #client: SessionClient | undefined;
+  #started = false;
+  #paused = false;
+  #online = true;
+  #stopping: Promise<void> | undefined;
+  #nextSeq = 1;
+  readonly #onlineWaiters = new Set<() => void>();
+  readonly #context: RunnerContext;
+
+  constructor(options: NetworkManagerOptions = {}) {
+    super();
+    const { logger, ...settings } = options;
+    this.#config = engineOptions.resolve(engineOptions.parse(settings as Record<string, unknown>, 'NetworkManager options'));
+    this.#logger = logger ?? pino({ name: 'ros2-upload-agent', level: 'warn' });
+    this.#bucket = new TokenBucket(this.#config.bandwidthLimit);
+    this.#slots = new SlotQueue(this.#config.maxConcurrentUploads);
+    this.#probe = new ReachabilityProbe({
+      check: (signal) => this.#checkHealth(signal),
+      minDelayMs: () => this.#config.retryDelay * 1000,
+      maxDelayMs: () => this.#config.retryMaxDelay * 1000,
+      onReachable: () => this.#setOnline(),
+      onUnreachable: (next) => this.#logger.info({ nextProbeSeconds: Math.round(next) / 1000 }, 'server still unreachable'),
+    });
+    this.#context = this.#makeContext();
+  }
+
+  // ---- settings ---------------------------------------------------------------------------
+
+  /** The settings in force (validated). */
+  get options(): Readonly<EngineConfig> {
+    return { ...this.#config };
+  }
+
+  /**
+   * Changes settings on a running manager, validated by the same schema (an invalid value
+   * throws an UploadError naming it, and nothing changes). `bandwidthLimit` and
+   * `maxConcurrentUploads` apply at once; timeouts and retries from the next request; chunkSize
+   * to new sessions; connection settings (uploadUrl, token, TLS, initTimeout) by reconnecting.
+   */
+  setOptions(partial: Partial<Record<keyof EngineConfig | (string & {}), unknown>>): void {
+    const parsed = engineOptions.parse(partial, 'setOptions');
+    if (parsed.stateDir !== undefined && parsed.stateDir !== this.#config.stateDir && this.#journal) {
+      throw new UploadError('CONFIG_INVALID', 'stateDir cannot change while the manager has its journal open; stop() it first', { details: { option: 'stateDir' } });
+    }
+    const before = this.#config;
+    this.#config = { ...before, ...parsed };
+    if (parsed.bandwidthLimit !== undefined) this.#bucket.setRate(this.#config.bandwidthLimit);
+    if (parsed.maxConcurrentUploads !== undefined) this.#slots.concurrency = this.#config.maxConcurrentUploads;
+    const connection = ['uploadUrl', 'token', 'caFile', 'clientCert', 'clientKey', 'initTimeout'] as const;
+    if (this.#transport && connection.some((key) => key in parsed && parsed[key] !== before[key])) {
+      const old = this.#transport;
+      try {
+        this.#openTransport();
+      } catch (error) {
+        this.#config = before;
+        throw error;
+      }
+      void old.close();
+    }
+  }
+
+  /** One setting by name (camelCase, kebab-case or snake_case), as the agent's controller needs. */
+  setOption(key: string, value: unknown): void {
+    this.setOptions({ [key]: value });
+  }
+
+  get uploadTimeout(): number {
+    return this.#config.uploadTimeout;
+  }
+  set uploadTimeout(value: number) {
+    this.setOptions({ uploadTimeout: value });
+  }
+  get initTimeout(): number {
+    return this.#config.initTimeout;
+  }
+  set initTimeout(value: number) {
+    this.setOptions({ initTimeout: value });
+  }
+  get stalledTimeout(): number {
+    return this.#config.stalledTimeout;
+  }
+  set stalledTimeout(value: number) {
+    this.setOptions({ stalledTimeout: value });
+  }
+  get maxRetries(): number {
+    return this.#config.maxRetries;
+  }
+  set maxRetries(value: number) {
+    this.setOptions({ maxRetries: value });
+  }
+  get maxConcurrentUploads(): number {
+    return this.#config.maxConcurrentUploads;
+  }
+  set maxConcurrentUploads(value: number) {
+    this.setOptions({ maxConcurrentUploads: value });
+  }
+  /** Bytes/s shared by all uploads; 0 = unlimited. A change applies within a second. */
+  get bandwidthLimit(): number {
+    return this.#config.bandwidthLimit;
+  }
+  set bandwidthLimit(value: number) {
+    this.setOptions({ bandwidthLimit: value });
+  }
+  get chunkSize(): number {
+    return this.#config.chunkSize;
+  }
+  set chunkSize(value: number) {
+    this.setOptions({ chunkSize: value });
+  }
+
+  /** The server base URL in use (uploadUrl, or the bundled server's default address). */
+  get serverUrl(): string {
+    return this.#config.uploadUrl ?? LOCAL_SERVER_URL;
+  }
+
+  // ---- lifecycle --------------------------------------------------------------------------
+
+  get started(): boolean {
+    return this.#started;
+  }
+
+  get paused(): boolean {
+    return this.#paused;
+  }
+
+  /** False while the server is unreachable (after a request ran out of retries on network errors). */
+  get online(): boolean {
+    return this.#online;
+  }
+
+  /**
+   * Opens the journal (locking the state directory), reloads pending uploads and starts
+   * uploading. Pending uploads resume from what the server says it holds.
+   */
+  async start(): Promise<void> {
+    if (this.#stopping) await this.#stopping;
+    if (this.#started) return;
+    this.#openJournal();
+    this.#openTransport();
+    this.#loadJournal();
+    this.#started = true;
+    this.#online = true;
+    this.#updateGate();
+    for (const record of this.#records.values()) {
+      if (!isTerminal(record)) this.#launch(record);
+    }
+  }
+
+  /**
+   * Stops: no new chunks; chunks in flight get `stopTimeout` to finish, then are aborted. State
+   * is persisted; `start()` continues where it stopped.
+   */
+  stop(): Promise<void> {
+    this.#stopping ??= this.#stop().finally(() => {
+      this.#stopping = undefined;
+    });
+    return this.#stopping;
+  }
+
+  async #stop(): Promise<void> {
+    if (!this.#started) {
+      this.#closeJournal();
+      return;
+    }
+    this.#started = false;
+    this.#updateGate();
+    this.#probe.stop();
+    const reason = new UploadError('STOPPED', 'the upload manager is stopping');
+    const runners = [...this.#runners.values()];
+    for (const runner of runners) runner.requestStop(reason);
+    const all = Promise.allSettled(runners.map((runner) => runner.settled));
+    const deadline = new AbortController();
+    await Promise.race([all, sleep(this.#config.stopTimeout * 1000, deadline.signal).catch(() => undefined)]);
+    deadline.abort();
+    for (const runner of runners) runner.abort(reason);
+    await all;
+    this.#runners.clear();
+    for (const wake of this.#onlineWaiters) wake();
+    for (const record of this.#records.values()) {
+      if (isTerminal(record)) continue;
+      record.phase = 'queued';
+      record.holdsSlot = false;
+      record.bytesInFlight = 0;
+      record.meter.reset();
+      this.#reportState(record);
+    }
+    await this.#transport?.close();
+    this.#transport = undefined;
+    this.#client = undefined;
+    this.#closeJournal();
+  }
+
+  /** No new chunks start; chunks in flight finish. */
+  pause(): void {
+    if (this.#paused) return;
+    this.#paused = true;
+    this.#updateGate();
+    for (const record of this.#records.values()) this.#reportState(record);
+  }
+
+  resume(): void {
+    if (!this.#paused) return;
+    this.#paused = false;
+    this.#updateGate();
+    for (const record of this.#records.values()) this.#reportState(record);
+  }
+
+  // ---- uploads ----------------------------------------------------------------------------
+
+  /**
+   * Queues a file; returns the upload's id. The same file to the same remote path while it is
+   * still pending returns the pending upload's id. Rejects with an UploadError for a missing
+   * file (FILE_NOT_FOUND), a bad remote path (INVALID_PATH) or a bad priority (INVALID_FIELD).
+   */
+  async addUpload(filePath: string, options: AddUploadOptions = {}): Promise<string> {
+    const localPath = path.resolve(filePath);
+    const priority = options.priority ?? DEFAULT_PRIORITY;
+    if (!Number.isInteger(priority) || priority < MIN_PRIORITY || priority > MAX_PRIORITY) {
+      throw new UploadError('INVALID_FIELD', `priority must be a whole number from ${MIN_PRIORITY} to ${MAX_PRIORITY}, not ${JSON.stringify(options.priority)} (${localPath})`);
+    }
+    if (options.metadata !== undefined && (typeof options.metadata !== 'object' || options.metadata === null || Array.isArray(options.metadata))) {
+      throw new UploadError('INVALID_FIELD', `metadata must be an object (${localPath})`);
+    }
+    const remotePath = normaliseRelativePath(options.remotePath ?? path.basename(localPath), 'remotePath');
+    const version = await statFile(localPath);
+    for (const record of this.#records.values()) {
+      if (!isTerminal(record) && record.localPath === localPath && record.remotePath === remotePath) {
+        if (priority < record.priority) {
+          record.priority = priority;
+          this.#journal?.setPriority(record.id, priority);
+        }
+        return record.id;
+      }
+    }
+    const journal = this.#openJournal();
+    const seq = Math.max(this.#nextSeq, journal.nextSeq());
+    this.#nextSeq = seq + 1;
+    const record = newRecord({
+      id: randomUUID(),
+      seq,
+      localPath,
+      remotePath,
+      bagName: options.bagName ?? bagNameOf(remotePath),
+      priority,
+      metadata: options.metadata,
+      replace: options.replace ?? false,
+      bytesTotal: version.size,
+      queuedAt: new Date().toISOString(),
+    });
+    journal.insertUpload(rowOf(record));
+    this.#records.set(record.id, record);
+    this.#emit('queued', this.#snapshot(record));
+    this.#reportState(record);
+    if (this.#started) this.#launch(record);
+    return record.id;
+  }
+
+  /** Puts every failed upload back in the queue; returns how many. */
+  retryFailed(): number {
+    let count = 0;
+    for (const record of this.#records.values()) {
+      if (record.phase !== 'failed') continue;
+      record.phase = 'queued';
+      record.lastError = undefined;
+      record.errorCode = undefined;
+      record.finishedAt = undefined;
+      record.attempt = 0;
+      this.#journal?.requeue(record.id);
+      this.#reportState(record);
+      if (this.#started) this.#launch(record);
+      count += 1;
+    }
+    if (count > 0 && !this.#journal) {
+      // Not started: persist when the journal opens.
+      const journal = this.#openJournal();
+      for (const record of this.#records.values()) if (record.phase === 'queued') journal.requeue(record.id);
+    }
+    return count;
+  }
+
+  /**
+   * Cancels an upload: aborts it, forgets it, and (by default) deletes its server session and
+   * data. Returns false for an unknown or already completed upload.
+   */
+  async cancel(id: string, options: CancelOptions = {}): Promise<boolean> {
+    const record = this.#records.get(id);
+    if (!record || record.phase === 'completed') return false;
+    const runner = this.#runners.get(id);
+    if (runner) {
+      runner.abort(new UploadError('CANCELLED', `${record.localPath}: upload cancelled`));
+      await runner.settled;
+      this.#runners.delete(id);
+    }
+    const session = record.session?.id ?? this.#journalSession(id);
+    if ((options.dropServerSession ?? true) && session) {
+      try {
+        const transport = this.#transport ?? this.#makeTransport();
+        await new SessionClient(transport).cancel(
+          session,
+          { timeoutMs: this.#config.initTimeout * 1000, stalledMs: this.#config.stalledTimeout * 1000 },
+          `${record.localPath}: cancel`,
+        );
+        if (transport !== this.#transport) await transport.close();
+      } catch (error) {
+        this.#logger.info({ upload: record.localPath, error: describeFailure(error) }, 'could not delete the server session of a cancelled upload (it expires on its own)');
+      }
+    }
+    this.#openJournal().deleteUpload(id);
+    this.#records.delete(id);
+    record.holdsSlot = false;
+    this.#emit('cancelled', this.#snapshot(record));
+    return true;
+  }
+
+  /** Snapshots of every upload this manager knows: pending, failed, and recently completed. */
+  status(): UploadSnapshot[] {
+    const now = performance.now();
+    return [...this.#records.values()].sort((a, b) => a.seq - b.seq).map((record) => snapshotOf(record, this.#paused, now));
+  }
+
+  /** One upload's snapshot. */
+  upload(id: string): UploadSnapshot | undefined {
+    const record = this.#records.get(id);
+    return record ? this.#snapshot(record) : undefined;
+  }
+
+  /** Bytes the server has not acknowledged yet, over all pending uploads. */
+  get bytesPending(): number {
+    let total = 0;
+    for (const record of this.#records.values()) {
+      if (!isTerminal(record)) total += Math.max(0, record.bytesTotal - record.bytesAcked);
+    }
+    return total;
+  }
+
+  /**
+   * The last verified upload of a local file (from the journal), so a caller can tell whether
+   * the file as it is now was already uploaded (compare size and mtimeMs).
+   */
+  completedFile(filePath: string): CompletedFileRow | undefined {
+    return this.#openJournal().completedFile(path.resolve(filePath));
+  }
+
+  // ---- internals --------------------------------------------------------------------------
+
+  #launch(record: UploadRecord): void {
+    if (this.#runners.has(record.id)) return;
+    const runner = new UploadRunner(record, this.#context);
+    this.#runners.set(record.id, runner);
+    void runner.start().finally(() => {
+      if (this.#runners.get(record.id) === runner) this.#runners.delete(record.id);
+    });
+  }
+
+  #makeContext(): RunnerContext {
+    const manager = this;
+    return {
+      logger: this.#logger,
+      bucket: this.#bucket,
+      slots: this.#slots,
+      config: () => manager.#config,
+      client: () => {
+        if (!manager.#client) throw new UploadError('STOPPED', 'the upload manager is not running');
+        return manager.#client;
+      },
+      journal: () => manager.#openJournal(),
+      isPaused: () => manager.#paused,
+      changed: (record) => manager.#reportState(record),
+      started: (record) => manager.#emit('started', manager.#snapshot(record)),
+      progress: (record, force) => manager.#progress(record, force),
+      retrying: (record, info) => manager.#retrying(record, info),
+      stalled: (record) => {
+        record.phase = 'stalled';
+        manager.#logger.warn({ upload: record.localPath, stalledTimeout: manager.#config.stalledTimeout }, 'request stalled; aborting it');
+        manager.#emit('stalled', manager.#snapshot(record));
+        manager.#reportState(record);
+      },
+      completed: (record, deduplicated) => {
+        const snapshot = manager.#snapshot(record);
+        const started = record.startedAt ? Date.parse(record.startedAt) : Date.parse(record.queuedAt);
+        const duration = Math.max(0, (Date.parse(record.finishedAt ?? new Date().toISOString()) - started) / 1000);
+        manager.#logger.info({ upload: record.localPath, remotePath: record.remotePath, bytes: record.bytesTotal, duration, deduplicated }, 'upload verified by the server');
+        manager.#emit('completed', { upload: snapshot, sha256: record.sha256 ?? '', duration, deduplicated });
+        manager.#reportState(record);
+        manager.#trimFinished();
+      },
+      failed: (record, error) => {
+        manager.#logger.error({ upload: record.localPath, code: error.code, reason: error.message }, 'upload failed');
+        manager.#emit('failed', { upload: manager.#snapshot(record), reason: error.message, code: error.code });
+        manager.#reportState(record);
+        manager.#trimFinished();
+      },
+      networkDown: (reason) => manager.#setOffline(reason),
+      reachable: () => manager.#setOnline(),
+      requeueDelay: (ms, signal) => manager.#requeueDelay(ms, signal),
+    };
+  }
+
+  #progress(record: UploadRecord, force: boolean): void {
+    const now = performance.now();
+    if (!force && now - record.lastProgressAt < PROGRESS_INTERVAL_MS) return;
+    record.lastProgressAt = now;
+    const upload = this.#snapshot(record);
+    this.#emit('progress', { upload, bytesSent: upload.bytesSent, bytesTotal: upload.bytesTotal, rate: upload.rate, etaSeconds: upload.etaSeconds });
+  }
+
+  #retrying(record: UploadRecord, info: RetryInfo): void {
+    this.#logger.warn({ upload: record.localPath, attempt: info.attempt, delay: info.delay, reason: info.reason }, 'retrying');
+    this.#emit('retrying', { upload: this.#snapshot(record), attempt: info.attempt, delay: info.delay, reason: info.reason });
+    this.#reportState(record);
+  }
+
+  #setOffline(reason: string): void {
+    if (!this.#online || !this.#started) return;
+    this.#online = false;
+    this.#updateGate();
+    this.#logger.warn({ reason, server: this.serverUrl }, 'server unreachable: offline; probing it with backoff');
+    this.#emit('offline', { reason });
+    this.#probe.start();
+  }
+
+  #setOnline(): void {
+    if (this.#online) return;
+    this.#online = true;
+    this.#probe.stop();
+    this.#updateGate();
+    this.#logger.info({ server: this.serverUrl }, 'server reachable again: online');
+    this.#emit('online');
+    for (const wake of [...this.#onlineWaiters]) wake();
+  }
+
+  #requeueDelay(ms: number, signal: AbortSignal): Promise<void> {
+    return new Promise((resolve, reject) => {
+      if (signal.aborted) {
+        reject(signal.reason);
+        return;
+      }
+      const done = (): void => {
+        clearTimeout(timer);
+        signal.removeEventListener('abort', onAbort);
+        this.#onlineWaiters.delete(done);
+        resolve();
+      };
+      const onAbort = (): void => {
+        clearTimeout(timer);
+        this.#onlineWaiters.delete(done);
+        reject(signal.reason);
+      };
+      const timer = setTimeout(done, ms);
+      signal.addEventListener('abort', onAbort, { once: true });
+      this.#onlineWaiters.add(done);
+    });
+  }
+
+  async #checkHealth(signal: AbortSignal): Promise<boolean> {
+    const client = this.#client;
+    if (!client) return false;
+    try {
+      await client.health({ timeoutMs: this.#config.initTimeout * 1000, stalledMs: this.#config.stalledTimeout * 1000, signal });
+      return true;
+    } catch (error) {
+      const status = (error as UploadError).details?.status;
+      // Any answer below 500 means the server is there (a 401 or 404 is not an outage).
+      return typeof status === 'number' && status < 500;
+    }
+  }
+
+  /** Slots are granted only while started, not paused and online. */
+  #updateGate(): void {
+    if (this.#started && !this.#paused && this.#online) this.#slots.open();
+    else this.#slots.close();
+  }
+
+  #snapshot(record: UploadRecord): UploadSnapshot {
+    return snapshotOf(record, this.#paused);
+  }
+
+  /** Emits `state` when the derived state of a record changed. */
+  #reportState(record: UploadRecord): void {
+    const snapshot = this.#snapshot(record);
+    if (snapshot.state === record.reportedState) return;
+    record.reportedState = snapshot.state;
+    this.#emit('state', snapshot);
+  }
+
+  /** Listener errors are logged, never thrown into the engine. */
+  #emit<K extends keyof NetworkManagerEvents>(event: K, ...args: NetworkManagerEvents[K]): void {
+    try {
+      (this.emit as (name: K, ...rest: NetworkManagerEvents[K]) => boolean)(event, ...args);
+    } catch (error) {
+      this.#logger.error({ event, error: describeFailure(error) }, 'an event listener threw');
+    }
+  }
+
+  #trimFinished(): void {
+    const finished = [...this.#records.values()].filter(isTerminal);
+    if (finished.length <= FINISHED_KEPT) return;
+    finished.sort((a, b) => (a.finishedAt ?? '').localeCompare(b.finishedAt ?? '') || a.seq - b.seq);
+    for (const record of finished.slice(0, finished.length - FINISHED_KEPT)) {
+      if (record.phase === 'completed') this.#records.delete(record.id);
+    }
+  }
+
+  #openJournal(): Journal {
+    if (this.#journal) return this.#journal;
+    const stateDir = this.#config.stateDir;
+    const journal = Journal.open(stateDir);
+    try {
+      this.#lock = StateLock.acquire(stateDir);
+    } catch (error) {
+      journal.close();
+      throw error;
+    }
+    this.#journal = journal;
+    return journal;
+  }
+
+  #closeJournal(): void {
+    this.#journal?.close();
+    this.#journal = undefined;
+    this.#lock?.release();
+    this.#lock = undefined;
+  }
+
+  #makeTransport(): HttpTransport {
+    return new HttpTransport({
+      uploadUrl: this.serverUrl,
+      token: this.#config.token,
+      caFile: this.#config.caFile,
+      clientCert: this.#config.clientCert,
+      clientKey: this.#config.clientKey,
+      connectTimeoutMs: this.#config.initTimeout * 1000,
+    });
+  }
+
+  #openTransport(): void {
+    const transport = this.#makeTransport();
+    this.#transport = transport;
+    this.#client = new SessionClient(transport);
+  }
+
+  #journalSession(id: string): string | undefined {
+    return this.#journal?.getUpload(id)?.sessionId;
+  }
+
+  /** Merges the journal's uploads into memory (a restart, or start() after stop()). */
+  #loadJournal(): void {
+    const journal = this.#openJournal();
+    journal.pruneCompleted(FINISHED_KEPT);
+    for (const row of journal.loadUploads(100)) {
+      this.#nextSeq = Math.max(this.#nextSeq, row.seq + 1);
+      const existing = this.#records.get(row.id);
+      if (existing) continue;
+      const record = newRecord({
+        id: row.id,
+        seq: row.seq,
+        localPath: row.localPath,
+        remotePath: row.remotePath,
+        bagName: row.bagName,
+        priority: row.priority,
+        metadata: row.metadata,
+        replace: row.replace,
+        bytesTotal: row.bytesTotal,
+        queuedAt: row.queuedAt,
+      });
+      record.phase = row.state === 'queued' ? 'queued' : row.state;
+      record.startedAt = row.startedAt;
+      record.finishedAt = row.finishedAt;
+      record.sha256 = row.sha256;
+      record.lastError = row.lastError;
+      record.errorCode = row.errorCode;
+      if (row.state === 'completed') record.bytesAcked = row.bytesTotal;
+      if (row.sessionId && row.sessionServer && row.chunkSize && row.size !== undefined && row.mtimeMs !== undefined) {
+        record.session = { id: row.sessionId, server: row.sessionServer, chunkSize: row.chunkSize, version: { size: row.size, mtimeMs: row.mtimeMs } };
+        record.bytesAcked = Math.min(row.bytesTotal, journal.ackedChunks(row.id).length * row.chunkSize);
+      }
+      this.#records.set(record.id, record);
+      this.#reportState(record);
+    }
+  }
+}
+
+function newRecord(fields: Pick<UploadRecord, 'id' | 'seq' | 'localPath' | 'remotePath' | 'bagName' | 'priority' | 'metadata' | 'replace' | 'bytesTotal' | 'queuedAt'>): UploadRecord {
+  return {
+    ...fields,
+    phase: 'queued',
+    holdsSlot: false,
+    bytesAcked: 0,
+    bytesInFlight: 0,
+    attempt: 0,
+    lastError: undefined,
+    errorCode: undefined,
+    sha256: undefined,
+    deduplicated: false,
+    session: undefined,
+    startedAt: undefined,
+    finishedAt: undefined,
+    meter: new RateMeter(),
+    reportedState: undefined,
+    lastProgressAt: 0,
+  };
+}
+
+function rowOf(record: UploadRecord): UploadRow {
+  return {
+    id: record.id,
+    seq: record.seq,
+    localPath: record.localPath,
+    remotePath: record.remotePath,
+    bagName: record.bagName,
+    priority: record.priority,
+    metadata: record.metadata,
+    replace: record.replace,
+    state: 'queued',
+    bytesTotal: record.bytesTotal,
+    size: undefined,
+    mtimeMs: undefined,
+    sessionId: undefined,
+    sessionServer: undefined,
+    chunkSize: undefined,
+    sha256: undefined,
+    errorCode: undefined,
+    lastError: undefined,
+    queuedAt: record.queuedAt,
+    startedAt: undefined,
+    finishedAt: undefined,
+  };
+}
+
+/** The bag folder of a remote path (its parent folder's name), or '' for a file at the top. */
+function bagNameOf(remotePath: string): string {
+  const parts = remotePath.split('/');
+  return parts.length > 1 ? parts[parts.length - 2]! : '';
+}

@@ -1,0 +1,49 @@
+import { UploadError } from '../../../common/errors/upload-error.js';
+import { errorDetails } from '../transport/http-errors.js';
+
+/**
+ * What to do about a failed request: the one place that decides which failures are retried.
+ *
+ * - `retry` (uses up an attempt): network errors, timeouts, stalls, 5xx, 408, a chunk refused
+ *   for a checksum mismatch (it was damaged on the way), a busy session, a garbled answer;
+ * - `wait` (does not use an attempt): 429 and 503, for their Retry-After;
+ * - `restart`: the local file changed, or the server no longer knows the session: start the file
+ *   over cleanly (a new session);
+ * - `repair`: completing found chunks missing or damaged: re-send the ones the server lists;
+ * - `stop`: the engine is stopping or the upload was cancelled;
+ * - `permanent`: any other 4xx (the server refused the request itself: the file fails with the
+ *   server's message), unreadable local files, configuration errors, and bugs.
+ */
+export type FailureKind = 'retry' | 'wait' | 'restart' | 'repair' | 'stop' | 'permanent';
+
+const retried = new Set(['NETWORK', 'TIMEOUT', 'STALLED', 'CHUNK_CHECKSUM_MISMATCH', 'SESSION_BUSY', 'PROTOCOL']);
+const restarted = new Set(['FILE_CHANGED', 'SESSION_NOT_FOUND']);
+const repaired = new Set(['CHUNKS_MISSING', 'FILE_CHECKSUM_MISMATCH']);
+const stopped = new Set(['STOPPED', 'CANCELLED']);
+
+export function classifyFailure(error: unknown): FailureKind {
+  if (!(error instanceof UploadError)) return 'permanent';
+  if (stopped.has(error.code)) return 'stop';
+  if (restarted.has(error.code)) return 'restart';
+  if (repaired.has(error.code)) return 'repair';
+  const { status } = errorDetails(error);
+  if (status === 429 || status === 503) return 'wait';
+  if (retried.has(error.code)) return 'retry';
+  if (status !== undefined && (status >= 500 || status === 408)) return 'retry';
+  return 'permanent';
+}
+
+/** Failures that mean "the server cannot be reached": when their retries run out, the engine goes offline. */
+export function isNetworkDown(error: unknown): boolean {
+  return error instanceof UploadError && (error.code === 'NETWORK' || error.code === 'TIMEOUT' || error.code === 'STALLED');
+}
+
+/** Seconds a `wait` failure asks for (Retry-After), if it said. */
+export function retryAfterSeconds(error: unknown): number | undefined {
+  return errorDetails(error).retryAfter;
+}
+
+/** A short reason for events and status: the error's message. */
+export function describeFailure(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}

@@ -1,0 +1,113 @@
+import {
+  routes,
+  type ChunkResponse,
+  type CompletedFile,
+  type CompleteResponse,
+  type CreateSessionRequest,
+  type CreateSessionResponse,
+  type HealthResponse,
+  type OpenSession,
+  type SessionStatusResponse,
+} from '../../../common/protocol/native-protocol.js';
+import { formatChunkChecksum } from '../../../common/protocol/chunk-checksum.js';
+import { UploadError } from '../../../common/errors/upload-error.js';
+import type { TokenBucket } from '../throttle/token-bucket.js';
+import type { AttemptLimits, HttpTransport } from './http-transport.js';
+import { throttledBody } from './throttled-body.js';
+
+/** One chunk ready to go: its wire bytes, their encoding and the CRC of the decoded bytes. */
+export interface OutgoingChunk {
+  index: number;
+  body: Buffer;
+  encoding: 'gzip' | 'identity';
+  crc32: number;
+}
+
+/**
+ * The native protocol's calls (server/PROTOCOL.md), one attempt each; retrying is the caller's
+ * job (retry/). Answers are checked for the fields the engine relies on.
+ */
+export class SessionClient {
+  readonly #http: HttpTransport;
+
+  constructor(http: HttpTransport) {
+    this.#http = http;
+  }
+
+  get serverHref(): string {
+    return this.#http.base.href;
+  }
+
+  async create(request: CreateSessionRequest, limits: AttemptLimits, what: string): Promise<CreateSessionResponse> {
+    const { body } = await this.#http.json<CreateSessionResponse>('POST', routes.sessions, request, limits, what);
+    return checkSessionAnswer(body, what);
+  }
+
+  async status(id: string, limits: AttemptLimits, what: string): Promise<SessionStatusResponse> {
+    const { body } = await this.#http.json<SessionStatusResponse>('GET', routes.session(id), undefined, limits, what);
+    if (!body || typeof body !== 'object' || typeof (body as { state?: unknown }).state !== 'string') throw protocolError(what, body);
+    if (body.state !== 'complete' && !Array.isArray(body.received)) throw protocolError(what, body);
+    return body;
+  }
+
+  /** PUT one chunk, streamed through the shared throttle. */
+  async putChunk(
+    id: string,
+    chunk: OutgoingChunk,
+    bucket: TokenBucket,
+    limits: AttemptLimits,
+    onBytes: (bytes: number) => void,
+    what: string,
+  ): Promise<ChunkResponse> {
+    const headers: Record<string, string> = {
+      'content-type': 'application/octet-stream',
+      'content-length': String(chunk.body.length),
+      'x-chunk-checksum': formatChunkChecksum(chunk.crc32),
+    };
+    if (chunk.encoding === 'gzip') headers['content-encoding'] = 'gzip';
+    const { body } = await this.#http.request<ChunkResponse>(
+      'PUT',
+      routes.chunk(id, chunk.index),
+      headers,
+      (watchdog, signal) => throttledBody(chunk.body, bucket, watchdog, signal, onBytes),
+      limits,
+      what,
+    );
+    if (!body || typeof body !== 'object' || body.index !== chunk.index) throw protocolError(what, body);
+    return body;
+  }
+
+  async complete(id: string, sha256: string, limits: AttemptLimits, what: string): Promise<CompleteResponse> {
+    const { body } = await this.#http.json<CompleteResponse>('POST', routes.complete(id), { sha256 }, limits, what);
+    if (!body || body.state !== 'complete' || typeof body.sha256 !== 'string') throw protocolError(what, body);
+    return body;
+  }
+
+  async cancel(id: string, limits: AttemptLimits, what: string): Promise<void> {
+    await this.#http.json<unknown>('DELETE', routes.session(id), undefined, limits, what);
+  }
+
+  async health(limits: AttemptLimits): Promise<HealthResponse> {
+    const { body } = await this.#http.json<HealthResponse>('GET', routes.health, undefined, limits, `health check of ${this.serverHref}`);
+    return body;
+  }
+}
+
+function checkSessionAnswer(body: CreateSessionResponse | undefined, what: string): CreateSessionResponse {
+  if (!body || typeof body !== 'object') throw protocolError(what, body);
+  if (body.state === 'complete') {
+    if (typeof body.sha256 !== 'string' || typeof body.size !== 'number') throw protocolError(what, body);
+    return body satisfies CompletedFile;
+  }
+  if (body.state !== 'open') throw protocolError(what, body);
+  const open: OpenSession = body;
+  if (typeof open.id !== 'string' || !Number.isInteger(open.chunkSize) || open.chunkSize <= 0 || !Number.isInteger(open.chunkCount) || !Array.isArray(open.received)) {
+    throw protocolError(what, body);
+  }
+  return open;
+}
+
+function protocolError(what: string, body: unknown): UploadError {
+  const text = JSON.stringify(body) ?? String(body);
+  return new UploadError('PROTOCOL', `${what}: unexpected answer from the server: ${text.slice(0, 200)}`);
+}

@@ -1,0 +1,471 @@
+import { open, type FileHandle } from 'node:fs/promises';
+import zlib from 'node:zlib';
+import type { Logger } from 'pino';
+import { UploadError } from '../../common/errors/upload-error.js';
+import { fingerprintFile } from '../../common/protocol/fingerprint.js';
+import type { CompletedFile, OpenSession } from '../../common/protocol/native-protocol.js';
+import { TransferCompression } from './compression/transfer-compression.js';
+import type { EngineConfig } from './engine-options.js';
+import { RunningHash } from './hashing/running-hash.js';
+import type { Journal } from './journal/journal.js';
+import type { Slot, SlotQueue } from './queue/slot-queue.js';
+import { classifyFailure, describeFailure, isNetworkDown } from './retry/classify-failure.js';
+import { retryRequest, sleep, type RetryInfo } from './retry/retry-request.js';
+import { assertUnchanged, fileError, hashRange, readRange, sameVersion, sha256OfFile, statFile, type FileVersion } from './source/local-file.js';
+import type { TokenBucket } from './throttle/token-bucket.js';
+import { errorDetails } from './transport/http-errors.js';
+import type { AttemptLimits } from './transport/http-transport.js';
+import type { SessionClient } from './transport/session-client.js';
+import type { UploadRecord } from './upload-record.js';
+
+/** Restarts in a row (file changed, session lost) before the upload fails. */
+const MAX_RESTARTS = 10;
+/** Rounds of re-sending chunks that completion reported missing or damaged. */
+const MAX_REPAIR_ROUNDS = 3;
+
+/** What a runner needs from its manager. */
+export interface RunnerContext {
+  readonly logger: Logger;
+  readonly bucket: TokenBucket;
+  readonly slots: SlotQueue;
+  config(): EngineConfig;
+  client(): SessionClient;
+  journal(): Journal;
+  /** True while no new chunk may start (paused by the user). */
+  isPaused(): boolean;
+  /** The record changed (phase, slot, error): report state changes. */
+  changed(record: UploadRecord): void;
+  started(record: UploadRecord): void;
+  progress(record: UploadRecord, force: boolean): void;
+  retrying(record: UploadRecord, info: RetryInfo): void;
+  stalled(record: UploadRecord): void;
+  completed(record: UploadRecord, deduplicated: boolean): void;
+  failed(record: UploadRecord, error: UploadError): void;
+  /** A request failed for good because the network is down: go offline. */
+  networkDown(reason: string): void;
+  /** A request succeeded: the server is reachable. */
+  reachable(): void;
+  /** Waits `ms`, or less if the engine comes back online meanwhile. */
+  requeueDelay(ms: number, signal: AbortSignal): Promise<void>;
+}
+
+type LimitsFor = (kind: 'chunk' | 'init') => AttemptLimits;
+
+/**
+ * Uploads one file, start to verified finish: create-or-resume (the server's answer is the
+ * truth), dedup, chunks in order (each read once, CRC'd and hashed into a fork of the running
+ * SHA-256, throttled, retried), a stat before every chunk and before completing (a changed
+ * file restarts cleanly), then complete. It holds a concurrency slot only while it works and
+ * gives it back before every wait.
+ */
+export class UploadRunner {
+  readonly record: UploadRecord;
+  readonly #ctx: RunnerContext;
+  /** Aborts waiting (backoff, slot, requeue): stop and cancel. */
+  readonly #soft = new AbortController();
+  /** Aborts requests in flight: stop after its deadline, cancel. */
+  readonly #hard = new AbortController();
+  #slot: Slot | undefined;
+  #settled: Promise<void> | undefined;
+
+  constructor(record: UploadRecord, context: RunnerContext) {
+    this.record = record;
+    this.#ctx = context;
+  }
+
+  start(): Promise<void> {
+    this.#settled ??= this.#run();
+    return this.#settled;
+  }
+
+  get settled(): Promise<void> {
+    return this.#settled ?? Promise.resolve();
+  }
+
+  /** No new chunk; the one in flight may finish. */
+  requestStop(reason: UploadError): void {
+    if (!this.#soft.signal.aborted) this.#soft.abort(reason);
+  }
+
+  /** Abort now, in-flight requests included. */
+  abort(reason: UploadError): void {
+    this.requestStop(reason);
+    if (!this.#hard.signal.aborted) this.#hard.abort(reason);
+  }
+
+  async #run(): Promise<void> {
+    const record = this.record;
+    let restarts = 0;
+    try {
+      for (;;) {
+        try {
+          await this.#uploadOnce();
+          return;
+        } catch (error) {
+          const kind = classifyFailure(error);
+          if (kind === 'stop') return;
+          this.#releaseSlot();
+          record.bytesInFlight = 0;
+          if (kind === 'restart') {
+            restarts += 1;
+            await this.#dropSession();
+            if (restarts > MAX_RESTARTS) throw error;
+            const delay = this.#config().retryDelay;
+            this.#noteRetry({ attempt: 1, delay, reason: describeFailure(error), error, consumesAttempt: false });
+            await sleep(delay * 1000, this.#soft.signal);
+            continue;
+          }
+          if (kind === 'retry' || kind === 'wait') {
+            // Out of retries. The file is not failed: it waits in the queue, longer.
+            if (isNetworkDown(error)) this.#ctx.networkDown(describeFailure(error));
+            const delay = this.#config().retryMaxDelay;
+            this.#noteRetry({ attempt: 1, delay, reason: describeFailure(error), error, consumesAttempt: false });
+            this.#ctx.logger.warn({ upload: record.localPath, reason: describeFailure(error), delay }, 'retries used up; the file waits in the queue');
+            await this.#ctx.requeueDelay(delay * 1000, this.#soft.signal);
+            continue;
+          }
+          throw error;
+        }
+      }
+    } catch (error) {
+      if (classifyFailure(error) === 'stop') return;
+      this.#fail(error);
+    } finally {
+      this.#releaseSlot();
+      record.bytesInFlight = 0;
+    }
+  }
+
+  async #uploadOnce(): Promise<void> {
+    const record = this.record;
+    const config = this.#config();
+    const client = this.#ctx.client();
+    await this.#ensureSlot();
+    const version = await statFile(record.localPath);
+    record.bytesTotal = version.size;
+    record.phase = 'uploading';
+    if (!record.startedAt) {
+      record.startedAt = new Date().toISOString();
+      this.#ctx.journal().markStarted(record.id, record.startedAt, version.size);
+      this.#ctx.started(record);
+    }
+    this.#ctx.changed(record);
+
+    // A session made for another version of the file (or another server) is dropped: the file restarts cleanly.
+    if (record.session && (!sameVersion(record.session.version, version) || record.session.server !== client.serverHref)) {
+      await this.#dropSession();
+    }
+
+    const fingerprint = await fingerprintFile(record.localPath, version.size).catch((error: unknown) => {
+      throw fileError(record.localPath, error);
+    });
+    const known = this.#ctx.journal().completedFile(record.localPath);
+    const knownSha = known && known.size === version.size && known.mtimeMs === version.mtimeMs ? known.sha256 : undefined;
+    const what = `${record.localPath} → ${record.remotePath}`;
+    const request = {
+      path: record.remotePath,
+      size: version.size,
+      fingerprint,
+      chunkSize: config.chunkSize,
+      ...(knownSha ? { sha256: knownSha } : {}),
+      ...(record.metadata ? { metadata: record.metadata } : {}),
+      ...(record.replace ? { replace: true } : {}),
+    };
+    let answer = await this.#retrying((limits) => client.create(request, limits('init'), `${what}: create-or-resume`));
+
+    if (answer.state === 'complete') {
+      // Dedup: confirm the server's SHA-256 against the local file's (known, or hashed locally: no network).
+      const local = knownSha ?? (await this.#hashLocally(version));
+      if (answer.sha256 === local && answer.size === version.size) {
+        await assertUnchanged(record.localPath, version);
+        this.#completed(answer, version, true);
+        return;
+      }
+      this.#ctx.logger.info({ upload: record.localPath }, 'the server holds a different file with the same fingerprint; replacing it');
+      const replaceRequest = { ...request, sha256: local, replace: true };
+      answer = await this.#retrying((limits) => client.create(replaceRequest, limits('init'), `${what}: create (replace)`));
+      if (answer.state === 'complete') {
+        throw new UploadError('PROTOCOL', `${what}: the server reports the file complete with SHA-256 ${answer.sha256}, but the local file's is ${local}`);
+      }
+    }
+    await this.#sendSession(answer, version, client);
+  }
+
+  async #sendSession(session: OpenSession, version: FileVersion, client: SessionClient): Promise<void> {
+    const record = this.record;
+    const expectedCount = Math.max(1, Math.ceil(version.size / session.chunkSize));
+    if (session.chunkCount !== expectedCount || session.size !== version.size) {
+      throw new UploadError('PROTOCOL', `${record.localPath}: the server's session has ${session.chunkCount} chunks of ${session.chunkSize} bytes for ${session.size} bytes; expected ${expectedCount} for ${version.size}`);
+    }
+    record.session = { id: session.id, server: client.serverHref, chunkSize: session.chunkSize, version };
+    this.#ctx.journal().setSession(record.id, {
+      sessionId: session.id,
+      sessionServer: client.serverHref,
+      chunkSize: session.chunkSize,
+      size: version.size,
+      mtimeMs: version.mtimeMs,
+    });
+    const held = new Set(session.received);
+    const lengthOf = (index: number): number => Math.max(0, Math.min(session.chunkSize, version.size - index * session.chunkSize));
+    record.bytesAcked = [...held].reduce((sum, index) => sum + (index < session.chunkCount ? lengthOf(index) : 0), 0);
+    record.bytesInFlight = 0;
+    this.#ctx.progress(record, true);
+
+    let handle: FileHandle;
+    try {
+      handle = await open(record.localPath, 'r');
+    } catch (error) {
+      throw fileError(record.localPath, error);
+    }
+    try {
+      const hash = new RunningHash();
+      const compression = new TransferCompression(this.#config().transferCompression, record.localPath);
+      for (let index = 0; index < session.chunkCount; index += 1) {
+        const start = index * session.chunkSize;
+        if (held.has(index)) {
+          // Resume: the server holds it; rebuild the running hash from the local file (no network).
+          await hashRange(handle, record.localPath, start, lengthOf(index), hash, this.#soft.signal);
+          continue;
+        }
+        await this.#checkpoint(version);
+        const raw = await readRange(handle, record.localPath, start, lengthOf(index));
+        const fork = hash.fork();
+        fork.update(raw);
+        await this.#sendChunk(session, index, raw, compression, client);
+        hash.adopt(fork, raw.length);
+        this.#ctx.journal().ackChunk(record.id, index);
+        record.bytesAcked += raw.length;
+        record.bytesInFlight = 0;
+        this.#ctx.progress(record, true);
+      }
+      await this.#complete(session, hash.digest(), version, handle, compression, client);
+    } finally {
+      await handle.close().catch(() => undefined);
+    }
+  }
+
+  /** Sends one chunk with retries. After a failure that came after the whole body went out, asks whether the server has it before re-sending. */
+  async #sendChunk(session: OpenSession, index: number, raw: Buffer, compression: TransferCompression, client: SessionClient): Promise<void> {
+    const record = this.record;
+    const encoded = await compression.encode(raw);
+    const chunk = { index, body: encoded.body, encoding: encoded.encoding, crc32: zlib.crc32(raw) };
+    const scale = encoded.body.length > 0 ? raw.length / encoded.body.length : 1;
+    const what = `${record.localPath}: chunk ${index + 1} of ${session.chunkCount}`;
+    let wholeBodySent = false;
+    await this.#retrying(async (limits) => {
+      if (wholeBodySent) {
+        wholeBodySent = false;
+        const status = await client.status(session.id, limits('init'), `${what}: status`);
+        if (status.state !== 'complete' && status.received.includes(index)) return;
+      }
+      let sent = 0;
+      record.bytesInFlight = 0;
+      try {
+        await client.putChunk(
+          session.id,
+          chunk,
+          this.#ctx.bucket,
+          limits('chunk'),
+          (bytes) => {
+            sent += bytes;
+            record.bytesInFlight = Math.min(raw.length, Math.round(sent * scale));
+            record.meter.add(Math.round(bytes * scale));
+            this.#ctx.progress(record, false);
+          },
+          what,
+        );
+      } catch (error) {
+        wholeBodySent = sent >= chunk.body.length && chunk.body.length > 0;
+        record.bytesInFlight = 0;
+        throw error;
+      }
+    });
+  }
+
+  async #complete(session: OpenSession, sha256: string, version: FileVersion, handle: FileHandle, compression: TransferCompression, client: SessionClient): Promise<void> {
+    const record = this.record;
+    const what = `${record.localPath} → ${record.remotePath}: complete`;
+    for (let round = 0; ; round += 1) {
+      await this.#checkpoint(version);
+      try {
+        const done = await this.#retrying((limits) => client.complete(session.id, sha256, limits('init'), what));
+        if (done.sha256 !== sha256) {
+          throw new UploadError('PROTOCOL', `${what}: the server verified SHA-256 ${done.sha256}, but the local file's is ${sha256}`);
+        }
+        this.#completed(done, version, false);
+        return;
+      } catch (error) {
+        if (classifyFailure(error) !== 'repair' || round >= MAX_REPAIR_ROUNDS) throw error;
+        const missing = (errorDetails(error).missing ?? []).filter((index) => Number.isInteger(index) && index >= 0 && index < session.chunkCount);
+        if (missing.length === 0 || (error instanceof UploadError && error.code === 'FILE_CHECKSUM_MISMATCH' && missing.length >= session.chunkCount)) {
+          // Every stored chunk passed its CRC, so the local file is not what was sent: start over.
+          throw new UploadError('FILE_CHANGED', `${record.localPath}: the server's copy failed the whole-file SHA-256 although every chunk passed its checksum (the file changed in place?); sending it again`, { cause: error });
+        }
+        this.#ctx.logger.warn({ upload: record.localPath, missing }, 're-sending chunks the server reported missing or damaged');
+        for (const index of missing) {
+          await this.#checkpoint(version);
+          const start = index * session.chunkSize;
+          const length = Math.max(0, Math.min(session.chunkSize, version.size - start));
+          const raw = await readRange(handle, record.localPath, start, length);
+          await this.#sendChunk(session, index, raw, compression, client);
+        }
+      }
+    }
+  }
+
+  /** Between chunks: stop if asked, give the slot back while paused, and make sure the file did not change. */
+  async #checkpoint(version: FileVersion): Promise<void> {
+    this.#soft.signal.throwIfAborted();
+    if (this.#ctx.isPaused() && this.#slot) {
+      this.#releaseSlot();
+      this.record.phase = 'queued';
+      this.#ctx.changed(this.record);
+    }
+    await this.#ensureSlot();
+    await assertUnchanged(this.record.localPath, version);
+  }
+
+  /** One request with retries; the slot is (re)acquired for each attempt and given back before each wait. */
+  async #retrying<T>(operation: (limits: LimitsFor) => Promise<T>): Promise<T> {
+    const config = this.#config();
+    const record = this.record;
+    return retryRequest(
+      async (attempt) => {
+        await this.#ensureSlot();
+        this.#soft.signal.throwIfAborted();
+        record.attempt = attempt;
+        if (record.phase !== 'uploading') {
+          record.phase = 'uploading';
+          this.#ctx.changed(record);
+        }
+        const now = this.#config();
+        const limits: LimitsFor = (kind) => ({
+          timeoutMs: (kind === 'chunk' ? now.uploadTimeout : now.initTimeout) * 1000,
+          stalledMs: now.stalledTimeout * 1000,
+          signal: this.#hard.signal,
+          onStall: () => this.#ctx.stalled(record),
+        });
+        const value = await operation(limits);
+        this.#ctx.reachable();
+        return value;
+      },
+      {
+        maxRetries: config.maxRetries,
+        minDelayMs: config.retryDelay * 1000,
+        maxDelayMs: config.retryMaxDelay * 1000,
+        signal: this.#soft.signal,
+        beforeWait: () => this.#releaseSlot(),
+        onRetry: (info) => this.#noteRetry(info),
+      },
+    );
+  }
+
+  #noteRetry(info: RetryInfo): void {
+    const record = this.record;
+    record.phase = 'retrying';
+    record.lastError = info.reason;
+    record.errorCode = info.error instanceof UploadError ? info.error.code : undefined;
+    this.#ctx.journal().setError(record.id, record.errorCode, record.lastError);
+    this.#ctx.retrying(record, info);
+  }
+
+  async #ensureSlot(): Promise<void> {
+    if (this.#slot) return;
+    this.#ctx.changed(this.record);
+    this.#slot = await this.#ctx.slots.acquire(this.record.priority, this.record.seq, this.#soft.signal);
+    this.record.holdsSlot = true;
+    this.#ctx.changed(this.record);
+  }
+
+  #releaseSlot(): void {
+    if (!this.#slot) return;
+    this.#slot.release();
+    this.#slot = undefined;
+    this.record.holdsSlot = false;
+  }
+
+  async #hashLocally(version: FileVersion): Promise<string> {
+    let handle: FileHandle;
+    try {
+      handle = await open(this.record.localPath, 'r');
+    } catch (error) {
+      throw fileError(this.record.localPath, error);
+    }
+    try {
+      const sha = await sha256OfFile(handle, this.record.localPath, version.size, this.#soft.signal);
+      await assertUnchanged(this.record.localPath, version);
+      return sha;
+    } finally {
+      await handle.close().catch(() => undefined);
+    }
+  }
+
+  /** Best effort: delete the server session (so a restart begins from nothing) and forget it. */
+  async #dropSession(): Promise<void> {
+    const record = this.record;
+    const session = record.session;
+    record.session = undefined;
+    record.bytesAcked = 0;
+    this.#ctx.journal().clearSession(record.id);
+    if (!session) return;
+    const config = this.#config();
+    try {
+      await this.#ctx.client().cancel(
+        session.id,
+        { timeoutMs: config.initTimeout * 1000, stalledMs: config.stalledTimeout * 1000, signal: this.#hard.signal },
+        `${record.localPath}: drop session`,
+      );
+    } catch (error) {
+      this.#ctx.logger.debug({ upload: record.localPath, error: describeFailure(error) }, 'could not delete the old server session (it expires on its own)');
+    }
+  }
+
+  #completed(answer: CompletedFile, version: FileVersion, deduplicated: boolean): void {
+    const record = this.record;
+    const finishedAt = new Date().toISOString();
+    record.phase = 'completed';
+    record.sha256 = answer.sha256;
+    record.finishedAt = finishedAt;
+    record.bytesTotal = version.size;
+    record.bytesAcked = version.size;
+    record.bytesInFlight = 0;
+    record.lastError = undefined;
+    record.errorCode = undefined;
+    record.deduplicated = deduplicated;
+    record.session = undefined;
+    this.#releaseSlot();
+    this.#ctx.journal().markCompleted(
+      { id: record.id, sha256: answer.sha256, finishedAt },
+      {
+        localPath: record.localPath,
+        remotePath: record.remotePath,
+        server: this.#ctx.client().serverHref,
+        size: version.size,
+        mtimeMs: version.mtimeMs,
+        sha256: answer.sha256,
+        completedAt: finishedAt,
+      },
+    );
+    this.#ctx.completed(record, deduplicated);
+  }
+
+  #fail(error: unknown): void {
+    const record = this.record;
+    const failure =
+      error instanceof UploadError
+        ? error
+        : new UploadError('INTERNAL', `${record.localPath}: ${describeFailure(error)}`, { cause: error });
+    record.phase = 'failed';
+    record.lastError = failure.message;
+    record.errorCode = failure.code;
+    record.finishedAt = new Date().toISOString();
+    record.bytesInFlight = 0;
+    this.#releaseSlot();
+    this.#ctx.journal().markFailed(record.id, failure.code, failure.message, record.finishedAt);
+    this.#ctx.failed(record, failure);
+  }
+
+  #config(): EngineConfig {
+    return this.#ctx.config();
+  }
+}
