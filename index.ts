@@ -10,3 +10,6 @@ export type * from './agent/engine/upload-events.js';
 export type * from './agent/agent-controller.js';
 export { createUploadServer, serverOptions, serverOptionSpecs, LocalDiskStorage, isLoopback } from './server/index.js';
 export type { UploadServer, UploadServerOptions, ServerConfig, UploadStorage } from './server/index.js';
+export { NetworkManager } from './agent/engine/network-manager.js';
+export type { NetworkManagerOptions, AddUploadOptions, CancelOptions } from './agent/engine/network-manager.js';
+export type { EngineConfig } from './agent/engine/engine-options.js';
