@@ -165,11 +165,25 @@ export class BagWriter {
     }
   }
 
-  /** Writes the next slice of the body (never the tail), as a MODIFY does. */
+  /**
+   * Writes the next slice of the body (never the tail), as a MODIFY does. Once the body is all
+   * written, it rewrites the last slice in place with the same bytes (a writer updating what it
+   * wrote): the content stays as planned, but the file is really written to (mtime changes).
+   */
   async modify(relPath: string): Promise<void> {
     const file = this.#open.get(relPath);
     if (!file) return;
-    await this.#write(relPath, file, Math.max(1, Math.ceil(file.content.length / 16)));
+    const slice = Math.max(1, Math.ceil(file.content.length / 16));
+    if (file.written < file.content.length - file.tail) {
+      await this.#write(relPath, file, slice);
+      return;
+    }
+    file.busy = file.busy.then(async () => {
+      const start = Math.max(0, file.written - slice);
+      await file.handle.write(file.content, start, file.written - start, start);
+      this.log.record(relPath).writes.push(performance.now());
+    });
+    await file.busy;
   }
 
   /** Appends bytes that are not part of the planned content (a writer that keeps writing). */

@@ -1,10 +1,9 @@
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { Writable } from 'node:stream';
-import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createUploadServer } from '../../server/index.js';
 import { routes } from '../../common/protocol/native-protocol.js';
+import { captureLogger, type CapturedLogs } from '../helpers/capture-logger.js';
 import { call, createSession, putChunk, readChunk, uploadFile } from '../helpers/native-upload.js';
 import { writeRandomFile } from '../helpers/random-file.js';
 import { seedGet, seedPost, seedUploadFile } from '../helpers/seed-client.js';
@@ -14,21 +13,15 @@ import { createTempDir, type TempDir } from '../helpers/tmp-dir.js';
 const ROBOT1 = 'robot1-secret-token-aaaa';
 const ROBOT2 = 'robot2-secret-token-bbbb';
 let files: TempDir;
-let logLines: string[];
+let logs: CapturedLogs;
 let server: TestServer;
 
 beforeAll(async () => {
   files = await createTempDir('auth-files');
   const tokensFile = path.join(files.path, 'tokens.yaml');
   await writeFile(tokensFile, `robot1: ${ROBOT1}\n`);
-  logLines = [];
-  const sink = new Writable({
-    write(chunk: Buffer, _encoding, done) {
-      logLines.push(chunk.toString());
-      done();
-    },
-  });
-  server = await startTestServer({ tokensFile, tokens: [`robot2=${ROBOT2}`], logger: pino({ level: 'debug' }, sink) });
+  logs = captureLogger('debug');
+  server = await startTestServer({ tokensFile, tokens: [`robot2=${ROBOT2}`], logger: logs.logger });
 });
 afterAll(async () => {
   await server?.close();
@@ -104,7 +97,7 @@ describe('auth', () => {
   });
 
   it('never logs a token', () => {
-    const all = logLines.join('');
+    const all = logs.text();
     expect(all).toContain('upload_completed');
     expect(all).not.toContain(ROBOT1);
     expect(all).not.toContain(ROBOT2);

@@ -50,8 +50,11 @@ describe('expiry and temp cleanup', () => {
     const server = await startTestServer({ sessionExpiry: 1, cleanupInterval: 0.2 });
     try {
       const id = (await seedPost(server.url, '/upload/init', { filename: 'timer.bag', filesize: 10, chunks: 1 })).json.upload_id as string;
-      await waitFor(async () => (await seedGet(server.url, `/upload/status/${id}`)).status === 404, 'the timer to expire the session');
-      expect(await readdir(path.join(server.uploadDir, 'temp'))).toEqual([]);
+      // The record goes first (no request finds it any more), then its data.
+      await waitFor(
+        async () => (await seedGet(server.url, `/upload/status/${id}`)).status === 404 && (await readdir(path.join(server.uploadDir, 'temp'))).length === 0,
+        'the timer to expire the session and delete its data',
+      );
     } finally {
       await server.close();
     }
