@@ -174,6 +174,7 @@ export class ParameterSchema<S extends OptionSpecs = OptionSpecs> {
     const option = this.#byName.get(parameter.name);
     if (!option) return { ok: true, option: undefined, value: parameter.value };
     const shown = this.#show(option, parameter.value);
+    if (parameter.type === ParameterType.NOT_SET) return { ok: false, reason: `${option.name} cannot be deleted or unset (set it to another value instead)` };
     if (parameter.type !== option.type) {
       return {
         ok: false,

@@ -110,6 +110,7 @@ describe('parameters derived from the option set', () => {
     expect(refused('server_url', ParameterType.STRING, 'ftp://x')).toBe('server_url = "ftp://x" refused: expected an http:// or https:// URL, not ftp:');
     expect(refused('after_upload', ParameterType.STRING, 'shred')).toBe('after_upload = "shred" refused: expected one of keep, delete, move');
     expect(refused('token', ParameterType.INTEGER, 5n)).toBe('token must be a string, not an integer');
+    expect(refused('bandwidth_limit', ParameterType.NOT_SET, undefined)).toBe('bandwidth_limit cannot be deleted or unset (set it to another value instead)');
     expect(schema.check({ name: 'use_sim_time', type: ParameterType.BOOL, value: true })).toEqual({ ok: true, option: undefined, value: true });
   });
 });

@@ -1,4 +1,7 @@
+import { readdirSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { loadRos, probeRos, rosModeFromFlag } from '../../agent/ros/index.js';
 import { isUploadError } from '../../common/errors/upload-error.js';
@@ -66,5 +69,22 @@ describe('choosing ROS mode', () => {
       available: false,
       reason: 'rclnodejs could not be loaded (librcl.so: cannot open shared object file): reinstall it with ROS 2 sourced: `npm_config_yes=true npm install rclnodejs@2`',
     });
+  });
+});
+
+describe('the seam', () => {
+  it('only agent/ros/rclnodejs-binding.ts imports rclnodejs, lazily, with its default export', () => {
+    const root = fileURLToPath(new URL('../../', import.meta.url));
+    const sources = (dir: string): string[] =>
+      readdirSync(path.join(root, dir), { withFileTypes: true }).flatMap((entry) =>
+        entry.isDirectory() ? sources(path.join(dir, entry.name)) : entry.name.endsWith('.ts') ? [path.join(dir, entry.name)] : [],
+      );
+    const importers = [...sources('agent'), ...sources('common'), ...sources('server'), 'index.ts'].filter((file) =>
+      /(?:from|import)\s*\(?\s*['"]rclnodejs['"]/.test(readFileSync(path.join(root, file), 'utf8')),
+    );
+    expect(importers).toEqual([path.join('agent', 'ros', 'rclnodejs-binding.ts')]);
+    const binding = readFileSync(path.join(root, 'agent/ros/rclnodejs-binding.ts'), 'utf8');
+    expect(binding).toContain("(await import('rclnodejs')).default");
+    expect(binding).not.toMatch(/^import (?!type)[^;]*['"]rclnodejs['"]/m);
   });
 });
