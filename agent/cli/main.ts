@@ -1,4 +1,7 @@
 #!/usr/bin/env node
-// Placeholder until the watcher and agent program issue lands (issue 4).
-process.stderr.write('ros2-upload-agent: the agent program is not built yet (see issue 4)\n');
-process.exit(2);
+import { runCli } from './run-cli.js';
+
+// The entry of `ros2-upload-agent` (see run-cli.ts). Exits explicitly: a finished command must
+// not wait for idle sockets or timers.
+const code = await runCli(process.argv.slice(2));
+process.exit(code);

@@ -1,0 +1,75 @@
+import path from 'node:path';
+import type { Logger } from 'pino';
+import { formatSize } from '../../../common/config/index.js';
+import { UploadError } from '../../../common/errors/upload-error.js';
+import type { FailedEvent } from '../../engine/upload-events.js';
+import { listForUpload, type ListedFile } from '../../watcher/bag-listing.js';
+import type { VerifiedFile } from '../../upload-agent.js';
+import { exitCodes } from '../exit-codes.js';
+import type { Invocation } from '../invocation.js';
+import { startProgramAgent } from '../program-agent.js';
+import { plainProgress, ttyProgress } from '../progress-output.js';
+import { onStopSignal } from '../shutdown.js';
+
+/**
+ * The one-shot upload keeps its own journal in this subfolder of the state directory, so it
+ * can run while a `watch` daemon holds the state directory, and an interrupted run resumes.
+ */
+export const UPLOAD_COMMAND_STATE = 'upload-command';
+
+/**
+ * `upload <file or bag folder>...`: uploads once and exits 0 only when the server verified
+ * every file (1 when some failed). Bag folders go split by split, metadata.yaml last. Progress
+ * bars on a terminal, plain lines otherwise.
+ */
+export async function uploadCommand(invocation: Invocation, logger: Logger, out: NodeJS.WriteStream | NodeJS.WritableStream): Promise<number> {
+  const files: ListedFile[] = [];
+  for (const input of invocation.paths) files.push(...(await listForUpload(input, { allFiles: true })));
+  const unique = new Map(files.map((file) => [file.path, file]));
+  if (unique.size === 0) throw new UploadError('FILE_NOT_FOUND', `Nothing to upload in ${invocation.paths.join(' ')}`);
+  const config = { ...invocation.config, watchDir: undefined, stateDir: path.join(invocation.config.stateDir, UPLOAD_COMMAND_STATE) };
+  const started = await startProgramAgent(config, logger);
+  const { agent } = started;
+  const progress = 'isTTY' in out && out.isTTY ? ttyProgress(out) : plainProgress(out);
+  const pending = new Set(unique.keys());
+  const failed = new Map<string, FailedEvent>();
+  let settle: () => void = () => {};
+  const settled = new Promise<void>((resolve) => {
+    settle = resolve;
+  });
+  const check = (): void => {
+    if ([...pending].every((file) => failed.has(file))) settle();
+  };
+  agent.onChange((upload) => upload && unique.has(upload.localPath) && progress.update(upload));
+  agent.on('verified', (file: VerifiedFile) => {
+    if (!pending.delete(file.localPath)) return;
+    failed.delete(file.localPath);
+    progress.line(`verified ${file.remotePath} (${formatSize(file.size)}) sha256 ${file.sha256}${file.deduplicated ? ' (already on the server)' : ''}`);
+    check();
+  });
+  agent.on('failed', (event: FailedEvent) => {
+    if (!pending.has(event.upload.localPath)) return;
+    failed.set(event.upload.localPath, event);
+    progress.line(`failed ${event.upload.remotePath}: ${event.reason}`);
+    check();
+  });
+  const interrupted = onStopSignal(async () => {
+    progress.close();
+    await started.controller.stop();
+  }, logger).then((code) => ({ interrupted: true as const, code }));
+  for (const input of invocation.paths) {
+    const result = await agent.enqueue(input);
+    if (!result.accepted) progress.line(`not queued: ${result.message}`);
+  }
+  check();
+  const outcome = await Promise.race([settled.then(() => ({ interrupted: false as const, code: 0 })), interrupted]);
+  if (outcome.interrupted) {
+    progress.line(`interrupted: ${pending.size} of ${unique.size} file(s) not verified yet; run the same command again to resume`);
+    return exitCodes.UPLOAD_FAILED;
+  }
+  progress.close();
+  await started.controller.stop();
+  const verified = unique.size - pending.size;
+  progress.line(`${verified} of ${unique.size} file(s) verified by the server${failed.size > 0 ? `, ${failed.size} failed` : ''}`);
+  return failed.size === 0 && pending.size === 0 ? exitCodes.OK : exitCodes.UPLOAD_FAILED;
+}

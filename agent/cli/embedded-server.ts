@@ -1,0 +1,21 @@
+import path from 'node:path';
+import type { Logger } from 'pino';
+import { createUploadServer, type UploadServer } from '../../server/index.js';
+import type { AgentConfig } from '../agent-options.js';
+
+/**
+ * The bundled server, started in this process when no server URL was given: on 127.0.0.1
+ * only (so it runs open, without tokens), rate limits off (it serves this one agent), storing
+ * under embeddedUploadDir (`./uploads`: completed/anonymous/<bag>/<file>).
+ */
+export async function startEmbeddedServer(config: AgentConfig, logger: Logger): Promise<UploadServer> {
+  const server = await createUploadServer({
+    host: '127.0.0.1',
+    port: config.embeddedPort,
+    uploadDir: path.resolve(config.embeddedUploadDir),
+    rateLimit: false,
+    // The agent reports every upload; the server's own lines only at debug level.
+    logger: logger.child({ component: 'server' }, { level: ['trace', 'debug'].includes(logger.level) ? logger.level : 'warn' }),
+  });
+  return server;
+}

@@ -1,0 +1,56 @@
+import type { Logger } from 'pino';
+import { UploadError } from '../../common/errors/upload-error.js';
+import { statusCommand } from './commands/status-command.js';
+import { uploadCommand } from './commands/upload-command.js';
+import { watchCommand } from './commands/watch-command.js';
+import { exitCodeOf, exitCodes } from './exit-codes.js';
+import { helpText } from './help-text.js';
+import { parseInvocation } from './invocation.js';
+import { createLogger } from './logger.js';
+import { packageVersion } from './version.js';
+
+export interface CliIo {
+  stdout: NodeJS.WriteStream | NodeJS.WritableStream;
+  stderr: NodeJS.WritableStream;
+  env: NodeJS.ProcessEnv;
+}
+
+/**
+ * Runs one `ros2-upload-agent` command line (argv without node and the script) and returns
+ * the exit code. A problem ends it with ONE line on stderr naming it, and the code from
+ * exit-codes.ts.
+ */
+export async function runCli(argv: string[], io: CliIo = { stdout: process.stdout, stderr: process.stderr, env: process.env }): Promise<number> {
+  let logger: Logger | undefined;
+  try {
+    const invocation = parseInvocation(argv, io.env);
+    switch (invocation.command) {
+      case 'help':
+        io.stdout.write(helpText());
+        return exitCodes.OK;
+      case 'version':
+        io.stdout.write(`${packageVersion()}\n`);
+        return exitCodes.OK;
+      case 'status':
+        return statusCommand(invocation, io.stdout);
+      case 'upload': {
+        // Progress lines carry the news; the log shows warnings unless asked for more.
+        const level = ['trace', 'debug'].includes(invocation.config.logLevel) ? invocation.config.logLevel : invocation.config.logLevel === 'info' ? 'warn' : invocation.config.logLevel;
+        logger = createLogger(level);
+        return await uploadCommand(invocation, logger, io.stdout);
+      }
+      case 'watch':
+        logger = createLogger(invocation.config.logLevel);
+        return await watchCommand(invocation, logger);
+    }
+  } catch (error) {
+    io.stderr.write(`ros2-upload-agent: ${oneLine(error)}\n`);
+    if (!(error instanceof UploadError)) logger?.error({ err: error }, 'unexpected error');
+    return exitCodeOf(error);
+  }
+}
+
+function oneLine(error: unknown): string {
+  const message = error instanceof Error ? error.message : String(error);
+  return message.replace(/\s*\n\s*/g, ' ').trim();
+}

@@ -1,0 +1,59 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { fixtureBag, replayTimeline, TIMELINES, type TimelineName } from '../helpers/bag-writer.js';
+import { waitFor } from '../helpers/wait-for.js';
+import { startHarness, type Harness } from './support/agent-harness.js';
+
+/**
+ * Acceptance: the agent (watcher → engine → real server) replays the three real rosbag2
+ * timelines with the same order and gaps. Each split is uploaded exactly once, only after the
+ * writer closed it, in index order, metadata.yaml last, and the server's copy of the bag is
+ * byte-identical to the fixture.
+ */
+let harness: Harness | undefined;
+afterEach(async () => {
+  await harness?.close();
+  harness = undefined;
+});
+
+describe('the agent replaying the real rosbag2 timelines', () => {
+  for (const name of Object.keys(TIMELINES) as TimelineName[]) {
+    it(`${name}: every split once, only after it was closed, metadata.yaml last, byte-identical`, async () => {
+      harness = await startHarness();
+      const h = harness;
+      const bag = TIMELINES[name].bag;
+      const fixture = fixtureBag(bag);
+      const writer = await replayTimeline(name, h.root);
+      const expected = [...fixture.keys()].map((file) => `${bag}/${file}`);
+      await waitFor(() => expected.every((remote) => h.stored(remote) !== undefined), `all of ${bag} on the server`, 30_000);
+      // A late duplicate (a rescan, a missed event) would show up here.
+      await h.agent.watcher!.rescan();
+      await new Promise((resolve) => setTimeout(resolve, 1500));
+
+      for (const [file, bytes] of fixture) {
+        const remote = `${bag}/${file}`;
+        expect(h.stored(remote)?.equals(bytes), `${remote} byte-identical`).toBe(true);
+        const sessions = h.proxy.sessionsFor(remote);
+        expect(sessions, `${remote}: one session`).toHaveLength(1);
+        expect(h.proxy.completionsFor(remote), `${remote}: one completion`).toHaveLength(1);
+        const closedAt = writer.log.closedAt(remote);
+        expect(closedAt, `${remote} was closed by the writer`).toBeDefined();
+        expect(sessions[0]!.startedAt, `${remote}: session created after the writer closed it`).toBeGreaterThan(closedAt!);
+      }
+      // Nothing else reached the server: in compression mode, no plain .mcap.
+      expect(new Set(h.proxy.sessionsFor().map((r) => r.path))).toEqual(new Set(expected));
+
+      const splits = expected.filter((remote) => !remote.endsWith('metadata.yaml'));
+      const created = splits.map((remote) => h.proxy.sessionsFor(remote)[0]!.startedAt);
+      const byIndex = [...splits].sort((a, b) => index(a) - index(b));
+      expect([...splits].sort((a, b) => created[splits.indexOf(a)]! - created[splits.indexOf(b)]!)).toEqual(byIndex);
+      const metadataCreated = h.proxy.sessionsFor(`${bag}/metadata.yaml`)[0]!.startedAt;
+      for (const remote of splits) {
+        expect(metadataCreated, `metadata.yaml after ${remote} was verified`).toBeGreaterThan(h.proxy.completionsFor(remote)[0]!.finishedAt!);
+      }
+    });
+  }
+});
+
+function index(remote: string): number {
+  return Number(/_(\d+)\.(mcap|db3)/.exec(remote)![1]);
+}
