@@ -172,8 +172,12 @@ class RclnodejsNode implements RosNode {
   createService<Request, Response>(type: string, name: string, handler: (request: Request) => Response | Promise<Response>): void {
     this.#node.createService(type as RclServiceTypeClass, name, this.#options(undefined), (request: unknown, response: { send(message: never): void }) => {
       void (async () => {
-        const result = await handler(request as Request);
-        response.send(result as never);
+        try {
+          response.send((await handler(request as Request)) as never);
+        } catch (error) {
+          // The handlers answer failures themselves; this is a bug or a malformed response.
+          process.emitWarning(`ROS service ${name} could not answer: ${(error as Error).message}`);
+        }
       })();
     });
   }

@@ -138,11 +138,11 @@ export class UploadAgentNode {
     );
   }
 
-  /** Stops listening to the agent and cancels timers and pending publishes (the node stays). */
+  /** Stops listening to the agent and cancels timers and pending publishes (the node stays). Idempotent. */
   stop(): void {
-    if (!this.#running) return;
     this.#running = false;
     this.#unsubscribe?.();
+    this.#unsubscribe = undefined;
     for (const timer of this.#timers.splice(0)) timer.cancel();
     this.#statusThrottle.clear();
     this.#queueThrottle.clear();
@@ -174,15 +174,19 @@ export class UploadAgentNode {
   #publishStatus(upload: UploadSnapshot): void {
     const publisher = this.#statusPublisher;
     if (!publisher || !this.#running) return;
-    const message = uploadStatusMessage(upload, this.#node.now());
-    this.#publish(rosNames.status, () => publisher.publish(this.#features?.statusFormat === 'std_msgs/String' ? { data: messageJson(message) } : message));
+    this.#publish(rosNames.status, () => {
+      const message = uploadStatusMessage(upload, this.#node.now());
+      publisher.publish(this.#features?.statusFormat === 'std_msgs/String' ? { data: messageJson(message) } : message);
+    });
   }
 
   #publishQueue(): void {
     const publisher = this.#queuePublisher;
     if (!publisher || !this.#running) return;
-    const message = uploadQueueMessage(this.#agent.status(), this.#node.now());
-    this.#publish(rosNames.queue, () => publisher.publish(this.#features?.statusFormat === 'std_msgs/String' ? { data: messageJson(message) } : message));
+    this.#publish(rosNames.queue, () => {
+      const message = uploadQueueMessage(this.#agent.status(), this.#node.now());
+      publisher.publish(this.#features?.statusFormat === 'std_msgs/String' ? { data: messageJson(message) } : message);
+    });
   }
 
   #publishDiagnostics(): void {
@@ -192,7 +196,7 @@ export class UploadAgentNode {
     this.#publish(rosNames.diagnostics, () => publisher.publish(diagnosticsMessage(this.#agent.status(), this.#node.now(), identity)));
   }
 
-  /** A failing publish is logged once per topic and never stops the agent. */
+  /** A failing publish (or status read) is logged once per topic and never stops the agent. */
   #publish(topic: string, publish: () => void): void {
     try {
       publish();

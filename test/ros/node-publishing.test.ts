@@ -178,6 +178,22 @@ describe('the node publishes what the agent reports', () => {
     expect(latest().message).toContain('UNAUTHORIZED');
   });
 
+  it('a failing status read is logged once per topic and never escapes into the executor', () => {
+    const { node, agent, lines } = run;
+    const healthy = agent.status.bind(agent);
+    agent.status = () => {
+      throw new Error('journal busy');
+    };
+    expect(() => node.tick()).not.toThrow();
+    expect(() => node.tick()).not.toThrow();
+    const errors = lines.filter((line) => line.level === 50).map((line) => line.msg);
+    expect(errors).toEqual([`publishing on ${QUEUE} failed`, `publishing on ${DIAGNOSTICS} failed`]);
+    agent.status = healthy;
+    const before = node.messages(QUEUE).length;
+    node.tick();
+    expect(node.messages(QUEUE)).toHaveLength(before + 1);
+  });
+
   it('a namespaced node names its diagnostics by its fully qualified name', async () => {
     await run.handle.shutdown();
     run = await startFakeNode({ rosArgs: ['-r', '__ns:=/robot7', '-r', '__node:=uploader'] });
