@@ -180,7 +180,8 @@ $status"
 pass "ros2 topic echo --once $TOPIC_PREFIX/upload_status shows the agent's status"
 
 diagnostics="$(echo_once /diagnostics 20)" || fail "/diagnostics printed nothing in 20 s"
-grep -q "name: ${NODE_FQN#/}: uploads" <<<"$diagnostics" || fail "/diagnostics has no status named ${NODE_FQN#/}: uploads:
+# ros2 topic echo quotes the name (it contains ': ').
+grep -qE "name: '?${NODE_FQN#/}: uploads'?$" <<<"$diagnostics" || fail "/diagnostics has no status named ${NODE_FQN#/}: uploads:
 $diagnostics"
 pass "/diagnostics carries the agent's status"
 
