@@ -56,6 +56,9 @@ export async function createUploadServer(options: UploadServerOptions = {}): Pro
   const config = serverOptions.resolve(serverOptions.parse(values, 'options'));
   const log = logger ?? createLogger(config.logLevel);
 
+  if (config.requestTimeout > 0 && config.headersTimeout > config.requestTimeout) {
+    throw new UploadError('CONFIG_INVALID', `headersTimeout (${config.headersTimeout} s) must not be longer than requestTimeout (${config.requestTimeout} s)`);
+  }
   const tokens = loadTokens(config.tokensFile, config.tokens);
   const loopback = isLoopback(config.host);
   if (!loopback && tokens.size === 0 && !config.allowAnonymous) {
@@ -106,9 +109,12 @@ export async function createUploadServer(options: UploadServerOptions = {}): Pro
     let closing: Promise<void> | undefined;
     const close = async (): Promise<void> => {
       const stopped = new Promise<void>((resolve) => listening.close(() => resolve()));
+      // Connections become idle as their requests finish: close them as they do.
+      const idle = setInterval(() => listening.closeIdleConnections(), 50);
       listening.closeIdleConnections();
       const deadline = new Promise<void>((resolve) => setTimeout(resolve, config.shutdownTimeout * 1000).unref());
       await Promise.race([stopped, deadline]);
+      clearInterval(idle);
       listening.closeAllConnections();
       for (const socket of sockets) socket.destroy();
       await stopped;
