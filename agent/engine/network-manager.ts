@@ -217,10 +217,11 @@ export class NetworkManager extends EventEmitter<NetworkManagerEvents> {
     this.#loadJournal();
     this.#started = true;
     this.#online = true;
-    this.#updateGate();
+    // Every pending upload asks for its slot first; then slots are granted in priority order.
     for (const record of this.#records.values()) {
       if (!isTerminal(record)) this.#launch(record);
     }
+    this.#updateGate();
   }
 
   /**
