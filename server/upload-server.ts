@@ -12,6 +12,7 @@ import { createRouteLimits } from './http/rate-limits.js';
 import { createLogger, type Logger } from './logging/logger.js';
 import { serverOptions, type serverOptionSpecs, type ServerConfig } from './server-options.js';
 import { ExpirySweeper } from './sessions/expiry-sweeper.js';
+import { KeyedMutex } from './sessions/mutex.js';
 import { RuntimeRegistry } from './sessions/runtime-registry.js';
 import { SessionStore } from './sessions/session-store.js';
 import { recoverAtStartup } from './sessions/startup-recovery.js';
@@ -76,13 +77,15 @@ export async function createUploadServer(options: UploadServerOptions = {}): Pro
   try {
     await recoverAtStartup(store, storage, log);
     const gzip = new GzipAtRest(storage, store, log, config.compressionLevel);
-    const context: UploadContext = { config, store, storage, runtimes: new RuntimeRegistry(store), gzip, log };
+    const context: UploadContext = { config, store, storage, runtimes: new RuntimeRegistry(store), gzip, log, pathLocks: new KeyedMutex() };
     const app = createApp({ context, tokens, anonymousAllowed, limits: createRouteLimits(config, log), log, trustProxy: parseTrustProxy(config.trustProxy) });
 
     const serverOptions: http.ServerOptions = {
       headersTimeout: config.headersTimeout * 1000,
       requestTimeout: config.requestTimeout * 1000,
       keepAliveTimeout: config.keepAliveTimeout * 1000,
+      // A request without Host gets our JSON 400 from the route layer instead of Node's bare one.
+      requireHostHeader: false,
       connectionsCheckingInterval: Math.max(100, Math.min(30_000, (config.headersTimeout * 1000) / 4)),
     };
     server = tls ? https.createServer({ ...serverOptions, cert: tls.cert, key: tls.key }, app) : http.createServer(serverOptions, app);

@@ -49,6 +49,25 @@ export async function createNativeSession(context: UploadContext, uploader: stri
     throw new UploadError('INVALID_FIELD', `chunkSize ${chunkSize} makes ${chunkCount} chunks; at most ${MAX_CHUNK_COUNT} are allowed (use at least ${Math.ceil(size / MAX_CHUNK_COUNT)} bytes)`);
   }
 
+  return context.pathLocks.run(`${uploader}\0${relativePath}`, () =>
+    createOrResume(context, uploader, { relativePath, size, fingerprint, chunkSize, chunkCount, sha256, metadata, replace, compress }),
+  );
+}
+
+interface CreateFields {
+  relativePath: string;
+  size: number;
+  fingerprint: string;
+  chunkSize: number;
+  chunkCount: number;
+  sha256: string | undefined;
+  metadata: Record<string, unknown> | undefined;
+  replace: boolean;
+  compress: boolean;
+}
+
+async function createOrResume(context: UploadContext, uploader: string, fields: CreateFields): Promise<CreateSessionAnswer> {
+  const { relativePath, size, fingerprint, chunkSize, chunkCount, sha256, metadata, replace, compress } = fields;
   const stored = await findStoredCopy(context, uploader, relativePath);
   if (stored.record && stored.diskSize === stored.record.size && stored.record.size === size && stored.record.fingerprint === fingerprint && (sha256 === undefined || sha256 === stored.record.sha256)) {
     return { status: 200, body: completedFileView(stored.record) };

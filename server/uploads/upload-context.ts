@@ -1,6 +1,7 @@
 import type { GzipAtRest } from '../compression/gzip-at-rest.js';
 import type { Logger } from '../logging/logger.js';
 import type { ServerConfig } from '../server-options.js';
+import type { KeyedMutex } from '../sessions/mutex.js';
 import type { RuntimeRegistry } from '../sessions/runtime-registry.js';
 import type { SessionStore } from '../sessions/session-store.js';
 import type { UploadStorage } from '../storage/upload-storage.js';
@@ -12,6 +13,8 @@ export interface UploadContext {
   readonly storage: UploadStorage;
   readonly runtimes: RuntimeRegistry;
   readonly gzip: GzipAtRest;
+  /** Serialises creating sessions per uploader and path, so concurrent creates resume one session. */
+  readonly pathLocks: KeyedMutex;
   readonly log: Logger;
 }
 

@@ -16,7 +16,7 @@ export interface SelfSignedCert {
 export async function writeSelfSignedCert(folder: string): Promise<SelfSignedCert> {
   const pems = await generate([{ name: 'commonName', value: 'localhost' }], {
     keySize: 2048,
-    days: 2,
+    notAfterDate: new Date(Date.now() + 2 * 86_400_000),
     algorithm: 'sha256',
     extensions: [
       { name: 'basicConstraints', cA: true },

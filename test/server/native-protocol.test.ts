@@ -112,4 +112,48 @@ describe('native protocol', () => {
     expect((await call(server.url, 'GET', routes.session(id))).status).toBe(404);
     expect((await readFile(file)).length).toBe(2 * MiB);
   });
+
+  it('concurrent creates for the same file get one session; a changed file supersedes the old session', async () => {
+    const file = path.join(files.path, 'concurrent-create.bin');
+    await writeRandomFile(file, 3 * MiB);
+    const answers = await Promise.all(Array.from({ length: 4 }, () => createSession(server.url, file, { path: 'concurrent-create.bin', chunkSize: MiB })));
+    const ids = new Set(answers.map((a) => a.json.id));
+    expect(ids.size).toBe(1);
+    expect(answers.map((a) => a.status).sort()).toEqual([200, 200, 200, 201]);
+    const [id] = [...ids] as string[];
+    await putChunk(server.url, id!, 0, await readChunk(file, 0, MiB, 3 * MiB));
+    await writeRandomFile(file, 2 * MiB);
+    const changed = await createSession(server.url, file, { path: 'concurrent-create.bin', chunkSize: MiB });
+    expect(changed.status).toBe(201);
+    expect(changed.json.id).not.toBe(id);
+    expect((await call(server.url, 'GET', routes.session(id!))).status).toBe(404);
+    expect(await readdir(path.join(server.uploadDir, 'temp'))).not.toContain(id);
+  });
+
+  it('keeps a gzip copy at rest when a native client asks with compress', async () => {
+    const file = path.join(files.path, 'zeros.bin');
+    const { writeFile } = await import('node:fs/promises');
+    await writeFile(file, Buffer.alloc(12 * MiB));
+    const result = await uploadFile(server.url, file, 'zeros.bin', { create: { compress: true } });
+    expect(result.complete.status).toBe(200);
+    const gz = path.join(server.uploadDir, 'compressed', 'anonymous', 'zeros.bin.gz');
+    const { waitFor } = await import('../helpers/wait-for.js');
+    await waitFor(async () => (await call(server.url, 'GET', routes.file('zeros.bin'))).json.compressedSize, 'the gzip copy');
+    const { gunzipSync } = await import('node:zlib');
+    expect(gunzipSync(await readFile(gz)).equals(Buffer.alloc(12 * MiB))).toBe(true);
+  });
+
+  it('answers a request without a Host header with JSON too', async () => {
+    const net = await import('node:net');
+    const { port } = new URL(server.url);
+    const answer = await new Promise<string>((resolve, reject) => {
+      const socket = net.connect(Number(port), '127.0.0.1', () => socket.write('GET /nowhere HTTP/1.1\r\nConnection: close\r\n\r\n'));
+      let text = '';
+      socket.setEncoding('utf8').on('data', (piece: string) => (text += piece));
+      socket.on('close', () => resolve(text));
+      socket.on('error', reject);
+    });
+    expect(answer).toMatch(/^HTTP\/1\.1 404/);
+    expect(answer).toContain('"code":"ROUTE_NOT_FOUND"');
+  });
 });

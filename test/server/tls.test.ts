@@ -27,12 +27,12 @@ describe('TLS', () => {
     const dispatcher = new Agent({ connect: { ca: cert.cert } });
     try {
       expect(server.url).toMatch(/^https:\/\/127\.0\.0\.1:\d+$/);
-      const health = await fetch(`${server.url}/health`, { dispatcher } as RequestInit);
+      const health = await fetch(`${server.url}/health`, { dispatcher } as unknown as RequestInit);
       expect(await health.json()).toMatchObject({ status: 'ok', features: expect.arrayContaining(['ssl-support']) });
       await expect(fetch(`${server.url}/health`)).rejects.toThrow();
       const file = path.join(dir.path, 'over-tls.bin');
       const sha = await writeRandomFile(file, 2 * 1024 * 1024 + 5);
-      const result = await uploadFile(server.url, file, 'over-tls.bin', { chunkSize: 1024 * 1024, init: { dispatcher } as RequestInit });
+      const result = await uploadFile(server.url, file, 'over-tls.bin', { chunkSize: 1024 * 1024, init: { dispatcher } as unknown as RequestInit });
       expect(result.complete.json).toMatchObject({ state: 'complete', sha256: sha });
       expect(await sha256OfFile(server.completedPath('anonymous', 'over-tls.bin'))).toBe(sha);
       const plain = await fetch(server.url.replace('https:', 'http:') + '/health').catch((error: Error) => error);
