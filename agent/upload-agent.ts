@@ -1,5 +1,5 @@
 import { EventEmitter } from 'node:events';
-import { accessSync, constants, mkdirSync, statSync } from 'node:fs';
+import { accessSync, constants, mkdirSync, realpathSync, statSync } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import path from 'node:path';
 import { pino, type Logger } from 'pino';
@@ -33,8 +33,17 @@ export interface VerifiedFile {
   deduplicated: boolean;
 }
 
+/** A bag's metadata.yaml that cannot go yet, because another file of its bag failed. */
+export interface HeldFile {
+  localPath: string;
+  remotePath: string;
+  reason: string;
+}
+
 export interface UploadAgentEvents {
   verified: [VerifiedFile];
+  /** metadata.yaml of an explicitly enqueued bag waits for a file that failed (retryFailed() may unblock it). */
+  held: [HeldFile];
   /** The engine gave up on a file (a permanent error); retryFailed() puts it back. */
   failed: [FailedEvent];
 }
@@ -55,7 +64,11 @@ interface Handed {
 /** A manually enqueued metadata.yaml, waiting until the rest of its bag is verified. */
 interface DeferredMetadata {
   file: ListedFile;
+  /** `<bag folder>/`: the files it waits for are those under it. */
+  dir: string;
   waitFor: Set<string>;
+  /** Every file of the batch was queued: an empty waitFor now means "go". */
+  sealed: boolean;
   priority: number | undefined;
   metadata: Record<string, unknown> | undefined;
 }
@@ -89,6 +102,8 @@ export class UploadAgent extends EventEmitter<UploadAgentEvents> implements Agen
   readonly #deferred: DeferredMetadata[] = [];
   readonly #listeners = new Set<(upload: UploadSnapshot | undefined) => void>();
   #started = false;
+  /** The watch folder, symlinks resolved. */
+  #watchRoot: string | undefined;
   #stopping: Promise<void> | undefined;
 
   constructor(options: UploadAgentOptions = {}) {
@@ -131,6 +146,7 @@ export class UploadAgent extends EventEmitter<UploadAgentEvents> implements Agen
     checkStateDir(stateDir);
     let watchRoot: string | undefined;
     if (this.config.watchDir) watchRoot = checkWatchDir(this.config.watchDir, this.config.createWatchDir);
+    this.#watchRoot = watchRoot;
     await this.#engine.start();
     try {
       this.#ledger = new UploadLedger(stateDir);
@@ -158,7 +174,7 @@ export class UploadAgent extends EventEmitter<UploadAgentEvents> implements Agen
       exclude: this.config.exclude,
       skipDirs: moveDir ? [moveDir] : [],
       isUploaded: (file, version) => ledger.isVerified(file, version) || sameVersion(this.#engine.completedFile(file), version),
-      wasUploaded: (file) => ledger.get(file) !== undefined || this.#engine.completedFile(file) !== undefined,
+      wasUploaded: (file, { ino }) => ledger.get(file)?.ino === ino,
       logger: this.#logger,
     });
     this.#watcher = watcher;
@@ -217,32 +233,29 @@ export class UploadAgent extends EventEmitter<UploadAgentEvents> implements Agen
     }
     if (files.length === 0) return { accepted: false, message: `No bag files in ${filePath}`, uploadIds: [] };
     const ids: string[] = [];
-    const waitFor = new Set<string>();
+    // Each metadata.yaml waits for the other files of its bag folder queued here. Ids are added
+    // as soon as the engine returns them (no I/O in between), so no completion is missed.
+    const entries: DeferredMetadata[] = files
+      .filter((file) => file.isMetadata)
+      .map((file) => ({ file, dir: `${path.posix.dirname(file.remotePath)}/`, waitFor: new Set<string>(), sealed: false, priority: options.priority, metadata: options.metadata }));
+    this.#deferred.push(...entries);
     try {
-      const metadataFiles = files.filter((file) => file.isMetadata);
       for (const file of files.filter((f) => !f.isMetadata)) {
         const id = await this.#add(file.path, { remotePath: file.remotePath, bagName: file.bagName, priority: options.priority, metadata: options.metadata, replace: false, release: undefined });
-        if (id) {
-          ids.push(id);
-          waitFor.add(id);
-        }
-      }
-      for (const file of metadataFiles) {
-        const bagIds = new Set([...waitFor].filter((id) => this.#handed.get(this.#byId.get(id) ?? '')?.remotePath.startsWith(path.posix.dirname(file.remotePath) + '/')));
-        if (bagIds.size === 0) {
-          const id = await this.#add(file.path, { remotePath: file.remotePath, bagName: file.bagName, priority: options.priority, metadata: options.metadata, replace: false, release: undefined });
-          if (id) ids.push(id);
-        } else {
-          this.#deferred.push({ file, waitFor: bagIds, priority: options.priority, metadata: options.metadata });
-        }
+        if (!id) continue;
+        ids.push(id);
+        for (const entry of entries) if (file.remotePath.startsWith(entry.dir)) entry.waitFor.add(id);
       }
     } catch (error) {
+      for (const entry of entries) this.#deferred.splice(this.#deferred.indexOf(entry), 1);
       return { accepted: ids.length > 0, message: (error as Error).message, uploadIds: ids };
     }
-    const deferred = files.length - ids.length;
+    for (const entry of entries) entry.sealed = true;
+    const waiting = entries.filter((entry) => entry.waitFor.size > 0).length;
+    await this.#releaseDeferred(undefined, ids);
     return {
       accepted: true,
-      message: `Queued ${ids.length} file(s) from ${filePath}${deferred > 0 ? `; metadata.yaml follows once the rest of its bag is verified` : ''}`,
+      message: `Queued ${ids.length} file(s) from ${filePath}${waiting > 0 ? `; metadata.yaml follows once the rest of its bag is verified` : ''}`,
       uploadIds: ids,
     };
   }
@@ -297,7 +310,7 @@ export class UploadAgent extends EventEmitter<UploadAgentEvents> implements Agen
   /** An upload the engine reloaded from its journal: remember it so the watcher's release joins it. */
   #adopt(upload: UploadSnapshot): void {
     const id = upload.id;
-    const inRoot = this.config.watchDir ? isInside(upload.localPath, path.resolve(this.config.watchDir)) : false;
+    const inRoot = this.#watchRoot !== undefined && isInside(upload.localPath, this.#watchRoot);
     this.#handed.set(upload.localPath, {
       id,
       adding: Promise.resolve(id),
@@ -374,10 +387,10 @@ export class UploadAgent extends EventEmitter<UploadAgentEvents> implements Agen
     if (handed && handed.id !== event.upload.id) return; // an older upload of a file handed again since
     this.#handed.delete(localPath);
     const uploaded = this.#engine.completedFile(localPath);
-    let now: { size: number; mtimeMs: number } | undefined;
+    let now: { size: number; mtimeMs: number; ino: number } | undefined;
     try {
       const info = await stat(localPath);
-      now = { size: info.size, mtimeMs: info.mtimeMs };
+      now = { size: info.size, mtimeMs: info.mtimeMs, ino: info.ino };
     } catch {
       now = undefined;
     }
@@ -396,7 +409,7 @@ export class UploadAgent extends EventEmitter<UploadAgentEvents> implements Agen
       }
       return;
     }
-    this.#ledger?.record({ localPath, remotePath: event.upload.remotePath, size: now!.size, mtimeMs: now!.mtimeMs, sha256: event.sha256, verifiedAt: Date.now() });
+    this.#ledger?.record({ localPath, remotePath: event.upload.remotePath, size: now!.size, mtimeMs: now!.mtimeMs, ino: now!.ino, sha256: event.sha256, verifiedAt: Date.now() });
     this.#logger.debug({ file: localPath, remotePath: event.upload.remotePath, sha256: event.sha256, seconds: Math.round(event.duration * 10) / 10, deduplicated: event.deduplicated }, 'uploaded and verified');
     this.#watcher?.uploaded(localPath, now!);
     this.emit('verified', { localPath, remotePath: event.upload.remotePath, size: now!.size, sha256: event.sha256, deduplicated: event.deduplicated });
@@ -430,16 +443,25 @@ export class UploadAgent extends EventEmitter<UploadAgentEvents> implements Agen
     }
     this.#logger.error({ file: localPath, code: event.code, reason: event.reason }, 'upload failed');
     this.emit('failed', event);
+    for (const entry of this.#deferred) {
+      if (!entry.waitFor.has(event.upload.id)) continue;
+      this.emit('held', { localPath: entry.file.path, remotePath: entry.file.remotePath, reason: `it goes after ${event.upload.remotePath}, which failed: ${event.reason}` });
+    }
   }
 
-  async #releaseDeferred(completedId: string): Promise<void> {
+  /** Queues the deferred metadata.yaml files whose bags are now verified (`ids` collects their upload ids). */
+  async #releaseDeferred(completedId: string | undefined, ids?: string[]): Promise<void> {
     for (const entry of [...this.#deferred]) {
-      entry.waitFor.delete(completedId);
-      if (entry.waitFor.size > 0) continue;
+      if (completedId !== undefined) entry.waitFor.delete(completedId);
+      if (!entry.sealed || entry.waitFor.size > 0) continue;
       this.#deferred.splice(this.#deferred.indexOf(entry), 1);
-      await this.#add(entry.file.path, { remotePath: entry.file.remotePath, bagName: entry.file.bagName, priority: entry.priority, metadata: entry.metadata, replace: false, release: undefined }).catch(
-        (error: unknown) => this.#logger.error({ err: error, file: entry.file.path }, 'could not queue metadata.yaml'),
+      const id = await this.#add(entry.file.path, { remotePath: entry.file.remotePath, bagName: entry.file.bagName, priority: entry.priority, metadata: entry.metadata, replace: false, release: undefined }).catch(
+        (error: unknown) => {
+          this.#logger.error({ err: error, file: entry.file.path }, 'could not queue metadata.yaml');
+          return undefined;
+        },
       );
+      if (id) ids?.push(id);
     }
   }
 
@@ -543,5 +565,5 @@ export function checkWatchDir(watchDir: string, create: boolean): string {
   } catch (error) {
     throw new UploadError('FILE_UNREADABLE', `The watch folder ${dir} is not readable`, { cause: error });
   }
-  return dir;
+  return realpathSync(dir);
 }

@@ -66,8 +66,12 @@ export interface BagWatcherOptions {
   skipDirs?: readonly string[];
   /** Whether this exact version of a file was already verified by the server (the ledger). */
   isUploaded?: (filePath: string, stat: { size: number; mtimeMs: number }) => boolean;
-  /** True when some version of the file was uploaded before (upload a new version with replace). */
-  wasUploaded?: (filePath: string) => boolean;
+  /**
+   * True when an earlier version of this same file (same inode) was uploaded: the new version
+   * replaces it on the server. A different file at the same path (a new recording reusing a bag
+   * name) is never uploaded with replace: the server refuses it rather than lose the old one.
+   */
+  wasUploaded?: (filePath: string, stat: { ino: number }) => boolean;
   logger?: Logger;
   /** The /proc scan; replaceable where a test needs a writer it cannot create. */
   scanWriters?: (paths: Iterable<string>) => Promise<OpenWriterScan>;
@@ -344,7 +348,7 @@ export class BagWatcher extends EventEmitter<BagWatcherEvents> {
       signal: undefined,
       phase: verified ? 'uploaded' : 'open',
       reason: verified ? 'uploaded' : 'seen',
-      replace: !verified && (this.#options.wasUploaded?.(filePath) ?? false),
+      replace: !verified && (this.#options.wasUploaded?.(filePath, { ino: stats.ino }) ?? false),
       magic: undefined,
       firstSeen: Date.now(),
     };
@@ -373,6 +377,7 @@ export class BagWatcher extends EventEmitter<BagWatcherEvents> {
       return;
     }
     if (stats.size === file.size && stats.mtimeMs === file.mtimeMs && stats.ino === file.ino) return;
+    const sameFile = stats.ino === file.ino;
     file.size = stats.size;
     file.mtimeMs = stats.mtimeMs;
     file.ino = stats.ino;
@@ -381,9 +386,10 @@ export class BagWatcher extends EventEmitter<BagWatcherEvents> {
     file.magic = undefined;
     if (file.phase === 'ready') file.phase = 'closing';
     if (file.phase === 'uploaded') {
-      // A verified file was modified afterwards (reindex, an edit): a new version to upload.
+      // A verified file was modified afterwards (reindex, an edit): a new version to upload,
+      // replacing the old one only if it is the same file and not a new one under the same name.
       file.phase = 'open';
-      file.replace = true;
+      file.replace = sameFile;
       file.reason = 'changed after it was uploaded';
       this.emit('waiting', this.#waitingOf(file));
     }

@@ -8,6 +8,8 @@ export interface LedgerEntry {
   remotePath: string;
   size: number;
   mtimeMs: number;
+  /** The inode, to tell a modified file from a new file at the same path. */
+  ino: number;
   sha256: string;
   /** Date.now() of the verification. */
   verifiedAt: number;
@@ -32,20 +34,21 @@ export class UploadLedger {
     this.#db.pragma('journal_mode = WAL');
     this.#db.pragma('synchronous = FULL');
     this.#db.pragma('busy_timeout = 5000');
-    this.#db.exec(`CREATE TABLE IF NOT EXISTS uploaded (
+    this.#db.exec(`CREATE TABLE IF NOT EXISTS uploaded_files (
       local_path TEXT PRIMARY KEY,
       remote_path TEXT NOT NULL,
       size INTEGER NOT NULL,
       mtime_ms REAL NOT NULL,
+      ino INTEGER NOT NULL,
       sha256 TEXT NOT NULL,
       verified_at INTEGER NOT NULL
     )`);
-    const columns = 'local_path AS localPath, remote_path AS remotePath, size, mtime_ms AS mtimeMs, sha256, verified_at AS verifiedAt';
-    this.#get = this.#db.prepare(`SELECT ${columns} FROM uploaded WHERE local_path = ?`);
-    this.#put = this.#db.prepare(`INSERT OR REPLACE INTO uploaded (local_path, remote_path, size, mtime_ms, sha256, verified_at)
-      VALUES (@localPath, @remotePath, @size, @mtimeMs, @sha256, @verifiedAt)`);
-    this.#recent = this.#db.prepare(`SELECT ${columns} FROM uploaded ORDER BY verified_at DESC LIMIT ?`);
-    this.#oldest = this.#db.prepare(`SELECT ${columns} FROM uploaded ORDER BY mtime_ms ASC`);
+    const columns = 'local_path AS localPath, remote_path AS remotePath, size, mtime_ms AS mtimeMs, ino, sha256, verified_at AS verifiedAt';
+    this.#get = this.#db.prepare(`SELECT ${columns} FROM uploaded_files WHERE local_path = ?`);
+    this.#put = this.#db.prepare(`INSERT OR REPLACE INTO uploaded_files (local_path, remote_path, size, mtime_ms, ino, sha256, verified_at)
+      VALUES (@localPath, @remotePath, @size, @mtimeMs, @ino, @sha256, @verifiedAt)`);
+    this.#recent = this.#db.prepare(`SELECT ${columns} FROM uploaded_files ORDER BY verified_at DESC LIMIT ?`);
+    this.#oldest = this.#db.prepare(`SELECT ${columns} FROM uploaded_files ORDER BY mtime_ms ASC`);
   }
 
   get(localPath: string): LedgerEntry | undefined {

@@ -4,7 +4,7 @@ import { formatSize } from '../../../common/config/index.js';
 import { UploadError } from '../../../common/errors/upload-error.js';
 import type { FailedEvent } from '../../engine/upload-events.js';
 import { listForUpload, type ListedFile } from '../../watcher/bag-listing.js';
-import type { VerifiedFile } from '../../upload-agent.js';
+import type { HeldFile, VerifiedFile } from '../../upload-agent.js';
 import { exitCodes } from '../exit-codes.js';
 import type { Invocation } from '../invocation.js';
 import { startProgramAgent } from '../program-agent.js';
@@ -32,7 +32,7 @@ export async function uploadCommand(invocation: Invocation, logger: Logger, out:
   const { agent } = started;
   const progress = 'isTTY' in out && out.isTTY ? ttyProgress(out) : plainProgress(out);
   const pending = new Set(unique.keys());
-  const failed = new Map<string, FailedEvent>();
+  const failed = new Map<string, string>();
   let settle: () => void = () => {};
   const settled = new Promise<void>((resolve) => {
     settle = resolve;
@@ -49,8 +49,14 @@ export async function uploadCommand(invocation: Invocation, logger: Logger, out:
   });
   agent.on('failed', (event: FailedEvent) => {
     if (!pending.has(event.upload.localPath)) return;
-    failed.set(event.upload.localPath, event);
+    failed.set(event.upload.localPath, event.reason);
     progress.line(`failed ${event.upload.remotePath}: ${event.reason}`);
+    check();
+  });
+  agent.on('held', (file: HeldFile) => {
+    if (!pending.has(file.localPath)) return;
+    failed.set(file.localPath, file.reason);
+    progress.line(`not sent ${file.remotePath}: ${file.reason}`);
     check();
   });
   const interrupted = onStopSignal(async () => {
