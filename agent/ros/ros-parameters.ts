@@ -218,9 +218,9 @@ export class ParameterSchema<S extends OptionSpecs = OptionSpecs> {
 
   #description(option: ParameterOption): string {
     const { spec } = option;
-    const unit = spec.kind === 'size' ? ' (bytes)' : spec.kind === 'duration' ? ' (seconds)' : '';
+    // The unit is in additional_constraints ("an integer number of bytes", "a double number of seconds").
     const secret = spec.secret ? ' Secret: give it at launch (params file or -p) or through the environment; it reads back empty.' : '';
-    return `${spec.doc}${unit}. Default: ${this.set.formatDefault(option.key as keyof S & string)}.${secret}`;
+    return `${spec.doc}. Default: ${this.set.formatDefault(option.key as keyof S & string)}.${secret}`;
   }
 
   #constraints(option: ParameterOption): string {
