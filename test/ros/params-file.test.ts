@@ -102,6 +102,23 @@ describe('parameters from ros2 launch arrive, whichever way the params file is k
     });
   }
 
+  it('takes the command line launch_ros wrote for record_and_upload.launch.xml (captured on Humble)', async () => {
+    // launch_ros 0.19 (Humble) gave the node these arguments for namespace:=robot1: one temporary
+    // params file per <param name=... value=...>, keyed by the fully qualified name, after the
+    // <param from=...> file.
+    const shared = paramsFile('/**:\n  ros__parameters:\n    min_free_space: 5000000000\n    include: ["*.log"]\n');
+    const url = paramsFile('/robot1/upload_agent:\n  ros__parameters:\n    server_url: http://127.0.0.1:9\n');
+    const limit = paramsFile('/robot1/upload_agent:\n  ros__parameters:\n    bandwidth_limit: 3000000\n');
+    const rosArgs = ['-r', '__node:=upload_agent', '-r', '__ns:=/robot1', '--params-file', shared, '--params-file', url, '--params-file', limit, '-r', 'events/write_split:=/events/write_split'];
+    const run = await startFakeNode({ rosArgs });
+    try {
+      expect(run.node.fullyQualifiedName).toBe('/robot1/upload_agent');
+      expect(run.rosSettings).toEqual({ minFreeSpace: 5_000_000_000, include: ['*.log'], uploadUrl: 'http://127.0.0.1:9', bandwidthLimit: 3_000_000 });
+    } finally {
+      await run.handle.shutdown();
+    }
+  });
+
   it('ignores entries keyed for another node, and warns about unknown names keyed to this one', async () => {
     const other = keyed('/robot2/upload_agent', 'bandwidth_limit: 7');
     const mine = keyed('/robot1/upload_agent', 'bandwith_limit: 7');
