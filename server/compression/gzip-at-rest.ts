@@ -58,7 +58,7 @@ export class GzipAtRest {
       });
       await feeding;
       logCompression(this.#log, job.uploader, job.path, job.size, compressedSize, kept !== undefined);
-      this.#store.setCompressedSize(job.uploader, job.path, kept ?? null);
+      if (!this.#closed) this.#store.setCompressedSize(job.uploader, job.path, kept ?? null);
       return kept;
     } catch (error) {
       this.#log.error({ event: 'compression_failed', uploader: job.uploader, path: job.path, err: error }, `Compressing ${job.path} failed`);

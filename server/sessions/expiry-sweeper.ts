@@ -18,7 +18,9 @@ export class ExpirySweeper {
   }
 
   start(): void {
-    this.#timer = setInterval(() => void this.sweep(), this.#context.config.cleanupInterval * 1000);
+    this.#timer = setInterval(() => {
+      this.sweep().catch((error: unknown) => this.#log.error({ event: 'expiry_failed', err: error }, 'Looking for expired sessions failed'));
+    }, this.#context.config.cleanupInterval * 1000);
     this.#timer.unref();
   }
 

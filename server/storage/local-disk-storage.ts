@@ -46,8 +46,8 @@ export class LocalDiskStorage implements UploadStorage {
   }
 
   async listSessions(): Promise<string[]> {
-    const entries = await readdir(this.#temp, { withFileTypes: true });
-    return entries.filter((entry) => entry.isDirectory()).map((entry) => entry.name);
+    // Every entry: session folders, `incoming/`, and gzip copies left by a crash (compress-*.gz).
+    return (await readdir(this.#temp)).filter((name) => SAFE_NAME.test(name));
   }
 
   async writeAt(sessionId: string, name: string, offset: number, source: AsyncIterable<Uint8Array>): Promise<number> {

@@ -17,7 +17,7 @@ export interface UploadStorage {
   createSession(sessionId: string): Promise<void>;
   /** Deletes the session's temp area and everything in it (no error when absent). */
   removeSession(sessionId: string): Promise<void>;
-  /** Ids of every session that has a temp area (for the startup orphan sweep). */
+  /** Every entry of the temp area: session ids and leftovers of interrupted work (for the startup orphan sweep; removeSession deletes any of them). */
   listSessions(): Promise<string[]>;
 
   /**

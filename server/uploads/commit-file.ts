@@ -97,7 +97,12 @@ export async function commitSessionFile(context: UploadContext, runtime: Session
         result.compressedLocation = context.storage.compressedLocation(r.uploader, target);
         result.file.compressedSize = size;
       }
-      context.store.setResult(r.id, result);
+      try {
+        context.store.setResult(r.id, result);
+      } catch (error) {
+        // The store is closed when the server shuts down during a compression; the copy is kept.
+        context.log.warn({ event: 'compression_unrecorded', sessionId: r.id, err: error }, `Could not record the gzip copy of ${target}`);
+      }
       return size;
     });
   }

@@ -5,7 +5,7 @@ import { createUploadServer } from '../../server/index.js';
 import { routes } from '../../common/protocol/native-protocol.js';
 import { captureLogger, type CapturedLogs } from '../helpers/capture-logger.js';
 import { call, createSession, putChunk, readChunk, uploadFile } from '../helpers/native-upload.js';
-import { writeRandomFile } from '../helpers/random-file.js';
+import { sha256OfFile, writeRandomFile } from '../helpers/random-file.js';
 import { seedGet, seedPost, seedUploadFile } from '../helpers/seed-client.js';
 import { startTestServer, type TestServer } from '../helpers/start-server.js';
 import { createTempDir, type TempDir } from '../helpers/tmp-dir.js';
@@ -61,7 +61,8 @@ describe('auth', () => {
     const otherSha = await writeRandomFile(other, 1000);
     const two = await uploadFile(server.url, other, 'run/shared-name.bin', { token: ROBOT2 });
     expect(two.complete.json).toMatchObject({ state: 'complete', sha256: otherSha });
-    expect(server.completedPath('robot2', 'run/shared-name.bin')).not.toBe(server.completedPath('robot1', 'run/shared-name.bin'));
+    expect(await sha256OfFile(server.completedPath('robot2', 'run/shared-name.bin'))).toBe(otherSha);
+    expect(await sha256OfFile(server.completedPath('robot1', 'run/shared-name.bin'))).toBe(one.complete.json.sha256);
     const seedStatus = await seedGet(server.url, `/upload/status/${id}`, ROBOT1);
     expect(seedStatus.status).toBe(404);
   });

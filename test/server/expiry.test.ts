@@ -72,6 +72,7 @@ describe('expiry and temp cleanup', () => {
     await writeFile(path.join(orphan, 'data'), 'left over');
     await mkdir(path.join(first.uploadDir, 'temp', 'incoming'), { recursive: true });
     await writeFile(path.join(first.uploadDir, 'temp', 'incoming', 'part-x'), 'half a part');
+    await writeFile(path.join(first.uploadDir, 'temp', 'compress-0b8a3e0e-0000-4000-8000-000000000000.gz'), 'half a gzip copy');
 
     // uploadDir given: the helper does not own it, so it is removed here at the end.
     const second = await startTestServer({ uploadDir: first.uploadDir });
