@@ -1,7 +1,7 @@
 import { parseCommandLine, readConfigFile, type ExtraFlags } from '../../common/config/index.js';
 import { UploadError } from '../../common/errors/upload-error.js';
 import { agentOptions, type AgentConfig } from '../agent-options.js';
-import { stripRosArgs } from '../ros/ros-args.js';
+import { hasRosArgs, stripRosArgs } from '../ros/ros-args.js';
 
 export type CommandName = 'watch' | 'upload' | 'status' | 'help' | 'version';
 
@@ -53,8 +53,9 @@ export function parseInvocation(argv: string[], env: NodeJS.ProcessEnv = process
   if (extras.version) return { ...base, command: 'version', paths: [] };
   const [name, ...rest] = positionals;
   if (name === undefined) {
-    // `ros2 run` and launch files start the node without a command: watch the configured folder.
-    if (config.watchDir) return { ...base, command: 'watch', paths: [] };
+    // `ros2 run` may start the node without a command: watch the configured folder (which may
+    // also come as the ROS parameter watch_dir).
+    if (config.watchDir || hasRosArgs(argv)) return { ...base, command: 'watch', paths: [] };
     throw new UploadError('USAGE', 'No command given: use watch <dir>, upload <path>..., status or --help');
   }
   if (!commands.includes(name as CommandName)) {
@@ -65,8 +66,8 @@ export function parseInvocation(argv: string[], env: NodeJS.ProcessEnv = process
     case 'watch': {
       if (rest.length > 1) throw new UploadError('USAGE', `watch takes one folder, got ${rest.length}: ${rest.join(' ')}`);
       const dir = rest[0] ?? config.watchDir;
-      if (!dir) throw new UploadError('USAGE', 'watch needs a folder: ros2-upload-agent watch <dir> (or set watchDir)');
-      config.watchDir = agentOptions.parseValue('watchDir', dir, 'the command line');
+      if (!dir && !hasRosArgs(argv)) throw new UploadError('USAGE', 'watch needs a folder: ros2-upload-agent watch <dir> (or set watchDir)');
+      if (dir) config.watchDir = agentOptions.parseValue('watchDir', dir, 'the command line');
       return { ...base, command, paths: [] };
     }
     case 'upload':

@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import { UploadError } from '../../common/errors/upload-error.js';
 import type { UploadServer } from '../../server/index.js';
 import type { AgentController } from '../agent-controller.js';
 import type { AgentConfig } from '../agent-options.js';
@@ -21,8 +22,11 @@ export interface ProgramAgent {
  * Starts the bundled server when `config.uploadUrl` is unset, then the agent on it. A failure
  * closes whatever was started and rethrows (the CLI turns it into one line and an exit code).
  */
-export async function startProgramAgent(config: AgentConfig, logger: Logger): Promise<ProgramAgent> {
+export async function startProgramAgent(config: AgentConfig, logger: Logger, requireWatchDir = false): Promise<ProgramAgent> {
   // Bad folders are reported before anything starts.
+  if (requireWatchDir && !config.watchDir) {
+    throw new UploadError('USAGE', 'watch needs a folder: watch <dir>, --watch-dir, UPLOAD_AGENT_WATCH_DIR or the ROS parameter watch_dir');
+  }
   checkStateDir(path.resolve(config.stateDir));
   if (config.watchDir) checkWatchDir(config.watchDir, config.createWatchDir);
   const server = config.uploadUrl === undefined ? await startEmbeddedServer(config, logger) : undefined;
