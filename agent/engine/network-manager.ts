@@ -23,7 +23,7 @@ import { UploadRunner, type RunnerContext } from './upload-runner.js';
 
 /** Options of `new NetworkManager(...)`: the engine settings (validated by `engineOptions`) plus a logger. */
 export type NetworkManagerOptions = { [K in keyof EngineConfig]?: EngineConfig[K] | string } & {
-  /** pino logger; default: warnings and errors to stderr. */
+  /** pino logger; default: warnings and errors as JSON on stderr. */
   logger?: Logger;
 };
 
@@ -88,7 +88,7 @@ export class NetworkManager extends EventEmitter<NetworkManagerEvents> {
     super();
     const { logger, ...settings } = options;
     this.#config = engineOptions.resolve(engineOptions.parse(settings as Record<string, unknown>, 'NetworkManager options'));
-    this.#logger = logger ?? pino({ name: 'ros2-upload-agent', level: 'warn' });
+    this.#logger = logger ?? pino({ name: 'ros2-upload-agent', level: 'warn' }, pino.destination(2));
     this.#bucket = new TokenBucket(this.#config.bandwidthLimit);
     this.#slots = new SlotQueue(this.#config.maxConcurrentUploads);
     this.#probe = new ReachabilityProbe({
@@ -226,7 +226,8 @@ export class NetworkManager extends EventEmitter<NetworkManagerEvents> {
 
   /**
    * Stops: no new chunks; chunks in flight get `stopTimeout` to finish, then are aborted. State
-   * is persisted; `start()` continues where it stopped.
+   * is persisted and the state directory released; `start()` continues where it stopped. (Any
+   * later call that needs the journal, such as addUpload, opens it again until the next stop.)
    */
   stop(): Promise<void> {
     this.#stopping ??= this.#stop().finally(() => {

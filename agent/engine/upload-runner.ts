@@ -139,7 +139,6 @@ export class UploadRunner {
   async #uploadOnce(): Promise<void> {
     const record = this.record;
     const config = this.#config();
-    const client = this.#ctx.client();
     await this.#ensureSlot();
     const version = await statFile(record.localPath);
     record.bytesTotal = version.size;
@@ -152,7 +151,7 @@ export class UploadRunner {
     this.#ctx.changed(record);
 
     // A session made for another version of the file (or another server) is dropped: the file restarts cleanly.
-    if (record.session && (!sameVersion(record.session.version, version) || record.session.server !== client.serverHref)) {
+    if (record.session && (!sameVersion(record.session.version, version) || record.session.server !== this.#ctx.client().serverHref)) {
       await this.#dropSession();
     }
 
@@ -171,7 +170,7 @@ export class UploadRunner {
       ...(record.metadata ? { metadata: record.metadata } : {}),
       ...(record.replace ? { replace: true } : {}),
     };
-    let answer = await this.#retrying((limits) => client.create(request, limits('init'), `${what}: create-or-resume`));
+    let answer = await this.#retrying((limits) => this.#ctx.client().create(request, limits('init'), `${what}: create-or-resume`));
 
     if (answer.state === 'complete') {
       // Dedup: confirm the server's SHA-256 against the local file's (known, or hashed locally: no network).
@@ -183,24 +182,25 @@ export class UploadRunner {
       }
       this.#ctx.logger.info({ upload: record.localPath }, 'the server holds a different file with the same fingerprint; replacing it');
       const replaceRequest = { ...request, sha256: local, replace: true };
-      answer = await this.#retrying((limits) => client.create(replaceRequest, limits('init'), `${what}: create (replace)`));
+      answer = await this.#retrying((limits) => this.#ctx.client().create(replaceRequest, limits('init'), `${what}: create (replace)`));
       if (answer.state === 'complete') {
         throw new UploadError('PROTOCOL', `${what}: the server reports the file complete with SHA-256 ${answer.sha256}, but the local file's is ${local}`);
       }
     }
-    await this.#sendSession(answer, version, client);
+    await this.#sendSession(answer, version);
   }
 
-  async #sendSession(session: OpenSession, version: FileVersion, client: SessionClient): Promise<void> {
+  async #sendSession(session: OpenSession, version: FileVersion): Promise<void> {
     const record = this.record;
     const expectedCount = Math.max(1, Math.ceil(version.size / session.chunkSize));
     if (session.chunkCount !== expectedCount || session.size !== version.size) {
       throw new UploadError('PROTOCOL', `${record.localPath}: the server's session has ${session.chunkCount} chunks of ${session.chunkSize} bytes for ${session.size} bytes; expected ${expectedCount} for ${version.size}`);
     }
-    record.session = { id: session.id, server: client.serverHref, chunkSize: session.chunkSize, version };
+    const server = this.#ctx.client().serverHref;
+    record.session = { id: session.id, server, chunkSize: session.chunkSize, version };
     this.#ctx.journal().setSession(record.id, {
       sessionId: session.id,
-      sessionServer: client.serverHref,
+      sessionServer: server,
       chunkSize: session.chunkSize,
       size: version.size,
       mtimeMs: version.mtimeMs,
@@ -231,21 +231,21 @@ export class UploadRunner {
         const raw = await readRange(handle, record.localPath, start, lengthOf(index));
         const fork = hash.fork();
         fork.update(raw);
-        await this.#sendChunk(session, index, raw, compression, client);
+        await this.#sendChunk(session, index, raw, compression);
         hash.adopt(fork, raw.length);
         this.#ctx.journal().ackChunk(record.id, index);
         record.bytesAcked += raw.length;
         record.bytesInFlight = 0;
         this.#ctx.progress(record, true);
       }
-      await this.#complete(session, hash.digest(), version, handle, compression, client);
+      await this.#complete(session, hash.digest(), version, handle, compression);
     } finally {
       await handle.close().catch(() => undefined);
     }
   }
 
   /** Sends one chunk with retries. After a failure that came after the whole body went out, asks whether the server has it before re-sending. */
-  async #sendChunk(session: OpenSession, index: number, raw: Buffer, compression: TransferCompression, client: SessionClient): Promise<void> {
+  async #sendChunk(session: OpenSession, index: number, raw: Buffer, compression: TransferCompression): Promise<void> {
     const record = this.record;
     const encoded = await compression.encode(raw);
     const chunk = { index, body: encoded.body, encoding: encoded.encoding, crc32: zlib.crc32(raw) };
@@ -255,13 +255,13 @@ export class UploadRunner {
     await this.#retrying(async (limits) => {
       if (wholeBodySent) {
         wholeBodySent = false;
-        const status = await client.status(session.id, limits('init'), `${what}: status`);
+        const status = await this.#ctx.client().status(session.id, limits('init'), `${what}: status`);
         if (status.state !== 'complete' && status.received.includes(index)) return;
       }
       let sent = 0;
       record.bytesInFlight = 0;
       try {
-        await client.putChunk(
+        await this.#ctx.client().putChunk(
           session.id,
           chunk,
           this.#ctx.bucket,
@@ -282,13 +282,13 @@ export class UploadRunner {
     });
   }
 
-  async #complete(session: OpenSession, sha256: string, version: FileVersion, handle: FileHandle, compression: TransferCompression, client: SessionClient): Promise<void> {
+  async #complete(session: OpenSession, sha256: string, version: FileVersion, handle: FileHandle, compression: TransferCompression): Promise<void> {
     const record = this.record;
     const what = `${record.localPath} → ${record.remotePath}: complete`;
     for (let round = 0; ; round += 1) {
       await this.#checkpoint(version);
       try {
-        const done = await this.#retrying((limits) => client.complete(session.id, sha256, limits('init'), what));
+        const done = await this.#retrying((limits) => this.#ctx.client().complete(session.id, sha256, limits('init'), what));
         if (done.sha256 !== sha256) {
           throw new UploadError('PROTOCOL', `${what}: the server verified SHA-256 ${done.sha256}, but the local file's is ${sha256}`);
         }
@@ -307,7 +307,7 @@ export class UploadRunner {
           const start = index * session.chunkSize;
           const length = Math.max(0, Math.min(session.chunkSize, version.size - start));
           const raw = await readRange(handle, record.localPath, start, length);
-          await this.#sendChunk(session, index, raw, compression, client);
+          await this.#sendChunk(session, index, raw, compression);
         }
       }
     }

@@ -228,8 +228,23 @@ export class FaultProxy {
     }
     link.forwarded[direction] += data.length;
     const deliver = (): void => {
+      const to = direction === 'up' ? link.server : link.client;
+      if (cut === 'drop') {
+        // Deliver the bytes before the cut, then reset both sides.
+        this.stats.drops += 1;
+        const other = direction === 'up' ? link.client : link.server;
+        this.#links.delete(link);
+        other.destroy();
+        if (data.length > 0 && !to.destroyed) {
+          if (direction === 'up') this.stats.bytesUp += data.length;
+          else this.stats.bytesDown += data.length;
+          to.write(data, () => to.destroy());
+        } else {
+          to.destroy();
+        }
+        return;
+      }
       if (data.length > 0 && !link.stalled) {
-        const to = direction === 'up' ? link.server : link.client;
         if (!to.destroyed) {
           if (!to.write(data)) {
             // Backpressure: stop reading the sender until the receiver drains.
@@ -243,10 +258,7 @@ export class FaultProxy {
           else this.stats.bytesDown += data.length;
         }
       }
-      if (cut === 'drop') {
-        this.stats.drops += 1;
-        this.#destroy(link);
-      } else if (cut === 'stall') {
+      if (cut === 'stall') {
         this.stats.stalls += 1;
         link.stalled = true;
         link.client.pause();
