@@ -344,15 +344,10 @@ export class NetworkManager extends EventEmitter<NetworkManagerEvents> {
       record.errorCode = undefined;
       record.finishedAt = undefined;
       record.attempt = 0;
-      this.#journal?.requeue(record.id);
+      this.#openJournal().requeue(record.id);
       this.#reportState(record);
       if (this.#started) this.#launch(record);
       count += 1;
-    }
-    if (count > 0 && !this.#journal) {
-      // Not started: persist when the journal opens.
-      const journal = this.#openJournal();
-      for (const record of this.#records.values()) if (record.phase === 'queued') journal.requeue(record.id);
     }
     return count;
   }

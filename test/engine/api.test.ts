@@ -35,6 +35,9 @@ describe("NetworkManager API (the seed's knobs in camelCase)", () => {
     manager.maxConcurrentUploads = 4;
     expect(manager.options).toMatchObject({ uploadTimeout: 600, stalledTimeout: 120, maxRetries: 3, bandwidthLimit: 1024 * 1024, maxConcurrentUploads: 4 });
     manager.setOptions({ bandwidth_limit: '2MiB', 'chunk-size': '1MiB', initTimeout: '30s' });
+    // The seed's snake_case names work too.
+    const seedStyle = new NetworkManager({ upload_url: 'http://127.0.0.1:9/upload', max_retries: 3, stateDir: dir.path, logger: silent } as never);
+    expect(seedStyle.options).toMatchObject({ uploadUrl: 'http://127.0.0.1:9/upload', maxRetries: 3 });
     expect(manager.options).toMatchObject({ bandwidthLimit: 2 * 1024 * 1024, chunkSize: 1024 * 1024, initTimeout: 30 });
   });
 

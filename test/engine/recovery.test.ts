@@ -99,7 +99,7 @@ describe('NetworkManager recovery: stop/start, offline, agent and server crashes
       expect(firstBytes).toBeLessThan(file.size);
 
       second = spawnEngineRunner({ ...spec, options: { ...spec.options, bandwidthLimit: 0 } });
-      expect(await second.exited).toBe(0);
+      expect(await second.exited, second.stderr()).toBe(0);
       const completed = second.lines.find((l) => l.event === 'completed')!;
       expect(completed.sha256).toBe(file.sha256);
       expect(await world.storedSha('recovery/kill.bin')).toBe(file.sha256);
