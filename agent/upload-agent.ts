@@ -21,6 +21,11 @@ export interface UploadAgentOptions {
   logger?: Logger;
   /** Free bytes on the recording disk; default statfs. Tests inject it to exercise the disk guard. */
   freeSpace?: (dir: string) => Promise<number>;
+  /**
+   * Folders never watched even when inside the watch folder (the bundled server's storage).
+   * The state directory and the move target are always skipped.
+   */
+  skipDirs?: string[];
 }
 
 /** A file the server verified and that did not change during its upload. */
@@ -97,6 +102,7 @@ export class UploadAgent extends EventEmitter<UploadAgentEvents> implements Agen
   #guard: DiskGuard | undefined;
   #guardTimer: NodeJS.Timeout | undefined;
   readonly #freeSpace: ((dir: string) => Promise<number>) | undefined;
+  readonly #skipDirs: string[];
   readonly #handed = new Map<string, Handed>();
   readonly #byId = new Map<string, string>();
   readonly #deferred: DeferredMetadata[] = [];
@@ -111,6 +117,7 @@ export class UploadAgent extends EventEmitter<UploadAgentEvents> implements Agen
     this.config = agentOptions.resolve(agentOptions.parse((options.config ?? {}) as Record<string, unknown>, 'UploadAgent options'));
     this.#logger = options.logger ?? pino({ name: 'ros2-upload-agent', level: this.config.logLevel });
     this.#freeSpace = options.freeSpace;
+    this.#skipDirs = options.skipDirs ?? [];
     const engineSettings: Record<string, unknown> = {};
     for (const key of ENGINE_KEYS) engineSettings[key] = (this.config as Record<string, unknown>)[key];
     this.#engine = new NetworkManager({ ...engineSettings, logger: this.#logger });
@@ -172,7 +179,8 @@ export class UploadAgent extends EventEmitter<UploadAgentEvents> implements Agen
       rescanInterval: this.config.rescanInterval,
       include: this.config.include,
       exclude: this.config.exclude,
-      skipDirs: moveDir ? [moveDir] : [],
+      // Never upload our own state, the bundled server's storage or the move target, should they lie inside the root.
+      skipDirs: [...this.#skipDirs, this.config.stateDir, ...(moveDir ? [moveDir] : [])].map((dir) => realPathOrResolved(dir)),
       isUploaded: (file, version) => ledger.isVerified(file, version) || sameVersion(this.#engine.completedFile(file), version),
       wasUploaded: (file, { ino }) => ledger.get(file)?.ino === ino,
       logger: this.#logger,
@@ -492,6 +500,14 @@ export class UploadAgent extends EventEmitter<UploadAgentEvents> implements Agen
         this.#logger.warn({ err: error }, 'status listener failed');
       }
     }
+  }
+}
+
+function realPathOrResolved(dir: string): string {
+  try {
+    return realpathSync(dir);
+  } catch {
+    return path.resolve(dir);
   }
 }
 

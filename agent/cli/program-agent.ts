@@ -31,7 +31,7 @@ export async function startProgramAgent(config: AgentConfig, logger: Logger, req
   if (config.watchDir) checkWatchDir(config.watchDir, config.createWatchDir);
   const server = config.uploadUrl === undefined ? await startEmbeddedServer(config, logger) : undefined;
   const settings: AgentConfig = { ...config, uploadUrl: config.uploadUrl ?? server?.url };
-  const agent = new UploadAgent({ config: settings, logger });
+  const agent = new UploadAgent({ config: settings, logger, ...(server ? { skipDirs: [server.storageRoot] } : {}) });
   try {
     await agent.start();
   } catch (error) {

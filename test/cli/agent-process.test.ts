@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { syntheticMcap } from '../helpers/bag-writer.js';
@@ -124,5 +124,30 @@ describe('the agent process', () => {
     expect(sentBefore).toBeGreaterThan(0);
     second.kill('SIGTERM');
     expect((await second.exited).code).toBe(0);
+  });
+
+  it('watching a folder that holds its own state and the bundled server storage uploads only the recordings', async () => {
+    const dir = await createTempDir('agent-self');
+    cleanups.push(() => dir.remove());
+    const here = dir.path;
+    const child = spawnAgent(['watch', '.', '--state-dir', './state', '--embedded-upload-dir', './uploads', '--quiet-period', '0.2'], { cwd: here });
+    cleanups.push(async () => {
+      child.kill('SIGKILL');
+      await child.exited;
+    });
+    await waitFor(() => child.stderr.includes('watching for recordings'), 'the agent watching', 30_000);
+    mkdirSync(path.join(here, 'run1'));
+    const bytes = syntheticMcap(5000);
+    writeFileSync(path.join(here, 'run1', 'run1_0.mcap'), bytes);
+    writeFileSync(path.join(here, 'run1', 'metadata.yaml'), 'x: 1\n');
+    const completed = path.join(here, 'uploads', 'completed', 'anonymous');
+    await waitFor(() => existsSync(path.join(completed, 'run1', 'metadata.yaml')), 'the bag uploaded', 30_000);
+    // Give a feedback loop (uploading its own storage or journal) the time to show.
+    await new Promise((resolve) => setTimeout(resolve, 2500));
+    child.kill('SIGTERM');
+    expect((await child.exited).code).toBe(0);
+    expect(readdirSync(completed)).toEqual(['run1']);
+    expect(readdirSync(path.join(completed, 'run1')).sort()).toEqual(['metadata.yaml', 'run1_0.mcap']);
+    expect(readFileSync(path.join(completed, 'run1', 'run1_0.mcap')).equals(bytes)).toBe(true);
   });
 });
