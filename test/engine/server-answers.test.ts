@@ -140,6 +140,51 @@ describe('NetworkManager and what the server answers', () => {
     expect(manager.upload(id)?.bytesTotal).toBe(now.length);
   });
 
+  it('re-sends the chunks completion reports missing, and starts over when the whole file failed its checksum', async () => {
+    const file = await world.randomFile('repair.bin', 1 * MiB);
+    let completes = 0;
+    front.inject((req) => {
+      if (req.method !== 'POST' || !/\/complete$/.test(req.url ?? '')) return undefined;
+      const count = completes++;
+      if (count === 0) return { status: 409, body: { success: false, error: 'chunks 1 and 2 are missing', code: 'CHUNKS_MISSING', missing: [1, 2] } };
+      if (count === 1) return { status: 422, body: { success: false, error: 'SHA-256 mismatch; every chunk passed', code: 'FILE_CHECKSUM_MISMATCH', missing: [0, 1, 2, 3] } };
+      return undefined;
+    });
+    const manager = world.manager({ uploadUrl: front.url, chunkSize: 256 * KiB });
+    const log = new EventLog(manager);
+    await manager.start();
+    const id = await manager.addUpload(file.path, { remotePath: 'answers/repair.bin' });
+    const done = await waitForCompletion(manager, id);
+    expect(done.sha256).toBe(file.sha256);
+    expect(await world.storedSha('answers/repair.bin')).toBe(file.sha256);
+    const puts = front.requests('PUT', /\/chunks\//).map((r) => Number(/(\d+)$/.exec(r.path)![1]));
+    // First pass, the two re-sent after CHUNKS_MISSING, then everything again in a fresh session.
+    expect(puts).toEqual([0, 1, 2, 3, 1, 2, 0, 1, 2, 3]);
+    expect(front.requests('DELETE', /^\/v1\/sessions\//)).toHaveLength(1);
+    expect(log.of('retrying').some((r) => /whole-file SHA-256/.test(r.reason))).toBe(true);
+  });
+
+  it('when an answer is lost after the whole chunk went out, asks the server instead of sending it again', async () => {
+    // engine → TCP proxy (cuts answers) → HTTP front (counts requests) → server
+    const { FaultProxy } = await import('../helpers/fault-proxy.js');
+    const cutter = await FaultProxy.start({ port: front.port });
+    try {
+      const file = await world.randomFile('lost-answer.bin', 512 * KiB);
+      // The create answer passes; the first chunk's answer is cut off.
+      cutter.setFaults({ dropAfter: { bytes: 400, direction: 'down', times: 1 } });
+      const manager = world.manager({ uploadUrl: cutter.url(), chunkSize: 256 * KiB });
+      await manager.start();
+      const id = await manager.addUpload(file.path, { remotePath: 'answers/lost-answer.bin' });
+      const done = await waitForCompletion(manager, id);
+      expect(done.sha256).toBe(file.sha256);
+      expect(cutter.stats.drops).toBe(1);
+      expect(front.requests('PUT', /\/chunks\/0$/)).toHaveLength(1);
+      expect(front.requests('GET', /^\/v1\/sessions\/[^/]+$/)).toHaveLength(1);
+    } finally {
+      await cutter.close();
+    }
+  });
+
   it('cancel() aborts an upload, forgets it and deletes its server session', async () => {
     const file = await world.randomFile('cancel.bin', 2 * MiB);
     const manager = world.manager({ uploadUrl: front.url, chunkSize: 256 * KiB, bandwidthLimit: 512 * KiB });
