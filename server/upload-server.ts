@@ -78,7 +78,7 @@ export async function createUploadServer(options: UploadServerOptions = {}): Pro
     await recoverAtStartup(store, storage, log);
     const gzip = new GzipAtRest(storage, store, log, config.compressionLevel);
     const context: UploadContext = { config, store, storage, runtimes: new RuntimeRegistry(store), gzip, log, pathLocks: new KeyedMutex() };
-    const app = createApp({ context, tokens, anonymousAllowed, limits: createRouteLimits(config, log), log, trustProxy: parseTrustProxy(config.trustProxy) });
+    const app = createApp({ context, tokens, anonymousAllowed, limits: createRouteLimits(config, log), log, trustProxy: parseTrustProxy(config.trustProxy), idleTimeoutMs: config.idleTimeout * 1000 });
 
     const serverOptions: http.ServerOptions = {
       headersTimeout: config.headersTimeout * 1000,

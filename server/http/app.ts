@@ -28,6 +28,8 @@ export interface AppOptions {
   anonymousAllowed: boolean;
   limits: RouteLimits;
   log: Logger;
+  /** The server's idleTimeout, in milliseconds. */
+  idleTimeoutMs: number;
   /** Express "trust proxy" value. */
   trustProxy: boolean | number | string;
 }
@@ -65,7 +67,7 @@ export function createApp(options: AppOptions): Express {
     const shown = req.path.length > 100 ? `${req.path.slice(0, 100)}…` : req.path;
     next(new UploadError('ROUTE_NOT_FOUND', `No route ${req.method} ${shown}`));
   });
-  app.use(errorHandler(options.log));
+  app.use(errorHandler(options.log, options.idleTimeoutMs));
   return app;
 }
 

@@ -24,7 +24,7 @@ export function apiOf(req: Request): Api {
  * The last middleware: every error becomes its JSON answer with the status from the one map.
  * Server faults are logged with their cause; client mistakes at debug level.
  */
-export function errorHandler(log: Logger): ErrorRequestHandler {
+export function errorHandler(log: Logger, idleTimeoutMs: number): ErrorRequestHandler {
   return (raw: unknown, req: Request, res: Response, _next: NextFunction): void => {
     const error = toUploadError(raw);
     const status = httpStatusOf(error.code, apiOf(req));
@@ -36,6 +36,11 @@ export function errorHandler(log: Logger): ErrorRequestHandler {
     if (res.headersSent || req.socket.destroyed) {
       req.socket.destroy();
       return;
+    }
+    if (!req.complete) {
+      // The body is drained after this answer; Node would then allow the keep-alive timeout
+      // between its bytes, so restore the idle timeout once the answer is out.
+      res.once('finish', () => req.socket.setTimeout(idleTimeoutMs));
     }
     const body = errorBody(error);
     if (body.retryAfter !== undefined) res.setHeader('Retry-After', String(body.retryAfter));
