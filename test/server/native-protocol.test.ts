@@ -156,4 +156,17 @@ describe('native protocol', () => {
     expect(answer).toMatch(/^HTTP\/1\.1 404/);
     expect(answer).toContain('"code":"ROUTE_NOT_FOUND"');
   });
+
+  it('uploads an empty file (one empty chunk) on both APIs', async () => {
+    const file = path.join(files.path, 'empty.bin');
+    const { writeFile, stat } = await import('node:fs/promises');
+    await writeFile(file, '');
+    const native = await uploadFile(server.url, file, 'empty/native.bin');
+    expect(native.create.json).toMatchObject({ chunkCount: 1 });
+    expect(native.complete.json).toMatchObject({ state: 'complete', size: 0, sha256: 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855' });
+    const { seedUploadFile } = await import('../helpers/seed-client.js');
+    const seed = await seedUploadFile(server.url, file, 'empty/seed.bin', { chunks: 1 });
+    expect(seed.finalize.json).toMatchObject({ success: true, size: 0, checksum: 'd41d8cd98f00b204e9800998ecf8427e' });
+    expect((await stat(server.completedPath('anonymous', 'empty/seed.bin'))).size).toBe(0);
+  });
 });
