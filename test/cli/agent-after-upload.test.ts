@@ -38,7 +38,7 @@ function watchDeletions(root: string, files: string[]): { deletedAt: Map<string,
   };
 }
 
-describe('after-upload policy', () => {
+describe('after-upload policy', { timeout: 180_000 }, () => {
   it('delete removes only files the server verified, then the emptied bag folder', async () => {
     const h = await harnessWith({ afterUpload: 'delete', quietPeriod: 0.5 });
     // A different file is already on the server at c/c_0.mcap: ours is refused (FILE_EXISTS) and must stay.
@@ -94,7 +94,7 @@ describe('after-upload policy', () => {
   });
 });
 
-describe('disk guard', () => {
+describe('disk guard', { timeout: 180_000 }, () => {
   it('below minFreeSpace it deletes verified files oldest first, and never a file that was not uploaded', async () => {
     const capacity = { bytes: Number.MAX_SAFE_INTEGER };
     const usedBytes = (root: string): number => {

@@ -24,7 +24,7 @@ function writerIn(root: string, growInterval = 150): BagWriter {
   return writer;
 }
 
-describe('closing race and changed files', () => {
+describe('closing race and changed files', { timeout: 180_000 }, () => {
   it('a split written for seconds after the next split appears is uploaded only once it is really closed', async () => {
     const h = await harnessWith();
     const writer = await replayTimeline('mcap', h.root, { lingerMs: 3000 });
@@ -89,7 +89,7 @@ describe('closing race and changed files', () => {
   });
 });
 
-describe('file compression mode', () => {
+describe('file compression mode', { timeout: 180_000 }, () => {
   it('cancels a plain split whose .zstd appears mid-upload, drops its server session, and uploads only the .zstd', async () => {
     const h = await harnessWith({ bandwidthLimit: 64 * 1024, chunkSize: 32 * 1024 });
     const writer = writerIn(h.root);

@@ -55,7 +55,7 @@ async function setup(): Promise<Setup> {
   };
 }
 
-describe('the agent process', () => {
+describe('the agent process', { timeout: 480_000 }, () => {
   it('uploads a backlog of 500 small files exactly once across a kill -9 and a restart', async () => {
     const s = await setup();
     const files = new Map<string, Buffer>();

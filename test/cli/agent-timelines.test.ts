@@ -15,7 +15,7 @@ afterEach(async () => {
   harness = undefined;
 });
 
-describe('the agent replaying the real rosbag2 timelines', () => {
+describe('the agent replaying the real rosbag2 timelines', { timeout: 180_000 }, () => {
   for (const name of Object.keys(TIMELINES) as TimelineName[]) {
     it(`${name}: every split once, only after it was closed, metadata.yaml last, byte-identical`, async () => {
       harness = await startHarness();

@@ -32,7 +32,7 @@ function thrown(fn: () => unknown): UploadError {
   throw new Error('expected an UploadError');
 }
 
-describe('parsing the command line', () => {
+describe('parsing the command line', { timeout: 180_000 }, () => {
   it('layers defaults, config file (agent: section), environment and flags; --ros-args sections are dropped', async () => {
     const dir = await temp();
     const config = path.join(dir.path, 'agent.yaml');
@@ -89,7 +89,7 @@ describe('parsing the command line', () => {
   });
 });
 
-describe('bad command lines (the real program)', () => {
+describe('bad command lines (the real program)', { timeout: 180_000 }, () => {
   const oneLine = (stderr: string): string => {
     const lines = stderr.trim().split('\n');
     expect(lines, `one line on stderr, got: ${stderr}`).toHaveLength(1);

@@ -34,7 +34,7 @@ function freshClone(target: string): void {
   }
 }
 
-describe('npm start on a fresh clone', () => {
+describe('npm start on a fresh clone', { timeout: 300_000 }, () => {
   it('watches ./recordings and uploads a dropped bag into ./uploads, byte-identical', async () => {
     const dir = await createTempDir('fresh-clone');
     cleanups.push(() => dir.remove());

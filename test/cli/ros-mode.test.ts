@@ -23,7 +23,7 @@ afterEach(async () => {
   for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
 });
 
-describe('ros2-upload-agent as a ROS 2 node', () => {
+describe('ros2-upload-agent as a ROS 2 node', { timeout: 120_000 }, () => {
   it('takes watch_dir and server_url from ROS parameters, uploads a split the recorder reports closed, and stops on SIGTERM', async () => {
     const dir = await createTempDir('ros-mode');
     cleanups.push(() => dir.remove());

@@ -31,7 +31,7 @@ async function setup() {
   return { dir, server, proxy, stored, state: path.join(dir.path, 'state') };
 }
 
-describe('ros2-upload-agent upload', () => {
+describe('ros2-upload-agent upload', { timeout: 120_000 }, () => {
   it('uploads bag folders and files, metadata.yaml last, prints plain lines, and exits 0 once all are verified; status shows them', async () => {
     const s = await setup();
     const bag = path.join(s.dir.path, 'mcap_plain');
@@ -79,7 +79,7 @@ describe('ros2-upload-agent upload', () => {
   });
 });
 
-describe('upload order and progress output', () => {
+describe('upload order and progress output', { timeout: 120_000 }, () => {
   it('lists a bag folder in upload order, keeping its name; a split alone keeps its bag folder', async () => {
     const dir = await createTempDir('listing');
     cleanups.push(() => dir.remove());

@@ -41,7 +41,7 @@ async function startWatcher(root: string, options: Partial<ConstructorParameters
   return { watcher, releases, withdrawn, errors };
 }
 
-describe('replaying the real rosbag2 timelines', () => {
+describe('replaying the real rosbag2 timelines', { timeout: 120_000 }, () => {
   for (const name of Object.keys(TIMELINES) as TimelineName[]) {
     it(`${name}: releases each split once, only after it was closed, in index order, metadata.yaml last`, async () => {
       const root = tempRoot();
@@ -70,7 +70,7 @@ describe('replaying the real rosbag2 timelines', () => {
   }
 });
 
-describe('closing rules on real files', () => {
+describe('closing rules on real files', { timeout: 120_000 }, () => {
   it('the closing race stretched to seconds: a split written after the next one appears is released only once closed', async () => {
     const root = tempRoot();
     const { releases } = await startWatcher(root);
