@@ -13,7 +13,8 @@
 #      that the node stops cleanly on SIGINT.
 # DDS stays on this machine (ROS_LOCALHOST_ONLY=1 / ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST) on a
 # domain id of its own. Set KEEP=1 to keep the work folder (logs, bags, server storage);
-# TEST_ROS_NAMESPACE=robot1 runs the node in a namespace.
+# TEST_ROS_NAMESPACE=robot1 runs the node in a namespace; TEST_ROS_CMAKE_ARGS passes CMake
+# arguments to colcon (e.g. -DPython3_EXECUTABLE=/usr/bin/python3 where pyenv shadows it).
 set -Eeuo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -29,7 +30,7 @@ fail() {
   printf '  \033[31mFAIL\033[0m %s\n' "$*" >&2
   if [[ -n "${WORK:-}" ]]; then
     for log in launch server publisher; do
-      [[ -f "$WORK/$log.log" ]] && { printf -- '--- last lines of %s.log ---\n' "$log" >&2; tail -n 40 "$WORK/$log.log" >&2; }
+      [[ -f "$WORK/$log.log" ]] && { printf -- '--- last lines of %s.log ---\n' "$log" >&2; tail -n 40 "$WORK/$log.log" | cut -c1-400 >&2; }
     done
   fi
   exit 1
@@ -89,7 +90,7 @@ wait_for() {
 # ---- 1. Build the interface and launch packages into an overlay; rclnodejs and its messages ---
 say "building msgs/ and launch/ with colcon"
 (cd "$WORK" && colcon --log-base "$WORK/colcon-log" build --base-paths "$ROOT/msgs" "$ROOT/launch" \
-  --build-base "$WORK/build" --install-base "$WORK/install" >"$WORK/colcon.log" 2>&1) || { tail -n 60 "$WORK/colcon.log" >&2; fail "colcon build failed (see above)"; }
+  --build-base "$WORK/build" --install-base "$WORK/install" ${TEST_ROS_CMAKE_ARGS:+--cmake-args $TEST_ROS_CMAKE_ARGS} >"$WORK/colcon.log" 2>&1) || { tail -n 60 "$WORK/colcon.log" >&2; fail "colcon build failed (see above)"; }
 set +u
 # shellcheck disable=SC1091
 source "$WORK/install/setup.bash"
@@ -115,6 +116,10 @@ node --input-type=module -e "
   process.exit(0);" >"$WORK/require.log" 2>&1 || { cat "$WORK/require.log" >&2; fail "rclnodejs does not know the interface types after generate-ros-messages"; }
 pass "rclnodejs loads and knows upload_agent_msgs, std_srvs, diagnostic_msgs and rosbag2_interfaces"
 
+# Job control: without it, bash starts background commands with SIGINT ignored, and `ros2 launch`
+# (and its nodes) would never see the SIGINT this script sends at the end.
+set -m
+
 # ---- 2. The bundled server on 127.0.0.1 --------------------------------------------------------
 PORT="$(node -e "const s=require('net').createServer().listen(0,'127.0.0.1',()=>{console.log(s.address().port);s.close()})")"
 SERVER_URL="http://127.0.0.1:$PORT"
@@ -127,7 +132,7 @@ pass "server listening on $SERVER_URL"
 # ---- 3. A publisher, and ros2 launch record_and_upload.launch.xml ------------------------------
 TOPIC=/ros2_upload_agent_test
 PAYLOAD="$(head -c 2000 /dev/zero | tr '\0' 'x')"
-ros2 topic pub -r 50 "$TOPIC" std_msgs/msg/String "{data: '$PAYLOAD'}" >"$WORK/publisher.log" 2>&1 &
+ros2 topic pub -r 50 "$TOPIC" std_msgs/msg/String "{data: '$PAYLOAD'}" >/dev/null 2>"$WORK/publisher.log" &
 PIDS+=($!)
 
 BAG_DIR="$WORK/bags"
@@ -144,9 +149,10 @@ cat >"$WORK/params.yaml" <<EOF
 EOF
 LAUNCH_BANDWIDTH=3000000
 say "ros2 launch upload_agent_bringup record_and_upload.launch.xml (splits every $SPLIT_SECONDS s)"
+# (ros2 launch refuses an empty `namespace:=`, so it is only given when set.)
 ros2 launch upload_agent_bringup record_and_upload.launch.xml \
   bag_dir:="$BAG_DIR" server_url:="$SERVER_URL" topics:="$TOPIC" max_bag_duration:="$SPLIT_SECONDS" \
-  bandwidth_limit:="$LAUNCH_BANDWIDTH" namespace:="$NS" params_file:="$WORK/params.yaml" >"$WORK/launch.log" 2>&1 &
+  bandwidth_limit:="$LAUNCH_BANDWIDTH" ${NS:+namespace:="$NS"} params_file:="$WORK/params.yaml" >"$WORK/launch.log" 2>&1 &
 LAUNCH_PID=$!
 PIDS+=("$LAUNCH_PID")
 
@@ -162,7 +168,8 @@ grep -q '^online: true' <<<"$queue" || fail "$NODE_FQN/queue does not say online
 $queue"
 pass "ros2 topic echo --once $NODE_FQN/queue shows the agent at once (online: true)"
 
-get_param() { ros2 param get "$NODE_FQN" "$1" 2>&1; }
+# stdout only: DDS implementations may print notices on stderr (Cyclone: "lo is not multicast-capable").
+get_param() { ros2 param get "$NODE_FQN" "$1" 2>/dev/null; }
 value="$(get_param bandwidth_limit)"
 [[ "$value" == "Integer value is: $LAUNCH_BANDWIDTH" ]] || fail "bandwidth_limit from the launch file did not arrive: $value"
 value="$(get_param server_url)"
@@ -171,7 +178,7 @@ value="$(get_param max_retries)"
 [[ "$value" == "Integer value is: 7" ]] || fail "max_retries from the launch file's params_file did not arrive: $value"
 value="$(get_param state_dir)"
 [[ "$value" == "String value is: $WORK/state" ]] || fail "state_dir from the launch file's params_file did not arrive: $value"
-pass "launch-file parameters arrived (bandwidth_limit, server_url by node name; max_retries, state_dir from /**)"
+pass "launch-file parameters arrived (bandwidth_limit, server_url keyed by the node's full name; max_retries, state_dir from /**)"
 
 status="$(echo_once "$TOPIC_PREFIX/upload_status" 90)" || fail "ros2 topic echo --once $TOPIC_PREFIX/upload_status printed nothing in 90 s"
 grep -q '^upload_id: ' <<<"$status" && grep -q '^state: ' <<<"$status" && grep -q "^local_path: '\?$BAG_DIR" <<<"$status" ||
