@@ -61,12 +61,15 @@ export ROS_DOMAIN_ID="${TEST_ROS_DOMAIN_ID:-$(( ($$ % 100) + 101 ))}"
 if [[ "$ROS_DISTRO" == humble ]]; then export ROS_LOCALHOST_ONLY=1; else export ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST; unset ROS_LOCALHOST_ONLY; fi
 export RCUTILS_COLORIZED_OUTPUT=0
 PIDS=()
+# Background commands start after `set -m`, so each leads its own process group: signalling the
+# group (-pid) also reaches what it started (ros2 launch's recorder and node), never anything else.
+signal_group() { kill "-$1" -- "-$2" 2>/dev/null || kill "-$1" "$2" 2>/dev/null || true; }
 cleanup() {
   local code=$?
-  for pid in "${PIDS[@]}"; do kill -INT "$pid" 2>/dev/null || true; done
+  for pid in "${PIDS[@]}"; do signal_group INT "$pid"; done
   for pid in "${PIDS[@]}"; do
     for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
-    kill -KILL "$pid" 2>/dev/null || true
+    signal_group KILL "$pid"
   done
   ros2 daemon stop >/dev/null 2>&1 || true
   if [[ "${KEEP:-0}" == 1 || $code -ne 0 ]]; then say "work folder kept: $WORK"; else rm -rf "$WORK"; fi
