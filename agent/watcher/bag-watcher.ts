@@ -78,6 +78,8 @@ export interface BagWatcherOptions {
 }
 
 const PENDING_MARK_MS = 10 * 60_000;
+/** How long a file found held open for writing waits before the next /proc scan for it. */
+const HELD_RECHECK_MS = 1000;
 
 /**
  * Watches a recording root and decides, file by file, when a file is closed and may be
@@ -97,6 +99,7 @@ export class BagWatcher extends EventEmitter<BagWatcherEvents> {
   #files = new Map<string, TrackedFile>();
   #folders = new Map<string, Set<TrackedFile>>();
   #pendingMarks = new Map<string, number>();
+  #heldRecheck = new Map<string, { key: string; at: number }>();
   #chokidar: FSWatcher | undefined;
   #tickTimer: NodeJS.Timeout | undefined;
   #tickAt = Infinity;
@@ -405,6 +408,7 @@ export class BagWatcher extends EventEmitter<BagWatcherEvents> {
 
   #remove(file: TrackedFile): void {
     this.#files.delete(file.path);
+    this.#heldRecheck.delete(file.path);
     const folder = this.#folders.get(file.dir);
     folder?.delete(file);
     if (folder?.size === 0) this.#folders.delete(file.dir);
@@ -509,8 +513,12 @@ export class BagWatcher extends EventEmitter<BagWatcherEvents> {
         return;
       }
     }
-    file.reason = `closing (${signal}), confirming`;
     file.signal = signal;
+    // A file found held open is looked at again after a pause, not on every pass (one /proc scan
+    // costs tens of ms), unless it changes (which restarts its quiet period anyway).
+    const recheckAt = this.#heldRecheck.get(file.path);
+    if (recheckAt !== undefined && recheckAt.key === statKey(file) && clock.now < recheckAt.at) return;
+    file.reason = `closing (${signal}), confirming`;
     candidates.push(file);
   }
 
@@ -521,8 +529,10 @@ export class BagWatcher extends EventEmitter<BagWatcherEvents> {
       const pid = result.held.get(file.path);
       if (pid !== undefined) {
         file.reason = `closing, held open for writing by process ${pid}`;
+        this.#heldRecheck.set(file.path, { key: statKey(file), at: performance.now() + HELD_RECHECK_MS });
         continue;
       }
+      this.#heldRecheck.delete(file.path);
       file.phase = 'ready';
       file.reason = 'closed; waiting for its turn';
     }
