@@ -29,8 +29,10 @@ export const smallFiles: Benchmark = {
       say(`${count} files of ${formatBytes(size)} (random; ${args.quick ? 'quick' : 'full'}), one folder, default concurrency, server with default settings but no rate limits`);
       const server = await startServerProgram(path.join(dir, 'server'), ['--no-rate-limit'], { reportDir: dir });
       try {
+        const serverCpuBefore = server.handle.cpuSeconds() ?? 0;
         const agent = startAgentUpload([folder], server.url, path.join(dir, 'state'), [], { reportDir: dir });
         const first = await agent.waitForLine(/./, 60_000);
+        const agentCpuAtFirst = agent.cpuSeconds() ?? 0;
         const summary = await agent.waitForLine(/^(\d+) of (\d+) file\(s\) verified/, 600_000);
         const code = await agent.exited;
         const verified = agent.lines.filter((line) => line.text.startsWith('verified '));
@@ -41,8 +43,12 @@ export const smallFiles: Benchmark = {
         const wall = (summary.t - agent.startedAt) / 1000;
         const rate = count / seconds;
         const serverPeak = server.peakRssKiB() / 1024;
+        const serverCpu = (server.handle.cpuSeconds() ?? 0) - serverCpuBefore;
+        const usage = await agent.usage();
+        const agentCpu = usage ? usage.userSeconds + usage.systemSeconds - agentCpuAtFirst : Number.NaN;
         const agentPeak = (await agent.peakRssKiB()) / 1024;
         say(`${count} files verified in ${seconds.toFixed(2)} s: ${rate.toFixed(0)} files/s (${(count / wall).toFixed(0)} files/s counting the program's start-up, ${wall.toFixed(2)} s)`);
+        say(`CPU per file: agent ${((agentCpu / count) * 1000).toFixed(2)} ms, server ${((serverCpu / count) * 1000).toFixed(2)} ms (user + system, from its first output line on)`);
         say(`peak RSS: agent ${agentPeak.toFixed(0)} MiB, server ${serverPeak.toFixed(0)} MiB`);
         return {
           figures: {
@@ -51,11 +57,13 @@ export const smallFiles: Benchmark = {
             seconds: fig(seconds, 2),
             files_per_s: fig(rate, 1),
             files_per_s_with_startup: fig(count / wall, 1),
+            agent_cpu_ms_per_file: fig((agentCpu / count) * 1000, 3),
+            server_cpu_ms_per_file: fig((serverCpu / count) * 1000, 3),
             agent_peak_rss_mib: fig(agentPeak, 1),
             server_peak_rss_mib: fig(serverPeak, 1),
           },
           targets: { files_per_s: { value: rate, op: '>=', limit: 300 } },
-          row: { Files: `${count} × ${formatBytes(size)}`, 'files/s': rate.toFixed(0), 'files/s incl. start-up': (count / wall).toFixed(0), 'Agent RSS MiB': agentPeak.toFixed(0), 'Server RSS MiB': serverPeak.toFixed(0) },
+          row: { Files: `${count} × ${formatBytes(size)}`, 'files/s': rate.toFixed(0), 'files/s incl. start-up': (count / wall).toFixed(0), 'CPU ms/file agent / server': `${((agentCpu / count) * 1000).toFixed(2)} / ${((serverCpu / count) * 1000).toFixed(2)}`, 'Agent RSS MiB': agentPeak.toFixed(0), 'Server RSS MiB': serverPeak.toFixed(0) },
         };
       } finally {
         await server.stop();
