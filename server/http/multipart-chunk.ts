@@ -50,6 +50,13 @@ export async function readChunkForm(
       fields[name] = value;
     });
     parser.on('file', (name, stream) => {
+      // busboy destroys a part's stream with an error when the form ends inside it (no closing
+      // boundary, a malformed part): unheard, that 'error' event would crash the process.
+      let partError: UploadError | undefined;
+      stream.on('error', (error: Error) => {
+        partError ??= new UploadError('BAD_REQUEST', `Malformed multipart form: ${error.message}`, { cause: error });
+        fail(partError);
+      });
       if (name !== 'chunk' || failure !== undefined || writing) {
         if (name !== 'chunk') fail(new UploadError('INVALID_FIELD', `unexpected file part ${JSON.stringify(name)}; the chunk's part is named "chunk"`));
         stream.resume();
@@ -74,7 +81,7 @@ export async function readChunkForm(
           part = { session, blob, size: verifier.length, crc: verifier.crc };
         })
         .catch(async (error: unknown) => {
-          fail(error);
+          fail(partError ?? error);
           stream.resume();
           await storage.removeBlob(session, blob).catch(() => undefined);
         });
