@@ -1,6 +1,6 @@
 import type { IncomingMessage } from 'node:http';
 import { createGunzip } from 'node:zlib';
-import { UploadError } from '../../common/errors/upload-error.js';
+import { UploadError, isUploadError } from '../../common/errors/upload-error.js';
 
 export interface RequestBody {
   /** The decoded body, streamed. */
@@ -24,7 +24,7 @@ export function requestBody(req: IncomingMessage, encoding: 'identity' | 'gzip')
       req.resume();
     }
   };
-  if (encoding === 'identity') return { source: req.iterator({ destroyOnReturn: false }), discardRest };
+  if (encoding === 'identity') return { source: clientBytes(req), discardRest };
   const gunzip = createGunzip();
   // The consumer starts iterating only after opening its file; until then an error (not gzip at
   // all) must not be an uncaught 'error' event. The iteration still sees it (the stream errored).
@@ -50,5 +50,19 @@ export function requestBody(req: IncomingMessage, encoding: 'identity' | 'gzip')
 /** Reads and discards a whole body (a duplicate chunk); resolves when it ended. */
 export async function drainBody(req: IncomingMessage): Promise<void> {
   if (req.complete) return;
-  for await (const piece of req.iterator({ destroyOnReturn: false })) void piece;
+  for await (const piece of clientBytes(req)) void piece;
+}
+
+/**
+ * The body's bytes as they arrive. A client that hangs up before its body ended is the client's
+ * doing: Node's "aborted" (ECONNRESET) becomes a 400 BAD_REQUEST, so it is not reported (and
+ * logged) as a server fault.
+ */
+async function* clientBytes(req: IncomingMessage): AsyncIterable<Uint8Array> {
+  try {
+    yield* req.iterator({ destroyOnReturn: false });
+  } catch (error) {
+    if (req.complete || isUploadError(error)) throw error;
+    throw new UploadError('BAD_REQUEST', 'the client closed the connection before the body ended', { cause: error });
+  }
 }

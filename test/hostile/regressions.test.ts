@@ -64,6 +64,20 @@ describe('defects found by the hostile tests stay fixed', () => {
     }
     await expectHealthy();
   });
+
+  it('a client that hangs up in the middle of a chunk body is not a server fault (no 500, nothing logged as an error)', async () => {
+    const created = await json('POST', '/v1/sessions', { path: 'regress/cut.bin', size: 4096, fingerprint: `fp1:${'1'.repeat(64)}`, chunkSize: 4096 });
+    expect(created.status).toBe(201);
+    const chunk = `/v1/sessions/${String(created.json!.id)}/chunks/0`;
+    const headers: [string, string][] = [['Content-Type', 'application/octet-stream'], ['X-Chunk-Checksum', 'crc32:00000000']];
+    // 'cut' declares one byte more than the body it is given, then sends only part of it.
+    await send({ method: 'PUT', target: chunk, headers, body: Buffer.alloc(4095, 1), framing: { kind: 'cut', keep: 0.25, abrupt: false } });
+    await send({ method: 'PUT', target: chunk, headers, body: Buffer.alloc(4095, 1), framing: { kind: 'cut', keep: 0.5, abrupt: true } });
+    // The same chunk again: a newer request waits until the cut ones are done with.
+    const again = await send({ method: 'PUT', target: chunk, headers, body: Buffer.alloc(4096, 1) });
+    expect(again.responses[0]?.status).toBe(422);
+    await expectHealthy();
+  });
 });
 
 export { fdCount, waitFor };
