@@ -96,8 +96,13 @@ export async function readChunkForm(
       resolve();
     });
     parser.on('close', () => resolve());
-    req.on('aborted', () => {
-      fail(new UploadError('BAD_REQUEST', 'the client closed the connection before the form ended'));
+    req.once('close', () => {
+      if (req.complete) return;
+      // The client hung up inside the form: busboy would wait for the rest forever, and with it
+      // the part's write and its open file. Destroying the parser ends the part's stream.
+      const gone = new UploadError('BAD_REQUEST', 'the client closed the connection before the form ended');
+      fail(gone);
+      parser.destroy(gone);
       resolve();
     });
     req.pipe(parser);

@@ -75,8 +75,28 @@ describe('defects found by the hostile tests stay fixed', () => {
     await send({ method: 'PUT', target: chunk, headers, body: Buffer.alloc(4095, 1), framing: { kind: 'cut', keep: 0.5, abrupt: true } });
     // The same chunk again: a newer request waits until the cut ones are done with.
     const again = await send({ method: 'PUT', target: chunk, headers, body: Buffer.alloc(4096, 1) });
-    expect(again.responses[0]?.status).toBe(422);
+    expect(again.responses[0]?.status, JSON.stringify({ closed: again.closed, hung: again.hung, left: again.leftover.toString() })).toBe(422);
     await expectHealthy();
+  });
+
+  it('seed chunk forms cut off by the client release their part files at once (no file descriptor leak)', async () => {
+    const init = await json('POST', '/upload/init', { filename: 'regress/cut-form.bin', filesize: 100_000, chunks: 1 });
+    const uploadId = String(init.json!.upload_id);
+    const pid = server.process.child.pid!;
+    const before = fdCount(pid);
+    for (let i = 0; i < 20; i += 1) {
+      const body = multipartBody('cutb', [
+        { name: 'upload_id', value: uploadId },
+        { name: 'chunk_index', value: '0' },
+        { name: 'chunk_total', value: '1' },
+        { name: 'chunk', value: Buffer.alloc(100_000, 3), filename: 'c', contentType: 'application/octet-stream' },
+      ]);
+      await send({ method: 'POST', target: '/upload/chunk', headers: [['Content-Type', 'multipart/form-data; boundary=cutb']], body, framing: { kind: 'cut', keep: 0.5, abrupt: i % 2 === 0 } });
+    }
+    await waitFor(() => fdCount(pid) <= before, `the server's open files to return to ${before} (now ${fdCount(pid)})`, 10_000);
+    await expectHealthy();
+    const status = await send({ method: 'GET', target: `/upload/status/${uploadId}`, headers: [], body: Buffer.alloc(0) });
+    expect(jsonOf(status.responses[0]!)).toMatchObject({ received_chunks: 0 });
   });
 });
 
