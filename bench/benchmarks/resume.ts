@@ -14,7 +14,8 @@ const CHUNK = DEFAULT_CHUNK_SIZE;
 
 /**
  * Crash and resume: `ros2-upload-agent upload` is killed with SIGKILL once half the file's chunk
- * bytes went through the counting proxy, then started again with the same state directory. The
+ * bytes went through the counting proxy (at the first moment after that when a chunk body is
+ * partly sent, so that a chunk is in flight), then started again with the same state directory. The
  * proxy's request log says which chunks each run sent; the server's session status, read right
  * after the kill, says which chunks it had acknowledged.
  */
@@ -27,7 +28,7 @@ export const resume: Benchmark = {
     try {
       const file = path.join(dir, 'data', 'recording.bin');
       const sha256 = await writeRandomFile(file, size);
-      say(`${formatBytes(size)} (random; ${args.quick ? 'quick' : 'full'}), 8 MiB chunks, unthrottled, through a counting TCP proxy; SIGKILL at 50% of the chunk bytes`);
+      say(`${formatBytes(size)} (random; ${args.quick ? 'quick' : 'full'}), 8 MiB chunks, unthrottled, through a counting TCP proxy; SIGKILL at 50% of the chunk bytes, inside the next chunk's body`);
       const server = await startServerProgram(path.join(dir, 'server'), ['--no-rate-limit'], { reportDir: dir });
       const proxy = await CountingProxy.start(server.port);
       try {
@@ -38,9 +39,11 @@ export const resume: Benchmark = {
         let first!: ChildHandle;
         const killed = new Promise<void>((resolve) => {
           proxy.onUpstream = () => {
-            if (proxy.payloadUp < size / 2) return;
+            // At half the chunk bytes, and inside a chunk's body: 50% of the file is a chunk
+            // boundary, and a kill between two chunks would not test what happens to a chunk in flight.
+            if (proxy.payloadUp < size / 2 || !proxy.requests.some((r) => r.isChunk && r.sentAt === undefined && r.bodyBytes > 0)) return;
             proxy.onUpstream = undefined;
-            inFlightAtKill = proxy.chunksInFlight().map((request) => ({ ...request }));
+            inFlightAtKill = proxy.chunksInFlight();
             first.child.kill('SIGKILL');
             resolve();
           };
@@ -61,7 +64,7 @@ export const resume: Benchmark = {
         const ackedBytes = [...acked].reduce((total, index) => total + lengthOf(index), 0);
         const inFlightBytes = inFlightAtKill.reduce((total, request) => total + lengthOf(request.chunkIndex!), 0);
         say(
-          `killed at ${formatBytes(sentFirst)} of chunk bytes sent; the server had acknowledged ${acked.size} chunks (${formatBytes(ackedBytes)}); chunks in flight at the kill: ${inFlightAtKill.map((r) => `#${r.chunkIndex} (${formatBytes(r.bodyBytes)} of ${formatBytes(lengthOf(r.chunkIndex!))} sent)`).join(', ') || 'none'}`,
+          `killed at ${formatBytes(sentFirst)} of chunk bytes sent; the server had acknowledged ${acked.size} chunks (${formatBytes(ackedBytes)}); chunks in flight at the kill: ${inFlightAtKill.map((r) => `#${r.chunkIndex} (${formatBytes(r.bodyBytes)} of ${formatBytes(lengthOf(r.chunkIndex!))} arrived, counting what the kernel still delivered after the kill)`).join(', ') || 'none'}`,
         );
 
         // Run 2: the same command again.

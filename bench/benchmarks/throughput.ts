@@ -110,6 +110,7 @@ export const throughput: Benchmark = {
         },
         row: {
           Size: formatBytes(size),
+          Rounds: String(rounds),
           'Ours MiB/s': oursRate.toFixed(0),
           'PUT MiB/s': putRate.toFixed(0),
           'SHA-256 MiB/s': shaRate.toFixed(0),
