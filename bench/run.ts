@@ -30,7 +30,7 @@ ${benchmarks.map((b) => `  ${b.name.padEnd(12)} ${b.summary}`).join('\n')}
 Options:
   --quick             the small size that finishes in under a minute
   --size <size>       file size (throughput, resume, complete; fan-in: per uploader), e.g. 512MiB
-  --rounds <n>        throughput: repeat and report the median (default 1)
+  --rounds <n>        throughput (default 1), complete (default 3, quick 2): repeat, report the median
   --duration <secs>   throttle: seconds per limit (default 20, quick 5)
   --files <n>         small-files: number of files (default 2000)
   --file-size <size>  small-files: size of each file (default 64KiB)
