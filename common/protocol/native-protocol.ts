@@ -13,6 +13,12 @@ export const MIN_CHUNK_SIZE = 1024;
 export const MAX_CHUNK_SIZE = 64 * 1024 * 1024;
 /** The most chunks one session may have (a 5 GiB file needs at least 64 KiB chunks). */
 export const MAX_CHUNK_COUNT = 100_000;
+/**
+ * The largest file that may be sent whole in one request (PUT /v1/files/<path>) instead of a
+ * session: one request instead of three makes small files (configs, metadata.yaml, short
+ * splits) cheap. Larger files must use a session.
+ */
+export const MAX_WHOLE_FILE_SIZE = 8 * 1024 * 1024;
 /** The largest `metadata` object accepted, serialised as JSON. */
 export const MAX_METADATA_BYTES = 64 * 1024;
 /** The longest relative path accepted, in UTF-8 bytes, and the longest single segment. */
@@ -31,6 +37,12 @@ export const routes = {
 export const headers = {
   /** `crc32:<8 lowercase hex digits>` over the chunk's decoded bytes. */
   chunkChecksum: 'x-chunk-checksum',
+  /** Whole-file upload (PUT /v1/files/<path>): the file's SHA-256, 64 hex digits. Required. */
+  contentSha256: 'x-content-sha256',
+  /** Whole-file upload: the `metadata` object as base64url-encoded JSON. Optional. */
+  uploadMetadata: 'x-upload-metadata',
+  /** Whole-file upload: `true` allows replacing a different file stored at the path. Optional. */
+  uploadReplace: 'x-upload-replace',
   authorization: 'authorization',
   retryAfter: 'retry-after',
 } as const;
@@ -106,6 +118,14 @@ export interface CompleteRequest {
   sha256: string;
 }
 export type CompleteResponse = CompletedFile;
+
+/**
+ * PUT /v1/files/<path>: a whole small file (at most MAX_WHOLE_FILE_SIZE) in one request, with
+ * headers `x-content-sha256` (required), `x-upload-metadata` and `x-upload-replace` (optional),
+ * `Content-Type: application/octet-stream`, optionally `Content-Encoding: gzip`. Answers 201 with
+ * the stored file, or 200 when the same content was already stored there (nothing changed).
+ */
+export type PutFileResponse = CompletedFile;
 
 /** Every error response, from both APIs: `success:false` keeps the seed's clients working. */
 export interface ErrorResponse {
