@@ -8,8 +8,16 @@ export const JSON_BODY_LIMIT = MAX_METADATA_BYTES + 16 * 1024;
 const parse = express.json({ limit: JSON_BODY_LIMIT, type: ['application/json', 'application/*+json'] });
 
 /**
- * Parses a JSON body; a body of another type is refused with 415 and malformed JSON with 400
- * (via the error handler), so a handler always sees a parsed value.
+ * The deepest nesting of objects and arrays accepted in a JSON body. JSON.parse copes with any
+ * depth, but JSON.stringify and other recursive consumers (the metadata size check, the session
+ * store, logs) overflow the stack a few thousand levels down: 80 KiB of `[` is 80,000 levels.
+ */
+export const MAX_JSON_DEPTH = 64;
+
+/**
+ * Parses a JSON body; a body of another type is refused with 415, malformed JSON with 400 and
+ * JSON nested deeper than MAX_JSON_DEPTH with 400 (via the error handler), so a handler always
+ * sees a parsed value that is safe to walk recursively.
  */
 export const jsonBody: RequestHandler[] = [
   parse,
@@ -19,6 +27,22 @@ export const jsonBody: RequestHandler[] = [
       next(new UploadError('UNSUPPORTED_MEDIA_TYPE', `The request body must be JSON (Content-Type: application/json), not ${type ? JSON.stringify(type) : 'missing'}`));
       return;
     }
+    if (depthOver(req.body, MAX_JSON_DEPTH)) {
+      next(new UploadError('BAD_REQUEST', `The JSON body is nested deeper than ${MAX_JSON_DEPTH} levels`));
+      return;
+    }
     next();
   },
 ];
+
+/** Whether objects and arrays nest deeper than `limit` in `value` (walked without recursion). */
+function depthOver(value: unknown, limit: number): boolean {
+  const stack: [unknown, number][] = [[value, 1]];
+  for (let item = stack.pop(); item; item = stack.pop()) {
+    const [node, depth] = item;
+    if (node === null || typeof node !== 'object') continue;
+    if (depth > limit) return true;
+    for (const child of Object.values(node)) if (child !== null && typeof child === 'object') stack.push([child, depth + 1]);
+  }
+  return false;
+}

@@ -98,6 +98,25 @@ describe('defects found by the hostile tests stay fixed', () => {
     const status = await send({ method: 'GET', target: `/upload/status/${uploadId}`, headers: [], body: Buffer.alloc(0) });
     expect(jsonOf(status.responses[0]!)).toMatchObject({ received_chunks: 0 });
   });
+
+  it('deeply nested JSON is a 400 naming the limit on both APIs, not a 500 (stack overflow)', async () => {
+    const deepObject = (depth: number): string => `${'{"a":'.repeat(depth)}1${'}'.repeat(depth)}`;
+    const fingerprint = `fp1:${'2'.repeat(64)}`;
+    const bodies: [string, string][] = [
+      ['/v1/sessions', `{"path":"regress/deep.bin","size":1,"fingerprint":"${fingerprint}","metadata":${deepObject(5000)}}`],
+      ['/upload/init', `{"filename":"regress/deep.bin","filesize":1,"chunks":1,"metadata":{"x":${'['.repeat(20_000)}${']'.repeat(20_000)}}}`],
+      ['/v1/sessions/00000000-0000-4000-8000-000000000000/complete', `{"sha256":${deepObject(100)}}`],
+      ['/upload/finalize', `${'['.repeat(30_000)}${']'.repeat(30_000)}`],
+    ];
+    for (const [target, text] of bodies) {
+      const exchange = await send({ method: 'POST', target, headers: [['Content-Type', 'application/json']], body: Buffer.from(text) });
+      expect(exchange.responses[0]?.status, target).toBe(400);
+      expect(jsonOf(exchange.responses[0]!), target).toMatchObject({ success: false, code: 'BAD_REQUEST', error: 'The JSON body is nested deeper than 64 levels' });
+    }
+    const modest = await json('POST', '/v1/sessions', { path: 'regress/modest.bin', size: 1, fingerprint, metadata: JSON.parse(deepObject(40)) as unknown });
+    expect(modest.status).toBe(201);
+    await expectHealthy();
+  });
 });
 
 export { fdCount, waitFor };
