@@ -48,6 +48,15 @@ export function createApp(options: AppOptions): Express {
   const auth = authenticate(options.tokens, options.anonymousAllowed);
   const chain = (...handlers: (RequestHandler | RequestHandler[])[]): RequestHandler[] => handlers.flat();
 
+  // This server never upgrades a connection. Node answers a request that asks to upgrade as a
+  // normal one, but then no longer reports a malformed request that follows on the same
+  // connection: no 400, no close, the connection hangs until a timeout. Such a connection is
+  // closed after its answer instead.
+  app.use((req, res, next) => {
+    if (req.headers.upgrade !== undefined) res.setHeader('Connection', 'close');
+    next();
+  });
+
   app.get(routes.health, healthRoute());
 
   app.post(routes.sessions, chain(auth, limits.nativeCreate, jsonBody, createSessionRoute(context)));

@@ -117,6 +117,20 @@ describe('defects found by the hostile tests stay fixed', () => {
     expect(modest.status).toBe(201);
     await expectHealthy();
   });
+
+  it('a connection that asked to upgrade is closed after its answer, so a malformed request after it cannot hang', async () => {
+    const exchange = await server.client.send({
+      pieces: [Buffer.from('GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\n'), Buffer.from('FOO / HTTP/1.1\r\n Bad: 1\r\n\r\n')],
+      method: 'GET',
+      mode: 'close',
+      pieceDelayMs: 50,
+    });
+    expect(exchange.responses.map((r) => r.status)[0]).toBe(200);
+    expect(exchange.responses[0]!.headers.connection).toBe('close');
+    expect(exchange.hung).toBe(false);
+    expect(exchange.closed).toBe(true);
+    await expectHealthy();
+  });
 });
 
 export { fdCount, waitFor };
