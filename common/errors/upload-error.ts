@@ -30,6 +30,7 @@ export const errorCodes = {
   FILE_EXISTS: 'a different file is already stored at this path',
   FILE_TOO_LARGE: 'the file is over the maximum size',
   BODY_TOO_LARGE: 'a JSON or form request body is over its size limit',
+  LENGTH_REQUIRED: 'the request body must declare its length (Content-Length)',
   ROUTE_NOT_FOUND: 'no such route',
   UNAUTHORIZED: 'a bearer token is missing or wrong',
   RATE_LIMITED: 'too many requests; wait for Retry-After',

@@ -25,6 +25,7 @@ const nativeStatus: Record<UploadErrorCode, number> = {
   FILE_EXISTS: 409,
   FILE_TOO_LARGE: 413,
   BODY_TOO_LARGE: 413,
+  LENGTH_REQUIRED: 411,
   ROUTE_NOT_FOUND: 404,
   UNAUTHORIZED: 401,
   RATE_LIMITED: 429,
