@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import path from 'node:path';
 import { UploadError, isUploadError } from '../../common/errors/upload-error.js';
 import { fingerprintOf, fingerprintRanges } from '../../common/protocol/fingerprint.js';
-import type { CompletedFile } from '../../common/protocol/native-protocol.js';
+import { MAX_SEGMENT_BYTES, type CompletedFile } from '../../common/protocol/native-protocol.js';
 import { logUploadCompleted } from '../logging/upload-log.js';
 import type { CompletionResult, FileRecord } from '../sessions/session-record.js';
 import type { SessionRuntime } from '../sessions/session-runtime.js';
@@ -109,13 +109,24 @@ export async function commitSessionFile(context: UploadContext, runtime: Session
   return { result, compression };
 }
 
-/** `run1/a.bag` → `run1/a.1.bag` (the seed API's way of never overwriting another file). */
+/**
+ * `run1/a.bag` → `run1/a.1.bag` (the seed API's way of never overwriting another file). A name
+ * already at the file system's limit (MAX_SEGMENT_BYTES) loses code points at the end of its stem
+ * to make room for the counter, so the unique name can always be stored.
+ */
 export function uniqueName(relativePath: string, n: number): string {
   const dir = path.posix.dirname(relativePath);
   const base = path.posix.basename(relativePath);
   const dot = base.lastIndexOf('.');
-  const name = dot > 0 ? `${base.slice(0, dot)}.${n}${base.slice(dot)}` : `${base}.${n}`;
+  const name = (dot > 0 ? fitted(base.slice(0, dot), `.${n}${base.slice(dot)}`) : undefined) ?? fitted(base, `.${n}`)!;
   return dir === '.' ? name : `${dir}/${name}`;
+}
+
+/** `stem + suffix`, the stem shortened (by whole code points) to fit MAX_SEGMENT_BYTES; undefined when no stem is left. */
+function fitted(stem: string, suffix: string): string | undefined {
+  const points = Array.from(stem);
+  while (points.length > 0 && Buffer.byteLength(points.join('') + suffix) > MAX_SEGMENT_BYTES) points.pop();
+  return points.length > 0 ? points.join('') + suffix : undefined;
 }
 
 /**

@@ -1,4 +1,7 @@
+import { readFile, writeFile } from 'node:fs/promises';
+import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { seedUploadFile } from '../helpers/seed-client.js';
 import { createTempDir, type TempDir } from '../helpers/tmp-dir.js';
 import { waitFor } from '../helpers/wait-for.js';
 import { createLayout, startFuzzServer, type FuzzServer } from './support/fuzz-target.js';
@@ -129,6 +132,25 @@ describe('defects found by the hostile tests stay fixed', () => {
     expect(exchange.responses[0]!.headers.connection).toBe('close');
     expect(exchange.hung).toBe(false);
     expect(exchange.closed).toBe(true);
+    await expectHealthy();
+  });
+
+  it('a different file under a seed filename at the 255-byte limit is stored under a unique name that fits, not a 500', async () => {
+    for (const name of [`${'L'.repeat(251)}.bag`, `${'\u00e9'.repeat(125)}.bin`, `${'\ud83d\ude00'.repeat(63)}xyz`]) {
+      expect(Buffer.byteLength(name)).toBeGreaterThan(250);
+      const stored: string[] = [];
+      for (const [i, content] of [Buffer.alloc(100, 1), Buffer.alloc(101, 2), Buffer.alloc(102, 3)].entries()) {
+        const file = path.join(temp.path, `long-${i}.bin`);
+        await writeFile(file, content);
+        const upload = await seedUploadFile(server.url, file, `regress-long/${name}`, { chunks: 1 });
+        expect(upload.finalize.status, JSON.stringify(upload.finalize.json)).toBe(200);
+        const filePath = String(upload.finalize.json.file_path);
+        expect(Buffer.byteLength(path.basename(filePath))).toBeLessThanOrEqual(255);
+        expect(await readFile(path.join(server.root, filePath))).toEqual(content);
+        stored.push(filePath);
+      }
+      expect(new Set(stored).size).toBe(3);
+    }
     await expectHealthy();
   });
 });
