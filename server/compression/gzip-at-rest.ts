@@ -1,10 +1,15 @@
+import path from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGzip } from 'node:zlib';
+import { MAX_SEGMENT_BYTES } from '../../common/protocol/native-protocol.js';
 import type { Logger } from '../logging/logger.js';
 import { logCompression } from '../logging/upload-log.js';
 import type { SessionStore } from '../sessions/session-store.js';
 import type { UploadStorage } from '../storage/upload-storage.js';
+
+/** The copy of `completed/<uploader>/<path>` is `compressed/<uploader>/<path>.gz`. */
+const GZIP_SUFFIX = '.gz';
 
 export interface CompressionJob {
   uploader: string;
@@ -17,7 +22,8 @@ export interface CompressionJob {
  * Makes the gzip copies at rest, one at a time in the background (gzip runs on libuv's thread
  * pool, so the event loop stays free), streaming from the completed file to
  * `compressed/<uploader>/<path>.gz`. The copy is kept only when it is smaller: for random or
- * already-compressed data it is not (the seed kept copies that grew).
+ * already-compressed data it is not (the seed kept copies that grew), nor for a file whose name
+ * is too long to take the `.gz` suffix.
  */
 export class GzipAtRest {
   readonly #storage: UploadStorage;
@@ -48,6 +54,11 @@ export class GzipAtRest {
   }
 
   async #compress(job: CompressionJob): Promise<number | undefined> {
+    if (Buffer.byteLength(`${path.posix.basename(job.path)}${GZIP_SUFFIX}`) > MAX_SEGMENT_BYTES) {
+      // A name may use all the bytes a file name can have; then `<name>.gz` cannot exist.
+      this.#log.info({ event: 'compression_skipped', uploader: job.uploader, path: job.path }, `No gzip copy of ${job.path}: its name leaves no room for ${GZIP_SUFFIX}`);
+      return undefined;
+    }
     try {
       const gzip = createGzip({ level: this.#level });
       const feeding = pipeline(Readable.from(this.#storage.readCompleted(job.uploader, job.path)), gzip).catch(() => undefined);

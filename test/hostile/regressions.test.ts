@@ -1,6 +1,7 @@
 import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { uploadFile } from '../helpers/native-upload.js';
 import { seedUploadFile } from '../helpers/seed-client.js';
 import { createTempDir, type TempDir } from '../helpers/tmp-dir.js';
 import { waitFor } from '../helpers/wait-for.js';
@@ -151,6 +152,21 @@ describe('defects found by the hostile tests stay fixed', () => {
       }
       expect(new Set(stored).size).toBe(3);
     }
+    await expectHealthy();
+  });
+
+  it('compression at rest of a file whose name leaves no room for ".gz" is skipped, not a failure', async () => {
+    const file = path.join(temp.path, 'gz-long.bin');
+    await writeFile(file, Buffer.alloc(20_000, 7));
+    const name = `regress-gz/${'G'.repeat(251)}.bin`;
+    const native = await uploadFile(server.url, file, name, { create: { compress: true } });
+    expect(native.complete.status, JSON.stringify(native.complete.json)).toBe(200);
+    const seed = await seedUploadFile(server.url, file, `regress-gz-seed/${'S'.repeat(251)}.bin`, { chunks: 2, compression: true });
+    expect(seed.finalize.status, JSON.stringify(seed.finalize.json)).toBe(200);
+    expect(seed.finalize.json).toMatchObject({ compression_applied: false, compressed_path: null });
+    // A short name next to it still gets its copy.
+    const short = await seedUploadFile(server.url, file, 'regress-gz-seed/short.bin', { chunks: 1, compression: true });
+    expect(short.finalize.json).toMatchObject({ compression_applied: true, compressed_path: 'compressed/anonymous/regress-gz-seed/short.bin.gz' });
     await expectHealthy();
   });
 });
