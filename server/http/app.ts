@@ -9,6 +9,7 @@ import { createSessionRoute } from '../routes/native/create-session.js';
 import { getFileRoute } from '../routes/native/get-file.js';
 import { getSessionRoute } from '../routes/native/get-session.js';
 import { putChunkRoute } from '../routes/native/put-chunk.js';
+import { putFileRoute } from '../routes/native/put-file.js';
 import { seedFinalizeRoute } from '../routes/seed/finalize-upload.js';
 import { seedInitRoute } from '../routes/seed/init-upload.js';
 import { listUploadsRoute } from '../routes/seed/list-uploads.js';
@@ -65,6 +66,7 @@ export function createApp(options: AppOptions): Express {
   app.post('/v1/sessions/:id/complete', chain(auth, limits.nativeComplete, jsonBody, completeSessionRoute(context)));
   app.delete('/v1/sessions/:id', chain(auth, limits.nativeOther, cancelSessionRoute(context)));
   app.get('/v1/files/*path', chain(auth, limits.nativeOther, getFileRoute(context)));
+  app.put('/v1/files/*path', chain(auth, limits.nativeCreate, putFileRoute(context)));
 
   app.post('/upload/init', chain(auth, limits.seedInit, jsonBody, seedInitRoute(context)));
   app.post('/upload/chunk', chain(auth, limits.seedChunk, seedChunkRoute(context)));

@@ -36,7 +36,7 @@ export const jsonBody: RequestHandler[] = [
 ];
 
 /** Whether objects and arrays nest deeper than `limit` in `value` (walked without recursion). */
-function depthOver(value: unknown, limit: number): boolean {
+export function depthOver(value: unknown, limit: number): boolean {
   const stack: [unknown, number][] = [[value, 1]];
   for (let item = stack.pop(); item; item = stack.pop()) {
     const [node, depth] = item;

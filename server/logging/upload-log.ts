@@ -1,12 +1,18 @@
 import { formatSize } from '../../common/config/units.js';
+import type { SessionRecord } from '../sessions/session-record.js';
 import type { SessionRuntime } from '../sessions/session-runtime.js';
 import type { Logger } from './logger.js';
+
+/** What the start and completion lines need: a session, or a whole-file upload shaped like one (its id is its temp area's). */
+export interface LoggedUpload {
+  readonly record: Pick<SessionRecord, 'id' | 'api' | 'uploader' | 'path' | 'size' | 'chunkCount' | 'compress' | 'createdAt'>;
+}
 
 /**
  * The log lines of an upload's life, with the content of the seed's examples: start, progress at
  * 10% steps, completion (size, duration, throughput) and the compression ratio.
  */
-export function logUploadStarted(log: Logger, runtime: SessionRuntime): void {
+export function logUploadStarted(log: Logger, runtime: LoggedUpload): void {
   const r = runtime.record;
   log.info(
     { event: 'upload_started', sessionId: r.id, api: r.api, uploader: r.uploader, path: r.path, size: r.size, chunks: r.chunkCount, compression: r.compress },
@@ -30,7 +36,7 @@ export function logUploadProgress(log: Logger, runtime: SessionRuntime): void {
   );
 }
 
-export function logUploadCompleted(log: Logger, runtime: SessionRuntime, storedPath: string, sha256: string, deduplicated: boolean): void {
+export function logUploadCompleted(log: Logger, runtime: LoggedUpload, storedPath: string, sha256: string, deduplicated: boolean): void {
   const r = runtime.record;
   const seconds = Math.max(0.001, (Date.now() - r.createdAt) / 1000);
   const rate = r.size / seconds;

@@ -2,10 +2,11 @@ import { createHash } from 'node:crypto';
 import path from 'node:path';
 import { UploadError, isUploadError } from '../../common/errors/upload-error.js';
 import { fingerprintOf, fingerprintRanges } from '../../common/protocol/fingerprint.js';
-import { MAX_SEGMENT_BYTES, type CompletedFile } from '../../common/protocol/native-protocol.js';
+import { MAX_SEGMENT_BYTES } from '../../common/protocol/native-protocol.js';
 import { logUploadCompleted } from '../logging/upload-log.js';
-import type { CompletionResult, FileRecord } from '../sessions/session-record.js';
+import type { CompletionResult, FileRecord, SessionApi } from '../sessions/session-record.js';
 import type { SessionRuntime } from '../sessions/session-runtime.js';
+import { completedFileView } from './session-views.js';
 import { findStoredCopy, type StoredCopy } from './stored-copy.js';
 import { DATA_BLOB, type UploadContext } from './upload-context.js';
 
@@ -17,77 +18,140 @@ export interface CommitOutcome {
 
 const MAX_UNIQUE_ATTEMPTS = 1000;
 
+/** A verified file waiting in a temp area (the `data` blob of `tempId`) to be made visible. */
+export interface VerifiedFile {
+  /** The temp area (a session's id, or a whole-file upload's own id) holding the `data` blob. */
+  tempId: string;
+  api: SessionApi;
+  uploader: string;
+  /** The requested relative path. */
+  path: string;
+  size: number;
+  /** Computed from the blob when null (seed uploads, gzip-encoded whole files). */
+  fingerprint: string | null;
+  metadata: Record<string, unknown> | null;
+  replace: boolean;
+  /** The session it completes, kept in the file index; null for a whole-file upload. */
+  sessionId: string | null;
+}
+
+export interface PlacedFile {
+  /** The path it is stored at (the seed API may pick a unique name). */
+  path: string;
+  /** The index entry of the stored file: the new one, or the existing one when deduplicated. */
+  record: FileRecord;
+  /** True when the same content was already stored there and nothing was moved. */
+  deduplicated: boolean;
+}
+
 /**
- * The last step of both APIs, once the whole file's digest is verified: make the data blob
- * visible under `completed/<uploader>/<path>` (atomically and durably, via the storage), record
- * it in the file index and the session's tombstone, delete the temp area, and queue the gzip
- * copy. What is already stored at the path decides the outcome:
+ * The one commit step of every upload (session complete, seed finalize, whole-file PUT), once
+ * the whole file's digest is verified: makes the `data` blob visible under
+ * `completed/<uploader>/<path>` (atomically and durably, via the storage) and calls `record`
+ * to write the store, both under the path's lock, so commits and creates of one path take turns
+ * and the index always describes the file on disk. What is already stored at the path decides
+ * the outcome:
  * - the same content: nothing is moved, the stored file is the answer (deduplicated);
- * - a different file: the native API refuses with FILE_EXISTS unless the session may replace it;
- *   the seed API stores under a unique name (`name.1.ext`) and reports that path.
+ * - a different file: the native API refuses with FILE_EXISTS unless `replace`; the seed API
+ *   stores under a unique name (`name.1.ext`) and reports that path.
+ * The temp area is the caller's to delete.
+ */
+export async function placeVerifiedFile(
+  context: UploadContext,
+  file: VerifiedFile,
+  digest: { sha256: string; md5: string | undefined },
+  record: (placed: PlacedFile, now: number) => void,
+): Promise<PlacedFile> {
+  const fingerprint = file.fingerprint ?? (await fingerprintBlob(context, file.tempId, file.size));
+  return context.pathLocks.run(pathLockKey(file.uploader, file.path), async () => {
+    let target = file.path;
+    let existing: FileRecord | undefined;
+    for (let attempt = 1; ; attempt += 1) {
+      const stored = await findStoredCopy(context, file.uploader, target);
+      if (stored.exists && (await sameContent(context, stored, file.uploader, target, file.size, digest.sha256))) {
+        existing = stored.record;
+        break;
+      }
+      if (stored.exists && !file.replace) {
+        if (file.api === 'native') throw fileExists(target);
+        if (attempt > MAX_UNIQUE_ATTEMPTS) throw new UploadError('FILE_EXISTS', `Too many files named like ${file.path}`);
+        target = uniqueName(file.path, attempt);
+        continue;
+      }
+      try {
+        await context.storage.commit(file.tempId, DATA_BLOB, file.uploader, target, { replace: file.replace });
+        if (stored.exists) await context.storage.removeCompressed(file.uploader, target).catch(() => undefined);
+        break;
+      } catch (error) {
+        if (!isUploadError(error, 'FILE_EXISTS') || file.api === 'native' || file.replace) throw error;
+      }
+    }
+    const now = Date.now();
+    const placed: PlacedFile = {
+      path: target,
+      deduplicated: existing !== undefined,
+      record: existing ?? {
+        uploader: file.uploader,
+        path: target,
+        size: file.size,
+        sha256: digest.sha256,
+        md5: digest.md5 ?? null,
+        fingerprint,
+        completedAt: now,
+        metadata: file.metadata,
+        compressedSize: null,
+        sessionId: file.sessionId,
+      },
+    };
+    record(placed, now);
+    return placed;
+  });
+}
+
+/** The `pathLocks` key of a stored path: creates, commits and whole-file uploads of one path take turns. */
+export function pathLockKey(uploader: string, relativePath: string): string {
+  return `${uploader}\0${relativePath}`;
+}
+
+/**
+ * Completes a session of either API: places its verified file (placeVerifiedFile), recording
+ * the file in the index and the session's tombstone in one transaction, deletes the temp area,
+ * and queues the gzip copy.
  */
 export async function commitSessionFile(context: UploadContext, runtime: SessionRuntime, digest: { sha256: string; md5: string | undefined }): Promise<CommitOutcome> {
   const r = runtime.record;
-  const fingerprint = r.fingerprint ?? (await fingerprintBlob(context, r.id, r.size));
-  let target = r.path;
-  let existing: FileRecord | undefined;
-  for (let attempt = 1; ; attempt += 1) {
-    const stored = await findStoredCopy(context, r.uploader, target);
-    if (stored.exists && (await sameContent(context, stored, r.uploader, target, r.size, digest.sha256))) {
-      existing = stored.record;
-      break;
-    }
-    if (stored.exists && !r.replace) {
-      if (r.api === 'native') throw fileExists(target);
-      if (attempt > MAX_UNIQUE_ATTEMPTS) throw new UploadError('FILE_EXISTS', `Too many files named like ${r.path}`);
-      target = uniqueName(r.path, attempt);
-      continue;
-    }
-    try {
-      await context.storage.commit(r.id, DATA_BLOB, r.uploader, target, { replace: r.replace });
-      if (stored.exists) await context.storage.removeCompressed(r.uploader, target).catch(() => undefined);
-      break;
-    } catch (error) {
-      if (!isUploadError(error, 'FILE_EXISTS') || r.api === 'native' || r.replace) throw error;
-    }
-  }
-
-  const now = Date.now();
-  const fileRecord: FileRecord = existing ?? {
+  let result!: CompletionResult;
+  let compress = false;
+  const file: VerifiedFile = {
+    tempId: r.id,
+    api: r.api,
     uploader: r.uploader,
-    path: target,
+    path: r.path,
     size: r.size,
-    sha256: digest.sha256,
-    md5: digest.md5 ?? null,
-    fingerprint,
-    completedAt: now,
+    fingerprint: r.fingerprint,
     metadata: r.metadata,
-    compressedSize: null,
+    replace: r.replace,
     sessionId: r.id,
   };
-  const compress = r.compress && !existing;
-  const file: CompletedFile = {
-    state: 'complete',
-    path: target,
-    size: r.size,
-    sha256: fileRecord.sha256,
-    completedAt: new Date(fileRecord.completedAt).toISOString(),
-    ...(fileRecord.compressedSize !== null ? { compressedSize: fileRecord.compressedSize } : {}),
-  };
-  const result: CompletionResult = {
-    file,
-    storedPath: target,
-    md5: digest.md5 ?? fileRecord.md5,
-    compressedLocation: fileRecord.compressedSize !== null ? context.storage.compressedLocation(r.uploader, target) : null,
-    compressionPending: compress,
-  };
-  context.store.completeSession(r.id, result, { ...fileRecord, md5: fileRecord.md5 ?? digest.md5 ?? null }, now, now + context.config.sessionExpiry * 1000);
-  r.state = 'complete';
-  r.result = result;
+  const placed = await placeVerifiedFile(context, file, digest, (placed, now) => {
+    const fileRecord = placed.record;
+    compress = r.compress && !placed.deduplicated;
+    result = {
+      file: completedFileView(fileRecord),
+      storedPath: placed.path,
+      md5: digest.md5 ?? fileRecord.md5,
+      compressedLocation: fileRecord.compressedSize !== null ? context.storage.compressedLocation(r.uploader, placed.path) : null,
+      compressionPending: compress,
+    };
+    context.store.completeSession(r.id, result, { ...fileRecord, md5: fileRecord.md5 ?? digest.md5 ?? null }, now, now + context.config.sessionExpiry * 1000);
+    r.state = 'complete';
+    r.result = result;
+  });
+  const target = placed.path;
   runtime.chunks.clear();
   context.runtimes.drop(r.id);
   await context.storage.removeSession(r.id);
-  logUploadCompleted(context.log, runtime, target, fileRecord.sha256, existing !== undefined);
+  logUploadCompleted(context.log, runtime, target, placed.record.sha256, placed.deduplicated);
 
   let compression: Promise<number | undefined> | undefined;
   if (compress) {
@@ -142,11 +206,11 @@ async function sameContent(context: UploadContext, stored: StoredCopy, uploader:
   return hash.digest('hex') === sha256;
 }
 
-async function fingerprintBlob(context: UploadContext, sessionId: string, size: number): Promise<string> {
+async function fingerprintBlob(context: UploadContext, tempId: string, size: number): Promise<string> {
   const samples: Buffer[] = [];
   for (const [position, length] of fingerprintRanges(size)) {
     const pieces: Buffer[] = [];
-    for await (const piece of context.storage.readAt(sessionId, DATA_BLOB, position, length)) pieces.push(piece);
+    for await (const piece of context.storage.readAt(tempId, DATA_BLOB, position, length)) pieces.push(piece);
     samples.push(Buffer.concat(pieces));
   }
   return fingerprintOf(size, samples);

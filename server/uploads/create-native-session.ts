@@ -15,6 +15,7 @@ import { logUploadStarted } from '../logging/upload-log.js';
 import type { SessionRecord } from '../sessions/session-record.js';
 import { SessionRuntime } from '../sessions/session-runtime.js';
 import { cancelSession } from './cancel-session.js';
+import { pathLockKey } from './commit-file.js';
 import { checkSizeAndSpace } from './disk-space.js';
 import { findStoredCopy } from './stored-copy.js';
 import { completedFileView, openSessionView } from './session-views.js';
@@ -49,7 +50,7 @@ export async function createNativeSession(context: UploadContext, uploader: stri
     throw new UploadError('INVALID_FIELD', `chunkSize ${chunkSize} makes ${chunkCount} chunks; at most ${MAX_CHUNK_COUNT} are allowed (use at least ${Math.ceil(size / MAX_CHUNK_COUNT)} bytes)`);
   }
 
-  return context.pathLocks.run(`${uploader}\0${relativePath}`, () =>
+  return context.pathLocks.run(pathLockKey(uploader, relativePath), () =>
     createOrResume(context, uploader, { relativePath, size, fingerprint, chunkSize, chunkCount, sha256, metadata, replace, compress }),
   );
 }

@@ -2,6 +2,7 @@ import type { IncomingMessage } from 'node:http';
 import { UploadError } from '../../common/errors/upload-error.js';
 import { formatChunkChecksum, parseChunkChecksum } from '../../common/protocol/chunk-checksum.js';
 import { headers, type ChunkResponse } from '../../common/protocol/native-protocol.js';
+import { rawBodyEncoding } from '../http/raw-body-headers.js';
 import { drainBody, requestBody } from '../http/request-body.js';
 import { ChunkVerifier } from '../integrity/chunk-verifier.js';
 import { kickHashPump } from '../integrity/hash-pump.js';
@@ -21,11 +22,7 @@ export async function receiveNativeChunk(context: UploadContext, runtime: Sessio
   if (index >= record.chunkCount) {
     throw new UploadError('CHUNK_INDEX_OUT_OF_RANGE', `chunk index ${index} is out of range: the session has chunks 0 to ${record.chunkCount - 1}`);
   }
-  const encoding = contentEncoding(req);
-  const contentType = (req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
-  if (contentType !== 'application/octet-stream') {
-    throw new UploadError('UNSUPPORTED_MEDIA_TYPE', `a chunk must be sent as Content-Type: application/octet-stream, not ${JSON.stringify(req.headers['content-type'] ?? '(none)')}`);
-  }
+  const encoding = rawBodyEncoding(req, 'a chunk');
   const checksumHeader = req.headers[headers.chunkChecksum];
   const expectedCrc = parseChunkChecksum(typeof checksumHeader === 'string' ? checksumHeader : undefined);
   if (expectedCrc === undefined) {
@@ -90,13 +87,6 @@ export async function receiveNativeChunk(context: UploadContext, runtime: Sessio
 async function duplicate(runtime: SessionRuntime, index: number, req: IncomingMessage): Promise<ChunkResponse> {
   await drainBody(req);
   return { index, receivedCount: runtime.record.state === 'complete' ? runtime.record.chunkCount : runtime.chunks.size, chunkCount: runtime.record.chunkCount, duplicate: true };
-}
-
-function contentEncoding(req: IncomingMessage): 'identity' | 'gzip' {
-  const value = (req.headers['content-encoding'] ?? 'identity').trim().toLowerCase();
-  if (value === 'identity' || value === '') return 'identity';
-  if (value === 'gzip' || value === 'x-gzip') return 'gzip';
-  throw new UploadError('UNSUPPORTED_MEDIA_TYPE', `Content-Encoding ${JSON.stringify(value)} is not supported (use gzip or none)`);
 }
 
 function sessionGone(runtime: SessionRuntime): UploadError {

@@ -3,10 +3,11 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { routes } from '../../common/protocol/native-protocol.js';
 import { call, crcHeader, createSession, putChunk, readChunk } from '../helpers/native-upload.js';
-import { sha256OfFile, writeRandomFile } from '../helpers/random-file.js';
+import { sha256Of, sha256OfFile, writeRandomFile } from '../helpers/random-file.js';
 import { seedChunk, seedGet, seedPost } from '../helpers/seed-client.js';
 import { spawnServer, type ServerProcess } from '../helpers/spawn-server.js';
 import { createTempDir, type TempDir } from '../helpers/tmp-dir.js';
+import { waitFor } from '../helpers/wait-for.js';
 
 const MiB = 1024 * 1024;
 let dir: TempDir;
@@ -84,6 +85,36 @@ describe('kill -9 of the server mid-upload', () => {
     for (const index of [1, 3]) await seedChunk(server.url, id, index, 4, bytes.subarray(index * 1000, (index + 1) * 1000));
     const done = await seedPost(server.url, '/upload/finalize', { upload_id: id });
     expect(done.json).toMatchObject({ success: true, sha256: sha, file_path: 'completed/anonymous/seed.bag' });
+    await server.stop();
+  });
+
+  it('leaves nothing of a whole-file PUT cut by kill -9: no file, and the temp area is gone after the restart', async () => {
+    const file = path.join(dir.path, 'whole.bin');
+    await writeRandomFile(file, 2 * MiB);
+    const data = await readFile(file);
+    let server = await start();
+    let sentHalf!: () => void;
+    const halfSent = new Promise<void>((resolve) => (sentHalf = resolve));
+    const inFlight = fetch(server.url + routes.file('whole/cut.bin'), {
+      method: 'PUT',
+      headers: { 'content-type': 'application/octet-stream', 'x-content-sha256': sha256Of(data), 'content-length': String(data.length) },
+      body: new ReadableStream<Uint8Array>({
+        start(controller) {
+          controller.enqueue(data.subarray(0, MiB));
+          sentHalf();
+        },
+      }),
+      duplex: 'half',
+    } as RequestInit).catch((error: Error) => error);
+    await halfSent;
+    const temp = path.join(dir.path, 'storage', 'temp');
+    await waitFor(async () => (await readdir(temp)).length > 0, 'the temp area of the whole-file upload');
+    server.child.kill('SIGKILL');
+    await server.exited;
+    expect(await inFlight).toBeInstanceOf(Error);
+    server = await start();
+    expect(await readdir(temp)).toEqual([]);
+    expect((await call(server.url, 'GET', routes.file('whole/cut.bin'))).status).toBe(404);
     await server.stop();
   });
 });
