@@ -30,7 +30,8 @@ export function requestBody(req: IncomingMessage, encoding: 'identity' | 'gzip')
   // all) must not be an uncaught 'error' event. The iteration still sees it (the stream errored).
   gunzip.on('error', () => undefined);
   const onClose = (): void => {
-    if (!req.complete) gunzip.destroy(new UploadError('BAD_REQUEST', 'the client closed the connection before the body ended'));
+    // Not `req.complete`: the body may have arrived whole and still not been read to its end.
+    if (!req.readableEnded) gunzip.destroy(new UploadError('BAD_REQUEST', 'the client closed the connection before its request was handled'));
   };
   req.once('close', onClose);
   req.pipe(gunzip);
@@ -54,15 +55,17 @@ export async function drainBody(req: IncomingMessage): Promise<void> {
 }
 
 /**
- * The body's bytes as they arrive. A client that hangs up before its body ended is the client's
- * doing: Node's "aborted" (ECONNRESET) becomes a 400 BAD_REQUEST, so it is not reported (and
- * logged) as a server fault.
+ * The body's bytes as they arrive. A request stream fails only when its connection closed (or
+ * when the server aborted it, with an UploadError as the reason): a client that hangs up before
+ * its request was handled, even when all its bytes had arrived, is the client's doing. Node's
+ * "aborted" (ECONNRESET) becomes a 400 BAD_REQUEST, so it is not reported (and logged) as a
+ * server fault.
  */
 async function* clientBytes(req: IncomingMessage): AsyncIterable<Uint8Array> {
   try {
     yield* req.iterator({ destroyOnReturn: false });
   } catch (error) {
-    if (req.complete || isUploadError(error)) throw error;
-    throw new UploadError('BAD_REQUEST', 'the client closed the connection before the body ended', { cause: error });
+    if (isUploadError(error)) throw error;
+    throw new UploadError('BAD_REQUEST', 'the client closed the connection before its request was handled', { cause: error });
   }
 }
