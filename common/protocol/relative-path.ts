@@ -4,15 +4,18 @@ import { MAX_PATH_BYTES, MAX_SEGMENT_BYTES } from './native-protocol.js';
 /**
  * Validates and normalises a client-supplied relative path (Unicode NFC, `/` separators).
  * Refused with INVALID_PATH and a message naming the problem: empty, absolute, `..` or `.`
- * segments, NUL or other control characters, backslashes, Windows drive letters, over-long
- * paths or segments. The server additionally refuses paths that would leave the storage root
- * through a symlink (server/storage/).
+ * segments, NUL or other control characters, unpaired surrogates, backslashes, Windows drive
+ * letters, over-long paths or segments. The server additionally refuses paths that would leave
+ * the storage root through a symlink (server/storage/).
  */
 export function normaliseRelativePath(input: unknown, field = 'path'): string {
   if (typeof input !== 'string') throw invalid(`${field} must be a string`);
   const value = input.normalize('NFC');
   if (value.length === 0) throw invalid(`${field} must not be empty`);
   if (value.includes('\0')) throw invalid(`${field} must not contain a NUL byte`);
+  // An unpaired surrogate is not text: it would be stored as U+FFFD, so two different paths
+  // could name one file, and the path answered could not be sent back (it has no UTF-8 form).
+  if (/[\uD800-\uDFFF]/u.test(value)) throw invalid(`${field} is not valid Unicode (it contains an unpaired surrogate)`);
   // eslint-disable-next-line no-control-regex
   if (/[\u0001-\u001f\u007f]/.test(value)) throw invalid(`${field} must not contain control characters`);
   if (value.includes('\\')) throw invalid(`${field} must not contain a backslash`);
