@@ -178,6 +178,25 @@ describe('defects found by the hostile tests stay fixed', () => {
     expect(short.finalize.json).toMatchObject({ compression_applied: true, compressed_path: 'compressed/anonymous/regress-gz-seed/short.bin.gz' });
     await expectHealthy();
   });
+
+  it('a path with an unpaired surrogate is refused on both APIs (it would alias another file and could not be looked up)', async () => {
+    const fingerprint = `fp1:${'3'.repeat(64)}`;
+    for (const bad of ['regress/a\ud800.bin', 'regress/\udc00', 'regress/x\udc00\ud800y']) {
+      const native = await json('POST', '/v1/sessions', { path: bad, size: 1, fingerprint });
+      expect(native.status, JSON.stringify(bad)).toBe(400);
+      expect(native.json).toMatchObject({ code: 'INVALID_PATH', error: 'path is not valid Unicode (it contains an unpaired surrogate)' });
+      const seed = await json('POST', '/upload/init', { filename: bad, filesize: 1, chunks: 1 });
+      expect(seed.json).toMatchObject({ code: 'INVALID_PATH', error: 'filename is not valid Unicode (it contains an unpaired surrogate)' });
+    }
+    // A surrogate pair (an emoji) is a character like any other, and the file is found again by the path answered.
+    const file = path.join(temp.path, 'emoji.bin');
+    await writeFile(file, Buffer.from('emoji content'));
+    const upload = await uploadFile(server.url, file, 'regress/\ud83d\ude00.bin');
+    expect(upload.complete.json).toMatchObject({ state: 'complete', path: 'regress/\ud83d\ude00.bin' });
+    const lookup = await send({ method: 'GET', target: `/v1/files/regress/${encodeURIComponent('\ud83d\ude00.bin')}`, headers: [], body: Buffer.alloc(0) });
+    expect(lookup.responses[0]?.status).toBe(200);
+    await expectHealthy();
+  });
 });
 
 export { fdCount, waitFor };
