@@ -44,6 +44,12 @@ export const serverOptionSpecs = {
   requestTimeout: option.duration({ doc: 'Longest time one request may take, body included (fits a 64 MiB chunk at about 20 KiB/s); 0 = none', default: 3600, min: 0, ros: false }),
   idleTimeout: option.duration({ doc: 'A connection that moves no bytes for this long is closed (longer than the agent\'s 60 s stall timeout)', default: 120, min: 0.1, ros: false }),
   keepAliveTimeout: option.duration({ doc: 'How long an idle keep-alive connection stays open (above nginx\'s 60 s upstream keepalive)', default: 65, min: 0.1, ros: false }),
+  maxConnections: option.integer({
+    doc: 'Most client connections open at once; beyond it new connections are closed at once (bounds file descriptors and memory under a connection flood); 0 = no limit',
+    default: 1000,
+    min: 0,
+    ros: false,
+  }),
   shutdownTimeout: option.duration({ doc: 'On SIGINT/SIGTERM, how long requests in flight may finish before connections are closed', default: 10, min: 0, ros: false }),
   logLevel: option.enum({ doc: 'pino log level', values: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], default: 'info', ros: false }),
 };

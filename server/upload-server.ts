@@ -90,6 +90,8 @@ export async function createUploadServer(options: UploadServerOptions = {}): Pro
     };
     server = tls ? https.createServer({ ...serverOptions, cert: tls.cert, key: tls.key }, app) : http.createServer(serverOptions, app);
     server.setTimeout(config.idleTimeout * 1000);
+    if (config.maxConnections > 0) server.maxConnections = config.maxConnections;
+    server.on('drop', connectionDropLogger(log, config.maxConnections));
     server.on('clientError', handleClientError(log));
     const sockets = new Set<Socket>();
     server.on(tls ? 'secureConnection' : 'connection', (socket: Socket) => {
@@ -171,6 +173,22 @@ function listen(server: http.Server, port: number, host: string): Promise<void> 
       resolve();
     });
   });
+}
+
+/**
+ * Logs connections refused at maxConnections (Node closes them as they arrive): one warning when
+ * the limit is first hit, then at most one a minute with the count, so a flood cannot flood the log.
+ */
+function connectionDropLogger(log: Logger, limit: number): () => void {
+  let dropped = 0;
+  let lastLogged = 0;
+  return () => {
+    dropped += 1;
+    const now = Date.now();
+    if (now - lastLogged < 60_000) return;
+    lastLogged = now;
+    log.warn({ event: 'connections_refused', limit, refused: dropped }, `At the connection limit (maxConnections ${limit}): ${dropped} connections refused so far`);
+  };
 }
 
 /** 127.0.0.0/8, ::1 and localhost count as loopback: the seed's curl examples need an open server there. */
