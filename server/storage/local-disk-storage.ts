@@ -3,6 +3,7 @@ import { constants } from 'node:fs';
 import { link, mkdir, open, readdir, rename, rm, stat, statfs, truncate, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { UploadError } from '../../common/errors/upload-error.js';
+import { writeBatched } from './batched-writer.js';
 import { fsyncDir, fsyncFile } from './durable-fs.js';
 import { realRoot, SafePathResolver } from './safe-path.js';
 import type { UploadStorage } from './upload-storage.js';
@@ -54,20 +55,11 @@ export class LocalDiskStorage implements UploadStorage {
     const file = this.#blob(sessionId, name);
     await mkdir(path.dirname(file), { recursive: true });
     const handle = await open(file, constants.O_WRONLY | constants.O_CREAT);
-    let position = offset;
     try {
-      for await (const piece of source) {
-        let done = 0;
-        while (done < piece.byteLength) {
-          const { bytesWritten } = await handle.write(piece, done, piece.byteLength - done, position + done);
-          done += bytesWritten;
-        }
-        position += piece.byteLength;
-      }
+      return await writeBatched(handle, offset, source);
     } finally {
       await handle.close();
     }
-    return position - offset;
   }
 
   async *readAt(sessionId: string, name: string, offset: number, length: number): AsyncIterable<Buffer> {
