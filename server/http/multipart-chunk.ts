@@ -97,9 +97,11 @@ export async function readChunkForm(
     });
     parser.on('close', () => resolve());
     req.once('close', () => {
-      if (req.complete) return;
-      // The client hung up inside the form: busboy would wait for the rest forever, and with it
-      // the part's write and its open file. Destroying the parser ends the part's stream.
+      // Not `req.complete`: the whole form may have arrived and still not been read to its end
+      // when the connection goes (garbage after it makes Node drop the connection).
+      if (req.readableEnded) return;
+      // The connection closed inside the form: busboy would wait for the rest forever, and with
+      // it the part's write and its open file. Destroying the parser ends the part's stream.
       const gone = new UploadError('BAD_REQUEST', 'the client closed the connection before the form ended');
       fail(gone);
       parser.destroy(gone);

@@ -105,11 +105,16 @@ describe('defects found by the hostile tests stay fixed', () => {
         { name: 'chunk', value: Buffer.alloc(100_000, 3), filename: 'c', contentType: 'application/octet-stream' },
       ]);
       await send({ method: 'POST', target: '/upload/chunk', headers: [['Content-Type', 'multipart/form-data; boundary=cutb']], body, framing: { kind: 'cut', keep: 0.5, abrupt: i % 2 === 0 } });
+      // The whole form, then garbage: Node drops the connection for the garbage while the form,
+      // all of it received, is still being read.
+      const head = `POST /upload/chunk HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: multipart/form-data; boundary=cutb\r\nContent-Length: ${body.length}\r\n\r\n`;
+      await server.client.send({ pieces: [Buffer.concat([Buffer.from(head), body, Buffer.from('GARBAGE\r\n\r\n')])], method: 'POST', mode: 'close' });
     }
     await waitFor(() => fdCount(pid) <= before, `the server's open files to return to ${before} (now ${fdCount(pid)})`, 10_000);
     await expectHealthy();
+    // A form that arrived whole may have been taken before the connection went; a cut one never is.
     const status = await send({ method: 'GET', target: `/upload/status/${uploadId}`, headers: [], body: Buffer.alloc(0) });
-    expect(jsonOf(status.responses[0]!)).toMatchObject({ received_chunks: 0 });
+    expect(jsonOf(status.responses[0]!)?.received_chunks).toBeLessThanOrEqual(1);
   });
 
   it('deeply nested JSON is a 400 naming the limit on both APIs, not a 500 (stack overflow)', async () => {
