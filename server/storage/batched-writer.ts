@@ -45,7 +45,7 @@ const buffers = new BatchBuffers();
  * Streams `source` into `handle` from `position` and resolves with the number of bytes written,
  * once every write finished. Pieces are copied into WRITE_BATCH buffers, each written with one
  * call while the next fills (with one buffer from the pool: written, then refilled; with none:
- * piece by piece). At most one write is in flight: while a full buffer waits for it, the source
+ * piece by piece, each write awaited). At most one write is in flight: while a full buffer waits for it, the source
  * is not read, so the socket's backpressure holds. Rejects with the first error (a write's or
  * the source's), only after the write in flight settled, so the handle can be closed safely.
  */
@@ -86,8 +86,9 @@ export async function writeBatched(handle: FileHandle, position: number, source:
   try {
     for await (const piece of source) {
       if (!filling) {
-        await settle();
+        // No batch buffer: one write per piece, awaited before the next is read (no more memory than before batching).
         start(piece, undefined);
+        await settle();
         continue;
       }
       let offset = 0;
