@@ -96,7 +96,7 @@ export async function readChunkForm(
       resolve();
     });
     parser.on('close', () => resolve());
-    req.once('close', () => {
+    const onClose = (): void => {
       // Not `req.complete`: the whole form may have arrived and still not been read to its end
       // when the connection goes (garbage after it makes Node drop the connection).
       if (req.readableEnded) return;
@@ -106,8 +106,11 @@ export async function readChunkForm(
       fail(gone);
       parser.destroy(gone);
       resolve();
-    });
+    };
     req.pipe(parser);
+    // A request already closed (while an earlier handler awaited) never emits 'close' again.
+    if (req.destroyed) onClose();
+    else req.once('close', onClose);
   });
   await writing;
   if (failure !== undefined) {

@@ -33,8 +33,11 @@ export function requestBody(req: IncomingMessage, encoding: 'identity' | 'gzip')
     // Not `req.complete`: the body may have arrived whole and still not been read to its end.
     if (!req.readableEnded) gunzip.destroy(new UploadError('BAD_REQUEST', 'the client closed the connection before its request was handled'));
   };
-  req.once('close', onClose);
   req.pipe(gunzip);
+  // The handler may start reading after awaiting something else, by when the client may be gone:
+  // a closed request never emits 'close' again (and never ends), so check now as well.
+  if (req.destroyed) onClose();
+  else req.once('close', onClose);
   const source = (async function* (): AsyncIterable<Uint8Array> {
     try {
       for await (const piece of gunzip) yield piece as Buffer;
