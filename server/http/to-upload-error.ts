@@ -14,7 +14,8 @@ const bodyParserMessages: Record<string, string> = {
 
 /**
  * Every failure as an UploadError with a code the client can act on. A full disk becomes
- * INSUFFICIENT_STORAGE (507); errors of Express and body-parser that carry a 4xx status become
+ * INSUFFICIENT_STORAGE (507); a file where the path needs a folder, or the reverse, FILE_EXISTS
+ * (409); errors of Express and body-parser that carry a 4xx status become
  * the matching client error with a message naming the problem; anything else is INTERNAL.
  */
 export function toUploadError(error: unknown): UploadError {
@@ -22,6 +23,12 @@ export function toUploadError(error: unknown): UploadError {
   const errno = (error as NodeJS.ErrnoException | undefined)?.code;
   if (errno === 'ENOSPC' || errno === 'EDQUOT') {
     return new UploadError('INSUFFICIENT_STORAGE', 'The server ran out of disk space while writing; the upload session is kept, retry later', { cause: error });
+  }
+  if (errno === 'ENOTDIR' || errno === 'EISDIR') {
+    // Storing under a client's path failed because a file stands where the path needs a folder,
+    // or a folder where it needs the file: another upload took the name first (the storage checks
+    // before it writes, but two uploads of crossing paths can pass the check at once).
+    return new UploadError('FILE_EXISTS', 'The path conflicts with a file or folder stored on the server at the same time (a file where a folder is needed, or a folder where the file would go)', { cause: error });
   }
   if (typeof errno === 'string' && isUploadErrorCode(errno)) {
     return new UploadError(errno, (error as Error).message, { cause: error });

@@ -137,6 +137,33 @@ describe('defects found by the hostile tests stay fixed', () => {
     await expectHealthy();
   });
 
+  it('uploads whose paths cross (a file x/d while x/d/d/f needs x/d as a folder) at the same moment get 409, never 500', async () => {
+    const { createHash } = await import('node:crypto');
+    const statuses = new Map<number, number>();
+    for (let round = 0; round < 20; round += 1) {
+      const puts: Promise<RawExchange>[] = [];
+      for (let depth = 1; depth <= 5; depth += 1) {
+        for (const target of [`regress-cross/r${round}/${'d/'.repeat(depth - 1)}d`, `regress-cross/r${round}/${'d/'.repeat(depth)}f`]) {
+          const content = Buffer.from(`${target} ${depth}`);
+          const headers: [string, string][] = [
+            ['Content-Type', 'application/octet-stream'],
+            ['X-Content-SHA256', createHash('sha256').update(content).digest('hex')],
+            ...(round % 2 === 0 ? ([['X-Upload-Replace', 'true']] as [string, string][]) : []),
+          ];
+          puts.push(send({ method: 'PUT', target: `/v1/files/${target}`, headers, body: content }));
+        }
+      }
+      for (const exchange of await Promise.all(puts)) {
+        const status = exchange.responses[0]?.status ?? 0;
+        statuses.set(status, (statuses.get(status) ?? 0) + 1);
+        if (status === 409) expect(jsonOf(exchange.responses[0]!)).toMatchObject({ code: 'FILE_EXISTS' });
+      }
+    }
+    expect([...statuses.keys()].sort(), JSON.stringify([...statuses])).toEqual(expect.arrayContaining([201, 409]));
+    expect([...statuses.keys()].every((status) => status === 201 || status === 409), JSON.stringify([...statuses])).toBe(true);
+    await expectHealthy();
+  });
+
   it('deeply nested JSON is a 400 naming the limit on both APIs, not a 500 (stack overflow)', async () => {
     const deepObject = (depth: number): string => `${'{"a":'.repeat(depth)}1${'}'.repeat(depth)}`;
     const fingerprint = `fp1:${'2'.repeat(64)}`;
@@ -224,4 +251,3 @@ describe('defects found by the hostile tests stay fixed', () => {
   });
 });
 
-export { fdCount, waitFor };
