@@ -57,13 +57,16 @@ export interface Wire {
 }
 
 export type FuzzCase = { server: number; auth: AuthChoice; wire: Wire } & (
-  | { kind: 'create'; valid: ValidCreate | undefined; hostile: Record<string, unknown> }
+  | { kind: 'create'; valid: ValidCreate; mutation: Mutation }
   | { kind: 'chunk'; target: Target; index: IndexChoice; payload: ChunkPayload; crc: CrcChoice; contentTypeOctet: string | undefined }
   | { kind: 'complete'; target: Target; sha: ChecksumChoice }
   | { kind: 'cancel'; target: Target }
   | { kind: 'status'; target: Target }
   | { kind: 'file'; path: string; style: 'encoded' | 'raw' | 'double' }
-  | { kind: 'seed-init'; valid: ValidSeedInit | undefined; hostile: Record<string, unknown> }
+  | { kind: 'put-file'; path: string; style: 'encoded' | 'raw' | 'double'; size: number; seed: number; sha: ChecksumChoice; metadata: MetadataHeader; replace: string | undefined; contentTypeOctet: string | undefined }
+  | { kind: 'race-put'; uploader: number; path: string; size: number; n: number; differ: boolean; replace: boolean; seed: number }
+  | { kind: 'race-nest'; uploader: number; depth: number; replace: boolean; seed: number }
+  | { kind: 'seed-init'; valid: ValidSeedInit; mutation: Mutation }
   | { kind: 'seed-chunk'; target: Target; form: SeedForm }
   | { kind: 'seed-finalize'; target: Target; checksum: ChecksumChoice }
   | { kind: 'seed-status'; target: Target }
@@ -71,10 +74,16 @@ export type FuzzCase = { server: number; auth: AuthChoice; wire: Wire } & (
   | { kind: 'health' }
   | { kind: 'unknown'; method: string; path: string }
   | { kind: 'race-native'; uploader: number; path: string; size: number; chunkSize: number; completes: number; wrongCompletes: number; cancels: number; resends: number; seed: number }
-  | { kind: 'race-seed'; uploader: number; path: string; size: number; chunks: number; finalizes: number; wrongFinalizes: number; statuses: number; seed: number }
+  | { kind: 'race-seed'; uploader: number; path: string; size: number; chunks: number; finalizes: number; wrongFinalizes: number; statuses: number; again: boolean; seed: number }
   | { kind: 'race-create'; uploader: number; path: string; size: number; n: number; seed: number }
   | { kind: 'finish'; pick: number }
 );
+
+/**
+ * How a JSON body is spoiled: not at all, one or two fields of a valid body replaced by hostile
+ * values (so validation reaches every field), or a body of hostile fields only.
+ */
+export type Mutation = { mode: 'none' } | { mode: 'some'; fields: Record<string, unknown> } | { mode: 'all'; fields: Record<string, unknown> };
 
 export interface ValidCreate {
   path: string;
@@ -87,12 +96,16 @@ export interface ValidCreate {
   seed: number;
 }
 
+/** The `x-upload-metadata` header of a whole-file PUT. */
+export type MetadataHeader = { kind: 'none' } | { kind: 'json'; value: unknown } | { kind: 'raw'; text: string };
+
 export interface ValidSeedInit {
   path: string;
   size: number;
   chunks: number;
   compression: boolean;
   md5: 'right' | 'wrong' | 'none';
+  metadata: unknown;
   seed: number;
 }
 
@@ -187,8 +200,19 @@ const checksumArb = (hostile: fc.Arbitrary<unknown>): fc.Arbitrary<ChecksumChoic
   );
 
 const plausiblePathArb: fc.Arbitrary<string> = fc.oneof(
-  { weight: 2, arbitrary: fc.stringMatching(/^[a-z0-9_]{1,8}$/).map((s) => `${MARK}-run/${s}.mcap`) },
-  { weight: 2, arbitrary: pathArb },
+  { weight: 4, arbitrary: fc.stringMatching(/^[a-z0-9_]{1,8}$/).map((s) => `${MARK}-run/${s}.mcap`) },
+  { weight: 4, arbitrary: pathArb },
+  // Names at the file system's limit (255 bytes), where the server's own suffixes (.gz, .1) no longer fit.
+  {
+    weight: 1,
+    arbitrary: fc
+      .tuple(fc.integer({ min: 245, max: 255 }), fc.constantFrom('L', '\u00e9', '\ud83d\ude00'), fc.constantFrom('.bin', '.mcap', ''))
+      .map(([bytes, unit, ext]) => {
+        const unitBytes = Buffer.byteLength(unit);
+        const name = unit.repeat(Math.floor((bytes - MARK.length - ext.length) / unitBytes));
+        return `${MARK}-long/${MARK}${name}${ext}`;
+      }),
+  },
 );
 
 const validCreateArb: fc.Arbitrary<ValidCreate> = fc.record({
@@ -202,8 +226,7 @@ const validCreateArb: fc.Arbitrary<ValidCreate> = fc.record({
   seed: fc.nat(),
 });
 
-const hostileCreateArb: fc.Arbitrary<Record<string, unknown>> = fc.record(
-  {
+const hostileCreateFields = {
     path: fc.oneof(pathArb, numberLikeArb),
     size: numberLikeArb,
     fingerprint: fingerprintLikeArb,
@@ -213,9 +236,24 @@ const hostileCreateArb: fc.Arbitrary<Record<string, unknown>> = fc.record(
     replace: fc.oneof(fc.boolean(), numberLikeArb),
     compress: fc.oneof(fc.boolean(), numberLikeArb),
     proto: fc.constant({ polluted: true }),
-  },
-  { requiredKeys: [] },
-);
+    extra: fc.constant('unknown field'),
+};
+
+/** A Mutation of a body with these hostile field arbitraries. */
+function mutationArb(fields: Record<string, fc.Arbitrary<unknown>>): fc.Arbitrary<Mutation> {
+  const keys = Object.keys(fields);
+  return fc.oneof(
+    { weight: 2, arbitrary: fc.constant<Mutation>({ mode: 'none' }) },
+    {
+      weight: 5,
+      arbitrary: fc
+        .tuple(fc.constantFrom(...keys), fc.constantFrom(...keys), fc.boolean())
+        .chain(([a, b, two]) => fc.record(Object.fromEntries((two ? [a, b] : [a]).map((key) => [key, fields[key]!]))))
+        .map((picked): Mutation => ({ mode: 'some', fields: picked })),
+    },
+    { weight: 2, arbitrary: fc.record(fields, { requiredKeys: [] }).map((all): Mutation => ({ mode: 'all', fields: all })) },
+  );
+}
 
 const validSeedArb: fc.Arbitrary<ValidSeedInit> = fc.record({
   path: plausiblePathArb,
@@ -223,20 +261,19 @@ const validSeedArb: fc.Arbitrary<ValidSeedInit> = fc.record({
   chunks: fc.integer({ min: 1, max: 4 }),
   compression: fc.boolean(),
   md5: fc.constantFrom<'right' | 'wrong' | 'none'>('right', 'right', 'wrong', 'none'),
+  metadata: fc.oneof({ weight: 4, arbitrary: fc.constant(undefined) }, { weight: 1, arbitrary: metadataArb }),
   seed: fc.nat(),
 });
 
-const hostileSeedArb: fc.Arbitrary<Record<string, unknown>> = fc.record(
-  {
+const hostileSeedFields = {
     filename: fc.oneof(pathArb, numberLikeArb),
     filesize: numberLikeArb,
     chunks: numberLikeArb,
     checksum: md5LikeArb,
     metadata: metadataArb,
     compression: fc.oneof(fc.boolean(), numberLikeArb),
-  },
-  { requiredKeys: [] },
-);
+    proto: fc.constant({ polluted: true }),
+};
 
 const seedFormArb: fc.Arbitrary<SeedForm> = fc.record({
   index: indexArb,
@@ -264,6 +301,9 @@ const kindWeights = {
   'seed-chunk': 9,
   'seed-finalize': 3,
   'seed-status': 2,
+  'put-file': 6,
+  'race-put': 1,
+  'race-nest': 1,
   list: 2,
   health: 1,
   unknown: 3,
@@ -277,7 +317,7 @@ const kindWeights = {
 export function caseArb(serverCount: number): fc.Arbitrary<FuzzCase> {
   const common = fc.record({ server: fc.oneof({ weight: 4, arbitrary: fc.constant(0) }, { weight: 1, arbitrary: fc.integer({ min: 0, max: serverCount - 1 }) }), auth: authArb, wire: wireArb });
   const kinds: { [K in FuzzCase['kind']]: fc.Arbitrary<Omit<Extract<FuzzCase, { kind: K }>, 'server' | 'auth' | 'wire'>> } = {
-    create: fc.record({ kind: fc.constant('create' as const), valid: fc.option(validCreateArb, { freq: 2, nil: undefined }).map((v) => v), hostile: hostileCreateArb }),
+    create: fc.record({ kind: fc.constant('create' as const), valid: validCreateArb, mutation: mutationArb(hostileCreateFields) }),
     chunk: fc.record({
       kind: fc.constant('chunk' as const),
       target: targetArb,
@@ -302,7 +342,38 @@ export function caseArb(serverCount: number): fc.Arbitrary<FuzzCase> {
     cancel: fc.record({ kind: fc.constant('cancel' as const), target: targetArb }),
     status: fc.record({ kind: fc.constant('status' as const), target: targetArb }),
     file: fc.record({ kind: fc.constant('file' as const), path: pathArb, style: fc.constantFrom<'encoded' | 'raw' | 'double'>('encoded', 'encoded', 'raw', 'double') }),
-    'seed-init': fc.record({ kind: fc.constant('seed-init' as const), valid: fc.option(validSeedArb, { freq: 2, nil: undefined }), hostile: hostileSeedArb }),
+    'seed-init': fc.record({ kind: fc.constant('seed-init' as const), valid: validSeedArb, mutation: mutationArb(hostileSeedFields) }),
+    'put-file': fc.record({
+      kind: fc.constant('put-file' as const),
+      path: plausiblePathArb,
+      style: fc.constantFrom<'encoded' | 'raw' | 'double'>('encoded', 'encoded', 'encoded', 'raw', 'double'),
+      size: fc.oneof(fc.integer({ min: 0, max: 6000 }), fc.constantFrom(0, 1)),
+      seed: fc.nat(),
+      sha: checksumArb(sha256LikeArb),
+      metadata: fc.oneof(
+        { weight: 4, arbitrary: fc.constant<MetadataHeader>({ kind: 'none' }) },
+        { weight: 2, arbitrary: metadataArb.map((value): MetadataHeader => ({ kind: 'json', value })) },
+        {
+          weight: 1,
+          arbitrary: fc
+            .constantFrom('', '!!!', 'e30', 'e30=', 'e30==', 'W10', 'bnVsbA', Buffer.from('{"a":').toString('base64url'), 'x'.repeat(100_000), Buffer.from('\u00ff\u00fe').toString('base64url'))
+            .map((text): MetadataHeader => ({ kind: 'raw', text })),
+        },
+      ),
+      replace: fc.constantFrom(undefined, undefined, 'true', 'false', 'TRUE', 'yes', '', 'true, true'),
+      contentTypeOctet: fc.oneof({ weight: 8, arbitrary: fc.constant('application/octet-stream') }, { weight: 1, arbitrary: fc.constantFrom(undefined, 'application/json', 'text/plain', '') }),
+    }),
+    'race-nest': fc.record({ kind: fc.constant('race-nest' as const), uploader: fc.nat({ max: 2 }), depth: fc.integer({ min: 2, max: 6 }), replace: fc.boolean(), seed: fc.nat() }),
+    'race-put': fc.record({
+      kind: fc.constant('race-put' as const),
+      uploader: fc.nat({ max: 2 }),
+      path: plausiblePathArb,
+      size: fc.integer({ min: 0, max: 5000 }),
+      n: fc.integer({ min: 2, max: 5 }),
+      differ: fc.boolean(),
+      replace: fc.boolean(),
+      seed: fc.nat(),
+    }),
     'seed-chunk': fc.record({ kind: fc.constant('seed-chunk' as const), target: targetArb, form: seedFormArb }),
     'seed-finalize': fc.record({ kind: fc.constant('seed-finalize' as const), target: targetArb, checksum: checksumArb(md5LikeArb) }),
     'seed-status': fc.record({ kind: fc.constant('seed-status' as const), target: targetArb }),
@@ -337,6 +408,7 @@ export function caseArb(serverCount: number): fc.Arbitrary<FuzzCase> {
       finalizes: fc.integer({ min: 1, max: 4 }),
       wrongFinalizes: fc.integer({ min: 0, max: 1 }),
       statuses: fc.integer({ min: 0, max: 2 }),
+      again: fc.boolean(),
       seed: fc.nat(),
     }),
     'race-create': fc.record({ kind: fc.constant('race-create' as const), uploader: fc.nat({ max: 2 }), path: plausiblePathArb, size: fc.integer({ min: 0, max: 5000 }), n: fc.integer({ min: 2, max: 5 }), seed: fc.nat() }),
@@ -381,7 +453,7 @@ export async function runCase(world: World, fuzz: FuzzCase): Promise<CaseOutcome
   const ctx = new CaseContext(world, server, fuzz, outcome);
   switch (fuzz.kind) {
     case 'create':
-      await ctx.create(fuzz.valid, fuzz.hostile);
+      await ctx.create(fuzz.valid, fuzz.mutation);
       break;
     case 'chunk':
       await ctx.chunk(fuzz.target, fuzz.index, fuzz.payload, fuzz.crc, fuzz.contentTypeOctet);
@@ -399,7 +471,16 @@ export async function runCase(world: World, fuzz: FuzzCase): Promise<CaseOutcome
       await ctx.file(fuzz.path, fuzz.style);
       break;
     case 'seed-init':
-      await ctx.seedInit(fuzz.valid, fuzz.hostile);
+      await ctx.seedInit(fuzz.valid, fuzz.mutation);
+      break;
+    case 'put-file':
+      await ctx.putFile(fuzz);
+      break;
+    case 'race-put':
+      await ctx.racePut(fuzz);
+      break;
+    case 'race-nest':
+      await ctx.raceNest(fuzz);
       break;
     case 'seed-chunk':
       await ctx.seedChunk(fuzz.target, fuzz.form);
@@ -598,13 +679,13 @@ class CaseContext {
     const shown = describeRequest(spec);
     let exchange: RawExchange;
     try {
-      exchange = await this.#server.client.send({ ...wire, method: spec.method });
+      exchange = await this.#server.client.send({ ...wire, method: spec.method, label: shown });
     } catch (error) {
       this.#outcome.problems.push(`cannot reach server ${this.#server.name} (${(error as Error).message}): ${shown}`);
       return undefined;
     }
     this.#outcome.exchanges.push({ request: shown, exchange });
-    if (exchange.hung) this.#outcome.problems.push(`no answer and the connection was not closed within the deadline: ${shown}`);
+    if (exchange.hung) this.#outcome.problems.push(`no answer and the connection was not closed within the deadline (${exchange.reused ? 'a reused keep-alive connection' : 'a new connection'}, ${exchange.leftover.length} bytes of a partial answer): ${shown}${exchange.previous ? `\n      the request before it on that connection: ${exchange.previous}` : ''}`);
     for (const response of exchange.responses) {
       const problem = checkResponse(response, spec.method);
       if (problem) this.#outcome.problems.push(`${problem}: ${shown} → ${response.status} ${response.body.toString('utf8').slice(0, 300)}`);
@@ -637,19 +718,15 @@ class CaseContext {
     return this.identity(undefined);
   }
 
-  async create(valid: ValidCreate | undefined, hostile: Record<string, unknown>): Promise<void> {
-    if (!valid) {
-      await this.send(this.request('POST', '/v1/sessions', 'application/json', Buffer.from(jsonText(hostileObject(hostile))), undefined));
-      return;
-    }
+  async create(valid: ValidCreate, mutation: Mutation): Promise<void> {
     const content = contentOf(valid.seed, valid.size);
     const body: Record<string, unknown> = { path: valid.path.replace(OUTSIDE, this.#world.outside), size: valid.size, fingerprint: fingerprintOfContent(content), chunkSize: valid.chunkSize, replace: valid.replace, compress: valid.compress };
     if (valid.withSha) body.sha256 = sha256(content);
     if (valid.metadata !== undefined) body.metadata = valid.metadata;
-    const response = await this.send(this.request('POST', '/v1/sessions', 'application/json', Buffer.from(jsonText(body)), undefined));
+    const response = await this.send(this.request('POST', '/v1/sessions', 'application/json', Buffer.from(jsonText(mutated(body, mutation))), undefined));
     const json = response && jsonOf(response);
     const caller = this.callerOf();
-    if (response && (response.status === 201 || response.status === 200) && json?.state === 'open' && caller && typeof json.id === 'string') {
+    if (mutation.mode === 'none' && response && (response.status === 201 || response.status === 200) && json?.state === 'open' && caller && typeof json.id === 'string') {
       this.remember({ server: this.#serverIndex, uploader: caller, api: 'native', id: json.id, path: String(json.path), content, chunkSize: Number(json.chunkSize), chunkCount: Number(json.chunkCount) });
     }
   }
@@ -726,20 +803,104 @@ class CaseContext {
     await this.send(this.request('GET', `/v1/files/${route}`, undefined, Buffer.alloc(0), undefined));
   }
 
-  async seedInit(valid: ValidSeedInit | undefined, hostile: Record<string, unknown>): Promise<void> {
-    if (!valid) {
-      await this.send(this.request('POST', '/upload/init', 'application/json', Buffer.from(jsonText(hostileObject(hostile))), undefined));
-      return;
+  /** PUT /v1/files/<path>: a whole file in one request; a stored one must be byte-identical. */
+  async putFile(fuzz: Extract<FuzzCase, { kind: 'put-file' }>): Promise<void> {
+    const text = fuzz.path.replace(OUTSIDE, this.#world.outside);
+    const encoded = text.split('/').map(percentEncode).join('/');
+    const route = fuzz.style === 'encoded' ? encoded : fuzz.style === 'double' ? percentEncode(encoded) : text;
+    const content = contentOf(fuzz.seed, fuzz.size);
+    const spec = this.request('PUT', `/v1/files/${route}`, fuzz.contentTypeOctet, content, undefined);
+    if (fuzz.sha.kind === 'right') spec.headers.push(['X-Content-SHA256', sha256(content)]);
+    if (fuzz.sha.kind === 'wrong') spec.headers.push(['X-Content-SHA256', sha256(Buffer.from('not it'))]);
+    if (fuzz.sha.kind === 'hostile') spec.headers.push(['X-Content-SHA256', String(fuzz.sha.value)]);
+    if (fuzz.metadata.kind === 'json') spec.headers.push(['X-Upload-Metadata', Buffer.from(jsonText(fuzz.metadata.value)).toString('base64url')]);
+    if (fuzz.metadata.kind === 'raw') spec.headers.push(['X-Upload-Metadata', fuzz.metadata.text]);
+    if (fuzz.replace !== undefined) spec.headers.push(['X-Upload-Replace', fuzz.replace]);
+    const response = await this.send(spec);
+    const caller = this.callerOf();
+    const json = response && jsonOf(response);
+    // 201 means this body was stored: it must be exactly the content whose SHA-256 the header gave.
+    // (200 may answer from the index alone: the header names content already stored at the path.)
+    if (response?.status === 201 && caller && json?.state === 'complete') {
+      if (fuzz.sha.kind !== 'right') this.problem(`PUT /v1/files stored (201) a body whose SHA-256 did not match its header: ${JSON.stringify(json)}`);
+      else await this.checkStored(caller, `completed/${caller}/${String(json.path)}`, content, `whole-file upload ${JSON.stringify(text)}`);
     }
+  }
+
+  /** Concurrent whole-file PUTs of one path: the same content is stored once; different ones at most one wins (or the last, with replace). */
+  async racePut(fuzz: Extract<FuzzCase, { kind: 'race-put' }>): Promise<void> {
+    const uploader = this.uploaderOf(fuzz.uploader);
+    const relative = `${MARK}-rp-${fuzz.seed}/${fuzz.path.replace(OUTSIDE, this.#world.outside)}`;
+    const route = `/v1/files/${relative.split('/').map(percentEncode).join('/')}`;
+    const contents = Array.from({ length: fuzz.n }, (_, i) => contentOf(fuzz.seed + (fuzz.differ ? i : 0), fuzz.size + (fuzz.differ ? i : 0)));
+    const answers = await Promise.all(
+      contents.map((content) => {
+        const spec = this.request('PUT', route, 'application/octet-stream', content, this.authHeaders(uploader, { kind: 'owner' }), true);
+        spec.headers.push(['X-Content-SHA256', sha256(content)]);
+        if (fuzz.replace) spec.headers.push(['X-Upload-Replace', 'true']);
+        return this.send(spec);
+      }),
+    );
+    const created = answers.filter((a) => a?.status === 201).length;
+    if (!fuzz.differ && created > 1) this.problem(`${created} concurrent PUTs of the same content to ${JSON.stringify(relative)} each stored it (201)`);
+    if (fuzz.differ && !fuzz.replace && created > 1) this.problem(`${created} concurrent PUTs of different files to ${JSON.stringify(relative)} without replace each stored one (201)`);
+    const stored = answers.map((a, i) => ({ a, i })).filter(({ a }) => a?.status === 201 || a?.status === 200);
+    if (stored.length === 0) return;
+    // Whatever is on disk now is one of the contents sent, and the index says which.
+    const lookup = await this.plain('GET', route, uploader);
+    const sha = lookup && jsonOf(lookup)?.sha256;
+    const match = contents.find((content) => sha256(content) === sha);
+    if (!match) this.problem(`after concurrent PUTs to ${JSON.stringify(relative)} the index holds sha256 ${String(sha)}, none of the contents sent`);
+    else await this.checkStored(uploader, `completed/${uploader}/${String(jsonOf(lookup!)?.path)}`, match, `raced whole-file upload ${JSON.stringify(relative)}`);
+  }
+
+  /**
+   * Files and folders of the same names at once: `x/d` as a file while `x/d/d/f` needs `x/d` as
+   * a folder, through every API. One of them wins each name; the others are refused (409), never 500.
+   */
+  async raceNest(fuzz: Extract<FuzzCase, { kind: 'race-nest' }>): Promise<void> {
+    const uploader = this.uploaderOf(fuzz.uploader);
+    const base = `${MARK}-nest-${fuzz.seed}`;
+    const tasks: Promise<unknown>[] = [];
+    for (let depth = 1; depth <= fuzz.depth; depth += 1) {
+      const content = contentOf(fuzz.seed + depth, 10 + depth);
+      const asFile = `${base}/${'d/'.repeat(depth - 1)}d`;
+      const spec = this.request('PUT', `/v1/files/${asFile}`, 'application/octet-stream', content, this.authHeaders(uploader, { kind: 'owner' }), true);
+      spec.headers.push(['X-Content-SHA256', sha256(content)]);
+      if (fuzz.replace) spec.headers.push(['X-Upload-Replace', 'true']);
+      tasks.push(this.send(spec));
+      const deeper = `${base}/${'d/'.repeat(depth)}f`;
+      if (depth % 2 === 0) {
+        const seedEntry = (id: string): PoolEntry => ({ server: this.#serverIndex, uploader, api: 'seed', id, path: deeper, content, chunkSize: content.length, chunkCount: 1 });
+        tasks.push(
+          this.plain('POST', '/upload/init', uploader, { filename: deeper, filesize: content.length, chunks: 1 }).then(async (init) => {
+            const id = init && jsonOf(init)?.upload_id;
+            if (typeof id !== 'string') return;
+            await this.sendSeedChunk(seedEntry(id), 0, content);
+            await this.plain('POST', '/upload/finalize', uploader, { upload_id: id });
+          }),
+        );
+      } else {
+        const nested = this.request('PUT', `/v1/files/${deeper}`, 'application/octet-stream', content, this.authHeaders(uploader, { kind: 'owner' }), true);
+        nested.headers.push(['X-Content-SHA256', sha256(content)]);
+        if (fuzz.replace) nested.headers.push(['X-Upload-Replace', 'true']);
+        tasks.push(this.send(nested));
+      }
+    }
+    await Promise.all(tasks);
+  }
+
+  async seedInit(valid: ValidSeedInit, mutation: Mutation): Promise<void> {
     const content = contentOf(valid.seed, valid.size);
     const chunks = Math.max(1, Math.min(valid.chunks, valid.size || 1));
     const body: Record<string, unknown> = { filename: valid.path.replace(OUTSIDE, this.#world.outside), filesize: valid.size, chunks, compression: valid.compression };
     if (valid.md5 === 'right') body.checksum = md5(content);
     if (valid.md5 === 'wrong') body.checksum = md5(Buffer.from('wrong'));
-    const response = await this.send(this.request('POST', '/upload/init', 'application/json', Buffer.from(jsonText(body)), undefined));
+    if (valid.metadata !== undefined) body.metadata = valid.metadata;
+    const response = await this.send(this.request('POST', '/upload/init', 'application/json', Buffer.from(jsonText(mutated(body, mutation))), undefined));
     const json = response && jsonOf(response);
     const caller = this.callerOf();
-    if (response?.status === 200 && caller && typeof json?.upload_id === 'string') {
+    if (mutation.mode === 'none' && response?.status === 200 && caller && typeof json?.upload_id === 'string') {
       this.remember({ server: this.#serverIndex, uploader: caller, api: 'seed', id: json.upload_id, path: String(body.filename), content, chunkSize: Math.ceil(valid.size / chunks) || 1, chunkCount: chunks });
     }
   }
@@ -811,6 +972,11 @@ class CaseContext {
     if (done?.status === 200 && json) {
       const stored = entry.api === 'native' ? `completed/${entry.uploader}/${String(json.path)}` : String(json.file_path);
       await this.checkStored(entry.uploader, stored, entry.content, `${entry.api} upload ${JSON.stringify(entry.path)}`);
+      if (entry.api === 'native') {
+        // The path the server answered must find the file again.
+        const lookup = await this.plain('GET', `/v1/files/${String(json.path).split('/').map(percentEncode).join('/')}`, entry.uploader);
+        if (lookup?.status !== 200) this.problem(`GET /v1/files/ with the path the server answered for a stored file (${JSON.stringify(json.path)}) answered ${lookup?.status}`);
+      }
     }
     return done;
   }
@@ -910,6 +1076,20 @@ class CaseContext {
     }
     if (paths.size > 1) this.problem(`concurrent finalizes of ${id} answered different files: ${[...paths].join(', ')}`);
     for (const stored of paths) await this.checkStored(uploader, stored, content, `raced seed upload ${JSON.stringify(filename)}`);
+    if (!fuzz.again || paths.size !== 1) return;
+    // A different file under the same name: the seed API keeps both (name.1.ext), never overwrites.
+    const other = contentOf(fuzz.seed + 1, fuzz.size + 1);
+    const second = await this.plain('POST', '/upload/init', uploader, { filename, filesize: other.length, chunks: 1 });
+    const secondId = second && jsonOf(second)?.upload_id;
+    if (second?.status !== 200 || typeof secondId !== 'string') return;
+    const secondEntry: PoolEntry = { ...entry, id: secondId, content: other, chunkSize: other.length || 1, chunkCount: 1 };
+    await this.sendSeedChunk(secondEntry, 0, other);
+    const done = await this.plain('POST', '/upload/finalize', uploader, { upload_id: secondId, checksum: md5(other) });
+    if (done?.status !== 200) return;
+    const secondPath = String(jsonOf(done)?.file_path);
+    if (paths.has(secondPath)) this.problem(`a different file under the same seed filename was stored over the first one: ${secondPath}`);
+    await this.checkStored(uploader, secondPath, other, `second seed upload under ${JSON.stringify(filename)}`);
+    for (const stored of paths) await this.checkStored(uploader, stored, content, `first seed upload under ${JSON.stringify(filename)}`);
   }
 
   async raceCreate(fuzz: Extract<FuzzCase, { kind: 'race-create' }>): Promise<void> {
@@ -922,9 +1102,11 @@ class CaseContext {
   }
 }
 
-/** The hostile fields as a JSON object, `__proto__` kept as a real key. */
-function hostileObject(fields: Record<string, unknown>): JsonPairs {
-  return new JsonPairs(Object.entries(fields).map(([key, value]) => [key === 'proto' ? '__proto__' : key, value] as const));
+/** The body a mutation makes of a valid one; `proto` becomes a real `__proto__` key. */
+function mutated(body: Record<string, unknown>, mutation: Mutation): unknown {
+  if (mutation.mode === 'none') return body;
+  const base = mutation.mode === 'some' ? { ...body, ...mutation.fields } : mutation.fields;
+  return new JsonPairs(Object.entries(base).map(([key, value]) => [key === 'proto' ? '__proto__' : key, value] as const));
 }
 
 function encode(body: Buffer, encoding: BodyEncoding): { body: Buffer; header: string | undefined } {

@@ -22,6 +22,10 @@ export interface RawExchange {
   hung: boolean;
   /** Bytes read that did not form a complete response. */
   leftover: Buffer;
+  /** The request went on a kept-alive connection that an earlier request used. */
+  reused: boolean;
+  /** On a reused connection, the label of the request before this one (for failure reports). */
+  previous?: string | undefined;
 }
 
 export interface RawRequest {
@@ -39,6 +43,8 @@ export interface RawRequest {
   /** Destroy the socket right after writing (an abrupt disconnect, no answer expected). */
   destroy?: boolean;
   pieceDelayMs?: number;
+  /** A description kept with the connection, reported if the next request on it goes wrong. */
+  label?: string;
 }
 
 /** Generous: an answer is normally there in milliseconds; this only bounds a real hang. */
@@ -51,6 +57,7 @@ export class RawHttp {
   readonly #host: string;
   readonly #idle: net.Socket[] = [];
   readonly #open = new Set<net.Socket>();
+  readonly #labels = new WeakMap<net.Socket, string>();
 
   constructor(url: string) {
     const parsed = new URL(url);
@@ -61,7 +68,10 @@ export class RawHttp {
   /** Sends one request and collects the answer (see RawRequest.mode). */
   async send(request: RawRequest): Promise<RawExchange> {
     const reuse = request.mode === 'response' && !request.end && !request.destroy;
-    const socket = reuse ? (this.#idle.pop() ?? (await this.#connect())) : await this.#connect();
+    const idle = reuse ? this.#idle.pop() : undefined;
+    const socket = idle ?? (await this.#connect());
+    const previous = idle ? this.#labels.get(idle) : undefined;
+    if (request.label !== undefined) this.#labels.set(socket, request.label);
     const reader = new ResponseReader(socket, request.method);
     try {
       for (const [i, piece] of request.pieces.entries()) {
@@ -71,7 +81,7 @@ export class RawHttp {
       }
       if (request.destroy) {
         socket.destroy();
-        return { responses: [], closed: true, hung: false, leftover: Buffer.alloc(0) };
+        return { responses: [], closed: true, hung: false, leftover: Buffer.alloc(0), reused: idle !== undefined };
       }
       if (request.end && !socket.destroyed) socket.end();
       if (request.mode === 'response') {
@@ -84,7 +94,7 @@ export class RawHttp {
         } else {
           socket.destroy();
         }
-        return reader.result(hung);
+        return { ...reader.result(hung), reused: idle !== undefined, previous };
       }
       // `close` mode: wait for the server to close; if it goes quiet, hang up and wait again.
       let closed = await reader.waitFor(() => reader.closed, QUIET_MS, true);
@@ -93,7 +103,7 @@ export class RawHttp {
         closed = await reader.waitFor(() => reader.closed, HANG_DEADLINE_MS);
       }
       socket.destroy();
-      return reader.result(!closed);
+      return { ...reader.result(!closed), reused: false };
     } catch (error) {
       socket.destroy();
       throw error;
@@ -166,7 +176,7 @@ class ResponseReader {
     this.#socket.off('close', this.#onClose);
   }
 
-  result(hung: boolean): RawExchange {
+  result(hung: boolean): Omit<RawExchange, 'reused'> {
     this.detach();
     return { responses: this.responses, closed: this.closed, hung, leftover: this.#buffer };
   }
