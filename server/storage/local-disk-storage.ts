@@ -130,8 +130,7 @@ export class LocalDiskStorage implements UploadStorage {
   }
 
   async completedSize(uploader: string, relativePath: string): Promise<number | undefined> {
-    const target = await this.#completed.resolve(segmentsOf(uploader, relativePath), { createParents: false });
-    return target.exists ? (await stat(target.absolute)).size : undefined;
+    return (await this.#completed.resolve(segmentsOf(uploader, relativePath), { createParents: false })).size;
   }
 
   async *readCompleted(uploader: string, relativePath: string): AsyncIterable<Buffer> {

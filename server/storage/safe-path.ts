@@ -1,3 +1,4 @@
+import type { Stats } from 'node:fs';
 import { lstat, mkdir, realpath } from 'node:fs/promises';
 import path from 'node:path';
 import { UploadError } from '../../common/errors/upload-error.js';
@@ -5,16 +6,23 @@ import { UploadError } from '../../common/errors/upload-error.js';
 export interface ResolvedPath {
   /** Absolute path of the target (which may not exist yet). */
   absolute: string;
-  /** lstat of the target, or undefined when it does not exist. */
+  /** True when something (a file) exists at the target. */
   exists: boolean;
+  /** Its size, when it exists. */
+  size: number | undefined;
 }
 
 /**
- * Resolves `<root>/<segments...>` so that it can never leave the storage root: every existing
- * component is checked with lstat, a symlink is followed only when its real path stays inside the
- * root, and the final component must not be a symlink or a folder. Segments come from validated
+ * Resolves `<root>/<segments...>` so that it can never leave the storage root: the parent
+ * folder's real path must lie inside the root (a symlink is followed only when it stays inside),
+ * and the final component must not be a symlink or a folder. Segments come from validated
  * relative paths (no `..`, no absolute paths); this is the second line of defence, against links
  * planted inside the storage folder.
+ *
+ * Every call checks the disk again (nothing is cached, so a link planted later is refused just
+ * the same); it costs two calls through libuv's pool for an existing folder, whatever its depth:
+ * one `realpath` of the parent (the C library resolves every component in it) and one `lstat` of
+ * the target. Only a parent that does not exist yet is walked segment by segment (and created).
  */
 export class SafePathResolver {
   readonly #root: string;
@@ -29,12 +37,46 @@ export class SafePathResolver {
   }
 
   async resolve(segments: readonly string[], options: { createParents: boolean }): Promise<ResolvedPath> {
+    const parents = segments.slice(0, -1);
+    let parent: string;
+    try {
+      parent = parents.length === 0 ? this.#root : await this.#checkedReal(path.join(this.#root, ...parents), segments);
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      if (code !== 'ENOENT' && code !== 'ENOTDIR') throw error;
+      // A folder is missing (or a file stands where a folder should): walk the segments to create it or to name the culprit.
+      const walked = await this.#walk(segments, options.createParents);
+      if (walked === undefined) return { absolute: path.join(this.#root, ...segments), exists: false, size: undefined };
+      parent = walked;
+    }
+    const target = path.join(parent, segments[segments.length - 1]!);
+    let info: Stats | undefined;
+    try {
+      info = await lstatOrUndefined(target);
+    } catch (error) {
+      // The parent resolved to a file: the walk names the segment.
+      if ((error as NodeJS.ErrnoException).code === 'ENOTDIR') await this.#walk(segments, false);
+      throw error;
+    }
+    if (info?.isSymbolicLink()) {
+      throw new UploadError('INVALID_PATH', `${segments.join('/')} is a symbolic link on the server; refusing to write through it`);
+    }
+    if (info?.isDirectory()) throw new UploadError('FILE_EXISTS', `${segments.join('/')} is a folder on the server, not a file`);
+    return { absolute: target, exists: info !== undefined, size: info?.size };
+  }
+
+  /**
+   * The parent folder of the target, one segment at a time: every existing component is checked
+   * with lstat (a symlink followed only inside the root), missing ones are created when
+   * `createParents`; undefined when one is missing and may not be created.
+   */
+  async #walk(segments: readonly string[], createParents: boolean): Promise<string | undefined> {
     let current = this.#root;
     for (let i = 0; i < segments.length - 1; i += 1) {
       const next = path.join(current, segments[i]!);
       const info = await lstatOrUndefined(next);
       if (!info) {
-        if (!options.createParents) return { absolute: path.join(next, ...segments.slice(i + 1)), exists: false };
+        if (!createParents) return undefined;
         await mkdir(next).catch((error: NodeJS.ErrnoException) => {
           if (error.code !== 'EEXIST') throw error;
         });
@@ -50,13 +92,7 @@ export class SafePathResolver {
       if (!info.isDirectory()) throw notAFolder(segments, i);
       current = next;
     }
-    const target = path.join(current, segments[segments.length - 1]!);
-    const info = await lstatOrUndefined(target);
-    if (info?.isSymbolicLink()) {
-      throw new UploadError('INVALID_PATH', `${segments.join('/')} is a symbolic link on the server; refusing to write through it`);
-    }
-    if (info?.isDirectory()) throw new UploadError('FILE_EXISTS', `${segments.join('/')} is a folder on the server, not a file`);
-    return { absolute: target, exists: info !== undefined };
+    return current;
   }
 
   async #checkedReal(candidate: string, segments: readonly string[]): Promise<string> {
@@ -74,7 +110,7 @@ export async function realRoot(folder: string): Promise<string> {
   return realpath(folder);
 }
 
-async function lstatOrUndefined(file: string): Promise<import('node:fs').Stats | undefined> {
+async function lstatOrUndefined(file: string): Promise<Stats | undefined> {
   try {
     return await lstat(file);
   } catch (error) {
