@@ -19,6 +19,7 @@ import { recoverAtStartup } from './sessions/startup-recovery.js';
 import { LocalDiskStorage } from './storage/local-disk-storage.js';
 import type { UploadStorage } from './storage/upload-storage.js';
 import { loadTls } from './tls/load-tls.js';
+import { FreeSpaceGauge } from './uploads/free-space-gauge.js';
 import type { UploadContext } from './uploads/upload-context.js';
 
 /** Options of createUploadServer: any server option (camelCase), plus what only a library caller can pass. */
@@ -77,7 +78,7 @@ export async function createUploadServer(options: UploadServerOptions = {}): Pro
   try {
     await recoverAtStartup(store, storage, log);
     const gzip = new GzipAtRest(storage, store, log, config.compressionLevel);
-    const context: UploadContext = { config, store, storage, runtimes: new RuntimeRegistry(store), gzip, log, pathLocks: new KeyedMutex() };
+    const context: UploadContext = { config, store, storage, runtimes: new RuntimeRegistry(store), gzip, log, pathLocks: new KeyedMutex(), freeSpace: new FreeSpaceGauge(storage) };
     const app = createApp({ context, tokens, anonymousAllowed, limits: createRouteLimits(config, log), log, trustProxy: parseTrustProxy(config.trustProxy), idleTimeoutMs: config.idleTimeout * 1000 });
 
     const serverOptions: http.ServerOptions = {

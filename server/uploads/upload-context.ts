@@ -5,6 +5,7 @@ import type { KeyedMutex } from '../sessions/mutex.js';
 import type { RuntimeRegistry } from '../sessions/runtime-registry.js';
 import type { SessionStore } from '../sessions/session-store.js';
 import type { UploadStorage } from '../storage/upload-storage.js';
+import type { FreeSpaceGauge } from './free-space-gauge.js';
 
 /** What every upload operation works with; built once by createUploadServer. */
 export interface UploadContext {
@@ -13,6 +14,8 @@ export interface UploadContext {
   readonly storage: UploadStorage;
   readonly runtimes: RuntimeRegistry;
   readonly gzip: GzipAtRest;
+  /** The free space for admission checks (see disk-space.ts). */
+  readonly freeSpace: FreeSpaceGauge;
   /** Serialises creating sessions per uploader and path, so concurrent creates resume one session. */
   readonly pathLocks: KeyedMutex;
   readonly log: Logger;
