@@ -1,10 +1,10 @@
 import { randomUUID } from 'node:crypto';
 import { constants } from 'node:fs';
-import { link, mkdir, open, readdir, rename, rm, stat, statfs, truncate, unlink } from 'node:fs/promises';
+import { link, mkdir, open, readdir, rename, rm, stat, statfs, truncate, unlink, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { UploadError } from '../../common/errors/upload-error.js';
 import { writeBatched } from './batched-writer.js';
-import { fsyncDir, fsyncFile } from './durable-fs.js';
+import { FolderSyncer, fsyncDir, fsyncFile } from './durable-fs.js';
 import { realRoot, SafePathResolver } from './safe-path.js';
 import type { UploadStorage } from './upload-storage.js';
 
@@ -20,6 +20,9 @@ export class LocalDiskStorage implements UploadStorage {
   readonly #temp: string;
   readonly #completed: SafePathResolver;
   readonly #compressed: SafePathResolver;
+  /** Blobs written with `sync` and not changed since: commit need not open them again to fsync. */
+  readonly #synced = new Set<string>();
+  readonly #folderSyncer = new FolderSyncer();
 
   private constructor(root: string, temp: string, completed: string, compressed: string) {
     this.root = root;
@@ -43,7 +46,9 @@ export class LocalDiskStorage implements UploadStorage {
   }
 
   async removeSession(sessionId: string): Promise<void> {
-    await rm(this.#sessionDir(sessionId), { recursive: true, force: true });
+    const folder = this.#sessionDir(sessionId);
+    for (const file of this.#synced) if (path.dirname(file) === folder) this.#synced.delete(file);
+    await rm(folder, { recursive: true, force: true });
   }
 
   async listSessions(): Promise<string[]> {
@@ -51,12 +56,25 @@ export class LocalDiskStorage implements UploadStorage {
     return (await readdir(this.#temp)).filter((name) => SAFE_NAME.test(name));
   }
 
-  async writeAt(sessionId: string, name: string, offset: number, source: AsyncIterable<Uint8Array>): Promise<number> {
+  async writeAt(sessionId: string, name: string, offset: number, source: AsyncIterable<Uint8Array>, options: { sync?: boolean } = {}): Promise<number> {
     const file = this.#blob(sessionId, name);
-    await mkdir(path.dirname(file), { recursive: true });
-    const handle = await open(file, constants.O_WRONLY | constants.O_CREAT);
+    this.#synced.delete(file);
+    let handle: FileHandle;
     try {
-      return await writeBatched(handle, offset, source);
+      handle = await open(file, constants.O_WRONLY | constants.O_CREAT);
+    } catch (error) {
+      // The folder is created on first use only (one call less per request otherwise).
+      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+      await mkdir(path.dirname(file), { recursive: true });
+      handle = await open(file, constants.O_WRONLY | constants.O_CREAT);
+    }
+    try {
+      const written = await writeBatched(handle, offset, source);
+      if (options.sync) {
+        await handle.sync();
+        this.#synced.add(file);
+      }
+      return written;
     } finally {
       await handle.close();
     }
@@ -76,7 +94,9 @@ export class LocalDiskStorage implements UploadStorage {
   }
 
   async truncate(sessionId: string, name: string, length: number): Promise<void> {
-    await truncate(this.#blob(sessionId, name), length);
+    const file = this.#blob(sessionId, name);
+    this.#synced.delete(file);
+    await truncate(file, length);
   }
 
   async flush(sessionId: string, name: string): Promise<void> {
@@ -90,11 +110,19 @@ export class LocalDiskStorage implements UploadStorage {
 
   async renameBlob(sessionId: string, from: string, to: string, toSession = sessionId): Promise<void> {
     await mkdir(this.#sessionDir(toSession), { recursive: true });
-    await rename(this.#blob(sessionId, from), this.#blob(toSession, to));
+    const source = this.#blob(sessionId, from);
+    const target = this.#blob(toSession, to);
+    this.#synced.delete(target);
+    if (this.#synced.delete(source)) this.#synced.add(target);
+    await rename(source, target);
   }
 
   async removeBlob(sessionId: string, name: string): Promise<void> {
-    await rm(this.#blob(sessionId, name), { force: true });
+    const file = this.#blob(sessionId, name);
+    this.#synced.delete(file);
+    await unlink(file).catch((error: NodeJS.ErrnoException) => {
+      if (error.code !== 'ENOENT') throw error;
+    });
   }
 
   async listBlobs(sessionId: string): Promise<string[]> {
@@ -108,7 +136,8 @@ export class LocalDiskStorage implements UploadStorage {
 
   async commit(sessionId: string, name: string, uploader: string, relativePath: string, options: { replace: boolean }): Promise<void> {
     const source = this.#blob(sessionId, name);
-    await fsyncFile(source);
+    // A blob written with `sync` is already on disk (and unchanged since: every change forgets it).
+    if (!this.#synced.delete(source)) await fsyncFile(source);
     const target = await this.#completed.resolve(segmentsOf(uploader, relativePath), { createParents: true });
     if (options.replace) {
       await rename(source, target.absolute);
@@ -126,7 +155,7 @@ export class LocalDiskStorage implements UploadStorage {
       }
       await unlink(source).catch(() => undefined);
     }
-    await fsyncDir(path.dirname(target.absolute));
+    await this.#folderSyncer.sync(path.dirname(target.absolute));
   }
 
   async completedSize(uploader: string, relativePath: string): Promise<number | undefined> {

@@ -24,8 +24,10 @@ export interface UploadStorage {
    * Streams `source` into blob `name` starting at `offset` (the blob is created when absent) and
    * returns the number of bytes written. A write failure (ENOSPC...) rejects with the system
    * error; what was written before stays, which is harmless because nothing is acknowledged.
+   * `sync`: the blob is also flushed to disk before this resolves (a whole file about to be
+   * committed), which spares `commit` its own flush as long as the blob is not changed again.
    */
-  writeAt(sessionId: string, name: string, offset: number, source: AsyncIterable<Uint8Array>): Promise<number>;
+  writeAt(sessionId: string, name: string, offset: number, source: AsyncIterable<Uint8Array>, options?: { sync?: boolean }): Promise<number>;
   /** Reads `length` bytes from `offset` of a blob, in pieces. */
   readAt(sessionId: string, name: string, offset: number, length: number): AsyncIterable<Buffer>;
   /** Size of a blob, or undefined when it does not exist. */

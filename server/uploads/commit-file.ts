@@ -18,10 +18,12 @@ export interface CommitOutcome {
 
 const MAX_UNIQUE_ATTEMPTS = 1000;
 
-/** A verified file waiting in a temp area (the `data` blob of `tempId`) to be made visible. */
+/** A verified file waiting in a temp area (blob `blob` of `tempId`) to be made visible. */
 export interface VerifiedFile {
-  /** The temp area (a session's id, or a whole-file upload's own id) holding the `data` blob. */
+  /** The temp area: a session's id, or WHOLE_FILE_AREA. */
   tempId: string;
+  /** The blob holding the file: DATA_BLOB for a session, a random name for a whole-file upload. */
+  blob: string;
   api: SessionApi;
   uploader: string;
   /** The requested relative path. */
@@ -46,7 +48,7 @@ export interface PlacedFile {
 
 /**
  * The one commit step of every upload (session complete, seed finalize, whole-file PUT), once
- * the whole file's digest is verified: makes the `data` blob visible under
+ * the whole file's digest is verified: makes the blob visible under
  * `completed/<uploader>/<path>` (atomically and durably, via the storage) and calls `record`
  * to write the store, both under the path's lock, so commits and creates of one path take turns
  * and the index always describes the file on disk. What is already stored at the path decides
@@ -54,7 +56,7 @@ export interface PlacedFile {
  * - the same content: nothing is moved, the stored file is the answer (deduplicated);
  * - a different file: the native API refuses with FILE_EXISTS unless `replace`; the seed API
  *   stores under a unique name (`name.1.ext`) and reports that path.
- * The temp area is the caller's to delete.
+ * The blob is gone once placed (moved), unless deduplicated; the temp area is the caller's to delete.
  */
 export async function placeVerifiedFile(
   context: UploadContext,
@@ -62,7 +64,7 @@ export async function placeVerifiedFile(
   digest: { sha256: string; md5: string | undefined },
   record: (placed: PlacedFile, now: number) => void,
 ): Promise<PlacedFile> {
-  const fingerprint = file.fingerprint ?? (await fingerprintBlob(context, file.tempId, file.size));
+  const fingerprint = file.fingerprint ?? (await fingerprintBlob(context, file.tempId, file.blob, file.size));
   return context.pathLocks.run(pathLockKey(file.uploader, file.path), async () => {
     let target = file.path;
     let existing: FileRecord | undefined;
@@ -79,7 +81,7 @@ export async function placeVerifiedFile(
         continue;
       }
       try {
-        await context.storage.commit(file.tempId, DATA_BLOB, file.uploader, target, { replace: file.replace });
+        await context.storage.commit(file.tempId, file.blob, file.uploader, target, { replace: file.replace });
         if (stored.exists) await context.storage.removeCompressed(file.uploader, target).catch(() => undefined);
         break;
       } catch (error) {
@@ -124,6 +126,7 @@ export async function commitSessionFile(context: UploadContext, runtime: Session
   let compress = false;
   const file: VerifiedFile = {
     tempId: r.id,
+    blob: DATA_BLOB,
     api: r.api,
     uploader: r.uploader,
     path: r.path,
@@ -206,11 +209,11 @@ async function sameContent(context: UploadContext, stored: StoredCopy, uploader:
   return hash.digest('hex') === sha256;
 }
 
-async function fingerprintBlob(context: UploadContext, tempId: string, size: number): Promise<string> {
+async function fingerprintBlob(context: UploadContext, tempId: string, blob: string, size: number): Promise<string> {
   const samples: Buffer[] = [];
   for (const [position, length] of fingerprintRanges(size)) {
     const pieces: Buffer[] = [];
-    for await (const piece of context.storage.readAt(tempId, DATA_BLOB, position, length)) pieces.push(piece);
+    for await (const piece of context.storage.readAt(tempId, blob, position, length)) pieces.push(piece);
     samples.push(Buffer.concat(pieces));
   }
   return fingerprintOf(size, samples);

@@ -12,7 +12,7 @@ import { placeVerifiedFile } from './commit-file.js';
 import { checkSizeAndSpace } from './disk-space.js';
 import { completedFileView } from './session-views.js';
 import { findStoredCopy } from './stored-copy.js';
-import { DATA_BLOB, type UploadContext } from './upload-context.js';
+import { WHOLE_FILE_AREA, type UploadContext } from './upload-context.js';
 
 /**
  * How much longer than the file a gzip-encoded body may be: deflate's stored blocks add 5 bytes
@@ -33,8 +33,8 @@ export interface PutFileAnswer {
  * no Content-Length: 411; short of disk: 507). The body is then streamed into its own temp area,
  * decoded and hashed (SHA-256 and fingerprint) on the way, verified against `x-content-sha256`,
  * and committed exactly like a completed session (placeVerifiedFile: atomic, fsynced, indexed,
- * FILE_EXISTS and replace rules, deduplication). The temp area is deleted whatever happens; a
- * crash leaves it to the startup sweep (it belongs to no session).
+ * FILE_EXISTS and replace rules, deduplication). The temp file (in WHOLE_FILE_AREA) is flushed to
+ * disk as it is closed, and deleted whatever happens; a crash leaves it to the startup sweep.
  */
 export async function receiveWholeFile(context: UploadContext, uploader: string, rawPath: string, req: IncomingMessage): Promise<PutFileAnswer> {
   const relativePath = normaliseRelativePath(rawPath);
@@ -43,8 +43,11 @@ export async function receiveWholeFile(context: UploadContext, uploader: string,
   const knownSize = h.encoding === 'identity' ? h.length : undefined;
   if (h.length > (knownSize === undefined ? limit + GZIP_GROWTH : limit)) throw tooLarge(h.length, limit);
 
-  const stored = await findStoredCopy(context, uploader, relativePath);
-  const record = stored.record;
+  // Only a file in the index is looked at on disk now (a new path costs no file system call here);
+  // one stored by other means is found when committing, after the body.
+  const indexed = context.store.getFile(uploader, relativePath);
+  const stored = indexed ? await findStoredCopy(context, uploader, relativePath) : undefined;
+  const record = stored?.record;
   if (record && stored.diskSize === record.size && record.sha256 === h.sha256 && (knownSize === undefined || knownSize === record.size)) {
     await drainBody(req);
     context.log.info(
@@ -53,7 +56,7 @@ export async function receiveWholeFile(context: UploadContext, uploader: string,
     );
     return { status: 200, body: completedFileView(record) };
   }
-  if (stored.exists && !h.replace && (record ? record.sha256 !== h.sha256 : knownSize !== undefined && stored.diskSize !== knownSize)) {
+  if (record && !h.replace && record.sha256 !== h.sha256) {
     throw new UploadError('FILE_EXISTS', `A different file is already stored at ${relativePath}; send ${headers.uploadReplace}: true to replace it`);
   }
   await checkSizeAndSpace(context, knownSize ?? limit, 'Content-Length');
@@ -63,6 +66,7 @@ export async function receiveWholeFile(context: UploadContext, uploader: string,
 async function receive(context: UploadContext, uploader: string, relativePath: string, h: WholeFileHeaders, limit: number, req: IncomingMessage): Promise<PutFileAnswer> {
   const knownSize = h.encoding === 'identity' ? h.length : undefined;
   const id = randomUUID();
+  let tempLeft = true;
   const upload: LoggedUpload = {
     record: { id, api: 'native', uploader, path: relativePath, size: knownSize ?? h.length, chunkCount: 1, compress: false, createdAt: Date.now() },
   };
@@ -72,7 +76,7 @@ async function receive(context: UploadContext, uploader: string, relativePath: s
     knownSize === undefined ? tooLarge(length, limit, 'decoded') : new UploadError('CHUNK_SIZE_MISMATCH', `the body is longer than its Content-Length of ${knownSize} bytes`),
   );
   try {
-    await context.storage.writeAt(id, DATA_BLOB, 0, digest.through(body.source));
+    await context.storage.writeAt(WHOLE_FILE_AREA, id, 0, digest.through(body.source), { sync: true });
     const size = digest.length;
     if (knownSize !== undefined && size !== knownSize) {
       throw new UploadError('CHUNK_SIZE_MISMATCH', `the body had ${size} bytes, but Content-Length is ${knownSize}`);
@@ -81,19 +85,23 @@ async function receive(context: UploadContext, uploader: string, relativePath: s
     if (sha256 !== h.sha256) {
       throw new UploadError('FILE_CHECKSUM_MISMATCH', `The body's SHA-256 is ${sha256}, not ${h.sha256} as the x-content-sha256 header says; nothing was stored, send the file again`);
     }
-    const file = { tempId: id, api: 'native', uploader, path: relativePath, size, fingerprint: digest.fingerprint() ?? null, metadata: h.metadata ?? null, replace: h.replace, sessionId: null } as const;
+    const file = { tempId: WHOLE_FILE_AREA, blob: id, api: 'native', uploader, path: relativePath, size, fingerprint: digest.fingerprint() ?? null, metadata: h.metadata ?? null, replace: h.replace, sessionId: null } as const;
     const placed = await placeVerifiedFile(context, file, { sha256, md5: undefined }, (placed) => {
       if (!placed.deduplicated) context.store.putFile(placed.record);
     });
+    tempLeft = placed.deduplicated;
     logUploadCompleted(context.log, { record: { ...upload.record, size } }, placed.path, sha256, placed.deduplicated);
     return { status: placed.deduplicated ? 200 : 201, body: completedFileView(placed.record) };
   } catch (error) {
     body.discardRest();
     throw diskFull(error) ?? error;
   } finally {
-    await context.storage.removeSession(id).catch((error: unknown) => {
-      context.log.warn({ event: 'temp_cleanup_failed', tempId: id, err: error }, `Could not delete the temp area of a whole-file upload of ${relativePath}; the next start removes it`);
-    });
+    // A committed file was moved out of the temp area; anything else is deleted.
+    if (tempLeft) {
+      await context.storage.removeBlob(WHOLE_FILE_AREA, id).catch((error: unknown) => {
+        context.log.warn({ event: 'temp_cleanup_failed', tempId: id, err: error }, `Could not delete the temp file of a whole-file upload of ${relativePath}; the next start removes it`);
+      });
+    }
   }
 }
 

@@ -24,6 +24,13 @@ export interface UploadContext {
 /** The name of the `data` blob every session assembles its file in. */
 export const DATA_BLOB = 'data';
 
+/**
+ * The temp area of whole-file uploads (PUT /v1/files): one blob per upload, named by a random
+ * id, in one shared folder (no folder to create and delete per request). It belongs to no
+ * session, so the startup sweep deletes whatever a crash left in it.
+ */
+export const WHOLE_FILE_AREA = 'files';
+
 /** The blob of one seed chunk, before it is appended to `data`. */
 export function seedChunkBlob(index: number): string {
   return `chunk-${index}`;

@@ -42,7 +42,9 @@ async function putFile(base: string, relativePath: string, data: Uint8Array, opt
   });
 }
 
-const tempEntries = (): Promise<string[]> => readdir(path.join(server.uploadDir, 'temp'));
+/** Every file left under temp/ (folders do not count). */
+const tempEntries = async (): Promise<string[]> =>
+  (await readdir(path.join(server.uploadDir, 'temp'), { recursive: true, withFileTypes: true })).filter((entry) => !entry.isDirectory()).map((entry) => entry.name);
 const metadataHeader = (value: unknown): string => Buffer.from(JSON.stringify(value)).toString('base64url');
 
 beforeAll(async () => {
