@@ -17,6 +17,7 @@ export interface CommitOutcome {
 }
 
 const MAX_UNIQUE_ATTEMPTS = 1000;
+const NOTHING_STORED: StoredCopy = { record: undefined, diskSize: undefined, exists: false };
 
 /** A verified file waiting in a temp area (blob `blob` of `tempId`) to be made visible. */
 export interface VerifiedFile {
@@ -40,10 +41,12 @@ export interface VerifiedFile {
 export interface PlacedFile {
   /** The path it is stored at (the seed API may pick a unique name). */
   path: string;
-  /** The index entry of the stored file: the new one, or the existing one when deduplicated. */
+  /** The index entry of the stored file: the existing one when it was indexed, else a new one. */
   record: FileRecord;
-  /** True when the same content was already stored there and nothing was moved. */
+  /** True when the same content was already stored there and nothing was moved (the blob is still in the temp area). */
   deduplicated: boolean;
+  /** True when `record` came from the index (nothing to write there). */
+  indexed: boolean;
 }
 
 /**
@@ -67,10 +70,19 @@ export async function placeVerifiedFile(
   const fingerprint = file.fingerprint ?? (await fingerprintBlob(context, file.tempId, file.blob, file.size));
   return context.pathLocks.run(pathLockKey(file.uploader, file.path), async () => {
     let target = file.path;
+    let deduplicated = false;
     let existing: FileRecord | undefined;
+    let lookOnDisk = false;
     for (let attempt = 1; ; attempt += 1) {
-      const stored = await findStoredCopy(context, file.uploader, target);
+      // A path the index knows nothing about is normally free: commit at once (without replace,
+      // link() refuses an existing file atomically) and look at the disk only if it does. That
+      // spares a lookup of the path on every new file; a replace always looks first (to drop an
+      // old gzip copy and to recognise the same content).
+      const quick = !lookOnDisk && !file.replace && context.store.getFile(file.uploader, target) === undefined;
+      const stored = quick ? NOTHING_STORED : await findStoredCopy(context, file.uploader, target);
+      lookOnDisk = false;
       if (stored.exists && (await sameContent(context, stored, file.uploader, target, file.size, digest.sha256))) {
+        deduplicated = true;
         existing = stored.record;
         break;
       }
@@ -85,13 +97,21 @@ export async function placeVerifiedFile(
         if (stored.exists) await context.storage.removeCompressed(file.uploader, target).catch(() => undefined);
         break;
       } catch (error) {
+        if (quick && isUploadError(error, 'FILE_EXISTS')) {
+          // Something is there after all (stored by other means, or a folder): look at it, same attempt.
+          lookOnDisk = true;
+          attempt -= 1;
+          continue;
+        }
         if (!isUploadError(error, 'FILE_EXISTS') || file.api === 'native' || file.replace) throw error;
+        lookOnDisk = true;
       }
     }
     const now = Date.now();
     const placed: PlacedFile = {
       path: target,
-      deduplicated: existing !== undefined,
+      deduplicated,
+      indexed: existing !== undefined,
       record: existing ?? {
         uploader: file.uploader,
         path: target,

@@ -87,7 +87,8 @@ async function receive(context: UploadContext, uploader: string, relativePath: s
     }
     const file = { tempId: WHOLE_FILE_AREA, blob: id, api: 'native', uploader, path: relativePath, size, fingerprint: digest.fingerprint() ?? null, metadata: h.metadata ?? null, replace: h.replace, sessionId: null } as const;
     const placed = await placeVerifiedFile(context, file, { sha256, md5: undefined }, (placed) => {
-      if (!placed.deduplicated) context.store.putFile(placed.record);
+      // A file found on disk with this content but not in the index (a crash after the move) is indexed now.
+      if (!placed.indexed) context.store.putFile(placed.record);
     });
     tempLeft = placed.deduplicated;
     logUploadCompleted(context.log, { record: { ...upload.record, size } }, placed.path, sha256, placed.deduplicated);

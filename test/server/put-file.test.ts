@@ -93,6 +93,12 @@ describe('PUT /v1/files/<path>', () => {
     expect([after.ino, after.mtimeMs]).toEqual([before.ino, before.mtimeMs]);
     // With replace asked for, the same content is still "already stored".
     expect((await putFile(server.url, 'again/same.bin', data, { headers: { [protocolHeaders.uploadReplace]: 'true' } })).status).toBe(200);
+    // The same content put there by other means (not in the index) is recognised at commit, and indexed.
+    const byHand = randomBytes(3000);
+    await writeFile(server.completedPath('anonymous', 'again/by-hand.bin'), byHand);
+    expect((await call(server.url, 'GET', routes.file('again/by-hand.bin'))).status).toBe(404);
+    expect((await putFile(server.url, 'again/by-hand.bin', byHand)).status).toBe(200);
+    expect((await call(server.url, 'GET', routes.file('again/by-hand.bin'))).json).toMatchObject({ sha256: sha256Of(byHand) });
     // A file stored through a session deduplicates the same way.
     const local = path.join(files.path, 'via-session.bin');
     const sessionData = randomBytes(5000);
