@@ -66,6 +66,17 @@ interface Handed {
   completesBag: boolean;
 }
 
+/** How a file is handed to the engine. */
+interface AddOptions {
+  remotePath: string;
+  bagName: string;
+  priority: number | undefined;
+  metadata: Record<string, unknown> | undefined;
+  replace: boolean;
+  /** The version the watcher released (watched files only). */
+  release: ReleasedFile | undefined;
+}
+
 /** A manually enqueued metadata.yaml, waiting until the rest of its bag is verified. */
 interface DeferredMetadata {
   file: ListedFile;
@@ -247,16 +258,26 @@ export class UploadAgent extends EventEmitter<UploadAgentEvents> implements Agen
       .filter((file) => file.isMetadata)
       .map((file) => ({ file, dir: `${path.posix.dirname(file.remotePath)}/`, waitFor: new Set<string>(), sealed: false, priority: options.priority, metadata: options.metadata }));
     this.#deferred.push(...entries);
-    try {
-      for (const file of files.filter((f) => !f.isMetadata)) {
-        const id = await this.#add(file.path, { remotePath: file.remotePath, bagName: file.bagName, priority: options.priority, metadata: options.metadata, replace: false, release: undefined });
-        if (!id) continue;
-        ids.push(id);
-        for (const entry of entries) if (file.remotePath.startsWith(entry.dir)) entry.waitFor.add(id);
+    // The files go to the engine as one batch (one journal commit for the whole folder).
+    const batch = files.filter((f) => !f.isMetadata);
+    const added = await this.#addMany(
+      batch.map((file) => ({ localPath: file.path, options: { remotePath: file.remotePath, bagName: file.bagName, priority: options.priority, metadata: options.metadata, replace: false, release: undefined } })),
+    );
+    let refusal: string | undefined;
+    for (const [index, file] of batch.entries()) {
+      const outcome = added[index]!;
+      if (outcome.status === 'rejected') {
+        refusal ??= (outcome.reason as Error).message;
+        continue;
       }
-    } catch (error) {
+      const id = outcome.value;
+      if (!id) continue;
+      ids.push(id);
+      for (const entry of entries) if (file.remotePath.startsWith(entry.dir)) entry.waitFor.add(id);
+    }
+    if (refusal !== undefined) {
       for (const entry of entries) this.#deferred.splice(this.#deferred.indexOf(entry), 1);
-      return { accepted: ids.length > 0, message: (error as Error).message, uploadIds: ids };
+      return { accepted: ids.length > 0, message: refusal, uploadIds: ids };
     }
     for (const entry of entries) entry.sealed = true;
     const waiting = entries.filter((entry) => entry.waitFor.size > 0).length;
@@ -336,45 +357,66 @@ export class UploadAgent extends EventEmitter<UploadAgentEvents> implements Agen
     });
   }
 
-  async #add(
-    localPath: string,
-    options: { remotePath: string; bagName: string; priority: number | undefined; metadata: Record<string, unknown> | undefined; replace: boolean; release: ReleasedFile | undefined },
-  ): Promise<string | undefined> {
-    const watched = options.release !== undefined || (this.#watcher !== undefined && isInside(localPath, this.#watcher.root));
-    const existing = this.#handed.get(localPath);
-    const handed: Handed = {
-      id: undefined,
-      adding: Promise.resolve(undefined),
-      release: options.release ?? existing?.release,
-      remotePath: options.remotePath,
-      watched,
-      completesBag: path.posix.basename(options.remotePath) === 'metadata.yaml',
-    };
-    this.#handed.set(localPath, handed);
-    handed.adding = this.#engine
-      .addUpload(localPath, {
+  async #add(localPath: string, options: AddOptions): Promise<string | undefined> {
+    const [outcome] = await this.#addMany([{ localPath, options }]);
+    if (outcome!.status === 'rejected') throw outcome!.reason;
+    return outcome!.value;
+  }
+
+  /**
+   * Hands files to the engine in one batch (addUploads: one journal commit). Each settles with
+   * its upload id, undefined when the file vanished before it could be queued, or the error that
+   * refused it.
+   */
+  async #addMany(items: readonly { localPath: string; options: AddOptions }[]): Promise<PromiseSettledResult<string | undefined>[]> {
+    const handedList = items.map(({ localPath, options }) => {
+      const watched = options.release !== undefined || (this.#watcher !== undefined && isInside(localPath, this.#watcher.root));
+      const existing = this.#handed.get(localPath);
+      const handed: Handed = {
+        id: undefined,
+        adding: Promise.resolve(undefined),
+        release: options.release ?? existing?.release,
         remotePath: options.remotePath,
-        bagName: options.bagName,
-        replace: options.replace,
-        ...(options.priority !== undefined ? { priority: options.priority } : {}),
-        ...(options.metadata !== undefined ? { metadata: options.metadata } : {}),
-      })
-      .then(
-        (id) => {
-          handed.id = id;
-          this.#byId.set(id, localPath);
-          return id;
+        watched,
+        completesBag: path.posix.basename(options.remotePath) === 'metadata.yaml',
+      };
+      this.#handed.set(localPath, handed);
+      return handed;
+    });
+    const batch = this.#engine.addUploads(
+      items.map(({ localPath, options }) => ({
+        filePath: localPath,
+        options: {
+          remotePath: options.remotePath,
+          bagName: options.bagName,
+          replace: options.replace,
+          ...(options.priority !== undefined ? { priority: options.priority } : {}),
+          ...(options.metadata !== undefined ? { metadata: options.metadata } : {}),
         },
-        (error: unknown) => {
-          if (this.#handed.get(localPath) === handed) this.#handed.delete(localPath);
-          if (isUploadError(error, 'FILE_NOT_FOUND')) {
-            this.#logger.info({ file: localPath }, 'file vanished before it could be queued');
-            return undefined;
-          }
-          throw error;
-        },
-      );
-    return handed.adding;
+      })),
+    );
+    for (const [index, handed] of handedList.entries()) {
+      const localPath = items[index]!.localPath;
+      handed.adding = batch.then((results) => {
+        const result = results[index]!;
+        if ('id' in result) {
+          handed.id = result.id;
+          this.#byId.set(result.id, localPath);
+          return result.id;
+        }
+        if (this.#handed.get(localPath) === handed) this.#handed.delete(localPath);
+        if (isUploadError(result.error, 'FILE_NOT_FOUND')) {
+          this.#logger.info({ file: localPath }, 'file vanished before it could be queued');
+          return undefined;
+        }
+        throw result.error;
+      });
+      // A journal failure rejects the whole batch: forget what was handed.
+      handed.adding.catch(() => {
+        if (this.#handed.get(localPath) === handed) this.#handed.delete(localPath);
+      });
+    }
+    return Promise.allSettled(handedList.map((handed) => handed.adding));
   }
 
   async #withdraw(localPath: string, reason: string): Promise<void> {

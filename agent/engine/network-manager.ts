@@ -40,12 +40,39 @@ export interface AddUploadOptions {
   bagName?: string;
 }
 
+/** One entry of addUploads()'s answer: the upload's id, or why that file was refused. */
+export type AddUploadResult = { id: string } | { error: UploadError };
+
+/** A file addUploads() checked: its path on both sides, its priority and size. */
+interface CheckedUpload {
+  localPath: string;
+  remotePath: string;
+  priority: number;
+  size: number;
+  options: AddUploadOptions;
+}
+
+/** The checks of addUpload: priority, metadata, remote path, and the file itself (stat). */
+async function checkUpload(filePath: string, options: AddUploadOptions): Promise<CheckedUpload> {
+  const localPath = path.resolve(filePath);
+  const priority = options.priority ?? DEFAULT_PRIORITY;
+  if (!Number.isInteger(priority) || priority < MIN_PRIORITY || priority > MAX_PRIORITY) {
+    throw new UploadError('INVALID_FIELD', `priority must be a whole number from ${MIN_PRIORITY} to ${MAX_PRIORITY}, not ${JSON.stringify(options.priority)} (${localPath})`);
+  }
+  if (options.metadata !== undefined && (typeof options.metadata !== 'object' || options.metadata === null || Array.isArray(options.metadata))) {
+    throw new UploadError('INVALID_FIELD', `metadata must be an object (${localPath})`);
+  }
+  const remotePath = normaliseRelativePath(options.remotePath ?? path.basename(localPath), 'remotePath');
+  const version = await statFile(localPath);
+  return { localPath, remotePath, priority, size: version.size, options };
+}
+
 export interface CancelOptions {
   /** Also delete the server session and its data. Default true. */
   dropServerSession?: boolean;
 }
 
-/** How many finished uploads status() keeps (and the journal keeps rows for). */
+/** How many completed uploads status() keeps (and the journal keeps rows for); failed ones stay until retried or cancelled. */
 const FINISHED_KEPT = 1000;
 /** Progress events per upload at most this often (ms), besides one per acknowledged chunk. */
 const PROGRESS_INTERVAL_MS = 250;
@@ -69,6 +96,10 @@ export class NetworkManager extends EventEmitter<NetworkManagerEvents> {
   #config: EngineConfig;
   readonly #records = new Map<string, UploadRecord>();
   readonly #runners = new Map<string, UploadRunner>();
+  /** Pending uploads by local and remote path: addUpload finds a duplicate without scanning the queue. */
+  readonly #pendingByKey = new Map<string, UploadRecord>();
+  /** Completed uploads in the order they finished: the oldest are forgotten first. */
+  readonly #completedOrder = new Set<UploadRecord>();
   readonly #bucket: TokenBucket;
   readonly #slots: SlotQueue;
   readonly #probe: ReachabilityProbe;
@@ -81,6 +112,8 @@ export class NetworkManager extends EventEmitter<NetworkManagerEvents> {
   #online = true;
   #stopping: Promise<void> | undefined;
   #nextSeq = 1;
+  /** #nextSeq accounts for the journal's rows (read once per opening of the journal). */
+  #seqFromJournal = false;
   readonly #onlineWaiters = new Set<() => void>();
   readonly #context: RunnerContext;
 
@@ -292,46 +325,86 @@ export class NetworkManager extends EventEmitter<NetworkManagerEvents> {
    * file (FILE_NOT_FOUND), a bad remote path (INVALID_PATH) or a bad priority (INVALID_FIELD).
    */
   async addUpload(filePath: string, options: AddUploadOptions = {}): Promise<string> {
-    const localPath = path.resolve(filePath);
-    const priority = options.priority ?? DEFAULT_PRIORITY;
-    if (!Number.isInteger(priority) || priority < MIN_PRIORITY || priority > MAX_PRIORITY) {
-      throw new UploadError('INVALID_FIELD', `priority must be a whole number from ${MIN_PRIORITY} to ${MAX_PRIORITY}, not ${JSON.stringify(options.priority)} (${localPath})`);
-    }
-    if (options.metadata !== undefined && (typeof options.metadata !== 'object' || options.metadata === null || Array.isArray(options.metadata))) {
-      throw new UploadError('INVALID_FIELD', `metadata must be an object (${localPath})`);
-    }
-    const remotePath = normaliseRelativePath(options.remotePath ?? path.basename(localPath), 'remotePath');
-    const version = await statFile(localPath);
-    for (const record of this.#records.values()) {
-      if (!isTerminal(record) && record.localPath === localPath && record.remotePath === remotePath) {
-        if (priority < record.priority) {
-          record.priority = priority;
-          this.#journal?.setPriority(record.id, priority);
-        }
-        return record.id;
+    const [result] = await this.addUploads([{ filePath, options }]);
+    if (!result || 'error' in result) throw result?.error ?? new UploadError('INTERNAL', `${filePath}: not queued`);
+    return result.id;
+  }
+
+  /**
+   * Queues several files in this order, each as addUpload would, with their journal rows in one
+   * durable commit (one fsync for a whole folder instead of one per file). Each entry of the
+   * answer is the upload's id, or the UploadError that refused that file (the others are queued).
+   * A journal that cannot be written rejects the whole call, and nothing is queued.
+   */
+  async addUploads(uploads: readonly { filePath: string; options?: AddUploadOptions }[]): Promise<AddUploadResult[]> {
+    const checked: (CheckedUpload | { error: UploadError })[] = [];
+    for (const { filePath, options = {} } of uploads) {
+      try {
+        checked.push(await checkUpload(filePath, options));
+      } catch (error) {
+        checked.push({ error: error instanceof UploadError ? error : new UploadError('INTERNAL', `${filePath}: ${describeFailure(error)}`, { cause: error }) });
       }
     }
+    // From here on synchronous: no other call interleaves.
+    const results: AddUploadResult[] = [];
+    const created: UploadRecord[] = [];
     const journal = this.#openJournal();
-    const seq = Math.max(this.#nextSeq, journal.nextSeq());
-    this.#nextSeq = seq + 1;
-    const record = newRecord({
-      id: randomUUID(),
-      seq,
-      localPath,
-      remotePath,
-      bagName: options.bagName ?? bagNameOf(remotePath),
-      priority,
-      metadata: options.metadata,
-      replace: options.replace ?? false,
-      bytesTotal: version.size,
-      queuedAt: new Date().toISOString(),
-    });
-    journal.insertUpload(rowOf(record));
-    this.#records.set(record.id, record);
-    this.#emit('queued', this.#snapshot(record));
-    this.#reportState(record);
-    if (this.#started) this.#launch(record);
-    return record.id;
+    if (!this.#seqFromJournal) {
+      this.#nextSeq = Math.max(this.#nextSeq, journal.nextSeq());
+      this.#seqFromJournal = true;
+    }
+    for (const item of checked) {
+      if ('error' in item) {
+        results.push(item);
+        continue;
+      }
+      const key = pendingKey(item.localPath, item.remotePath);
+      const pending = this.#pendingByKey.get(key);
+      if (pending && (this.#records.get(pending.id) === pending || created.includes(pending)) && !isTerminal(pending)) {
+        if (item.priority < pending.priority) {
+          pending.priority = item.priority;
+          if (!created.includes(pending)) journal.setPriority(pending.id, item.priority);
+        }
+        results.push({ id: pending.id });
+        continue;
+      }
+      const record = newRecord({
+        id: randomUUID(),
+        seq: this.#nextSeq++,
+        localPath: item.localPath,
+        remotePath: item.remotePath,
+        bagName: item.options.bagName ?? bagNameOf(item.remotePath),
+        priority: item.priority,
+        metadata: item.options.metadata,
+        replace: item.options.replace ?? false,
+        bytesTotal: item.size,
+        queuedAt: new Date().toISOString(),
+      });
+      created.push(record);
+      this.#pendingByKey.set(key, record);
+      results.push({ id: record.id });
+    }
+    if (created.length === 0) return results;
+    try {
+      journal.insertUploads(created.map(rowOf));
+    } catch (error) {
+      for (const record of created) this.#forgetPending(record);
+      throw error;
+    }
+    for (const record of created) {
+      this.#records.set(record.id, record);
+      this.#emit('queued', this.#snapshot(record));
+      this.#reportState(record);
+    }
+    // The caller is told only once the rows are durable (group commit: one fsync for every file
+    // queued within a few ms; see Journal). The uploads start only then, so the caller has the
+    // ids before anything (a completion, a failure) can happen to them.
+    try {
+      await journal.durable();
+    } finally {
+      for (const record of created) if (this.#started && this.#records.get(record.id) === record && !isTerminal(record)) this.#launch(record);
+    }
+    return results;
   }
 
   /** Puts every failed upload back in the queue; returns how many. */
@@ -345,6 +418,7 @@ export class NetworkManager extends EventEmitter<NetworkManagerEvents> {
       record.finishedAt = undefined;
       record.attempt = 0;
       this.#openJournal().requeue(record.id);
+      this.#pendingByKey.set(pendingKey(record.localPath, record.remotePath), record);
       this.#reportState(record);
       if (this.#started) this.#launch(record);
       count += 1;
@@ -381,6 +455,7 @@ export class NetworkManager extends EventEmitter<NetworkManagerEvents> {
     }
     this.#openJournal().deleteUpload(id);
     this.#records.delete(id);
+    this.#forgetPending(record);
     record.holdsSlot = false;
     this.#emit('cancelled', this.#snapshot(record));
     return true;
@@ -450,19 +525,28 @@ export class NetworkManager extends EventEmitter<NetworkManagerEvents> {
         manager.#reportState(record);
       },
       completed: (record, deduplicated) => {
-        const snapshot = manager.#snapshot(record);
-        const started = record.startedAt ? Date.parse(record.startedAt) : Date.parse(record.queuedAt);
-        const duration = Math.max(0, (Date.parse(record.finishedAt ?? new Date().toISOString()) - started) / 1000);
-        manager.#logger.info({ upload: record.localPath, remotePath: record.remotePath, bytes: record.bytesTotal, duration, deduplicated }, 'upload verified by the server');
-        manager.#emit('completed', { upload: snapshot, sha256: record.sha256 ?? '', duration, deduplicated });
-        manager.#reportState(record);
-        manager.#trimFinished();
+        manager.#forgetPending(record);
+        manager.#trimCompleted(record);
+        const announce = (): void => {
+          const snapshot = manager.#snapshot(record);
+          const started = record.startedAt ? Date.parse(record.startedAt) : Date.parse(record.queuedAt);
+          const duration = Math.max(0, (Date.parse(record.finishedAt ?? new Date().toISOString()) - started) / 1000);
+          manager.#logger.info({ upload: record.localPath, remotePath: record.remotePath, bytes: record.bytesTotal, duration, deduplicated }, 'upload verified by the server');
+          manager.#emit('completed', { upload: snapshot, sha256: record.sha256 ?? '', duration, deduplicated });
+          manager.#reportState(record);
+        };
+        // Announced once the journal's "completed" is durable (listeners may delete the file).
+        // If that fsync fails the server still holds the file: announce it, and say so.
+        (manager.#journal?.durable() ?? Promise.resolve()).then(announce, (error: unknown) => {
+          manager.#logger.error({ upload: record.localPath, error: describeFailure(error) }, 'the journal could not be made durable');
+          announce();
+        });
       },
       failed: (record, error) => {
         manager.#logger.error({ upload: record.localPath, code: error.code, reason: error.message }, 'upload failed');
         manager.#emit('failed', { upload: manager.#snapshot(record), reason: error.message, code: error.code });
         manager.#reportState(record);
-        manager.#trimFinished();
+        manager.#forgetPending(record);
       },
       networkDown: (reason) => manager.#setOffline(reason),
       reachable: () => manager.#setOnline(),
@@ -566,13 +650,19 @@ export class NetworkManager extends EventEmitter<NetworkManagerEvents> {
     }
   }
 
-  #trimFinished(): void {
-    const finished = [...this.#records.values()].filter(isTerminal);
-    if (finished.length <= FINISHED_KEPT) return;
-    finished.sort((a, b) => (a.finishedAt ?? '').localeCompare(b.finishedAt ?? '') || a.seq - b.seq);
-    for (const record of finished.slice(0, finished.length - FINISHED_KEPT)) {
-      if (record.phase === 'completed') this.#records.delete(record.id);
+  /** Remembers a completed upload and forgets the oldest beyond FINISHED_KEPT (O(1) per upload). */
+  #trimCompleted(record: UploadRecord): void {
+    this.#completedOrder.add(record);
+    for (const oldest of this.#completedOrder) {
+      if (this.#completedOrder.size <= FINISHED_KEPT) break;
+      this.#completedOrder.delete(oldest);
+      if (this.#records.get(oldest.id) === oldest && oldest.phase === 'completed') this.#records.delete(oldest.id);
     }
+  }
+
+  #forgetPending(record: UploadRecord): void {
+    const key = pendingKey(record.localPath, record.remotePath);
+    if (this.#pendingByKey.get(key) === record) this.#pendingByKey.delete(key);
   }
 
   #openJournal(): Journal {
@@ -590,6 +680,7 @@ export class NetworkManager extends EventEmitter<NetworkManagerEvents> {
   }
 
   #closeJournal(): void {
+    this.#seqFromJournal = false;
     this.#journal?.close();
     this.#journal = undefined;
     this.#lock?.release();
@@ -649,9 +740,15 @@ export class NetworkManager extends EventEmitter<NetworkManagerEvents> {
         record.bytesAcked = Math.min(row.bytesTotal, journal.ackedChunks(row.id).length * row.chunkSize);
       }
       this.#records.set(record.id, record);
+      if (row.state === 'completed') this.#completedOrder.add(record);
+      else if (row.state === 'queued') this.#pendingByKey.set(pendingKey(record.localPath, record.remotePath), record);
       this.#reportState(record);
     }
   }
+}
+
+function pendingKey(localPath: string, remotePath: string): string {
+  return `${localPath}\0${remotePath}`;
 }
 
 function newRecord(fields: Pick<UploadRecord, 'id' | 'seq' | 'localPath' | 'remotePath' | 'bagName' | 'priority' | 'metadata' | 'replace' | 'bytesTotal' | 'queuedAt'>): UploadRecord {

@@ -145,7 +145,6 @@ export class UploadRunner {
     record.phase = 'uploading';
     if (!record.startedAt) {
       record.startedAt = new Date().toISOString();
-      this.#ctx.journal().markStarted(record.id, record.startedAt, version.size);
       this.#ctx.started(record);
     }
     this.#ctx.changed(record);
@@ -198,7 +197,7 @@ export class UploadRunner {
     }
     const server = this.#ctx.client().serverHref;
     record.session = { id: session.id, server, chunkSize: session.chunkSize, version };
-    this.#ctx.journal().setSession(record.id, {
+    this.#ctx.journal().setSession(record.id, record.startedAt, {
       sessionId: session.id,
       sessionServer: server,
       chunkSize: session.chunkSize,
@@ -435,7 +434,7 @@ export class UploadRunner {
     record.session = undefined;
     this.#releaseSlot();
     this.#ctx.journal().markCompleted(
-      { id: record.id, sha256: answer.sha256, finishedAt },
+      { id: record.id, sha256: answer.sha256, finishedAt, startedAt: record.startedAt },
       {
         localPath: record.localPath,
         remotePath: record.remotePath,

@@ -21,6 +21,15 @@ export interface LedgerEntry {
  * after-upload policy and the disk guard touch only verified files, and feeds `status`. The
  * engine's journal stays the record of uploads in progress; this one only ever holds files
  * whose full SHA-256 the server confirmed.
+ *
+ * Durability: WAL with `synchronous = NORMAL` (no fsync per verified file; a crash of the
+ * process loses nothing). A power loss can lose the last rows; that is safe because the
+ * engine's journal already holds each of these files as verified, durably, before the agent is
+ * told (see Journal): a restart still skips them (isUploaded also asks the journal), the disk
+ * guard only ever deletes files it finds here (a lost row means a file kept, never one deleted
+ * unverified), and after-upload acts on the journal's word. What a lost row costs is the inode
+ * that tells a file rewritten in place from a new file under the same name: such a file is then
+ * sent without replace, and the server refuses it (FILE_EXISTS) rather than lose anything.
  */
 export class UploadLedger {
   #db: Database.Database;
@@ -32,7 +41,7 @@ export class UploadLedger {
   constructor(stateDir: string) {
     this.#db = new Database(path.join(stateDir, 'uploaded-files.sqlite'));
     this.#db.pragma('journal_mode = WAL');
-    this.#db.pragma('synchronous = FULL');
+    this.#db.pragma('synchronous = NORMAL');
     this.#db.pragma('busy_timeout = 5000');
     this.#db.exec(`CREATE TABLE IF NOT EXISTS uploaded_files (
       local_path TEXT PRIMARY KEY,

@@ -42,10 +42,10 @@ describe('Journal', () => {
 
   it('keeps the queue, sessions, acknowledged chunks and completed files across reopening', () => {
     const journal = Journal.open(dir.path);
-    journal.insertUpload(row('a', 1));
-    journal.insertUpload(row('b', 2));
-    journal.insertUpload(row('c', 3));
-    journal.setSession('a', { sessionId: 's-a', sessionServer: 'http://x', chunkSize: 10, size: 100, mtimeMs: 5 });
+    journal.insertUploads([row('a', 1), row('b', 2)]);
+    journal.insertUploads([row('c', 3)]);
+    const startedAt = new Date().toISOString();
+    journal.setSession('a', startedAt, { sessionId: 's-a', sessionServer: 'http://x', chunkSize: 10, size: 100, mtimeMs: 5 });
     journal.ackChunk('a', 0);
     journal.ackChunk('a', 1);
     journal.ackChunk('a', 1);
@@ -60,7 +60,7 @@ describe('Journal', () => {
     const rows = again.loadUploads();
     expect(rows.map((r) => [r.id, r.state])).toEqual([['c', 'completed'], ['a', 'queued'], ['b', 'failed']]);
     const a = rows.find((r) => r.id === 'a')!;
-    expect(a).toMatchObject({ sessionId: 's-a', chunkSize: 10, size: 100, mtimeMs: 5, metadata: { robot: 'r1' } });
+    expect(a).toMatchObject({ sessionId: 's-a', chunkSize: 10, size: 100, mtimeMs: 5, metadata: { robot: 'r1' }, startedAt });
     expect(again.ackedChunks('a')).toEqual([0, 1]);
     expect(again.completedFile('/data/c.mcap')).toMatchObject({ size: 100, mtimeMs: 7, sha256: 'f'.repeat(64) });
     expect(again.nextSeq()).toBe(4);

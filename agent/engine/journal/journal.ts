@@ -4,6 +4,9 @@ import path from 'node:path';
 import { UploadError } from '../../../common/errors/upload-error.js';
 import { JOURNAL_FILE, SCHEMA_VERSION, schemaSql } from './journal-schema.js';
 
+/** How long durable() waits for more callers before its one fsync (group commit). */
+const GROUP_COMMIT_MS = 30;
+
 /** States stored in the journal (the engine's finer states are not persisted). */
 export type JournalState = 'queued' | 'completed' | 'failed';
 
@@ -52,14 +55,44 @@ export interface SessionHint {
 type Raw = Record<string, unknown>;
 
 /**
- * The persistent journal (SQLite via better-sqlite3, WAL, `synchronous = FULL` so a queued file
- * survives a power loss): the queue, session ids, acknowledged chunks, states, and the files the
- * server verified. Writes are small and synchronous; one per state change or acknowledged chunk.
+ * The persistent journal (SQLite via better-sqlite3, WAL): the queue, session ids, acknowledged
+ * chunks, states, and the files the server verified. Writes are small and synchronous.
+ *
+ * Durability. The connection runs with `synchronous = NORMAL`: every commit reaches the OS before
+ * the call returns, so all of it survives a crash of the process (kill -9), but the WAL is not
+ * fsynced per commit, so a power loss can lose the *last* transactions (WAL recovery keeps a
+ * prefix of the history: the journal is always consistent, only some latest changes may be
+ * missing). An fsync of the WAL (a commit with `synchronous = FULL`) makes every earlier commit
+ * durable too. Each record is written one of three ways, by what losing it would cost:
+ *
+ * - **Announced only once durable** (group commit): files queued (`insertUploads`) and files the
+ *   server verified (`markCompleted`). They are committed at once, and their callers wait for
+ *   `durable()`, which fsyncs once for every caller of a short window (GROUP_COMMIT_MS), before
+ *   they tell anyone: `addUpload` resolves, and the `completed` event is emitted, only then. These
+ *   are facts nothing else restores: a queued file that is forgotten is never uploaded (for a
+ *   file handed over by `addUpload` nobody queues it again), and "completed" is what the
+ *   after-upload policy acts on when it moves or deletes the local file (were it lost after the
+ *   file was deleted, the upload would come back as pending and fail for a missing file). Should
+ *   the power fail inside the window, before anyone was told, the upload is simply still pending
+ *   after the restart: create-or-resume (or a whole-file PUT) finds the file on the server and
+ *   it completes again without the data being sent twice (a whole small file is sent again,
+ *   at most one chunk's worth).
+ * - **Durable at once** (rare: a FULL commit each): an upload failed (`markFailed`), put back
+ *   (`requeue`) or cancelled (`deleteUpload`), and a priority change.
+ * - **Hints** (plain NORMAL commits): `setSession` (with the start time), `clearSession`,
+ *   `ackChunk` and `setError`. Losing them in a power loss costs nothing but a cosmetic status:
+ *   after a restart every pending upload asks the server (create-or-resume finds its session by
+ *   uploader, path, size and fingerprint, whatever session id the journal held) and sends
+ *   exactly the chunks the server does not hold; acknowledged chunks only feed the progress
+ *   shown before that answer; a stale session id is only used to cancel it; a lost start time
+ *   or error text is reported again.
  */
 export class Journal {
   readonly file: string;
   readonly #db: Database.Database;
   readonly #statements: ReturnType<typeof prepare>;
+  /** The group commit waiting for its window to end. */
+  #pendingSync: { timer: NodeJS.Timeout; done: Promise<void>; resolve: () => void; reject: (error: unknown) => void } | undefined;
 
   private constructor(file: string, db: Database.Database) {
     this.file = file;
@@ -76,7 +109,7 @@ export class Journal {
       db = new Database(file, { readonly: options.readonly ?? false, fileMustExist: options.readonly ?? false, timeout: 5000 });
       if (!options.readonly) {
         db.pragma('journal_mode = WAL');
-        db.pragma('synchronous = FULL');
+        db.pragma('synchronous = NORMAL');
         db.exec(schemaSql);
         const version = db.prepare(`SELECT value FROM meta WHERE key = 'schema_version'`).pluck().get() as string | undefined;
         if (version === undefined) db.prepare(`INSERT INTO meta (key, value) VALUES ('schema_version', ?)`).run(String(SCHEMA_VERSION));
@@ -91,18 +124,66 @@ export class Journal {
     return new Journal(file, db);
   }
 
+  /** Makes pending group commits durable first. */
   close(): void {
-    if (this.#db.open) this.#db.close();
+    if (!this.#db.open) return;
+    this.#syncNow();
+    this.#db.close();
+  }
+
+  /**
+   * Resolves once every commit made so far is durable (fsynced): one FULL commit for all callers
+   * within GROUP_COMMIT_MS. Rejects with STATE_DIR when that commit fails.
+   */
+  durable(): Promise<void> {
+    if (!this.#db.open) return Promise.resolve();
+    if (!this.#pendingSync) {
+      let resolve: () => void = () => {};
+      let reject: (error: unknown) => void = () => {};
+      const done = new Promise<void>((yes, no) => {
+        resolve = yes;
+        reject = no;
+      });
+      const timer = setTimeout(() => this.#syncNow(), GROUP_COMMIT_MS);
+      this.#pendingSync = { timer, done, resolve, reject };
+    }
+    return this.#pendingSync.done;
+  }
+
+  #syncNow(): void {
+    const pending = this.#pendingSync;
+    if (!pending) return;
+    this.#pendingSync = undefined;
+    clearTimeout(pending.timer);
+    try {
+      this.#durably(() => this.#statements.synced.run(new Date().toISOString()));
+      pending.resolve();
+    } catch (error) {
+      pending.reject(new UploadError('STATE_DIR', `Cannot make the journal ${this.file} durable: ${(error as Error).message}`, { cause: error }));
+    }
+  }
+
+  /** Runs `write` as one transaction committed with `synchronous = FULL` (see the class comment). */
+  #durably(write: () => void): void {
+    // db.pragma() prepares the statement anew: SQLite applies `synchronous` when a PRAGMA is
+    // compiled, so re-running one prepared statement does not reliably switch it (checked with strace).
+    this.#db.pragma('synchronous = FULL');
+    try {
+      this.#db.transaction(write)();
+    } finally {
+      this.#db.pragma('synchronous = NORMAL');
+    }
   }
 
   nextSeq(): number {
     return ((this.#statements.maxSeq.pluck().get() as number | null) ?? 0) + 1;
   }
 
-  insertUpload(row: UploadRow): void {
-    this.#statements.insert.run({
-      ...toRaw(row),
-    });
+  /** One transaction; durable once `durable()` resolves (tell nobody before). */
+  insertUploads(rows: readonly UploadRow[]): void {
+    this.#db.transaction(() => {
+      for (const row of rows) this.#statements.insert.run(toRaw(row));
+    })();
   }
 
   /** Pending (queued) and failed uploads, in queue order; plus the `recentCompleted` most recent completed ones. */
@@ -118,15 +199,12 @@ export class Journal {
   }
 
   setPriority(id: string, priority: number): void {
-    this.#statements.setPriority.run(priority, id);
+    this.#durably(() => this.#statements.setPriority.run(priority, id));
   }
 
-  markStarted(id: string, startedAt: string, bytesTotal: number): void {
-    this.#statements.started.run(startedAt, bytesTotal, id);
-  }
-
-  setSession(id: string, hint: SessionHint): void {
-    this.#statements.setSession.run(hint.sessionId, hint.sessionServer, hint.chunkSize, hint.size, hint.mtimeMs, id);
+  /** The session in use, and when the upload started (kept if already set): one hint commit. */
+  setSession(id: string, startedAt: string | undefined, hint: SessionHint): void {
+    this.#statements.setSession.run(hint.sessionId, hint.sessionServer, hint.chunkSize, hint.size, hint.mtimeMs, startedAt ?? null, hint.size, id);
   }
 
   /** Forgets the session and its acknowledged chunks (the file restarts cleanly). */
@@ -149,28 +227,35 @@ export class Journal {
     this.#statements.setError.run(code ?? null, message ?? null, id);
   }
 
-  markCompleted(row: { id: string; sha256: string; finishedAt: string }, file: CompletedFileRow): void {
+  /**
+   * One transaction: the upload is completed (with its start time, which a whole-file upload
+   * records nowhere else), its chunk hints are dropped, and the verified file is recorded.
+   * Durable once `durable()` resolves (tell nobody before).
+   */
+  markCompleted(row: { id: string; sha256: string; finishedAt: string; startedAt?: string | undefined }, file: CompletedFileRow): void {
     this.#db.transaction(() => {
-      this.#statements.completed.run(row.sha256, row.finishedAt, row.id);
+      this.#statements.completed.run(row.sha256, row.finishedAt, row.startedAt ?? null, file.size, row.id);
       this.#statements.clearChunks.run(row.id);
       this.#statements.upsertCompletedFile.run(file);
     })();
   }
 
+  /** Durable. */
   markFailed(id: string, code: string, message: string, finishedAt: string): void {
-    this.#statements.failed.run(code, message, finishedAt, id);
+    this.#durably(() => this.#statements.failed.run(code, message, finishedAt, id));
   }
 
-  /** Back to the queue (retryFailed). */
+  /** Back to the queue (retryFailed). Durable. */
   requeue(id: string): void {
-    this.#statements.requeue.run(id);
+    this.#durably(() => this.#statements.requeue.run(id));
   }
 
+  /** Durable: a cancelled upload does not come back after a power loss. */
   deleteUpload(id: string): void {
-    this.#db.transaction(() => {
+    this.#durably(() => {
       this.#statements.delete.run(id);
       this.#statements.clearChunks.run(id);
-    })();
+    });
   }
 
   /** The last verified upload of a local file, if any. */
@@ -187,6 +272,7 @@ export class Journal {
 function prepare(db: Database.Database) {
   return {
     maxSeq: db.prepare('SELECT MAX(seq) FROM uploads'),
+    synced: db.prepare(`INSERT INTO meta (key, value) VALUES ('synced_at', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value`),
     insert: db.prepare(`INSERT INTO uploads (id, seq, local_path, remote_path, bag_name, priority, metadata, replace, state, bytes_total,
       size, mtime_ms, session_id, session_server, chunk_size, sha256, error_code, last_error, queued_at, started_at, finished_at)
       VALUES (@id, @seq, @local_path, @remote_path, @bag_name, @priority, @metadata, @replace, @state, @bytes_total,
@@ -195,15 +281,15 @@ function prepare(db: Database.Database) {
     recentCompleted: db.prepare(`SELECT * FROM uploads WHERE state = 'completed' ORDER BY finished_at DESC, seq DESC LIMIT ?`),
     get: db.prepare('SELECT * FROM uploads WHERE id = ?'),
     setPriority: db.prepare('UPDATE uploads SET priority = ? WHERE id = ?'),
-    started: db.prepare('UPDATE uploads SET started_at = COALESCE(started_at, ?), bytes_total = ? WHERE id = ?'),
-    setSession: db.prepare('UPDATE uploads SET session_id = ?, session_server = ?, chunk_size = ?, size = ?, mtime_ms = ? WHERE id = ?'),
+    setSession: db.prepare(`UPDATE uploads SET session_id = ?, session_server = ?, chunk_size = ?, size = ?, mtime_ms = ?,
+      started_at = COALESCE(started_at, ?), bytes_total = ? WHERE id = ?`),
     clearSession: db.prepare('UPDATE uploads SET session_id = NULL, session_server = NULL, chunk_size = NULL, size = NULL, mtime_ms = NULL WHERE id = ?'),
     clearChunks: db.prepare('DELETE FROM acked_chunks WHERE upload_id = ?'),
     ack: db.prepare('INSERT OR IGNORE INTO acked_chunks (upload_id, idx) VALUES (?, ?)'),
     acked: db.prepare('SELECT idx FROM acked_chunks WHERE upload_id = ? ORDER BY idx'),
     setError: db.prepare('UPDATE uploads SET error_code = ?, last_error = ? WHERE id = ?'),
-    completed: db.prepare(`UPDATE uploads SET state = 'completed', sha256 = ?, finished_at = ?, error_code = NULL, last_error = NULL,
-      session_id = NULL WHERE id = ?`),
+    completed: db.prepare(`UPDATE uploads SET state = 'completed', sha256 = ?, finished_at = ?, started_at = COALESCE(started_at, ?),
+      bytes_total = ?, error_code = NULL, last_error = NULL, session_id = NULL WHERE id = ?`),
     failed: db.prepare(`UPDATE uploads SET state = 'failed', error_code = ?, last_error = ?, finished_at = ? WHERE id = ?`),
     requeue: db.prepare(`UPDATE uploads SET state = 'queued', error_code = NULL, last_error = NULL, finished_at = NULL WHERE id = ?`),
     delete: db.prepare('DELETE FROM uploads WHERE id = ?'),

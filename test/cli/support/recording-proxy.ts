@@ -103,11 +103,11 @@ export class RecordingProxy {
       },
       (answer) => {
         record.status = answer.statusCode;
-        res.writeHead(answer.statusCode ?? 502, answer.headers);
+        if (!res.destroyed) res.writeHead(answer.statusCode ?? 502, answer.headers);
         const answerChunks: Buffer[] = [];
         answer.on('data', (chunk: Buffer) => {
           if (isCreate) answerChunks.push(chunk);
-          res.write(chunk);
+          if (!res.destroyed) res.write(chunk);
         });
         answer.on('end', () => {
           if (isCreate) {
@@ -123,7 +123,7 @@ export class RecordingProxy {
             }
           }
           record.finishedAt = performance.now();
-          res.end();
+          if (!res.destroyed) res.end();
         });
         answer.on('error', () => res.destroy());
       },
@@ -147,9 +147,14 @@ export class RecordingProxy {
       }
       upstream.end();
     });
+    let bodyForwarded = false;
+    req.on('end', () => (bodyForwarded = true));
     req.on('error', () => upstream.destroy());
+    // A client that goes away mid-body aborts the request; one that goes away after its whole
+    // body went out (killed while waiting for the answer) does not: the server still acts on the
+    // request, and its answer is recorded (what the server did is what the tests count).
     res.on('close', () => {
-      if (!res.writableEnded) upstream.destroy();
+      if (!res.writableEnded && !bodyForwarded) upstream.destroy();
     });
   }
 }
