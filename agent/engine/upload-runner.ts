@@ -1,16 +1,19 @@
+import type { Hash } from 'node:crypto';
 import { open, type FileHandle } from 'node:fs/promises';
+import { setImmediate as nextTurn } from 'node:timers/promises';
 import zlib from 'node:zlib';
 import type { Logger } from 'pino';
 import { UploadError } from '../../common/errors/upload-error.js';
 import { fingerprintFile } from '../../common/protocol/fingerprint.js';
 import type { CompletedFile, OpenSession } from '../../common/protocol/native-protocol.js';
-import { TransferCompression } from './compression/transfer-compression.js';
+import { TransferCompression, type EncodedChunk } from './compression/transfer-compression.js';
 import type { EngineConfig } from './engine-options.js';
 import { RunningHash } from './hashing/running-hash.js';
 import type { Journal } from './journal/journal.js';
 import type { Slot, SlotQueue } from './queue/slot-queue.js';
 import { classifyFailure, describeFailure, isNetworkDown } from './retry/classify-failure.js';
 import { retryRequest, sleep, type RetryInfo } from './retry/retry-request.js';
+import { ChunkBuffers } from './source/chunk-buffers.js';
 import { assertUnchanged, fileError, hashRange, readRange, sameVersion, sha256OfFile, statFile, type FileVersion } from './source/local-file.js';
 import type { TokenBucket } from './throttle/token-bucket.js';
 import { errorDetails } from './transport/http-errors.js';
@@ -22,6 +25,47 @@ import type { UploadRecord } from './upload-record.js';
 const MAX_RESTARTS = 10;
 /** Rounds of re-sending chunks that completion reported missing or damaged. */
 const MAX_REPAIR_ROUNDS = 3;
+/** Pieces in which a read-ahead chunk is hashed and CRC'd, yielding to the event loop in between (the chunk on the wire keeps streaming). */
+const DIGEST_PIECE = 1024 * 1024;
+
+/** A chunk read, CRC'd, hashed and encoded, ready to go; its bytes may be dropped while the upload waits. */
+class PreparedChunk {
+  constructor(
+    readonly index: number,
+    readonly start: number,
+    readonly length: number,
+    /** CRC-32 of the bytes: sent with the chunk, and checked when they are read again. */
+    readonly crc32: number,
+    /** The running SHA-256 through this chunk (adopted once the server acknowledged it); none for a repair. */
+    readonly fork: Hash | undefined,
+    /** A view of one of the upload's chunk buffers. */
+    public raw: Buffer | undefined,
+    public encoded: EncodedChunk | undefined,
+  ) {}
+
+  /** Forgets the bytes (the buffers are dropped with them). */
+  drop(): void {
+    this.raw = undefined;
+    this.encoded = undefined;
+  }
+
+  /** Gives the buffer back for the next chunk (the server acknowledged this one). */
+  release(buffers: ChunkBuffers): void {
+    if (this.raw) buffers.give(this.raw);
+    this.drop();
+  }
+}
+
+/** Where one session upload's chunks come from, and the chunks it holds. */
+interface ChunkSource {
+  readonly handle: FileHandle;
+  readonly buffers: ChunkBuffers;
+  readonly compression: TransferCompression;
+  /** The chunk being sent (or repaired). */
+  current: PreparedChunk | undefined;
+  /** The next chunk, being read ahead. */
+  ahead: Promise<PreparedChunk> | undefined;
+}
 
 /** What a runner needs from its manager. */
 export interface RunnerContext {
@@ -67,6 +111,8 @@ export class UploadRunner {
   readonly #hard = new AbortController();
   #slot: Slot | undefined;
   #settled: Promise<void> | undefined;
+  /** Lets go of the chunk buffers the upload holds (set while a session upload runs). */
+  #shed: (() => Promise<void>) | undefined;
 
   constructor(record: UploadRecord, context: RunnerContext) {
     this.record = record;
@@ -154,11 +200,11 @@ export class UploadRunner {
       await this.#dropSession();
     }
 
+    const known = this.#ctx.journal().completedFile(record.localPath);
+    const knownSha = known && known.size === version.size && known.mtimeMs === version.mtimeMs ? known.sha256 : undefined;
     const fingerprint = await fingerprintFile(record.localPath, version.size).catch((error: unknown) => {
       throw fileError(record.localPath, error);
     });
-    const known = this.#ctx.journal().completedFile(record.localPath);
-    const knownSha = known && known.size === version.size && known.mtimeMs === version.mtimeMs ? known.sha256 : undefined;
     const what = `${record.localPath} → ${record.remotePath}`;
     const request = {
       path: record.remotePath,
@@ -216,39 +262,94 @@ export class UploadRunner {
     } catch (error) {
       throw fileError(record.localPath, error);
     }
+    // Read-ahead: while chunk n is on the wire, chunk n + 1 is read, CRC'd and hashed (into a
+    // copy of chunk n's running hash) in the other of two reused buffers; it is only sent after
+    // chunk n was acknowledged, and its hash only adopted after its own acknowledgement. Only one
+    // chunk is ever in flight, so a crash re-sends at most that one.
+    const chunks: ChunkSource = {
+      handle,
+      buffers: new ChunkBuffers(Math.min(session.chunkSize, version.size)),
+      compression: new TransferCompression(this.#config().transferCompression, record.localPath),
+      current: undefined,
+      ahead: undefined,
+    };
+    // While the upload waits without its slot (backoff, Retry-After, pause), it holds no chunk
+    // buffer: the chunks' bytes are dropped and read again (and checked against their CRC) when
+    // it is their turn again. Memory is bounded by the uploads holding slots, not by the queue.
+    this.#shed = async () => {
+      const next = await chunks.ahead?.catch(() => undefined);
+      for (const chunk of [chunks.current, next]) chunk?.drop();
+      chunks.buffers.clear();
+    };
+    const prepare = (index: number, base: Hash): Promise<PreparedChunk> => {
+      const pending = this.#prepareChunk(chunks, index, index * session.chunkSize, lengthOf(index), base);
+      pending.catch(() => undefined); // awaited below; a failure is thrown there
+      return pending;
+    };
     try {
       const hash = new RunningHash();
-      const compression = new TransferCompression(this.#config().transferCompression, record.localPath);
       for (let index = 0; index < session.chunkCount; index += 1) {
-        const start = index * session.chunkSize;
         if (held.has(index)) {
           // Resume: the server holds it; rebuild the running hash from the local file (no network).
-          await hashRange(handle, record.localPath, start, lengthOf(index), hash, this.#soft.signal);
+          await hashRange(handle, record.localPath, index * session.chunkSize, lengthOf(index), hash, this.#soft.signal);
           continue;
         }
+        const chunk = await (chunks.ahead ?? prepare(index, hash.fork()));
+        chunks.ahead = undefined;
+        chunks.current = chunk;
         await this.#checkpoint(version);
-        const raw = await readRange(handle, record.localPath, start, lengthOf(index));
-        const fork = hash.fork();
-        fork.update(raw);
-        await this.#sendChunk(session, index, raw, compression);
-        hash.adopt(fork, raw.length);
+        if (index + 1 < session.chunkCount && !held.has(index + 1)) chunks.ahead = prepare(index + 1, chunk.fork!);
+        await this.#sendChunk(session, chunk, chunks);
+        hash.adopt(chunk.fork!, chunk.length);
         this.#ctx.journal().ackChunk(record.id, index);
-        record.bytesAcked += raw.length;
+        record.bytesAcked += chunk.length;
         record.bytesInFlight = 0;
         this.#ctx.progress(record, true);
+        chunks.current = undefined;
+        chunk.release(chunks.buffers);
       }
-      await this.#complete(session, hash.digest(), version, handle, compression);
+      await this.#complete(session, hash.digest(), version, chunks);
     } finally {
+      this.#shed = undefined;
+      // A read still running must end before its file handle closes.
+      await chunks.ahead?.catch(() => undefined);
       await handle.close().catch(() => undefined);
     }
   }
 
+  /**
+   * Reads chunk `index` into a chunk buffer, then CRCs it and hashes it into a copy of `base`
+   * (the running hash through the chunk before it; none for a repair), in pieces that let the
+   * event loop keep the chunk on the wire streaming, and encodes it for the wire.
+   */
+  async #prepareChunk(chunks: ChunkSource, index: number, start: number, length: number, base: Hash | undefined): Promise<PreparedChunk> {
+    const fork = base?.copy(); // now, before any await: `base` is adopted (and may move on) later
+    const raw = await readRange(chunks.handle, this.record.localPath, start, length, chunks.buffers.take(length));
+    let crc32 = 0;
+    for (let offset = 0; offset < raw.length; offset += DIGEST_PIECE) {
+      if (offset > 0) await nextTurn();
+      const piece = raw.subarray(offset, offset + DIGEST_PIECE);
+      fork?.update(piece);
+      crc32 = zlib.crc32(piece, crc32);
+    }
+    return new PreparedChunk(index, start, length, crc32, fork, raw, await chunks.compression.encode(raw));
+  }
+
+  /** Reads a chunk's bytes again after they were dropped; a CRC other than the first read's means the file changed. */
+  async #reloadChunk(chunk: PreparedChunk, chunks: ChunkSource): Promise<void> {
+    const again = await this.#prepareChunk(chunks, chunk.index, chunk.start, chunk.length, undefined);
+    if (again.crc32 !== chunk.crc32) {
+      again.release(chunks.buffers);
+      throw new UploadError('FILE_CHANGED', `${this.record.localPath} changed during its upload (chunk ${chunk.index + 1} reads differently now); restarting it`);
+    }
+    chunk.raw = again.raw;
+    chunk.encoded = again.encoded;
+  }
+
   /** Sends one chunk with retries. After a failure that came after the whole body went out, asks whether the server has it before re-sending. */
-  async #sendChunk(session: OpenSession, index: number, raw: Buffer, compression: TransferCompression): Promise<void> {
+  async #sendChunk(session: OpenSession, prepared: PreparedChunk, chunks: ChunkSource): Promise<void> {
     const record = this.record;
-    const encoded = await compression.encode(raw);
-    const chunk = { index, body: encoded.body, encoding: encoded.encoding, crc32: zlib.crc32(raw) };
-    const scale = encoded.body.length > 0 ? raw.length / encoded.body.length : 1;
+    const { index, length } = prepared;
     const what = `${record.localPath}: chunk ${index + 1} of ${session.chunkCount}`;
     let wholeBodySent = false;
     await this.#retrying(async (limits) => {
@@ -257,6 +358,10 @@ export class UploadRunner {
         const status = await this.#ctx.client().status(session.id, limits('init'), `${what}: status`);
         if (status.state !== 'complete' && status.received.includes(index)) return;
       }
+      if (!prepared.encoded) await this.#reloadChunk(prepared, chunks);
+      const encoded = prepared.encoded!;
+      const chunk = { index, body: encoded.body, encoding: encoded.encoding, crc32: prepared.crc32 };
+      const scale = encoded.body.length > 0 ? length / encoded.body.length : 1;
       let sent = 0;
       record.bytesInFlight = 0;
       try {
@@ -267,7 +372,7 @@ export class UploadRunner {
           limits('chunk'),
           (bytes) => {
             sent += bytes;
-            record.bytesInFlight = Math.min(raw.length, Math.round(sent * scale));
+            record.bytesInFlight = Math.min(length, Math.round(sent * scale));
             record.meter.add(Math.round(bytes * scale));
             this.#ctx.progress(record, false);
           },
@@ -281,7 +386,7 @@ export class UploadRunner {
     });
   }
 
-  async #complete(session: OpenSession, sha256: string, version: FileVersion, handle: FileHandle, compression: TransferCompression): Promise<void> {
+  async #complete(session: OpenSession, sha256: string, version: FileVersion, chunks: ChunkSource): Promise<void> {
     const record = this.record;
     const what = `${record.localPath} → ${record.remotePath}: complete`;
     for (let round = 0; ; round += 1) {
@@ -305,8 +410,11 @@ export class UploadRunner {
           await this.#checkpoint(version);
           const start = index * session.chunkSize;
           const length = Math.max(0, Math.min(session.chunkSize, version.size - start));
-          const raw = await readRange(handle, record.localPath, start, length);
-          await this.#sendChunk(session, index, raw, compression);
+          const chunk = await this.#prepareChunk(chunks, index, start, length, undefined);
+          chunks.current = chunk;
+          await this.#sendChunk(session, chunk, chunks);
+          chunks.current = undefined;
+          chunk.release(chunks.buffers);
         }
       }
     }
@@ -353,7 +461,10 @@ export class UploadRunner {
         minDelayMs: config.retryDelay * 1000,
         maxDelayMs: config.retryMaxDelay * 1000,
         signal: this.#soft.signal,
-        beforeWait: () => this.#releaseSlot(),
+        beforeWait: async () => {
+          this.#releaseSlot();
+          await this.#shed?.();
+        },
         onRetry: (info) => this.#noteRetry(info),
       },
     );
@@ -370,6 +481,9 @@ export class UploadRunner {
 
   async #ensureSlot(): Promise<void> {
     if (this.#slot) return;
+    // No chunk buffers held while waiting for a slot. (No await when there is nothing to shed: a
+    // queued upload must ask for its slot at once, in queue order.)
+    if (this.#shed) await this.#shed();
     this.#ctx.changed(this.record);
     this.#slot = await this.#ctx.slots.acquire(this.record.priority, this.record.seq, this.#soft.signal);
     this.record.holdsSlot = true;

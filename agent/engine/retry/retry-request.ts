@@ -19,8 +19,12 @@ export interface RetryHooks {
   maxDelayMs: number;
   /** Aborts waiting between attempts (stop, cancel). */
   signal: AbortSignal;
-  /** Called before any wait: the caller gives its concurrency slot back (never sleep holding one). */
-  beforeWait: () => void;
+  /**
+   * Called (and awaited, when it returns a promise) before any wait: the caller gives its concurrency slot back (never sleep
+   * holding one) and lets go of its chunk buffers (memory is bounded by the slots, not by the
+   * uploads that wait).
+   */
+  beforeWait: () => unknown;
   onRetry: (info: RetryInfo) => void;
 }
 
@@ -60,7 +64,7 @@ export async function retryRequest<T>(operation: (attempt: number) => Promise<T>
           const kind = classifyFailure(error);
           if (kind === 'wait') {
             const seconds = retryAfterSeconds(error) ?? (2 * pRetryDelay(retriesConsumed)) / 1000;
-            hooks.beforeWait();
+            await hooks.beforeWait();
             hooks.onRetry({ attempt: attemptNumber + 1, delay: seconds, reason: describeFailure(error), error, consumesAttempt: false });
             await sleep(seconds * 1000, hooks.signal);
             return;
@@ -68,7 +72,7 @@ export async function retryRequest<T>(operation: (attempt: number) => Promise<T>
           if (kind !== 'retry' || retriesConsumed >= hooks.maxRetries) return;
           const base = pRetryDelay(retriesConsumed);
           const jitter = Math.random() * base;
-          hooks.beforeWait();
+          await hooks.beforeWait();
           hooks.onRetry({ attempt: attemptNumber + 1, delay: (base + jitter) / 1000, reason: describeFailure(error), error, consumesAttempt: true });
           await sleep(jitter, hooks.signal);
         },

@@ -38,12 +38,15 @@ export async function assertUnchanged(filePath: string, expected: FileVersion): 
 }
 
 /**
- * Reads `length` bytes at `position` into a new buffer (one chunk: the protocol sends the chunk's
- * CRC in a header, so it must be known before the body goes out; a retry re-sends the same
- * buffer without reading the disk again). A short read means the file shrank: FILE_CHANGED.
+ * Reads `length` bytes at `position` into `target` (a chunk buffer, or a new buffer when none is
+ * given) and returns the view of those bytes. One chunk is read whole before it is sent: the
+ * protocol sends the chunk's CRC in a header, so it must be known before the body goes out, and a
+ * retry re-sends the same bytes without reading the disk again. A short read means the file
+ * shrank: FILE_CHANGED.
  */
-export async function readRange(handle: FileHandle, filePath: string, position: number, length: number): Promise<Buffer> {
-  const buffer = Buffer.allocUnsafe(length);
+export async function readRange(handle: FileHandle, filePath: string, position: number, length: number, target?: Buffer): Promise<Buffer> {
+  const buffer = target ? target.subarray(0, length) : Buffer.allocUnsafe(length);
+  if (buffer.length < length) throw new UploadError('INTERNAL', `a buffer of ${target?.length} bytes cannot hold ${length} bytes`);
   let done = 0;
   while (done < length) {
     let bytesRead: number;
