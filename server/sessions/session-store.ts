@@ -209,6 +209,22 @@ export class SessionStore {
     this.#statements.putChunk.run(id, chunk.index, chunk.size, chunk.crc, chunk.offset);
   }
 
+  /** Records a verified chunk and the session's new expiry in one transaction (one WAL commit per chunk). */
+  ackChunk(id: string, chunk: ChunkRecord, now: number, expiresAt: number): void {
+    this.#db.transaction(() => {
+      this.#statements.putChunk.run(id, chunk.index, chunk.size, chunk.crc, chunk.offset);
+      this.#statements.touch.run(now, expiresAt, id);
+    })();
+  }
+
+  /** A resumed session: its `replace` flag from the latest request and its new expiry, in one transaction. */
+  resumeSession(id: string, replace: boolean, now: number, expiresAt: number): void {
+    this.#db.transaction(() => {
+      this.#statements.setReplace.run(replace ? 1 : 0, id);
+      this.#statements.touch.run(now, expiresAt, id);
+    })();
+  }
+
   setChunkOffset(id: string, index: number, offset: number | null): void {
     this.#statements.setChunkOffset.run(offset, id, index);
   }

@@ -38,7 +38,7 @@ async function complete(context: UploadContext, runtime: SessionRuntime, sha256:
   const { record } = runtime;
   const missing = runtime.missingIndexes();
   if (missing.length > 0) throw missingError('CHUNKS_MISSING', `Cannot complete ${record.path}: ${missing.length} of ${record.chunkCount} chunks missing`, missing);
-  setState(context, runtime, 'completing');
+  setState(runtime, 'completing');
   try {
     let digest: string | undefined;
     try {
@@ -52,7 +52,7 @@ async function complete(context: UploadContext, runtime: SessionRuntime, sha256:
     const { result } = await commitSessionFile(context, runtime, { sha256, md5: undefined });
     return result;
   } finally {
-    if (record.state === 'completing') setState(context, runtime, 'open');
+    if (record.state === 'completing') setState(runtime, 'open');
   }
 }
 
@@ -75,7 +75,11 @@ async function refuseMismatch(context: UploadContext, runtime: SessionRuntime, e
   throw missingError('FILE_CHECKSUM_MISMATCH', reason, dropped);
 }
 
-function setState(context: UploadContext, runtime: SessionRuntime, state: 'open' | 'completing'): void {
+/**
+ * `completing` lives in memory only: after a crash such a session is open again anyway (see
+ * startup-recovery.ts), so writing it to the store would cost two commits per completion for
+ * nothing.
+ */
+function setState(runtime: SessionRuntime, state: 'open' | 'completing'): void {
   runtime.record.state = state;
-  context.store.setState(runtime.id, state, Date.now());
 }

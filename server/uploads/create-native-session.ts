@@ -81,8 +81,7 @@ async function createOrResume(context: UploadContext, uploader: string, fields: 
       if (runtime.record.state === 'completing') throw new UploadError('SESSION_BUSY', `The session for ${relativePath} is being completed; ask again in a moment`);
       runtime.record.replace = replace;
       runtime.record.expiresAt = now + context.config.sessionExpiry * 1000;
-      context.store.setReplace(open.id, replace);
-      context.store.touch(open.id, now, runtime.record.expiresAt);
+      context.store.resumeSession(open.id, replace, now, runtime.record.expiresAt);
       return { status: 200, body: openSessionView(runtime, true) };
     }
     if (runtime.record.state === 'completing') throw new UploadError('SESSION_BUSY', `An earlier session for ${relativePath} is being completed; ask again in a moment`);

@@ -68,8 +68,7 @@ export async function receiveNativeChunk(context: UploadContext, runtime: Sessio
     const now = Date.now();
     const chunk = { index, size: expectedLength, crc: expectedCrc, offset: null };
     record.expiresAt = now + context.config.sessionExpiry * 1000;
-    context.store.putChunk(record.id, chunk);
-    context.store.touch(record.id, now, record.expiresAt);
+    context.store.ackChunk(record.id, chunk, now, record.expiresAt);
     runtime.chunks.set(index, chunk);
     if (fork) runtime.hash.adopt(fork, expectedLength);
     void kickHashPump(context, runtime);

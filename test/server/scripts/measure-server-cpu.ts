@@ -66,6 +66,8 @@ async function startServer(dir: TempDir): Promise<Server> {
   const wrapper = values.wrap ? values.wrap.split(' ') : [];
   const child = spawn(wrapper[0] ?? process.execPath, [...wrapper.slice(1), ...(wrapper.length > 0 ? [process.execPath] : []), ...nodeArgs, values.server, '--host', '127.0.0.1', '--port', '0', '--upload-dir', dir.path, '--no-rate-limit', '--log-level', 'info'], {
     stdio: ['ignore', 'pipe', 'inherit'],
+    // A wrapper (strace) does not pass SIGTERM on: the whole group is signalled.
+    detached: wrapper.length > 0,
   });
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   let out = '';
@@ -91,7 +93,8 @@ async function startServer(dir: TempDir): Promise<Server> {
       return Number(/(\d+)/.exec(line)![1]) / 1024;
     },
     async stop() {
-      child.kill('SIGTERM');
+      if (wrapper.length > 0) process.kill(-pid, 'SIGTERM');
+      else child.kill('SIGTERM');
       await exited;
     },
   };
