@@ -1,30 +1,41 @@
-import type { Hash } from 'node:crypto';
+import { createHash, type Hash } from 'node:crypto';
 import { open, type FileHandle } from 'node:fs/promises';
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import zlib from 'node:zlib';
 import type { Logger } from 'pino';
 import { UploadError } from '../../common/errors/upload-error.js';
 import { fingerprintFile } from '../../common/protocol/fingerprint.js';
-import type { CompletedFile, OpenSession } from '../../common/protocol/native-protocol.js';
+import { MAX_WHOLE_FILE_SIZE, type CompletedFile, type OpenSession } from '../../common/protocol/native-protocol.js';
 import { TransferCompression, type EncodedChunk } from './compression/transfer-compression.js';
 import type { EngineConfig } from './engine-options.js';
 import { RunningHash } from './hashing/running-hash.js';
 import type { Journal } from './journal/journal.js';
 import type { Slot, SlotQueue } from './queue/slot-queue.js';
-import { classifyFailure, describeFailure, isNetworkDown } from './retry/classify-failure.js';
+import { classifyFailure, describeFailure, isNetworkDown, wholeFileFallback } from './retry/classify-failure.js';
 import { retryRequest, sleep, type RetryInfo } from './retry/retry-request.js';
 import { ChunkBuffers } from './source/chunk-buffers.js';
-import { assertUnchanged, fileError, hashRange, readRange, sameVersion, sha256OfFile, statFile, type FileVersion } from './source/local-file.js';
+import { assertUnchanged, fileError, hashRange, readRange, readWholeFile, sameVersion, sha256OfFile, statFile, type FileVersion } from './source/local-file.js';
 import type { TokenBucket } from './throttle/token-bucket.js';
 import { errorDetails } from './transport/http-errors.js';
 import type { AttemptLimits } from './transport/http-transport.js';
-import type { SessionClient } from './transport/session-client.js';
+import { MAX_METADATA_HEADER, metadataHeader, type SessionClient } from './transport/session-client.js';
 import type { UploadRecord } from './upload-record.js';
 
 /** Restarts in a row (file changed, session lost) before the upload fails. */
 const MAX_RESTARTS = 10;
 /** Rounds of re-sending chunks that completion reported missing or damaged. */
 const MAX_REPAIR_ROUNDS = 3;
+/**
+ * The largest file sent whole in one request (PUT /v1/files/<path>, also bounded by the chunk
+ * size and the protocol's MAX_WHOLE_FILE_SIZE) when the journal does not know its SHA-256. One
+ * request instead of three (create, chunk, complete) is what makes small files fast. The price:
+ * the agent cannot ask first whether the server already holds the file, so after the journal
+ * was lost a file the server holds is sent again (the server discards the body and answers
+ * "already stored"). Up to 1 MiB that costs about what the two saved round trips cost on a slow
+ * uplink; a larger file goes through create-or-resume, which answers "complete" without a body
+ * (dedup). A file the journal knows (re-queued unchanged) always goes that way too.
+ */
+const WHOLE_FILE_LIMIT = 1024 * 1024;
 /** Pieces in which a read-ahead chunk is hashed and CRC'd, yielding to the event loop in between (the chunk on the wire keeps streaming). */
 const DIGEST_PIECE = 1024 * 1024;
 
@@ -202,6 +213,9 @@ export class UploadRunner {
 
     const known = this.#ctx.journal().completedFile(record.localPath);
     const knownSha = known && known.size === version.size && known.mtimeMs === version.mtimeMs ? known.sha256 : undefined;
+    if (!knownSha && !record.session && this.#fitsWhole(version.size)) {
+      if (await this.#uploadWhole(version)) return;
+    }
     const fingerprint = await fingerprintFile(record.localPath, version.size).catch((error: unknown) => {
       throw fileError(record.localPath, error);
     });
@@ -233,6 +247,80 @@ export class UploadRunner {
       }
     }
     await this.#sendSession(answer, version);
+  }
+
+  /** Whether a file of `size` bytes goes in one whole-file request (when the journal does not know it). */
+  #fitsWhole(size: number): boolean {
+    const record = this.record;
+    if (!this.#ctx.client().wholeFiles) return false;
+    if (size > Math.min(WHOLE_FILE_LIMIT, MAX_WHOLE_FILE_SIZE, this.#config().chunkSize)) return false;
+    // Large metadata goes in a session's JSON body (a header that large would be refused).
+    return (metadataHeader(record.metadata)?.length ?? 0) <= MAX_METADATA_HEADER;
+  }
+
+  /**
+   * A small file in one request (PUT /v1/files/<path>). Each attempt, holding the slot, reads the
+   * file whole into memory (at most WHOLE_FILE_LIMIT bytes), hashes it, checks it is unchanged
+   * (stat before and after the read), and sends it through the shared throttle; nothing is kept
+   * while waiting between attempts. 201 (stored) and 200 (already stored, also the answer to a
+   * retry after a lost answer) are the server's verified completion. Returns false when the file
+   * must go as a session instead: the server has no such route (404/405; remembered for this
+   * server), or refused it in a way a session handles (see wholeFileFallback).
+   */
+  async #uploadWhole(version: FileVersion): Promise<boolean> {
+    const record = this.record;
+    const what = `${record.localPath} → ${record.remotePath}`;
+    record.bytesAcked = 0;
+    record.bytesInFlight = 0;
+    // An attempt that sent its whole body and lost the answer may have stored the file: a 200 after it is ours, not a duplicate.
+    let bodyDelivered = false;
+    let result;
+    try {
+      result = await this.#retrying(async (limits) => {
+        const raw = await readWholeFile(record.localPath, version.size);
+        const sha256 = createHash('sha256').update(raw).digest('hex');
+        await assertUnchanged(record.localPath, version);
+        const encoded = await new TransferCompression(this.#config().transferCompression, record.localPath).encode(raw);
+        const file = { path: record.remotePath, body: encoded.body, encoding: encoded.encoding, sha256, metadata: record.metadata, replace: record.replace };
+        const scale = encoded.body.length > 0 ? raw.length / encoded.body.length : 1;
+        let sent = 0;
+        record.bytesInFlight = 0;
+        try {
+          const answer = await this.#ctx.client().putFile(
+            file,
+            this.#ctx.bucket,
+            limits('chunk'),
+            (bytes) => {
+              sent += bytes;
+              record.bytesInFlight = Math.min(raw.length, Math.round(sent * scale));
+              record.meter.add(Math.round(bytes * scale));
+              this.#ctx.progress(record, false);
+            },
+            `${what}: whole file`,
+          );
+          return { answer, sha256 };
+        } catch (error) {
+          if (file.body.length > 0 && sent >= file.body.length) bodyDelivered = true;
+          record.bytesInFlight = 0;
+          throw error;
+        }
+      });
+    } catch (error) {
+      const fallback = wholeFileFallback(error);
+      if (fallback === undefined) throw error;
+      if (fallback === 'route-missing') {
+        this.#ctx.client().noWholeFiles();
+        this.#ctx.logger.info({ server: this.#ctx.client().serverHref, reason: describeFailure(error) }, 'the server has no whole-file route (an older server); using sessions');
+      }
+      record.bytesInFlight = 0;
+      return false;
+    }
+    const { answer, sha256 } = result;
+    if (answer.file.sha256 !== sha256 || answer.file.size !== version.size) {
+      throw new UploadError('PROTOCOL', `${what}: the server stored SHA-256 ${answer.file.sha256} (${answer.file.size} bytes), but the local file's is ${sha256} (${version.size} bytes)`);
+    }
+    this.#completed(answer.file, version, answer.status === 200 && !bodyDelivered);
+    return true;
   }
 
   async #sendSession(session: OpenSession, version: FileVersion): Promise<void> {

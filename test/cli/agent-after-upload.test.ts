@@ -89,8 +89,8 @@ describe('after-upload policy', { timeout: 180_000 }, () => {
     expect(existsSync(path.join(h.root, 'sqlite_plain'))).toBe(false);
     await h.agent.watcher!.rescan();
     await new Promise((resolve) => setTimeout(resolve, 1000));
-    expect(h.proxy.sessionsFor().every((r) => !r.path?.startsWith('.uploaded'))).toBe(true);
-    expect(h.proxy.sessionsFor()).toHaveLength(fixtureBag('sqlite_plain').size);
+    expect(h.proxy.uploadsFor().every((r) => !r.path?.startsWith('.uploaded'))).toBe(true);
+    expect(h.proxy.uploadsFor()).toHaveLength(fixtureBag('sqlite_plain').size);
   });
 });
 

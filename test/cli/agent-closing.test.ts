@@ -32,7 +32,7 @@ describe('closing race and changed files', { timeout: 180_000 }, () => {
     await waitFor(() => [...remotes, 'mcap_plain/metadata.yaml'].every((remote) => h.stored(remote)), 'the bag on the server', 30_000);
     for (const remote of remotes) {
       const record = writer.log.files.get(remote)!;
-      const sessions = h.proxy.sessionsFor(remote);
+      const sessions = h.proxy.uploadsFor(remote);
       expect(sessions).toHaveLength(1);
       expect(sessions[0]!.startedAt, `${remote} uploaded after its close`).toBeGreaterThan(record.closedAt!);
     }
@@ -57,14 +57,14 @@ describe('closing race and changed files', { timeout: 180_000 }, () => {
     const final = readFileSync(path.join(h.root, remote));
     expect(final.equals(original)).toBe(false);
     await waitFor(() => h.stored(remote)?.equals(final), 'the final version on the server', 60_000);
-    expect(h.proxy.sessionsFor(remote).length).toBeGreaterThanOrEqual(2);
+    expect(h.proxy.uploadsFor(remote).length).toBeGreaterThanOrEqual(2);
     // Once stable, the final version is done: a restart does not upload it again.
     await waitFor(() => h.agent.watcher!.phaseOf(path.join(h.agent.watcher!.root, remote)) === 'uploaded', 'recorded as uploaded', 20_000);
-    const before = h.proxy.sessionsFor(remote).length;
+    const before = h.proxy.uploadsFor(remote).length;
     await h.restart();
     await h.agent.watcher!.rescan();
     await new Promise((resolve) => setTimeout(resolve, 2000));
-    expect(h.proxy.sessionsFor(remote)).toHaveLength(before);
+    expect(h.proxy.uploadsFor(remote)).toHaveLength(before);
   });
 
   it('a file that is still growing is never uploaded', async () => {
@@ -77,15 +77,15 @@ describe('closing race and changed files', { timeout: 180_000 }, () => {
       await writer.append('g/g_0.mcap', Buffer.alloc(100, 5));
       await new Promise((resolve) => setTimeout(resolve, 300));
     }
-    expect(h.proxy.sessionsFor('g/g_0.mcap')).toHaveLength(0);
-    expect(h.proxy.sessionsFor('g/g_1.mcap')).toHaveLength(0);
+    expect(h.proxy.uploadsFor('g/g_0.mcap')).toHaveLength(0);
+    expect(h.proxy.uploadsFor('g/g_1.mcap')).toHaveLength(0);
     expect(h.agent.status().uploads.filter((u) => u.state === 'waiting_for_close').map((u) => u.remotePath).sort()).toEqual(['g/g_0.mcap', 'g/g_1.mcap']);
     await writer.close('g/g_0.mcap');
     const closedAt = writer.log.closedAt('g/g_0.mcap')!;
     await waitFor(() => h.stored('g/g_0.mcap'), 'g_0 uploaded once closed', 20_000);
-    expect(h.proxy.sessionsFor('g/g_0.mcap')[0]!.startedAt).toBeGreaterThan(closedAt);
+    expect(h.proxy.uploadsFor('g/g_0.mcap')[0]!.startedAt).toBeGreaterThan(closedAt);
     expect(h.stored('g/g_0.mcap')!.equals(writer.log.files.get('g/g_0.mcap')!.content)).toBe(true);
-    expect(h.proxy.sessionsFor('g/g_1.mcap')).toHaveLength(0);
+    expect(h.proxy.uploadsFor('g/g_1.mcap')).toHaveLength(0);
   });
 });
 
@@ -97,7 +97,7 @@ describe('file compression mode', { timeout: 180_000 }, () => {
     await writer.create('z/z_1.mcap', syntheticMcap(8 * 1024));
     // A slow compressor: the plain split is closed and being uploaded before its .zstd shows up.
     await waitFor(() => h.proxy.chunkBytesFor('z/z_0.mcap') > 0, 'the plain split being uploaded', 20_000);
-    const session = h.proxy.sessionsFor('z/z_0.mcap')[0]!.sessionId!;
+    const session = h.proxy.uploadsFor('z/z_0.mcap')[0]!.sessionId!;
     const compressed = Buffer.concat([Buffer.from('28b52ffd', 'hex'), Buffer.alloc(3000, 4)]);
     await writer.writeWhole('z/z_0.mcap.zstd', compressed);
     await writer.delete('z/z_0.mcap');
@@ -112,7 +112,7 @@ describe('file compression mode', { timeout: 180_000 }, () => {
     // The replayed compression timeline: no plain .mcap session at all.
     const replay = await replayTimeline('mcap-zstd', h.root);
     await waitFor(() => h.stored('mcap_zstd/metadata.yaml'), 'the compressed bag on the server', 30_000);
-    expect(h.proxy.sessionsFor().filter((r) => r.path?.startsWith('mcap_zstd/') && r.path.endsWith('.mcap'))).toHaveLength(0);
+    expect(h.proxy.uploadsFor().filter((r) => r.path?.startsWith('mcap_zstd/') && r.path.endsWith('.mcap'))).toHaveLength(0);
     expect(replay.log.surviving().filter((f) => f.startsWith('mcap_zstd/')).every((f) => h.stored(f)?.equals(replay.log.files.get(f)!.content))).toBe(true);
   });
 });

@@ -91,7 +91,7 @@ describe('the agent process', { timeout: 480_000 }, () => {
     expect(sent - total).toBeLessThanOrEqual(4 * 2000);
     // metadata.yaml after every split of its bag, in both runs.
     for (let bag = 0; bag < 5; bag++) {
-      const metadata = s.proxy.sessionsFor(`bag${bag}/metadata.yaml`).at(-1)!;
+      const metadata = s.proxy.uploadsFor(`bag${bag}/metadata.yaml`).at(-1)!;
       const lastSplit = Math.max(...[...Array(99).keys()].map((n) => s.proxy.completionsFor(`bag${bag}/bag${bag}_${n}.mcap`)[0]!.finishedAt!));
       expect(metadata.startedAt).toBeGreaterThan(lastSplit);
     }

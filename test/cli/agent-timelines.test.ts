@@ -32,7 +32,7 @@ describe('the agent replaying the real rosbag2 timelines', { timeout: 180_000 },
       for (const [file, bytes] of fixture) {
         const remote = `${bag}/${file}`;
         expect(h.stored(remote)?.equals(bytes), `${remote} byte-identical`).toBe(true);
-        const sessions = h.proxy.sessionsFor(remote);
+        const sessions = h.proxy.uploadsFor(remote);
         expect(sessions, `${remote}: one session`).toHaveLength(1);
         expect(h.proxy.completionsFor(remote), `${remote}: one completion`).toHaveLength(1);
         const closedAt = writer.log.closedAt(remote);
@@ -40,13 +40,13 @@ describe('the agent replaying the real rosbag2 timelines', { timeout: 180_000 },
         expect(sessions[0]!.startedAt, `${remote}: session created after the writer closed it`).toBeGreaterThan(closedAt!);
       }
       // Nothing else reached the server: in compression mode, no plain .mcap.
-      expect(new Set(h.proxy.sessionsFor().map((r) => r.path))).toEqual(new Set(expected));
+      expect(new Set(h.proxy.uploadsFor().map((r) => r.path))).toEqual(new Set(expected));
 
       const splits = expected.filter((remote) => !remote.endsWith('metadata.yaml'));
-      const created = splits.map((remote) => h.proxy.sessionsFor(remote)[0]!.startedAt);
+      const created = splits.map((remote) => h.proxy.uploadsFor(remote)[0]!.startedAt);
       const byIndex = [...splits].sort((a, b) => index(a) - index(b));
       expect([...splits].sort((a, b) => created[splits.indexOf(a)]! - created[splits.indexOf(b)]!)).toEqual(byIndex);
-      const metadataCreated = h.proxy.sessionsFor(`${bag}/metadata.yaml`)[0]!.startedAt;
+      const metadataCreated = h.proxy.uploadsFor(`${bag}/metadata.yaml`)[0]!.startedAt;
       for (const remote of splits) {
         expect(metadataCreated, `metadata.yaml after ${remote} was verified`).toBeGreaterThan(h.proxy.completionsFor(remote)[0]!.finishedAt!);
       }

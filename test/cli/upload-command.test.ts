@@ -47,7 +47,7 @@ describe('ros2-upload-agent upload', { timeout: 120_000 }, () => {
     const lines = result.stdout.trim().split('\n');
     expect(lines.filter((line) => line.startsWith('verified '))).toHaveLength(6);
     expect(lines.at(-1)).toBe('6 of 6 file(s) verified by the server');
-    const metadataAt = s.proxy.sessionsFor('mcap_plain/metadata.yaml')[0]!.startedAt;
+    const metadataAt = s.proxy.uploadsFor('mcap_plain/metadata.yaml')[0]!.startedAt;
     for (let n = 0; n < 4; n++) expect(metadataAt).toBeGreaterThan(s.proxy.completionsFor(`mcap_plain/mcap_plain_${n}.mcap`)[0]!.finishedAt!);
 
     const status = await runAgent(['status', '--state-dir', path.join(s.state, 'upload-command')]);

@@ -4,6 +4,7 @@ import { pino } from 'pino';
 import { NetworkManager, type NetworkManagerOptions } from '../../agent/engine/network-manager.js';
 import type { CompletedEvent, FailedEvent, NetworkManagerEvents } from '../../agent/engine/upload-events.js';
 import { FaultProxy } from '../helpers/fault-proxy.js';
+import type { FrontRequestLog, HttpFaultFront } from '../helpers/http-fault-front.js';
 import { sha256OfFile, writeRandomFile } from '../helpers/random-file.js';
 import { startTestServer, type TestServer } from '../helpers/start-server.js';
 import { createTempDir, type TempDir } from '../helpers/tmp-dir.js';
@@ -163,3 +164,11 @@ export async function waitForFailure(manager: NetworkManager, id: string, timeou
 }
 
 export { waitFor };
+
+/**
+ * The requests that begin a file's upload as seen at a front: a session's create-or-resume
+ * (POST /v1/sessions) or a whole small file (PUT /v1/files/<path>).
+ */
+export function uploadStarts(front: HttpFaultFront): FrontRequestLog[] {
+  return [...front.requests('POST', /^\/v1\/sessions$/), ...front.requests('PUT', /^\/v1\/files\//)].sort((a, b) => a.at - b.at);
+}

@@ -4,7 +4,7 @@ import { randomBytes } from 'node:crypto';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { HttpFaultFront } from '../helpers/http-fault-front.js';
 import { sha256Of } from '../helpers/random-file.js';
-import { EventLog, KiB, MiB, createWorld, waitFor, waitForCompletion, waitForFailure, type EngineWorld } from './harness.js';
+import { EventLog, KiB, MiB, createWorld, uploadStarts, waitFor, waitForCompletion, waitForFailure, type EngineWorld } from './harness.js';
 
 describe('NetworkManager and what the server answers', () => {
   let world: EngineWorld;
@@ -63,14 +63,18 @@ describe('NetworkManager and what the server answers', () => {
     expect(failed.reason).toContain(file.path);
     expect(failed.reason).toMatch(/400 INVALID_PATH: .*(symlink|symbolic link)/i);
     expect(manager.upload(id)).toMatchObject({ state: 'failed', errorCode: 'INVALID_PATH' });
-    expect(front.requests('POST', /^\/v1\/sessions$/)).toHaveLength(1);
+    // One request (a 100 KiB file goes whole in one PUT; a larger one would create a session), refused, not repeated.
+    expect(uploadStarts(front).map((r) => r.status)).toEqual([400]);
     expect(front.requests('PUT', /chunks/)).toHaveLength(0);
     expect(log.count('retrying')).toBe(0);
   });
 
   it('retryFailed() puts failed uploads back in the queue', async () => {
     const file = await world.randomFile('again.bin', 100 * KiB);
-    front.inject((req, count) => (req.method === 'POST' && req.url === '/v1/sessions' && count === 0 ? { status: 400, body: { success: false, error: 'metadata is refused today', code: 'INVALID_FIELD' } } : undefined));
+    // The first request of the upload (a whole-file PUT for this size, or a session's create) is refused.
+    const firstUploadRequest = (req: { method?: string; url?: string }, count: number): boolean =>
+      count === 0 && ((req.method === 'POST' && req.url === '/v1/sessions') || (req.method === 'PUT' && (req.url ?? '').startsWith('/v1/files/')));
+    front.inject((req, count) => (firstUploadRequest(req, count) ? { status: 400, body: { success: false, error: 'metadata is refused today', code: 'INVALID_FIELD' } } : undefined));
     const manager = world.manager({ uploadUrl: front.url });
     await manager.start();
     const id = await manager.addUpload(file.path, { remotePath: 'answers/again.bin' });

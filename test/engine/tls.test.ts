@@ -5,7 +5,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { HttpFaultFront } from '../helpers/http-fault-front.js';
 import { writeSelfSignedCert, type SelfSignedCert } from '../helpers/self-signed-cert.js';
 import { createTempDir, type TempDir } from '../helpers/tmp-dir.js';
-import { EventLog, KiB, createWorld, waitFor, waitForCompletion, type EngineWorld } from './harness.js';
+import { EventLog, KiB, createWorld, uploadStarts, waitFor, waitForCompletion, type EngineWorld } from './harness.js';
 
 describe('NetworkManager over https', () => {
   let certDir: TempDir;
@@ -73,7 +73,7 @@ describe('NetworkManager over https', () => {
       await anonymous.start();
       await anonymous.addUpload(file.path, { remotePath: 'tls/mtls-2.bin' });
       await waitFor(() => !anonymous.online, 'the client without a certificate to be refused');
-      expect(front.requests('POST', /^\/v1\/sessions$/)).toHaveLength(1);
+      expect(uploadStarts(front)).toHaveLength(1);
     } finally {
       await front.close();
     }

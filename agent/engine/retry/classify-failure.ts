@@ -47,3 +47,20 @@ export function retryAfterSeconds(error: unknown): number | undefined {
 export function describeFailure(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
+
+/**
+ * What a refused whole-file upload (PUT /v1/files/<path>) means for the file:
+ * - `route-missing`: 404 or 405, an older server without the route: use sessions with this
+ *   server from now on;
+ * - `use-session`: 413 (this server takes smaller whole files), 431 (headers too large for it),
+ *   or 409 FILE_EXISTS without replace (a session's create-or-resume tells a stored look-alike,
+ *   which is replaced, from a different file, which is refused): send this file as a session;
+ * - undefined: handle it as any other failure.
+ */
+export function wholeFileFallback(error: unknown): 'route-missing' | 'use-session' | undefined {
+  if (!(error instanceof UploadError)) return undefined;
+  const { status } = errorDetails(error);
+  if (status === 404 || status === 405) return 'route-missing';
+  if (status === 413 || status === 431 || (status === 409 && error.code === 'FILE_EXISTS')) return 'use-session';
+  return undefined;
+}

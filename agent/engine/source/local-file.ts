@@ -1,5 +1,5 @@
 import { createHash, type Hash } from 'node:crypto';
-import { stat, type FileHandle } from 'node:fs/promises';
+import { open, stat, type FileHandle } from 'node:fs/promises';
 import { UploadError } from '../../../common/errors/upload-error.js';
 
 /** What identifies a version of a local file: a change in either means "changed". */
@@ -61,6 +61,21 @@ export async function readRange(handle: FileHandle, filePath: string, position: 
     done += bytesRead;
   }
   return buffer;
+}
+
+/** A whole small file (`size` bytes, as stat'ed) in memory: open, read, close. */
+export async function readWholeFile(filePath: string, size: number): Promise<Buffer> {
+  let handle: FileHandle;
+  try {
+    handle = await open(filePath, 'r');
+  } catch (error) {
+    throw fileError(filePath, error);
+  }
+  try {
+    return await readRange(handle, filePath, 0, size);
+  } finally {
+    await handle.close().catch(() => undefined);
+  }
 }
 
 /** Hashes `length` bytes at `position` into `hash`, in bounded blocks (local disk only). */

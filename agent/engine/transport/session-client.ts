@@ -1,4 +1,5 @@
 import {
+  headers as protocolHeaders,
   routes,
   type ChunkResponse,
   type CompletedFile,
@@ -7,10 +8,12 @@ import {
   type CreateSessionResponse,
   type HealthResponse,
   type OpenSession,
+  type PutFileResponse,
   type SessionStatusResponse,
 } from '../../../common/protocol/native-protocol.js';
 import { formatChunkChecksum } from '../../../common/protocol/chunk-checksum.js';
 import { UploadError } from '../../../common/errors/upload-error.js';
+import { errorDetails } from './http-errors.js';
 import type { TokenBucket } from '../throttle/token-bucket.js';
 import type { AttemptLimits, HttpTransport } from './http-transport.js';
 import { throttledBody } from './throttled-body.js';
@@ -23,15 +26,50 @@ export interface OutgoingChunk {
   crc32: number;
 }
 
+/** A whole small file ready to go (PUT /v1/files/<path>). */
+export interface OutgoingFile {
+  path: string;
+  /** The wire bytes (gzip-encoded or not). */
+  body: Buffer;
+  encoding: 'gzip' | 'identity';
+  /** SHA-256 of the file (the decoded bytes). */
+  sha256: string;
+  metadata: Record<string, unknown> | undefined;
+  replace: boolean;
+}
+
+/** The answer to a whole-file PUT: 201 stored now, 200 already stored (nothing changed). */
+export interface PutFileResult {
+  status: number;
+  file: PutFileResponse;
+}
+
+/**
+ * The longest `x-upload-metadata` header sent (base64url). Node servers refuse request headers
+ * over 16 KiB in total; larger metadata goes in a session's JSON body instead.
+ */
+export const MAX_METADATA_HEADER = 8 * 1024;
+
 /**
  * The native protocol's calls (server/PROTOCOL.md), one attempt each; retrying is the caller's
  * job (retry/). Answers are checked for the fields the engine relies on.
  */
 export class SessionClient {
   readonly #http: HttpTransport;
+  #wholeFiles = true;
 
   constructor(http: HttpTransport) {
     this.#http = http;
+  }
+
+  /** False once this server showed it has no PUT /v1/files route (an older server): sessions only. */
+  get wholeFiles(): boolean {
+    return this.#wholeFiles;
+  }
+
+  /** Remembers that this server has no whole-file route. */
+  noWholeFiles(): void {
+    this.#wholeFiles = false;
   }
 
   get serverHref(): string {
@@ -77,6 +115,44 @@ export class SessionClient {
     return body;
   }
 
+  /**
+   * A whole small file in one request, streamed through the shared throttle. The server
+   * verifies the body against `sha256` before anything becomes visible; its 422 (the body was
+   * damaged on the way) is reported as CHUNK_CHECKSUM_MISMATCH, which is retried like a damaged
+   * chunk: here the whole file is the one chunk.
+   */
+  async putFile(file: OutgoingFile, bucket: TokenBucket, limits: AttemptLimits, onBytes: (bytes: number) => void, what: string): Promise<PutFileResult> {
+    const headers: Record<string, string> = {
+      'content-type': 'application/octet-stream',
+      'content-length': String(file.body.length),
+      [protocolHeaders.contentSha256]: file.sha256,
+    };
+    if (file.encoding === 'gzip') headers['content-encoding'] = 'gzip';
+    const metadata = metadataHeader(file.metadata);
+    if (metadata !== undefined) headers[protocolHeaders.uploadMetadata] = metadata;
+    if (file.replace) headers[protocolHeaders.uploadReplace] = 'true';
+    let answer;
+    try {
+      answer = await this.#http.request<PutFileResponse>(
+        'PUT',
+        routes.file(file.path),
+        headers,
+        (watchdog, signal) => throttledBody(file.body, bucket, watchdog, signal, onBytes),
+        limits,
+        what,
+      );
+    } catch (error) {
+      const details = errorDetails(error);
+      if (error instanceof UploadError && details.status === 422 && error.code === 'FILE_CHECKSUM_MISMATCH') {
+        throw new UploadError('CHUNK_CHECKSUM_MISMATCH', `${what}: the server found a different SHA-256 in the body (damaged on the way); sending it again`, { cause: error, details: { ...details } });
+      }
+      throw error;
+    }
+    const body = answer.body;
+    if (!body || body.state !== 'complete' || typeof body.sha256 !== 'string' || typeof body.size !== 'number') throw protocolError(what, body);
+    return { status: answer.status, file: body };
+  }
+
   async complete(id: string, sha256: string, limits: AttemptLimits, what: string): Promise<CompleteResponse> {
     const { body } = await this.#http.json<CompleteResponse>('POST', routes.complete(id), { sha256 }, limits, what);
     if (!body || body.state !== 'complete' || typeof body.sha256 !== 'string') throw protocolError(what, body);
@@ -91,6 +167,11 @@ export class SessionClient {
     const { body } = await this.#http.json<HealthResponse>('GET', routes.health, undefined, limits, `health check of ${this.serverHref}`);
     return body;
   }
+}
+
+/** The metadata as the whole-file header carries it; undefined when there is none. */
+export function metadataHeader(metadata: Record<string, unknown> | undefined): string | undefined {
+  return metadata === undefined ? undefined : Buffer.from(JSON.stringify(metadata)).toString('base64url');
 }
 
 function checkSessionAnswer(body: CreateSessionResponse | undefined, what: string): CreateSessionResponse {

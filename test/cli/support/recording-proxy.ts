@@ -8,9 +8,12 @@ export interface ProxiedRequest {
   startedAt: number;
   finishedAt: number | undefined;
   status: number | undefined;
-  /** Request body bytes forwarded (chunk PUTs). */
+  /** Request body bytes forwarded (chunk and whole-file PUTs). */
   bytesIn: number;
-  /** For POST /v1/sessions: the `path` asked for and the session id or state answered. */
+  /**
+   * For POST /v1/sessions: the `path` asked for and the session id or state answered; for
+   * requests on a session, that session's path; for PUT /v1/files/<path>, the path.
+   */
   path: string | undefined;
   sessionId: string | undefined;
   answerState: string | undefined;
@@ -18,9 +21,10 @@ export interface ProxiedRequest {
 
 /**
  * A real HTTP reverse proxy in front of the server that records every request of the native
- * protocol: when each session was created (for which path), how many chunk bytes crossed, and
- * which completions succeeded. The tests use it to check "only after it was closed" (session
- * creation after the bag writer's close) and "exactly once", without reaching into the server.
+ * protocol: when each file's upload began (a session created, or a whole small file PUT, for
+ * which path), how many data bytes crossed, and which uploads completed. The tests use it to
+ * check "only after it was closed" (upload begun after the bag writer's close) and "exactly
+ * once", without reaching into the server.
  */
 export class RecordingProxy {
   readonly requests: ProxiedRequest[] = [];
@@ -46,24 +50,32 @@ export class RecordingProxy {
     return this.#url;
   }
 
-  /** Session creations (POST /v1/sessions) answered 200/201, in order. */
-  sessionsFor(remotePath?: string): ProxiedRequest[] {
-    return this.requests.filter((r) => r.method === 'POST' && r.url === '/v1/sessions' && r.status !== undefined && r.status < 300 && (remotePath === undefined || r.path === remotePath));
+  /**
+   * Uploads begun, in order: session creations (POST /v1/sessions) and whole small files
+   * (PUT /v1/files/<path>) answered 200/201.
+   */
+  uploadsFor(remotePath?: string): ProxiedRequest[] {
+    return this.requests.filter((r) => (isCreate(r) || isWholeFile(r)) && r.status !== undefined && r.status < 300 && (remotePath === undefined || r.path === remotePath));
   }
 
-  /** Successful completions (POST /v1/sessions/:id/complete answered 200), with the session's path. */
+  /**
+   * Files that became stored, with their path: completions (POST /v1/sessions/:id/complete
+   * answered 200) and whole-file PUTs answered 201 (a 200 there means "already stored").
+   */
   completionsFor(remotePath?: string): ProxiedRequest[] {
-    return this.requests.filter((r) => r.method === 'POST' && r.url.endsWith('/complete') && r.status === 200 && (remotePath === undefined || r.path === remotePath));
+    return this.requests.filter(
+      (r) => ((r.method === 'POST' && r.url.endsWith('/complete') && r.status === 200) || (isWholeFile(r) && r.status === 201)) && (remotePath === undefined || r.path === remotePath),
+    );
   }
 
-  /** Chunk bytes sent for a path (PUT /v1/sessions/:id/chunks/:n answered 200). */
+  /** File bytes that reached the server for a path: chunk PUTs answered 200, whole-file PUTs answered 200 or 201. */
   chunkBytesFor(remotePath?: string): number {
     return this.requests
-      .filter((r) => r.method === 'PUT' && r.status === 200 && (remotePath === undefined || r.path === remotePath))
+      .filter((r) => r.method === 'PUT' && (r.status === 200 || (isWholeFile(r) && r.status === 201)) && (remotePath === undefined || r.path === remotePath))
       .reduce((sum, r) => sum + r.bytesIn, 0);
   }
 
-  /** Chunk PUTs that have started for a path (even unfinished ones). */
+  /** Data PUTs (chunks and whole files) that have started for a path (even unfinished ones). */
   chunkRequestsFor(remotePath: string): ProxiedRequest[] {
     return this.requests.filter((r) => r.method === 'PUT' && r.path === remotePath);
   }
@@ -91,7 +103,8 @@ export class RecordingProxy {
       record.sessionId = decodeURIComponent(sessionMatch[1]!);
       record.path = this.#sessionPaths.get(record.sessionId);
     }
-    const isCreate = record.method === 'POST' && record.url === '/v1/sessions';
+    if (isWholeFile(record)) record.path = record.url.slice('/v1/files/'.length).split('/').map(decodeURIComponent).join('/');
+    const create = isCreate(record);
     const requestChunks: Buffer[] = [];
     const upstream = http.request(
       {
@@ -106,11 +119,11 @@ export class RecordingProxy {
         if (!res.destroyed) res.writeHead(answer.statusCode ?? 502, answer.headers);
         const answerChunks: Buffer[] = [];
         answer.on('data', (chunk: Buffer) => {
-          if (isCreate) answerChunks.push(chunk);
+          if (create) answerChunks.push(chunk);
           if (!res.destroyed) res.write(chunk);
         });
         answer.on('end', () => {
-          if (isCreate) {
+          if (create) {
             try {
               const body = JSON.parse(Buffer.concat(answerChunks).toString('utf8')) as { id?: string; state?: string; path?: string };
               record.answerState = body.state;
@@ -134,11 +147,11 @@ export class RecordingProxy {
     });
     req.on('data', (chunk: Buffer) => {
       record.bytesIn += chunk.length;
-      if (isCreate) requestChunks.push(chunk);
+      if (create) requestChunks.push(chunk);
       upstream.write(chunk);
     });
     req.on('end', () => {
-      if (isCreate) {
+      if (create) {
         try {
           record.path = (JSON.parse(Buffer.concat(requestChunks).toString('utf8')) as { path?: string }).path;
         } catch {
@@ -157,4 +170,12 @@ export class RecordingProxy {
       if (!res.writableEnded && !bodyForwarded) upstream.destroy();
     });
   }
+}
+
+function isCreate(r: ProxiedRequest): boolean {
+  return r.method === 'POST' && r.url === '/v1/sessions';
+}
+
+function isWholeFile(r: ProxiedRequest): boolean {
+  return r.method === 'PUT' && r.url.startsWith('/v1/files/');
 }
