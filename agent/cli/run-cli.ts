@@ -1,8 +1,5 @@
 import type { Logger } from 'pino';
 import { UploadError } from '../../common/errors/upload-error.js';
-import { statusCommand } from './commands/status-command.js';
-import { uploadCommand } from './commands/upload-command.js';
-import { watchCommand } from './commands/watch-command.js';
 import { exitCodeOf, exitCodes } from './exit-codes.js';
 import { helpText } from './help-text.js';
 import { parseInvocation } from './invocation.js';
@@ -31,17 +28,23 @@ export async function runCli(argv: string[], io: CliIo = { stdout: process.stdou
       case 'version':
         io.stdout.write(`${packageVersion()}\n`);
         return exitCodes.OK;
-      case 'status':
+      // Each command's code is loaded when it runs: `upload` and `status` never load the ROS layer.
+      case 'status': {
+        const { statusCommand } = await import('./commands/status-command.js');
         return statusCommand(invocation, io.stdout);
+      }
       case 'upload': {
         // Progress lines carry the news; the log shows warnings unless asked for more.
         const level = ['trace', 'debug'].includes(invocation.config.logLevel) ? invocation.config.logLevel : invocation.config.logLevel === 'info' ? 'warn' : invocation.config.logLevel;
         logger = createLogger(level);
+        const { uploadCommand } = await import('./commands/upload-command.js');
         return await uploadCommand(invocation, logger, io.stdout);
       }
-      case 'watch':
+      case 'watch': {
         logger = createLogger(invocation.config.logLevel);
+        const { watchCommand } = await import('./commands/watch-command.js');
         return await watchCommand(invocation, logger);
+      }
     }
   } catch (error) {
     io.stderr.write(`ros2-upload-agent: ${oneLine(error)}\n`);

@@ -9,7 +9,7 @@ import { ReachabilityProbe } from './connectivity/reachability-probe.js';
 import { engineOptions, type EngineConfig } from './engine-options.js';
 import { Journal, type CompletedFileRow, type UploadRow } from './journal/journal.js';
 import { StateLock } from './journal/state-lock.js';
-import { DEFAULT_PRIORITY, MAX_PRIORITY, MIN_PRIORITY, SlotQueue } from './queue/slot-queue.js';
+import { DEFAULT_PRIORITY, MAX_PRIORITY, MIN_PRIORITY, SlotQueue, type Slot } from './queue/slot-queue.js';
 import type { RetryInfo } from './retry/retry-request.js';
 import { sleep } from './retry/retry-request.js';
 import { describeFailure } from './retry/classify-failure.js';
@@ -96,6 +96,8 @@ export class NetworkManager extends EventEmitter<NetworkManagerEvents> {
   #config: EngineConfig;
   readonly #records = new Map<string, UploadRecord>();
   readonly #runners = new Map<string, UploadRunner>();
+  /** Uploads whose first slot request is pending (they have no runner yet). */
+  readonly #awaitingSlot = new Set<string>();
   /** Pending uploads by local and remote path: addUpload finds a duplicate without scanning the queue. */
   readonly #pendingByKey = new Map<string, UploadRecord>();
   /** Completed uploads in the order they finished: the oldest are forgotten first. */
@@ -492,9 +494,26 @@ export class NetworkManager extends EventEmitter<NetworkManagerEvents> {
 
   // ---- internals --------------------------------------------------------------------------
 
+  /**
+   * Queues an upload for its first slot. Its runner is made only once the slot is granted, so a
+   * long queue costs a record and a slot request per file, not a runner with its promises,
+   * abort controllers and timers. A request whose upload was cancelled, finished or stopped
+   * meanwhile gives the slot straight back.
+   */
   #launch(record: UploadRecord): void {
-    if (this.#runners.has(record.id)) return;
-    const runner = new UploadRunner(record, this.#context);
+    if (this.#runners.has(record.id) || this.#awaitingSlot.has(record.id)) return;
+    this.#awaitingSlot.add(record.id);
+    this.#slots.request(record.priority, record.seq, (slot) => this.#run(record, slot));
+  }
+
+  /** A queued upload got its first slot: its runner starts. */
+  #run(record: UploadRecord, slot: Slot): void {
+    this.#awaitingSlot.delete(record.id);
+    if (!this.#started || this.#records.get(record.id) !== record || isTerminal(record) || this.#runners.has(record.id)) {
+      slot.release();
+      return;
+    }
+    const runner = new UploadRunner(record, this.#context, slot);
     this.#runners.set(record.id, runner);
     void runner.start().finally(() => {
       if (this.#runners.get(record.id) === runner) this.#runners.delete(record.id);

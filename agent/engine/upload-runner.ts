@@ -125,9 +125,14 @@ export class UploadRunner {
   /** Lets go of the chunk buffers the upload holds (set while a session upload runs). */
   #shed: (() => Promise<void>) | undefined;
 
-  constructor(record: UploadRecord, context: RunnerContext) {
+  /** `slot`: the concurrency slot the manager acquired for it, if any. */
+  constructor(record: UploadRecord, context: RunnerContext, slot?: Slot) {
     this.record = record;
     this.#ctx = context;
+    if (slot) {
+      this.#slot = slot;
+      record.holdsSlot = true;
+    }
   }
 
   start(): Promise<void> {

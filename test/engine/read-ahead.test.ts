@@ -147,6 +147,25 @@ describe('read-ahead: the next chunk is read while one is on the wire', () => {
       await front.close();
     }
   }, 120_000);
+
+  it('a queued upload costs a record, not a runner: heap per queued file stays small', async () => {
+    const files = await Promise.all([...Array(20).keys()].map((n) => world.randomFile(`queued-${n}.bin`, 1 * KiB)));
+    const manager = world.manager();
+    await manager.start();
+    manager.pause();
+    const count = 2000;
+    collectGarbage();
+    const before = process.memoryUsage().heapUsed;
+    const results = await manager.addUploads([...Array(count).keys()].map((n) => ({ filePath: files[n % files.length]!.path, options: { remotePath: `queue/q-${n}.bin` } })));
+    expect(results.every((result) => 'id' in result)).toBe(true);
+    await waitFor(() => manager.status().filter((upload) => upload.state === 'paused').length === count, 'every upload queued');
+    collectGarbage();
+    const perFile = (process.memoryUsage().heapUsed - before) / count;
+    // A runner with its promises, abort controllers and slot request took over 5 KiB per queued file.
+    expect(perFile).toBeLessThan(3 * KiB);
+    console.info(`[engine] ${count} queued uploads: ${(perFile / KiB).toFixed(2)} KiB of heap each`);
+    await manager.stop();
+  }, 60_000);
 });
 
 describe('ChunkBuffers', () => {
