@@ -40,6 +40,14 @@ export async function watchCommand(invocation: Invocation, logger: Logger, deps:
     return exitCodes.OK;
   }
   logger.debug({ reason: ros.reason }, 'running without ROS');
-  const started = await startProgramAgent(invocation.config, logger, true);
-  return onStopSignal(() => started.controller.stop(), logger);
+  // SIGINT/SIGTERM are handled from before the agent starts (registered before any await): a
+  // signal that arrives while it starts, even right after it logged that it is watching, stops
+  // it gracefully once it has started, instead of killing it.
+  const startup = startProgramAgent(invocation.config, logger, true);
+  const stopped = onStopSignal(async () => {
+    const started = await startup.catch(() => undefined);
+    await started?.controller.stop();
+  }, logger);
+  await startup;
+  return stopped;
 }
