@@ -155,6 +155,8 @@ export class LocalDiskStorage implements UploadStorage {
       }
       await unlink(source).catch(() => undefined);
     }
+    // A folder created for this file is durable only once its own parent is synced too.
+    for (const folder of target.created) await this.#folderSyncer.sync(path.dirname(folder));
     await this.#folderSyncer.sync(path.dirname(target.absolute));
   }
 

@@ -10,6 +10,8 @@ export interface ResolvedPath {
   exists: boolean;
   /** Its size, when it exists. */
   size: number | undefined;
+  /** Folders this call created (top-down): their entries are new in their parents. */
+  created: string[];
 }
 
 /**
@@ -38,6 +40,7 @@ export class SafePathResolver {
 
   async resolve(segments: readonly string[], options: { createParents: boolean }): Promise<ResolvedPath> {
     const parents = segments.slice(0, -1);
+    const created: string[] = [];
     let parent: string;
     try {
       parent = parents.length === 0 ? this.#root : await this.#checkedReal(path.join(this.#root, ...parents), segments);
@@ -45,8 +48,8 @@ export class SafePathResolver {
       const code = (error as NodeJS.ErrnoException).code;
       if (code !== 'ENOENT' && code !== 'ENOTDIR') throw error;
       // A folder is missing (or a file stands where a folder should): walk the segments to create it or to name the culprit.
-      const walked = await this.#walk(segments, options.createParents);
-      if (walked === undefined) return { absolute: path.join(this.#root, ...segments), exists: false, size: undefined };
+      const walked = await this.#walk(segments, options.createParents, created);
+      if (walked === undefined) return { absolute: path.join(this.#root, ...segments), exists: false, size: undefined, created };
       parent = walked;
     }
     const target = path.join(parent, segments[segments.length - 1]!);
@@ -55,32 +58,38 @@ export class SafePathResolver {
       info = await lstatOrUndefined(target);
     } catch (error) {
       // The parent resolved to a file: the walk names the segment.
-      if ((error as NodeJS.ErrnoException).code === 'ENOTDIR') await this.#walk(segments, false);
+      if ((error as NodeJS.ErrnoException).code === 'ENOTDIR') await this.#walk(segments, false, []);
       throw error;
     }
     if (info?.isSymbolicLink()) {
       throw new UploadError('INVALID_PATH', `${segments.join('/')} is a symbolic link on the server; refusing to write through it`);
     }
     if (info?.isDirectory()) throw new UploadError('FILE_EXISTS', `${segments.join('/')} is a folder on the server, not a file`);
-    return { absolute: target, exists: info !== undefined, size: info?.size };
+    return { absolute: target, exists: info !== undefined, size: info?.size, created };
   }
 
   /**
    * The parent folder of the target, one segment at a time: every existing component is checked
    * with lstat (a symlink followed only inside the root), missing ones are created when
-   * `createParents`; undefined when one is missing and may not be created.
+   * `createParents` (and listed in `created`); undefined when one is missing and may not be
+   * created.
    */
-  async #walk(segments: readonly string[], createParents: boolean): Promise<string | undefined> {
+  async #walk(segments: readonly string[], createParents: boolean, created: string[]): Promise<string | undefined> {
     let current = this.#root;
     for (let i = 0; i < segments.length - 1; i += 1) {
       const next = path.join(current, segments[i]!);
       const info = await lstatOrUndefined(next);
       if (!info) {
         if (!createParents) return undefined;
-        await mkdir(next).catch((error: NodeJS.ErrnoException) => {
-          if (error.code !== 'EEXIST') throw error;
-        });
+        const made = await mkdir(next).then(
+          () => true,
+          (error: NodeJS.ErrnoException) => {
+            if (error.code !== 'EEXIST') throw error;
+            return false;
+          },
+        );
         current = await this.#checkedReal(next, segments);
+        if (made) created.push(current);
         continue;
       }
       if (info.isSymbolicLink()) {

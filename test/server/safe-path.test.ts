@@ -21,13 +21,14 @@ afterAll(async () => {
 
 describe('SafePathResolver (the storage side of path safety)', () => {
   it('resolves nested paths, creates missing folders only when asked, and reports an existing file with its size', async () => {
-    expect(await resolver.resolve(['robot', 'bag', 'a.mcap'], { createParents: false })).toEqual({ absolute: path.join(root, 'robot', 'bag', 'a.mcap'), exists: false, size: undefined });
+    expect(await resolver.resolve(['robot', 'bag', 'a.mcap'], { createParents: false })).toEqual({ absolute: path.join(root, 'robot', 'bag', 'a.mcap'), exists: false, size: undefined, created: [] });
     await expect(stat(path.join(root, 'robot'))).rejects.toThrow(/ENOENT/);
     const created = await resolver.resolve(['robot', 'bag', 'a.mcap'], { createParents: true });
-    expect(created).toEqual({ absolute: path.join(root, 'robot', 'bag', 'a.mcap'), exists: false, size: undefined });
+    // The folders it made are listed top-down, so their parents can be synced.
+    expect(created).toEqual({ absolute: path.join(root, 'robot', 'bag', 'a.mcap'), exists: false, size: undefined, created: [path.join(root, 'robot'), path.join(root, 'robot', 'bag')] });
     expect((await stat(path.join(root, 'robot', 'bag'))).isDirectory()).toBe(true);
     await writeFile(created.absolute, 'x'.repeat(123));
-    expect(await resolver.resolve(['robot', 'bag', 'a.mcap'], { createParents: false })).toMatchObject({ exists: true, size: 123 });
+    expect(await resolver.resolve(['robot', 'bag', 'a.mcap'], { createParents: true })).toMatchObject({ exists: true, size: 123, created: [] });
   });
 
   it('follows a symlinked folder that stays inside the root', async () => {
