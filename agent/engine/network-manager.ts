@@ -393,18 +393,13 @@ export class NetworkManager extends EventEmitter<NetworkManagerEvents> {
       for (const record of created) this.#forgetPending(record);
       throw error;
     }
+    // Queued at once, in queue order: the caller gets the ids before any I/O, so before anything
+    // (a completion, a failure) can happen to these uploads.
     for (const record of created) {
       this.#records.set(record.id, record);
       this.#emit('queued', this.#snapshot(record));
       this.#reportState(record);
-    }
-    // The caller is told only once the rows are durable (group commit: one fsync for every file
-    // queued within a few ms; see Journal). The uploads start only then, so the caller has the
-    // ids before anything (a completion, a failure) can happen to them.
-    try {
-      await journal.durable();
-    } finally {
-      for (const record of created) if (this.#started && this.#records.get(record.id) === record && !isTerminal(record)) this.#launch(record);
+      if (this.#started) this.#launch(record);
     }
     return results;
   }

@@ -65,20 +65,19 @@ type Raw = Record<string, unknown>;
  * missing). An fsync of the WAL (a commit with `synchronous = FULL`) makes every earlier commit
  * durable too. Each record is written one of three ways, by what losing it would cost:
  *
- * - **Announced only once durable** (group commit): files queued (`insertUploads`) and files the
- *   server verified (`markCompleted`). They are committed at once, and their callers wait for
- *   `durable()`, which fsyncs once for every caller of a short window (GROUP_COMMIT_MS), before
- *   they tell anyone: `addUpload` resolves, and the `completed` event is emitted, only then. These
- *   are facts nothing else restores: a queued file that is forgotten is never uploaded (for a
- *   file handed over by `addUpload` nobody queues it again), and "completed" is what the
- *   after-upload policy acts on when it moves or deletes the local file (were it lost after the
- *   file was deleted, the upload would come back as pending and fail for a missing file). Should
- *   the power fail inside the window, before anyone was told, the upload is simply still pending
- *   after the restart: create-or-resume (or a whole-file PUT) finds the file on the server and
- *   it completes again without the data being sent twice (a whole small file is sent again,
- *   at most one chunk's worth).
- * - **Durable at once** (rare: a FULL commit each): an upload failed (`markFailed`), put back
- *   (`requeue`) or cancelled (`deleteUpload`), and a priority change.
+ * - **Durable at once** (a FULL commit each): files queued (`insertUploads`: one commit for a
+ *   whole batch, so a folder costs one fsync), an upload failed (`markFailed`), put back
+ *   (`requeue`) or cancelled (`deleteUpload`), and a priority change. A queued file that is
+ *   forgotten is never uploaded (for a file handed over by `addUpload` nobody queues it again).
+ * - **Announced only once durable** (group commit): files the server verified
+ *   (`markCompleted`). They are committed at once, and the engine waits for `durable()`, which
+ *   fsyncs once for every caller of a short window (GROUP_COMMIT_MS), before it emits
+ *   `completed`. "Completed" is what the after-upload policy acts on when it moves or deletes
+ *   the local file: were it lost after the file was deleted, the upload would come back as
+ *   pending and fail for a missing file. Should the power fail inside the window, before anyone
+ *   was told, the upload is simply still pending after the restart: create-or-resume (or a
+ *   whole-file PUT) finds the file on the server and it completes again without its chunks
+ *   being sent twice (a whole small file, at most one chunk's worth, is sent again).
  * - **Hints** (plain NORMAL commits): `setSession` (with the start time), `clearSession`,
  *   `ackChunk` and `setError`. Losing them in a power loss costs nothing but a cosmetic status:
  *   after a restart every pending upload asks the server (create-or-resume finds its session by
@@ -179,11 +178,11 @@ export class Journal {
     return ((this.#statements.maxSeq.pluck().get() as number | null) ?? 0) + 1;
   }
 
-  /** One transaction; durable once `durable()` resolves (tell nobody before). */
+  /** Durable, in one transaction: one fsync however many rows. */
   insertUploads(rows: readonly UploadRow[]): void {
-    this.#db.transaction(() => {
+    this.#durably(() => {
       for (const row of rows) this.#statements.insert.run(toRaw(row));
-    })();
+    });
   }
 
   /** Pending (queued) and failed uploads, in queue order; plus the `recentCompleted` most recent completed ones. */
