@@ -2,25 +2,29 @@ import type { FileHandle } from 'node:fs/promises';
 
 /**
  * Bytes gathered before one write. A request body arrives in pieces of at most 64 KiB; writing
- * each with its own call costs a round trip through libuv's thread pool per piece (16,384 per
- * GiB), during which the socket is not read. Measured on the chunk path (1 GiB in 8 MiB chunks,
- * test/server/scripts/measure-server-cpu.ts): 1 MiB batches written while the next one is
- * received cut the server's CPU from 3.6–4.0 to 2.2–2.8 s/GiB; 4 MiB batches were slower again.
+ * each with its own call, awaited before the next piece is read, costs a round trip through
+ * libuv's pool per piece during which the socket is not read. Gathering into batches written
+ * while the next one fills overlaps disk writes with receiving. The size matters because of the
+ * CPU caches: a batch is filled (and hashed) by the main thread and copied into the page cache by
+ * a pool thread, and it must still be in cache then. Measured on the chunk path (512 MiB in 8 MiB
+ * chunks one after another, test/server/scripts/measure-server-cpu.ts throughput, five
+ * alternating runs each): server CPU 3.22 s/GiB unbatched, 3.14 with 64 KiB batches, 2.80 with
+ * 128 KiB, 3.08 with 192 KiB, 2.9-3.3 with 256-512 KiB and 3.8-4.1 with 1 MiB (whose copy into
+ * the page cache doubled the kernel time: a 1 MiB batch does not fit this CPU's L2 cache).
  */
-export const WRITE_BATCH = 1024 * 1024;
+export const WRITE_BATCH = 128 * 1024;
 /**
  * Batch buffers the whole process may hold (4 MiB). Each stream uses two (one written while the
- * other fills) as long as the pool has them: enough for the agent's default of two uploads at a
- * time. With many uploads at once (50 in the fan-in benchmark) the streams beyond the pool write
- * their pieces one by one, as before batching, so memory stays bounded however many uploads
- * arrive (the fan-in peak RSS rose by about the pool's size: 132–147 → 145–150 MiB with 8 MiB).
+ * other fills) as long as the pool has them: 16 uploads at a time. With more at once (50 in the
+ * fan-in benchmark) the streams beyond the pool write their pieces one by one, as before
+ * batching, so memory stays bounded however many uploads arrive.
  */
-const MAX_BATCH_BUFFERS = 4;
+const MAX_BATCH_BUFFERS = 32;
 
 /**
  * The batch buffers, reused. Pieces are copied into them rather than kept: a kept piece outlives
  * V8's young generation and its memory is only freed by a full GC, which with 50 streams added
- * about 60 MiB of RSS; a copy costs a memcpy (a few ms per GiB).
+ * about 60 MiB of RSS; a copy costs a memcpy (a few ms per GiB) and keeps the bytes in cache.
  */
 class BatchBuffers {
   readonly #free: Buffer[] = [];

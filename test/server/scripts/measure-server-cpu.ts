@@ -57,7 +57,11 @@ interface Server {
   url: string;
   pid: number;
   cpuSeconds(): Promise<number>;
+  /** The system (kernel) part of cpuSeconds. */
+  systemSeconds(): Promise<number>;
   peakRssMiB(): Promise<number>;
+  /** read() system calls so far (/proc/<pid>/io syscr): socket reads, mostly. */
+  readCalls(): Promise<number>;
   stop(): Promise<void>;
 }
 
@@ -88,9 +92,16 @@ async function startServer(dir: TempDir): Promise<Server> {
       const fields = (await readFile(`/proc/${pid}/stat`, 'utf8')).split(') ')[1]!.split(' ');
       return (Number(fields[11]) + Number(fields[12])) / TICKS;
     },
+    async systemSeconds() {
+      const fields = (await readFile(`/proc/${pid}/stat`, 'utf8')).split(') ')[1]!.split(' ');
+      return Number(fields[12]) / TICKS;
+    },
     async peakRssMiB() {
       const line = (await readFile(`/proc/${pid}/status`, 'utf8')).split('\n').find((l) => l.startsWith('VmHWM:'))!;
       return Number(/(\d+)/.exec(line)![1]) / 1024;
+    },
+    async readCalls() {
+      return Number(/syscr: (\d+)/.exec(await readFile(`/proc/${pid}/io`, 'utf8'))![1]);
     },
     async stop() {
       if (wrapper.length > 0) process.kill(-pid, 'SIGTERM');
@@ -145,13 +156,17 @@ async function throughput(): Promise<Record<string, unknown>> {
     const server = await startServer(dir);
     try {
       const cpu0 = await server.cpuSeconds();
+      const reads0 = await server.readCalls();
+      const sys0 = await server.systemSeconds();
       const t0 = performance.now();
       await sessionUpload(server.url, 'bag/recording.bin', size, chunkAt, sha256, fingerprint);
       const seconds = (performance.now() - t0) / 1000;
       const cpu = (await server.cpuSeconds()) - cpu0;
+      const reads = (await server.readCalls()) - reads0;
+      const sys = (await server.systemSeconds()) - sys0;
       const run = { mibps: size / MiB / seconds, cpuPerGiB: cpu / (size / 1024 ** 3), peakRssMiB: await server.peakRssMiB() };
       runs.push(run);
-      console.log(`round ${round}: ${run.mibps.toFixed(0)} MiB/s, server CPU ${run.cpuPerGiB.toFixed(2)} s/GiB, server peak RSS ${run.peakRssMiB.toFixed(0)} MiB`);
+      console.log(`round ${round}: ${run.mibps.toFixed(0)} MiB/s, server CPU ${run.cpuPerGiB.toFixed(2)} s/GiB (system ${(sys / (size / 1024 ** 3)).toFixed(2)}), ${((reads / size) * 1024 ** 3).toFixed(0)} read calls/GiB, server peak RSS ${run.peakRssMiB.toFixed(0)} MiB`);
     } finally {
       await server.stop();
       await dir.remove();
