@@ -1,4 +1,3 @@
-import { randomUUID } from 'node:crypto';
 import { UploadError } from '../../common/errors/upload-error.js';
 import { isFingerprint } from '../../common/protocol/fingerprint.js';
 import {
@@ -11,14 +10,12 @@ import {
 } from '../../common/protocol/native-protocol.js';
 import { normaliseRelativePath } from '../../common/protocol/relative-path.js';
 import { hexDigest, optionalBoolean, optionalInteger, optionalObject, optionalString, preview, requiredInteger, requiredString, requireObject } from '../http/fields.js';
-import { logUploadStarted } from '../logging/upload-log.js';
-import type { SessionRecord } from '../sessions/session-record.js';
-import { SessionRuntime } from '../sessions/session-runtime.js';
 import { cancelSession } from './cancel-session.js';
 import { pathLockKey } from './commit-file.js';
 import { checkSizeAndSpace } from './disk-space.js';
 import { findStoredCopy } from './stored-copy.js';
 import { completedFileView, openSessionView } from './session-views.js';
+import { openSession } from './open-session.js';
 import type { UploadContext } from './upload-context.js';
 
 export interface CreateSessionAnswer {
@@ -94,8 +91,7 @@ async function createOrResume(context: UploadContext, uploader: string, fields: 
   }
   await checkSizeAndSpace(context, size, 'size');
 
-  const record: SessionRecord = {
-    id: randomUUID(),
+  const runtime = await openSession(context, {
     api: 'native',
     uploader,
     path: relativePath,
@@ -107,17 +103,7 @@ async function createOrResume(context: UploadContext, uploader: string, fields: 
     md5Expected: null,
     metadata: metadata ?? null,
     replace,
-    compress: compress && size >= context.config.compressionThreshold,
-    state: 'open',
-    createdAt: now,
-    updatedAt: now,
-    expiresAt: now + context.config.sessionExpiry * 1000,
-    result: null,
-  };
-  await context.storage.createSession(record.id);
-  context.store.insertSession(record);
-  const runtime = new SessionRuntime(record, []);
-  context.runtimes.add(runtime);
-  logUploadStarted(context.log, runtime);
+    compressionRequested: compress,
+  });
   return { status: 201, body: openSessionView(runtime, false) };
 }

@@ -1,11 +1,8 @@
-import { randomUUID } from 'node:crypto';
 import { MAX_CHUNK_COUNT, MAX_METADATA_BYTES } from '../../common/protocol/native-protocol.js';
 import { normaliseRelativePath } from '../../common/protocol/relative-path.js';
 import { hexDigest, optionalBoolean, optionalObject, optionalString, requiredInteger, requiredString, requireObject } from '../http/fields.js';
-import { logUploadStarted } from '../logging/upload-log.js';
-import type { SessionRecord } from '../sessions/session-record.js';
-import { SessionRuntime } from '../sessions/session-runtime.js';
 import { checkSizeAndSpace } from './disk-space.js';
+import { openSession } from './open-session.js';
 import type { UploadContext } from './upload-context.js';
 
 export interface SeedInitAnswer {
@@ -33,9 +30,7 @@ export async function initSeedSession(context: UploadContext, uploader: string, 
   // Refuses now, not at finalize, a name that would leave the root through a symlink or whose folder is a file.
   await context.storage.completedSize(uploader, filename);
 
-  const now = Date.now();
-  const record: SessionRecord = {
-    id: randomUUID(),
+  const runtime = await openSession(context, {
     api: 'seed',
     uploader,
     path: filename,
@@ -47,17 +42,7 @@ export async function initSeedSession(context: UploadContext, uploader: string, 
     md5Expected: md5 ?? null,
     metadata: metadata ?? null,
     replace: false,
-    compress: compression && size >= context.config.compressionThreshold,
-    state: 'open',
-    createdAt: now,
-    updatedAt: now,
-    expiresAt: now + context.config.sessionExpiry * 1000,
-    result: null,
-  };
-  await context.storage.createSession(record.id);
-  context.store.insertSession(record);
-  const runtime = new SessionRuntime(record, []);
-  context.runtimes.add(runtime);
-  logUploadStarted(context.log, runtime);
-  return { success: true, upload_id: record.id, message: `Upload initialized: ${filename}`, compression_enabled: record.compress };
+    compressionRequested: compression,
+  });
+  return { success: true, upload_id: runtime.record.id, message: `Upload initialized: ${filename}`, compression_enabled: runtime.record.compress };
 }
