@@ -1,4 +1,4 @@
-import { statfs, stat, unlink } from 'node:fs/promises';
+import { rmdir, statfs, stat, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import type { UploadLedger } from './upload-ledger.js';
@@ -33,7 +33,8 @@ export interface DiskState {
  * warns). With `deleteUploadedWhenLow` it frees space by deleting files the server verified,
  * oldest recording first, until the threshold is met again. It only ever deletes a file whose
  * current size and mtime are exactly those of a verified upload, so data that was not uploaded
- * (or changed since) is never touched.
+ * (or changed since) is never touched. A bag folder emptied this way goes too, once its
+ * metadata.yaml (uploaded last, so deleted last) is gone.
  */
 export class DiskGuard {
   #options: DiskGuardOptions;
@@ -91,10 +92,23 @@ export class DiskGuard {
         }
         logger?.warn({ file: entry.localPath, size: entry.size, free, minFreeSpace }, 'low disk: deleted an already uploaded file');
         this.#options.onDeleted?.(entry.localPath);
+        await removeFinishedBagFolder(entry.localPath, root);
         free = await measure(root);
       }
     }
     this.#state = { free, low: minFreeSpace > 0 && free < minFreeSpace };
     return this.#state;
   }
+}
+
+/**
+ * After the guard deleted a bag's metadata.yaml, removes the bag folder if nothing is left in it.
+ * rosbag2 writes metadata.yaml when a recording stops, so the folder is not being recorded into;
+ * a folder that still holds anything (files not uploaded, other files) stays.
+ */
+async function removeFinishedBagFolder(deleted: string, root: string): Promise<void> {
+  if (path.basename(deleted) !== 'metadata.yaml') return;
+  const folder = path.dirname(deleted);
+  if (path.resolve(folder) === path.resolve(root)) return;
+  await rmdir(folder).catch(() => undefined);
 }
