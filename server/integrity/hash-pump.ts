@@ -87,7 +87,7 @@ async function appendSeedChunk(context: UploadContext, runtime: SessionRuntime, 
   const fork = runtime.hash.fork();
   const offset = runtime.hash.bytes;
   const verifier = new ChunkVerifier(chunk.size, fork.hashes);
-  const written = await context.storage.writeAt(id, DATA_BLOB, offset, verifier.through(context.storage.readAt(id, seedChunkBlob(index), 0, chunk.size)));
+  const written = await context.storage.writeAt(id, DATA_BLOB, offset, verifier.through(context.storage.readAt(id, seedChunkBlob(index), 0, chunk.size)), { existing: true });
   if (written !== chunk.size || verifier.crc !== chunk.crc) {
     // The chunk's blob changed on disk since it was received (a lost write): forget it, so the
     // client is told to send it again.

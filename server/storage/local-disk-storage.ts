@@ -56,15 +56,15 @@ export class LocalDiskStorage implements UploadStorage {
     return (await readdir(this.#temp)).filter((name) => SAFE_NAME.test(name));
   }
 
-  async writeAt(sessionId: string, name: string, offset: number, source: AsyncIterable<Uint8Array>, options: { sync?: boolean } = {}): Promise<number> {
+  async writeAt(sessionId: string, name: string, offset: number, source: AsyncIterable<Uint8Array>, options: { sync?: boolean; existing?: boolean } = {}): Promise<number> {
     const file = this.#blob(sessionId, name);
     this.#synced.delete(file);
     let handle: FileHandle;
     try {
-      handle = await open(file, constants.O_WRONLY | constants.O_CREAT);
+      handle = await open(file, options.existing ? constants.O_WRONLY : constants.O_WRONLY | constants.O_CREAT);
     } catch (error) {
       // The folder is created on first use only (one call less per request otherwise).
-      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+      if ((error as NodeJS.ErrnoException).code !== 'ENOENT' || options.existing) throw error;
       await mkdir(path.dirname(file), { recursive: true });
       handle = await open(file, constants.O_WRONLY | constants.O_CREAT);
     }

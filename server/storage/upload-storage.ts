@@ -26,8 +26,11 @@ export interface UploadStorage {
    * error; what was written before stays, which is harmless because nothing is acknowledged.
    * `sync`: the blob is also flushed to disk before this resolves (a whole file about to be
    * committed), which spares `commit` its own flush as long as the blob is not changed again.
+   * `existing`: the blob was created with the session (`createSession`) and must not be created
+   * again here: when it is gone, this rejects with an ENOENT error (see `isMissingBlob`) instead
+   * of silently starting an empty one, which would hide the loss of what it held.
    */
-  writeAt(sessionId: string, name: string, offset: number, source: AsyncIterable<Uint8Array>, options?: { sync?: boolean }): Promise<number>;
+  writeAt(sessionId: string, name: string, offset: number, source: AsyncIterable<Uint8Array>, options?: { sync?: boolean; existing?: boolean }): Promise<number>;
   /** Reads `length` bytes from `offset` of a blob, in pieces. */
   readAt(sessionId: string, name: string, offset: number, length: number): AsyncIterable<Buffer>;
   /** Size of a blob, or undefined when it does not exist. */
@@ -65,4 +68,9 @@ export interface UploadStorage {
 
   /** Bytes available to this process on the storage volume. */
   freeSpace(): Promise<number>;
+}
+
+/** True for the error `writeAt` gives when an `existing` blob (or its session's folder) is gone. */
+export function isMissingBlob(error: unknown): boolean {
+  return (error as NodeJS.ErrnoException | undefined)?.code === 'ENOENT';
 }

@@ -7,7 +7,8 @@ import type { CompletionResult } from '../sessions/session-record.js';
 import type { SessionRuntime } from '../sessions/session-runtime.js';
 import { commitSessionFile } from './commit-file.js';
 import { missingError } from './missing-chunks.js';
-import type { UploadContext } from './upload-context.js';
+import { dropSessionWithLostData } from './session-data-lost.js';
+import { DATA_BLOB, type UploadContext } from './upload-context.js';
 
 /**
  * POST /v1/sessions/:id/complete. Every chunk must be held; the prefix hash is finished (for a
@@ -38,6 +39,11 @@ async function complete(context: UploadContext, runtime: SessionRuntime, sha256:
   const { record } = runtime;
   const missing = runtime.missingIndexes();
   if (missing.length > 0) throw missingError('CHUNKS_MISSING', `Cannot complete ${record.path}: ${missing.length} of ${record.chunkCount} chunks missing`, missing);
+  // The SHA-256 was computed as the chunks landed: make sure what they landed in is still there.
+  const dataSize = await context.storage.blobSize(record.id, DATA_BLOB);
+  // Cancelled during that look (it is refused only once the state is 'completing', just below).
+  if (runtime.ended) throw new UploadError('SESSION_NOT_FOUND', `The session for ${record.path} was cancelled or expired`);
+  if (dataSize === undefined) throw await dropSessionWithLostData(context, runtime);
   setState(runtime, 'completing');
   try {
     let digest: string | undefined;

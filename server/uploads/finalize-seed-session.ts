@@ -5,6 +5,7 @@ import type { CompletionResult } from '../sessions/session-record.js';
 import type { SessionRuntime } from '../sessions/session-runtime.js';
 import { commitSessionFile } from './commit-file.js';
 import { missingError } from './missing-chunks.js';
+import { dropSessionWithLostData } from './session-data-lost.js';
 import { DATA_BLOB, type UploadContext } from './upload-context.js';
 
 export interface SeedFinalizeAnswer {
@@ -58,6 +59,10 @@ async function finalize(context: UploadContext, runtime: SessionRuntime, md5: st
   if (received !== record.size) {
     throw new UploadError('CHUNK_SIZE_MISMATCH', `The chunks of ${record.path} add up to ${received} bytes, but filesize is ${record.size}; re-send the wrong chunks`);
   }
+  const dataSize = await context.storage.blobSize(record.id, DATA_BLOB);
+  // Expired during that look (nothing ends a session once the state is 'completing', just below).
+  if (runtime.ended) throw new UploadError('INVALID_FIELD', `upload_id ${JSON.stringify(record.id)} is not a known upload any more (it expired)`);
+  if (dataSize === undefined) throw await dropSessionWithLostData(context, runtime);
   record.state = 'completing';
   context.store.setState(record.id, 'completing', Date.now());
   try {

@@ -9,6 +9,8 @@ import { kickHashPump } from '../integrity/hash-pump.js';
 import type { HashFork } from '../integrity/prefix-hash.js';
 import { logUploadProgress } from '../logging/upload-log.js';
 import type { SessionRuntime } from '../sessions/session-runtime.js';
+import { isMissingBlob } from '../storage/upload-storage.js';
+import { dropSessionWithLostData } from './session-data-lost.js';
 import { DATA_BLOB, type UploadContext } from './upload-context.js';
 
 /**
@@ -54,7 +56,13 @@ export async function receiveNativeChunk(context: UploadContext, runtime: Sessio
   try {
     const fork: HashFork | undefined = runtime.hash.chunks === index ? runtime.hash.fork() : undefined;
     const verifier = new ChunkVerifier(expectedLength, fork?.hashes);
-    await context.storage.writeAt(record.id, DATA_BLOB, offset, verifier.through(body.source));
+    try {
+      await context.storage.writeAt(record.id, DATA_BLOB, offset, verifier.through(body.source), { existing: true });
+    } catch (error) {
+      if (!isMissingBlob(error) || runtime.ended) throw error;
+      runtime.inFlight.delete(index); // this request answers 404 itself; cancelling must not abort it
+      throw await dropSessionWithLostData(context, runtime);
+    }
     if (runtime.ended) throw sessionGone(runtime);
     if (verifier.length !== expectedLength) {
       throw new UploadError('CHUNK_SIZE_MISMATCH', `chunk ${index} must be ${expectedLength} bytes, but its body had ${verifier.length}`);

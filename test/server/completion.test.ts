@@ -4,6 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { routes } from '../../common/protocol/native-protocol.js';
 import { call, crcHeader, createSession, putChunk, readChunk, uploadFile } from '../helpers/native-upload.js';
 import { sha256OfFile, writeRandomFile } from '../helpers/random-file.js';
+import { seedChunk, seedGet, seedPost } from '../helpers/seed-client.js';
 import { startTestServer, type TestServer } from '../helpers/start-server.js';
 import { createTempDir, type TempDir } from '../helpers/tmp-dir.js';
 
@@ -124,5 +125,49 @@ describe('completion', () => {
     expect(await stalled).toBeInstanceOf(Error);
     await putChunk(server.url, id, 1, await readChunk(file, 1, MiB, size));
     expect((await call(server.url, 'POST', routes.complete(id), { sha256: sha })).json).toMatchObject({ state: 'complete', sha256: sha });
+  });
+  it('data removed from temp/ under the running server (a seed-era cron) drops the session with 404, never commits a file with holes', async () => {
+    const file = path.join(files.path, 'cleaned.bin');
+    const size = 4 * MiB;
+    const sha = await writeRandomFile(file, size);
+
+    // Removed between two chunks: the next chunk is answered 404 and nothing is re-created empty.
+    const first = (await createSession(server.url, file, { path: 'cleaned/a.bin', chunkSize: MiB })).json.id as string;
+    await sendAll(first, file, size, MiB, [0, 1]);
+    await rm(path.join(server.uploadDir, 'temp', first), { recursive: true, force: true });
+    const refused = await putChunk(server.url, first, 2, await readChunk(file, 2, MiB, size));
+    expect(refused.status).toBe(404);
+    expect(refused.json).toMatchObject({ success: false, code: 'SESSION_NOT_FOUND' });
+    expect(refused.json.error).toMatch(/cleaned\/a\.bin.*gone from the server's temp folder/);
+    expect((await call(server.url, 'GET', routes.session(first))).status).toBe(404);
+    expect(await readdir(path.join(server.uploadDir, 'temp'))).not.toContain(first);
+
+    // Removed after the last chunk: complete answers 404 instead of committing.
+    const second = (await createSession(server.url, file, { path: 'cleaned/b.bin', chunkSize: MiB })).json.id as string;
+    await sendAll(second, file, size, MiB, [0, 1, 2, 3]);
+    await rm(path.join(server.uploadDir, 'temp', second, 'data'));
+    const completed = await call(server.url, 'POST', routes.complete(second), { sha256: sha });
+    expect(completed.status).toBe(404);
+    expect(completed.json).toMatchObject({ success: false, code: 'SESSION_NOT_FOUND' });
+    await expect(open(server.completedPath('anonymous', 'cleaned/b.bin'), 'r')).rejects.toMatchObject({ code: 'ENOENT' });
+
+    // A seed session likewise: finalize answers 400 (as for an unknown upload_id) and commits nothing.
+    const init = await seedPost(server.url, '/upload/init', { filename: 'cleaned/seed.bin', filesize: size, chunks: 4 });
+    const uploadId = init.json.upload_id as string;
+    for (const index of [0, 1, 2, 3]) expect((await seedChunk(server.url, uploadId, index, 4, await readChunk(file, index, MiB, size))).status).toBe(200);
+    await rm(path.join(server.uploadDir, 'temp', uploadId, 'data'), { force: true });
+    const finalized = await seedPost(server.url, '/upload/finalize', { upload_id: uploadId });
+    expect(finalized.status).toBe(400);
+    expect(finalized.json.error).toMatch(/cleaned\/seed\.bin.*gone from the server's temp folder/);
+    expect((await seedGet(server.url, `/upload/status/${uploadId}`)).status).toBe(404);
+    await expect(open(server.completedPath('anonymous', 'cleaned/seed.bin'), 'r')).rejects.toMatchObject({ code: 'ENOENT' });
+
+    // The client starts over, as the agent does on 404: a new session, and the file arrives whole.
+    for (const name of ['cleaned/a.bin', 'cleaned/b.bin']) {
+      const again = await uploadFile(server.url, file, name, { chunkSize: MiB });
+      expect(again.create.status).toBe(201);
+      expect(again.complete.status).toBe(200);
+      expect(await sha256OfFile(server.completedPath('anonymous', name))).toBe(sha);
+    }
   });
 });
