@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { createHash, type Hash } from 'node:crypto';
 import { open } from 'node:fs/promises';
 
 /** Bytes read from each end of the file. */
@@ -38,11 +38,20 @@ export function fingerprintRanges(size: number): [number, number][] {
 
 /** The fingerprint of a file of `size` bytes whose `fingerprintRanges` hold `samples` (for readers other than a local path). */
 export function fingerprintOf(size: number, samples: readonly Uint8Array[]): string {
-  const hash = createHash('sha256');
+  const hash = startFingerprint(size);
+  for (const sample of samples) hash.update(sample);
+  return finishFingerprint(hash);
+}
+
+/** A fingerprint hash over the size, ready for the `fingerprintRanges` bytes (for streaming readers). */
+export function startFingerprint(size: number): Hash {
   const header = Buffer.alloc(8);
   header.writeBigUInt64BE(BigInt(size));
-  hash.update(header);
-  for (const sample of samples) hash.update(sample);
+  return createHash('sha256').update(header);
+}
+
+/** The `fp1:` fingerprint of a hash started by `startFingerprint` and fed its ranges. */
+export function finishFingerprint(hash: Hash): string {
   return `fp1:${hash.digest('hex')}`;
 }
 

@@ -1,6 +1,6 @@
 import { createHash, type Hash } from 'node:crypto';
 import type { UploadError } from '../../common/errors/upload-error.js';
-import { fingerprintRanges } from '../../common/protocol/fingerprint.js';
+import { finishFingerprint, fingerprintRanges, startFingerprint } from '../../common/protocol/fingerprint.js';
 
 /**
  * Sits between a whole-file upload's (decoded) body and the disk: counts the bytes, refuses a
@@ -19,13 +19,7 @@ export class WholeFileDigest {
   constructor(maxLength: number, knownSize: number | undefined, tooLarge: (length: number) => UploadError) {
     this.#maxLength = maxLength;
     this.#tooLarge = tooLarge;
-    if (knownSize !== undefined) {
-      const hash = createHash('sha256');
-      const header = Buffer.alloc(8);
-      header.writeBigUInt64BE(BigInt(knownSize));
-      hash.update(header);
-      this.#fingerprint = { hash, ranges: fingerprintRanges(knownSize) };
-    }
+    if (knownSize !== undefined) this.#fingerprint = { hash: startFingerprint(knownSize), ranges: fingerprintRanges(knownSize) };
   }
 
   async *through(source: AsyncIterable<Uint8Array>): AsyncIterable<Uint8Array> {
@@ -57,6 +51,6 @@ export class WholeFileDigest {
   /** The fingerprint (`fp1:...`) when the size was known up front and the body had it; else undefined. */
   fingerprint(): string | undefined {
     if (!this.#fingerprint) return undefined;
-    return `fp1:${this.#fingerprint.hash.digest('hex')}`;
+    return finishFingerprint(this.#fingerprint.hash);
   }
 }
