@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import path from 'node:path';
 import { UploadError, isUploadError } from '../../common/errors/upload-error.js';
-import { fingerprintOf, fingerprintRanges } from '../../common/protocol/fingerprint.js';
+import { finishFingerprint, fingerprintRanges, startFingerprint } from '../../common/protocol/fingerprint.js';
 import { MAX_SEGMENT_BYTES } from '../../common/protocol/native-protocol.js';
 import { logUploadCompleted } from '../logging/upload-log.js';
 import type { CompletionResult, FileRecord, SessionApi } from '../sessions/session-record.js';
@@ -230,13 +230,11 @@ async function sameContent(context: UploadContext, stored: StoredCopy, uploader:
 }
 
 async function fingerprintBlob(context: UploadContext, tempId: string, blob: string, size: number): Promise<string> {
-  const samples: Buffer[] = [];
+  const hash = startFingerprint(size);
   for (const [position, length] of fingerprintRanges(size)) {
-    const pieces: Buffer[] = [];
-    for await (const piece of context.storage.readAt(tempId, blob, position, length)) pieces.push(piece);
-    samples.push(Buffer.concat(pieces));
+    for await (const piece of context.storage.readAt(tempId, blob, position, length)) hash.update(piece);
   }
-  return fingerprintOf(size, samples);
+  return finishFingerprint(hash);
 }
 
 function fileExists(relativePath: string): UploadError {
