@@ -33,8 +33,7 @@ export interface DiskState {
  * warns). With `deleteUploadedWhenLow` it frees space by deleting files the server verified,
  * oldest recording first, until the threshold is met again. It only ever deletes a file whose
  * current size and mtime are exactly those of a verified upload, so data that was not uploaded
- * (or changed since) is never touched. A bag folder emptied this way goes too, once its
- * metadata.yaml (uploaded last, so deleted last) is gone.
+ * (or changed since) is never touched. A bag folder emptied this way goes too.
  */
 export class DiskGuard {
   #options: DiskGuardOptions;
@@ -92,7 +91,7 @@ export class DiskGuard {
         }
         logger?.warn({ file: entry.localPath, size: entry.size, free, minFreeSpace }, 'low disk: deleted an already uploaded file');
         this.#options.onDeleted?.(entry.localPath);
-        await removeFinishedBagFolder(entry.localPath, root);
+        await removeEmptiedFolder(entry.localPath, root);
         free = await measure(root);
       }
     }
@@ -102,12 +101,11 @@ export class DiskGuard {
 }
 
 /**
- * After the guard deleted a bag's metadata.yaml, removes the bag folder if nothing is left in it.
- * rosbag2 writes metadata.yaml when a recording stops, so the folder is not being recorded into;
- * a folder that still holds anything (files not uploaded, other files) stays.
+ * Removes the folder of a file the guard deleted if nothing is left in it. A folder being
+ * recorded into is never empty (rosbag2 opens split n + 1 before it closes split n, and the open
+ * split was never uploaded, so never deleted); a folder that still holds anything stays.
  */
-async function removeFinishedBagFolder(deleted: string, root: string): Promise<void> {
-  if (path.basename(deleted) !== 'metadata.yaml') return;
+async function removeEmptiedFolder(deleted: string, root: string): Promise<void> {
   const folder = path.dirname(deleted);
   if (path.resolve(folder) === path.resolve(root)) return;
   await rmdir(folder).catch(() => undefined);
