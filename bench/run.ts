@@ -3,7 +3,7 @@
  * runs with --quick. Each prints human-readable lines and, as its last line, one JSON object
  * `{"bench":"<name>", ...figures, "targets": {...}}`. Targets are printed next to the figures
  * (met or not); a missed target does not change the exit code, a benchmark that could not run
- * does (1). See README.md "Benchmarks" and bench/RESULTS.md.
+ * does (1). See docs/benchmarks.md and bench/RESULTS.md.
  */
 import { execFileSync } from 'node:child_process';
 import { parseArgs } from 'node:util';

@@ -2,8 +2,9 @@ import type { UploadState } from '../engine/upload-events.js';
 
 /**
  * The one mapping from the engine's upload states to the `state` constants of
- * `upload_agent_msgs/msg/UploadStatus` (msgs/msg/UploadStatus.msg). The constant's name is the
- * state in upper case; test/ros/interface-files.test.ts checks both against the .msg file.
+ * `upload_agent_msgs/msg/UploadStatus` (msgs/upload_agent_msgs/msg/UploadStatus.msg). The
+ * constant's name is the state in upper case; test/ros/interface-files.test.ts checks both
+ * against the .msg file.
  */
 export const uploadStatusState = {
   queued: 0,

@@ -13,8 +13,8 @@ import { destroyAll, stillOpen, trickleMany, type Trickler } from './support/tri
 
 /**
  * Slowloris: many connections that trickle their headers or their bodies are cut off by the
- * server's timeouts (set short here: the defaults suit 5 GB uploads over slow links, see the
- * README), while a well-behaved upload on other connections completes meanwhile; and a flood of
+ * server's timeouts (set short here: the defaults suit 5 GB uploads over slow links, see
+ * docs/server.md), while a well-behaved upload on other connections completes meanwhile; and a flood of
  * connections is held to maxConnections, so file descriptors and memory stay bounded.
  */
 

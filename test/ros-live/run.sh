@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # npm run test:ros: the end-to-end check of the ROS 2 layer, for a machine where ROS 2 (Humble or
 # Jazzy) is sourced. It needs nothing but that and this repository:
-#   1. colcon-builds msgs/ (upload_agent_msgs) and launch/ (upload_agent_bringup) into a temporary
+#   1. colcon-builds msgs/upload_agent_msgs and launch/upload_agent_bringup into a temporary
 #      overlay, sources it, and regenerates rclnodejs's messages (installing rclnodejs if needed);
 #   2. starts the bundled server (dist/server/cli/main.js) on 127.0.0.1;
 #   3. runs `ros2 launch upload_agent_bringup record_and_upload.launch.xml` against a small
@@ -91,8 +91,11 @@ wait_for() {
 }
 
 # ---- 1. Build the interface and launch packages into an overlay; rclnodejs and its messages ---
-say "building msgs/ and launch/ with colcon"
-(cd "$WORK" && colcon --log-base "$WORK/colcon-log" build --base-paths "$ROOT/msgs" "$ROOT/launch" \
+say "building msgs/upload_agent_msgs and launch/upload_agent_bringup with colcon"
+for package in "$ROOT/msgs/upload_agent_msgs" "$ROOT/launch/upload_agent_bringup"; do
+  [[ -f "$package/package.xml" ]] || fail "$package/package.xml is missing"
+done
+(cd "$WORK" && colcon --log-base "$WORK/colcon-log" build --base-paths "$ROOT/msgs/upload_agent_msgs" "$ROOT/launch/upload_agent_bringup" \
   --build-base "$WORK/build" --install-base "$WORK/install" ${TEST_ROS_CMAKE_ARGS:+--cmake-args $TEST_ROS_CMAKE_ARGS} >"$WORK/colcon.log" 2>&1) || { tail -n 60 "$WORK/colcon.log" >&2; fail "colcon build failed (see above)"; }
 set +u
 # shellcheck disable=SC1091

@@ -11,7 +11,7 @@ import { uploadStates, uploadStatusState } from '../../agent/ros/upload-status-s
 import { FakeAgent, snapshot } from './helpers/fake-agent.js';
 import { checkMessage, loadMessage, loadService, parseMessage } from './helpers/ros-idl.js';
 
-const msgs = fileURLToPath(new URL('../../msgs/', import.meta.url));
+const msgs = fileURLToPath(new URL('../../msgs/upload_agent_msgs/', import.meta.url));
 const stamp = { sec: 1_700_000_000, nanosec: 42 };
 
 const snapshots = [
@@ -36,7 +36,7 @@ const status: AgentStatus = {
 };
 
 describe('the interface files and the TypeScript side agree', () => {
-  it('msgs/ holds flat msg/ and srv/ folders, all listed in CMakeLists.txt', () => {
+  it('msgs/upload_agent_msgs holds flat msg/ and srv/ folders, all listed in CMakeLists.txt', () => {
     const messages = readdirSync(`${msgs}msg`);
     const services = readdirSync(`${msgs}srv`);
     expect(messages.sort()).toEqual(['UploadQueue.msg', 'UploadStatus.msg']);

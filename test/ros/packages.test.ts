@@ -1,5 +1,5 @@
 import { execFileSync, spawnSync } from 'node:child_process';
-import { chmodSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -14,6 +14,9 @@ const root = fileURLToPath(new URL('../../', import.meta.url));
 const packageJson = JSON.parse(readFileSync(`${root}package.json`, 'utf8')) as { version: string; bin: Record<string, string>; files: string[] };
 const read = (file: string): string => readFileSync(path.join(root, file), 'utf8');
 const schema = new ParameterSchema(agentOptions);
+/** The two ROS 2 packages, each in a folder named after it (as rosbag2 lays out its packages). */
+const MSGS = 'msgs/upload_agent_msgs';
+const BRINGUP = 'launch/upload_agent_bringup';
 
 /** REP 149 (package format 3) element order and vocabulary. */
 const PACKAGE_CHILDREN = new Set([
@@ -59,8 +62,8 @@ function packageProblems(xml: XmlElement): string[] {
 const dependencies = (xml: XmlElement, ...kinds: string[]): string[] => xml.children.filter((child) => kinds.includes(child.name)).map((child) => child.text);
 
 describe('package.xml files (package format 3)', () => {
-  const msgs = parseXml(read('msgs/package.xml'));
-  const bringup = parseXml(read('launch/package.xml'));
+  const msgs = parseXml(read(`${MSGS}/package.xml`));
+  const bringup = parseXml(read(`${BRINGUP}/package.xml`));
 
   it('the checker catches broken packages', () => {
     const broken = parseXml('<package format="2"><version>1.0</version><name>Bad__Name</name><description>x</description><maintainer>nobody</maintainer><foo/><export/></package>');
@@ -79,7 +82,7 @@ describe('package.xml files (package format 3)', () => {
     expect(() => parseXml('<a b=c/>')).toThrow('malformed tag');
   });
 
-  it('msgs/ is upload_agent_msgs, an interface package with every dependency named', () => {
+  it('msgs/upload_agent_msgs is upload_agent_msgs, an interface package with every dependency named', () => {
     expect(packageProblems(msgs)).toEqual([]);
     expect(msgs.children.find((child) => child.name === 'name')?.text).toBe('upload_agent_msgs');
     expect(dependencies(msgs, 'buildtool_depend')).toContain('rosidl_default_generators');
@@ -87,7 +90,7 @@ describe('package.xml files (package format 3)', () => {
     expect(dependencies(msgs, 'member_of_group')).toEqual(['rosidl_interface_packages']);
     // Every package a field type comes from is a dependency (build and run).
     const used = new Set<string>();
-    for (const file of readdirSync(`${root}msgs/msg`)) {
+    for (const file of readdirSync(path.join(root, MSGS, 'msg'))) {
       for (const field of loadMessage(`upload_agent_msgs/msg/${file.replace(/\.msg$/, '')}`).fields) {
         const pkg = field.type.split('/')[0]!;
         if (field.type.includes('/') && pkg !== 'upload_agent_msgs') used.add(pkg);
@@ -95,32 +98,47 @@ describe('package.xml files (package format 3)', () => {
     }
     expect([...used]).toEqual(['builtin_interfaces']);
     for (const pkg of used) expect(dependencies(msgs, 'depend')).toContain(pkg);
-    const cmake = read('msgs/CMakeLists.txt');
+    const cmake = read(`${MSGS}/CMakeLists.txt`);
     expect(cmake).toMatch(/project\(upload_agent_msgs\)/);
     expect(cmake).toContain('rosidl_generate_interfaces(${PROJECT_NAME}');
     for (const pkg of used) expect(cmake).toContain(`find_package(${pkg} REQUIRED)`);
   });
 
-  it('launch/ is upload_agent_bringup, depending on what its launch files and node use', () => {
+  it('launch/upload_agent_bringup is upload_agent_bringup, depending on what its launch files and node use', () => {
     expect(packageProblems(bringup)).toEqual([]);
     expect(bringup.children.find((child) => child.name === 'name')?.text).toBe('upload_agent_bringup');
     expect(dependencies(bringup, 'exec_depend')).toEqual(
       expect.arrayContaining(['upload_agent_msgs', 'launch_ros', 'launch_xml', 'ros2launch', 'ros2bag', 'rosbag2_interfaces', 'std_srvs', 'std_msgs', 'diagnostic_msgs']),
     );
-    expect(read('launch/CMakeLists.txt')).toMatch(/project\(upload_agent_bringup\)/);
+    expect(read(`${BRINGUP}/CMakeLists.txt`)).toMatch(/project\(upload_agent_bringup\)/);
+  });
+
+  it('each package lives in a folder named after it, and package.json ships both', () => {
+    const packageFolders = ['msgs', 'launch'].flatMap((top) =>
+      readdirSync(path.join(root, top), { withFileTypes: true })
+        .filter((entry) => entry.isDirectory() && existsSync(path.join(root, top, entry.name, 'package.xml')))
+        .map((entry) => `${top}/${entry.name}`),
+    );
+    expect(packageFolders.sort()).toEqual([BRINGUP, MSGS]);
+    for (const folder of packageFolders) {
+      expect(parseXml(read(`${folder}/package.xml`)).children.find((child) => child.name === 'name')?.text).toBe(path.basename(folder));
+    }
+    // Nothing left at the old places (a package.xml there would make colcon find a package twice).
+    expect(existsSync(path.join(root, 'msgs/package.xml'))).toBe(false);
+    expect(existsSync(path.join(root, 'launch/package.xml'))).toBe(false);
+    expect(packageJson.files).toEqual(expect.arrayContaining([MSGS, BRINGUP]));
   });
 
   it('both packages carry the version of package.json', () => {
     for (const xml of [msgs, bringup]) expect(xml.children.find((child) => child.name === 'version')?.text).toBe(packageJson.version);
-    expect(packageJson.files).toEqual(expect.arrayContaining(['msgs', 'launch']));
   });
 });
 
 describe('launch files', () => {
-  const cmake = read('launch/CMakeLists.txt');
+  const cmake = read(`${BRINGUP}/CMakeLists.txt`);
   /** Executables CMake installs into lib/upload_agent_bringup. */
   const shipped = [...cmake.matchAll(/install\(PROGRAMS\s+"?([^\s")]+)"?\s+DESTINATION\s+lib\/\$\{PROJECT_NAME\}\)/g)].map((match) => path.basename(match[1]!));
-  const launchFiles = readdirSync(`${root}launch/launch`).filter((file) => file.endsWith('.launch.xml'));
+  const launchFiles = readdirSync(path.join(root, BRINGUP, 'launch')).filter((file) => file.endsWith('.launch.xml'));
 
   it('CMake installs the upload_agent wrapper, the launch files and the example parameters', () => {
     expect(shipped).toEqual(['upload_agent']);
@@ -129,13 +147,19 @@ describe('launch files', () => {
     expect(launchFiles.sort()).toEqual(['record_and_upload.launch.xml', 'upload_agent.launch.xml']);
   });
 
+  it('CMake points the wrapper at the repository root (where package.json and dist/ are)', () => {
+    const relative = /get_filename_component\(UPLOAD_AGENT_ROOT "\$\{CMAKE_CURRENT_SOURCE_DIR\}\/([^"]*)" REALPATH\)/.exec(cmake)?.[1];
+    expect(relative, 'UPLOAD_AGENT_ROOT is set from CMAKE_CURRENT_SOURCE_DIR').toBeDefined();
+    expect(path.resolve(root, BRINGUP, relative!)).toBe(path.resolve(root));
+  });
+
   for (const file of ['record_and_upload.launch.xml', 'upload_agent.launch.xml']) {
     it(`${file} parses, names only executables we ship, and sets only real parameters`, () => {
-      const xml = parseXml(read(`launch/launch/${file}`));
+      const xml = parseXml(read(`${BRINGUP}/launch/${file}`));
       expect(xml.name).toBe('launch');
       const elements = allElements(xml);
       const declared = new Map(elements.filter((e) => e.name === 'arg').map((e) => [e.attributes.name!, e.attributes.default]));
-      const used = new Set([...read(`launch/launch/${file}`).matchAll(/\$\(var ([a-z_]+)\)/g)].map((match) => match[1]!));
+      const used = new Set([...read(`${BRINGUP}/launch/${file}`).matchAll(/\$\(var ([a-z_]+)\)/g)].map((match) => match[1]!));
       for (const name of used) expect(declared.has(name), `$(var ${name}) is declared`).toBe(true);
 
       const nodes = elements.filter((e) => e.name === 'node');
@@ -158,14 +182,14 @@ describe('launch files', () => {
   }
 
   it('record_and_upload takes the arguments the issue lists, with their defaults, in XML and Python', () => {
-    const xml = allElements(parseXml(read('launch/launch/record_and_upload.launch.xml')));
+    const xml = allElements(parseXml(read(`${BRINGUP}/launch/record_and_upload.launch.xml`)));
     const args = Object.fromEntries(xml.filter((e) => e.name === 'arg').map((e) => [e.attributes.name!, e.attributes.default ?? null]));
     expect(args).toMatchObject({ bag_dir: null, server_url: null, topics: '-a', max_bag_duration: '60', bandwidth_limit: '0', namespace: '' });
     const recorder = xml.find((e) => e.name === 'executable')!;
     expect(recorder.attributes.cmd).toBe('ros2 bag record $(var topics) --max-bag-duration $(var max_bag_duration)');
     expect(recorder.attributes.cwd).toBe('$(var bag_dir)');
 
-    const python = read('launch/launch/record_and_upload.launch.py');
+    const python = read(`${BRINGUP}/launch/record_and_upload.launch.py`);
     const pyArgs = Object.fromEntries(
       [...python.matchAll(/DeclareLaunchArgument\(\s*'([a-z_]+)'(?:,\s*default_value=('[^']*'|os\.path\.join\([^)]*\)))?/g)].map((m) => [m[1]!, m[2] ?? null]),
     );
@@ -178,7 +202,7 @@ describe('launch files', () => {
   });
 
   it('the example parameters are keyed /** and name only real parameters with valid values', () => {
-    const data = parseYaml(read('launch/config/upload_agent.params.yaml'), { intAsBigInt: true }) as Record<string, { ros__parameters: Record<string, unknown> }>;
+    const data = parseYaml(read(`${BRINGUP}/config/upload_agent.params.yaml`), { intAsBigInt: true }) as Record<string, { ros__parameters: Record<string, unknown> }>;
     expect(Object.keys(data)).toEqual(['/**']);
     const entries = Object.entries(data['/**']!.ros__parameters);
     expect(entries.length).toBeGreaterThan(0);
@@ -193,7 +217,7 @@ describe('launch files', () => {
 describe('the upload_agent wrapper', () => {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'upload-agent-wrapper-'));
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
-  const template = read('launch/scripts/upload_agent.in');
+  const template = read(`${BRINGUP}/scripts/upload_agent.in`);
   const configure = (agentRoot: string): string => {
     const file = path.join(dir, `upload_agent-${path.basename(agentRoot) || 'root'}`);
     writeFileSync(file, template.replaceAll('@UPLOAD_AGENT_ROOT@', agentRoot));
@@ -203,10 +227,10 @@ describe('the upload_agent wrapper', () => {
 
   it('runs the program that package.json ships as ros2-upload-agent, in ROS mode', () => {
     expect(template.startsWith('#!/bin/sh\n')).toBe(true);
-    expect(statSync(path.join(root, 'launch/scripts/upload_agent.in')).mode & 0o111).not.toBe(0);
+    expect(statSync(path.join(root, BRINGUP, 'scripts/upload_agent.in')).mode & 0o111).not.toBe(0);
     expect(template).toContain(`main="$root/${packageJson.bin['ros2-upload-agent']}"`);
     expect(template).toContain('exec "$node" "$main" --ros "$@"');
-    execFileSync('sh', ['-n', path.join(root, 'launch/scripts/upload_agent.in')]);
+    execFileSync('sh', ['-n', path.join(root, BRINGUP, 'scripts/upload_agent.in')]);
   });
 
   it('passes its arguments to the built agent', () => {

@@ -211,7 +211,7 @@ describe('PUT /v1/files/<path>', () => {
       [{ headers: { [protocolHeaders.uploadMetadata]: metadataHeader([1, 2]) } }, 400, 'INVALID_FIELD', /must decode to a JSON object/],
       [{ headers: { [protocolHeaders.uploadMetadata]: metadataHeader({ a: JSON.parse('['.repeat(100) + ']'.repeat(100)) as unknown }) } }, 400, 'INVALID_FIELD', /nested deeper/],
       [{ headers: { [protocolHeaders.uploadReplace]: 'yes' } }, 400, 'INVALID_FIELD', /must be true or false/],
-      // Beyond Node's 16 KiB of headers (PROTOCOL.md: larger metadata needs a session).
+      // Beyond Node's 16 KiB of headers (docs/http-api.md: larger metadata needs a session).
       [{ headers: { [protocolHeaders.uploadMetadata]: metadataHeader({ note: 'x'.repeat(20_000) }) } }, 400, 'BAD_REQUEST', /headers too large/],
       [{ headers: { 'content-type': 'text/plain' } }, 415, 'UNSUPPORTED_MEDIA_TYPE', /application\/octet-stream/],
       [{ headers: { 'content-encoding': 'br' } }, 415, 'UNSUPPORTED_MEDIA_TYPE', /"br" is not supported/],

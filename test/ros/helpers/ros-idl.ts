@@ -82,10 +82,10 @@ export function parseService(text: string, name: string): { request: IdlMessage;
 const root = fileURLToPath(new URL('../../../', import.meta.url));
 const fixtures = fileURLToPath(new URL('../fixtures/interfaces/', import.meta.url));
 
-/** Where each interface file lives: ours in msgs/, upstream ones in test/ros/fixtures/interfaces/. */
+/** Where each interface file lives: ours in msgs/upload_agent_msgs/, upstream ones in test/ros/fixtures/interfaces/. */
 export function interfaceFile(type: string): string {
   const [pkg, kind, name] = type.split('/') as [string, string, string];
-  if (pkg === 'upload_agent_msgs') return `${root}msgs/${kind}/${name}.${kind}`;
+  if (pkg === 'upload_agent_msgs') return `${root}msgs/upload_agent_msgs/${kind}/${name}.${kind}`;
   return `${fixtures}${pkg}/${kind}/${name}.${kind}`;
 }
 
