@@ -167,23 +167,38 @@ listens_on() { # $1 = pid, $2 = port
   [ -n "$inode" ] && find "/proc/$1/fd" -lname "socket:\[$inode\]" 2>/dev/null | grep -q .
 }
 
-stop_cluster() {
-  local pids pid deadline
-  pids=$(cluster_pids)
-  [ -n "$pids" ] || return 0
-  # shellcheck disable=SC2086
-  kill -TERM $pids 2>/dev/null || true
+terminate() { # pids: TERM, then KILL what still runs 30 s later; returns once all are gone
+  local pid deadline
+  [ "$#" -gt 0 ] || return 0
+  kill -TERM "$@" 2>/dev/null || true
   deadline=$((SECONDS + 30))
-  for pid in $pids; do
-    while running "$pid" && [ "$SECONDS" -lt "$deadline" ]; do sleep 0.1; done
+  for pid in "$@"; do
+    while running "$pid" && [ "$SECONDS" -lt "$deadline" ]; do sleep 0.05; done
   done
-  for pid in $pids; do
+  for pid in "$@"; do
     if running "$pid"; then
       say "pid $pid ($(cat "/proc/$pid/comm" 2>/dev/null)) ignored TERM for 30 s; killing it"
       kill -KILL "$pid" 2>/dev/null || true
-      while running "$pid"; do sleep 0.1; done
+      while running "$pid"; do sleep 0.05; done
     fi
   done
+}
+
+# The monitor goes last: an OSD stopping tells it that it is going down and, with the monitor
+# already gone, waits 5 s (osd_mon_shutdown_timeout) for an answer.
+stop_cluster() {
+  local pid comm clients=() osds=() monitors=()
+  for pid in $(cluster_pids); do
+    comm=$(cat "/proc/$pid/comm" 2>/dev/null) || continue
+    case "$comm" in
+      ceph-mon) monitors+=("$pid") ;;
+      ceph-osd) osds+=("$pid") ;;
+      *) clients+=("$pid") ;;
+    esac
+  done
+  terminate "${clients[@]}"
+  terminate "${osds[@]}"
+  terminate "${monitors[@]}"
 }
 
 # Says what failed and where its reasons are, stops what was started, exits non-zero.
