@@ -47,7 +47,7 @@ find_bin() {
     bin=$(dirname "$(readlink -f "$pg_ctl")")
   else
     bin=$(find /usr/lib/postgresql -mindepth 3 -maxdepth 3 -path '*/bin/pg_ctl' 2>/dev/null \
-      | sort -V | tail -n 1 | xargs -r dirname)
+      | sort -V | tail -n 1 | xargs -r dirname || true)
   fi
   if [ -z "$bin" ] || [ ! -x "$bin/initdb" ] || [ ! -x "$bin/pg_ctl" ]; then
     die "missing PostgreSQL's server programs (initdb, pg_ctl); install them with: $INSTALL_HINT"

@@ -18,10 +18,10 @@ import {
   type S3Client,
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { writeRandomFile } from '../helpers/random-file.js';
 import { createTempDir, type TempDir } from '../helpers/tmp-dir.js';
-import { ENGINE_START_TIMEOUT_MS, useS3, type S3Engine } from './engines.js';
+import { useS3, withEngines, type S3Engine } from './engines.js';
 import { createBucket, createS3Client } from './s3.js';
 
 /**
@@ -30,22 +30,24 @@ import { createBucket, createS3Client } from './s3.js';
  */
 const MiB = 1024 * 1024;
 
-let engine: S3Engine;
-let s3: S3Client;
-let bucket: string;
-let tmp: TempDir;
+interface Context {
+  engine: S3Engine;
+  s3: S3Client;
+  bucket: string;
+  tmp: TempDir;
+}
 
-beforeAll(async () => {
-  engine = await useS3();
-  s3 = createS3Client(engine);
-  bucket = await createBucket(s3, 'engine-smoke');
-  tmp = await createTempDir('s3-smoke');
-}, ENGINE_START_TIMEOUT_MS);
-
-afterAll(async () => {
-  s3?.destroy();
-  await tmp?.remove();
-});
+const context = withEngines<Context>(
+  async () => {
+    const engine = await useS3();
+    const s3 = createS3Client(engine);
+    return { engine, s3, bucket: await createBucket(s3, 'engine-smoke'), tmp: await createTempDir('s3-smoke') };
+  },
+  async ({ s3, tmp }) => {
+    s3.destroy();
+    await tmp.remove();
+  },
+);
 
 /** A part of `file` streamed from disk, as the backend sends a chunk. */
 function partOf(file: string, start: number, length: number): { Body: Readable; ContentLength: number } {
@@ -82,6 +84,7 @@ async function statusOf(promise: Promise<unknown>): Promise<{ status: number | u
 
 describe('Ceph RADOS Gateway: what the S3 backend relies on', () => {
   it('CreateBucket makes an empty bucket', async () => {
+    const { s3, bucket } = context();
     const head = await s3.send(new HeadBucketCommand({ Bucket: bucket }));
     expect(head.$metadata.httpStatusCode).toBe(200);
     const listing = await s3.send(new ListObjectsV2Command({ Bucket: bucket }));
@@ -89,6 +92,7 @@ describe('Ceph RADOS Gateway: what the S3 backend relies on', () => {
   });
 
   it('a multipart upload streamed from a file: parts listed, nothing under the key before Complete, byte-identical after', async () => {
+    const { s3, bucket, tmp } = context();
     const file = path.join(tmp.path, 'split_0.mcap');
     const sizes = [5 * MiB, 5 * MiB, MiB + 7]; // S3's 5 MiB minimum, except for the last part
     const total = sizes.reduce((sum, size) => sum + size, 0);
@@ -138,6 +142,7 @@ describe('Ceph RADOS Gateway: what the S3 backend relies on', () => {
   });
 
   it('AbortMultipartUpload discards the upload and its parts; nothing appears under the key', async () => {
+    const { s3, bucket, tmp } = context();
     const file = path.join(tmp.path, 'aborted.db3');
     await writeRandomFile(file, 5 * MiB);
     const key = 'robot-1/bag/aborted.db3';
@@ -158,6 +163,7 @@ describe('Ceph RADOS Gateway: what the S3 backend relies on', () => {
   });
 
   it('PutObject with If-None-Match: * refuses an existing key with 412 and keeps the first body', async () => {
+    const { s3, bucket } = context();
     const key = 'robot-1/bag/metadata.yaml';
     const first = await s3.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: 'first', IfNoneMatch: '*' }));
     expect(first.$metadata.httpStatusCode).toBe(200);
@@ -170,6 +176,7 @@ describe('Ceph RADOS Gateway: what the S3 backend relies on', () => {
   });
 
   it('a PutObject streamed from a file with a known ContentLength stores it whole', async () => {
+    const { s3, bucket, tmp } = context();
     const file = path.join(tmp.path, 'small.mcap');
     const size = 3 * MiB + 5;
     const sha256 = await writeRandomFile(file, size);
@@ -182,6 +189,7 @@ describe('Ceph RADOS Gateway: what the S3 backend relies on', () => {
   });
 
   it('lib-storage stores a stream of unknown length (a compressed copy) in 5 MiB parts', async () => {
+    const { s3, bucket, tmp } = context();
     const file = path.join(tmp.path, 'to-compress.db3');
     await writeRandomFile(file, 6 * MiB);
     const compressed = createHash('sha256');
@@ -206,6 +214,7 @@ describe('Ceph RADOS Gateway: what the S3 backend relies on', () => {
 
 describe('Ceph RADOS Gateway: what the S3 backend must not rely on', () => {
   it('parts under 5 MiB but the last: Complete fails with EntityTooSmall and the upload stays until aborted', async () => {
+    const { s3, bucket } = context();
     const key = 'robot-1/bag/too-small.mcap';
     const { UploadId } = await s3.send(new CreateMultipartUploadCommand({ Bucket: bucket, Key: key }));
     const parts = [];
@@ -220,6 +229,7 @@ describe('Ceph RADOS Gateway: what the S3 backend must not rely on', () => {
   });
 
   it('If-None-Match on CompleteMultipartUpload is ignored: it replaces an existing object', async () => {
+    const { s3, bucket } = context();
     const key = 'robot-1/bag/replaced.yaml';
     await s3.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: 'original' }));
     const { UploadId } = await s3.send(new CreateMultipartUploadCommand({ Bucket: bucket, Key: key }));
@@ -233,6 +243,7 @@ describe('Ceph RADOS Gateway: what the S3 backend must not rely on', () => {
   });
 
   it('additional checksums are accepted without being verified, and never returned', async () => {
+    const { s3, bucket } = context();
     const key = 'robot-1/bag/wrong-checksum.yaml';
     const wrong = Buffer.alloc(32).toString('base64');
     const put = await s3.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: 'hello', ChecksumSHA256: wrong }));
@@ -244,6 +255,7 @@ describe('Ceph RADOS Gateway: what the S3 backend must not rely on', () => {
   });
 
   it("the SDK's default checksum mode makes a streamed PutObject fail with 411 (hence WHEN_REQUIRED)", async () => {
+    const { engine, bucket, tmp } = context();
     const file = path.join(tmp.path, 'default-checksums.mcap');
     await writeRandomFile(file, MiB);
     const defaults = createS3Client(engine, { requestChecksumCalculation: 'WHEN_SUPPORTED', responseChecksumValidation: 'WHEN_SUPPORTED' });

@@ -1,19 +1,45 @@
 import http from 'node:http';
-import { inject } from 'vitest';
+import { afterAll, beforeAll, inject } from 'vitest';
 import type { EngineEnv, EngineName } from './engine-scripts.js';
 
 /**
- * The engines of the scale-out shape for a test file: `await useS3()` / `await usePostgres()`
- * in a beforeAll (with ENGINE_START_TIMEOUT_MS as its timeout). The first file that asks starts
- * the engine through test/engines/global-setup.ts; later files get the running one. Every
- * file shares it, so each makes its own bucket or database (see s3.ts and postgres.ts).
+ * The engines of the scale-out shape for a test file: `useS3()` / `usePostgres()` inside
+ * `withEngines(...)`. The first file that asks starts the engine through
+ * test/engines/global-setup.ts; later files get the running one. Every file shares it, so each
+ * makes its own bucket or database (see s3.ts and postgres.ts).
  *
- * An engine that cannot start fails the asking file with the script's reason (what is missing,
- * how to install it), in CI and locally alike: never a skip.
+ * An engine that cannot start fails every test of the asking file with the script's reason
+ * (what is missing, how to install it), in CI and locally alike: never a skip.
  */
 
 /** Cold starts measured 13-30 s for Ceph on 2 busy cores; the scripts bound each wait. */
 export const ENGINE_START_TIMEOUT_MS = 7 * 60_000;
+
+/**
+ * Runs `setup` once before the file's tests (given the time an engine start may take) and
+ * returns a getter for its result, to call at the start of each test; `teardown` runs after
+ * them if setup succeeded. When setup fails, each test fails with its error when it calls the
+ * getter. (Thrown from beforeAll itself, vitest would report the tests as skipped, and CI's
+ * summary would count no failure.)
+ */
+export function withEngines<T>(setup: () => Promise<T>, teardown?: (value: T) => Promise<void> | void): () => T {
+  let outcome: { value: T } | { error: unknown } | undefined;
+  beforeAll(async () => {
+    try {
+      outcome = { value: await setup() };
+    } catch (error) {
+      outcome = { error };
+    }
+  }, ENGINE_START_TIMEOUT_MS);
+  afterAll(async () => {
+    if (outcome && 'value' in outcome) await teardown?.(outcome.value);
+  });
+  return () => {
+    if (!outcome) throw new Error('withEngines: call the getter inside a test, after beforeAll ran');
+    if ('error' in outcome) throw outcome.error;
+    return outcome.value;
+  };
+}
 
 export interface S3Engine {
   readonly endpoint: string;

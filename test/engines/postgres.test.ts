@@ -1,7 +1,7 @@
 import pg from 'pg';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import { waitFor } from '../helpers/wait-for.js';
-import { ENGINE_START_TIMEOUT_MS, usePostgres } from './engines.js';
+import { usePostgres, withEngines } from './engines.js';
 import { createDatabase } from './postgres.js';
 
 /**
@@ -9,27 +9,27 @@ import { createDatabase } from './postgres.js';
  * scripts/engines/postgres.sh: transactions, a row insert that two replicas race on, and
  * session-level advisory locks (one replica runs expiry), released when a replica dies.
  */
-let databaseUrl: string;
 const clients: pg.Client[] = [];
 
-beforeAll(async () => {
-  const engine = await usePostgres();
-  databaseUrl = await createDatabase(engine, 'engine_smoke');
-  const setup = await connect();
-  await setup.query('CREATE TABLE sessions (file_identity text PRIMARY KEY, replica text NOT NULL)');
-}, ENGINE_START_TIMEOUT_MS);
+const databaseUrl = withEngines(async () => {
+  const url = await createDatabase(await usePostgres(), 'engine_smoke');
+  const setup = new pg.Client({ connectionString: url });
+  await setup.connect();
+  try {
+    await setup.query('CREATE TABLE sessions (file_identity text PRIMARY KEY, replica text NOT NULL)');
+  } finally {
+    await setup.end();
+  }
+  return url;
+});
 
 afterEach(async () => {
   await Promise.all(clients.splice(0).map((client) => client.end().catch(() => {})));
 });
 
-afterAll(async () => {
-  await Promise.all(clients.splice(0).map((client) => client.end().catch(() => {})));
-});
-
 /** One connection, as one replica holds it (a session-level lock belongs to a connection). */
 async function connect(): Promise<pg.Client> {
-  const client = new pg.Client({ connectionString: databaseUrl });
+  const client = new pg.Client({ connectionString: databaseUrl() });
   await client.connect();
   clients.push(client);
   return client;
@@ -40,7 +40,7 @@ describe('PostgreSQL: what the session store relies on', () => {
     const client = await connect();
     const { rows } = await client.query<{ version: string; database: string }>('SELECT current_setting($1) AS version, current_database() AS database', ['server_version']);
     expect(rows[0]!.version).toMatch(/^15\./);
-    expect(rows[0]!.database).toBe(new URL(databaseUrl).pathname.slice(1));
+    expect(rows[0]!.database).toBe(new URL(databaseUrl()).pathname.slice(1));
   });
 
   it('a rolled-back transaction leaves nothing, a committed one everything', async () => {
