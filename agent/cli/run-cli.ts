@@ -30,19 +30,19 @@ export async function runCli(argv: string[], io: CliIo = { stdout: process.stdou
         return exitCodes.OK;
       // Each command's code is loaded when it runs: `upload` and `status` never load the ROS layer.
       case 'status': {
-        const { statusCommand } = await import('./commands/status-command.js');
+        const { statusCommand } = await import('./status-command.js');
         return statusCommand(invocation, io.stdout);
       }
       case 'upload': {
         // Progress lines carry the news; the log shows warnings unless asked for more.
         const level = ['trace', 'debug'].includes(invocation.config.logLevel) ? invocation.config.logLevel : invocation.config.logLevel === 'info' ? 'warn' : invocation.config.logLevel;
         logger = createLogger(level);
-        const { uploadCommand } = await import('./commands/upload-command.js');
+        const { uploadCommand } = await import('./upload-command.js');
         return await uploadCommand(invocation, logger, io.stdout);
       }
       case 'watch': {
         logger = createLogger(invocation.config.logLevel);
-        const { watchCommand } = await import('./commands/watch-command.js');
+        const { watchCommand } = await import('./watch-command.js');
         return await watchCommand(invocation, logger);
       }
     }

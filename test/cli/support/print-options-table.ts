@@ -4,6 +4,6 @@
  * `npx tsx test/cli/support/print-options-table.ts`.
  */
 import { formatOptionsTable } from '../../../common/config/index.js';
-import { agentOptions } from '../../../agent/agent-options.js';
+import { agentOptions } from '../../../agent/app/agent-options.js';
 
 process.stdout.write(`${formatOptionsTable(agentOptions)}\n`);

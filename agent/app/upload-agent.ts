@@ -3,17 +3,17 @@ import { accessSync, constants, mkdirSync, realpathSync, statSync } from 'node:f
 import { stat } from 'node:fs/promises';
 import path from 'node:path';
 import { pino, type Logger } from 'pino';
-import { UploadError, isUploadError } from '../common/errors/upload-error.js';
+import { UploadError, isUploadError } from '../../common/errors/upload-error.js';
 import type { AgentController, AgentStatus, EnqueueResult } from './agent-controller.js';
 import { agentOptions, type AgentConfig } from './agent-options.js';
-import { engineOptionSpecs } from './engine/engine-options.js';
-import { NetworkManager } from './engine/network-manager.js';
-import type { CompletedEvent, FailedEvent, UploadSnapshot } from './engine/upload-events.js';
-import { applyAfterUpload, moveTarget } from './watcher/after-upload.js';
-import { listForUpload, type ListedFile } from './watcher/bag-listing.js';
-import { BagWatcher, type ReleasedFile, type WaitingFile } from './watcher/bag-watcher.js';
-import { DiskGuard } from './watcher/disk-guard.js';
-import { UploadLedger } from './watcher/upload-ledger.js';
+import { engineOptionSpecs } from '../engine/engine-options.js';
+import { NetworkManager } from '../engine/network-manager.js';
+import type { CompletedEvent, FailedEvent, UploadSnapshot } from '../engine/upload-events.js';
+import { applyAfterUpload, moveTarget } from '../watcher/after-upload.js';
+import { listForUpload, type ListedFile } from '../watcher/bag-listing.js';
+import { BagWatcher, type ReleasedFile, type WaitingFile } from '../watcher/bag-watcher.js';
+import { DiskGuard } from '../watcher/disk-guard.js';
+import { UploadLedger } from '../watcher/upload-ledger.js';
 
 export interface UploadAgentOptions {
   /** Settings by option key (any subset; the rest are defaults), validated by the agent's option set. */

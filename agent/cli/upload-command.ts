@@ -1,15 +1,15 @@
 import path from 'node:path';
 import type { Logger } from 'pino';
-import { formatSize } from '../../../common/config/index.js';
-import { UploadError } from '../../../common/errors/upload-error.js';
-import type { FailedEvent } from '../../engine/upload-events.js';
-import { listForUpload, type ListedFile } from '../../watcher/bag-listing.js';
-import type { HeldFile, VerifiedFile } from '../../upload-agent.js';
-import { exitCodes } from '../exit-codes.js';
-import type { Invocation } from '../invocation.js';
-import { startProgramAgent } from '../program-agent.js';
-import { plainProgress, ttyProgress } from '../progress-output.js';
-import { onStopSignal } from '../shutdown.js';
+import { formatSize } from '../../common/config/index.js';
+import { UploadError } from '../../common/errors/upload-error.js';
+import type { FailedEvent } from '../engine/upload-events.js';
+import { listForUpload, type ListedFile } from '../watcher/bag-listing.js';
+import type { HeldFile, VerifiedFile } from '../app/upload-agent.js';
+import { exitCodes } from './exit-codes.js';
+import type { Invocation } from './invocation.js';
+import { startProgramAgent } from './program-agent.js';
+import { plainProgress, ttyProgress } from './progress-output.js';
+import { onStopSignal } from './shutdown.js';
 
 /**
  * The one-shot upload keeps its own journal in this subfolder of the state directory, so it
