@@ -4,7 +4,7 @@ import path from 'node:path';
 import { pino, type Logger } from 'pino';
 import { UploadError } from '../../common/errors/upload-error.js';
 import { normaliseRelativePath } from '../../common/protocol/relative-path.js';
-import { serverOptionSpecs } from '../../server/server-options.js';
+import { DEFAULT_SERVER_HOST, DEFAULT_SERVER_PORT } from '../../common/protocol/native-protocol.js';
 import { ReachabilityProbe } from './connectivity/reachability-probe.js';
 import { engineOptions, type EngineConfig } from './engine-options.js';
 import { Journal, type CompletedFileRow, type UploadRow } from './journal/journal.js';
@@ -77,8 +77,8 @@ const FINISHED_KEPT = 1000;
 /** Progress events per upload at most this often (ms), besides one per acknowledged chunk. */
 const PROGRESS_INTERVAL_MS = 250;
 
-/** Address of the bundled server when uploadUrl is unset, derived from the server's own defaults. */
-const LOCAL_SERVER_URL = `http://${serverOptionSpecs.host.default}:${serverOptionSpecs.port.default}`;
+/** Where a server listens by default (the protocol's defaults, which the server uses too): the URL when uploadUrl is unset. */
+const LOCAL_SERVER_URL = `http://${DEFAULT_SERVER_HOST}:${DEFAULT_SERVER_PORT}`;
 
 /**
  * The upload engine: gets files to the server, byte-identical, over bad links, and picks up

@@ -7,6 +7,14 @@ import type { UploadErrorCode } from '../errors/upload-error.js';
 export const PROTOCOL_VERSION = 1;
 export const API_PREFIX = '/v1';
 
+/**
+ * Where a server listens unless told otherwise, and so where an agent without a server URL
+ * looks for one: this machine only (a server reachable from elsewhere needs tokens), port 8080
+ * (the Python dashboard's).
+ */
+export const DEFAULT_SERVER_HOST = '127.0.0.1';
+export const DEFAULT_SERVER_PORT = 8080;
+
 /** Default and bounds of the chunk size. 8 MiB: S3 multipart's minimum part is 5 MiB. */
 export const DEFAULT_CHUNK_SIZE = 8 * 1024 * 1024;
 export const MIN_CHUNK_SIZE = 1024;
