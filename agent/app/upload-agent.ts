@@ -405,7 +405,7 @@ export class UploadAgent extends EventEmitter<UploadAgentEvents> implements Agen
           return result.id;
         }
         if (this.#handed.get(localPath) === handed) this.#handed.delete(localPath);
-        if (isUploadError(result.error, 'FILE_NOT_FOUND')) {
+        if (isUploadError(result.error, 'LOCAL_FILE_NOT_FOUND')) {
           this.#logger.info({ file: localPath }, 'file vanished before it could be queued');
           return undefined;
         }
@@ -615,7 +615,7 @@ export function checkWatchDir(watchDir: string, create: boolean): string {
   try {
     info = statSync(dir);
   } catch (error) {
-    throw new UploadError('FILE_NOT_FOUND', `The watch folder ${dir} does not exist (create it, or pass --create-watch-dir)`, { cause: error });
+    throw new UploadError('LOCAL_FILE_NOT_FOUND', `The watch folder ${dir} does not exist (create it, or pass --create-watch-dir)`, { cause: error });
   }
   if (!info.isDirectory()) throw new UploadError('FILE_UNREADABLE', `The watch folder ${dir} is not a directory`);
   try {

@@ -30,7 +30,7 @@ const byCode: Partial<Record<UploadErrorCode, number>> = {
   CONFIG_UNKNOWN_OPTION: exitCodes.USAGE,
   CONFIG_INVALID: exitCodes.USAGE,
   CONFIG_FILE_UNREADABLE: exitCodes.CONFIG,
-  FILE_NOT_FOUND: exitCodes.NO_INPUT,
+  LOCAL_FILE_NOT_FOUND: exitCodes.NO_INPUT,
   FILE_UNREADABLE: exitCodes.NO_INPUT,
   STATE_DIR: exitCodes.STATE_DIR,
   STATE_DIR_LOCKED: exitCodes.LOCKED,

@@ -26,7 +26,7 @@ export async function uploadCommand(invocation: Invocation, logger: Logger, out:
   const files: ListedFile[] = [];
   for (const input of invocation.paths) files.push(...(await listForUpload(input, { allFiles: true })));
   const unique = new Map(files.map((file) => [file.path, file]));
-  if (unique.size === 0) throw new UploadError('FILE_NOT_FOUND', `Nothing to upload in ${invocation.paths.join(' ')}`);
+  if (unique.size === 0) throw new UploadError('LOCAL_FILE_NOT_FOUND', `Nothing to upload in ${invocation.paths.join(' ')}`);
   const config = { ...invocation.config, watchDir: undefined, stateDir: path.join(invocation.config.stateDir, UPLOAD_COMMAND_STATE) };
   const started = await startProgramAgent(config, logger);
   const { agent } = started;

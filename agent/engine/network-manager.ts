@@ -324,7 +324,7 @@ export class NetworkManager extends EventEmitter<NetworkManagerEvents> {
   /**
    * Queues a file; returns the upload's id. The same file to the same remote path while it is
    * still pending returns the pending upload's id. Rejects with an UploadError for a missing
-   * file (FILE_NOT_FOUND), a bad remote path (INVALID_PATH) or a bad priority (INVALID_FIELD).
+   * file (LOCAL_FILE_NOT_FOUND), a bad remote path (INVALID_PATH) or a bad priority (INVALID_FIELD).
    */
   async addUpload(filePath: string, options: AddUploadOptions = {}): Promise<string> {
     const [result] = await this.addUploads([{ filePath, options }]);

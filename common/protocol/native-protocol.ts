@@ -2,7 +2,7 @@
  * The native protocol spoken by our agent and server (documented in server/PROTOCOL.md).
  * Both sides import these types and names, so they cannot drift apart.
  */
-import type { UploadErrorCode } from '../errors/upload-error.js';
+import type { WireErrorCode } from './errors/wire-errors.js';
 
 export const PROTOCOL_VERSION = 1;
 export const API_PREFIX = '/v1';
@@ -139,7 +139,7 @@ export type PutFileResponse = CompletedFile;
 export interface ErrorResponse {
   success: false;
   error: string;
-  code: UploadErrorCode;
+  code: WireErrorCode;
   /** CHUNKS_MISSING and FILE_CHECKSUM_MISMATCH: the indexes the client must (re)send. */
   missing?: number[];
   /** 429 and 503: seconds to wait (also in the Retry-After header). */
