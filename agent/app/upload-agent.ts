@@ -122,6 +122,9 @@ export class UploadAgent extends EventEmitter<UploadAgentEvents> implements Agen
   /** The watch folder, symlinks resolved. */
   #watchRoot: string | undefined;
   #stopping: Promise<void> | undefined;
+  /** The agent's own work in flight: enqueues, hand-overs to the engine, completions being checked. */
+  #busy = 0;
+  readonly #unbusy: (() => void)[] = [];
 
   constructor(options: UploadAgentOptions = {}) {
     super();
@@ -132,7 +135,7 @@ export class UploadAgent extends EventEmitter<UploadAgentEvents> implements Agen
     const engineSettings: Record<string, unknown> = {};
     for (const key of ENGINE_KEYS) engineSettings[key] = (this.config as Record<string, unknown>)[key];
     this.#engine = new NetworkManager({ ...engineSettings, logger: this.#logger });
-    this.#engine.on('completed', (event) => void this.#onCompleted(event).catch((error: unknown) => this.#logger.error({ err: error }, 'after-upload handling failed')));
+    this.#engine.on('completed', (event) => void this.#track(this.#onCompleted(event)).catch((error: unknown) => this.#logger.error({ err: error }, 'after-upload handling failed')));
     this.#engine.on('failed', (event) => this.#onFailed(event));
     this.#engine.on('state', (upload) => this.#notify(upload));
     this.#engine.on('progress', (event) => this.#notify(event.upload));
@@ -243,7 +246,28 @@ export class UploadAgent extends EventEmitter<UploadAgentEvents> implements Agen
     this.#notify(undefined);
   }
 
-  async enqueue(filePath: string, options: { priority?: number; metadata?: Record<string, unknown> } = {}): Promise<EnqueueResult> {
+  enqueue(filePath: string, options: { priority?: number; metadata?: Record<string, unknown> } = {}): Promise<EnqueueResult> {
+    return this.#track(this.#enqueue(filePath, options));
+  }
+
+  /**
+   * Resolves once nothing is left to do with what the agent was given: the engine is idle (no
+   * upload queued, running, retrying or waiting for the network; see NetworkManager.onIdle), no
+   * completion is being checked (which may queue a bag's metadata.yaml), and no enqueue or
+   * hand-over to the engine is under way. A metadata.yaml held back because a file of its bag
+   * failed does not count (it goes after retryFailed()), nor do files the watcher has seen but
+   * not released yet (a recording may go on for hours).
+   */
+  async onIdle(): Promise<void> {
+    for (;;) {
+      await this.#engine.onIdle();
+      if (this.#busy === 0) return;
+      // The work in flight may queue more uploads: wait for it, then for the engine again.
+      await new Promise<void>((resolve) => this.#unbusy.push(resolve));
+    }
+  }
+
+  async #enqueue(filePath: string, options: { priority?: number; metadata?: Record<string, unknown> }): Promise<EnqueueResult> {
     let files: ListedFile[];
     try {
       files = await listForUpload(filePath, { allFiles: true, ...(this.#watcher ? { root: this.#watcher.root } : {}) });
@@ -336,6 +360,17 @@ export class UploadAgent extends EventEmitter<UploadAgentEvents> implements Agen
 
   // ---- internals --------------------------------------------------------------------------
 
+  /** Counts `work` as the agent's own until it settles (see onIdle). */
+  async #track<T>(work: Promise<T>): Promise<T> {
+    this.#busy += 1;
+    try {
+      return await work;
+    } finally {
+      this.#busy -= 1;
+      if (this.#busy === 0) for (const resolve of this.#unbusy.splice(0)) resolve();
+    }
+  }
+
   /** An upload the engine reloaded from its journal: remember it so the watcher's release joins it. */
   #adopt(upload: UploadSnapshot): void {
     const id = upload.id;
@@ -383,7 +418,7 @@ export class UploadAgent extends EventEmitter<UploadAgentEvents> implements Agen
       this.#handed.set(localPath, handed);
       return handed;
     });
-    const batch = this.#engine.addUploads(
+    const batch = this.#track(this.#engine.addUploads(
       items.map(({ localPath, options }) => ({
         filePath: localPath,
         options: {
@@ -394,7 +429,7 @@ export class UploadAgent extends EventEmitter<UploadAgentEvents> implements Agen
           ...(options.metadata !== undefined ? { metadata: options.metadata } : {}),
         },
       })),
-    );
+    ));
     for (const [index, handed] of handedList.entries()) {
       const localPath = items[index]!.localPath;
       handed.adding = batch.then((results) => {

@@ -9,7 +9,7 @@ import { ReachabilityProbe } from './connectivity/reachability-probe.js';
 import { engineOptions, type EngineConfig } from './engine-options.js';
 import { Journal, type CompletedFileRow, type UploadRow } from './journal/journal.js';
 import { StateLock } from './journal/state-lock.js';
-import { DEFAULT_PRIORITY, MAX_PRIORITY, MIN_PRIORITY, SlotQueue, type Slot } from './queue/slot-queue.js';
+import { DEFAULT_PRIORITY, MAX_PRIORITY, MIN_PRIORITY, UploadQueue, type Slot } from './queue/upload-queue.js';
 import type { RetryInfo } from './retry/retry-request.js';
 import { sleep } from './retry/retry-request.js';
 import { describeFailure } from './retry/classify-failure.js';
@@ -17,6 +17,7 @@ import { statFile } from './source/local-file.js';
 import { TokenBucket } from './throttle/token-bucket.js';
 import { HttpTransport } from './transport/http-transport.js';
 import { SessionClient } from './transport/session-client.js';
+import { SettleWaiters } from './settle-waiters.js';
 import type { NetworkManagerEvents, UploadSnapshot } from './upload-events.js';
 import { RateMeter, isTerminal, snapshotOf, type UploadRecord } from './upload-record.js';
 import { UploadRunner, type RunnerContext } from './upload-runner.js';
@@ -96,14 +97,15 @@ export class NetworkManager extends EventEmitter<NetworkManagerEvents> {
   #config: EngineConfig;
   readonly #records = new Map<string, UploadRecord>();
   readonly #runners = new Map<string, UploadRunner>();
-  /** Uploads whose first slot request is pending (they have no runner yet). */
-  readonly #awaitingSlot = new Set<string>();
   /** Pending uploads by local and remote path: addUpload finds a duplicate without scanning the queue. */
   readonly #pendingByKey = new Map<string, UploadRecord>();
   /** Completed uploads in the order they finished: the oldest are forgotten first. */
   readonly #completedOrder = new Set<UploadRecord>();
+  /** Completed uploads whose completion waits for the journal's fsync before it is announced. */
+  readonly #announcing = new Set<UploadRecord>();
+  readonly #waiters = new SettleWaiters();
   readonly #bucket: TokenBucket;
-  readonly #slots: SlotQueue;
+  readonly #slots: UploadQueue<UploadRecord>;
   readonly #probe: ReachabilityProbe;
   #journal: Journal | undefined;
   #lock: StateLock | undefined;
@@ -125,7 +127,7 @@ export class NetworkManager extends EventEmitter<NetworkManagerEvents> {
     this.#config = engineOptions.resolve(engineOptions.parse(settings as Record<string, unknown>, 'NetworkManager options'));
     this.#logger = logger ?? pino({ name: 'ros2-upload-agent', level: 'warn' }, pino.destination(2));
     this.#bucket = new TokenBucket(this.#config.bandwidthLimit);
-    this.#slots = new SlotQueue(this.#config.maxConcurrentUploads);
+    this.#slots = new UploadQueue<UploadRecord>(this.#config.maxConcurrentUploads, (record, slot) => this.#run(record, slot));
     this.#probe = new ReachabilityProbe({
       check: (signal) => this.#checkHealth(signal),
       minDelayMs: () => this.#config.retryDelay * 1000,
@@ -365,6 +367,7 @@ export class NetworkManager extends EventEmitter<NetworkManagerEvents> {
       if (pending && (this.#records.get(pending.id) === pending || created.includes(pending)) && !isTerminal(pending)) {
         if (item.priority < pending.priority) {
           pending.priority = item.priority;
+          this.#slots.reprioritize(pending);
           if (!created.includes(pending)) journal.setPriority(pending.id, item.priority);
         }
         results.push({ id: pending.id });
@@ -391,6 +394,7 @@ export class NetworkManager extends EventEmitter<NetworkManagerEvents> {
       journal.insertUploads(created.map(rowOf));
     } catch (error) {
       for (const record of created) this.#forgetPending(record);
+      this.#waiters.maybeIdle(this.idle);
       throw error;
     }
     // Queued at once, in queue order: the caller gets the ids before any I/O, so before anything
@@ -455,6 +459,7 @@ export class NetworkManager extends EventEmitter<NetworkManagerEvents> {
     this.#forgetPending(record);
     record.holdsSlot = false;
     this.#emit('cancelled', this.#snapshot(record));
+    this.#settled(record);
     return true;
   }
 
@@ -487,23 +492,58 @@ export class NetworkManager extends EventEmitter<NetworkManagerEvents> {
     return this.#openJournal().completedFile(path.resolve(filePath));
   }
 
+  /**
+   * True when no upload is pending: every upload this manager knows has completed (and its
+   * `completed` event was emitted) or failed. Pending means queued, running, retrying, stalled,
+   * paused, waiting for a slot, or waiting for the server to be reachable again (offline): an
+   * upload that waits for the network is not settled, it will go on by itself.
+   */
+  get idle(): boolean {
+    // #pendingByKey holds exactly the pending uploads (one per local and remote path).
+    return this.#pendingByKey.size === 0 && this.#announcing.size === 0;
+  }
+
+  /**
+   * Resolves once the manager is idle (see `idle`; at once if it is now), p-queue's `onIdle()`.
+   * Failed uploads do not keep it waiting; `retryFailed()` makes them pending again. A stopped
+   * manager with pending uploads is not idle: they go on after `start()`.
+   */
+  onIdle(): Promise<void> {
+    return this.#waiters.idle(this.idle);
+  }
+
+  /**
+   * Resolves once each of these uploads has settled: completed (after its `completed` event),
+   * failed, or cancelled, with its final snapshot, in the order given. An id this manager does
+   * not know (or no longer: cancelled, or a completed one beyond the history kept) gives
+   * undefined.
+   */
+  whenSettled(ids: readonly string[]): Promise<(UploadSnapshot | undefined)[]> {
+    return Promise.all(
+      ids.map((id) => {
+        const record = this.#records.get(id);
+        if (!record) return undefined;
+        if (isTerminal(record) && !this.#announcing.has(record)) return this.#snapshot(record);
+        return this.#waiters.upload(id);
+      }),
+    );
+  }
+
   // ---- internals --------------------------------------------------------------------------
 
   /**
-   * Queues an upload for its first slot. Its runner is made only once the slot is granted, so a
-   * long queue costs a record and a slot request per file, not a runner with its promises,
-   * abort controllers and timers. A request whose upload was cancelled, finished or stopped
-   * meanwhile gives the slot straight back.
+   * Puts an upload in the queue's backlog for its first slot. Its runner is made only once the
+   * slot is granted, so a long queue costs a record per file, not a runner with its promises,
+   * abort controllers and timers. An upload cancelled, finished or stopped meanwhile gives the
+   * slot straight back.
    */
   #launch(record: UploadRecord): void {
-    if (this.#runners.has(record.id) || this.#awaitingSlot.has(record.id)) return;
-    this.#awaitingSlot.add(record.id);
-    this.#slots.request(record.priority, record.seq, (slot) => this.#run(record, slot));
+    if (this.#runners.has(record.id)) return;
+    this.#slots.enqueue(record);
   }
 
   /** A queued upload got its first slot: its runner starts. */
   #run(record: UploadRecord, slot: Slot): void {
-    this.#awaitingSlot.delete(record.id);
     if (!this.#started || this.#records.get(record.id) !== record || isTerminal(record) || this.#runners.has(record.id)) {
       slot.release();
       return;
@@ -541,13 +581,16 @@ export class NetworkManager extends EventEmitter<NetworkManagerEvents> {
       completed: (record, deduplicated) => {
         manager.#forgetPending(record);
         manager.#trimCompleted(record);
+        manager.#announcing.add(record);
         const announce = (): void => {
+          manager.#announcing.delete(record);
           const snapshot = manager.#snapshot(record);
           const started = record.startedAt ? Date.parse(record.startedAt) : Date.parse(record.queuedAt);
           const duration = Math.max(0, (Date.parse(record.finishedAt ?? new Date().toISOString()) - started) / 1000);
           manager.#logger.info({ upload: record.localPath, remotePath: record.remotePath, bytes: record.bytesTotal, duration, deduplicated }, 'upload verified by the server');
           manager.#emit('completed', { upload: snapshot, sha256: record.sha256 ?? '', duration, deduplicated });
           manager.#reportState(record);
+          manager.#settled(record);
         };
         // Announced once the journal's "completed" is durable (listeners may delete the file).
         // If that fsync fails the server still holds the file: announce it, and say so.
@@ -561,6 +604,7 @@ export class NetworkManager extends EventEmitter<NetworkManagerEvents> {
         manager.#emit('failed', { upload: manager.#snapshot(record), reason: error.message, code: error.code });
         manager.#reportState(record);
         manager.#forgetPending(record);
+        manager.#settled(record);
       },
       networkDown: (reason) => manager.#setOffline(reason),
       reachable: () => manager.#setOnline(),
@@ -672,6 +716,12 @@ export class NetworkManager extends EventEmitter<NetworkManagerEvents> {
       this.#completedOrder.delete(oldest);
       if (this.#records.get(oldest.id) === oldest && oldest.phase === 'completed') this.#records.delete(oldest.id);
     }
+  }
+
+  /** An upload completed (announced), failed or was cancelled: whoever waits for it, or for idleness, goes on. */
+  #settled(record: UploadRecord): void {
+    this.#waiters.settled(this.#snapshot(record));
+    this.#waiters.maybeIdle(this.idle);
   }
 
   #forgetPending(record: UploadRecord): void {
