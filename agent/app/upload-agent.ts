@@ -2,10 +2,11 @@ import { EventEmitter } from 'node:events';
 import { accessSync, constants, mkdirSync, realpathSync, statSync } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import path from 'node:path';
-import { pino, type Logger } from 'pino';
+import type { Logger } from 'pino';
 import { UploadError, isUploadError } from '../../common/errors/upload-error.js';
+import { createLogger } from '../../common/program/create-logger.js';
 import type { AgentController, AgentStatus, EnqueueResult } from './agent-controller.js';
-import { agentOptions, type AgentConfig } from './agent-options.js';
+import { agentOptionSpecs, agentOptions, type AgentConfig } from './agent-options.js';
 import { engineOptionSpecs } from '../engine/engine-options.js';
 import { NetworkManager } from '../engine/network-manager.js';
 import type { CompletedEvent, FailedEvent, UploadSnapshot } from '../engine/upload-events.js';
@@ -129,7 +130,7 @@ export class UploadAgent extends EventEmitter<UploadAgentEvents> implements Agen
   constructor(options: UploadAgentOptions = {}) {
     super();
     this.config = agentOptions.resolve(agentOptions.parse((options.config ?? {}) as Record<string, unknown>, 'UploadAgent options'));
-    this.#logger = options.logger ?? pino({ name: 'ros2-upload-agent', level: this.config.logLevel });
+    this.#logger = options.logger ?? createLogger({ name: 'ros2-upload-agent', level: this.config.logLevel, specs: [agentOptionSpecs] });
     this.#freeSpace = options.freeSpace;
     this.#skipDirs = options.skipDirs ?? [];
     const engineSettings: Record<string, unknown> = {};

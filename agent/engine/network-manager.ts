@@ -1,12 +1,13 @@
 import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import path from 'node:path';
-import { pino, type Logger } from 'pino';
+import type { Logger } from 'pino';
 import { UploadError } from '../../common/errors/upload-error.js';
+import { createLogger } from '../../common/program/create-logger.js';
 import { normaliseRelativePath } from '../../common/protocol/relative-path.js';
 import { DEFAULT_SERVER_HOST, DEFAULT_SERVER_PORT } from '../../common/protocol/native-protocol.js';
 import { ReachabilityProbe } from './connectivity/reachability-probe.js';
-import { engineOptions, type EngineConfig } from './engine-options.js';
+import { engineOptionSpecs, engineOptions, type EngineConfig } from './engine-options.js';
 import { Journal, type CompletedFileRow, type UploadRow } from './journal/journal.js';
 import { StateLock } from './journal/state-lock.js';
 import { DEFAULT_PRIORITY, MAX_PRIORITY, MIN_PRIORITY, UploadQueue, type Slot } from './queue/upload-queue.js';
@@ -125,7 +126,7 @@ export class NetworkManager extends EventEmitter<NetworkManagerEvents> {
     super();
     const { logger, ...settings } = options;
     this.#config = engineOptions.resolve(engineOptions.parse(settings as Record<string, unknown>, 'NetworkManager options'));
-    this.#logger = logger ?? pino({ name: 'ros2-upload-agent', level: 'warn' }, pino.destination(2));
+    this.#logger = logger ?? createLogger({ name: 'ros2-upload-agent', level: 'warn', specs: [engineOptionSpecs], destination: 2 });
     this.#bucket = new TokenBucket(this.#config.bandwidthLimit);
     this.#slots = new UploadQueue<UploadRecord>(this.#config.maxConcurrentUploads, (record, slot) => this.#run(record, slot));
     this.#probe = new ReachabilityProbe({
