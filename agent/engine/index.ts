@@ -10,7 +10,8 @@
  * - `MIN_PRIORITY`, `MAX_PRIORITY`, `DEFAULT_PRIORITY`: 1 goes first, 10 last, 5 by default.
  * - Types: its options, `addUploads()` results, events and the snapshot of an upload.
  */
-export { NetworkManager, type AddUploadOptions, type AddUploadResult, type CancelOptions, type NetworkManagerOptions } from './network-manager.js';
+export { NetworkManager, type CancelOptions, type NetworkManagerOptions } from './network-manager.js';
+export type { AddUploadOptions, AddUploadResult } from './upload-request.js';
 export { engineOptionSpecs, engineOptions, type EngineConfig } from './engine-options.js';
 export { DEFAULT_PRIORITY, MAX_PRIORITY, MIN_PRIORITY } from './queue/upload-queue.js';
 export type { CompletedEvent, FailedEvent, NetworkManagerEvents, ProgressEvent, RetryingEvent, UploadSnapshot, UploadState } from './upload-events.js';

@@ -4,70 +4,31 @@ import path from 'node:path';
 import type { Logger } from 'pino';
 import { UploadError } from '../../common/errors/upload-error.js';
 import { createLogger } from '../../common/program/create-logger.js';
-import { normaliseRelativePath } from '../../common/protocol/relative-path.js';
 import { DEFAULT_SERVER_HOST, DEFAULT_SERVER_PORT } from '../../common/protocol/native-protocol.js';
 import { ReachabilityProbe } from './connectivity/reachability-probe.js';
 import { engineOptionSpecs, engineOptions, type EngineConfig } from './engine-options.js';
-import { Journal, type CompletedFileRow, type UploadRow } from './journal/journal.js';
+import { Journal, type CompletedFileRow } from './journal/journal.js';
 import { StateLock } from './journal/state-lock.js';
-import { DEFAULT_PRIORITY, MAX_PRIORITY, MIN_PRIORITY, UploadQueue, type Slot } from './queue/upload-queue.js';
+import { UploadQueue, type Slot } from './queue/upload-queue.js';
 import type { RetryInfo } from './retry/retry-request.js';
 import { sleep } from './retry/retry-request.js';
 import { describeFailure } from './retry/classify-failure.js';
-import { statFile } from './source/local-file.js';
 import { TokenBucket } from './throttle/token-bucket.js';
 import { HttpTransport } from './transport/http-transport.js';
 import { SessionClient } from './transport/session-client.js';
 import { SettleWaiters } from './settle-waiters.js';
 import type { NetworkManagerEvents, UploadSnapshot } from './upload-events.js';
-import { RateMeter, isTerminal, snapshotOf, type UploadRecord } from './upload-record.js';
+import { isTerminal, newRecord, rowOf, snapshotOf, type UploadRecord } from './upload-record.js';
+import { bagNameOf, checkUpload, type AddUploadOptions, type AddUploadResult, type CheckedUpload } from './upload-request.js';
 import { UploadRunner, type RunnerContext } from './upload-runner.js';
+
+export type { AddUploadOptions, AddUploadResult };
 
 /** Options of `new NetworkManager(...)`: the engine settings (validated by `engineOptions`) plus a logger. */
 export type NetworkManagerOptions = { [K in keyof EngineConfig]?: EngineConfig[K] | string } & {
   /** pino logger; default: warnings and errors as JSON on stderr. */
   logger?: Logger;
 };
-
-export interface AddUploadOptions {
-  /** 1 (first) to 10 (last); default 5. FIFO within a priority. */
-  priority?: number;
-  /** Free-form JSON object stored with the file on the server. */
-  metadata?: Record<string, unknown>;
-  /** Path on the server, relative to this robot's folder; default: the file's name. */
-  remotePath?: string;
-  /** Replace a different file already stored at remotePath. Default false (the server refuses with FILE_EXISTS). */
-  replace?: boolean;
-  /** The bag this file belongs to, for status; default: the remote path's parent folder name. */
-  bagName?: string;
-}
-
-/** One entry of addUploads()'s answer: the upload's id, or why that file was refused. */
-export type AddUploadResult = { id: string } | { error: UploadError };
-
-/** A file addUploads() checked: its path on both sides, its priority and size. */
-interface CheckedUpload {
-  localPath: string;
-  remotePath: string;
-  priority: number;
-  size: number;
-  options: AddUploadOptions;
-}
-
-/** The checks of addUpload: priority, metadata, remote path, and the file itself (stat). */
-async function checkUpload(filePath: string, options: AddUploadOptions): Promise<CheckedUpload> {
-  const localPath = path.resolve(filePath);
-  const priority = options.priority ?? DEFAULT_PRIORITY;
-  if (!Number.isInteger(priority) || priority < MIN_PRIORITY || priority > MAX_PRIORITY) {
-    throw new UploadError('INVALID_FIELD', `priority must be a whole number from ${MIN_PRIORITY} to ${MAX_PRIORITY}, not ${JSON.stringify(options.priority)} (${localPath})`);
-  }
-  if (options.metadata !== undefined && (typeof options.metadata !== 'object' || options.metadata === null || Array.isArray(options.metadata))) {
-    throw new UploadError('INVALID_FIELD', `metadata must be an object (${localPath})`);
-  }
-  const remotePath = normaliseRelativePath(options.remotePath ?? path.basename(localPath), 'remotePath');
-  const version = await statFile(localPath);
-  return { localPath, remotePath, priority, size: version.size, options };
-}
 
 export interface CancelOptions {
   /** Also delete the server session and its data. Default true. */
@@ -84,10 +45,10 @@ const LOCAL_SERVER_URL = `http://${DEFAULT_SERVER_HOST}:${DEFAULT_SERVER_PORT}`;
 
 /**
  * The upload engine: gets files to the server, byte-identical, over bad links, and picks up
- * where it left off after any crash. The seed's NetworkManager knobs are here in camelCase
- * (`manager.uploadTimeout = 600`, `manager.bandwidthLimit = 1024 * 1024`).
+ * where it left off after any crash. The knobs of the Python dashboard's NetworkManager are here
+ * in camelCase (`manager.uploadTimeout = 600`, `manager.bandwidthLimit = 1024 * 1024`).
  *
- * Where things happen: queue/ (order and concurrency slots), source/ (reading the file),
+ * Where things happen: queue/ (order and concurrency slots: p-queue, fed from the backlog), source/ (reading the file),
  * hashing/ (SHA-256 while sending), compression/ (gzip on the wire), throttle/ (the shared
  * bandwidth limit), transport/ (undici HTTP(S), streaming a chunk), stall/ (the watchdog that
  * aborts hung requests), retry/ (which failures are retried, backoff), connectivity/ (offline
@@ -814,57 +775,4 @@ export class NetworkManager extends EventEmitter<NetworkManagerEvents> {
 
 function pendingKey(localPath: string, remotePath: string): string {
   return `${localPath}\0${remotePath}`;
-}
-
-function newRecord(fields: Pick<UploadRecord, 'id' | 'seq' | 'localPath' | 'remotePath' | 'bagName' | 'priority' | 'metadata' | 'replace' | 'bytesTotal' | 'queuedAt'>): UploadRecord {
-  return {
-    ...fields,
-    phase: 'queued',
-    holdsSlot: false,
-    bytesAcked: 0,
-    bytesInFlight: 0,
-    attempt: 0,
-    lastError: undefined,
-    errorCode: undefined,
-    sha256: undefined,
-    deduplicated: false,
-    session: undefined,
-    startedAt: undefined,
-    finishedAt: undefined,
-    meter: new RateMeter(),
-    reportedState: undefined,
-    lastProgressAt: 0,
-  };
-}
-
-function rowOf(record: UploadRecord): UploadRow {
-  return {
-    id: record.id,
-    seq: record.seq,
-    localPath: record.localPath,
-    remotePath: record.remotePath,
-    bagName: record.bagName,
-    priority: record.priority,
-    metadata: record.metadata,
-    replace: record.replace,
-    state: 'queued',
-    bytesTotal: record.bytesTotal,
-    size: undefined,
-    mtimeMs: undefined,
-    sessionId: undefined,
-    sessionServer: undefined,
-    chunkSize: undefined,
-    sha256: undefined,
-    errorCode: undefined,
-    lastError: undefined,
-    queuedAt: record.queuedAt,
-    startedAt: undefined,
-    finishedAt: undefined,
-  };
-}
-
-/** The bag folder of a remote path (its parent folder's name), or '' for a file at the top. */
-function bagNameOf(remotePath: string): string {
-  const parts = remotePath.split('/');
-  return parts.length > 1 ? parts[parts.length - 2]! : '';
 }

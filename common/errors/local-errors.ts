@@ -54,7 +54,3 @@ export interface FileChangedDetails {
   before: { size: number; mtimeMs: number };
   after: { size: number; mtimeMs: number };
 }
-
-export function isLocalErrorCode(value: unknown): value is LocalErrorCode {
-  return typeof value === 'string' && Object.hasOwn(localErrorCodes, value);
-}

@@ -79,4 +79,4 @@ export function isUploadErrorCode(value: unknown): value is UploadErrorCode {
 }
 
 export { isWireErrorCode, type WireErrorCode, type WireErrorDetails };
-export { isLocalErrorCode, type LocalErrorCode } from './local-errors.js';
+export type { LocalErrorCode } from './local-errors.js';

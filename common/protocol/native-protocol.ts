@@ -72,7 +72,7 @@ export interface CreateSessionRequest {
   /** Allow replacing a different file already stored at `path` (when the session completes). */
   replace?: boolean;
   /**
-   * Also keep a gzip copy at rest under `compressed/` (as the seed API's `compression`), when the
+   * Also keep a gzip copy at rest under `compressed/` (as the legacy dashboard API's `compression`), when the
    * file is at least the server's compression threshold and the copy is smaller. Default false.
    */
   compress?: boolean;
@@ -135,7 +135,7 @@ export type CompleteResponse = CompletedFile;
  */
 export type PutFileResponse = CompletedFile;
 
-/** Every error response, from both APIs: `success:false` keeps the seed's clients working. */
+/** Every error response, from both APIs: `success:false` keeps the legacy dashboard API's clients working. */
 export interface ErrorResponse {
   success: false;
   error: string;
