@@ -1,15 +1,50 @@
 /**
- * ros2-upload-agent as a library: the receiving server, the upload engine, the shared
- * configuration schema, protocol types and errors.
+ * ros2-upload-agent as a library: the upload engine, the receiving server, and the one error
+ * class both use. This is the whole root API; each part has more in its own entry point:
+ * `ros2-upload-agent/engine`, `ros2-upload-agent/server`, `ros2-upload-agent/protocol`.
+ *
+ * The upload engine (agent/engine/):
+ * - `NetworkManager`: queues files and gets them to a server, complete and verified, over bad
+ *   links and across crashes; `onIdle()` and `whenSettled(ids)` say when it is done.
+ * - `engineOptions`: its settings, defined once; `engineOptions.fromEnv(process.env)` reads the
+ *   same `UPLOAD_AGENT_*` variables as the agent program.
+ * - Types: `NetworkManagerOptions`, `AddUploadOptions`, `AddUploadResult`, `CancelOptions`,
+ *   `EngineConfig`, the events (`NetworkManagerEvents`, `ProgressEvent`, `RetryingEvent`,
+ *   `CompletedEvent`, `FailedEvent`) and an upload's state (`UploadSnapshot`, `UploadState`).
+ *
+ * The receiving server (server/):
+ * - `createUploadServer(options)`: listens and serves the native and the legacy dashboard API.
+ * - `serverOptions`: its settings, defined once (`serverOptions.fromEnv(process.env)` reads the
+ *   server program's variables).
+ * - Types: `UploadServer`, `UploadServerOptions`, `ServerConfig`.
+ *
+ * Errors (common/errors/, common/protocol/errors/):
+ * - `UploadError`: every failure, with a stable `code`, `details` typed by code and `kind`:
+ *   `'wire'` for a code a server sends (`wireErrorCodes`), `'local'` for one a program raises for
+ *   itself (`localErrorCodes`); `errorCodes` is both, with what each means.
+ * - `isUploadError(value, code?)` narrows to an UploadError (of that code).
+ * - Types: `UploadErrorCode`, `WireErrorCode`, `LocalErrorCode`, `ErrorDetails`.
+ *
+ * Not exported: the option framework's helpers (units, parsing), storage and HTTP internals, the
+ * watcher, the agent program and the ROS node; they are the programs' own and may change.
  */
-export * from './common/errors/upload-error.js';
-export * from './common/protocol/index.js';
-export * from './common/config/index.js';
-export { engineOptionSpecs, engineOptions } from './agent/engine/engine-options.js';
-export type * from './agent/engine/upload-events.js';
-export type * from './agent/agent-controller.js';
-export { createUploadServer, serverOptions, serverOptionSpecs, LocalDiskStorage, isLoopback } from './server/index.js';
-export type { UploadServer, UploadServerOptions, ServerConfig, UploadStorage } from './server/index.js';
-export { NetworkManager } from './agent/engine/network-manager.js';
-export type { NetworkManagerOptions, AddUploadOptions, CancelOptions } from './agent/engine/network-manager.js';
-export type { EngineConfig } from './agent/engine/engine-options.js';
+export {
+  NetworkManager,
+  engineOptions,
+  type AddUploadOptions,
+  type AddUploadResult,
+  type CancelOptions,
+  type CompletedEvent,
+  type EngineConfig,
+  type FailedEvent,
+  type NetworkManagerEvents,
+  type NetworkManagerOptions,
+  type ProgressEvent,
+  type RetryingEvent,
+  type UploadSnapshot,
+  type UploadState,
+} from './agent/engine/index.js';
+export { createUploadServer, serverOptions, type ServerConfig, type UploadServer, type UploadServerOptions } from './server/index.js';
+export { UploadError, errorCodes, isUploadError, type ErrorDetails, type UploadErrorCode } from './common/errors/upload-error.js';
+export { localErrorCodes, type LocalErrorCode } from './common/errors/local-errors.js';
+export { wireErrorCodes, type WireErrorCode } from './common/protocol/errors/wire-errors.js';

@@ -10,7 +10,7 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { formatDuration, formatSize, type OptionSet, type OptionSpec, type OptionSpecs } from '../common/config/index.js';
-import { agentOptions } from '../agent/agent-options.js';
+import { agentOptions } from '../agent/app/agent-options.js';
 import { serverOptions } from '../server/server-options.js';
 
 export const CONFIG_DOC = fileURLToPath(new URL('../docs/configuration.md', import.meta.url));

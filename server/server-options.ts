@@ -1,4 +1,5 @@
 import { defineOptions, option, type ConfigOf } from '../common/config/index.js';
+import { DEFAULT_SERVER_HOST, DEFAULT_SERVER_PORT } from '../common/protocol/native-protocol.js';
 
 /**
  * Every setting of the receiving server, defined once. The CLI flags, the environment variables
@@ -7,8 +8,8 @@ import { defineOptions, option, type ConfigOf } from '../common/config/index.js'
  * and the README table all derive from these specs. Sizes are bytes, durations seconds.
  */
 export const serverOptionSpecs = {
-  host: option.string({ doc: 'Address to listen on; a non-loopback address requires tokens or --allow-anonymous', default: '127.0.0.1', env: 'HOST', ros: false }),
-  port: option.integer({ doc: 'TCP port to listen on (0 picks a free one)', default: 8080, min: 0, max: 65535, env: 'PORT', ros: false }),
+  host: option.string({ doc: 'Address to listen on; a non-loopback address requires tokens or --allow-anonymous', default: DEFAULT_SERVER_HOST, env: 'HOST', ros: false }),
+  port: option.integer({ doc: 'TCP port to listen on (0 picks a free one)', default: DEFAULT_SERVER_PORT, min: 0, max: 65535, env: 'PORT', ros: false }),
   uploadDir: option.string({
     doc: 'Storage root: holds temp/, completed/, compressed/ and state/ (the session database)',
     format: 'path',

@@ -56,7 +56,7 @@ export interface UploadServer {
 export async function createUploadServer(options: UploadServerOptions = {}): Promise<UploadServer> {
   const { storage: injectedStorage, logger, ...values } = options;
   const config = serverOptions.resolve(serverOptions.parse(values, 'options'));
-  const log = logger ?? createLogger(config.logLevel);
+  const log = logger ?? createLogger(config.logLevel, [serverOptions.specs]);
 
   if (config.requestTimeout > 0 && config.headersTimeout > config.requestTimeout) {
     throw new UploadError('CONFIG_INVALID', `headersTimeout (${config.headersTimeout} s) must not be longer than requestTimeout (${config.requestTimeout} s)`);

@@ -1,7 +1,9 @@
 import path from 'node:path';
 import type { Logger } from 'pino';
 import type { UploadServer } from '../../server/index.js';
-import type { AgentConfig } from '../agent-options.js';
+import type { AgentConfig } from '../app/agent-options.js';
+
+export type { UploadServer };
 
 /**
  * The bundled server, started in this process when no server URL was given: on 127.0.0.1

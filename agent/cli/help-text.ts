@@ -1,5 +1,5 @@
 import { formatOptionsHelp } from '../../common/config/index.js';
-import { agentOptions } from '../agent-options.js';
+import { agentOptions } from '../app/agent-options.js';
 import { exitCodes } from './exit-codes.js';
 
 /** `ros2-upload-agent --help`. The options part is generated from the option specs. */

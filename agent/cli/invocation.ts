@@ -1,6 +1,6 @@
 import { parseCommandLine, readConfigFile, type ExtraFlags } from '../../common/config/index.js';
 import { UploadError } from '../../common/errors/upload-error.js';
-import { agentOptions, type AgentConfig } from '../agent-options.js';
+import { agentOptions, type AgentConfig } from '../app/agent-options.js';
 import { hasRosArgs, stripRosArgs } from '../ros/ros-args.js';
 
 export type CommandName = 'watch' | 'upload' | 'status' | 'help' | 'version';

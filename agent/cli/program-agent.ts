@@ -1,11 +1,11 @@
 import type { Logger } from 'pino';
 import { UploadError } from '../../common/errors/upload-error.js';
-import type { UploadServer } from '../../server/index.js';
-import type { AgentController } from '../agent-controller.js';
-import type { AgentConfig } from '../agent-options.js';
-import { UploadAgent, checkStateDir, checkWatchDir } from '../upload-agent.js';
+import type { AgentController } from '../app/agent-controller.js';
+import type { AgentConfig } from '../app/agent-options.js';
+import { checkStateDir, checkWatchDir } from '../app/check-dirs.js';
+import { UploadAgent } from '../app/upload-agent.js';
 import path from 'node:path';
-import { startEmbeddedServer } from './embedded-server.js';
+import { startEmbeddedServer, type UploadServer } from './embedded-server.js';
 import { IN_FLIGHT_DRAIN_SECONDS } from './shutdown.js';
 
 /** The agent as the program runs it: the UploadAgent, plus the bundled server when no URL was given. */

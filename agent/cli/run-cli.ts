@@ -1,10 +1,11 @@
 import type { Logger } from 'pino';
 import { UploadError } from '../../common/errors/upload-error.js';
+import { createLogger } from '../../common/program/create-logger.js';
+import { packageVersion } from '../../common/program/package-version.js';
+import { agentOptionSpecs } from '../app/agent-options.js';
 import { exitCodeOf, exitCodes } from './exit-codes.js';
 import { helpText } from './help-text.js';
 import { parseInvocation } from './invocation.js';
-import { createLogger } from './logger.js';
-import { packageVersion } from './version.js';
 
 export interface CliIo {
   stdout: NodeJS.WriteStream | NodeJS.WritableStream;
@@ -30,19 +31,19 @@ export async function runCli(argv: string[], io: CliIo = { stdout: process.stdou
         return exitCodes.OK;
       // Each command's code is loaded when it runs: `upload` and `status` never load the ROS layer.
       case 'status': {
-        const { statusCommand } = await import('./commands/status-command.js');
+        const { statusCommand } = await import('./status-command.js');
         return statusCommand(invocation, io.stdout);
       }
       case 'upload': {
         // Progress lines carry the news; the log shows warnings unless asked for more.
         const level = ['trace', 'debug'].includes(invocation.config.logLevel) ? invocation.config.logLevel : invocation.config.logLevel === 'info' ? 'warn' : invocation.config.logLevel;
-        logger = createLogger(level);
-        const { uploadCommand } = await import('./commands/upload-command.js');
+        logger = programLogger(level);
+        const { uploadCommand } = await import('./upload-command.js');
         return await uploadCommand(invocation, logger, io.stdout);
       }
       case 'watch': {
-        logger = createLogger(invocation.config.logLevel);
-        const { watchCommand } = await import('./commands/watch-command.js');
+        logger = programLogger(invocation.config.logLevel);
+        const { watchCommand } = await import('./watch-command.js');
         return await watchCommand(invocation, logger);
       }
     }
@@ -51,6 +52,15 @@ export async function runCli(argv: string[], io: CliIo = { stdout: process.stdou
     if (!(error instanceof UploadError)) logger?.error({ err: error }, 'unexpected error');
     return exitCodeOf(error);
   }
+}
+
+/**
+ * The program's log: to stderr (stdout carries command output such as `status`), written
+ * synchronously (a finished command exits at once), human-readable on a terminal and JSON lines
+ * otherwise (systemd, ros2 launch, log shippers).
+ */
+function programLogger(level: string): Logger {
+  return createLogger({ name: 'ros2-upload-agent', level, specs: [agentOptionSpecs], destination: 2, sync: true, pretty: process.stderr.isTTY === true });
 }
 
 function oneLine(error: unknown): string {

@@ -1,71 +1,34 @@
 import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import path from 'node:path';
-import { pino, type Logger } from 'pino';
+import type { Logger } from 'pino';
 import { UploadError } from '../../common/errors/upload-error.js';
-import { normaliseRelativePath } from '../../common/protocol/relative-path.js';
-import { serverOptionSpecs } from '../../server/server-options.js';
+import { createLogger } from '../../common/program/create-logger.js';
+import { DEFAULT_SERVER_HOST, DEFAULT_SERVER_PORT } from '../../common/protocol/native-protocol.js';
 import { ReachabilityProbe } from './connectivity/reachability-probe.js';
-import { engineOptions, type EngineConfig } from './engine-options.js';
-import { Journal, type CompletedFileRow, type UploadRow } from './journal/journal.js';
+import { engineOptionSpecs, engineOptions, type EngineConfig } from './engine-options.js';
+import { Journal, type CompletedFileRow } from './journal/journal.js';
 import { StateLock } from './journal/state-lock.js';
-import { DEFAULT_PRIORITY, MAX_PRIORITY, MIN_PRIORITY, SlotQueue, type Slot } from './queue/slot-queue.js';
+import { UploadQueue, type Slot } from './queue/upload-queue.js';
 import type { RetryInfo } from './retry/retry-request.js';
 import { sleep } from './retry/retry-request.js';
 import { describeFailure } from './retry/classify-failure.js';
-import { statFile } from './source/local-file.js';
 import { TokenBucket } from './throttle/token-bucket.js';
 import { HttpTransport } from './transport/http-transport.js';
 import { SessionClient } from './transport/session-client.js';
+import { SettleWaiters } from './settle-waiters.js';
 import type { NetworkManagerEvents, UploadSnapshot } from './upload-events.js';
-import { RateMeter, isTerminal, snapshotOf, type UploadRecord } from './upload-record.js';
+import { isTerminal, newRecord, rowOf, snapshotOf, type UploadRecord } from './upload-record.js';
+import { bagNameOf, checkUpload, type AddUploadOptions, type AddUploadResult, type CheckedUpload } from './upload-request.js';
 import { UploadRunner, type RunnerContext } from './upload-runner.js';
+
+export type { AddUploadOptions, AddUploadResult };
 
 /** Options of `new NetworkManager(...)`: the engine settings (validated by `engineOptions`) plus a logger. */
 export type NetworkManagerOptions = { [K in keyof EngineConfig]?: EngineConfig[K] | string } & {
   /** pino logger; default: warnings and errors as JSON on stderr. */
   logger?: Logger;
 };
-
-export interface AddUploadOptions {
-  /** 1 (first) to 10 (last); default 5. FIFO within a priority. */
-  priority?: number;
-  /** Free-form JSON object stored with the file on the server. */
-  metadata?: Record<string, unknown>;
-  /** Path on the server, relative to this robot's folder; default: the file's name. */
-  remotePath?: string;
-  /** Replace a different file already stored at remotePath. Default false (the server refuses with FILE_EXISTS). */
-  replace?: boolean;
-  /** The bag this file belongs to, for status; default: the remote path's parent folder name. */
-  bagName?: string;
-}
-
-/** One entry of addUploads()'s answer: the upload's id, or why that file was refused. */
-export type AddUploadResult = { id: string } | { error: UploadError };
-
-/** A file addUploads() checked: its path on both sides, its priority and size. */
-interface CheckedUpload {
-  localPath: string;
-  remotePath: string;
-  priority: number;
-  size: number;
-  options: AddUploadOptions;
-}
-
-/** The checks of addUpload: priority, metadata, remote path, and the file itself (stat). */
-async function checkUpload(filePath: string, options: AddUploadOptions): Promise<CheckedUpload> {
-  const localPath = path.resolve(filePath);
-  const priority = options.priority ?? DEFAULT_PRIORITY;
-  if (!Number.isInteger(priority) || priority < MIN_PRIORITY || priority > MAX_PRIORITY) {
-    throw new UploadError('INVALID_FIELD', `priority must be a whole number from ${MIN_PRIORITY} to ${MAX_PRIORITY}, not ${JSON.stringify(options.priority)} (${localPath})`);
-  }
-  if (options.metadata !== undefined && (typeof options.metadata !== 'object' || options.metadata === null || Array.isArray(options.metadata))) {
-    throw new UploadError('INVALID_FIELD', `metadata must be an object (${localPath})`);
-  }
-  const remotePath = normaliseRelativePath(options.remotePath ?? path.basename(localPath), 'remotePath');
-  const version = await statFile(localPath);
-  return { localPath, remotePath, priority, size: version.size, options };
-}
 
 export interface CancelOptions {
   /** Also delete the server session and its data. Default true. */
@@ -77,15 +40,15 @@ const FINISHED_KEPT = 1000;
 /** Progress events per upload at most this often (ms), besides one per acknowledged chunk. */
 const PROGRESS_INTERVAL_MS = 250;
 
-/** Address of the bundled server when uploadUrl is unset, derived from the server's own defaults. */
-const LOCAL_SERVER_URL = `http://${serverOptionSpecs.host.default}:${serverOptionSpecs.port.default}`;
+/** Where a server listens by default (the protocol's defaults, which the server uses too): the URL when uploadUrl is unset. */
+const LOCAL_SERVER_URL = `http://${DEFAULT_SERVER_HOST}:${DEFAULT_SERVER_PORT}`;
 
 /**
  * The upload engine: gets files to the server, byte-identical, over bad links, and picks up
- * where it left off after any crash. The seed's NetworkManager knobs are here in camelCase
- * (`manager.uploadTimeout = 600`, `manager.bandwidthLimit = 1024 * 1024`).
+ * where it left off after any crash. The knobs of the Python dashboard's NetworkManager are here
+ * in camelCase (`manager.uploadTimeout = 600`, `manager.bandwidthLimit = 1024 * 1024`).
  *
- * Where things happen: queue/ (order and concurrency slots), source/ (reading the file),
+ * Where things happen: queue/ (order and concurrency slots: p-queue, fed from the backlog), source/ (reading the file),
  * hashing/ (SHA-256 while sending), compression/ (gzip on the wire), throttle/ (the shared
  * bandwidth limit), transport/ (undici HTTP(S), streaming a chunk), stall/ (the watchdog that
  * aborts hung requests), retry/ (which failures are retried, backoff), connectivity/ (offline
@@ -96,14 +59,15 @@ export class NetworkManager extends EventEmitter<NetworkManagerEvents> {
   #config: EngineConfig;
   readonly #records = new Map<string, UploadRecord>();
   readonly #runners = new Map<string, UploadRunner>();
-  /** Uploads whose first slot request is pending (they have no runner yet). */
-  readonly #awaitingSlot = new Set<string>();
   /** Pending uploads by local and remote path: addUpload finds a duplicate without scanning the queue. */
   readonly #pendingByKey = new Map<string, UploadRecord>();
   /** Completed uploads in the order they finished: the oldest are forgotten first. */
   readonly #completedOrder = new Set<UploadRecord>();
+  /** Completed uploads whose completion waits for the journal's fsync before it is announced. */
+  readonly #announcing = new Set<UploadRecord>();
+  readonly #waiters = new SettleWaiters();
   readonly #bucket: TokenBucket;
-  readonly #slots: SlotQueue;
+  readonly #slots: UploadQueue<UploadRecord>;
   readonly #probe: ReachabilityProbe;
   #journal: Journal | undefined;
   #lock: StateLock | undefined;
@@ -123,9 +87,9 @@ export class NetworkManager extends EventEmitter<NetworkManagerEvents> {
     super();
     const { logger, ...settings } = options;
     this.#config = engineOptions.resolve(engineOptions.parse(settings as Record<string, unknown>, 'NetworkManager options'));
-    this.#logger = logger ?? pino({ name: 'ros2-upload-agent', level: 'warn' }, pino.destination(2));
+    this.#logger = logger ?? createLogger({ name: 'ros2-upload-agent', level: 'warn', specs: [engineOptionSpecs], destination: 2 });
     this.#bucket = new TokenBucket(this.#config.bandwidthLimit);
-    this.#slots = new SlotQueue(this.#config.maxConcurrentUploads);
+    this.#slots = new UploadQueue<UploadRecord>(this.#config.maxConcurrentUploads, (record, slot) => this.#run(record, slot));
     this.#probe = new ReachabilityProbe({
       check: (signal) => this.#checkHealth(signal),
       minDelayMs: () => this.#config.retryDelay * 1000,
@@ -324,7 +288,7 @@ export class NetworkManager extends EventEmitter<NetworkManagerEvents> {
   /**
    * Queues a file; returns the upload's id. The same file to the same remote path while it is
    * still pending returns the pending upload's id. Rejects with an UploadError for a missing
-   * file (FILE_NOT_FOUND), a bad remote path (INVALID_PATH) or a bad priority (INVALID_FIELD).
+   * file (LOCAL_FILE_NOT_FOUND), a bad remote path (INVALID_PATH) or a bad priority (INVALID_FIELD).
    */
   async addUpload(filePath: string, options: AddUploadOptions = {}): Promise<string> {
     const [result] = await this.addUploads([{ filePath, options }]);
@@ -365,6 +329,7 @@ export class NetworkManager extends EventEmitter<NetworkManagerEvents> {
       if (pending && (this.#records.get(pending.id) === pending || created.includes(pending)) && !isTerminal(pending)) {
         if (item.priority < pending.priority) {
           pending.priority = item.priority;
+          this.#slots.reprioritize(pending);
           if (!created.includes(pending)) journal.setPriority(pending.id, item.priority);
         }
         results.push({ id: pending.id });
@@ -391,6 +356,7 @@ export class NetworkManager extends EventEmitter<NetworkManagerEvents> {
       journal.insertUploads(created.map(rowOf));
     } catch (error) {
       for (const record of created) this.#forgetPending(record);
+      this.#waiters.maybeIdle(this.idle);
       throw error;
     }
     // Queued at once, in queue order: the caller gets the ids before any I/O, so before anything
@@ -455,6 +421,7 @@ export class NetworkManager extends EventEmitter<NetworkManagerEvents> {
     this.#forgetPending(record);
     record.holdsSlot = false;
     this.#emit('cancelled', this.#snapshot(record));
+    this.#settled(record);
     return true;
   }
 
@@ -487,23 +454,58 @@ export class NetworkManager extends EventEmitter<NetworkManagerEvents> {
     return this.#openJournal().completedFile(path.resolve(filePath));
   }
 
+  /**
+   * True when no upload is pending: every upload this manager knows has completed (and its
+   * `completed` event was emitted) or failed. Pending means queued, running, retrying, stalled,
+   * paused, waiting for a slot, or waiting for the server to be reachable again (offline): an
+   * upload that waits for the network is not settled, it will go on by itself.
+   */
+  get idle(): boolean {
+    // #pendingByKey holds exactly the pending uploads (one per local and remote path).
+    return this.#pendingByKey.size === 0 && this.#announcing.size === 0;
+  }
+
+  /**
+   * Resolves once the manager is idle (see `idle`; at once if it is now), p-queue's `onIdle()`.
+   * Failed uploads do not keep it waiting; `retryFailed()` makes them pending again. A stopped
+   * manager with pending uploads is not idle: they go on after `start()`.
+   */
+  onIdle(): Promise<void> {
+    return this.#waiters.idle(this.idle);
+  }
+
+  /**
+   * Resolves once each of these uploads has settled: completed (after its `completed` event),
+   * failed, or cancelled, with its final snapshot, in the order given. An id this manager does
+   * not know (or no longer: cancelled, or a completed one beyond the history kept) gives
+   * undefined.
+   */
+  whenSettled(ids: readonly string[]): Promise<(UploadSnapshot | undefined)[]> {
+    return Promise.all(
+      ids.map((id) => {
+        const record = this.#records.get(id);
+        if (!record) return undefined;
+        if (isTerminal(record) && !this.#announcing.has(record)) return this.#snapshot(record);
+        return this.#waiters.upload(id);
+      }),
+    );
+  }
+
   // ---- internals --------------------------------------------------------------------------
 
   /**
-   * Queues an upload for its first slot. Its runner is made only once the slot is granted, so a
-   * long queue costs a record and a slot request per file, not a runner with its promises,
-   * abort controllers and timers. A request whose upload was cancelled, finished or stopped
-   * meanwhile gives the slot straight back.
+   * Puts an upload in the queue's backlog for its first slot. Its runner is made only once the
+   * slot is granted, so a long queue costs a record per file, not a runner with its promises,
+   * abort controllers and timers. An upload cancelled, finished or stopped meanwhile gives the
+   * slot straight back.
    */
   #launch(record: UploadRecord): void {
-    if (this.#runners.has(record.id) || this.#awaitingSlot.has(record.id)) return;
-    this.#awaitingSlot.add(record.id);
-    this.#slots.request(record.priority, record.seq, (slot) => this.#run(record, slot));
+    if (this.#runners.has(record.id)) return;
+    this.#slots.enqueue(record);
   }
 
   /** A queued upload got its first slot: its runner starts. */
   #run(record: UploadRecord, slot: Slot): void {
-    this.#awaitingSlot.delete(record.id);
     if (!this.#started || this.#records.get(record.id) !== record || isTerminal(record) || this.#runners.has(record.id)) {
       slot.release();
       return;
@@ -541,13 +543,16 @@ export class NetworkManager extends EventEmitter<NetworkManagerEvents> {
       completed: (record, deduplicated) => {
         manager.#forgetPending(record);
         manager.#trimCompleted(record);
+        manager.#announcing.add(record);
         const announce = (): void => {
+          manager.#announcing.delete(record);
           const snapshot = manager.#snapshot(record);
           const started = record.startedAt ? Date.parse(record.startedAt) : Date.parse(record.queuedAt);
           const duration = Math.max(0, (Date.parse(record.finishedAt ?? new Date().toISOString()) - started) / 1000);
           manager.#logger.info({ upload: record.localPath, remotePath: record.remotePath, bytes: record.bytesTotal, duration, deduplicated }, 'upload verified by the server');
           manager.#emit('completed', { upload: snapshot, sha256: record.sha256 ?? '', duration, deduplicated });
           manager.#reportState(record);
+          manager.#settled(record);
         };
         // Announced once the journal's "completed" is durable (listeners may delete the file).
         // If that fsync fails the server still holds the file: announce it, and say so.
@@ -561,6 +566,7 @@ export class NetworkManager extends EventEmitter<NetworkManagerEvents> {
         manager.#emit('failed', { upload: manager.#snapshot(record), reason: error.message, code: error.code });
         manager.#reportState(record);
         manager.#forgetPending(record);
+        manager.#settled(record);
       },
       networkDown: (reason) => manager.#setOffline(reason),
       reachable: () => manager.#setOnline(),
@@ -674,6 +680,12 @@ export class NetworkManager extends EventEmitter<NetworkManagerEvents> {
     }
   }
 
+  /** An upload completed (announced), failed or was cancelled: whoever waits for it, or for idleness, goes on. */
+  #settled(record: UploadRecord): void {
+    this.#waiters.settled(this.#snapshot(record));
+    this.#waiters.maybeIdle(this.idle);
+  }
+
   #forgetPending(record: UploadRecord): void {
     const key = pendingKey(record.localPath, record.remotePath);
     if (this.#pendingByKey.get(key) === record) this.#pendingByKey.delete(key);
@@ -763,57 +775,4 @@ export class NetworkManager extends EventEmitter<NetworkManagerEvents> {
 
 function pendingKey(localPath: string, remotePath: string): string {
   return `${localPath}\0${remotePath}`;
-}
-
-function newRecord(fields: Pick<UploadRecord, 'id' | 'seq' | 'localPath' | 'remotePath' | 'bagName' | 'priority' | 'metadata' | 'replace' | 'bytesTotal' | 'queuedAt'>): UploadRecord {
-  return {
-    ...fields,
-    phase: 'queued',
-    holdsSlot: false,
-    bytesAcked: 0,
-    bytesInFlight: 0,
-    attempt: 0,
-    lastError: undefined,
-    errorCode: undefined,
-    sha256: undefined,
-    deduplicated: false,
-    session: undefined,
-    startedAt: undefined,
-    finishedAt: undefined,
-    meter: new RateMeter(),
-    reportedState: undefined,
-    lastProgressAt: 0,
-  };
-}
-
-function rowOf(record: UploadRecord): UploadRow {
-  return {
-    id: record.id,
-    seq: record.seq,
-    localPath: record.localPath,
-    remotePath: record.remotePath,
-    bagName: record.bagName,
-    priority: record.priority,
-    metadata: record.metadata,
-    replace: record.replace,
-    state: 'queued',
-    bytesTotal: record.bytesTotal,
-    size: undefined,
-    mtimeMs: undefined,
-    sessionId: undefined,
-    sessionServer: undefined,
-    chunkSize: undefined,
-    sha256: undefined,
-    errorCode: undefined,
-    lastError: undefined,
-    queuedAt: record.queuedAt,
-    startedAt: undefined,
-    finishedAt: undefined,
-  };
-}
-
-/** The bag folder of a remote path (its parent folder's name), or '' for a file at the top. */
-function bagNameOf(remotePath: string): string {
-  const parts = remotePath.split('/');
-  return parts.length > 1 ? parts[parts.length - 2]! : '';
 }

@@ -1,3 +1,4 @@
+import type { UploadRow } from './journal/journal.js';
 import type { UploadSnapshot, UploadState } from './upload-events.js';
 import type { FileVersion } from './source/local-file.js';
 
@@ -112,4 +113,53 @@ export class RateMeter {
     if (drop > 0) this.#samples.splice(0, drop);
     if (this.#samples.length > 4096) this.#samples.splice(0, this.#samples.length - 4096);
   }
+}
+
+/** A new upload's record, queued. */
+export function newRecord(fields: Pick<UploadRecord, 'id' | 'seq' | 'localPath' | 'remotePath' | 'bagName' | 'priority' | 'metadata' | 'replace' | 'bytesTotal' | 'queuedAt'>): UploadRecord {
+  return {
+    ...fields,
+    phase: 'queued',
+    holdsSlot: false,
+    bytesAcked: 0,
+    bytesInFlight: 0,
+    attempt: 0,
+    lastError: undefined,
+    errorCode: undefined,
+    sha256: undefined,
+    deduplicated: false,
+    session: undefined,
+    startedAt: undefined,
+    finishedAt: undefined,
+    meter: new RateMeter(),
+    reportedState: undefined,
+    lastProgressAt: 0,
+  };
+}
+
+/** The journal row of a newly queued upload. */
+export function rowOf(record: UploadRecord): UploadRow {
+  return {
+    id: record.id,
+    seq: record.seq,
+    localPath: record.localPath,
+    remotePath: record.remotePath,
+    bagName: record.bagName,
+    priority: record.priority,
+    metadata: record.metadata,
+    replace: record.replace,
+    state: 'queued',
+    bytesTotal: record.bytesTotal,
+    size: undefined,
+    mtimeMs: undefined,
+    sessionId: undefined,
+    sessionServer: undefined,
+    chunkSize: undefined,
+    sha256: undefined,
+    errorCode: undefined,
+    lastError: undefined,
+    queuedAt: record.queuedAt,
+    startedAt: undefined,
+    finishedAt: undefined,
+  };
 }

@@ -10,7 +10,7 @@ import { TransferCompression, type EncodedChunk } from './compression/transfer-c
 import type { EngineConfig } from './engine-options.js';
 import { RunningHash } from './hashing/running-hash.js';
 import type { Journal } from './journal/journal.js';
-import type { Slot, SlotQueue } from './queue/slot-queue.js';
+import type { Slot, UploadQueue } from './queue/upload-queue.js';
 import { classifyFailure, describeFailure, isNetworkDown, wholeFileFallback } from './retry/classify-failure.js';
 import { retryRequest, sleep, type RetryInfo } from './retry/retry-request.js';
 import { ChunkBuffers } from './source/chunk-buffers.js';
@@ -82,7 +82,7 @@ interface ChunkSource {
 export interface RunnerContext {
   readonly logger: Logger;
   readonly bucket: TokenBucket;
-  readonly slots: SlotQueue;
+  readonly slots: UploadQueue<UploadRecord>;
   config(): EngineConfig;
   client(): SessionClient;
   journal(): Journal;

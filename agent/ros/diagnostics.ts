@@ -1,4 +1,4 @@
-import type { AgentStatus } from '../agent-controller.js';
+import type { AgentStatus } from '../app/agent-controller.js';
 import type { UploadSnapshot } from '../engine/upload-events.js';
 import type { UploadErrorCode } from '../../common/errors/upload-error.js';
 import { formatSize } from '../../common/config/units.js';

@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import { UploadError } from '../../common/errors/upload-error.js';
-import type { AgentController } from '../agent-controller.js';
+import type { AgentController } from '../app/agent-controller.js';
 import { isSpecificKey, readParamsFileOverrides } from './params-file-overrides.js';
 import { parseRosArgs } from './ros-args.js';
 import { rosParameterFromValue, type ParameterSchema } from './ros-parameters.js';

@@ -1,8 +1,8 @@
 import type { Logger } from 'pino';
 import type { OptionSet, OptionSpecs } from '../../common/config/index.js';
 import { UploadError } from '../../common/errors/upload-error.js';
-import type { AgentController } from '../agent-controller.js';
-import { agentOptions } from '../agent-options.js';
+import type { AgentController } from '../app/agent-controller.js';
+import { agentOptions } from '../app/agent-options.js';
 import { resolveRosSettings, type RosSettings } from './parameter-bridge.js';
 import { loadRos } from './ros-probe.js';
 import { ParameterSchema } from './ros-parameters.js';
@@ -47,7 +47,7 @@ export interface StartRosNodeOptions {
   config?: Record<string, unknown>;
   /** rclnodejs behind the seam; default: loadRos('on'), which throws ROS_UNAVAILABLE when ROS is not usable. */
   binding?: RosBinding;
-  /** The options mirrored as parameters; default: the agent's (agent/agent-options.ts). */
+  /** The options mirrored as parameters; default: the agent's (agent/app/agent-options.ts). */
   optionSet?: OptionSet<OptionSpecs>;
   /** Default `upload_agent`; `-r __node:=...` still renames it. */
   nodeName?: string;

@@ -1,4 +1,4 @@
-import type { AgentStatus } from '../agent-controller.js';
+import type { AgentStatus } from '../app/agent-controller.js';
 import type { UploadSnapshot, UploadState } from '../engine/upload-events.js';
 import type { UploadQueueMessage, UploadStatusMessage } from './ros-messages.js';
 import type { RosTime } from './ros-seam.js';

@@ -1,6 +1,6 @@
 import os from 'node:os';
 import type { Logger } from 'pino';
-import type { AgentController } from '../agent-controller.js';
+import type { AgentController } from '../app/agent-controller.js';
 import type { UploadSnapshot, UploadState } from '../engine/upload-events.js';
 import { diagnosticsMessage } from './diagnostics.js';
 import { registerServices } from './agent-services.js';

@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import type { AgentController } from '../agent-controller.js';
+import type { AgentController } from '../app/agent-controller.js';
 import { rosInterfaces } from './interface-names.js';
 import type { WriteSplitEventMessage } from './ros-messages.js';
 import type { RosNode, RosQos } from './ros-seam.js';

@@ -26,7 +26,7 @@ export async function listForUpload(input: string, options: { root?: string; all
   try {
     info = await stat(absolute);
   } catch (error) {
-    throw new UploadError('FILE_NOT_FOUND', `No such file or folder: ${input}`, { cause: error });
+    throw new UploadError('LOCAL_FILE_NOT_FOUND', `No such file or folder: ${input}`, { cause: error });
   }
   const base = options.root && (absolute + path.sep).startsWith(path.resolve(options.root) + path.sep) ? path.resolve(options.root) : undefined;
   if (info.isFile()) {

@@ -116,7 +116,7 @@ export class BagWatcher extends EventEmitter<BagWatcherEvents> {
     try {
       this.root = realpathSync(options.root);
     } catch (error) {
-      throw new UploadError('FILE_NOT_FOUND', `The recording folder ${options.root} does not exist or cannot be read`, { cause: error });
+      throw new UploadError('LOCAL_FILE_NOT_FOUND', `The recording folder ${options.root} does not exist or cannot be read`, { cause: error });
     }
     this.#rootName = path.basename(this.root);
     this.#filter = createFileFilter(options);

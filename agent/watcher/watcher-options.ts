@@ -3,7 +3,7 @@ import { defineOptions, option } from '../../common/config/index.js';
 /**
  * The recording watcher's settings (closing rules, rescans, after-upload policy, disk guard),
  * defined once. Durations are seconds, sizes bytes. They are spread into the agent's option
- * set (agent/agent-options.ts), which derives the flags, `UPLOAD_AGENT_*` variables, config
+ * set (agent/app/agent-options.ts), which derives the flags, `UPLOAD_AGENT_*` variables, config
  * file keys and ROS parameters.
  */
 export const watcherOptionSpecs = {

@@ -1,90 +1,82 @@
+import { isWireErrorCode, wireErrorCodes, type WireErrorCode, type WireErrorDetails } from '../protocol/errors/wire-errors.js';
+import { localErrorCodes, type FileChangedDetails, type LocalErrorCode, type NetworkErrorDetails, type OptionErrorDetails } from './local-errors.js';
+
 /**
  * The one error class of the project, after undici's `lib/core/errors.js`: every failure carries
- * a stable string `code` (safe to match on, log and send over the wire) and, where there is one,
- * the underlying `cause`. Codes map to HTTP statuses (server/http/error-status.ts), ROS
- * diagnostic levels (agent/ros/) and process exit codes (agent/cli/, server/cli/), each in one
- * place.
+ * a stable string `code` (safe to match on and to log) and, where there is one, the underlying
+ * `cause`. A code is either a wire code (common/protocol/errors/: what a server sends, with its
+ * HTTP status) or a local one (common/errors/local-errors.ts: what a program raises for itself);
+ * `kind` tells which. Codes map to ROS diagnostic levels (agent/ros/) and process exit codes
+ * (common/program/exit-codes.ts), each in one place.
  */
 
-/** Every code, with what it means. Add new codes here and nowhere else. */
-export const errorCodes = {
-  // Configuration and command line
-  CONFIG_INVALID: 'a configuration value is invalid',
-  CONFIG_UNKNOWN_OPTION: 'an unknown option or flag was given',
-  CONFIG_FILE_UNREADABLE: 'a configuration file could not be read or parsed',
-  USAGE: 'the command line is not valid',
+/** Every code, with what it means: the wire contract's and the local ones. */
+export const errorCodes = { ...wireErrorCodes, ...localErrorCodes } as const;
 
-  // Requests the server refuses (client mistakes)
-  BAD_REQUEST: 'the request is malformed',
-  INVALID_FIELD: 'a field is missing or has the wrong type or range',
-  INVALID_PATH: 'a file path is not a safe relative path',
-  UNSUPPORTED_MEDIA_TYPE: 'the request body has the wrong content type or encoding',
-  CHUNK_INDEX_OUT_OF_RANGE: 'a chunk index is outside the session',
-  CHUNK_SIZE_MISMATCH: 'a chunk body does not have the expected length',
-  CHUNK_CHECKSUM_MISMATCH: 'a chunk failed its checksum and was not stored',
-  CHUNK_CONFLICT: 'a chunk was re-sent with content different from the acknowledged one',
-  CHUNKS_MISSING: 'completion was asked for before every chunk arrived',
-  FILE_CHECKSUM_MISMATCH: 'the whole file failed its checksum',
-  SESSION_NOT_FOUND: 'no such upload session for this uploader',
-  SESSION_BUSY: 'the session is being completed or cancelled',
-  FILE_EXISTS: 'a different file is already stored at this path',
-  FILE_TOO_LARGE: 'the file is over the maximum size',
-  BODY_TOO_LARGE: 'a JSON or form request body is over its size limit',
-  LENGTH_REQUIRED: 'the request body must declare its length (Content-Length)',
-  ROUTE_NOT_FOUND: 'no such route',
-  UNAUTHORIZED: 'a bearer token is missing or wrong',
-  RATE_LIMITED: 'too many requests; wait for Retry-After',
+export type UploadErrorCode = WireErrorCode | LocalErrorCode;
 
-  // Server-side conditions
-  INSUFFICIENT_STORAGE: 'not enough free disk space',
-  SERVER_UNAVAILABLE: 'the server is shutting down or overloaded',
-  TLS_CONFIG: 'a TLS certificate or key could not be read',
-  INTERNAL: 'an unexpected internal error',
+/** A code is wire or local, never both (a compile error here names the overlap). */
+const disjoint: [WireErrorCode & LocalErrorCode] extends [never] ? true : WireErrorCode & LocalErrorCode = true;
+void disjoint;
 
-  // Agent side
-  NETWORK: 'the server could not be reached or the connection broke',
-  TIMEOUT: 'a request took longer than its timeout',
-  STALLED: 'a request moved no bytes for the stall timeout',
-  HTTP_STATUS: 'the server answered with an unexpected status',
-  PROTOCOL: 'the server answered something the agent does not understand',
-  FILE_NOT_FOUND: 'a local file does not exist',
-  FILE_UNREADABLE: 'a local file could not be read',
-  FILE_CHANGED: 'a local file changed while it was queued or uploading',
-  CANCELLED: 'the upload was cancelled',
-  STOPPED: 'the manager was stopped',
-  STATE_DIR: 'the state directory is unusable',
-  STATE_DIR_LOCKED: 'another agent holds the state directory',
-  ROS_UNAVAILABLE: 'ROS 2 or rclnodejs is not available',
-} as const satisfies Record<string, string>;
+/** The details each code may carry; a code with `never` carries none. */
+type LocalErrorDetails = {
+  [C in LocalErrorCode]: C extends 'CONFIG_INVALID' | 'CONFIG_UNKNOWN_OPTION'
+    ? OptionErrorDetails
+    : C extends 'NETWORK'
+      ? NetworkErrorDetails
+      : C extends 'HTTP_STATUS'
+        ? WireErrorDetails
+        : C extends 'FILE_CHANGED'
+          ? FileChangedDetails
+          : never;
+};
+export type ErrorDetails = { [C in WireErrorCode]: WireErrorDetails } & LocalErrorDetails;
 
-export type UploadErrorCode = keyof typeof errorCodes;
+/** Every field any code's details may have, each optional. */
+export type AnyErrorDetails = WireErrorDetails & OptionErrorDetails & NetworkErrorDetails & Partial<FileChangedDetails>;
 
-export interface UploadErrorOptions {
+/**
+ * The details as an error holds them: its code's fields (required ones stay required), and the
+ * other codes' fields as optional, so an error whose code is known only at run time can still be
+ * read (`error.details?.status`). Covariant in the code, so `UploadError<'X'>` is an UploadError.
+ */
+export type DetailsOf<C extends UploadErrorCode> = ErrorDetails[C] & AnyErrorDetails;
+
+export interface UploadErrorOptions<C extends UploadErrorCode = UploadErrorCode> {
   cause?: unknown;
   /** Structured details that are safe to log and to send to a client (never secrets). */
-  details?: Record<string, unknown>;
+  details?: ErrorDetails[C];
 }
 
-export class UploadError extends Error {
+export class UploadError<C extends UploadErrorCode = UploadErrorCode> extends Error {
   override readonly name = 'UploadError';
-  readonly code: UploadErrorCode;
-  readonly details: Record<string, unknown> | undefined;
+  readonly code: C;
+  readonly details: DetailsOf<C> | undefined;
 
-  constructor(code: UploadErrorCode, message: string, options: UploadErrorOptions = {}) {
+  constructor(code: C, message: string, options: UploadErrorOptions<C> = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.code = code;
-    this.details = options.details;
+    this.details = options.details as DetailsOf<C> | undefined;
   }
 
-  toJSON(): { code: UploadErrorCode; message: string; details?: Record<string, unknown> } {
+  /** `wire`: a code of the wire contract (a server may send it); `local`: raised by a program for itself. */
+  get kind(): 'wire' | 'local' {
+    return isWireErrorCode(this.code) ? 'wire' : 'local';
+  }
+
+  toJSON(): { code: C; message: string; details?: DetailsOf<C> } {
     return this.details ? { code: this.code, message: this.message, details: this.details } : { code: this.code, message: this.message };
   }
 }
 
-export function isUploadError(value: unknown, code?: UploadErrorCode): value is UploadError {
+export function isUploadError<C extends UploadErrorCode = UploadErrorCode>(value: unknown, code?: C): value is UploadError<C> {
   return value instanceof UploadError && (code === undefined || value.code === code);
 }
 
 export function isUploadErrorCode(value: unknown): value is UploadErrorCode {
   return typeof value === 'string' && Object.hasOwn(errorCodes, value);
 }
+
+export { isWireErrorCode, type WireErrorCode, type WireErrorDetails };
+export type { LocalErrorCode } from './local-errors.js';

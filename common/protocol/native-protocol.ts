@@ -2,10 +2,18 @@
  * The native protocol spoken by our agent and server (documented in server/PROTOCOL.md).
  * Both sides import these types and names, so they cannot drift apart.
  */
-import type { UploadErrorCode } from '../errors/upload-error.js';
+import type { WireErrorCode } from './errors/wire-errors.js';
 
 export const PROTOCOL_VERSION = 1;
 export const API_PREFIX = '/v1';
+
+/**
+ * Where a server listens unless told otherwise, and so where an agent without a server URL
+ * looks for one: this machine only (a server reachable from elsewhere needs tokens), port 8080
+ * (the Python dashboard's).
+ */
+export const DEFAULT_SERVER_HOST = '127.0.0.1';
+export const DEFAULT_SERVER_PORT = 8080;
 
 /** Default and bounds of the chunk size. 8 MiB: S3 multipart's minimum part is 5 MiB. */
 export const DEFAULT_CHUNK_SIZE = 8 * 1024 * 1024;
@@ -64,7 +72,7 @@ export interface CreateSessionRequest {
   /** Allow replacing a different file already stored at `path` (when the session completes). */
   replace?: boolean;
   /**
-   * Also keep a gzip copy at rest under `compressed/` (as the seed API's `compression`), when the
+   * Also keep a gzip copy at rest under `compressed/` (as the legacy dashboard API's `compression`), when the
    * file is at least the server's compression threshold and the copy is smaller. Default false.
    */
   compress?: boolean;
@@ -127,11 +135,11 @@ export type CompleteResponse = CompletedFile;
  */
 export type PutFileResponse = CompletedFile;
 
-/** Every error response, from both APIs: `success:false` keeps the seed's clients working. */
+/** Every error response, from both APIs: `success:false` keeps the legacy dashboard API's clients working. */
 export interface ErrorResponse {
   success: false;
   error: string;
-  code: UploadErrorCode;
+  code: WireErrorCode;
   /** CHUNKS_MISSING and FILE_CHECKSUM_MISMATCH: the indexes the client must (re)send. */
   missing?: number[];
   /** 429 and 503: seconds to wait (also in the Retry-After header). */

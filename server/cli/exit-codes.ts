@@ -1,4 +1,4 @@
-import { isUploadError, type UploadErrorCode } from '../../common/errors/upload-error.js';
+import { exitCodeMap } from '../../common/program/exit-codes.js';
 
 /** The server program's exit codes, in one place (BSD sysexits.h, like the agent's). */
 export const exitCodes = {
@@ -15,15 +15,5 @@ export const exitCodes = {
   CONFIG: 78,
 } as const;
 
-const byCode: Partial<Record<UploadErrorCode, number>> = {
-  USAGE: exitCodes.USAGE,
-  CONFIG_UNKNOWN_OPTION: exitCodes.USAGE,
-  CONFIG_INVALID: exitCodes.USAGE,
-  CONFIG_FILE_UNREADABLE: exitCodes.CONFIG,
-  TLS_CONFIG: exitCodes.CONFIG,
-  STATE_DIR: exitCodes.STORAGE,
-};
-
-export function exitCodeOf(error: unknown): number {
-  return isUploadError(error) ? (byCode[error.code] ?? exitCodes.INTERNAL) : exitCodes.INTERNAL;
-}
+/** The exit code for an error that ends the program: the shared map (common/program/exit-codes.ts); any other error is internal. */
+export const exitCodeOf = exitCodeMap({}, exitCodes.INTERNAL);

@@ -37,7 +37,7 @@ async function main(argv: string[]): Promise<void> {
   if (cli.positionals.length > 0) throw new UploadError('USAGE', `Unexpected argument ${JSON.stringify(cli.positionals[0])} (see --help)`);
   const fromFile = typeof cli.extras.config === 'string' ? readConfigFile(serverOptions, cli.extras.config, 'server') : {};
   const config = serverOptions.resolve(fromFile, serverOptions.fromEnv(process.env), cli.values);
-  const logger = createLogger(config.logLevel, 1, { sync: true });
+  const logger = createLogger(config.logLevel, [serverOptions.specs], 1, { sync: true });
   const server = await createUploadServer({ ...config, logger });
 
   let signals = 0;

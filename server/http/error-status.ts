@@ -1,56 +1,12 @@
 import type { UploadErrorCode } from '../../common/errors/upload-error.js';
+import { wireErrorStatus } from '../../common/protocol/errors/wire-errors.js';
 
 /**
- * The one map from error codes to HTTP statuses, for both APIs. Codes that only the agent
- * raises map to 500 because the server never sends them.
+ * The one map from error codes to HTTP statuses, for both APIs: the wire contract's
+ * (common/protocol/errors/wire-errors.ts). A local code (a program's own: config, state
+ * directory, local files) is never a client's answer: 500.
  */
-const nativeStatus: Record<UploadErrorCode, number> = {
-  CONFIG_INVALID: 500,
-  CONFIG_UNKNOWN_OPTION: 500,
-  CONFIG_FILE_UNREADABLE: 500,
-  USAGE: 500,
-
-  BAD_REQUEST: 400,
-  INVALID_FIELD: 400,
-  INVALID_PATH: 400,
-  UNSUPPORTED_MEDIA_TYPE: 415,
-  CHUNK_INDEX_OUT_OF_RANGE: 400,
-  CHUNK_SIZE_MISMATCH: 400,
-  CHUNK_CHECKSUM_MISMATCH: 422,
-  CHUNK_CONFLICT: 409,
-  CHUNKS_MISSING: 409,
-  FILE_CHECKSUM_MISMATCH: 422,
-  SESSION_NOT_FOUND: 404,
-  SESSION_BUSY: 409,
-  FILE_EXISTS: 409,
-  FILE_TOO_LARGE: 413,
-  BODY_TOO_LARGE: 413,
-  LENGTH_REQUIRED: 411,
-  ROUTE_NOT_FOUND: 404,
-  UNAUTHORIZED: 401,
-  RATE_LIMITED: 429,
-
-  INSUFFICIENT_STORAGE: 507,
-  SERVER_UNAVAILABLE: 503,
-  TLS_CONFIG: 500,
-  INTERNAL: 500,
-
-  NETWORK: 500,
-  // The server sends TIMEOUT only when a request exceeded its requestTimeout.
-  TIMEOUT: 408,
-  STALLED: 500,
-  HTTP_STATUS: 500,
-  PROTOCOL: 500,
-  // The server sends FILE_NOT_FOUND for GET /v1/files/<path> of a file it does not hold.
-  FILE_NOT_FOUND: 404,
-  FILE_UNREADABLE: 500,
-  FILE_CHANGED: 500,
-  CANCELLED: 500,
-  STOPPED: 500,
-  STATE_DIR: 500,
-  STATE_DIR_LOCKED: 500,
-  ROS_UNAVAILABLE: 500,
-};
+const nativeStatus: Partial<Record<UploadErrorCode, number>> = wireErrorStatus;
 
 /**
  * The seed's API answers 400 where the native protocol is more specific: its clients know only

@@ -1,13 +1,13 @@
 import type { Request, Response, NextFunction, ErrorRequestHandler } from 'express';
 import type { ErrorResponse } from '../../common/protocol/native-protocol.js';
-import type { UploadError } from '../../common/errors/upload-error.js';
+import { isWireErrorCode, type UploadError } from '../../common/errors/upload-error.js';
 import type { Logger } from '../logging/logger.js';
 import { httpStatusOf, type Api } from './error-status.js';
 import { toUploadError } from './to-upload-error.js';
 
 /** The JSON body of an error answer: `{success:false, error, code}` plus `missing`/`retryAfter`. */
 export function errorBody(error: UploadError): ErrorResponse {
-  const body: ErrorResponse = { success: false, error: error.message, code: error.code };
+  const body: ErrorResponse = { success: false, error: error.message, code: isWireErrorCode(error.code) ? error.code : 'INTERNAL' };
   const missing = error.details?.missing;
   if (Array.isArray(missing)) body.missing = missing as number[];
   const retryAfter = error.details?.retryAfter;

@@ -1,15 +1,14 @@
-import { pino, type Logger } from 'pino';
+import type { Logger } from 'pino';
+import type { OptionSpecs } from '../../common/config/option-spec.js';
+import { createLogger as createProgramLogger } from '../../common/program/create-logger.js';
 
 export type { Logger };
 
-/** Paths never logged: tokens travel in the authorization header, and a config may hold them. */
-export const REDACTED_PATHS = ['req.headers.authorization', 'headers.authorization', 'authorization', 'token', 'tokens', '*.token', '*.tokens'];
-
 /**
- * The server's pino logger: JSON lines on stdout (one per event, as the seed's log lines were),
- * with secrets redacted.
+ * The server's pino logger (the shared factory, common/program/create-logger.ts): JSON lines on
+ * stdout (one per event, as the Python dashboard's log lines were), with the authorization header
+ * and every secret option of `specs` (the server's: tokens) redacted.
  */
-export function createLogger(level: string, destination: NodeJS.WritableStream | number = 1, options: { sync?: boolean } = {}): Logger {
-  const stream = typeof destination === 'number' ? pino.destination({ fd: destination, sync: options.sync ?? false }) : destination;
-  return pino({ name: 'ros2-upload-server', level, redact: { paths: REDACTED_PATHS, censor: '[redacted]' }, base: { pid: process.pid } }, stream);
+export function createLogger(level: string, specs: readonly OptionSpecs[], destination: NodeJS.WritableStream | number = 1, options: { sync?: boolean } = {}): Logger {
+  return createProgramLogger({ name: 'ros2-upload-server', level, specs, destination, sync: options.sync ?? false, base: { pid: process.pid } });
 }

@@ -1,5 +1,5 @@
 import type { RequestHandler } from 'express';
-import { readFileSync } from 'node:fs';
+import { packageVersion } from '../../common/program/package-version.js';
 import { PROTOCOL_VERSION, type HealthResponse } from '../../common/protocol/native-protocol.js';
 
 /** The seed's features, then ours. */
@@ -16,18 +16,8 @@ export const FEATURES = [
   'gzip-transfer',
 ] as const;
 
-/** The package version, read once from package.json (two folders up from dist/server/routes or server/routes). */
-export const VERSION: string = (() => {
-  for (const relative of ['../../package.json', '../../../package.json']) {
-    try {
-      const pkg = JSON.parse(readFileSync(new URL(relative, import.meta.url), 'utf8')) as { name?: string; version?: string };
-      if (pkg.name === 'ros2-upload-agent' && pkg.version) return pkg.version;
-    } catch {
-      // try the next candidate
-    }
-  }
-  return 'unknown';
-})();
+/** The package version (common/program/package-version.ts), reported by /health and --version. */
+export const VERSION: string = packageVersion();
 
 /** GET /health: the seed's answer plus `protocol`. Never authenticated or rate limited. */
 export function healthRoute(): RequestHandler {

@@ -82,7 +82,8 @@ describe('closing race and changed files', { timeout: 180_000 }, () => {
     expect(h.agent.status().uploads.filter((u) => u.state === 'waiting_for_close').map((u) => u.remotePath).sort()).toEqual(['g/g_0.mcap', 'g/g_1.mcap']);
     await writer.close('g/g_0.mcap');
     const closedAt = writer.log.closedAt('g/g_0.mcap')!;
-    await waitFor(() => h.stored('g/g_0.mcap'), 'g_0 uploaded once closed', 20_000);
+    // The server stores the file before its answer reaches the proxy: wait for both.
+    await waitFor(() => h.stored('g/g_0.mcap') && h.proxy.uploadsFor('g/g_0.mcap').length > 0, 'g_0 uploaded once closed', 20_000);
     expect(h.proxy.uploadsFor('g/g_0.mcap')[0]!.startedAt).toBeGreaterThan(closedAt);
     expect(h.stored('g/g_0.mcap')!.equals(writer.log.files.get('g/g_0.mcap')!.content)).toBe(true);
     expect(h.proxy.uploadsFor('g/g_1.mcap')).toHaveLength(0);

@@ -2,7 +2,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { UploadError, errorCodes, type UploadErrorCode } from '../../common/errors/upload-error.js';
-import { agentOptions } from '../../agent/agent-options.js';
+import { agentOptions } from '../../agent/app/agent-options.js';
 import { exitCodeOf, exitCodes } from '../../agent/cli/exit-codes.js';
 import { helpText } from '../../agent/cli/help-text.js';
 import { parseInvocation } from '../../agent/cli/invocation.js';

@@ -3,7 +3,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
-import { watchCommand } from '../../agent/cli/commands/watch-command.js';
+import { watchCommand } from '../../agent/cli/watch-command.js';
 import { parseInvocation } from '../../agent/cli/invocation.js';
 import type { RosNodeHandle } from '../../agent/ros/index.js';
 import { WRITE_SPLIT_TOPIC } from '../../agent/ros/write-split.js';

@@ -3,7 +3,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { agentOptions } from '../../agent/agent-options.js';
+import { agentOptions } from '../../agent/app/agent-options.js';
 import type { OptionSpec } from '../../common/config/index.js';
 import { CONFIG_DOC, acceptedValues, renderConfigDoc } from '../../scripts/generate-config-docs.js';
 import { serverOptions } from '../../server/server-options.js';

@@ -53,7 +53,7 @@ describe("NetworkManager API (the seed's knobs in camelCase)", () => {
 
   it('addUpload refuses a missing file, a bad priority and an unsafe remote path, naming the problem', async () => {
     const manager = new NetworkManager({ stateDir: dir.path, logger: silent });
-    await expect(manager.addUpload(path.join(dir.path, 'nope.bin'))).rejects.toMatchObject({ code: 'FILE_NOT_FOUND', message: expect.stringContaining('nope.bin') });
+    await expect(manager.addUpload(path.join(dir.path, 'nope.bin'))).rejects.toMatchObject({ code: 'LOCAL_FILE_NOT_FOUND', message: expect.stringContaining('nope.bin') });
     await expect(manager.addUpload(__filename, { priority: 0 })).rejects.toMatchObject({ code: 'INVALID_FIELD', message: expect.stringContaining('priority') });
     await expect(manager.addUpload(__filename, { priority: 11 })).rejects.toMatchObject({ code: 'INVALID_FIELD' });
     await expect(manager.addUpload(__filename, { remotePath: '../x' })).rejects.toMatchObject({ code: 'INVALID_PATH' });

@@ -30,7 +30,7 @@ describe('classifyFailure', () => {
     [http(409, 'CHUNKS_MISSING'), 'repair'],
     [http(422, 'FILE_CHECKSUM_MISMATCH'), 'repair'],
     [new UploadError('STOPPED', 'x'), 'stop'],
-    [new UploadError('FILE_NOT_FOUND', 'x'), 'permanent'],
+    [new UploadError('LOCAL_FILE_NOT_FOUND', 'x'), 'permanent'],
     [new TypeError('bug'), 'permanent'],
   ] as const)('%s → %s', (error, kind) => {
     expect(classifyFailure(error)).toBe(kind);

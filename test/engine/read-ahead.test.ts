@@ -169,8 +169,9 @@ describe('read-ahead: the next chunk is read while one is on the wire', () => {
     await waitFor(() => manager.status().filter((upload) => upload.state === 'paused').length === count, 'every upload queued');
     await collectGarbage();
     const perFile = (process.memoryUsage().heapUsed - before) / count;
-    // A runner with its promises, abort controllers and slot request took over 5 KiB per queued file.
-    expect(perFile).toBeLessThan(3 * KiB);
+    // A runner per queued file took over 5 KiB; a p-queue task per queued file about 3 KiB. The
+    // backlog holds the records themselves (about 1.5 KiB: the record, its maps and journal keys).
+    expect(perFile).toBeLessThan(2 * KiB);
     console.info(`[engine] ${count} queued uploads: ${(perFile / KiB).toFixed(2)} KiB of heap each`);
     await manager.stop();
   }, 60_000);

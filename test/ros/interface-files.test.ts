@@ -1,7 +1,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import type { AgentStatus } from '../../agent/agent-controller.js';
+import type { AgentStatus } from '../../agent/app/agent-controller.js';
 import { enqueue } from '../../agent/ros/agent-services.js';
 import { diagnosticsMessage } from '../../agent/ros/diagnostics.js';
 import { rosInterfaces } from '../../agent/ros/interface-names.js';

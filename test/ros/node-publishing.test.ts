@@ -164,7 +164,7 @@ describe('the node publishes what the agent reports', () => {
     expect(latest().message).toContain('low disk');
 
     agent.lowDisk = false;
-    agent.update('f', { state: 'failed', lastError: 'file vanished', errorCode: 'FILE_NOT_FOUND' });
+    agent.update('f', { state: 'failed', lastError: 'file vanished', errorCode: 'LOCAL_FILE_NOT_FOUND' });
     node.tick();
     expect(latest().level).toBe(2);
     expect(latest().message).toContain('1 failed');

@@ -5,7 +5,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
-import { agentOptions } from '../../agent/agent-options.js';
+import { agentOptions } from '../../agent/app/agent-options.js';
 import { ParameterSchema, rosParameterFromValue } from '../../agent/ros/ros-parameters.js';
 import { loadMessage } from './helpers/ros-idl.js';
 import { allElements, parseXml, type XmlElement } from './helpers/mini-xml.js';

@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { agentOptions } from '../../agent/agent-options.js';
+import { agentOptions } from '../../agent/app/agent-options.js';
 import type { UploadQueueMessage } from '../../agent/ros/ros-messages.js';
 import { ParameterSchema, parameterTypeOf } from '../../agent/ros/ros-parameters.js';
 import { ParameterType } from '../../agent/ros/ros-seam.js';

@@ -113,12 +113,12 @@ export async function sha256OfFile(handle: FileHandle, filePath: string, size: n
   return hash.digest('hex');
 }
 
-/** Maps a file system error to FILE_NOT_FOUND / FILE_UNREADABLE naming the file. */
+/** Maps a file system error to LOCAL_FILE_NOT_FOUND / FILE_UNREADABLE naming the file. */
 export function fileError(filePath: string, error: unknown): UploadError {
   if (error instanceof UploadError) return error;
   const code = (error as NodeJS.ErrnoException).code;
   if (code === 'ENOENT' || code === 'ENOTDIR') {
-    return new UploadError('FILE_NOT_FOUND', `${filePath} does not exist (any more)`, { cause: error });
+    return new UploadError('LOCAL_FILE_NOT_FOUND', `${filePath} does not exist (any more)`, { cause: error });
   }
   return new UploadError('FILE_UNREADABLE', `${filePath} cannot be read: ${(error as Error).message}`, { cause: error });
 }

@@ -1,4 +1,4 @@
-import { UploadError, isUploadErrorCode, type UploadErrorCode } from '../../../common/errors/upload-error.js';
+import { UploadError, isWireErrorCode } from '../../../common/errors/upload-error.js';
 
 /**
  * Turns what the network and the server say into UploadErrors with stable codes. The details
@@ -23,7 +23,8 @@ export function httpStatusError(what: string, status: number, body: unknown, ret
   const parsed = typeof body === 'object' && body !== null ? (body as Record<string, unknown>) : {};
   const serverMessage = typeof parsed.error === 'string' ? parsed.error : typeof body === 'string' && body.trim() ? body.trim().slice(0, 300) : `HTTP ${status}`;
   const serverCode = typeof parsed.code === 'string' ? parsed.code : undefined;
-  const code: UploadErrorCode = isUploadErrorCode(serverCode) ? serverCode : status === 429 ? 'RATE_LIMITED' : status === 503 ? 'SERVER_UNAVAILABLE' : 'HTTP_STATUS';
+  // Only a code of the wire contract is taken as the server's; any other is kept as serverCode.
+  const code = isWireErrorCode(serverCode) ? serverCode : status === 429 ? 'RATE_LIMITED' : status === 503 ? 'SERVER_UNAVAILABLE' : 'HTTP_STATUS';
   const details: HttpErrorDetails = { status };
   if (serverCode) details.serverCode = serverCode;
   const retryAfter = parseRetryAfter(retryAfterHeader) ?? (typeof parsed.retryAfter === 'number' ? parsed.retryAfter : undefined);

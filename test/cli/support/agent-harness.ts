@@ -1,8 +1,8 @@
 import { readFileSync, existsSync } from 'node:fs';
 import path from 'node:path';
 import { pino } from 'pino';
-import type { AgentConfig } from '../../../agent/agent-options.js';
-import { UploadAgent } from '../../../agent/upload-agent.js';
+import type { AgentConfig } from '../../../agent/app/agent-options.js';
+import { UploadAgent } from '../../../agent/app/upload-agent.js';
 import { startTestServer, type TestServer } from '../../helpers/start-server.js';
 import { createTempDir, type TempDir } from '../../helpers/tmp-dir.js';
 import { RecordingProxy } from './recording-proxy.js';

@@ -1,6 +1,6 @@
 import { UploadError } from '../../../common/errors/upload-error.js';
-import type { AgentController, AgentStatus, EnqueueResult } from '../../../agent/agent-controller.js';
-import { agentOptions } from '../../../agent/agent-options.js';
+import type { AgentController, AgentStatus, EnqueueResult } from '../../../agent/app/agent-controller.js';
+import { agentOptions } from '../../../agent/app/agent-options.js';
 import type { UploadSnapshot } from '../../../agent/engine/upload-events.js';
 
 /**

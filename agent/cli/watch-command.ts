@@ -1,10 +1,10 @@
 import type { Logger } from 'pino';
-import { agentOptions } from '../../agent-options.js';
-import { loadRos, rosModeFromFlag, startRosNode, type StartRosNodeOptions } from '../../ros/index.js';
-import type { Invocation } from '../invocation.js';
-import { startProgramAgent } from '../program-agent.js';
-import { onStopSignal } from '../shutdown.js';
-import { exitCodes } from '../exit-codes.js';
+import { agentOptions } from '../app/agent-options.js';
+import { loadRos, rosModeFromFlag, startRosNode, type StartRosNodeOptions } from '../ros/index.js';
+import type { Invocation } from './invocation.js';
+import { startProgramAgent } from './program-agent.js';
+import { onStopSignal } from './shutdown.js';
+import { exitCodes } from './exit-codes.js';
 
 /** Seams for tests: the ROS probe and extra options of the ROS node (signals, exit, a fake binding). */
 export interface WatchDependencies {

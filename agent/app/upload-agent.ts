@@ -1,19 +1,21 @@
 import { EventEmitter } from 'node:events';
-import { accessSync, constants, mkdirSync, realpathSync, statSync } from 'node:fs';
+import { realpathSync } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import path from 'node:path';
-import { pino, type Logger } from 'pino';
-import { UploadError, isUploadError } from '../common/errors/upload-error.js';
+import type { Logger } from 'pino';
+import { UploadError, isUploadError } from '../../common/errors/upload-error.js';
+import { createLogger } from '../../common/program/create-logger.js';
 import type { AgentController, AgentStatus, EnqueueResult } from './agent-controller.js';
-import { agentOptions, type AgentConfig } from './agent-options.js';
-import { engineOptionSpecs } from './engine/engine-options.js';
-import { NetworkManager } from './engine/network-manager.js';
-import type { CompletedEvent, FailedEvent, UploadSnapshot } from './engine/upload-events.js';
-import { applyAfterUpload, moveTarget } from './watcher/after-upload.js';
-import { listForUpload, type ListedFile } from './watcher/bag-listing.js';
-import { BagWatcher, type ReleasedFile, type WaitingFile } from './watcher/bag-watcher.js';
-import { DiskGuard } from './watcher/disk-guard.js';
-import { UploadLedger } from './watcher/upload-ledger.js';
+import { agentOptionSpecs, agentOptions, type AgentConfig } from './agent-options.js';
+import { checkStateDir, checkWatchDir } from './check-dirs.js';
+import { engineOptionSpecs } from '../engine/engine-options.js';
+import { NetworkManager } from '../engine/network-manager.js';
+import type { CompletedEvent, FailedEvent, UploadSnapshot } from '../engine/upload-events.js';
+import { applyAfterUpload, moveTarget } from '../watcher/after-upload.js';
+import { listForUpload, type ListedFile } from '../watcher/bag-listing.js';
+import { BagWatcher, type ReleasedFile, type WaitingFile } from '../watcher/bag-watcher.js';
+import { DiskGuard } from '../watcher/disk-guard.js';
+import { UploadLedger } from '../watcher/upload-ledger.js';
 
 export interface UploadAgentOptions {
   /** Settings by option key (any subset; the rest are defaults), validated by the agent's option set. */
@@ -122,17 +124,20 @@ export class UploadAgent extends EventEmitter<UploadAgentEvents> implements Agen
   /** The watch folder, symlinks resolved. */
   #watchRoot: string | undefined;
   #stopping: Promise<void> | undefined;
+  /** The agent's own work in flight: enqueues, hand-overs to the engine, completions being checked. */
+  #busy = 0;
+  readonly #unbusy: (() => void)[] = [];
 
   constructor(options: UploadAgentOptions = {}) {
     super();
     this.config = agentOptions.resolve(agentOptions.parse((options.config ?? {}) as Record<string, unknown>, 'UploadAgent options'));
-    this.#logger = options.logger ?? pino({ name: 'ros2-upload-agent', level: this.config.logLevel });
+    this.#logger = options.logger ?? createLogger({ name: 'ros2-upload-agent', level: this.config.logLevel, specs: [agentOptionSpecs] });
     this.#freeSpace = options.freeSpace;
     this.#skipDirs = options.skipDirs ?? [];
     const engineSettings: Record<string, unknown> = {};
     for (const key of ENGINE_KEYS) engineSettings[key] = (this.config as Record<string, unknown>)[key];
     this.#engine = new NetworkManager({ ...engineSettings, logger: this.#logger });
-    this.#engine.on('completed', (event) => void this.#onCompleted(event).catch((error: unknown) => this.#logger.error({ err: error }, 'after-upload handling failed')));
+    this.#engine.on('completed', (event) => void this.#track(this.#onCompleted(event)).catch((error: unknown) => this.#logger.error({ err: error }, 'after-upload handling failed')));
     this.#engine.on('failed', (event) => this.#onFailed(event));
     this.#engine.on('state', (upload) => this.#notify(upload));
     this.#engine.on('progress', (event) => this.#notify(event.upload));
@@ -243,7 +248,28 @@ export class UploadAgent extends EventEmitter<UploadAgentEvents> implements Agen
     this.#notify(undefined);
   }
 
-  async enqueue(filePath: string, options: { priority?: number; metadata?: Record<string, unknown> } = {}): Promise<EnqueueResult> {
+  enqueue(filePath: string, options: { priority?: number; metadata?: Record<string, unknown> } = {}): Promise<EnqueueResult> {
+    return this.#track(this.#enqueue(filePath, options));
+  }
+
+  /**
+   * Resolves once nothing is left to do with what the agent was given: the engine is idle (no
+   * upload queued, running, retrying or waiting for the network; see NetworkManager.onIdle), no
+   * completion is being checked (which may queue a bag's metadata.yaml), and no enqueue or
+   * hand-over to the engine is under way. A metadata.yaml held back because a file of its bag
+   * failed does not count (it goes after retryFailed()), nor do files the watcher has seen but
+   * not released yet (a recording may go on for hours).
+   */
+  async onIdle(): Promise<void> {
+    for (;;) {
+      await this.#engine.onIdle();
+      if (this.#busy === 0) return;
+      // The work in flight may queue more uploads: wait for it, then for the engine again.
+      await new Promise<void>((resolve) => this.#unbusy.push(resolve));
+    }
+  }
+
+  async #enqueue(filePath: string, options: { priority?: number; metadata?: Record<string, unknown> }): Promise<EnqueueResult> {
     let files: ListedFile[];
     try {
       files = await listForUpload(filePath, { allFiles: true, ...(this.#watcher ? { root: this.#watcher.root } : {}) });
@@ -336,6 +362,17 @@ export class UploadAgent extends EventEmitter<UploadAgentEvents> implements Agen
 
   // ---- internals --------------------------------------------------------------------------
 
+  /** Counts `work` as the agent's own until it settles (see onIdle). */
+  async #track<T>(work: Promise<T>): Promise<T> {
+    this.#busy += 1;
+    try {
+      return await work;
+    } finally {
+      this.#busy -= 1;
+      if (this.#busy === 0) for (const resolve of this.#unbusy.splice(0)) resolve();
+    }
+  }
+
   /** An upload the engine reloaded from its journal: remember it so the watcher's release joins it. */
   #adopt(upload: UploadSnapshot): void {
     const id = upload.id;
@@ -383,7 +420,7 @@ export class UploadAgent extends EventEmitter<UploadAgentEvents> implements Agen
       this.#handed.set(localPath, handed);
       return handed;
     });
-    const batch = this.#engine.addUploads(
+    const batch = this.#track(this.#engine.addUploads(
       items.map(({ localPath, options }) => ({
         filePath: localPath,
         options: {
@@ -394,7 +431,7 @@ export class UploadAgent extends EventEmitter<UploadAgentEvents> implements Agen
           ...(options.metadata !== undefined ? { metadata: options.metadata } : {}),
         },
       })),
-    );
+    ));
     for (const [index, handed] of handedList.entries()) {
       const localPath = items[index]!.localPath;
       handed.adding = batch.then((results) => {
@@ -405,7 +442,7 @@ export class UploadAgent extends EventEmitter<UploadAgentEvents> implements Agen
           return result.id;
         }
         if (this.#handed.get(localPath) === handed) this.#handed.delete(localPath);
-        if (isUploadError(result.error, 'FILE_NOT_FOUND')) {
+        if (isUploadError(result.error, 'LOCAL_FILE_NOT_FOUND')) {
           this.#logger.info({ file: localPath }, 'file vanished before it could be queued');
           return undefined;
         }
@@ -582,46 +619,4 @@ function waitingSnapshot(file: WaitingFile): UploadSnapshot {
     startedAt: undefined,
     finishedAt: undefined,
   };
-}
-
-/** The state directory must exist (it is created) and be readable and writable. */
-export function checkStateDir(stateDir: string): void {
-  try {
-    mkdirSync(stateDir, { recursive: true });
-  } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    if (code === 'EEXIST' || code === 'ENOTDIR') throw new UploadError('STATE_DIR', `The state directory ${stateDir} is not a directory`, { cause: error });
-    throw new UploadError('STATE_DIR', `Cannot create the state directory ${stateDir}: ${code ?? (error as Error).message}`, { cause: error });
-  }
-  try {
-    if (!statSync(stateDir).isDirectory()) throw new Error('not a directory');
-    accessSync(stateDir, constants.R_OK | constants.W_OK | constants.X_OK);
-  } catch (error) {
-    throw new UploadError('STATE_DIR', `The state directory ${stateDir} is not a readable and writable directory`, { cause: error });
-  }
-}
-
-/** The watch folder must exist (or is created with createWatchDir) and be a readable directory. */
-export function checkWatchDir(watchDir: string, create: boolean): string {
-  const dir = path.resolve(watchDir);
-  if (create) {
-    try {
-      mkdirSync(dir, { recursive: true });
-    } catch (error) {
-      throw new UploadError('FILE_UNREADABLE', `Cannot create the watch folder ${dir}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`, { cause: error });
-    }
-  }
-  let info;
-  try {
-    info = statSync(dir);
-  } catch (error) {
-    throw new UploadError('FILE_NOT_FOUND', `The watch folder ${dir} does not exist (create it, or pass --create-watch-dir)`, { cause: error });
-  }
-  if (!info.isDirectory()) throw new UploadError('FILE_UNREADABLE', `The watch folder ${dir} is not a directory`);
-  try {
-    accessSync(dir, constants.R_OK | constants.X_OK);
-  } catch (error) {
-    throw new UploadError('FILE_UNREADABLE', `The watch folder ${dir} is not readable`, { cause: error });
-  }
-  return realpathSync(dir);
 }

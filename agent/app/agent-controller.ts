@@ -1,4 +1,4 @@
-import type { UploadSnapshot } from './engine/upload-events.js';
+import type { UploadSnapshot } from '../engine/upload-events.js';
 
 /**
  * What the ROS node (agent/ros/) and the CLI need from a running agent: the watcher, the

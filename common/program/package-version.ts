@@ -1,8 +1,18 @@
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
-/** The package version, read from the package.json above this module (in the sources or in dist/). */
+let cached: string | undefined;
+
+/**
+ * The package version, from the package.json above this module (in the sources or in dist/),
+ * read once. Both programs print it for --version, and the server's /health reports it.
+ */
 export function packageVersion(): string {
+  cached ??= readVersion();
+  return cached;
+}
+
+function readVersion(): string {
   let dir = new URL('.', import.meta.url);
   for (let i = 0; i < 6; i++) {
     try {

@@ -1,15 +1,15 @@
 import path from 'node:path';
 import type { Logger } from 'pino';
-import { formatSize } from '../../../common/config/index.js';
-import { UploadError } from '../../../common/errors/upload-error.js';
-import type { FailedEvent } from '../../engine/upload-events.js';
-import { listForUpload, type ListedFile } from '../../watcher/bag-listing.js';
-import type { HeldFile, VerifiedFile } from '../../upload-agent.js';
-import { exitCodes } from '../exit-codes.js';
-import type { Invocation } from '../invocation.js';
-import { startProgramAgent } from '../program-agent.js';
-import { plainProgress, ttyProgress } from '../progress-output.js';
-import { onStopSignal } from '../shutdown.js';
+import { formatSize } from '../../common/config/index.js';
+import { UploadError } from '../../common/errors/upload-error.js';
+import type { FailedEvent } from '../engine/upload-events.js';
+import { listForUpload, type ListedFile } from '../watcher/bag-listing.js';
+import type { HeldFile, VerifiedFile } from '../app/upload-agent.js';
+import { exitCodes } from './exit-codes.js';
+import type { Invocation } from './invocation.js';
+import { startProgramAgent } from './program-agent.js';
+import { plainProgress, ttyProgress } from './progress-output.js';
+import { onStopSignal } from './shutdown.js';
 
 /**
  * The one-shot upload keeps its own journal in this subfolder of the state directory, so it
@@ -26,38 +26,31 @@ export async function uploadCommand(invocation: Invocation, logger: Logger, out:
   const files: ListedFile[] = [];
   for (const input of invocation.paths) files.push(...(await listForUpload(input, { allFiles: true })));
   const unique = new Map(files.map((file) => [file.path, file]));
-  if (unique.size === 0) throw new UploadError('FILE_NOT_FOUND', `Nothing to upload in ${invocation.paths.join(' ')}`);
+  if (unique.size === 0) throw new UploadError('LOCAL_FILE_NOT_FOUND', `Nothing to upload in ${invocation.paths.join(' ')}`);
   const config = { ...invocation.config, watchDir: undefined, stateDir: path.join(invocation.config.stateDir, UPLOAD_COMMAND_STATE) };
   const started = await startProgramAgent(config, logger);
   const { agent } = started;
   const progress = 'isTTY' in out && out.isTTY ? ttyProgress(out) : plainProgress(out);
-  const pending = new Set(unique.keys());
+  // What happened to each listed file, for the lines and the exit code; when to stop is the agent's onIdle().
+  const verified = new Set<string>();
   const failed = new Map<string, string>();
-  let settle: () => void = () => {};
-  const settled = new Promise<void>((resolve) => {
-    settle = resolve;
-  });
-  const check = (): void => {
-    if ([...pending].every((file) => failed.has(file))) settle();
-  };
+  const ignored = (file: string): boolean => !unique.has(file) || verified.has(file);
   agent.onChange((upload) => upload && unique.has(upload.localPath) && progress.update(upload));
   agent.on('verified', (file: VerifiedFile) => {
-    if (!pending.delete(file.localPath)) return;
+    if (ignored(file.localPath)) return;
+    verified.add(file.localPath);
     failed.delete(file.localPath);
     progress.line(`verified ${file.remotePath} (${formatSize(file.size)}) sha256 ${file.sha256}${file.deduplicated ? ' (already on the server)' : ''}`);
-    check();
   });
   agent.on('failed', (event: FailedEvent) => {
-    if (!pending.has(event.upload.localPath)) return;
+    if (ignored(event.upload.localPath)) return;
     failed.set(event.upload.localPath, event.reason);
     progress.line(`failed ${event.upload.remotePath}: ${event.reason}`);
-    check();
   });
   agent.on('held', (file: HeldFile) => {
-    if (!pending.has(file.localPath)) return;
+    if (ignored(file.localPath)) return;
     failed.set(file.localPath, file.reason);
     progress.line(`not sent ${file.remotePath}: ${file.reason}`);
-    check();
   });
   const interrupted = onStopSignal(async () => {
     progress.close();
@@ -67,15 +60,16 @@ export async function uploadCommand(invocation: Invocation, logger: Logger, out:
     const result = await agent.enqueue(input);
     if (!result.accepted) progress.line(`not queued: ${result.message}`);
   }
-  check();
-  const outcome = await Promise.race([settled.then(() => ({ interrupted: false as const, code: 0 })), interrupted]);
+  // Idle: every upload verified or failed, nothing retrying or waiting for the network, no
+  // metadata.yaml still to follow its bag (one held back by a failed split does not count).
+  const outcome = await Promise.race([agent.onIdle().then(() => ({ interrupted: false as const, code: 0 })), interrupted]);
+  const notVerified = unique.size - verified.size;
   if (outcome.interrupted) {
-    progress.line(`interrupted: ${pending.size} of ${unique.size} file(s) not verified yet; run the same command again to resume`);
+    progress.line(`interrupted: ${notVerified} of ${unique.size} file(s) not verified yet; run the same command again to resume`);
     return exitCodes.UPLOAD_FAILED;
   }
   progress.close();
   await started.controller.stop();
-  const verified = unique.size - pending.size;
-  progress.line(`${verified} of ${unique.size} file(s) verified by the server${failed.size > 0 ? `, ${failed.size} failed` : ''}`);
-  return failed.size === 0 && pending.size === 0 ? exitCodes.OK : exitCodes.UPLOAD_FAILED;
+  progress.line(`${verified.size} of ${unique.size} file(s) verified by the server${failed.size > 0 ? `, ${failed.size} failed` : ''}`);
+  return notVerified === 0 ? exitCodes.OK : exitCodes.UPLOAD_FAILED;
 }

@@ -2,7 +2,7 @@ import { option } from '../../common/config/index.js';
 
 /**
  * Settings of the `ros2-upload-agent` program itself (logging, and the bundled server it starts
- * when no `--server` is given). Spread into agent/agent-options.ts with the engine's and the
+ * when no `--server` is given). Spread into agent/app/agent-options.ts with the engine's and the
  * watcher's.
  */
 export const programOptionSpecs = {

@@ -1,7 +1,7 @@
-import { defineOptions } from '../common/config/index.js';
-import { programOptionSpecs } from './cli/program-options.js';
-import { engineOptionSpecs } from './engine/engine-options.js';
-import { watcherOptionSpecs } from './watcher/watcher-options.js';
+import { defineOptions } from '../../common/config/index.js';
+import { programOptionSpecs } from './program-options.js';
+import { engineOptionSpecs } from '../engine/engine-options.js';
+import { watcherOptionSpecs } from '../watcher/watcher-options.js';
 
 /**
  * Every setting of the agent program, composed from the specs of its parts (engine, watcher,

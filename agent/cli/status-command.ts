@@ -1,12 +1,12 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
-import { formatSize } from '../../../common/config/index.js';
-import { UploadError, isUploadError } from '../../../common/errors/upload-error.js';
-import { Journal, type UploadRow } from '../../engine/journal/journal.js';
-import { StateLock } from '../../engine/journal/state-lock.js';
-import { JOURNAL_FILE } from '../../engine/journal/journal-schema.js';
-import { exitCodes } from '../exit-codes.js';
-import type { Invocation } from '../invocation.js';
+import { formatSize } from '../../common/config/index.js';
+import { UploadError, isUploadError } from '../../common/errors/upload-error.js';
+import { Journal, type UploadRow } from '../engine/journal/journal.js';
+import { StateLock } from '../engine/journal/state-lock.js';
+import { JOURNAL_FILE } from '../engine/journal/journal-schema.js';
+import { exitCodes } from './exit-codes.js';
+import type { Invocation } from './invocation.js';
 
 /** How many finished uploads `status` lists. */
 const RECENT = 20;
