@@ -2,7 +2,7 @@ import { defineOptions, option, type ConfigOf } from '../common/config/index.js'
 
 /**
  * Every setting of the receiving server, defined once. The CLI flags, the environment variables
- * (the seed's names where it had one: HOST, PORT, UPLOAD_DIR, SSL_CERT, SSL_KEY, MAX_FILE_SIZE,
+ * (the Python dashboard's names where it had one: HOST, PORT, UPLOAD_DIR, SSL_CERT, SSL_KEY, MAX_FILE_SIZE,
  * COMPRESSION_THRESHOLD, COMPRESSION_LEVEL; `UPLOAD_SERVER_*` otherwise), the config file keys
  * and the README table all derive from these specs. Sizes are bytes, durations seconds.
  */

@@ -159,6 +159,7 @@ function openStore(uploadDir: string): SessionStore {
   try {
     return new SessionStore(file);
   } catch (error) {
+    if (error instanceof UploadError) throw error;
     throw new UploadError('STATE_DIR', `Cannot open the session database ${file}: ${(error as Error).message}`, { cause: error });
   }
 }
@@ -192,7 +193,7 @@ function connectionDropLogger(log: Logger, limit: number): () => void {
   };
 }
 
-/** 127.0.0.0/8, ::1 and localhost count as loopback: the seed's curl examples need an open server there. */
+/** 127.0.0.0/8, ::1 and localhost count as loopback: the legacy deployment guide's curl examples need an open server there. */
 export function isLoopback(host: string): boolean {
   const h = host.toLowerCase().replace(/^\[|\]$/g, '');
   return h === 'localhost' || h === '::1' || /^127\.\d+\.\d+\.\d+$/.test(h) || h === '::ffff:127.0.0.1';

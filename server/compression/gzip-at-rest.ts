@@ -22,7 +22,7 @@ export interface CompressionJob {
  * Makes the gzip copies at rest, one at a time in the background (gzip runs on libuv's thread
  * pool, so the event loop stays free), streaming from the completed file to
  * `compressed/<uploader>/<path>.gz`. The copy is kept only when it is smaller: for random or
- * already-compressed data it is not (the seed kept copies that grew), nor for a file whose name
+ * already-compressed data it is not (the Python dashboard kept copies that grew), nor for a file whose name
  * is too long to take the `.gz` suffix.
  */
 export class GzipAtRest {

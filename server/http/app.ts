@@ -10,11 +10,11 @@ import { getFileRoute } from '../routes/native/get-file.js';
 import { getSessionRoute } from '../routes/native/get-session.js';
 import { putChunkRoute } from '../routes/native/put-chunk.js';
 import { putFileRoute } from '../routes/native/put-file.js';
-import { seedFinalizeRoute } from '../routes/seed/finalize-upload.js';
-import { seedInitRoute } from '../routes/seed/init-upload.js';
-import { listUploadsRoute } from '../routes/seed/list-uploads.js';
-import { seedChunkRoute } from '../routes/seed/upload-chunk.js';
-import { seedStatusRoute } from '../routes/seed/upload-status.js';
+import { legacyFinalizeRoute } from '../routes/legacy/finalize-upload.js';
+import { legacyInitRoute } from '../routes/legacy/init-upload.js';
+import { listUploadsRoute } from '../routes/legacy/list-uploads.js';
+import { legacyChunkRoute } from '../routes/legacy/upload-chunk.js';
+import { legacyStatusRoute } from '../routes/legacy/upload-status.js';
 
 import type { UploadContext } from '../uploads/upload-context.js';
 import { authenticate, requireToken } from './auth.js';
@@ -36,7 +36,7 @@ export interface AppOptions {
 }
 
 /**
- * The Express application: one handler per operation (routes/native/*, routes/seed/*), each
+ * The Express application: one handler per operation (routes/native/*, routes/legacy/*), each
  * preceded by authentication, its rate limits and, for JSON routes, the JSON body parser.
  * Unknown routes are 404 JSON; every error goes through the one error handler.
  */
@@ -68,10 +68,10 @@ export function createApp(options: AppOptions): Express {
   app.get('/v1/files/*path', chain(auth, limits.nativeOther, getFileRoute(context)));
   app.put('/v1/files/*path', chain(auth, limits.nativeCreate, putFileRoute(context)));
 
-  app.post('/upload/init', chain(auth, limits.seedInit, jsonBody, seedInitRoute(context)));
-  app.post('/upload/chunk', chain(auth, limits.seedChunk, seedChunkRoute(context)));
-  app.post('/upload/finalize', chain(auth, limits.seedFinalize, jsonBody, seedFinalizeRoute(context)));
-  app.get('/upload/status/:uploadId', chain(auth, limits.seedOther, seedStatusRoute(context)));
+  app.post('/upload/init', chain(auth, limits.legacyInit, jsonBody, legacyInitRoute(context)));
+  app.post('/upload/chunk', chain(auth, limits.legacyChunk, legacyChunkRoute(context)));
+  app.post('/upload/finalize', chain(auth, limits.legacyFinalize, jsonBody, legacyFinalizeRoute(context)));
+  app.get('/upload/status/:uploadId', chain(auth, limits.legacyOther, legacyStatusRoute(context)));
   app.get('/uploads', chain(auth, requireToken, limits.list, listUploadsRoute(context)));
 
   app.use((req, _res, next) => {

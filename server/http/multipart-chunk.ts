@@ -15,9 +15,9 @@ export interface ChunkForm {
 }
 
 /**
- * Reads the seed's multipart chunk form with busboy, streaming: the `chunk` file part goes to a
+ * Reads the legacy API's multipart chunk form with busboy, streaming: the `chunk` file part goes to a
  * part blob (in the session's temp area when `upload_id` came first, as Python requests and the
- * seed's client send it, otherwise in `temp/incoming`), through a ChunkVerifier for its size and
+ * Python dashboard's client send it, otherwise in `temp/incoming`), through a ChunkVerifier for its size and
  * CRC. `destination` is asked where the part goes once the fields before it are known; it may
  * throw (an unknown upload id), and the part is then discarded. Nothing is buffered in memory.
  */

@@ -15,9 +15,9 @@ export function errorBody(error: UploadError): ErrorResponse {
   return body;
 }
 
-/** Which API a request belongs to, for the status map (the seed's answers 400 where we are more specific). */
+/** Which API a request belongs to, for the status map (the legacy API answers 400 where we are more specific). */
 export function apiOf(req: Request): Api {
-  return req.path.startsWith('/v1/') || req.path === '/v1' ? 'native' : 'seed';
+  return req.path.startsWith('/v1/') || req.path === '/v1' ? 'native' : 'legacy';
 }
 
 /**

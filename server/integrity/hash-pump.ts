@@ -1,6 +1,6 @@
 import { UploadError } from '../../common/errors/upload-error.js';
 import type { SessionRuntime } from '../sessions/session-runtime.js';
-import { DATA_BLOB, seedChunkBlob, type UploadContext } from '../uploads/upload-context.js';
+import { DATA_BLOB, legacyChunkBlob, type UploadContext } from '../uploads/upload-context.js';
 import { ChunkVerifier } from './chunk-verifier.js';
 
 const pumpAgain = new WeakSet<SessionRuntime>();
@@ -14,7 +14,7 @@ export const FLUSH_EVERY = 64 * 1024 * 1024;
 /**
  * Advances a session's prefix hash over every chunk that is held and contiguous with it, in the
  * background. Native chunks are already in `data` at their offsets and are read back (from the
- * page cache, normally) only when they arrived ahead of the prefix, or after a restart. Seed
+ * page cache, normally) only when they arrived ahead of the prefix, or after a restart. Legacy
  * chunks live in their own blobs until the prefix reaches them; the pump then appends each to
  * `data` and hashes it in the same pass. Returns the running pump (one per session).
  */
@@ -45,7 +45,7 @@ export function kickHashPump(context: UploadContext, runtime: SessionRuntime): P
 
 /**
  * Runs the pump until the prefix covers every chunk, for completion. Throws the pump's error
- * (ENOSPC while the seed's chunks are appended, a data blob cut short...) when it cannot.
+ * (ENOSPC while the legacy API's chunks are appended, a data blob cut short...) when it cannot.
  */
 export async function finishHashPump(context: UploadContext, runtime: SessionRuntime): Promise<void> {
   for (;;) {
@@ -60,7 +60,7 @@ export async function finishHashPump(context: UploadContext, runtime: SessionRun
   }
 }
 
-/** Hashes (and for the seed, appends) the next chunk; false when there is nothing to do. */
+/** Hashes (and for the legacy API, appends) the next chunk; false when there is nothing to do. */
 async function step(context: UploadContext, runtime: SessionRuntime): Promise<boolean> {
   const index = runtime.hash.chunks;
   const chunk = runtime.chunks.get(index);
@@ -75,30 +75,30 @@ async function step(context: UploadContext, runtime: SessionRuntime): Promise<bo
     runtime.hash.adopt(fork, chunk.size);
     return true;
   }
-  await runtime.lock.run(() => appendSeedChunk(context, runtime, index));
+  await runtime.lock.run(() => appendLegacyChunk(context, runtime, index));
   return true;
 }
 
-/** Moves seed chunk `index` from its own blob to the end of `data`, hashing it on the way. */
-async function appendSeedChunk(context: UploadContext, runtime: SessionRuntime, index: number): Promise<void> {
+/** Moves legacy chunk `index` from its own blob to the end of `data`, hashing it on the way. */
+async function appendLegacyChunk(context: UploadContext, runtime: SessionRuntime, index: number): Promise<void> {
   const chunk = runtime.chunks.get(index);
   if (runtime.ended || !chunk || chunk.offset !== null || runtime.hash.chunks !== index) return;
   const { id } = runtime.record;
   const fork = runtime.hash.fork();
   const offset = runtime.hash.bytes;
   const verifier = new ChunkVerifier(chunk.size, fork.hashes);
-  const written = await context.storage.writeAt(id, DATA_BLOB, offset, verifier.through(context.storage.readAt(id, seedChunkBlob(index), 0, chunk.size)), { existing: true });
+  const written = await context.storage.writeAt(id, DATA_BLOB, offset, verifier.through(context.storage.readAt(id, legacyChunkBlob(index), 0, chunk.size)), { existing: true });
   if (written !== chunk.size || verifier.crc !== chunk.crc) {
     // The chunk's blob changed on disk since it was received (a lost write): forget it, so the
     // client is told to send it again.
-    context.log.warn({ event: 'seed_chunk_damaged', sessionId: id, index }, `Seed chunk ${index} of ${runtime.record.path} was damaged on disk; it must be sent again`);
+    context.log.warn({ event: 'legacy_chunk_damaged', sessionId: id, index }, `Legacy chunk ${index} of ${runtime.record.path} was damaged on disk; it must be sent again`);
     runtime.chunks.delete(index);
     context.store.deleteChunks(id, [index]);
-    await context.storage.removeBlob(id, seedChunkBlob(index));
+    await context.storage.removeBlob(id, legacyChunkBlob(index));
     return;
   }
   chunk.offset = offset;
   context.store.setChunkOffset(id, index, offset);
   runtime.hash.adopt(fork, chunk.size);
-  await context.storage.removeBlob(id, seedChunkBlob(index));
+  await context.storage.removeBlob(id, legacyChunkBlob(index));
 }

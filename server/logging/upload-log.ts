@@ -9,7 +9,7 @@ export interface LoggedUpload {
 }
 
 /**
- * The log lines of an upload's life, with the content of the seed's examples: start, progress at
+ * The log lines of an upload's life, with the content of the legacy deployment guide's examples: start, progress at
  * 10% steps, completion (size, duration, throughput) and the compression ratio.
  */
 export function logUploadStarted(log: Logger, runtime: LoggedUpload): void {
@@ -25,7 +25,7 @@ export function logUploadProgress(log: Logger, runtime: SessionRuntime): void {
   const r = runtime.record;
   const received = runtime.chunks.size;
   const bytes = runtime.receivedBytes();
-  const share = r.api === 'seed' || r.size === 0 ? received / r.chunkCount : Math.min(1, bytes / r.size);
+  const share = r.api === 'legacy' || r.size === 0 ? received / r.chunkCount : Math.min(1, bytes / r.size);
   const decile = Math.floor(share * 10 + 1e-9);
   if (decile <= runtime.loggedDecile) return;
   runtime.loggedDecile = decile;

@@ -2,7 +2,7 @@ import type { RequestHandler } from 'express';
 import { readFileSync } from 'node:fs';
 import { PROTOCOL_VERSION, type HealthResponse } from '../../common/protocol/native-protocol.js';
 
-/** The seed's features, then ours. */
+/** The Python dashboard's features, then ours. */
 export const FEATURES = [
   'chunked-upload',
   'compression',
@@ -29,7 +29,7 @@ export const VERSION: string = (() => {
   return 'unknown';
 })();
 
-/** GET /health: the seed's answer plus `protocol`. Never authenticated or rate limited. */
+/** GET /health: the legacy API's answer plus `protocol`. Never authenticated or rate limited. */
 export function healthRoute(): RequestHandler {
   return (_req, res) => {
     const body: HealthResponse = { status: 'ok', timestamp: new Date().toISOString(), version: VERSION, features: [...FEATURES], protocol: PROTOCOL_VERSION };

@@ -19,7 +19,7 @@ export class SessionRuntime {
   readonly chunks: Map<number, ChunkRecord>;
   readonly hash: PrefixHash;
   readonly inFlight = new Map<number, InFlightChunk>();
-  /** Serialises changes to the session's blobs (the seed's appends and chunk replacements). */
+  /** Serialises changes to the session's blobs (the legacy API's appends and chunk replacements). */
   readonly lock = new Mutex();
   /** The background catch-up of the prefix hash, while it runs. */
   pump: Promise<void> | undefined;
@@ -37,7 +37,7 @@ export class SessionRuntime {
   constructor(record: SessionRecord, chunks: readonly ChunkRecord[]) {
     this.record = record;
     this.chunks = new Map(chunks.map((chunk) => [chunk.index, chunk]));
-    this.hash = new PrefixHash(record.api === 'seed');
+    this.hash = new PrefixHash(record.api === 'legacy');
   }
 
   get id(): string {

@@ -1,53 +1,8 @@
 import Database from 'better-sqlite3';
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
+import { migrateSchema } from './session-schema.js';
 import type { ChunkRecord, CompletionResult, FileRecord, SessionRecord, SessionState } from './session-record.js';
-
-const SCHEMA = `
-CREATE TABLE IF NOT EXISTS sessions (
-  id TEXT PRIMARY KEY,
-  api TEXT NOT NULL,
-  uploader TEXT NOT NULL,
-  path TEXT NOT NULL,
-  size INTEGER NOT NULL,
-  fingerprint TEXT,
-  chunk_size INTEGER,
-  chunk_count INTEGER NOT NULL,
-  sha256_hint TEXT,
-  md5_expected TEXT,
-  metadata TEXT,
-  replace_existing INTEGER NOT NULL DEFAULT 0,
-  compress INTEGER NOT NULL DEFAULT 0,
-  state TEXT NOT NULL,
-  created_at INTEGER NOT NULL,
-  updated_at INTEGER NOT NULL,
-  expires_at INTEGER NOT NULL,
-  result TEXT
-);
-CREATE INDEX IF NOT EXISTS sessions_by_path ON sessions (uploader, path, state);
-CREATE INDEX IF NOT EXISTS sessions_by_expiry ON sessions (expires_at);
-CREATE TABLE IF NOT EXISTS chunks (
-  session_id TEXT NOT NULL,
-  idx INTEGER NOT NULL,
-  size INTEGER NOT NULL,
-  crc INTEGER NOT NULL,
-  offset INTEGER,
-  PRIMARY KEY (session_id, idx)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS files (
-  uploader TEXT NOT NULL,
-  path TEXT NOT NULL,
-  size INTEGER NOT NULL,
-  sha256 TEXT NOT NULL,
-  md5 TEXT,
-  fingerprint TEXT NOT NULL,
-  completed_at INTEGER NOT NULL,
-  metadata TEXT,
-  compressed_size INTEGER,
-  session_id TEXT,
-  PRIMARY KEY (uploader, path)
-) WITHOUT ROWID;
-`;
 
 interface SessionRow {
   id: string;
@@ -100,7 +55,7 @@ export class SessionStore {
     this.#db.pragma('journal_mode = WAL');
     this.#db.pragma('synchronous = NORMAL');
     this.#db.pragma('busy_timeout = 5000');
-    this.#db.exec(SCHEMA);
+    migrateSchema(this.#db, file);
     const db = this.#db;
     this.#statements = {
       insertSession: db.prepare(`INSERT INTO sessions (id, api, uploader, path, size, fingerprint, chunk_size, chunk_count, sha256_hint, md5_expected,

@@ -12,7 +12,7 @@ const READ_PIECE = 1024 * 1024;
 const SAFE_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
 
 /**
- * The storage on a local file system, laid out as the seed's was:
+ * The storage on a local file system, laid out as the Python dashboard's was:
  * `temp/<session>/<blob>`, `completed/<uploader>/<path>`, `compressed/<uploader>/<path>.gz`.
  */
 export class LocalDiskStorage implements UploadStorage {

@@ -4,7 +4,7 @@
  * injected by a decorator in tests.
  *
  * A session owns named blobs in its temp area: `data` (the file being assembled) and, for the
- * seed API, one blob per chunk. Finished files live under `completed/<uploader>/<path>`, gzip
+ * legacy API, one blob per chunk. Finished files live under `completed/<uploader>/<path>`, gzip
  * copies under `compressed/<uploader>/<path>.gz`. Paths given here are already validated
  * relative paths (common/protocol/relative-path.ts); implementations must still refuse to
  * follow a symlink out of the storage root.

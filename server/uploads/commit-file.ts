@@ -30,7 +30,7 @@ export interface VerifiedFile {
   /** The requested relative path. */
   path: string;
   size: number;
-  /** Computed from the blob when null (seed uploads, gzip-encoded whole files). */
+  /** Computed from the blob when null (legacy uploads, gzip-encoded whole files). */
   fingerprint: string | null;
   metadata: Record<string, unknown> | null;
   replace: boolean;
@@ -39,7 +39,7 @@ export interface VerifiedFile {
 }
 
 export interface PlacedFile {
-  /** The path it is stored at (the seed API may pick a unique name). */
+  /** The path it is stored at (the legacy API may pick a unique name). */
   path: string;
   /** The index entry of the stored file: the existing one when it was indexed, else a new one. */
   record: FileRecord;
@@ -50,14 +50,14 @@ export interface PlacedFile {
 }
 
 /**
- * The one commit step of every upload (session complete, seed finalize, whole-file PUT), once
+ * The one commit step of every upload (session complete, legacy finalize, whole-file PUT), once
  * the whole file's digest is verified: makes the blob visible under
  * `completed/<uploader>/<path>` (atomically and durably, via the storage) and calls `record`
  * to write the store, both under the path's lock, so commits and creates of one path take turns
  * and the index always describes the file on disk. What is already stored at the path decides
  * the outcome:
  * - the same content: nothing is moved, the stored file is the answer (deduplicated);
- * - a different file: the native API refuses with FILE_EXISTS unless `replace`; the seed API
+ * - a different file: the native API refuses with FILE_EXISTS unless `replace`; the legacy API
  *   stores under a unique name (`name.1.ext`) and reports that path.
  * The blob is gone once placed (moved), unless deduplicated; the temp area is the caller's to delete.
  */
@@ -197,7 +197,7 @@ export async function commitSessionFile(context: UploadContext, runtime: Session
 }
 
 /**
- * `run1/a.bag` → `run1/a.1.bag` (the seed API's way of never overwriting another file). A name
+ * `run1/a.bag` → `run1/a.1.bag` (the legacy API's way of never overwriting another file). A name
  * already at the file system's limit (MAX_SEGMENT_BYTES) loses code points at the end of its stem
  * to make room for the counter, so the unique name can always be stored.
  */

@@ -4,7 +4,7 @@ import type { SessionRecord } from '../sessions/session-record.js';
 import { SessionRuntime } from '../sessions/session-runtime.js';
 import type { UploadContext } from './upload-context.js';
 
-/** What differs between a seed init and a native create; the rest of a new record is common. */
+/** What differs between a legacy init and a native create; the rest of a new record is common. */
 export type NewSessionFields = Pick<
   SessionRecord,
   'api' | 'uploader' | 'path' | 'size' | 'fingerprint' | 'chunkSize' | 'chunkCount' | 'sha256Hint' | 'md5Expected' | 'metadata' | 'replace'

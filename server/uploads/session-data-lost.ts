@@ -5,10 +5,10 @@ import type { UploadContext } from './upload-context.js';
 
 /**
  * A session's data blob is gone from the temp area while the server runs (removed by hand or by
- * a cron job, as the seed's leaked chunks needed). What was acknowledged cannot be trusted any
+ * a cron job, as the Python dashboard's leaked chunks needed). What was acknowledged cannot be trusted any
  * more, so the session is dropped, never re-created empty or committed with holes. The client is
  * told so: native 404 SESSION_NOT_FOUND (the agent then starts the file over in a new session),
- * seed 400 as for an unknown upload_id. Returns the error to throw.
+ * legacy 400 as for an unknown upload_id. Returns the error to throw.
  */
 export async function dropSessionWithLostData(context: UploadContext, runtime: SessionRuntime): Promise<UploadError> {
   const { record } = runtime;
@@ -18,5 +18,5 @@ export async function dropSessionWithLostData(context: UploadContext, runtime: S
   );
   await cancelSession(context, runtime);
   const message = `The data of the session for ${record.path} is gone from the server's temp folder (removed by hand?); the session was dropped: start the upload again`;
-  return new UploadError(record.api === 'seed' ? 'INVALID_FIELD' : 'SESSION_NOT_FOUND', message);
+  return new UploadError(record.api === 'legacy' ? 'INVALID_FIELD' : 'SESSION_NOT_FOUND', message);
 }

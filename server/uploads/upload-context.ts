@@ -31,7 +31,7 @@ export const DATA_BLOB = 'data';
  */
 export const WHOLE_FILE_AREA = 'files';
 
-/** The blob of one seed chunk, before it is appended to `data`. */
-export function seedChunkBlob(index: number): string {
+/** The blob of one legacy chunk, before it is appended to `data`. */
+export function legacyChunkBlob(index: number): string {
   return `chunk-${index}`;
 }

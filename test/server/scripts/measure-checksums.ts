@@ -1,6 +1,6 @@
 /**
  * Measures the per-chunk checksum candidates on this machine, one core, for PROTOCOL.md:
- * CRC-32 (zlib, built into Node), MD5 (the seed API's checksum) and SHA-256 (OpenSSL). Not a
+ * CRC-32 (zlib, built into Node), MD5 (the legacy API's checksum) and SHA-256 (OpenSSL). Not a
  * test: `npx tsx test/server/scripts/measure-checksums.ts`.
  */
 import { createHash, randomBytes } from 'node:crypto';

@@ -2,13 +2,13 @@ import type { FileRecord } from '../sessions/session-record.js';
 import type { SessionRuntime } from '../sessions/session-runtime.js';
 import type { UploadContext } from './upload-context.js';
 
-/** The seed's progress: the share of chunks received, in percent (as the seed computed it). */
-export function seedProgress(received: number, total: number): number {
+/** The legacy API's progress: the share of chunks received, in percent (as the Python dashboard computed it). */
+export function legacyProgress(received: number, total: number): number {
   return total === 0 ? 100 : Math.round((received / total) * 10000) / 100;
 }
 
-/** GET /upload/status/:id, the seed's fields plus `received_indexes` and `state`. */
-export function seedStatusView(context: UploadContext, runtime: SessionRuntime): Record<string, unknown> {
+/** GET /upload/status/:id, the legacy API's fields plus `received_indexes` and `state`. */
+export function legacyStatusView(context: UploadContext, runtime: SessionRuntime): Record<string, unknown> {
   const r = runtime.record;
   const complete = r.state === 'complete';
   const received = complete ? r.chunkCount : runtime.chunks.size;
@@ -18,7 +18,7 @@ export function seedStatusView(context: UploadContext, runtime: SessionRuntime):
     filename: r.path,
     received_chunks: received,
     total_chunks: r.chunkCount,
-    progress: seedProgress(received, r.chunkCount),
+    progress: legacyProgress(received, r.chunkCount),
     compression_enabled: r.compress,
     received_indexes: complete ? Array.from({ length: r.chunkCount }, (_, i) => i) : runtime.receivedIndexes(),
     state: complete ? 'complete' : r.state === 'completing' ? 'finalizing' : 'uploading',
@@ -27,7 +27,7 @@ export function seedStatusView(context: UploadContext, runtime: SessionRuntime):
 }
 
 /** One entry of GET /uploads: relative locations only, never absolute server paths. */
-export function seedFileView(context: UploadContext, file: FileRecord): Record<string, unknown> {
+export function legacyFileView(context: UploadContext, file: FileRecord): Record<string, unknown> {
   return {
     filename: file.path,
     file_path: context.storage.completedLocation(file.uploader, file.path),

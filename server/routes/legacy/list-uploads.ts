@@ -1,6 +1,6 @@
 import type { RequestHandler } from 'express';
 import { callerOf } from '../../http/auth.js';
-import { seedFileView } from '../../uploads/seed-views.js';
+import { legacyFileView } from '../../uploads/legacy-views.js';
 import type { UploadContext } from '../../uploads/upload-context.js';
 
 /** The most entries one listing returns, newest first. */
@@ -12,7 +12,7 @@ export const LIST_LIMIT = 1000;
  */
 export function listUploadsRoute(context: UploadContext): RequestHandler {
   return (_req, res) => {
-    const uploads = context.store.filesOf(callerOf(res).uploader, LIST_LIMIT).map((file) => seedFileView(context, file));
+    const uploads = context.store.filesOf(callerOf(res).uploader, LIST_LIMIT).map((file) => legacyFileView(context, file));
     res.json({ success: true, count: uploads.length, uploads });
   };
 }

@@ -3,13 +3,13 @@ import type { SessionRuntime } from '../../sessions/session-runtime.js';
 import type { UploadContext } from '../../uploads/upload-context.js';
 
 /**
- * The seed session named by an `upload_id` field. The seed answers 400 for an unknown id on
+ * The legacy session named by an `upload_id` field. The legacy API answers 400 for an unknown id on
  * chunk and finalize (it is an invalid field there), 404 only on status.
  */
-export function seedSessionOf(context: UploadContext, uploader: string, uploadId: string | undefined): SessionRuntime {
+export function legacySessionOf(context: UploadContext, uploader: string, uploadId: string | undefined): SessionRuntime {
   if (uploadId === undefined || uploadId === '') throw new UploadError('INVALID_FIELD', 'upload_id is required');
   try {
-    return context.runtimes.get(uploadId, uploader, 'seed');
+    return context.runtimes.get(uploadId, uploader, 'legacy');
   } catch (error) {
     if (isUploadError(error, 'SESSION_NOT_FOUND')) {
       throw new UploadError('INVALID_FIELD', `upload_id ${JSON.stringify(uploadId.slice(0, 100))} is not a known upload (init it first; it may have expired)`);

@@ -94,7 +94,7 @@ describe("the deployment guide's examples", () => {
     }
   });
 
-  it('a Python requests client uploading as the seed\'s NetworkManager does (multipart chunks) gets the file byte-identical', async () => {
+  it('a Python requests client uploading as the Python dashboard\'s NetworkManager does (multipart chunks) gets the file byte-identical', async () => {
     const server = await startTestServer();
     try {
       const file = path.join(dir.path, 'recording.bag');

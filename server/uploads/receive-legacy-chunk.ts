@@ -2,10 +2,10 @@ import { UploadError } from '../../common/errors/upload-error.js';
 import { kickHashPump } from '../integrity/hash-pump.js';
 import { logUploadProgress } from '../logging/upload-log.js';
 import type { SessionRuntime } from '../sessions/session-runtime.js';
-import { seedProgress } from './seed-views.js';
-import { DATA_BLOB, seedChunkBlob, type UploadContext } from './upload-context.js';
+import { legacyProgress } from './legacy-views.js';
+import { DATA_BLOB, legacyChunkBlob, type UploadContext } from './upload-context.js';
 
-export interface SeedChunkPart {
+export interface LegacyChunkPart {
   /** Where the part was streamed to. */
   session: string;
   blob: string;
@@ -13,7 +13,7 @@ export interface SeedChunkPart {
   crc: number;
 }
 
-export interface SeedChunkAnswer {
+export interface LegacyChunkAnswer {
   success: true;
   received_chunks: number;
   total_chunks: number;
@@ -24,12 +24,12 @@ export interface SeedChunkAnswer {
 }
 
 /**
- * Keeps a seed chunk whose body was streamed to a part blob: it becomes blob `chunk-<index>` of
+ * Keeps a legacy chunk whose body was streamed to a part blob: it becomes blob `chunk-<index>` of
  * the session (the hash pump appends it to `data` in order). Re-sending a chunk replaces it, as
- * in the seed: identical bytes change nothing, different bytes replace the held chunk, even one
+ * in the Python dashboard: identical bytes change nothing, different bytes replace the held chunk, even one
  * already appended (the data is rolled back to before it, see unappendFrom).
  */
-export async function commitSeedChunk(context: UploadContext, runtime: SessionRuntime, index: number, part: SeedChunkPart): Promise<SeedChunkAnswer> {
+export async function commitLegacyChunk(context: UploadContext, runtime: SessionRuntime, index: number, part: LegacyChunkPart): Promise<LegacyChunkAnswer> {
   const answer = await runtime.lock.run(async () => {
     const { record } = runtime;
     if (runtime.ended) throw new UploadError('INVALID_FIELD', `upload_id ${record.id} is no longer a known upload (cancelled or expired)`);
@@ -49,7 +49,7 @@ export async function commitSeedChunk(context: UploadContext, runtime: SessionRu
       throw new UploadError('CHUNK_SIZE_MISMATCH', `chunk ${index} (${part.size} bytes) would make the chunks add up to ${total} bytes, more than filesize ${record.size}`);
     }
     if (held?.offset !== null && held !== undefined) await unappendFrom(context, runtime, index);
-    await context.storage.renameBlob(part.session, part.blob, seedChunkBlob(index), record.id);
+    await context.storage.renameBlob(part.session, part.blob, legacyChunkBlob(index), record.id);
     const chunk = { index, size: part.size, crc: part.crc, offset: null };
     const now = Date.now();
     record.expiresAt = now + context.config.sessionExpiry * 1000;
@@ -67,7 +67,7 @@ export async function commitSeedChunk(context: UploadContext, runtime: SessionRu
     success: true,
     received_chunks: received,
     total_chunks: runtime.record.chunkCount,
-    progress: seedProgress(received, runtime.record.chunkCount),
+    progress: legacyProgress(received, runtime.record.chunkCount),
     chunk_index: index,
     duplicate: answer.duplicate,
   };
@@ -84,11 +84,11 @@ async function unappendFrom(context: UploadContext, runtime: SessionRuntime, ind
   const cut = appended[0]!.offset!;
   for (const chunk of appended) {
     if (chunk.index === index) continue;
-    await context.storage.writeAt(id, seedChunkBlob(chunk.index), 0, context.storage.readAt(id, DATA_BLOB, chunk.offset!, chunk.size));
+    await context.storage.writeAt(id, legacyChunkBlob(chunk.index), 0, context.storage.readAt(id, DATA_BLOB, chunk.offset!, chunk.size));
   }
   await context.storage.truncate(id, DATA_BLOB, cut);
   context.store.setChunkOffsets(id, appended.map((chunk) => ({ index: chunk.index, offset: null })));
   for (const chunk of appended) chunk.offset = null;
   runtime.hash.reset();
-  context.log.info({ event: 'seed_chunk_replaced', sessionId: id, index }, `Chunk ${index} of ${runtime.record.path} was replaced after it had been appended; re-assembling from it`);
+  context.log.info({ event: 'legacy_chunk_replaced', sessionId: id, index }, `Chunk ${index} of ${runtime.record.path} was replaced after it had been appended; re-assembling from it`);
 }

@@ -5,7 +5,7 @@ import { checkSizeAndSpace } from './disk-space.js';
 import { openSession } from './open-session.js';
 import type { UploadContext } from './upload-context.js';
 
-export interface SeedInitAnswer {
+export interface LegacyInitAnswer {
   success: true;
   upload_id: string;
   message: string;
@@ -13,11 +13,11 @@ export interface SeedInitAnswer {
 }
 
 /**
- * POST /upload/init (the seed's API): `{filename, filesize, chunks, metadata?, checksum?,
- * compression?}`. Each init is a new session, as in the seed. `filename` may contain folders and
+ * POST /upload/init (the legacy API): `{filename, filesize, chunks, metadata?, checksum?,
+ * compression?}`. Each init is a new session, as in the Python dashboard. `filename` may contain folders and
  * follows the native path rules (no `..`, no absolute paths, ...).
  */
-export async function initSeedSession(context: UploadContext, uploader: string, input: unknown): Promise<SeedInitAnswer> {
+export async function initLegacySession(context: UploadContext, uploader: string, input: unknown): Promise<LegacyInitAnswer> {
   const body = requireObject(input);
   const filename = normaliseRelativePath(requiredString(body, 'filename'), 'filename');
   const size = requiredInteger(body, 'filesize');
@@ -31,7 +31,7 @@ export async function initSeedSession(context: UploadContext, uploader: string, 
   await context.storage.completedSize(uploader, filename);
 
   const runtime = await openSession(context, {
-    api: 'seed',
+    api: 'legacy',
     uploader,
     path: filename,
     size,

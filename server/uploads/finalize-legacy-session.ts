@@ -8,14 +8,14 @@ import { missingError } from './missing-chunks.js';
 import { dropSessionWithLostData } from './session-data-lost.js';
 import { DATA_BLOB, type UploadContext } from './upload-context.js';
 
-export interface SeedFinalizeAnswer {
+export interface LegacyFinalizeAnswer {
   success: true;
   message: string;
   upload_id: string;
   /** Relative to the storage root, e.g. `completed/anonymous/test.bag`; never an absolute path. */
   file_path: string;
   compressed_path: string | null;
-  /** MD5 (hex) of the stored file, as the seed reported. */
+  /** MD5 (hex) of the stored file, as the Python dashboard reported. */
   checksum: string;
   compression_applied: boolean;
   /** True while the gzip copy is still being made in the background. */
@@ -25,13 +25,13 @@ export interface SeedFinalizeAnswer {
 }
 
 /**
- * POST /upload/finalize (the seed's API): `{upload_id, checksum?}`. Which chunks are held is
+ * POST /upload/finalize (the legacy API): `{upload_id, checksum?}`. Which chunks are held is
  * checked (not only how many), the in-order appends and hashes are finished (normally only the
  * tail is left), the MD5 given here or at init is compared (a mismatch is 400 and the session
  * stays open, so the client can re-send chunks), and the file committed. A gzip copy, when asked
  * for, is waited for at most compressionWait; it then finishes in the background.
  */
-export async function finalizeSeedSession(context: UploadContext, runtime: SessionRuntime, input: unknown): Promise<SeedFinalizeAnswer> {
+export async function finalizeLegacySession(context: UploadContext, runtime: SessionRuntime, input: unknown): Promise<LegacyFinalizeAnswer> {
   const body = requireObject(input);
   const given = optionalString(body, 'checksum');
   const md5 = given === undefined || given === '' ? undefined : hexDigest('checksum (MD5)', given, 32);
@@ -89,7 +89,7 @@ async function finalize(context: UploadContext, runtime: SessionRuntime, md5: st
   }
 }
 
-function answerOf(context: UploadContext, runtime: SessionRuntime, result: CompletionResult): SeedFinalizeAnswer {
+function answerOf(context: UploadContext, runtime: SessionRuntime, result: CompletionResult): LegacyFinalizeAnswer {
   const { record } = runtime;
   return {
     success: true,
