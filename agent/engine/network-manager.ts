@@ -4,7 +4,7 @@ import path from 'node:path';
 import { pino, type Logger } from 'pino';
 import { UploadError } from '../../common/errors/upload-error.js';
 import { normaliseRelativePath } from '../../common/protocol/relative-path.js';
-import { serverOptionSpecs } from '../../server/server-options.js';
+import { serverOptionSpecs } from '../../server/config/server-options.js';
 import { ReachabilityProbe } from './connectivity/reachability-probe.js';
 import { engineOptions, type EngineConfig } from './engine-options.js';
 import { Journal, type CompletedFileRow, type UploadRow } from './journal/journal.js';

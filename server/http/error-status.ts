@@ -1,4 +1,5 @@
 import type { UploadErrorCode } from '../../common/errors/upload-error.js';
+import type { SessionApi } from '../sessions/session-record.js';
 
 /**
  * The one map from error codes to HTTP statuses, for both APIs. Codes that only the agent
@@ -64,7 +65,8 @@ const legacyOverrides: Partial<Record<UploadErrorCode, number>> = {
   FILE_EXISTS: 409,
 };
 
-export type Api = 'native' | 'legacy';
+/** Which API a request belongs to: the statuses of the legacy API's answers differ. */
+export type Api = SessionApi;
 
 export function httpStatusOf(code: UploadErrorCode, api: Api = 'native'): number {
   return (api === 'legacy' ? legacyOverrides[code] : undefined) ?? nativeStatus[code] ?? 500;

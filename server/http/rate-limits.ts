@@ -2,7 +2,7 @@ import type { RequestHandler } from 'express';
 import { ipKeyGenerator, rateLimit } from 'express-rate-limit';
 import { UploadError } from '../../common/errors/upload-error.js';
 import type { Logger } from '../logging/logger.js';
-import type { ServerConfig } from '../server-options.js';
+import type { ServerConfig } from '../config/server-options.js';
 import type { Caller } from './auth.js';
 
 const MINUTE = 60_000;

@@ -47,7 +47,7 @@ export interface ChunkRecord {
   index: number;
   size: number;
   crc: number;
-  /** Legacy only: byte offset in the data blob once appended, else null. */
+  /** Legacy only: byte offset in the staged file once placed there, else null. */
   offset: number | null;
 }
 

@@ -1,9 +1,18 @@
-import { MAX_CHUNK_COUNT, MAX_METADATA_BYTES } from '../../common/protocol/native-protocol.js';
-import { normaliseRelativePath } from '../../common/protocol/relative-path.js';
-import { hexDigest, optionalBoolean, optionalObject, optionalString, requiredInteger, requiredString, requireObject } from '../http/fields.js';
 import { checkSizeAndSpace } from './disk-space.js';
 import { openSession } from './open-session.js';
 import type { UploadContext } from './upload-context.js';
+
+/** POST /upload/init, its fields checked (filename normalised, checksum well-formed). */
+export interface InitLegacySessionInput {
+  uploader: string;
+  filename: string;
+  size: number;
+  chunkCount: number;
+  metadata: Record<string, unknown> | undefined;
+  /** The MD5 the client gave, lowercase hex. */
+  md5: string | undefined;
+  compression: boolean;
+}
 
 export interface LegacyInitAnswer {
   success: true;
@@ -13,36 +22,28 @@ export interface LegacyInitAnswer {
 }
 
 /**
- * POST /upload/init (the legacy API): `{filename, filesize, chunks, metadata?, checksum?,
- * compression?}`. Each init is a new session, as in the Python dashboard. `filename` may contain folders and
- * follows the native path rules (no `..`, no absolute paths, ...).
+ * A legacy upload: each init is a new session, as in the Python dashboard. `filename` may
+ * contain folders and follows the native path rules (no `..`, no absolute paths, ...).
  */
-export async function initLegacySession(context: UploadContext, uploader: string, input: unknown): Promise<LegacyInitAnswer> {
-  const body = requireObject(input);
-  const filename = normaliseRelativePath(requiredString(body, 'filename'), 'filename');
-  const size = requiredInteger(body, 'filesize');
-  const chunkCount = requiredInteger(body, 'chunks', 1, MAX_CHUNK_COUNT);
-  const metadata = optionalObject(body, 'metadata', MAX_METADATA_BYTES);
-  const checksum = optionalString(body, 'checksum');
-  const md5 = checksum === undefined || checksum === '' ? undefined : hexDigest('checksum (MD5)', checksum, 32);
-  const compression = optionalBoolean(body, 'compression') ?? false;
+export async function initLegacySession(context: UploadContext, input: InitLegacySessionInput): Promise<LegacyInitAnswer> {
+  const { uploader, filename, size } = input;
   await checkSizeAndSpace(context, size, 'filesize');
   // Refuses now, not at finalize, a name that would leave the root through a symlink or whose folder is a file.
-  await context.storage.completedSize(uploader, filename);
+  await context.storage.stat({ uploader, path: filename });
 
-  const runtime = await openSession(context, {
+  const { runtime } = await openSession(context, {
     api: 'legacy',
     uploader,
     path: filename,
     size,
     fingerprint: null,
     chunkSize: null,
-    chunkCount,
+    chunkCount: input.chunkCount,
     sha256Hint: null,
-    md5Expected: md5 ?? null,
-    metadata: metadata ?? null,
+    md5Expected: input.md5 ?? null,
+    metadata: input.metadata ?? null,
     replace: false,
-    compressionRequested: compression,
+    compressionRequested: input.compression,
   });
   return { success: true, upload_id: runtime.record.id, message: `Upload initialized: ${filename}`, compression_enabled: runtime.record.compress };
 }

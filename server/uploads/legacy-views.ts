@@ -1,6 +1,6 @@
+import type { SessionRuntime } from '../runtime/session-runtime.js';
 import type { FileRecord } from '../sessions/session-record.js';
-import type { SessionRuntime } from '../sessions/session-runtime.js';
-import type { UploadContext } from './upload-context.js';
+import { completedKey, compressedKey } from '../storage/stored-file-layout.js';
 
 /** The legacy API's progress: the share of chunks received, in percent (as the Python dashboard computed it). */
 export function legacyProgress(received: number, total: number): number {
@@ -8,7 +8,7 @@ export function legacyProgress(received: number, total: number): number {
 }
 
 /** GET /upload/status/:id, the legacy API's fields plus `received_indexes` and `state`. */
-export function legacyStatusView(context: UploadContext, runtime: SessionRuntime): Record<string, unknown> {
+export function legacyStatusView(runtime: SessionRuntime): Record<string, unknown> {
   const r = runtime.record;
   const complete = r.state === 'complete';
   const received = complete ? r.chunkCount : runtime.chunks.size;
@@ -22,20 +22,20 @@ export function legacyStatusView(context: UploadContext, runtime: SessionRuntime
     compression_enabled: r.compress,
     received_indexes: complete ? Array.from({ length: r.chunkCount }, (_, i) => i) : runtime.receivedIndexes(),
     state: complete ? 'complete' : r.state === 'completing' ? 'finalizing' : 'uploading',
-    ...(complete && r.result ? { file_path: context.storage.completedLocation(r.uploader, r.result.storedPath) } : {}),
+    ...(complete && r.result ? { file_path: completedKey({ uploader: r.uploader, path: r.result.storedPath }) } : {}),
   };
 }
 
 /** One entry of GET /uploads: relative locations only, never absolute server paths. */
-export function legacyFileView(context: UploadContext, file: FileRecord): Record<string, unknown> {
+export function legacyFileView(file: FileRecord): Record<string, unknown> {
   return {
     filename: file.path,
-    file_path: context.storage.completedLocation(file.uploader, file.path),
+    file_path: completedKey(file),
     size: file.size,
     sha256: file.sha256,
     checksum: file.md5,
     completed_at: new Date(file.completedAt).toISOString(),
-    compressed_path: file.compressedSize !== null ? context.storage.compressedLocation(file.uploader, file.path) : null,
+    compressed_path: file.compressedSize !== null ? compressedKey(file) : null,
     compressed_size: file.compressedSize,
     metadata: file.metadata,
   };

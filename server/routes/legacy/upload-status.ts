@@ -5,8 +5,8 @@ import type { UploadContext } from '../../uploads/upload-context.js';
 
 /** GET /upload/status/:upload_id (legacy API): 404 for an unknown id. */
 export function legacyStatusRoute(context: UploadContext): RequestHandler {
-  return (req, res) => {
-    const runtime = context.runtimes.get(String(req.params.uploadId), callerOf(res).uploader, 'legacy');
-    res.json(legacyStatusView(context, runtime));
+  return async (req, res) => {
+    const runtime = await context.runtimes.get(String(req.params.uploadId), callerOf(res).uploader, 'legacy');
+    res.json(legacyStatusView(runtime));
   };
 }

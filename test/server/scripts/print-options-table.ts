@@ -4,7 +4,7 @@
  * checks that the README holds exactly this table.
  */
 import { formatOptionsTable } from '../../../common/config/index.js';
-import { serverOptions } from '../../../server/server-options.js';
+import { serverOptions } from '../../../server/config/server-options.js';
 
 /** The table without the ROS column (the server has no ROS parameters). */
 export function serverOptionsTable(): string {

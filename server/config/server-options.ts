@@ -1,4 +1,4 @@
-import { defineOptions, option, type ConfigOf } from '../common/config/index.js';
+import { defineOptions, option, type ConfigOf } from '../../common/config/index.js';
 
 /**
  * Every setting of the receiving server, defined once. The CLI flags, the environment variables

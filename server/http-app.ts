@@ -1,27 +1,26 @@
 import express, { type Express, type RequestHandler } from 'express';
-import { UploadError } from '../../common/errors/upload-error.js';
-import { routes } from '../../common/protocol/native-protocol.js';
-import type { Logger } from '../logging/logger.js';
-import { healthRoute } from '../routes/health.js';
-import { cancelSessionRoute } from '../routes/native/cancel-session.js';
-import { completeSessionRoute } from '../routes/native/complete-session.js';
-import { createSessionRoute } from '../routes/native/create-session.js';
-import { getFileRoute } from '../routes/native/get-file.js';
-import { getSessionRoute } from '../routes/native/get-session.js';
-import { putChunkRoute } from '../routes/native/put-chunk.js';
-import { putFileRoute } from '../routes/native/put-file.js';
-import { legacyFinalizeRoute } from '../routes/legacy/finalize-upload.js';
-import { legacyInitRoute } from '../routes/legacy/init-upload.js';
-import { listUploadsRoute } from '../routes/legacy/list-uploads.js';
-import { legacyChunkRoute } from '../routes/legacy/upload-chunk.js';
-import { legacyStatusRoute } from '../routes/legacy/upload-status.js';
-
-import type { UploadContext } from '../uploads/upload-context.js';
-import { authenticate, requireToken } from './auth.js';
-import { jsonBody } from './json-body.js';
-import type { RouteLimits } from './rate-limits.js';
-import { errorHandler } from './send-error.js';
-import type { TokenTable } from './token-table.js';
+import { UploadError } from '../common/errors/upload-error.js';
+import { routes } from '../common/protocol/native-protocol.js';
+import { authenticate, requireToken } from './http/auth.js';
+import { jsonBody } from './http/json-body.js';
+import type { RouteLimits } from './http/rate-limits.js';
+import { errorHandler } from './http/send-error.js';
+import type { TokenTable } from './http/token-table.js';
+import type { Logger } from './logging/logger.js';
+import { healthRoute } from './routes/health.js';
+import { legacyFinalizeRoute } from './routes/legacy/finalize-upload.js';
+import { legacyInitRoute } from './routes/legacy/init-upload.js';
+import { listUploadsRoute } from './routes/legacy/list-uploads.js';
+import { legacyChunkRoute } from './routes/legacy/upload-chunk.js';
+import { legacyStatusRoute } from './routes/legacy/upload-status.js';
+import { cancelSessionRoute } from './routes/native/cancel-session.js';
+import { completeSessionRoute } from './routes/native/complete-session.js';
+import { createSessionRoute } from './routes/native/create-session.js';
+import { getFileRoute } from './routes/native/get-file.js';
+import { getSessionRoute } from './routes/native/get-session.js';
+import { putChunkRoute } from './routes/native/put-chunk.js';
+import { putFileRoute } from './routes/native/put-file.js';
+import type { UploadContext } from './uploads/upload-context.js';
 
 export interface AppOptions {
   context: UploadContext;
@@ -29,16 +28,17 @@ export interface AppOptions {
   anonymousAllowed: boolean;
   limits: RouteLimits;
   log: Logger;
-  /** The server's idleTimeout, in milliseconds. */
-  idleTimeoutMs: number;
+  /** The server's idleTimeout, in milliseconds; undefined when the app is mounted in a host's server. */
+  idleTimeoutMs: number | undefined;
   /** Express "trust proxy" value. */
   trustProxy: boolean | number | string;
 }
 
 /**
- * The Express application: one handler per operation (routes/native/*, routes/legacy/*), each
- * preceded by authentication, its rate limits and, for JSON routes, the JSON body parser.
- * Unknown routes are 404 JSON; every error goes through the one error handler.
+ * The route table: one handler per operation (routes/native/*, routes/legacy/*), each preceded
+ * by authentication, its rate limits and, for JSON routes, the JSON body parser. Unknown routes
+ * are 404 JSON; every error goes through the one error handler. Paths are relative to wherever
+ * the app is mounted.
  */
 export function createApp(options: AppOptions): Express {
   const { context, limits } = options;
@@ -80,12 +80,4 @@ export function createApp(options: AppOptions): Express {
   });
   app.use(errorHandler(options.log, options.idleTimeoutMs));
   return app;
-}
-
-/** Express's "trust proxy" from the option's text: unset → false, a number of hops, true/false, or addresses. */
-export function parseTrustProxy(value: string | undefined): boolean | number | string {
-  if (value === undefined || value === '') return false;
-  if (/^\d+$/.test(value)) return Number(value);
-  if (value === 'true' || value === 'false') return value === 'true';
-  return value;
 }

@@ -1,5 +1,5 @@
 import type { Logger } from '../logging/logger.js';
-import { cancelSession } from '../uploads/cancel-session.js';
+import { endSession, sessionEventOf } from '../uploads/cancel-session.js';
 import type { UploadContext } from '../uploads/upload-context.js';
 
 /**
@@ -39,14 +39,15 @@ export class ExpirySweeper {
 
   async #sweep(): Promise<void> {
     const { store, runtimes } = this.#context;
-    for (const session of store.expiredSessions(Date.now())) {
+    for (const session of await store.expiredSessions(Date.now())) {
       try {
-        const runtime = runtimes.find(session.id);
+        const runtime = await runtimes.find(session.id);
         if (!runtime) continue;
         if (runtime.record.state === 'completing' || runtime.inFlight.size > 0 || runtime.record.expiresAt > Date.now()) continue;
-        await cancelSession(this.#context, runtime);
+        await endSession(this.#context, runtime);
         if (session.state !== 'complete') {
           this.#log.info({ event: 'session_expired', sessionId: session.id, uploader: session.uploader, path: session.path }, `Expired upload of ${session.path}; its data was deleted`);
+          this.#context.events.emit('session-expired', sessionEventOf(runtime));
         }
       } catch (error) {
         this.#log.error({ event: 'expiry_failed', sessionId: session.id, err: error }, 'Deleting an expired session failed');

@@ -1,6 +1,6 @@
 import { PrefixHash } from '../integrity/prefix-hash.js';
+import type { ChunkRecord, CompletionResult, SessionRecord } from '../sessions/session-record.js';
 import { Mutex } from './mutex.js';
-import type { ChunkRecord, CompletionResult, SessionRecord } from './session-record.js';
 
 /** A chunk request being received; a newer request for the same index aborts it and waits. */
 export interface InFlightChunk {
@@ -12,23 +12,23 @@ export interface InFlightChunk {
  * The in-memory state of one loaded session: its record, the chunks it holds, the running
  * prefix hash, the chunk requests in flight, the background hash pump and a completion in
  * progress. Loaded from the store on first use (so after a restart the hash is rebuilt from
- * disk by the pump), dropped when the session ends.
+ * the staged data by the pump), dropped when the session ends. It is what one server process
+ * knows of a session; a version shared by several processes would keep the hash state in the
+ * session store instead and be served by another SessionRuntimes (runtime-registry.ts).
  */
 export class SessionRuntime {
   record: SessionRecord;
   readonly chunks: Map<number, ChunkRecord>;
   readonly hash: PrefixHash;
   readonly inFlight = new Map<number, InFlightChunk>();
-  /** Serialises changes to the session's blobs (the legacy API's appends and chunk replacements). */
+  /** Serialises changes to the session's staged data (the legacy API's appends and chunk replacements). */
   readonly lock = new Mutex();
   /** The background catch-up of the prefix hash, while it runs. */
   pump: Promise<void> | undefined;
-  /** Set when the pump hit an error; completion then re-verifies from disk. */
+  /** Set when the pump hit an error; completion then re-verifies from the staged data. */
   pumpError: Error | undefined;
   /** A completion in progress; concurrent completes share it. */
   completion: Promise<CompletionResult> | undefined;
-  /** Bytes of the prefix already flushed to disk (the pump flushes behind the prefix). */
-  flushedBytes = 0;
   /** Last 10% step logged. */
   loggedDecile = 0;
   /** Set once the session was cancelled or expired while a request was using it. */

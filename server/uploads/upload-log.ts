@@ -1,9 +1,9 @@
 import { formatSize } from '../../common/config/units.js';
+import type { Logger } from '../logging/logger.js';
+import type { SessionRuntime } from '../runtime/session-runtime.js';
 import type { SessionRecord } from '../sessions/session-record.js';
-import type { SessionRuntime } from '../sessions/session-runtime.js';
-import type { Logger } from './logger.js';
 
-/** What the start and completion lines need: a session, or a whole-file upload shaped like one (its id is its temp area's). */
+/** What the start and completion lines need: a session, or a whole-file upload shaped like one (its id is its staging upload's). */
 export interface LoggedUpload {
   readonly record: Pick<SessionRecord, 'id' | 'api' | 'uploader' | 'path' | 'size' | 'chunkCount' | 'compress' | 'createdAt'>;
 }
@@ -43,15 +43,5 @@ export function logUploadCompleted(log: Logger, runtime: LoggedUpload, storedPat
   log.info(
     { event: 'upload_completed', sessionId: r.id, uploader: r.uploader, path: storedPath, size: r.size, durationSeconds: Number(seconds.toFixed(3)), bytesPerSecond: Math.round(rate), sha256, deduplicated },
     `Completed ${storedPath}: ${r.size} bytes in ${seconds.toFixed(1)} s (${formatSize(Math.round(rate))}/s), sha256 ${sha256}`,
-  );
-}
-
-export function logCompression(log: Logger, uploader: string, storedPath: string, size: number, compressedSize: number, kept: boolean): void {
-  const reduction = size === 0 ? 0 : (1 - compressedSize / size) * 100;
-  log.info(
-    { event: 'compression', uploader, path: storedPath, size, compressedSize, reductionPercent: Number(reduction.toFixed(1)), kept },
-    kept
-      ? `Compressed ${storedPath}: ${size} → ${compressedSize} bytes (${reduction.toFixed(1)}% reduction)`
-      : `Not keeping the gzip copy of ${storedPath}: ${size} → ${compressedSize} bytes (${reduction.toFixed(1)}% reduction)`,
   );
 }
