@@ -149,6 +149,7 @@ function fileExists(relativePath: string): UploadError {
 
 /** Reports a file verified and stored (or found stored with this content). */
 export function emitFileCompleted(context: UploadContext, api: SessionApi, sessionId: string | null, placed: PlacedFile): void {
+  if (!context.events.listens('file-completed')) return;
   const file = placed.record;
   context.events.emit('file-completed', {
     sessionId,
