@@ -11,7 +11,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { formatDuration, formatSize, type OptionSet, type OptionSpec, type OptionSpecs } from '../common/config/index.js';
 import { agentOptions } from '../agent/app/agent-options.js';
-import { serverOptions } from '../server/server-options.js';
+import { serverOptions } from '../server/config/server-options.js';
 
 export const CONFIG_DOC = fileURLToPath(new URL('../docs/configuration.md', import.meta.url));
 

@@ -1,45 +1,22 @@
 import http from 'node:http';
 import https from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
-import path from 'node:path';
 import { UploadError } from '../common/errors/upload-error.js';
-import type { ConfigOf } from '../common/config/index.js';
-import { GzipAtRest } from './compression/gzip-at-rest.js';
-import { createApp, parseTrustProxy } from './http/app.js';
+import { serverOptions } from './config/server-options.js';
 import { handleClientError } from './http/client-error.js';
 import { loadTokens } from './http/load-tokens.js';
-import { createRouteLimits } from './http/rate-limits.js';
 import { createLogger, type Logger } from './logging/logger.js';
-import { serverOptions, type serverOptionSpecs, type ServerConfig } from './server-options.js';
-import { ExpirySweeper } from './sessions/expiry-sweeper.js';
-import { KeyedMutex } from './sessions/mutex.js';
-import { RuntimeRegistry } from './sessions/runtime-registry.js';
-import { SessionStore } from './sessions/session-store.js';
-import { recoverAtStartup } from './sessions/startup-recovery.js';
-import { LocalDiskStorage } from './storage/local-disk-storage.js';
-import type { UploadStorage } from './storage/upload-storage.js';
 import { loadTls } from './tls/load-tls.js';
-import { FreeSpaceGauge } from './uploads/free-space-gauge.js';
-import type { UploadContext } from './uploads/upload-context.js';
+import { assembleUploadHandler, type UploadHandler, type UploadHandlerOptions } from './upload-handler.js';
 
 /** Options of createUploadServer: any server option (camelCase), plus what only a library caller can pass. */
-export type UploadServerOptions = Partial<ConfigOf<typeof serverOptionSpecs>> & {
-  /** A storage other than the local disk under uploadDir (tests inject faults with a decorator). */
-  storage?: UploadStorage;
-  /** A pino logger; by default one is made at logLevel, writing to stdout. */
-  logger?: Logger;
-};
+export type UploadServerOptions = UploadHandlerOptions;
 
-export interface UploadServer {
+export interface UploadServer extends Pick<UploadHandler, 'config' | 'storageRoot' | 'events' | 'sweepExpired'> {
   /** `http://127.0.0.1:PORT` or `https://…`; the host is bracketed for IPv6. */
   readonly url: string;
   readonly address: AddressInfo;
   readonly port: number;
-  /** The resolved configuration. */
-  readonly config: ServerConfig;
-  readonly storageRoot: string;
-  /** Deletes expired sessions now (also runs every cleanupInterval). */
-  sweepExpired(): Promise<void>;
   /**
    * Stops accepting connections, lets requests in flight finish for up to shutdownTimeout, then
    * closes the remaining connections, the session store and the background work.
@@ -50,11 +27,12 @@ export interface UploadServer {
 /**
  * Starts the receiving server: validates the options (a bad value is an UploadError naming the
  * option), refuses to listen on a non-loopback address without tokens unless allowAnonymous,
- * loads TLS (never falling back to HTTP), opens the storage and the session store, recovers
- * from a crash, and listens. `port: 0` picks a free port; `url` reports it.
+ * loads TLS (never falling back to HTTP), builds the upload handler (storage, session store,
+ * crash recovery; see upload-handler.ts), and listens. `port: 0` picks a free port; `url`
+ * reports it.
  */
 export async function createUploadServer(options: UploadServerOptions = {}): Promise<UploadServer> {
-  const { storage: injectedStorage, logger, ...values } = options;
+  const { storage, logger, ...values } = options;
   const config = serverOptions.resolve(serverOptions.parse(values, 'options'));
   const log = logger ?? createLogger(config.logLevel, [serverOptions.specs]);
 
@@ -72,15 +50,9 @@ export async function createUploadServer(options: UploadServerOptions = {}): Pro
   const anonymousAllowed = tokens.size === 0 || config.allowAnonymous;
   const tls = loadTls(config.sslCert, config.sslKey);
 
-  const storage = injectedStorage ?? (await openStorage(config.uploadDir));
-  const store = openStore(config.uploadDir);
+  const handler = await assembleUploadHandler({ config, log, tokens, anonymousAllowed, storage, basePath: undefined, ownServer: true });
   let server: http.Server | undefined;
   try {
-    await recoverAtStartup(store, storage, log);
-    const gzip = new GzipAtRest(storage, store, log, config.compressionLevel);
-    const context: UploadContext = { config, store, storage, runtimes: new RuntimeRegistry(store), gzip, log, pathLocks: new KeyedMutex(), freeSpace: new FreeSpaceGauge(storage) };
-    const app = createApp({ context, tokens, anonymousAllowed, limits: createRouteLimits(config, log), log, trustProxy: parseTrustProxy(config.trustProxy), idleTimeoutMs: config.idleTimeout * 1000 });
-
     const serverOptions: http.ServerOptions = {
       headersTimeout: config.headersTimeout * 1000,
       requestTimeout: config.requestTimeout * 1000,
@@ -89,7 +61,8 @@ export async function createUploadServer(options: UploadServerOptions = {}): Pro
       requireHostHeader: false,
       connectionsCheckingInterval: Math.max(100, Math.min(30_000, (config.headersTimeout * 1000) / 4)),
     };
-    server = tls ? https.createServer({ ...serverOptions, cert: tls.cert, key: tls.key }, app) : http.createServer(serverOptions, app);
+    const listener = (req: http.IncomingMessage, res: http.ServerResponse): void => handler.handle(req, res);
+    server = tls ? https.createServer({ ...serverOptions, cert: tls.cert, key: tls.key }, listener) : http.createServer(serverOptions, listener);
     server.setTimeout(config.idleTimeout * 1000);
     if (config.maxConnections > 0) server.maxConnections = config.maxConnections;
     server.on('drop', connectionDropLogger(log, config.maxConnections));
@@ -104,30 +77,16 @@ export async function createUploadServer(options: UploadServerOptions = {}): Pro
     const address = server.address() as AddressInfo;
     const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
     const url = `${tls ? 'https' : 'http'}://${host}:${address.port}`;
-    const sweeper = new ExpirySweeper(context);
-    sweeper.start();
     log.info(
-      { event: 'listening', url, uploadDir: storage.root, tls: Boolean(tls), auth: tokens.size > 0 ? `${tokens.size} tokens` : 'open', anonymousAllowed, rateLimit: config.rateLimit },
+      { event: 'listening', url, uploadDir: handler.storageRoot, tls: Boolean(tls), auth: tokens.size > 0 ? `${tokens.size} tokens` : 'open', anonymousAllowed, rateLimit: config.rateLimit },
       `Upload server listening on ${url}`,
     );
 
     const listening = server;
     let closing: Promise<void> | undefined;
     const close = async (): Promise<void> => {
-      const stopped = new Promise<void>((resolve) => listening.close(() => resolve()));
-      // Connections become idle as their requests finish: close them as they do.
-      const idle = setInterval(() => listening.closeIdleConnections(), 50);
-      listening.closeIdleConnections();
-      const deadline = new Promise<void>((resolve) => setTimeout(resolve, config.shutdownTimeout * 1000).unref());
-      await Promise.race([stopped, deadline]);
-      clearInterval(idle);
-      listening.closeAllConnections();
-      for (const socket of sockets) socket.destroy();
-      await stopped;
-      await sweeper.stop();
-      await Promise.race([gzip.close(), new Promise((resolve) => setTimeout(resolve, 1000).unref())]);
-      await Promise.allSettled(context.runtimes.all().map((runtime) => runtime.pump));
-      store.close();
+      await stopServing(listening, sockets, config.shutdownTimeout);
+      await handler.close();
       log.info({ event: 'closed' }, 'Upload server closed');
     };
     return {
@@ -135,33 +94,32 @@ export async function createUploadServer(options: UploadServerOptions = {}): Pro
       address,
       port: address.port,
       config,
-      storageRoot: storage.root,
-      sweepExpired: () => sweeper.sweep(),
+      storageRoot: handler.storageRoot,
+      events: handler.events,
+      sweepExpired: () => handler.sweepExpired(),
       close: () => (closing ??= close()),
     };
   } catch (error) {
     server?.close();
-    store.close();
+    await handler.close();
     throw error;
   }
 }
 
-async function openStorage(uploadDir: string): Promise<UploadStorage> {
-  try {
-    return await LocalDiskStorage.open(uploadDir);
-  } catch (error) {
-    throw new UploadError('STATE_DIR', `Cannot use the upload folder ${uploadDir}: ${(error as Error).message}`, { cause: error });
-  }
+/** Stops accepting connections and closes them as their requests finish, all of them after `shutdownTimeout` seconds. */
+async function stopServing(server: http.Server, sockets: Set<Socket>, shutdownTimeout: number): Promise<void> {
+  const stopped = new Promise<void>((resolve) => server.close(() => resolve()));
+  // Connections become idle as their requests finish: close them as they do.
+  const idle = setInterval(() => server.closeIdleConnections(), 50);
+  server.closeIdleConnections();
+  const deadline = new Promise<void>((resolve) => setTimeout(resolve, shutdownTimeout * 1000).unref());
+  await Promise.race([stopped, deadline]);
+  clearInterval(idle);
+  server.closeAllConnections();
+  for (const socket of sockets) socket.destroy();
+  await stopped;
 }
 
-function openStore(uploadDir: string): SessionStore {
-  const file = path.join(uploadDir, 'state', 'uploads.db');
-  try {
-    return new SessionStore(file);
-  } catch (error) {
-    throw new UploadError('STATE_DIR', `Cannot open the session database ${file}: ${(error as Error).message}`, { cause: error });
-  }
-}
 
 function listen(server: http.Server, port: number, host: string): Promise<void> {
   return new Promise((resolve, reject) => {
@@ -192,7 +150,7 @@ function connectionDropLogger(log: Logger, limit: number): () => void {
   };
 }
 
-/** 127.0.0.0/8, ::1 and localhost count as loopback: the seed's curl examples need an open server there. */
+/** 127.0.0.0/8, ::1 and localhost count as loopback: the legacy deployment guide's curl examples need an open server there. */
 export function isLoopback(host: string): boolean {
   const h = host.toLowerCase().replace(/^\[|\]$/g, '');
   return h === 'localhost' || h === '::1' || /^127\.\d+\.\d+\.\d+$/.test(h) || h === '::ffff:127.0.0.1';

@@ -3,7 +3,7 @@ import { formatOptionsHelp, parseCommandLine, readConfigFile } from '../../commo
 import { UploadError, isUploadError } from '../../common/errors/upload-error.js';
 import { createLogger } from '../logging/logger.js';
 import { VERSION } from '../routes/health.js';
-import { serverOptions } from '../server-options.js';
+import { serverOptions } from '../config/server-options.js';
 import { createUploadServer } from '../upload-server.js';
 import { exitCodeOf, exitCodes } from './exit-codes.js';
 

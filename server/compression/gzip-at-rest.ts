@@ -4,12 +4,9 @@ import { pipeline } from 'node:stream/promises';
 import { createGzip } from 'node:zlib';
 import { MAX_SEGMENT_BYTES } from '../../common/protocol/native-protocol.js';
 import type { Logger } from '../logging/logger.js';
-import { logCompression } from '../logging/upload-log.js';
 import type { SessionStore } from '../sessions/session-store.js';
+import { GZIP_SUFFIX } from '../storage/stored-file-layout.js';
 import type { UploadStorage } from '../storage/upload-storage.js';
-
-/** The copy of `completed/<uploader>/<path>` is `compressed/<uploader>/<path>.gz`. */
-const GZIP_SUFFIX = '.gz';
 
 export interface CompressionJob {
   uploader: string;
@@ -22,7 +19,7 @@ export interface CompressionJob {
  * Makes the gzip copies at rest, one at a time in the background (gzip runs on libuv's thread
  * pool, so the event loop stays free), streaming from the completed file to
  * `compressed/<uploader>/<path>.gz`. The copy is kept only when it is smaller: for random or
- * already-compressed data it is not (the seed kept copies that grew), nor for a file whose name
+ * already-compressed data it is not (the Python dashboard kept copies that grew), nor for a file whose name
  * is too long to take the `.gz` suffix.
  */
 export class GzipAtRest {
@@ -61,19 +58,30 @@ export class GzipAtRest {
     }
     try {
       const gzip = createGzip({ level: this.#level });
-      const feeding = pipeline(Readable.from(this.#storage.readCompleted(job.uploader, job.path)), gzip).catch(() => undefined);
+      const file = { uploader: job.uploader, path: job.path };
+      const feeding = pipeline(Readable.from(this.#storage.read(file)), gzip).catch(() => undefined);
       let compressedSize = 0;
-      const kept = await this.#storage.writeCompressed(job.uploader, job.path, gzip, (size) => {
+      const kept = await this.#storage.writeCompressed(file, gzip, (size) => {
         compressedSize = size;
         return size < job.size;
       });
       await feeding;
       logCompression(this.#log, job.uploader, job.path, job.size, compressedSize, kept !== undefined);
-      if (!this.#closed) this.#store.setCompressedSize(job.uploader, job.path, kept ?? null);
+      if (!this.#closed) await this.#store.setCompressedSize(job.uploader, job.path, kept ?? null);
       return kept;
     } catch (error) {
       this.#log.error({ event: 'compression_failed', uploader: job.uploader, path: job.path, err: error }, `Compressing ${job.path} failed`);
       return undefined;
     }
   }
+}
+
+function logCompression(log: Logger, uploader: string, storedPath: string, size: number, compressedSize: number, kept: boolean): void {
+  const reduction = size === 0 ? 0 : (1 - compressedSize / size) * 100;
+  log.info(
+    { event: 'compression', uploader, path: storedPath, size, compressedSize, reductionPercent: Number(reduction.toFixed(1)), kept },
+    kept
+      ? `Compressed ${storedPath}: ${size} → ${compressedSize} bytes (${reduction.toFixed(1)}% reduction)`
+      : `Not keeping the gzip copy of ${storedPath}: ${size} → ${compressedSize} bytes (${reduction.toFixed(1)}% reduction)`,
+  );
 }

@@ -1,32 +1,35 @@
-import { randomUUID } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import busboy from 'busboy';
 import { UploadError } from '../../common/errors/upload-error.js';
-import { ChunkVerifier } from '../integrity/chunk-verifier.js';
-import type { UploadStorage } from '../storage/upload-storage.js';
 
-/** The temp area of parts that arrive before their upload_id field. */
-export const INCOMING_AREA = 'incoming';
+/** Where a form's file part is streamed (the use case decides: see uploads/receive-legacy-chunk.ts). */
+export interface FormPartSink<Part> {
+  /** The most bytes the part may have (longer parts are refused). */
+  readonly maxSize: number;
+  /** Streams the part's bytes to where they are kept; resolves with what was kept. */
+  write(source: AsyncIterable<Uint8Array>): Promise<Part>;
+  /** Deletes what `write` kept (the form failed after it). */
+  discard(): Promise<void>;
+}
 
-export interface ChunkForm {
+export interface ChunkForm<Part> {
   fields: Record<string, string>;
-  /** The `chunk` file part, streamed to a blob; undefined when the form had none. */
-  part: { session: string; blob: string; size: number; crc: number } | undefined;
+  /** The `chunk` file part as its sink kept it; undefined when the form had none. */
+  part: { kept: Part; sink: FormPartSink<Part> } | undefined;
 }
 
 /**
- * Reads the seed's multipart chunk form with busboy, streaming: the `chunk` file part goes to a
- * part blob (in the session's temp area when `upload_id` came first, as Python requests and the
- * seed's client send it, otherwise in `temp/incoming`), through a ChunkVerifier for its size and
- * CRC. `destination` is asked where the part goes once the fields before it are known; it may
- * throw (an unknown upload id), and the part is then discarded. Nothing is buffered in memory.
+ * Reads the legacy API's multipart chunk form with busboy, streaming: the `chunk` file part goes
+ * to the sink that `openPart` gives once the fields before it are known (the upload may be named
+ * before its file part, as Python requests and the Python dashboard's client send it, or not).
+ * `openPart` may throw (an unknown upload id), and the part is then discarded. Nothing is
+ * buffered in memory. `fallbackMaxSize` bounds a part the form gives no upload for.
  */
-export async function readChunkForm(
+export async function readChunkForm<Part>(
   req: IncomingMessage,
-  storage: UploadStorage,
-  destination: (fields: Record<string, string>) => { session: string; maxSize: number } | undefined,
   fallbackMaxSize: number,
-): Promise<ChunkForm> {
+  openPart: (fields: Record<string, string>) => Promise<FormPartSink<Part>>,
+): Promise<ChunkForm<Part>> {
   let parser: busboy.Busboy;
   try {
     parser = busboy({ headers: req.headers, limits: { fields: 20, fieldSize: 1024, files: 1, parts: 30, fileSize: fallbackMaxSize } });
@@ -37,7 +40,7 @@ export async function readChunkForm(
       : new UploadError('BAD_REQUEST', `Malformed multipart form: ${message}`);
   }
   const fields: Record<string, string> = {};
-  let part: ChunkForm['part'];
+  let part: ChunkForm<Part>['part'];
   let failure: unknown;
   let writing: Promise<void> | undefined;
   const fail = (error: unknown): void => {
@@ -62,29 +65,26 @@ export async function readChunkForm(
         stream.resume();
         return;
       }
-      let target: { session: string; maxSize: number } | undefined;
-      try {
-        target = destination(fields);
-      } catch (error) {
-        fail(error);
-        stream.resume();
-        return;
-      }
-      const session = target?.session ?? INCOMING_AREA;
-      const blob = `part-${randomUUID()}`;
-      const maxSize = target?.maxSize ?? fallbackMaxSize;
-      const verifier = new ChunkVerifier(maxSize);
-      writing = storage
-        .writeAt(session, blob, 0, verifier.through(stream.iterator({ destroyOnReturn: false })))
-        .then(() => {
-          if ((stream as { truncated?: boolean }).truncated) throw new UploadError('CHUNK_SIZE_MISMATCH', `the chunk is larger than the file (${maxSize} bytes)`);
-          part = { session, blob, size: verifier.length, crc: verifier.crc };
-        })
-        .catch(async (error: unknown) => {
+      writing = (async () => {
+        let sink: FormPartSink<Part>;
+        try {
+          sink = await openPart({ ...fields });
+        } catch (error) {
+          fail(error);
+          stream.resume();
+          return;
+        }
+        try {
+          const kept = await sink.write(stream.iterator({ destroyOnReturn: false }));
+          part = { kept, sink };
+          if ((stream as { truncated?: boolean }).truncated) throw new UploadError('CHUNK_SIZE_MISMATCH', `the chunk is larger than the file (${sink.maxSize} bytes)`);
+        } catch (error) {
+          part = undefined;
           fail(partError ?? error);
           stream.resume();
-          await storage.removeBlob(session, blob).catch(() => undefined);
-        });
+          await sink.discard().catch(() => undefined);
+        }
+      })();
     });
     parser.on('filesLimit', () => fail(new UploadError('INVALID_FIELD', 'only one file part (chunk) is allowed')));
     parser.on('fieldsLimit', () => fail(new UploadError('INVALID_FIELD', 'too many form fields')));
@@ -114,7 +114,7 @@ export async function readChunkForm(
   });
   await writing;
   if (failure !== undefined) {
-    if (part) await storage.removeBlob(part.session, part.blob).catch(() => undefined);
+    await part?.sink.discard().catch(() => undefined);
     throw failure;
   }
   return { fields, part };

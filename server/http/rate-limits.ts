@@ -2,7 +2,7 @@ import type { RequestHandler } from 'express';
 import { ipKeyGenerator, rateLimit } from 'express-rate-limit';
 import { UploadError } from '../../common/errors/upload-error.js';
 import type { Logger } from '../logging/logger.js';
-import type { ServerConfig } from '../server-options.js';
+import type { ServerConfig } from '../config/server-options.js';
 import type { Caller } from './auth.js';
 
 const MINUTE = 60_000;
@@ -11,10 +11,10 @@ const DAY = 24 * HOUR;
 
 /** The limiter chain of each route (an empty chain when limits are off). */
 export interface RouteLimits {
-  seedInit: RequestHandler[];
-  seedChunk: RequestHandler[];
-  seedFinalize: RequestHandler[];
-  seedOther: RequestHandler[];
+  legacyInit: RequestHandler[];
+  legacyChunk: RequestHandler[];
+  legacyFinalize: RequestHandler[];
+  legacyOther: RequestHandler[];
   list: RequestHandler[];
   nativeCreate: RequestHandler[];
   nativeChunk: RequestHandler[];
@@ -23,7 +23,7 @@ export interface RouteLimits {
 }
 
 /**
- * The rate limits (express-rate-limit, in memory). The seed's routes keep the seed's numbers;
+ * The rate limits (express-rate-limit, in memory). The legacy API's routes keep the Python dashboard's numbers;
  * the native routes have their own, sized so a robot uploading a split a minute is never
  * slowed. Limits count per uploader when the caller has a token (so a fleet behind one NAT is
  * not throttled as one client) and per IP otherwise. A refusal is 429 with Retry-After and the
@@ -57,10 +57,10 @@ export function createRouteLimits(config: ServerConfig, log: Logger): RouteLimit
     ];
   };
   return {
-    seedInit: make('POST /upload/init', config.rateLimitInit, HOUR),
-    seedChunk: make('POST /upload/chunk', config.rateLimitChunk, MINUTE),
-    seedFinalize: make('POST /upload/finalize', config.rateLimitFinalize, HOUR),
-    seedOther: [...make('seed requests', config.rateLimitHourly, HOUR), ...make('seed requests', config.rateLimitDaily, DAY)],
+    legacyInit: make('POST /upload/init', config.rateLimitInit, HOUR),
+    legacyChunk: make('POST /upload/chunk', config.rateLimitChunk, MINUTE),
+    legacyFinalize: make('POST /upload/finalize', config.rateLimitFinalize, HOUR),
+    legacyOther: [...make('legacy API requests', config.rateLimitHourly, HOUR), ...make('legacy API requests', config.rateLimitDaily, DAY)],
     list: make('GET /uploads', config.rateLimitList, MINUTE),
     nativeCreate: make('POST /v1/sessions', config.rateLimitSessions, HOUR),
     nativeChunk: make('chunk uploads', config.rateLimitChunks, MINUTE),

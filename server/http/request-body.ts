@@ -1,6 +1,7 @@
 import type { IncomingMessage } from 'node:http';
 import { createGunzip } from 'node:zlib';
 import { UploadError, isUploadError } from '../../common/errors/upload-error.js';
+import type { UploadBody } from '../uploads/upload-body.js';
 
 export interface RequestBody {
   /** The decoded body, streamed. */
@@ -18,12 +19,7 @@ export interface RequestBody {
  * when `Content-Encoding: gzip`. A client that disconnects makes the iteration throw.
  */
 export function requestBody(req: IncomingMessage, encoding: 'identity' | 'gzip'): RequestBody {
-  const discardRest = (): void => {
-    if (!req.complete && !req.destroyed) {
-      req.unpipe();
-      req.resume();
-    }
-  };
+  const discardRest = (): void => discardRestOf(req);
   if (encoding === 'identity') return { source: clientBytes(req), discardRest };
   const gunzip = createGunzip();
   // The consumer starts iterating only after opening its file; until then an error (not gzip at
@@ -49,6 +45,27 @@ export function requestBody(req: IncomingMessage, encoding: 'identity' | 'gzip')
     }
   })();
   return { source, discardRest };
+}
+
+/**
+ * A request's body as the use cases take it: decoded lazily (the gzip decoder is attached only
+ * when the bytes are read, so a body that is skipped is drained as sent).
+ */
+export function uploadBodyOf(req: IncomingMessage, encoding: 'identity' | 'gzip'): UploadBody {
+  let opened: RequestBody | undefined;
+  return {
+    bytes: () => (opened ??= requestBody(req, encoding)).source,
+    skip: () => drainBody(req),
+    discardRest: () => discardRestOf(req),
+    abort: (reason) => req.destroy(reason),
+  };
+}
+
+function discardRestOf(req: IncomingMessage): void {
+  if (!req.complete && !req.destroyed) {
+    req.unpipe();
+    req.resume();
+  }
 }
 
 /** Reads and discards a whole body (a duplicate chunk); resolves when it ended. */

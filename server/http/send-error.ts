@@ -15,16 +15,16 @@ export function errorBody(error: UploadError): ErrorResponse {
   return body;
 }
 
-/** Which API a request belongs to, for the status map (the seed's answers 400 where we are more specific). */
+/** Which API a request belongs to, for the status map (the legacy API answers 400 where we are more specific). */
 export function apiOf(req: Request): Api {
-  return req.path.startsWith('/v1/') || req.path === '/v1' ? 'native' : 'seed';
+  return req.path.startsWith('/v1/') || req.path === '/v1' ? 'native' : 'legacy';
 }
 
 /**
  * The last middleware: every error becomes its JSON answer with the status from the one map.
  * Server faults are logged with their cause; client mistakes at debug level.
  */
-export function errorHandler(log: Logger, idleTimeoutMs: number): ErrorRequestHandler {
+export function errorHandler(log: Logger, idleTimeoutMs: number | undefined): ErrorRequestHandler {
   return (raw: unknown, req: Request, res: Response, _next: NextFunction): void => {
     const error = toUploadError(raw);
     const status = httpStatusOf(error.code, apiOf(req));
@@ -37,9 +37,10 @@ export function errorHandler(log: Logger, idleTimeoutMs: number): ErrorRequestHa
       req.socket.destroy();
       return;
     }
-    if (!req.complete) {
+    if (!req.complete && idleTimeoutMs !== undefined) {
       // The body is drained after this answer; Node would then allow the keep-alive timeout
-      // between its bytes, so restore the idle timeout once the answer is out.
+      // between its bytes, so restore the idle timeout once the answer is out (on a server of
+      // our own: a host that mounts the handler keeps its own timeouts).
       res.once('finish', () => req.socket.setTimeout(idleTimeoutMs));
     }
     const body = errorBody(error);

@@ -11,7 +11,7 @@ export interface HashFork {
 }
 
 /**
- * The running SHA-256 (and, for the seed API, MD5) of a session's verified contiguous prefix:
+ * The running SHA-256 (and, for the legacy API, MD5) of a session's verified contiguous prefix:
  * chunks 0..chunks-1, `bytes` long. It is what makes completing a file sent in order cheap:
  * only the digest is left to compute. Bad bytes never enter it, because each chunk is hashed
  * into a fork (`hash.copy()`) that is adopted only after the chunk verified. `reset()` starts

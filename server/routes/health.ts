@@ -2,7 +2,7 @@ import type { RequestHandler } from 'express';
 import { packageVersion } from '../../common/program/package-version.js';
 import { PROTOCOL_VERSION, type HealthResponse } from '../../common/protocol/native-protocol.js';
 
-/** The seed's features, then ours. */
+/** The Python dashboard's features, then ours. */
 export const FEATURES = [
   'chunked-upload',
   'compression',
@@ -19,7 +19,7 @@ export const FEATURES = [
 /** The package version (common/program/package-version.ts), reported by /health and --version. */
 export const VERSION: string = packageVersion();
 
-/** GET /health: the seed's answer plus `protocol`. Never authenticated or rate limited. */
+/** GET /health: the legacy API's answer plus `protocol`. Never authenticated or rate limited. */
 export function healthRoute(): RequestHandler {
   return (_req, res) => {
     const body: HealthResponse = { status: 'ok', timestamp: new Date().toISOString(), version: VERSION, features: [...FEATURES], protocol: PROTOCOL_VERSION };

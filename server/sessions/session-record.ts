@@ -1,6 +1,6 @@
 import type { CompletedFile } from '../../common/protocol/native-protocol.js';
 
-export type SessionApi = 'native' | 'seed';
+export type SessionApi = 'native' | 'legacy';
 /** `completing` is never persisted as final: after a crash such a session is open again. */
 export type SessionState = 'open' | 'completing' | 'complete';
 
@@ -9,17 +9,17 @@ export interface SessionRecord {
   id: string;
   api: SessionApi;
   uploader: string;
-  /** Normalised relative path (the seed's `filename`). */
+  /** Normalised relative path (the legacy API's `filename`). */
   path: string;
   size: number;
   /** Native only. */
   fingerprint: string | null;
-  /** Native only; the seed's chunks have whatever size the client sends. */
+  /** Native only; the legacy API's chunks have whatever size the client sends. */
   chunkSize: number | null;
   chunkCount: number;
   /** Native: the sha256 given at create, if any. */
   sha256Hint: string | null;
-  /** Seed: the MD5 given at init, if any. */
+  /** Legacy: the MD5 given at init, if any. */
   md5Expected: string | null;
   metadata: Record<string, unknown> | null;
   replace: boolean;
@@ -36,7 +36,7 @@ export interface SessionRecord {
 /** What a completed session remembers (its tombstone), for both APIs. */
 export interface CompletionResult {
   file: CompletedFile;
-  /** The path actually used (the seed API may store under a unique name). */
+  /** The path actually used (the legacy API may store under a unique name). */
   storedPath: string;
   md5: string | null;
   compressedLocation: string | null;
@@ -47,7 +47,7 @@ export interface ChunkRecord {
   index: number;
   size: number;
   crc: number;
-  /** Seed only: byte offset in the data blob once appended, else null. */
+  /** Legacy only: byte offset in the staged file once placed there, else null. */
   offset: number | null;
 }
 

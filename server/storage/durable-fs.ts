@@ -1,16 +1,6 @@
 import { constants } from 'node:fs';
 import { open } from 'node:fs/promises';
 
-/** fsync a file's data and metadata. */
-export async function fsyncFile(file: string): Promise<void> {
-  const handle = await open(file, 'r');
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-}
-
 /**
  * fsync a folder so that a rename or link into it survives power loss. Some file systems refuse
  * to fsync a folder (EINVAL, EISDIR); there is nothing more to do on those.

@@ -1,27 +1,44 @@
 import { randomUUID } from 'node:crypto';
 import { constants } from 'node:fs';
-import { link, mkdir, open, readdir, rename, rm, stat, statfs, truncate, unlink, type FileHandle } from 'node:fs/promises';
+import { link, mkdir, open, readdir, rename, rm, stat, statfs, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { UploadError } from '../../common/errors/upload-error.js';
-import { writeBatched } from './batched-writer.js';
-import { FolderSyncer, fsyncDir, fsyncFile } from './durable-fs.js';
+import { cutAndSync, statOrUndefined, writeFile } from './disk-files.js';
+import { FolderSyncer, fsyncDir } from './durable-fs.js';
+import { FlushBehind } from './flush-behind.js';
+import { readRange } from './read-range.js';
 import { realRoot, SafePathResolver } from './safe-path.js';
-import type { UploadStorage } from './upload-storage.js';
+import { GZIP_SUFFIX } from './stored-file-layout.js';
+import type { PartPlace, SpoolRef, StoredFile, UploadStorage } from './upload-storage.js';
 
-const READ_PIECE = 1024 * 1024;
 const SAFE_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
+/** The file a session's staging upload is assembled in, in its temp folder. */
+const DATA_FILE = 'data';
+/**
+ * The one folder of whole-file uploads (PUT /v1/files): one file per upload, named by its id,
+ * so no folder is created and deleted per request. It belongs to no session: the start-up
+ * sweep deletes whatever a crash left in it.
+ */
+const WHOLE_FILE_FOLDER = 'files';
+/** The spools of no staging upload yet (legacy form parts that arrive before their upload_id). */
+const SHARED_SPOOL_FOLDER = 'incoming';
 
 /**
- * The storage on a local file system, laid out as the seed's was:
- * `temp/<session>/<blob>`, `completed/<uploader>/<path>`, `compressed/<uploader>/<path>.gz`.
+ * The storage on a local file system, laid out as the Python dashboard's was:
+ * `temp/<session>/data` (the file assembled in place: part n at its offset) with the session's
+ * spools beside it, `temp/files/<id>` (whole-file uploads), `temp/incoming/<spool>`,
+ * `completed/<uploader>/<path>`, `compressed/<uploader>/<path>.gz`.
  */
 export class LocalDiskStorage implements UploadStorage {
   readonly root: string;
   readonly #temp: string;
   readonly #completed: SafePathResolver;
   readonly #compressed: SafePathResolver;
-  /** Blobs written with `sync` and not changed since: commit need not open them again to fsync. */
+  /** Whole-file staging uploads: they live in WHOLE_FILE_FOLDER, not in a folder of their own. */
+  readonly #wholeFiles = new Set<string>();
+  /** Staged files written and fsynced in one pass and not changed since: commit need not open them again. */
   readonly #synced = new Set<string>();
+  readonly #flushBehind = new FlushBehind();
   readonly #folderSyncer = new FolderSyncer();
 
   private constructor(root: string, temp: string, completed: string, compressed: string) {
@@ -38,107 +55,48 @@ export class LocalDiskStorage implements UploadStorage {
     return new LocalDiskStorage(real, temp!, completed!, compressed!);
   }
 
-  async createSession(sessionId: string): Promise<void> {
-    const folder = this.#sessionDir(sessionId);
+  async createStaging(id: string, options: { wholeFile?: boolean } = {}): Promise<void> {
+    if (options.wholeFile) {
+      this.#stagingFolder(id);
+      this.#wholeFiles.add(id);
+      return;
+    }
+    const folder = this.#stagingFolder(id);
     await mkdir(folder, { recursive: true });
-    const handle = await open(path.join(folder, 'data'), 'w');
+    const handle = await open(path.join(folder, DATA_FILE), 'w');
     await handle.close();
   }
 
-  async removeSession(sessionId: string): Promise<void> {
-    const folder = this.#sessionDir(sessionId);
-    for (const file of this.#synced) if (path.dirname(file) === folder) this.#synced.delete(file);
-    await rm(folder, { recursive: true, force: true });
-  }
-
-  async listSessions(): Promise<string[]> {
-    // Every entry: session folders, `incoming/`, and gzip copies left by a crash (compress-*.gz).
-    return (await readdir(this.#temp)).filter((name) => SAFE_NAME.test(name));
-  }
-
-  async writeAt(sessionId: string, name: string, offset: number, source: AsyncIterable<Uint8Array>, options: { sync?: boolean; existing?: boolean } = {}): Promise<number> {
-    const file = this.#blob(sessionId, name);
+  async writePart(id: string, part: PartPlace, body: AsyncIterable<Uint8Array>): Promise<number> {
+    const file = this.#stagedFile(id);
     this.#synced.delete(file);
-    let handle: FileHandle;
-    try {
-      handle = await open(file, options.existing ? constants.O_WRONLY : constants.O_WRONLY | constants.O_CREAT);
-    } catch (error) {
-      // The folder is created on first use only (one call less per request otherwise).
-      if ((error as NodeJS.ErrnoException).code !== 'ENOENT' || options.existing) throw error;
-      await mkdir(path.dirname(file), { recursive: true });
-      handle = await open(file, constants.O_WRONLY | constants.O_CREAT);
-    }
-    try {
-      const written = await writeBatched(handle, offset, source);
-      if (options.sync) {
-        await handle.sync();
-        this.#synced.add(file);
-      }
+    if (this.#wholeFiles.has(id)) {
+      // Committed right after this write: fsync while the file is open, instead of opening it again to commit.
+      const written = await writeFile(file, constants.O_WRONLY | constants.O_CREAT, part.offset, body, { sync: true });
+      this.#synced.add(file);
       return written;
-    } finally {
-      await handle.close();
     }
+    // Created with the staging upload: when it is gone this rejects with ENOENT (isMissingStaging),
+    // rather than starting an empty file that would hide the loss of what it held.
+    const written = await writeFile(file, constants.O_WRONLY, part.offset, body, { sync: false });
+    this.#flushBehind.wrote(id, file, written);
+    return written;
   }
 
-  async *readAt(sessionId: string, name: string, offset: number, length: number): AsyncIterable<Buffer> {
-    yield* readRange(this.#blob(sessionId, name), offset, length);
+  async *readStaged(id: string, offset: number, length: number): AsyncIterable<Buffer> {
+    yield* readRange(this.#stagedFile(id), offset, length);
   }
 
-  async blobSize(sessionId: string, name: string): Promise<number | undefined> {
-    try {
-      return (await stat(this.#blob(sessionId, name))).size;
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-      throw error;
-    }
+  async hasStaging(id: string): Promise<boolean> {
+    return (await statOrUndefined(this.#stagedFile(id))) !== undefined;
   }
 
-  async truncate(sessionId: string, name: string, length: number): Promise<void> {
-    const file = this.#blob(sessionId, name);
-    this.#synced.delete(file);
-    await truncate(file, length);
-  }
-
-  async flush(sessionId: string, name: string): Promise<void> {
-    const handle = await open(this.#blob(sessionId, name), 'r');
-    try {
-      await handle.datasync();
-    } finally {
-      await handle.close();
-    }
-  }
-
-  async renameBlob(sessionId: string, from: string, to: string, toSession = sessionId): Promise<void> {
-    await mkdir(this.#sessionDir(toSession), { recursive: true });
-    const source = this.#blob(sessionId, from);
-    const target = this.#blob(toSession, to);
-    this.#synced.delete(target);
-    if (this.#synced.delete(source)) this.#synced.add(target);
-    await rename(source, target);
-  }
-
-  async removeBlob(sessionId: string, name: string): Promise<void> {
-    const file = this.#blob(sessionId, name);
-    this.#synced.delete(file);
-    await unlink(file).catch((error: NodeJS.ErrnoException) => {
-      if (error.code !== 'ENOENT') throw error;
-    });
-  }
-
-  async listBlobs(sessionId: string): Promise<string[]> {
-    try {
-      return await readdir(this.#sessionDir(sessionId));
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return [];
-      throw error;
-    }
-  }
-
-  async commit(sessionId: string, name: string, uploader: string, relativePath: string, options: { replace: boolean }): Promise<void> {
-    const source = this.#blob(sessionId, name);
-    // A blob written with `sync` is already on disk (and unchanged since: every change forgets it).
-    if (!this.#synced.delete(source)) await fsyncFile(source);
-    const target = await this.#completed.resolve(segmentsOf(uploader, relativePath), { createParents: true });
+  async commit(id: string, file: StoredFile, options: { size: number; replace: boolean }): Promise<void> {
+    const source = this.#stagedFile(id);
+    await this.#flushBehind.settle(id);
+    // A file written and fsynced in one pass is on disk already, and has its size (every change forgets it).
+    if (!this.#synced.delete(source)) await cutAndSync(source, options.size);
+    const target = await this.#completed.resolve(segmentsOf(file), { createParents: true });
     if (options.replace) {
       await rename(source, target.absolute);
     } else {
@@ -147,40 +105,80 @@ export class LocalDiskStorage implements UploadStorage {
         await link(source, target.absolute);
       } catch (error) {
         const code = (error as NodeJS.ErrnoException).code;
-        if (code === 'EEXIST') throw new UploadError('FILE_EXISTS', `${relativePath} is already stored`, { cause: error });
+        if (code === 'EEXIST') throw new UploadError('FILE_EXISTS', `${file.path} is already stored`, { cause: error });
         if (code !== 'EPERM' && code !== 'ENOTSUP' && code !== 'EXDEV') throw error;
         // No hard links on this file system: check, then rename (a small race, only here).
-        if (await exists(target.absolute)) throw new UploadError('FILE_EXISTS', `${relativePath} is already stored`, { cause: error });
+        if (await statOrUndefined(target.absolute)) throw new UploadError('FILE_EXISTS', `${file.path} is already stored`, { cause: error });
         await rename(source, target.absolute);
       }
       await unlink(source).catch(() => undefined);
     }
-    // A folder created for this file is durable only once its own parent is synced too.
-    for (const folder of target.created) await this.#folderSyncer.sync(path.dirname(folder));
-    await this.#folderSyncer.sync(path.dirname(target.absolute));
+    this.#wholeFiles.delete(id);
+    // A folder created for this file is durable only once its own parent is synced too. The
+    // fsyncs run at once: the file system commits them together (a deep new path costs one
+    // journal commit, not one per folder).
+    await Promise.all([...target.created.map((folder) => path.dirname(folder)), path.dirname(target.absolute)].map((folder) => this.#folderSyncer.sync(folder)));
+    if (options.replace && target.exists) await this.#removeCompressed(file).catch(() => undefined);
   }
 
-  async completedSize(uploader: string, relativePath: string): Promise<number | undefined> {
-    return (await this.#completed.resolve(segmentsOf(uploader, relativePath), { createParents: false })).size;
+  async abortStaging(id: string): Promise<void> {
+    this.#flushBehind.forget(id);
+    if (this.#wholeFiles.delete(id)) {
+      const file = path.join(this.#temp, WHOLE_FILE_FOLDER, id);
+      this.#synced.delete(file);
+      await unlink(file).catch((error: NodeJS.ErrnoException) => {
+        if (error.code !== 'ENOENT') throw error;
+      });
+      return;
+    }
+    const folder = this.#stagingFolder(id);
+    for (const file of this.#synced) if (path.dirname(file) === folder) this.#synced.delete(file);
+    await rm(folder, { recursive: true, force: true });
   }
 
-  async *readCompleted(uploader: string, relativePath: string): AsyncIterable<Buffer> {
-    const target = await this.#completed.resolve(segmentsOf(uploader, relativePath), { createParents: false });
+  async listStaging(): Promise<string[]> {
+    // Every entry: session folders, `files/`, `incoming/`, and gzip copies left by a crash (compress-*.gz).
+    return (await readdir(this.#temp)).filter((name) => SAFE_NAME.test(name));
+  }
+
+  async writeSpool(spool: SpoolRef, body: AsyncIterable<Uint8Array>): Promise<number> {
+    return writeFile(this.#spoolFile(spool), constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC, 0, body, { sync: false });
+  }
+
+  async *readSpool(spool: SpoolRef, length: number): AsyncIterable<Buffer> {
+    yield* readRange(this.#spoolFile(spool), 0, length);
+  }
+
+  async moveSpool(from: SpoolRef, to: SpoolRef): Promise<void> {
+    const target = this.#spoolFile(to);
+    await mkdir(path.dirname(target), { recursive: true });
+    await rename(this.#spoolFile(from), target);
+  }
+
+  async removeSpool(spool: SpoolRef): Promise<void> {
+    await unlink(this.#spoolFile(spool)).catch((error: NodeJS.ErrnoException) => {
+      if (error.code !== 'ENOENT') throw error;
+    });
+  }
+
+  async stat(file: StoredFile): Promise<{ size: number } | undefined> {
+    const { size } = await this.#completed.resolve(segmentsOf(file), { createParents: false });
+    return size === undefined ? undefined : { size };
+  }
+
+  async *read(file: StoredFile): AsyncIterable<Buffer> {
+    const target = await this.#completed.resolve(segmentsOf(file), { createParents: false });
     const size = (await stat(target.absolute)).size;
     yield* readRange(target.absolute, 0, size);
   }
 
-  completedLocation(uploader: string, relativePath: string): string {
-    return ['completed', uploader, relativePath].join('/');
-  }
-
-  async writeCompressed(uploader: string, relativePath: string, source: AsyncIterable<Uint8Array>, keep: (size: number) => boolean): Promise<number | undefined> {
+  async writeCompressed(file: StoredFile, body: AsyncIterable<Uint8Array>, keep: (size: number) => boolean): Promise<number | undefined> {
     const temp = path.join(this.#temp, `compress-${randomUUID()}.gz`);
     try {
       const handle = await open(temp, 'w');
       let size = 0;
       try {
-        for await (const piece of source) {
+        for await (const piece of body) {
           await handle.write(piece, 0, piece.byteLength, size);
           size += piece.byteLength;
         }
@@ -189,9 +187,7 @@ export class LocalDiskStorage implements UploadStorage {
         await handle.close();
       }
       if (!keep(size)) return undefined;
-      const segments = segmentsOf(uploader, relativePath);
-      segments[segments.length - 1] += '.gz';
-      const target = await this.#compressed.resolve(segments, { createParents: true });
+      const target = await this.#compressed.resolve(compressedSegmentsOf(file), { createParents: true });
       await rename(temp, target.absolute);
       await fsyncDir(path.dirname(target.absolute));
       return size;
@@ -200,59 +196,38 @@ export class LocalDiskStorage implements UploadStorage {
     }
   }
 
-  async removeCompressed(uploader: string, relativePath: string): Promise<void> {
-    const segments = segmentsOf(uploader, relativePath);
-    segments[segments.length - 1] += '.gz';
-    const target = await this.#compressed.resolve(segments, { createParents: false });
-    if (target.exists) await rm(target.absolute, { force: true });
-  }
-
-  compressedLocation(uploader: string, relativePath: string): string {
-    return ['compressed', uploader, `${relativePath}.gz`].join('/');
-  }
-
   async freeSpace(): Promise<number> {
     const info = await statfs(this.root);
     return info.bavail * info.bsize;
   }
 
-  #sessionDir(sessionId: string): string {
-    if (!SAFE_NAME.test(sessionId)) throw new UploadError('INTERNAL', `unsafe session folder name ${JSON.stringify(sessionId)}`);
-    return path.join(this.#temp, sessionId);
+  async #removeCompressed(file: StoredFile): Promise<void> {
+    const target = await this.#compressed.resolve(compressedSegmentsOf(file), { createParents: false });
+    if (target.exists) await rm(target.absolute, { force: true });
   }
 
-  #blob(sessionId: string, name: string): string {
-    if (!SAFE_NAME.test(name)) throw new UploadError('INTERNAL', `unsafe blob name ${JSON.stringify(name)}`);
-    return path.join(this.#sessionDir(sessionId), name);
+  #stagingFolder(id: string): string {
+    if (!SAFE_NAME.test(id)) throw new UploadError('INTERNAL', `unsafe staging name ${JSON.stringify(id)}`);
+    return path.join(this.#temp, id);
   }
-}
 
-function segmentsOf(uploader: string, relativePath: string): string[] {
-  return [uploader, ...relativePath.split('/')];
-}
+  #stagedFile(id: string): string {
+    const folder = this.#stagingFolder(id);
+    return this.#wholeFiles.has(id) ? path.join(this.#temp, WHOLE_FILE_FOLDER, id) : path.join(folder, DATA_FILE);
+  }
 
-async function exists(file: string): Promise<boolean> {
-  try {
-    await stat(file);
-    return true;
-  } catch {
-    return false;
+  #spoolFile(spool: SpoolRef): string {
+    if (!SAFE_NAME.test(spool.name) || spool.name === DATA_FILE) throw new UploadError('INTERNAL', `unsafe spool name ${JSON.stringify(spool.name)}`);
+    return path.join(spool.staging === undefined ? path.join(this.#temp, SHARED_SPOOL_FOLDER) : this.#stagingFolder(spool.staging), spool.name);
   }
 }
 
-async function* readRange(file: string, offset: number, length: number): AsyncIterable<Buffer> {
-  const handle = await open(file, 'r');
-  try {
-    let position = offset;
-    const end = offset + length;
-    while (position < end) {
-      const buffer = Buffer.allocUnsafe(Math.min(READ_PIECE, end - position));
-      const { bytesRead } = await handle.read(buffer, 0, buffer.length, position);
-      if (bytesRead === 0) throw new UploadError('INTERNAL', `${path.basename(file)} ended at byte ${position}, before ${end}`);
-      position += bytesRead;
-      yield bytesRead === buffer.length ? buffer : buffer.subarray(0, bytesRead);
-    }
-  } finally {
-    await handle.close();
-  }
+function segmentsOf(file: StoredFile): string[] {
+  return [file.uploader, ...file.path.split('/')];
+}
+
+function compressedSegmentsOf(file: StoredFile): string[] {
+  const segments = segmentsOf(file);
+  segments[segments.length - 1] += GZIP_SUFFIX;
+  return segments;
 }

@@ -88,7 +88,11 @@ export class SafePathResolver {
             return false;
           },
         );
-        current = await this.#checkedReal(next, segments);
+        // `current` is a real path inside the root: a plain folder in it is one too, so only a
+        // symlink that took the new folder's place needs resolving (realpath of every level
+        // would cost O(depth²) for a deep new path).
+        const placed = await lstat(next);
+        current = placed.isDirectory() && !placed.isSymbolicLink() ? next : await this.#checkedReal(next, segments);
         if (made) created.push(current);
         continue;
       }

@@ -1,76 +1,113 @@
 /**
  * Where upload bytes live, behind one small interface (after tus-node-server's DataStore), so
- * the local disk and a later object-storage backend are interchangeable and faults can be
- * injected by a decorator in tests.
+ * that the local disk (local-disk-storage.ts) and an object store are two implementations of
+ * one contract, and faults can be injected by a decorator in tests. Everything shaped by one
+ * backend (fsyncs, temp folders, hard links, write batching, symlink-safe paths) stays inside
+ * its implementation.
  *
- * A session owns named blobs in its temp area: `data` (the file being assembled) and, for the
- * seed API, one blob per chunk. Finished files live under `completed/<uploader>/<path>`, gzip
- * copies under `compressed/<uploader>/<path>.gz`. Paths given here are already validated
- * relative paths (common/protocol/relative-path.ts); implementations must still refuse to
- * follow a symlink out of the storage root.
+ * A file being received is a **staging** upload made of **parts**: chunk n is part n, at its
+ * byte offset in the file. Parts may arrive in any order, from any server process, and
+ * writing a part again replaces it. On S3 a staging upload maps onto a multipart upload (part
+ * n+1; 5 MiB minimum except the last) or onto one object per part under a staging prefix;
+ * on the local disk it is one file written in place. `commit` makes the verified file visible
+ * under its final key in one step, never before; nothing a client can read exists before it.
+ *
+ * A **spooled** part is a body kept aside before its place is known or before it may replace
+ * anything: the legacy API's form parts (the form may name the upload after its file part, and
+ * a re-sent chunk must not replace the held one before it is checked), and its chunks that wait
+ * for the chunks before them. Spools belong to a staging upload (or to none, while the form has
+ * not said which) and go with it.
+ *
+ * Stored files live under `completed/<uploader>/<path>`, their gzip copies (the legacy API's
+ * compression at rest) under `compressed/<uploader>/<path>.gz` (stored-file-layout.ts). Paths
+ * given here are already validated relative paths (common/protocol/relative-path.ts);
+ * implementations must still refuse to follow a symlink out of the storage root.
  */
 export interface UploadStorage {
-  /** Absolute root, for logs only; never sent to clients. */
+  /** Where the storage is (a folder, a bucket), for logs only; never sent to clients. */
   readonly root: string;
 
-  /** Creates the session's temp area with an empty `data` blob. */
-  createSession(sessionId: string): Promise<void>;
-  /** Deletes the session's temp area and everything in it (no error when absent). */
-  removeSession(sessionId: string): Promise<void>;
-  /** Every entry of the temp area: session ids and leftovers of interrupted work (for the startup orphan sweep; removeSession deletes any of them). */
-  listSessions(): Promise<string[]>;
+  /**
+   * Starts a staging upload. `wholeFile`: the file arrives in one part, written once and
+   * committed at once (a whole-file PUT); a backend may make that single write durable in the
+   * same pass and skip per-upload bookkeeping (S3: a single PutObject to a staging key).
+   */
+  createStaging(id: string, options?: { wholeFile?: boolean }): Promise<void>;
+  /**
+   * Streams `body` into part `part.index`, which starts at byte `part.offset` of the file, and
+   * resolves with the number of bytes written. Replaces an earlier write of the part. A write
+   * failure (ENOSPC...) rejects with the system error; what was written stays, which is
+   * harmless because nothing is acknowledged before it is verified. Rejects with an error that
+   * `isMissingStaging` recognises when the staging upload is gone (deleted by hand, or aborted
+   * elsewhere), instead of silently starting an empty one.
+   */
+  writePart(id: string, part: PartPlace, body: AsyncIterable<Uint8Array>): Promise<number>;
+  /** Reads `length` bytes of the staged file from `offset` (parts already written), in pieces. */
+  readStaged(id: string, offset: number, length: number): AsyncIterable<Buffer>;
+  /** Whether the staging upload still exists (it can vanish while the server runs). */
+  hasStaging(id: string): Promise<boolean>;
+  /**
+   * Makes the staged file, cut to `size` bytes, visible as `file` in one step, durably (on the
+   * local disk: fsync, atomic link or rename, fsync of the folder; on S3: completing the
+   * multipart upload, or a copy, under the final key). Without `replace` it never overwrites: an
+   * existing file rejects with an UploadError FILE_EXISTS. With `replace` the earlier file's gzip
+   * copy goes too (it described the old content). The staging upload is gone afterwards.
+   */
+  commit(id: string, file: StoredFile, options: { size: number; replace: boolean }): Promise<void>;
+  /** Deletes a staging upload with its parts and spools (no error when it is gone). */
+  abortStaging(id: string): Promise<void>;
+  /**
+   * Every staging upload there is, and anything else in the staging area (leftovers of
+   * interrupted work, spools of no upload), for the start-up sweep: `abortStaging` deletes any of them.
+   */
+  listStaging(): Promise<string[]>;
+
+  /** Streams `body` into a spool (created, or replaced); resolves with its length. */
+  writeSpool(spool: SpoolRef, body: AsyncIterable<Uint8Array>): Promise<number>;
+  /** Reads the first `length` bytes of a spool, in pieces. */
+  readSpool(spool: SpoolRef, length: number): AsyncIterable<Buffer>;
+  /** Moves a spool to another name (and staging upload), replacing what was there, atomically. */
+  moveSpool(from: SpoolRef, to: SpoolRef): Promise<void>;
+  /** Deletes a spool (no error when it is gone). */
+  removeSpool(spool: SpoolRef): Promise<void>;
+
+  /** The size of a stored file, or undefined when there is none (INVALID_PATH when the path would leave the root). */
+  stat(file: StoredFile): Promise<{ size: number } | undefined>;
+  /** Reads a stored file from the start, in pieces. */
+  read(file: StoredFile): AsyncIterable<Buffer>;
+  /**
+   * Streams `body` into the gzip copy of `file`, made visible only once complete; resolves with
+   * its size. `keep(size)` decides, once the size is known, whether the copy is kept; when it
+   * returns false the copy is discarded and undefined returned.
+   */
+  writeCompressed(file: StoredFile, body: AsyncIterable<Uint8Array>, keep: (size: number) => boolean): Promise<number | undefined>;
 
   /**
-   * Streams `source` into blob `name` starting at `offset` (the blob is created when absent) and
-   * returns the number of bytes written. A write failure (ENOSPC...) rejects with the system
-   * error; what was written before stays, which is harmless because nothing is acknowledged.
-   * `sync`: the blob is also flushed to disk before this resolves (a whole file about to be
-   * committed), which spares `commit` its own flush as long as the blob is not changed again.
-   * `existing`: the blob was created with the session (`createSession`) and must not be created
-   * again here: when it is gone, this rejects with an ENOENT error (see `isMissingBlob`) instead
-   * of silently starting an empty one, which would hide the loss of what it held.
+   * Bytes this process may still write, where the backend has such a limit (a volume); a bucket
+   * has none, and without this method uploads are admitted by maxFileSize alone.
    */
-  writeAt(sessionId: string, name: string, offset: number, source: AsyncIterable<Uint8Array>, options?: { sync?: boolean; existing?: boolean }): Promise<number>;
-  /** Reads `length` bytes from `offset` of a blob, in pieces. */
-  readAt(sessionId: string, name: string, offset: number, length: number): AsyncIterable<Buffer>;
-  /** Size of a blob, or undefined when it does not exist. */
-  blobSize(sessionId: string, name: string): Promise<number | undefined>;
-  truncate(sessionId: string, name: string, length: number): Promise<void>;
-  /** fdatasync a blob: flushes what was written so far (the pump does it behind the prefix, so completing only flushes the tail). */
-  flush(sessionId: string, name: string): Promise<void>;
-  /** Atomically replaces blob `to` by blob `from`; `toSession` defaults to the same session. */
-  renameBlob(sessionId: string, from: string, to: string, toSession?: string): Promise<void>;
-  removeBlob(sessionId: string, name: string): Promise<void>;
-  /** Blob names of a session. */
-  listBlobs(sessionId: string): Promise<string[]>;
-
-  /**
-   * Makes blob `name` of the session visible as `completed/<uploader>/<path>`: fsync the blob,
-   * move it atomically (never a partial file at the final path), fsync the folder. Without
-   * `replace` it never overwrites: an existing file rejects with an UploadError FILE_EXISTS.
-   */
-  commit(sessionId: string, name: string, uploader: string, relativePath: string, options: { replace: boolean }): Promise<void>;
-  /** Size of a completed file, or undefined when there is none (INVALID_PATH when the path would leave the root). */
-  completedSize(uploader: string, relativePath: string): Promise<number | undefined>;
-  /** Reads a completed file from the start. */
-  readCompleted(uploader: string, relativePath: string): AsyncIterable<Buffer>;
-  /** Path of a completed file relative to the storage root, `completed/<uploader>/<path>`, for clients. */
-  completedLocation(uploader: string, relativePath: string): string;
-
-  /**
-   * Streams `source` into `compressed/<uploader>/<path>.gz` atomically (temp blob, then rename);
-   * returns the stored size. `keep(size)` decides, once the size is known, whether the copy is
-   * kept; when it returns false the copy is discarded and undefined returned.
-   */
-  writeCompressed(uploader: string, relativePath: string, source: AsyncIterable<Uint8Array>, keep: (size: number) => boolean): Promise<number | undefined>;
-  removeCompressed(uploader: string, relativePath: string): Promise<void>;
-  compressedLocation(uploader: string, relativePath: string): string;
-
-  /** Bytes available to this process on the storage volume. */
-  freeSpace(): Promise<number>;
+  freeSpace?(): Promise<number>;
 }
 
-/** True for the error `writeAt` gives when an `existing` blob (or its session's folder) is gone. */
-export function isMissingBlob(error: unknown): boolean {
+/** A stored file: its uploader and its relative path. */
+export interface StoredFile {
+  uploader: string;
+  path: string;
+}
+
+/** Where a part goes: chunk `index`, whose first byte is byte `offset` of the file. */
+export interface PartPlace {
+  index: number;
+  offset: number;
+}
+
+/** A spooled body: `name` in a staging upload's spool area, or in the shared one while `staging` is undefined. */
+export interface SpoolRef {
+  staging: string | undefined;
+  name: string;
+}
+
+/** True for the error `writePart` gives when its staging upload is gone. */
+export function isMissingStaging(error: unknown): boolean {
   return (error as NodeJS.ErrnoException | undefined)?.code === 'ENOENT';
 }

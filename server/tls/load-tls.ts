@@ -10,7 +10,7 @@ export interface TlsFiles {
 /**
  * Reads the certificate and key named by sslCert/sslKey. Both or neither must be given; a file
  * that is missing, unreadable or not a usable PEM pair is a startup error naming the file.
- * There is no fallback to plain HTTP (the seed had one, silently).
+ * There is no fallback to plain HTTP (the Python dashboard had one, silently).
  */
 export function loadTls(sslCert: string | undefined, sslKey: string | undefined): TlsFiles | undefined {
   if (!sslCert && !sslKey) return undefined;

@@ -9,7 +9,7 @@ export const FREE_SPACE_MAX_AGE_MS = 1000;
  * measurements every admitted upload's size is subtracted, so a burst of uploads is judged
  * against what is left after the ones before it, more strictly than one measurement per request
  * would (those do not see files that are not written yet). Writes that fail for lack of space
- * are 507 regardless.
+ * are 507 regardless. A storage without a free-space limit (a bucket) is never short of space here.
  */
 export class FreeSpaceGauge {
   readonly #storage: UploadStorage;
@@ -25,6 +25,7 @@ export class FreeSpaceGauge {
 
   /** Free bytes now, less the bytes admitted since the last measurement. */
   async available(): Promise<number> {
+    if (!this.#storage.freeSpace) return Number.POSITIVE_INFINITY;
     const measured = this.#measured;
     if (measured && Date.now() - measured.at < this.#maxAgeMs) return measured.free - this.#admitted;
     this.#measuring ??= this.#storage.freeSpace().then(

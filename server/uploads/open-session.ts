@@ -1,10 +1,11 @@
 import { randomUUID } from 'node:crypto';
-import { logUploadStarted } from '../logging/upload-log.js';
+import { UploadError } from '../../common/errors/upload-error.js';
+import { SessionRuntime } from '../runtime/session-runtime.js';
 import type { SessionRecord } from '../sessions/session-record.js';
-import { SessionRuntime } from '../sessions/session-runtime.js';
 import type { UploadContext } from './upload-context.js';
+import { logUploadStarted } from './upload-log.js';
 
-/** What differs between a seed init and a native create; the rest of a new record is common. */
+/** What differs between a legacy init and a native create; the rest of a new record is common. */
 export type NewSessionFields = Pick<
   SessionRecord,
   'api' | 'uploader' | 'path' | 'size' | 'fingerprint' | 'chunkSize' | 'chunkCount' | 'sha256Hint' | 'md5Expected' | 'metadata' | 'replace'
@@ -13,12 +14,19 @@ export type NewSessionFields = Pick<
   compressionRequested: boolean;
 };
 
+export interface OpenedSession {
+  runtime: SessionRuntime;
+  /** True when the store had an open native session for the same file meanwhile (another process created it): that one is resumed. */
+  resumed: boolean;
+}
+
 /**
- * Opens a new session for either API: its data folder, its durable record (so it survives a
- * restart), its in-memory runtime, and the "upload started" log line. The caller has validated
- * the request and checked size and free space.
+ * Opens a new session for either API: its staging upload, its durable record (so it survives a
+ * restart), its in-memory runtime, the "upload started" log line and event. The caller has
+ * validated the request and checked size and free space. A native session is recorded with
+ * the store's create-or-resume, so that two creates of one file can never make two sessions.
  */
-export async function openSession(context: UploadContext, fields: NewSessionFields): Promise<SessionRuntime> {
+export async function openSession(context: UploadContext, fields: NewSessionFields): Promise<OpenedSession> {
   const { compressionRequested, ...rest } = fields;
   const now = Date.now();
   const record: SessionRecord = {
@@ -31,10 +39,25 @@ export async function openSession(context: UploadContext, fields: NewSessionFiel
     expiresAt: now + context.config.sessionExpiry * 1000,
     result: null,
   };
-  await context.storage.createSession(record.id);
-  context.store.insertSession(record);
+  await context.storage.createStaging(record.id);
+  if (record.api === 'native') {
+    const outcome = await context.store.createOrResume(record);
+    if (outcome.resumed) {
+      await context.storage.abortStaging(record.id);
+      const runtime = await context.runtimes.find(outcome.session.id);
+      // Gone again between the two calls (cancelled, expired): the client asks again.
+      if (!runtime) throw new UploadError('SESSION_BUSY', `The session for ${record.path} changed while this one was being created; ask again`);
+      runtime.record.replace = outcome.session.replace;
+      runtime.record.expiresAt = outcome.session.expiresAt;
+      return { runtime, resumed: true };
+    }
+  } else {
+    await context.store.insertSession(record);
+  }
   const runtime = new SessionRuntime(record, []);
   context.runtimes.add(runtime);
   logUploadStarted(context.log, runtime);
-  return runtime;
+  const r = runtime.record;
+  context.events.emit('session-created', { sessionId: r.id, api: r.api, uploader: r.uploader, path: r.path, size: r.size, chunkCount: r.chunkCount });
+  return { runtime, resumed: false };
 }

@@ -1,43 +1,53 @@
-import type { IncomingMessage } from 'node:http';
 import { UploadError } from '../../common/errors/upload-error.js';
-import { formatChunkChecksum, parseChunkChecksum } from '../../common/protocol/chunk-checksum.js';
-import { headers, type ChunkResponse } from '../../common/protocol/native-protocol.js';
-import { rawBodyEncoding } from '../http/raw-body-headers.js';
-import { drainBody, requestBody } from '../http/request-body.js';
+import { formatChunkChecksum } from '../../common/protocol/chunk-checksum.js';
+import type { ChunkResponse } from '../../common/protocol/native-protocol.js';
 import { ChunkVerifier } from '../integrity/chunk-verifier.js';
-import { kickHashPump } from '../integrity/hash-pump.js';
 import type { HashFork } from '../integrity/prefix-hash.js';
-import { logUploadProgress } from '../logging/upload-log.js';
-import type { SessionRuntime } from '../sessions/session-runtime.js';
-import { isMissingBlob } from '../storage/upload-storage.js';
+import { kickHashPump } from '../runtime/hash-pump.js';
+import type { SessionRuntime } from '../runtime/session-runtime.js';
+import { isMissingStaging } from '../storage/upload-storage.js';
+import { emitChunkStored } from './chunk-stored.js';
 import { dropSessionWithLostData } from './session-data-lost.js';
-import { DATA_BLOB, type UploadContext } from './upload-context.js';
+import type { UploadBody } from './upload-body.js';
+import type { UploadContext } from './upload-context.js';
+import { logUploadProgress } from './upload-log.js';
 
-/**
- * PUT /v1/sessions/:id/chunks/:index: the chunk is streamed into the session's data blob at its
- * offset through a ChunkVerifier (length, CRC-32, and the prefix hash's fork when the chunk is
- * the next one in order). It is acknowledged (recorded in the store) only once its CRC matched;
- * a chunk that fails is not recorded, whatever reached the disk is overwritten by the re-send.
- */
-export async function receiveNativeChunk(context: UploadContext, runtime: SessionRuntime, index: number, req: IncomingMessage): Promise<ChunkResponse> {
+/** Where chunk `index` of a native session goes: its offset and the length it must have. */
+export interface NativeChunkSlot {
+  index: number;
+  offset: number;
+  length: number;
+}
+
+/** The slot of chunk `index`; CHUNK_INDEX_OUT_OF_RANGE when the session has no such chunk. */
+export function nativeChunkSlot(runtime: SessionRuntime, index: number): NativeChunkSlot {
   const { record } = runtime;
   if (index >= record.chunkCount) {
     throw new UploadError('CHUNK_INDEX_OUT_OF_RANGE', `chunk index ${index} is out of range: the session has chunks 0 to ${record.chunkCount - 1}`);
   }
-  const encoding = rawBodyEncoding(req, 'a chunk');
-  const checksumHeader = req.headers[headers.chunkChecksum];
-  const expectedCrc = parseChunkChecksum(typeof checksumHeader === 'string' ? checksumHeader : undefined);
-  if (expectedCrc === undefined) {
-    throw new UploadError('INVALID_FIELD', `the ${headers.chunkChecksum} header must be "crc32:" and 8 hex digits, not ${JSON.stringify(checksumHeader ?? '(missing)')}`);
-  }
   const offset = index * record.chunkSize!;
-  const expectedLength = Math.min(record.size, offset + record.chunkSize!) - offset;
-  const declared = req.headers['content-length'];
-  if (encoding === 'identity' && declared !== undefined && Number(declared) !== expectedLength) {
-    throw new UploadError('CHUNK_SIZE_MISMATCH', `chunk ${index} must be ${expectedLength} bytes, but Content-Length is ${declared}`);
-  }
+  return { index, offset, length: Math.min(record.size, offset + record.chunkSize!) - offset };
+}
 
-  if (record.state === 'complete' || runtime.chunks.has(index)) return duplicate(runtime, index, req);
+/** PUT /v1/sessions/:id/chunks/:index, its headers checked against the slot. */
+export interface NativeChunkInput {
+  slot: NativeChunkSlot;
+  /** The CRC-32 the client computed over the chunk's decoded bytes. */
+  crc: number;
+  body: UploadBody;
+}
+
+/**
+ * Receives a chunk: its body is streamed into the session's staging upload at its offset
+ * through a ChunkVerifier (length, CRC-32, and the prefix hash's fork when the chunk is the next
+ * one in order). It is acknowledged (recorded in the store) only once its CRC matched; a chunk
+ * that fails is not recorded, and whatever was written is overwritten by the re-send.
+ */
+export async function receiveNativeChunk(context: UploadContext, runtime: SessionRuntime, input: NativeChunkInput): Promise<ChunkResponse> {
+  const { record } = runtime;
+  const { slot, body } = input;
+  const { index } = slot;
+  if (record.state === 'complete' || runtime.chunks.has(index)) return duplicate(runtime, index, body);
   if (record.state === 'completing') throw new UploadError('SESSION_BUSY', `The session for ${record.path} is being completed`);
 
   // A newer request for the same chunk wins: the older one is usually a client's abandoned attempt.
@@ -46,41 +56,41 @@ export async function receiveNativeChunk(context: UploadContext, runtime: Sessio
     previous.abort(new UploadError('CHUNK_CONFLICT', `chunk ${index} was sent again while this request was still receiving it`));
     await previous.done.catch(() => undefined);
     if (runtime.ended) throw sessionGone(runtime);
-    if (runtime.chunks.has(index)) return duplicate(runtime, index, req);
+    if (runtime.chunks.has(index)) return duplicate(runtime, index, body);
   }
 
   let finish!: () => void;
   const done = new Promise<void>((resolve) => (finish = resolve));
-  runtime.inFlight.set(index, { abort: (reason) => req.destroy(reason), done });
-  const body = requestBody(req, encoding);
+  runtime.inFlight.set(index, { abort: (reason) => body.abort(reason), done });
   try {
     const fork: HashFork | undefined = runtime.hash.chunks === index ? runtime.hash.fork() : undefined;
-    const verifier = new ChunkVerifier(expectedLength, fork?.hashes);
+    const verifier = new ChunkVerifier(slot.length, fork?.hashes);
     try {
-      await context.storage.writeAt(record.id, DATA_BLOB, offset, verifier.through(body.source), { existing: true });
+      await context.storage.writePart(record.id, { index, offset: slot.offset }, verifier.through(body.bytes()));
     } catch (error) {
-      if (!isMissingBlob(error) || runtime.ended) throw error;
-      runtime.inFlight.delete(index); // this request answers 404 itself; cancelling must not abort it
+      if (!isMissingStaging(error) || runtime.ended) throw error;
+      runtime.inFlight.delete(index); // this request answers 404 itself; dropping the session must not abort it
       throw await dropSessionWithLostData(context, runtime);
     }
     if (runtime.ended) throw sessionGone(runtime);
-    if (verifier.length !== expectedLength) {
-      throw new UploadError('CHUNK_SIZE_MISMATCH', `chunk ${index} must be ${expectedLength} bytes, but its body had ${verifier.length}`);
+    if (verifier.length !== slot.length) {
+      throw new UploadError('CHUNK_SIZE_MISMATCH', `chunk ${index} must be ${slot.length} bytes, but its body had ${verifier.length}`);
     }
-    if (verifier.crc !== expectedCrc) {
+    if (verifier.crc !== input.crc) {
       throw new UploadError(
         'CHUNK_CHECKSUM_MISMATCH',
-        `chunk ${index} failed its checksum (received ${formatChunkChecksum(verifier.crc)}, expected ${formatChunkChecksum(expectedCrc)}); it was not stored, send it again`,
+        `chunk ${index} failed its checksum (received ${formatChunkChecksum(verifier.crc)}, expected ${formatChunkChecksum(input.crc)}); it was not stored, send it again`,
       );
     }
     const now = Date.now();
-    const chunk = { index, size: expectedLength, crc: expectedCrc, offset: null };
+    const chunk = { index, size: slot.length, crc: input.crc, offset: null };
     record.expiresAt = now + context.config.sessionExpiry * 1000;
-    context.store.ackChunk(record.id, chunk, now, record.expiresAt);
+    await context.store.ackChunk(record.id, chunk, now, record.expiresAt);
     runtime.chunks.set(index, chunk);
-    if (fork) runtime.hash.adopt(fork, expectedLength);
+    if (fork) runtime.hash.adopt(fork, slot.length);
     void kickHashPump(context, runtime);
     logUploadProgress(context.log, runtime);
+    emitChunkStored(context, runtime, index, slot.length);
     return { index, receivedCount: runtime.chunks.size, chunkCount: record.chunkCount, duplicate: false };
   } catch (error) {
     body.discardRest();
@@ -91,8 +101,8 @@ export async function receiveNativeChunk(context: UploadContext, runtime: Sessio
   }
 }
 
-async function duplicate(runtime: SessionRuntime, index: number, req: IncomingMessage): Promise<ChunkResponse> {
-  await drainBody(req);
+async function duplicate(runtime: SessionRuntime, index: number, body: UploadBody): Promise<ChunkResponse> {
+  await body.skip();
   return { index, receivedCount: runtime.record.state === 'complete' ? runtime.record.chunkCount : runtime.chunks.size, chunkCount: runtime.record.chunkCount, duplicate: true };
 }
 

@@ -1,14 +1,14 @@
 import { UploadError } from '../../common/errors/upload-error.js';
-import type { SessionRuntime } from '../sessions/session-runtime.js';
-import { cancelSession } from './cancel-session.js';
+import type { SessionRuntime } from '../runtime/session-runtime.js';
+import { endSession, sessionEventOf } from './cancel-session.js';
 import type { UploadContext } from './upload-context.js';
 
 /**
- * A session's data blob is gone from the temp area while the server runs (removed by hand or by
- * a cron job, as the seed's leaked chunks needed). What was acknowledged cannot be trusted any
+ * A session's staged data is gone while the server runs (removed by hand or by a cron job, as
+ * the Python dashboard's leaked chunks needed). What was acknowledged cannot be trusted any
  * more, so the session is dropped, never re-created empty or committed with holes. The client is
  * told so: native 404 SESSION_NOT_FOUND (the agent then starts the file over in a new session),
- * seed 400 as for an unknown upload_id. Returns the error to throw.
+ * legacy 400 as for an unknown upload_id. Returns the error to throw.
  */
 export async function dropSessionWithLostData(context: UploadContext, runtime: SessionRuntime): Promise<UploadError> {
   const { record } = runtime;
@@ -16,7 +16,9 @@ export async function dropSessionWithLostData(context: UploadContext, runtime: S
     { event: 'session_data_lost', sessionId: record.id, path: record.path, uploader: record.uploader, receivedChunks: runtime.chunks.size },
     `The data of the session for ${record.path} is gone from the server's temp folder; the session is dropped and must start again`,
   );
-  await cancelSession(context, runtime);
+  await endSession(context, runtime);
   const message = `The data of the session for ${record.path} is gone from the server's temp folder (removed by hand?); the session was dropped: start the upload again`;
-  return new UploadError(record.api === 'seed' ? 'INVALID_FIELD' : 'SESSION_NOT_FOUND', message);
+  const error = new UploadError(record.api === 'legacy' ? 'INVALID_FIELD' : 'SESSION_NOT_FOUND', message);
+  context.events.emit('session-failed', { ...sessionEventOf(runtime), code: error.code, message, ended: true });
+  return error;
 }

@@ -1,6 +1,6 @@
 import type { CompletedFile, OpenSession, SessionStatusResponse } from '../../common/protocol/native-protocol.js';
+import type { SessionRuntime } from '../runtime/session-runtime.js';
 import type { FileRecord } from '../sessions/session-record.js';
-import type { SessionRuntime } from '../sessions/session-runtime.js';
 
 /** The native protocol's view of an open session. */
 export function openSessionView(runtime: SessionRuntime, resumed: boolean): OpenSession {

@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { agentOptions } from '../../agent/app/agent-options.js';
 import type { OptionSpec } from '../../common/config/index.js';
 import { CONFIG_DOC, acceptedValues, renderConfigDoc } from '../../scripts/generate-config-docs.js';
-import { serverOptions } from '../../server/server-options.js';
+import { serverOptions } from '../../server/config/server-options.js';
 import { createTempDir, type TempDir } from '../helpers/tmp-dir.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));

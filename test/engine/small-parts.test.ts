@@ -9,7 +9,7 @@ import { sha256Of } from '../helpers/random-file.js';
 import { waitFor } from '../helpers/wait-for.js';
 
 describe('parseServerUrl', () => {
-  it("accepts the seed's trailing /upload and keeps a reverse-proxy prefix", () => {
+  it("accepts the legacy API's trailing /upload and keeps a reverse-proxy prefix", () => {
     expect(parseServerUrl('https://host:8080/upload')).toMatchObject({ origin: 'https://host:8080', prefix: '', https: true });
     expect(parseServerUrl('https://host:8080/upload/')).toMatchObject({ prefix: '' });
     expect(parseServerUrl('http://127.0.0.1:8080')).toMatchObject({ origin: 'http://127.0.0.1:8080', prefix: '' });

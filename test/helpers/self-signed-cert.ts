@@ -10,7 +10,7 @@ export interface SelfSignedCert {
 }
 
 /**
- * Generates a self-signed certificate for localhost and 127.0.0.1 (as the seed's guide does with
+ * Generates a self-signed certificate for localhost and 127.0.0.1 (as the legacy deployment guide does with
  * openssl) and writes cert.pem and key.pem into `folder`.
  */
 export async function writeSelfSignedCert(folder: string): Promise<SelfSignedCert> {

@@ -2,7 +2,7 @@ import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { uploadFile } from '../helpers/native-upload.js';
-import { seedUploadFile } from '../helpers/seed-client.js';
+import { legacyUploadFile } from '../helpers/legacy-client.js';
 import { createTempDir, type TempDir } from '../helpers/tmp-dir.js';
 import { waitFor } from '../helpers/wait-for.js';
 import { createLayout, startFuzzServer, type FuzzServer } from './support/fuzz-target.js';
@@ -92,7 +92,7 @@ describe('defects found by the hostile tests stay fixed', () => {
     await expectHealthy();
   });
 
-  it('seed chunk forms cut off by the client release their part files at once (no file descriptor leak)', async () => {
+  it('legacy chunk forms cut off by the client release their part files at once (no file descriptor leak)', async () => {
     const init = await json('POST', '/upload/init', { filename: 'regress/cut-form.bin', filesize: 100_000, chunks: 1 });
     const uploadId = String(init.json!.upload_id);
     const pid = server.process.child.pid!;
@@ -197,14 +197,14 @@ describe('defects found by the hostile tests stay fixed', () => {
     await expectHealthy();
   });
 
-  it('a different file under a seed filename at the 255-byte limit is stored under a unique name that fits, not a 500', async () => {
+  it('a different file under a legacy filename at the 255-byte limit is stored under a unique name that fits, not a 500', async () => {
     for (const name of [`${'L'.repeat(251)}.bag`, `${'\u00e9'.repeat(125)}.bin`, `${'\ud83d\ude00'.repeat(63)}xyz`]) {
       expect(Buffer.byteLength(name)).toBeGreaterThan(250);
       const stored: string[] = [];
       for (const [i, content] of [Buffer.alloc(100, 1), Buffer.alloc(101, 2), Buffer.alloc(102, 3)].entries()) {
         const file = path.join(temp.path, `long-${i}.bin`);
         await writeFile(file, content);
-        const upload = await seedUploadFile(server.url, file, `regress-long/${name}`, { chunks: 1 });
+        const upload = await legacyUploadFile(server.url, file, `regress-long/${name}`, { chunks: 1 });
         expect(upload.finalize.status, JSON.stringify(upload.finalize.json)).toBe(200);
         const filePath = String(upload.finalize.json.file_path);
         expect(Buffer.byteLength(path.basename(filePath))).toBeLessThanOrEqual(255);
@@ -222,12 +222,12 @@ describe('defects found by the hostile tests stay fixed', () => {
     const name = `regress-gz/${'G'.repeat(251)}.bin`;
     const native = await uploadFile(server.url, file, name, { create: { compress: true } });
     expect(native.complete.status, JSON.stringify(native.complete.json)).toBe(200);
-    const seed = await seedUploadFile(server.url, file, `regress-gz-seed/${'S'.repeat(251)}.bin`, { chunks: 2, compression: true });
-    expect(seed.finalize.status, JSON.stringify(seed.finalize.json)).toBe(200);
-    expect(seed.finalize.json).toMatchObject({ compression_applied: false, compressed_path: null });
+    const legacy = await legacyUploadFile(server.url, file, `regress-gz-legacy/${'S'.repeat(251)}.bin`, { chunks: 2, compression: true });
+    expect(legacy.finalize.status, JSON.stringify(legacy.finalize.json)).toBe(200);
+    expect(legacy.finalize.json).toMatchObject({ compression_applied: false, compressed_path: null });
     // A short name next to it still gets its copy.
-    const short = await seedUploadFile(server.url, file, 'regress-gz-seed/short.bin', { chunks: 1, compression: true });
-    expect(short.finalize.json).toMatchObject({ compression_applied: true, compressed_path: 'compressed/anonymous/regress-gz-seed/short.bin.gz' });
+    const short = await legacyUploadFile(server.url, file, 'regress-gz-legacy/short.bin', { chunks: 1, compression: true });
+    expect(short.finalize.json).toMatchObject({ compression_applied: true, compressed_path: 'compressed/anonymous/regress-gz-legacy/short.bin.gz' });
     await expectHealthy();
   });
 
@@ -237,8 +237,8 @@ describe('defects found by the hostile tests stay fixed', () => {
       const native = await json('POST', '/v1/sessions', { path: bad, size: 1, fingerprint });
       expect(native.status, JSON.stringify(bad)).toBe(400);
       expect(native.json).toMatchObject({ code: 'INVALID_PATH', error: 'path is not valid Unicode (it contains an unpaired surrogate)' });
-      const seed = await json('POST', '/upload/init', { filename: bad, filesize: 1, chunks: 1 });
-      expect(seed.json).toMatchObject({ code: 'INVALID_PATH', error: 'filename is not valid Unicode (it contains an unpaired surrogate)' });
+      const legacy = await json('POST', '/upload/init', { filename: bad, filesize: 1, chunks: 1 });
+      expect(legacy.json).toMatchObject({ code: 'INVALID_PATH', error: 'filename is not valid Unicode (it contains an unpaired surrogate)' });
     }
     // A surrogate pair (an emoji) is a character like any other, and the file is found again by the path answered.
     const file = path.join(temp.path, 'emoji.bin');

@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { routes } from '../../common/protocol/native-protocol.js';
 import { call, uploadFile } from '../helpers/native-upload.js';
 import { sha256OfFile, writeRandomFile } from '../helpers/random-file.js';
-import { seedPost } from '../helpers/seed-client.js';
+import { legacyPost } from '../helpers/legacy-client.js';
 import { createTempDir, type TempDir } from '../helpers/tmp-dir.js';
 import { waitFor } from '../helpers/wait-for.js';
 import { createLayout, startFuzzServer, type FuzzLayout, type FuzzServer } from './support/fuzz-target.js';
@@ -82,24 +82,24 @@ describe('slowloris: trickling clients are cut off by the timeouts, a well-behav
     const created = await call(server.url, 'POST', routes.sessions, { path: 'slow/native.bin', size: 100 * 1024, fingerprint: `fp1:${'4'.repeat(64)}`, chunkSize: 1024 }, robot1);
     expect(created.status).toBe(201);
     const sessionId = created.json.id as string;
-    const init = await seedPost(server.url, '/upload/init', { filename: 'slow/seed.bin', filesize: 1024 * 1024, chunks: 1 }, server.tokens.robot1);
+    const init = await legacyPost(server.url, '/upload/init', { filename: 'slow/legacy.bin', filesize: 1024 * 1024, chunks: 1 }, server.tokens.robot1);
     const uploadId = init.json.upload_id as string;
     const auth = `Authorization: Bearer ${server.tokens.robot1}\r\n`;
     const chunkHead = (index: number): string =>
       `PUT /v1/sessions/${sessionId}/chunks/${index} HTTP/1.1\r\nHost: 127.0.0.1\r\n${auth}Content-Type: application/octet-stream\r\nX-Chunk-Checksum: crc32:00000000\r\nContent-Length: 1024\r\n\r\n`;
     const form = `--b\r\nContent-Disposition: form-data; name="upload_id"\r\n\r\n${uploadId}\r\n--b\r\nContent-Disposition: form-data; name="chunk_index"\r\n\r\n0\r\n--b\r\nContent-Disposition: form-data; name="chunk_total"\r\n\r\n1\r\n--b\r\nContent-Disposition: form-data; name="chunk"; filename="c"\r\n\r\n`;
-    const seedHead = `POST /upload/chunk HTTP/1.1\r\nHost: 127.0.0.1\r\n${auth}Content-Type: multipart/form-data; boundary=b\r\nContent-Length: 2000000\r\n\r\n${form}`;
+    const legacyHead = `POST /upload/chunk HTTP/1.1\r\nHost: 127.0.0.1\r\n${auth}Content-Type: multipart/form-data; boundary=b\r\nContent-Length: 2000000\r\n\r\n${form}`;
     const p = port(server.url);
     const native: Trickler[] = [];
     for (let i = 0; i < 60; i += 1) native.push(...(await trickleMany(1, { port: p, opening: chunkHead(i), piece: 'x', everyMs: 500 })));
-    const seed = await trickleMany(40, { port: p, opening: seedHead, piece: 'y', everyMs: 500 });
+    const legacy = await trickleMany(40, { port: p, opening: legacyHead, piece: 'y', everyMs: 500 });
     // No token: refused (401) at once; the body that keeps trickling after the answer is drained
     // and cut like any other.
-    const refused = await trickleMany(20, { port: p, opening: seedHead.replace(auth, ''), piece: 'z', everyMs: 500 });
+    const refused = await trickleMany(20, { port: p, opening: legacyHead.replace(auth, ''), piece: 'z', everyMs: 500 });
     // Pauses longer than idleTimeout between bytes.
     const pausing: Trickler[] = [];
     for (let i = 80; i < 100; i += 1) pausing.push(...(await trickleMany(1, { port: p, opening: chunkHead(i), piece: 'x', everyMs: (IDLE_TIMEOUT + 2) * 1000 })));
-    const all = [...native, ...seed, ...refused, ...pausing];
+    const all = [...native, ...legacy, ...refused, ...pausing];
 
     await legitUpload('during-bodies.bin');
     expect(stillOpen(all)).toBeGreaterThanOrEqual(120);
@@ -111,8 +111,8 @@ describe('slowloris: trickling clients are cut off by the timeouts, a well-behav
     // Nothing that trickled in was acknowledged.
     const status = await call(server.url, 'GET', routes.session(sessionId), undefined, robot1);
     expect(status.json).toMatchObject({ state: 'open', received: [] });
-    const seedStatus = await call(server.url, 'GET', `/upload/status/${uploadId}`, undefined, robot1);
-    expect(seedStatus.json).toMatchObject({ received_chunks: 0 });
+    const legacyStatus = await call(server.url, 'GET', `/upload/status/${uploadId}`, undefined, robot1);
+    expect(legacyStatus.json).toMatchObject({ received_chunks: 0 });
     await waitFor(() => fdCount(server.process.child.pid!) <= fdsBefore + 4, `the server to release the connections and their files (${fdCount(server.process.child.pid!)} open, ${fdsBefore} before)`);
     expect(serverComplaints(server.process)).toEqual([]);
     await legitUpload('after-bodies.bin');

@@ -5,7 +5,7 @@ import { fingerprintFile } from '../../common/protocol/fingerprint.js';
 import { routes } from '../../common/protocol/native-protocol.js';
 import { call, createSession, putChunk, readChunk, uploadFile, type Answer } from '../helpers/native-upload.js';
 import { sha256OfFile, writeRandomFile } from '../helpers/random-file.js';
-import { seedChunk, seedGet, seedPost, seedUploadFile } from '../helpers/seed-client.js';
+import { legacyChunk, legacyGet, legacyPost, legacyUploadFile } from '../helpers/legacy-client.js';
 import { createTempDir, type TempDir } from '../helpers/tmp-dir.js';
 import { createLayout, startFuzzServer, type FuzzServer } from './support/fuzz-target.js';
 import { serverComplaints } from './support/server-watch.js';
@@ -13,7 +13,7 @@ import { serverComplaints } from './support/server-watch.js';
 /**
  * An authenticated uploader cannot read, resume, complete, cancel or send chunks to another
  * uploader's sessions, cannot read its files, and does not see them in GET /uploads, on the
- * native and the seed routes. The server (a real process) has tokens for robot1 and robot2 and
+ * native and the legacy routes. The server (a real process) has tokens for robot1 and robot2 and
  * also accepts anonymous requests, a third identity. robot1 owns everything; robot2 and
  * anonymous try everything, and must get exactly what an unknown id or path gets.
  */
@@ -34,10 +34,10 @@ const owned = {
   /** A native session completed into completed/robot1/iso/done.bin. */
   doneId: '',
   doneSha: '',
-  /** An open seed upload with chunk 0 received. */
-  seedOpenId: '',
-  /** A finalized seed upload. */
-  seedDoneId: '',
+  /** An open legacy upload with chunk 0 received. */
+  legacyOpenId: '',
+  /** A finalized legacy upload. */
+  legacyDoneId: '',
 };
 
 beforeAll(async () => {
@@ -61,14 +61,14 @@ beforeAll(async () => {
   owned.doneId = done.create.json.id as string;
   owned.doneSha = done.complete.json.sha256 as string;
 
-  const init = await seedPost(server.url, '/upload/init', { filename: 'iso/seed-open.bin', filesize: SIZE, chunks: 2 }, robot1.token);
-  owned.seedOpenId = init.json.upload_id as string;
+  const init = await legacyPost(server.url, '/upload/init', { filename: 'iso/legacy-open.bin', filesize: SIZE, chunks: 2 }, robot1.token);
+  owned.legacyOpenId = init.json.upload_id as string;
   const data = await readFile(owned.file);
-  expect((await seedChunk(server.url, owned.seedOpenId, 0, 2, data.subarray(0, 8192), robot1.token)).status).toBe(200);
+  expect((await legacyChunk(server.url, owned.legacyOpenId, 0, 2, data.subarray(0, 8192), robot1.token)).status).toBe(200);
 
-  const seedDone = await seedUploadFile(server.url, owned.file, 'iso/seed-done.bin', { chunks: 2, token: robot1.token });
-  expect(seedDone.finalize.status).toBe(200);
-  owned.seedDoneId = seedDone.init.json.upload_id as string;
+  const legacyDone = await legacyUploadFile(server.url, owned.file, 'iso/legacy-done.bin', { chunks: 2, token: robot1.token });
+  expect(legacyDone.finalize.status).toBe(200);
+  owned.legacyDoneId = legacyDone.init.json.upload_id as string;
 });
 
 afterAll(async () => {
@@ -91,10 +91,10 @@ async function ownerStillHasEverything(): Promise<void> {
   const done = await call(server.url, 'GET', routes.file('iso/done.bin'), undefined, robot1);
   expect(done.json).toMatchObject({ state: 'complete', sha256: owned.doneSha });
   expect(await sha256OfFile(path.join(server.root, 'completed', 'robot1', 'iso', 'done.bin'))).toBe(owned.doneSha);
-  const seedOpen = await seedGet(server.url, `/upload/status/${owned.seedOpenId}`, robot1.token);
-  expect(seedOpen.json).toMatchObject({ state: 'uploading', received_indexes: [0] });
-  const seedDone = await seedGet(server.url, `/upload/status/${owned.seedDoneId}`, robot1.token);
-  expect(seedDone.json).toMatchObject({ state: 'complete' });
+  const legacyOpen = await legacyGet(server.url, `/upload/status/${owned.legacyOpenId}`, robot1.token);
+  expect(legacyOpen.json).toMatchObject({ state: 'uploading', received_indexes: [0] });
+  const legacyDone = await legacyGet(server.url, `/upload/status/${owned.legacyDoneId}`, robot1.token);
+  expect(legacyDone.json).toMatchObject({ state: 'complete' });
 }
 
 describe('an uploader cannot reach another uploader\'s sessions or files', () => {
@@ -143,7 +143,7 @@ describe('an uploader cannot reach another uploader\'s sessions or files', () =>
   it('stored files: GET /v1/files and GET /uploads show nothing of the other uploader', async () => {
     for (const intruder of intruders) {
       const as = intruder.token ? { token: intruder.token } : {};
-      for (const file of ['iso/done.bin', 'iso/seed-done.bin']) {
+      for (const file of ['iso/done.bin', 'iso/legacy-done.bin']) {
         const lookup = await call(server.url, 'GET', routes.file(file), undefined, as);
         const unknown = await call(server.url, 'GET', routes.file('iso/never-stored.bin'), undefined, as);
         expect(lookup.status, `${intruder.name} ${file}`).toBe(404);
@@ -151,48 +151,48 @@ describe('an uploader cannot reach another uploader\'s sessions or files', () =>
       }
     }
     // robot2 lists only its own uploads (one of its own, with the same name as robot1's, to be sure).
-    const mine = await seedUploadFile(server.url, owned.file, 'iso/robot2-own.bin', { chunks: 1, token: server.tokens.robot2 });
+    const mine = await legacyUploadFile(server.url, owned.file, 'iso/robot2-own.bin', { chunks: 1, token: server.tokens.robot2 });
     expect(mine.finalize.status).toBe(200);
-    const listing = await seedGet(server.url, '/uploads', server.tokens.robot2);
+    const listing = await legacyGet(server.url, '/uploads', server.tokens.robot2);
     expect(listing.status).toBe(200);
     const uploads = listing.json.uploads as { filename: string; file_path: string }[];
     expect(uploads.map((u) => u.filename)).toEqual(['iso/robot2-own.bin']);
     expect(uploads.every((u) => u.file_path.startsWith('completed/robot2/'))).toBe(true);
-    expect(JSON.stringify(listing.json)).not.toMatch(/robot1|iso\/done|iso\/seed-done/);
+    expect(JSON.stringify(listing.json)).not.toMatch(/robot1|iso\/done|iso\/legacy-done/);
     // Anonymous requests cannot list at all.
-    expect((await seedGet(server.url, '/uploads')).status).toBe(401);
+    expect((await legacyGet(server.url, '/uploads')).status).toBe(401);
     // robot1's listing is robot1's.
-    const own = await seedGet(server.url, '/uploads', robot1.token);
-    expect((own.json.uploads as { filename: string }[]).map((u) => u.filename).sort()).toEqual(['iso/done.bin', 'iso/seed-done.bin']);
+    const own = await legacyGet(server.url, '/uploads', robot1.token);
+    expect((own.json.uploads as { filename: string }[]).map((u) => u.filename).sort()).toEqual(['iso/done.bin', 'iso/legacy-done.bin']);
   });
 
-  it('seed uploads: status, chunks and finalize answer as for an unknown upload_id, and change nothing', async () => {
+  it('legacy uploads: status, chunks and finalize answer as for an unknown upload_id, and change nothing', async () => {
     const data = await readFile(owned.file);
     for (const intruder of intruders) {
-      for (const id of [owned.seedOpenId, owned.seedDoneId]) {
-        const status = await seedGet(server.url, `/upload/status/${id}`, intruder.token);
-        const unknownStatus = await seedGet(server.url, `/upload/status/${UNKNOWN}`, intruder.token);
+      for (const id of [owned.legacyOpenId, owned.legacyDoneId]) {
+        const status = await legacyGet(server.url, `/upload/status/${id}`, intruder.token);
+        const unknownStatus = await legacyGet(server.url, `/upload/status/${UNKNOWN}`, intruder.token);
         expect(status.status, `${intruder.name} status ${id}`).toBe(404);
         expect(shape(status, id)).toEqual(shape(unknownStatus, UNKNOWN));
-        const chunk = await seedChunk(server.url, id, 1, 2, data.subarray(8192), intruder.token);
-        const unknownChunk = await seedChunk(server.url, UNKNOWN, 1, 2, data.subarray(8192), intruder.token);
+        const chunk = await legacyChunk(server.url, id, 1, 2, data.subarray(8192), intruder.token);
+        const unknownChunk = await legacyChunk(server.url, UNKNOWN, 1, 2, data.subarray(8192), intruder.token);
         expect(chunk.status, `${intruder.name} chunk ${id}`).toBe(400);
         expect(shape(chunk, id)).toEqual(shape(unknownChunk, UNKNOWN));
-        const finalize = await seedPost(server.url, '/upload/finalize', { upload_id: id }, intruder.token);
-        const unknownFinalize = await seedPost(server.url, '/upload/finalize', { upload_id: UNKNOWN }, intruder.token);
+        const finalize = await legacyPost(server.url, '/upload/finalize', { upload_id: id }, intruder.token);
+        const unknownFinalize = await legacyPost(server.url, '/upload/finalize', { upload_id: UNKNOWN }, intruder.token);
         expect(finalize.status, `${intruder.name} finalize ${id}`).toBe(400);
         expect(shape(finalize, id)).toEqual(shape(unknownFinalize, UNKNOWN));
       }
-      // Cross-API: the native routes on robot1's seed ids, and the seed routes on its native ids.
+      // Cross-API: the native routes on robot1's legacy ids, and the legacy routes on its native ids.
       const as = intruder.token ? { token: intruder.token } : {};
-      expect((await call(server.url, 'GET', routes.session(owned.seedOpenId), undefined, as)).status).toBe(404);
-      expect((await seedGet(server.url, `/upload/status/${owned.openId}`, intruder.token)).status).toBe(404);
-      expect((await seedPost(server.url, '/upload/finalize', { upload_id: owned.openId }, intruder.token)).status).toBe(400);
+      expect((await call(server.url, 'GET', routes.session(owned.legacyOpenId), undefined, as)).status).toBe(404);
+      expect((await legacyGet(server.url, `/upload/status/${owned.openId}`, intruder.token)).status).toBe(404);
+      expect((await legacyPost(server.url, '/upload/finalize', { upload_id: owned.openId }, intruder.token)).status).toBe(400);
     }
     await ownerStillHasEverything();
     // Nothing of the intruders' attempts landed in robot1's folder.
     const { readdir } = await import('node:fs/promises');
-    expect((await readdir(path.join(server.root, 'completed', 'robot1', 'iso'))).sort()).toEqual(['done.bin', 'seed-done.bin']);
+    expect((await readdir(path.join(server.root, 'completed', 'robot1', 'iso'))).sort()).toEqual(['done.bin', 'legacy-done.bin']);
     expect(serverComplaints(server.process)).toEqual([]);
   });
 
@@ -206,8 +206,8 @@ describe('an uploader cannot reach another uploader\'s sessions or files', () =>
         expect((await call(closed.url, 'GET', routes.session(id), undefined, as)).status).toBe(401);
         expect((await call(closed.url, 'DELETE', routes.session(id), undefined, as)).status).toBe(401);
         expect((await call(closed.url, 'POST', routes.sessions, { path: 'x.bin', size: 10, fingerprint: owned.fingerprint }, as)).status).toBe(401);
-        expect((await seedGet(closed.url, `/upload/status/${id}`, token)).status).toBe(401);
-        expect((await seedGet(closed.url, '/uploads', token)).status).toBe(401);
+        expect((await legacyGet(closed.url, `/upload/status/${id}`, token)).status).toBe(401);
+        expect((await legacyGet(closed.url, '/uploads', token)).status).toBe(401);
       }
       expect((await call(closed.url, 'GET', routes.session(id), undefined, { token: closed.tokens.robot1 })).json).toMatchObject({ state: 'open' });
     } finally {

@@ -6,7 +6,7 @@ import { routes } from '../../common/protocol/native-protocol.js';
 import { captureLogger, type CapturedLogs } from '../helpers/capture-logger.js';
 import { call, createSession, putChunk, readChunk, uploadFile } from '../helpers/native-upload.js';
 import { sha256OfFile, writeRandomFile } from '../helpers/random-file.js';
-import { seedGet, seedPost, seedUploadFile } from '../helpers/seed-client.js';
+import { legacyGet, legacyPost, legacyUploadFile } from '../helpers/legacy-client.js';
 import { startTestServer, type TestServer } from '../helpers/start-server.js';
 import { createTempDir, type TempDir } from '../helpers/tmp-dir.js';
 
@@ -31,11 +31,11 @@ afterAll(async () => {
 describe('auth', () => {
   it('needs a valid bearer token on every route but /health (401 with the JSON error)', async () => {
     expect((await fetch(`${server.url}/health`)).status).toBe(200);
-    const missing = await seedPost(server.url, '/upload/init', { filename: 'a.bag', filesize: 1, chunks: 1 });
+    const missing = await legacyPost(server.url, '/upload/init', { filename: 'a.bag', filesize: 1, chunks: 1 });
     expect(missing.status).toBe(401);
     expect(missing.json).toMatchObject({ success: false, code: 'UNAUTHORIZED' });
     expect(missing.headers.get('www-authenticate')).toBe('Bearer');
-    const wrong = await seedPost(server.url, '/upload/init', { filename: 'a.bag', filesize: 1, chunks: 1 }, 'not-a-valid-token');
+    const wrong = await legacyPost(server.url, '/upload/init', { filename: 'a.bag', filesize: 1, chunks: 1 }, 'not-a-valid-token');
     expect(wrong.status).toBe(401);
     expect(wrong.json.error).toBe('The bearer token is not valid');
     const basic = await fetch(`${server.url}/v1/sessions/x`, { headers: { authorization: 'Basic dXNlcjpwYXNz' } });
@@ -63,8 +63,8 @@ describe('auth', () => {
     expect(two.complete.json).toMatchObject({ state: 'complete', sha256: otherSha });
     expect(await sha256OfFile(server.completedPath('robot2', 'run/shared-name.bin'))).toBe(otherSha);
     expect(await sha256OfFile(server.completedPath('robot1', 'run/shared-name.bin'))).toBe(one.complete.json.sha256);
-    const seedStatus = await seedGet(server.url, `/upload/status/${id}`, ROBOT1);
-    expect(seedStatus.status).toBe(404);
+    const legacyStatus = await legacyGet(server.url, `/upload/status/${id}`, ROBOT1);
+    expect(legacyStatus.status).toBe(404);
   });
 
   it('native: a different file at a stored path is 409 FILE_EXISTS unless replace is set', async () => {
@@ -85,9 +85,9 @@ describe('auth', () => {
   it('GET /uploads needs a token and lists only the caller\'s files, with relative paths', async () => {
     const file = path.join(files.path, 'listed.bag');
     await writeRandomFile(file, 2000);
-    await seedUploadFile(server.url, file, 'listed.bag', { chunks: 2, token: ROBOT2 });
-    expect((await seedGet(server.url, '/uploads')).status).toBe(401);
-    const listing = await seedGet(server.url, '/uploads', ROBOT2);
+    await legacyUploadFile(server.url, file, 'listed.bag', { chunks: 2, token: ROBOT2 });
+    expect((await legacyGet(server.url, '/uploads')).status).toBe(401);
+    const listing = await legacyGet(server.url, '/uploads', ROBOT2);
     expect(listing.status).toBe(200);
     const uploads = listing.json.uploads as { filename: string; file_path: string }[];
     expect(uploads.map((u) => u.filename).sort()).toEqual(['listed.bag', 'run/shared-name.bin']);
@@ -121,8 +121,8 @@ describe('rate limits', () => {
   it('answers 429 with Retry-After and the JSON error once a limit is reached; /health is exempt', async () => {
     const limited = await startTestServer({ rateLimit: true, rateLimitInit: 3, rateLimitNative: 2 });
     try {
-      for (let i = 0; i < 3; i += 1) expect((await seedPost(limited.url, '/upload/init', { filename: 'a.bag', filesize: 1, chunks: 1 })).status).toBe(200);
-      const refused = await seedPost(limited.url, '/upload/init', { filename: 'a.bag', filesize: 1, chunks: 1 });
+      for (let i = 0; i < 3; i += 1) expect((await legacyPost(limited.url, '/upload/init', { filename: 'a.bag', filesize: 1, chunks: 1 })).status).toBe(200);
+      const refused = await legacyPost(limited.url, '/upload/init', { filename: 'a.bag', filesize: 1, chunks: 1 });
       expect(refused.status).toBe(429);
       expect(refused.json).toMatchObject({ success: false, code: 'RATE_LIMITED' });
       const retryAfter = Number(refused.headers.get('retry-after'));
@@ -143,8 +143,8 @@ describe('rate limits', () => {
   it('counts per uploader when tokens are used, so robots behind one address are not throttled together', async () => {
     const limited = await startTestServer({ rateLimit: true, rateLimitInit: 2, tokens: [`robot1=${ROBOT1}`, `robot2=${ROBOT2}`] });
     try {
-      for (const token of [ROBOT1, ROBOT1, ROBOT2, ROBOT2]) expect((await seedPost(limited.url, '/upload/init', { filename: 'a.bag', filesize: 1, chunks: 1 }, token)).status).toBe(200);
-      expect((await seedPost(limited.url, '/upload/init', { filename: 'a.bag', filesize: 1, chunks: 1 }, ROBOT1)).status).toBe(429);
+      for (const token of [ROBOT1, ROBOT1, ROBOT2, ROBOT2]) expect((await legacyPost(limited.url, '/upload/init', { filename: 'a.bag', filesize: 1, chunks: 1 }, token)).status).toBe(200);
+      expect((await legacyPost(limited.url, '/upload/init', { filename: 'a.bag', filesize: 1, chunks: 1 }, ROBOT1)).status).toBe(429);
     } finally {
       await limited.close();
     }

@@ -2,7 +2,7 @@ import { readdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runServerProgram, spawnServer } from '../helpers/spawn-server.js';
-import { seedPost } from '../helpers/seed-client.js';
+import { legacyPost } from '../helpers/legacy-client.js';
 import { createTempDir, type TempDir } from '../helpers/tmp-dir.js';
 import { waitFor } from '../helpers/wait-for.js';
 
@@ -46,8 +46,8 @@ describe('ros2-upload-server program', () => {
     const server = await spawnServer(['--config', config]);
     try {
       expect(server.url).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
-      expect((await seedPost(server.url, '/upload/init', { filename: 'a.bag', filesize: 1, chunks: 1 })).status).toBe(200);
-      expect((await seedPost(server.url, '/upload/init', { filename: 'a.bag', filesize: 1, chunks: 1 })).status).toBe(429);
+      expect((await legacyPost(server.url, '/upload/init', { filename: 'a.bag', filesize: 1, chunks: 1 })).status).toBe(200);
+      expect((await legacyPost(server.url, '/upload/init', { filename: 'a.bag', filesize: 1, chunks: 1 })).status).toBe(429);
     } finally {
       expect(await server.stop('SIGINT')).toBe(0);
     }
@@ -63,7 +63,7 @@ describe('ros2-upload-server program', () => {
   it('SIGTERM lets a request in flight finish before exiting', async () => {
     const storage = path.join(dir.path, 'storage2');
     const server = await spawnServer(['--port', '0', '--host', '127.0.0.1', '--upload-dir', storage]);
-    const init = await seedPost(server.url, '/upload/init', { filename: 'slow.bag', filesize: 1000, chunks: 1 });
+    const init = await legacyPost(server.url, '/upload/init', { filename: 'slow.bag', filesize: 1000, chunks: 1 });
     const form = new FormData();
     form.append('upload_id', init.json.upload_id as string);
     form.append('chunk_index', '0');

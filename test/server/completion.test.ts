@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { routes } from '../../common/protocol/native-protocol.js';
 import { call, crcHeader, createSession, putChunk, readChunk, uploadFile } from '../helpers/native-upload.js';
 import { sha256OfFile, writeRandomFile } from '../helpers/random-file.js';
-import { seedChunk, seedGet, seedPost } from '../helpers/seed-client.js';
+import { legacyChunk, legacyGet, legacyPost } from '../helpers/legacy-client.js';
 import { startTestServer, type TestServer } from '../helpers/start-server.js';
 import { createTempDir, type TempDir } from '../helpers/tmp-dir.js';
 
@@ -126,7 +126,7 @@ describe('completion', () => {
     await putChunk(server.url, id, 1, await readChunk(file, 1, MiB, size));
     expect((await call(server.url, 'POST', routes.complete(id), { sha256: sha })).json).toMatchObject({ state: 'complete', sha256: sha });
   });
-  it('data removed from temp/ under the running server (a seed-era cron) drops the session with 404, never commits a file with holes', async () => {
+  it('data removed from temp/ under the running server (a cleanup cron) drops the session with 404, never commits a file with holes', async () => {
     const file = path.join(files.path, 'cleaned.bin');
     const size = 4 * MiB;
     const sha = await writeRandomFile(file, size);
@@ -151,16 +151,16 @@ describe('completion', () => {
     expect(completed.json).toMatchObject({ success: false, code: 'SESSION_NOT_FOUND' });
     await expect(open(server.completedPath('anonymous', 'cleaned/b.bin'), 'r')).rejects.toMatchObject({ code: 'ENOENT' });
 
-    // A seed session likewise: finalize answers 400 (as for an unknown upload_id) and commits nothing.
-    const init = await seedPost(server.url, '/upload/init', { filename: 'cleaned/seed.bin', filesize: size, chunks: 4 });
+    // A legacy session likewise: finalize answers 400 (as for an unknown upload_id) and commits nothing.
+    const init = await legacyPost(server.url, '/upload/init', { filename: 'cleaned/legacy.bin', filesize: size, chunks: 4 });
     const uploadId = init.json.upload_id as string;
-    for (const index of [0, 1, 2, 3]) expect((await seedChunk(server.url, uploadId, index, 4, await readChunk(file, index, MiB, size))).status).toBe(200);
+    for (const index of [0, 1, 2, 3]) expect((await legacyChunk(server.url, uploadId, index, 4, await readChunk(file, index, MiB, size))).status).toBe(200);
     await rm(path.join(server.uploadDir, 'temp', uploadId, 'data'), { force: true });
-    const finalized = await seedPost(server.url, '/upload/finalize', { upload_id: uploadId });
+    const finalized = await legacyPost(server.url, '/upload/finalize', { upload_id: uploadId });
     expect(finalized.status).toBe(400);
-    expect(finalized.json.error).toMatch(/cleaned\/seed\.bin.*gone from the server's temp folder/);
-    expect((await seedGet(server.url, `/upload/status/${uploadId}`)).status).toBe(404);
-    await expect(open(server.completedPath('anonymous', 'cleaned/seed.bin'), 'r')).rejects.toMatchObject({ code: 'ENOENT' });
+    expect(finalized.json.error).toMatch(/cleaned\/legacy\.bin.*gone from the server's temp folder/);
+    expect((await legacyGet(server.url, `/upload/status/${uploadId}`)).status).toBe(404);
+    await expect(open(server.completedPath('anonymous', 'cleaned/legacy.bin'), 'r')).rejects.toMatchObject({ code: 'ENOENT' });
 
     // The client starts over, as the agent does on 404: a new session, and the file arrives whole.
     for (const name of ['cleaned/a.bin', 'cleaned/b.bin']) {

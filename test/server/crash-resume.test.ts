@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { routes } from '../../common/protocol/native-protocol.js';
 import { call, crcHeader, createSession, putChunk, readChunk } from '../helpers/native-upload.js';
 import { sha256Of, sha256OfFile, writeRandomFile } from '../helpers/random-file.js';
-import { seedChunk, seedGet, seedPost } from '../helpers/seed-client.js';
+import { legacyChunk, legacyGet, legacyPost } from '../helpers/legacy-client.js';
 import { spawnServer, type ServerProcess } from '../helpers/spawn-server.js';
 import { createTempDir, type TempDir } from '../helpers/tmp-dir.js';
 import { waitFor } from '../helpers/wait-for.js';
@@ -71,20 +71,20 @@ describe('kill -9 of the server mid-upload', () => {
     await server.stop();
   });
 
-  it('keeps a seed session across kill -9 too', async () => {
-    const file = path.join(dir.path, 'seed.bag');
+  it('keeps a legacy session across kill -9 too', async () => {
+    const file = path.join(dir.path, 'legacy.bag');
     const sha = await writeRandomFile(file, 4000);
     const bytes = await readFile(file);
     let server = await start();
-    const id = (await seedPost(server.url, '/upload/init', { filename: 'seed.bag', filesize: 4000, chunks: 4 })).json.upload_id as string;
-    for (const index of [0, 2]) await seedChunk(server.url, id, index, 4, bytes.subarray(index * 1000, (index + 1) * 1000));
+    const id = (await legacyPost(server.url, '/upload/init', { filename: 'legacy.bag', filesize: 4000, chunks: 4 })).json.upload_id as string;
+    for (const index of [0, 2]) await legacyChunk(server.url, id, index, 4, bytes.subarray(index * 1000, (index + 1) * 1000));
     server.child.kill('SIGKILL');
     await server.exited;
     server = await start();
-    expect((await seedGet(server.url, `/upload/status/${id}`)).json).toMatchObject({ received_chunks: 2, received_indexes: [0, 2] });
-    for (const index of [1, 3]) await seedChunk(server.url, id, index, 4, bytes.subarray(index * 1000, (index + 1) * 1000));
-    const done = await seedPost(server.url, '/upload/finalize', { upload_id: id });
-    expect(done.json).toMatchObject({ success: true, sha256: sha, file_path: 'completed/anonymous/seed.bag' });
+    expect((await legacyGet(server.url, `/upload/status/${id}`)).json).toMatchObject({ received_chunks: 2, received_indexes: [0, 2] });
+    for (const index of [1, 3]) await legacyChunk(server.url, id, index, 4, bytes.subarray(index * 1000, (index + 1) * 1000));
+    const done = await legacyPost(server.url, '/upload/finalize', { upload_id: id });
+    expect(done.json).toMatchObject({ success: true, sha256: sha, file_path: 'completed/anonymous/legacy.bag' });
     await server.stop();
   });
 

@@ -6,7 +6,7 @@ import { LocalDiskStorage } from '../../server/index.js';
 import { FaultyStorage } from '../helpers/faulty-storage.js';
 import { call, createSession, putChunk, readChunk } from '../helpers/native-upload.js';
 import { sha256OfFile, writeRandomFile } from '../helpers/random-file.js';
-import { seedChunk, seedPost } from '../helpers/seed-client.js';
+import { legacyChunk, legacyPost } from '../helpers/legacy-client.js';
 import { startTestServer, type TestServer } from '../helpers/start-server.js';
 import { createTempDir, type TempDir } from '../helpers/tmp-dir.js';
 
@@ -48,25 +48,25 @@ describe('disk space', () => {
     expect(await sha256OfFile(server.completedPath('anonymous', 'enospc.bin'))).toBe(sha);
   });
 
-  it('a simulated ENOSPC on a seed chunk is 507 too, and the upload continues afterwards', async () => {
-    const init = await seedPost(server.url, '/upload/init', { filename: 'seed-full.bag', filesize: 4000, chunks: 2 });
+  it('a simulated ENOSPC on a legacy chunk is 507 too, and the upload continues afterwards', async () => {
+    const init = await legacyPost(server.url, '/upload/init', { filename: 'legacy-full.bag', filesize: 4000, chunks: 2 });
     const id = init.json.upload_id as string;
     storage.failWrites = 'ENOSPC';
-    const full = await seedChunk(server.url, id, 0, 2, Buffer.alloc(2000, 1));
+    const full = await legacyChunk(server.url, id, 0, 2, Buffer.alloc(2000, 1));
     expect(full.status).toBe(507);
     storage.failWrites = undefined;
-    expect((await seedChunk(server.url, id, 0, 2, Buffer.alloc(2000, 1))).json).toMatchObject({ received_chunks: 1 });
-    expect((await seedChunk(server.url, id, 1, 2, Buffer.alloc(2000, 2))).json).toMatchObject({ received_chunks: 2 });
-    expect((await seedPost(server.url, '/upload/finalize', { upload_id: id })).status).toBe(200);
+    expect((await legacyChunk(server.url, id, 0, 2, Buffer.alloc(2000, 1))).json).toMatchObject({ received_chunks: 1 });
+    expect((await legacyChunk(server.url, id, 1, 2, Buffer.alloc(2000, 2))).json).toMatchObject({ received_chunks: 2 });
+    expect((await legacyPost(server.url, '/upload/finalize', { upload_id: id })).status).toBe(200);
   });
 
   it('refuses a new upload with 507 when free space is below its size plus the reserve', async () => {
     const free = await storage.freeSpace();
     const tight = await startTestServer({ diskReserve: free + 1024 * MiB });
     try {
-      const seed = await seedPost(tight.url, '/upload/init', { filename: 'x.bag', filesize: 1000, chunks: 1 });
-      expect(seed.status).toBe(507);
-      expect(seed.json).toMatchObject({ success: false, code: 'INSUFFICIENT_STORAGE', error: expect.stringMatching(/Not enough disk space/) });
+      const legacy = await legacyPost(tight.url, '/upload/init', { filename: 'x.bag', filesize: 1000, chunks: 1 });
+      expect(legacy.status).toBe(507);
+      expect(legacy.json).toMatchObject({ success: false, code: 'INSUFFICIENT_STORAGE', error: expect.stringMatching(/Not enough disk space/) });
       const native = await call(tight.url, 'POST', routes.sessions, { path: 'x.bin', size: 1000, fingerprint: `fp1:${'0'.repeat(64)}` });
       expect(native.status).toBe(507);
     } finally {

@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { routes } from '../../common/protocol/native-protocol.js';
 import { call, createSession, putChunk } from '../helpers/native-upload.js';
 import { writeRandomFile } from '../helpers/random-file.js';
-import { seedChunk, seedGet, seedPost } from '../helpers/seed-client.js';
+import { legacyChunk, legacyGet, legacyPost } from '../helpers/legacy-client.js';
 import { startTestServer, type TestServer } from '../helpers/start-server.js';
 import { createTempDir, type TempDir } from '../helpers/tmp-dir.js';
 
@@ -38,7 +38,7 @@ function rawRequest(url: string, request: string | Buffer, endAfterWrite = false
 }
 
 describe('client mistakes get a JSON error with the right status, never a 500', () => {
-  it('seed init: ill-typed, missing and malformed fields are 400 naming the field', async () => {
+  it('legacy init: ill-typed, missing and malformed fields are 400 naming the field', async () => {
     const cases: [unknown, RegExp][] = [
       [{ filename: 'test.bag', filesize: 'big', chunks: 1 }, /filesize must be an integer, not "big"/],
       [{ filename: 'test.bag', filesize: 10, chunks: 0 }, /chunks must be at least 1/],
@@ -52,7 +52,7 @@ describe('client mistakes get a JSON error with the right status, never a 500', 
       [[1, 2], /must be a JSON object/],
     ];
     for (const [body, message] of cases) {
-      const answer = await seedPost(server.url, '/upload/init', body);
+      const answer = await legacyPost(server.url, '/upload/init', body);
       expect(answer.status, JSON.stringify(body)).toBe(400);
       expect(answer.json).toMatchObject({ success: false, code: 'INVALID_FIELD' });
       expect(answer.json.error).toMatch(message);
@@ -74,20 +74,20 @@ describe('client mistakes get a JSON error with the right status, never a 500', 
   });
 
   it('a file over the maximum size is 413 on both APIs', async () => {
-    const seed = await seedPost(server.url, '/upload/init', { filename: 'big.bag', filesize: 2 * 1024 * 1024, chunks: 2 });
-    expect(seed.status).toBe(413);
-    expect(seed.json).toMatchObject({ success: false, code: 'FILE_TOO_LARGE', error: expect.stringMatching(/maximum file size of 1048576 bytes/) });
+    const legacy = await legacyPost(server.url, '/upload/init', { filename: 'big.bag', filesize: 2 * 1024 * 1024, chunks: 2 });
+    expect(legacy.status).toBe(413);
+    expect(legacy.json).toMatchObject({ success: false, code: 'FILE_TOO_LARGE', error: expect.stringMatching(/maximum file size of 1048576 bytes/) });
     const native = await call(server.url, 'POST', routes.sessions, { path: 'big.bin', size: 2 * 1024 * 1024, fingerprint: `fp1:${'0'.repeat(64)}` });
     expect(native.status).toBe(413);
   });
 
-  it('unknown ids: 404 on status, 400 on seed chunk and finalize, 404 on native routes', async () => {
-    expect((await seedGet(server.url, '/upload/status/nope')).status).toBe(404);
-    const chunk = await seedChunk(server.url, 'nope', 0, 1, Buffer.from('x'));
+  it('unknown ids: 404 on status, 400 on legacy chunk and finalize, 404 on native routes', async () => {
+    expect((await legacyGet(server.url, '/upload/status/nope')).status).toBe(404);
+    const chunk = await legacyChunk(server.url, 'nope', 0, 1, Buffer.from('x'));
     expect(chunk.status).toBe(400);
     expect(chunk.json.error).toMatch(/upload_id "nope" is not a known upload/);
-    expect((await seedPost(server.url, '/upload/finalize', { upload_id: 'nope' })).status).toBe(400);
-    expect((await seedPost(server.url, '/upload/finalize', {})).json).toMatchObject({ code: 'INVALID_FIELD', error: 'upload_id is required' });
+    expect((await legacyPost(server.url, '/upload/finalize', { upload_id: 'nope' })).status).toBe(400);
+    expect((await legacyPost(server.url, '/upload/finalize', {})).json).toMatchObject({ code: 'INVALID_FIELD', error: 'upload_id is required' });
     expect((await call(server.url, 'GET', routes.session('nope'))).status).toBe(404);
     expect((await putChunk(server.url, 'nope', 0, Buffer.from('x'))).status).toBe(404);
     expect((await call(server.url, 'POST', routes.complete('nope'), { sha256: 'a'.repeat(64) })).status).toBe(404);
@@ -95,13 +95,13 @@ describe('client mistakes get a JSON error with the right status, never a 500', 
     expect((await call(server.url, 'GET', routes.file('never/stored.bin'))).status).toBe(404);
   });
 
-  it('seed chunks: out-of-range index, wrong chunk_total, missing part and non-multipart bodies are refused, nothing counted', async () => {
-    const init = await seedPost(server.url, '/upload/init', { filename: 'range.bag', filesize: 10, chunks: 2 });
+  it('legacy chunks: out-of-range index, wrong chunk_total, missing part and non-multipart bodies are refused, nothing counted', async () => {
+    const init = await legacyPost(server.url, '/upload/init', { filename: 'range.bag', filesize: 10, chunks: 2 });
     const id = init.json.upload_id as string;
-    const outOfRange = await seedChunk(server.url, id, 2, 2, Buffer.from('12345'));
+    const outOfRange = await legacyChunk(server.url, id, 2, 2, Buffer.from('12345'));
     expect(outOfRange.status).toBe(400);
     expect(outOfRange.json).toMatchObject({ code: 'CHUNK_INDEX_OUT_OF_RANGE' });
-    expect((await seedChunk(server.url, id, 0, 3, Buffer.from('12345'))).json.error).toMatch(/chunk_total 3 does not match the 2 chunks/);
+    expect((await legacyChunk(server.url, id, 0, 3, Buffer.from('12345'))).json.error).toMatch(/chunk_total 3 does not match the 2 chunks/);
     const form = new FormData();
     form.append('upload_id', id);
     form.append('chunk_index', '0');
@@ -110,11 +110,11 @@ describe('client mistakes get a JSON error with the right status, never a 500', 
     expect(noPart.status).toBe(400);
     const json = await fetch(`${server.url}/upload/chunk`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' });
     expect(json.status).toBe(415);
-    const tooBig = await seedChunk(server.url, id, 0, 2, Buffer.alloc(11));
+    const tooBig = await legacyChunk(server.url, id, 0, 2, Buffer.alloc(11));
     expect(tooBig.status).toBe(400);
-    const status = await seedGet(server.url, `/upload/status/${id}`);
+    const status = await legacyGet(server.url, `/upload/status/${id}`);
     expect(status.json).toMatchObject({ received_chunks: 0, received_indexes: [] });
-    const finalize = await seedPost(server.url, '/upload/finalize', { upload_id: id });
+    const finalize = await legacyPost(server.url, '/upload/finalize', { upload_id: id });
     expect(finalize.status).toBe(400);
     expect(finalize.json).toMatchObject({ code: 'CHUNKS_MISSING', missing: [0, 1] });
   });

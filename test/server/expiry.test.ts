@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { routes } from '../../common/protocol/native-protocol.js';
 import { call, createSession, putChunk, readChunk, uploadFile } from '../helpers/native-upload.js';
 import { sha256OfFile, writeRandomFile } from '../helpers/random-file.js';
-import { seedChunk, seedGet, seedPost } from '../helpers/seed-client.js';
+import { legacyChunk, legacyGet, legacyPost } from '../helpers/legacy-client.js';
 import { startTestServer } from '../helpers/start-server.js';
 import { createTempDir, type TempDir } from '../helpers/tmp-dir.js';
 import { waitFor } from '../helpers/wait-for.js';
@@ -25,20 +25,20 @@ describe('expiry and temp cleanup', () => {
       await writeRandomFile(file, 4096);
       const native = (await createSession(server.url, file, { path: 'abandoned.bin', chunkSize: 1024 })).json.id as string;
       await putChunk(server.url, native, 0, await readChunk(file, 0, 1024, 4096));
-      const seed = (await seedPost(server.url, '/upload/init', { filename: 'abandoned.bag', filesize: 10, chunks: 2 })).json.upload_id as string;
-      await seedChunk(server.url, seed, 1, 2, Buffer.from('12345'));
+      const legacy = (await legacyPost(server.url, '/upload/init', { filename: 'abandoned.bag', filesize: 10, chunks: 2 })).json.upload_id as string;
+      await legacyChunk(server.url, legacy, 1, 2, Buffer.from('12345'));
       const doneFile = path.join(files.path, 'done.bin');
       const sha = await writeRandomFile(doneFile, 2048);
       const done = await uploadFile(server.url, doneFile, 'done.bin');
       const doneId = done.create.json.id as string;
-      expect((await readdir(path.join(server.uploadDir, 'temp'))).sort()).toEqual([native, seed].sort());
+      expect((await readdir(path.join(server.uploadDir, 'temp'))).sort()).toEqual([native, legacy].sort());
 
       await waitFor(async () => {
         await server.server.sweepExpired();
         return (await readdir(path.join(server.uploadDir, 'temp'))).length === 0 && (await call(server.url, 'GET', routes.session(doneId))).status === 404;
       }, 'the expired sessions to be swept');
       expect((await call(server.url, 'GET', routes.session(native))).status).toBe(404);
-      expect((await seedGet(server.url, `/upload/status/${seed}`)).status).toBe(404);
+      expect((await legacyGet(server.url, `/upload/status/${legacy}`)).status).toBe(404);
       expect((await call(server.url, 'GET', routes.session(doneId))).status).toBe(404);
       expect(await sha256OfFile(server.completedPath('anonymous', 'done.bin'))).toBe(sha);
     } finally {
@@ -49,10 +49,10 @@ describe('expiry and temp cleanup', () => {
   it('the periodic sweep runs by itself', async () => {
     const server = await startTestServer({ sessionExpiry: 1, cleanupInterval: 0.2 });
     try {
-      const id = (await seedPost(server.url, '/upload/init', { filename: 'timer.bag', filesize: 10, chunks: 1 })).json.upload_id as string;
+      const id = (await legacyPost(server.url, '/upload/init', { filename: 'timer.bag', filesize: 10, chunks: 1 })).json.upload_id as string;
       // The record goes first (no request finds it any more), then its data.
       await waitFor(
-        async () => (await seedGet(server.url, `/upload/status/${id}`)).status === 404 && (await readdir(path.join(server.uploadDir, 'temp'))).length === 0,
+        async () => (await legacyGet(server.url, `/upload/status/${id}`)).status === 404 && (await readdir(path.join(server.uploadDir, 'temp'))).length === 0,
         'the timer to expire the session and delete its data',
       );
     } finally {

@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { captureLogger, type CapturedLogs } from '../helpers/capture-logger.js';
 import { uploadFile } from '../helpers/native-upload.js';
 import { writeRandomFile } from '../helpers/random-file.js';
-import { seedUploadFile } from '../helpers/seed-client.js';
+import { legacyUploadFile } from '../helpers/legacy-client.js';
 import { startTestServer, type TestServer } from '../helpers/start-server.js';
 import { createTempDir, type TempDir } from '../helpers/tmp-dir.js';
 import { waitFor } from '../helpers/wait-for.js';
@@ -42,10 +42,10 @@ describe('logs', () => {
   it('one line for the compression ratio, kept or not', async () => {
     const text = path.join(files.path, 'words.txt');
     await writeFile(text, 'hello rosbag '.repeat(1000));
-    await seedUploadFile(server.url, text, 'words.txt', { chunks: 2, compression: true });
+    await legacyUploadFile(server.url, text, 'words.txt', { chunks: 2, compression: true });
     const random = path.join(files.path, 'noise.bin');
     await writeRandomFile(random, 4096);
-    await seedUploadFile(server.url, random, 'noise.bin', { chunks: 1, compression: true });
+    await legacyUploadFile(server.url, random, 'noise.bin', { chunks: 1, compression: true });
     const [kept] = await waitFor(() => events('compression', 'words.txt'), 'the compression line');
     expect(kept).toMatchObject({ size: 13000, kept: true, msg: expect.stringMatching(/^Compressed words\.txt: 13000 → \d+ bytes \(\d+\.\d% reduction\)$/) });
     const [dropped] = await waitFor(() => events('compression', 'noise.bin'), 'the compression line');

@@ -164,9 +164,9 @@ describe('native protocol', () => {
     const native = await uploadFile(server.url, file, 'empty/native.bin');
     expect(native.create.json).toMatchObject({ chunkCount: 1 });
     expect(native.complete.json).toMatchObject({ state: 'complete', size: 0, sha256: 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855' });
-    const { seedUploadFile } = await import('../helpers/seed-client.js');
-    const seed = await seedUploadFile(server.url, file, 'empty/seed.bin', { chunks: 1 });
-    expect(seed.finalize.json).toMatchObject({ success: true, size: 0, checksum: 'd41d8cd98f00b204e9800998ecf8427e' });
-    expect((await stat(server.completedPath('anonymous', 'empty/seed.bin'))).size).toBe(0);
+    const { legacyUploadFile } = await import('../helpers/legacy-client.js');
+    const legacy = await legacyUploadFile(server.url, file, 'empty/legacy.bin', { chunks: 1 });
+    expect(legacy.finalize.json).toMatchObject({ success: true, size: 0, checksum: 'd41d8cd98f00b204e9800998ecf8427e' });
+    expect((await stat(server.completedPath('anonymous', 'empty/legacy.bin'))).size).toBe(0);
   });
 });

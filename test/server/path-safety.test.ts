@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { routes } from '../../common/protocol/native-protocol.js';
 import { call, uploadFile } from '../helpers/native-upload.js';
 import { sha256OfFile, writeRandomFile } from '../helpers/random-file.js';
-import { seedPost, seedUploadFile } from '../helpers/seed-client.js';
+import { legacyPost, legacyUploadFile } from '../helpers/legacy-client.js';
 import { startTestServer, type TestServer } from '../helpers/start-server.js';
 import { createTempDir, type TempDir } from '../helpers/tmp-dir.js';
 
@@ -47,10 +47,10 @@ describe('paths', () => {
 
   it('refuses traversal, absolute and odd paths with a clear 400 on both APIs', async () => {
     for (const [name, message] of bad) {
-      const seed = await seedPost(server.url, '/upload/init', { filename: name, filesize: 10, chunks: 1 });
-      expect(seed.status, JSON.stringify(name)).toBe(400);
-      expect(seed.json).toMatchObject({ success: false, code: 'INVALID_PATH' });
-      expect(seed.json.error).toMatch(message);
+      const legacy = await legacyPost(server.url, '/upload/init', { filename: name, filesize: 10, chunks: 1 });
+      expect(legacy.status, JSON.stringify(name)).toBe(400);
+      expect(legacy.json).toMatchObject({ success: false, code: 'INVALID_PATH' });
+      expect(legacy.json.error).toMatch(message);
       const native = await call(server.url, 'POST', routes.sessions, { path: name, size: 10, fingerprint });
       expect(native.status, JSON.stringify(name)).toBe(400);
       expect(native.json.code).toBe('INVALID_PATH');
@@ -69,9 +69,9 @@ describe('paths', () => {
     const native = await uploadFile(server.url, file, 'escape/f.bin');
     expect(native.create.status).toBe(400);
     expect(native.create.json).toMatchObject({ code: 'INVALID_PATH', error: expect.stringMatching(/would leave the storage root through a symbolic link/) });
-    const seed = await seedUploadFile(server.url, file, 'escape/f.bin', { chunks: 1 });
-    expect(seed.init.status).toBe(400);
-    expect(seed.init.json.code).toBe('INVALID_PATH');
+    const legacy = await legacyUploadFile(server.url, file, 'escape/f.bin', { chunks: 1 });
+    expect(legacy.init.status).toBe(400);
+    expect(legacy.init.json.code).toBe('INVALID_PATH');
     expect(await readdir(outside)).toEqual([]);
   });
 

@@ -10,7 +10,7 @@ import { captureLogger, type CapturedLogs } from '../helpers/capture-logger.js';
 import { FaultyStorage } from '../helpers/faulty-storage.js';
 import { call, crcHeader, createSession, type Answer } from '../helpers/native-upload.js';
 import { sha256Of } from '../helpers/random-file.js';
-import { seedGet } from '../helpers/seed-client.js';
+import { legacyGet } from '../helpers/legacy-client.js';
 import { startTestServer, type TestServer } from '../helpers/start-server.js';
 import { createTempDir, type TempDir } from '../helpers/tmp-dir.js';
 import { waitFor } from '../helpers/wait-for.js';
@@ -230,7 +230,7 @@ describe('PUT /v1/files/<path>', () => {
     const metadata = { robot: 'r1', topics: ['/imu', '/camera'], note: 'café' };
     const answer = await putFile(server.url, 'meta/with.bin', data, { token: ROBOT1, headers: { [protocolHeaders.uploadMetadata]: metadataHeader(metadata) } });
     expect(answer.status).toBe(201);
-    const listing = await seedGet(server.url, '/uploads', ROBOT1);
+    const listing = await legacyGet(server.url, '/uploads', ROBOT1);
     expect(listing.json.uploads).toContainEqual(expect.objectContaining({ filename: 'meta/with.bin', metadata }));
   });
 

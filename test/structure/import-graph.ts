@@ -36,13 +36,17 @@ function listSources(root: string, folder: string, out: string[]): void {
   }
 }
 
-/** The edges between the project's own files under the given top-level folders. */
-export function readImportGraph(root: string, folders: readonly string[]): ImportEdge[] {
+/** Every source file under the given top-level folders, with its comments stripped. */
+function readSources(root: string, folders: readonly string[]): { from: string; source: string }[] {
   const files: string[] = [];
   for (const folder of folders) listSources(root, folder, files);
+  return files.map((from) => ({ from, source: withoutComments(readFileSync(path.join(root, from), 'utf8')) }));
+}
+
+/** The edges between the project's own files under the given top-level folders. */
+export function readImportGraph(root: string, folders: readonly string[]): ImportEdge[] {
   const edges: ImportEdge[] = [];
-  for (const from of files) {
-    const source = withoutComments(readFileSync(path.join(root, from), 'utf8'));
+  for (const { from, source } of readSources(root, folders)) {
     for (const match of source.matchAll(SPECIFIER)) {
       const specifier = match[2] as string;
       const target = path.posix.normalize(path.posix.join(path.posix.dirname(from), specifier));
@@ -136,4 +140,80 @@ export function ruleViolations(edges: readonly ImportEdge[], rules: readonly Dir
     }
   }
   return found;
+}
+
+/** An import of a package (`express`, `node:http`) by one of the project's files. */
+export interface PackageImport {
+  /** Repository-relative path of the importing file. */
+  from: string;
+  /** The package as imported, without a subpath: `express`, `node:http`, `@aws-sdk/client-s3`. */
+  pkg: string;
+}
+
+const PACKAGE_SPECIFIER = /(?:\bfrom\s*|\bimport\s*\(\s*|\bimport\s+)(['"])((?!\.{1,2}\/)[^'"]+)\1/g;
+
+/** The package imports (type-only ones too: they couple a module to the package's shapes) of the files under `folders`. */
+export function readPackageImports(root: string, folders: readonly string[]): PackageImport[] {
+  const found: PackageImport[] = [];
+  for (const { from, source } of readSources(root, folders)) {
+    for (const match of source.matchAll(PACKAGE_SPECIFIER)) {
+      const specifier = match[2] as string;
+      const parts = specifier.split('/');
+      found.push({ from, pkg: specifier.startsWith('@') ? parts.slice(0, 2).join('/') : (parts[0] as string) });
+    }
+  }
+  return found;
+}
+
+export interface PackageRule {
+  /** Files this rule applies to: path prefixes such as `server/uploads/`. */
+  from: readonly string[];
+  /** Packages they must not import. */
+  mustNotImport: readonly string[];
+  /** Why, for the failure message. */
+  because: string;
+}
+
+/** Package imports that break a rule, as readable lines. */
+export function packageRuleViolations(imports: readonly PackageImport[], rules: readonly PackageRule[]): string[] {
+  const found: string[] = [];
+  for (const rule of rules) {
+    for (const { from, pkg } of imports) {
+      if (rule.from.some((prefix) => from.startsWith(prefix)) && rule.mustNotImport.includes(pkg)) found.push(`${from} imports ${pkg}: ${rule.because}`);
+    }
+  }
+  return found;
+}
+
+/** One layer of a layered design: the folders in it (a folder is named by its path; `server` is the files directly in server/). */
+export interface Layer {
+  name: string;
+  folders: readonly string[];
+  /** The layer's folders may import each other (a cycle among them is still a folder cycle). */
+  open?: boolean;
+}
+
+/**
+ * Imports that go against the layering, as readable lines: `layers` is ordered from the bottom
+ * up, and a file may import files of its own folder or of a lower layer, never of its own layer's
+ * other folders or of a higher one. A folder of no layer (a subfolder not listed under a listed
+ * one) is reported, so a new folder must be placed on purpose.
+ */
+export function layerViolations(edges: readonly ImportEdge[], layers: readonly Layer[]): string[] {
+  const rank = new Map<string, number>();
+  layers.forEach((layer, index) => {
+    for (const folder of layer.folders) rank.set(folder, index);
+  });
+  const found = new Set<string>();
+  const rankOf = (file: string): number | undefined => rank.get(folderOf(file));
+  for (const { from, to } of edges) {
+    for (const file of [from, to]) {
+      if (rankOf(file) === undefined) found.add(`${folderOf(file)}/ is in no layer (imported by or importing ${file === from ? to : from})`);
+    }
+    const a = rankOf(from);
+    const b = rankOf(to);
+    if (a === undefined || b === undefined || folderOf(from) === folderOf(to) || b < a || (b === a && layers[a]!.open)) continue;
+    found.add(`${from} → ${to}: ${layers[a]!.name} may not import ${b === a ? 'another folder of its own layer' : layers[b]!.name}`);
+  }
+  return [...found];
 }

@@ -6,9 +6,8 @@ import type { UploadContext } from '../../uploads/upload-context.js';
 /** DELETE /v1/sessions/:id: 204, the session and its data are gone. */
 export function cancelSessionRoute(context: UploadContext): RequestHandler {
   return async (req, res) => {
-    const runtime = context.runtimes.get(String(req.params.id), callerOf(res).uploader, 'native');
+    const runtime = await context.runtimes.get(String(req.params.id), callerOf(res).uploader, 'native');
     await cancelSession(context, runtime);
-    context.log.info({ event: 'session_cancelled', sessionId: runtime.id, uploader: runtime.record.uploader, path: runtime.record.path }, `Cancelled upload of ${runtime.record.path}`);
     res.status(204).end();
   };
 }

@@ -5,8 +5,8 @@ import type { UploadContext } from '../../uploads/upload-context.js';
 
 /** GET /v1/sessions/:id: the session with the chunks held, or its completed file. */
 export function getSessionRoute(context: UploadContext): RequestHandler {
-  return (req, res) => {
-    const runtime = context.runtimes.get(String(req.params.id), callerOf(res).uploader, 'native');
+  return async (req, res) => {
+    const runtime = await context.runtimes.get(String(req.params.id), callerOf(res).uploader, 'native');
     res.json(statusView(runtime));
   };
 }

@@ -38,7 +38,7 @@ import { jsonOf, type RawExchange, type RawResponse } from './raw-http.js';
 
 export type Uploader = TokenUploader | 'anonymous';
 
-export type Target = { kind: 'pool'; pick: number } | { kind: 'legit-native' } | { kind: 'legit-seed' } | { kind: 'foreign'; id: string };
+export type Target = { kind: 'pool'; pick: number } | { kind: 'legit-native' } | { kind: 'legit-legacy' } | { kind: 'foreign'; id: string };
 export type IndexChoice = { kind: 'in-range'; n: number } | { kind: 'count' } | { kind: 'text'; text: string };
 export type ChunkPayload = 'exact' | 'flipped' | 'short' | 'long' | 'empty' | 'random' | 'huge';
 export type CrcChoice = { kind: 'right' } | { kind: 'wrong' } | { kind: 'missing' } | { kind: 'raw'; value: string };
@@ -66,15 +66,15 @@ export type FuzzCase = { server: number; auth: AuthChoice; wire: Wire } & (
   | { kind: 'put-file'; path: string; style: 'encoded' | 'raw' | 'double'; size: number; seed: number; sha: ChecksumChoice; metadata: MetadataHeader; replace: string | undefined; contentTypeOctet: string | undefined }
   | { kind: 'race-put'; uploader: number; path: string; size: number; n: number; differ: boolean; replace: boolean; seed: number }
   | { kind: 'race-nest'; uploader: number; depth: number; replace: boolean; seed: number }
-  | { kind: 'seed-init'; valid: ValidSeedInit; mutation: Mutation }
-  | { kind: 'seed-chunk'; target: Target; form: SeedForm }
-  | { kind: 'seed-finalize'; target: Target; checksum: ChecksumChoice }
-  | { kind: 'seed-status'; target: Target }
+  | { kind: 'legacy-init'; valid: ValidLegacyInit; mutation: Mutation }
+  | { kind: 'legacy-chunk'; target: Target; form: LegacyForm }
+  | { kind: 'legacy-finalize'; target: Target; checksum: ChecksumChoice }
+  | { kind: 'legacy-status'; target: Target }
   | { kind: 'list' }
   | { kind: 'health' }
   | { kind: 'unknown'; method: string; path: string }
   | { kind: 'race-native'; uploader: number; path: string; size: number; chunkSize: number; completes: number; wrongCompletes: number; cancels: number; resends: number; seed: number }
-  | { kind: 'race-seed'; uploader: number; path: string; size: number; chunks: number; finalizes: number; wrongFinalizes: number; statuses: number; again: boolean; seed: number }
+  | { kind: 'race-legacy'; uploader: number; path: string; size: number; chunks: number; finalizes: number; wrongFinalizes: number; statuses: number; again: boolean; seed: number }
   | { kind: 'race-create'; uploader: number; path: string; size: number; n: number; seed: number }
   | { kind: 'finish'; pick: number }
 );
@@ -99,7 +99,7 @@ export interface ValidCreate {
 /** The `x-upload-metadata` header of a whole-file PUT. */
 export type MetadataHeader = { kind: 'none' } | { kind: 'json'; value: unknown } | { kind: 'raw'; text: string };
 
-export interface ValidSeedInit {
+export interface ValidLegacyInit {
   path: string;
   size: number;
   chunks: number;
@@ -109,7 +109,7 @@ export interface ValidSeedInit {
   seed: number;
 }
 
-export interface SeedForm {
+export interface LegacyForm {
   index: IndexChoice;
   total: 'right' | 'wrong' | { text: string };
   payload: 'exact' | 'random' | 'too-big' | 'none' | 'two' | 'wrong-name' | 'empty';
@@ -124,11 +124,11 @@ export interface SeedForm {
 export interface PoolEntry {
   server: number;
   uploader: Uploader;
-  api: 'native' | 'seed';
+  api: 'native' | 'legacy';
   id: string;
   path: string;
   content: Buffer;
-  /** Native: the session's chunk size; seed: the size of every chunk but the last. */
+  /** Native: the session's chunk size; legacy: the size of every chunk but the last. */
   chunkSize: number;
   chunkCount: number;
 }
@@ -136,7 +136,7 @@ export interface PoolEntry {
 /** The legitimate uploads running alongside the garbage (robot1, on server 0). */
 export interface LegitSessions {
   native: PoolEntry;
-  seed: PoolEntry;
+  legacy: PoolEntry;
 }
 
 export interface World {
@@ -157,7 +157,7 @@ export interface CaseOutcome {
 
 const targetArb: fc.Arbitrary<Target> = fc.oneof(
   { weight: 6, arbitrary: fc.nat().map((pick): Target => ({ kind: 'pool', pick })) },
-  { weight: 2, arbitrary: fc.constantFrom<Target>({ kind: 'legit-native' }, { kind: 'legit-seed' }) },
+  { weight: 2, arbitrary: fc.constantFrom<Target>({ kind: 'legit-native' }, { kind: 'legit-legacy' }) },
   { weight: 2, arbitrary: foreignIdArb.map((id): Target => ({ kind: 'foreign', id })) },
 );
 
@@ -255,7 +255,7 @@ function mutationArb(fields: Record<string, fc.Arbitrary<unknown>>): fc.Arbitrar
   );
 }
 
-const validSeedArb: fc.Arbitrary<ValidSeedInit> = fc.record({
+const validLegacyArb: fc.Arbitrary<ValidLegacyInit> = fc.record({
   path: plausiblePathArb,
   size: fc.integer({ min: 0, max: 6000 }),
   chunks: fc.integer({ min: 1, max: 4 }),
@@ -265,7 +265,7 @@ const validSeedArb: fc.Arbitrary<ValidSeedInit> = fc.record({
   seed: fc.nat(),
 });
 
-const hostileSeedFields = {
+const hostileLegacyFields = {
     filename: fc.oneof(pathArb, numberLikeArb),
     filesize: numberLikeArb,
     chunks: numberLikeArb,
@@ -275,18 +275,18 @@ const hostileSeedFields = {
     proto: fc.constant({ polluted: true }),
 };
 
-const seedFormArb: fc.Arbitrary<SeedForm> = fc.record({
+const legacyFormArb: fc.Arbitrary<LegacyForm> = fc.record({
   index: indexArb,
   total: fc.oneof(
     { weight: 4, arbitrary: fc.constant<'right'>('right') },
     { weight: 1, arbitrary: fc.constant<'wrong'>('wrong') },
     { weight: 1, arbitrary: fc.constantFrom('-1', '0', '', 'x', '99999999999999999999', '1e3').map((text) => ({ text })) },
   ),
-  payload: fc.constantFrom<SeedForm['payload']>('exact', 'exact', 'exact', 'random', 'too-big', 'none', 'two', 'wrong-name', 'empty'),
+  payload: fc.constantFrom<LegacyForm['payload']>('exact', 'exact', 'exact', 'random', 'too-big', 'none', 'two', 'wrong-name', 'empty'),
   idFirst: fc.boolean(),
   extraFields: fc.oneof({ weight: 5, arbitrary: fc.constant(0) }, { weight: 1, arbitrary: fc.integer({ min: 1, max: 40 }) }),
   longField: fc.boolean().map((b) => b && Math.random() < 0.2),
-  boundary: fc.constantFrom<SeedForm['boundary']>('ok', 'ok', 'ok', 'ok', 'ok', 'mismatch', 'missing', 'unclosed', 'garbage'),
+  boundary: fc.constantFrom<LegacyForm['boundary']>('ok', 'ok', 'ok', 'ok', 'ok', 'mismatch', 'missing', 'unclosed', 'garbage'),
   filename: fc.oneof(fc.constant('chunk_0'), pathArb),
 });
 
@@ -297,10 +297,10 @@ const kindWeights = {
   cancel: 2,
   status: 3,
   file: 3,
-  'seed-init': 6,
-  'seed-chunk': 9,
-  'seed-finalize': 3,
-  'seed-status': 2,
+  'legacy-init': 6,
+  'legacy-chunk': 9,
+  'legacy-finalize': 3,
+  'legacy-status': 2,
   'put-file': 6,
   'race-put': 1,
   'race-nest': 1,
@@ -308,7 +308,7 @@ const kindWeights = {
   health: 1,
   unknown: 3,
   'race-native': 2,
-  'race-seed': 1,
+  'race-legacy': 1,
   'race-create': 1,
   finish: 3,
 } as const;
@@ -342,7 +342,7 @@ export function caseArb(serverCount: number): fc.Arbitrary<FuzzCase> {
     cancel: fc.record({ kind: fc.constant('cancel' as const), target: targetArb }),
     status: fc.record({ kind: fc.constant('status' as const), target: targetArb }),
     file: fc.record({ kind: fc.constant('file' as const), path: pathArb, style: fc.constantFrom<'encoded' | 'raw' | 'double'>('encoded', 'encoded', 'raw', 'double') }),
-    'seed-init': fc.record({ kind: fc.constant('seed-init' as const), valid: validSeedArb, mutation: mutationArb(hostileSeedFields) }),
+    'legacy-init': fc.record({ kind: fc.constant('legacy-init' as const), valid: validLegacyArb, mutation: mutationArb(hostileLegacyFields) }),
     'put-file': fc.record({
       kind: fc.constant('put-file' as const),
       path: plausiblePathArb,
@@ -374,9 +374,9 @@ export function caseArb(serverCount: number): fc.Arbitrary<FuzzCase> {
       replace: fc.boolean(),
       seed: fc.nat(),
     }),
-    'seed-chunk': fc.record({ kind: fc.constant('seed-chunk' as const), target: targetArb, form: seedFormArb }),
-    'seed-finalize': fc.record({ kind: fc.constant('seed-finalize' as const), target: targetArb, checksum: checksumArb(md5LikeArb) }),
-    'seed-status': fc.record({ kind: fc.constant('seed-status' as const), target: targetArb }),
+    'legacy-chunk': fc.record({ kind: fc.constant('legacy-chunk' as const), target: targetArb, form: legacyFormArb }),
+    'legacy-finalize': fc.record({ kind: fc.constant('legacy-finalize' as const), target: targetArb, checksum: checksumArb(md5LikeArb) }),
+    'legacy-status': fc.record({ kind: fc.constant('legacy-status' as const), target: targetArb }),
     list: fc.record({ kind: fc.constant('list' as const) }),
     health: fc.record({ kind: fc.constant('health' as const) }),
     unknown: fc.record({
@@ -399,8 +399,8 @@ export function caseArb(serverCount: number): fc.Arbitrary<FuzzCase> {
       resends: fc.integer({ min: 0, max: 2 }),
       seed: fc.nat(),
     }),
-    'race-seed': fc.record({
-      kind: fc.constant('race-seed' as const),
+    'race-legacy': fc.record({
+      kind: fc.constant('race-legacy' as const),
       uploader: fc.nat({ max: 2 }),
       path: plausiblePathArb,
       size: fc.integer({ min: 0, max: 5000 }),
@@ -470,8 +470,8 @@ export async function runCase(world: World, fuzz: FuzzCase): Promise<CaseOutcome
     case 'file':
       await ctx.file(fuzz.path, fuzz.style);
       break;
-    case 'seed-init':
-      await ctx.seedInit(fuzz.valid, fuzz.mutation);
+    case 'legacy-init':
+      await ctx.legacyInit(fuzz.valid, fuzz.mutation);
       break;
     case 'put-file':
       await ctx.putFile(fuzz);
@@ -482,14 +482,14 @@ export async function runCase(world: World, fuzz: FuzzCase): Promise<CaseOutcome
     case 'race-nest':
       await ctx.raceNest(fuzz);
       break;
-    case 'seed-chunk':
-      await ctx.seedChunk(fuzz.target, fuzz.form);
+    case 'legacy-chunk':
+      await ctx.legacyChunk(fuzz.target, fuzz.form);
       break;
-    case 'seed-finalize':
-      await ctx.seedFinalize(fuzz.target, fuzz.checksum);
+    case 'legacy-finalize':
+      await ctx.legacyFinalize(fuzz.target, fuzz.checksum);
       break;
-    case 'seed-status':
-      await ctx.simple('GET', fuzz.target, (id) => `/upload/status/${encodeId(id)}`, 'seed');
+    case 'legacy-status':
+      await ctx.simple('GET', fuzz.target, (id) => `/upload/status/${encodeId(id)}`, 'legacy');
       break;
     case 'list':
       await ctx.send(ctx.request('GET', '/uploads', undefined, Buffer.alloc(0), undefined));
@@ -503,8 +503,8 @@ export async function runCase(world: World, fuzz: FuzzCase): Promise<CaseOutcome
     case 'race-native':
       await ctx.raceNative(fuzz);
       break;
-    case 'race-seed':
-      await ctx.raceSeed(fuzz);
+    case 'race-legacy':
+      await ctx.raceLegacy(fuzz);
       break;
     case 'race-create':
       await ctx.raceCreate(fuzz);
@@ -585,17 +585,17 @@ class CaseContext {
   }
 
   /** The session a target names: a pool entry, a legitimate upload, or nothing (a foreign id). */
-  resolveTarget(target: Target, api: 'native' | 'seed'): { id: string; entry: PoolEntry | undefined; legit: boolean } {
+  resolveTarget(target: Target, api: 'native' | 'legacy'): { id: string; entry: PoolEntry | undefined; legit: boolean } {
     if (target.kind === 'foreign') return { id: target.id, entry: undefined, legit: false };
-    if (target.kind === 'legit-native' || target.kind === 'legit-seed') {
+    if (target.kind === 'legit-native' || target.kind === 'legit-legacy') {
       const legit = this.#world.legit;
       if (legit && this.#serverIndex === legit.native.server) {
-        const entry = target.kind === 'legit-native' ? legit.native : legit.seed;
+        const entry = target.kind === 'legit-native' ? legit.native : legit.legacy;
         return { id: entry.id, entry, legit: true };
       }
     }
     const candidates = this.#world.pool.filter((entry) => entry.server === this.#serverIndex);
-    // Mostly the route's own API; sometimes the other one (a seed id on a native route and back).
+    // Mostly the route's own API; sometimes the other one (a legacy id on a native route and back).
     const sameApi = candidates.filter((entry) => entry.api === api);
     const list = target.kind === 'pool' && target.pick % 5 === 0 ? candidates : sameApi.length ? sameApi : candidates;
     const pick = target.kind === 'pool' ? target.pick : 0;
@@ -788,7 +788,7 @@ class CaseContext {
   }
 
   /** A request without a body to a session route (GET status, DELETE). */
-  async simple(method: string, target: Target, route: (id: string) => string, api: 'native' | 'seed'): Promise<void> {
+  async simple(method: string, target: Target, route: (id: string) => string, api: 'native' | 'legacy'): Promise<void> {
     const { id, entry, legit } = this.resolveTarget(target, api);
     const owner = this.actsAsLegitOwner(legit, entry);
     const auth: AuthChoice = method === 'DELETE' && owner ? { kind: 'other' } : this.#fuzz.auth;
@@ -871,12 +871,12 @@ class CaseContext {
       tasks.push(this.send(spec));
       const deeper = `${base}/${'d/'.repeat(depth)}f`;
       if (depth % 2 === 0) {
-        const seedEntry = (id: string): PoolEntry => ({ server: this.#serverIndex, uploader, api: 'seed', id, path: deeper, content, chunkSize: content.length, chunkCount: 1 });
+        const legacyEntry = (id: string): PoolEntry => ({ server: this.#serverIndex, uploader, api: 'legacy', id, path: deeper, content, chunkSize: content.length, chunkCount: 1 });
         tasks.push(
           this.plain('POST', '/upload/init', uploader, { filename: deeper, filesize: content.length, chunks: 1 }).then(async (init) => {
             const id = init && jsonOf(init)?.upload_id;
             if (typeof id !== 'string') return;
-            await this.sendSeedChunk(seedEntry(id), 0, content);
+            await this.sendLegacyChunk(legacyEntry(id), 0, content);
             await this.plain('POST', '/upload/finalize', uploader, { upload_id: id });
           }),
         );
@@ -890,7 +890,7 @@ class CaseContext {
     await Promise.all(tasks);
   }
 
-  async seedInit(valid: ValidSeedInit, mutation: Mutation): Promise<void> {
+  async legacyInit(valid: ValidLegacyInit, mutation: Mutation): Promise<void> {
     const content = contentOf(valid.seed, valid.size);
     const chunks = Math.max(1, Math.min(valid.chunks, valid.size || 1));
     const body: Record<string, unknown> = { filename: valid.path.replace(OUTSIDE, this.#world.outside), filesize: valid.size, chunks, compression: valid.compression };
@@ -901,12 +901,12 @@ class CaseContext {
     const json = response && jsonOf(response);
     const caller = this.callerOf();
     if (mutation.mode === 'none' && response?.status === 200 && caller && typeof json?.upload_id === 'string') {
-      this.remember({ server: this.#serverIndex, uploader: caller, api: 'seed', id: json.upload_id, path: String(body.filename), content, chunkSize: Math.ceil(valid.size / chunks) || 1, chunkCount: chunks });
+      this.remember({ server: this.#serverIndex, uploader: caller, api: 'legacy', id: json.upload_id, path: String(body.filename), content, chunkSize: Math.ceil(valid.size / chunks) || 1, chunkCount: chunks });
     }
   }
 
-  async seedChunk(target: Target, form: SeedForm): Promise<void> {
-    const { id, entry, legit } = this.resolveTarget(target, 'seed');
+  async legacyChunk(target: Target, form: LegacyForm): Promise<void> {
+    const { id, entry, legit } = this.resolveTarget(target, 'legacy');
     const count = entry?.chunkCount ?? 2;
     const indexText = resolveIndex(form.index, count);
     const numeric = serverIndexOf(indexText, false) ?? 0;
@@ -936,8 +936,8 @@ class CaseContext {
     await this.send(this.request('POST', '/upload/chunk', type, body, this.authHeaders(entry?.uploader), false, owner));
   }
 
-  async seedFinalize(target: Target, choice: ChecksumChoice): Promise<void> {
-    const { id, entry, legit } = this.resolveTarget(target, 'seed');
+  async legacyFinalize(target: Target, choice: ChecksumChoice): Promise<void> {
+    const { id, entry, legit } = this.resolveTarget(target, 'legacy');
     const body: Record<string, unknown> = { upload_id: id };
     if (choice.kind === 'right') body.checksum = md5(entry?.content ?? Buffer.alloc(0));
     if (choice.kind === 'wrong') body.checksum = md5(Buffer.from('wrong'));
@@ -961,7 +961,7 @@ class CaseContext {
         spec.headers.push(['X-Chunk-Checksum', crcOf(data)]);
         await this.send(spec);
       } else {
-        await this.sendSeedChunk(entry, index, data);
+        await this.sendLegacyChunk(entry, index, data);
       }
     }
     const done =
@@ -981,7 +981,7 @@ class CaseContext {
     return done;
   }
 
-  async sendSeedChunk(entry: PoolEntry, index: number, data: Buffer): Promise<RawResponse | undefined> {
+  async sendLegacyChunk(entry: PoolEntry, index: number, data: Buffer): Promise<RawResponse | undefined> {
     const boundary = '----legit';
     const body = multipartBody(boundary, [
       { name: 'upload_id', value: entry.id },
@@ -1053,7 +1053,7 @@ class CaseContext {
     if (completed) await this.checkStored(uploader, `completed/${uploader}/${String(jsonOf(completed.response!)?.path)}`, content, `raced native upload ${JSON.stringify(path)}`);
   }
 
-  async raceSeed(fuzz: Extract<FuzzCase, { kind: 'race-seed' }>): Promise<void> {
+  async raceLegacy(fuzz: Extract<FuzzCase, { kind: 'race-legacy' }>): Promise<void> {
     const uploader = this.uploaderOf(fuzz.uploader);
     const content = contentOf(fuzz.seed, fuzz.size);
     const chunks = Math.max(1, Math.min(fuzz.chunks, fuzz.size || 1));
@@ -1061,8 +1061,8 @@ class CaseContext {
     const init = await this.plain('POST', '/upload/init', uploader, { filename, filesize: fuzz.size, chunks });
     const id = init && jsonOf(init)?.upload_id;
     if (init?.status !== 200 || typeof id !== 'string') return;
-    const entry: PoolEntry = { server: this.#serverIndex, uploader, api: 'seed', id, path: filename, content, chunkSize: Math.ceil(fuzz.size / chunks) || 1, chunkCount: chunks };
-    for (let index = 0; index < chunks; index += 1) await this.sendSeedChunk(entry, index, chunkOf(entry, index));
+    const entry: PoolEntry = { server: this.#serverIndex, uploader, api: 'legacy', id, path: filename, content, chunkSize: Math.ceil(fuzz.size / chunks) || 1, chunkCount: chunks };
+    for (let index = 0; index < chunks; index += 1) await this.sendLegacyChunk(entry, index, chunkOf(entry, index));
     const right = md5(content);
     const tasks: Promise<{ what: string; response: RawResponse | undefined }>[] = [];
     for (let i = 0; i < fuzz.finalizes; i += 1) tasks.push(this.plain('POST', '/upload/finalize', uploader, { upload_id: id, checksum: right }).then((response) => ({ what: 'finalize', response })));
@@ -1071,25 +1071,25 @@ class CaseContext {
     const results = await Promise.all(tasks);
     const paths = new Set<string>();
     for (const { what, response } of results) {
-      if (what === 'wrong' && response?.status === 200) this.problem(`a seed finalize with a wrong MD5 answered 200 for ${id}`);
+      if (what === 'wrong' && response?.status === 200) this.problem(`a legacy finalize with a wrong MD5 answered 200 for ${id}`);
       if (what === 'finalize' && response?.status === 200) paths.add(String(jsonOf(response)?.file_path));
     }
     if (paths.size > 1) this.problem(`concurrent finalizes of ${id} answered different files: ${[...paths].join(', ')}`);
-    for (const stored of paths) await this.checkStored(uploader, stored, content, `raced seed upload ${JSON.stringify(filename)}`);
+    for (const stored of paths) await this.checkStored(uploader, stored, content, `raced legacy upload ${JSON.stringify(filename)}`);
     if (!fuzz.again || paths.size !== 1) return;
-    // A different file under the same name: the seed API keeps both (name.1.ext), never overwrites.
+    // A different file under the same name: the legacy API keeps both (name.1.ext), never overwrites.
     const other = contentOf(fuzz.seed + 1, fuzz.size + 1);
     const second = await this.plain('POST', '/upload/init', uploader, { filename, filesize: other.length, chunks: 1 });
     const secondId = second && jsonOf(second)?.upload_id;
     if (second?.status !== 200 || typeof secondId !== 'string') return;
     const secondEntry: PoolEntry = { ...entry, id: secondId, content: other, chunkSize: other.length || 1, chunkCount: 1 };
-    await this.sendSeedChunk(secondEntry, 0, other);
+    await this.sendLegacyChunk(secondEntry, 0, other);
     const done = await this.plain('POST', '/upload/finalize', uploader, { upload_id: secondId, checksum: md5(other) });
     if (done?.status !== 200) return;
     const secondPath = String(jsonOf(done)?.file_path);
-    if (paths.has(secondPath)) this.problem(`a different file under the same seed filename was stored over the first one: ${secondPath}`);
-    await this.checkStored(uploader, secondPath, other, `second seed upload under ${JSON.stringify(filename)}`);
-    for (const stored of paths) await this.checkStored(uploader, stored, content, `first seed upload under ${JSON.stringify(filename)}`);
+    if (paths.has(secondPath)) this.problem(`a different file under the same legacy filename was stored over the first one: ${secondPath}`);
+    await this.checkStored(uploader, secondPath, other, `second legacy upload under ${JSON.stringify(filename)}`);
+    for (const stored of paths) await this.checkStored(uploader, stored, content, `first legacy upload under ${JSON.stringify(filename)}`);
   }
 
   async raceCreate(fuzz: Extract<FuzzCase, { kind: 'race-create' }>): Promise<void> {

@@ -1,0 +1,60 @@
+import { defineOptions, option, type ConfigOf } from '../../common/config/index.js';
+import { DEFAULT_SERVER_HOST, DEFAULT_SERVER_PORT } from '../../common/protocol/native-protocol.js';
+
+/**
+ * Every setting of the receiving server, defined once. The CLI flags, the environment variables
+ * (the Python dashboard's names where it had one: HOST, PORT, UPLOAD_DIR, SSL_CERT, SSL_KEY, MAX_FILE_SIZE,
+ * COMPRESSION_THRESHOLD, COMPRESSION_LEVEL; `UPLOAD_SERVER_*` otherwise), the config file keys
+ * and the README table all derive from these specs. Sizes are bytes, durations seconds.
+ */
+export const serverOptionSpecs = {
+  host: option.string({ doc: 'Address to listen on; a non-loopback address requires tokens or --allow-anonymous', default: DEFAULT_SERVER_HOST, env: 'HOST', ros: false }),
+  port: option.integer({ doc: 'TCP port to listen on (0 picks a free one)', default: DEFAULT_SERVER_PORT, min: 0, max: 65535, env: 'PORT', ros: false }),
+  uploadDir: option.string({
+    doc: 'Storage root: holds temp/, completed/, compressed/ and state/ (the session database)',
+    format: 'path',
+    default: '~/ros2_uploads',
+    env: 'UPLOAD_DIR',
+    ros: false,
+  }),
+  sslCert: option.string({ doc: 'PEM certificate (chain) file; with sslKey the server speaks HTTPS only', format: 'path', env: 'SSL_CERT', ros: false }),
+  sslKey: option.string({ doc: 'PEM private key file of sslCert', format: 'path', env: 'SSL_KEY', ros: false }),
+  maxFileSize: option.size({ doc: 'Largest file accepted (413 above it)', default: 5 * 1024 ** 3, min: 0, env: 'MAX_FILE_SIZE', ros: false }),
+  diskReserve: option.size({ doc: 'Free disk space kept in reserve: a new upload is refused with 507 when free space is below its size plus this', default: 1024 ** 3, min: 0, ros: false }),
+  compressionThreshold: option.size({ doc: 'Uploads that ask for compression get a gzip copy at rest when at least this large', default: 10 * 1024 ** 2, min: 0, env: 'COMPRESSION_THRESHOLD', ros: false }),
+  compressionLevel: option.integer({ doc: 'gzip level of the copy at rest (1 fastest, 9 smallest)', default: 6, min: 1, max: 9, env: 'COMPRESSION_LEVEL', ros: false }),
+  compressionWait: option.duration({ doc: 'How long a seed finalize waits for its gzip copy before answering (it then finishes in the background)', default: 5, min: 0, ros: false }),
+  sessionExpiry: option.duration({ doc: 'An upload with no activity for this long is deleted with its data; a completed session is remembered this long', default: 7 * 86400, min: 1, ros: false }),
+  cleanupInterval: option.duration({ doc: 'How often expired sessions are looked for', default: 600, min: 0.1, ros: false }),
+  tokensFile: option.string({ doc: 'YAML/JSON file of bearer tokens: a mapping uploader -> token (or list of tokens), or a list of {uploader, token}', format: 'path', ros: false }),
+  tokens: option.list({ doc: 'Bearer tokens as uploader=token pairs, comma-separated (environment or config file only)', default: [], secret: true, cli: false, ros: false }),
+  allowAnonymous: option.boolean({ doc: 'Accept requests without a token (as uploader "anonymous") on a non-loopback address', default: false, ros: false }),
+  trustProxy: option.string({ doc: 'Express "trust proxy" setting behind a reverse proxy (e.g. loopback, or 1 for one hop); unset trusts none', ros: false }),
+  rateLimit: option.boolean({ doc: 'Apply the rate limits below; --no-rate-limit turns every limit off', default: true, ros: false }),
+  rateLimitInit: option.integer({ doc: 'Seed POST /upload/init requests per hour per client (0 = no limit)', default: 20, min: 0, ros: false }),
+  rateLimitChunk: option.integer({ doc: 'Seed POST /upload/chunk requests per minute per client (0 = no limit)', default: 100, min: 0, ros: false }),
+  rateLimitFinalize: option.integer({ doc: 'Seed POST /upload/finalize requests per hour per client (0 = no limit)', default: 10, min: 0, ros: false }),
+  rateLimitList: option.integer({ doc: 'GET /uploads requests per minute per client (0 = no limit)', default: 30, min: 0, ros: false }),
+  rateLimitHourly: option.integer({ doc: 'Other seed requests (status) per hour per client (0 = no limit)', default: 50, min: 0, ros: false }),
+  rateLimitDaily: option.integer({ doc: 'Other seed requests (status) per day per client (0 = no limit)', default: 200, min: 0, ros: false }),
+  rateLimitSessions: option.integer({ doc: 'Native POST /v1/sessions (create or resume) and whole-file PUT /v1/files per hour per client (0 = no limit)', default: 1000, min: 0, ros: false }),
+  rateLimitChunks: option.integer({ doc: 'Native chunk PUTs per minute per client (0 = no limit); with 8 MiB chunks 100/min caps a client at about 13 MiB/s', default: 100, min: 0, ros: false }),
+  rateLimitComplete: option.integer({ doc: 'Native completes per hour per client (0 = no limit)', default: 1000, min: 0, ros: false }),
+  rateLimitNative: option.integer({ doc: 'Other native requests (status, cancel, file lookup) per hour per client (0 = no limit)', default: 3000, min: 0, ros: false }),
+  headersTimeout: option.duration({ doc: 'A client must send its request headers within this time (slowloris guard)', default: 30, min: 0.1, ros: false }),
+  requestTimeout: option.duration({ doc: 'Longest time one request may take, body included (fits a 64 MiB chunk at about 20 KiB/s); 0 = none', default: 3600, min: 0, ros: false }),
+  idleTimeout: option.duration({ doc: 'A connection that moves no bytes for this long is closed (longer than the agent\'s 60 s stall timeout)', default: 120, min: 0.1, ros: false }),
+  keepAliveTimeout: option.duration({ doc: 'How long an idle keep-alive connection stays open (above nginx\'s 60 s upstream keepalive)', default: 65, min: 0.1, ros: false }),
+  maxConnections: option.integer({
+    doc: 'Most client connections open at once; beyond it new connections are closed at once (bounds file descriptors and memory under a connection flood); 0 = no limit',
+    default: 1000,
+    min: 0,
+    ros: false,
+  }),
+  shutdownTimeout: option.duration({ doc: 'On SIGINT/SIGTERM, how long requests in flight may finish before connections are closed', default: 10, min: 0, ros: false }),
+  logLevel: option.enum({ doc: 'pino log level', values: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], default: 'info', ros: false }),
+};
+
+export const serverOptions = defineOptions(serverOptionSpecs, { envPrefix: 'UPLOAD_SERVER_' });
+
+export type ServerConfig = ConfigOf<typeof serverOptionSpecs>;

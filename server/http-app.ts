@@ -1,0 +1,83 @@
+import express, { type Express, type RequestHandler } from 'express';
+import { UploadError } from '../common/errors/upload-error.js';
+import { routes } from '../common/protocol/native-protocol.js';
+import { authenticate, requireToken } from './http/auth.js';
+import { jsonBody } from './http/json-body.js';
+import type { RouteLimits } from './http/rate-limits.js';
+import { errorHandler } from './http/send-error.js';
+import type { TokenTable } from './http/token-table.js';
+import type { Logger } from './logging/logger.js';
+import { healthRoute } from './routes/health.js';
+import { legacyFinalizeRoute } from './routes/legacy/finalize-upload.js';
+import { legacyInitRoute } from './routes/legacy/init-upload.js';
+import { listUploadsRoute } from './routes/legacy/list-uploads.js';
+import { legacyChunkRoute } from './routes/legacy/upload-chunk.js';
+import { legacyStatusRoute } from './routes/legacy/upload-status.js';
+import { cancelSessionRoute } from './routes/native/cancel-session.js';
+import { completeSessionRoute } from './routes/native/complete-session.js';
+import { createSessionRoute } from './routes/native/create-session.js';
+import { getFileRoute } from './routes/native/get-file.js';
+import { getSessionRoute } from './routes/native/get-session.js';
+import { putChunkRoute } from './routes/native/put-chunk.js';
+import { putFileRoute } from './routes/native/put-file.js';
+import type { UploadContext } from './uploads/upload-context.js';
+
+export interface AppOptions {
+  context: UploadContext;
+  tokens: TokenTable;
+  anonymousAllowed: boolean;
+  limits: RouteLimits;
+  log: Logger;
+  /** The server's idleTimeout, in milliseconds; undefined when the app is mounted in a host's server. */
+  idleTimeoutMs: number | undefined;
+  /** Express "trust proxy" value. */
+  trustProxy: boolean | number | string;
+}
+
+/**
+ * The route table: one handler per operation (routes/native/*, routes/legacy/*), each preceded
+ * by authentication, its rate limits and, for JSON routes, the JSON body parser. Unknown routes
+ * are 404 JSON; every error goes through the one error handler. Paths are relative to wherever
+ * the app is mounted.
+ */
+export function createApp(options: AppOptions): Express {
+  const { context, limits } = options;
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('etag', false);
+  app.set('trust proxy', options.trustProxy);
+  const auth = authenticate(options.tokens, options.anonymousAllowed);
+  const chain = (...handlers: (RequestHandler | RequestHandler[])[]): RequestHandler[] => handlers.flat();
+
+  // This server never upgrades a connection. Node answers a request that asks to upgrade as a
+  // normal one, but then no longer reports a malformed request that follows on the same
+  // connection: no 400, no close, the connection hangs until a timeout. Such a connection is
+  // closed after its answer instead.
+  app.use((req, res, next) => {
+    if (req.headers.upgrade !== undefined) res.setHeader('Connection', 'close');
+    next();
+  });
+
+  app.get(routes.health, healthRoute());
+
+  app.post(routes.sessions, chain(auth, limits.nativeCreate, jsonBody, createSessionRoute(context)));
+  app.get('/v1/sessions/:id', chain(auth, limits.nativeOther, getSessionRoute(context)));
+  app.put('/v1/sessions/:id/chunks/:index', chain(auth, limits.nativeChunk, putChunkRoute(context)));
+  app.post('/v1/sessions/:id/complete', chain(auth, limits.nativeComplete, jsonBody, completeSessionRoute(context)));
+  app.delete('/v1/sessions/:id', chain(auth, limits.nativeOther, cancelSessionRoute(context)));
+  app.get('/v1/files/*path', chain(auth, limits.nativeOther, getFileRoute(context)));
+  app.put('/v1/files/*path', chain(auth, limits.nativeCreate, putFileRoute(context)));
+
+  app.post('/upload/init', chain(auth, limits.legacyInit, jsonBody, legacyInitRoute(context)));
+  app.post('/upload/chunk', chain(auth, limits.legacyChunk, legacyChunkRoute(context)));
+  app.post('/upload/finalize', chain(auth, limits.legacyFinalize, jsonBody, legacyFinalizeRoute(context)));
+  app.get('/upload/status/:uploadId', chain(auth, limits.legacyOther, legacyStatusRoute(context)));
+  app.get('/uploads', chain(auth, requireToken, limits.list, listUploadsRoute(context)));
+
+  app.use((req, _res, next) => {
+    const shown = req.path.length > 100 ? `${req.path.slice(0, 100)}…` : req.path;
+    next(new UploadError('ROUTE_NOT_FOUND', `No route ${req.method} ${shown}`));
+  });
+  app.use(errorHandler(options.log, options.idleTimeoutMs));
+  return app;
+}

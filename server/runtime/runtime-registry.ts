@@ -1,0 +1,88 @@
+import { UploadError } from '../../common/errors/upload-error.js';
+import type { SessionApi } from '../sessions/session-record.js';
+import type { SessionStore } from '../sessions/session-store.js';
+import { SessionRuntime } from './session-runtime.js';
+
+/**
+ * The sessions a server process is working with, by id: the seam between the use cases and
+ * where per-session working state lives. `get` is the ownership check of every route: a
+ * session of another uploader, or of the other API, is reported exactly like a missing one
+ * (its existence is not disclosed).
+ */
+export interface SessionRuntimes {
+  get(id: string, uploader: string, api: SessionApi): Promise<SessionRuntime>;
+  /** The session with this id whoever owns it, loading it from the store; undefined when there is none. */
+  find(id: string): Promise<SessionRuntime | undefined>;
+  /** A session just created: loaded from now on. */
+  add(runtime: SessionRuntime): void;
+  /** The session ended: forget it (the store no longer has it, or has it complete). */
+  drop(id: string): void;
+  /** Every loaded session. */
+  all(): SessionRuntime[];
+}
+
+/** Session ids are UUIDs: anything much longer is not one, and is not looked up. */
+const MAX_ID_LENGTH = 100;
+
+/** SessionRuntimes in this process's memory, loaded from the session store on first use. */
+export class RuntimeRegistry implements SessionRuntimes {
+  readonly #store: SessionStore;
+  readonly #loaded = new Map<string, SessionRuntime>();
+  /** Loads in progress: concurrent requests for one session share its one runtime. */
+  readonly #loading = new Map<string, Promise<SessionRuntime | undefined>>();
+  /** Sessions dropped while they were being loaded: the load must not bring them back. */
+  readonly #droppedWhileLoading = new Set<string>();
+
+  constructor(store: SessionStore) {
+    this.#store = store;
+  }
+
+  async get(id: string, uploader: string, api: SessionApi): Promise<SessionRuntime> {
+    const runtime = await this.find(id);
+    if (!runtime || runtime.record.uploader !== uploader || runtime.record.api !== api) {
+      throw new UploadError('SESSION_NOT_FOUND', `No upload session ${JSON.stringify(id)} for this uploader (it may have expired or been cancelled)`);
+    }
+    return runtime;
+  }
+
+  find(id: string): Promise<SessionRuntime | undefined> {
+    const loaded = this.#loaded.get(id);
+    if (loaded) return Promise.resolve(loaded);
+    if (id.length > MAX_ID_LENGTH) return Promise.resolve(undefined);
+    let loading = this.#loading.get(id);
+    if (!loading) {
+      loading = this.#load(id).finally(() => {
+        this.#loading.delete(id);
+        this.#droppedWhileLoading.delete(id);
+      });
+      this.#loading.set(id, loading);
+    }
+    return loading;
+  }
+
+  add(runtime: SessionRuntime): void {
+    this.#loaded.set(runtime.id, runtime);
+  }
+
+  drop(id: string): void {
+    this.#loaded.delete(id);
+    if (this.#loading.has(id)) this.#droppedWhileLoading.add(id);
+  }
+
+  all(): SessionRuntime[] {
+    return [...this.#loaded.values()];
+  }
+
+  async #load(id: string): Promise<SessionRuntime | undefined> {
+    const record = await this.#store.getSession(id);
+    if (!record) return undefined;
+    const chunks = record.state === 'complete' ? [] : await this.#store.chunks(id);
+    // Another request may have created or loaded it meanwhile (a store shared by processes answers slowly).
+    const loaded = this.#loaded.get(id);
+    if (loaded) return loaded;
+    if (this.#droppedWhileLoading.has(id)) return undefined;
+    const runtime = new SessionRuntime(record, chunks);
+    this.#loaded.set(id, runtime);
+    return runtime;
+  }
+}

@@ -1,0 +1,62 @@
+import { PrefixHash } from '../integrity/prefix-hash.js';
+import type { ChunkRecord, CompletionResult, SessionRecord } from '../sessions/session-record.js';
+import { Mutex } from './mutex.js';
+
+/** A chunk request being received; a newer request for the same index aborts it and waits. */
+export interface InFlightChunk {
+  abort(reason: Error): void;
+  done: Promise<void>;
+}
+
+/**
+ * The in-memory state of one loaded session: its record, the chunks it holds, the running
+ * prefix hash, the chunk requests in flight, the background hash pump and a completion in
+ * progress. Loaded from the store on first use (so after a restart the hash is rebuilt from
+ * the staged data by the pump), dropped when the session ends. It is what one server process
+ * knows of a session; a version shared by several processes would keep the hash state in the
+ * session store instead and be served by another SessionRuntimes (runtime-registry.ts).
+ */
+export class SessionRuntime {
+  record: SessionRecord;
+  readonly chunks: Map<number, ChunkRecord>;
+  readonly hash: PrefixHash;
+  readonly inFlight = new Map<number, InFlightChunk>();
+  /** Serialises changes to the session's staged data (the legacy API's appends and chunk replacements). */
+  readonly lock = new Mutex();
+  /** The background catch-up of the prefix hash, while it runs. */
+  pump: Promise<void> | undefined;
+  /** Set when the pump hit an error; completion then re-verifies from the staged data. */
+  pumpError: Error | undefined;
+  /** A completion in progress; concurrent completes share it. */
+  completion: Promise<CompletionResult> | undefined;
+  /** Last 10% step logged. */
+  loggedDecile = 0;
+  /** Set once the session was cancelled or expired while a request was using it. */
+  ended = false;
+
+  constructor(record: SessionRecord, chunks: readonly ChunkRecord[]) {
+    this.record = record;
+    this.chunks = new Map(chunks.map((chunk) => [chunk.index, chunk]));
+    this.hash = new PrefixHash(record.api === 'legacy');
+  }
+
+  get id(): string {
+    return this.record.id;
+  }
+
+  receivedIndexes(): number[] {
+    return [...this.chunks.keys()].sort((a, b) => a - b);
+  }
+
+  receivedBytes(): number {
+    let total = 0;
+    for (const chunk of this.chunks.values()) total += chunk.size;
+    return total;
+  }
+
+  missingIndexes(): number[] {
+    const missing: number[] = [];
+    for (let index = 0; index < this.record.chunkCount; index += 1) if (!this.chunks.has(index)) missing.push(index);
+    return missing;
+  }
+}

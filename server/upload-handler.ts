@@ -1,0 +1,207 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import path from 'node:path';
+import express from 'express';
+import { UploadError } from '../common/errors/upload-error.js';
+import type { ConfigOf } from '../common/config/index.js';
+import { GzipAtRest } from './compression/gzip-at-rest.js';
+import { serverOptions, type ServerConfig, type serverOptionSpecs } from './config/server-options.js';
+import { UploadEventBus, type UploadEvents } from './events/upload-events.js';
+import { createApp } from './http-app.js';
+import { httpStatusOf } from './http/error-status.js';
+import { loadTokens } from './http/load-tokens.js';
+import { createRouteLimits } from './http/rate-limits.js';
+import { errorBody } from './http/send-error.js';
+import type { TokenTable } from './http/token-table.js';
+import { parseTrustProxy } from './http/trust-proxy.js';
+import { ExpirySweeper } from './jobs/expiry-sweeper.js';
+import { recoverAtStartup } from './jobs/startup-recovery.js';
+import { createLogger, type Logger } from './logging/logger.js';
+import { KeyedMutex } from './runtime/mutex.js';
+import { RuntimeRegistry } from './runtime/runtime-registry.js';
+import type { SessionStore } from './sessions/session-store.js';
+import { SqliteSessionStore } from './sessions/sqlite-session-store.js';
+import { LocalDiskStorage } from './storage/local-disk-storage.js';
+import type { UploadStorage } from './storage/upload-storage.js';
+import { FreeSpaceGauge } from './uploads/free-space-gauge.js';
+import type { UploadContext } from './uploads/upload-context.js';
+
+/** Options of createUploadHandler and createUploadServer: any server option (camelCase), plus what only a library caller can pass. */
+export type UploadHandlerOptions = Partial<ConfigOf<typeof serverOptionSpecs>> & {
+  /** A storage other than the local disk under uploadDir (tests inject faults with a decorator). */
+  storage?: UploadStorage;
+  /** A pino logger; by default one is made at logLevel, writing to stdout. */
+  logger?: Logger;
+};
+
+/** Options of createUploadHandler only. */
+export interface MountOptions {
+  /**
+   * Where the API lives in the host's URL space when the handler is called with full URLs (a
+   * plain node:http server): `/uploads` serves `/uploads/v1/sessions`, `/uploads/health`...
+   * Requests outside it go to the `next` callback, or get the JSON 404. Leave it unset under
+   * Express's `app.use('/uploads', handler.handle)`, which strips the prefix itself.
+   */
+  basePath?: string;
+}
+
+/** A (req, res[, next]) function, for node:http's request event or as Express middleware. */
+export type RequestListener = (req: IncomingMessage, res: ServerResponse, next?: (error?: unknown) => void) => void;
+
+export interface UploadHandler {
+  /**
+   * Serves one request of either API. Mount it before any body parser of the host (chunk bodies
+   * are streamed from the request). Every request under the handler's path is answered by it,
+   * unknown routes with the JSON 404.
+   */
+  readonly handle: RequestListener;
+  /** The upload events (session created, chunk stored, file completed, session failed, cancelled, expired). */
+  readonly events: UploadEvents;
+  /** The resolved configuration. */
+  readonly config: ServerConfig;
+  /** Where the storage is, for logs. */
+  readonly storageRoot: string;
+  /** Deletes expired sessions now (also runs every cleanupInterval). */
+  sweepExpired(): Promise<void>;
+  /**
+   * Stops the background work (expiry, gzip copies, hashing) and closes the session store. Let
+   * the requests in flight finish first: closing the host's server does that.
+   */
+  close(): Promise<void>;
+}
+
+/**
+ * The receiving server's request handler, to mount in an existing node:http server or Express
+ * app (as tus-node-server's `server.handle(req, res)`); `createUploadServer` is this handler on
+ * a server of its own. It opens the storage and the session store and recovers from a crash
+ * before it resolves. A mounted handler cannot know whether its host listens only on loopback,
+ * so it needs tokens (a tokens file or `tokens`) or an explicit `allowAnonymous`.
+ */
+export async function createUploadHandler(options: UploadHandlerOptions & MountOptions = {}): Promise<UploadHandler> {
+  const { storage, logger, basePath, ...values } = options;
+  const config = serverOptions.resolve(serverOptions.parse(values, 'options'));
+  const tokens = loadTokens(config.tokensFile, config.tokens);
+  if (tokens.size === 0 && !config.allowAnonymous) {
+    throw new UploadError(
+      'CONFIG_INVALID',
+      'An upload handler mounted in another server cannot tell whether that server is reachable from other machines: set tokens (tokensFile or tokens), or allowAnonymous to accept anyone',
+    );
+  }
+  return assembleUploadHandler({ config, log: logger ?? createLogger(config.logLevel, [serverOptions.specs]), tokens, anonymousAllowed: tokens.size === 0 || config.allowAnonymous, storage, basePath, ownServer: false });
+}
+
+export interface HandlerParts {
+  config: ServerConfig;
+  log: Logger;
+  tokens: TokenTable;
+  anonymousAllowed: boolean;
+  storage: UploadStorage | undefined;
+  basePath: string | undefined;
+  /** True when the handler serves a server of its own (createUploadServer): it then manages the sockets' idle timeout. */
+  ownServer: boolean;
+}
+
+/**
+ * The composition root: the one place that builds the stores, the upload context, the HTTP
+ * app and the background jobs, and wires them together.
+ */
+export async function assembleUploadHandler(parts: HandlerParts): Promise<UploadHandler> {
+  const { config, log } = parts;
+  const storage = parts.storage ?? (await openStorage(config.uploadDir));
+  const store = openStore(config.uploadDir);
+  try {
+    await recoverAtStartup(store, storage, log);
+  } catch (error) {
+    await store.close();
+    throw error;
+  }
+  const events = new UploadEventBus((error, name) => log.error({ event: 'event_listener_failed', name, err: error }, `A listener of ${name} failed`));
+  const gzip = new GzipAtRest(storage, store, log, config.compressionLevel);
+  const context: UploadContext = {
+    config,
+    store,
+    storage,
+    runtimes: new RuntimeRegistry(store),
+    gzip,
+    freeSpace: new FreeSpaceGauge(storage),
+    pathLocks: new KeyedMutex(),
+    events,
+    log,
+  };
+  const app = createApp({
+    context,
+    tokens: parts.tokens,
+    anonymousAllowed: parts.anonymousAllowed,
+    limits: createRouteLimits(config, log),
+    log,
+    trustProxy: parseTrustProxy(config.trustProxy),
+    idleTimeoutMs: parts.ownServer ? config.idleTimeout * 1000 : undefined,
+  });
+  const sweeper = new ExpirySweeper(context);
+  sweeper.start();
+
+  let closing: Promise<void> | undefined;
+  const close = async (): Promise<void> => {
+    await sweeper.stop();
+    await Promise.race([gzip.close(), new Promise((resolve) => setTimeout(resolve, 1000).unref())]);
+    await Promise.allSettled(context.runtimes.all().map((runtime) => runtime.pump));
+    await store.close();
+  };
+  return {
+    handle: mountAt(app, parts.basePath),
+    events,
+    config,
+    storageRoot: storage.root,
+    sweepExpired: () => sweeper.sweep(),
+    close: () => (closing ??= close()),
+  };
+}
+
+/**
+ * The request listener for `app` under `basePath`. A request the app does not take (outside
+ * basePath) goes to `next` with the host's request and response as they were, or gets the
+ * JSON 404.
+ */
+function mountAt(app: express.Express, basePath: string | undefined): RequestListener {
+  let entry: express.Express = app;
+  if (basePath !== undefined && basePath !== '' && basePath !== '/') {
+    entry = express();
+    entry.disable('x-powered-by');
+    entry.use(basePath, app);
+  }
+  return (req, res, next) => {
+    // Express gives req and res its own prototypes while it handles them: put the host's back
+    // before the host sees them again.
+    const requestPrototype = Object.getPrototypeOf(req) as object;
+    const responsePrototype = Object.getPrototypeOf(res) as object;
+    (entry as unknown as RequestListener)(req, res, (error?: unknown) => {
+      Object.setPrototypeOf(req, requestPrototype);
+      Object.setPrototypeOf(res, responsePrototype);
+      if (next) next(error);
+      else notFound(req, res);
+    });
+  };
+}
+
+function notFound(req: IncomingMessage, res: ServerResponse): void {
+  const error = new UploadError('ROUTE_NOT_FOUND', `No route ${req.method} ${(req.url ?? '').split('?')[0]!.slice(0, 100)}`);
+  res.writeHead(httpStatusOf(error.code), { 'Content-Type': 'application/json; charset=utf-8' });
+  res.end(JSON.stringify(errorBody(error)));
+}
+
+async function openStorage(uploadDir: string): Promise<UploadStorage> {
+  try {
+    return await LocalDiskStorage.open(uploadDir);
+  } catch (error) {
+    throw new UploadError('STATE_DIR', `Cannot use the upload folder ${uploadDir}: ${(error as Error).message}`, { cause: error });
+  }
+}
+
+function openStore(uploadDir: string): SessionStore {
+  const file = path.join(uploadDir, 'state', 'uploads.db');
+  try {
+    return new SqliteSessionStore(file);
+  } catch (error) {
+    if (error instanceof UploadError) throw error;
+    throw new UploadError('STATE_DIR', `Cannot open the session database ${file}: ${(error as Error).message}`, { cause: error });
+  }
+}
