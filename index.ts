@@ -44,7 +44,19 @@ export {
   type UploadSnapshot,
   type UploadState,
 } from './agent/engine/index.js';
-export { createUploadServer, serverOptions, type ServerConfig, type UploadServer, type UploadServerOptions } from './server/index.js';
-export { UploadError, errorCodes, isUploadError, type ErrorDetails, type UploadErrorCode } from './common/errors/upload-error.js';
+export {
+  createUploadServer,
+  serverOptions,
+  type ServerConfig,
+  type UploadServer,
+  type UploadServerOptions,
+} from './server/index.js';
+export {
+  UploadError,
+  errorCodes,
+  isUploadError,
+  type ErrorDetails,
+  type UploadErrorCode,
+} from './common/errors/upload-error.js';
 export { localErrorCodes, type LocalErrorCode } from './common/errors/local-errors.js';
 export { wireErrorCodes, type WireErrorCode } from './common/protocol/errors/wire-errors.js';

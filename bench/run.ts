@@ -66,19 +66,23 @@ function parse(argv: string[]): { names: string[]; args: BenchArgs; record: bool
   const size = (name: string, text: string | undefined): number | undefined => {
     if (text === undefined) return undefined;
     const value = parseSize(text);
-    if (value === undefined || value <= 0) throw new Error(`--${name} ${JSON.stringify(text)} is not a size (e.g. 512MiB)`);
+    if (value === undefined || value <= 0)
+      throw new Error(`--${name} ${JSON.stringify(text)} is not a size (e.g. 512MiB)`);
     return value;
   };
   const count = (name: string, text: string | undefined): number | undefined => {
     if (text === undefined) return undefined;
     const value = Number(text);
-    if (!Number.isInteger(value) || value <= 0) throw new Error(`--${name} ${JSON.stringify(text)} is not a positive whole number`);
+    if (!Number.isInteger(value) || value <= 0)
+      throw new Error(`--${name} ${JSON.stringify(text)} is not a positive whole number`);
     return value;
   };
   const duration = values.duration === undefined ? undefined : parseDuration(values.duration);
-  if (values.duration !== undefined && (duration === undefined || duration <= 0)) throw new Error(`--duration ${JSON.stringify(values.duration)} is not a duration`);
+  if (values.duration !== undefined && (duration === undefined || duration <= 0))
+    throw new Error(`--duration ${JSON.stringify(values.duration)} is not a duration`);
   for (const name of positionals) {
-    if (!benchmarks.some((b) => b.name === name)) throw new Error(`unknown benchmark "${name}" (one of ${benchmarks.map((b) => b.name).join(', ')})`);
+    if (!benchmarks.some((b) => b.name === name))
+      throw new Error(`unknown benchmark "${name}" (one of ${benchmarks.map((b) => b.name).join(', ')})`);
   }
   const all = positionals.length === 0;
   return {
@@ -105,7 +109,10 @@ function say(line: string): void {
 function build(): void {
   say('building dist/ (tsc -p tsconfig.build.json) ...');
   try {
-    execFileSync(process.execPath, ['node_modules/typescript/bin/tsc', '-p', 'tsconfig.build.json'], { cwd: REPO_ROOT, stdio: 'pipe' });
+    execFileSync(process.execPath, ['node_modules/typescript/bin/tsc', '-p', 'tsconfig.build.json'], {
+      cwd: REPO_ROOT,
+      stdio: 'pipe',
+    });
   } catch (error) {
     const out = (error as { stdout?: Buffer }).stdout?.toString() ?? '';
     say(`tsc reported problems (dist/ was still emitted):\n${out.slice(0, 2000)}`);
@@ -131,9 +138,27 @@ async function main(): Promise<number> {
         say(`   target ${target} ${outcome.target}: ${outcome.value ?? 'n/a'} → ${outcome.met ? 'met' : 'NOT MET'}`);
       }
       say(`   load average after: ${after.loadAverage.join(' ')}`);
-      say(JSON.stringify({ bench: bench.name, quick: args.quick, date, ...result.figures, load_average: { before: before.loadAverage, after: after.loadAverage }, machine: { cores: before.cores, cpu: before.cpuModel, node: before.node }, targets }));
+      say(
+        JSON.stringify({
+          bench: bench.name,
+          quick: args.quick,
+          date,
+          ...result.figures,
+          load_average: { before: before.loadAverage, after: after.loadAverage },
+          machine: { cores: before.cores, cpu: before.cpuModel, node: before.node },
+          targets,
+        }),
+      );
       if (record) {
-        recordResult({ bench: bench.name, date: date.slice(0, 16).replace('T', ' ') + ' UTC', quick: args.quick, cells: result.row, targets, before, after });
+        recordResult({
+          bench: bench.name,
+          date: date.slice(0, 16).replace('T', ' ') + ' UTC',
+          quick: args.quick,
+          cells: result.row,
+          targets,
+          before,
+          after,
+        });
         say(`   recorded in ${RESULTS_FILE}`);
       }
     } catch (error) {

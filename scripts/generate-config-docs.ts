@@ -9,7 +9,13 @@
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { formatDuration, formatSize, type OptionSet, type OptionSpec, type OptionSpecs } from '../common/config/index.js';
+import {
+  formatDuration,
+  formatSize,
+  type OptionSet,
+  type OptionSpec,
+  type OptionSpecs,
+} from '../common/config/index.js';
 import { agentOptions } from '../agent/app/agent-options.js';
 import { serverOptions } from '../server/config/server-options.js';
 
@@ -56,7 +62,12 @@ export function acceptedValues(spec: OptionSpec): string {
  * `, 1–64`, `, ≥ 10ms`, `, ≤ 1h`, or nothing. A lower bound of 0 is left out for sizes and
  * durations (they cannot be negative anyway) but shown for plain numbers.
  */
-function range(min: number | undefined, max: number | undefined, format: (value: number) => string, showZero = false): string {
+function range(
+  min: number | undefined,
+  max: number | undefined,
+  format: (value: number) => string,
+  showZero = false,
+): string {
   const low = min !== undefined && (min !== 0 || showZero) ? min : undefined;
   if (low !== undefined && max !== undefined) return `, ${format(low)}–${format(max)}`;
   if (max !== undefined) return `, ≤ ${format(max)}`;
@@ -66,7 +77,15 @@ function range(min: number | undefined, max: number | undefined, format: (value:
 
 /** One Markdown table row per option: its names in every place it can be set, values, default and meaning. */
 export function optionsTable<S extends OptionSpecs>(set: OptionSet<S>, options: { ros: boolean }): string {
-  const head = ['Option', 'Flag', 'Environment', ...(options.ros ? ['ROS parameter'] : []), 'Accepts', 'Default', 'Meaning'];
+  const head = [
+    'Option',
+    'Flag',
+    'Environment',
+    ...(options.ros ? ['ROS parameter'] : []),
+    'Accepts',
+    'Default',
+    'Meaning',
+  ];
   const lines = [`| ${head.join(' | ')} |`, `|${head.map(() => '---').join('|')}|`];
   for (const key of set.keys()) {
     const spec = set.specs[key]!;
@@ -94,7 +113,8 @@ export function renderConfigDoc(text: string): string {
   for (const [name, generate] of Object.entries(generatedRegions)) {
     const start = begin(name).exec(result);
     const stop = result.indexOf(end(name));
-    if (!start || stop < start.index) throw new Error(`docs/configuration.md has no region "${name}" (${begin(name).source} … ${end(name)})`);
+    if (!start || stop < start.index)
+      throw new Error(`docs/configuration.md has no region "${name}" (${begin(name).source} … ${end(name)})`);
     const after = start.index + start[0].length;
     result = `${result.slice(0, after)}\n${generate()}\n${result.slice(stop)}`;
   }

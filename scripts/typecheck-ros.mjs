@@ -28,23 +28,46 @@ const cached = existsSync(typings) && existsSync(stampFile) && readFileSync(stam
 if (!cached) {
   mkdirSync(cacheDir, { recursive: true });
   // Its own package.json, so npm never walks up to the project's.
-  writeFileSync(path.join(cacheDir, 'package.json'), `${JSON.stringify({ name: 'rclnodejs-typings-cache', private: true }, null, 2)}\n`);
+  writeFileSync(
+    path.join(cacheDir, 'package.json'),
+    `${JSON.stringify({ name: 'rclnodejs-typings-cache', private: true }, null, 2)}\n`,
+  );
   console.log(`typecheck:ros: fetching ${spec} typings into ${path.relative(root, cacheDir)} (once)`);
   const npmCli = process.env.npm_execpath;
-  const [command, prefixArgs] = npmCli && /npm-cli\.js$/.test(npmCli) ? [process.execPath, [npmCli]] : [process.platform === 'win32' ? 'npm.cmd' : 'npm', []];
+  const [command, prefixArgs] =
+    npmCli && /npm-cli\.js$/.test(npmCli)
+      ? [process.execPath, [npmCli]]
+      : [process.platform === 'win32' ? 'npm.cmd' : 'npm', []];
   const result = spawnSync(
     command,
-    [...prefixArgs, 'install', '--no-save', '--ignore-scripts', '--no-audit', '--no-fund', '--no-package-lock', '--loglevel=error', spec],
+    [
+      ...prefixArgs,
+      'install',
+      '--no-save',
+      '--ignore-scripts',
+      '--no-audit',
+      '--no-fund',
+      '--no-package-lock',
+      '--loglevel=error',
+      spec,
+    ],
     { cwd: cacheDir, stdio: 'inherit', env: { ...process.env, npm_config_yes: 'true' } },
   );
   if (result.status !== 0 || !existsSync(typings)) {
-    fail(`could not fetch ${spec} (npm install --no-save --ignore-scripts failed${result.error ? `: ${result.error.message}` : ''}); the npm registry is needed the first time`);
+    fail(
+      `could not fetch ${spec} (npm install --no-save --ignore-scripts failed${result.error ? `: ${result.error.message}` : ''}); the npm registry is needed the first time`,
+    );
   }
   writeFileSync(stampFile, `${spec}\n`);
 }
 
 const tsc = path.join(root, 'node_modules', 'typescript', 'bin', 'tsc');
-const check = spawnSync(process.execPath, [tsc, '-p', path.join(root, 'tsconfig.ros.json')], { cwd: root, stdio: 'inherit' });
-if (check.status !== 0) fail('agent/ros/rclnodejs-binding.ts does not match rclnodejs\'s real typings (see above)');
-const version = JSON.parse(readFileSync(path.join(cacheDir, 'node_modules', 'rclnodejs', 'package.json'), 'utf8')).version;
+const check = spawnSync(process.execPath, [tsc, '-p', path.join(root, 'tsconfig.ros.json')], {
+  cwd: root,
+  stdio: 'inherit',
+});
+if (check.status !== 0) fail("agent/ros/rclnodejs-binding.ts does not match rclnodejs's real typings (see above)");
+const version = JSON.parse(
+  readFileSync(path.join(cacheDir, 'node_modules', 'rclnodejs', 'package.json'), 'utf8'),
+).version;
 console.log(`typecheck:ros: agent/ros/rclnodejs-binding.ts matches rclnodejs ${version}'s typings`);

@@ -86,7 +86,15 @@ export async function createUploadHandler(options: UploadHandlerOptions & MountO
       'An upload handler mounted in another server cannot tell whether that server is reachable from other machines: set tokens (tokensFile or tokens), or allowAnonymous to accept anyone',
     );
   }
-  return assembleUploadHandler({ config, log: logger ?? createLogger(config.logLevel, [serverOptions.specs]), tokens, anonymousAllowed: tokens.size === 0 || config.allowAnonymous, storage, basePath, ownServer: false });
+  return assembleUploadHandler({
+    config,
+    log: logger ?? createLogger(config.logLevel, [serverOptions.specs]),
+    tokens,
+    anonymousAllowed: tokens.size === 0 || config.allowAnonymous,
+    storage,
+    basePath,
+    ownServer: false,
+  });
 }
 
 export interface HandlerParts {
@@ -114,7 +122,9 @@ export async function assembleUploadHandler(parts: HandlerParts): Promise<Upload
     await store.close();
     throw error;
   }
-  const events = new UploadEventBus((error, name) => log.error({ event: 'event_listener_failed', name, err: error }, `A listener of ${name} failed`));
+  const events = new UploadEventBus((error, name) =>
+    log.error({ event: 'event_listener_failed', name, err: error }, `A listener of ${name} failed`),
+  );
   const gzip = new GzipAtRest(storage, store, log, config.compressionLevel);
   const context: UploadContext = {
     config,
@@ -183,7 +193,10 @@ function mountAt(app: express.Express, basePath: string | undefined): RequestLis
 }
 
 function notFound(req: IncomingMessage, res: ServerResponse): void {
-  const error = new UploadError('ROUTE_NOT_FOUND', `No route ${req.method} ${(req.url ?? '').split('?')[0]!.slice(0, 100)}`);
+  const error = new UploadError(
+    'ROUTE_NOT_FOUND',
+    `No route ${req.method} ${(req.url ?? '').split('?')[0]!.slice(0, 100)}`,
+  );
   res.writeHead(httpStatusOf(error.code), { 'Content-Type': 'application/json; charset=utf-8' });
   res.end(JSON.stringify(errorBody(error)));
 }
@@ -192,7 +205,9 @@ async function openStorage(uploadDir: string): Promise<UploadStorage> {
   try {
     return await LocalDiskStorage.open(uploadDir);
   } catch (error) {
-    throw new UploadError('STATE_DIR', `Cannot use the upload folder ${uploadDir}: ${(error as Error).message}`, { cause: error });
+    throw new UploadError('STATE_DIR', `Cannot use the upload folder ${uploadDir}: ${(error as Error).message}`, {
+      cause: error,
+    });
   }
 }
 
@@ -202,6 +217,8 @@ function openStore(uploadDir: string): SessionStore {
     return new SqliteSessionStore(file);
   } catch (error) {
     if (error instanceof UploadError) throw error;
-    throw new UploadError('STATE_DIR', `Cannot open the session database ${file}: ${(error as Error).message}`, { cause: error });
+    throw new UploadError('STATE_DIR', `Cannot open the session database ${file}: ${(error as Error).message}`, {
+      cause: error,
+    });
   }
 }

@@ -37,7 +37,10 @@ export async function createUploadServer(options: UploadServerOptions = {}): Pro
   const log = logger ?? createLogger(config.logLevel, [serverOptions.specs]);
 
   if (config.requestTimeout > 0 && config.headersTimeout > config.requestTimeout) {
-    throw new UploadError('CONFIG_INVALID', `headersTimeout (${config.headersTimeout} s) must not be longer than requestTimeout (${config.requestTimeout} s)`);
+    throw new UploadError(
+      'CONFIG_INVALID',
+      `headersTimeout (${config.headersTimeout} s) must not be longer than requestTimeout (${config.requestTimeout} s)`,
+    );
   }
   const tokens = loadTokens(config.tokensFile, config.tokens);
   const loopback = isLoopback(config.host);
@@ -50,7 +53,15 @@ export async function createUploadServer(options: UploadServerOptions = {}): Pro
   const anonymousAllowed = tokens.size === 0 || config.allowAnonymous;
   const tls = loadTls(config.sslCert, config.sslKey);
 
-  const handler = await assembleUploadHandler({ config, log, tokens, anonymousAllowed, storage, basePath: undefined, ownServer: true });
+  const handler = await assembleUploadHandler({
+    config,
+    log,
+    tokens,
+    anonymousAllowed,
+    storage,
+    basePath: undefined,
+    ownServer: true,
+  });
   let server: http.Server | undefined;
   try {
     const serverOptions: http.ServerOptions = {
@@ -62,7 +73,9 @@ export async function createUploadServer(options: UploadServerOptions = {}): Pro
       connectionsCheckingInterval: Math.max(100, Math.min(30_000, (config.headersTimeout * 1000) / 4)),
     };
     const listener = (req: http.IncomingMessage, res: http.ServerResponse): void => handler.handle(req, res);
-    server = tls ? https.createServer({ ...serverOptions, cert: tls.cert, key: tls.key }, listener) : http.createServer(serverOptions, listener);
+    server = tls
+      ? https.createServer({ ...serverOptions, cert: tls.cert, key: tls.key }, listener)
+      : http.createServer(serverOptions, listener);
     server.setTimeout(config.idleTimeout * 1000);
     if (config.maxConnections > 0) server.maxConnections = config.maxConnections;
     server.on('drop', connectionDropLogger(log, config.maxConnections));
@@ -78,7 +91,15 @@ export async function createUploadServer(options: UploadServerOptions = {}): Pro
     const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
     const url = `${tls ? 'https' : 'http'}://${host}:${address.port}`;
     log.info(
-      { event: 'listening', url, uploadDir: handler.storageRoot, tls: Boolean(tls), auth: tokens.size > 0 ? `${tokens.size} tokens` : 'open', anonymousAllowed, rateLimit: config.rateLimit },
+      {
+        event: 'listening',
+        url,
+        uploadDir: handler.storageRoot,
+        tls: Boolean(tls),
+        auth: tokens.size > 0 ? `${tokens.size} tokens` : 'open',
+        anonymousAllowed,
+        rateLimit: config.rateLimit,
+      },
       `Upload server listening on ${url}`,
     );
 
@@ -120,11 +141,16 @@ async function stopServing(server: http.Server, sockets: Set<Socket>, shutdownTi
   await stopped;
 }
 
-
 function listen(server: http.Server, port: number, host: string): Promise<void> {
   return new Promise((resolve, reject) => {
     const onError = (error: NodeJS.ErrnoException): void => {
-      reject(new UploadError('CONFIG_INVALID', `Cannot listen on ${host}:${port}: ${error.code === 'EADDRINUSE' ? 'the port is in use' : error.message}`, { cause: error }));
+      reject(
+        new UploadError(
+          'CONFIG_INVALID',
+          `Cannot listen on ${host}:${port}: ${error.code === 'EADDRINUSE' ? 'the port is in use' : error.message}`,
+          { cause: error },
+        ),
+      );
     };
     server.once('error', onError);
     server.listen(port, host, () => {
@@ -146,7 +172,10 @@ function connectionDropLogger(log: Logger, limit: number): () => void {
     const now = Date.now();
     if (now - lastLogged < 60_000) return;
     lastLogged = now;
-    log.warn({ event: 'connections_refused', limit, refused: dropped }, `At the connection limit (maxConnections ${limit}): ${dropped} connections refused so far`);
+    log.warn(
+      { event: 'connections_refused', limit, refused: dropped },
+      `At the connection limit (maxConnections ${limit}): ${dropped} connections refused so far`,
+    );
   };
 }
 

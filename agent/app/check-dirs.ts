@@ -8,14 +8,21 @@ export function checkStateDir(stateDir: string): void {
     mkdirSync(stateDir, { recursive: true });
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
-    if (code === 'EEXIST' || code === 'ENOTDIR') throw new UploadError('STATE_DIR', `The state directory ${stateDir} is not a directory`, { cause: error });
-    throw new UploadError('STATE_DIR', `Cannot create the state directory ${stateDir}: ${code ?? (error as Error).message}`, { cause: error });
+    if (code === 'EEXIST' || code === 'ENOTDIR')
+      throw new UploadError('STATE_DIR', `The state directory ${stateDir} is not a directory`, { cause: error });
+    throw new UploadError(
+      'STATE_DIR',
+      `Cannot create the state directory ${stateDir}: ${code ?? (error as Error).message}`,
+      { cause: error },
+    );
   }
   try {
     if (!statSync(stateDir).isDirectory()) throw new Error('not a directory');
     accessSync(stateDir, constants.R_OK | constants.W_OK | constants.X_OK);
   } catch (error) {
-    throw new UploadError('STATE_DIR', `The state directory ${stateDir} is not a readable and writable directory`, { cause: error });
+    throw new UploadError('STATE_DIR', `The state directory ${stateDir} is not a readable and writable directory`, {
+      cause: error,
+    });
   }
 }
 
@@ -26,14 +33,22 @@ export function checkWatchDir(watchDir: string, create: boolean): string {
     try {
       mkdirSync(dir, { recursive: true });
     } catch (error) {
-      throw new UploadError('FILE_UNREADABLE', `Cannot create the watch folder ${dir}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`, { cause: error });
+      throw new UploadError(
+        'FILE_UNREADABLE',
+        `Cannot create the watch folder ${dir}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`,
+        { cause: error },
+      );
     }
   }
   let info;
   try {
     info = statSync(dir);
   } catch (error) {
-    throw new UploadError('LOCAL_FILE_NOT_FOUND', `The watch folder ${dir} does not exist (create it, or pass --create-watch-dir)`, { cause: error });
+    throw new UploadError(
+      'LOCAL_FILE_NOT_FOUND',
+      `The watch folder ${dir} does not exist (create it, or pass --create-watch-dir)`,
+      { cause: error },
+    );
   }
   if (!info.isDirectory()) throw new UploadError('FILE_UNREADABLE', `The watch folder ${dir} is not a directory`);
   try {

@@ -92,7 +92,17 @@ interface DeferredMetadata {
 }
 
 const ENGINE_KEYS = new Set(Object.keys(engineOptionSpecs));
-const LIVE_WATCHER_KEYS = new Set(['settleTime', 'quietPeriod', 'rescanInterval', 'afterUpload', 'moveTo', 'minFreeSpace', 'deleteUploadedWhenLow', 'diskCheckInterval', 'logLevel']);
+const LIVE_WATCHER_KEYS = new Set([
+  'settleTime',
+  'quietPeriod',
+  'rescanInterval',
+  'afterUpload',
+  'moveTo',
+  'minFreeSpace',
+  'deleteUploadedWhenLow',
+  'diskCheckInterval',
+  'logLevel',
+]);
 
 /**
  * The agent: the recording watcher feeding the upload engine, the after-upload policy and the
@@ -130,14 +140,24 @@ export class UploadAgent extends EventEmitter<UploadAgentEvents> implements Agen
 
   constructor(options: UploadAgentOptions = {}) {
     super();
-    this.config = agentOptions.resolve(agentOptions.parse((options.config ?? {}) as Record<string, unknown>, 'UploadAgent options'));
-    this.#logger = options.logger ?? createLogger({ name: 'ros2-upload-agent', level: this.config.logLevel, specs: [agentOptionSpecs] });
+    this.config = agentOptions.resolve(
+      agentOptions.parse((options.config ?? {}) as Record<string, unknown>, 'UploadAgent options'),
+    );
+    this.#logger =
+      options.logger ??
+      createLogger({ name: 'ros2-upload-agent', level: this.config.logLevel, specs: [agentOptionSpecs] });
     this.#freeSpace = options.freeSpace;
     this.#skipDirs = options.skipDirs ?? [];
     const engineSettings: Record<string, unknown> = {};
     for (const key of ENGINE_KEYS) engineSettings[key] = (this.config as Record<string, unknown>)[key];
     this.#engine = new NetworkManager({ ...engineSettings, logger: this.#logger });
-    this.#engine.on('completed', (event) => void this.#track(this.#onCompleted(event)).catch((error: unknown) => this.#logger.error({ err: error }, 'after-upload handling failed')));
+    this.#engine.on(
+      'completed',
+      (event) =>
+        void this.#track(this.#onCompleted(event)).catch((error: unknown) =>
+          this.#logger.error({ err: error }, 'after-upload handling failed'),
+        ),
+    );
     this.#engine.on('failed', (event) => this.#onFailed(event));
     this.#engine.on('state', (upload) => this.#notify(upload));
     this.#engine.on('progress', (event) => this.#notify(event.upload));
@@ -187,7 +207,8 @@ export class UploadAgent extends EventEmitter<UploadAgentEvents> implements Agen
 
   async #startWatching(root: string): Promise<void> {
     const ledger = this.#ledger!;
-    const moveDir = this.config.afterUpload === 'move' || this.config.moveTo ? moveTarget(root, this.config.moveTo) : undefined;
+    const moveDir =
+      this.config.afterUpload === 'move' || this.config.moveTo ? moveTarget(root, this.config.moveTo) : undefined;
     const watcher = new BagWatcher({
       root,
       settleTime: this.config.settleTime,
@@ -196,8 +217,11 @@ export class UploadAgent extends EventEmitter<UploadAgentEvents> implements Agen
       include: this.config.include,
       exclude: this.config.exclude,
       // Never upload our own state, the bundled server's storage or the move target, should they lie inside the root.
-      skipDirs: [...this.#skipDirs, this.config.stateDir, ...(moveDir ? [moveDir] : [])].map((dir) => realPathOrResolved(dir)),
-      isUploaded: (file, version) => ledger.isVerified(file, version) || sameVersion(this.#engine.completedFile(file), version),
+      skipDirs: [...this.#skipDirs, this.config.stateDir, ...(moveDir ? [moveDir] : [])].map((dir) =>
+        realPathOrResolved(dir),
+      ),
+      isUploaded: (file, version) =>
+        ledger.isVerified(file, version) || sameVersion(this.#engine.completedFile(file), version),
       wasUploaded: (file, { ino }) => ledger.get(file)?.ino === ino,
       logger: this.#logger,
     });
@@ -218,7 +242,10 @@ export class UploadAgent extends EventEmitter<UploadAgentEvents> implements Agen
     await watcher.start();
     await this.#checkDisk();
     this.#scheduleDiskCheck();
-    this.#logger.info({ watchDir: watcher.root, server: this.#engine.serverUrl, afterUpload: this.config.afterUpload }, 'watching for recordings');
+    this.#logger.info(
+      { watchDir: watcher.root, server: this.#engine.serverUrl, afterUpload: this.config.afterUpload },
+      'watching for recordings',
+    );
   }
 
   // ---- AgentController --------------------------------------------------------------------
@@ -248,7 +275,10 @@ export class UploadAgent extends EventEmitter<UploadAgentEvents> implements Agen
     this.#notify(undefined);
   }
 
-  enqueue(filePath: string, options: { priority?: number; metadata?: Record<string, unknown> } = {}): Promise<EnqueueResult> {
+  enqueue(
+    filePath: string,
+    options: { priority?: number; metadata?: Record<string, unknown> } = {},
+  ): Promise<EnqueueResult> {
     return this.#track(this.#enqueue(filePath, options));
   }
 
@@ -269,7 +299,10 @@ export class UploadAgent extends EventEmitter<UploadAgentEvents> implements Agen
     }
   }
 
-  async #enqueue(filePath: string, options: { priority?: number; metadata?: Record<string, unknown> }): Promise<EnqueueResult> {
+  async #enqueue(
+    filePath: string,
+    options: { priority?: number; metadata?: Record<string, unknown> },
+  ): Promise<EnqueueResult> {
     let files: ListedFile[];
     try {
       files = await listForUpload(filePath, { allFiles: true, ...(this.#watcher ? { root: this.#watcher.root } : {}) });
@@ -282,12 +315,29 @@ export class UploadAgent extends EventEmitter<UploadAgentEvents> implements Agen
     // as soon as the engine returns them (no I/O in between), so no completion is missed.
     const entries: DeferredMetadata[] = files
       .filter((file) => file.isMetadata)
-      .map((file) => ({ file, dir: `${path.posix.dirname(file.remotePath)}/`, waitFor: new Set<string>(), sealed: false, priority: options.priority, metadata: options.metadata }));
+      .map((file) => ({
+        file,
+        dir: `${path.posix.dirname(file.remotePath)}/`,
+        waitFor: new Set<string>(),
+        sealed: false,
+        priority: options.priority,
+        metadata: options.metadata,
+      }));
     this.#deferred.push(...entries);
     // The files go to the engine as one batch (one journal commit for the whole folder).
     const batch = files.filter((f) => !f.isMetadata);
     const added = await this.#addMany(
-      batch.map((file) => ({ localPath: file.path, options: { remotePath: file.remotePath, bagName: file.bagName, priority: options.priority, metadata: options.metadata, replace: false, release: undefined } })),
+      batch.map((file) => ({
+        localPath: file.path,
+        options: {
+          remotePath: file.remotePath,
+          bagName: file.bagName,
+          priority: options.priority,
+          metadata: options.metadata,
+          replace: false,
+          release: undefined,
+        },
+      })),
     );
     let refusal: string | undefined;
     for (const [index, file] of batch.entries()) {
@@ -326,10 +376,15 @@ export class UploadAgent extends EventEmitter<UploadAgentEvents> implements Agen
     if (ENGINE_KEYS.has(name)) {
       this.#engine.setOption(name, parsed);
     } else if (!LIVE_WATCHER_KEYS.has(name)) {
-      throw new UploadError('CONFIG_INVALID', `${agentOptions.describe(name)} cannot change while the agent runs; restart it with the new value`, { details: { option: name } });
+      throw new UploadError(
+        'CONFIG_INVALID',
+        `${agentOptions.describe(name)} cannot change while the agent runs; restart it with the new value`,
+        { details: { option: name } },
+      );
     }
     (this.config as Record<string, unknown>)[name] = parsed;
-    if (name === 'settleTime' || name === 'quietPeriod' || name === 'rescanInterval') this.#watcher?.setOptions({ [name]: parsed });
+    if (name === 'settleTime' || name === 'quietPeriod' || name === 'rescanInterval')
+      this.#watcher?.setOptions({ [name]: parsed });
     if (name === 'minFreeSpace' || name === 'deleteUploadedWhenLow') {
       this.#guard?.setOptions({ [name]: parsed });
       void this.#checkDisk();
@@ -389,7 +444,14 @@ export class UploadAgent extends EventEmitter<UploadAgentEvents> implements Agen
   }
 
   #onRelease(file: ReleasedFile): void {
-    void this.#add(file.path, { remotePath: file.remotePath, bagName: file.bagName, priority: undefined, metadata: undefined, replace: file.replace, release: file }).catch((error: unknown) => {
+    void this.#add(file.path, {
+      remotePath: file.remotePath,
+      bagName: file.bagName,
+      priority: undefined,
+      metadata: undefined,
+      replace: file.replace,
+      release: file,
+    }).catch((error: unknown) => {
       this.#logger.error({ err: error, file: file.path }, 'could not queue a closed file');
     });
   }
@@ -405,9 +467,12 @@ export class UploadAgent extends EventEmitter<UploadAgentEvents> implements Agen
    * its upload id, undefined when the file vanished before it could be queued, or the error that
    * refused it.
    */
-  async #addMany(items: readonly { localPath: string; options: AddOptions }[]): Promise<PromiseSettledResult<string | undefined>[]> {
+  async #addMany(
+    items: readonly { localPath: string; options: AddOptions }[],
+  ): Promise<PromiseSettledResult<string | undefined>[]> {
     const handedList = items.map(({ localPath, options }) => {
-      const watched = options.release !== undefined || (this.#watcher !== undefined && isInside(localPath, this.#watcher.root));
+      const watched =
+        options.release !== undefined || (this.#watcher !== undefined && isInside(localPath, this.#watcher.root));
       const existing = this.#handed.get(localPath);
       const handed: Handed = {
         id: undefined,
@@ -420,18 +485,20 @@ export class UploadAgent extends EventEmitter<UploadAgentEvents> implements Agen
       this.#handed.set(localPath, handed);
       return handed;
     });
-    const batch = this.#track(this.#engine.addUploads(
-      items.map(({ localPath, options }) => ({
-        filePath: localPath,
-        options: {
-          remotePath: options.remotePath,
-          bagName: options.bagName,
-          replace: options.replace,
-          ...(options.priority !== undefined ? { priority: options.priority } : {}),
-          ...(options.metadata !== undefined ? { metadata: options.metadata } : {}),
-        },
-      })),
-    ));
+    const batch = this.#track(
+      this.#engine.addUploads(
+        items.map(({ localPath, options }) => ({
+          filePath: localPath,
+          options: {
+            remotePath: options.remotePath,
+            bagName: options.bagName,
+            replace: options.replace,
+            ...(options.priority !== undefined ? { priority: options.priority } : {}),
+            ...(options.metadata !== undefined ? { metadata: options.metadata } : {}),
+          },
+        })),
+      ),
+    );
     for (const [index, handed] of handedList.entries()) {
       const localPath = items[index]!.localPath;
       handed.adding = batch.then((results) => {
@@ -482,35 +549,76 @@ export class UploadAgent extends EventEmitter<UploadAgentEvents> implements Agen
       now = undefined;
     }
     const released = handed?.release;
-    const intact = now !== undefined && sameVersion(uploaded, now) && (released === undefined || sameVersion(released, now));
+    const intact =
+      now !== undefined && sameVersion(uploaded, now) && (released === undefined || sameVersion(released, now));
     if (!intact) {
       if (now === undefined) {
         this.#logger.info({ file: localPath }, 'file vanished right after its upload; nothing to record');
         return;
       }
-      this.#logger.warn({ file: localPath, released, uploaded: uploaded && { size: uploaded.size, mtimeMs: uploaded.mtimeMs }, now }, 'file changed during its upload; discarding the result and uploading it again');
+      this.#logger.warn(
+        { file: localPath, released, uploaded: uploaded && { size: uploaded.size, mtimeMs: uploaded.mtimeMs }, now },
+        'file changed during its upload; discarding the result and uploading it again',
+      );
       if (this.#watcher?.phaseOf(localPath) !== undefined) {
         this.#watcher.changedDuringUpload(localPath);
       } else {
-        await this.#add(localPath, { remotePath: event.upload.remotePath, bagName: event.upload.bagName, priority: event.upload.priority, metadata: event.upload.metadata, replace: true, release: undefined });
+        await this.#add(localPath, {
+          remotePath: event.upload.remotePath,
+          bagName: event.upload.bagName,
+          priority: event.upload.priority,
+          metadata: event.upload.metadata,
+          replace: true,
+          release: undefined,
+        });
       }
       return;
     }
-    this.#ledger?.record({ localPath, remotePath: event.upload.remotePath, size: now!.size, mtimeMs: now!.mtimeMs, ino: now!.ino, sha256: event.sha256, verifiedAt: Date.now() });
-    this.#logger.debug({ file: localPath, remotePath: event.upload.remotePath, sha256: event.sha256, seconds: Math.round(event.duration * 10) / 10, deduplicated: event.deduplicated }, 'uploaded and verified');
+    this.#ledger?.record({
+      localPath,
+      remotePath: event.upload.remotePath,
+      size: now!.size,
+      mtimeMs: now!.mtimeMs,
+      ino: now!.ino,
+      sha256: event.sha256,
+      verifiedAt: Date.now(),
+    });
+    this.#logger.debug(
+      {
+        file: localPath,
+        remotePath: event.upload.remotePath,
+        sha256: event.sha256,
+        seconds: Math.round(event.duration * 10) / 10,
+        deduplicated: event.deduplicated,
+      },
+      'uploaded and verified',
+    );
     this.#watcher?.uploaded(localPath, now!);
-    this.emit('verified', { localPath, remotePath: event.upload.remotePath, size: now!.size, sha256: event.sha256, deduplicated: event.deduplicated });
+    this.emit('verified', {
+      localPath,
+      remotePath: event.upload.remotePath,
+      size: now!.size,
+      sha256: event.sha256,
+      deduplicated: event.deduplicated,
+    });
     await this.#releaseDeferred(event.upload.id);
     const watched = handed?.watched ?? (this.#watcher !== undefined && isInside(localPath, this.#watcher.root));
     if (watched && this.#watcher && this.config.afterUpload !== 'keep') {
       try {
         const where = await applyAfterUpload(
           this.config.afterUpload,
-          { path: localPath, remotePath: event.upload.remotePath, completesBag: handed?.completesBag ?? path.basename(localPath) === 'metadata.yaml' },
+          {
+            path: localPath,
+            remotePath: event.upload.remotePath,
+            completesBag: handed?.completesBag ?? path.basename(localPath) === 'metadata.yaml',
+          },
           { root: this.#watcher.root, moveTo: this.config.moveTo },
         );
         this.#watcher.forget(localPath);
-        this.#logger.info({ file: localPath, policy: this.config.afterUpload, ...(where && where !== localPath ? { to: where } : {}) }, 'after-upload policy applied');
+        this.#logger.info(
+          { file: localPath, policy: this.config.afterUpload, ...(where && where !== localPath ? { to: where } : {}) },
+          'after-upload policy applied',
+        );
       } catch (error) {
         this.#logger.warn({ err: error, file: localPath }, 'after-upload policy failed; the file stays');
       }
@@ -532,7 +640,11 @@ export class UploadAgent extends EventEmitter<UploadAgentEvents> implements Agen
     this.emit('failed', event);
     for (const entry of this.#deferred) {
       if (!entry.waitFor.has(event.upload.id)) continue;
-      this.emit('held', { localPath: entry.file.path, remotePath: entry.file.remotePath, reason: `it goes after ${event.upload.remotePath}, which failed: ${event.reason}` });
+      this.emit('held', {
+        localPath: entry.file.path,
+        remotePath: entry.file.remotePath,
+        reason: `it goes after ${event.upload.remotePath}, which failed: ${event.reason}`,
+      });
     }
   }
 
@@ -542,12 +654,17 @@ export class UploadAgent extends EventEmitter<UploadAgentEvents> implements Agen
       if (completedId !== undefined) entry.waitFor.delete(completedId);
       if (!entry.sealed || entry.waitFor.size > 0) continue;
       this.#deferred.splice(this.#deferred.indexOf(entry), 1);
-      const id = await this.#add(entry.file.path, { remotePath: entry.file.remotePath, bagName: entry.file.bagName, priority: entry.priority, metadata: entry.metadata, replace: false, release: undefined }).catch(
-        (error: unknown) => {
-          this.#logger.error({ err: error, file: entry.file.path }, 'could not queue metadata.yaml');
-          return undefined;
-        },
-      );
+      const id = await this.#add(entry.file.path, {
+        remotePath: entry.file.remotePath,
+        bagName: entry.file.bagName,
+        priority: entry.priority,
+        metadata: entry.metadata,
+        replace: false,
+        release: undefined,
+      }).catch((error: unknown) => {
+        this.#logger.error({ err: error, file: entry.file.path }, 'could not queue metadata.yaml');
+        return undefined;
+      });
       if (id) ids?.push(id);
     }
   }
@@ -556,7 +673,11 @@ export class UploadAgent extends EventEmitter<UploadAgentEvents> implements Agen
     if (!this.#guard) return;
     const before = this.#guard.state.low;
     const state = await this.#guard.check();
-    if (state.low && !before) this.#logger.warn({ free: state.free, minFreeSpace: this.config.minFreeSpace }, 'low disk space on the recording volume');
+    if (state.low && !before)
+      this.#logger.warn(
+        { free: state.free, minFreeSpace: this.config.minFreeSpace },
+        'low disk space on the recording volume',
+      );
     if (state.low !== before) this.#notify(undefined);
   }
 
@@ -595,7 +716,10 @@ function sameVersion(a: { size: number; mtimeMs: number } | undefined, b: { size
 }
 
 function isInside(file: string, root: string): boolean {
-  return (path.resolve(file) + path.sep).startsWith(path.resolve(root) + path.sep) && path.resolve(file) !== path.resolve(root);
+  return (
+    (path.resolve(file) + path.sep).startsWith(path.resolve(root) + path.sep) &&
+    path.resolve(file) !== path.resolve(root)
+  );
 }
 
 /** A file the watcher has seen but not released, as a status entry. */

@@ -21,7 +21,10 @@ export async function startEmbeddedServer(config: AgentConfig, logger: Logger): 
     uploadDir: path.resolve(config.embeddedUploadDir),
     rateLimit: false,
     // The agent reports every upload; the server's own lines only at debug level.
-    logger: logger.child({ component: 'server' }, { level: ['trace', 'debug'].includes(logger.level) ? logger.level : 'warn' }),
+    logger: logger.child(
+      { component: 'server' },
+      { level: ['trace', 'debug'].includes(logger.level) ? logger.level : 'warn' },
+    ),
   });
   return server;
 }

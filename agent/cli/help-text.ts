@@ -28,6 +28,8 @@ ${formatOptionsHelp(agentOptions)}
 
 Sizes take units (2MiB, 500k, 1GB); durations take 500ms, 30s, 5m, 1h (a bare number is seconds).
 
-Exit codes: ${Object.entries(exitCodes).map(([name, code]) => `${code} ${name.toLowerCase().replace(/_/g, ' ')}`).join(', ')}.
+Exit codes: ${Object.entries(exitCodes)
+    .map(([name, code]) => `${code} ${name.toLowerCase().replace(/_/g, ' ')}`)
+    .join(', ')}.
 `;
 }

@@ -64,14 +64,20 @@ export function parseInvocation(argv: string[], env: NodeJS.ProcessEnv = process
   const command = name as CommandName;
   switch (command) {
     case 'watch': {
-      if (rest.length > 1) throw new UploadError('USAGE', `watch takes one folder, got ${rest.length}: ${rest.join(' ')}`);
+      if (rest.length > 1)
+        throw new UploadError('USAGE', `watch takes one folder, got ${rest.length}: ${rest.join(' ')}`);
       const dir = rest[0] ?? config.watchDir;
-      if (!dir && !hasRosArgs(argv)) throw new UploadError('USAGE', 'watch needs a folder: ros2-upload-agent watch <dir> (or set watchDir)');
+      if (!dir && !hasRosArgs(argv))
+        throw new UploadError('USAGE', 'watch needs a folder: ros2-upload-agent watch <dir> (or set watchDir)');
       if (dir) config.watchDir = agentOptions.parseValue('watchDir', dir, 'the command line');
       return { ...base, command, paths: [] };
     }
     case 'upload':
-      if (rest.length === 0) throw new UploadError('USAGE', 'upload needs at least one file or bag folder: ros2-upload-agent upload <path>...');
+      if (rest.length === 0)
+        throw new UploadError(
+          'USAGE',
+          'upload needs at least one file or bag folder: ros2-upload-agent upload <path>...',
+        );
       return { ...base, command, paths: rest };
     default:
       if (rest.length > 0) throw new UploadError('USAGE', `${command} takes no arguments, got: ${rest.join(' ')}`);

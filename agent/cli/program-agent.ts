@@ -22,10 +22,17 @@ export interface ProgramAgent {
  * Starts the bundled server when `config.uploadUrl` is unset, then the agent on it. A failure
  * closes whatever was started and rethrows (the CLI turns it into one line and an exit code).
  */
-export async function startProgramAgent(config: AgentConfig, logger: Logger, requireWatchDir = false): Promise<ProgramAgent> {
+export async function startProgramAgent(
+  config: AgentConfig,
+  logger: Logger,
+  requireWatchDir = false,
+): Promise<ProgramAgent> {
   // Bad folders are reported before anything starts.
   if (requireWatchDir && !config.watchDir) {
-    throw new UploadError('USAGE', 'watch needs a folder: watch <dir>, --watch-dir, UPLOAD_AGENT_WATCH_DIR or the ROS parameter watch_dir');
+    throw new UploadError(
+      'USAGE',
+      'watch needs a folder: watch <dir>, --watch-dir, UPLOAD_AGENT_WATCH_DIR or the ROS parameter watch_dir',
+    );
   }
   checkStateDir(path.resolve(config.stateDir));
   if (config.watchDir) checkWatchDir(config.watchDir, config.createWatchDir);
@@ -38,12 +45,17 @@ export async function startProgramAgent(config: AgentConfig, logger: Logger, req
     await server?.close();
     throw error;
   }
-  if (server) logger.info({ url: server.url, uploadDir: server.storageRoot }, `no --server given: uploading to the bundled server, which stores files in ${server.storageRoot}`);
+  if (server)
+    logger.info(
+      { url: server.url, uploadDir: server.storageRoot },
+      `no --server given: uploading to the bundled server, which stores files in ${server.storageRoot}`,
+    );
   let stopping: Promise<void> | undefined;
   const stop = (): Promise<void> =>
     (stopping ??= (async () => {
       // Shutdown must fit in ros2 launch's 5 s: in-flight chunks get a few seconds at most.
-      if (agent.engine.options.stopTimeout > IN_FLIGHT_DRAIN_SECONDS) agent.engine.setOption('stopTimeout', IN_FLIGHT_DRAIN_SECONDS);
+      if (agent.engine.options.stopTimeout > IN_FLIGHT_DRAIN_SECONDS)
+        agent.engine.setOption('stopTimeout', IN_FLIGHT_DRAIN_SECONDS);
       try {
         await agent.stop();
       } finally {

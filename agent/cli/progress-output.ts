@@ -44,7 +44,12 @@ export function ttyProgress(out: NodeJS.WriteStream): ProgressOutput {
     clear();
     const width = out.columns ?? 100;
     const rows = [...active.values()].map((upload) => {
-      const fraction = upload.bytesTotal > 0 ? Math.min(1, upload.bytesSent / upload.bytesTotal) : upload.state === 'uploading' ? 0 : 1;
+      const fraction =
+        upload.bytesTotal > 0
+          ? Math.min(1, upload.bytesSent / upload.bytesTotal)
+          : upload.state === 'uploading'
+            ? 0
+            : 1;
       const filled = Math.round(fraction * BAR);
       const rate = upload.rate > 0 ? ` ${formatSize(upload.rate)}/s` : '';
       const eta = upload.etaSeconds !== undefined ? ` ETA ${formatDuration(upload.etaSeconds)}` : '';

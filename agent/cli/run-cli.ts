@@ -18,7 +18,10 @@ export interface CliIo {
  * the exit code. A problem ends it with ONE line on stderr naming it, and the code from
  * exit-codes.ts.
  */
-export async function runCli(argv: string[], io: CliIo = { stdout: process.stdout, stderr: process.stderr, env: process.env }): Promise<number> {
+export async function runCli(
+  argv: string[],
+  io: CliIo = { stdout: process.stdout, stderr: process.stderr, env: process.env },
+): Promise<number> {
   let logger: Logger | undefined;
   try {
     const invocation = parseInvocation(argv, io.env);
@@ -36,7 +39,11 @@ export async function runCli(argv: string[], io: CliIo = { stdout: process.stdou
       }
       case 'upload': {
         // Progress lines carry the news; the log shows warnings unless asked for more.
-        const level = ['trace', 'debug'].includes(invocation.config.logLevel) ? invocation.config.logLevel : invocation.config.logLevel === 'info' ? 'warn' : invocation.config.logLevel;
+        const level = ['trace', 'debug'].includes(invocation.config.logLevel)
+          ? invocation.config.logLevel
+          : invocation.config.logLevel === 'info'
+            ? 'warn'
+            : invocation.config.logLevel;
         logger = programLogger(level);
         const { uploadCommand } = await import('./upload-command.js');
         return await uploadCommand(invocation, logger, io.stdout);
@@ -60,7 +67,14 @@ export async function runCli(argv: string[], io: CliIo = { stdout: process.stdou
  * otherwise (systemd, ros2 launch, log shippers).
  */
 function programLogger(level: string): Logger {
-  return createLogger({ name: 'ros2-upload-agent', level, specs: [agentOptionSpecs], destination: 2, sync: true, pretty: process.stderr.isTTY === true });
+  return createLogger({
+    name: 'ros2-upload-agent',
+    level,
+    specs: [agentOptionSpecs],
+    destination: 2,
+    sync: true,
+    pretty: process.stderr.isTTY === true,
+  });
 }
 
 function oneLine(error: unknown): string {

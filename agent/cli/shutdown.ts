@@ -14,7 +14,11 @@ export const EXIT_DEADLINE_SECONDS = 4.5;
  * Runs `stop` on the first SIGINT or SIGTERM and resolves with the exit code once it finished
  * (or the deadline passed); a second signal exits at once with 130/143.
  */
-export function onStopSignal(stop: () => Promise<void>, logger: Logger, exit: (code: number) => void = (code) => process.exit(code)): Promise<number> {
+export function onStopSignal(
+  stop: () => Promise<void>,
+  logger: Logger,
+  exit: (code: number) => void = (code) => process.exit(code),
+): Promise<number> {
   return new Promise((resolve) => {
     let stopping = false;
     const handler = (signal: NodeJS.Signals): void => {

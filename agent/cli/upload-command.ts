@@ -22,12 +22,21 @@ export const UPLOAD_COMMAND_STATE = 'upload-command';
  * every file (1 when some failed). Bag folders go split by split, metadata.yaml last. Progress
  * bars on a terminal, plain lines otherwise.
  */
-export async function uploadCommand(invocation: Invocation, logger: Logger, out: NodeJS.WriteStream | NodeJS.WritableStream): Promise<number> {
+export async function uploadCommand(
+  invocation: Invocation,
+  logger: Logger,
+  out: NodeJS.WriteStream | NodeJS.WritableStream,
+): Promise<number> {
   const files: ListedFile[] = [];
   for (const input of invocation.paths) files.push(...(await listForUpload(input, { allFiles: true })));
   const unique = new Map(files.map((file) => [file.path, file]));
-  if (unique.size === 0) throw new UploadError('LOCAL_FILE_NOT_FOUND', `Nothing to upload in ${invocation.paths.join(' ')}`);
-  const config = { ...invocation.config, watchDir: undefined, stateDir: path.join(invocation.config.stateDir, UPLOAD_COMMAND_STATE) };
+  if (unique.size === 0)
+    throw new UploadError('LOCAL_FILE_NOT_FOUND', `Nothing to upload in ${invocation.paths.join(' ')}`);
+  const config = {
+    ...invocation.config,
+    watchDir: undefined,
+    stateDir: path.join(invocation.config.stateDir, UPLOAD_COMMAND_STATE),
+  };
   const started = await startProgramAgent(config, logger);
   const { agent } = started;
   const progress = 'isTTY' in out && out.isTTY ? ttyProgress(out) : plainProgress(out);
@@ -40,7 +49,9 @@ export async function uploadCommand(invocation: Invocation, logger: Logger, out:
     if (ignored(file.localPath)) return;
     verified.add(file.localPath);
     failed.delete(file.localPath);
-    progress.line(`verified ${file.remotePath} (${formatSize(file.size)}) sha256 ${file.sha256}${file.deduplicated ? ' (already on the server)' : ''}`);
+    progress.line(
+      `verified ${file.remotePath} (${formatSize(file.size)}) sha256 ${file.sha256}${file.deduplicated ? ' (already on the server)' : ''}`,
+    );
   });
   agent.on('failed', (event: FailedEvent) => {
     if (ignored(event.upload.localPath)) return;
@@ -62,14 +73,21 @@ export async function uploadCommand(invocation: Invocation, logger: Logger, out:
   }
   // Idle: every upload verified or failed, nothing retrying or waiting for the network, no
   // metadata.yaml still to follow its bag (one held back by a failed split does not count).
-  const outcome = await Promise.race([agent.onIdle().then(() => ({ interrupted: false as const, code: 0 })), interrupted]);
+  const outcome = await Promise.race([
+    agent.onIdle().then(() => ({ interrupted: false as const, code: 0 })),
+    interrupted,
+  ]);
   const notVerified = unique.size - verified.size;
   if (outcome.interrupted) {
-    progress.line(`interrupted: ${notVerified} of ${unique.size} file(s) not verified yet; run the same command again to resume`);
+    progress.line(
+      `interrupted: ${notVerified} of ${unique.size} file(s) not verified yet; run the same command again to resume`,
+    );
     return exitCodes.UPLOAD_FAILED;
   }
   progress.close();
   await started.controller.stop();
-  progress.line(`${verified.size} of ${unique.size} file(s) verified by the server${failed.size > 0 ? `, ${failed.size} failed` : ''}`);
+  progress.line(
+    `${verified.size} of ${unique.size} file(s) verified by the server${failed.size > 0 ? `, ${failed.size} failed` : ''}`,
+  );
   return notVerified === 0 ? exitCodes.OK : exitCodes.UPLOAD_FAILED;
 }

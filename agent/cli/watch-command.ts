@@ -20,7 +20,11 @@ export interface WatchDependencies {
  * the agent before it starts); standalone otherwise. Resolves with the exit code once stopped
  * by SIGINT or SIGTERM.
  */
-export async function watchCommand(invocation: Invocation, logger: Logger, deps: WatchDependencies = {}): Promise<number> {
+export async function watchCommand(
+  invocation: Invocation,
+  logger: Logger,
+  deps: WatchDependencies = {},
+): Promise<number> {
   const ros = await (deps.loadRos ?? loadRos)(rosModeFromFlag(invocation.ros));
   if (ros.available) {
     const handle = await startRosNode({

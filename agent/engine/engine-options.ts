@@ -8,7 +8,7 @@ import { DEFAULT_CHUNK_SIZE, MAX_CHUNK_SIZE, MIN_CHUNK_SIZE } from '../../common
  */
 export const engineOptionSpecs = {
   uploadUrl: option.string({
-    doc: 'Base URL of the receiving server, e.g. https://uploads.example.com:8080 (a trailing /upload, as in the seed, is accepted); unset: the bundled server\'s default address on this machine',
+    doc: "Base URL of the receiving server, e.g. https://uploads.example.com:8080 (a trailing /upload, as in the seed, is accepted); unset: the bundled server's default address on this machine",
     format: 'url',
     flag: 'server',
     rosName: 'server_url',
@@ -20,10 +20,28 @@ export const engineOptionSpecs = {
     default: 300,
     min: 0.01,
   }),
-  initTimeout: option.duration({ doc: 'Timeout for connecting, creating and completing an upload', default: 10, min: 0.01 }),
-  stalledTimeout: option.duration({ doc: 'Abort and retry a request that moved no bytes for this long', default: 60, min: 0.01 }),
-  maxRetries: option.integer({ doc: 'Retries of one chunk before the file goes back to the queue (or fails, on a permanent error)', default: 5, min: 0, max: 100 }),
-  retryDelay: option.duration({ doc: 'First retry delay; it doubles with each retry (with jitter) up to retryMaxDelay', default: 1, min: 0.001, max: 3600 }),
+  initTimeout: option.duration({
+    doc: 'Timeout for connecting, creating and completing an upload',
+    default: 10,
+    min: 0.01,
+  }),
+  stalledTimeout: option.duration({
+    doc: 'Abort and retry a request that moved no bytes for this long',
+    default: 60,
+    min: 0.01,
+  }),
+  maxRetries: option.integer({
+    doc: 'Retries of one chunk before the file goes back to the queue (or fails, on a permanent error)',
+    default: 5,
+    min: 0,
+    max: 100,
+  }),
+  retryDelay: option.duration({
+    doc: 'First retry delay; it doubles with each retry (with jitter) up to retryMaxDelay',
+    default: 1,
+    min: 0.001,
+    max: 3600,
+  }),
   retryMaxDelay: option.duration({
     doc: 'Longest retry delay; also how long a file that ran out of retries waits in the queue, and the longest interval of the reachability probe while offline',
     default: 60,
@@ -31,14 +49,34 @@ export const engineOptionSpecs = {
     max: 86400,
   }),
   maxConcurrentUploads: option.integer({ doc: 'Files uploaded at the same time', default: 2, min: 1, max: 64 }),
-  bandwidthLimit: option.size({ doc: 'Upload rate limit in bytes/s shared by all uploads; 0 means unlimited', default: 0, min: 0 }),
-  chunkSize: option.size({ doc: 'Chunk size (the server may impose its own on a resumed session)', default: DEFAULT_CHUNK_SIZE, min: MIN_CHUNK_SIZE, max: MAX_CHUNK_SIZE }),
-  stateDir: option.string({ doc: 'Directory of the persistent journal (SQLite)', format: 'path', default: '~/.local/state/ros2-upload-agent' }),
-  transferCompression: option.boolean({ doc: 'gzip chunks on the wire when that pays (never for .zst/.gz/... or incompressible data)', default: false }),
+  bandwidthLimit: option.size({
+    doc: 'Upload rate limit in bytes/s shared by all uploads; 0 means unlimited',
+    default: 0,
+    min: 0,
+  }),
+  chunkSize: option.size({
+    doc: 'Chunk size (the server may impose its own on a resumed session)',
+    default: DEFAULT_CHUNK_SIZE,
+    min: MIN_CHUNK_SIZE,
+    max: MAX_CHUNK_SIZE,
+  }),
+  stateDir: option.string({
+    doc: 'Directory of the persistent journal (SQLite)',
+    format: 'path',
+    default: '~/.local/state/ros2-upload-agent',
+  }),
+  transferCompression: option.boolean({
+    doc: 'gzip chunks on the wire when that pays (never for .zst/.gz/... or incompressible data)',
+    default: false,
+  }),
   caFile: option.string({ doc: 'PEM file of a CA to trust for https (self-signed servers)', format: 'path' }),
   clientCert: option.string({ doc: 'PEM client certificate for mutual TLS', format: 'path' }),
   clientKey: option.string({ doc: 'PEM private key of the client certificate', format: 'path', secret: true }),
-  stopTimeout: option.duration({ doc: 'How long stop() lets in-flight chunks finish before aborting them', default: 5, min: 0 }),
+  stopTimeout: option.duration({
+    doc: 'How long stop() lets in-flight chunks finish before aborting them',
+    default: 5,
+    min: 0,
+  }),
 };
 
 export const engineOptions = defineOptions(engineOptionSpecs, { envPrefix: 'UPLOAD_AGENT_' });

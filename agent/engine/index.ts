@@ -14,4 +14,12 @@ export { NetworkManager, type CancelOptions, type NetworkManagerOptions } from '
 export type { AddUploadOptions, AddUploadResult } from './upload-request.js';
 export { engineOptionSpecs, engineOptions, type EngineConfig } from './engine-options.js';
 export { DEFAULT_PRIORITY, MAX_PRIORITY, MIN_PRIORITY } from './queue/upload-queue.js';
-export type { CompletedEvent, FailedEvent, NetworkManagerEvents, ProgressEvent, RetryingEvent, UploadSnapshot, UploadState } from './upload-events.js';
+export type {
+  CompletedEvent,
+  FailedEvent,
+  NetworkManagerEvents,
+  ProgressEvent,
+  RetryingEvent,
+  UploadSnapshot,
+  UploadState,
+} from './upload-events.js';

@@ -19,7 +19,13 @@ import { SessionClient } from './transport/session-client.js';
 import { SettleWaiters } from './settle-waiters.js';
 import type { NetworkManagerEvents, UploadSnapshot } from './upload-events.js';
 import { isTerminal, newRecord, rowOf, snapshotOf, type UploadRecord } from './upload-record.js';
-import { bagNameOf, checkUpload, type AddUploadOptions, type AddUploadResult, type CheckedUpload } from './upload-request.js';
+import {
+  bagNameOf,
+  checkUpload,
+  type AddUploadOptions,
+  type AddUploadResult,
+  type CheckedUpload,
+} from './upload-request.js';
 import { UploadRunner, type RunnerContext } from './upload-runner.js';
 
 export type { AddUploadOptions, AddUploadResult };
@@ -86,16 +92,22 @@ export class NetworkManager extends EventEmitter<NetworkManagerEvents> {
   constructor(options: NetworkManagerOptions = {}) {
     super();
     const { logger, ...settings } = options;
-    this.#config = engineOptions.resolve(engineOptions.parse(settings as Record<string, unknown>, 'NetworkManager options'));
-    this.#logger = logger ?? createLogger({ name: 'ros2-upload-agent', level: 'warn', specs: [engineOptionSpecs], destination: 2 });
+    this.#config = engineOptions.resolve(
+      engineOptions.parse(settings as Record<string, unknown>, 'NetworkManager options'),
+    );
+    this.#logger =
+      logger ?? createLogger({ name: 'ros2-upload-agent', level: 'warn', specs: [engineOptionSpecs], destination: 2 });
     this.#bucket = new TokenBucket(this.#config.bandwidthLimit);
-    this.#slots = new UploadQueue<UploadRecord>(this.#config.maxConcurrentUploads, (record, slot) => this.#run(record, slot));
+    this.#slots = new UploadQueue<UploadRecord>(this.#config.maxConcurrentUploads, (record, slot) =>
+      this.#run(record, slot),
+    );
     this.#probe = new ReachabilityProbe({
       check: (signal) => this.#checkHealth(signal),
       minDelayMs: () => this.#config.retryDelay * 1000,
       maxDelayMs: () => this.#config.retryMaxDelay * 1000,
       onReachable: () => this.#setOnline(),
-      onUnreachable: (next) => this.#logger.info({ nextProbeSeconds: Math.round(next) / 1000 }, 'server still unreachable'),
+      onUnreachable: (next) =>
+        this.#logger.info({ nextProbeSeconds: Math.round(next) / 1000 }, 'server still unreachable'),
     });
     this.#context = this.#makeContext();
   }
@@ -116,7 +128,11 @@ export class NetworkManager extends EventEmitter<NetworkManagerEvents> {
   setOptions(partial: Partial<Record<keyof EngineConfig | (string & {}), unknown>>): void {
     const parsed = engineOptions.parse(partial, 'setOptions');
     if (parsed.stateDir !== undefined && parsed.stateDir !== this.#config.stateDir && this.#journal) {
-      throw new UploadError('CONFIG_INVALID', 'stateDir cannot change while the manager has its journal open; stop() it first', { details: { option: 'stateDir' } });
+      throw new UploadError(
+        'CONFIG_INVALID',
+        'stateDir cannot change while the manager has its journal open; stop() it first',
+        { details: { option: 'stateDir' } },
+      );
     }
     const before = this.#config;
     this.#config = { ...before, ...parsed };
@@ -308,7 +324,12 @@ export class NetworkManager extends EventEmitter<NetworkManagerEvents> {
       try {
         checked.push(await checkUpload(filePath, options));
       } catch (error) {
-        checked.push({ error: error instanceof UploadError ? error : new UploadError('INTERNAL', `${filePath}: ${describeFailure(error)}`, { cause: error }) });
+        checked.push({
+          error:
+            error instanceof UploadError
+              ? error
+              : new UploadError('INTERNAL', `${filePath}: ${describeFailure(error)}`, { cause: error }),
+        });
       }
     }
     // From here on synchronous: no other call interleaves.
@@ -413,7 +434,10 @@ export class NetworkManager extends EventEmitter<NetworkManagerEvents> {
         );
         if (transport !== this.#transport) await transport.close();
       } catch (error) {
-        this.#logger.info({ upload: record.localPath, error: describeFailure(error) }, 'could not delete the server session of a cancelled upload (it expires on its own)');
+        this.#logger.info(
+          { upload: record.localPath, error: describeFailure(error) },
+          'could not delete the server session of a cancelled upload (it expires on its own)',
+        );
       }
     }
     this.#openJournal().deleteUpload(id);
@@ -428,7 +452,9 @@ export class NetworkManager extends EventEmitter<NetworkManagerEvents> {
   /** Snapshots of every upload this manager knows: pending, failed, and recently completed. */
   status(): UploadSnapshot[] {
     const now = performance.now();
-    return [...this.#records.values()].sort((a, b) => a.seq - b.seq).map((record) => snapshotOf(record, this.#paused, now));
+    return [...this.#records.values()]
+      .sort((a, b) => a.seq - b.seq)
+      .map((record) => snapshotOf(record, this.#paused, now));
   }
 
   /** One upload's snapshot. */
@@ -506,7 +532,12 @@ export class NetworkManager extends EventEmitter<NetworkManagerEvents> {
 
   /** A queued upload got its first slot: its runner starts. */
   #run(record: UploadRecord, slot: Slot): void {
-    if (!this.#started || this.#records.get(record.id) !== record || isTerminal(record) || this.#runners.has(record.id)) {
+    if (
+      !this.#started ||
+      this.#records.get(record.id) !== record ||
+      isTerminal(record) ||
+      this.#runners.has(record.id)
+    ) {
       slot.release();
       return;
     }
@@ -536,7 +567,10 @@ export class NetworkManager extends EventEmitter<NetworkManagerEvents> {
       retrying: (record, info) => manager.#retrying(record, info),
       stalled: (record) => {
         record.phase = 'stalled';
-        manager.#logger.warn({ upload: record.localPath, stalledTimeout: manager.#config.stalledTimeout }, 'request stalled; aborting it');
+        manager.#logger.warn(
+          { upload: record.localPath, stalledTimeout: manager.#config.stalledTimeout },
+          'request stalled; aborting it',
+        );
         manager.#emit('stalled', manager.#snapshot(record));
         manager.#reportState(record);
       },
@@ -549,7 +583,16 @@ export class NetworkManager extends EventEmitter<NetworkManagerEvents> {
           const snapshot = manager.#snapshot(record);
           const started = record.startedAt ? Date.parse(record.startedAt) : Date.parse(record.queuedAt);
           const duration = Math.max(0, (Date.parse(record.finishedAt ?? new Date().toISOString()) - started) / 1000);
-          manager.#logger.info({ upload: record.localPath, remotePath: record.remotePath, bytes: record.bytesTotal, duration, deduplicated }, 'upload verified by the server');
+          manager.#logger.info(
+            {
+              upload: record.localPath,
+              remotePath: record.remotePath,
+              bytes: record.bytesTotal,
+              duration,
+              deduplicated,
+            },
+            'upload verified by the server',
+          );
           manager.#emit('completed', { upload: snapshot, sha256: record.sha256 ?? '', duration, deduplicated });
           manager.#reportState(record);
           manager.#settled(record);
@@ -557,7 +600,10 @@ export class NetworkManager extends EventEmitter<NetworkManagerEvents> {
         // Announced once the journal's "completed" is durable (listeners may delete the file).
         // If that fsync fails the server still holds the file: announce it, and say so.
         (manager.#journal?.durable() ?? Promise.resolve()).then(announce, (error: unknown) => {
-          manager.#logger.error({ upload: record.localPath, error: describeFailure(error) }, 'the journal could not be made durable');
+          manager.#logger.error(
+            { upload: record.localPath, error: describeFailure(error) },
+            'the journal could not be made durable',
+          );
           announce();
         });
       },
@@ -579,12 +625,26 @@ export class NetworkManager extends EventEmitter<NetworkManagerEvents> {
     if (!force && now - record.lastProgressAt < PROGRESS_INTERVAL_MS) return;
     record.lastProgressAt = now;
     const upload = this.#snapshot(record);
-    this.#emit('progress', { upload, bytesSent: upload.bytesSent, bytesTotal: upload.bytesTotal, rate: upload.rate, etaSeconds: upload.etaSeconds });
+    this.#emit('progress', {
+      upload,
+      bytesSent: upload.bytesSent,
+      bytesTotal: upload.bytesTotal,
+      rate: upload.rate,
+      etaSeconds: upload.etaSeconds,
+    });
   }
 
   #retrying(record: UploadRecord, info: RetryInfo): void {
-    this.#logger.warn({ upload: record.localPath, attempt: info.attempt, delay: info.delay, reason: info.reason }, 'retrying');
-    this.#emit('retrying', { upload: this.#snapshot(record), attempt: info.attempt, delay: info.delay, reason: info.reason });
+    this.#logger.warn(
+      { upload: record.localPath, attempt: info.attempt, delay: info.delay, reason: info.reason },
+      'retrying',
+    );
+    this.#emit('retrying', {
+      upload: this.#snapshot(record),
+      attempt: info.attempt,
+      delay: info.delay,
+      reason: info.reason,
+    });
     this.#reportState(record);
   }
 
@@ -634,7 +694,11 @@ export class NetworkManager extends EventEmitter<NetworkManagerEvents> {
     const client = this.#client;
     if (!client) return false;
     try {
-      await client.health({ timeoutMs: this.#config.initTimeout * 1000, stalledMs: this.#config.stalledTimeout * 1000, signal });
+      await client.health({
+        timeoutMs: this.#config.initTimeout * 1000,
+        stalledMs: this.#config.stalledTimeout * 1000,
+        signal,
+      });
       return true;
     } catch (error) {
       const status = (error as UploadError).details?.status;
@@ -762,7 +826,12 @@ export class NetworkManager extends EventEmitter<NetworkManagerEvents> {
       record.errorCode = row.errorCode;
       if (row.state === 'completed') record.bytesAcked = row.bytesTotal;
       if (row.sessionId && row.sessionServer && row.chunkSize && row.size !== undefined && row.mtimeMs !== undefined) {
-        record.session = { id: row.sessionId, server: row.sessionServer, chunkSize: row.chunkSize, version: { size: row.size, mtimeMs: row.mtimeMs } };
+        record.session = {
+          id: row.sessionId,
+          server: row.sessionServer,
+          chunkSize: row.chunkSize,
+          version: { size: row.size, mtimeMs: row.mtimeMs },
+        };
         record.bytesAcked = Math.min(row.bytesTotal, journal.ackedChunks(row.id).length * row.chunkSize);
       }
       this.#records.set(record.id, record);

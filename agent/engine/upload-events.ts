@@ -4,7 +4,15 @@
  */
 
 /** Engine states. `waiting_for_close` is the watcher's (a file seen but not yet closed). */
-export type UploadState = 'waiting_for_close' | 'queued' | 'uploading' | 'retrying' | 'stalled' | 'paused' | 'completed' | 'failed';
+export type UploadState =
+  | 'waiting_for_close'
+  | 'queued'
+  | 'uploading'
+  | 'retrying'
+  | 'stalled'
+  | 'paused'
+  | 'completed'
+  | 'failed';
 
 export interface UploadSnapshot {
   /** Stable id of this upload (the journal's key). */

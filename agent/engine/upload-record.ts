@@ -54,7 +54,8 @@ export function isTerminal(record: UploadRecord): boolean {
 export function snapshotOf(record: UploadRecord, enginePaused: boolean, now = performance.now()): UploadSnapshot {
   const bytesSent = Math.min(record.bytesTotal, record.bytesAcked + record.bytesInFlight);
   const sending = record.phase === 'uploading' || record.phase === 'stalled';
-  const state: UploadState = !isTerminal(record) && enginePaused && !(sending && record.holdsSlot) ? 'paused' : record.phase;
+  const state: UploadState =
+    !isTerminal(record) && enginePaused && !(sending && record.holdsSlot) ? 'paused' : record.phase;
   const rate = isTerminal(record) ? 0 : record.meter.rate(now);
   const remaining = record.bytesTotal - bytesSent;
   return {
@@ -116,7 +117,21 @@ export class RateMeter {
 }
 
 /** A new upload's record, queued. */
-export function newRecord(fields: Pick<UploadRecord, 'id' | 'seq' | 'localPath' | 'remotePath' | 'bagName' | 'priority' | 'metadata' | 'replace' | 'bytesTotal' | 'queuedAt'>): UploadRecord {
+export function newRecord(
+  fields: Pick<
+    UploadRecord,
+    | 'id'
+    | 'seq'
+    | 'localPath'
+    | 'remotePath'
+    | 'bagName'
+    | 'priority'
+    | 'metadata'
+    | 'replace'
+    | 'bytesTotal'
+    | 'queuedAt'
+  >,
+): UploadRecord {
   return {
     ...fields,
     phase: 'queued',

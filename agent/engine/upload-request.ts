@@ -34,9 +34,15 @@ export async function checkUpload(filePath: string, options: AddUploadOptions): 
   const localPath = path.resolve(filePath);
   const priority = options.priority ?? DEFAULT_PRIORITY;
   if (!Number.isInteger(priority) || priority < MIN_PRIORITY || priority > MAX_PRIORITY) {
-    throw new UploadError('INVALID_FIELD', `priority must be a whole number from ${MIN_PRIORITY} to ${MAX_PRIORITY}, not ${JSON.stringify(options.priority)} (${localPath})`);
+    throw new UploadError(
+      'INVALID_FIELD',
+      `priority must be a whole number from ${MIN_PRIORITY} to ${MAX_PRIORITY}, not ${JSON.stringify(options.priority)} (${localPath})`,
+    );
   }
-  if (options.metadata !== undefined && (typeof options.metadata !== 'object' || options.metadata === null || Array.isArray(options.metadata))) {
+  if (
+    options.metadata !== undefined &&
+    (typeof options.metadata !== 'object' || options.metadata === null || Array.isArray(options.metadata))
+  ) {
     throw new UploadError('INVALID_FIELD', `metadata must be an object (${localPath})`);
   }
   const remotePath = normaliseRelativePath(options.remotePath ?? path.basename(localPath), 'remotePath');

@@ -14,7 +14,17 @@ import type { Slot, UploadQueue } from './queue/upload-queue.js';
 import { classifyFailure, describeFailure, isNetworkDown, wholeFileFallback } from './retry/classify-failure.js';
 import { retryRequest, sleep, type RetryInfo } from './retry/retry-request.js';
 import { ChunkBuffers } from './source/chunk-buffers.js';
-import { assertUnchanged, fileError, hashRange, readRange, readWholeFile, sameVersion, sha256OfFile, statFile, type FileVersion } from './source/local-file.js';
+import {
+  assertUnchanged,
+  fileError,
+  hashRange,
+  readRange,
+  readWholeFile,
+  sameVersion,
+  sha256OfFile,
+  statFile,
+  type FileVersion,
+} from './source/local-file.js';
 import type { TokenBucket } from './throttle/token-bucket.js';
 import { errorDetails } from './transport/http-errors.js';
 import type { AttemptLimits } from './transport/http-transport.js';
@@ -182,7 +192,10 @@ export class UploadRunner {
             if (isNetworkDown(error)) this.#ctx.networkDown(describeFailure(error));
             const delay = this.#config().retryMaxDelay;
             this.#noteRetry({ attempt: 1, delay, reason: describeFailure(error), error, consumesAttempt: false });
-            this.#ctx.logger.warn({ upload: record.localPath, reason: describeFailure(error), delay }, 'retries used up; the file waits in the queue');
+            this.#ctx.logger.warn(
+              { upload: record.localPath, reason: describeFailure(error), delay },
+              'retries used up; the file waits in the queue',
+            );
             await this.#ctx.requeueDelay(delay * 1000, this.#soft.signal);
             continue;
           }
@@ -212,12 +225,16 @@ export class UploadRunner {
     this.#ctx.changed(record);
 
     // A session made for another version of the file (or another server) is dropped: the file restarts cleanly.
-    if (record.session && (!sameVersion(record.session.version, version) || record.session.server !== this.#ctx.client().serverHref)) {
+    if (
+      record.session &&
+      (!sameVersion(record.session.version, version) || record.session.server !== this.#ctx.client().serverHref)
+    ) {
       await this.#dropSession();
     }
 
     const known = this.#ctx.journal().completedFile(record.localPath);
-    const knownSha = known && known.size === version.size && known.mtimeMs === version.mtimeMs ? known.sha256 : undefined;
+    const knownSha =
+      known && known.size === version.size && known.mtimeMs === version.mtimeMs ? known.sha256 : undefined;
     if (!knownSha && !record.session && this.#fitsWhole(version.size)) {
       if (await this.#uploadWhole(version)) return;
     }
@@ -234,7 +251,9 @@ export class UploadRunner {
       ...(record.metadata ? { metadata: record.metadata } : {}),
       ...(record.replace ? { replace: true } : {}),
     };
-    let answer = await this.#retrying((limits) => this.#ctx.client().create(request, limits('init'), `${what}: create-or-resume`));
+    let answer = await this.#retrying((limits) =>
+      this.#ctx.client().create(request, limits('init'), `${what}: create-or-resume`),
+    );
 
     if (answer.state === 'complete') {
       // Dedup: confirm the server's SHA-256 against the local file's (known, or hashed locally: no network).
@@ -244,11 +263,19 @@ export class UploadRunner {
         this.#completed(answer, version, true);
         return;
       }
-      this.#ctx.logger.info({ upload: record.localPath }, 'the server holds a different file with the same fingerprint; replacing it');
+      this.#ctx.logger.info(
+        { upload: record.localPath },
+        'the server holds a different file with the same fingerprint; replacing it',
+      );
       const replaceRequest = { ...request, sha256: local, replace: true };
-      answer = await this.#retrying((limits) => this.#ctx.client().create(replaceRequest, limits('init'), `${what}: create (replace)`));
+      answer = await this.#retrying((limits) =>
+        this.#ctx.client().create(replaceRequest, limits('init'), `${what}: create (replace)`),
+      );
       if (answer.state === 'complete') {
-        throw new UploadError('PROTOCOL', `${what}: the server reports the file complete with SHA-256 ${answer.sha256}, but the local file's is ${local}`);
+        throw new UploadError(
+          'PROTOCOL',
+          `${what}: the server reports the file complete with SHA-256 ${answer.sha256}, but the local file's is ${local}`,
+        );
       }
     }
     await this.#sendSession(answer, version);
@@ -286,7 +313,14 @@ export class UploadRunner {
         const sha256 = createHash('sha256').update(raw).digest('hex');
         await assertUnchanged(record.localPath, version);
         const encoded = await new TransferCompression(this.#config().transferCompression, record.localPath).encode(raw);
-        const file = { path: record.remotePath, body: encoded.body, encoding: encoded.encoding, sha256, metadata: record.metadata, replace: record.replace };
+        const file = {
+          path: record.remotePath,
+          body: encoded.body,
+          encoding: encoded.encoding,
+          sha256,
+          metadata: record.metadata,
+          replace: record.replace,
+        };
         const scale = encoded.body.length > 0 ? raw.length / encoded.body.length : 1;
         let sent = 0;
         record.bytesInFlight = 0;
@@ -315,14 +349,20 @@ export class UploadRunner {
       if (fallback === undefined) throw error;
       if (fallback === 'route-missing') {
         this.#ctx.client().noWholeFiles();
-        this.#ctx.logger.info({ server: this.#ctx.client().serverHref, reason: describeFailure(error) }, 'the server has no whole-file route (an older server); using sessions');
+        this.#ctx.logger.info(
+          { server: this.#ctx.client().serverHref, reason: describeFailure(error) },
+          'the server has no whole-file route (an older server); using sessions',
+        );
       }
       record.bytesInFlight = 0;
       return false;
     }
     const { answer, sha256 } = result;
     if (answer.file.sha256 !== sha256 || answer.file.size !== version.size) {
-      throw new UploadError('PROTOCOL', `${what}: the server stored SHA-256 ${answer.file.sha256} (${answer.file.size} bytes), but the local file's is ${sha256} (${version.size} bytes)`);
+      throw new UploadError(
+        'PROTOCOL',
+        `${what}: the server stored SHA-256 ${answer.file.sha256} (${answer.file.size} bytes), but the local file's is ${sha256} (${version.size} bytes)`,
+      );
     }
     this.#completed(answer.file, version, answer.status === 200 && !bodyDelivered);
     return true;
@@ -332,7 +372,10 @@ export class UploadRunner {
     const record = this.record;
     const expectedCount = Math.max(1, Math.ceil(version.size / session.chunkSize));
     if (session.chunkCount !== expectedCount || session.size !== version.size) {
-      throw new UploadError('PROTOCOL', `${record.localPath}: the server's session has ${session.chunkCount} chunks of ${session.chunkSize} bytes for ${session.size} bytes; expected ${expectedCount} for ${version.size}`);
+      throw new UploadError(
+        'PROTOCOL',
+        `${record.localPath}: the server's session has ${session.chunkCount} chunks of ${session.chunkSize} bytes for ${session.size} bytes; expected ${expectedCount} for ${version.size}`,
+      );
     }
     const server = this.#ctx.client().serverHref;
     record.session = { id: session.id, server, chunkSize: session.chunkSize, version };
@@ -344,7 +387,8 @@ export class UploadRunner {
       mtimeMs: version.mtimeMs,
     });
     const held = new Set(session.received);
-    const lengthOf = (index: number): number => Math.max(0, Math.min(session.chunkSize, version.size - index * session.chunkSize));
+    const lengthOf = (index: number): number =>
+      Math.max(0, Math.min(session.chunkSize, version.size - index * session.chunkSize));
     record.bytesAcked = [...held].reduce((sum, index) => sum + (index < session.chunkCount ? lengthOf(index) : 0), 0);
     record.bytesInFlight = 0;
     this.#ctx.progress(record, true);
@@ -384,7 +428,14 @@ export class UploadRunner {
       for (let index = 0; index < session.chunkCount; index += 1) {
         if (held.has(index)) {
           // Resume: the server holds it; rebuild the running hash from the local file (no network).
-          await hashRange(handle, record.localPath, index * session.chunkSize, lengthOf(index), hash, this.#soft.signal);
+          await hashRange(
+            handle,
+            record.localPath,
+            index * session.chunkSize,
+            lengthOf(index),
+            hash,
+            this.#soft.signal,
+          );
           continue;
         }
         const chunk = await (chunks.ahead ?? prepare(index, hash.fork()));
@@ -415,7 +466,13 @@ export class UploadRunner {
    * (the running hash through the chunk before it; none for a repair), in pieces that let the
    * event loop keep the chunk on the wire streaming, and encodes it for the wire.
    */
-  async #prepareChunk(chunks: ChunkSource, index: number, start: number, length: number, base: Hash | undefined): Promise<PreparedChunk> {
+  async #prepareChunk(
+    chunks: ChunkSource,
+    index: number,
+    start: number,
+    length: number,
+    base: Hash | undefined,
+  ): Promise<PreparedChunk> {
     const fork = base?.copy(); // now, before any await: `base` is adopted (and may move on) later
     const raw = await readRange(chunks.handle, this.record.localPath, start, length, chunks.buffers.take(length));
     let crc32 = 0;
@@ -433,7 +490,10 @@ export class UploadRunner {
     const again = await this.#prepareChunk(chunks, chunk.index, chunk.start, chunk.length, undefined);
     if (again.crc32 !== chunk.crc32) {
       again.release(chunks.buffers);
-      throw new UploadError('FILE_CHANGED', `${this.record.localPath} changed during its upload (chunk ${chunk.index + 1} reads differently now); restarting it`);
+      throw new UploadError(
+        'FILE_CHANGED',
+        `${this.record.localPath} changed during its upload (chunk ${chunk.index + 1} reads differently now); restarting it`,
+      );
     }
     chunk.raw = again.raw;
     chunk.encoded = again.encoded;
@@ -485,20 +545,39 @@ export class UploadRunner {
     for (let round = 0; ; round += 1) {
       await this.#checkpoint(version);
       try {
-        const done = await this.#retrying((limits) => this.#ctx.client().complete(session.id, sha256, limits('init'), what));
+        const done = await this.#retrying((limits) =>
+          this.#ctx.client().complete(session.id, sha256, limits('init'), what),
+        );
         if (done.sha256 !== sha256) {
-          throw new UploadError('PROTOCOL', `${what}: the server verified SHA-256 ${done.sha256}, but the local file's is ${sha256}`);
+          throw new UploadError(
+            'PROTOCOL',
+            `${what}: the server verified SHA-256 ${done.sha256}, but the local file's is ${sha256}`,
+          );
         }
         this.#completed(done, version, false);
         return;
       } catch (error) {
         if (classifyFailure(error) !== 'repair' || round >= MAX_REPAIR_ROUNDS) throw error;
-        const missing = (errorDetails(error).missing ?? []).filter((index) => Number.isInteger(index) && index >= 0 && index < session.chunkCount);
-        if (missing.length === 0 || (error instanceof UploadError && error.code === 'FILE_CHECKSUM_MISMATCH' && missing.length >= session.chunkCount)) {
+        const missing = (errorDetails(error).missing ?? []).filter(
+          (index) => Number.isInteger(index) && index >= 0 && index < session.chunkCount,
+        );
+        if (
+          missing.length === 0 ||
+          (error instanceof UploadError &&
+            error.code === 'FILE_CHECKSUM_MISMATCH' &&
+            missing.length >= session.chunkCount)
+        ) {
           // Every stored chunk passed its CRC, so the local file is not what was sent: start over.
-          throw new UploadError('FILE_CHANGED', `${record.localPath}: the server's copy failed the whole-file SHA-256 although every chunk passed its checksum (the file changed in place?); sending it again`, { cause: error });
+          throw new UploadError(
+            'FILE_CHANGED',
+            `${record.localPath}: the server's copy failed the whole-file SHA-256 although every chunk passed its checksum (the file changed in place?); sending it again`,
+            { cause: error },
+          );
         }
-        this.#ctx.logger.warn({ upload: record.localPath, missing }, 're-sending chunks the server reported missing or damaged');
+        this.#ctx.logger.warn(
+          { upload: record.localPath, missing },
+          're-sending chunks the server reported missing or damaged',
+        );
         for (const index of missing) {
           await this.#checkpoint(version);
           const start = index * session.chunkSize;
@@ -616,13 +695,18 @@ export class UploadRunner {
     if (!session) return;
     const config = this.#config();
     try {
-      await this.#ctx.client().cancel(
-        session.id,
-        { timeoutMs: config.initTimeout * 1000, stalledMs: config.stalledTimeout * 1000, signal: this.#hard.signal },
-        `${record.localPath}: drop session`,
-      );
+      await this.#ctx
+        .client()
+        .cancel(
+          session.id,
+          { timeoutMs: config.initTimeout * 1000, stalledMs: config.stalledTimeout * 1000, signal: this.#hard.signal },
+          `${record.localPath}: drop session`,
+        );
     } catch (error) {
-      this.#ctx.logger.debug({ upload: record.localPath, error: describeFailure(error) }, 'could not delete the old server session (it expires on its own)');
+      this.#ctx.logger.debug(
+        { upload: record.localPath, error: describeFailure(error) },
+        'could not delete the old server session (it expires on its own)',
+      );
     }
   }
 

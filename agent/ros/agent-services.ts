@@ -60,12 +60,19 @@ export function registerServices(options: AgentServicesOptions): void {
     });
   }
   if (options.enqueue) {
-    node.createService<EnqueueRequest, EnqueueResponse>(rosInterfaces.enqueue, serviceNames.enqueue, async (request) => {
-      const response = await enqueue(agent, request);
-      logger.info({ service: serviceNames.enqueue, path: request.path, accepted: response.accepted }, response.message);
-      if (response.accepted) onChange();
-      return response;
-    });
+    node.createService<EnqueueRequest, EnqueueResponse>(
+      rosInterfaces.enqueue,
+      serviceNames.enqueue,
+      async (request) => {
+        const response = await enqueue(agent, request);
+        logger.info(
+          { service: serviceNames.enqueue, path: request.path, accepted: response.accepted },
+          response.message,
+        );
+        if (response.accepted) onChange();
+        return response;
+      },
+    );
   }
 }
 
@@ -75,8 +82,13 @@ export async function enqueue(agent: AgentController, request: EnqueueRequest): 
   const path = typeof request.path === 'string' ? request.path.trim() : '';
   if (!path) return refuse('path is empty: give a file or a bag folder');
   const priority = Number(request.priority ?? 0);
-  if (priority !== 0 && (!Number.isInteger(priority) || priority < PRIORITY_RANGE.min || priority > PRIORITY_RANGE.max)) {
-    return refuse(`priority ${priority} is out of range: use ${PRIORITY_RANGE.min} (first) to ${PRIORITY_RANGE.max} (last), or 0 for the default`);
+  if (
+    priority !== 0 &&
+    (!Number.isInteger(priority) || priority < PRIORITY_RANGE.min || priority > PRIORITY_RANGE.max)
+  ) {
+    return refuse(
+      `priority ${priority} is out of range: use ${PRIORITY_RANGE.min} (first) to ${PRIORITY_RANGE.max} (last), or 0 for the default`,
+    );
   }
   let metadata: Record<string, unknown> | undefined;
   const json = typeof request.metadata_json === 'string' ? request.metadata_json.trim() : '';
@@ -87,7 +99,8 @@ export async function enqueue(agent: AgentController, request: EnqueueRequest): 
     } catch (error) {
       return refuse(`metadata_json is not valid JSON: ${(error as Error).message}`);
     }
-    if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) return refuse('metadata_json must be a JSON object, such as {"run": 7}');
+    if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed))
+      return refuse('metadata_json must be a JSON object, such as {"run": 7}');
     metadata = parsed as Record<string, unknown>;
   }
   try {

@@ -27,7 +27,11 @@ export function assessAgent(status: AgentStatus): AgentAssessment {
   const failed = status.uploads.filter((upload) => upload.state === 'failed');
   const retrying = status.uploads.filter((upload) => upload.state === 'retrying' || upload.state === 'stalled');
 
-  if (failed.length > 0) problems.push({ level: DiagnosticLevel.ERROR, text: `${failed.length} failed (call ~/retry_failed after fixing the cause)` });
+  if (failed.length > 0)
+    problems.push({
+      level: DiagnosticLevel.ERROR,
+      text: `${failed.length} failed (call ~/retry_failed after fixing the cause)`,
+    });
   for (const [code, uploads] of groupByErrorCode(retrying)) {
     const level = Math.max(DiagnosticLevel.WARN, levelOfErrorCode(code)) as DiagnosticLevelCode;
     if (level > DiagnosticLevel.WARN) problems.push({ level, text: `${uploads.length} retrying on ${code}` });
@@ -39,15 +43,27 @@ export function assessAgent(status: AgentStatus): AgentAssessment {
     problems.push({ level: DiagnosticLevel.WARN, text: `low disk: ${free} free on the recording volume` });
   }
 
-  const level = problems.reduce<DiagnosticLevelCode>((worst, problem) => (problem.level > worst ? problem.level : worst), DiagnosticLevel.OK);
+  const level = problems.reduce<DiagnosticLevelCode>(
+    (worst, problem) => (problem.level > worst ? problem.level : worst),
+    DiagnosticLevel.OK,
+  );
   problems.sort((a, b) => b.level - a.level);
-  const activity = counts.uploading > 0 || counts.queued > 0 ? `${counts.uploading} uploading, ${counts.queued} queued` : 'idle';
-  const message = [...problems.map((problem) => problem.text), ...(status.paused ? ['paused'] : []), activity].join('; ');
+  const activity =
+    counts.uploading > 0 || counts.queued > 0 ? `${counts.uploading} uploading, ${counts.queued} queued` : 'idle';
+  const message = [...problems.map((problem) => problem.text), ...(status.paused ? ['paused'] : []), activity].join(
+    '; ',
+  );
 
   const values: KeyValueMessage[] = [
     { key: 'online', value: String(status.online) },
     { key: 'paused', value: String(status.paused) },
-    { key: 'bandwidth_limit', value: status.bandwidthLimit > 0 ? `${status.bandwidthLimit} B/s (${formatSize(status.bandwidthLimit)}/s)` : 'unlimited' },
+    {
+      key: 'bandwidth_limit',
+      value:
+        status.bandwidthLimit > 0
+          ? `${status.bandwidthLimit} B/s (${formatSize(status.bandwidthLimit)}/s)`
+          : 'unlimited',
+    },
     { key: 'bytes_pending', value: String(status.bytesPending) },
     { key: 'free_disk_bytes', value: status.freeDiskBytes === undefined ? 'unknown' : String(status.freeDiskBytes) },
     { key: 'low_disk', value: String(status.lowDisk) },
@@ -59,7 +75,11 @@ export function assessAgent(status: AgentStatus): AgentAssessment {
 }
 
 /** diagnostic_msgs/msg/DiagnosticArray with one status for the agent. */
-export function diagnosticsMessage(status: AgentStatus, stamp: RosTime, identity: { name: string; hardwareId: string }): DiagnosticArrayMessage {
+export function diagnosticsMessage(
+  status: AgentStatus,
+  stamp: RosTime,
+  identity: { name: string; hardwareId: string },
+): DiagnosticArrayMessage {
   const { level, message, values } = assessAgent(status);
   return {
     header: { stamp, frame_id: '' },

@@ -17,7 +17,14 @@
  * loads it.
  */
 export { hasRosArgs, parseRosArgs, stripRosArgs, type RosArguments } from './ros-args.js';
-export { loadRos, probeRos, rosModeFromFlag, type ProbeOptions, type RosAvailability, type RosMode } from './ros-probe.js';
+export {
+  loadRos,
+  probeRos,
+  rosModeFromFlag,
+  type ProbeOptions,
+  type RosAvailability,
+  type RosMode,
+} from './ros-probe.js';
 export {
   SHUTDOWN_DRAIN_SECONDS,
   startRosNode,

@@ -28,12 +28,12 @@ export function missingInterfaceWarning(pkg: string, features: string[]): string
     return (
       `ROS interface package upload_agent_msgs is not available to rclnodejs, so ${off}. ` +
       'Fix: build msgs/ (colcon build --base-paths msgs launch), source install/setup.bash, ' +
-      'then run `npx generate-ros-messages` in the agent\'s folder and restart.'
+      "then run `npx generate-ros-messages` in the agent's folder and restart."
     );
   }
   return (
     `ROS interface package ${pkg} is not available to rclnodejs, so ${off}. ` +
     `Fix: install it (e.g. apt install ros-$ROS_DISTRO-${pkg.replace(/_/g, '-')}), source ROS 2, ` +
-    'then run `npx generate-ros-messages` in the agent\'s folder and restart.'
+    "then run `npx generate-ros-messages` in the agent's folder and restart."
   );
 }

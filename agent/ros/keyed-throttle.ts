@@ -28,13 +28,16 @@ export class KeyedThrottle<K> {
       pending.fn = fn;
       return;
     }
-    const timer = setTimeout(() => {
-      const entry = this.#pending.get(key);
-      this.#pending.delete(key);
-      if (!entry) return;
-      this.#lastRun.set(key, Date.now());
-      entry.fn();
-    }, last + this.#intervalMs - now);
+    const timer = setTimeout(
+      () => {
+        const entry = this.#pending.get(key);
+        this.#pending.delete(key);
+        if (!entry) return;
+        this.#lastRun.set(key, Date.now());
+        entry.fn();
+      },
+      last + this.#intervalMs - now,
+    );
     timer.unref();
     this.#pending.set(key, { fn, timer });
   }

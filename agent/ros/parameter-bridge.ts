@@ -16,12 +16,19 @@ export type RosSettings = Record<string, unknown>;
  * `/**\/upload_agent`, in file order). The more specific entries win. A bad value throws an
  * UploadError CONFIG_INVALID naming the parameter, the rule and where it came from.
  */
-export function resolveRosSettings(node: RosNode, argv: readonly string[], schema: ParameterSchema, logger: Logger): RosSettings {
-  const sources: { parameter: RosParameter; source: string; specific: boolean }[] = node.parameterOverrides().map((parameter) => ({
-    parameter,
-    source: 'the ROS arguments (-p, or a params file keyed /** or by the node name)',
-    specific: false,
-  }));
+export function resolveRosSettings(
+  node: RosNode,
+  argv: readonly string[],
+  schema: ParameterSchema,
+  logger: Logger,
+): RosSettings {
+  const sources: { parameter: RosParameter; source: string; specific: boolean }[] = node
+    .parameterOverrides()
+    .map((parameter) => ({
+      parameter,
+      source: 'the ROS arguments (-p, or a params file keyed /** or by the node name)',
+      specific: false,
+    }));
   const { entries, problems } = readParamsFileOverrides(parseRosArgs(argv).paramsFiles, node);
   for (const problem of problems) logger.warn(problem);
   for (const entry of entries) {
@@ -35,9 +42,16 @@ export function resolveRosSettings(node: RosNode, argv: readonly string[], schem
   const settings: RosSettings = {};
   for (const { parameter, source, specific } of sources) {
     const checked = schema.check(schema.coerce(parameter));
-    if (!checked.ok) throw new UploadError('CONFIG_INVALID', `Invalid ROS parameter from ${source}: ${checked.reason}`, { details: { parameter: parameter.name, source } });
+    if (!checked.ok)
+      throw new UploadError('CONFIG_INVALID', `Invalid ROS parameter from ${source}: ${checked.reason}`, {
+        details: { parameter: parameter.name, source },
+      });
     if (!checked.option) {
-      if (specific) logger.warn({ parameter: parameter.name, source }, `${parameter.name} in ${source} is not a parameter of ${node.fullyQualifiedName}; ignored`);
+      if (specific)
+        logger.warn(
+          { parameter: parameter.name, source },
+          `${parameter.name} in ${source} is not a parameter of ${node.fullyQualifiedName}; ignored`,
+        );
       continue;
     }
     settings[checked.option.key] = checked.value;
@@ -102,7 +116,8 @@ export class ParameterBridge {
       const checked = this.#schema.check(parameter);
       if (!checked.ok) return this.#refuse(checked.reason);
       if (!checked.option) continue;
-      if (checked.option.spec.secret) return this.#refuse(`${checked.option.name} is a secret and cannot be changed at run time`);
+      if (checked.option.spec.secret)
+        return this.#refuse(`${checked.option.name} is a secret and cannot be changed at run time`);
       changes.push({ key: checked.option.key, name: checked.option.name, value: checked.value });
     }
 
@@ -118,7 +133,10 @@ export class ParameterBridge {
             this.#agent.setOption(undo.key, undo.previous);
             this.#values[undo.key] = undo.previous;
           } catch (undoError) {
-            this.#logger.error({ err: undoError, option: undo.key }, `could not restore ${undo.key} after a refused parameter change`);
+            this.#logger.error(
+              { err: undoError, option: undo.key },
+              `could not restore ${undo.key} after a refused parameter change`,
+            );
           }
         }
         return this.#refuse(`${change.name}: ${(error as Error).message}`);

@@ -93,7 +93,12 @@ interface MessageRange {
  *   `ros2 param describe` showed no constraints; this one includes it.
  */
 function clearReasonDescriptor(rcl: Rclnodejs, declaration: ParameterDeclaration): RclDescriptor {
-  const descriptor = new rcl.ParameterDescriptor(declaration.name, declaration.type as number as RclParameterType, declaration.description, declaration.readOnly);
+  const descriptor = new rcl.ParameterDescriptor(
+    declaration.name,
+    declaration.type as number as RclParameterType,
+    declaration.description,
+    declaration.readOnly,
+  );
   descriptor.additionalConstraints = declaration.additionalConstraints;
   const baseToMessage = rcl.ParameterDescriptor.prototype.toMessage;
   // Own properties shadow the prototype's methods (a subclass cannot be typed against both the
@@ -148,8 +153,12 @@ class RclnodejsNode implements RosNode {
     return new QoS(
       QoS.HistoryPolicy.RMW_QOS_POLICY_HISTORY_KEEP_LAST,
       qos.depth,
-      qos.reliability === 'reliable' ? QoS.ReliabilityPolicy.RMW_QOS_POLICY_RELIABILITY_RELIABLE : QoS.ReliabilityPolicy.RMW_QOS_POLICY_RELIABILITY_BEST_EFFORT,
-      qos.durability === 'transient_local' ? QoS.DurabilityPolicy.RMW_QOS_POLICY_DURABILITY_TRANSIENT_LOCAL : QoS.DurabilityPolicy.RMW_QOS_POLICY_DURABILITY_VOLATILE,
+      qos.reliability === 'reliable'
+        ? QoS.ReliabilityPolicy.RMW_QOS_POLICY_RELIABILITY_RELIABLE
+        : QoS.ReliabilityPolicy.RMW_QOS_POLICY_RELIABILITY_BEST_EFFORT,
+      qos.durability === 'transient_local'
+        ? QoS.DurabilityPolicy.RMW_QOS_POLICY_DURABILITY_TRANSIENT_LOCAL
+        : QoS.DurabilityPolicy.RMW_QOS_POLICY_DURABILITY_VOLATILE,
     );
   }
 
@@ -166,20 +175,31 @@ class RclnodejsNode implements RosNode {
   }
 
   createSubscription<M>(type: string, topic: string, qos: RosQos | undefined, callback: (message: M) => void): void {
-    this.#node.createSubscription(type as RclTypeClass, topic, this.#options(qos), (message: unknown) => callback(message as M));
+    this.#node.createSubscription(type as RclTypeClass, topic, this.#options(qos), (message: unknown) =>
+      callback(message as M),
+    );
   }
 
-  createService<Request, Response>(type: string, name: string, handler: (request: Request) => Response | Promise<Response>): void {
-    this.#node.createService(type as RclServiceTypeClass, name, this.#options(undefined), (request: unknown, response: { send(message: never): void }) => {
-      void (async () => {
-        try {
-          response.send((await handler(request as Request)) as never);
-        } catch (error) {
-          // The handlers answer failures themselves; this is a bug or a malformed response.
-          process.emitWarning(`ROS service ${name} could not answer: ${(error as Error).message}`);
-        }
-      })();
-    });
+  createService<Request, Response>(
+    type: string,
+    name: string,
+    handler: (request: Request) => Response | Promise<Response>,
+  ): void {
+    this.#node.createService(
+      type as RclServiceTypeClass,
+      name,
+      this.#options(undefined),
+      (request: unknown, response: { send(message: never): void }) => {
+        void (async () => {
+          try {
+            response.send((await handler(request as Request)) as never);
+          } catch (error) {
+            // The handlers answer failures themselves; this is a bug or a malformed response.
+            process.emitWarning(`ROS service ${name} could not answer: ${(error as Error).message}`);
+          }
+        })();
+      },
+    );
   }
 
   createTimer(periodNanoseconds: bigint, callback: () => void): { cancel(): void } {
@@ -188,11 +208,21 @@ class RclnodejsNode implements RosNode {
   }
 
   parameterOverrides(): RosParameter[] {
-    return this.#node.getParameterOverrides().map((parameter: RclParameter) => ({ name: parameter.name, type: Number(parameter.type), value: parameter.value as unknown }));
+    return this.#node
+      .getParameterOverrides()
+      .map((parameter: RclParameter) => ({
+        name: parameter.name,
+        type: Number(parameter.type),
+        value: parameter.value as unknown,
+      }));
   }
 
   declareParameter(declaration: ParameterDeclaration): void {
-    const parameter = new this.#rcl.Parameter(declaration.name, declaration.type as number as RclParameterType, declaration.value);
+    const parameter = new this.#rcl.Parameter(
+      declaration.name,
+      declaration.type as number as RclParameterType,
+      declaration.value,
+    );
     // ignoreOverride: the node resolved overrides itself (rclnodejs misses params-file keys by FQN).
     this.#node.declareParameter(parameter, clearReasonDescriptor(this.#rcl, declaration), true);
   }
@@ -213,7 +243,9 @@ class RclnodejsNode implements RosNode {
 
   onSetParameters(callback: (parameters: RosParameter[]) => { successful: boolean; reason: string }): void {
     this.#node.addOnSetParametersCallback((parameters: RclParameter[]) => {
-      const result = callback(parameters.map((p) => ({ name: p.name, type: Number(p.type), value: p.value as unknown })));
+      const result = callback(
+        parameters.map((p) => ({ name: p.name, type: Number(p.type), value: p.value as unknown })),
+      );
       return { successful: result.successful, reason: result.reason } as RclSetParametersResult;
     });
   }
@@ -233,5 +265,6 @@ class RclnodejsNode implements RosNode {
  * Against the fallback declaration both sides are `string` and it holds trivially.
  */
 type Codes<T> = T extends number ? `${T}` : string;
-export type ParameterTypesAreRclnodejs = Codes<(typeof ParameterType)[keyof typeof ParameterType]> extends Codes<RclParameterType> ? true : never;
+export type ParameterTypesAreRclnodejs =
+  Codes<(typeof ParameterType)[keyof typeof ParameterType]> extends Codes<RclParameterType> ? true : never;
 export const parameterTypesAreRclnodejs: ParameterTypesAreRclnodejs = true;

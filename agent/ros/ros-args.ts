@@ -10,7 +10,18 @@ const ROS_ARGS = '--ros-args';
 const END_OF_ROS_ARGS = '--';
 
 /** ROS flags that take a value (so the value is never mistaken for a flag). */
-const FLAGS_WITH_VALUE = new Set(['-p', '--param', '-r', '--remap', '--params-file', '-e', '--enclave', '--log-level', '--log-config-file', '--log-file-name']);
+const FLAGS_WITH_VALUE = new Set([
+  '-p',
+  '--param',
+  '-r',
+  '--remap',
+  '--params-file',
+  '-e',
+  '--enclave',
+  '--log-level',
+  '--log-config-file',
+  '--log-file-name',
+]);
 
 /**
  * Removes every `--ros-args ... [--]` section from argv, including a `--ros-args` at the very

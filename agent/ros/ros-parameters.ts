@@ -1,4 +1,11 @@
-import { formatDuration, formatSize, optionSchema, type OptionSet, type OptionSpec, type OptionSpecs } from '../../common/config/index.js';
+import {
+  formatDuration,
+  formatSize,
+  optionSchema,
+  type OptionSet,
+  type OptionSpec,
+  type OptionSpecs,
+} from '../../common/config/index.js';
 import { ParameterType, type ParameterDeclaration, type ParameterTypeCode, type RosParameter } from './ros-seam.js';
 
 /**
@@ -125,14 +132,19 @@ export class ParameterSchema<S extends OptionSpecs = OptionSpecs> {
     const option = this.#byName.get(parameter.name);
     if (!option || parameter.type === option.type) return parameter;
     const { value } = parameter;
-    const as = (type: ParameterTypeCode, converted: unknown): RosParameter => ({ name: parameter.name, type, value: converted });
+    const as = (type: ParameterTypeCode, converted: unknown): RosParameter => ({
+      name: parameter.name,
+      type,
+      value: converted,
+    });
     const parsed = (): unknown => {
       const result = optionSchema(option.spec).safeParse(value);
       return result.success ? result.data : undefined;
     };
     switch (option.type) {
       case ParameterType.INTEGER: {
-        if (parameter.type === ParameterType.DOUBLE && Number.isInteger(value)) return as(ParameterType.INTEGER, BigInt(value as number));
+        if (parameter.type === ParameterType.DOUBLE && Number.isInteger(value))
+          return as(ParameterType.INTEGER, BigInt(value as number));
         if (parameter.type === ParameterType.STRING) {
           const number = parsed();
           if (typeof number === 'number' && Number.isInteger(number)) return as(ParameterType.INTEGER, BigInt(number));
@@ -140,7 +152,8 @@ export class ParameterSchema<S extends OptionSpecs = OptionSpecs> {
         return parameter;
       }
       case ParameterType.DOUBLE: {
-        if (parameter.type === ParameterType.INTEGER && typeof value === 'bigint') return as(ParameterType.DOUBLE, Number(value));
+        if (parameter.type === ParameterType.INTEGER && typeof value === 'bigint')
+          return as(ParameterType.DOUBLE, Number(value));
         if (parameter.type === ParameterType.STRING) {
           const number = parsed();
           if (typeof number === 'number') return as(ParameterType.DOUBLE, number);
@@ -152,7 +165,11 @@ export class ParameterSchema<S extends OptionSpecs = OptionSpecs> {
         return typeof bool === 'boolean' ? as(ParameterType.BOOL, bool) : parameter;
       }
       case ParameterType.STRING:
-        if (parameter.type === ParameterType.INTEGER || parameter.type === ParameterType.DOUBLE || parameter.type === ParameterType.BOOL) {
+        if (
+          parameter.type === ParameterType.INTEGER ||
+          parameter.type === ParameterType.DOUBLE ||
+          parameter.type === ParameterType.BOOL
+        ) {
           return as(ParameterType.STRING, String(value));
         }
         return parameter;
@@ -174,7 +191,8 @@ export class ParameterSchema<S extends OptionSpecs = OptionSpecs> {
     const option = this.#byName.get(parameter.name);
     if (!option) return { ok: true, option: undefined, value: parameter.value };
     const shown = this.#show(option, parameter.value);
-    if (parameter.type === ParameterType.NOT_SET) return { ok: false, reason: `${option.name} cannot be deleted or unset (set it to another value instead)` };
+    if (parameter.type === ParameterType.NOT_SET)
+      return { ok: false, reason: `${option.name} cannot be deleted or unset (set it to another value instead)` };
     if (parameter.type !== option.type) {
       return {
         ok: false,
@@ -191,7 +209,10 @@ export class ParameterSchema<S extends OptionSpecs = OptionSpecs> {
 
   #show(option: ParameterOption, value: unknown): string {
     if (option.spec.secret) return '';
-    const text = typeof value === 'bigint' ? value.toString() : JSON.stringify(value, (_key, item: unknown) => (typeof item === 'bigint' ? item.toString() : item));
+    const text =
+      typeof value === 'bigint'
+        ? value.toString()
+        : JSON.stringify(value, (_key, item: unknown) => (typeof item === 'bigint' ? item.toString() : item));
     return text && text.length > 120 ? `${text.slice(0, 120)}…` : (text ?? String(value));
   }
 
@@ -219,7 +240,9 @@ export class ParameterSchema<S extends OptionSpecs = OptionSpecs> {
   #description(option: ParameterOption): string {
     const { spec } = option;
     // The unit is in additional_constraints ("an integer number of bytes", "a double number of seconds").
-    const secret = spec.secret ? ' Secret: give it at launch (params file or -p) or through the environment; it reads back empty.' : '';
+    const secret = spec.secret
+      ? ' Secret: give it at launch (params file or -p) or through the environment; it reads back empty.'
+      : '';
     return `${spec.doc}. Default: ${this.set.formatDefault(option.key as keyof S & string)}.${secret}`;
   }
 
@@ -227,7 +250,12 @@ export class ParameterSchema<S extends OptionSpecs = OptionSpecs> {
     const { spec } = option;
     const parts: string[] = [this.#typeText(option)];
     if (spec.kind === 'size' || spec.kind === 'duration' || spec.kind === 'integer' || spec.kind === 'number') {
-      const show = (n: number): string => (spec.kind === 'size' ? `${n} (${formatSize(n)})` : spec.kind === 'duration' ? `${n} (${formatDuration(n)})` : String(n));
+      const show = (n: number): string =>
+        spec.kind === 'size'
+          ? `${n} (${formatSize(n)})`
+          : spec.kind === 'duration'
+            ? `${n} (${formatDuration(n)})`
+            : String(n);
       if (spec.min !== undefined) parts.push(`at least ${show(spec.min)}`);
       if (spec.max !== undefined) parts.push(`at most ${show(spec.max)}`);
     }
@@ -238,7 +266,8 @@ export class ParameterSchema<S extends OptionSpecs = OptionSpecs> {
 
   #range(option: ParameterOption): ParameterDeclaration['range'] {
     const { spec } = option;
-    if (spec.kind !== 'size' && spec.kind !== 'duration' && spec.kind !== 'integer' && spec.kind !== 'number') return undefined;
+    if (spec.kind !== 'size' && spec.kind !== 'duration' && spec.kind !== 'integer' && spec.kind !== 'number')
+      return undefined;
     if (spec.min === undefined && spec.max === undefined) return undefined;
     if (option.type === ParameterType.INTEGER) {
       return {
@@ -264,7 +293,8 @@ export function rosParameterFromValue(name: string, value: unknown): RosParamete
     if (value.every((item) => typeof item === 'string')) return { name, type: ParameterType.STRING_ARRAY, value };
     if (value.every((item) => typeof item === 'boolean')) return { name, type: ParameterType.BOOL_ARRAY, value };
     if (value.every((item) => typeof item === 'bigint')) return { name, type: ParameterType.INTEGER_ARRAY, value };
-    if (value.every((item) => typeof item === 'number' || typeof item === 'bigint')) return { name, type: ParameterType.DOUBLE_ARRAY, value: value.map(Number) };
+    if (value.every((item) => typeof item === 'number' || typeof item === 'bigint'))
+      return { name, type: ParameterType.DOUBLE_ARRAY, value: value.map(Number) };
   }
   return { name, type: ParameterType.NOT_SET, value: undefined };
 }

@@ -27,7 +27,8 @@ export async function probeRos(options: ProbeOptions = {}): Promise<RosAvailabil
   if (!env.ROS_DISTRO && !env.AMENT_PREFIX_PATH) {
     return {
       available: false,
-      reason: 'ROS 2 is not sourced (ROS_DISTRO and AMENT_PREFIX_PATH are unset): run `source /opt/ros/<distro>/setup.bash` first',
+      reason:
+        'ROS 2 is not sourced (ROS_DISTRO and AMENT_PREFIX_PATH are unset): run `source /opt/ros/<distro>/setup.bash` first',
     };
   }
   const load = options.load ?? (async () => (await import('./rclnodejs-binding.js')).loadRclnodejs());
@@ -36,7 +37,9 @@ export async function probeRos(options: ProbeOptions = {}): Promise<RosAvailabil
   } catch (error) {
     const detail = error instanceof Error ? error.message.split('\n')[0] : String(error);
     // Node says ERR_MODULE_NOT_FOUND "Cannot find package 'rclnodejs'"; bundlers word it otherwise.
-    const notInstalled = /cannot find (package|module) ['"]rclnodejs['"]|could not resolve ['"]rclnodejs['"]/i.test(String(detail));
+    const notInstalled = /cannot find (package|module) ['"]rclnodejs['"]|could not resolve ['"]rclnodejs['"]/i.test(
+      String(detail),
+    );
     return {
       available: false,
       reason: notInstalled

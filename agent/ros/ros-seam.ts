@@ -85,7 +85,11 @@ export interface RosNode {
   createPublisher<M>(type: string, topic: string, qos?: RosQos): RosPublisher<M>;
   createSubscription<M>(type: string, topic: string, qos: RosQos | undefined, callback: (message: M) => void): void;
   /** The handler's (possibly async) result is sent as the response. */
-  createService<Request, Response>(type: string, name: string, handler: (request: Request) => Response | Promise<Response>): void;
+  createService<Request, Response>(
+    type: string,
+    name: string,
+    handler: (request: Request) => Response | Promise<Response>,
+  ): void;
   /** Period in nanoseconds, as BigInt (rclnodejs throws on a number). */
   createTimer(periodNanoseconds: bigint, callback: () => void): RosTimer;
   /** The overrides rclnodejs itself applies to this node: `-p`, and params-file keys `/**` and the bare node name. */

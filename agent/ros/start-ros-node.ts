@@ -99,7 +99,9 @@ export async function startRosNode(options: StartRosNodeOptions): Promise<RosNod
   try {
     await rcl.init(options.argv);
   } catch (error) {
-    throw new UploadError('USAGE', `ROS 2 could not start: ${(error as Error).message} (check the --ros-args)`, { cause: error });
+    throw new UploadError('USAGE', `ROS 2 could not start: ${(error as Error).message} (check the --ros-args)`, {
+      cause: error,
+    });
   }
 
   let node: RosNode | undefined;
@@ -126,7 +128,11 @@ export async function startRosNode(options: StartRosNodeOptions): Promise<RosNod
     try {
       node = rcl.createNode(options.nodeName ?? rosNames.node);
     } catch (error) {
-      throw new UploadError('USAGE', `The ROS node could not be created: ${(error as Error).message} (check -r __node:= and __ns:=)`, { cause: error });
+      throw new UploadError(
+        'USAGE',
+        `The ROS node could not be created: ${(error as Error).message} (check -r __node:= and __ns:=)`,
+        { cause: error },
+      );
     }
     const schema = new ParameterSchema(options.optionSet ?? (agentOptions as unknown as OptionSet<OptionSpecs>));
     const rosSettings = resolveRosSettings(node, options.argv, schema, logger);
@@ -134,7 +140,10 @@ export async function startRosNode(options: StartRosNodeOptions): Promise<RosNod
       running = await options.agent(rosSettings);
       ownsAgent = true;
     } else {
-      running = { agent: options.agent, config: applySettings(options.agent, { ...options.config }, rosSettings, schema) };
+      running = {
+        agent: options.agent,
+        config: applySettings(options.agent, { ...options.config }, rosSettings, schema),
+      };
     }
     uploadNode = new UploadAgentNode({
       binding: rcl,
@@ -147,7 +156,10 @@ export async function startRosNode(options: StartRosNodeOptions): Promise<RosNod
     uploadNode.start();
   } catch (error) {
     uploadNode?.stop();
-    if (running && ownsAgent) await running.agent.stop().catch((stopError: unknown) => logger.warn({ err: stopError }, 'stopping the agent failed'));
+    if (running && ownsAgent)
+      await running.agent
+        .stop()
+        .catch((stopError: unknown) => logger.warn({ err: stopError }, 'stopping the agent failed'));
     takeRosDown();
     throw error;
   }
@@ -189,7 +201,10 @@ export async function startRosNode(options: StartRosNodeOptions): Promise<RosNod
     (stopping ??= (async () => {
       try {
         const drained = await withDeadline(agent.stop(), SHUTDOWN_DRAIN_SECONDS * 1000);
-        if (!drained) logger.warn(`the agent did not finish stopping within ${SHUTDOWN_DRAIN_SECONDS} s; the ROS node goes down anyway`);
+        if (!drained)
+          logger.warn(
+            `the agent did not finish stopping within ${SHUTDOWN_DRAIN_SECONDS} s; the ROS node goes down anyway`,
+          );
       } catch (error) {
         logger.error({ err: error }, 'the agent failed to stop cleanly');
       } finally {
@@ -207,14 +222,23 @@ export async function startRosNode(options: StartRosNodeOptions): Promise<RosNod
 }
 
 /** Applies ROS-given settings to an agent that already runs; returns the settings in force. */
-function applySettings(agent: AgentController, config: Record<string, unknown>, settings: RosSettings, schema: ParameterSchema): Record<string, unknown> {
+function applySettings(
+  agent: AgentController,
+  config: Record<string, unknown>,
+  settings: RosSettings,
+  schema: ParameterSchema,
+): Record<string, unknown> {
   for (const [key, value] of Object.entries(settings)) {
     if (config[key] === value) continue;
     try {
       agent.setOption(key, value);
     } catch (error) {
       const name = schema.options.find((option) => option.key === key)?.name ?? key;
-      throw new UploadError('CONFIG_INVALID', `ROS parameter ${name} cannot be applied to the running agent: ${(error as Error).message}`, { cause: error });
+      throw new UploadError(
+        'CONFIG_INVALID',
+        `ROS parameter ${name} cannot be applied to the running agent: ${(error as Error).message}`,
+        { cause: error },
+      );
     }
     config[key] = value;
   }

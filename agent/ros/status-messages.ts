@@ -43,7 +43,10 @@ export function pendingUploads(uploads: readonly UploadSnapshot[], limit = MAX_Q
   const rank = new Map(pendingStatesInOrder.map((state, index) => [state, index]));
   return uploads
     .filter((upload) => rank.has(upload.state))
-    .sort((a, b) => rank.get(a.state)! - rank.get(b.state)! || a.priority - b.priority || a.queuedAt.localeCompare(b.queuedAt))
+    .sort(
+      (a, b) =>
+        rank.get(a.state)! - rank.get(b.state)! || a.priority - b.priority || a.queuedAt.localeCompare(b.queuedAt),
+    )
     .slice(0, limit);
 }
 
@@ -64,7 +67,10 @@ export function uploadQueueMessage(status: AgentStatus, stamp: RosTime): UploadQ
     completed_count: counts.completed,
     failed_count: counts.failed,
     bytes_pending: uint64(status.bytesPending),
-    free_disk_bytes: status.freeDiskBytes === undefined || !Number.isFinite(status.freeDiskBytes) ? -1n : BigInt(Math.max(0, Math.floor(status.freeDiskBytes))),
+    free_disk_bytes:
+      status.freeDiskBytes === undefined || !Number.isFinite(status.freeDiskBytes)
+        ? -1n
+        : BigInt(Math.max(0, Math.floor(status.freeDiskBytes))),
     low_disk: status.lowDisk,
     uploads: pendingUploads(status.uploads).map((upload) => uploadStatusMessage(upload, stamp)),
   };
@@ -79,7 +85,12 @@ const stateNames = new Map<number, string>(Object.entries(uploadStatusState).map
 export function messageJson(message: UploadStatusMessage | UploadQueueMessage): string {
   return JSON.stringify(message, (_key, value: unknown) => {
     if (typeof value === 'bigint') return Number.isSafeInteger(Number(value)) ? Number(value) : value.toString();
-    if (value !== null && typeof value === 'object' && 'state' in value && typeof (value as { state: unknown }).state === 'number') {
+    if (
+      value !== null &&
+      typeof value === 'object' &&
+      'state' in value &&
+      typeof (value as { state: unknown }).state === 'number'
+    ) {
       const withState = value as { state: number };
       return { ...withState, state_name: stateNames.get(withState.state) ?? 'unknown' };
     }

@@ -105,11 +105,21 @@ export class UploadAgentNode {
 
     if (features.statusFormat !== 'off') {
       const custom = features.statusFormat === 'upload_agent_msgs';
-      this.#statusPublisher = this.#node.createPublisher(custom ? rosInterfaces.uploadStatus : rosInterfaces.string, rosNames.status);
-      this.#queuePublisher = this.#node.createPublisher(custom ? rosInterfaces.uploadQueue : rosInterfaces.string, rosNames.queue, QUEUE_QOS);
+      this.#statusPublisher = this.#node.createPublisher(
+        custom ? rosInterfaces.uploadStatus : rosInterfaces.string,
+        rosNames.status,
+      );
+      this.#queuePublisher = this.#node.createPublisher(
+        custom ? rosInterfaces.uploadQueue : rosInterfaces.string,
+        rosNames.queue,
+        QUEUE_QOS,
+      );
     }
     if (features.diagnostics) {
-      this.#diagnosticsPublisher = this.#node.createPublisher<DiagnosticArrayMessage>(rosInterfaces.diagnosticArray, rosNames.diagnostics);
+      this.#diagnosticsPublisher = this.#node.createPublisher<DiagnosticArrayMessage>(
+        rosInterfaces.diagnosticArray,
+        rosNames.diagnostics,
+      );
     }
     registerServices({
       node: this.#node,
@@ -192,8 +202,13 @@ export class UploadAgentNode {
   #publishDiagnostics(): void {
     const publisher = this.#diagnosticsPublisher;
     if (!publisher || !this.#running) return;
-    const identity = { name: `${this.#node.fullyQualifiedName.replace(/^\//, '')}: uploads`, hardwareId: os.hostname() };
-    this.#publish(rosNames.diagnostics, () => publisher.publish(diagnosticsMessage(this.#agent.status(), this.#node.now(), identity)));
+    const identity = {
+      name: `${this.#node.fullyQualifiedName.replace(/^\//, '')}: uploads`,
+      hardwareId: os.hostname(),
+    };
+    this.#publish(rosNames.diagnostics, () =>
+      publisher.publish(diagnosticsMessage(this.#agent.status(), this.#node.now(), identity)),
+    );
   }
 
   /** A failing publish (or status read) is logged once per topic and never stops the agent. */
@@ -228,9 +243,13 @@ export class UploadAgentNode {
       enqueueService: has(rosInterfaces.enqueue, 'the ~/enqueue service is off'),
       triggerServices: has(rosInterfaces.trigger, 'the ~/pause, ~/resume and ~/retry_failed services are off'),
       diagnostics: has(rosInterfaces.diagnosticArray, '/diagnostics is off'),
-      writeSplit: has(rosInterfaces.writeSplitEvent, 'the events/write_split fast path is off (the watcher still finds closed splits)'),
+      writeSplit: has(
+        rosInterfaces.writeSplitEvent,
+        'the events/write_split fast path is off (the watcher still finds closed splits)',
+      ),
     };
-    for (const [pkg, whatIsOff] of missing) this.#logger.warn({ package: pkg }, missingInterfaceWarning(pkg, [...new Set(whatIsOff)]));
+    for (const [pkg, whatIsOff] of missing)
+      this.#logger.warn({ package: pkg }, missingInterfaceWarning(pkg, [...new Set(whatIsOff)]));
     return features;
   }
 }

@@ -21,7 +21,14 @@ export const uploadStatusState = {
 export const uploadStates = Object.keys(uploadStatusState) as UploadState[];
 
 /** States of uploads that are still to do (shown in UploadQueue.uploads), active ones first. */
-export const pendingStatesInOrder: readonly UploadState[] = ['uploading', 'retrying', 'stalled', 'paused', 'queued', 'waiting_for_close'];
+export const pendingStatesInOrder: readonly UploadState[] = [
+  'uploading',
+  'retrying',
+  'stalled',
+  'paused',
+  'queued',
+  'waiting_for_close',
+];
 
 export function isTerminalState(state: UploadState): boolean {
   return state === 'completed' || state === 'failed';

@@ -23,14 +23,22 @@ export const WRITE_SPLIT_QOS: RosQos = { depth: 10, reliability: 'reliable', dur
  */
 export function subscribeWriteSplit(options: { node: RosNode; agent: AgentController; logger: Logger }): void {
   const { node, agent, logger } = options;
-  node.createSubscription<WriteSplitEventMessage>(rosInterfaces.writeSplitEvent, WRITE_SPLIT_TOPIC, WRITE_SPLIT_QOS, (event) => {
-    const closed = typeof event.closed_file === 'string' ? event.closed_file : '';
-    if (!closed) return;
-    logger.debug({ closedFile: closed, openedFile: event.opened_file, recorder: event.node_name }, 'rosbag2 closed a split');
-    try {
-      agent.markClosed(closed);
-    } catch (error) {
-      logger.warn({ err: error, closedFile: closed }, 'could not mark a split closed; the watcher will find it');
-    }
-  });
+  node.createSubscription<WriteSplitEventMessage>(
+    rosInterfaces.writeSplitEvent,
+    WRITE_SPLIT_TOPIC,
+    WRITE_SPLIT_QOS,
+    (event) => {
+      const closed = typeof event.closed_file === 'string' ? event.closed_file : '';
+      if (!closed) return;
+      logger.debug(
+        { closedFile: closed, openedFile: event.opened_file, recorder: event.node_name },
+        'rosbag2 closed a split',
+      );
+      try {
+        agent.markClosed(closed);
+      } catch (error) {
+        logger.warn({ err: error, closedFile: closed }, 'could not mark a split closed; the watcher will find it');
+      }
+    },
+  );
 }

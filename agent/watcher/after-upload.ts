@@ -24,7 +24,11 @@ export function moveTarget(root: string, moveTo: string | undefined): string {
  * last file), the emptied bag folder; `move` keeps the folder structure under the target.
  * Returns where the file went.
  */
-export async function applyAfterUpload(policy: AfterUploadPolicy, file: AfterUploadTarget, options: { root: string; moveTo: string | undefined }): Promise<string | undefined> {
+export async function applyAfterUpload(
+  policy: AfterUploadPolicy,
+  file: AfterUploadTarget,
+  options: { root: string; moveTo: string | undefined },
+): Promise<string | undefined> {
   if (policy === 'keep') return file.path;
   let destination: string | undefined;
   if (policy === 'delete') {

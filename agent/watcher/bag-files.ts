@@ -45,9 +45,18 @@ export function classifyFile(relPath: string): BagFileInfo {
   const name = path.posix.basename(relPath);
   const split = SPLIT_NAME.exec(name);
   if (split) {
-    return { role: 'split', dir, name, stem: split[1]!, index: Number(split[2]), storage: split[3] as 'mcap' | 'db3', compressed: split[4] !== undefined };
+    return {
+      role: 'split',
+      dir,
+      name,
+      stem: split[1]!,
+      index: Number(split[2]),
+      storage: split[3] as 'mcap' | 'db3',
+      compressed: split[4] !== undefined,
+    };
   }
-  if (name === METADATA_FILE) return { role: 'metadata', dir, name, stem: undefined, index: undefined, storage: undefined, compressed: false };
+  if (name === METADATA_FILE)
+    return { role: 'metadata', dir, name, stem: undefined, index: undefined, storage: undefined, compressed: false };
   const bag = BAG_FILE.exec(name);
   return {
     role: 'other',
@@ -103,5 +112,6 @@ function globMatcher(globs: readonly string[]): (relPath: string) => boolean {
   const byPath = globs.filter((glob) => glob.includes('/'));
   const name = byName.length ? picomatch(byName, { dot: true }) : undefined;
   const full = byPath.length ? picomatch(byPath, { dot: true }) : undefined;
-  return (relPath) => (name !== undefined && name(path.posix.basename(relPath))) || (full !== undefined && full(relPath));
+  return (relPath) =>
+    (name !== undefined && name(path.posix.basename(relPath))) || (full !== undefined && full(relPath));
 }

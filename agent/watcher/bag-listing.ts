@@ -20,7 +20,10 @@ export interface ListedFile {
  * index order, metadata.yaml last; temporaries (`.active`, `-wal`, hidden) never.
  * `root`, when the path lies inside it, makes server paths relative to it as the watcher does.
  */
-export async function listForUpload(input: string, options: { root?: string; allFiles?: boolean } = {}): Promise<ListedFile[]> {
+export async function listForUpload(
+  input: string,
+  options: { root?: string; allFiles?: boolean } = {},
+): Promise<ListedFile[]> {
   const absolute = path.resolve(input);
   let info;
   try {
@@ -28,12 +31,19 @@ export async function listForUpload(input: string, options: { root?: string; all
   } catch (error) {
     throw new UploadError('LOCAL_FILE_NOT_FOUND', `No such file or folder: ${input}`, { cause: error });
   }
-  const base = options.root && (absolute + path.sep).startsWith(path.resolve(options.root) + path.sep) ? path.resolve(options.root) : undefined;
+  const base =
+    options.root && (absolute + path.sep).startsWith(path.resolve(options.root) + path.sep)
+      ? path.resolve(options.root)
+      : undefined;
   if (info.isFile()) {
     const name = path.basename(absolute);
     const kind = classifyFile(name);
     const inBag = kind.role === 'metadata' || kind.role === 'split';
-    const remotePath = base ? toPosix(path.relative(base, absolute)) : inBag ? `${path.basename(path.dirname(absolute))}/${name}` : name;
+    const remotePath = base
+      ? toPosix(path.relative(base, absolute))
+      : inBag
+        ? `${path.basename(path.dirname(absolute))}/${name}`
+        : name;
     return [{ path: absolute, remotePath, bagName: bagNameOf(remotePath), isMetadata: kind.role === 'metadata' }];
   }
   if (!info.isDirectory()) throw new UploadError('FILE_UNREADABLE', `Not a regular file or folder: ${input}`);
@@ -63,7 +73,9 @@ async function walk(dir: string, rel: string, out: { rel: string; abs: string }[
   try {
     entries = await readdir(dir, { withFileTypes: true });
   } catch (error) {
-    throw new UploadError('FILE_UNREADABLE', `Cannot read folder ${dir}: ${(error as Error).message}`, { cause: error });
+    throw new UploadError('FILE_UNREADABLE', `Cannot read folder ${dir}: ${(error as Error).message}`, {
+      cause: error,
+    });
   }
   for (const entry of entries) {
     const childRel = rel ? `${rel}/${entry.name}` : entry.name;

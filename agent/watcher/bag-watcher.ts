@@ -116,7 +116,11 @@ export class BagWatcher extends EventEmitter<BagWatcherEvents> {
     try {
       this.root = realpathSync(options.root);
     } catch (error) {
-      throw new UploadError('LOCAL_FILE_NOT_FOUND', `The recording folder ${options.root} does not exist or cannot be read`, { cause: error });
+      throw new UploadError(
+        'LOCAL_FILE_NOT_FOUND',
+        `The recording folder ${options.root} does not exist or cannot be read`,
+        { cause: error },
+      );
     }
     this.#rootName = path.basename(this.root);
     this.#filter = createFileFilter(options);
@@ -132,7 +136,8 @@ export class BagWatcher extends EventEmitter<BagWatcherEvents> {
 
   /** Changes timing settings at run time (the next pass of the rules uses them). */
   setOptions(partial: Partial<Pick<BagWatcherOptions, 'settleTime' | 'quietPeriod' | 'rescanInterval'>>): void {
-    const rescanChanged = partial.rescanInterval !== undefined && partial.rescanInterval !== this.#options.rescanInterval;
+    const rescanChanged =
+      partial.rescanInterval !== undefined && partial.rescanInterval !== this.#options.rescanInterval;
     this.#options = { ...this.#options, ...partial };
     if (rescanChanged && this.#started && !this.#stopped) {
       clearTimeout(this.#rescanTimer);
@@ -156,7 +161,9 @@ export class BagWatcher extends EventEmitter<BagWatcherEvents> {
     watcher.on('change', (filePath) => void this.#discover(filePath).catch((error: unknown) => this.#fail(error)));
     watcher.on('unlink', (filePath) => void this.#recheck(filePath).catch((error: unknown) => this.#fail(error)));
     watcher.on('unlinkDir', () => this.#schedule(0));
-    watcher.on('error', (error) => this.#options.logger?.warn({ err: error }, 'file watcher error; the periodic rescan covers it'));
+    watcher.on('error', (error) =>
+      this.#options.logger?.warn({ err: error }, 'file watcher error; the periodic rescan covers it'),
+    );
     await new Promise<void>((resolve) => watcher.once('ready', () => resolve()));
     await this.rescan();
     this.#scheduleRescan();
@@ -181,7 +188,9 @@ export class BagWatcher extends EventEmitter<BagWatcherEvents> {
     const name = segments[segments.length - 1];
     if (!name) return false;
     const folder = segments.length > 1 ? segments[segments.length - 2] : undefined;
-    const matches = [...this.#files.values()].filter((file) => file.name === name && (folder === undefined || this.#folderName(file) === folder));
+    const matches = [...this.#files.values()].filter(
+      (file) => file.name === name && (folder === undefined || this.#folderName(file) === folder),
+    );
     for (const file of matches) file.marked = true;
     if (matches.length === 0) this.#pendingMarks.set(`${folder ?? ''}/${name}`, performance.now() + PENDING_MARK_MS);
     this.#schedule(0);
@@ -290,7 +299,10 @@ export class BagWatcher extends EventEmitter<BagWatcherEvents> {
   }
 
   #skipsDir(full: string, rel: string): boolean {
-    return this.#filter.skipsDir(rel) || (this.#options.skipDirs ?? []).some((skip) => full === skip || full.startsWith(skip + path.sep));
+    return (
+      this.#filter.skipsDir(rel) ||
+      (this.#options.skipDirs ?? []).some((skip) => full === skip || full.startsWith(skip + path.sep))
+    );
   }
 
   #ignored(filePath: string, stats?: Stats): boolean {
@@ -332,7 +344,8 @@ export class BagWatcher extends EventEmitter<BagWatcherEvents> {
     const info = classifyFile(rel);
     const now = performance.now();
     const age = Math.max(0, Date.now() - stats.mtimeMs);
-    const bagLike = info.dir === '' && (info.role === 'metadata' || (info.role === 'split' && info.stem === this.#rootName));
+    const bagLike =
+      info.dir === '' && (info.role === 'metadata' || (info.role === 'split' && info.stem === this.#rootName));
     const remotePath = bagLike ? `${this.#rootName}/${rel}` : rel;
     const version = { size: stats.size, mtimeMs: stats.mtimeMs };
     const verified = this.#options.isUploaded?.(filePath, version) ?? false;
@@ -400,7 +413,11 @@ export class BagWatcher extends EventEmitter<BagWatcherEvents> {
 
   #vanished(file: TrackedFile): void {
     if (file.phase === 'released') {
-      this.emit('withdraw', { path: file.path, remotePath: file.remotePath, reason: `${file.relPath} vanished before its upload finished` });
+      this.emit('withdraw', {
+        path: file.path,
+        remotePath: file.remotePath,
+        reason: `${file.relPath} vanished before its upload finished`,
+      });
     }
     this.#remove(file);
     this.#schedule(0);
@@ -422,7 +439,12 @@ export class BagWatcher extends EventEmitter<BagWatcherEvents> {
       const wasReleased = file.phase === 'released';
       file.phase = 'transient';
       file.reason = `file compression mode: ${file.name}.zstd replaces it`;
-      if (wasReleased) this.emit('withdraw', { path: file.path, remotePath: file.remotePath, reason: `${file.relPath} was replaced by ${file.name}.zstd (file compression mode)` });
+      if (wasReleased)
+        this.emit('withdraw', {
+          path: file.path,
+          remotePath: file.remotePath,
+          reason: `${file.relPath} was replaced by ${file.name}.zstd (file compression mode)`,
+        });
     }
   }
 
@@ -456,7 +478,8 @@ export class BagWatcher extends EventEmitter<BagWatcherEvents> {
   }
 
   #hasActive(): boolean {
-    for (const file of this.#files.values()) if (file.phase === 'open' || file.phase === 'closing' || file.phase === 'ready') return true;
+    for (const file of this.#files.values())
+      if (file.phase === 'open' || file.phase === 'closing' || file.phase === 'ready') return true;
     return false;
   }
 
@@ -464,7 +487,10 @@ export class BagWatcher extends EventEmitter<BagWatcherEvents> {
   async #tick(): Promise<void> {
     for (const [key, expiry] of this.#pendingMarks) if (expiry < performance.now()) this.#pendingMarks.delete(key);
     // Transient plain splits are re-checked too: their deletion unblocks their .zstd.
-    const active = [...this.#files.values()].filter((file) => file.phase === 'open' || file.phase === 'closing' || file.phase === 'ready' || file.phase === 'transient');
+    const active = [...this.#files.values()].filter(
+      (file) =>
+        file.phase === 'open' || file.phase === 'closing' || file.phase === 'ready' || file.phase === 'transient',
+    );
     const now = performance.now();
     await Promise.all(active.map((file) => this.#restat(file, now)));
     const clock: RuleClock = { now, settleMs: this.#settleMs };
@@ -476,7 +502,8 @@ export class BagWatcher extends EventEmitter<BagWatcherEvents> {
         if (file.phase !== 'open' && file.phase !== 'closing' && file.phase !== 'ready') continue;
         const before = `${file.phase}|${file.reason}`;
         await this.#judge(file, folder, clock, candidates);
-        if (`${file.phase}|${file.reason}` !== before && file.phase !== 'ready') this.emit('waiting', this.#waitingOf(file));
+        if (`${file.phase}|${file.reason}` !== before && file.phase !== 'ready')
+          this.emit('waiting', this.#waitingOf(file));
       }
     }
     if (candidates.length > 0) await this.#confirmNoWriters(candidates);
@@ -557,7 +584,15 @@ export class BagWatcher extends EventEmitter<BagWatcherEvents> {
   }
 
   #waitingOf(file: TrackedFile): WaitingFile {
-    return { path: file.path, remotePath: file.remotePath, bagName: file.bagName, size: file.size, phase: file.phase, reason: file.reason, firstSeen: file.firstSeen };
+    return {
+      path: file.path,
+      remotePath: file.remotePath,
+      bagName: file.bagName,
+      size: file.size,
+      phase: file.phase,
+      reason: file.reason,
+      firstSeen: file.firstSeen,
+    };
   }
 
   #fail(error: unknown): void {

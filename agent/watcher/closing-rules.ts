@@ -20,7 +20,15 @@ const isSettled = (file: TrackedFile, clock: RuleClock): boolean => clock.now - 
 
 /** The same split (same stem and index) in the other form: `x_1.mcap` ↔ `x_1.mcap.zstd`. */
 function sibling(file: TrackedFile, folder: readonly TrackedFile[], compressed: boolean): TrackedFile | undefined {
-  return folder.find((other) => other !== file && other.role === 'split' && other.stem === file.stem && other.index === file.index && other.storage === file.storage && other.compressed === compressed);
+  return folder.find(
+    (other) =>
+      other !== file &&
+      other.role === 'split' &&
+      other.stem === file.stem &&
+      other.index === file.index &&
+      other.storage === file.storage &&
+      other.compressed === compressed,
+  );
 }
 
 /** A plain split whose `.zstd` exists is transient in file-compression mode: it is never uploaded. */
@@ -29,10 +37,18 @@ export function isTransientPlain(file: TrackedFile, folder: readonly TrackedFile
 }
 
 /** Why the file counts as closing, or undefined while it may still be written. */
-export function closingSignal(file: TrackedFile, folder: readonly TrackedFile[], clock: RuleClock): ClosingSignal | undefined {
+export function closingSignal(
+  file: TrackedFile,
+  folder: readonly TrackedFile[],
+  clock: RuleClock,
+): ClosingSignal | undefined {
   if (file.role === 'metadata') return 'metadata';
   if (file.marked) return 'marked';
-  if (file.role === 'split' && folder.some((other) => other.role === 'split' && other.stem === file.stem && other.index! > file.index!)) return 'later-split';
+  if (
+    file.role === 'split' &&
+    folder.some((other) => other.role === 'split' && other.stem === file.stem && other.index! > file.index!)
+  )
+    return 'later-split';
   if (folder.some((other) => other.role === 'metadata')) return 'metadata';
   if (isSettled(file, clock)) return 'settled';
   return undefined;
@@ -43,13 +59,22 @@ export function closingSignal(file: TrackedFile, folder: readonly TrackedFile[],
  * way once the file has been unchanged for the settle time (a crashed recorder or compressor
  * must not hold a bag back forever).
  */
-export function closingBlocker(file: TrackedFile, folder: readonly TrackedFile[], clock: RuleClock, walExists: boolean): string | undefined {
+export function closingBlocker(
+  file: TrackedFile,
+  folder: readonly TrackedFile[],
+  clock: RuleClock,
+  walExists: boolean,
+): string | undefined {
   if (isSettled(file, clock)) return undefined;
   if (file.role === 'split' && file.compressed) {
     const plain = sibling(file, folder, false);
     if (plain) return `still being compressed: ${plain.name} exists`;
   }
-  if (file.role === 'split' && !file.compressed && folder.some((other) => other.role === 'split' && other.stem === file.stem && other.compressed)) {
+  if (
+    file.role === 'split' &&
+    !file.compressed &&
+    folder.some((other) => other.role === 'split' && other.stem === file.stem && other.compressed)
+  ) {
     return `file compression mode: waiting for ${file.name}.zstd`;
   }
   if (walExists) return `the SQLite write-ahead log ${file.name}-wal still exists`;

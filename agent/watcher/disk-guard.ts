@@ -89,7 +89,10 @@ export class DiskGuard {
           logger?.warn({ err: error, file: entry.localPath }, 'disk guard could not delete an uploaded file');
           continue;
         }
-        logger?.warn({ file: entry.localPath, size: entry.size, free, minFreeSpace }, 'low disk: deleted an already uploaded file');
+        logger?.warn(
+          { file: entry.localPath, size: entry.size, free, minFreeSpace },
+          'low disk: deleted an already uploaded file',
+        );
         this.#options.onDeleted?.(entry.localPath);
         await removeEmptiedFolder(entry.localPath, root);
         free = await measure(root);

@@ -28,7 +28,9 @@ export const complete: Benchmark = {
     try {
       const file = path.join(dir, 'data', 'recording.bin');
       await writeRandomFile(file, size);
-      say(`${formatBytes(size)} (random; ${args.quick ? 'quick' : 'full'}), 8 MiB chunks in order, unthrottled, ${rounds} round(s), each on a fresh server; timed at a TCP proxy`);
+      say(
+        `${formatBytes(size)} (random; ${args.quick ? 'quick' : 'full'}), 8 MiB chunks in order, unthrottled, ${rounds} round(s), each on a fresh server; timed at a TCP proxy`,
+      );
       const latencies: number[] = [];
       for (let round = 1; round <= rounds; round += 1) {
         flushDisks();
@@ -42,10 +44,12 @@ export const complete: Benchmark = {
           const code = await agent.exited;
           if (code !== 0) throw new Error(`the agent exited with ${code}: ${agent.stderr().slice(-2000)}`);
           const chunks = proxy.requests.filter((r) => r.isChunk).map((r) => r.chunkIndex!);
-          if (chunks.some((index, i) => index !== i)) throw new Error(`the chunks were not sent once each in order: ${chunks.join(',')}`);
+          if (chunks.some((index, i) => index !== i))
+            throw new Error(`the chunks were not sent once each in order: ${chunks.join(',')}`);
           const completes = proxy.requests.filter((r) => r.method === 'POST' && r.path.endsWith('/complete'));
           const done = completes.find((r) => r.status === 200);
-          if (!done || done.sentAt === undefined || done.answeredAt === undefined) throw new Error(`no successful complete request seen (${completes.map((r) => r.status).join(', ')})`);
+          if (!done || done.sentAt === undefined || done.answeredAt === undefined)
+            throw new Error(`no successful complete request seen (${completes.map((r) => r.status).join(', ')})`);
           const ms = done.answeredAt - done.sentAt;
           latencies.push(ms);
           say(`round ${round}: complete answered in ${ms.toFixed(1)} ms (${completes.length} complete request(s))`);
@@ -60,9 +64,20 @@ export const complete: Benchmark = {
       const worst = Math.max(...latencies) / 1000;
       say(`complete latency: median ${(mid * 1000).toFixed(1)} ms, worst ${(worst * 1000).toFixed(1)} ms`);
       return {
-        figures: { size_bytes: size, rounds, complete_s: fig(mid, 4), complete_worst_s: fig(worst, 4), complete_ms_each: latencies.map((ms) => fig(ms, 1)) },
+        figures: {
+          size_bytes: size,
+          rounds,
+          complete_s: fig(mid, 4),
+          complete_worst_s: fig(worst, 4),
+          complete_ms_each: latencies.map((ms) => fig(ms, 1)),
+        },
         targets: { complete_s: { value: mid, op: '<=', limit: 0.5, unit: 's' } },
-        row: { Size: formatBytes(size), Rounds: String(rounds), 'Median ms': (mid * 1000).toFixed(0), 'Worst ms': (worst * 1000).toFixed(0) },
+        row: {
+          Size: formatBytes(size),
+          Rounds: String(rounds),
+          'Median ms': (mid * 1000).toFixed(0),
+          'Worst ms': (worst * 1000).toFixed(0),
+        },
       };
     } finally {
       await removeTempDir(dir);

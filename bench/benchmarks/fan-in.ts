@@ -40,8 +40,13 @@ export const fanIn: Benchmark = {
         spec.uploads.push({ file, remotePath: 'run1/recording.bin', token, stateDir: path.join(dir, 'state', robot) });
       }
       flushDisks();
-      say(`${uploaders} uploaders × ${formatBytes(size)} (random; ${args.quick ? 'quick' : 'full'}), 8 MiB chunks, one token per uploader, server with default settings (rate limits on)`);
-      const server = await startServerProgram(path.join(dir, 'server'), [], { reportDir: dir, env: { UPLOAD_SERVER_TOKENS: tokens.join(',') } });
+      say(
+        `${uploaders} uploaders × ${formatBytes(size)} (random; ${args.quick ? 'quick' : 'full'}), 8 MiB chunks, one token per uploader, server with default settings (rate limits on)`,
+      );
+      const server = await startServerProgram(path.join(dir, 'server'), [], {
+        reportDir: dir,
+        env: { UPLOAD_SERVER_TOKENS: tokens.join(',') },
+      });
       try {
         const idleRss = server.peakRssKiB() / 1024;
         spec.serverUrl = server.url;
@@ -52,7 +57,13 @@ export const fanIn: Benchmark = {
         const start = await fleet.waitForLine(/^start$/, 60_000);
         const outcome = await fleet.waitForLine(/^\{.*\}$/, 600_000);
         await fleet.exited;
-        const result = JSON.parse(outcome.text) as { completed: number; failed: number; retries: number; reasons: Record<string, number>; failures: string[] };
+        const result = JSON.parse(outcome.text) as {
+          completed: number;
+          failed: number;
+          retries: number;
+          reasons: Record<string, number>;
+          failures: string[];
+        };
         const seconds = (outcome.t - start.t) / 1000;
         const total = uploaders * size;
         const rate = mibPerSecond(total, outcome.t - start.t);
@@ -60,10 +71,14 @@ export const fanIn: Benchmark = {
         const serverCpu = (server.handle.cpuSeconds() ?? 0) - serverCpuBefore;
         const fleetPeak = (await fleet.peakRssKiB()) / 1024;
         const errors = result.failed + result.retries + (uploaders - result.completed - result.failed);
-        say(`${result.completed} of ${uploaders} verified in ${seconds.toFixed(2)} s: ${rate.toFixed(0)} MiB/s aggregate; ${result.failed} failed, ${result.retries} retried requests`);
+        say(
+          `${result.completed} of ${uploaders} verified in ${seconds.toFixed(2)} s: ${rate.toFixed(0)} MiB/s aggregate; ${result.failed} failed, ${result.retries} retried requests`,
+        );
         for (const [reason, count] of Object.entries(result.reasons)) say(`  retried ${count} ×: ${reason}`);
         for (const failure of result.failures) say(`  failed: ${failure}`);
-        say(`server peak RSS ${serverPeak.toFixed(0)} MiB (idle after start ${idleRss.toFixed(0)} MiB), server CPU ${serverCpu.toFixed(2)} s; the ${uploaders} engines' process peaked at ${fleetPeak.toFixed(0)} MiB`);
+        say(
+          `server peak RSS ${serverPeak.toFixed(0)} MiB (idle after start ${idleRss.toFixed(0)} MiB), server CPU ${serverCpu.toFixed(2)} s; the ${uploaders} engines' process peaked at ${fleetPeak.toFixed(0)} MiB`,
+        );
         return {
           figures: {
             uploaders,

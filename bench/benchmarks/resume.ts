@@ -28,7 +28,9 @@ export const resume: Benchmark = {
     try {
       const file = path.join(dir, 'data', 'recording.bin');
       const sha256 = await writeRandomFile(file, size);
-      say(`${formatBytes(size)} (random; ${args.quick ? 'quick' : 'full'}), 8 MiB chunks, unthrottled, through a counting TCP proxy; SIGKILL at 50% of the chunk bytes, inside the next chunk's body`);
+      say(
+        `${formatBytes(size)} (random; ${args.quick ? 'quick' : 'full'}), 8 MiB chunks, unthrottled, through a counting TCP proxy; SIGKILL at 50% of the chunk bytes, inside the next chunk's body`,
+      );
       const server = await startServerProgram(path.join(dir, 'server'), ['--no-rate-limit'], { reportDir: dir });
       const proxy = await CountingProxy.start(server.port);
       try {
@@ -41,7 +43,11 @@ export const resume: Benchmark = {
           proxy.onUpstream = () => {
             // At half the chunk bytes, and inside a chunk's body: 50% of the file is a chunk
             // boundary, and a kill between two chunks would not test what happens to a chunk in flight.
-            if (proxy.payloadUp < size / 2 || !proxy.requests.some((r) => r.isChunk && r.sentAt === undefined && r.bodyBytes > 0)) return;
+            if (
+              proxy.payloadUp < size / 2 ||
+              !proxy.requests.some((r) => r.isChunk && r.sentAt === undefined && r.bodyBytes > 0)
+            )
+              return;
             proxy.onUpstream = undefined;
             inFlightAtKill = proxy.chunksInFlight();
             first.child.kill('SIGKILL');
@@ -49,7 +55,12 @@ export const resume: Benchmark = {
           };
         });
         first = startAgentUpload([file], proxy.url, state, ['--no-transfer-compression'], { reportDir: dir });
-        await Promise.race([killed, first.exited.then((code) => Promise.reject(new Error(`the agent ended before half way (exit ${code}): ${first.stderr().slice(-2000)}`)))]);
+        await Promise.race([
+          killed,
+          first.exited.then((code) =>
+            Promise.reject(new Error(`the agent ended before half way (exit ${code}): ${first.stderr().slice(-2000)}`)),
+          ),
+        ]);
         await first.exited;
         const sentFirst = proxy.payloadUp;
         const firstRequests = proxy.requests.length;
@@ -58,7 +69,10 @@ export const resume: Benchmark = {
         if (!sessionId) throw new Error('no chunk request seen before the kill');
         // The server's view: give it a moment to notice the dead connection.
         await sleep(300);
-        const status = (await (await fetch(server.url + routes.session(sessionId))).json()) as { received?: number[]; chunkSize?: number };
+        const status = (await (await fetch(server.url + routes.session(sessionId))).json()) as {
+          received?: number[];
+          chunkSize?: number;
+        };
         const acked = new Set(status.received ?? []);
         const lengthOf = (index: number): number => Math.max(0, Math.min(CHUNK, size - index * CHUNK));
         const ackedBytes = [...acked].reduce((total, index) => total + lengthOf(index), 0);
@@ -71,14 +85,19 @@ export const resume: Benchmark = {
         const second = startAgentUpload([file], proxy.url, state, ['--no-transfer-compression'], { reportDir: dir });
         const verified = await second.waitForLine(/^verified .* sha256 ([0-9a-f]{64})/, 600_000);
         const code = await second.exited;
-        if (verified.match[1] !== sha256 || code !== 0) throw new Error(`the restarted upload did not verify (exit ${code}, sha256 ${verified.match[1]})`);
+        if (verified.match[1] !== sha256 || code !== 0)
+          throw new Error(`the restarted upload did not verify (exit ${code}, sha256 ${verified.match[1]})`);
         const sentSecond = proxy.payloadUp - sentFirst;
         const secondChunks = proxy.requests.slice(firstRequests).filter((r) => r.isChunk);
         const resent = secondChunks.filter((r) => startedChunks.has(r.chunkIndex!));
         const resentBytes = resent.reduce((total, r) => total + r.bodyBytes, 0);
-        const resentAckedBytes = resent.filter((r) => acked.has(r.chunkIndex!)).reduce((total, r) => total + r.bodyBytes, 0);
+        const resentAckedBytes = resent
+          .filter((r) => acked.has(r.chunkIndex!))
+          .reduce((total, r) => total + r.bodyBytes, 0);
         const wasted = sentFirst + sentSecond - size;
-        say(`restart sent ${formatBytes(sentSecond)} in ${secondChunks.length} chunk requests; the server had not acknowledged ${formatBytes(size - ackedBytes)}`);
+        say(
+          `restart sent ${formatBytes(sentSecond)} in ${secondChunks.length} chunk requests; the server had not acknowledged ${formatBytes(size - ackedBytes)}`,
+        );
         say(
           `re-sent: ${formatBytes(resentBytes)} (chunks ${resent.map((r) => `#${r.chunkIndex}`).join(', ') || 'none'}), of which ${formatBytes(resentAckedBytes)} the server had acknowledged; bytes of the killed run that were lost: ${formatBytes(sentFirst - ackedBytes)}; total sent beyond the file size: ${formatBytes(wasted)}`,
         );
@@ -98,7 +117,12 @@ export const resume: Benchmark = {
             resent_mib: fig(resentBytes / MiB, 2),
           },
           targets: {
-            resent_bytes: { value: resentBytes, op: '<=', limit: inFlightBytes, unit: `B (the ${inFlightAtKill.length} chunk(s) in flight)` },
+            resent_bytes: {
+              value: resentBytes,
+              op: '<=',
+              limit: inFlightBytes,
+              unit: `B (the ${inFlightAtKill.length} chunk(s) in flight)`,
+            },
           },
           row: {
             Size: formatBytes(size),

@@ -26,7 +26,9 @@ export const smallFiles: Benchmark = {
       const folder = path.join(dir, 'data', 'many');
       await writeSmallFiles(folder, count, size);
       flushDisks();
-      say(`${count} files of ${formatBytes(size)} (random; ${args.quick ? 'quick' : 'full'}), one folder, default concurrency, server with default settings but no rate limits`);
+      say(
+        `${count} files of ${formatBytes(size)} (random; ${args.quick ? 'quick' : 'full'}), one folder, default concurrency, server with default settings but no rate limits`,
+      );
       const server = await startServerProgram(path.join(dir, 'server'), ['--no-rate-limit'], { reportDir: dir });
       try {
         const serverCpuBefore = server.handle.cpuSeconds() ?? 0;
@@ -37,7 +39,10 @@ export const smallFiles: Benchmark = {
         const code = await agent.exited;
         const verified = agent.lines.filter((line) => line.text.startsWith('verified '));
         const failed = agent.lines.filter((line) => /^(failed|not sent|not queued) /.test(line.text));
-        if (verified.length !== count || code !== 0) throw new Error(`${verified.length} of ${count} verified, ${failed.length} failed, exit ${code}: ${failed[0]?.text ?? agent.stderr().slice(-1000)}`);
+        if (verified.length !== count || code !== 0)
+          throw new Error(
+            `${verified.length} of ${count} verified, ${failed.length} failed, exit ${code}: ${failed[0]?.text ?? agent.stderr().slice(-1000)}`,
+          );
         const last = verified[verified.length - 1]!;
         const seconds = (last.t - first.t) / 1000;
         const wall = (summary.t - agent.startedAt) / 1000;
@@ -47,8 +52,12 @@ export const smallFiles: Benchmark = {
         const usage = await agent.usage();
         const agentCpu = usage ? usage.userSeconds + usage.systemSeconds - agentCpuAtFirst : Number.NaN;
         const agentPeak = (await agent.peakRssKiB()) / 1024;
-        say(`${count} files verified in ${seconds.toFixed(2)} s: ${rate.toFixed(0)} files/s (${(count / wall).toFixed(0)} files/s counting the program's start-up, ${wall.toFixed(2)} s)`);
-        say(`CPU per file: agent ${((agentCpu / count) * 1000).toFixed(2)} ms, server ${((serverCpu / count) * 1000).toFixed(2)} ms (user + system, from its first output line on)`);
+        say(
+          `${count} files verified in ${seconds.toFixed(2)} s: ${rate.toFixed(0)} files/s (${(count / wall).toFixed(0)} files/s counting the program's start-up, ${wall.toFixed(2)} s)`,
+        );
+        say(
+          `CPU per file: agent ${((agentCpu / count) * 1000).toFixed(2)} ms, server ${((serverCpu / count) * 1000).toFixed(2)} ms (user + system, from its first output line on)`,
+        );
         say(`peak RSS: agent ${agentPeak.toFixed(0)} MiB, server ${serverPeak.toFixed(0)} MiB`);
         return {
           figures: {
@@ -63,7 +72,14 @@ export const smallFiles: Benchmark = {
             server_peak_rss_mib: fig(serverPeak, 1),
           },
           targets: { files_per_s: { value: rate, op: '>=', limit: 300 } },
-          row: { Files: `${count} × ${formatBytes(size)}`, 'files/s': rate.toFixed(0), 'files/s incl. start-up': (count / wall).toFixed(0), 'CPU ms/file agent / server': `${((agentCpu / count) * 1000).toFixed(2)} / ${((serverCpu / count) * 1000).toFixed(2)}`, 'Agent RSS MiB': agentPeak.toFixed(0), 'Server RSS MiB': serverPeak.toFixed(0) },
+          row: {
+            Files: `${count} × ${formatBytes(size)}`,
+            'files/s': rate.toFixed(0),
+            'files/s incl. start-up': (count / wall).toFixed(0),
+            'CPU ms/file agent / server': `${((agentCpu / count) * 1000).toFixed(2)} / ${((serverCpu / count) * 1000).toFixed(2)}`,
+            'Agent RSS MiB': agentPeak.toFixed(0),
+            'Server RSS MiB': serverPeak.toFixed(0),
+          },
         };
       } finally {
         await server.stop();

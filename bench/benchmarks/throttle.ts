@@ -36,7 +36,8 @@ interface WindowFigures {
  */
 export const throttle: Benchmark = {
   name: 'throttle',
-  summary: 'bandwidth limits of 1 and 8 MiB/s with 2 concurrent uploads, measured on the wire (mean error, largest 1-s window)',
+  summary:
+    'bandwidth limits of 1 and 8 MiB/s with 2 concurrent uploads, measured on the wire (mean error, largest 1-s window)',
   async run({ args, say }: BenchContext): Promise<BenchResult> {
     const seconds = args.duration ?? (args.quick ? QUICK_SECONDS : FULL_SECONDS);
     const dir = await makeTempDir('throttle');
@@ -45,8 +46,12 @@ export const throttle: Benchmark = {
       const fileSize = Math.ceil((Math.max(...LIMITS) * (seconds + 10)) / UPLOADS / MiB) * MiB;
       const files = Array.from({ length: UPLOADS }, (_, i) => path.join(dir, 'data', `upload_${i}.bin`));
       for (const file of files) await writeRandomFile(file, fileSize);
-      say(`${UPLOADS} concurrent uploads of ${formatBytes(fileSize)} (random), ${seconds} s per limit (${args.quick ? 'quick' : 'full'}), 8 MiB chunks, through a counting TCP proxy`);
-      say('counted: "wire" = TCP payload from the agent (HTTP request lines, headers and bodies; not IP/TCP headers); "payload" = chunk body bytes only (what the limit applies to)');
+      say(
+        `${UPLOADS} concurrent uploads of ${formatBytes(fileSize)} (random), ${seconds} s per limit (${args.quick ? 'quick' : 'full'}), 8 MiB chunks, through a counting TCP proxy`,
+      );
+      say(
+        'counted: "wire" = TCP payload from the agent (HTTP request lines, headers and bodies; not IP/TCP headers); "payload" = chunk body bytes only (what the limit applies to)',
+      );
       const runs: LimitRun[] = [];
       for (const limit of LIMITS) {
         const run = await measureLimit(dir, files, limit, seconds);
@@ -58,7 +63,12 @@ export const throttle: Benchmark = {
       }
       const worstError = Math.max(...runs.map((r) => Math.abs(r.wire.errorPct)));
       const worstWindow = Math.max(...runs.map((r) => r.wire.maxWindowRatio));
-      const figures: Record<string, unknown> = { seconds_per_limit: seconds, uploads: UPLOADS, file_size_bytes: fileSize, counted: 'wire = TCP payload from the agent (HTTP heads and bodies); payload = chunk bodies' };
+      const figures: Record<string, unknown> = {
+        seconds_per_limit: seconds,
+        uploads: UPLOADS,
+        file_size_bytes: fileSize,
+        counted: 'wire = TCP payload from the agent (HTTP heads and bodies); payload = chunk bodies',
+      };
       const row: Record<string, string> = { 'Seconds per limit': String(seconds) };
       for (const run of runs) {
         const key = `${run.limit / MiB}mib`;
@@ -92,23 +102,38 @@ async function measureLimit(dir: string, files: string[], limit: number, seconds
   const proxy = await CountingProxy.start(server.port);
   proxy.recordEvents = true;
   try {
-    const agent = startAgentUpload(files, proxy.url, path.join(dir, `state-${tag}`), ['--bandwidth-limit', String(limit), '--max-concurrent-uploads', String(UPLOADS), '--no-transfer-compression'], {
-      reportDir: dir,
-    });
+    const agent = startAgentUpload(
+      files,
+      proxy.url,
+      path.join(dir, `state-${tag}`),
+      ['--bandwidth-limit', String(limit), '--max-concurrent-uploads', String(UPLOADS), '--no-transfer-compression'],
+      {
+        reportDir: dir,
+      },
+    );
     // The window starts with the first chunk byte on the wire.
     const deadline = Date.now() + 60_000;
     while (proxy.payloadUp === 0) {
-      if (Date.now() > deadline || agent.child.exitCode !== null) throw new Error(`no chunk reached the proxy: ${agent.stderr().slice(-2000)}`);
+      if (Date.now() > deadline || agent.child.exitCode !== null)
+        throw new Error(`no chunk reached the proxy: ${agent.stderr().slice(-2000)}`);
       await sleep(5);
     }
     const first = proxy.events.find((event) => event.payload > 0)!;
     const end = first.t + seconds * 1000;
     await sleep(Math.max(0, end - performance.now()) + 200);
-    if (agent.child.exitCode !== null) throw new Error(`the agent ended before the window did (exit ${agent.child.exitCode}): ${agent.stderr().slice(-2000)}`);
+    if (agent.child.exitCode !== null)
+      throw new Error(
+        `the agent ended before the window did (exit ${agent.child.exitCode}): ${agent.stderr().slice(-2000)}`,
+      );
     await agent.kill('SIGKILL');
     if (proxy.warnings.length > 0) throw new Error(proxy.warnings.join('; '));
     const window = proxy.events.filter((event) => event.t >= first.t && event.t < end);
-    const perSecond = Array.from({ length: seconds }, (_, s) => sum(window.filter((e) => e.t >= first.t + s * 1000 && e.t < first.t + (s + 1) * 1000), 'wire'));
+    const perSecond = Array.from({ length: seconds }, (_, s) =>
+      sum(
+        window.filter((e) => e.t >= first.t + s * 1000 && e.t < first.t + (s + 1) * 1000),
+        'wire',
+      ),
+    );
     return {
       limit,
       seconds,
@@ -124,7 +149,11 @@ async function measureLimit(dir: string, files: string[], limit: number, seconds
 
 function figuresOf(events: ByteEvent[], field: 'wire' | 'payload', limit: number, seconds: number): WindowFigures {
   const mean = sum(events, field) / seconds;
-  return { mean, errorPct: ((mean - limit) / limit) * 100, maxWindowRatio: maxSlidingWindow(events, field, 1000) / limit };
+  return {
+    mean,
+    errorPct: ((mean - limit) / limit) * 100,
+    maxWindowRatio: maxSlidingWindow(events, field, 1000) / limit,
+  };
 }
 
 /** The most bytes in any interval [t, t + widthMs) that starts at an event. */

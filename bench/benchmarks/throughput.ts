@@ -37,14 +37,17 @@ interface PutRun {
  */
 export const throughput: Benchmark = {
   name: 'throughput',
-  summary: 'one file agent → server vs a plain HTTP PUT and the SHA-256 rate; peak RSS and CPU per GiB of both processes',
+  summary:
+    'one file agent → server vs a plain HTTP PUT and the SHA-256 rate; peak RSS and CPU per GiB of both processes',
   async run({ args, say }: BenchContext): Promise<BenchResult> {
     const size = args.size ?? (args.quick ? QUICK_SIZE : FULL_SIZE);
     const rounds = args.rounds ?? 1;
     const dir = await makeTempDir('throughput');
     try {
       const file = path.join(dir, 'data', 'recording.bin');
-      say(`size ${formatBytes(size)} (${args.quick ? 'quick' : 'full'}), ${rounds} round(s), random data, 127.0.0.1, 8 MiB chunks, no transfer compression`);
+      say(
+        `size ${formatBytes(size)} (${args.quick ? 'quick' : 'full'}), ${rounds} round(s), random data, 127.0.0.1, 8 MiB chunks, no transfer compression`,
+      );
       const expected = await writeRandomFile(file, size);
       flushDisks();
       const shas: number[] = [];
@@ -61,7 +64,9 @@ export const throughput: Benchmark = {
         flushDisks();
         const run = await oursOnce(file, size, expected, dir);
         ours.push(run);
-        say(`round ${round}: ros2-upload-agent → ros2-upload-server ${run.mibps.toFixed(0)} MiB/s (upload ${(run.ms / 1000).toFixed(2)} s, whole program ${(run.wallMs / 1000).toFixed(2)} s)`);
+        say(
+          `round ${round}: ros2-upload-agent → ros2-upload-server ${run.mibps.toFixed(0)} MiB/s (upload ${(run.ms / 1000).toFixed(2)} s, whole program ${(run.wallMs / 1000).toFixed(2)} s)`,
+        );
         flushDisks();
       }
       const oursRate = median(ours.map((r) => r.mibps));
@@ -75,10 +80,14 @@ export const throughput: Benchmark = {
       const serverCpu = median(ours.map((r) => r.serverCpuSeconds)) / gib;
       const putClientCpu = median(puts.map((r) => r.clientCpuSeconds)) / gib;
       const putServerCpu = median(puts.map((r) => r.serverCpuSeconds)) / gib;
-      say(`ours ${oursRate.toFixed(0)} MiB/s | plain PUT ${putRate.toFixed(0)} MiB/s | SHA-256 ${shaRate.toFixed(0)} MiB/s`);
+      say(
+        `ours ${oursRate.toFixed(0)} MiB/s | plain PUT ${putRate.toFixed(0)} MiB/s | SHA-256 ${shaRate.toFixed(0)} MiB/s`,
+      );
       say(`ratio_vs_put ${(oursRate / putRate).toFixed(2)}, ratio_vs_sha256 ${(oursRate / shaRate).toFixed(2)}`);
       if (putRate / shaRate < 0.8) {
-        say(`note: the plain PUT itself reaches only ${(putRate / shaRate).toFixed(2)} × the SHA-256 rate here, so no HTTP transfer over this machine's loopback can meet ratio_vs_sha256 >= 0.8`);
+        say(
+          `note: the plain PUT itself reaches only ${(putRate / shaRate).toFixed(2)} × the SHA-256 rate here, so no HTTP transfer over this machine's loopback can meet ratio_vs_sha256 >= 0.8`,
+        );
       }
       say(`peak RSS: agent ${agentRss.toFixed(0)} MiB, server ${serverRss.toFixed(0)} MiB (VmHWM)`);
       say(
@@ -101,7 +110,11 @@ export const throughput: Benchmark = {
           server_cpu_s_per_gib: fig(serverCpu, 3),
           put_client_cpu_s_per_gib: fig(putClientCpu, 3),
           put_server_cpu_s_per_gib: fig(putServerCpu, 3),
-          runs: ours.map((r, i) => ({ ours_mibps: fig(r.mibps, 1), put_mibps: fig(puts[i]!.mibps, 1), sha256_mibps: fig(shas[i]!, 1) })),
+          runs: ours.map((r, i) => ({
+            ours_mibps: fig(r.mibps, 1),
+            put_mibps: fig(puts[i]!.mibps, 1),
+            sha256_mibps: fig(shas[i]!, 1),
+          })),
         },
         targets: {
           ratio_vs_sha256: { value: oursRate / shaRate, op: '>=', limit: 0.8 },
@@ -136,11 +149,15 @@ async function plainPut(file: string, size: number, dir: string): Promise<PutRun
   try {
     const port = Number((await server.waitForLine(/^listening (\d+)/, 30_000)).match[1]);
     const serverCpuBefore = server.cpuSeconds() ?? 0;
-    const client = spawnNode('put-client', PUT_CLIENT, [`http://127.0.0.1:${port}/recording.bin`, file], { tsx: true, reportDir: dir });
+    const client = spawnNode('put-client', PUT_CLIENT, [`http://127.0.0.1:${port}/recording.bin`, file], {
+      tsx: true,
+      reportDir: dir,
+    });
     const start = await client.waitForLine(/^start$/, 30_000);
     const cpuAtStart = client.cpuSeconds() ?? 0;
     const done = await client.waitForLine(/^done (\d+) (.*)$/, timeoutFor(size));
-    if (done.match[1] !== '200' || !done.match[2]!.includes(`"bytes":${size}`)) throw new Error(`plain PUT failed: ${done.text}`);
+    if (done.match[1] !== '200' || !done.match[2]!.includes(`"bytes":${size}`))
+      throw new Error(`plain PUT failed: ${done.text}`);
     const serverCpu = (server.cpuSeconds() ?? 0) - serverCpuBefore;
     const usage = await client.usage();
     const clientCpu = usage ? usage.userSeconds + usage.systemSeconds - cpuAtStart : Number.NaN;
@@ -163,7 +180,8 @@ async function oursOnce(file: string, size: number, expected: string, dir: strin
     const started = await agent.waitForLine(/^uploading /, 60_000);
     const agentCpuAtStart = agent.cpuSeconds() ?? 0;
     const verified = await agent.waitForLine(/^verified .* sha256 ([0-9a-f]{64})/, timeoutFor(size));
-    if (verified.match[1] !== expected) throw new Error(`the server verified ${verified.match[1]}, the file's SHA-256 is ${expected}`);
+    if (verified.match[1] !== expected)
+      throw new Error(`the server verified ${verified.match[1]}, the file's SHA-256 is ${expected}`);
     const code = await agent.exited;
     if (code !== 0) throw new Error(`the agent exited with ${code}: ${agent.stderr().slice(-2000)}`);
     const serverCpu = (server.handle.cpuSeconds() ?? 0) - serverCpuBefore;

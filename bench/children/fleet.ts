@@ -17,7 +17,9 @@ const specFile = process.argv[2];
 if (!specFile) throw new Error('usage: fleet.ts <spec.json>');
 const spec = JSON.parse(readFileSync(specFile, 'utf8')) as FleetSpec;
 const logger = pino({ level: 'silent' });
-const managers = spec.uploads.map((upload) => new NetworkManager({ uploadUrl: spec.serverUrl, token: upload.token, stateDir: upload.stateDir, logger }));
+const managers = spec.uploads.map(
+  (upload) => new NetworkManager({ uploadUrl: spec.serverUrl, token: upload.token, stateDir: upload.stateDir, logger }),
+);
 let retries = 0;
 const reasons = new Map<string, number>();
 const failures: string[] = [];
@@ -43,8 +45,18 @@ const done = Promise.all(
 );
 await Promise.all(managers.map((manager) => manager.start()));
 console.log('start');
-await Promise.all(managers.map((manager, i) => manager.addUpload(spec.uploads[i]!.file, { remotePath: spec.uploads[i]!.remotePath })));
+await Promise.all(
+  managers.map((manager, i) => manager.addUpload(spec.uploads[i]!.file, { remotePath: spec.uploads[i]!.remotePath })),
+);
 await done;
-console.log(JSON.stringify({ completed, failed: failures.length, retries, reasons: Object.fromEntries(reasons), failures: failures.slice(0, 5) }));
+console.log(
+  JSON.stringify({
+    completed,
+    failed: failures.length,
+    retries,
+    reasons: Object.fromEntries(reasons),
+    failures: failures.slice(0, 5),
+  }),
+);
 await Promise.all(managers.map((manager) => manager.stop()));
 process.exit(failures.length > 0 ? 1 : 0);

@@ -55,7 +55,8 @@ export interface Benchmark {
 export function judge(targets: Record<string, TargetSpec>): Record<string, TargetResult> {
   const out: Record<string, TargetResult> = {};
   for (const [name, spec] of Object.entries(targets)) {
-    const value = spec.value !== undefined && Number.isFinite(spec.value) ? Math.round(spec.value * 10_000) / 10_000 : null;
+    const value =
+      spec.value !== undefined && Number.isFinite(spec.value) ? Math.round(spec.value * 10_000) / 10_000 : null;
     const met = value !== null && (spec.op === '>=' ? value >= spec.limit : value <= spec.limit);
     out[name] = { value, target: `${spec.op} ${spec.limit}${spec.unit ? ` ${spec.unit}` : ''}`, met };
   }

@@ -104,7 +104,13 @@ export class CountingProxy {
 
   #accept(client: net.Socket): void {
     this.connections += 1;
-    const upstream: Upstream = { id: this.connections, head: Buffer.alloc(0), body: undefined, blind: false, requests: [] };
+    const upstream: Upstream = {
+      id: this.connections,
+      head: Buffer.alloc(0),
+      body: undefined,
+      blind: false,
+      requests: [],
+    };
     const server = net.connect(this.#targetPort, '127.0.0.1');
     for (const socket of [client, server]) {
       this.#sockets.add(socket);
@@ -175,7 +181,12 @@ export class CountingProxy {
       up.head = Buffer.alloc(0);
       const [requestLine = '', ...headerLines] = head.split('\r\n');
       const [method = '', target = ''] = requestLine.split(' ');
-      const headers = new Map(headerLines.map((line) => [line.slice(0, line.indexOf(':')).trim().toLowerCase(), line.slice(line.indexOf(':') + 1).trim()]));
+      const headers = new Map(
+        headerLines.map((line) => [
+          line.slice(0, line.indexOf(':')).trim().toLowerCase(),
+          line.slice(line.indexOf(':') + 1).trim(),
+        ]),
+      );
       if (headers.get('transfer-encoding')?.toLowerCase().includes('chunked')) {
         this.#blind(up, `${method} ${target} used chunked transfer coding`);
         return payload;

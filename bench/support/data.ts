@@ -10,7 +10,12 @@ import { MiB } from './units.js';
 export { writeRandomFile };
 
 /** Writes `count` files of `size` random bytes named `<prefix>NNNN.bin` into `folder`. */
-export async function writeSmallFiles(folder: string, count: number, size: number, prefix = 'file-'): Promise<string[]> {
+export async function writeSmallFiles(
+  folder: string,
+  count: number,
+  size: number,
+  prefix = 'file-',
+): Promise<string[]> {
   await mkdir(folder, { recursive: true });
   const names: string[] = [];
   const width = String(count - 1).length;

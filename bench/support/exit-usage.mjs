@@ -13,7 +13,9 @@ delete process.env.BENCH_USAGE_FILE;
 
 function statusKiB(field) {
   try {
-    const line = readFileSync('/proc/self/status', 'utf8').split('\n').find((l) => l.startsWith(`${field}:`));
+    const line = readFileSync('/proc/self/status', 'utf8')
+      .split('\n')
+      .find((l) => l.startsWith(`${field}:`));
     return line ? Number(/(\d+)\s*kB/.exec(line)?.[1] ?? Number.NaN) : undefined;
   } catch {
     return undefined;

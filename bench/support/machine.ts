@@ -21,7 +21,12 @@ export function machineInfo(): MachineInfo {
     // not Linux
   }
   const [one = 0, five = 0, fifteen = 0] = os.loadavg();
-  return { cores: os.cpus().length, cpuModel: model, node: process.version, loadAverage: [round(one), round(five), round(fifteen)] };
+  return {
+    cores: os.cpus().length,
+    cpuModel: model,
+    node: process.version,
+    loadAverage: [round(one), round(five), round(fifteen)],
+  };
 }
 
 function round(value: number): number {

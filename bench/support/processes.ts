@@ -59,7 +59,8 @@ export interface SpawnOptions {
 let sequence = 0;
 
 /** Variables that would change the programs' settings behind the benchmark's back. */
-const FOREIGN_ENV = /^(HOST|PORT|UPLOAD_DIR|SSL_CERT|SSL_KEY|MAX_FILE_SIZE|COMPRESSION_THRESHOLD|COMPRESSION_LEVEL|UPLOAD_SERVER_.*|UPLOAD_AGENT_.*|NODE_OPTIONS|ROS_.*|AMENT_.*)$/;
+const FOREIGN_ENV =
+  /^(HOST|PORT|UPLOAD_DIR|SSL_CERT|SSL_KEY|MAX_FILE_SIZE|COMPRESSION_THRESHOLD|COMPRESSION_LEVEL|UPLOAD_SERVER_.*|UPLOAD_AGENT_.*|NODE_OPTIONS|ROS_.*|AMENT_.*)$/;
 
 /**
  * Starts `node [--import tsx] --import exit-usage.mjs <script> ...args` as a tracked child
@@ -67,12 +68,17 @@ const FOREIGN_ENV = /^(HOST|PORT|UPLOAD_DIR|SSL_CERT|SSL_KEY|MAX_FILE_SIZE|COMPR
  */
 export function spawnNode(name: string, script: string, args: string[], options: SpawnOptions): ChildHandle {
   const env: Record<string, string> = {};
-  for (const [key, value] of Object.entries(process.env)) if (value !== undefined && !FOREIGN_ENV.test(key)) env[key] = value;
+  for (const [key, value] of Object.entries(process.env))
+    if (value !== undefined && !FOREIGN_ENV.test(key)) env[key] = value;
   const reportFile = path.join(options.reportDir, `usage-${name}-${(sequence += 1)}.json`);
   Object.assign(env, options.env, { BENCH_USAGE_FILE: reportFile });
   const nodeArgs = [...(options.tsx ? ['--import', 'tsx'] : []), '--import', EXIT_USAGE, script, ...args];
   const startedAt = performance.now();
-  const child = spawn(process.execPath, nodeArgs, { cwd: options.cwd ?? REPO_ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, nodeArgs, {
+    cwd: options.cwd ?? REPO_ROOT,
+    env,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   trackChild(child);
   const pid = child.pid;
   if (pid === undefined) throw new Error(`could not start ${name}`);
@@ -131,14 +137,22 @@ export function spawnNode(name: string, script: string, args: string[], options:
         };
         const timer = setTimeout(() => {
           waiters.splice(waiters.indexOf(waiter), 1);
-          reject(new Error(`${name}: no line matching ${pattern} within ${timeoutMs / 1000} s\nstdout tail: ${tail(lines)}\nstderr tail: ${err.slice(-2000)}`));
+          reject(
+            new Error(
+              `${name}: no line matching ${pattern} within ${timeoutMs / 1000} s\nstdout tail: ${tail(lines)}\nstderr tail: ${err.slice(-2000)}`,
+            ),
+          );
         }, timeoutMs);
         waiters.push(waiter);
         void exited.then((code) => {
           if (!waiters.includes(waiter)) return;
           waiters.splice(waiters.indexOf(waiter), 1);
           clearTimeout(timer);
-          reject(new Error(`${name} exited (${code}) before printing a line matching ${pattern}\nstdout tail: ${tail(lines)}\nstderr tail: ${err.slice(-2000)}`));
+          reject(
+            new Error(
+              `${name} exited (${code}) before printing a line matching ${pattern}\nstdout tail: ${tail(lines)}\nstderr tail: ${err.slice(-2000)}`,
+            ),
+          );
         });
       });
     },
@@ -184,11 +198,20 @@ export interface ServerProgram {
  * Starts `ros2-upload-server` (dist/) on 127.0.0.1, a free port, storing in `uploadDir`, and
  * waits for its "listening" line. `args` adds options (e.g. `--no-rate-limit`).
  */
-export async function startServerProgram(uploadDir: string, args: string[], options: { reportDir: string; env?: Record<string, string> }): Promise<ServerProgram> {
-  const handle = spawnNode('server', SERVER_PROGRAM, ['--host', '127.0.0.1', '--port', '0', '--upload-dir', uploadDir, ...args], {
-    reportDir: options.reportDir,
-    ...(options.env ? { env: options.env } : {}),
-  });
+export async function startServerProgram(
+  uploadDir: string,
+  args: string[],
+  options: { reportDir: string; env?: Record<string, string> },
+): Promise<ServerProgram> {
+  const handle = spawnNode(
+    'server',
+    SERVER_PROGRAM,
+    ['--host', '127.0.0.1', '--port', '0', '--upload-dir', uploadDir, ...args],
+    {
+      reportDir: options.reportDir,
+      ...(options.env ? { env: options.env } : {}),
+    },
+  );
   const listening = await handle.waitForLine(/"event":"listening","url":"([^"]+)"/, 30_000);
   const url = listening.match[1]!;
   return {
@@ -210,6 +233,17 @@ export async function startServerProgram(uploadDir: string, args: string[], opti
  * (dist/). Its stdout is plain (not a terminal): one line per state change, `verified ...` per
  * file and a summary line.
  */
-export function startAgentUpload(paths: string[], serverUrl: string, stateDir: string, args: string[], options: { reportDir: string }): ChildHandle {
-  return spawnNode('agent', AGENT_PROGRAM, ['upload', ...paths, '--server', serverUrl, '--state-dir', stateDir, ...args], { reportDir: options.reportDir });
+export function startAgentUpload(
+  paths: string[],
+  serverUrl: string,
+  stateDir: string,
+  args: string[],
+  options: { reportDir: string },
+): ChildHandle {
+  return spawnNode(
+    'agent',
+    AGENT_PROGRAM,
+    ['upload', ...paths, '--server', serverUrl, '--state-dir', stateDir, ...args],
+    { reportDir: options.reportDir },
+  );
 }

@@ -26,7 +26,14 @@ export function recordResult(row: ResultRow, file = RESULTS_FILE): void {
     .map(([name, result]) => `${name} ${result.met ? 'met' : 'NOT met'}`)
     .join('; ');
   const machine = `${row.before.cores} × ${row.before.cpuModel}, Node ${row.before.node}`;
-  const cells = [row.date, row.quick ? 'quick' : 'full', ...Object.values(row.cells), targets, `${row.before.loadAverage[0]} / ${row.after.loadAverage[0]}`, machine];
+  const cells = [
+    row.date,
+    row.quick ? 'quick' : 'full',
+    ...Object.values(row.cells),
+    targets,
+    `${row.before.loadAverage[0]} / ${row.after.loadAverage[0]}`,
+    machine,
+  ];
   const header = `| ${columns.join(' | ')} |`;
   const line = `| ${cells.map((cell) => cell.replace(/\|/g, '\\|')).join(' | ')} |`;
 

@@ -19,7 +19,11 @@ export interface ParsedCommandLine<S extends OptionSpecs> {
  * lists repeatable or comma-separated) plus the program's extra flags. An unknown flag or a
  * bad value throws an UploadError whose message names it.
  */
-export function parseCommandLine<S extends OptionSpecs>(set: OptionSet<S>, argv: string[], extra: ExtraFlags = {}): ParsedCommandLine<S> {
+export function parseCommandLine<S extends OptionSpecs>(
+  set: OptionSet<S>,
+  argv: string[],
+  extra: ExtraFlags = {},
+): ParsedCommandLine<S> {
   const options: ExtraFlags = { ...extra };
   const flagToKey = new Map<string, keyof S & string>();
   for (const key of set.keys()) {
@@ -37,8 +41,10 @@ export function parseCommandLine<S extends OptionSpecs>(set: OptionSet<S>, argv:
   try {
     parsed = parseArgs({ args: argv, options, allowPositionals: true, allowNegative: true, strict: true });
   } catch (error) {
-    const message = error instanceof Error ? error.message.replace(/\. To specify a positional argument.*$/s, '') : String(error);
-    const code = (error as { code?: string }).code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION' ? 'CONFIG_UNKNOWN_OPTION' : 'USAGE';
+    const message =
+      error instanceof Error ? error.message.replace(/\. To specify a positional argument.*$/s, '') : String(error);
+    const code =
+      (error as { code?: string }).code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION' ? 'CONFIG_UNKNOWN_OPTION' : 'USAGE';
     throw new UploadError(code, message, { cause: error });
   }
   const values: Partial<ConfigOf<S>> = {};
@@ -49,7 +55,12 @@ export function parseCommandLine<S extends OptionSpecs>(set: OptionSet<S>, argv:
       extras[flag] = raw;
       continue;
     }
-    const value = Array.isArray(raw) ? raw.flatMap((item) => String(item).split(',')).map((s) => s.trim()).filter(Boolean) : raw;
+    const value = Array.isArray(raw)
+      ? raw
+          .flatMap((item) => String(item).split(','))
+          .map((s) => s.trim())
+          .filter(Boolean)
+      : raw;
     values[key] = set.parseValue(key, value, `the command line (--${flag})`);
   }
   return { values, extras, positionals: parsed.positionals };
@@ -57,16 +68,22 @@ export function parseCommandLine<S extends OptionSpecs>(set: OptionSet<S>, argv:
 
 /** Help text: one line per option with its flag, environment variable, default and doc. */
 export function formatOptionsHelp<S extends OptionSpecs>(set: OptionSet<S>): string {
-  const rows = set.keys()
+  const rows = set
+    .keys()
     .filter((key) => set.specs[key]!.cli !== false)
     .map((key) => {
       const names = set.names(key);
       const spec = set.specs[key]!;
-      const value = spec.kind === 'boolean' ? '' : spec.kind === 'enum' ? ` <${spec.values.join('|')}>` : ` <${spec.kind}>`;
+      const value =
+        spec.kind === 'boolean' ? '' : spec.kind === 'enum' ? ` <${spec.values.join('|')}>` : ` <${spec.kind}>`;
       return [`  ${names.flag}${value}`, `${spec.doc} [default: ${set.formatDefault(key)}; env ${names.env}]`] as const;
     });
   const width = Math.min(40, Math.max(...rows.map(([left]) => left.length)) + 2);
-  return rows.map(([left, right]) => (left.length >= width ? `${left}\n${' '.repeat(width)}${right}` : left.padEnd(width) + right)).join('\n');
+  return rows
+    .map(([left, right]) =>
+      left.length >= width ? `${left}\n${' '.repeat(width)}${right}` : left.padEnd(width) + right,
+    )
+    .join('\n');
 }
 
 /** A Markdown table of the options, for the README. */
@@ -77,7 +94,9 @@ export function formatOptionsTable<S extends OptionSpecs>(set: OptionSet<S>): st
     const spec = set.specs[key]!;
     const flag = spec.cli === false ? '' : `\`${names.flag}\``;
     const ros = spec.ros === false ? '' : `\`${names.ros}\``;
-    lines.push(`| \`${key}\` | ${flag} | \`${names.env}\` | ${ros} | ${set.formatDefault(key)} | ${spec.doc.replace(/\|/g, '\\|')} |`);
+    lines.push(
+      `| \`${key}\` | ${flag} | \`${names.env}\` | ${ros} | ${set.formatDefault(key)} | ${spec.doc.replace(/\|/g, '\\|')} |`,
+    );
   }
   return lines.join('\n');
 }

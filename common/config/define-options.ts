@@ -19,7 +19,10 @@ export interface OptionNames {
 export type OptionSource = 'options' | 'command line' | 'environment' | 'config file' | 'ROS parameter' | (string & {});
 
 export function kebabCase(key: string): string {
-  return key.replace(/([a-z0-9])([A-Z])/g, '$1-$2').replace(/([A-Z])([A-Z][a-z])/g, '$1-$2').toLowerCase();
+  return key
+    .replace(/([a-z0-9])([A-Z])/g, '$1-$2')
+    .replace(/([A-Z])([A-Z][a-z])/g, '$1-$2')
+    .toLowerCase();
 }
 
 export function snakeCase(key: string): string {
@@ -76,9 +79,13 @@ export class OptionSet<S extends OptionSpecs> {
     const result = optionSchema(spec).safeParse(value);
     if (result.success) return result.data as ConfigOf<S>[K];
     const reason = result.error.issues.map((issue) => issue.message).join('; ');
-    throw new UploadError('CONFIG_INVALID', `Invalid ${this.describe(key)} from ${source}: ${this.show(spec, value)}: ${reason}`, {
-      details: { option: key, source },
-    });
+    throw new UploadError(
+      'CONFIG_INVALID',
+      `Invalid ${this.describe(key)} from ${source}: ${this.show(spec, value)}: ${reason}`,
+      {
+        details: { option: key, source },
+      },
+    );
   }
 
   /**
@@ -92,7 +99,9 @@ export class OptionSet<S extends OptionSpecs> {
       if (value === undefined) continue;
       const key = this.keyOf(name);
       if (!key) {
-        throw new UploadError('CONFIG_UNKNOWN_OPTION', `Unknown option "${name}" in ${source}`, { details: { option: name, source } });
+        throw new UploadError('CONFIG_UNKNOWN_OPTION', `Unknown option "${name}" in ${source}`, {
+          details: { option: name, source },
+        });
       }
       result[key] = this.parseValue(key, value, source);
     }

@@ -18,45 +18,53 @@ export function optionSchema(spec: OptionSpec): z.ZodType {
     case 'integer':
       return numeric(spec, (text) => (/^\s*-?\d+\s*$/.test(text) ? Number(text) : undefined), 'an integer', true);
     case 'number':
-      return numeric(spec, (text) => (/^\s*-?\d+(\.\d+)?\s*$/.test(text) ? Number(text) : undefined), 'a number', false);
+      return numeric(
+        spec,
+        (text) => (/^\s*-?\d+(\.\d+)?\s*$/.test(text) ? Number(text) : undefined),
+        'a number',
+        false,
+      );
     case 'boolean':
-      return z
-        .union([z.boolean(), z.string()])
-        .transform((value, ctx) => {
-          if (typeof value === 'boolean') return value;
-          const lower = value.trim().toLowerCase();
-          if (['true', '1', 'yes', 'on'].includes(lower)) return true;
-          if (['false', '0', 'no', 'off'].includes(lower)) return false;
-          ctx.addIssue({ code: 'custom', message: 'expected true or false' });
-          return z.NEVER;
-        });
+      return z.union([z.boolean(), z.string()]).transform((value, ctx) => {
+        if (typeof value === 'boolean') return value;
+        const lower = value.trim().toLowerCase();
+        if (['true', '1', 'yes', 'on'].includes(lower)) return true;
+        if (['false', '0', 'no', 'off'].includes(lower)) return false;
+        ctx.addIssue({ code: 'custom', message: 'expected true or false' });
+        return z.NEVER;
+      });
     case 'string':
+      return z.string().transform((value, ctx) => {
+        if (value === '') return undefined;
+        if (spec.format === 'path') return expandHome(value);
+        if (spec.format === 'url') {
+          let url: URL;
+          try {
+            url = new URL(value);
+          } catch {
+            ctx.addIssue({ code: 'custom', message: 'expected an http:// or https:// URL' });
+            return z.NEVER;
+          }
+          if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+            ctx.addIssue({ code: 'custom', message: `expected an http:// or https:// URL, not ${url.protocol}` });
+            return z.NEVER;
+          }
+        }
+        return value;
+      });
+    case 'enum':
       return z
         .string()
-        .transform((value, ctx) => {
-          if (value === '') return undefined;
-          if (spec.format === 'path') return expandHome(value);
-          if (spec.format === 'url') {
-            let url: URL;
-            try {
-              url = new URL(value);
-            } catch {
-              ctx.addIssue({ code: 'custom', message: 'expected an http:// or https:// URL' });
-              return z.NEVER;
-            }
-            if (url.protocol !== 'http:' && url.protocol !== 'https:') {
-              ctx.addIssue({ code: 'custom', message: `expected an http:// or https:// URL, not ${url.protocol}` });
-              return z.NEVER;
-            }
-          }
-          return value;
-        });
-    case 'enum':
-      return z.string().refine((value) => spec.values.includes(value), { message: `expected one of ${spec.values.join(', ')}` });
+        .refine((value) => spec.values.includes(value), { message: `expected one of ${spec.values.join(', ')}` });
     case 'list':
-      return z
-        .union([z.array(z.string()), z.string()])
-        .transform((value) => (typeof value === 'string' ? value.split(',').map((item) => item.trim()).filter(Boolean) : value));
+      return z.union([z.array(z.string()), z.string()]).transform((value) =>
+        typeof value === 'string'
+          ? value
+              .split(',')
+              .map((item) => item.trim())
+              .filter(Boolean)
+          : value,
+      );
   }
 }
 
@@ -66,7 +74,8 @@ function numeric(
   expected: string,
   integer: boolean,
 ): z.ZodType {
-  const show = (n: number): string => (spec.kind === 'size' ? formatSize(n) : spec.kind === 'duration' ? formatDuration(n) : String(n));
+  const show = (n: number): string =>
+    spec.kind === 'size' ? formatSize(n) : spec.kind === 'duration' ? formatDuration(n) : String(n);
   return z.union([z.number(), z.bigint(), z.string()]).transform((value, ctx) => {
     const number = typeof value === 'number' ? value : typeof value === 'bigint' ? Number(value) : parseText(value);
     if (number === undefined || !Number.isFinite(number)) {
@@ -100,7 +109,11 @@ export function defaultsOf<S extends OptionSpecs>(specs: S): ConfigOf<S> {
   const result: Record<string, unknown> = {};
   for (const [key, spec] of Object.entries(specs)) {
     const value = 'default' in spec ? spec.default : undefined;
-    result[key] = Array.isArray(value) ? [...value] : spec.kind === 'string' && typeof value === 'string' && spec.format === 'path' ? expandHome(value) : value;
+    result[key] = Array.isArray(value)
+      ? [...value]
+      : spec.kind === 'string' && typeof value === 'string' && spec.format === 'path'
+        ? expandHome(value)
+        : value;
   }
   return result as ConfigOf<S>;
 }
@@ -110,7 +123,10 @@ export function objectSchema(specs: OptionSpecs): z.ZodType {
   const shape: Record<string, z.ZodType> = {};
   for (const [key, spec] of Object.entries(specs)) {
     const base = optionSchema(spec);
-    shape[key] = 'default' in spec && spec.default !== undefined ? base.optional().default(spec.default as never) : base.optional();
+    shape[key] =
+      'default' in spec && spec.default !== undefined
+        ? base.optional().default(spec.default as never)
+        : base.optional();
   }
   return z.object(shape).strict();
 }

@@ -76,7 +76,15 @@ export interface ListSpec extends SpecBase {
   default: readonly string[];
 }
 
-export type OptionSpec = SizeSpec | DurationSpec | IntegerSpec | NumberSpec | BooleanSpec | StringSpec | EnumSpec | ListSpec;
+export type OptionSpec =
+  | SizeSpec
+  | DurationSpec
+  | IntegerSpec
+  | NumberSpec
+  | BooleanSpec
+  | StringSpec
+  | EnumSpec
+  | ListSpec;
 
 export type OptionSpecs = Record<string, OptionSpec>;
 

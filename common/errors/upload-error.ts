@@ -1,5 +1,16 @@
-import { isWireErrorCode, wireErrorCodes, type WireErrorCode, type WireErrorDetails } from '../protocol/errors/wire-errors.js';
-import { localErrorCodes, type FileChangedDetails, type LocalErrorCode, type NetworkErrorDetails, type OptionErrorDetails } from './local-errors.js';
+import {
+  isWireErrorCode,
+  wireErrorCodes,
+  type WireErrorCode,
+  type WireErrorDetails,
+} from '../protocol/errors/wire-errors.js';
+import {
+  localErrorCodes,
+  type FileChangedDetails,
+  type LocalErrorCode,
+  type NetworkErrorDetails,
+  type OptionErrorDetails,
+} from './local-errors.js';
 
 /**
  * The one error class of the project, after undici's `lib/core/errors.js`: every failure carries
@@ -66,11 +77,16 @@ export class UploadError<C extends UploadErrorCode = UploadErrorCode> extends Er
   }
 
   toJSON(): { code: C; message: string; details?: DetailsOf<C> } {
-    return this.details ? { code: this.code, message: this.message, details: this.details } : { code: this.code, message: this.message };
+    return this.details
+      ? { code: this.code, message: this.message, details: this.details }
+      : { code: this.code, message: this.message };
   }
 }
 
-export function isUploadError<C extends UploadErrorCode = UploadErrorCode>(value: unknown, code?: C): value is UploadError<C> {
+export function isUploadError<C extends UploadErrorCode = UploadErrorCode>(
+  value: unknown,
+  code?: C,
+): value is UploadError<C> {
   return value instanceof UploadError && (code === undefined || value.code === code);
 }
 

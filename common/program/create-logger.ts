@@ -50,8 +50,20 @@ export function createLogger(options: LoggerOptions): Logger {
   };
   if (options.pretty && typeof destination === 'number') {
     const pretty = require('pino-pretty') as (options: PrettyOptions) => PrettyStream;
-    return pino(settings, pretty({ destination, colorize: true, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname,name', sync: sync ?? false }));
+    return pino(
+      settings,
+      pretty({
+        destination,
+        colorize: true,
+        translateTime: 'SYS:HH:MM:ss.l',
+        ignore: 'pid,hostname,name',
+        sync: sync ?? false,
+      }),
+    );
   }
-  const stream = typeof destination === 'number' ? pino.destination({ dest: destination, ...(sync === undefined ? {} : { sync }) }) : destination;
+  const stream =
+    typeof destination === 'number'
+      ? pino.destination({ dest: destination, ...(sync === undefined ? {} : { sync }) })
+      : destination;
   return pino(settings, stream);
 }

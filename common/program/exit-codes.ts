@@ -38,7 +38,10 @@ const shared: Partial<Record<UploadErrorCode, number>> = {
  * first, then the shared map, then `otherUploadError` for any other UploadError; anything that
  * is not an UploadError is a bug (EX_SOFTWARE).
  */
-export function exitCodeMap(overrides: Partial<Record<UploadErrorCode, number>>, otherUploadError: number): (error: unknown) => number {
+export function exitCodeMap(
+  overrides: Partial<Record<UploadErrorCode, number>>,
+  otherUploadError: number,
+): (error: unknown) => number {
   return (error) => {
     if (!isUploadError(error)) return sysexits.SOFTWARE;
     return overrides[error.code] ?? shared[error.code] ?? otherUploadError;

@@ -16,7 +16,10 @@ function readVersion(): string {
   let dir = new URL('.', import.meta.url);
   for (let i = 0; i < 6; i++) {
     try {
-      const pkg = JSON.parse(readFileSync(fileURLToPath(new URL('package.json', dir)), 'utf8')) as { name?: string; version?: string };
+      const pkg = JSON.parse(readFileSync(fileURLToPath(new URL('package.json', dir)), 'utf8')) as {
+        name?: string;
+        version?: string;
+      };
       if (pkg.name === 'ros2-upload-agent' && pkg.version) return pkg.version;
     } catch {
       // keep looking upwards

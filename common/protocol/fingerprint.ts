@@ -33,7 +33,12 @@ export async function fingerprintFile(filePath: string, size?: number): Promise<
 
 /** The byte ranges `[position, length]` a fingerprint reads from a file of `size` bytes. */
 export function fingerprintRanges(size: number): [number, number][] {
-  return size <= 2 * FINGERPRINT_SAMPLE ? [[0, size]] : [[0, FINGERPRINT_SAMPLE], [size - FINGERPRINT_SAMPLE, FINGERPRINT_SAMPLE]];
+  return size <= 2 * FINGERPRINT_SAMPLE
+    ? [[0, size]]
+    : [
+        [0, FINGERPRINT_SAMPLE],
+        [size - FINGERPRINT_SAMPLE, FINGERPRINT_SAMPLE],
+      ];
 }
 
 /** The fingerprint of a file of `size` bytes whose `fingerprintRanges` hold `samples` (for readers other than a local path). */

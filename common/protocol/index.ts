@@ -39,7 +39,13 @@ export {
   type PutFileResponse,
   type SessionStatusResponse,
 } from './native-protocol.js';
-export { isWireErrorCode, wireErrorCodes, wireErrorStatus, type WireErrorCode, type WireErrorDetails } from './errors/wire-errors.js';
+export {
+  isWireErrorCode,
+  wireErrorCodes,
+  wireErrorStatus,
+  type WireErrorCode,
+  type WireErrorDetails,
+} from './errors/wire-errors.js';
 export { Crc32, formatChunkChecksum, parseChunkChecksum } from './chunk-checksum.js';
 export { fingerprintFile, isFingerprint } from './fingerprint.js';
 export { normaliseRelativePath } from './relative-path.js';

@@ -108,7 +108,9 @@ export interface CompletedFile {
 export type CreateSessionResponse = OpenSession | CompletedFile;
 
 /** GET /v1/sessions/:id */
-export type SessionStatusResponse = (OpenSession | (Omit<OpenSession, 'state'> & { state: 'completing' })) | (CompletedFile & { id: string });
+export type SessionStatusResponse =
+  | (OpenSession | (Omit<OpenSession, 'state'> & { state: 'completing' }))
+  | (CompletedFile & { id: string });
 
 /** PUT /v1/sessions/:id/chunks/:index answers 200 with this. */
 export interface ChunkResponse {

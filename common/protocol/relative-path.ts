@@ -15,7 +15,8 @@ export function normaliseRelativePath(input: unknown, field = 'path'): string {
   if (value.includes('\0')) throw invalid(`${field} must not contain a NUL byte`);
   // An unpaired surrogate is not text: it would be stored as U+FFFD, so two different paths
   // could name one file, and the path answered could not be sent back (it has no UTF-8 form).
-  if (/[\uD800-\uDFFF]/u.test(value)) throw invalid(`${field} is not valid Unicode (it contains an unpaired surrogate)`);
+  if (/[\uD800-\uDFFF]/u.test(value))
+    throw invalid(`${field} is not valid Unicode (it contains an unpaired surrogate)`);
   // eslint-disable-next-line no-control-regex
   if (/[\u0001-\u001f\u007f]/.test(value)) throw invalid(`${field} must not contain control characters`);
   if (value.includes('\\')) throw invalid(`${field} must not contain a backslash`);
@@ -27,7 +28,8 @@ export function normaliseRelativePath(input: unknown, field = 'path'): string {
   for (const segment of segments) {
     if (segment === '..') throw invalid(`${field} must not contain "..": ${JSON.stringify(value)}`);
     if (segment === '.') throw invalid(`${field} must not contain "." segments: ${JSON.stringify(value)}`);
-    if (Buffer.byteLength(segment) > MAX_SEGMENT_BYTES) throw invalid(`${field} has a segment longer than ${MAX_SEGMENT_BYTES} bytes`);
+    if (Buffer.byteLength(segment) > MAX_SEGMENT_BYTES)
+      throw invalid(`${field} has a segment longer than ${MAX_SEGMENT_BYTES} bytes`);
   }
   return segments.join('/');
 }

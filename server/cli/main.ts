@@ -34,8 +34,10 @@ async function main(argv: string[]): Promise<void> {
     process.stdout.write(`${VERSION}\n`);
     return;
   }
-  if (cli.positionals.length > 0) throw new UploadError('USAGE', `Unexpected argument ${JSON.stringify(cli.positionals[0])} (see --help)`);
-  const fromFile = typeof cli.extras.config === 'string' ? readConfigFile(serverOptions, cli.extras.config, 'server') : {};
+  if (cli.positionals.length > 0)
+    throw new UploadError('USAGE', `Unexpected argument ${JSON.stringify(cli.positionals[0])} (see --help)`);
+  const fromFile =
+    typeof cli.extras.config === 'string' ? readConfigFile(serverOptions, cli.extras.config, 'server') : {};
   const config = serverOptions.resolve(fromFile, serverOptions.fromEnv(process.env), cli.values);
   const logger = createLogger(config.logLevel, [serverOptions.specs], 1, { sync: true });
   const server = await createUploadServer({ ...config, logger });
@@ -47,7 +49,10 @@ async function main(argv: string[]): Promise<void> {
       logger.warn({ event: 'forced_exit', signal }, `Second ${signal}: exiting without waiting`);
       process.exit(exitCodes.INTERRUPTED);
     }
-    logger.info({ event: 'shutdown', signal }, `${signal} received: closing (up to ${config.shutdownTimeout} s for requests in flight)`);
+    logger.info(
+      { event: 'shutdown', signal },
+      `${signal} received: closing (up to ${config.shutdownTimeout} s for requests in flight)`,
+    );
     server.close().then(
       () => process.exit(exitCodes.OK),
       (error: unknown) => {
@@ -61,7 +66,11 @@ async function main(argv: string[]): Promise<void> {
 }
 
 main(process.argv.slice(2)).catch((error: unknown) => {
-  const message = isUploadError(error) ? error.message : error instanceof Error ? error.stack ?? error.message : String(error);
+  const message = isUploadError(error)
+    ? error.message
+    : error instanceof Error
+      ? (error.stack ?? error.message)
+      : String(error);
   process.stderr.write(`ros2-upload-server: ${message}\n`);
   process.exit(exitCodeOf(error));
 });

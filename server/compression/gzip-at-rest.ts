@@ -53,7 +53,10 @@ export class GzipAtRest {
   async #compress(job: CompressionJob): Promise<number | undefined> {
     if (Buffer.byteLength(`${path.posix.basename(job.path)}${GZIP_SUFFIX}`) > MAX_SEGMENT_BYTES) {
       // A name may use all the bytes a file name can have; then `<name>.gz` cannot exist.
-      this.#log.info({ event: 'compression_skipped', uploader: job.uploader, path: job.path }, `No gzip copy of ${job.path}: its name leaves no room for ${GZIP_SUFFIX}`);
+      this.#log.info(
+        { event: 'compression_skipped', uploader: job.uploader, path: job.path },
+        `No gzip copy of ${job.path}: its name leaves no room for ${GZIP_SUFFIX}`,
+      );
       return undefined;
     }
     try {
@@ -70,16 +73,34 @@ export class GzipAtRest {
       if (!this.#closed) await this.#store.setCompressedSize(job.uploader, job.path, kept ?? null);
       return kept;
     } catch (error) {
-      this.#log.error({ event: 'compression_failed', uploader: job.uploader, path: job.path, err: error }, `Compressing ${job.path} failed`);
+      this.#log.error(
+        { event: 'compression_failed', uploader: job.uploader, path: job.path, err: error },
+        `Compressing ${job.path} failed`,
+      );
       return undefined;
     }
   }
 }
 
-function logCompression(log: Logger, uploader: string, storedPath: string, size: number, compressedSize: number, kept: boolean): void {
+function logCompression(
+  log: Logger,
+  uploader: string,
+  storedPath: string,
+  size: number,
+  compressedSize: number,
+  kept: boolean,
+): void {
   const reduction = size === 0 ? 0 : (1 - compressedSize / size) * 100;
   log.info(
-    { event: 'compression', uploader, path: storedPath, size, compressedSize, reductionPercent: Number(reduction.toFixed(1)), kept },
+    {
+      event: 'compression',
+      uploader,
+      path: storedPath,
+      size,
+      compressedSize,
+      reductionPercent: Number(reduction.toFixed(1)),
+      kept,
+    },
     kept
       ? `Compressed ${storedPath}: ${size} → ${compressedSize} bytes (${reduction.toFixed(1)}% reduction)`
       : `Not keeping the gzip copy of ${storedPath}: ${size} → ${compressedSize} bytes (${reduction.toFixed(1)}% reduction)`,

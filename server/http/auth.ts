@@ -29,7 +29,12 @@ export function authenticate(tokens: TokenTable, anonymousAllowed: boolean): Req
     const match = /^Bearer[ ]+(\S+)\s*$/i.exec(header);
     const uploader = match ? tokens.lookup(match[1]!) : undefined;
     if (!uploader) {
-      next(new UploadError('UNAUTHORIZED', match ? 'The bearer token is not valid' : 'The Authorization header must be "Bearer <token>"'));
+      next(
+        new UploadError(
+          'UNAUTHORIZED',
+          match ? 'The bearer token is not valid' : 'The Authorization header must be "Bearer <token>"',
+        ),
+      );
       return;
     }
     res.locals.caller = { uploader, authenticated: true } satisfies Caller;

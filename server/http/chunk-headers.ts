@@ -22,11 +22,17 @@ export function readChunkHeaders(req: IncomingMessage, index: number, expectedLe
   const checksumHeader = req.headers[headers.chunkChecksum];
   const crc = parseChunkChecksum(typeof checksumHeader === 'string' ? checksumHeader : undefined);
   if (crc === undefined) {
-    throw new UploadError('INVALID_FIELD', `the ${headers.chunkChecksum} header must be "crc32:" and 8 hex digits, not ${JSON.stringify(checksumHeader ?? '(missing)')}`);
+    throw new UploadError(
+      'INVALID_FIELD',
+      `the ${headers.chunkChecksum} header must be "crc32:" and 8 hex digits, not ${JSON.stringify(checksumHeader ?? '(missing)')}`,
+    );
   }
   const declared = req.headers['content-length'];
   if (encoding === 'identity' && declared !== undefined && Number(declared) !== expectedLength) {
-    throw new UploadError('CHUNK_SIZE_MISMATCH', `chunk ${index} must be ${expectedLength} bytes, but Content-Length is ${declared}`);
+    throw new UploadError(
+      'CHUNK_SIZE_MISMATCH',
+      `chunk ${index} must be ${expectedLength} bytes, but Content-Length is ${declared}`,
+    );
   }
   return { encoding, crc };
 }

@@ -10,7 +10,9 @@ import { errorBody } from './send-error.js';
  * headers, a bad Content-Length, headers too large, a request or header timeout) get the same
  * JSON error body as everything else, then the connection is closed.
  */
-export function handleClientError(log: Logger): (error: NodeJS.ErrnoException & { bytesParsed?: number }, socket: Socket) => void {
+export function handleClientError(
+  log: Logger,
+): (error: NodeJS.ErrnoException & { bytesParsed?: number }, socket: Socket) => void {
   return (error, socket) => {
     if (error.code === 'ECONNRESET' || !socket.writable) {
       socket.destroy();
@@ -18,8 +20,11 @@ export function handleClientError(log: Logger): (error: NodeJS.ErrnoException & 
     }
     const timeout = error.code === 'ERR_HTTP_REQUEST_TIMEOUT' || error.code === 'ERR_HTTP_HEADERS_TIMEOUT';
     const uploadError = timeout
-      ? new UploadError('TIMEOUT', 'The request took too long (see the server\'s headersTimeout/requestTimeout)')
-      : new UploadError('BAD_REQUEST', `Malformed HTTP request: ${error.code === 'HPE_HEADER_OVERFLOW' ? 'headers too large' : (error.message || 'parse error').replace(/\s+/g, ' ')}`);
+      ? new UploadError('TIMEOUT', "The request took too long (see the server's headersTimeout/requestTimeout)")
+      : new UploadError(
+          'BAD_REQUEST',
+          `Malformed HTTP request: ${error.code === 'HPE_HEADER_OVERFLOW' ? 'headers too large' : (error.message || 'parse error').replace(/\s+/g, ' ')}`,
+        );
     const status = httpStatusOf(uploadError.code);
     log.debug({ event: 'client_error', code: error.code, status }, uploadError.message);
     const body = JSON.stringify(errorBody(uploadError));

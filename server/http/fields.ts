@@ -58,7 +58,8 @@ export function optionalObject(body: Body, field: string, maxBytes: number): Rec
   const value = body[field];
   if (value === undefined || value === null) return undefined;
   if (typeof value !== 'object' || Array.isArray(value)) throw wrongType(field, 'a JSON object', value);
-  if (Buffer.byteLength(JSON.stringify(value)) > maxBytes) throw new UploadError('INVALID_FIELD', `${field} is larger than ${maxBytes} bytes of JSON`);
+  if (Buffer.byteLength(JSON.stringify(value)) > maxBytes)
+    throw new UploadError('INVALID_FIELD', `${field} is larger than ${maxBytes} bytes of JSON`);
   return value as Record<string, unknown>;
 }
 
@@ -73,7 +74,8 @@ export function hexDigest(field: string, value: string, length: number): string 
 /** A decimal integer in a URL or form field ("3", not "3.0", "-1" or "0x3"). */
 export function parseIndex(field: string, text: string | undefined): number {
   if (text === undefined || text === '') throw missing(field);
-  if (!/^\d{1,15}$/.test(text)) throw new UploadError('INVALID_FIELD', `${field} must be a non-negative integer, not ${preview(text)}`);
+  if (!/^\d{1,15}$/.test(text))
+    throw new UploadError('INVALID_FIELD', `${field} must be a non-negative integer, not ${preview(text)}`);
   return Number(text);
 }
 
@@ -86,6 +88,11 @@ function wrongType(field: string, expected: string, value: unknown): UploadError
 }
 
 export function preview(value: unknown): string {
-  const text = typeof value === 'string' ? JSON.stringify(value) : value === undefined ? 'undefined' : JSON.stringify(value) ?? String(value);
+  const text =
+    typeof value === 'string'
+      ? JSON.stringify(value)
+      : value === undefined
+        ? 'undefined'
+        : (JSON.stringify(value) ?? String(value));
   return text.length > 80 ? `${text.slice(0, 80)}…` : text;
 }

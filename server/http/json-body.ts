@@ -24,7 +24,12 @@ export const jsonBody: RequestHandler[] = [
   (req, _res, next) => {
     if (req.body === undefined) {
       const type = req.headers['content-type'];
-      next(new UploadError('UNSUPPORTED_MEDIA_TYPE', `The request body must be JSON (Content-Type: application/json), not ${type ? JSON.stringify(type) : 'missing'}`));
+      next(
+        new UploadError(
+          'UNSUPPORTED_MEDIA_TYPE',
+          `The request body must be JSON (Content-Type: application/json), not ${type ? JSON.stringify(type) : 'missing'}`,
+        ),
+      );
       return;
     }
     if (depthOver(req.body, MAX_JSON_DEPTH)) {
@@ -42,7 +47,8 @@ export function depthOver(value: unknown, limit: number): boolean {
     const [node, depth] = item;
     if (node === null || typeof node !== 'object') continue;
     if (depth > limit) return true;
-    for (const child of Object.values(node)) if (child !== null && typeof child === 'object') stack.push([child, depth + 1]);
+    for (const child of Object.values(node))
+      if (child !== null && typeof child === 'object') stack.push([child, depth + 1]);
   }
   return false;
 }

@@ -17,7 +17,12 @@ export function loadTokens(tokensFile: string | undefined, pairs: readonly strin
     if (equals <= 0 || equals === pair.length - 1) {
       throw new UploadError('CONFIG_INVALID', `Invalid tokens entry #${position + 1}: expected uploader=token`);
     }
-    entries.push(checked({ uploader: pair.slice(0, equals).trim(), token: pair.slice(equals + 1).trim() }, `tokens entry #${position + 1}`));
+    entries.push(
+      checked(
+        { uploader: pair.slice(0, equals).trim(), token: pair.slice(equals + 1).trim() },
+        `tokens entry #${position + 1}`,
+      ),
+    );
   });
   const seen = new Map<string, string>();
   for (const entry of entries) {
@@ -35,9 +40,14 @@ function readTokensFile(file: string): TokenEntry[] {
   try {
     data = parseYaml(readFileSync(file, 'utf8'));
   } catch (error) {
-    throw new UploadError('CONFIG_FILE_UNREADABLE', `Cannot read tokens file ${file}: ${(error as Error).message.split('\n')[0]}`, { cause: error });
+    throw new UploadError(
+      'CONFIG_FILE_UNREADABLE',
+      `Cannot read tokens file ${file}: ${(error as Error).message.split('\n')[0]}`,
+      { cause: error },
+    );
   }
-  if (data && typeof data === 'object' && !Array.isArray(data) && 'tokens' in data) data = (data as { tokens: unknown }).tokens;
+  if (data && typeof data === 'object' && !Array.isArray(data) && 'tokens' in data)
+    data = (data as { tokens: unknown }).tokens;
   const where = (what: string): string => `tokens file ${file}, ${what}`;
   const entries: TokenEntry[] = [];
   if (Array.isArray(data)) {
@@ -45,7 +55,10 @@ function readTokensFile(file: string): TokenEntry[] {
       const record = item as { uploader?: unknown; name?: unknown; token?: unknown } | null;
       const uploader = record?.uploader ?? record?.name;
       if (typeof uploader !== 'string' || typeof record?.token !== 'string') {
-        throw new UploadError('CONFIG_INVALID', `Invalid ${where(`entry #${position + 1}`)}: expected {uploader, token} strings`);
+        throw new UploadError(
+          'CONFIG_INVALID',
+          `Invalid ${where(`entry #${position + 1}`)}: expected {uploader, token} strings`,
+        );
       }
       entries.push(checked({ uploader, token: record.token }, where(`entry #${position + 1}`)));
     });
@@ -53,22 +66,35 @@ function readTokensFile(file: string): TokenEntry[] {
     for (const [uploader, value] of Object.entries(data)) {
       const tokens = Array.isArray(value) ? value : [value];
       for (const token of tokens) {
-        if (typeof token !== 'string') throw new UploadError('CONFIG_INVALID', `Invalid ${where(`uploader ${uploader}`)}: the token must be a string`);
+        if (typeof token !== 'string')
+          throw new UploadError(
+            'CONFIG_INVALID',
+            `Invalid ${where(`uploader ${uploader}`)}: the token must be a string`,
+          );
         entries.push(checked({ uploader, token }, where(`uploader ${uploader}`)));
       }
     }
   } else if (data !== null && data !== undefined) {
-    throw new UploadError('CONFIG_INVALID', `Invalid tokens file ${file}: expected a mapping uploader -> token or a list of {uploader, token}`);
+    throw new UploadError(
+      'CONFIG_INVALID',
+      `Invalid tokens file ${file}: expected a mapping uploader -> token or a list of {uploader, token}`,
+    );
   }
   return entries;
 }
 
 function checked(entry: TokenEntry, where: string): TokenEntry {
   if (!UPLOADER_NAME.test(entry.uploader)) {
-    throw new UploadError('CONFIG_INVALID', `Invalid uploader name in ${where}: ${JSON.stringify(entry.uploader)} (letters, digits, ".", "_", "-"; up to 64)`);
+    throw new UploadError(
+      'CONFIG_INVALID',
+      `Invalid uploader name in ${where}: ${JSON.stringify(entry.uploader)} (letters, digits, ".", "_", "-"; up to 64)`,
+    );
   }
   if (entry.token.length < 8 || /\s/.test(entry.token)) {
-    throw new UploadError('CONFIG_INVALID', `Invalid token for ${entry.uploader} in ${where}: tokens need at least 8 characters and no spaces`);
+    throw new UploadError(
+      'CONFIG_INVALID',
+      `Invalid token for ${entry.uploader} in ${where}: tokens need at least 8 characters and no spaces`,
+    );
   }
   return entry;
 }

@@ -32,11 +32,17 @@ export async function readChunkForm<Part>(
 ): Promise<ChunkForm<Part>> {
   let parser: busboy.Busboy;
   try {
-    parser = busboy({ headers: req.headers, limits: { fields: 20, fieldSize: 1024, files: 1, parts: 30, fileSize: fallbackMaxSize } });
+    parser = busboy({
+      headers: req.headers,
+      limits: { fields: 20, fieldSize: 1024, files: 1, parts: 30, fileSize: fallbackMaxSize },
+    });
   } catch (error) {
     const message = (error as Error).message;
     throw /content type/i.test(message)
-      ? new UploadError('UNSUPPORTED_MEDIA_TYPE', `A chunk must be sent as multipart/form-data, not ${JSON.stringify(req.headers['content-type'] ?? '(none)')}`)
+      ? new UploadError(
+          'UNSUPPORTED_MEDIA_TYPE',
+          `A chunk must be sent as multipart/form-data, not ${JSON.stringify(req.headers['content-type'] ?? '(none)')}`,
+        )
       : new UploadError('BAD_REQUEST', `Malformed multipart form: ${message}`);
   }
   const fields: Record<string, string> = {};
@@ -61,7 +67,13 @@ export async function readChunkForm<Part>(
         fail(partError);
       });
       if (name !== 'chunk' || failure !== undefined || writing) {
-        if (name !== 'chunk') fail(new UploadError('INVALID_FIELD', `unexpected file part ${JSON.stringify(name)}; the chunk's part is named "chunk"`));
+        if (name !== 'chunk')
+          fail(
+            new UploadError(
+              'INVALID_FIELD',
+              `unexpected file part ${JSON.stringify(name)}; the chunk's part is named "chunk"`,
+            ),
+          );
         stream.resume();
         return;
       }
@@ -77,7 +89,8 @@ export async function readChunkForm<Part>(
         try {
           const kept = await sink.write(stream.iterator({ destroyOnReturn: false }));
           part = { kept, sink };
-          if ((stream as { truncated?: boolean }).truncated) throw new UploadError('CHUNK_SIZE_MISMATCH', `the chunk is larger than the file (${sink.maxSize} bytes)`);
+          if ((stream as { truncated?: boolean }).truncated)
+            throw new UploadError('CHUNK_SIZE_MISMATCH', `the chunk is larger than the file (${sink.maxSize} bytes)`);
         } catch (error) {
           part = undefined;
           fail(partError ?? error);

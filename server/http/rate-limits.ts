@@ -40,19 +40,28 @@ export function createRouteLimits(config: ServerConfig, log: Logger): RouteLimit
         legacyHeaders: false,
         keyGenerator: (req, res) => {
           const caller = res.locals.caller as Caller | undefined;
-          return caller?.authenticated ? `uploader:${caller.uploader}` : `ip:${ipKeyGenerator(req.ip ?? req.socket.remoteAddress ?? '')}`;
+          return caller?.authenticated
+            ? `uploader:${caller.uploader}`
+            : `ip:${ipKeyGenerator(req.ip ?? req.socket.remoteAddress ?? '')}`;
         },
         handler: (req, res, next) => {
           const reset = (req as { rateLimit?: { resetTime?: Date } }).rateLimit?.resetTime;
           const retryAfter = Math.max(1, Math.ceil(((reset?.getTime() ?? Date.now() + windowMs) - Date.now()) / 1000));
           next(
-            new UploadError('RATE_LIMITED', `Too many requests: the limit for ${name} is ${limit} per ${describeWindow(windowMs)}; retry after ${retryAfter} s`, {
-              details: { retryAfter },
-            }),
+            new UploadError(
+              'RATE_LIMITED',
+              `Too many requests: the limit for ${name} is ${limit} per ${describeWindow(windowMs)}; retry after ${retryAfter} s`,
+              {
+                details: { retryAfter },
+              },
+            ),
           );
         },
         validate: { xForwardedForHeader: false, trustProxy: false },
-        logger: { error: (error, message) => log.error({ err: error }, message ?? 'rate limiter error'), warn: (error, message) => log.warn({ err: error }, message ?? 'rate limiter warning') },
+        logger: {
+          error: (error, message) => log.error({ err: error }, message ?? 'rate limiter error'),
+          warn: (error, message) => log.warn({ err: error }, message ?? 'rate limiter warning'),
+        },
       }),
     ];
   };
@@ -60,7 +69,10 @@ export function createRouteLimits(config: ServerConfig, log: Logger): RouteLimit
     legacyInit: make('POST /upload/init', config.rateLimitInit, HOUR),
     legacyChunk: make('POST /upload/chunk', config.rateLimitChunk, MINUTE),
     legacyFinalize: make('POST /upload/finalize', config.rateLimitFinalize, HOUR),
-    legacyOther: [...make('legacy API requests', config.rateLimitHourly, HOUR), ...make('legacy API requests', config.rateLimitDaily, DAY)],
+    legacyOther: [
+      ...make('legacy API requests', config.rateLimitHourly, HOUR),
+      ...make('legacy API requests', config.rateLimitDaily, DAY),
+    ],
     list: make('GET /uploads', config.rateLimitList, MINUTE),
     nativeCreate: make('POST /v1/sessions', config.rateLimitSessions, HOUR),
     nativeChunk: make('chunk uploads', config.rateLimitChunks, MINUTE),

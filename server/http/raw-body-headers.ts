@@ -13,7 +13,10 @@ export function rawBodyEncoding(req: IncomingMessage, what: string): BodyEncodin
   const encoding = contentEncoding(req);
   const contentType = (req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
   if (contentType !== 'application/octet-stream') {
-    throw new UploadError('UNSUPPORTED_MEDIA_TYPE', `${what} must be sent as Content-Type: application/octet-stream, not ${JSON.stringify(req.headers['content-type'] ?? '(none)')}`);
+    throw new UploadError(
+      'UNSUPPORTED_MEDIA_TYPE',
+      `${what} must be sent as Content-Type: application/octet-stream, not ${JSON.stringify(req.headers['content-type'] ?? '(none)')}`,
+    );
   }
   return encoding;
 }
@@ -22,5 +25,8 @@ function contentEncoding(req: IncomingMessage): BodyEncoding {
   const value = (req.headers['content-encoding'] ?? 'identity').trim().toLowerCase();
   if (value === 'identity' || value === '') return 'identity';
   if (value === 'gzip' || value === 'x-gzip') return 'gzip';
-  throw new UploadError('UNSUPPORTED_MEDIA_TYPE', `Content-Encoding ${JSON.stringify(value)} is not supported (use gzip or none)`);
+  throw new UploadError(
+    'UNSUPPORTED_MEDIA_TYPE',
+    `Content-Encoding ${JSON.stringify(value)} is not supported (use gzip or none)`,
+  );
 }

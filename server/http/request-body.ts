@@ -27,7 +27,8 @@ export function requestBody(req: IncomingMessage, encoding: 'identity' | 'gzip')
   gunzip.on('error', () => undefined);
   const onClose = (): void => {
     // Not `req.complete`: the body may have arrived whole and still not been read to its end.
-    if (!req.readableEnded) gunzip.destroy(new UploadError('BAD_REQUEST', 'the client closed the connection before its request was handled'));
+    if (!req.readableEnded)
+      gunzip.destroy(new UploadError('BAD_REQUEST', 'the client closed the connection before its request was handled'));
   };
   req.pipe(gunzip);
   // The handler may start reading after awaiting something else, by when the client may be gone:
@@ -39,7 +40,9 @@ export function requestBody(req: IncomingMessage, encoding: 'identity' | 'gzip')
       for await (const piece of gunzip) yield piece as Buffer;
     } catch (error) {
       if (error instanceof UploadError) throw error;
-      throw new UploadError('BAD_REQUEST', `the gzip-encoded body is not valid gzip: ${(error as Error).message}`, { cause: error });
+      throw new UploadError('BAD_REQUEST', `the gzip-encoded body is not valid gzip: ${(error as Error).message}`, {
+        cause: error,
+      });
     } finally {
       req.off('close', onClose);
     }
@@ -86,6 +89,8 @@ async function* clientBytes(req: IncomingMessage): AsyncIterable<Uint8Array> {
     yield* req.iterator({ destroyOnReturn: false });
   } catch (error) {
     if (isUploadError(error)) throw error;
-    throw new UploadError('BAD_REQUEST', 'the client closed the connection before its request was handled', { cause: error });
+    throw new UploadError('BAD_REQUEST', 'the client closed the connection before its request was handled', {
+      cause: error,
+    });
   }
 }

@@ -7,7 +7,11 @@ import { toUploadError } from './to-upload-error.js';
 
 /** The JSON body of an error answer: `{success:false, error, code}` plus `missing`/`retryAfter`. */
 export function errorBody(error: UploadError): ErrorResponse {
-  const body: ErrorResponse = { success: false, error: error.message, code: isWireErrorCode(error.code) ? error.code : 'INTERNAL' };
+  const body: ErrorResponse = {
+    success: false,
+    error: error.message,
+    code: isWireErrorCode(error.code) ? error.code : 'INTERNAL',
+  };
   const missing = error.details?.missing;
   if (Array.isArray(missing)) body.missing = missing as number[];
   const retryAfter = error.details?.retryAfter;
@@ -29,9 +33,15 @@ export function errorHandler(log: Logger, idleTimeoutMs: number | undefined): Er
     const error = toUploadError(raw);
     const status = httpStatusOf(error.code, apiOf(req));
     if (status >= 500 && status !== 507 && status !== 503) {
-      log.error({ event: 'request_failed', method: req.method, path: req.path, err: error.cause ?? error }, `${req.method} ${req.path} failed: ${error.message}`);
+      log.error(
+        { event: 'request_failed', method: req.method, path: req.path, err: error.cause ?? error },
+        `${req.method} ${req.path} failed: ${error.message}`,
+      );
     } else {
-      log.debug({ event: 'request_refused', method: req.method, path: req.path, status, code: error.code }, error.message);
+      log.debug(
+        { event: 'request_refused', method: req.method, path: req.path, status, code: error.code },
+        error.message,
+      );
     }
     if (res.headersSent || req.socket.destroyed) {
       req.socket.destroy();

@@ -22,13 +22,21 @@ export function toUploadError(error: unknown): UploadError {
   if (isUploadError(error)) return error;
   const errno = (error as NodeJS.ErrnoException | undefined)?.code;
   if (errno === 'ENOSPC' || errno === 'EDQUOT') {
-    return new UploadError('INSUFFICIENT_STORAGE', 'The server ran out of disk space while writing; the upload session is kept, retry later', { cause: error });
+    return new UploadError(
+      'INSUFFICIENT_STORAGE',
+      'The server ran out of disk space while writing; the upload session is kept, retry later',
+      { cause: error },
+    );
   }
   if (errno === 'ENOTDIR' || errno === 'EISDIR') {
     // Storing under a client's path failed because a file stands where the path needs a folder,
     // or a folder where it needs the file: another upload took the name first (the storage checks
     // before it writes, but two uploads of crossing paths can pass the check at once).
-    return new UploadError('FILE_EXISTS', 'The path conflicts with a file or folder stored on the server at the same time (a file where a folder is needed, or a folder where the file would go)', { cause: error });
+    return new UploadError(
+      'FILE_EXISTS',
+      'The path conflicts with a file or folder stored on the server at the same time (a file where a folder is needed, or a folder where the file would go)',
+      { cause: error },
+    );
   }
   if (typeof errno === 'string' && isUploadErrorCode(errno)) {
     return new UploadError(errno, (error as Error).message, { cause: error });
@@ -38,7 +46,11 @@ export function toUploadError(error: unknown): UploadError {
   if (Number.isInteger(status) && status >= 400 && status < 500) {
     const known = typeof framework?.type === 'string' ? bodyParserMessages[framework.type] : undefined;
     const detail = typeof framework?.message === 'string' ? framework.message : '';
-    return new UploadError(codeForFrameworkStatus(status), known ? `${known}${detail ? `: ${detail}` : ''}` : detail || 'Bad request', { cause: error });
+    return new UploadError(
+      codeForFrameworkStatus(status),
+      known ? `${known}${detail ? `: ${detail}` : ''}` : detail || 'Bad request',
+      { cause: error },
+    );
   }
   return new UploadError('INTERNAL', 'Internal server error', { cause: error });
 }

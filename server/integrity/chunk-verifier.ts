@@ -24,7 +24,10 @@ export class ChunkVerifier {
     for await (const piece of source) {
       this.#length += piece.byteLength;
       if (this.#length > this.#maxLength) {
-        throw new UploadError('CHUNK_SIZE_MISMATCH', `the chunk body is longer than the ${this.#maxLength} bytes expected`);
+        throw new UploadError(
+          'CHUNK_SIZE_MISMATCH',
+          `the chunk body is longer than the ${this.#maxLength} bytes expected`,
+        );
       }
       this.#crc.update(piece);
       for (const hash of this.#hashes) hash.update(piece);

@@ -48,7 +48,13 @@ export class PrefixHash {
   fork(): HashFork {
     const sha256 = this.#sha256.copy();
     const md5 = this.#md5?.copy();
-    return { chunkIndex: this.#chunks, generation: this.#generation, sha256, md5, hashes: md5 ? [sha256, md5] : [sha256] };
+    return {
+      chunkIndex: this.#chunks,
+      generation: this.#generation,
+      sha256,
+      md5,
+      hashes: md5 ? [sha256, md5] : [sha256],
+    };
   }
 
   /** Adopts a fork fed with exactly the next chunk's `length` bytes; false when the state moved on meanwhile. */

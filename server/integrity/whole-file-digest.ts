@@ -19,7 +19,8 @@ export class WholeFileDigest {
   constructor(maxLength: number, knownSize: number | undefined, tooLarge: (length: number) => UploadError) {
     this.#maxLength = maxLength;
     this.#tooLarge = tooLarge;
-    if (knownSize !== undefined) this.#fingerprint = { hash: startFingerprint(knownSize), ranges: fingerprintRanges(knownSize) };
+    if (knownSize !== undefined)
+      this.#fingerprint = { hash: startFingerprint(knownSize), ranges: fingerprintRanges(knownSize) };
   }
 
   async *through(source: AsyncIterable<Uint8Array>): AsyncIterable<Uint8Array> {

@@ -19,7 +19,9 @@ export class ExpirySweeper {
 
   start(): void {
     this.#timer = setInterval(() => {
-      this.sweep().catch((error: unknown) => this.#log.error({ event: 'expiry_failed', err: error }, 'Looking for expired sessions failed'));
+      this.sweep().catch((error: unknown) =>
+        this.#log.error({ event: 'expiry_failed', err: error }, 'Looking for expired sessions failed'),
+      );
     }, this.#context.config.cleanupInterval * 1000);
     this.#timer.unref();
   }
@@ -43,14 +45,21 @@ export class ExpirySweeper {
       try {
         const runtime = await runtimes.find(session.id);
         if (!runtime) continue;
-        if (runtime.record.state === 'completing' || runtime.inFlight.size > 0 || runtime.record.expiresAt > Date.now()) continue;
+        if (runtime.record.state === 'completing' || runtime.inFlight.size > 0 || runtime.record.expiresAt > Date.now())
+          continue;
         await endSession(this.#context, runtime);
         if (session.state !== 'complete') {
-          this.#log.info({ event: 'session_expired', sessionId: session.id, uploader: session.uploader, path: session.path }, `Expired upload of ${session.path}; its data was deleted`);
+          this.#log.info(
+            { event: 'session_expired', sessionId: session.id, uploader: session.uploader, path: session.path },
+            `Expired upload of ${session.path}; its data was deleted`,
+          );
           this.#context.events.emit('session-expired', sessionEventOf(runtime));
         }
       } catch (error) {
-        this.#log.error({ event: 'expiry_failed', sessionId: session.id, err: error }, 'Deleting an expired session failed');
+        this.#log.error(
+          { event: 'expiry_failed', sessionId: session.id, err: error },
+          'Deleting an expired session failed',
+        );
       }
     }
   }

@@ -18,5 +18,9 @@ export async function recoverAtStartup(store: SessionStore, storage: UploadStora
     await storage.abortStaging(id);
     removed += 1;
   }
-  if (reopened || removed) log.info({ event: 'startup_recovery', reopened, orphansRemoved: removed }, `Startup recovery: ${reopened} interrupted completions reopened, ${removed} orphaned temp folders removed`);
+  if (reopened || removed)
+    log.info(
+      { event: 'startup_recovery', reopened, orphansRemoved: removed },
+      `Startup recovery: ${reopened} interrupted completions reopened, ${removed} orphaned temp folders removed`,
+    );
 }

@@ -9,6 +9,18 @@ export type { Logger };
  * stdout (one per event, as the Python dashboard's log lines were), with the authorization header
  * and every secret option of `specs` (the server's: tokens) redacted.
  */
-export function createLogger(level: string, specs: readonly OptionSpecs[], destination: NodeJS.WritableStream | number = 1, options: { sync?: boolean } = {}): Logger {
-  return createProgramLogger({ name: 'ros2-upload-server', level, specs, destination, sync: options.sync ?? false, base: { pid: process.pid } });
+export function createLogger(
+  level: string,
+  specs: readonly OptionSpecs[],
+  destination: NodeJS.WritableStream | number = 1,
+  options: { sync?: boolean } = {},
+): Logger {
+  return createProgramLogger({
+    name: 'ros2-upload-server',
+    level,
+    specs,
+    destination,
+    sync: options.sync ?? false,
+    base: { pid: process.pid },
+  });
 }

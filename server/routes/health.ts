@@ -22,7 +22,13 @@ export const VERSION: string = packageVersion();
 /** GET /health: the legacy API's answer plus `protocol`. Never authenticated or rate limited. */
 export function healthRoute(): RequestHandler {
   return (_req, res) => {
-    const body: HealthResponse = { status: 'ok', timestamp: new Date().toISOString(), version: VERSION, features: [...FEATURES], protocol: PROTOCOL_VERSION };
+    const body: HealthResponse = {
+      status: 'ok',
+      timestamp: new Date().toISOString(),
+      version: VERSION,
+      features: [...FEATURES],
+      protocol: PROTOCOL_VERSION,
+    };
     res.setHeader('Cache-Control', 'no-store');
     res.json(body);
   };

@@ -34,7 +34,11 @@ export function kickHashPump(deps: HashPumpDeps, runtime: SessionRuntime): Promi
       runtime.pumpError = undefined;
     } catch (error) {
       runtime.pumpError = error as Error;
-      if (!runtime.ended) deps.log.warn({ event: 'hash_pump_failed', sessionId: runtime.id, err: error }, 'Hashing the received chunks failed; completion will re-verify them');
+      if (!runtime.ended)
+        deps.log.warn(
+          { event: 'hash_pump_failed', sessionId: runtime.id, err: error },
+          'Hashing the received chunks failed; completion will re-verify them',
+        );
     } finally {
       runtime.pump = undefined;
     }
@@ -87,11 +91,18 @@ async function placeLegacyChunk(deps: HashPumpDeps, runtime: SessionRuntime, ind
   const offset = runtime.hash.bytes;
   const verifier = new ChunkVerifier(chunk.size, fork.hashes);
   const spool = legacyChunkSpool(id, index);
-  const written = await deps.storage.writePart(id, { index, offset }, verifier.through(deps.storage.readSpool(spool, chunk.size)));
+  const written = await deps.storage.writePart(
+    id,
+    { index, offset },
+    verifier.through(deps.storage.readSpool(spool, chunk.size)),
+  );
   if (written !== chunk.size || verifier.crc !== chunk.crc) {
     // The chunk's spool changed since it was received (a lost write): forget it, so the client
     // is told to send it again.
-    deps.log.warn({ event: 'legacy_chunk_damaged', sessionId: id, index }, `Legacy chunk ${index} of ${runtime.record.path} was damaged on disk; it must be sent again`);
+    deps.log.warn(
+      { event: 'legacy_chunk_damaged', sessionId: id, index },
+      `Legacy chunk ${index} of ${runtime.record.path} was damaged on disk; it must be sent again`,
+    );
     runtime.chunks.delete(index);
     await deps.store.deleteChunks(id, [index]);
     await deps.storage.removeSpool(spool);

@@ -40,7 +40,10 @@ export class RuntimeRegistry implements SessionRuntimes {
   async get(id: string, uploader: string, api: SessionApi): Promise<SessionRuntime> {
     const runtime = await this.find(id);
     if (!runtime || runtime.record.uploader !== uploader || runtime.record.api !== api) {
-      throw new UploadError('SESSION_NOT_FOUND', `No upload session ${JSON.stringify(id)} for this uploader (it may have expired or been cancelled)`);
+      throw new UploadError(
+        'SESSION_NOT_FOUND',
+        `No upload session ${JSON.stringify(id)} for this uploader (it may have expired or been cancelled)`,
+      );
     }
     return runtime;
   }

@@ -73,14 +73,22 @@ export function migrateSchema(db: Database.Database, file: string): void {
   const stored = db.prepare(`SELECT value FROM meta WHERE key = 'schema_version'`).pluck().get() as string | undefined;
   const version = stored === undefined ? 0 : Number(stored);
   if (!Number.isInteger(version) || version < 0) {
-    throw new UploadError('STATE_DIR', `The session database ${file} has an unreadable schema version ${JSON.stringify(stored)}`);
+    throw new UploadError(
+      'STATE_DIR',
+      `The session database ${file} has an unreadable schema version ${JSON.stringify(stored)}`,
+    );
   }
   if (version > SCHEMA_VERSION) {
-    throw new UploadError('STATE_DIR', `The session database ${file} was written by a newer version of the server (schema ${version}; this one knows up to ${SCHEMA_VERSION}): upgrade the server`);
+    throw new UploadError(
+      'STATE_DIR',
+      `The session database ${file} was written by a newer version of the server (schema ${version}; this one knows up to ${SCHEMA_VERSION}): upgrade the server`,
+    );
   }
   if (version === SCHEMA_VERSION) return;
   db.transaction(() => {
     for (let next = version + 1; next <= SCHEMA_VERSION; next += 1) db.exec(MIGRATIONS[next - 1]!);
-    db.prepare(`INSERT INTO meta (key, value) VALUES ('schema_version', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value`).run(String(SCHEMA_VERSION));
+    db.prepare(
+      `INSERT INTO meta (key, value) VALUES ('schema_version', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value`,
+    ).run(String(SCHEMA_VERSION));
   })();
 }

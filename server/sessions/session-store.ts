@@ -49,7 +49,13 @@ export interface SessionStore {
   setChunkOffsets(id: string, changes: readonly { index: number; offset: number | null }[]): Promise<void>;
 
   /** Marks a session complete with its answer, records the file and drops the chunk records, together. */
-  completeSession(id: string, result: CompletionResult, file: FileRecord, now: number, expiresAt: number): Promise<void>;
+  completeSession(
+    id: string,
+    result: CompletionResult,
+    file: FileRecord,
+    now: number,
+    expiresAt: number,
+  ): Promise<void>;
   /** Updates a completed session's answer (its gzip copy finished). */
   setResult(id: string, result: CompletionResult): Promise<void>;
 

@@ -39,14 +39,24 @@ export class SqliteSessionStore implements SessionStore {
 
   async createOrResume(record: SessionRecord): Promise<CreateOrResumeOutcome> {
     return this.#db.transaction((): CreateOrResumeOutcome => {
-      const open = this.#statements.sameFile.get(record.uploader, record.path, record.size, record.fingerprint) as SessionRow | undefined;
+      const open = this.#statements.sameFile.get(record.uploader, record.path, record.size, record.fingerprint) as
+        | SessionRow
+        | undefined;
       if (!open) {
         this.#statements.insertSession.run(sessionRow(record));
         return { session: record, resumed: false };
       }
       this.#statements.setReplace.run(record.replace ? 1 : 0, open.id);
       this.#statements.touch.run(record.updatedAt, record.expiresAt, open.id);
-      return { session: { ...toSession(open), replace: record.replace, updatedAt: record.updatedAt, expiresAt: record.expiresAt }, resumed: true };
+      return {
+        session: {
+          ...toSession(open),
+          replace: record.replace,
+          updatedAt: record.updatedAt,
+          expiresAt: record.expiresAt,
+        },
+        resumed: true,
+      };
     })();
   }
 
@@ -86,7 +96,12 @@ export class SqliteSessionStore implements SessionStore {
   }
 
   async chunks(id: string): Promise<ChunkRecord[]> {
-    return (this.#statements.chunks.all(id) as ChunkRow[]).map((row) => ({ index: row.idx, size: row.size, crc: row.crc, offset: row.offset }));
+    return (this.#statements.chunks.all(id) as ChunkRow[]).map((row) => ({
+      index: row.idx,
+      size: row.size,
+      crc: row.crc,
+      offset: row.offset,
+    }));
   }
 
   async ackChunk(id: string, chunk: ChunkRecord, now: number, expiresAt: number): Promise<void> {
@@ -108,7 +123,13 @@ export class SqliteSessionStore implements SessionStore {
     })();
   }
 
-  async completeSession(id: string, result: CompletionResult, file: FileRecord, now: number, expiresAt: number): Promise<void> {
+  async completeSession(
+    id: string,
+    result: CompletionResult,
+    file: FileRecord,
+    now: number,
+    expiresAt: number,
+  ): Promise<void> {
     this.#db.transaction(() => {
       this.#statements.complete.run(JSON.stringify(result), now, expiresAt, id);
       this.#statements.deleteChunks.run(id);
@@ -144,18 +165,24 @@ export class SqliteSessionStore implements SessionStore {
 
 function prepare(db: Database.Database) {
   return {
-    insertSession: db.prepare(`INSERT INTO sessions (id, api, uploader, path, size, fingerprint, chunk_size, chunk_count, sha256_hint, md5_expected,
+    insertSession:
+      db.prepare(`INSERT INTO sessions (id, api, uploader, path, size, fingerprint, chunk_size, chunk_count, sha256_hint, md5_expected,
       metadata, replace_existing, compress, state, created_at, updated_at, expires_at, result)
       VALUES (@id, @api, @uploader, @path, @size, @fingerprint, @chunk_size, @chunk_count, @sha256_hint, @md5_expected,
       @metadata, @replace_existing, @compress, @state, @created_at, @updated_at, @expires_at, @result)`),
     getSession: db.prepare('SELECT * FROM sessions WHERE id = ?'),
-    openFor: db.prepare(`SELECT * FROM sessions WHERE uploader = ? AND path = ? AND api = 'native' AND state != 'complete' ORDER BY created_at DESC`),
-    sameFile: db.prepare(`SELECT * FROM sessions WHERE uploader = ? AND path = ? AND size = ? AND fingerprint = ? AND api = 'native' AND state != 'complete'
+    openFor: db.prepare(
+      `SELECT * FROM sessions WHERE uploader = ? AND path = ? AND api = 'native' AND state != 'complete' ORDER BY created_at DESC`,
+    ),
+    sameFile:
+      db.prepare(`SELECT * FROM sessions WHERE uploader = ? AND path = ? AND size = ? AND fingerprint = ? AND api = 'native' AND state != 'complete'
       ORDER BY created_at DESC LIMIT 1`),
     reopen: db.prepare(`UPDATE sessions SET state = 'open', updated_at = ? WHERE state = 'completing'`),
     touch: db.prepare('UPDATE sessions SET updated_at = ?, expires_at = ? WHERE id = ?'),
     setReplace: db.prepare('UPDATE sessions SET replace_existing = ? WHERE id = ?'),
-    complete: db.prepare(`UPDATE sessions SET state = 'complete', result = ?, updated_at = ?, expires_at = ? WHERE id = ?`),
+    complete: db.prepare(
+      `UPDATE sessions SET state = 'complete', result = ?, updated_at = ?, expires_at = ? WHERE id = ?`,
+    ),
     setResult: db.prepare('UPDATE sessions SET result = ? WHERE id = ?'),
     deleteSession: db.prepare('DELETE FROM sessions WHERE id = ?'),
     deleteChunks: db.prepare('DELETE FROM chunks WHERE session_id = ?'),
@@ -166,7 +193,8 @@ function prepare(db: Database.Database) {
     expired: db.prepare('SELECT * FROM sessions WHERE expires_at <= ?'),
     unfinishedIds: db.prepare(`SELECT id FROM sessions WHERE state != 'complete'`),
     getFile: db.prepare('SELECT * FROM files WHERE uploader = ? AND path = ?'),
-    putFile: db.prepare(`INSERT OR REPLACE INTO files (uploader, path, size, sha256, md5, fingerprint, completed_at, metadata, compressed_size, session_id)
+    putFile:
+      db.prepare(`INSERT OR REPLACE INTO files (uploader, path, size, sha256, md5, fingerprint, completed_at, metadata, compressed_size, session_id)
       VALUES (@uploader, @path, @size, @sha256, @md5, @fingerprint, @completed_at, @metadata, @compressed_size, @session_id)`),
     setCompressed: db.prepare('UPDATE files SET compressed_size = ? WHERE uploader = ? AND path = ?'),
     filesOf: db.prepare('SELECT * FROM files WHERE uploader = ? ORDER BY completed_at DESC, path LIMIT ?'),

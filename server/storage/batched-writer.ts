@@ -53,7 +53,11 @@ const buffers = new BatchBuffers();
  * is not read, so the socket's backpressure holds. Rejects with the first error (a write's or
  * the source's), only after the write in flight settled, so the handle can be closed safely.
  */
-export async function writeBatched(handle: FileHandle, position: number, source: AsyncIterable<Uint8Array>): Promise<number> {
+export async function writeBatched(
+  handle: FileHandle,
+  position: number,
+  source: AsyncIterable<Uint8Array>,
+): Promise<number> {
   const held: Buffer[] = [];
   for (let i = 0; i < 2; i += 1) {
     const buffer = buffers.acquire();

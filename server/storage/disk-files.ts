@@ -7,7 +7,13 @@ import { writeBatched } from './batched-writer.js';
  * Streams `body` into `file` from `position` (batched, see batched-writer.ts). The folder is
  * created on first use when the flags create the file (one call less per request otherwise).
  */
-export async function writeFile(file: string, flags: number, position: number, body: AsyncIterable<Uint8Array>, options: { sync: boolean }): Promise<number> {
+export async function writeFile(
+  file: string,
+  flags: number,
+  position: number,
+  body: AsyncIterable<Uint8Array>,
+  options: { sync: boolean },
+): Promise<number> {
   let handle: FileHandle;
   try {
     handle = await open(file, flags);

@@ -37,7 +37,10 @@ export class FolderSyncer {
   }
 
   #start(folder: string): Promise<void> {
-    const entry: { current: Promise<void>; next: Promise<void> | undefined } = { current: Promise.resolve(), next: undefined };
+    const entry: { current: Promise<void>; next: Promise<void> | undefined } = {
+      current: Promise.resolve(),
+      next: undefined,
+    };
     entry.current = fsyncDir(folder).finally(() => {
       if (!entry.next && this.#folders.get(folder) === entry) this.#folders.delete(folder);
     });

@@ -51,7 +51,9 @@ export class LocalDiskStorage implements UploadStorage {
   /** Creates the folders when needed (the root may itself be a symlink, e.g. to a data volume). */
   static async open(root: string): Promise<LocalDiskStorage> {
     const real = await realRoot(root);
-    const [temp, completed, compressed] = await Promise.all(['temp', 'completed', 'compressed'].map((name) => realRoot(path.join(real, name))));
+    const [temp, completed, compressed] = await Promise.all(
+      ['temp', 'completed', 'compressed'].map((name) => realRoot(path.join(real, name))),
+    );
     return new LocalDiskStorage(real, temp!, completed!, compressed!);
   }
 
@@ -108,7 +110,8 @@ export class LocalDiskStorage implements UploadStorage {
         if (code === 'EEXIST') throw new UploadError('FILE_EXISTS', `${file.path} is already stored`, { cause: error });
         if (code !== 'EPERM' && code !== 'ENOTSUP' && code !== 'EXDEV') throw error;
         // No hard links on this file system: check, then rename (a small race, only here).
-        if (await statOrUndefined(target.absolute)) throw new UploadError('FILE_EXISTS', `${file.path} is already stored`, { cause: error });
+        if (await statOrUndefined(target.absolute))
+          throw new UploadError('FILE_EXISTS', `${file.path} is already stored`, { cause: error });
         await rename(source, target.absolute);
       }
       await unlink(source).catch(() => undefined);
@@ -117,7 +120,11 @@ export class LocalDiskStorage implements UploadStorage {
     // A folder created for this file is durable only once its own parent is synced too. The
     // fsyncs run at once: the file system commits them together (a deep new path costs one
     // journal commit, not one per folder).
-    await Promise.all([...target.created.map((folder) => path.dirname(folder)), path.dirname(target.absolute)].map((folder) => this.#folderSyncer.sync(folder)));
+    await Promise.all(
+      [...target.created.map((folder) => path.dirname(folder)), path.dirname(target.absolute)].map((folder) =>
+        this.#folderSyncer.sync(folder),
+      ),
+    );
     if (options.replace && target.exists) await this.#removeCompressed(file).catch(() => undefined);
   }
 
@@ -142,7 +149,9 @@ export class LocalDiskStorage implements UploadStorage {
   }
 
   async writeSpool(spool: SpoolRef, body: AsyncIterable<Uint8Array>): Promise<number> {
-    return writeFile(this.#spoolFile(spool), constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC, 0, body, { sync: false });
+    return writeFile(this.#spoolFile(spool), constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC, 0, body, {
+      sync: false,
+    });
   }
 
   async *readSpool(spool: SpoolRef, length: number): AsyncIterable<Buffer> {
@@ -172,7 +181,11 @@ export class LocalDiskStorage implements UploadStorage {
     yield* readRange(target.absolute, 0, size);
   }
 
-  async writeCompressed(file: StoredFile, body: AsyncIterable<Uint8Array>, keep: (size: number) => boolean): Promise<number | undefined> {
+  async writeCompressed(
+    file: StoredFile,
+    body: AsyncIterable<Uint8Array>,
+    keep: (size: number) => boolean,
+  ): Promise<number | undefined> {
     const temp = path.join(this.#temp, `compress-${randomUUID()}.gz`);
     try {
       const handle = await open(temp, 'w');
@@ -217,8 +230,12 @@ export class LocalDiskStorage implements UploadStorage {
   }
 
   #spoolFile(spool: SpoolRef): string {
-    if (!SAFE_NAME.test(spool.name) || spool.name === DATA_FILE) throw new UploadError('INTERNAL', `unsafe spool name ${JSON.stringify(spool.name)}`);
-    return path.join(spool.staging === undefined ? path.join(this.#temp, SHARED_SPOOL_FOLDER) : this.#stagingFolder(spool.staging), spool.name);
+    if (!SAFE_NAME.test(spool.name) || spool.name === DATA_FILE)
+      throw new UploadError('INTERNAL', `unsafe spool name ${JSON.stringify(spool.name)}`);
+    return path.join(
+      spool.staging === undefined ? path.join(this.#temp, SHARED_SPOOL_FOLDER) : this.#stagingFolder(spool.staging),
+      spool.name,
+    );
   }
 }
 

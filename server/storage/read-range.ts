@@ -13,7 +13,8 @@ export async function* readRange(file: string, offset: number, length: number): 
     while (position < end) {
       const buffer = Buffer.allocUnsafe(Math.min(READ_PIECE, end - position));
       const { bytesRead } = await handle.read(buffer, 0, buffer.length, position);
-      if (bytesRead === 0) throw new UploadError('INTERNAL', `${path.basename(file)} ended at byte ${position}, before ${end}`);
+      if (bytesRead === 0)
+        throw new UploadError('INTERNAL', `${path.basename(file)} ended at byte ${position}, before ${end}`);
       position += bytesRead;
       yield bytesRead === buffer.length ? buffer : buffer.subarray(0, bytesRead);
     }

@@ -49,7 +49,8 @@ export class SafePathResolver {
       if (code !== 'ENOENT' && code !== 'ENOTDIR') throw error;
       // A folder is missing (or a file stands where a folder should): walk the segments to create it or to name the culprit.
       const walked = await this.#walk(segments, options.createParents, created);
-      if (walked === undefined) return { absolute: path.join(this.#root, ...segments), exists: false, size: undefined, created };
+      if (walked === undefined)
+        return { absolute: path.join(this.#root, ...segments), exists: false, size: undefined, created };
       parent = walked;
     }
     const target = path.join(parent, segments[segments.length - 1]!);
@@ -62,9 +63,13 @@ export class SafePathResolver {
       throw error;
     }
     if (info?.isSymbolicLink()) {
-      throw new UploadError('INVALID_PATH', `${segments.join('/')} is a symbolic link on the server; refusing to write through it`);
+      throw new UploadError(
+        'INVALID_PATH',
+        `${segments.join('/')} is a symbolic link on the server; refusing to write through it`,
+      );
     }
-    if (info?.isDirectory()) throw new UploadError('FILE_EXISTS', `${segments.join('/')} is a folder on the server, not a file`);
+    if (info?.isDirectory())
+      throw new UploadError('FILE_EXISTS', `${segments.join('/')} is a folder on the server, not a file`);
     return { absolute: target, exists: info !== undefined, size: info?.size, created };
   }
 
@@ -111,7 +116,10 @@ export class SafePathResolver {
   async #checkedReal(candidate: string, segments: readonly string[]): Promise<string> {
     const real = await realpath(candidate);
     if (real !== this.#root && !real.startsWith(this.#root + path.sep)) {
-      throw new UploadError('INVALID_PATH', `${segments.join('/')} would leave the storage root through a symbolic link`);
+      throw new UploadError(
+        'INVALID_PATH',
+        `${segments.join('/')} would leave the storage root through a symbolic link`,
+      );
     }
     return real;
   }
@@ -133,5 +141,8 @@ async function lstatOrUndefined(file: string): Promise<Stats | undefined> {
 }
 
 function notAFolder(segments: readonly string[], index: number): UploadError {
-  return new UploadError('FILE_EXISTS', `${segments.slice(0, index + 1).join('/')} is a file on the server, so ${segments.join('/')} cannot be stored`);
+  return new UploadError(
+    'FILE_EXISTS',
+    `${segments.slice(0, index + 1).join('/')} is a file on the server, so ${segments.join('/')} cannot be stored`,
+  );
 }

@@ -80,7 +80,11 @@ export interface UploadStorage {
    * its size. `keep(size)` decides, once the size is known, whether the copy is kept; when it
    * returns false the copy is discarded and undefined returned.
    */
-  writeCompressed(file: StoredFile, body: AsyncIterable<Uint8Array>, keep: (size: number) => boolean): Promise<number | undefined>;
+  writeCompressed(
+    file: StoredFile,
+    body: AsyncIterable<Uint8Array>,
+    keep: (size: number) => boolean,
+  ): Promise<number | undefined>;
 
   /**
    * Bytes this process may still write, where the backend has such a limit (a volume); a bucket

@@ -14,14 +14,26 @@ export interface TlsFiles {
  */
 export function loadTls(sslCert: string | undefined, sslKey: string | undefined): TlsFiles | undefined {
   if (!sslCert && !sslKey) return undefined;
-  if (!sslCert) throw new UploadError('TLS_CONFIG', `SSL_KEY (--ssl-key) is set to ${sslKey} but SSL_CERT (--ssl-cert) is not; both are needed for HTTPS`);
-  if (!sslKey) throw new UploadError('TLS_CONFIG', `SSL_CERT (--ssl-cert) is set to ${sslCert} but SSL_KEY (--ssl-key) is not; both are needed for HTTPS`);
+  if (!sslCert)
+    throw new UploadError(
+      'TLS_CONFIG',
+      `SSL_KEY (--ssl-key) is set to ${sslKey} but SSL_CERT (--ssl-cert) is not; both are needed for HTTPS`,
+    );
+  if (!sslKey)
+    throw new UploadError(
+      'TLS_CONFIG',
+      `SSL_CERT (--ssl-cert) is set to ${sslCert} but SSL_KEY (--ssl-key) is not; both are needed for HTTPS`,
+    );
   const cert = readPem(sslCert, 'certificate');
   const key = readPem(sslKey, 'private key');
   try {
     createSecureContext({ cert, key });
   } catch (error) {
-    throw new UploadError('TLS_CONFIG', `The SSL certificate ${sslCert} and key ${sslKey} cannot be used together: ${(error as Error).message}`, { cause: error });
+    throw new UploadError(
+      'TLS_CONFIG',
+      `The SSL certificate ${sslCert} and key ${sslKey} cannot be used together: ${(error as Error).message}`,
+      { cause: error },
+    );
   }
   return { cert, key };
 }

@@ -9,7 +9,8 @@ import type { UploadContext } from './upload-context.js';
  * tombstone (the stored file stays). Shared by cancel, supersede, expiry and lost data.
  */
 export async function endSession(context: UploadContext, runtime: SessionRuntime): Promise<void> {
-  if (runtime.record.state === 'completing') throw new UploadError('SESSION_BUSY', `The session for ${runtime.record.path} is being completed`);
+  if (runtime.record.state === 'completing')
+    throw new UploadError('SESSION_BUSY', `The session for ${runtime.record.path} is being completed`);
   runtime.ended = true;
   const gone = new UploadError('SESSION_NOT_FOUND', `The session for ${runtime.record.path} was cancelled`);
   const inFlight = [...runtime.inFlight.values()];
@@ -25,7 +26,10 @@ export async function endSession(context: UploadContext, runtime: SessionRuntime
 export async function cancelSession(context: UploadContext, runtime: SessionRuntime): Promise<void> {
   await endSession(context, runtime);
   const { record } = runtime;
-  context.log.info({ event: 'session_cancelled', sessionId: runtime.id, uploader: record.uploader, path: record.path }, `Cancelled upload of ${record.path}`);
+  context.log.info(
+    { event: 'session_cancelled', sessionId: runtime.id, uploader: record.uploader, path: record.path },
+    `Cancelled upload of ${record.path}`,
+  );
   context.events.emit('session-cancelled', { ...sessionEventOf(runtime), reason: 'client' });
 }
 

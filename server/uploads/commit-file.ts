@@ -76,12 +76,17 @@ export async function placeVerifiedFile(
       }
       if (stored.exists && !file.replace) {
         if (file.api === 'native') throw fileExists(target);
-        if (attempt > MAX_UNIQUE_ATTEMPTS) throw new UploadError('FILE_EXISTS', `Too many files named like ${file.path}`);
+        if (attempt > MAX_UNIQUE_ATTEMPTS)
+          throw new UploadError('FILE_EXISTS', `Too many files named like ${file.path}`);
         target = uniqueName(file.path, attempt);
         continue;
       }
       try {
-        await context.storage.commit(file.stagingId, { uploader: file.uploader, path: target }, { size: file.size, replace: file.replace });
+        await context.storage.commit(
+          file.stagingId,
+          { uploader: file.uploader, path: target },
+          { size: file.size, replace: file.replace },
+        );
         break;
       } catch (error) {
         if (quick && isUploadError(error, 'FILE_EXISTS')) {
@@ -127,7 +132,14 @@ export function pathLockKey(uploader: string, relativePath: string): string {
  * A file without an index entry (left by a crash between the move and the record, or put
  * there by hand) is hashed when its size matches: rare, and it saves re-sending.
  */
-async function sameContent(context: UploadContext, stored: StoredCopy, uploader: string, relativePath: string, size: number, sha256: string): Promise<boolean> {
+async function sameContent(
+  context: UploadContext,
+  stored: StoredCopy,
+  uploader: string,
+  relativePath: string,
+  size: number,
+  sha256: string,
+): Promise<boolean> {
   if (stored.diskSize !== size) return false;
   if (stored.record) return stored.record.sha256 === sha256;
   const hash = createHash('sha256');
@@ -144,11 +156,19 @@ async function fingerprintStaged(context: UploadContext, stagingId: string, size
 }
 
 function fileExists(relativePath: string): UploadError {
-  return new UploadError('FILE_EXISTS', `A different file is already stored at ${relativePath}; create the session with "replace": true to replace it`);
+  return new UploadError(
+    'FILE_EXISTS',
+    `A different file is already stored at ${relativePath}; create the session with "replace": true to replace it`,
+  );
 }
 
 /** Reports a file verified and stored (or found stored with this content). */
-export function emitFileCompleted(context: UploadContext, api: SessionApi, sessionId: string | null, placed: PlacedFile): void {
+export function emitFileCompleted(
+  context: UploadContext,
+  api: SessionApi,
+  sessionId: string | null,
+  placed: PlacedFile,
+): void {
   if (!context.events.listens('file-completed')) return;
   const file = placed.record;
   context.events.emit('file-completed', {

@@ -17,7 +17,11 @@ export interface CommitOutcome {
  * the file in the index and the session's tombstone together, aborts what is left of the
  * staging upload, reports the file completed and queues the gzip copy.
  */
-export async function commitSessionFile(context: UploadContext, runtime: SessionRuntime, digest: { sha256: string; md5: string | undefined }): Promise<CommitOutcome> {
+export async function commitSessionFile(
+  context: UploadContext,
+  runtime: SessionRuntime,
+  digest: { sha256: string; md5: string | undefined },
+): Promise<CommitOutcome> {
   const r = runtime.record;
   let result!: CompletionResult;
   let compress = false;
@@ -39,10 +43,17 @@ export async function commitSessionFile(context: UploadContext, runtime: Session
       file: completedFileView(fileRecord),
       storedPath: placed.path,
       md5: digest.md5 ?? fileRecord.md5,
-      compressedLocation: fileRecord.compressedSize !== null ? compressedKey({ uploader: r.uploader, path: placed.path }) : null,
+      compressedLocation:
+        fileRecord.compressedSize !== null ? compressedKey({ uploader: r.uploader, path: placed.path }) : null,
       compressionPending: compress,
     };
-    await context.store.completeSession(r.id, result, { ...fileRecord, md5: fileRecord.md5 ?? digest.md5 ?? null }, now, now + context.config.sessionExpiry * 1000);
+    await context.store.completeSession(
+      r.id,
+      result,
+      { ...fileRecord, md5: fileRecord.md5 ?? digest.md5 ?? null },
+      now,
+      now + context.config.sessionExpiry * 1000,
+    );
     r.state = 'complete';
     r.result = result;
   });
@@ -65,7 +76,10 @@ export async function commitSessionFile(context: UploadContext, runtime: Session
         () => size,
         (error: unknown) => {
           // The store is closed when the server shuts down during a compression; the copy is kept.
-          context.log.warn({ event: 'compression_unrecorded', sessionId: r.id, err: error }, `Could not record the gzip copy of ${target}`);
+          context.log.warn(
+            { event: 'compression_unrecorded', sessionId: r.id, err: error },
+            `Could not record the gzip copy of ${target}`,
+          );
           return size;
         },
       );

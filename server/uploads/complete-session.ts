@@ -37,7 +37,11 @@ export interface CompletionRules {
  * crash such a session is open again anyway (see startup-recovery.ts), so writing the state to
  * the store would cost two commits per completion for nothing.
  */
-export function completeSession(context: UploadContext, runtime: SessionRuntime, rules: CompletionRules): Promise<CompletionResult> {
+export function completeSession(
+  context: UploadContext,
+  runtime: SessionRuntime,
+  rules: CompletionRules,
+): Promise<CompletionResult> {
   const { record } = runtime;
   if (record.state === 'complete' && record.result) return Promise.resolve(record.result);
   runtime.completion ??= complete(context, runtime, rules).finally(() => {
@@ -46,14 +50,26 @@ export function completeSession(context: UploadContext, runtime: SessionRuntime,
   return runtime.completion;
 }
 
-async function complete(context: UploadContext, runtime: SessionRuntime, rules: CompletionRules): Promise<CompletionResult> {
+async function complete(
+  context: UploadContext,
+  runtime: SessionRuntime,
+  rules: CompletionRules,
+): Promise<CompletionResult> {
   const { record } = runtime;
   const missing = runtime.missingIndexes();
-  if (missing.length > 0) throw missingError('CHUNKS_MISSING', `Cannot ${rules.verb} ${record.path}: ${missing.length} of ${record.chunkCount} chunks missing`, missing);
+  if (missing.length > 0)
+    throw missingError(
+      'CHUNKS_MISSING',
+      `Cannot ${rules.verb} ${record.path}: ${missing.length} of ${record.chunkCount} chunks missing`,
+      missing,
+    );
   const received = runtime.receivedBytes();
   if (received !== record.size) {
     // Only the legacy API's chunks have sizes of the client's choosing.
-    throw new UploadError('CHUNK_SIZE_MISMATCH', `The chunks of ${record.path} add up to ${received} bytes, but filesize is ${record.size}; re-send the wrong chunks`);
+    throw new UploadError(
+      'CHUNK_SIZE_MISMATCH',
+      `The chunks of ${record.path} add up to ${received} bytes, but filesize is ${record.size}; re-send the wrong chunks`,
+    );
   }
   // The digest was computed as the chunks landed: make sure what they landed in is still there.
   const staged = await context.storage.hasStaging(record.id);

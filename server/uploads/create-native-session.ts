@@ -32,20 +32,38 @@ export interface CreateSessionAnswer {
  * An open session for the same path with different content is superseded (cancelled): the
  * client's file changed.
  */
-export async function createNativeSession(context: UploadContext, input: CreateNativeSessionInput): Promise<CreateSessionAnswer> {
+export async function createNativeSession(
+  context: UploadContext,
+  input: CreateNativeSessionInput,
+): Promise<CreateSessionAnswer> {
   const { size, chunkSize } = input;
   if (size > context.config.maxFileSize) await checkSizeAndSpace(context, size, 'size');
   const chunkCount = Math.max(1, Math.ceil(size / chunkSize));
   if (chunkCount > MAX_CHUNK_COUNT) {
-    throw new UploadError('INVALID_FIELD', `chunkSize ${chunkSize} makes ${chunkCount} chunks; at most ${MAX_CHUNK_COUNT} are allowed (use at least ${Math.ceil(size / MAX_CHUNK_COUNT)} bytes)`);
+    throw new UploadError(
+      'INVALID_FIELD',
+      `chunkSize ${chunkSize} makes ${chunkCount} chunks; at most ${MAX_CHUNK_COUNT} are allowed (use at least ${Math.ceil(size / MAX_CHUNK_COUNT)} bytes)`,
+    );
   }
-  return context.pathLocks.run(pathLockKey(input.uploader, input.path), () => createOrResume(context, input, chunkCount));
+  return context.pathLocks.run(pathLockKey(input.uploader, input.path), () =>
+    createOrResume(context, input, chunkCount),
+  );
 }
 
-async function createOrResume(context: UploadContext, input: CreateNativeSessionInput, chunkCount: number): Promise<CreateSessionAnswer> {
+async function createOrResume(
+  context: UploadContext,
+  input: CreateNativeSessionInput,
+  chunkCount: number,
+): Promise<CreateSessionAnswer> {
   const { uploader, path: relativePath, size, fingerprint, sha256, replace } = input;
   const stored = await findStoredCopy(context, uploader, relativePath);
-  if (stored.record && stored.diskSize === stored.record.size && stored.record.size === size && stored.record.fingerprint === fingerprint && (sha256 === undefined || sha256 === stored.record.sha256)) {
+  if (
+    stored.record &&
+    stored.diskSize === stored.record.size &&
+    stored.record.size === size &&
+    stored.record.fingerprint === fingerprint &&
+    (sha256 === undefined || sha256 === stored.record.sha256)
+  ) {
     return { status: 200, body: completedFileView(stored.record) };
   }
 
@@ -53,20 +71,34 @@ async function createOrResume(context: UploadContext, input: CreateNativeSession
   for (const open of await context.store.openSessionsFor(uploader, relativePath)) {
     const runtime = (await context.runtimes.find(open.id))!;
     if (open.size === size && open.fingerprint === fingerprint) {
-      if (runtime.record.state === 'completing') throw new UploadError('SESSION_BUSY', `The session for ${relativePath} is being completed; ask again in a moment`);
+      if (runtime.record.state === 'completing')
+        throw new UploadError(
+          'SESSION_BUSY',
+          `The session for ${relativePath} is being completed; ask again in a moment`,
+        );
       runtime.record.replace = replace;
       runtime.record.expiresAt = now + context.config.sessionExpiry * 1000;
       await context.store.resumeSession(open.id, replace, now, runtime.record.expiresAt);
       return { status: 200, body: openSessionView(runtime, true) };
     }
-    if (runtime.record.state === 'completing') throw new UploadError('SESSION_BUSY', `An earlier session for ${relativePath} is being completed; ask again in a moment`);
-    context.log.info({ event: 'session_superseded', sessionId: open.id, uploader, path: relativePath }, `Session ${open.id} for ${relativePath} superseded by a changed file`);
+    if (runtime.record.state === 'completing')
+      throw new UploadError(
+        'SESSION_BUSY',
+        `An earlier session for ${relativePath} is being completed; ask again in a moment`,
+      );
+    context.log.info(
+      { event: 'session_superseded', sessionId: open.id, uploader, path: relativePath },
+      `Session ${open.id} for ${relativePath} superseded by a changed file`,
+    );
     await endSession(context, runtime);
     context.events.emit('session-cancelled', { ...sessionEventOf(runtime), reason: 'superseded' });
   }
 
   if (stored.exists && !replace) {
-    throw new UploadError('FILE_EXISTS', `A different file is already stored at ${relativePath}; send "replace": true to replace it`);
+    throw new UploadError(
+      'FILE_EXISTS',
+      `A different file is already stored at ${relativePath}; send "replace": true to replace it`,
+    );
   }
   await checkSizeAndSpace(context, size, 'size');
 

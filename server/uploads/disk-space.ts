@@ -6,7 +6,10 @@ import type { UploadContext } from './upload-context.js';
 export async function checkSizeAndSpace(context: UploadContext, size: number, field: string): Promise<void> {
   const { maxFileSize, diskReserve } = context.config;
   if (size > maxFileSize) {
-    throw new UploadError('FILE_TOO_LARGE', `${field} ${size} is over the maximum file size of ${maxFileSize} bytes (${formatSize(maxFileSize)})`);
+    throw new UploadError(
+      'FILE_TOO_LARGE',
+      `${field} ${size} is over the maximum file size of ${maxFileSize} bytes (${formatSize(maxFileSize)})`,
+    );
   }
   const free = await context.freeSpace.available();
   if (free < size + diskReserve) {

@@ -25,7 +25,10 @@ export interface LegacyInitAnswer {
  * A legacy upload: each init is a new session, as in the Python dashboard. `filename` may
  * contain folders and follows the native path rules (no `..`, no absolute paths, ...).
  */
-export async function initLegacySession(context: UploadContext, input: InitLegacySessionInput): Promise<LegacyInitAnswer> {
+export async function initLegacySession(
+  context: UploadContext,
+  input: InitLegacySessionInput,
+): Promise<LegacyInitAnswer> {
   const { uploader, filename, size } = input;
   await checkSizeAndSpace(context, size, 'filesize');
   // Refuses now, not at finalize, a name that would leave the root through a symlink or whose folder is a file.
@@ -45,5 +48,10 @@ export async function initLegacySession(context: UploadContext, input: InitLegac
     replace: false,
     compressionRequested: input.compression,
   });
-  return { success: true, upload_id: runtime.record.id, message: `Upload initialized: ${filename}`, compression_enabled: runtime.record.compress };
+  return {
+    success: true,
+    upload_id: runtime.record.id,
+    message: `Upload initialized: ${filename}`,
+    compression_enabled: runtime.record.compress,
+  };
 }

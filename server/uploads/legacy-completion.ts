@@ -30,10 +30,17 @@ export interface LegacyFinalizeAnswer {
  * re-send chunks. A gzip copy, when asked for, is waited for at most compressionWait; it then
  * finishes in the background.
  */
-export async function finalizeLegacySession(context: UploadContext, runtime: SessionRuntime, md5: string | undefined): Promise<LegacyFinalizeAnswer> {
+export async function finalizeLegacySession(
+  context: UploadContext,
+  runtime: SessionRuntime,
+  md5: string | undefined,
+): Promise<LegacyFinalizeAnswer> {
   const result = await completeSession(context, runtime, legacyRules(md5));
   if (md5 !== undefined && result.md5 !== md5) {
-    throw new UploadError('FILE_CHECKSUM_MISMATCH', `This upload was already finalized with MD5 ${result.md5}, not ${md5}`);
+    throw new UploadError(
+      'FILE_CHECKSUM_MISMATCH',
+      `This upload was already finalized with MD5 ${result.md5}, not ${md5}`,
+    );
   }
   return answerOf(runtime, result);
 }
@@ -41,7 +48,11 @@ export async function finalizeLegacySession(context: UploadContext, runtime: Ses
 function legacyRules(md5: string | undefined): CompletionRules {
   return {
     verb: 'finalize',
-    ended: (runtime) => new UploadError('INVALID_FIELD', `upload_id ${JSON.stringify(runtime.record.id)} is not a known upload any more (it expired)`),
+    ended: (runtime) =>
+      new UploadError(
+        'INVALID_FIELD',
+        `upload_id ${JSON.stringify(runtime.record.id)} is not a known upload any more (it expired)`,
+      ),
     verify: async (context, runtime): Promise<FileDigest> => {
       const { record } = runtime;
       await finishHashPump(context, runtime);
@@ -49,14 +60,22 @@ function legacyRules(md5: string | undefined): CompletionRules {
       const expected = md5 ?? record.md5Expected ?? undefined;
       if (expected !== undefined && digest.md5 !== expected) {
         const message = `MD5 mismatch for ${record.path}: the received file has ${digest.md5}, the client gave ${expected}; the upload stays open, re-send the chunks and finalize again`;
-        context.events.emit('session-failed', { ...sessionEventOf(runtime), code: 'FILE_CHECKSUM_MISMATCH', message, ended: false });
+        context.events.emit('session-failed', {
+          ...sessionEventOf(runtime),
+          code: 'FILE_CHECKSUM_MISMATCH',
+          message,
+          ended: false,
+        });
         throw new UploadError('FILE_CHECKSUM_MISMATCH', message);
       }
       return { sha256: digest.sha256, md5: digest.md5 };
     },
     settle: async (context, outcome) => {
       if (!outcome.compression) return;
-      await Promise.race([outcome.compression, new Promise((resolve) => setTimeout(resolve, context.config.compressionWait * 1000).unref())]);
+      await Promise.race([
+        outcome.compression,
+        new Promise((resolve) => setTimeout(resolve, context.config.compressionWait * 1000).unref()),
+      ]);
     },
   };
 }

@@ -16,5 +16,7 @@ export function formatIndexes(indexes: readonly number[], limit = 20): string {
 
 /** An error whose answer carries `missing` (CHUNKS_MISSING, FILE_CHECKSUM_MISMATCH). */
 export function missingError(code: UploadErrorCode, message: string, missing: readonly number[]): UploadError {
-  return new UploadError(code, `${message}: ${missing.length === 1 ? 'chunk' : 'chunks'} ${formatIndexes(missing)}`, { details: { missing: [...missing] } });
+  return new UploadError(code, `${message}: ${missing.length === 1 ? 'chunk' : 'chunks'} ${formatIndexes(missing)}`, {
+    details: { missing: [...missing] },
+  });
 }

@@ -8,7 +8,17 @@ import { logUploadStarted } from './upload-log.js';
 /** What differs between a legacy init and a native create; the rest of a new record is common. */
 export type NewSessionFields = Pick<
   SessionRecord,
-  'api' | 'uploader' | 'path' | 'size' | 'fingerprint' | 'chunkSize' | 'chunkCount' | 'sha256Hint' | 'md5Expected' | 'metadata' | 'replace'
+  | 'api'
+  | 'uploader'
+  | 'path'
+  | 'size'
+  | 'fingerprint'
+  | 'chunkSize'
+  | 'chunkCount'
+  | 'sha256Hint'
+  | 'md5Expected'
+  | 'metadata'
+  | 'replace'
 > & {
   /** Whether the client asked for a compressed copy; kept only at or above the threshold. */
   compressionRequested: boolean;
@@ -46,7 +56,11 @@ export async function openSession(context: UploadContext, fields: NewSessionFiel
       await context.storage.abortStaging(record.id);
       const runtime = await context.runtimes.find(outcome.session.id);
       // Gone again between the two calls (cancelled, expired): the client asks again.
-      if (!runtime) throw new UploadError('SESSION_BUSY', `The session for ${record.path} changed while this one was being created; ask again`);
+      if (!runtime)
+        throw new UploadError(
+          'SESSION_BUSY',
+          `The session for ${record.path} changed while this one was being created; ask again`,
+        );
       runtime.record.replace = outcome.session.replace;
       runtime.record.expiresAt = outcome.session.expiresAt;
       return { runtime, resumed: true };
@@ -58,6 +72,13 @@ export async function openSession(context: UploadContext, fields: NewSessionFiel
   context.runtimes.add(runtime);
   logUploadStarted(context.log, runtime);
   const r = runtime.record;
-  context.events.emit('session-created', { sessionId: r.id, api: r.api, uploader: r.uploader, path: r.path, size: r.size, chunkCount: r.chunkCount });
+  context.events.emit('session-created', {
+    sessionId: r.id,
+    api: r.api,
+    uploader: r.uploader,
+    path: r.path,
+    size: r.size,
+    chunkCount: r.chunkCount,
+  });
   return { runtime, resumed: false };
 }

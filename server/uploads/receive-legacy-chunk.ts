@@ -58,8 +58,16 @@ export function legacyPartSink(context: UploadContext, runtime: SessionRuntime |
 /** Checks a chunk form's `chunk_index` and `chunk_total` against the upload. */
 export function checkLegacyChunkIndex(runtime: SessionRuntime, index: number, total: number): void {
   const { chunkCount } = runtime.record;
-  if (total !== chunkCount) throw new UploadError('INVALID_FIELD', `chunk_total ${total} does not match the ${chunkCount} chunks given at init`);
-  if (index >= chunkCount) throw new UploadError('CHUNK_INDEX_OUT_OF_RANGE', `chunk_index ${index} is out of range: this upload has chunks 0 to ${chunkCount - 1}`);
+  if (total !== chunkCount)
+    throw new UploadError(
+      'INVALID_FIELD',
+      `chunk_total ${total} does not match the ${chunkCount} chunks given at init`,
+    );
+  if (index >= chunkCount)
+    throw new UploadError(
+      'CHUNK_INDEX_OUT_OF_RANGE',
+      `chunk_index ${index} is out of range: this upload has chunks 0 to ${chunkCount - 1}`,
+    );
 }
 
 /**
@@ -68,15 +76,25 @@ export function checkLegacyChunkIndex(runtime: SessionRuntime, index: number, to
  * the Python dashboard: identical bytes change nothing, different bytes replace the held chunk,
  * even one already placed (the chunks after it are taken back out, see unplaceFrom).
  */
-export async function storeLegacyChunk(context: UploadContext, runtime: SessionRuntime, index: number, part: LegacyPart): Promise<LegacyChunkAnswer> {
+export async function storeLegacyChunk(
+  context: UploadContext,
+  runtime: SessionRuntime,
+  index: number,
+  part: LegacyPart,
+): Promise<LegacyChunkAnswer> {
   const answer = await runtime.lock.run(async () => {
     const { record } = runtime;
-    if (runtime.ended) throw new UploadError('INVALID_FIELD', `upload_id ${record.id} is no longer a known upload (cancelled or expired)`);
+    if (runtime.ended)
+      throw new UploadError(
+        'INVALID_FIELD',
+        `upload_id ${record.id} is no longer a known upload (cancelled or expired)`,
+      );
     if (record.state === 'complete') {
       await context.storage.removeSpool(part.spool);
       return { duplicate: true };
     }
-    if (record.state === 'completing') throw new UploadError('SESSION_BUSY', `The upload of ${record.path} is being finalized`);
+    if (record.state === 'completing')
+      throw new UploadError('SESSION_BUSY', `The upload of ${record.path} is being finalized`);
     const held = runtime.chunks.get(index);
     if (held && held.size === part.size && held.crc === part.crc) {
       await context.storage.removeSpool(part.spool);
@@ -85,7 +103,10 @@ export async function storeLegacyChunk(context: UploadContext, runtime: SessionR
     const total = runtime.receivedBytes() - (held?.size ?? 0) + part.size;
     if (total > record.size) {
       await context.storage.removeSpool(part.spool);
-      throw new UploadError('CHUNK_SIZE_MISMATCH', `chunk ${index} (${part.size} bytes) would make the chunks add up to ${total} bytes, more than filesize ${record.size}`);
+      throw new UploadError(
+        'CHUNK_SIZE_MISMATCH',
+        `chunk ${index} (${part.size} bytes) would make the chunks add up to ${total} bytes, more than filesize ${record.size}`,
+      );
     }
     if (held?.offset !== null && held !== undefined) await unplaceFrom(context, runtime, index);
     await context.storage.moveSpool(part.spool, legacyChunkSpool(record.id, index));
@@ -120,13 +141,24 @@ export async function storeLegacyChunk(context: UploadContext, runtime: SessionR
  */
 async function unplaceFrom(context: UploadContext, runtime: SessionRuntime, index: number): Promise<void> {
   const { id } = runtime.record;
-  const placed = [...runtime.chunks.values()].filter((chunk) => chunk.offset !== null && chunk.index >= index).sort((a, b) => a.index - b.index);
+  const placed = [...runtime.chunks.values()]
+    .filter((chunk) => chunk.offset !== null && chunk.index >= index)
+    .sort((a, b) => a.index - b.index);
   for (const chunk of placed) {
     if (chunk.index === index) continue;
-    await context.storage.writeSpool(legacyChunkSpool(id, chunk.index), context.storage.readStaged(id, chunk.offset!, chunk.size));
+    await context.storage.writeSpool(
+      legacyChunkSpool(id, chunk.index),
+      context.storage.readStaged(id, chunk.offset!, chunk.size),
+    );
   }
-  await context.store.setChunkOffsets(id, placed.map((chunk) => ({ index: chunk.index, offset: null })));
+  await context.store.setChunkOffsets(
+    id,
+    placed.map((chunk) => ({ index: chunk.index, offset: null })),
+  );
   for (const chunk of placed) chunk.offset = null;
   runtime.hash.reset();
-  context.log.info({ event: 'legacy_chunk_replaced', sessionId: id, index }, `Chunk ${index} of ${runtime.record.path} was replaced after it had been appended; re-assembling from it`);
+  context.log.info(
+    { event: 'legacy_chunk_replaced', sessionId: id, index },
+    `Chunk ${index} of ${runtime.record.path} was replaced after it had been appended; re-assembling from it`,
+  );
 }

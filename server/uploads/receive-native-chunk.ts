@@ -23,7 +23,10 @@ export interface NativeChunkSlot {
 export function nativeChunkSlot(runtime: SessionRuntime, index: number): NativeChunkSlot {
   const { record } = runtime;
   if (index >= record.chunkCount) {
-    throw new UploadError('CHUNK_INDEX_OUT_OF_RANGE', `chunk index ${index} is out of range: the session has chunks 0 to ${record.chunkCount - 1}`);
+    throw new UploadError(
+      'CHUNK_INDEX_OUT_OF_RANGE',
+      `chunk index ${index} is out of range: the session has chunks 0 to ${record.chunkCount - 1}`,
+    );
   }
   const offset = index * record.chunkSize!;
   return { index, offset, length: Math.min(record.size, offset + record.chunkSize!) - offset };
@@ -43,17 +46,24 @@ export interface NativeChunkInput {
  * one in order). It is acknowledged (recorded in the store) only once its CRC matched; a chunk
  * that fails is not recorded, and whatever was written is overwritten by the re-send.
  */
-export async function receiveNativeChunk(context: UploadContext, runtime: SessionRuntime, input: NativeChunkInput): Promise<ChunkResponse> {
+export async function receiveNativeChunk(
+  context: UploadContext,
+  runtime: SessionRuntime,
+  input: NativeChunkInput,
+): Promise<ChunkResponse> {
   const { record } = runtime;
   const { slot, body } = input;
   const { index } = slot;
   if (record.state === 'complete' || runtime.chunks.has(index)) return duplicate(runtime, index, body);
-  if (record.state === 'completing') throw new UploadError('SESSION_BUSY', `The session for ${record.path} is being completed`);
+  if (record.state === 'completing')
+    throw new UploadError('SESSION_BUSY', `The session for ${record.path} is being completed`);
 
   // A newer request for the same chunk wins: the older one is usually a client's abandoned attempt.
   const previous = runtime.inFlight.get(index);
   if (previous) {
-    previous.abort(new UploadError('CHUNK_CONFLICT', `chunk ${index} was sent again while this request was still receiving it`));
+    previous.abort(
+      new UploadError('CHUNK_CONFLICT', `chunk ${index} was sent again while this request was still receiving it`),
+    );
     await previous.done.catch(() => undefined);
     if (runtime.ended) throw sessionGone(runtime);
     if (runtime.chunks.has(index)) return duplicate(runtime, index, body);
@@ -74,7 +84,10 @@ export async function receiveNativeChunk(context: UploadContext, runtime: Sessio
     }
     if (runtime.ended) throw sessionGone(runtime);
     if (verifier.length !== slot.length) {
-      throw new UploadError('CHUNK_SIZE_MISMATCH', `chunk ${index} must be ${slot.length} bytes, but its body had ${verifier.length}`);
+      throw new UploadError(
+        'CHUNK_SIZE_MISMATCH',
+        `chunk ${index} must be ${slot.length} bytes, but its body had ${verifier.length}`,
+      );
     }
     if (verifier.crc !== input.crc) {
       throw new UploadError(
@@ -103,7 +116,12 @@ export async function receiveNativeChunk(context: UploadContext, runtime: Sessio
 
 async function duplicate(runtime: SessionRuntime, index: number, body: UploadBody): Promise<ChunkResponse> {
   await body.skip();
-  return { index, receivedCount: runtime.record.state === 'complete' ? runtime.record.chunkCount : runtime.chunks.size, chunkCount: runtime.record.chunkCount, duplicate: true };
+  return {
+    index,
+    receivedCount: runtime.record.state === 'complete' ? runtime.record.chunkCount : runtime.chunks.size,
+    chunkCount: runtime.record.chunkCount,
+    duplicate: true,
+  };
 }
 
 function sessionGone(runtime: SessionRuntime): UploadError {

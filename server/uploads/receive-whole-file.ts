@@ -59,17 +59,33 @@ export async function receiveWholeFile(context: UploadContext, input: WholeFileI
   const indexed = await context.store.getFile(uploader, relativePath);
   const stored = indexed ? await findStoredCopy(context, uploader, relativePath) : undefined;
   const record = stored?.record;
-  if (record && stored.diskSize === record.size && record.sha256 === input.sha256 && (knownSize === undefined || knownSize === record.size)) {
+  if (
+    record &&
+    stored.diskSize === record.size &&
+    record.sha256 === input.sha256 &&
+    (knownSize === undefined || knownSize === record.size)
+  ) {
     await input.body.skip();
     context.log.info(
-      { event: 'upload_completed', uploader, path: relativePath, size: record.size, sha256: record.sha256, deduplicated: true, wholeFile: true },
+      {
+        event: 'upload_completed',
+        uploader,
+        path: relativePath,
+        size: record.size,
+        sha256: record.sha256,
+        deduplicated: true,
+        wholeFile: true,
+      },
       `${relativePath} is already stored with sha256 ${record.sha256}; nothing changed`,
     );
     emitFileCompleted(context, 'native', null, { path: relativePath, record, deduplicated: true, indexed: true });
     return { status: 200, body: completedFileView(record) };
   }
   if (record && !input.replace && record.sha256 !== input.sha256) {
-    throw new UploadError('FILE_EXISTS', `A different file is already stored at ${relativePath}; send ${headers.uploadReplace}: true to replace it`);
+    throw new UploadError(
+      'FILE_EXISTS',
+      `A different file is already stored at ${relativePath}; send ${headers.uploadReplace}: true to replace it`,
+    );
   }
   await checkSizeAndSpace(context, knownSize ?? limit, 'Content-Length');
   return receive(context, input, limit);
@@ -81,11 +97,22 @@ async function receive(context: UploadContext, input: WholeFileInput, limit: num
   const id = randomUUID();
   let staged = true;
   const upload: LoggedUpload = {
-    record: { id, api: 'native', uploader, path: relativePath, size: knownSize ?? input.length, chunkCount: 1, compress: false, createdAt: Date.now() },
+    record: {
+      id,
+      api: 'native',
+      uploader,
+      path: relativePath,
+      size: knownSize ?? input.length,
+      chunkCount: 1,
+      compress: false,
+      createdAt: Date.now(),
+    },
   };
   logUploadStarted(context.log, upload);
   const digest = new WholeFileDigest(knownSize ?? limit, knownSize, (length) =>
-    knownSize === undefined ? tooLarge(length, limit, 'decoded') : new UploadError('CHUNK_SIZE_MISMATCH', `the body is longer than its Content-Length of ${knownSize} bytes`),
+    knownSize === undefined
+      ? tooLarge(length, limit, 'decoded')
+      : new UploadError('CHUNK_SIZE_MISMATCH', `the body is longer than its Content-Length of ${knownSize} bytes`),
   );
   try {
     await context.storage.createStaging(id, { wholeFile: true });
@@ -96,9 +123,22 @@ async function receive(context: UploadContext, input: WholeFileInput, limit: num
     }
     const sha256 = digest.sha256();
     if (sha256 !== input.sha256) {
-      throw new UploadError('FILE_CHECKSUM_MISMATCH', `The body's SHA-256 is ${sha256}, not ${input.sha256} as the x-content-sha256 header says; nothing was stored, send the file again`);
+      throw new UploadError(
+        'FILE_CHECKSUM_MISMATCH',
+        `The body's SHA-256 is ${sha256}, not ${input.sha256} as the x-content-sha256 header says; nothing was stored, send the file again`,
+      );
     }
-    const file = { stagingId: id, api: 'native', uploader, path: relativePath, size, fingerprint: digest.fingerprint() ?? null, metadata: input.metadata ?? null, replace: input.replace, sessionId: null } as const;
+    const file = {
+      stagingId: id,
+      api: 'native',
+      uploader,
+      path: relativePath,
+      size,
+      fingerprint: digest.fingerprint() ?? null,
+      metadata: input.metadata ?? null,
+      replace: input.replace,
+      sessionId: null,
+    } as const;
     const placed = await placeVerifiedFile(context, file, { sha256, md5: undefined }, async (placed) => {
       // A file found stored with this content but not in the index (a crash after the commit) is indexed now.
       if (!placed.indexed) await context.store.putFile(placed.record);
@@ -114,7 +154,10 @@ async function receive(context: UploadContext, input: WholeFileInput, limit: num
     // A committed file left its staging upload; anything else is deleted.
     if (staged) {
       await context.storage.abortStaging(id).catch((error: unknown) => {
-        context.log.warn({ event: 'temp_cleanup_failed', tempId: id, err: error }, `Could not delete the temp file of a whole-file upload of ${relativePath}; the next start removes it`);
+        context.log.warn(
+          { event: 'temp_cleanup_failed', tempId: id, err: error },
+          `Could not delete the temp file of a whole-file upload of ${relativePath}; the next start removes it`,
+        );
       });
     }
   }
@@ -131,5 +174,9 @@ function tooLarge(length: number, limit: number, what = 'declared'): UploadError
 function diskFull(error: unknown): UploadError | undefined {
   const errno = (error as NodeJS.ErrnoException | undefined)?.code;
   if (errno !== 'ENOSPC' && errno !== 'EDQUOT') return undefined;
-  return new UploadError('INSUFFICIENT_STORAGE', 'The server ran out of disk space while writing the file; nothing was stored, retry later', { cause: error });
+  return new UploadError(
+    'INSUFFICIENT_STORAGE',
+    'The server ran out of disk space while writing the file; nothing was stored, retry later',
+    { cause: error },
+  );
 }

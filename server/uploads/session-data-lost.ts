@@ -13,7 +13,13 @@ import type { UploadContext } from './upload-context.js';
 export async function dropSessionWithLostData(context: UploadContext, runtime: SessionRuntime): Promise<UploadError> {
   const { record } = runtime;
   context.log.error(
-    { event: 'session_data_lost', sessionId: record.id, path: record.path, uploader: record.uploader, receivedChunks: runtime.chunks.size },
+    {
+      event: 'session_data_lost',
+      sessionId: record.id,
+      path: record.path,
+      uploader: record.uploader,
+      receivedChunks: runtime.chunks.size,
+    },
     `The data of the session for ${record.path} is gone from the server's temp folder; the session is dropped and must start again`,
   );
   await endSession(context, runtime);

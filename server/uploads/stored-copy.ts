@@ -11,7 +11,11 @@ export interface StoredCopy {
 }
 
 /** What is stored at `completed/<uploader>/<path>`, from the index and the storage. */
-export async function findStoredCopy(context: UploadContext, uploader: string, relativePath: string): Promise<StoredCopy> {
+export async function findStoredCopy(
+  context: UploadContext,
+  uploader: string,
+  relativePath: string,
+): Promise<StoredCopy> {
   const record = await context.store.getFile(uploader, relativePath);
   const diskSize = (await context.storage.stat({ uploader, path: relativePath }))?.size;
   return { record: diskSize === undefined ? undefined : record, diskSize, exists: diskSize !== undefined };

@@ -9,14 +9,21 @@ import type { UploadContext } from './upload-context.js';
 export const LIST_LIMIT = 1000;
 
 /** A file this uploader has stored, without creating a session; FILE_NOT_FOUND when there is none. */
-export async function storedFile(context: UploadContext, uploader: string, relativePath: string): Promise<CompletedFile> {
+export async function storedFile(
+  context: UploadContext,
+  uploader: string,
+  relativePath: string,
+): Promise<CompletedFile> {
   const stored = await findStoredCopy(context, uploader, relativePath);
   if (!stored.record) throw new UploadError('FILE_NOT_FOUND', `No stored file ${relativePath} for this uploader`);
   return completedFileView(stored.record);
 }
 
 /** GET /uploads: the uploader's stored files (both APIs), newest first, with keys relative to the storage root. */
-export async function listStoredFiles(context: UploadContext, uploader: string): Promise<{ success: true; count: number; uploads: Record<string, unknown>[] }> {
+export async function listStoredFiles(
+  context: UploadContext,
+  uploader: string,
+): Promise<{ success: true; count: number; uploads: Record<string, unknown>[] }> {
   const uploads = (await context.store.filesOf(uploader, LIST_LIMIT)).map(legacyFileView);
   return { success: true, count: uploads.length, uploads };
 }

@@ -61,14 +61,23 @@ describe('after-upload policy', { timeout: 180_000 }, () => {
     cleanups.push(async () => deletions.stop());
     await replayTimeline('mcap', h.root);
     await waitFor(() => !existsSync(path.join(h.root, 'mcap_plain')), 'the uploaded bag folder removed', 30_000);
-    await waitFor(() => h.agent.status().uploads.some((u) => u.remotePath === 'c/c_0.mcap' && u.state === 'failed'), 'the conflicting file failed', 20_000);
+    await waitFor(
+      () => h.agent.status().uploads.some((u) => u.remotePath === 'c/c_0.mcap' && u.state === 'failed'),
+      'the conflicting file failed',
+      20_000,
+    );
     deletions.stop();
 
     for (const remote of bag) {
-      expect(h.stored(remote)?.equals(fixtureBag('mcap_plain').get(path.basename(remote))!), `${remote} on the server`).toBe(true);
+      expect(
+        h.stored(remote)?.equals(fixtureBag('mcap_plain').get(path.basename(remote))!),
+        `${remote} on the server`,
+      ).toBe(true);
       const deleted = deletions.deletedAt.get(remote);
       expect(deleted, `${remote} deleted`).toBeDefined();
-      expect(deleted!, `${remote} deleted only after its verified completion`).toBeGreaterThan(h.proxy.completionsFor(remote)[0]!.finishedAt!);
+      expect(deleted!, `${remote} deleted only after its verified completion`).toBeGreaterThan(
+        h.proxy.completionsFor(remote)[0]!.finishedAt!,
+      );
     }
     expect(existsSync(path.join(h.root, 'c', 'c_0.mcap')), 'the refused file stays').toBe(true);
     expect(h.stored('c/c_0.mcap')?.equals(readFileSync(other))).toBe(true);
@@ -79,7 +88,8 @@ describe('after-upload policy', { timeout: 180_000 }, () => {
   it('move keeps the bag structure under <root>/.uploaded and never uploads the moved files again', async () => {
     const h = await harnessWith({ afterUpload: 'move', quietPeriod: 0.3 });
     mkdirSync(path.join(h.root, 'sqlite_plain'), { recursive: true });
-    for (const [name, bytes] of fixtureBag('sqlite_plain')) writeFileSync(path.join(h.root, 'sqlite_plain', name), bytes);
+    for (const [name, bytes] of fixtureBag('sqlite_plain'))
+      writeFileSync(path.join(h.root, 'sqlite_plain', name), bytes);
     const moved = path.join(h.root, '.uploaded', 'sqlite_plain');
     await waitFor(() => existsSync(path.join(moved, 'metadata.yaml')), 'the bag moved', 30_000);
     for (const [name, bytes] of fixtureBag('sqlite_plain')) {
@@ -120,36 +130,62 @@ describe('disk guard', { timeout: 180_000 }, () => {
       writeFileSync(path.join(h.root, 'old', name), Buffer.alloc(40_000, i));
     }
     await waitFor(() => oldFiles.every((name) => h.stored(`old/${name}`)), 'the old bag uploaded', 30_000);
-    await waitFor(() => oldFiles.every((name) => h.agent.watcher!.phaseOf(path.join(h.agent.watcher!.root, 'old', name)) === 'uploaded'), 'the old bag recorded', 10_000);
+    await waitFor(
+      () =>
+        oldFiles.every(
+          (name) => h.agent.watcher!.phaseOf(path.join(h.agent.watcher!.root, 'old', name)) === 'uploaded',
+        ),
+      'the old bag recorded',
+      10_000,
+    );
     // Bag "new": closed but not uploaded (uploads paused), and a split still being recorded.
     h.agent.pause();
     mkdirSync(path.join(h.root, 'new'));
-    for (const name of ['new_0.db3', 'new_1.db3', 'metadata.yaml']) writeFileSync(path.join(h.root, 'new', name), Buffer.alloc(60_000, 9));
+    for (const name of ['new_0.db3', 'new_1.db3', 'metadata.yaml'])
+      writeFileSync(path.join(h.root, 'new', name), Buffer.alloc(60_000, 9));
     const writer = new BagWriter(h.root);
     cleanups.push(() => writer.closeAll());
     await writer.create('rec/rec_0.mcap', syntheticMcap(50_000));
-    await waitFor(() => h.agent.status().uploads.some((u) => u.remotePath === 'new/new_0.db3' && u.state !== 'waiting_for_close'), 'the new bag queued', 10_000);
+    await waitFor(
+      () => h.agent.status().uploads.some((u) => u.remotePath === 'new/new_0.db3' && u.state !== 'waiting_for_close'),
+      'the new bag queued',
+      10_000,
+    );
 
     // The disk fills up: 70 kB free, 100 kB wanted. Deleting the two oldest verified files is enough.
     capacity.bytes = usedBytes(h.root) + 70_000;
-    await waitFor(() => h.agent.status().lowDisk === false && !existsSync(path.join(h.root, 'old', 'old_0.db3')), 'space freed', 10_000);
+    await waitFor(
+      () => h.agent.status().lowDisk === false && !existsSync(path.join(h.root, 'old', 'old_0.db3')),
+      'space freed',
+      10_000,
+    );
     const remaining = oldFiles.filter((name) => existsSync(path.join(h.root, 'old', name)));
     expect(remaining.length, 'only as many verified files as needed were deleted').toBeGreaterThan(0);
     expect(remaining.length).toBeLessThan(oldFiles.length);
-    for (const name of ['new_0.db3', 'new_1.db3', 'metadata.yaml']) expect(existsSync(path.join(h.root, 'new', name)), `new/${name} kept`).toBe(true);
+    for (const name of ['new_0.db3', 'new_1.db3', 'metadata.yaml'])
+      expect(existsSync(path.join(h.root, 'new', name)), `new/${name} kept`).toBe(true);
     expect(existsSync(path.join(h.root, 'rec', 'rec_0.mcap'))).toBe(true);
 
     // Nothing verified is left to delete: the guard warns in the status and touches nothing else.
     capacity.bytes = usedBytes(h.root) - 120_000;
     await waitFor(() => h.agent.status().lowDisk, 'low disk reported', 10_000);
     // Every verified file of the finished bag is used up, and its emptied folder goes with its metadata.yaml.
-    await waitFor(() => !existsSync(path.join(h.root, 'old')), 'every verified file used up and the bag folder removed', 10_000);
+    await waitFor(
+      () => !existsSync(path.join(h.root, 'old')),
+      'every verified file used up and the bag folder removed',
+      10_000,
+    );
     expect(h.agent.status().lowDisk).toBe(true);
     expect(h.agent.status().freeDiskBytes).toBeLessThan(100_000);
-    for (const name of ['new_0.db3', 'new_1.db3', 'metadata.yaml']) expect(existsSync(path.join(h.root, 'new', name)), `new/${name} still kept`).toBe(true);
+    for (const name of ['new_0.db3', 'new_1.db3', 'metadata.yaml'])
+      expect(existsSync(path.join(h.root, 'new', name)), `new/${name} still kept`).toBe(true);
     expect(existsSync(path.join(h.root, 'rec', 'rec_0.mcap'))).toBe(true);
     // And the queued files still upload once resumed.
     h.agent.resume();
-    await waitFor(() => ['new_0.db3', 'new_1.db3', 'metadata.yaml'].every((name) => h.stored(`new/${name}`)), 'the new bag uploaded', 30_000);
+    await waitFor(
+      () => ['new_0.db3', 'new_1.db3', 'metadata.yaml'].every((name) => h.stored(`new/${name}`)),
+      'the new bag uploaded',
+      30_000,
+    );
   });
 });

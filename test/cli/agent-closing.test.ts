@@ -29,7 +29,11 @@ describe('closing race and changed files', { timeout: 180_000 }, () => {
     const h = await harnessWith();
     const writer = await replayTimeline('mcap', h.root, { lingerMs: 3000 });
     const remotes = [0, 1, 2, 3].map((n) => `mcap_plain/mcap_plain_${n}.mcap`);
-    await waitFor(() => [...remotes, 'mcap_plain/metadata.yaml'].every((remote) => h.stored(remote)), 'the bag on the server', 30_000);
+    await waitFor(
+      () => [...remotes, 'mcap_plain/metadata.yaml'].every((remote) => h.stored(remote)),
+      'the bag on the server',
+      30_000,
+    );
     for (const remote of remotes) {
       const record = writer.log.files.get(remote)!;
       const sessions = h.proxy.uploadsFor(remote);
@@ -59,7 +63,11 @@ describe('closing race and changed files', { timeout: 180_000 }, () => {
     await waitFor(() => h.stored(remote)?.equals(final), 'the final version on the server', 60_000);
     expect(h.proxy.uploadsFor(remote).length).toBeGreaterThanOrEqual(2);
     // Once stable, the final version is done: a restart does not upload it again.
-    await waitFor(() => h.agent.watcher!.phaseOf(path.join(h.agent.watcher!.root, remote)) === 'uploaded', 'recorded as uploaded', 20_000);
+    await waitFor(
+      () => h.agent.watcher!.phaseOf(path.join(h.agent.watcher!.root, remote)) === 'uploaded',
+      'recorded as uploaded',
+      20_000,
+    );
     const before = h.proxy.uploadsFor(remote).length;
     await h.restart();
     await h.agent.watcher!.rescan();
@@ -79,11 +87,21 @@ describe('closing race and changed files', { timeout: 180_000 }, () => {
     }
     expect(h.proxy.uploadsFor('g/g_0.mcap')).toHaveLength(0);
     expect(h.proxy.uploadsFor('g/g_1.mcap')).toHaveLength(0);
-    expect(h.agent.status().uploads.filter((u) => u.state === 'waiting_for_close').map((u) => u.remotePath).sort()).toEqual(['g/g_0.mcap', 'g/g_1.mcap']);
+    expect(
+      h.agent
+        .status()
+        .uploads.filter((u) => u.state === 'waiting_for_close')
+        .map((u) => u.remotePath)
+        .sort(),
+    ).toEqual(['g/g_0.mcap', 'g/g_1.mcap']);
     await writer.close('g/g_0.mcap');
     const closedAt = writer.log.closedAt('g/g_0.mcap')!;
     // The server stores the file before its answer reaches the proxy: wait for both.
-    await waitFor(() => h.stored('g/g_0.mcap') && h.proxy.uploadsFor('g/g_0.mcap').length > 0, 'g_0 uploaded once closed', 20_000);
+    await waitFor(
+      () => h.stored('g/g_0.mcap') && h.proxy.uploadsFor('g/g_0.mcap').length > 0,
+      'g_0 uploaded once closed',
+      20_000,
+    );
     expect(h.proxy.uploadsFor('g/g_0.mcap')[0]!.startedAt).toBeGreaterThan(closedAt);
     expect(h.stored('g/g_0.mcap')!.equals(writer.log.files.get('g/g_0.mcap')!.content)).toBe(true);
     expect(h.proxy.uploadsFor('g/g_1.mcap')).toHaveLength(0);
@@ -104,7 +122,10 @@ describe('file compression mode', { timeout: 180_000 }, () => {
     await writer.delete('z/z_0.mcap');
     await waitFor(() => h.stored('z/z_0.mcap.zstd')?.equals(compressed), 'the .zstd on the server', 30_000);
     await waitFor(
-      () => h.proxy.requests.some((r) => r.method === 'DELETE' && r.sessionId === session && r.status !== undefined && r.status < 300),
+      () =>
+        h.proxy.requests.some(
+          (r) => r.method === 'DELETE' && r.sessionId === session && r.status !== undefined && r.status < 300,
+        ),
       'the plain split session dropped',
       10_000,
     );
@@ -113,7 +134,14 @@ describe('file compression mode', { timeout: 180_000 }, () => {
     // The replayed compression timeline: no plain .mcap session at all.
     const replay = await replayTimeline('mcap-zstd', h.root);
     await waitFor(() => h.stored('mcap_zstd/metadata.yaml'), 'the compressed bag on the server', 30_000);
-    expect(h.proxy.uploadsFor().filter((r) => r.path?.startsWith('mcap_zstd/') && r.path.endsWith('.mcap'))).toHaveLength(0);
-    expect(replay.log.surviving().filter((f) => f.startsWith('mcap_zstd/')).every((f) => h.stored(f)?.equals(replay.log.files.get(f)!.content))).toBe(true);
+    expect(
+      h.proxy.uploadsFor().filter((r) => r.path?.startsWith('mcap_zstd/') && r.path.endsWith('.mcap')),
+    ).toHaveLength(0);
+    expect(
+      replay.log
+        .surviving()
+        .filter((f) => f.startsWith('mcap_zstd/'))
+        .every((f) => h.stored(f)?.equals(replay.log.files.get(f)!.content)),
+    ).toBe(true);
   });
 });

@@ -12,7 +12,7 @@ describe('UploadAgent.onIdle()', { timeout: 120_000 }, () => {
     h = undefined;
   });
 
-  it('waits for a bag\'s metadata.yaml, which is queued only once the rest of the bag is verified', async () => {
+  it("waits for a bag's metadata.yaml, which is queued only once the rest of the bag is verified", async () => {
     h = await startHarness();
     const bag = path.join(path.dirname(h.root), 'outside', 'run1');
     mkdirSync(bag, { recursive: true });

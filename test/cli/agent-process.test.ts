@@ -45,7 +45,17 @@ async function setup(): Promise<Setup> {
       return existsSync(file) ? readFileSync(file) : undefined;
     },
     agent(extra = []) {
-      const child = spawnAgent(['watch', root, '--server', proxy.url, '--state-dir', state, '--log-level', 'warn', ...extra]);
+      const child = spawnAgent([
+        'watch',
+        root,
+        '--server',
+        proxy.url,
+        '--state-dir',
+        state,
+        '--log-level',
+        'warn',
+        ...extra,
+      ]);
       cleanups.push(async () => {
         child.kill('SIGKILL');
         await child.exited;
@@ -62,7 +72,8 @@ describe('the agent process', { timeout: 480_000 }, () => {
     for (let bag = 0; bag < 5; bag++) {
       const name = `bag${bag}`;
       mkdirSync(path.join(s.root, name));
-      for (let split = 0; split < 99; split++) files.set(`${name}/${name}_${split}.mcap`, syntheticMcap(1024 + ((bag * 99 + split) % 7) * 100));
+      for (let split = 0; split < 99; split++)
+        files.set(`${name}/${name}_${split}.mcap`, syntheticMcap(1024 + ((bag * 99 + split) % 7) * 100));
       files.set(`${name}/metadata.yaml`, Buffer.from(`rosbag2_bagfile_information:\n  relative_file_paths: ${name}\n`));
     }
     for (const [remote, bytes] of files) writeFileSync(path.join(s.root, remote), bytes);
@@ -92,7 +103,9 @@ describe('the agent process', { timeout: 480_000 }, () => {
     // metadata.yaml after every split of its bag, in both runs.
     for (let bag = 0; bag < 5; bag++) {
       const metadata = s.proxy.uploadsFor(`bag${bag}/metadata.yaml`).at(-1)!;
-      const lastSplit = Math.max(...[...Array(99).keys()].map((n) => s.proxy.completionsFor(`bag${bag}/bag${bag}_${n}.mcap`)[0]!.finishedAt!));
+      const lastSplit = Math.max(
+        ...[...Array(99).keys()].map((n) => s.proxy.completionsFor(`bag${bag}/bag${bag}_${n}.mcap`)[0]!.finishedAt!),
+      );
       expect(metadata.startedAt).toBeGreaterThan(lastSplit);
     }
   });
@@ -130,7 +143,10 @@ describe('the agent process', { timeout: 480_000 }, () => {
     const dir = await createTempDir('agent-self');
     cleanups.push(() => dir.remove());
     const here = dir.path;
-    const child = spawnAgent(['watch', '.', '--state-dir', './state', '--embedded-upload-dir', './uploads', '--quiet-period', '0.2'], { cwd: here });
+    const child = spawnAgent(
+      ['watch', '.', '--state-dir', './state', '--embedded-upload-dir', './uploads', '--quiet-period', '0.2'],
+      { cwd: here },
+    );
     cleanups.push(async () => {
       child.kill('SIGKILL');
       await child.exited;

@@ -31,7 +31,11 @@ describe('the agent replaying the real rosbag2 timelines', { timeout: 180_000 },
       });
       const writer = await replayTimeline(name, h.root);
       const expected = [...fixture.keys()].map((file) => `${bag}/${file}`);
-      await waitFor(() => expected.every((remote) => h.stored(remote) !== undefined), `all of ${bag} on the server`, 30_000);
+      await waitFor(
+        () => expected.every((remote) => h.stored(remote) !== undefined),
+        `all of ${bag} on the server`,
+        30_000,
+      );
       // A late duplicate (a rescan, a missed event) would show up here.
       await h.agent.watcher!.rescan();
       await new Promise((resolve) => setTimeout(resolve, 1500));
@@ -44,18 +48,25 @@ describe('the agent replaying the real rosbag2 timelines', { timeout: 180_000 },
         expect(h.proxy.completionsFor(remote), `${remote}: one completion`).toHaveLength(1);
         const closedAt = writer.log.closedAt(remote);
         expect(closedAt, `${remote} was closed by the writer`).toBeDefined();
-        expect(sessions[0]!.startedAt, `${remote}: session created after the writer closed it`).toBeGreaterThan(closedAt!);
+        expect(sessions[0]!.startedAt, `${remote}: session created after the writer closed it`).toBeGreaterThan(
+          closedAt!,
+        );
       }
       // Nothing else reached the server: in compression mode, no plain .mcap.
       expect(new Set(h.proxy.uploadsFor().map((r) => r.path))).toEqual(new Set(expected));
 
       const splits = expected.filter((remote) => !remote.endsWith('metadata.yaml'));
       const byIndex = [...splits].sort((a, b) => index(a) - index(b));
-      expect(startOrder.filter((remote) => splits.includes(remote)), 'splits started in index order').toEqual(byIndex);
+      expect(
+        startOrder.filter((remote) => splits.includes(remote)),
+        'splits started in index order',
+      ).toEqual(byIndex);
       expect(startOrder.at(-1), 'metadata.yaml started last').toBe(`${bag}/metadata.yaml`);
       const metadataCreated = h.proxy.uploadsFor(`${bag}/metadata.yaml`)[0]!.startedAt;
       for (const remote of splits) {
-        expect(metadataCreated, `metadata.yaml after ${remote} was verified`).toBeGreaterThan(h.proxy.completionsFor(remote)[0]!.finishedAt!);
+        expect(metadataCreated, `metadata.yaml after ${remote} was verified`).toBeGreaterThan(
+          h.proxy.completionsFor(remote)[0]!.finishedAt!,
+        );
       }
     });
   }

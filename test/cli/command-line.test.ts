@@ -35,9 +35,26 @@ describe('parsing the command line', { timeout: 180_000 }, () => {
   it('layers defaults, config file (agent: section), environment and flags; --ros-args sections are dropped', async () => {
     const dir = await temp();
     const config = path.join(dir.path, 'agent.yaml');
-    writeFileSync(config, 'agent:\n  chunk_size: 1MiB\n  settle-time: 2m\n  bandwidthLimit: 500k\nserver:\n  port: 9000\n');
+    writeFileSync(
+      config,
+      'agent:\n  chunk_size: 1MiB\n  settle-time: 2m\n  bandwidthLimit: 500k\nserver:\n  port: 9000\n',
+    );
     const invocation = parseInvocation(
-      ['watch', './rec', '--config', config, '--bandwidth-limit', '2MiB', '--ros-args', '-p', 'bandwidth_limit:=1', '--', '--after-upload', 'delete', '--no-ros'],
+      [
+        'watch',
+        './rec',
+        '--config',
+        config,
+        '--bandwidth-limit',
+        '2MiB',
+        '--ros-args',
+        '-p',
+        'bandwidth_limit:=1',
+        '--',
+        '--after-upload',
+        'delete',
+        '--no-ros',
+      ],
       { UPLOAD_AGENT_SETTLE_TIME: '45s', UPLOAD_AGENT_SERVER_URL: 'http://127.0.0.1:1234' },
     );
     expect(invocation.command).toBe('watch');
@@ -64,12 +81,16 @@ describe('parsing the command line', { timeout: 180_000 }, () => {
   });
 
   it('names the problem in one line', () => {
-    expect(thrown(() => parseInvocation(['watch', 'x', '--chunk-size', '2XB'], {})).message).toMatch(/chunkSize \(--chunk-size.*"2XB".*expected a size/);
+    expect(thrown(() => parseInvocation(['watch', 'x', '--chunk-size', '2XB'], {})).message).toMatch(
+      /chunkSize \(--chunk-size.*"2XB".*expected a size/,
+    );
     expect(thrown(() => parseInvocation(['watch'], {})).message).toMatch(/watch needs a folder/);
     expect(thrown(() => parseInvocation(['watch', 'a', 'b'], {})).message).toMatch(/one folder/);
     expect(thrown(() => parseInvocation(['upload'], {})).message).toMatch(/at least one file/);
     expect(thrown(() => parseInvocation(['status', 'x'], {})).message).toMatch(/takes no arguments/);
-    expect(thrown(() => parseInvocation(['watch', 'x'], { UPLOAD_AGENT_AFTER_UPLOAD: 'shred' })).message).toMatch(/UPLOAD_AGENT_AFTER_UPLOAD.*keep, delete, move/);
+    expect(thrown(() => parseInvocation(['watch', 'x'], { UPLOAD_AGENT_AFTER_UPLOAD: 'shred' })).message).toMatch(
+      /UPLOAD_AGENT_AFTER_UPLOAD.*keep, delete, move/,
+    );
   });
 
   it('maps every error code to one exit code, defined in one place', () => {
@@ -77,7 +98,16 @@ describe('parsing the command line', { timeout: 180_000 }, () => {
       expect(Object.values(exitCodes)).toContain(exitCodeOf(new UploadError(code, 'x')));
     }
     expect(exitCodeOf(new Error('boom'))).toBe(exitCodes.INTERNAL);
-    expect(new Set([exitCodes.USAGE, exitCodes.NO_INPUT, exitCodes.STATE_DIR, exitCodes.LOCKED, exitCodes.CONFIG, exitCodes.UNAVAILABLE]).size).toBe(6);
+    expect(
+      new Set([
+        exitCodes.USAGE,
+        exitCodes.NO_INPUT,
+        exitCodes.STATE_DIR,
+        exitCodes.LOCKED,
+        exitCodes.CONFIG,
+        exitCodes.UNAVAILABLE,
+      ]).size,
+    ).toBe(6);
   });
 
   // docs/configuration.md is generated from the same option set (test/docs/configuration.test.ts).
@@ -106,21 +136,63 @@ describe('bad command lines (the real program)', { timeout: 180_000 }, () => {
     const cases: { args: string[]; code: number; says: RegExp }[] = [
       { args: ['watch', rec, '--frobnicate', ...state], code: exitCodes.USAGE, says: /Unknown option '--frobnicate'/ },
       { args: ['launch', ...state], code: exitCodes.USAGE, says: /Unknown command "launch"/ },
-      { args: ['watch', rec, '--server', 'ftp://example.com', ...state], code: exitCodes.USAGE, says: /uploadUrl \(--server.*"ftp:\/\/example.com".*http:\/\/ or https:\/\//i },
-      { args: ['watch', rec, '--server', 'not a url', ...state], code: exitCodes.USAGE, says: /uploadUrl.*"not a url"/ },
-      { args: ['watch', rec, '--bandwidth-limit', 'fast', ...state], code: exitCodes.USAGE, says: /bandwidthLimit.*"fast".*expected a size/ },
-      { args: ['watch', path.join(dir.path, 'missing'), ...state], code: exitCodes.NO_INPUT, says: /watch folder .*missing does not exist/ },
-      { args: ['upload', path.join(dir.path, 'nope.mcap'), ...state], code: exitCodes.NO_INPUT, says: /No such file or folder: .*nope\.mcap/ },
-      { args: ['watch', rec, '--state-dir', notADir], code: exitCodes.STATE_DIR, says: /state directory .*file is not a directory/ },
-      { args: ['status', '--state-dir', path.join(dir.path, 'never')], code: exitCodes.STATE_DIR, says: /No agent journal in .*never/ },
-      { args: ['watch', rec, '--config', path.join(dir.path, 'none.yaml'), ...state], code: exitCodes.CONFIG, says: /Cannot read config file .*none\.yaml/ },
-      { args: ['watch', rec, '--config', badYaml, ...state], code: exitCodes.CONFIG, says: /bad\.yaml is not valid YAML/ },
-      { args: ['watch', rec, '--ros', ...state], code: exitCodes.UNAVAILABLE, says: /--ros was given but ROS 2 is not usable/ },
+      {
+        args: ['watch', rec, '--server', 'ftp://example.com', ...state],
+        code: exitCodes.USAGE,
+        says: /uploadUrl \(--server.*"ftp:\/\/example.com".*http:\/\/ or https:\/\//i,
+      },
+      {
+        args: ['watch', rec, '--server', 'not a url', ...state],
+        code: exitCodes.USAGE,
+        says: /uploadUrl.*"not a url"/,
+      },
+      {
+        args: ['watch', rec, '--bandwidth-limit', 'fast', ...state],
+        code: exitCodes.USAGE,
+        says: /bandwidthLimit.*"fast".*expected a size/,
+      },
+      {
+        args: ['watch', path.join(dir.path, 'missing'), ...state],
+        code: exitCodes.NO_INPUT,
+        says: /watch folder .*missing does not exist/,
+      },
+      {
+        args: ['upload', path.join(dir.path, 'nope.mcap'), ...state],
+        code: exitCodes.NO_INPUT,
+        says: /No such file or folder: .*nope\.mcap/,
+      },
+      {
+        args: ['watch', rec, '--state-dir', notADir],
+        code: exitCodes.STATE_DIR,
+        says: /state directory .*file is not a directory/,
+      },
+      {
+        args: ['status', '--state-dir', path.join(dir.path, 'never')],
+        code: exitCodes.STATE_DIR,
+        says: /No agent journal in .*never/,
+      },
+      {
+        args: ['watch', rec, '--config', path.join(dir.path, 'none.yaml'), ...state],
+        code: exitCodes.CONFIG,
+        says: /Cannot read config file .*none\.yaml/,
+      },
+      {
+        args: ['watch', rec, '--config', badYaml, ...state],
+        code: exitCodes.CONFIG,
+        says: /bad\.yaml is not valid YAML/,
+      },
+      {
+        args: ['watch', rec, '--ros', ...state],
+        code: exitCodes.UNAVAILABLE,
+        says: /--ros was given but ROS 2 is not usable/,
+      },
     ];
     for (const { args, code, says } of cases) {
       const result = await runAgent(args);
       expect(result.code, `${args.join(' ')}: exit code (stderr: ${result.stderr})`).toBe(code);
-      expect(oneLine(result.stderr), args.join(' ')).toMatch(new RegExp(`^ros2-upload-agent: .*${says.source}`, says.flags));
+      expect(oneLine(result.stderr), args.join(' ')).toMatch(
+        new RegExp(`^ros2-upload-agent: .*${says.source}`, says.flags),
+      );
     }
   });
 
@@ -138,7 +210,9 @@ describe('bad command lines (the real program)', { timeout: 180_000 }, () => {
     await waitFor(() => first.stderr.includes('watching for recordings'), 'the first agent running', 30_000);
     const second = await runAgent(args);
     expect(second.code).toBe(exitCodes.LOCKED);
-    expect(oneLine(second.stderr)).toMatch(/^ros2-upload-agent: Another upload agent is using the state directory .*state/);
+    expect(oneLine(second.stderr)).toMatch(
+      /^ros2-upload-agent: Another upload agent is using the state directory .*state/,
+    );
     // kill -9 leaves the lock file behind; the kernel dropped the lock with the process.
     first.kill('SIGKILL');
     await first.exited;
@@ -155,7 +229,9 @@ describe('bad command lines (the real program)', { timeout: 180_000 }, () => {
   it('prints --version and --help and exits 0', async () => {
     const version = await runAgent(['--version']);
     expect(version.code).toBe(0);
-    expect(version.stdout.trim()).toBe((JSON.parse(readFileSync(path.join(REPO_ROOT, 'package.json'), 'utf8')) as { version: string }).version);
+    expect(version.stdout.trim()).toBe(
+      (JSON.parse(readFileSync(path.join(REPO_ROOT, 'package.json'), 'utf8')) as { version: string }).version,
+    );
     const help = await runAgent(['--help'], { env: plainEnv() });
     expect(help.code).toBe(0);
     expect(help.stdout).toContain('ros2-upload-agent watch <dir>');

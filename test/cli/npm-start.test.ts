@@ -41,22 +41,34 @@ describe('npm start on a fresh clone', { timeout: 300_000 }, () => {
     const clone = path.join(dir.path, 'ros2-upload-agent');
     freshClone(clone);
     symlinkSync(path.join(REPO_ROOT, 'node_modules'), path.join(clone, 'node_modules'), 'dir');
-    execFileSync(process.execPath, [path.join(clone, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.build.json'], { cwd: clone, stdio: 'pipe' });
+    execFileSync(
+      process.execPath,
+      [path.join(clone, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.build.json'],
+      { cwd: clone, stdio: 'pipe' },
+    );
     expect(existsSync(path.join(clone, 'recordings'))).toBe(false);
 
-    const npm = process.env.npm_execpath && process.env.npm_execpath.endsWith('.js') ? [process.execPath, process.env.npm_execpath] : ['npm'];
+    const npm =
+      process.env.npm_execpath && process.env.npm_execpath.endsWith('.js')
+        ? [process.execPath, process.env.npm_execpath]
+        : ['npm'];
     const agent = spawnAgent(['start'], { cwd: clone, command: npm, env: plainEnv(), detached: true });
     cleanups.push(async () => {
       agent.kill('SIGKILL');
       await agent.exited;
     });
-    await waitFor(() => agent.stderr.includes('watching for recordings') || agent.child.exitCode !== null, 'the agent watching', 60_000);
+    await waitFor(
+      () => agent.stderr.includes('watching for recordings') || agent.child.exitCode !== null,
+      'the agent watching',
+      60_000,
+    );
     expect(agent.child.exitCode, agent.stderr).toBeNull();
     expect(existsSync(path.join(clone, 'recordings'))).toBe(true);
 
     // Drop a recorded bag in.
     cpSync(path.join(FIXTURES, 'sqlite_plain'), path.join(clone, 'recordings', 'sqlite_plain'), { recursive: true });
-    const stored = (name: string): string => path.join(clone, 'uploads', 'completed', 'anonymous', 'sqlite_plain', name);
+    const stored = (name: string): string =>
+      path.join(clone, 'uploads', 'completed', 'anonymous', 'sqlite_plain', name);
     const bag = fixtureBag('sqlite_plain');
     await waitFor(() => [...bag.keys()].every((name) => existsSync(stored(name))), 'the bag in ./uploads', 60_000);
     for (const [name, bytes] of bag) expect(readFileSync(stored(name)).equals(bytes), name).toBe(true);

@@ -33,7 +33,17 @@ describe('ros2-upload-agent as a ROS 2 node', { timeout: 120_000 }, () => {
     mkdirSync(path.join(root, 'rel_bag'), { recursive: true });
 
     const invocation = parseInvocation(
-      ['--ros-args', '-p', `watch_dir:=${root}`, '-p', `server_url:=${server.url}`, '-p', `state_dir:=${path.join(dir.path, 'state')}`, '-p', 'quiet_period:=0.2'],
+      [
+        '--ros-args',
+        '-p',
+        `watch_dir:=${root}`,
+        '-p',
+        `server_url:=${server.url}`,
+        '-p',
+        `state_dir:=${path.join(dir.path, 'state')}`,
+        '-p',
+        'quiet_period:=0.2',
+      ],
       {},
     );
     expect(invocation.command).toBe('watch');

@@ -41,14 +41,16 @@ describe('ros2-upload-agent upload', { timeout: 120_000 }, () => {
     writeFileSync(notes, 'field notes');
     const result = await runAgent(['upload', bag, notes, '--server', s.proxy.url, '--state-dir', s.state]);
     expect(result.code, result.stderr).toBe(0);
-    for (const [name, bytes] of fixtureBag('mcap_plain')) expect(s.stored(`mcap_plain/${name}`)?.equals(bytes), name).toBe(true);
+    for (const [name, bytes] of fixtureBag('mcap_plain'))
+      expect(s.stored(`mcap_plain/${name}`)?.equals(bytes), name).toBe(true);
     expect(s.stored('notes.txt')?.toString()).toBe('field notes');
     expect(s.stored('mcap_plain/mcap_plain_0.mcap-wal')).toBeUndefined();
     const lines = result.stdout.trim().split('\n');
     expect(lines.filter((line) => line.startsWith('verified '))).toHaveLength(6);
     expect(lines.at(-1)).toBe('6 of 6 file(s) verified by the server');
     const metadataAt = s.proxy.uploadsFor('mcap_plain/metadata.yaml')[0]!.startedAt;
-    for (let n = 0; n < 4; n++) expect(metadataAt).toBeGreaterThan(s.proxy.completionsFor(`mcap_plain/mcap_plain_${n}.mcap`)[0]!.finishedAt!);
+    for (let n = 0; n < 4; n++)
+      expect(metadataAt).toBeGreaterThan(s.proxy.completionsFor(`mcap_plain/mcap_plain_${n}.mcap`)[0]!.finishedAt!);
 
     const status = await runAgent(['status', '--state-dir', path.join(s.state, 'upload-command')]);
     expect(status.code).toBe(0);
@@ -85,7 +87,16 @@ describe('upload order and progress output', { timeout: 120_000 }, () => {
     cleanups.push(() => dir.remove());
     const bag = path.join(dir.path, 'run');
     mkdirSync(path.join(bag, 'sub'), { recursive: true });
-    for (const name of ['metadata.yaml', 'run_10.mcap', 'run_9.mcap', 'run_0.mcap', 'notes.txt', 'run_1.mcap.active', '.hidden']) writeFileSync(path.join(bag, name), 'x');
+    for (const name of [
+      'metadata.yaml',
+      'run_10.mcap',
+      'run_9.mcap',
+      'run_0.mcap',
+      'notes.txt',
+      'run_1.mcap.active',
+      '.hidden',
+    ])
+      writeFileSync(path.join(bag, name), 'x');
     writeFileSync(path.join(bag, 'sub', 'a.json'), '{}');
     expect((await listForUpload(bag, { allFiles: true })).map((file) => file.remotePath)).toEqual([
       'run/run_0.mcap',
@@ -95,10 +106,17 @@ describe('upload order and progress output', { timeout: 120_000 }, () => {
       'run/metadata.yaml',
       'run/sub/a.json',
     ]);
-    expect((await listForUpload(bag)).map((file) => file.remotePath)).toEqual(['run/run_0.mcap', 'run/run_9.mcap', 'run/run_10.mcap', 'run/metadata.yaml']);
+    expect((await listForUpload(bag)).map((file) => file.remotePath)).toEqual([
+      'run/run_0.mcap',
+      'run/run_9.mcap',
+      'run/run_10.mcap',
+      'run/metadata.yaml',
+    ]);
     expect((await listForUpload(path.join(bag, 'run_9.mcap')))[0]!.remotePath).toBe('run/run_9.mcap');
     expect((await listForUpload(path.join(bag, 'notes.txt')))[0]!.remotePath).toBe('notes.txt');
-    expect((await listForUpload(path.join(bag, 'run_9.mcap'), { root: dir.path }))[0]!.remotePath).toBe('run/run_9.mcap');
+    expect((await listForUpload(path.join(bag, 'run_9.mcap'), { root: dir.path }))[0]!.remotePath).toBe(
+      'run/run_9.mcap',
+    );
   });
 
   const snapshot = (state: UploadSnapshot['state'], bytesSent: number): UploadSnapshot => ({
@@ -140,7 +158,11 @@ describe('upload order and progress output', { timeout: 120_000 }, () => {
 
   it('terminal output: a bar per upload, redrawn in place', async () => {
     let text = '';
-    const out = { isTTY: true, columns: 80, write: (chunk: string) => ((text += chunk), true) } as unknown as NodeJS.WriteStream;
+    const out = {
+      isTTY: true,
+      columns: 80,
+      write: (chunk: string) => ((text += chunk), true),
+    } as unknown as NodeJS.WriteStream;
     const progress = ttyProgress(out);
     progress.update(snapshot('uploading', 500));
     await new Promise((resolve) => setTimeout(resolve, 300));

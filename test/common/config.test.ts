@@ -2,7 +2,15 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { defineOptions, option, parseCommandLine, readConfigFile, parseSize, parseDuration, formatSize } from '../../common/config/index.js';
+import {
+  defineOptions,
+  option,
+  parseCommandLine,
+  readConfigFile,
+  parseSize,
+  parseDuration,
+  formatSize,
+} from '../../common/config/index.js';
 import { isUploadError } from '../../common/errors/upload-error.js';
 
 const set = defineOptions(
@@ -41,7 +49,12 @@ describe('units', () => {
 
 describe('option sets', () => {
   it('derives flag, env and ROS names from one key', () => {
-    expect(set.names('stalledTimeout')).toEqual({ key: 'stalledTimeout', flag: '--stalled-timeout', env: 'TEST_STALLED_TIMEOUT', ros: 'stalled_timeout' });
+    expect(set.names('stalledTimeout')).toEqual({
+      key: 'stalledTimeout',
+      flag: '--stalled-timeout',
+      env: 'TEST_STALLED_TIMEOUT',
+      ros: 'stalled_timeout',
+    });
     expect(set.names('port').env).toBe('PORT');
     expect(set.names('uploadUrl').ros).toBe('upload_url');
   });
@@ -52,7 +65,11 @@ describe('option sets', () => {
     writeFileSync(file, 'chunk_size: 1MiB\nafter-upload: move\nport: 9000\n');
     const fromFile = readConfigFile(set, file);
     const fromEnv = set.fromEnv({ PORT: '9100', TEST_VERBOSE: 'yes' });
-    const cli = parseCommandLine(set, ['--stalled-timeout', '2m', '--no-verbose', '--include', 'a,b', '--include', 'c', 'x'], { help: { type: 'boolean' } });
+    const cli = parseCommandLine(
+      set,
+      ['--stalled-timeout', '2m', '--no-verbose', '--include', 'a,b', '--include', 'c', 'x'],
+      { help: { type: 'boolean' } },
+    );
     const config = set.resolve(fromFile, fromEnv, cli.values);
     expect(config).toEqual({
       port: 9100,
@@ -68,8 +85,12 @@ describe('option sets', () => {
   });
 
   it('names the option, the source and the value on a bad value', () => {
-    expect(() => set.fromEnv({ PORT: 'abc' })).toThrowError(/port \(--port, PORT\) from environment variable PORT: "abc": expected an integer/);
-    expect(() => parseCommandLine(set, ['--chunk-size', '12'])).toThrowError(/chunkSize .* "12": must be at least 1 KiB/);
+    expect(() => set.fromEnv({ PORT: 'abc' })).toThrowError(
+      /port \(--port, PORT\) from environment variable PORT: "abc": expected an integer/,
+    );
+    expect(() => parseCommandLine(set, ['--chunk-size', '12'])).toThrowError(
+      /chunkSize .* "12": must be at least 1 KiB/,
+    );
     expect(() => set.parse({ uploadUrl: 'ftp://x' })).toThrowError(/expected an http/);
     expect(() => set.parse({ afterUpload: 'burn' })).toThrowError(/expected one of keep, delete, move/);
   });
@@ -88,7 +109,9 @@ describe('option sets', () => {
       expect(isUploadError(error, 'CONFIG_UNKNOWN_OPTION')).toBe(true);
       expect((error as Error).message).toContain('--bogus');
     }
-    expect(() => set.parse({ nope: 1 }, 'config file x.yaml')).toThrowError('Unknown option "nope" in config file x.yaml');
+    expect(() => set.parse({ nope: 1 }, 'config file x.yaml')).toThrowError(
+      'Unknown option "nope" in config file x.yaml',
+    );
   });
 
   it('accepts BigInt from ROS integer parameters', () => {

@@ -3,7 +3,13 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { localErrorCodes } from '../../common/errors/local-errors.js';
-import { UploadError, errorCodes, isUploadError, isUploadErrorCode, type UploadErrorCode } from '../../common/errors/upload-error.js';
+import {
+  UploadError,
+  errorCodes,
+  isUploadError,
+  isUploadErrorCode,
+  type UploadErrorCode,
+} from '../../common/errors/upload-error.js';
 import { isWireErrorCode, wireErrorCodes, wireErrorStatus } from '../../common/protocol/errors/wire-errors.js';
 import { routes } from '../../common/protocol/native-protocol.js';
 import { NetworkManager } from '../../agent/engine/network-manager.js';
@@ -32,16 +38,30 @@ describe('error codes: the wire contract and the local ones', () => {
   });
 
   it('carries its details, typed by code, and narrows by code', () => {
-    const error: unknown = new UploadError('FILE_CHANGED', 'changed', { details: { before: { size: 1, mtimeMs: 2 }, after: { size: 3, mtimeMs: 4 } } });
+    const error: unknown = new UploadError('FILE_CHANGED', 'changed', {
+      details: { before: { size: 1, mtimeMs: 2 }, after: { size: 3, mtimeMs: 4 } },
+    });
     expect(isUploadError(error, 'FILE_CHANGED') && error.details?.after.size).toBe(3);
     expect(isUploadError(error, 'NETWORK')).toBe(false);
-    expect(new UploadError('CHUNKS_MISSING', 'gaps', { details: { missing: [2, 5] } }).toJSON()).toEqual({ code: 'CHUNKS_MISSING', message: 'gaps', details: { missing: [2, 5] } });
+    expect(new UploadError('CHUNKS_MISSING', 'gaps', { details: { missing: [2, 5] } }).toJSON()).toEqual({
+      code: 'CHUNKS_MISSING',
+      message: 'gaps',
+      details: { missing: [2, 5] },
+    });
     expect(isUploadErrorCode('LOCAL_FILE_NOT_FOUND') && !isWireErrorCode('LOCAL_FILE_NOT_FOUND')).toBe(true);
   });
 
-  it('on the agent, takes only a wire code as the server\'s, and keeps any other as serverCode', () => {
-    const known = httpStatusError('f: chunk 1', 409, { success: false, error: 'gaps', code: 'CHUNKS_MISSING', missing: [1] }, undefined);
-    expect(known).toMatchObject({ code: 'CHUNKS_MISSING', details: { status: 409, serverCode: 'CHUNKS_MISSING', missing: [1] } });
+  it("on the agent, takes only a wire code as the server's, and keeps any other as serverCode", () => {
+    const known = httpStatusError(
+      'f: chunk 1',
+      409,
+      { success: false, error: 'gaps', code: 'CHUNKS_MISSING', missing: [1] },
+      undefined,
+    );
+    expect(known).toMatchObject({
+      code: 'CHUNKS_MISSING',
+      details: { status: 409, serverCode: 'CHUNKS_MISSING', missing: [1] },
+    });
     const local = httpStatusError('f: chunk 1', 500, { success: false, error: 'disk', code: 'STATE_DIR' }, undefined);
     expect(local).toMatchObject({ code: 'HTTP_STATUS', details: { status: 500, serverCode: 'STATE_DIR' } });
   });
@@ -68,7 +88,10 @@ describe('"file not found" means one thing per side', () => {
   it('the agent refuses a local file that does not exist with LOCAL_FILE_NOT_FOUND', async () => {
     const manager = new NetworkManager({ uploadUrl: server.url, stateDir });
     try {
-      await expect(manager.addUpload(path.join(stateDir, 'nope.bin'))).rejects.toMatchObject({ code: 'LOCAL_FILE_NOT_FOUND', kind: 'local' });
+      await expect(manager.addUpload(path.join(stateDir, 'nope.bin'))).rejects.toMatchObject({
+        code: 'LOCAL_FILE_NOT_FOUND',
+        kind: 'local',
+      });
     } finally {
       await manager.stop();
     }

@@ -21,7 +21,8 @@ describe('both programs', { timeout: 120_000 }, () => {
   });
 
   it('print the package version', async () => {
-    const version = (JSON.parse(readFileSync(path.join(REPO_ROOT, 'package.json'), 'utf8')) as { version: string }).version;
+    const version = (JSON.parse(readFileSync(path.join(REPO_ROOT, 'package.json'), 'utf8')) as { version: string })
+      .version;
     const [agent, server] = await Promise.all([runAgent(['--version']), runServerProgram(['--version'])]);
     expect([agent.code, agent.stdout.trim()]).toEqual([0, version]);
     expect([server.code, server.stdout.trim()]).toEqual([0, version]);
@@ -47,16 +48,33 @@ describe('both programs', { timeout: 120_000 }, () => {
   });
 
   it('log JSON lines with their name: the server on stdout, the agent on stderr (stdout is for command output)', async () => {
-    const server = await spawnServer(['--host', '127.0.0.1', '--port', '0', '--upload-dir', path.join(dir, 'storage')], { env: { UPLOAD_SERVER_TOKENS: 'robot1=secret-token-value' } });
+    const server = await spawnServer(
+      ['--host', '127.0.0.1', '--port', '0', '--upload-dir', path.join(dir, 'storage')],
+      { env: { UPLOAD_SERVER_TOKENS: 'robot1=secret-token-value' } },
+    );
     try {
-      const lines = server.stdout().split('\n').filter(Boolean).map((line) => JSON.parse(line) as Record<string, unknown>);
+      const lines = server
+        .stdout()
+        .split('\n')
+        .filter(Boolean)
+        .map((line) => JSON.parse(line) as Record<string, unknown>);
       expect(lines.length).toBeGreaterThan(0);
       for (const line of lines) expect(line).toMatchObject({ name: 'ros2-upload-server', pid: server.child.pid });
       expect(server.stdout() + server.stderr()).not.toContain('secret-token-value');
     } finally {
       await server.stop();
     }
-    const agent = spawnAgent(['watch', path.join(dir, 'recordings'), '--create-watch-dir', '--state-dir', path.join(dir, 'state'), '--embedded-upload-dir', path.join(dir, 'uploads'), '--token', 'agent-secret-token']);
+    const agent = spawnAgent([
+      'watch',
+      path.join(dir, 'recordings'),
+      '--create-watch-dir',
+      '--state-dir',
+      path.join(dir, 'state'),
+      '--embedded-upload-dir',
+      path.join(dir, 'uploads'),
+      '--token',
+      'agent-secret-token',
+    ]);
     try {
       await waitFor(() => agent.stderr.includes('watching for recordings'), 'the agent watching', 60_000);
     } finally {
@@ -64,7 +82,10 @@ describe('both programs', { timeout: 120_000 }, () => {
     }
     expect((await agent.exited).code).toBe(0);
     expect(agent.stdout).toBe('');
-    const lines = agent.stderr.split('\n').filter(Boolean).map((line) => JSON.parse(line) as Record<string, unknown>);
+    const lines = agent.stderr
+      .split('\n')
+      .filter(Boolean)
+      .map((line) => JSON.parse(line) as Record<string, unknown>);
     for (const line of lines) expect(line).toMatchObject({ name: 'ros2-upload-agent' });
     expect(agent.stderr).not.toContain('agent-secret-token');
   });

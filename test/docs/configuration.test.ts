@@ -75,7 +75,9 @@ describe('docs/configuration.md', () => {
   });
 
   it('refuses a document that lost a region marker, naming it', () => {
-    expect(() => renderConfigDoc(doc.replace('<!-- END GENERATED server-options -->', ''))).toThrow(/no region "server-options"/);
+    expect(() => renderConfigDoc(doc.replace('<!-- END GENERATED server-options -->', ''))).toThrow(
+      /no region "server-options"/,
+    );
   });
 });
 
@@ -86,7 +88,8 @@ describe('npm run docs:config', { timeout: 60_000 }, () => {
   });
   afterAll(() => dir.remove());
 
-  const run = (...args: string[]) => spawnSync(process.execPath, ['--import', 'tsx', SCRIPT, ...args], { cwd: ROOT, encoding: 'utf8' });
+  const run = (...args: string[]) =>
+    spawnSync(process.execPath, ['--import', 'tsx', SCRIPT, ...args], { cwd: ROOT, encoding: 'utf8' });
 
   it('--check exits 1 on a stale copy, and a rewrite makes it current again', () => {
     const copy = path.join(dir.path, 'configuration.md');

@@ -6,7 +6,14 @@ import { describe, expect, it } from 'vitest';
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 
 /** The Markdown files a reader follows links in: the README, docs/, the changelog and the benchmark record. */
-const DOCUMENTS = ['README.md', 'CHANGELOG.md', 'bench/RESULTS.md', ...readdirSync(path.join(ROOT, 'docs')).filter((f) => f.endsWith('.md')).map((f) => `docs/${f}`)];
+const DOCUMENTS = [
+  'README.md',
+  'CHANGELOG.md',
+  'bench/RESULTS.md',
+  ...readdirSync(path.join(ROOT, 'docs'))
+    .filter((f) => f.endsWith('.md'))
+    .map((f) => `docs/${f}`),
+];
 
 interface Link {
   target: string;
@@ -58,7 +65,10 @@ function brokenLinks(file: string, markdown: string, root = ROOT): string[] {
   for (const { target, line } of linksOf(markdown)) {
     if (/^[a-z][a-z0-9+.-]*:/i.test(target)) continue; // https:, mailto:
     const [pathPart, anchor] = target.split('#') as [string, string | undefined];
-    const resolved = pathPart === '' ? path.join(root, file) : path.resolve(path.dirname(path.join(root, file)), decodeURIComponent(pathPart));
+    const resolved =
+      pathPart === ''
+        ? path.join(root, file)
+        : path.resolve(path.dirname(path.join(root, file)), decodeURIComponent(pathPart));
     const where = `${file}:${line}: ${target}`;
     if (!resolved.startsWith(root)) {
       problems.push(`${where} points outside the repository`);
@@ -69,8 +79,10 @@ function brokenLinks(file: string, markdown: string, root = ROOT): string[] {
       continue;
     }
     if (anchor !== undefined) {
-      if (statSync(resolved).isDirectory() || !resolved.endsWith('.md')) problems.push(`${where}: an anchor needs a Markdown file`);
-      else if (!anchorsOf(pathPart === '' ? markdown : readFileSync(resolved, 'utf8')).has(anchor)) problems.push(`${where}: no heading makes the anchor #${anchor}`);
+      if (statSync(resolved).isDirectory() || !resolved.endsWith('.md'))
+        problems.push(`${where}: an anchor needs a Markdown file`);
+      else if (!anchorsOf(pathPart === '' ? markdown : readFileSync(resolved, 'utf8')).has(anchor))
+        problems.push(`${where}: no heading makes the anchor #${anchor}`);
     }
   }
   return problems;
@@ -92,7 +104,9 @@ describe('links in the documentation', () => {
       'README.md:3: #nowhere: no heading makes the anchor #nowhere',
       'README.md:3: ../outside.md points outside the repository',
     ]);
-    expect(anchorsOf('# A\n## A\n### Whole file: `PUT /v1/files/<path>`')).toEqual(new Set(['a', 'a-1', 'whole-file-put-v1filespath']));
+    expect(anchorsOf('# A\n## A\n### Whole file: `PUT /v1/files/<path>`')).toEqual(
+      new Set(['a', 'a-1', 'whole-file-put-v1filespath']),
+    );
   });
 
   for (const file of DOCUMENTS) {

@@ -23,41 +23,76 @@ describe("NetworkManager API (the seed's knobs in camelCase)", () => {
   });
 
   it("takes the seed guide's settings: upload URL with /upload, timeouts, retries, bandwidth", () => {
-    const manager = new NetworkManager({ uploadUrl: 'https://yourserver.com:8080/upload', stateDir: dir.path, logger: silent });
+    const manager = new NetworkManager({
+      uploadUrl: 'https://yourserver.com:8080/upload',
+      stateDir: dir.path,
+      logger: silent,
+    });
     expect(manager.serverUrl).toBe('https://yourserver.com:8080/upload');
-    expect([manager.uploadTimeout, manager.initTimeout, manager.stalledTimeout, manager.maxRetries, manager.maxConcurrentUploads, manager.bandwidthLimit, manager.chunkSize]).toEqual([
-      300, 10, 60, 5, 2, 0, 8 * 1024 * 1024,
-    ]);
+    expect([
+      manager.uploadTimeout,
+      manager.initTimeout,
+      manager.stalledTimeout,
+      manager.maxRetries,
+      manager.maxConcurrentUploads,
+      manager.bandwidthLimit,
+      manager.chunkSize,
+    ]).toEqual([300, 10, 60, 5, 2, 0, 8 * 1024 * 1024]);
     manager.uploadTimeout = 600;
     manager.stalledTimeout = 120;
     manager.maxRetries = 3;
     manager.bandwidthLimit = 1024 * 1024;
     manager.maxConcurrentUploads = 4;
-    expect(manager.options).toMatchObject({ uploadTimeout: 600, stalledTimeout: 120, maxRetries: 3, bandwidthLimit: 1024 * 1024, maxConcurrentUploads: 4 });
+    expect(manager.options).toMatchObject({
+      uploadTimeout: 600,
+      stalledTimeout: 120,
+      maxRetries: 3,
+      bandwidthLimit: 1024 * 1024,
+      maxConcurrentUploads: 4,
+    });
     manager.setOptions({ bandwidth_limit: '2MiB', 'chunk-size': '1MiB', initTimeout: '30s' });
     // The seed's snake_case names work too.
-    const seedStyle = new NetworkManager({ upload_url: 'http://127.0.0.1:9/upload', max_retries: 3, stateDir: dir.path, logger: silent } as never);
+    const seedStyle = new NetworkManager({
+      upload_url: 'http://127.0.0.1:9/upload',
+      max_retries: 3,
+      stateDir: dir.path,
+      logger: silent,
+    } as never);
     expect(seedStyle.options).toMatchObject({ uploadUrl: 'http://127.0.0.1:9/upload', maxRetries: 3 });
     expect(manager.options).toMatchObject({ bandwidthLimit: 2 * 1024 * 1024, chunkSize: 1024 * 1024, initTimeout: 30 });
   });
 
   it('refuses bad settings with a message naming the option, and keeps the old value', () => {
     const manager = new NetworkManager({ stateDir: dir.path, logger: silent });
-    expect(() => (manager.maxRetries = -1)).toThrow(expect.objectContaining({ code: 'CONFIG_INVALID', message: expect.stringContaining('maxRetries') }));
+    expect(() => (manager.maxRetries = -1)).toThrow(
+      expect.objectContaining({ code: 'CONFIG_INVALID', message: expect.stringContaining('maxRetries') }),
+    );
     expect(manager.maxRetries).toBe(5);
     expect(() => manager.setOption('bandwidthLimit', 'fast')).toThrow(/bandwidthLimit/);
-    expect(() => manager.setOptions({ noSuchOption: 1 })).toThrow(expect.objectContaining({ code: 'CONFIG_UNKNOWN_OPTION' }));
-    expect(() => new NetworkManager({ uploadUrl: 'ftp://x' })).toThrow(expect.objectContaining({ code: 'CONFIG_INVALID' }));
+    expect(() => manager.setOptions({ noSuchOption: 1 })).toThrow(
+      expect.objectContaining({ code: 'CONFIG_UNKNOWN_OPTION' }),
+    );
+    expect(() => new NetworkManager({ uploadUrl: 'ftp://x' })).toThrow(
+      expect.objectContaining({ code: 'CONFIG_INVALID' }),
+    );
     expect(() => new NetworkManager({ chunkSize: 10 })).toThrow(/chunkSize/);
   });
 
   it('addUpload refuses a missing file, a bad priority and an unsafe remote path, naming the problem', async () => {
     const manager = new NetworkManager({ stateDir: dir.path, logger: silent });
-    await expect(manager.addUpload(path.join(dir.path, 'nope.bin'))).rejects.toMatchObject({ code: 'LOCAL_FILE_NOT_FOUND', message: expect.stringContaining('nope.bin') });
-    await expect(manager.addUpload(__filename, { priority: 0 })).rejects.toMatchObject({ code: 'INVALID_FIELD', message: expect.stringContaining('priority') });
+    await expect(manager.addUpload(path.join(dir.path, 'nope.bin'))).rejects.toMatchObject({
+      code: 'LOCAL_FILE_NOT_FOUND',
+      message: expect.stringContaining('nope.bin'),
+    });
+    await expect(manager.addUpload(__filename, { priority: 0 })).rejects.toMatchObject({
+      code: 'INVALID_FIELD',
+      message: expect.stringContaining('priority'),
+    });
     await expect(manager.addUpload(__filename, { priority: 11 })).rejects.toMatchObject({ code: 'INVALID_FIELD' });
     await expect(manager.addUpload(__filename, { remotePath: '../x' })).rejects.toMatchObject({ code: 'INVALID_PATH' });
-    await expect(manager.addUpload(__filename, { remotePath: '/abs/x' })).rejects.toMatchObject({ code: 'INVALID_PATH' });
+    await expect(manager.addUpload(__filename, { remotePath: '/abs/x' })).rejects.toMatchObject({
+      code: 'INVALID_PATH',
+    });
     await manager.stop();
   });
 
@@ -80,9 +115,15 @@ describe("NetworkManager API (the seed's knobs in camelCase)", () => {
       expect(manager.serverUrl).toBe('http://127.0.0.1:8080');
       expect(manager.options.stateDir).toBe(path.join(dir.path, '.local/state/ros2-upload-agent'));
       try {
-        server = await createUploadServer({ uploadDir: path.join(dir.path, 'uploads'), logLevel: 'silent', rateLimit: false });
+        server = await createUploadServer({
+          uploadDir: path.join(dir.path, 'uploads'),
+          logLevel: 'silent',
+          rateLimit: false,
+        });
       } catch (error) {
-        console.info(`[engine] port 8080 is busy on this machine (${(error as Error).message}); only the derived address was checked`);
+        console.info(
+          `[engine] port 8080 is busy on this machine (${(error as Error).message}); only the derived address was checked`,
+        );
         return;
       }
       await manager.start();
@@ -111,9 +152,21 @@ describe('NetworkManager status, events and transfer compression', () => {
     const manager = world.manager({ chunkSize: 128 * KiB, bandwidthLimit: 1024 * KiB });
     const log = new EventLog(manager);
     await manager.start();
-    const id = await manager.addUpload(file.path, { remotePath: 'bag1/bag1_0.mcap', priority: 2, metadata: { robot: 'r1' } });
+    const id = await manager.addUpload(file.path, {
+      remotePath: 'bag1/bag1_0.mcap',
+      priority: 2,
+      metadata: { robot: 'r1' },
+    });
     const queued = log.of('queued')[0]!;
-    expect(queued).toMatchObject({ id, state: 'queued', priority: 2, bagName: 'bag1', bytesTotal: file.size, metadata: { robot: 'r1' }, remotePath: 'bag1/bag1_0.mcap' });
+    expect(queued).toMatchObject({
+      id,
+      state: 'queued',
+      priority: 2,
+      bagName: 'bag1',
+      bytesTotal: file.size,
+      metadata: { robot: 'r1' },
+      remotePath: 'bag1/bag1_0.mcap',
+    });
     const done = await waitForCompletion(manager, id);
     expect(done.sha256).toBe(file.sha256);
     expect(done.deduplicated).toBe(false);
@@ -121,17 +174,27 @@ describe('NetworkManager status, events and transfer compression', () => {
     expect(log.of('started').map((s) => s.id)).toEqual([id]);
     const progress = log.of('progress');
     expect(progress.length).toBeGreaterThan(3);
-    for (let i = 1; i < progress.length; i += 1) expect(progress[i]!.bytesSent).toBeGreaterThanOrEqual(progress[i - 1]!.bytesSent);
+    for (let i = 1; i < progress.length; i += 1)
+      expect(progress[i]!.bytesSent).toBeGreaterThanOrEqual(progress[i - 1]!.bytesSent);
     expect(progress.some((p) => p.rate > 0 && p.etaSeconds !== undefined)).toBe(true);
     const states = log.of('state').map((s) => s.state);
     expect(states[0]).toBe('queued');
     expect(states).toContain('uploading');
     expect(states.at(-1)).toBe('completed');
     const snapshot = manager.status().find((s) => s.id === id)!;
-    expect(snapshot).toMatchObject({ state: 'completed', bytesSent: file.size, sha256: file.sha256, lastError: undefined });
+    expect(snapshot).toMatchObject({
+      state: 'completed',
+      bytesSent: file.size,
+      sha256: file.sha256,
+      lastError: undefined,
+    });
     expect(snapshot.finishedAt).toBeDefined();
     expect(manager.bytesPending).toBe(0);
-    expect(manager.completedFile(file.path)).toMatchObject({ sha256: file.sha256, size: file.size, remotePath: 'bag1/bag1_0.mcap' });
+    expect(manager.completedFile(file.path)).toMatchObject({
+      sha256: file.sha256,
+      size: file.size,
+      remotePath: 'bag1/bag1_0.mcap',
+    });
   });
 
   it('uploads an empty file', async () => {

@@ -5,7 +5,12 @@ import { retryRequest, type RetryInfo } from '../../agent/engine/retry/retry-req
 import { httpStatusError, networkError, parseRetryAfter } from '../../agent/engine/transport/http-errors.js';
 
 const http = (status: number, code?: string, retryAfter?: string): UploadError =>
-  httpStatusError('f.bin: chunk 1', status, code ? { success: false, error: `server says ${code}`, code } : undefined, retryAfter);
+  httpStatusError(
+    'f.bin: chunk 1',
+    status,
+    code ? { success: false, error: `server says ${code}`, code } : undefined,
+    retryAfter,
+  );
 
 describe('classifyFailure', () => {
   it.each([
@@ -63,10 +68,13 @@ describe('retryRequest', () => {
     const waits = { n: 0 };
     let calls = 0;
     await expect(
-      retryRequest(async () => {
-        calls += 1;
-        throw new UploadError('NETWORK', 'down');
-      }, hooks(3, log, waits)),
+      retryRequest(
+        async () => {
+          calls += 1;
+          throw new UploadError('NETWORK', 'down');
+        },
+        hooks(3, log, waits),
+      ),
     ).rejects.toThrow('down');
     expect(calls).toBe(4);
     expect(log.map((entry) => entry.attempt)).toEqual([2, 3, 4]);
@@ -77,11 +85,14 @@ describe('retryRequest', () => {
   it('429 waits do not use up attempts', async () => {
     const log: RetryInfo[] = [];
     let calls = 0;
-    const value = await retryRequest(async () => {
-      calls += 1;
-      if (calls <= 3) throw http(429, 'RATE_LIMITED', '0.01');
-      return 'ok';
-    }, hooks(0, log, { n: 0 }));
+    const value = await retryRequest(
+      async () => {
+        calls += 1;
+        if (calls <= 3) throw http(429, 'RATE_LIMITED', '0.01');
+        return 'ok';
+      },
+      hooks(0, log, { n: 0 }),
+    );
     expect(value).toBe('ok');
     expect(log).toHaveLength(3);
     expect(log.every((entry) => !entry.consumesAttempt && entry.delay === 0.01)).toBe(true);
@@ -90,10 +101,13 @@ describe('retryRequest', () => {
   it('permanent failures are thrown at once', async () => {
     let calls = 0;
     await expect(
-      retryRequest(async () => {
-        calls += 1;
-        throw http(400, 'INVALID_PATH');
-      }, hooks(5, [], { n: 0 })),
+      retryRequest(
+        async () => {
+          calls += 1;
+          throw http(400, 'INVALID_PATH');
+        },
+        hooks(5, [], { n: 0 }),
+      ),
     ).rejects.toMatchObject({ code: 'INVALID_PATH' });
     expect(calls).toBe(1);
   });
@@ -104,7 +118,14 @@ describe('retryRequest', () => {
       async () => {
         throw new UploadError('NETWORK', 'down');
       },
-      { maxRetries: 5, minDelayMs: 10_000, maxDelayMs: 10_000, signal: controller.signal, beforeWait: () => undefined, onRetry: () => undefined },
+      {
+        maxRetries: 5,
+        minDelayMs: 10_000,
+        maxDelayMs: 10_000,
+        signal: controller.signal,
+        beforeWait: () => undefined,
+        onRetry: () => undefined,
+      },
     );
     setTimeout(() => controller.abort(new UploadError('STOPPED', 'stopping')), 20);
     await expect(pending).rejects.toMatchObject({ code: 'STOPPED' });

@@ -103,14 +103,30 @@ export class EventLog {
   readonly entries: { event: keyof NetworkManagerEvents; args: unknown[] }[] = [];
 
   constructor(manager: NetworkManager) {
-    const names: (keyof NetworkManagerEvents)[] = ['queued', 'started', 'progress', 'retrying', 'stalled', 'completed', 'failed', 'state', 'online', 'offline', 'cancelled'];
+    const names: (keyof NetworkManagerEvents)[] = [
+      'queued',
+      'started',
+      'progress',
+      'retrying',
+      'stalled',
+      'completed',
+      'failed',
+      'state',
+      'online',
+      'offline',
+      'cancelled',
+    ];
     for (const name of names) {
-      (manager.on as (event: string, listener: (...args: unknown[]) => void) => void)(name, (...args: unknown[]) => this.entries.push({ event: name, args }));
+      (manager.on as (event: string, listener: (...args: unknown[]) => void) => void)(name, (...args: unknown[]) =>
+        this.entries.push({ event: name, args }),
+      );
     }
   }
 
   of<K extends keyof NetworkManagerEvents>(event: K): NetworkManagerEvents[K][0][] {
-    return this.entries.filter((entry) => entry.event === event).map((entry) => entry.args[0] as NetworkManagerEvents[K][0]);
+    return this.entries
+      .filter((entry) => entry.event === event)
+      .map((entry) => entry.args[0] as NetworkManagerEvents[K][0]);
   }
 
   count(event: keyof NetworkManagerEvents): number {
@@ -119,16 +135,29 @@ export class EventLog {
 }
 
 /** Waits for an upload to complete (or fail: then throws with the reason). */
-export async function waitForCompletion(manager: NetworkManager, id: string, timeoutMs = 60_000): Promise<CompletedEvent> {
+export async function waitForCompletion(
+  manager: NetworkManager,
+  id: string,
+  timeoutMs = 60_000,
+): Promise<CompletedEvent> {
   return new Promise<CompletedEvent>((resolve, reject) => {
     const snapshot = manager.upload(id);
     if (snapshot?.state === 'completed') {
-      resolve({ upload: snapshot, sha256: snapshot.sha256 ?? '', duration: 0, deduplicated: snapshot.deduplicated ?? false });
+      resolve({
+        upload: snapshot,
+        sha256: snapshot.sha256 ?? '',
+        duration: 0,
+        deduplicated: snapshot.deduplicated ?? false,
+      });
       return;
     }
     const timer = setTimeout(() => {
       cleanup();
-      reject(new Error(`upload ${id} did not complete within ${timeoutMs} ms; status: ${JSON.stringify(manager.upload(id))}`));
+      reject(
+        new Error(
+          `upload ${id} did not complete within ${timeoutMs} ms; status: ${JSON.stringify(manager.upload(id))}`,
+        ),
+      );
     }, timeoutMs);
     const onCompleted = (event: CompletedEvent): void => {
       if (event.upload.id !== id) return;
@@ -170,5 +199,7 @@ export { waitFor };
  * (POST /v1/sessions) or a whole small file (PUT /v1/files/<path>).
  */
 export function uploadStarts(front: HttpFaultFront): FrontRequestLog[] {
-  return [...front.requests('POST', /^\/v1\/sessions$/), ...front.requests('PUT', /^\/v1\/files\//)].sort((a, b) => a.at - b.at);
+  return [...front.requests('POST', /^\/v1\/sessions$/), ...front.requests('PUT', /^\/v1\/files\//)].sort(
+    (a, b) => a.at - b.at,
+  );
 }

@@ -23,7 +23,11 @@ describe('NetworkManager.onIdle() and whenSettled()', () => {
     // A different file already stored at taken.bin: a second one there is refused for good (FILE_EXISTS).
     const first = await world.randomFile('first.bin', 20 * KiB);
     await waitForCompletion(manager, await manager.addUpload(first.path, { remotePath: 'taken.bin' }));
-    const files = await Promise.all([world.randomFile('a.bin', 300 * KiB), world.randomFile('b.bin', 40 * KiB), world.randomFile('other.bin', 20 * KiB)]);
+    const files = await Promise.all([
+      world.randomFile('a.bin', 300 * KiB),
+      world.randomFile('b.bin', 40 * KiB),
+      world.randomFile('other.bin', 20 * KiB),
+    ]);
     const log = new EventLog(manager);
     const results = await manager.addUploads([
       { filePath: files[0].path, options: { remotePath: 'idle/a.bin' } },
@@ -35,7 +39,9 @@ describe('NetworkManager.onIdle() and whenSettled()', () => {
     let eventsBeforeIdle = -1;
     await manager.onIdle().then(() => (eventsBeforeIdle = log.entries.length));
     expect(manager.idle).toBe(true);
-    const outcomes = log.entries.slice(0, eventsBeforeIdle).filter((entry) => entry.event === 'completed' || entry.event === 'failed');
+    const outcomes = log.entries
+      .slice(0, eventsBeforeIdle)
+      .filter((entry) => entry.event === 'completed' || entry.event === 'failed');
     expect(outcomes.map((entry) => entry.event).sort()).toEqual(['completed', 'completed', 'failed']);
     const [a, b, refused] = await manager.whenSettled(ids);
     expect([a?.state, b?.state, refused?.state]).toEqual(['completed', 'completed', 'failed']);

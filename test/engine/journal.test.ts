@@ -45,22 +45,47 @@ describe('Journal', () => {
     journal.insertUploads([row('a', 1), row('b', 2)]);
     journal.insertUploads([row('c', 3)]);
     const startedAt = new Date().toISOString();
-    journal.setSession('a', startedAt, { sessionId: 's-a', sessionServer: 'http://x', chunkSize: 10, size: 100, mtimeMs: 5 });
+    journal.setSession('a', startedAt, {
+      sessionId: 's-a',
+      sessionServer: 'http://x',
+      chunkSize: 10,
+      size: 100,
+      mtimeMs: 5,
+    });
     journal.ackChunk('a', 0);
     journal.ackChunk('a', 1);
     journal.ackChunk('a', 1);
     journal.markFailed('b', 'INVALID_PATH', 'bad path', new Date().toISOString());
     journal.markCompleted(
       { id: 'c', sha256: 'f'.repeat(64), finishedAt: new Date().toISOString() },
-      { localPath: '/data/c.mcap', remotePath: 'bag/c.mcap', server: 'http://x', size: 100, mtimeMs: 7, sha256: 'f'.repeat(64), completedAt: new Date().toISOString() },
+      {
+        localPath: '/data/c.mcap',
+        remotePath: 'bag/c.mcap',
+        server: 'http://x',
+        size: 100,
+        mtimeMs: 7,
+        sha256: 'f'.repeat(64),
+        completedAt: new Date().toISOString(),
+      },
     );
     journal.close();
 
     const again = Journal.open(dir.path);
     const rows = again.loadUploads();
-    expect(rows.map((r) => [r.id, r.state])).toEqual([['c', 'completed'], ['a', 'queued'], ['b', 'failed']]);
+    expect(rows.map((r) => [r.id, r.state])).toEqual([
+      ['c', 'completed'],
+      ['a', 'queued'],
+      ['b', 'failed'],
+    ]);
     const a = rows.find((r) => r.id === 'a')!;
-    expect(a).toMatchObject({ sessionId: 's-a', chunkSize: 10, size: 100, mtimeMs: 5, metadata: { robot: 'r1' }, startedAt });
+    expect(a).toMatchObject({
+      sessionId: 's-a',
+      chunkSize: 10,
+      size: 100,
+      mtimeMs: 5,
+      metadata: { robot: 'r1' },
+      startedAt,
+    });
     expect(again.ackedChunks('a')).toEqual([0, 1]);
     expect(again.completedFile('/data/c.mcap')).toMatchObject({ size: 100, mtimeMs: 7, sha256: 'f'.repeat(64) });
     expect(again.nextSeq()).toBe(4);
@@ -84,6 +109,8 @@ describe('Journal', () => {
   it('an unusable state directory is a clear STATE_DIR error', () => {
     const file = path.join(dir.path, 'a-file');
     writeFileSync(file, 'not a folder');
-    expect(() => Journal.open(path.join(file, 'state'))).toThrow(expect.objectContaining({ code: 'STATE_DIR', message: expect.stringContaining(file) }));
+    expect(() => Journal.open(path.join(file, 'state'))).toThrow(
+      expect.objectContaining({ code: 'STATE_DIR', message: expect.stringContaining(file) }),
+    );
   });
 });

@@ -32,7 +32,9 @@ describe('NetworkManager over a faulty link (real server, TCP fault proxy)', () 
     const resent = world.proxy.stats.bytesUp - file.size;
     const requests = Math.ceil(file.size / chunkSize) + log.count('retrying') * 2 + 4;
     expect(resent).toBeLessThanOrEqual(world.proxy.stats.drops * chunkSize + requests * OVERHEAD_PER_REQUEST);
-    console.info(`[engine] ${world.proxy.stats.drops} drops: re-sent ${resent} B in all (chunk ${chunkSize} B, ${log.count('retrying')} retries)`);
+    console.info(
+      `[engine] ${world.proxy.stats.drops} drops: re-sent ${resent} B in all (chunk ${chunkSize} B, ${log.count('retrying')} retries)`,
+    );
   });
 
   it('aborts a stalled connection after stalledTimeout, retries and completes', async () => {

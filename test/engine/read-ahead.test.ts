@@ -8,7 +8,16 @@ import { RecordingProxy, type ProxiedRequest } from '../cli/support/recording-pr
 import { spawnEngineRunner, type EngineRunnerProcess } from '../helpers/engine-runner.js';
 import { HttpFaultFront } from '../helpers/http-fault-front.js';
 import { sha256Of } from '../helpers/random-file.js';
-import { EventLog, KiB, MiB, createWorld, fastOptions, waitFor, waitForCompletion, type EngineWorld } from './harness.js';
+import {
+  EventLog,
+  KiB,
+  MiB,
+  createWorld,
+  fastOptions,
+  waitFor,
+  waitForCompletion,
+  type EngineWorld,
+} from './harness.js';
 
 /** The chunk PUTs a recording proxy saw for one remote path, with their index. */
 function chunkPuts(proxy: RecordingProxy, remotePath: string): (ProxiedRequest & { index: number })[] {
@@ -49,14 +58,24 @@ describe('read-ahead: the next chunk is read while one is on the wire', () => {
     const file = await world.randomFile('read-ahead-kill.bin', 4 * MiB);
     const remote = 'ahead/kill.bin';
     const spec = {
-      options: { ...fastOptions, uploadUrl: recorder.url, stateDir: path.join(world.dir.path, 'runner-state'), chunkSize, bandwidthLimit: 768 * KiB },
+      options: {
+        ...fastOptions,
+        uploadUrl: recorder.url,
+        stateDir: path.join(world.dir.path, 'runner-state'),
+        chunkSize,
+        bandwidthLimit: 768 * KiB,
+      },
       uploads: [{ file: file.path, remotePath: remote }],
     };
     const first = spawnEngineRunner(spec);
     let second: EngineRunnerProcess | undefined;
     try {
       // Killed while a chunk body is on the wire (after 6.5 chunks reached the server).
-      await waitFor(() => world.proxy.stats.bytesUp >= 6.5 * chunkSize, 'the first run half-way through chunk 7', 40_000);
+      await waitFor(
+        () => world.proxy.stats.bytesUp >= 6.5 * chunkSize,
+        'the first run half-way through chunk 7',
+        40_000,
+      );
       first.child.kill('SIGKILL');
       await first.exited;
       second = spawnEngineRunner({ ...spec, options: { ...spec.options, bandwidthLimit: 0 } });
@@ -75,11 +94,15 @@ describe('read-ahead: the next chunk is read while one is on the wire', () => {
     // for a chunk the server had acknowledged.
     const unanswered = puts.filter((r) => r.status !== 200);
     expect(unanswered.length).toBeLessThanOrEqual(1);
-    for (const cut of unanswered) expect(puts.filter((r) => r.index === cut.index && r.status === 200)[0]!.startedAt).toBeGreaterThan(cut.startedAt);
+    for (const cut of unanswered)
+      expect(puts.filter((r) => r.index === cut.index && r.status === 200)[0]!.startedAt).toBeGreaterThan(
+        cut.startedAt,
+      );
     // One chunk at a time: no chunk request began before the one before it was answered.
     const byStart = [...puts].sort((a, b) => a.startedAt - b.startedAt);
     for (let n = 1; n < byStart.length; n += 1) {
-      if (byStart[n - 1]!.finishedAt !== undefined) expect(byStart[n]!.startedAt).toBeGreaterThanOrEqual(byStart[n - 1]!.finishedAt!);
+      if (byStart[n - 1]!.finishedAt !== undefined)
+        expect(byStart[n]!.startedAt).toBeGreaterThanOrEqual(byStart[n - 1]!.finishedAt!);
     }
   }, 90_000);
 
@@ -94,7 +117,11 @@ describe('read-ahead: the next chunk is read while one is on the wire', () => {
       const before = await stat(file.path);
       front.inject((req, count) =>
         req.method === 'PUT' && /\/chunks\/2$/.test(req.url ?? '') && count === 0
-          ? { status: 503, headers: { 'retry-after': '1' }, body: { success: false, error: 'busy', code: 'SERVER_UNAVAILABLE' } }
+          ? {
+              status: 503,
+              headers: { 'retry-after': '1' },
+              body: { success: false, error: 'busy', code: 'SERVER_UNAVAILABLE' },
+            }
           : undefined,
       );
       const manager = world.manager({ uploadUrl: front.url, chunkSize });
@@ -116,7 +143,9 @@ describe('read-ahead: the next chunk is read while one is on the wire', () => {
       expect(done.sha256).toBe(sha256Of(now));
       expect(await world.storedSha('ahead/changed.bin')).toBe(sha256Of(now));
       // The dropped chunk was read again, its CRC differed from the first read: the file restarted.
-      expect(log.of('retrying').map((r) => r.reason)).toContainEqual(expect.stringMatching(/chunk 3 reads differently/));
+      expect(log.of('retrying').map((r) => r.reason)).toContainEqual(
+        expect.stringMatching(/chunk 3 reads differently/),
+      );
     } finally {
       await front.close();
     }
@@ -128,11 +157,21 @@ describe('read-ahead: the next chunk is read while one is on the wire', () => {
     try {
       // Every data request is refused for a long while: each upload sends one, then waits without its slot.
       front.inject((req) =>
-        req.method === 'PUT' ? { status: 503, headers: { 'retry-after': '60' }, body: { success: false, error: 'busy', code: 'SERVER_UNAVAILABLE' } } : undefined,
+        req.method === 'PUT'
+          ? {
+              status: 503,
+              headers: { 'retry-after': '60' },
+              body: { success: false, error: 'busy', code: 'SERVER_UNAVAILABLE' },
+            }
+          : undefined,
       );
       const chunkSize = 512 * KiB;
-      const large = await Promise.all([...Array(12).keys()].map((n) => world.randomFile(`wait-large-${n}.bin`, 3 * MiB)));
-      const small = await Promise.all([...Array(150).keys()].map((n) => world.randomFile(`wait-small-${n}.bin`, 64 * KiB)));
+      const large = await Promise.all(
+        [...Array(12).keys()].map((n) => world.randomFile(`wait-large-${n}.bin`, 3 * MiB)),
+      );
+      const small = await Promise.all(
+        [...Array(150).keys()].map((n) => world.randomFile(`wait-small-${n}.bin`, 64 * KiB)),
+      );
       await collectGarbage();
       const baseline = process.memoryUsage().arrayBuffers;
       const manager = world.manager({ uploadUrl: front.url, chunkSize, maxConcurrentUploads: 2 });
@@ -142,14 +181,20 @@ describe('read-ahead: the next chunk is read while one is on the wire', () => {
         ...large.map((file, n) => ({ filePath: file.path, options: { remotePath: `wait/large-${n}.bin` } })),
         ...small.map((file, n) => ({ filePath: file.path, options: { remotePath: `wait/small-${n}.bin` } })),
       ]);
-      await waitFor(() => front.requests('PUT', /./).length >= large.length + small.length, 'every upload refused once', 60_000);
+      await waitFor(
+        () => front.requests('PUT', /./).length >= large.length + small.length,
+        'every upload refused once',
+        60_000,
+      );
       await waitFor(() => manager.status().every((upload) => upload.state === 'retrying'), 'every upload waiting');
       await collectGarbage();
       const held = process.memoryUsage().arrayBuffers - baseline;
       // Held at most by the two slots (2 × two chunk buffers); before, each waiting upload kept
       // its buffers: 12 × 2 × 512 KiB + 150 × 64 KiB ≈ 21 MiB.
       expect(held).toBeLessThan(3 * MiB);
-      console.info(`[engine] ${large.length + small.length} uploads waiting: ${(held / MiB).toFixed(2)} MiB of buffers held`);
+      console.info(
+        `[engine] ${large.length + small.length} uploads waiting: ${(held / MiB).toFixed(2)} MiB of buffers held`,
+      );
     } finally {
       await Promise.all(managers.map((manager) => manager.stop()));
       await front.close();
@@ -164,9 +209,17 @@ describe('read-ahead: the next chunk is read while one is on the wire', () => {
     const count = 2000;
     await collectGarbage();
     const before = process.memoryUsage().heapUsed;
-    const results = await manager.addUploads([...Array(count).keys()].map((n) => ({ filePath: files[n % files.length]!.path, options: { remotePath: `queue/q-${n}.bin` } })));
+    const results = await manager.addUploads(
+      [...Array(count).keys()].map((n) => ({
+        filePath: files[n % files.length]!.path,
+        options: { remotePath: `queue/q-${n}.bin` },
+      })),
+    );
     expect(results.every((result) => 'id' in result)).toBe(true);
-    await waitFor(() => manager.status().filter((upload) => upload.state === 'paused').length === count, 'every upload queued');
+    await waitFor(
+      () => manager.status().filter((upload) => upload.state === 'paused').length === count,
+      'every upload queued',
+    );
     await collectGarbage();
     const perFile = (process.memoryUsage().heapUsed - before) / count;
     // A runner per queued file took over 5 KiB; a p-queue task per queued file about 3 KiB. The

@@ -5,7 +5,16 @@ import { FaultProxy } from '../helpers/fault-proxy.js';
 import { sha256OfFile } from '../helpers/random-file.js';
 import { spawnServer, type ServerProcess } from '../helpers/spawn-server.js';
 import { createTempDir, type TempDir } from '../helpers/tmp-dir.js';
-import { EventLog, KiB, MiB, createWorld, fastOptions, waitFor, waitForCompletion, type EngineWorld } from './harness.js';
+import {
+  EventLog,
+  KiB,
+  MiB,
+  createWorld,
+  fastOptions,
+  waitFor,
+  waitForCompletion,
+  type EngineWorld,
+} from './harness.js';
 
 /** Headers and JSON requests besides chunk bodies, per request, generously. */
 const OVERHEAD_PER_REQUEST = 1024;
@@ -55,7 +64,9 @@ describe('NetworkManager recovery: stop/start, offline, agent and server crashes
     const done = await waitForCompletion(manager, id);
     expect(done.sha256).toBe(file.sha256);
     expect(await world.storedSha('recovery/offline.bin')).toBe(file.sha256);
-    const order = log.entries.filter((e) => e.event === 'offline' || e.event === 'online' || e.event === 'completed').map((e) => e.event);
+    const order = log.entries
+      .filter((e) => e.event === 'offline' || e.event === 'online' || e.event === 'completed')
+      .map((e) => e.event);
     expect(order).toEqual(['offline', 'online', 'completed']);
     expect(log.count('failed')).toBe(0);
   });
@@ -92,7 +103,11 @@ describe('NetworkManager recovery: stop/start, offline, agent and server crashes
     let second: EngineRunnerProcess | undefined;
     try {
       // Kill it in the middle of a chunk: half of chunk 7 reached the server.
-      await waitFor(() => world.proxy.stats.bytesUp >= 6.5 * chunkSize, 'the first run to be half-way through chunk 7', 40_000);
+      await waitFor(
+        () => world.proxy.stats.bytesUp >= 6.5 * chunkSize,
+        'the first run to be half-way through chunk 7',
+        40_000,
+      );
       first.child.kill('SIGKILL');
       await first.exited;
       const firstBytes = world.proxy.stats.bytesUp;
@@ -105,7 +120,9 @@ describe('NetworkManager recovery: stop/start, offline, agent and server crashes
       expect(await world.storedSha('recovery/kill.bin')).toBe(file.sha256);
       const resent = firstBytes + (world.proxy.stats.bytesUp - firstBytes) - file.size;
       expect(resent).toBeLessThanOrEqual(chunkSize + 40 * OVERHEAD_PER_REQUEST);
-      console.info(`[engine] kill -9: first run ${firstBytes} B, second run ${world.proxy.stats.bytesUp - firstBytes} B, re-sent ${resent} B (chunk ${chunkSize} B)`);
+      console.info(
+        `[engine] kill -9: first run ${firstBytes} B, second run ${world.proxy.stats.bytesUp - firstBytes} B, re-sent ${resent} B (chunk ${chunkSize} B)`,
+      );
     } finally {
       first.child.kill('SIGKILL');
       second?.child.kill('SIGKILL');
@@ -128,7 +145,17 @@ describe('NetworkManager when the server is killed and restarted mid-upload', ()
 
   it('completes after the server comes back on the same storage', async () => {
     const uploadDir = path.join(dir.path, 'storage');
-    const args = ['--host', '127.0.0.1', '--port', '0', '--upload-dir', uploadDir, '--no-rate-limit', '--log-level', 'info'];
+    const args = [
+      '--host',
+      '127.0.0.1',
+      '--port',
+      '0',
+      '--upload-dir',
+      uploadDir,
+      '--no-rate-limit',
+      '--log-level',
+      'info',
+    ];
     server = await spawnServer(args);
     proxy = await FaultProxy.start({ port: Number(new URL(server.url).port) });
     const world = { dir: dir.path };
@@ -137,7 +164,15 @@ describe('NetworkManager when the server is killed and restarted mid-upload', ()
     const sha = await writeRandomFile(local, 3 * MiB);
     const { NetworkManager } = await import('../../agent/engine/network-manager.js');
     const { pino } = await import('pino');
-    const manager = new NetworkManager({ ...fastOptions, uploadUrl: proxy.url(), stateDir: path.join(dir.path, 'state'), chunkSize: 256 * KiB, bandwidthLimit: 1 * MiB, maxRetries: 2, logger: pino({ level: 'silent' }) });
+    const manager = new NetworkManager({
+      ...fastOptions,
+      uploadUrl: proxy.url(),
+      stateDir: path.join(dir.path, 'state'),
+      chunkSize: 256 * KiB,
+      bandwidthLimit: 1 * MiB,
+      maxRetries: 2,
+      logger: pino({ level: 'silent' }),
+    });
     try {
       await manager.start();
       const id = await manager.addUpload(local, { remotePath: 'crash/crash.bin' });

@@ -11,7 +11,12 @@ describe('RequestWatchdog', () => {
 
   function make(stalledMs: number, timeoutMs: number): { watchdog: RequestWatchdog; fired: WatchdogExpiry[] } {
     const fired: WatchdogExpiry[] = [];
-    const watchdog = new RequestWatchdog({ stalledMs, timeoutMs, onExpire: (kind) => fired.push(kind), now: () => Date.now() });
+    const watchdog = new RequestWatchdog({
+      stalledMs,
+      timeoutMs,
+      onExpire: (kind) => fired.push(kind),
+      now: () => Date.now(),
+    });
     return { watchdog, fired };
   }
 

@@ -20,9 +20,14 @@ describe('NetworkManager scheduling (real server through the proxy)', () => {
     const log = new EventLog(manager);
     let peakBuffers = 0;
     const baseline = process.memoryUsage().arrayBuffers;
-    const sampler = setInterval(() => (peakBuffers = Math.max(peakBuffers, process.memoryUsage().arrayBuffers - baseline)), 20);
+    const sampler = setInterval(
+      () => (peakBuffers = Math.max(peakBuffers, process.memoryUsage().arrayBuffers - baseline)),
+      20,
+    );
     await manager.start();
-    const ids = await Promise.all(files.map((file) => manager.addUpload(file.path, { remotePath: `three/${file.path.split('/').pop()}` })));
+    const ids = await Promise.all(
+      files.map((file) => manager.addUpload(file.path, { remotePath: `three/${file.path.split('/').pop()}` })),
+    );
     const results = await Promise.all(ids.map((id) => waitForCompletion(manager, id, 110_000)));
     clearInterval(sampler);
 
@@ -43,11 +48,23 @@ describe('NetworkManager scheduling (real server through the proxy)', () => {
   it('starts uploads by priority (1 first), FIFO within a priority', async () => {
     const manager = world.manager({ maxConcurrentUploads: 1 });
     const log = new EventLog(manager);
-    const plan: [string, number][] = [['a', 5], ['b', 1], ['c', 5], ['d', 3], ['e', 1], ['f', 10], ['g', 3]];
+    const plan: [string, number][] = [
+      ['a', 5],
+      ['b', 1],
+      ['c', 5],
+      ['d', 3],
+      ['e', 1],
+      ['f', 10],
+      ['g', 3],
+    ];
     const ids = new Map<string, string>();
     for (const [name] of plan) await world.randomFile(`${name}.bin`, 64 * KiB);
     // Queued before start(), so all of them compete for the one slot.
-    for (const [name, priority] of plan) ids.set(await manager.addUpload(`${world.dir.path}/files/${name}.bin`, { priority, remotePath: `prio/${name}.bin` }), name);
+    for (const [name, priority] of plan)
+      ids.set(
+        await manager.addUpload(`${world.dir.path}/files/${name}.bin`, { priority, remotePath: `prio/${name}.bin` }),
+        name,
+      );
     await manager.start();
     await Promise.all([...ids.keys()].map((id) => waitForCompletion(manager, id)));
     expect(log.of('started').map((s) => ids.get(s.id))).toEqual(['b', 'e', 'd', 'g', 'a', 'c', 'f']);
@@ -56,19 +73,29 @@ describe('NetworkManager scheduling (real server through the proxy)', () => {
 
   it('two uploads share one bandwidth limit: their combined rate stays under it', async () => {
     const limit = 512 * KiB;
-    const files = await Promise.all([world.randomFile('share-1.bin', 768 * KiB), world.randomFile('share-2.bin', 768 * KiB)]);
+    const files = await Promise.all([
+      world.randomFile('share-1.bin', 768 * KiB),
+      world.randomFile('share-2.bin', 768 * KiB),
+    ]);
     const manager = world.manager({ bandwidthLimit: limit, chunkSize: 128 * KiB, maxConcurrentUploads: 2 });
     const log = new EventLog(manager);
     const samples: { at: number; bytes: number }[] = [];
     const sampler = setInterval(() => samples.push({ at: performance.now(), bytes: world.proxy.stats.bytesUp }), 50);
     await manager.start();
-    const ids = await Promise.all(files.map((file, i) => manager.addUpload(file.path, { remotePath: `share/${i}.bin` })));
+    const ids = await Promise.all(
+      files.map((file, i) => manager.addUpload(file.path, { remotePath: `share/${i}.bin` })),
+    );
     await Promise.all(ids.map((id) => waitForCompletion(manager, id)));
     clearInterval(sampler);
     for (const [i, file] of files.entries()) expect(await world.storedSha(`share/${i}.bin`)).toBe(file.sha256);
 
     // Both uploads were sending at the same time.
-    const progressIds = new Set(log.of('progress').filter((p) => p.bytesSent > 0 && p.bytesSent < p.bytesTotal).map((p) => p.upload.id));
+    const progressIds = new Set(
+      log
+        .of('progress')
+        .filter((p) => p.bytesSent > 0 && p.bytesSent < p.bytesTotal)
+        .map((p) => p.upload.id),
+    );
     expect(progressIds.size).toBe(2);
     // Bytes over the whole transfer and over every 1-s window (generous bounds; the benchmark measures accuracy).
     const first = samples.find((s) => s.bytes > 0)!;
@@ -81,7 +108,9 @@ describe('NetworkManager scheduling (real server through the proxy)', () => {
       if (end) worst = Math.max(worst, ((end.bytes - start.bytes) / (end.at - start.at)) * 1000);
     }
     expect(worst).toBeLessThanOrEqual(limit * 1.5);
-    console.info(`[engine] shared limit ${limit} B/s: average ${Math.round(average)} B/s (${((average / limit - 1) * 100).toFixed(1)}%), worst 1-s window ${Math.round(worst)} B/s`);
+    console.info(
+      `[engine] shared limit ${limit} B/s: average ${Math.round(average)} B/s (${((average / limit - 1) * 100).toFixed(1)}%), worst 1-s window ${Math.round(worst)} B/s`,
+    );
   });
 
   it('a bandwidthLimit change applies to uploads already running', async () => {

@@ -4,7 +4,17 @@ import { randomBytes } from 'node:crypto';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { HttpFaultFront } from '../helpers/http-fault-front.js';
 import { sha256Of } from '../helpers/random-file.js';
-import { EventLog, KiB, MiB, createWorld, uploadStarts, waitFor, waitForCompletion, waitForFailure, type EngineWorld } from './harness.js';
+import {
+  EventLog,
+  KiB,
+  MiB,
+  createWorld,
+  uploadStarts,
+  waitFor,
+  waitForCompletion,
+  waitForFailure,
+  type EngineWorld,
+} from './harness.js';
 
 describe('NetworkManager and what the server answers', () => {
   let world: EngineWorld;
@@ -21,8 +31,18 @@ describe('NetworkManager and what the server answers', () => {
   it('honours 429 and 503 Retry-After without using up an attempt (maxRetries 0)', async () => {
     const file = await world.randomFile('limited.bin', 1 * MiB);
     front.inject((req, count) => {
-      if (req.method === 'POST' && req.url === '/v1/sessions' && count === 0) return { status: 503, headers: { 'retry-after': '1' }, body: { success: false, error: 'shutting down', code: 'SERVER_UNAVAILABLE' } };
-      if (req.method === 'PUT' && /\/chunks\/1$/.test(req.url ?? '') && count < 2) return { status: 429, headers: { 'retry-after': '1' }, body: { success: false, error: 'Too many chunk requests', code: 'RATE_LIMITED', retryAfter: 1 } };
+      if (req.method === 'POST' && req.url === '/v1/sessions' && count === 0)
+        return {
+          status: 503,
+          headers: { 'retry-after': '1' },
+          body: { success: false, error: 'shutting down', code: 'SERVER_UNAVAILABLE' },
+        };
+      if (req.method === 'PUT' && /\/chunks\/1$/.test(req.url ?? '') && count < 2)
+        return {
+          status: 429,
+          headers: { 'retry-after': '1' },
+          body: { success: false, error: 'Too many chunk requests', code: 'RATE_LIMITED', retryAfter: 1 },
+        };
       return undefined;
     });
     const manager = world.manager({ uploadUrl: front.url, chunkSize: 256 * KiB, maxRetries: 0 });
@@ -73,8 +93,14 @@ describe('NetworkManager and what the server answers', () => {
     const file = await world.randomFile('again.bin', 100 * KiB);
     // The first request of the upload (a whole-file PUT for this size, or a session's create) is refused.
     const firstUploadRequest = (req: { method?: string; url?: string }, count: number): boolean =>
-      count === 0 && ((req.method === 'POST' && req.url === '/v1/sessions') || (req.method === 'PUT' && (req.url ?? '').startsWith('/v1/files/')));
-    front.inject((req, count) => (firstUploadRequest(req, count) ? { status: 400, body: { success: false, error: 'metadata is refused today', code: 'INVALID_FIELD' } } : undefined));
+      count === 0 &&
+      ((req.method === 'POST' && req.url === '/v1/sessions') ||
+        (req.method === 'PUT' && (req.url ?? '').startsWith('/v1/files/')));
+    front.inject((req, count) =>
+      firstUploadRequest(req, count)
+        ? { status: 400, body: { success: false, error: 'metadata is refused today', code: 'INVALID_FIELD' } }
+        : undefined,
+    );
     const manager = world.manager({ uploadUrl: front.url });
     await manager.start();
     const id = await manager.addUpload(file.path, { remotePath: 'answers/again.bin' });
@@ -110,7 +136,10 @@ describe('NetworkManager and what the server answers', () => {
     const lookalike = await world.writeFile('lookalike.bin', changed);
     const third = world.manager();
     await third.start();
-    const replaced = await waitForCompletion(third, await third.addUpload(lookalike.path, { remotePath: 'answers/dedup.bin' }));
+    const replaced = await waitForCompletion(
+      third,
+      await third.addUpload(lookalike.path, { remotePath: 'answers/dedup.bin' }),
+    );
     expect(replaced).toMatchObject({ deduplicated: false, sha256: lookalike.sha256 });
     expect(await world.storedSha('answers/dedup.bin')).toBe(lookalike.sha256);
   });
@@ -150,8 +179,21 @@ describe('NetworkManager and what the server answers', () => {
     front.inject((req) => {
       if (req.method !== 'POST' || !/\/complete$/.test(req.url ?? '')) return undefined;
       const count = completes++;
-      if (count === 0) return { status: 409, body: { success: false, error: 'chunks 1 and 2 are missing', code: 'CHUNKS_MISSING', missing: [1, 2] } };
-      if (count === 1) return { status: 422, body: { success: false, error: 'SHA-256 mismatch; every chunk passed', code: 'FILE_CHECKSUM_MISMATCH', missing: [0, 1, 2, 3] } };
+      if (count === 0)
+        return {
+          status: 409,
+          body: { success: false, error: 'chunks 1 and 2 are missing', code: 'CHUNKS_MISSING', missing: [1, 2] },
+        };
+      if (count === 1)
+        return {
+          status: 422,
+          body: {
+            success: false,
+            error: 'SHA-256 mismatch; every chunk passed',
+            code: 'FILE_CHECKSUM_MISMATCH',
+            missing: [0, 1, 2, 3],
+          },
+        };
       return undefined;
     });
     const manager = world.manager({ uploadUrl: front.url, chunkSize: 256 * KiB });

@@ -10,10 +10,17 @@ import { waitFor } from '../helpers/wait-for.js';
 
 describe('parseServerUrl', () => {
   it("accepts the legacy API's trailing /upload and keeps a reverse-proxy prefix", () => {
-    expect(parseServerUrl('https://host:8080/upload')).toMatchObject({ origin: 'https://host:8080', prefix: '', https: true });
+    expect(parseServerUrl('https://host:8080/upload')).toMatchObject({
+      origin: 'https://host:8080',
+      prefix: '',
+      https: true,
+    });
     expect(parseServerUrl('https://host:8080/upload/')).toMatchObject({ prefix: '' });
     expect(parseServerUrl('http://127.0.0.1:8080')).toMatchObject({ origin: 'http://127.0.0.1:8080', prefix: '' });
-    expect(parseServerUrl('https://example.com/robots/upload')).toMatchObject({ prefix: '/robots', href: 'https://example.com/robots' });
+    expect(parseServerUrl('https://example.com/robots/upload')).toMatchObject({
+      prefix: '/robots',
+      href: 'https://example.com/robots',
+    });
     expect(() => parseServerUrl('ftp://x')).toThrow(expect.objectContaining({ code: 'CONFIG_INVALID' }));
     expect(() => parseServerUrl('https://user:pw@x')).toThrow(expect.objectContaining({ code: 'CONFIG_INVALID' }));
   });
@@ -21,7 +28,8 @@ describe('parseServerUrl', () => {
 
 describe('TransferCompression', () => {
   it('never compresses already-compressed formats', async () => {
-    for (const name of ['a.mcap.zstd', 'b.zst', 'c.gz', 'd.bz2', 'e.xz', 'f.LZ4']) expect(isPrecompressed(name)).toBe(true);
+    for (const name of ['a.mcap.zstd', 'b.zst', 'c.gz', 'd.bz2', 'e.xz', 'f.LZ4'])
+      expect(isPrecompressed(name)).toBe(true);
     const compression = new TransferCompression(true, 'x.mcap.zstd');
     const data = Buffer.alloc(100_000, 'a');
     expect(await compression.encode(data)).toEqual({ body: data, encoding: 'identity' });
@@ -66,9 +74,21 @@ describe('RunningHash', () => {
 
 describe('ReachabilityProbe', () => {
   it('backs off exponentially with jitter between min and max, and stops once reachable', async () => {
-    const probe = new ReachabilityProbe({ check: async () => false, minDelayMs: () => 1000, maxDelayMs: () => 60_000, onReachable: () => undefined, random: () => 1 });
+    const probe = new ReachabilityProbe({
+      check: async () => false,
+      minDelayMs: () => 1000,
+      maxDelayMs: () => 60_000,
+      onReachable: () => undefined,
+      random: () => 1,
+    });
     expect([0, 1, 2, 3, 10].map((n) => probe.delayAfter(n))).toEqual([1000, 2000, 4000, 8000, 60_000]);
-    const low = new ReachabilityProbe({ check: async () => false, minDelayMs: () => 1000, maxDelayMs: () => 60_000, onReachable: () => undefined, random: () => 0 });
+    const low = new ReachabilityProbe({
+      check: async () => false,
+      minDelayMs: () => 1000,
+      maxDelayMs: () => 60_000,
+      onReachable: () => undefined,
+      random: () => 0,
+    });
     expect(low.delayAfter(0)).toBe(500);
 
     let calls = 0;

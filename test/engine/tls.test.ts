@@ -48,7 +48,10 @@ describe('NetworkManager over https', () => {
       keySize: 2048,
       notAfterDate: new Date(Date.now() + 2 * 86_400_000),
       algorithm: 'sha256',
-      extensions: [{ name: 'basicConstraints', cA: true }, { name: 'extKeyUsage', clientAuth: true }],
+      extensions: [
+        { name: 'basicConstraints', cA: true },
+        { name: 'extKeyUsage', clientAuth: true },
+      ],
     });
     const clientCert = path.join(certDir.path, 'client.pem');
     const clientKey = path.join(certDir.path, 'client-key.pem');
@@ -57,7 +60,13 @@ describe('NetworkManager over https', () => {
     const { readFile } = await import('node:fs/promises');
     const front = await HttpFaultFront.start({
       target: world.server.url,
-      tls: { key: await readFile(cert.keyFile), cert: await readFile(cert.certFile), ca: [client.cert], requestCert: true, rejectUnauthorized: true },
+      tls: {
+        key: await readFile(cert.keyFile),
+        cert: await readFile(cert.certFile),
+        ca: [client.cert],
+        requestCert: true,
+        rejectUnauthorized: true,
+      },
     });
     try {
       const file = await world.randomFile('mtls.bin', 300 * KiB);

@@ -2,7 +2,11 @@ import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { TokenBucket } from '../../agent/engine/throttle/token-bucket.js';
 
 /** Drives consumers that take slices back to back, on a fake clock. */
-async function drain(bucket: TokenBucket, consumers: number, seconds: number): Promise<{ total: number; perConsumer: number[]; windows: number[] }> {
+async function drain(
+  bucket: TokenBucket,
+  consumers: number,
+  seconds: number,
+): Promise<{ total: number; perConsumer: number[]; windows: number[] }> {
   const perConsumer = new Array<number>(consumers).fill(0);
   const windows: number[] = [];
   let running = true;

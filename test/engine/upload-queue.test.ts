@@ -19,8 +19,17 @@ describe('UploadQueue', () => {
   it('grants slots by priority (1 first), FIFO within a priority', async () => {
     const { queue } = recordingQueue(1);
     const granted: { name: string; slot: Slot }[] = [];
-    const requests: [string, number][] = [['a5', 5], ['b1', 1], ['c5', 5], ['d3', 3], ['e1', 1], ['f10', 10]];
-    requests.forEach(([name, priority], seq) => void queue.acquire(priority, seq + 1).then((slot) => granted.push({ name, slot })));
+    const requests: [string, number][] = [
+      ['a5', 5],
+      ['b1', 1],
+      ['c5', 5],
+      ['d3', 3],
+      ['e1', 1],
+      ['f10', 10],
+    ];
+    requests.forEach(
+      ([name, priority], seq) => void queue.acquire(priority, seq + 1).then((slot) => granted.push({ name, slot })),
+    );
     queue.open();
     for (let i = 0; i < requests.length; i += 1) {
       await waitFor(() => granted.length === i + 1, `grant ${i + 1}`);

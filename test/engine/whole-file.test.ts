@@ -2,7 +2,16 @@ import { readFile } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { HttpFaultFront } from '../helpers/http-fault-front.js';
-import { EventLog, KiB, MiB, createWorld, uploadStarts, waitForCompletion, waitForFailure, type EngineWorld } from './harness.js';
+import {
+  EventLog,
+  KiB,
+  MiB,
+  createWorld,
+  uploadStarts,
+  waitForCompletion,
+  waitForFailure,
+  type EngineWorld,
+} from './harness.js';
 
 /** Small files go whole in one request (PUT /v1/files/<path>), with every guarantee of a session. */
 describe('NetworkManager: a small file in one request', () => {
@@ -22,8 +31,12 @@ describe('NetworkManager: a small file in one request', () => {
     const manager = world.manager({ uploadUrl: front.url });
     const log = new EventLog(manager);
     await manager.start();
-    const ids = await manager.addUploads(files.map((file, n) => ({ filePath: file.path, options: { remotePath: `whole/small-${n}.bin` } })));
-    const done = await Promise.all(ids.map((result) => waitForCompletion(manager, 'id' in result ? result.id : 'refused')));
+    const ids = await manager.addUploads(
+      files.map((file, n) => ({ filePath: file.path, options: { remotePath: `whole/small-${n}.bin` } })),
+    );
+    const done = await Promise.all(
+      ids.map((result) => waitForCompletion(manager, 'id' in result ? result.id : 'refused')),
+    );
     for (const [n, file] of files.entries()) {
       expect(done[n]).toMatchObject({ sha256: file.sha256, deduplicated: false });
       expect(await world.storedSha(`whole/small-${n}.bin`)).toBe(file.sha256);
@@ -33,10 +46,21 @@ describe('NetworkManager: a small file in one request', () => {
     expect(front.log.filter((r) => !/^\/v1\/files\//.test(r.path))).toEqual([]);
     for (const [n] of files.entries()) {
       const id = (ids[n] as { id: string }).id;
-      const events = log.entries.filter((e) => (e.args[0] as { id?: string; upload?: { id: string } }).id === id || (e.args[0] as { upload?: { id: string } }).upload?.id === id).map((e) => e.event);
+      const events = log.entries
+        .filter(
+          (e) =>
+            (e.args[0] as { id?: string; upload?: { id: string } }).id === id ||
+            (e.args[0] as { upload?: { id: string } }).upload?.id === id,
+        )
+        .map((e) => e.event);
       expect(events.indexOf('queued')).toBeLessThan(events.indexOf('started'));
       expect(events.indexOf('started')).toBeLessThan(events.indexOf('completed'));
-      expect(manager.upload(id)).toMatchObject({ state: 'completed', bytesSent: files[n]!.size, bytesTotal: files[n]!.size, sha256: files[n]!.sha256 });
+      expect(manager.upload(id)).toMatchObject({
+        state: 'completed',
+        bytesSent: files[n]!.size,
+        bytesTotal: files[n]!.size,
+        sha256: files[n]!.sha256,
+      });
     }
   });
 
@@ -47,7 +71,10 @@ describe('NetworkManager: a small file in one request', () => {
     const manager = world.manager();
     const log = new EventLog(manager);
     await manager.start();
-    const done = await waitForCompletion(manager, await manager.addUpload(file.path, { remotePath: 'whole/lost-answer.bin' }));
+    const done = await waitForCompletion(
+      manager,
+      await manager.addUpload(file.path, { remotePath: 'whole/lost-answer.bin' }),
+    );
     expect(done).toMatchObject({ sha256: file.sha256, deduplicated: false });
     expect(await world.storedSha('whole/lost-answer.bin')).toBe(file.sha256);
     expect(world.proxy.stats.drops).toBe(1);
@@ -63,7 +90,10 @@ describe('NetworkManager: a small file in one request', () => {
     const manager = world.manager();
     const log = new EventLog(manager);
     await manager.start();
-    const done = await waitForCompletion(manager, await manager.addUpload(file.path, { remotePath: 'whole/flipped.bin' }));
+    const done = await waitForCompletion(
+      manager,
+      await manager.addUpload(file.path, { remotePath: 'whole/flipped.bin' }),
+    );
     expect(done.sha256).toBe(file.sha256);
     expect(await world.storedSha('whole/flipped.bin')).toBe(file.sha256);
     expect(world.proxy.stats.flips).toBe(1);
@@ -99,36 +129,57 @@ describe('NetworkManager: a small file in one request', () => {
     // With replace it is replaced, in one request.
     const puts = front.requests('PUT', /^\/v1\/files\//).length;
     const starts = uploadStarts(front).length;
-    const replacing = await waitForCompletion(fresh, await fresh.addUpload(other.path, { remotePath: 'whole/held.bin', replace: true }));
+    const replacing = await waitForCompletion(
+      fresh,
+      await fresh.addUpload(other.path, { remotePath: 'whole/held.bin', replace: true }),
+    );
     expect(replacing).toMatchObject({ sha256: other.sha256, deduplicated: false });
     expect(await world.storedSha('whole/held.bin')).toBe(other.sha256);
-    expect(front.requests('PUT', /^\/v1\/files\//).slice(puts).map((r) => r.status)).toEqual([201]);
+    expect(
+      front
+        .requests('PUT', /^\/v1\/files\//)
+        .slice(puts)
+        .map((r) => r.status),
+    ).toEqual([201]);
     expect(uploadStarts(front)).toHaveLength(starts + 1);
   });
 
-  it.each([404, 405])('falls back to sessions when the server has no whole-file route (%i), and remembers it', async (status) => {
-    front.inject((req) =>
-      req.method === 'PUT' && (req.url ?? '').startsWith('/v1/files/')
-        ? { status, body: { success: false, error: `No route PUT ${req.url}`, code: status === 404 ? 'ROUTE_NOT_FOUND' : 'BAD_REQUEST' } }
-        : undefined,
-    );
-    const files = await Promise.all([0, 1, 2].map((n) => world.randomFile(`old-${n}.bin`, 50 * KiB)));
-    const manager = world.manager({ uploadUrl: front.url, maxConcurrentUploads: 1 });
-    const log = new EventLog(manager);
-    await manager.start();
-    for (const [n, file] of files.entries()) {
-      const done = await waitForCompletion(manager, await manager.addUpload(file.path, { remotePath: `old/old-${n}.bin` }));
-      expect(done.sha256).toBe(file.sha256);
-      expect(await world.storedSha(`old/old-${n}.bin`)).toBe(file.sha256);
-    }
-    // One whole-file attempt, then sessions only: create, one chunk and complete per file.
-    expect(front.requests('PUT', /^\/v1\/files\//).map((r) => r.status)).toEqual([status]);
-    expect(front.requests('POST', /^\/v1\/sessions$/)).toHaveLength(3);
-    expect(front.requests('PUT', /\/chunks\/0$/)).toHaveLength(3);
-    expect(front.requests('POST', /\/complete$/)).toHaveLength(3);
-    expect(log.count('failed')).toBe(0);
-    expect(log.count('retrying')).toBe(0);
-  });
+  it.each([404, 405])(
+    'falls back to sessions when the server has no whole-file route (%i), and remembers it',
+    async (status) => {
+      front.inject((req) =>
+        req.method === 'PUT' && (req.url ?? '').startsWith('/v1/files/')
+          ? {
+              status,
+              body: {
+                success: false,
+                error: `No route PUT ${req.url}`,
+                code: status === 404 ? 'ROUTE_NOT_FOUND' : 'BAD_REQUEST',
+              },
+            }
+          : undefined,
+      );
+      const files = await Promise.all([0, 1, 2].map((n) => world.randomFile(`old-${n}.bin`, 50 * KiB)));
+      const manager = world.manager({ uploadUrl: front.url, maxConcurrentUploads: 1 });
+      const log = new EventLog(manager);
+      await manager.start();
+      for (const [n, file] of files.entries()) {
+        const done = await waitForCompletion(
+          manager,
+          await manager.addUpload(file.path, { remotePath: `old/old-${n}.bin` }),
+        );
+        expect(done.sha256).toBe(file.sha256);
+        expect(await world.storedSha(`old/old-${n}.bin`)).toBe(file.sha256);
+      }
+      // One whole-file attempt, then sessions only: create, one chunk and complete per file.
+      expect(front.requests('PUT', /^\/v1\/files\//).map((r) => r.status)).toEqual([status]);
+      expect(front.requests('POST', /^\/v1\/sessions$/)).toHaveLength(3);
+      expect(front.requests('PUT', /\/chunks\/0$/)).toHaveLength(3);
+      expect(front.requests('POST', /\/complete$/)).toHaveLength(3);
+      expect(log.count('failed')).toBe(0);
+      expect(log.count('retrying')).toBe(0);
+    },
+  );
 
   it('uses a session for a file above the whole-file limit, and for metadata too large for a header', async () => {
     const large = await world.randomFile('large.bin', 1 * MiB + 1);
@@ -137,7 +188,10 @@ describe('NetworkManager: a small file in one request', () => {
     await manager.start();
     const a = await waitForCompletion(manager, await manager.addUpload(large.path, { remotePath: 'limit/large.bin' }));
     const metadata = { notes: 'x'.repeat(12 * KiB) };
-    const b = await waitForCompletion(manager, await manager.addUpload(small.path, { remotePath: 'limit/annotated.bin', metadata }));
+    const b = await waitForCompletion(
+      manager,
+      await manager.addUpload(small.path, { remotePath: 'limit/annotated.bin', metadata }),
+    );
     expect([a.sha256, b.sha256]).toEqual([large.sha256, small.sha256]);
     expect(uploadStarts(front).map((r) => `${r.method} ${r.status}`)).toEqual(['POST 201', 'POST 201']);
     expect(front.requests('PUT', /^\/v1\/files\//)).toHaveLength(0);

@@ -103,7 +103,15 @@ describe('Ceph RADOS Gateway: what the S3 backend relies on', () => {
     expect(UploadId).toMatch(/\S/);
     const partMd5s: Buffer[] = [];
     for (let index = 0, start = 0; index < sizes.length; start += sizes[index]!, index += 1) {
-      const answer = await s3.send(new UploadPartCommand({ Bucket: bucket, Key: key, UploadId, PartNumber: index + 1, ...partOf(file, start, sizes[index]!) }));
+      const answer = await s3.send(
+        new UploadPartCommand({
+          Bucket: bucket,
+          Key: key,
+          UploadId,
+          PartNumber: index + 1,
+          ...partOf(file, start, sizes[index]!),
+        }),
+      );
       partMd5s.push(await md5OfRange(file, start, sizes[index]!));
       expect(answer.ETag).toBe(`"${partMd5s[index]!.toString('hex')}"`);
     }
@@ -112,7 +120,10 @@ describe('Ceph RADOS Gateway: what the S3 backend relies on', () => {
     expect(parts.Parts?.map((part) => [part.PartNumber, part.Size, part.ETag])).toEqual(
       sizes.map((size, index) => [index + 1, size, `"${partMd5s[index]!.toString('hex')}"`]),
     );
-    expect(await statusOf(s3.send(new HeadObjectCommand({ Bucket: bucket, Key: key })))).toEqual({ status: 404, name: 'NotFound' });
+    expect(await statusOf(s3.send(new HeadObjectCommand({ Bucket: bucket, Key: key })))).toEqual({
+      status: 404,
+      name: 'NotFound',
+    });
     expect((await s3.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: 'robot-1/' }))).KeyCount).toBe(0);
 
     const completed = await s3.send(
@@ -134,7 +145,9 @@ describe('Ceph RADOS Gateway: what the S3 backend relies on', () => {
 
     // A range across the boundary of parts 1 and 2, as a resumed read of a stored file asks.
     const start = 5 * MiB - 10;
-    const ranged = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: key, Range: `bytes=${start}-${start + 19}` }));
+    const ranged = await s3.send(
+      new GetObjectCommand({ Bucket: bucket, Key: key, Range: `bytes=${start}-${start + 19}` }),
+    );
     expect(ranged.$metadata.httpStatusCode).toBe(206);
     expect(ranged.ContentRange).toBe(`bytes ${start}-${start + 19}/${total}`);
     const expected = await bodyBytes(createReadStream(file, { start, end: start + 19 }));
@@ -147,7 +160,9 @@ describe('Ceph RADOS Gateway: what the S3 backend relies on', () => {
     await writeRandomFile(file, 5 * MiB);
     const key = 'robot-1/bag/aborted.db3';
     const { UploadId } = await s3.send(new CreateMultipartUploadCommand({ Bucket: bucket, Key: key }));
-    await s3.send(new UploadPartCommand({ Bucket: bucket, Key: key, UploadId, PartNumber: 1, ...partOf(file, 0, 5 * MiB) }));
+    await s3.send(
+      new UploadPartCommand({ Bucket: bucket, Key: key, UploadId, PartNumber: 1, ...partOf(file, 0, 5 * MiB) }),
+    );
     const listed = await s3.send(new ListMultipartUploadsCommand({ Bucket: bucket, Prefix: key }));
     expect(listed.Uploads?.map((upload) => upload.UploadId)).toEqual([UploadId]);
 
@@ -157,9 +172,18 @@ describe('Ceph RADOS Gateway: what the S3 backend relies on', () => {
     expect((await s3.send(new ListMultipartUploadsCommand({ Bucket: bucket, Prefix: key }))).Uploads ?? []).toEqual([]);
     // Ceph answers ListParts of an aborted upload with NoSuchKey (AWS: NoSuchUpload), and a
     // second abort with NoSuchUpload: "upload gone" must accept both.
-    expect(await statusOf(s3.send(new ListPartsCommand({ Bucket: bucket, Key: key, UploadId })))).toEqual({ status: 404, name: 'NoSuchKey' });
-    expect(await statusOf(s3.send(new AbortMultipartUploadCommand({ Bucket: bucket, Key: key, UploadId })))).toEqual({ status: 404, name: 'NoSuchUpload' });
-    expect(await statusOf(s3.send(new HeadObjectCommand({ Bucket: bucket, Key: key })))).toEqual({ status: 404, name: 'NotFound' });
+    expect(await statusOf(s3.send(new ListPartsCommand({ Bucket: bucket, Key: key, UploadId })))).toEqual({
+      status: 404,
+      name: 'NoSuchKey',
+    });
+    expect(await statusOf(s3.send(new AbortMultipartUploadCommand({ Bucket: bucket, Key: key, UploadId })))).toEqual({
+      status: 404,
+      name: 'NoSuchUpload',
+    });
+    expect(await statusOf(s3.send(new HeadObjectCommand({ Bucket: bucket, Key: key })))).toEqual({
+      status: 404,
+      name: 'NotFound',
+    });
   });
 
   it('PutObject with If-None-Match: * refuses an existing key with 412 and keeps the first body', async () => {
@@ -167,7 +191,9 @@ describe('Ceph RADOS Gateway: what the S3 backend relies on', () => {
     const key = 'robot-1/bag/metadata.yaml';
     const first = await s3.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: 'first', IfNoneMatch: '*' }));
     expect(first.$metadata.httpStatusCode).toBe(200);
-    expect(await statusOf(s3.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: 'second', IfNoneMatch: '*' })))).toEqual({
+    expect(
+      await statusOf(s3.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: 'second', IfNoneMatch: '*' }))),
+    ).toEqual({
       status: 412,
       name: 'PreconditionFailed',
     });
@@ -205,10 +231,17 @@ describe('Ceph RADOS Gateway: what the S3 backend relies on', () => {
       );
     const key = 'robot-1/bag/to-compress.db3.gz';
     // queueSize 1: one 5 MiB part in memory at a time, whatever the file's size.
-    await new Upload({ client: s3, params: { Bucket: bucket, Key: key, Body: body }, partSize: 5 * MiB, queueSize: 1 }).done();
+    await new Upload({
+      client: s3,
+      params: { Bucket: bucket, Key: key, Body: body },
+      partSize: 5 * MiB,
+      queueSize: 1,
+    }).done();
     const head = await s3.send(new HeadObjectCommand({ Bucket: bucket, Key: key }));
     expect(head.ETag).toMatch(/-2"$/); // random bytes do not shrink: two parts
-    expect(await sha256OfBody((await s3.send(new GetObjectCommand({ Bucket: bucket, Key: key }))).Body)).toBe(compressed.digest('hex'));
+    expect(await sha256OfBody((await s3.send(new GetObjectCommand({ Bucket: bucket, Key: key }))).Body)).toBe(
+      compressed.digest('hex'),
+    );
   });
 });
 
@@ -219,10 +252,14 @@ describe('Ceph RADOS Gateway: what the S3 backend must not rely on', () => {
     const { UploadId } = await s3.send(new CreateMultipartUploadCommand({ Bucket: bucket, Key: key }));
     const parts = [];
     for (const [index, body] of ['one MiB would do', 'the last'].entries()) {
-      const { ETag } = await s3.send(new UploadPartCommand({ Bucket: bucket, Key: key, UploadId, PartNumber: index + 1, Body: body }));
+      const { ETag } = await s3.send(
+        new UploadPartCommand({ Bucket: bucket, Key: key, UploadId, PartNumber: index + 1, Body: body }),
+      );
       parts.push({ PartNumber: index + 1, ETag });
     }
-    const complete = s3.send(new CompleteMultipartUploadCommand({ Bucket: bucket, Key: key, UploadId, MultipartUpload: { Parts: parts } }));
+    const complete = s3.send(
+      new CompleteMultipartUploadCommand({ Bucket: bucket, Key: key, UploadId, MultipartUpload: { Parts: parts } }),
+    );
     expect(await statusOf(complete)).toEqual({ status: 400, name: 'EntityTooSmall' });
     expect((await s3.send(new ListPartsCommand({ Bucket: bucket, Key: key, UploadId }))).Parts).toHaveLength(2);
     await s3.send(new AbortMultipartUploadCommand({ Bucket: bucket, Key: key, UploadId }));
@@ -233,9 +270,17 @@ describe('Ceph RADOS Gateway: what the S3 backend must not rely on', () => {
     const key = 'robot-1/bag/replaced.yaml';
     await s3.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: 'original' }));
     const { UploadId } = await s3.send(new CreateMultipartUploadCommand({ Bucket: bucket, Key: key }));
-    const { ETag } = await s3.send(new UploadPartCommand({ Bucket: bucket, Key: key, UploadId, PartNumber: 1, Body: 'replacement' }));
+    const { ETag } = await s3.send(
+      new UploadPartCommand({ Bucket: bucket, Key: key, UploadId, PartNumber: 1, Body: 'replacement' }),
+    );
     const completed = await s3.send(
-      new CompleteMultipartUploadCommand({ Bucket: bucket, Key: key, UploadId, IfNoneMatch: '*', MultipartUpload: { Parts: [{ PartNumber: 1, ETag }] } }),
+      new CompleteMultipartUploadCommand({
+        Bucket: bucket,
+        Key: key,
+        UploadId,
+        IfNoneMatch: '*',
+        MultipartUpload: { Parts: [{ PartNumber: 1, ETag }] },
+      }),
     );
     expect(completed.$metadata.httpStatusCode).toBe(200);
     const stored = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
@@ -258,9 +303,14 @@ describe('Ceph RADOS Gateway: what the S3 backend must not rely on', () => {
     const { engine, bucket, tmp } = context();
     const file = path.join(tmp.path, 'default-checksums.mcap');
     await writeRandomFile(file, MiB);
-    const defaults = createS3Client(engine, { requestChecksumCalculation: 'WHEN_SUPPORTED', responseChecksumValidation: 'WHEN_SUPPORTED' });
+    const defaults = createS3Client(engine, {
+      requestChecksumCalculation: 'WHEN_SUPPORTED',
+      responseChecksumValidation: 'WHEN_SUPPORTED',
+    });
     try {
-      const put = defaults.send(new PutObjectCommand({ Bucket: bucket, Key: 'robot-1/bag/default-checksums.mcap', ...partOf(file, 0, MiB) }));
+      const put = defaults.send(
+        new PutObjectCommand({ Bucket: bucket, Key: 'robot-1/bag/default-checksums.mcap', ...partOf(file, 0, MiB) }),
+      );
       expect(await statusOf(put)).toEqual({ status: 411, name: 'MissingContentLength' });
     } finally {
       defaults.destroy();

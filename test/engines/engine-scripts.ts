@@ -32,11 +32,18 @@ export function parseEngineEnv(stdout: string): EngineEnv {
 
 function run(name: EngineName, args: string[], limitMs: number): Promise<string> {
   return new Promise((resolve, reject) => {
-    execFile('bash', [engineScript(name), ...args], { timeout: limitMs, killSignal: 'SIGKILL', maxBuffer: 1 << 20 }, (error, stdout, stderr) => {
-      if (!error) return resolve(stdout);
-      const why = error.killed ? `did not finish within ${limitMs / 1000} s` : `exited with ${error.code ?? error.signal}`;
-      reject(new Error(`scripts/engines/${name}.sh ${args.join(' ')} ${why}:\n${stderr.trim() || stdout.trim()}`));
-    });
+    execFile(
+      'bash',
+      [engineScript(name), ...args],
+      { timeout: limitMs, killSignal: 'SIGKILL', maxBuffer: 1 << 20 },
+      (error, stdout, stderr) => {
+        if (!error) return resolve(stdout);
+        const why = error.killed
+          ? `did not finish within ${limitMs / 1000} s`
+          : `exited with ${error.code ?? error.signal}`;
+        reject(new Error(`scripts/engines/${name}.sh ${args.join(' ')} ${why}:\n${stderr.trim() || stdout.trim()}`));
+      },
+    );
   });
 }
 
@@ -52,5 +59,8 @@ export async function stopEngine(name: EngineName, dir: string, wipe = false): P
 
 /** The same, blocking: for a process 'exit' handler, where nothing asynchronous runs. */
 export function stopEngineSync(name: EngineName, dir: string, wipe = false): void {
-  spawnSync('bash', [engineScript(name), 'stop', dir, ...(wipe ? ['--wipe'] : [])], { stdio: 'ignore', timeout: STOP_LIMIT_MS });
+  spawnSync('bash', [engineScript(name), 'stop', dir, ...(wipe ? ['--wipe'] : [])], {
+    stdio: 'ignore',
+    timeout: STOP_LIMIT_MS,
+  });
 }

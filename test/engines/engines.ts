@@ -74,7 +74,10 @@ export async function usePostgres(): Promise<PostgresEngine> {
 
 function required(env: EngineEnv, key: string): string {
   const value = env[key];
-  if (!value) throw new Error(`the engine's start script printed no ${key} (it printed: ${Object.keys(env).join(', ') || 'nothing'})`);
+  if (!value)
+    throw new Error(
+      `the engine's start script printed no ${key} (it printed: ${Object.keys(env).join(', ') || 'nothing'})`,
+    );
   return value;
 }
 

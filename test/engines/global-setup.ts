@@ -48,7 +48,8 @@ export default async function setup(project: TestProject): Promise<() => Promise
       const began = performance.now();
       starting = startEngine(name, path.join(runDir, name));
       starting.then(
-        () => process.stderr.write(`engines: ${name} started in ${((performance.now() - began) / 1000).toFixed(1)} s\n`),
+        () =>
+          process.stderr.write(`engines: ${name} started in ${((performance.now() - began) / 1000).toFixed(1)} s\n`),
         () => {},
       );
       starts.set(name, starting);
@@ -61,7 +62,8 @@ export default async function setup(project: TestProject): Promise<() => Promise
     const reply = (status: number, body: unknown): void => {
       response.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(body));
     };
-    if (request.method !== 'POST' || !name || !ENGINES.includes(name)) return reply(404, { error: `no engine at ${request.method} ${request.url}; engines: ${ENGINES.join(', ')}` });
+    if (request.method !== 'POST' || !name || !ENGINES.includes(name))
+      return reply(404, { error: `no engine at ${request.method} ${request.url}; engines: ${ENGINES.join(', ')}` });
     start(name).then(
       (env) => reply(200, { env }),
       (error: Error) => reply(503, { error: error.message }),
@@ -86,7 +88,11 @@ export default async function setup(project: TestProject): Promise<() => Promise
     await rm(runDir, { recursive: true, force: true });
     process.off('exit', stopAllNow);
     const failures = results.filter((result): result is PromiseRejectedResult => result.status === 'rejected');
-    if (failures.length > 0) throw new AggregateError(failures.map((failure) => failure.reason), 'engines: stopping failed; daemons may still run');
+    if (failures.length > 0)
+      throw new AggregateError(
+        failures.map((failure) => failure.reason),
+        'engines: stopping failed; daemons may still run',
+      );
   };
 }
 

@@ -38,7 +38,10 @@ async function connect(): Promise<pg.Client> {
 describe('PostgreSQL: what the session store relies on', () => {
   it('connects through DATABASE_URL to PostgreSQL 15, in its own database', async () => {
     const client = await connect();
-    const { rows } = await client.query<{ version: string; database: string }>('SELECT current_setting($1) AS version, current_database() AS database', ['server_version']);
+    const { rows } = await client.query<{ version: string; database: string }>(
+      'SELECT current_setting($1) AS version, current_database() AS database',
+      ['server_version'],
+    );
     expect(rows[0]!.version).toMatch(/^15\./);
     expect(rows[0]!.database).toBe(new URL(databaseUrl()).pathname.slice(1));
   });
@@ -51,13 +54,16 @@ describe('PostgreSQL: what the session store relies on', () => {
     await client.query('BEGIN');
     await client.query("INSERT INTO sessions VALUES ('robot-1/committed', 'a')");
     await client.query('COMMIT');
-    const { rows } = await client.query<{ file_identity: string }>("SELECT file_identity FROM sessions WHERE file_identity LIKE 'robot-1/%' ORDER BY 1");
+    const { rows } = await client.query<{ file_identity: string }>(
+      "SELECT file_identity FROM sessions WHERE file_identity LIKE 'robot-1/%' ORDER BY 1",
+    );
     expect(rows.map((row) => row.file_identity)).toEqual(['robot-1/committed']);
   });
 
   it('two replicas creating one file identity at once: the second waits for the first, then finds its row', async () => {
     const [first, second] = [await connect(), await connect()];
-    const insert = "INSERT INTO sessions VALUES ('robot-2/race.mcap', $1) ON CONFLICT (file_identity) DO NOTHING RETURNING replica";
+    const insert =
+      "INSERT INTO sessions VALUES ('robot-2/race.mcap', $1) ON CONFLICT (file_identity) DO NOTHING RETURNING replica";
     await first.query('BEGIN');
     expect((await first.query(insert, ['first'])).rows).toEqual([{ replica: 'first' }]);
 
@@ -65,7 +71,13 @@ describe('PostgreSQL: what the session store relies on', () => {
     const secondInsert = second.query(insert, ['second']);
     // Not a sleep: the server itself says the second insert waits on the first's row lock.
     await waitFor(
-      async () => (await first.query('SELECT 1 FROM pg_stat_activity WHERE pid = $1 AND wait_event_type = $2', [secondPid, 'Lock'])).rowCount === 1,
+      async () =>
+        (
+          await first.query('SELECT 1 FROM pg_stat_activity WHERE pid = $1 AND wait_event_type = $2', [
+            secondPid,
+            'Lock',
+          ])
+        ).rowCount === 1,
       'the second insert to wait for the first transaction',
     );
     await first.query('COMMIT');
@@ -79,11 +91,14 @@ describe('PostgreSQL: what the session store relies on', () => {
     const EXPIRY_LOCK = 4242;
     const [replicaA, replicaB] = [await connect(), await connect()];
     const tryLock = async (client: pg.Client): Promise<boolean> =>
-      (await client.query<{ locked: boolean }>('SELECT pg_try_advisory_lock($1) AS locked', [EXPIRY_LOCK])).rows[0]!.locked;
+      (await client.query<{ locked: boolean }>('SELECT pg_try_advisory_lock($1) AS locked', [EXPIRY_LOCK])).rows[0]!
+        .locked;
 
     expect(await tryLock(replicaA)).toBe(true);
     expect(await tryLock(replicaB)).toBe(false);
-    expect((await replicaA.query('SELECT pg_advisory_unlock($1) AS unlocked', [EXPIRY_LOCK])).rows).toEqual([{ unlocked: true }]);
+    expect((await replicaA.query('SELECT pg_advisory_unlock($1) AS unlocked', [EXPIRY_LOCK])).rows).toEqual([
+      { unlocked: true },
+    ]);
     expect(await tryLock(replicaB)).toBe(true);
 
     // The holder's connection ends (a replica killed with -9 drops its socket the same way):

@@ -69,7 +69,8 @@ export function readTimeline(name: TimelineName): TimelineEvent[] {
 /** The fixture bag's files: name → bytes. */
 export function fixtureBag(bag: string): Map<string, Buffer> {
   const files = new Map<string, Buffer>();
-  for (const name of readdirSync(path.join(FIXTURES, bag))) files.set(name, readFileSync(path.join(FIXTURES, bag, name)));
+  for (const name of readdirSync(path.join(FIXTURES, bag)))
+    files.set(name, readFileSync(path.join(FIXTURES, bag, name)));
   return files;
 }
 
@@ -97,7 +98,14 @@ export class WriteLog {
   record(relPath: string): WriteRecord {
     let record = this.files.get(relPath);
     if (!record) {
-      record = { relPath, createdAt: performance.now(), writes: [], closedAt: undefined, deletedAt: undefined, content: Buffer.alloc(0) };
+      record = {
+        relPath,
+        createdAt: performance.now(),
+        writes: [],
+        closedAt: undefined,
+        deletedAt: undefined,
+        content: Buffer.alloc(0),
+      };
       this.files.set(relPath, record);
     }
     return record;
@@ -270,7 +278,11 @@ export interface ReplayOptions {
  * does not have (rosbag2 deleted them), get synthetic MCAP bytes. Resolves when every file is
  * closed; the returned writer's log says when each was.
  */
-export async function replayTimeline(name: TimelineName, root: string, options: ReplayOptions = {}): Promise<BagWriter> {
+export async function replayTimeline(
+  name: TimelineName,
+  root: string,
+  options: ReplayOptions = {},
+): Promise<BagWriter> {
   const { bag } = TIMELINES[name];
   const events = readTimeline(name);
   const fixture = fixtureBag(bag);
@@ -293,7 +305,8 @@ export async function replayTimeline(name: TimelineName, root: string, options: 
     if (kinds.has('ISDIR')) {
       await writer.mkdir(event.file);
     } else if (kinds.has('CREATE')) {
-      if (event.file.endsWith('.zstd') && options.compressDelayMs) await new Promise((resolve) => setTimeout(resolve, options.compressDelayMs));
+      if (event.file.endsWith('.zstd') && options.compressDelayMs)
+        await new Promise((resolve) => setTimeout(resolve, options.compressDelayMs));
       if (event.file.endsWith('.zstd') && options.compressMs) {
         // Compression takes a while: the .zstd grows, then the plain split is deleted.
         await writer.create(event.file, contentOf(event.file));
@@ -304,7 +317,10 @@ export async function replayTimeline(name: TimelineName, root: string, options: 
       created.push(event.file);
     } else if (kinds.has('CLOSE_WRITE')) {
       const isSplit = /_\d+\.(mcap|db3)$/.test(event.file);
-      const hasNext = created.some((other) => other !== event.file && /_\d+\.(mcap|db3)$/.test(other) && splitIndex(other) > splitIndex(event.file));
+      const hasNext = created.some(
+        (other) =>
+          other !== event.file && /_\d+\.(mcap|db3)$/.test(other) && splitIndex(other) > splitIndex(event.file),
+      );
       if (options.lingerMs && isSplit && hasNext) {
         const file = event.file;
         lingering.push(

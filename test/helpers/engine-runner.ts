@@ -52,7 +52,9 @@ export function spawnEngineRunner(spec: EngineRunnerSpec): EngineRunnerProcess {
     }
   });
   child.stderr!.setEncoding('utf8').on('data', (text: string) => (err += text));
-  const exited = new Promise<number | string>((resolve) => child.once('exit', (code, signal) => resolve(code ?? signal ?? -1)));
+  const exited = new Promise<number | string>((resolve) =>
+    child.once('exit', (code, signal) => resolve(code ?? signal ?? -1)),
+  );
   return { child, lines, stderr: () => err, exited };
 }
 
@@ -69,7 +71,9 @@ async function main(json: string): Promise<void> {
     print({ event: 'progress', id: event.upload.id, bytesSent: event.bytesSent, bytesTotal: event.bytesTotal });
   });
   manager.on('started', (upload) => print({ event: 'started', id: upload.id }));
-  manager.on('retrying', (event) => print({ event: 'retrying', id: event.upload.id, reason: event.reason, attempt: event.attempt }));
+  manager.on('retrying', (event) =>
+    print({ event: 'retrying', id: event.upload.id, reason: event.reason, attempt: event.attempt }),
+  );
   manager.on('offline', ({ reason }) => print({ event: 'offline', reason }));
   manager.on('online', () => print({ event: 'online' }));
   const ids: string[] = [];
@@ -93,11 +97,15 @@ async function main(json: string): Promise<void> {
   await manager.start();
   // After a restart, pending uploads come back from the journal; adding them again returns their ids.
   for (const upload of spec.uploads) {
-    const options = { ...(upload.remotePath ? { remotePath: upload.remotePath } : {}), ...(upload.priority ? { priority: upload.priority } : {}) };
+    const options = {
+      ...(upload.remotePath ? { remotePath: upload.remotePath } : {}),
+      ...(upload.priority ? { priority: upload.priority } : {}),
+    };
     ids.push(await manager.addUpload(upload.file, options));
   }
   for (const snapshot of manager.status()) {
-    if (ids.includes(snapshot.id) && (snapshot.state === 'completed' || snapshot.state === 'failed')) finished.set(snapshot.id, snapshot.state);
+    if (ids.includes(snapshot.id) && (snapshot.state === 'completed' || snapshot.state === 'failed'))
+      finished.set(snapshot.id, snapshot.state);
   }
   print({ event: 'ready', ids });
   if (!(ids.length > 0 && ids.every((id) => finished.has(id)))) await done;

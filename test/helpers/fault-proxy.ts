@@ -207,7 +207,14 @@ export class FaultProxy {
     let data = incoming;
     const start = link.forwarded[direction];
     const flip = this.#faults.flipBitAt;
-    if (flip && (flip.direction ?? 'up') === direction && !link.fired.flip && this.#remaining.flip > 0 && flip.offset >= start && flip.offset < start + data.length) {
+    if (
+      flip &&
+      (flip.direction ?? 'up') === direction &&
+      !link.fired.flip &&
+      this.#remaining.flip > 0 &&
+      flip.offset >= start &&
+      flip.offset < start + data.length
+    ) {
       data = Buffer.from(data);
       const at = flip.offset - start;
       data[at] = data[at]! ^ (1 << (flip.bit ?? 0));
@@ -216,7 +223,10 @@ export class FaultProxy {
       this.stats.flips += 1;
     }
     let cut: 'drop' | 'stall' | undefined;
-    for (const [kind, fault] of [['drop', this.#faults.dropAfter], ['stall', this.#faults.stallAfter]] as const) {
+    for (const [kind, fault] of [
+      ['drop', this.#faults.dropAfter],
+      ['stall', this.#faults.stallAfter],
+    ] as const) {
       if (!fault || (fault.direction ?? 'up') !== direction || link.fired[kind] || this.#remaining[kind] <= 0) continue;
       if (start + data.length >= fault.bytes) {
         data = data.subarray(0, Math.max(0, fault.bytes - start));
@@ -271,10 +281,13 @@ export class FaultProxy {
       link.queues[direction] = link.queues[direction].then(
         () =>
           new Promise<void>((resolve) =>
-            setTimeout(() => {
-              deliver();
-              resolve();
-            }, Math.max(0, due - performance.now())),
+            setTimeout(
+              () => {
+                deliver();
+                resolve();
+              },
+              Math.max(0, due - performance.now()),
+            ),
           ),
       );
     } else {

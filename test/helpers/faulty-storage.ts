@@ -36,7 +36,11 @@ export class FaultyStorage implements UploadStorage {
       let passed = 0;
       for await (const piece of body) {
         if (passed + piece.byteLength > limit) {
-          throw Object.assign(new Error(`${code}: simulated failure, write`), { code, errno: code === 'ENOSPC' ? -28 : -5, syscall: 'write' });
+          throw Object.assign(new Error(`${code}: simulated failure, write`), {
+            code,
+            errno: code === 'ENOSPC' ? -28 : -5,
+            syscall: 'write',
+          });
         }
         passed += piece.byteLength;
         yield piece;
@@ -44,10 +48,13 @@ export class FaultyStorage implements UploadStorage {
     })();
   }
 
-  createStaging = (id: string, options?: { wholeFile?: boolean }): Promise<void> => this.#inner.createStaging(id, options);
-  readStaged = (id: string, offset: number, length: number): AsyncIterable<Buffer> => this.#inner.readStaged(id, offset, length);
+  createStaging = (id: string, options?: { wholeFile?: boolean }): Promise<void> =>
+    this.#inner.createStaging(id, options);
+  readStaged = (id: string, offset: number, length: number): AsyncIterable<Buffer> =>
+    this.#inner.readStaged(id, offset, length);
   hasStaging = (id: string): Promise<boolean> => this.#inner.hasStaging(id);
-  commit = (id: string, file: StoredFile, options: { size: number; replace: boolean }): Promise<void> => this.#inner.commit(id, file, options);
+  commit = (id: string, file: StoredFile, options: { size: number; replace: boolean }): Promise<void> =>
+    this.#inner.commit(id, file, options);
   abortStaging = (id: string): Promise<void> => this.#inner.abortStaging(id);
   listStaging = (): Promise<string[]> => this.#inner.listStaging();
   readSpool = (spool: SpoolRef, length: number): AsyncIterable<Buffer> => this.#inner.readSpool(spool, length);
@@ -55,7 +62,10 @@ export class FaultyStorage implements UploadStorage {
   removeSpool = (spool: SpoolRef): Promise<void> => this.#inner.removeSpool(spool);
   stat = (file: StoredFile): Promise<{ size: number } | undefined> => this.#inner.stat(file);
   read = (file: StoredFile): AsyncIterable<Buffer> => this.#inner.read(file);
-  writeCompressed = (file: StoredFile, body: AsyncIterable<Uint8Array>, keep: (size: number) => boolean): Promise<number | undefined> =>
-    this.#inner.writeCompressed(file, body, keep);
+  writeCompressed = (
+    file: StoredFile,
+    body: AsyncIterable<Uint8Array>,
+    keep: (size: number) => boolean,
+  ): Promise<number | undefined> => this.#inner.writeCompressed(file, body, keep);
   freeSpace = (): Promise<number> => this.#inner.freeSpace();
 }

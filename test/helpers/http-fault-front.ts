@@ -46,7 +46,10 @@ export class HttpFaultFront {
 
   private constructor(target: string, tls: https.ServerOptions | undefined) {
     this.#target = new URL(target);
-    this.#agent = this.#target.protocol === 'https:' ? new https.Agent({ keepAlive: true, rejectUnauthorized: false }) : new http.Agent({ keepAlive: true });
+    this.#agent =
+      this.#target.protocol === 'https:'
+        ? new https.Agent({ keepAlive: true, rejectUnauthorized: false })
+        : new http.Agent({ keepAlive: true });
     const handler = (req: http.IncomingMessage, res: http.ServerResponse): void => this.#handle(req, res);
     this.#server = tls ? https.createServer(tls, handler) : http.createServer(handler);
     this.#protocol = tls ? 'https' : 'http';
@@ -94,8 +97,13 @@ export class HttpFaultFront {
     if (answer) {
       req.resume();
       req.on('end', () => {
-        const body = answer.body === undefined ? '' : typeof answer.body === 'string' ? answer.body : JSON.stringify(answer.body);
-        res.writeHead(answer.status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), ...answer.headers });
+        const body =
+          answer.body === undefined ? '' : typeof answer.body === 'string' ? answer.body : JSON.stringify(answer.body);
+        res.writeHead(answer.status, {
+          'content-type': 'application/json',
+          'content-length': Buffer.byteLength(body),
+          ...answer.headers,
+        });
         res.end(body);
         this.log.push({ method, path, status: answer.status, injected: true, at: performance.now() });
       });
@@ -114,7 +122,9 @@ export class HttpFaultFront {
       (response) => {
         res.writeHead(response.statusCode ?? 502, response.headers);
         response.pipe(res);
-        response.on('end', () => this.log.push({ method, path, status: response.statusCode ?? 502, injected: false, at: performance.now() }));
+        response.on('end', () =>
+          this.log.push({ method, path, status: response.statusCode ?? 502, injected: false, at: performance.now() }),
+        );
       },
     );
     upstream.on('error', () => {

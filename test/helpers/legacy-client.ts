@@ -33,13 +33,26 @@ export async function legacyGet(base: string, route: string, token?: string): Pr
   return answer(await fetch(base + route, { headers: token ? { authorization: `Bearer ${token}` } : {} }));
 }
 
-export async function legacyChunk(base: string, uploadId: string, index: number, total: number, data: Uint8Array, token?: string): Promise<LegacyAnswer> {
+export async function legacyChunk(
+  base: string,
+  uploadId: string,
+  index: number,
+  total: number,
+  data: Uint8Array,
+  token?: string,
+): Promise<LegacyAnswer> {
   const form = new FormData();
   form.append('upload_id', uploadId);
   form.append('chunk_index', String(index));
   form.append('chunk_total', String(total));
   form.append('chunk', new Blob([data]), `chunk_${index}`);
-  return answer(await fetch(`${base}/upload/chunk`, { method: 'POST', body: form, headers: token ? { authorization: `Bearer ${token}` } : {} }));
+  return answer(
+    await fetch(`${base}/upload/chunk`, {
+      method: 'POST',
+      body: form,
+      headers: token ? { authorization: `Bearer ${token}` } : {},
+    }),
+  );
 }
 
 export interface LegacyUpload {
@@ -58,13 +71,34 @@ export async function legacyUploadFile(
 ): Promise<LegacyUpload> {
   const data = await readFile(file);
   const md5 = createHash('md5').update(data).digest('hex');
-  const init = await legacyPost(base, '/upload/init', { filename, filesize: data.length, chunks: options.chunks, checksum: md5, compression: options.compression ?? false }, options.token);
+  const init = await legacyPost(
+    base,
+    '/upload/init',
+    {
+      filename,
+      filesize: data.length,
+      chunks: options.chunks,
+      checksum: md5,
+      compression: options.compression ?? false,
+    },
+    options.token,
+  );
   const uploadId = init.json.upload_id as string;
   const size = Math.ceil(data.length / options.chunks);
   let indexes = Array.from({ length: options.chunks }, (_, i) => i);
   if (options.order) indexes = options.order(indexes);
   const chunks: LegacyAnswer[] = [];
-  for (const index of indexes) chunks.push(await legacyChunk(base, uploadId, index, options.chunks, data.subarray(index * size, (index + 1) * size), options.token));
+  for (const index of indexes)
+    chunks.push(
+      await legacyChunk(
+        base,
+        uploadId,
+        index,
+        options.chunks,
+        data.subarray(index * size, (index + 1) * size),
+        options.token,
+      ),
+    );
   const finalize = await legacyPost(base, '/upload/finalize', { upload_id: uploadId, checksum: md5 }, options.token);
   return { init, chunks, finalize, md5 };
 }

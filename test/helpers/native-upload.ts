@@ -20,7 +20,13 @@ export interface ClientOptions {
   init?: RequestInit;
 }
 
-export async function call<T = Record<string, unknown>>(base: string, method: string, route: string, body?: unknown, options: ClientOptions & { headers?: Record<string, string> } = {}): Promise<Answer<T>> {
+export async function call<T = Record<string, unknown>>(
+  base: string,
+  method: string,
+  route: string,
+  body?: unknown,
+  options: ClientOptions & { headers?: Record<string, string> } = {},
+): Promise<Answer<T>> {
   const headers: Record<string, string> = { ...options.headers };
   if (options.token) headers.authorization = `Bearer ${options.token}`;
   let payload: Uint8Array | string | undefined;
@@ -57,14 +63,29 @@ export function crcHeader(data: Uint8Array): string {
   return formatChunkChecksum(new Crc32().update(data).value);
 }
 
-export async function putChunk(base: string, id: string, index: number, data: Uint8Array, options: ClientOptions & { checksum?: string; headers?: Record<string, string> } = {}): Promise<Answer> {
+export async function putChunk(
+  base: string,
+  id: string,
+  index: number,
+  data: Uint8Array,
+  options: ClientOptions & { checksum?: string; headers?: Record<string, string> } = {},
+): Promise<Answer> {
   return call(base, 'PUT', routes.chunk(id, index), data, {
     ...options,
-    headers: { 'content-type': 'application/octet-stream', 'x-chunk-checksum': options.checksum ?? crcHeader(data), ...options.headers },
+    headers: {
+      'content-type': 'application/octet-stream',
+      'x-chunk-checksum': options.checksum ?? crcHeader(data),
+      ...options.headers,
+    },
   });
 }
 
-export async function createSession(base: string, file: string, request: Partial<CreateSessionRequest> & { path: string }, options: ClientOptions = {}): Promise<Answer> {
+export async function createSession(
+  base: string,
+  file: string,
+  request: Partial<CreateSessionRequest> & { path: string },
+  options: ClientOptions = {},
+): Promise<Answer> {
   const { size } = await stat(file);
   const body: CreateSessionRequest = { size, fingerprint: await fingerprintFile(file), ...request };
   return call(base, 'POST', routes.sessions, body, options);
@@ -93,10 +114,23 @@ export async function uploadFile(
     create?: Partial<CreateSessionRequest>;
   } = {},
 ): Promise<UploadResult> {
-  const create = await createSession(base, file, { path: relativePath, ...(options.chunkSize ? { chunkSize: options.chunkSize } : {}), ...options.create }, options);
+  const create = await createSession(
+    base,
+    file,
+    { path: relativePath, ...(options.chunkSize ? { chunkSize: options.chunkSize } : {}), ...options.create },
+    options,
+  );
   if (create.status >= 300 || create.json.state !== 'open') return { create, complete: create, chunkAnswers: [] };
-  const { id, chunkSize, chunkCount, size, received } = create.json as { id: string; chunkSize: number; chunkCount: number; size: number; received: number[] };
-  let indexes = Array.from({ length: chunkCount }, (_, i) => i).filter((i) => !received.includes(i) && !(options.skip ?? []).includes(i));
+  const { id, chunkSize, chunkCount, size, received } = create.json as {
+    id: string;
+    chunkSize: number;
+    chunkCount: number;
+    size: number;
+    received: number[];
+  };
+  let indexes = Array.from({ length: chunkCount }, (_, i) => i).filter(
+    (i) => !received.includes(i) && !(options.skip ?? []).includes(i),
+  );
   if (options.order) indexes = options.order(indexes);
   const chunkAnswers: Answer[] = [];
   const queue = [...indexes];

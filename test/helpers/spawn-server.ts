@@ -34,18 +34,32 @@ export interface SpawnOptions {
 export async function spawnServer(args: string[], options: SpawnOptions = {}): Promise<ServerProcess> {
   const env: Record<string, string> = {};
   for (const [key, value] of Object.entries(process.env)) {
-    if (value !== undefined && !/^(HOST|PORT|UPLOAD_DIR|SSL_CERT|SSL_KEY|MAX_FILE_SIZE|COMPRESSION_THRESHOLD|COMPRESSION_LEVEL|UPLOAD_SERVER_.*)$/.test(key)) env[key] = value;
+    if (
+      value !== undefined &&
+      !/^(HOST|PORT|UPLOAD_DIR|SSL_CERT|SSL_KEY|MAX_FILE_SIZE|COMPRESSION_THRESHOLD|COMPRESSION_LEVEL|UPLOAD_SERVER_.*)$/.test(
+        key,
+      )
+    )
+      env[key] = value;
   }
-  const child = spawn(process.execPath, [SERVER_BIN, ...args], { env: { ...env, ...options.env }, stdio: ['ignore', 'pipe', 'pipe'], cwd: path.dirname(SERVER_BIN) });
+  const child = spawn(process.execPath, [SERVER_BIN, ...args], {
+    env: { ...env, ...options.env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+    cwd: path.dirname(SERVER_BIN),
+  });
   let out = '';
   let err = '';
   child.stdout!.setEncoding('utf8').on('data', (text: string) => (out += text));
   child.stderr!.setEncoding('utf8').on('data', (text: string) => (err += text));
-  const exited = new Promise<number | string>((resolve) => child.once('exit', (code, signal) => resolve(code ?? signal ?? -1)));
+  const exited = new Promise<number | string>((resolve) =>
+    child.once('exit', (code, signal) => resolve(code ?? signal ?? -1)),
+  );
   const url = await new Promise<string>((resolve, reject) => {
     const timer = setTimeout(() => {
       child.kill('SIGKILL');
-      reject(new Error(`server did not start within ${options.timeoutMs ?? 20_000} ms\nstdout: ${out}\nstderr: ${err}`));
+      reject(
+        new Error(`server did not start within ${options.timeoutMs ?? 20_000} ms\nstdout: ${out}\nstderr: ${err}`),
+      );
     }, options.timeoutMs ?? 20_000);
     const check = (): void => {
       const match = /"event":"listening","url":"([^"]+)"/.exec(out);
@@ -74,9 +88,16 @@ export async function spawnServer(args: string[], options: SpawnOptions = {}): P
 }
 
 /** Runs the server program to completion (for startup errors and --help); resolves with its exit code and output. */
-export function runServerProgram(args: string[], env: Record<string, string> = {}, timeoutMs = 20_000): Promise<{ code: number | string; stdout: string; stderr: string }> {
+export function runServerProgram(
+  args: string[],
+  env: Record<string, string> = {},
+  timeoutMs = 20_000,
+): Promise<{ code: number | string; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [SERVER_BIN, ...args], { env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [SERVER_BIN, ...args], {
+      env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let stdout = '';
     let stderr = '';
     child.stdout.setEncoding('utf8').on('data', (text: string) => (stdout += text));

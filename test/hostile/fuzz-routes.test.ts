@@ -6,7 +6,13 @@ import { createTempDir, type TempDir } from '../helpers/tmp-dir.js';
 import { waitFor } from '../helpers/wait-for.js';
 import { caseArb, runCase, type CaseOutcome, type FuzzCase, type World } from './support/fuzz-cases.js';
 import { MARK } from './support/hostile-values.js';
-import { createLayout, OutsideWatch, startFuzzServer, type FuzzLayout, type FuzzServer } from './support/fuzz-target.js';
+import {
+  createLayout,
+  OutsideWatch,
+  startFuzzServer,
+  type FuzzLayout,
+  type FuzzServer,
+} from './support/fuzz-target.js';
 import { LegitUploads } from './support/legit-uploads.js';
 import { fdCount, healthStatus, isRunning, serverComplaints } from './support/server-watch.js';
 
@@ -42,10 +48,19 @@ beforeAll(async () => {
   layout = await createLayout(temp.path);
   world.outside = layout.outside;
   servers.push(
-    await startFuzzServer(layout, 'A', { anonymous: true, args: ['--compression-threshold', '1KiB', '--compression-wait', '1s', '--max-file-size', '1GiB'] }),
-    await startFuzzServer(layout, 'B', { anonymous: false, args: ['--session-expiry', '3s', '--cleanup-interval', '0.5s', '--compression-threshold', '0'] }),
+    await startFuzzServer(layout, 'A', {
+      anonymous: true,
+      args: ['--compression-threshold', '1KiB', '--compression-wait', '1s', '--max-file-size', '1GiB'],
+    }),
+    await startFuzzServer(layout, 'B', {
+      anonymous: false,
+      args: ['--session-expiry', '3s', '--cleanup-interval', '0.5s', '--compression-threshold', '0'],
+    }),
   );
-  watch = new OutsideWatch(layout, servers.map((server) => server.root));
+  watch = new OutsideWatch(
+    layout,
+    servers.map((server) => server.root),
+  );
   await watch.start();
   legit = new LegitUploads(servers[0]!, 0x7f3);
   world.legit = await legit.start(0);
@@ -77,17 +92,28 @@ describe('hostile input: every route, random and adversarial requests (fast-chec
           const fuzz = batch[i]!;
           kinds.set(fuzz.kind, (kinds.get(fuzz.kind) ?? 0) + 1);
           requests += outcome.exchanges.length;
-          for (const { exchange } of outcome.exchanges) for (const response of exchange.responses) statuses.set(response.status, (statuses.get(response.status) ?? 0) + 1);
+          for (const { exchange } of outcome.exchanges)
+            for (const response of exchange.responses)
+              statuses.set(response.status, (statuses.get(response.status) ?? 0) + 1);
           for (const problem of outcome.problems) problems.push(`[${fuzz.kind} on server ${fuzz.server}] ${problem}`);
         });
         for (const server of servers) {
-          if (!isRunning(server.process)) problems.push(`server ${server.name} exited (${server.process.child.exitCode ?? server.process.child.signalCode}): ${server.process.stderr().slice(-3000)}`);
-          else if ((await healthStatus(server.url)) !== 200) problems.push(`server ${server.name} does not answer GET /health`);
+          if (!isRunning(server.process))
+            problems.push(
+              `server ${server.name} exited (${server.process.child.exitCode ?? server.process.child.signalCode}): ${server.process.stderr().slice(-3000)}`,
+            );
+          else if ((await healthStatus(server.url)) !== 200)
+            problems.push(`server ${server.name} does not answer GET /health`);
           problems.push(...serverComplaints(server.process).map((line) => `server ${server.name} complained: ${line}`));
         }
         problems.push(...(await watch.problems()));
-        problems.push(...(await legit.step().catch((error: unknown) => [`the legitimate upload failed: ${String(error)}`])));
-        if (problems.length > 0) throw new Error(`${problems.length} problems in this batch:\n${problems.slice(0, 20).join('\n')}\n\nThe batch:\n${describeBatch(batch, outcomes)}`);
+        problems.push(
+          ...(await legit.step().catch((error: unknown) => [`the legitimate upload failed: ${String(error)}`])),
+        );
+        if (problems.length > 0)
+          throw new Error(
+            `${problems.length} problems in this batch:\n${problems.slice(0, 20).join('\n')}\n\nThe batch:\n${describeBatch(batch, outcomes)}`,
+          );
       }),
       {
         numRuns: BATCHES,
@@ -95,7 +121,10 @@ describe('hostile input: every route, random and adversarial requests (fast-chec
         ...(process.env.HOSTILE_SEED ? { seed: Number(process.env.HOSTILE_SEED) } : {}),
         // The batch that failed is described in the error itself; fast-check's counterexample would repeat it as one huge line.
         asyncReporter: async (details) => {
-          if (details.failed) throw new Error(`Hostile batch ${details.numRuns} failed (replay with HOSTILE_SEED=${details.seed}):\n${details.errorInstance instanceof Error ? details.errorInstance.message : String(details.errorInstance)}`);
+          if (details.failed)
+            throw new Error(
+              `Hostile batch ${details.numRuns} failed (replay with HOSTILE_SEED=${details.seed}):\n${details.errorInstance instanceof Error ? details.errorInstance.message : String(details.errorInstance)}`,
+            );
         },
       },
     );
@@ -112,13 +141,26 @@ describe('hostile input: every route, random and adversarial requests (fast-chec
     // No leak: once every client connection is closed, the servers hold what they held at the start.
     for (const server of servers) server.client.close();
     for (const [i, server] of servers.entries()) {
-      await waitFor(() => fdCount(server.process.child.pid!) <= fdsAtStart[i]! + 4, `server ${server.name}'s file descriptors to return to ${fdsAtStart[i]} (now ${fdCount(server.process.child.pid!)})`, 30_000, 100);
+      await waitFor(
+        () => fdCount(server.process.child.pid!) <= fdsAtStart[i]! + 4,
+        `server ${server.name}'s file descriptors to return to ${fdsAtStart[i]} (now ${fdCount(server.process.child.pid!)})`,
+        30_000,
+        100,
+      );
     }
 
     const seconds = (Date.now() - started) / 1000;
-    const byStatus = [...statuses.entries()].sort((a, b) => a[0] - b[0]).map(([status, n]) => `${status}:${n}`).join(' ');
-    const byKind = [...kinds.entries()].sort().map(([kind, n]) => `${kind}:${n}`).join(' ');
-    console.log(`hostile fuzz: ${cases} cases, ${requests} requests in ${seconds.toFixed(1)} s; statuses ${byStatus}; cases ${byKind}`);
+    const byStatus = [...statuses.entries()]
+      .sort((a, b) => a[0] - b[0])
+      .map(([status, n]) => `${status}:${n}`)
+      .join(' ');
+    const byKind = [...kinds.entries()]
+      .sort()
+      .map(([kind, n]) => `${kind}:${n}`)
+      .join(' ');
+    console.log(
+      `hostile fuzz: ${cases} cases, ${requests} requests in ${seconds.toFixed(1)} s; statuses ${byStatus}; cases ${byKind}`,
+    );
     expect(cases).toBeGreaterThanOrEqual(2000);
     expect(statuses.get(200) ?? 0).toBeGreaterThan(0);
     expect([...statuses.keys()].filter((s) => s >= 400 && s < 500).length).toBeGreaterThan(5);
@@ -139,7 +181,10 @@ async function runConcurrently<T, R>(items: readonly T[], limit: number, run: (i
 function describeBatch(batch: readonly FuzzCase[], outcomes: readonly CaseOutcome[]): string {
   return batch
     .map((fuzz, i) => {
-      const exchanges = outcomes[i]!.exchanges.map(({ request, exchange }) => `    ${request.slice(0, 600)} → ${exchange.responses.map((r) => r.status).join(',') || (exchange.hung ? 'hung' : 'closed')}`);
+      const exchanges = outcomes[i]!.exchanges.map(
+        ({ request, exchange }) =>
+          `    ${request.slice(0, 600)} → ${exchange.responses.map((r) => r.status).join(',') || (exchange.hung ? 'hung' : 'closed')}`,
+      );
       return `  #${i} ${fuzz.kind} on server ${fuzz.server}:\n${exchanges.join('\n')}`;
     })
     .join('\n');

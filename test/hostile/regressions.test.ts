@@ -21,7 +21,10 @@ let server: FuzzServer;
 beforeAll(async () => {
   temp = await createTempDir('hostile-regressions');
   // Debug logs show when a refused request was handled (request_refused), so a test can wait for it.
-  server = await startFuzzServer(await createLayout(temp.path), 'R', { anonymous: true, args: ['--compression-threshold', '0', '--log-level', 'debug'] });
+  server = await startFuzzServer(await createLayout(temp.path), 'R', {
+    anonymous: true,
+    args: ['--compression-threshold', '0', '--log-level', 'debug'],
+  });
 });
 
 afterAll(async () => {
@@ -35,8 +38,17 @@ async function send(spec: Omit<RequestSpec, 'framing'> & { framing?: RequestSpec
   return server.client.send({ ...toWire(full), method: full.method });
 }
 
-async function json(method: string, target: string, body: unknown): Promise<{ status: number; json: Record<string, unknown> | undefined }> {
-  const exchange = await send({ method, target, headers: [['Content-Type', 'application/json']], body: Buffer.from(JSON.stringify(body)) });
+async function json(
+  method: string,
+  target: string,
+  body: unknown,
+): Promise<{ status: number; json: Record<string, unknown> | undefined }> {
+  const exchange = await send({
+    method,
+    target,
+    headers: [['Content-Type', 'application/json']],
+    body: Buffer.from(JSON.stringify(body)),
+  });
   const response = exchange.responses[0]!;
   return { status: response.status, json: jsonOf(response) };
 }
@@ -62,31 +74,75 @@ describe('defects found by the hostile tests stay fixed', () => {
         ],
         false,
       );
-      const exchange = await send({ method: 'POST', target: '/upload/chunk', headers: [['Content-Type', 'multipart/form-data; boundary=b0undary']], body });
+      const exchange = await send({
+        method: 'POST',
+        target: '/upload/chunk',
+        headers: [['Content-Type', 'multipart/form-data; boundary=b0undary']],
+        body,
+      });
       expect(exchange.responses[0]?.status, uploadId).toBe(400);
       // An unknown id is named first; for a real one the form's end is the problem.
-      expect(jsonOf(exchange.responses[0]!)).toMatchObject({ success: false, ...(uploadId === init.json!.upload_id ? { code: 'BAD_REQUEST', error: expect.stringMatching(/Unexpected end of/) } : { code: 'INVALID_FIELD' }) });
+      expect(jsonOf(exchange.responses[0]!)).toMatchObject({
+        success: false,
+        ...(uploadId === init.json!.upload_id
+          ? { code: 'BAD_REQUEST', error: expect.stringMatching(/Unexpected end of/) }
+          : { code: 'INVALID_FIELD' }),
+      });
     }
     await expectHealthy();
   });
 
   it('a client that hangs up in the middle of a chunk body, or before its chunk was handled, is not a server fault (no 500 logged)', async () => {
-    const created = await json('POST', '/v1/sessions', { path: 'regress/cut.bin', size: 4096, fingerprint: `fp1:${'1'.repeat(64)}`, chunkSize: 4096 });
+    const created = await json('POST', '/v1/sessions', {
+      path: 'regress/cut.bin',
+      size: 4096,
+      fingerprint: `fp1:${'1'.repeat(64)}`,
+      chunkSize: 4096,
+    });
     expect(created.status).toBe(201);
     const chunk = `/v1/sessions/${String(created.json!.id)}/chunks/0`;
-    const headers: [string, string][] = [['Content-Type', 'application/octet-stream'], ['X-Chunk-Checksum', 'crc32:00000000']];
-    const handled = (): number => server.process.stdout().split('\n').filter((line) => line.includes(`"path":"${chunk}"`) && /"event":"request_(refused|failed)"/.test(line)).length;
+    const headers: [string, string][] = [
+      ['Content-Type', 'application/octet-stream'],
+      ['X-Chunk-Checksum', 'crc32:00000000'],
+    ];
+    const handled = (): number =>
+      server.process
+        .stdout()
+        .split('\n')
+        .filter((line) => line.includes(`"path":"${chunk}"`) && /"event":"request_(refused|failed)"/.test(line)).length;
     const before = handled();
     // 'cut' declares one byte more than the body it is given, then sends only part of it.
-    await send({ method: 'PUT', target: chunk, headers, body: Buffer.alloc(4095, 1), framing: { kind: 'cut', keep: 0.25, abrupt: false } });
+    await send({
+      method: 'PUT',
+      target: chunk,
+      headers,
+      body: Buffer.alloc(4095, 1),
+      framing: { kind: 'cut', keep: 0.25, abrupt: false },
+    });
     await waitFor(() => handled() >= before + 1, 'the first cut chunk to be handled');
-    await send({ method: 'PUT', target: chunk, headers, body: Buffer.alloc(4095, 1), framing: { kind: 'cut', keep: 0.5, abrupt: true } });
+    await send({
+      method: 'PUT',
+      target: chunk,
+      headers,
+      body: Buffer.alloc(4095, 1),
+      framing: { kind: 'cut', keep: 0.5, abrupt: true },
+    });
     await waitFor(() => handled() >= before + 2, 'the second cut chunk to be handled');
     // A whole (empty) body followed by garbage: Node closes the connection for the garbage while the
     // chunk is being handled, so its body stream fails although all of it had arrived.
     for (const [i, encoding] of ([[], [['Content-Encoding', 'gzip']]] as [string, string][][]).entries()) {
-      const head = [`PUT ${chunk} HTTP/1.1`, 'Host: 127.0.0.1', ...headers.map(([n, v]) => `${n}: ${v}`), ...encoding.map(([n, v]) => `${n}: ${v}`), 'Content-Length: 0'];
-      await server.client.send({ pieces: [Buffer.from(`${head.join('\r\n')}\r\n\r\nGARBAGE\r\n\r\n`)], method: 'PUT', mode: 'close' });
+      const head = [
+        `PUT ${chunk} HTTP/1.1`,
+        'Host: 127.0.0.1',
+        ...headers.map(([n, v]) => `${n}: ${v}`),
+        ...encoding.map(([n, v]) => `${n}: ${v}`),
+        'Content-Length: 0',
+      ];
+      await server.client.send({
+        pieces: [Buffer.from(`${head.join('\r\n')}\r\n\r\nGARBAGE\r\n\r\n`)],
+        method: 'PUT',
+        mode: 'close',
+      });
       await waitFor(() => handled() >= before + 3 + i, 'the chunk before the garbage to be handled');
     }
     await expectHealthy();
@@ -104,16 +160,35 @@ describe('defects found by the hostile tests stay fixed', () => {
         { name: 'chunk_total', value: '1' },
         { name: 'chunk', value: Buffer.alloc(100_000, 3), filename: 'c', contentType: 'application/octet-stream' },
       ]);
-      await send({ method: 'POST', target: '/upload/chunk', headers: [['Content-Type', 'multipart/form-data; boundary=cutb']], body, framing: { kind: 'cut', keep: 0.5, abrupt: i % 2 === 0 } });
+      await send({
+        method: 'POST',
+        target: '/upload/chunk',
+        headers: [['Content-Type', 'multipart/form-data; boundary=cutb']],
+        body,
+        framing: { kind: 'cut', keep: 0.5, abrupt: i % 2 === 0 },
+      });
       // The whole form, then garbage: Node drops the connection for the garbage while the form,
       // all of it received, is still being read.
       const head = `POST /upload/chunk HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: multipart/form-data; boundary=cutb\r\nContent-Length: ${body.length}\r\n\r\n`;
-      await server.client.send({ pieces: [Buffer.concat([Buffer.from(head), body, Buffer.from('GARBAGE\r\n\r\n')])], method: 'POST', mode: 'close' });
+      await server.client.send({
+        pieces: [Buffer.concat([Buffer.from(head), body, Buffer.from('GARBAGE\r\n\r\n')])],
+        method: 'POST',
+        mode: 'close',
+      });
     }
-    await waitFor(() => fdCount(pid) <= before, `the server's open files to return to ${before} (now ${fdCount(pid)})`, 10_000);
+    await waitFor(
+      () => fdCount(pid) <= before,
+      `the server's open files to return to ${before} (now ${fdCount(pid)})`,
+      10_000,
+    );
     await expectHealthy();
     // A form that arrived whole may have been taken before the connection went; a cut one never is.
-    const status = await send({ method: 'GET', target: `/upload/status/${uploadId}`, headers: [], body: Buffer.alloc(0) });
+    const status = await send({
+      method: 'GET',
+      target: `/upload/status/${uploadId}`,
+      headers: [],
+      body: Buffer.alloc(0),
+    });
     expect(jsonOf(status.responses[0]!)?.received_chunks).toBeLessThanOrEqual(1);
   });
 
@@ -131,9 +206,18 @@ describe('defects found by the hostile tests stay fixed', () => {
       const head = `PUT /v1/files/regress-gone/f${i}.bin HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/octet-stream\r\n${gzip ? 'Content-Encoding: gzip\r\n' : ''}X-Content-SHA256: ${sha}\r\nContent-Length: ${body.length}\r\n\r\n`;
       // The whole request, then the client vanishes at once: the server is still looking at what is
       // stored at the path when the connection closes.
-      await server.client.send({ pieces: [Buffer.concat([Buffer.from(head), body])], method: 'PUT', mode: 'close', destroy: true });
+      await server.client.send({
+        pieces: [Buffer.concat([Buffer.from(head), body])],
+        method: 'PUT',
+        mode: 'close',
+        destroy: true,
+      });
     }
-    await waitFor(() => fdCount(pid) <= before, `the server's open files to return to ${before} (now ${fdCount(pid)})`, 10_000);
+    await waitFor(
+      () => fdCount(pid) <= before,
+      `the server's open files to return to ${before} (now ${fdCount(pid)})`,
+      10_000,
+    );
     await expectHealthy();
   });
 
@@ -143,7 +227,10 @@ describe('defects found by the hostile tests stay fixed', () => {
     for (let round = 0; round < 20; round += 1) {
       const puts: Promise<RawExchange>[] = [];
       for (let depth = 1; depth <= 5; depth += 1) {
-        for (const target of [`regress-cross/r${round}/${'d/'.repeat(depth - 1)}d`, `regress-cross/r${round}/${'d/'.repeat(depth)}f`]) {
+        for (const target of [
+          `regress-cross/r${round}/${'d/'.repeat(depth - 1)}d`,
+          `regress-cross/r${round}/${'d/'.repeat(depth)}f`,
+        ]) {
           const content = Buffer.from(`${target} ${depth}`);
           const headers: [string, string][] = [
             ['Content-Type', 'application/octet-stream'],
@@ -160,7 +247,10 @@ describe('defects found by the hostile tests stay fixed', () => {
       }
     }
     expect([...statuses.keys()].sort(), JSON.stringify([...statuses])).toEqual(expect.arrayContaining([201, 409]));
-    expect([...statuses.keys()].every((status) => status === 201 || status === 409), JSON.stringify([...statuses])).toBe(true);
+    expect(
+      [...statuses.keys()].every((status) => status === 201 || status === 409),
+      JSON.stringify([...statuses]),
+    ).toBe(true);
     await expectHealthy();
   });
 
@@ -168,24 +258,47 @@ describe('defects found by the hostile tests stay fixed', () => {
     const deepObject = (depth: number): string => `${'{"a":'.repeat(depth)}1${'}'.repeat(depth)}`;
     const fingerprint = `fp1:${'2'.repeat(64)}`;
     const bodies: [string, string][] = [
-      ['/v1/sessions', `{"path":"regress/deep.bin","size":1,"fingerprint":"${fingerprint}","metadata":${deepObject(5000)}}`],
-      ['/upload/init', `{"filename":"regress/deep.bin","filesize":1,"chunks":1,"metadata":{"x":${'['.repeat(20_000)}${']'.repeat(20_000)}}}`],
+      [
+        '/v1/sessions',
+        `{"path":"regress/deep.bin","size":1,"fingerprint":"${fingerprint}","metadata":${deepObject(5000)}}`,
+      ],
+      [
+        '/upload/init',
+        `{"filename":"regress/deep.bin","filesize":1,"chunks":1,"metadata":{"x":${'['.repeat(20_000)}${']'.repeat(20_000)}}}`,
+      ],
       ['/v1/sessions/00000000-0000-4000-8000-000000000000/complete', `{"sha256":${deepObject(100)}}`],
       ['/upload/finalize', `${'['.repeat(30_000)}${']'.repeat(30_000)}`],
     ];
     for (const [target, text] of bodies) {
-      const exchange = await send({ method: 'POST', target, headers: [['Content-Type', 'application/json']], body: Buffer.from(text) });
+      const exchange = await send({
+        method: 'POST',
+        target,
+        headers: [['Content-Type', 'application/json']],
+        body: Buffer.from(text),
+      });
       expect(exchange.responses[0]?.status, target).toBe(400);
-      expect(jsonOf(exchange.responses[0]!), target).toMatchObject({ success: false, code: 'BAD_REQUEST', error: 'The JSON body is nested deeper than 64 levels' });
+      expect(jsonOf(exchange.responses[0]!), target).toMatchObject({
+        success: false,
+        code: 'BAD_REQUEST',
+        error: 'The JSON body is nested deeper than 64 levels',
+      });
     }
-    const modest = await json('POST', '/v1/sessions', { path: 'regress/modest.bin', size: 1, fingerprint, metadata: JSON.parse(deepObject(40)) as unknown });
+    const modest = await json('POST', '/v1/sessions', {
+      path: 'regress/modest.bin',
+      size: 1,
+      fingerprint,
+      metadata: JSON.parse(deepObject(40)) as unknown,
+    });
     expect(modest.status).toBe(201);
     await expectHealthy();
   });
 
   it('a connection that asked to upgrade is closed after its answer, so a malformed request after it cannot hang', async () => {
     const exchange = await server.client.send({
-      pieces: [Buffer.from('GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\n'), Buffer.from('FOO / HTTP/1.1\r\n Bad: 1\r\n\r\n')],
+      pieces: [
+        Buffer.from('GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\n'),
+        Buffer.from('FOO / HTTP/1.1\r\n Bad: 1\r\n\r\n'),
+      ],
       method: 'GET',
       mode: 'close',
       pieceDelayMs: 50,
@@ -222,12 +335,21 @@ describe('defects found by the hostile tests stay fixed', () => {
     const name = `regress-gz/${'G'.repeat(251)}.bin`;
     const native = await uploadFile(server.url, file, name, { create: { compress: true } });
     expect(native.complete.status, JSON.stringify(native.complete.json)).toBe(200);
-    const legacy = await legacyUploadFile(server.url, file, `regress-gz-legacy/${'S'.repeat(251)}.bin`, { chunks: 2, compression: true });
+    const legacy = await legacyUploadFile(server.url, file, `regress-gz-legacy/${'S'.repeat(251)}.bin`, {
+      chunks: 2,
+      compression: true,
+    });
     expect(legacy.finalize.status, JSON.stringify(legacy.finalize.json)).toBe(200);
     expect(legacy.finalize.json).toMatchObject({ compression_applied: false, compressed_path: null });
     // A short name next to it still gets its copy.
-    const short = await legacyUploadFile(server.url, file, 'regress-gz-legacy/short.bin', { chunks: 1, compression: true });
-    expect(short.finalize.json).toMatchObject({ compression_applied: true, compressed_path: 'compressed/anonymous/regress-gz-legacy/short.bin.gz' });
+    const short = await legacyUploadFile(server.url, file, 'regress-gz-legacy/short.bin', {
+      chunks: 1,
+      compression: true,
+    });
+    expect(short.finalize.json).toMatchObject({
+      compression_applied: true,
+      compressed_path: 'compressed/anonymous/regress-gz-legacy/short.bin.gz',
+    });
     await expectHealthy();
   });
 
@@ -236,18 +358,28 @@ describe('defects found by the hostile tests stay fixed', () => {
     for (const bad of ['regress/a\ud800.bin', 'regress/\udc00', 'regress/x\udc00\ud800y']) {
       const native = await json('POST', '/v1/sessions', { path: bad, size: 1, fingerprint });
       expect(native.status, JSON.stringify(bad)).toBe(400);
-      expect(native.json).toMatchObject({ code: 'INVALID_PATH', error: 'path is not valid Unicode (it contains an unpaired surrogate)' });
+      expect(native.json).toMatchObject({
+        code: 'INVALID_PATH',
+        error: 'path is not valid Unicode (it contains an unpaired surrogate)',
+      });
       const legacy = await json('POST', '/upload/init', { filename: bad, filesize: 1, chunks: 1 });
-      expect(legacy.json).toMatchObject({ code: 'INVALID_PATH', error: 'filename is not valid Unicode (it contains an unpaired surrogate)' });
+      expect(legacy.json).toMatchObject({
+        code: 'INVALID_PATH',
+        error: 'filename is not valid Unicode (it contains an unpaired surrogate)',
+      });
     }
     // A surrogate pair (an emoji) is a character like any other, and the file is found again by the path answered.
     const file = path.join(temp.path, 'emoji.bin');
     await writeFile(file, Buffer.from('emoji content'));
     const upload = await uploadFile(server.url, file, 'regress/\ud83d\ude00.bin');
     expect(upload.complete.json).toMatchObject({ state: 'complete', path: 'regress/\ud83d\ude00.bin' });
-    const lookup = await send({ method: 'GET', target: `/v1/files/regress/${encodeURIComponent('\ud83d\ude00.bin')}`, headers: [], body: Buffer.alloc(0) });
+    const lookup = await send({
+      method: 'GET',
+      target: `/v1/files/regress/${encodeURIComponent('\ud83d\ude00.bin')}`,
+      headers: [],
+      body: Buffer.alloc(0),
+    });
     expect(lookup.responses[0]?.status).toBe(200);
     await expectHealthy();
   });
 });
-

@@ -33,7 +33,18 @@ beforeAll(async () => {
   files = path.join(temp.path, 'files');
   server = await startFuzzServer(layout, 'S', {
     anonymous: false,
-    args: ['--headers-timeout', String(HEADERS_TIMEOUT), '--request-timeout', String(REQUEST_TIMEOUT), '--idle-timeout', String(IDLE_TIMEOUT), '--keep-alive-timeout', '2', '--log-level', 'info'],
+    args: [
+      '--headers-timeout',
+      String(HEADERS_TIMEOUT),
+      '--request-timeout',
+      String(REQUEST_TIMEOUT),
+      '--idle-timeout',
+      String(IDLE_TIMEOUT),
+      '--keep-alive-timeout',
+      '2',
+      '--log-level',
+      'info',
+    ],
   });
 });
 
@@ -49,20 +60,34 @@ const port = (url: string): number => Number(new URL(url).port);
 async function legitUpload(name: string): Promise<void> {
   const file = path.join(files, name);
   const sha = await writeRandomFile(file, 64 * 1024);
-  const result = await uploadFile(server.url, file, `legit/${name}`, { token: server.tokens.robot1, chunkSize: 4096, parallel: 2 });
+  const result = await uploadFile(server.url, file, `legit/${name}`, {
+    token: server.tokens.robot1,
+    chunkSize: 4096,
+    parallel: 2,
+  });
   expect(result.complete.status, JSON.stringify(result.complete.json)).toBe(200);
   expect(await sha256OfFile(path.join(server.root, 'completed', 'robot1', 'legit', name))).toBe(sha);
 }
 
 async function expectAllCutOff(tricklers: readonly Trickler[], what: string): Promise<void> {
   // Generous: the cut-off comes from the server's own timer (a few seconds here); a loaded CI machine may be slow.
-  await waitFor(() => stillOpen(tricklers) === 0, `every ${what} connection to be closed by the server (${stillOpen(tricklers)} still open)`, 60_000, 100);
+  await waitFor(
+    () => stillOpen(tricklers) === 0,
+    `every ${what} connection to be closed by the server (${stillOpen(tricklers)} still open)`,
+    60_000,
+    100,
+  );
 }
 
 describe('slowloris: trickling clients are cut off by the timeouts, a well-behaved upload still completes', () => {
   it('120 connections trickling their headers are answered 408 and closed at headersTimeout', async () => {
     const fdsBefore = fdCount(server.process.child.pid!);
-    const tricklers = await trickleMany(120, { port: port(server.url), opening: 'PUT /v1/sessions/x/chunks/0 HTTP/1.1\r\nHost: 127.0.0.1\r\n', piece: 'X-Slow: 1\r\n', everyMs: 500 });
+    const tricklers = await trickleMany(120, {
+      port: port(server.url),
+      opening: 'PUT /v1/sessions/x/chunks/0 HTTP/1.1\r\nHost: 127.0.0.1\r\n',
+      piece: 'X-Slow: 1\r\n',
+      everyMs: 500,
+    });
     await legitUpload('during-headers.bin');
     // The upload went through while the trickling connections were held open, not after.
     expect(stillOpen(tricklers)).toBeGreaterThanOrEqual(100);
@@ -79,10 +104,21 @@ describe('slowloris: trickling clients are cut off by the timeouts, a well-behav
     const robot1 = { token: server.tokens.robot1 };
     // Native chunks: one session of 100 chunks of 1 KiB; each trickler sends a different chunk
     // (a second request for the same chunk would win over the first, by design).
-    const created = await call(server.url, 'POST', routes.sessions, { path: 'slow/native.bin', size: 100 * 1024, fingerprint: `fp1:${'4'.repeat(64)}`, chunkSize: 1024 }, robot1);
+    const created = await call(
+      server.url,
+      'POST',
+      routes.sessions,
+      { path: 'slow/native.bin', size: 100 * 1024, fingerprint: `fp1:${'4'.repeat(64)}`, chunkSize: 1024 },
+      robot1,
+    );
     expect(created.status).toBe(201);
     const sessionId = created.json.id as string;
-    const init = await legacyPost(server.url, '/upload/init', { filename: 'slow/legacy.bin', filesize: 1024 * 1024, chunks: 1 }, server.tokens.robot1);
+    const init = await legacyPost(
+      server.url,
+      '/upload/init',
+      { filename: 'slow/legacy.bin', filesize: 1024 * 1024, chunks: 1 },
+      server.tokens.robot1,
+    );
     const uploadId = init.json.upload_id as string;
     const auth = `Authorization: Bearer ${server.tokens.robot1}\r\n`;
     const chunkHead = (index: number): string =>
@@ -91,14 +127,18 @@ describe('slowloris: trickling clients are cut off by the timeouts, a well-behav
     const legacyHead = `POST /upload/chunk HTTP/1.1\r\nHost: 127.0.0.1\r\n${auth}Content-Type: multipart/form-data; boundary=b\r\nContent-Length: 2000000\r\n\r\n${form}`;
     const p = port(server.url);
     const native: Trickler[] = [];
-    for (let i = 0; i < 60; i += 1) native.push(...(await trickleMany(1, { port: p, opening: chunkHead(i), piece: 'x', everyMs: 500 })));
+    for (let i = 0; i < 60; i += 1)
+      native.push(...(await trickleMany(1, { port: p, opening: chunkHead(i), piece: 'x', everyMs: 500 })));
     const legacy = await trickleMany(40, { port: p, opening: legacyHead, piece: 'y', everyMs: 500 });
     // No token: refused (401) at once; the body that keeps trickling after the answer is drained
     // and cut like any other.
     const refused = await trickleMany(20, { port: p, opening: legacyHead.replace(auth, ''), piece: 'z', everyMs: 500 });
     // Pauses longer than idleTimeout between bytes.
     const pausing: Trickler[] = [];
-    for (let i = 80; i < 100; i += 1) pausing.push(...(await trickleMany(1, { port: p, opening: chunkHead(i), piece: 'x', everyMs: (IDLE_TIMEOUT + 2) * 1000 })));
+    for (let i = 80; i < 100; i += 1)
+      pausing.push(
+        ...(await trickleMany(1, { port: p, opening: chunkHead(i), piece: 'x', everyMs: (IDLE_TIMEOUT + 2) * 1000 })),
+      );
     const all = [...native, ...legacy, ...refused, ...pausing];
 
     await legitUpload('during-bodies.bin');
@@ -113,7 +153,10 @@ describe('slowloris: trickling clients are cut off by the timeouts, a well-behav
     expect(status.json).toMatchObject({ state: 'open', received: [] });
     const legacyStatus = await call(server.url, 'GET', `/upload/status/${uploadId}`, undefined, robot1);
     expect(legacyStatus.json).toMatchObject({ received_chunks: 0 });
-    await waitFor(() => fdCount(server.process.child.pid!) <= fdsBefore + 4, `the server to release the connections and their files (${fdCount(server.process.child.pid!)} open, ${fdsBefore} before)`);
+    await waitFor(
+      () => fdCount(server.process.child.pid!) <= fdsBefore + 4,
+      `the server to release the connections and their files (${fdCount(server.process.child.pid!)} open, ${fdsBefore} before)`,
+    );
     expect(serverComplaints(server.process)).toEqual([]);
     await legitUpload('after-bodies.bin');
   });
@@ -122,7 +165,10 @@ describe('slowloris: trickling clients are cut off by the timeouts, a well-behav
 describe('connection flood: maxConnections bounds file descriptors and memory', () => {
   let flood: FuzzServer;
   beforeAll(async () => {
-    flood = await startFuzzServer(layout, 'F', { anonymous: false, args: ['--max-connections', '50', '--headers-timeout', '3', '--request-timeout', '6', '--idle-timeout', '3'] });
+    flood = await startFuzzServer(layout, 'F', {
+      anonymous: false,
+      args: ['--max-connections', '50', '--headers-timeout', '3', '--request-timeout', '6', '--idle-timeout', '3'],
+    });
   });
   afterAll(async () => {
     flood?.client.close();
@@ -162,13 +208,23 @@ describe('connection flood: maxConnections bounds file descriptors and memory', 
     // The cap: 50 client connections (plus the server's own files: database, log, listening socket).
     expect(peakFds).toBeLessThanOrEqual(fdsBefore + 50 + 4);
     expect(peakRss - rssBefore).toBeLessThan(64 * 1024 * 1024);
-    console.log(`connection flood: 1000 connections against maxConnections 50: peak ${peakFds - fdsBefore} extra descriptors, RSS +${((peakRss - rssBefore) / 1024 / 1024).toFixed(1)} MiB`);
+    console.log(
+      `connection flood: 1000 connections against maxConnections 50: peak ${peakFds - fdsBefore} extra descriptors, RSS +${((peakRss - rssBefore) / 1024 / 1024).toFixed(1)} MiB`,
+    );
 
     // Once the held connections time out, the server answers again and an upload completes.
-    await waitFor(async () => (await healthStatus(flood.url)) === 200, 'the flooded server to answer /health again', 60_000, 200);
+    await waitFor(
+      async () => (await healthStatus(flood.url)) === 200,
+      'the flooded server to answer /health again',
+      60_000,
+      200,
+    );
     const file = path.join(files, 'after-flood.bin');
     const sha = await writeRandomFile(file, 32 * 1024);
-    const result = await uploadFile(flood.url, file, 'after-flood.bin', { token: flood.tokens.robot2, chunkSize: 4096 });
+    const result = await uploadFile(flood.url, file, 'after-flood.bin', {
+      token: flood.tokens.robot2,
+      chunkSize: 4096,
+    });
     expect(result.complete.json).toMatchObject({ state: 'complete', sha256: sha });
     for (const socket of sockets) socket.destroy();
     await waitFor(() => fdCount(pid) <= fdsBefore + 4, 'the flooded server to release every connection');
@@ -178,7 +234,10 @@ describe('connection flood: maxConnections bounds file descriptors and memory', 
   });
 
   it('without a limit (maxConnections 0) the same flood costs a descriptor per connection: the cap is what bounds it', async () => {
-    const open = await startFuzzServer(layout, 'U', { anonymous: false, args: ['--max-connections', '0', '--headers-timeout', '3', '--request-timeout', '6'] });
+    const open = await startFuzzServer(layout, 'U', {
+      anonymous: false,
+      args: ['--max-connections', '0', '--headers-timeout', '3', '--request-timeout', '6'],
+    });
     const sockets: net.Socket[] = [];
     try {
       const pid = open.process.child.pid!;

@@ -54,19 +54,32 @@ beforeAll(async () => {
 
   const open = await createSession(server.url, owned.file, { path: 'iso/open.bin', chunkSize: CHUNK }, robot1);
   owned.openId = open.json.id as string;
-  for (const index of [0, 1]) expect((await putChunk(server.url, owned.openId, index, await readChunk(owned.file, index, CHUNK, SIZE), robot1)).status).toBe(200);
+  for (const index of [0, 1])
+    expect(
+      (await putChunk(server.url, owned.openId, index, await readChunk(owned.file, index, CHUNK, SIZE), robot1)).status,
+    ).toBe(200);
 
   const done = await uploadFile(server.url, owned.file, 'iso/done.bin', { ...robot1, chunkSize: CHUNK });
   expect(done.complete.status).toBe(200);
   owned.doneId = done.create.json.id as string;
   owned.doneSha = done.complete.json.sha256 as string;
 
-  const init = await legacyPost(server.url, '/upload/init', { filename: 'iso/legacy-open.bin', filesize: SIZE, chunks: 2 }, robot1.token);
+  const init = await legacyPost(
+    server.url,
+    '/upload/init',
+    { filename: 'iso/legacy-open.bin', filesize: SIZE, chunks: 2 },
+    robot1.token,
+  );
   owned.legacyOpenId = init.json.upload_id as string;
   const data = await readFile(owned.file);
-  expect((await legacyChunk(server.url, owned.legacyOpenId, 0, 2, data.subarray(0, 8192), robot1.token)).status).toBe(200);
+  expect((await legacyChunk(server.url, owned.legacyOpenId, 0, 2, data.subarray(0, 8192), robot1.token)).status).toBe(
+    200,
+  );
 
-  const legacyDone = await legacyUploadFile(server.url, owned.file, 'iso/legacy-done.bin', { chunks: 2, token: robot1.token });
+  const legacyDone = await legacyUploadFile(server.url, owned.file, 'iso/legacy-done.bin', {
+    chunks: 2,
+    token: robot1.token,
+  });
   expect(legacyDone.finalize.status).toBe(200);
   owned.legacyDoneId = legacyDone.init.json.upload_id as string;
 });
@@ -79,7 +92,12 @@ afterAll(async () => {
 
 /** The answer with the id taken out of the message: what an unknown id gets must be what a foreign id gets. */
 function shape(answer: { status: number; json: Record<string, unknown> }, id: string): unknown {
-  return { status: answer.status, code: answer.json.code, success: answer.json.success, error: String(answer.json.error).replaceAll(id, '<id>') };
+  return {
+    status: answer.status,
+    code: answer.json.code,
+    success: answer.json.success,
+    error: String(answer.json.error).replaceAll(id, '<id>'),
+  };
 }
 
 const UNKNOWN = '00000000-0000-4000-8000-00000000beef';
@@ -97,7 +115,7 @@ async function ownerStillHasEverything(): Promise<void> {
   expect(legacyDone.json).toMatchObject({ state: 'complete' });
 }
 
-describe('an uploader cannot reach another uploader\'s sessions or files', () => {
+describe("an uploader cannot reach another uploader's sessions or files", () => {
   it('native sessions: read, send chunks, complete and cancel answer exactly as for an unknown id, and change nothing', async () => {
     for (const intruder of intruders) {
       const as = intruder.token ? { token: intruder.token } : {};
@@ -120,22 +138,40 @@ describe('an uploader cannot reach another uploader\'s sessions or files', () =>
     await ownerStillHasEverything();
   });
 
-  it('creating a session for the same path, size and fingerprint never resumes the other uploader\'s session or reports its file', async () => {
+  it("creating a session for the same path, size and fingerprint never resumes the other uploader's session or reports its file", async () => {
     for (const intruder of intruders) {
       const as = intruder.token ? { token: intruder.token } : {};
-      const resume = await call(server.url, 'POST', routes.sessions, { path: 'iso/open.bin', size: SIZE, fingerprint: owned.fingerprint, chunkSize: CHUNK }, as);
+      const resume = await call(
+        server.url,
+        'POST',
+        routes.sessions,
+        { path: 'iso/open.bin', size: SIZE, fingerprint: owned.fingerprint, chunkSize: CHUNK },
+        as,
+      );
       expect(resume.status, intruder.name).toBe(201);
       expect(resume.json).toMatchObject({ state: 'open', resumed: false, received: [] });
       expect(resume.json.id).not.toBe(owned.openId);
       // The same file robot1 completed, with its SHA-256: still a new, empty session, not "complete".
-      const stored = await call(server.url, 'POST', routes.sessions, { path: 'iso/done.bin', size: SIZE, fingerprint: owned.fingerprint, chunkSize: CHUNK, sha256: owned.doneSha }, as);
+      const stored = await call(
+        server.url,
+        'POST',
+        routes.sessions,
+        { path: 'iso/done.bin', size: SIZE, fingerprint: owned.fingerprint, chunkSize: CHUNK, sha256: owned.doneSha },
+        as,
+      );
       expect(stored.status, intruder.name).toBe(201);
       expect(stored.json).toMatchObject({ state: 'open', resumed: false, received: [] });
       // And its own new session is its own: robot1 cannot see it either.
-      expect((await call(server.url, 'GET', routes.session(resume.json.id as string), undefined, robot1)).status).toBe(404);
+      expect((await call(server.url, 'GET', routes.session(resume.json.id as string), undefined, robot1)).status).toBe(
+        404,
+      );
       // Cancel it again so the next intruder starts from the same state.
-      expect((await call(server.url, 'DELETE', routes.session(resume.json.id as string), undefined, as)).status).toBe(204);
-      expect((await call(server.url, 'DELETE', routes.session(stored.json.id as string), undefined, as)).status).toBe(204);
+      expect((await call(server.url, 'DELETE', routes.session(resume.json.id as string), undefined, as)).status).toBe(
+        204,
+      );
+      expect((await call(server.url, 'DELETE', routes.session(stored.json.id as string), undefined, as)).status).toBe(
+        204,
+      );
     }
     await ownerStillHasEverything();
   });
@@ -147,11 +183,17 @@ describe('an uploader cannot reach another uploader\'s sessions or files', () =>
         const lookup = await call(server.url, 'GET', routes.file(file), undefined, as);
         const unknown = await call(server.url, 'GET', routes.file('iso/never-stored.bin'), undefined, as);
         expect(lookup.status, `${intruder.name} ${file}`).toBe(404);
-        expect({ status: lookup.status, code: lookup.json.code }).toEqual({ status: unknown.status, code: unknown.json.code });
+        expect({ status: lookup.status, code: lookup.json.code }).toEqual({
+          status: unknown.status,
+          code: unknown.json.code,
+        });
       }
     }
     // robot2 lists only its own uploads (one of its own, with the same name as robot1's, to be sure).
-    const mine = await legacyUploadFile(server.url, owned.file, 'iso/robot2-own.bin', { chunks: 1, token: server.tokens.robot2 });
+    const mine = await legacyUploadFile(server.url, owned.file, 'iso/robot2-own.bin', {
+      chunks: 1,
+      token: server.tokens.robot2,
+    });
     expect(mine.finalize.status).toBe(200);
     const listing = await legacyGet(server.url, '/uploads', server.tokens.robot2);
     expect(listing.status).toBe(200);
@@ -163,7 +205,10 @@ describe('an uploader cannot reach another uploader\'s sessions or files', () =>
     expect((await legacyGet(server.url, '/uploads')).status).toBe(401);
     // robot1's listing is robot1's.
     const own = await legacyGet(server.url, '/uploads', robot1.token);
-    expect((own.json.uploads as { filename: string }[]).map((u) => u.filename).sort()).toEqual(['iso/done.bin', 'iso/legacy-done.bin']);
+    expect((own.json.uploads as { filename: string }[]).map((u) => u.filename).sort()).toEqual([
+      'iso/done.bin',
+      'iso/legacy-done.bin',
+    ]);
   });
 
   it('legacy uploads: status, chunks and finalize answer as for an unknown upload_id, and change nothing', async () => {
@@ -179,7 +224,12 @@ describe('an uploader cannot reach another uploader\'s sessions or files', () =>
         expect(chunk.status, `${intruder.name} chunk ${id}`).toBe(400);
         expect(shape(chunk, id)).toEqual(shape(unknownChunk, UNKNOWN));
         const finalize = await legacyPost(server.url, '/upload/finalize', { upload_id: id }, intruder.token);
-        const unknownFinalize = await legacyPost(server.url, '/upload/finalize', { upload_id: UNKNOWN }, intruder.token);
+        const unknownFinalize = await legacyPost(
+          server.url,
+          '/upload/finalize',
+          { upload_id: UNKNOWN },
+          intruder.token,
+        );
         expect(finalize.status, `${intruder.name} finalize ${id}`).toBe(400);
         expect(shape(finalize, id)).toEqual(shape(unknownFinalize, UNKNOWN));
       }
@@ -187,29 +237,57 @@ describe('an uploader cannot reach another uploader\'s sessions or files', () =>
       const as = intruder.token ? { token: intruder.token } : {};
       expect((await call(server.url, 'GET', routes.session(owned.legacyOpenId), undefined, as)).status).toBe(404);
       expect((await legacyGet(server.url, `/upload/status/${owned.openId}`, intruder.token)).status).toBe(404);
-      expect((await legacyPost(server.url, '/upload/finalize', { upload_id: owned.openId }, intruder.token)).status).toBe(400);
+      expect(
+        (await legacyPost(server.url, '/upload/finalize', { upload_id: owned.openId }, intruder.token)).status,
+      ).toBe(400);
     }
     await ownerStillHasEverything();
     // Nothing of the intruders' attempts landed in robot1's folder.
     const { readdir } = await import('node:fs/promises');
-    expect((await readdir(path.join(server.root, 'completed', 'robot1', 'iso'))).sort()).toEqual(['done.bin', 'legacy-done.bin']);
+    expect((await readdir(path.join(server.root, 'completed', 'robot1', 'iso'))).sort()).toEqual([
+      'done.bin',
+      'legacy-done.bin',
+    ]);
     expect(serverComplaints(server.process)).toEqual([]);
   });
 
-  it('a wrong or missing token never reaches anyone\'s sessions (401 on every route but /health)', async () => {
+  it("a wrong or missing token never reaches anyone's sessions (401 on every route but /health)", async () => {
     const closed = await startFuzzServer(await createLayout(path.join(temp.path)), 'J', { anonymous: false });
     try {
-      const created = await call(closed.url, 'POST', routes.sessions, { path: 'x.bin', size: 10, fingerprint: owned.fingerprint }, { token: closed.tokens.robot1 });
+      const created = await call(
+        closed.url,
+        'POST',
+        routes.sessions,
+        { path: 'x.bin', size: 10, fingerprint: owned.fingerprint },
+        { token: closed.tokens.robot1 },
+      );
       const id = created.json.id as string;
-      for (const token of [undefined, 'wrong-token-123456789', closed.tokens.robot1.slice(0, -1), `${closed.tokens.robot1}x`]) {
+      for (const token of [
+        undefined,
+        'wrong-token-123456789',
+        closed.tokens.robot1.slice(0, -1),
+        `${closed.tokens.robot1}x`,
+      ]) {
         const as = token ? { token } : {};
         expect((await call(closed.url, 'GET', routes.session(id), undefined, as)).status).toBe(401);
         expect((await call(closed.url, 'DELETE', routes.session(id), undefined, as)).status).toBe(401);
-        expect((await call(closed.url, 'POST', routes.sessions, { path: 'x.bin', size: 10, fingerprint: owned.fingerprint }, as)).status).toBe(401);
+        expect(
+          (
+            await call(
+              closed.url,
+              'POST',
+              routes.sessions,
+              { path: 'x.bin', size: 10, fingerprint: owned.fingerprint },
+              as,
+            )
+          ).status,
+        ).toBe(401);
         expect((await legacyGet(closed.url, `/upload/status/${id}`, token)).status).toBe(401);
         expect((await legacyGet(closed.url, '/uploads', token)).status).toBe(401);
       }
-      expect((await call(closed.url, 'GET', routes.session(id), undefined, { token: closed.tokens.robot1 })).json).toMatchObject({ state: 'open' });
+      expect(
+        (await call(closed.url, 'GET', routes.session(id), undefined, { token: closed.tokens.robot1 })).json,
+      ).toMatchObject({ state: 'open' });
     } finally {
       closed.client.close();
       await closed.process.stop();

@@ -17,11 +17,23 @@ const stamp = { sec: 1_700_000_000, nanosec: 42 };
 const snapshots = [
   snapshot('q', { state: 'queued' }),
   snapshot('w', { state: 'waiting_for_close', bytesTotal: 0 }),
-  snapshot('u', { state: 'uploading', bytesSent: 5_000_000_000, bytesTotal: 5_368_709_120, rate: 1.5e6, etaSeconds: 245.8, attempt: 1 }),
+  snapshot('u', {
+    state: 'uploading',
+    bytesSent: 5_000_000_000,
+    bytesTotal: 5_368_709_120,
+    rate: 1.5e6,
+    etaSeconds: 245.8,
+    attempt: 1,
+  }),
   snapshot('r', { state: 'retrying', attempt: 3, lastError: 'socket hang up', errorCode: 'NETWORK' }),
   snapshot('s', { state: 'stalled', lastError: 'no bytes for 60s', errorCode: 'STALLED' }),
   snapshot('p', { state: 'paused', priority: 1 }),
-  snapshot('c', { state: 'completed', bytesSent: 10_000_000, sha256: 'f'.repeat(64), finishedAt: '2026-01-01T00:01:00.000Z' }),
+  snapshot('c', {
+    state: 'completed',
+    bytesSent: 10_000_000,
+    sha256: 'f'.repeat(64),
+    finishedAt: '2026-01-01T00:01:00.000Z',
+  }),
   snapshot('f', { state: 'failed', lastError: 'UNAUTHORIZED: token refused', priority: 10 }),
 ];
 
@@ -42,8 +54,10 @@ describe('the interface files and the TypeScript side agree', () => {
     expect(messages.sort()).toEqual(['UploadQueue.msg', 'UploadStatus.msg']);
     expect(services).toEqual(['Enqueue.srv']);
     const cmake = readFileSync(`${msgs}CMakeLists.txt`, 'utf8');
-    for (const file of [...messages.map((m) => `msg/${m}`), ...services.map((s) => `srv/${s}`)]) expect(cmake).toContain(`"${file}"`);
-    for (const type of [rosInterfaces.uploadStatus, rosInterfaces.uploadQueue]) expect(loadMessage(type).fields.length).toBeGreaterThan(0);
+    for (const file of [...messages.map((m) => `msg/${m}`), ...services.map((s) => `srv/${s}`)])
+      expect(cmake).toContain(`"${file}"`);
+    for (const type of [rosInterfaces.uploadStatus, rosInterfaces.uploadQueue])
+      expect(loadMessage(type).fields.length).toBeGreaterThan(0);
   });
 
   it('UploadStatus state constants are the engine states, in one mapping', () => {
@@ -71,7 +85,12 @@ describe('the interface files and the TypeScript side agree', () => {
     const message = uploadQueueMessage(status, stamp);
     expect(checkMessage(message, loadMessage(rosInterfaces.uploadQueue))).toEqual([]);
     expect(message.uploads.map((u) => u.upload_id)).toEqual(['u', 'r', 's', 'p', 'q', 'w']);
-    expect(checkMessage(uploadQueueMessage({ ...status, freeDiskBytes: undefined, uploads: [] }, stamp), loadMessage(rosInterfaces.uploadQueue))).toEqual([]);
+    expect(
+      checkMessage(
+        uploadQueueMessage({ ...status, freeDiskBytes: undefined, uploads: [] }, stamp),
+        loadMessage(rosInterfaces.uploadQueue),
+      ),
+    ).toEqual([]);
   });
 
   it('/diagnostics fits diagnostic_msgs/DiagnosticArray (level a byte, given as a number)', () => {
@@ -93,7 +112,9 @@ describe('the interface files and the TypeScript side agree', () => {
     const trigger: TriggerResponse = { success: true, message: 'paused' };
     expect(checkMessage(trigger, loadService(rosInterfaces.trigger).response)).toEqual([]);
     expect(loadService(rosInterfaces.trigger).request.fields).toEqual([]);
-    expect(checkMessage({ data: messageJson(uploadQueueMessage(status, stamp)) }, loadMessage(rosInterfaces.string))).toEqual([]);
+    expect(
+      checkMessage({ data: messageJson(uploadQueueMessage(status, stamp)) }, loadMessage(rosInterfaces.string)),
+    ).toEqual([]);
     const humble: WriteSplitEventMessage = { closed_file: 'a', opened_file: 'b' };
     expect(checkMessage(humble, loadMessage(rosInterfaces.writeSplitEvent))).toEqual([]);
     const jazzy: WriteSplitEventMessage = { ...humble, node_name: '/recorder' };
@@ -103,13 +124,17 @@ describe('the interface files and the TypeScript side agree', () => {
   it('the checker itself refuses what rclnodejs refuses', () => {
     const definition = loadMessage(rosInterfaces.uploadStatus);
     const message = { ...uploadStatusMessage(snapshots[0]!, stamp), bytes_sent: 5 as unknown as bigint };
-    expect(checkMessage(message, definition)).toEqual(['upload_agent_msgs/UploadStatus.bytes_sent: uint64 must be a BigInt (rclnodejs refuses a number), got number 5']);
+    expect(checkMessage(message, definition)).toEqual([
+      'upload_agent_msgs/UploadStatus.bytes_sent: uint64 must be a BigInt (rclnodejs refuses a number), got number 5',
+    ]);
     const { priority: _priority, ...missing } = uploadStatusMessage(snapshots[0]!, stamp);
     expect(checkMessage({ ...missing, extra: 1 }, definition)).toEqual([
       'upload_agent_msgs/UploadStatus.extra: not a field of upload_agent_msgs/UploadStatus',
       'upload_agent_msgs/UploadStatus.priority: missing',
     ]);
-    expect(checkMessage({ ...uploadStatusMessage(snapshots[0]!, stamp), state: 256 }, definition)).toEqual(['upload_agent_msgs/UploadStatus.state: 256 is out of range for uint8']);
+    expect(checkMessage({ ...uploadStatusMessage(snapshots[0]!, stamp), state: 256 }, definition)).toEqual([
+      'upload_agent_msgs/UploadStatus.state: 256 is out of range for uint8',
+    ]);
     expect(() => parseMessage('uint8 Bad-Name', 'p/Bad')).toThrow('p/Bad: cannot parse field: uint8 Bad-Name');
   });
 });

@@ -25,7 +25,11 @@ describe('the node publishes what the agent reports', () => {
     const { node } = run;
     expect(node.publishers.get(STATUS)?.type).toBe('upload_agent_msgs/msg/UploadStatus');
     expect(node.publishers.get(QUEUE)?.type).toBe('upload_agent_msgs/msg/UploadQueue');
-    expect(node.publishers.get(QUEUE)?.qos).toEqual({ depth: 1, reliability: 'reliable', durability: 'transient_local' });
+    expect(node.publishers.get(QUEUE)?.qos).toEqual({
+      depth: 1,
+      reliability: 'reliable',
+      durability: 'transient_local',
+    });
     expect(QUEUE_QOS.durability).toBe('transient_local');
     expect(node.publishers.get(DIAGNOSTICS)?.type).toBe('diagnostic_msgs/msg/DiagnosticArray');
     expect(STATUS).toBe('upload_status');
@@ -41,40 +45,80 @@ describe('the node publishes what the agent reports', () => {
     const statuses = () => node.messages<UploadStatusMessage>(STATUS);
 
     agent.update('a', { state: 'queued' });
-    expect(statuses().at(-1)).toMatchObject({ upload_id: 'a', state: uploadStatusState.queued, bytes_sent: 0n, bytes_total: 10_000_000n, eta: -1 });
+    expect(statuses().at(-1)).toMatchObject({
+      upload_id: 'a',
+      state: uploadStatusState.queued,
+      bytes_sent: 0n,
+      bytes_total: 10_000_000n,
+      eta: -1,
+    });
 
     agent.update('a', { state: 'uploading', startedAt: '2026-01-01T00:00:01.000Z' });
     expect(statuses()).toHaveLength(2);
     expect(statuses().at(-1)!.state).toBe(uploadStatusState.uploading);
 
     // Progress within one 500 ms window: nothing more until the window ends, then the latest.
-    for (let sent = 1; sent <= 5; sent += 1) agent.update('a', { bytesSent: sent * 1_000_000, rate: 2_000_000, etaSeconds: 10 - sent });
+    for (let sent = 1; sent <= 5; sent += 1)
+      agent.update('a', { bytesSent: sent * 1_000_000, rate: 2_000_000, etaSeconds: 10 - sent });
     const afterBurst = statuses().length;
     expect(afterBurst).toBeLessThanOrEqual(3);
     await vi.advanceTimersByTimeAsync(500);
-    expect(statuses().at(-1)).toMatchObject({ state: uploadStatusState.uploading, bytes_sent: 5_000_000n, rate: 2_000_000, eta: 5 });
+    expect(statuses().at(-1)).toMatchObject({
+      state: uploadStatusState.uploading,
+      bytes_sent: 5_000_000n,
+      rate: 2_000_000,
+      eta: 5,
+    });
     const progressCount = statuses().length;
     expect(progressCount).toBeLessThanOrEqual(afterBurst + 1);
 
     // A state change goes out at once, even inside the progress window.
     agent.update('a', { bytesSent: 5_500_000 });
-    agent.update('a', { state: 'retrying', attempt: 2, lastError: 'connect ECONNREFUSED 127.0.0.1:8080', errorCode: 'NETWORK' });
-    expect(statuses().at(-1)).toMatchObject({ state: uploadStatusState.retrying, attempt: 2, last_error: 'connect ECONNREFUSED 127.0.0.1:8080', error_code: 'NETWORK' });
+    agent.update('a', {
+      state: 'retrying',
+      attempt: 2,
+      lastError: 'connect ECONNREFUSED 127.0.0.1:8080',
+      errorCode: 'NETWORK',
+    });
+    expect(statuses().at(-1)).toMatchObject({
+      state: uploadStatusState.retrying,
+      attempt: 2,
+      last_error: 'connect ECONNREFUSED 127.0.0.1:8080',
+      error_code: 'NETWORK',
+    });
 
     agent.update('a', { state: 'uploading', lastError: undefined, errorCode: undefined });
-    agent.update('a', { state: 'completed', bytesSent: 10_000_000, sha256: 'ab'.repeat(32), finishedAt: '2026-01-01T00:00:09.000Z' });
+    agent.update('a', {
+      state: 'completed',
+      bytesSent: 10_000_000,
+      sha256: 'ab'.repeat(32),
+      finishedAt: '2026-01-01T00:00:09.000Z',
+    });
     const completed = statuses().at(-1)!;
-    expect(completed).toMatchObject({ upload_id: 'a', state: uploadStatusState.completed, bytes_sent: 10_000_000n, sha256: 'ab'.repeat(32) });
+    expect(completed).toMatchObject({
+      upload_id: 'a',
+      state: uploadStatusState.completed,
+      bytes_sent: 10_000_000n,
+      sha256: 'ab'.repeat(32),
+    });
     // No stale progress message after completion.
     await vi.advanceTimersByTimeAsync(2_000);
     expect(statuses().at(-1)).toEqual(completed);
 
     agent.update('b', { state: 'uploading', localPath: '/data/bags/run1/run1_1.mcap', remotePath: 'run1/run1_1.mcap' });
     agent.update('b', { state: 'failed', lastError: 'server refused the token', errorCode: 'UNAUTHORIZED' });
-    expect(statuses().at(-1)).toMatchObject({ upload_id: 'b', state: uploadStatusState.failed, local_path: '/data/bags/run1/run1_1.mcap', remote_path: 'run1/run1_1.mcap', bag_name: 'run1' });
+    expect(statuses().at(-1)).toMatchObject({
+      upload_id: 'b',
+      state: uploadStatusState.failed,
+      local_path: '/data/bags/run1/run1_1.mcap',
+      remote_path: 'run1/run1_1.mcap',
+      bag_name: 'run1',
+    });
 
     // The order of states per file, as published.
-    const statesOfA = statuses().filter((m) => m.upload_id === 'a').map((m) => m.state);
+    const statesOfA = statuses()
+      .filter((m) => m.upload_id === 'a')
+      .map((m) => m.state);
     expect(statesOfA.filter((state, index) => state !== statesOfA[index - 1])).toEqual([
       uploadStatusState.queued,
       uploadStatusState.uploading,
@@ -142,7 +186,18 @@ describe('the node publishes what the agent reports', () => {
     expect(latest()).toMatchObject({ level: 0, name: 'upload_agent: uploads' });
     expect(typeof latest().level).toBe('number');
     const keys = latest().values.map((kv) => kv.key);
-    expect(keys).toEqual(expect.arrayContaining(['online', 'paused', 'bandwidth_limit', 'bytes_pending', 'free_disk_bytes', 'low_disk', 'queued_count', 'failed_count']));
+    expect(keys).toEqual(
+      expect.arrayContaining([
+        'online',
+        'paused',
+        'bandwidth_limit',
+        'bytes_pending',
+        'free_disk_bytes',
+        'low_disk',
+        'queued_count',
+        'failed_count',
+      ]),
+    );
 
     agent.update('r', { state: 'retrying', lastError: 'timeout', errorCode: 'TIMEOUT' });
     node.tick();
@@ -199,6 +254,8 @@ describe('the node publishes what the agent reports', () => {
     run = await startFakeNode({ rosArgs: ['-r', '__ns:=/robot7', '-r', '__node:=uploader'] });
     expect(run.node.fullyQualifiedName).toBe('/robot7/uploader');
     run.node.tick();
-    expect(run.node.messages<DiagnosticArrayMessage>(DIAGNOSTICS).at(-1)!.status[0]!.name).toBe('robot7/uploader: uploads');
+    expect(run.node.messages<DiagnosticArrayMessage>(DIAGNOSTICS).at(-1)!.status[0]!.name).toBe(
+      'robot7/uploader: uploads',
+    );
   });
 });

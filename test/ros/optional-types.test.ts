@@ -10,15 +10,30 @@ describe('optional interface types', () => {
     try {
       const { node, agent } = run;
       expect(node.publishers.get(rosNames.status)?.type).toBe('std_msgs/msg/String');
-      expect(node.publishers.get(rosNames.queue)).toMatchObject({ type: 'std_msgs/msg/String', qos: { durability: 'transient_local', depth: 1 } });
+      expect(node.publishers.get(rosNames.queue)).toMatchObject({
+        type: 'std_msgs/msg/String',
+        qos: { durability: 'transient_local', depth: 1 },
+      });
       expect(node.services.has('~/enqueue')).toBe(false);
       expect(node.services.has('~/pause')).toBe(true);
 
       agent.update('a', { state: 'uploading', bytesSent: 1234, bytesTotal: 5678, rate: 100, etaSeconds: 44.4 });
       const status = JSON.parse(node.messages<StringMessage>(rosNames.status).at(-1)!.data) as Record<string, unknown>;
-      expect(status).toMatchObject({ upload_id: 'a', state: uploadStatusState.uploading, state_name: 'uploading', bytes_sent: 1234, bytes_total: 5678, rate: 100, eta: 44.4 });
+      expect(status).toMatchObject({
+        upload_id: 'a',
+        state: uploadStatusState.uploading,
+        state_name: 'uploading',
+        bytes_sent: 1234,
+        bytes_total: 5678,
+        rate: 100,
+        eta: 44.4,
+      });
       node.tick();
-      const queue = JSON.parse(node.messages<StringMessage>(rosNames.queue).at(-1)!.data) as { uploading_count: number; uploads: { state_name: string }[]; bandwidth_limit: number };
+      const queue = JSON.parse(node.messages<StringMessage>(rosNames.queue).at(-1)!.data) as {
+        uploading_count: number;
+        uploads: { state_name: string }[];
+        bandwidth_limit: number;
+      };
       expect(queue).toMatchObject({ uploading_count: 1, bandwidth_limit: 0 });
       expect(queue.uploads[0]!.state_name).toBe('uploading');
 

@@ -3,7 +3,11 @@ import os from 'node:os';
 import path from 'node:path';
 import { EventEmitter } from 'node:events';
 import { afterAll, describe, expect, it } from 'vitest';
-import { isAppliedByRclnodejs, nodeKeyMatches, readParamsFileOverrides } from '../../agent/ros/params-file-overrides.js';
+import {
+  isAppliedByRclnodejs,
+  nodeKeyMatches,
+  readParamsFileOverrides,
+} from '../../agent/ros/params-file-overrides.js';
 import { startRosNode } from '../../agent/ros/index.js';
 import { ParameterType } from '../../agent/ros/ros-seam.js';
 import { isUploadError } from '../../common/errors/upload-error.js';
@@ -25,7 +29,13 @@ function paramsFile(yaml: string): string {
 
 /** A params file with one node key, as launch_ros writes them. */
 function keyed(key: string, parameters: string): string {
-  return paramsFile(`${key}:\n  ros__parameters:\n${parameters.trim().split('\n').map((line) => `    ${line.trim()}`).join('\n')}\n`);
+  return paramsFile(
+    `${key}:\n  ros__parameters:\n${parameters
+      .trim()
+      .split('\n')
+      .map((line) => `    ${line.trim()}`)
+      .join('\n')}\n`,
+  );
 }
 
 describe('params-file node keys', () => {
@@ -64,7 +74,10 @@ describe('params-file node keys', () => {
         '    bandwidth_limit: 3',
       ].join('\n'),
     );
-    const { entries, problems } = readParamsFileOverrides([file], { name: 'upload_agent', fullyQualifiedName: '/robot1/upload_agent' });
+    const { entries, problems } = readParamsFileOverrides([file], {
+      name: 'upload_agent',
+      fullyQualifiedName: '/robot1/upload_agent',
+    });
     expect(problems).toEqual([]);
     expect(entries.map(({ name, value, key }) => ({ name, value, key }))).toEqual([
       { name: 'bandwidth_limit', value: 2_000_000n, key: '/robot1/upload_agent' },
@@ -87,14 +100,26 @@ describe('parameters from ros2 launch arrive, whichever way the params file is k
   ];
   for (const { key, ns } of cases) {
     it(`keyed ${key}${ns ? ` with the node in ${ns}` : ''}`, async () => {
-      const file = keyed(key, 'bandwidth_limit: 1000000\nserver_url: "http://127.0.0.1:8099"\nupload_timeout: 45\ninclude: ["*.txt"]');
+      const file = keyed(
+        key,
+        'bandwidth_limit: 1000000\nserver_url: "http://127.0.0.1:8099"\nupload_timeout: 45\ninclude: ["*.txt"]',
+      );
       const rosArgs = [...(ns ? ['-r', `__ns:=${ns}`] : []), '-r', '__node:=upload_agent', '--params-file', file];
       const run = await startFakeNode({ rosArgs });
       try {
-        expect(run.rosSettings).toMatchObject({ bandwidthLimit: 1_000_000, uploadUrl: 'http://127.0.0.1:8099', uploadTimeout: 45, include: ['*.txt'] });
+        expect(run.rosSettings).toMatchObject({
+          bandwidthLimit: 1_000_000,
+          uploadUrl: 'http://127.0.0.1:8099',
+          uploadTimeout: 45,
+          include: ['*.txt'],
+        });
         expect(run.node.getParameter('bandwidth_limit')?.value).toBe(1_000_000n);
         expect(run.node.getParameter('server_url')?.value).toBe('http://127.0.0.1:8099');
-        expect(run.node.getParameter('upload_timeout')).toEqual({ name: 'upload_timeout', type: ParameterType.DOUBLE, value: 45 });
+        expect(run.node.getParameter('upload_timeout')).toEqual({
+          name: 'upload_timeout',
+          type: ParameterType.DOUBLE,
+          value: 45,
+        });
         expect(run.agent.status().bandwidthLimit).toBe(1_000_000);
       } finally {
         await run.handle.shutdown();
@@ -109,11 +134,29 @@ describe('parameters from ros2 launch arrive, whichever way the params file is k
     const shared = paramsFile('/**:\n  ros__parameters:\n    min_free_space: 5000000000\n    include: ["*.log"]\n');
     const url = paramsFile('/robot1/upload_agent:\n  ros__parameters:\n    server_url: http://127.0.0.1:9\n');
     const limit = paramsFile('/robot1/upload_agent:\n  ros__parameters:\n    bandwidth_limit: 3000000\n');
-    const rosArgs = ['-r', '__node:=upload_agent', '-r', '__ns:=/robot1', '--params-file', shared, '--params-file', url, '--params-file', limit, '-r', 'events/write_split:=/events/write_split'];
+    const rosArgs = [
+      '-r',
+      '__node:=upload_agent',
+      '-r',
+      '__ns:=/robot1',
+      '--params-file',
+      shared,
+      '--params-file',
+      url,
+      '--params-file',
+      limit,
+      '-r',
+      'events/write_split:=/events/write_split',
+    ];
     const run = await startFakeNode({ rosArgs });
     try {
       expect(run.node.fullyQualifiedName).toBe('/robot1/upload_agent');
-      expect(run.rosSettings).toEqual({ minFreeSpace: 5_000_000_000, include: ['*.log'], uploadUrl: 'http://127.0.0.1:9', bandwidthLimit: 3_000_000 });
+      expect(run.rosSettings).toEqual({
+        minFreeSpace: 5_000_000_000,
+        include: ['*.log'],
+        uploadUrl: 'http://127.0.0.1:9',
+        bandwidthLimit: 3_000_000,
+      });
     } finally {
       await run.handle.shutdown();
     }
@@ -122,11 +165,15 @@ describe('parameters from ros2 launch arrive, whichever way the params file is k
   it('ignores entries keyed for another node, and warns about unknown names keyed to this one', async () => {
     const other = keyed('/robot2/upload_agent', 'bandwidth_limit: 7');
     const mine = keyed('/robot1/upload_agent', 'bandwith_limit: 7');
-    const run = await startFakeNode({ rosArgs: ['-r', '__ns:=/robot1', '--params-file', other, '--params-file', mine] });
+    const run = await startFakeNode({
+      rosArgs: ['-r', '__ns:=/robot1', '--params-file', other, '--params-file', mine],
+    });
     try {
       expect(run.rosSettings).toEqual({});
       expect(run.agent.status().bandwidthLimit).toBe(0);
-      expect(run.warnings().map((line) => line.msg)).toContain(`bandwith_limit in params file ${mine} (key /robot1/upload_agent) is not a parameter of /robot1/upload_agent; ignored`);
+      expect(run.warnings().map((line) => line.msg)).toContain(
+        `bandwith_limit in params file ${mine} (key /robot1/upload_agent) is not a parameter of /robot1/upload_agent; ignored`,
+      );
     } finally {
       await run.handle.shutdown();
     }
@@ -135,7 +182,20 @@ describe('parameters from ros2 launch arrive, whichever way the params file is k
   it('an entry keyed by the fully qualified name wins over /** and -p', async () => {
     const shared = keyed('/**', 'bandwidth_limit: 1\nmax_retries: 9');
     const specific = keyed('/robot1/upload_agent', 'bandwidth_limit: 2');
-    const run = await startFakeNode({ rosArgs: ['-r', '__ns:=/robot1', '--params-file', shared, '--params-file', specific, '-p', 'bandwidth_limit:=3', '-p', 'max_concurrent_uploads:=4'] });
+    const run = await startFakeNode({
+      rosArgs: [
+        '-r',
+        '__ns:=/robot1',
+        '--params-file',
+        shared,
+        '--params-file',
+        specific,
+        '-p',
+        'bandwidth_limit:=3',
+        '-p',
+        'max_concurrent_uploads:=4',
+      ],
+    });
     try {
       expect(run.rosSettings).toEqual({ bandwidthLimit: 2, maxRetries: 9, maxConcurrentUploads: 4 });
     } finally {
@@ -164,7 +224,9 @@ describe('parameters from ros2 launch arrive, whichever way the params file is k
       (caught: unknown) => caught,
     );
     expect(isUploadError(error, 'CONFIG_INVALID')).toBe(true);
-    expect((error as Error).message).toBe(`Invalid ROS parameter from params file ${bad} (key /upload_agent): max_concurrent_uploads = 0 refused: must be at least 1`);
+    expect((error as Error).message).toBe(
+      `Invalid ROS parameter from params file ${bad} (key /upload_agent): max_concurrent_uploads = 0 refused: must be at least 1`,
+    );
     expect(created).toBe(false);
     expect(ros.node.destroyCount).toBe(1);
     expect(ros.shutdownCount).toBe(1);

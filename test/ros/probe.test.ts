@@ -21,19 +21,32 @@ describe('choosing ROS mode', () => {
       return new FakeRos();
     };
     const result = await probeRos({ env: { PATH: '/usr/bin' }, load });
-    expect(result).toEqual({ available: false, reason: expect.stringContaining('ROS 2 is not sourced (ROS_DISTRO and AMENT_PREFIX_PATH are unset)') });
+    expect(result).toEqual({
+      available: false,
+      reason: expect.stringContaining('ROS 2 is not sourced (ROS_DISTRO and AMENT_PREFIX_PATH are unset)'),
+    });
     expect(loads).toBe(0);
     const error = await loadRos('on', { env: {}, load }).catch((caught: unknown) => caught);
     expect(isUploadError(error, 'ROS_UNAVAILABLE')).toBe(true);
-    expect((error as Error).message).toMatch(/^--ros was given but ROS 2 is not usable: ROS 2 is not sourced .*source \/opt\/ros\/<distro>\/setup\.bash/);
+    expect((error as Error).message).toMatch(
+      /^--ros was given but ROS 2 is not usable: ROS 2 is not sourced .*source \/opt\/ros\/<distro>\/setup\.bash/,
+    );
     expect(await loadRos('auto', { env: {}, load })).toMatchObject({ available: false });
-    expect(await loadRos('off', { env: { ROS_DISTRO: 'humble' }, load })).toEqual({ available: false, reason: 'ROS mode is off (--no-ros)' });
+    expect(await loadRos('off', { env: { ROS_DISTRO: 'humble' }, load })).toEqual({
+      available: false,
+      reason: 'ROS mode is off (--no-ros)',
+    });
     expect(loads).toBe(0);
   });
 
   it('with ROS sourced, loads the binding', async () => {
     const binding = new FakeRos();
-    expect(await loadRos('on', { env: { ROS_DISTRO: 'jazzy', AMENT_PREFIX_PATH: '/opt/ros/jazzy' }, load: async () => binding })).toEqual({ available: true, binding });
+    expect(
+      await loadRos('on', {
+        env: { ROS_DISTRO: 'jazzy', AMENT_PREFIX_PATH: '/opt/ros/jazzy' },
+        load: async () => binding,
+      }),
+    ).toEqual({ available: true, binding });
   });
 
   it('with the real loader: rclnodejs loads where it is installed, else the reason names the install command', async () => {
@@ -53,7 +66,8 @@ describe('choosing ROS mode', () => {
       // rclnodejs is an optional peer dependency and is not installed on machines without ROS.
       expect(result).toEqual({
         available: false,
-        reason: "rclnodejs is not installed: with ROS 2 (humble) sourced, run `npm_config_yes=true npm install rclnodejs@2` in the agent's folder",
+        reason:
+          "rclnodejs is not installed: with ROS 2 (humble) sourced, run `npm_config_yes=true npm install rclnodejs@2` in the agent's folder",
       });
     }
   });
@@ -67,7 +81,8 @@ describe('choosing ROS mode', () => {
     });
     expect(result).toEqual({
       available: false,
-      reason: 'rclnodejs could not be loaded (librcl.so: cannot open shared object file): reinstall it with ROS 2 sourced: `npm_config_yes=true npm install rclnodejs@2`',
+      reason:
+        'rclnodejs could not be loaded (librcl.so: cannot open shared object file): reinstall it with ROS 2 sourced: `npm_config_yes=true npm install rclnodejs@2`',
     });
   });
 });
@@ -77,7 +92,11 @@ describe('the seam', () => {
     const root = fileURLToPath(new URL('../../', import.meta.url));
     const sources = (dir: string): string[] =>
       readdirSync(path.join(root, dir), { withFileTypes: true }).flatMap((entry) =>
-        entry.isDirectory() ? sources(path.join(dir, entry.name)) : entry.name.endsWith('.ts') ? [path.join(dir, entry.name)] : [],
+        entry.isDirectory()
+          ? sources(path.join(dir, entry.name))
+          : entry.name.endsWith('.ts')
+            ? [path.join(dir, entry.name)]
+            : [],
       );
     const importers = [...sources('agent'), ...sources('common'), ...sources('server'), 'index.ts'].filter((file) =>
       /(?:from|import)\s*\(?\s*['"]rclnodejs['"]/.test(readFileSync(path.join(root, file), 'utf8')),

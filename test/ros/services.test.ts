@@ -46,7 +46,10 @@ describe('services', () => {
     expect(await node.call(serviceNames.retryFailed, {})).toEqual({ success: true, message: 'no failed uploads' });
     agent.update('x', { state: 'failed', lastError: 'gone' });
     agent.update('y', { state: 'failed', lastError: 'gone' });
-    expect(await node.call(serviceNames.retryFailed, {})).toEqual({ success: true, message: '2 failed uploads queued again' });
+    expect(await node.call(serviceNames.retryFailed, {})).toEqual({
+      success: true,
+      message: '2 failed uploads queued again',
+    });
     expect([...agent.uploads.values()].map((upload) => upload.state)).toEqual(['queued', 'queued']);
   });
 
@@ -55,14 +58,23 @@ describe('services', () => {
     agent.retryFailed = () => {
       throw new UploadError('STATE_DIR', 'the journal is not writable');
     };
-    expect(await node.call(serviceNames.retryFailed, {})).toEqual({ success: false, message: 'the journal is not writable' });
+    expect(await node.call(serviceNames.retryFailed, {})).toEqual({
+      success: false,
+      message: 'the journal is not writable',
+    });
   });
 
   it('~/enqueue passes path, priority and metadata to the agent and returns the upload ids', async () => {
     const { node, agent } = run;
-    const response = (await node.call(serviceNames.enqueue, { path: '/data/bags/run9', priority: 2, metadata_json: '{"run": 9, "site": "lab"}' })) as EnqueueResponse;
+    const response = (await node.call(serviceNames.enqueue, {
+      path: '/data/bags/run9',
+      priority: 2,
+      metadata_json: '{"run": 9, "site": "lab"}',
+    })) as EnqueueResponse;
     expect(response).toEqual({ accepted: true, message: 'queued /data/bags/run9', upload_ids: ['id-1'] });
-    expect(agent.calls.enqueue).toEqual([{ path: '/data/bags/run9', options: { priority: 2, metadata: { run: 9, site: 'lab' } } }]);
+    expect(agent.calls.enqueue).toEqual([
+      { path: '/data/bags/run9', options: { priority: 2, metadata: { run: 9, site: 'lab' } } },
+    ]);
 
     await node.call(serviceNames.enqueue, { path: '/data/f.mcap', priority: 0, metadata_json: '' });
     expect(agent.calls.enqueue[1]).toEqual({ path: '/data/f.mcap', options: {} });
@@ -72,7 +84,10 @@ describe('services', () => {
     const { node, agent } = run;
     const cases: [Record<string, unknown>, RegExp][] = [
       [{ path: '  ', priority: 0, metadata_json: '' }, /path is empty/],
-      [{ path: '/d', priority: 11, metadata_json: '' }, /priority 11 is out of range: use 1 \(first\) to 10 \(last\), or 0/],
+      [
+        { path: '/d', priority: 11, metadata_json: '' },
+        /priority 11 is out of range: use 1 \(first\) to 10 \(last\), or 0/,
+      ],
       [{ path: '/d', priority: 0, metadata_json: '{run: 1}' }, /metadata_json is not valid JSON/],
       [{ path: '/d', priority: 0, metadata_json: '[1, 2]' }, /metadata_json must be a JSON object/],
     ];
@@ -85,10 +100,14 @@ describe('services', () => {
     expect(agent.calls.enqueue).toEqual([]);
   });
 
-  it('~/enqueue answers the agent\'s refusal or error instead of failing the call', async () => {
+  it("~/enqueue answers the agent's refusal or error instead of failing the call", async () => {
     const { node, agent } = run;
     agent.enqueueResult = async (path) => ({ accepted: false, message: `${path} does not exist`, uploadIds: [] });
-    expect(await node.call(serviceNames.enqueue, { path: '/nope', priority: 0, metadata_json: '' })).toEqual({ accepted: false, message: '/nope does not exist', upload_ids: [] });
+    expect(await node.call(serviceNames.enqueue, { path: '/nope', priority: 0, metadata_json: '' })).toEqual({
+      accepted: false,
+      message: '/nope does not exist',
+      upload_ids: [],
+    });
     agent.enqueueResult = async () => {
       throw new UploadError('FILE_UNREADABLE', 'permission denied: /root/x.mcap');
     };

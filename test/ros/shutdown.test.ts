@@ -15,7 +15,14 @@ describe('startup and shutdown', () => {
 
   it('inits rclnodejs with the full argv, removes its signal handler and creates upload_agent', async () => {
     const run = await startFakeNode({ rosArgs: ['-p', 'bandwidth_limit:=5000'] });
-    expect(run.ros.initArgv).toEqual(['/usr/bin/node', '/opt/agent/dist/agent/cli/main.js', 'watch', '--ros-args', '-p', 'bandwidth_limit:=5000']);
+    expect(run.ros.initArgv).toEqual([
+      '/usr/bin/node',
+      '/opt/agent/dist/agent/cli/main.js',
+      'watch',
+      '--ros-args',
+      '-p',
+      'bandwidth_limit:=5000',
+    ]);
     expect(run.ros.removeSignalHandlersCount).toBeGreaterThanOrEqual(1);
     expect(run.node.name).toBe('upload_agent');
     expect(run.rosSettings).toEqual({ bandwidthLimit: 5000 });
@@ -72,7 +79,9 @@ describe('startup and shutdown', () => {
     expect(run.ros.shutdownCount).toBe(1);
     expect(run.node.destroyCount).toBe(1);
     expect(run.exits).toEqual([0]);
-    expect(run.warnings().map((line) => line.msg)).toContain(`the agent did not finish stopping within ${SHUTDOWN_DRAIN_SECONDS} s; the ROS node goes down anyway`);
+    expect(run.warnings().map((line) => line.msg)).toContain(
+      `the agent did not finish stopping within ${SHUTDOWN_DRAIN_SECONDS} s; the ROS node goes down anyway`,
+    );
   });
 
   it('a second signal while draining exits at once with 1, still shutting ROS down only once', async () => {

@@ -35,7 +35,12 @@ describe('auth', () => {
     expect(missing.status).toBe(401);
     expect(missing.json).toMatchObject({ success: false, code: 'UNAUTHORIZED' });
     expect(missing.headers.get('www-authenticate')).toBe('Bearer');
-    const wrong = await legacyPost(server.url, '/upload/init', { filename: 'a.bag', filesize: 1, chunks: 1 }, 'not-a-valid-token');
+    const wrong = await legacyPost(
+      server.url,
+      '/upload/init',
+      { filename: 'a.bag', filesize: 1, chunks: 1 },
+      'not-a-valid-token',
+    );
     expect(wrong.status).toBe(401);
     expect(wrong.json.error).toBe('The bearer token is not valid');
     const basic = await fetch(`${server.url}/v1/sessions/x`, { headers: { authorization: 'Basic dXNlcjpwYXNz' } });
@@ -46,17 +51,26 @@ describe('auth', () => {
   it('keeps each uploader to its own sessions and files, and files of the same name apart', async () => {
     const file = path.join(files.path, 'shared-name.bin');
     await writeRandomFile(file, 3 * 1024 * 1024);
-    const created = await createSession(server.url, file, { path: 'run/shared-name.bin', chunkSize: 1024 * 1024 }, { token: ROBOT1 });
+    const created = await createSession(
+      server.url,
+      file,
+      { path: 'run/shared-name.bin', chunkSize: 1024 * 1024 },
+      { token: ROBOT1 },
+    );
     const id = created.json.id as string;
     const chunk = await readChunk(file, 0, 1024 * 1024, 3 * 1024 * 1024);
     expect((await call(server.url, 'GET', routes.session(id), undefined, { token: ROBOT2 })).status).toBe(404);
     expect((await putChunk(server.url, id, 0, chunk, { token: ROBOT2 })).status).toBe(404);
-    expect((await call(server.url, 'POST', routes.complete(id), { sha256: '0'.repeat(64) }, { token: ROBOT2 })).status).toBe(404);
+    expect(
+      (await call(server.url, 'POST', routes.complete(id), { sha256: '0'.repeat(64) }, { token: ROBOT2 })).status,
+    ).toBe(404);
     expect((await call(server.url, 'DELETE', routes.session(id), undefined, { token: ROBOT2 })).status).toBe(404);
     expect((await call(server.url, 'GET', routes.session(id), undefined, { token: ROBOT1 })).status).toBe(200);
     const one = await uploadFile(server.url, file, 'run/shared-name.bin', { token: ROBOT1 });
     expect(one.complete.status).toBe(200);
-    expect((await call(server.url, 'GET', routes.file('run/shared-name.bin'), undefined, { token: ROBOT2 })).status).toBe(404);
+    expect(
+      (await call(server.url, 'GET', routes.file('run/shared-name.bin'), undefined, { token: ROBOT2 })).status,
+    ).toBe(404);
     const other = path.join(files.path, 'other.bin');
     const otherSha = await writeRandomFile(other, 1000);
     const two = await uploadFile(server.url, other, 'run/shared-name.bin', { token: ROBOT2 });
@@ -82,7 +96,7 @@ describe('auth', () => {
     expect(replaced.complete.json).toMatchObject({ sha256: shaB });
   });
 
-  it('GET /uploads needs a token and lists only the caller\'s files, with relative paths', async () => {
+  it("GET /uploads needs a token and lists only the caller's files, with relative paths", async () => {
     const file = path.join(files.path, 'listed.bag');
     await writeRandomFile(file, 2000);
     await legacyUploadFile(server.url, file, 'listed.bag', { chunks: 2, token: ROBOT2 });
@@ -109,8 +123,18 @@ describe('secure by default', () => {
   it('refuses to start on a non-loopback address without tokens (before binding anything)', async () => {
     const dir = await createTempDir('secure-default');
     try {
-      await expect(createUploadServer({ host: '0.0.0.0', port: 0, uploadDir: dir.path, logLevel: 'silent' })).rejects.toThrow(/Refusing to listen on 0\.0\.0\.0 without tokens/);
-      await expect(createUploadServer({ host: '127.0.0.1', port: 0, uploadDir: dir.path, logLevel: 'silent', tokens: ['bad name=abcdefgh123'] })).rejects.toThrow(/Invalid uploader name/);
+      await expect(
+        createUploadServer({ host: '0.0.0.0', port: 0, uploadDir: dir.path, logLevel: 'silent' }),
+      ).rejects.toThrow(/Refusing to listen on 0\.0\.0\.0 without tokens/);
+      await expect(
+        createUploadServer({
+          host: '127.0.0.1',
+          port: 0,
+          uploadDir: dir.path,
+          logLevel: 'silent',
+          tokens: ['bad name=abcdefgh123'],
+        }),
+      ).rejects.toThrow(/Invalid uploader name/);
     } finally {
       await dir.remove();
     }
@@ -121,7 +145,10 @@ describe('rate limits', () => {
   it('answers 429 with Retry-After and the JSON error once a limit is reached; /health is exempt', async () => {
     const limited = await startTestServer({ rateLimit: true, rateLimitInit: 3, rateLimitNative: 2 });
     try {
-      for (let i = 0; i < 3; i += 1) expect((await legacyPost(limited.url, '/upload/init', { filename: 'a.bag', filesize: 1, chunks: 1 })).status).toBe(200);
+      for (let i = 0; i < 3; i += 1)
+        expect(
+          (await legacyPost(limited.url, '/upload/init', { filename: 'a.bag', filesize: 1, chunks: 1 })).status,
+        ).toBe(200);
       const refused = await legacyPost(limited.url, '/upload/init', { filename: 'a.bag', filesize: 1, chunks: 1 });
       expect(refused.status).toBe(429);
       expect(refused.json).toMatchObject({ success: false, code: 'RATE_LIMITED' });
@@ -141,10 +168,19 @@ describe('rate limits', () => {
   });
 
   it('counts per uploader when tokens are used, so robots behind one address are not throttled together', async () => {
-    const limited = await startTestServer({ rateLimit: true, rateLimitInit: 2, tokens: [`robot1=${ROBOT1}`, `robot2=${ROBOT2}`] });
+    const limited = await startTestServer({
+      rateLimit: true,
+      rateLimitInit: 2,
+      tokens: [`robot1=${ROBOT1}`, `robot2=${ROBOT2}`],
+    });
     try {
-      for (const token of [ROBOT1, ROBOT1, ROBOT2, ROBOT2]) expect((await legacyPost(limited.url, '/upload/init', { filename: 'a.bag', filesize: 1, chunks: 1 }, token)).status).toBe(200);
-      expect((await legacyPost(limited.url, '/upload/init', { filename: 'a.bag', filesize: 1, chunks: 1 }, ROBOT1)).status).toBe(429);
+      for (const token of [ROBOT1, ROBOT1, ROBOT2, ROBOT2])
+        expect(
+          (await legacyPost(limited.url, '/upload/init', { filename: 'a.bag', filesize: 1, chunks: 1 }, token)).status,
+        ).toBe(200);
+      expect(
+        (await legacyPost(limited.url, '/upload/init', { filename: 'a.bag', filesize: 1, chunks: 1 }, ROBOT1)).status,
+      ).toBe(429);
     } finally {
       await limited.close();
     }

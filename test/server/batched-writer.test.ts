@@ -31,7 +31,11 @@ describe('writeBatched (the storage write path of every upload body)', () => {
     const handle = await open(file, 'r+');
     try {
       // Pieces that straddle batch boundaries, tiny and empty ones included.
-      const written = await writeBatched(handle, prefix.length, piecesOf(data, [1, 0, 7, 65_536, 3, 65_536, 65_536, 100_000]));
+      const written = await writeBatched(
+        handle,
+        prefix.length,
+        piecesOf(data, [1, 0, 7, 65_536, 3, 65_536, 65_536, 100_000]),
+      );
       expect(written).toBe(data.length);
     } finally {
       await handle.close();
@@ -40,7 +44,10 @@ describe('writeBatched (the storage write path of every upload body)', () => {
   });
 
   it('keeps every stream byte-identical when more streams write at once than the pool has batch buffers for', async () => {
-    const streams = Array.from({ length: 20 }, (_, i) => ({ file: path.join(dir.path, `many-${i}.bin`), data: randomBytes(2 * WRITE_BATCH + i * 1000) }));
+    const streams = Array.from({ length: 20 }, (_, i) => ({
+      file: path.join(dir.path, `many-${i}.bin`),
+      data: randomBytes(2 * WRITE_BATCH + i * 1000),
+    }));
     await Promise.all(
       streams.map(async ({ file, data }) => {
         const handle = await open(file, 'w');
@@ -54,7 +61,7 @@ describe('writeBatched (the storage write path of every upload body)', () => {
     for (const { file, data } of streams) expect(Buffer.compare(await readFile(file), data)).toBe(0);
   });
 
-  it('rejects with the source\'s error only after the write in flight settled, keeping what was written', async () => {
+  it("rejects with the source's error only after the write in flight settled, keeping what was written", async () => {
     const file = path.join(dir.path, 'b.bin');
     const data = randomBytes(2 * WRITE_BATCH);
     const handle = await open(file, 'w');
@@ -71,12 +78,14 @@ describe('writeBatched (the storage write path of every upload body)', () => {
     expect(Buffer.compare(await readFile(file), data)).toBe(0);
   });
 
-  it('rejects with the write\'s error (a handle opened read-only)', async () => {
+  it("rejects with the write's error (a handle opened read-only)", async () => {
     const file = path.join(dir.path, 'c.bin');
     await writeFile(file, '');
     const handle = await open(file, 'r');
     try {
-      await expect(writeBatched(handle, 0, piecesOf(randomBytes(3 * WRITE_BATCH), [65_536]))).rejects.toMatchObject({ code: 'EBADF' });
+      await expect(writeBatched(handle, 0, piecesOf(randomBytes(3 * WRITE_BATCH), [65_536]))).rejects.toMatchObject({
+        code: 'EBADF',
+      });
     } finally {
       await handle.close();
     }

@@ -28,10 +28,14 @@ describe('ros2-upload-server program', () => {
   it('a bad value stops startup with one line naming the option and the value', async () => {
     const flag = await runServerProgram(['--compression-level', '12']);
     expect(flag.code).toBe(64);
-    expect(flag.stderr.trim().split('\n')).toEqual(['ros2-upload-server: Invalid compressionLevel (--compression-level, COMPRESSION_LEVEL) from the command line (--compression-level): "12": must be at most 9']);
+    expect(flag.stderr.trim().split('\n')).toEqual([
+      'ros2-upload-server: Invalid compressionLevel (--compression-level, COMPRESSION_LEVEL) from the command line (--compression-level): "12": must be at most 9',
+    ]);
     const env = await runServerProgram([], { MAX_FILE_SIZE: 'huge' });
     expect(env.code).toBe(64);
-    expect(env.stderr).toMatch(/^ros2-upload-server: Invalid maxFileSize \(--max-file-size, MAX_FILE_SIZE\) from environment variable MAX_FILE_SIZE: "huge": expected a size/);
+    expect(env.stderr).toMatch(
+      /^ros2-upload-server: Invalid maxFileSize \(--max-file-size, MAX_FILE_SIZE\) from environment variable MAX_FILE_SIZE: "huge": expected a size/,
+    );
     const unknown = await runServerProgram(['--frobnicate']);
     expect(unknown.code).toBe(64);
     expect(unknown.stderr).toMatch(/frobnicate/);
@@ -42,12 +46,19 @@ describe('ros2-upload-server program', () => {
 
   it('reads a YAML config file (flags and environment override it) and closes gracefully on SIGINT', async () => {
     const config = path.join(dir.path, 'server.yaml');
-    await writeFile(config, `server:\n  port: 0\n  host: 127.0.0.1\n  upload_dir: ${path.join(dir.path, 'storage')}\n  rate-limit-init: 1\n`);
+    await writeFile(
+      config,
+      `server:\n  port: 0\n  host: 127.0.0.1\n  upload_dir: ${path.join(dir.path, 'storage')}\n  rate-limit-init: 1\n`,
+    );
     const server = await spawnServer(['--config', config]);
     try {
       expect(server.url).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
-      expect((await legacyPost(server.url, '/upload/init', { filename: 'a.bag', filesize: 1, chunks: 1 })).status).toBe(200);
-      expect((await legacyPost(server.url, '/upload/init', { filename: 'a.bag', filesize: 1, chunks: 1 })).status).toBe(429);
+      expect((await legacyPost(server.url, '/upload/init', { filename: 'a.bag', filesize: 1, chunks: 1 })).status).toBe(
+        200,
+      );
+      expect((await legacyPost(server.url, '/upload/init', { filename: 'a.bag', filesize: 1, chunks: 1 })).status).toBe(
+        429,
+      );
     } finally {
       expect(await server.stop('SIGINT')).toBe(0);
     }
@@ -88,7 +99,10 @@ describe('ros2-upload-server program', () => {
     } as RequestInit);
     // The server is receiving the chunk once its part blob exists; only then is it stopped.
     const id = init.json.upload_id as string;
-    await waitFor(async () => (await readdir(path.join(storage, 'temp', id))).some((name) => name.startsWith('part-')), 'the chunk part to arrive');
+    await waitFor(
+      async () => (await readdir(path.join(storage, 'temp', id))).some((name) => name.startsWith('part-')),
+      'the chunk part to arrive',
+    );
     server.child.kill('SIGTERM');
     await waitFor(() => server.stdout().includes('"event":"shutdown"'), 'the shutdown log line');
     release();

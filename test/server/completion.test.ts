@@ -22,7 +22,8 @@ afterAll(async () => {
 });
 
 async function sendAll(id: string, file: string, size: number, chunkSize: number, indexes: number[]): Promise<void> {
-  for (const index of indexes) expect((await putChunk(server.url, id, index, await readChunk(file, index, chunkSize, size))).status).toBe(200);
+  for (const index of indexes)
+    expect((await putChunk(server.url, id, index, await readChunk(file, index, chunkSize, size))).status).toBe(200);
 }
 
 describe('completion', () => {
@@ -31,13 +32,21 @@ describe('completion', () => {
     const sha = await writeRandomFile(file, 4 * MiB);
     const id = (await createSession(server.url, file, { path: 'concurrent.bin', chunkSize: MiB })).json.id as string;
     await sendAll(id, file, 4 * MiB, MiB, [3, 2, 1, 0]);
-    const answers = await Promise.all(Array.from({ length: 5 }, () => call(server.url, 'POST', routes.complete(id), { sha256: sha })));
+    const answers = await Promise.all(
+      Array.from({ length: 5 }, () => call(server.url, 'POST', routes.complete(id), { sha256: sha })),
+    );
     expect(answers.map((a) => a.status)).toEqual([200, 200, 200, 200, 200]);
     for (const answer of answers) expect(answer.json).toEqual(answers[0]!.json);
     const later = await call(server.url, 'POST', routes.complete(id), { sha256: sha });
     expect(later.json).toEqual(answers[0]!.json);
-    expect((await call(server.url, 'GET', routes.session(id))).json).toMatchObject({ id, state: 'complete', sha256: sha });
-    expect((await putChunk(server.url, id, 0, await readChunk(file, 0, MiB, 4 * MiB))).json).toMatchObject({ duplicate: true });
+    expect((await call(server.url, 'GET', routes.session(id))).json).toMatchObject({
+      id,
+      state: 'complete',
+      sha256: sha,
+    });
+    expect((await putChunk(server.url, id, 0, await readChunk(file, 0, MiB, 4 * MiB))).json).toMatchObject({
+      duplicate: true,
+    });
     expect((await call(server.url, 'POST', routes.complete(id), { sha256: 'f'.repeat(64) })).status).toBe(422);
   });
 
@@ -59,7 +68,10 @@ describe('completion', () => {
       expect(refused.status).toBe(422);
       expect(refused.json).toMatchObject({ success: false, code: 'FILE_CHECKSUM_MISMATCH', missing: [2] });
       expect(refused.json.error).toMatch(/chunk 2$/);
-      expect((await call(second.url, 'GET', routes.session(id))).json).toMatchObject({ state: 'open', received: [0, 1, 3] });
+      expect((await call(second.url, 'GET', routes.session(id))).json).toMatchObject({
+        state: 'open',
+        received: [0, 1, 3],
+      });
       await putChunk(second.url, id, 2, await readChunk(file, 2, MiB, size));
       const done = await call(second.url, 'POST', routes.complete(id), { sha256: sha });
       expect(done.json).toMatchObject({ state: 'complete', sha256: sha });
@@ -80,16 +92,24 @@ describe('completion', () => {
     expect(refused.status).toBe(422);
     expect(refused.json).toMatchObject({ code: 'FILE_CHECKSUM_MISMATCH', missing: [0, 1, 2] });
     expect(refused.json.error).toMatch(/every chunk passed its checksum/);
-    expect(await readdir(path.join(server.uploadDir, 'completed', 'anonymous')).catch(() => [])).not.toContain('claimed.bin');
+    expect(await readdir(path.join(server.uploadDir, 'completed', 'anonymous')).catch(() => [])).not.toContain(
+      'claimed.bin',
+    );
     expect((await call(server.url, 'GET', routes.session(id))).json).toMatchObject({ state: 'open', received: [] });
     await sendAll(id, file, size, MiB, [2, 0, 1]);
-    expect((await call(server.url, 'POST', routes.complete(id), { sha256: sha })).json).toMatchObject({ state: 'complete', sha256: sha });
+    expect((await call(server.url, 'POST', routes.complete(id), { sha256: sha })).json).toMatchObject({
+      state: 'complete',
+      sha256: sha,
+    });
   });
 
   it('names missing chunks compactly when many are missing', async () => {
     const file = path.join(files.path, 'sparse.bin');
     await writeRandomFile(file, 200 * 1024);
-    const result = await uploadFile(server.url, file, 'sparse.bin', { chunkSize: 1024, skip: Array.from({ length: 150 }, (_, i) => (i < 100 ? i : 100 + 2 * (i - 100))) });
+    const result = await uploadFile(server.url, file, 'sparse.bin', {
+      chunkSize: 1024,
+      skip: Array.from({ length: 150 }, (_, i) => (i < 100 ? i : 100 + 2 * (i - 100))),
+    });
     expect(result.complete.status).toBe(409);
     const missing = result.complete.json.missing as number[];
     expect(missing).toHaveLength(150);
@@ -107,7 +127,11 @@ describe('completion', () => {
     const halfSent = new Promise<void>((resolve) => (sentHalf = resolve));
     const stalled = fetch(server.url + routes.chunk(id, 0), {
       method: 'PUT',
-      headers: { 'content-type': 'application/octet-stream', 'x-chunk-checksum': crcHeader(chunk0), 'content-length': String(MiB) },
+      headers: {
+        'content-type': 'application/octet-stream',
+        'x-chunk-checksum': crcHeader(chunk0),
+        'content-length': String(MiB),
+      },
       body: new ReadableStream<Uint8Array>({
         start(controller) {
           controller.enqueue(chunk0.subarray(0, MiB / 2));
@@ -124,7 +148,10 @@ describe('completion', () => {
     expect(fresh.json).toMatchObject({ index: 0, duplicate: false });
     expect(await stalled).toBeInstanceOf(Error);
     await putChunk(server.url, id, 1, await readChunk(file, 1, MiB, size));
-    expect((await call(server.url, 'POST', routes.complete(id), { sha256: sha })).json).toMatchObject({ state: 'complete', sha256: sha });
+    expect((await call(server.url, 'POST', routes.complete(id), { sha256: sha })).json).toMatchObject({
+      state: 'complete',
+      sha256: sha,
+    });
   });
   it('data removed from temp/ under the running server (a cleanup cron) drops the session with 404, never commits a file with holes', async () => {
     const file = path.join(files.path, 'cleaned.bin');
@@ -149,18 +176,29 @@ describe('completion', () => {
     const completed = await call(server.url, 'POST', routes.complete(second), { sha256: sha });
     expect(completed.status).toBe(404);
     expect(completed.json).toMatchObject({ success: false, code: 'SESSION_NOT_FOUND' });
-    await expect(open(server.completedPath('anonymous', 'cleaned/b.bin'), 'r')).rejects.toMatchObject({ code: 'ENOENT' });
+    await expect(open(server.completedPath('anonymous', 'cleaned/b.bin'), 'r')).rejects.toMatchObject({
+      code: 'ENOENT',
+    });
 
     // A legacy session likewise: finalize answers 400 (as for an unknown upload_id) and commits nothing.
-    const init = await legacyPost(server.url, '/upload/init', { filename: 'cleaned/legacy.bin', filesize: size, chunks: 4 });
+    const init = await legacyPost(server.url, '/upload/init', {
+      filename: 'cleaned/legacy.bin',
+      filesize: size,
+      chunks: 4,
+    });
     const uploadId = init.json.upload_id as string;
-    for (const index of [0, 1, 2, 3]) expect((await legacyChunk(server.url, uploadId, index, 4, await readChunk(file, index, MiB, size))).status).toBe(200);
+    for (const index of [0, 1, 2, 3])
+      expect((await legacyChunk(server.url, uploadId, index, 4, await readChunk(file, index, MiB, size))).status).toBe(
+        200,
+      );
     await rm(path.join(server.uploadDir, 'temp', uploadId, 'data'), { force: true });
     const finalized = await legacyPost(server.url, '/upload/finalize', { upload_id: uploadId });
     expect(finalized.status).toBe(400);
     expect(finalized.json.error).toMatch(/cleaned\/legacy\.bin.*gone from the server's temp folder/);
     expect((await legacyGet(server.url, `/upload/status/${uploadId}`)).status).toBe(404);
-    await expect(open(server.completedPath('anonymous', 'cleaned/legacy.bin'), 'r')).rejects.toMatchObject({ code: 'ENOENT' });
+    await expect(open(server.completedPath('anonymous', 'cleaned/legacy.bin'), 'r')).rejects.toMatchObject({
+      code: 'ENOENT',
+    });
 
     // The client starts over, as the agent does on 404: a new session, and the file arrives whole.
     for (const name of ['cleaned/a.bin', 'cleaned/b.bin']) {

@@ -14,7 +14,15 @@ let dir: TempDir;
 let running: ServerProcess | undefined;
 
 const start = async (): Promise<ServerProcess> => {
-  running = await spawnServer(['--host', '127.0.0.1', '--port', '0', '--upload-dir', path.join(dir.path, 'storage'), '--no-rate-limit']);
+  running = await spawnServer([
+    '--host',
+    '127.0.0.1',
+    '--port',
+    '0',
+    '--upload-dir',
+    path.join(dir.path, 'storage'),
+    '--no-rate-limit',
+  ]);
   return running;
 };
 
@@ -33,7 +41,8 @@ describe('kill -9 of the server mid-upload', () => {
     const sha = await writeRandomFile(file, size);
     let server = await start();
     const id = (await createSession(server.url, file, { path: 'bag/run_0.mcap', chunkSize: MiB })).json.id as string;
-    for (const index of [0, 1, 4]) expect((await putChunk(server.url, id, index, await readChunk(file, index, MiB, size))).status).toBe(200);
+    for (const index of [0, 1, 4])
+      expect((await putChunk(server.url, id, index, await readChunk(file, index, MiB, size))).status).toBe(200);
 
     // Chunk 2 is in flight: half its body sent, then the server dies.
     const chunk2 = await readChunk(file, 2, MiB, size);
@@ -47,7 +56,11 @@ describe('kill -9 of the server mid-upload', () => {
     });
     const inFlight = fetch(server.url + routes.chunk(id, 2), {
       method: 'PUT',
-      headers: { 'content-type': 'application/octet-stream', 'x-chunk-checksum': crcHeader(chunk2), 'content-length': String(MiB) },
+      headers: {
+        'content-type': 'application/octet-stream',
+        'x-chunk-checksum': crcHeader(chunk2),
+        'content-length': String(MiB),
+      },
       body,
       duplex: 'half',
     } as RequestInit).catch((error: Error) => error);
@@ -62,7 +75,10 @@ describe('kill -9 of the server mid-upload', () => {
     const resumed = await createSession(server.url, file, { path: 'bag/run_0.mcap' });
     expect(resumed.status).toBe(200);
     expect(resumed.json).toMatchObject({ state: 'open', id, resumed: true, received: [0, 1, 4], chunkSize: MiB });
-    for (const index of [2, 3, 5, 6]) expect((await putChunk(server.url, id, index, await readChunk(file, index, MiB, size))).json).toMatchObject({ duplicate: false });
+    for (const index of [2, 3, 5, 6])
+      expect((await putChunk(server.url, id, index, await readChunk(file, index, MiB, size))).json).toMatchObject({
+        duplicate: false,
+      });
     const done = await call(server.url, 'POST', routes.complete(id), { sha256: sha });
     expect(done.status).toBe(200);
     expect(done.json).toMatchObject({ state: 'complete', path: 'bag/run_0.mcap', sha256: sha });
@@ -76,13 +92,19 @@ describe('kill -9 of the server mid-upload', () => {
     const sha = await writeRandomFile(file, 4000);
     const bytes = await readFile(file);
     let server = await start();
-    const id = (await legacyPost(server.url, '/upload/init', { filename: 'legacy.bag', filesize: 4000, chunks: 4 })).json.upload_id as string;
-    for (const index of [0, 2]) await legacyChunk(server.url, id, index, 4, bytes.subarray(index * 1000, (index + 1) * 1000));
+    const id = (await legacyPost(server.url, '/upload/init', { filename: 'legacy.bag', filesize: 4000, chunks: 4 }))
+      .json.upload_id as string;
+    for (const index of [0, 2])
+      await legacyChunk(server.url, id, index, 4, bytes.subarray(index * 1000, (index + 1) * 1000));
     server.child.kill('SIGKILL');
     await server.exited;
     server = await start();
-    expect((await legacyGet(server.url, `/upload/status/${id}`)).json).toMatchObject({ received_chunks: 2, received_indexes: [0, 2] });
-    for (const index of [1, 3]) await legacyChunk(server.url, id, index, 4, bytes.subarray(index * 1000, (index + 1) * 1000));
+    expect((await legacyGet(server.url, `/upload/status/${id}`)).json).toMatchObject({
+      received_chunks: 2,
+      received_indexes: [0, 2],
+    });
+    for (const index of [1, 3])
+      await legacyChunk(server.url, id, index, 4, bytes.subarray(index * 1000, (index + 1) * 1000));
     const done = await legacyPost(server.url, '/upload/finalize', { upload_id: id });
     expect(done.json).toMatchObject({ success: true, sha256: sha, file_path: 'completed/anonymous/legacy.bag' });
     await server.stop();
@@ -97,7 +119,11 @@ describe('kill -9 of the server mid-upload', () => {
     const halfSent = new Promise<void>((resolve) => (sentHalf = resolve));
     const inFlight = fetch(server.url + routes.file('whole/cut.bin'), {
       method: 'PUT',
-      headers: { 'content-type': 'application/octet-stream', 'x-content-sha256': sha256Of(data), 'content-length': String(data.length) },
+      headers: {
+        'content-type': 'application/octet-stream',
+        'x-content-sha256': sha256Of(data),
+        'content-length': String(data.length),
+      },
       body: new ReadableStream<Uint8Array>({
         start(controller) {
           controller.enqueue(data.subarray(0, MiB));

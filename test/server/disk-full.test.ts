@@ -37,19 +37,28 @@ describe('disk space', () => {
     storage.failWrites = 'ENOSPC'; // simulated: the storage decorator fails the write, the disk is not really full
     const full = await putChunk(server.url, id, 1, await readChunk(file, 1, MiB, 3 * MiB));
     expect(full.status).toBe(507);
-    expect(full.json).toMatchObject({ success: false, code: 'INSUFFICIENT_STORAGE', error: expect.stringMatching(/session is kept/) });
+    expect(full.json).toMatchObject({
+      success: false,
+      code: 'INSUFFICIENT_STORAGE',
+      error: expect.stringMatching(/session is kept/),
+    });
     const status = await call(server.url, 'GET', routes.session(id));
     expect(status.json).toMatchObject({ state: 'open', received: [0] });
     expect(await readdir(path.join(server.uploadDir, 'completed'))).toEqual([]);
     storage.failWrites = undefined;
-    for (const index of [1, 2]) expect((await putChunk(server.url, id, index, await readChunk(file, index, MiB, 3 * MiB))).status).toBe(200);
+    for (const index of [1, 2])
+      expect((await putChunk(server.url, id, index, await readChunk(file, index, MiB, 3 * MiB))).status).toBe(200);
     const done = await call(server.url, 'POST', routes.complete(id), { sha256: sha });
     expect(done.json).toMatchObject({ state: 'complete', sha256: sha });
     expect(await sha256OfFile(server.completedPath('anonymous', 'enospc.bin'))).toBe(sha);
   });
 
   it('a simulated ENOSPC on a legacy chunk is 507 too, and the upload continues afterwards', async () => {
-    const init = await legacyPost(server.url, '/upload/init', { filename: 'legacy-full.bag', filesize: 4000, chunks: 2 });
+    const init = await legacyPost(server.url, '/upload/init', {
+      filename: 'legacy-full.bag',
+      filesize: 4000,
+      chunks: 2,
+    });
     const id = init.json.upload_id as string;
     storage.failWrites = 'ENOSPC';
     const full = await legacyChunk(server.url, id, 0, 2, Buffer.alloc(2000, 1));
@@ -66,8 +75,16 @@ describe('disk space', () => {
     try {
       const legacy = await legacyPost(tight.url, '/upload/init', { filename: 'x.bag', filesize: 1000, chunks: 1 });
       expect(legacy.status).toBe(507);
-      expect(legacy.json).toMatchObject({ success: false, code: 'INSUFFICIENT_STORAGE', error: expect.stringMatching(/Not enough disk space/) });
-      const native = await call(tight.url, 'POST', routes.sessions, { path: 'x.bin', size: 1000, fingerprint: `fp1:${'0'.repeat(64)}` });
+      expect(legacy.json).toMatchObject({
+        success: false,
+        code: 'INSUFFICIENT_STORAGE',
+        error: expect.stringMatching(/Not enough disk space/),
+      });
+      const native = await call(tight.url, 'POST', routes.sessions, {
+        path: 'x.bin',
+        size: 1000,
+        fingerprint: `fp1:${'0'.repeat(64)}`,
+      });
       expect(native.status).toBe(507);
     } finally {
       await tight.close();

@@ -46,7 +46,10 @@ describe('client mistakes get a JSON error with the right status, never a 500', 
       [{ filename: 'test.bag', filesize: 1.5, chunks: 1 }, /filesize must be an integer/],
       [{ filesize: 10, chunks: 1 }, /filename is required/],
       [{ filename: 42, filesize: 10, chunks: 1 }, /filename must be a string/],
-      [{ filename: 'a.bag', filesize: 10, chunks: 1, checksum: 'xyz' }, /checksum \(MD5\) must be 32 hexadecimal digits/],
+      [
+        { filename: 'a.bag', filesize: 10, chunks: 1, checksum: 'xyz' },
+        /checksum \(MD5\) must be 32 hexadecimal digits/,
+      ],
       [{ filename: 'a.bag', filesize: 10, chunks: 1, compression: 'yes' }, /compression must be true or false/],
       [{ filename: 'a.bag', filesize: 10, chunks: 1, metadata: [1] }, /metadata must be a JSON object/],
       [[1, 2], /must be a JSON object/],
@@ -60,24 +63,56 @@ describe('client mistakes get a JSON error with the right status, never a 500', 
   });
 
   it('malformed JSON is 400, a non-JSON body 415, an over-long JSON body 413', async () => {
-    const malformed = await fetch(`${server.url}/upload/init`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"filename": "x",' });
+    const malformed = await fetch(`${server.url}/upload/init`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: '{"filename": "x",',
+    });
     expect(malformed.status).toBe(400);
-    expect(await malformed.json()).toMatchObject({ success: false, code: 'BAD_REQUEST', error: expect.stringMatching(/not valid JSON/) });
-    const wrongType = await fetch(`${server.url}/upload/init`, { method: 'POST', headers: { 'content-type': 'text/plain' }, body: 'filename=x' });
+    expect(await malformed.json()).toMatchObject({
+      success: false,
+      code: 'BAD_REQUEST',
+      error: expect.stringMatching(/not valid JSON/),
+    });
+    const wrongType = await fetch(`${server.url}/upload/init`, {
+      method: 'POST',
+      headers: { 'content-type': 'text/plain' },
+      body: 'filename=x',
+    });
     expect(wrongType.status).toBe(415);
     expect(await wrongType.json()).toMatchObject({ code: 'UNSUPPORTED_MEDIA_TYPE' });
-    const huge = await fetch(`${server.url}/v1/sessions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ path: 'x', pad: 'x'.repeat(200_000) }) });
+    const huge = await fetch(`${server.url}/v1/sessions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ path: 'x', pad: 'x'.repeat(200_000) }),
+    });
     expect(huge.status).toBe(413);
     expect(await huge.json()).toMatchObject({ code: 'BODY_TOO_LARGE' });
-    const badCharset = await fetch(`${server.url}/upload/init`, { method: 'POST', headers: { 'content-type': 'application/json; charset=klingon' }, body: '{}' });
+    const badCharset = await fetch(`${server.url}/upload/init`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json; charset=klingon' },
+      body: '{}',
+    });
     expect(badCharset.status).toBe(415);
   });
 
   it('a file over the maximum size is 413 on both APIs', async () => {
-    const legacy = await legacyPost(server.url, '/upload/init', { filename: 'big.bag', filesize: 2 * 1024 * 1024, chunks: 2 });
+    const legacy = await legacyPost(server.url, '/upload/init', {
+      filename: 'big.bag',
+      filesize: 2 * 1024 * 1024,
+      chunks: 2,
+    });
     expect(legacy.status).toBe(413);
-    expect(legacy.json).toMatchObject({ success: false, code: 'FILE_TOO_LARGE', error: expect.stringMatching(/maximum file size of 1048576 bytes/) });
-    const native = await call(server.url, 'POST', routes.sessions, { path: 'big.bin', size: 2 * 1024 * 1024, fingerprint: `fp1:${'0'.repeat(64)}` });
+    expect(legacy.json).toMatchObject({
+      success: false,
+      code: 'FILE_TOO_LARGE',
+      error: expect.stringMatching(/maximum file size of 1048576 bytes/),
+    });
+    const native = await call(server.url, 'POST', routes.sessions, {
+      path: 'big.bin',
+      size: 2 * 1024 * 1024,
+      fingerprint: `fp1:${'0'.repeat(64)}`,
+    });
     expect(native.status).toBe(413);
   });
 
@@ -87,7 +122,10 @@ describe('client mistakes get a JSON error with the right status, never a 500', 
     expect(chunk.status).toBe(400);
     expect(chunk.json.error).toMatch(/upload_id "nope" is not a known upload/);
     expect((await legacyPost(server.url, '/upload/finalize', { upload_id: 'nope' })).status).toBe(400);
-    expect((await legacyPost(server.url, '/upload/finalize', {})).json).toMatchObject({ code: 'INVALID_FIELD', error: 'upload_id is required' });
+    expect((await legacyPost(server.url, '/upload/finalize', {})).json).toMatchObject({
+      code: 'INVALID_FIELD',
+      error: 'upload_id is required',
+    });
     expect((await call(server.url, 'GET', routes.session('nope'))).status).toBe(404);
     expect((await putChunk(server.url, 'nope', 0, Buffer.from('x'))).status).toBe(404);
     expect((await call(server.url, 'POST', routes.complete('nope'), { sha256: 'a'.repeat(64) })).status).toBe(404);
@@ -101,14 +139,20 @@ describe('client mistakes get a JSON error with the right status, never a 500', 
     const outOfRange = await legacyChunk(server.url, id, 2, 2, Buffer.from('12345'));
     expect(outOfRange.status).toBe(400);
     expect(outOfRange.json).toMatchObject({ code: 'CHUNK_INDEX_OUT_OF_RANGE' });
-    expect((await legacyChunk(server.url, id, 0, 3, Buffer.from('12345'))).json.error).toMatch(/chunk_total 3 does not match the 2 chunks/);
+    expect((await legacyChunk(server.url, id, 0, 3, Buffer.from('12345'))).json.error).toMatch(
+      /chunk_total 3 does not match the 2 chunks/,
+    );
     const form = new FormData();
     form.append('upload_id', id);
     form.append('chunk_index', '0');
     form.append('chunk_total', '2');
     const noPart = await fetch(`${server.url}/upload/chunk`, { method: 'POST', body: form });
     expect(noPart.status).toBe(400);
-    const json = await fetch(`${server.url}/upload/chunk`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' });
+    const json = await fetch(`${server.url}/upload/chunk`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: '{}',
+    });
     expect(json.status).toBe(415);
     const tooBig = await legacyChunk(server.url, id, 0, 2, Buffer.alloc(11));
     expect(tooBig.status).toBe(400);
@@ -126,21 +170,48 @@ describe('client mistakes get a JSON error with the right status, never a 500', 
     const data = Buffer.alloc(1024, 1);
     expect((await putChunk(server.url, id, 4, data)).json).toMatchObject({ code: 'CHUNK_INDEX_OUT_OF_RANGE' });
     expect((await putChunk(server.url, id, -1, data)).status).toBe(400);
-    expect((await call(server.url, 'PUT', `/v1/sessions/${id}/chunks/1x`, data, { headers: { 'content-type': 'application/octet-stream' } })).status).toBe(400);
-    expect((await putChunk(server.url, id, 0, data, { checksum: 'md5:abc' })).json).toMatchObject({ code: 'INVALID_FIELD' });
+    expect(
+      (
+        await call(server.url, 'PUT', `/v1/sessions/${id}/chunks/1x`, data, {
+          headers: { 'content-type': 'application/octet-stream' },
+        })
+      ).status,
+    ).toBe(400);
+    expect((await putChunk(server.url, id, 0, data, { checksum: 'md5:abc' })).json).toMatchObject({
+      code: 'INVALID_FIELD',
+    });
     expect((await putChunk(server.url, id, 0, data, { headers: { 'content-type': 'text/plain' } })).status).toBe(415);
     expect((await putChunk(server.url, id, 0, data, { headers: { 'content-encoding': 'br' } })).status).toBe(415);
     expect((await putChunk(server.url, id, 0, Buffer.alloc(1000))).json).toMatchObject({ code: 'CHUNK_SIZE_MISMATCH' });
-    expect((await putChunk(server.url, id, 0, data, { headers: { 'content-encoding': 'gzip' } })).json).toMatchObject({ code: 'BAD_REQUEST' });
+    expect((await putChunk(server.url, id, 0, data, { headers: { 'content-encoding': 'gzip' } })).json).toMatchObject({
+      code: 'BAD_REQUEST',
+    });
     const { gzipSync } = await import('node:zlib');
     const bomb = gzipSync(Buffer.alloc(10 * 1024 * 1024));
-    expect((await putChunk(server.url, id, 0, bomb, { headers: { 'content-encoding': 'gzip' }, checksum: 'crc32:00000000' })).json).toMatchObject({ code: 'CHUNK_SIZE_MISMATCH' });
-    const ok = await putChunk(server.url, id, 0, gzipSync(data), { headers: { 'content-encoding': 'gzip' }, checksum: (await import('../helpers/native-upload.js')).crcHeader(data) });
+    expect(
+      (await putChunk(server.url, id, 0, bomb, { headers: { 'content-encoding': 'gzip' }, checksum: 'crc32:00000000' }))
+        .json,
+    ).toMatchObject({ code: 'CHUNK_SIZE_MISMATCH' });
+    const ok = await putChunk(server.url, id, 0, gzipSync(data), {
+      headers: { 'content-encoding': 'gzip' },
+      checksum: (await import('../helpers/native-upload.js')).crcHeader(data),
+    });
     expect(ok.json).toMatchObject({ index: 0, duplicate: false });
     const bad = await call(server.url, 'POST', routes.sessions, { path: 'x.bin', size: 10, fingerprint: 'fp1:nope' });
     expect(bad.json).toMatchObject({ code: 'INVALID_FIELD', error: expect.stringMatching(/fingerprint/) });
-    expect((await call(server.url, 'POST', routes.sessions, { path: 'x.bin', size: 10, fingerprint: `fp1:${'0'.repeat(64)}`, chunkSize: 10 })).json.error).toMatch(/chunkSize must be at least 1024/);
-    expect((await call(server.url, 'POST', routes.complete(id), { sha256: 'abc' })).json.error).toMatch(/sha256 must be 64 hexadecimal digits/);
+    expect(
+      (
+        await call(server.url, 'POST', routes.sessions, {
+          path: 'x.bin',
+          size: 10,
+          fingerprint: `fp1:${'0'.repeat(64)}`,
+          chunkSize: 10,
+        })
+      ).json.error,
+    ).toMatch(/chunkSize must be at least 1024/);
+    expect((await call(server.url, 'POST', routes.complete(id), { sha256: 'abc' })).json.error).toMatch(
+      /sha256 must be 64 hexadecimal digits/,
+    );
   });
 
   it('unknown routes are 404 JSON; malformed HTTP gets a JSON 400 and the server stays up', async () => {
@@ -148,17 +219,27 @@ describe('client mistakes get a JSON error with the right status, never a 500', 
     expect(unknown.status).toBe(404);
     expect(await unknown.json()).toMatchObject({ success: false, code: 'ROUTE_NOT_FOUND' });
     expect((await fetch(`${server.url}/upload/init`)).status).toBe(404);
-    const badLength = await rawRequest(server.url, 'POST /upload/init HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: abc\r\n\r\n{}');
+    const badLength = await rawRequest(
+      server.url,
+      'POST /upload/init HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: abc\r\n\r\n{}',
+    );
     expect(badLength).toMatch(/^HTTP\/1\.1 400/);
     expect(badLength).toContain('"success":false');
-    const twoLengths = await rawRequest(server.url, 'POST /upload/init HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\n{}');
+    const twoLengths = await rawRequest(
+      server.url,
+      'POST /upload/init HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\n{}',
+    );
     expect(twoLengths).toMatch(/^HTTP\/1\.1 400/);
     const garbage = await rawRequest(server.url, 'GARBAGE\r\n\r\n');
     expect(garbage).toMatch(/^HTTP\/1\.1 400/);
     const badPercent = await fetch(`${server.url}/v1/sessions/%E0%A4%A/chunks/0`, { method: 'PUT', body: 'x' });
     expect(badPercent.status).toBeLessThan(500);
     // A body cut short: the client says 100 bytes, sends 10, and hangs up.
-    const cut = await rawRequest(server.url, 'POST /upload/init HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"filename"', true);
+    const cut = await rawRequest(
+      server.url,
+      'POST /upload/init HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"filename"',
+      true,
+    );
     expect(cut).not.toMatch(/ 500 /);
     expect((await fetch(`${server.url}/health`)).status).toBe(200);
   });

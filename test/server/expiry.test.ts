@@ -23,9 +23,12 @@ describe('expiry and temp cleanup', () => {
     try {
       const file = path.join(files.path, 'abandoned.bin');
       await writeRandomFile(file, 4096);
-      const native = (await createSession(server.url, file, { path: 'abandoned.bin', chunkSize: 1024 })).json.id as string;
+      const native = (await createSession(server.url, file, { path: 'abandoned.bin', chunkSize: 1024 })).json
+        .id as string;
       await putChunk(server.url, native, 0, await readChunk(file, 0, 1024, 4096));
-      const legacy = (await legacyPost(server.url, '/upload/init', { filename: 'abandoned.bag', filesize: 10, chunks: 2 })).json.upload_id as string;
+      const legacy = (
+        await legacyPost(server.url, '/upload/init', { filename: 'abandoned.bag', filesize: 10, chunks: 2 })
+      ).json.upload_id as string;
       await legacyChunk(server.url, legacy, 1, 2, Buffer.from('12345'));
       const doneFile = path.join(files.path, 'done.bin');
       const sha = await writeRandomFile(doneFile, 2048);
@@ -35,7 +38,10 @@ describe('expiry and temp cleanup', () => {
 
       await waitFor(async () => {
         await server.server.sweepExpired();
-        return (await readdir(path.join(server.uploadDir, 'temp'))).length === 0 && (await call(server.url, 'GET', routes.session(doneId))).status === 404;
+        return (
+          (await readdir(path.join(server.uploadDir, 'temp'))).length === 0 &&
+          (await call(server.url, 'GET', routes.session(doneId))).status === 404
+        );
       }, 'the expired sessions to be swept');
       expect((await call(server.url, 'GET', routes.session(native))).status).toBe(404);
       expect((await legacyGet(server.url, `/upload/status/${legacy}`)).status).toBe(404);
@@ -49,10 +55,13 @@ describe('expiry and temp cleanup', () => {
   it('the periodic sweep runs by itself', async () => {
     const server = await startTestServer({ sessionExpiry: 1, cleanupInterval: 0.2 });
     try {
-      const id = (await legacyPost(server.url, '/upload/init', { filename: 'timer.bag', filesize: 10, chunks: 1 })).json.upload_id as string;
+      const id = (await legacyPost(server.url, '/upload/init', { filename: 'timer.bag', filesize: 10, chunks: 1 })).json
+        .upload_id as string;
       // The record goes first (no request finds it any more), then its data.
       await waitFor(
-        async () => (await legacyGet(server.url, `/upload/status/${id}`)).status === 404 && (await readdir(path.join(server.uploadDir, 'temp'))).length === 0,
+        async () =>
+          (await legacyGet(server.url, `/upload/status/${id}`)).status === 404 &&
+          (await readdir(path.join(server.uploadDir, 'temp'))).length === 0,
         'the timer to expire the session and delete its data',
       );
     } finally {
@@ -72,7 +81,10 @@ describe('expiry and temp cleanup', () => {
     await writeFile(path.join(orphan, 'data'), 'left over');
     await mkdir(path.join(first.uploadDir, 'temp', 'incoming'), { recursive: true });
     await writeFile(path.join(first.uploadDir, 'temp', 'incoming', 'part-x'), 'half a part');
-    await writeFile(path.join(first.uploadDir, 'temp', 'compress-0b8a3e0e-0000-4000-8000-000000000000.gz'), 'half a gzip copy');
+    await writeFile(
+      path.join(first.uploadDir, 'temp', 'compress-0b8a3e0e-0000-4000-8000-000000000000.gz'),
+      'half a gzip copy',
+    );
 
     // uploadDir given: the helper does not own it, so it is removed here at the end.
     const second = await startTestServer({ uploadDir: first.uploadDir });

@@ -42,7 +42,14 @@ describe('legacy API', () => {
     expect(await sha256OfFile(server.completedPath('anonymous', 'test.bag'))).toBe(sha);
     expect(await readdir(path.join(server.uploadDir, 'temp'))).toEqual([]);
     const status = await legacyGet(server.url, `/upload/status/${upload.init.json.upload_id as string}`);
-    expect(status.json).toMatchObject({ success: true, filename: 'test.bag', received_chunks: 7, total_chunks: 7, progress: 100, state: 'complete' });
+    expect(status.json).toMatchObject({
+      success: true,
+      filename: 'test.bag',
+      received_chunks: 7,
+      total_chunks: 7,
+      progress: 100,
+      state: 'complete',
+    });
     const again = await legacyPost(server.url, '/upload/finalize', { upload_id: upload.init.json.upload_id });
     expect(again.json).toEqual(upload.finalize.json);
   });
@@ -51,12 +58,19 @@ describe('legacy API', () => {
     const file = path.join(files.path, 'reverse.bag');
     const sha = await writeRandomFile(file, 2 * MiB);
     const data = await readFile(file);
-    const init = await legacyPost(server.url, '/upload/init', { filename: 'reverse.bag', filesize: data.length, chunks: 4 });
+    const init = await legacyPost(server.url, '/upload/init', {
+      filename: 'reverse.bag',
+      filesize: data.length,
+      chunks: 4,
+    });
     const id = init.json.upload_id as string;
     const part = (i: number): Buffer => data.subarray(i * 512 * 1024, (i + 1) * 512 * 1024);
     // A wrong chunk 0 first, appended as soon as it arrives; then the right one replaces it.
     expect((await legacyChunk(server.url, id, 0, 4, Buffer.alloc(512 * 1024, 7))).status).toBe(200);
-    await waitFor(async () => (await stat(path.join(server.uploadDir, 'temp', id, 'data'))).size === 512 * 1024, 'chunk 0 appended');
+    await waitFor(
+      async () => (await stat(path.join(server.uploadDir, 'temp', id, 'data'))).size === 512 * 1024,
+      'chunk 0 appended',
+    );
     for (const i of [3, 2, 1]) expect((await legacyChunk(server.url, id, i, 4, part(i))).status).toBe(200);
     const replaced = await legacyChunk(server.url, id, 0, 4, part(0));
     expect(replaced.json).toMatchObject({ received_chunks: 4, duplicate: false });
@@ -64,7 +78,10 @@ describe('legacy API', () => {
     expect(same.json).toMatchObject({ received_chunks: 4, duplicate: true });
     const status = await legacyGet(server.url, `/upload/status/${id}`);
     expect(status.json.received_indexes).toEqual([0, 1, 2, 3]);
-    const done = await legacyPost(server.url, '/upload/finalize', { upload_id: id, checksum: createHash('md5').update(data).digest('hex') });
+    const done = await legacyPost(server.url, '/upload/finalize', {
+      upload_id: id,
+      checksum: createHash('md5').update(data).digest('hex'),
+    });
     expect(done.status).toBe(200);
     expect(await sha256OfFile(server.completedPath('anonymous', 'reverse.bag'))).toBe(sha);
   });
@@ -73,7 +90,11 @@ describe('legacy API', () => {
     const file = path.join(files.path, 'md5.bag');
     await writeRandomFile(file, 100_000);
     const data = await readFile(file);
-    const init = await legacyPost(server.url, '/upload/init', { filename: 'md5.bag', filesize: data.length, chunks: 2 });
+    const init = await legacyPost(server.url, '/upload/init', {
+      filename: 'md5.bag',
+      filesize: data.length,
+      chunks: 2,
+    });
     const id = init.json.upload_id as string;
     const bad = Buffer.from(data.subarray(0, 50_000));
     bad[10] = bad[10]! ^ 1;
@@ -111,12 +132,20 @@ describe('legacy API', () => {
     await writeFile(text, 'ros2 topic echo /chatter\n'.repeat(Math.ceil((11 * MiB) / 25)));
     const compressible = await legacyUploadFile(server.url, text, 'logs/text.log', { chunks: 3, compression: true });
     expect(compressible.init.json.compression_enabled).toBe(true);
-    expect(compressible.finalize.json).toMatchObject({ compression_applied: true, compressed_path: 'compressed/anonymous/logs/text.log.gz' });
+    expect(compressible.finalize.json).toMatchObject({
+      compression_applied: true,
+      compressed_path: 'compressed/anonymous/logs/text.log.gz',
+    });
     const random = path.join(files.path, 'random.bin');
     await writeRandomFile(random, 11 * MiB);
     const incompressible = await legacyUploadFile(server.url, random, 'random.bin', { chunks: 3, compression: true });
     expect(incompressible.finalize.json).toMatchObject({ compression_applied: false, compressed_path: null });
-    const small = await legacyPost(server.url, '/upload/init', { filename: 'small.bag', filesize: 1000, chunks: 1, compression: true });
+    const small = await legacyPost(server.url, '/upload/init', {
+      filename: 'small.bag',
+      filesize: 1000,
+      chunks: 1,
+      compression: true,
+    });
     expect(small.json.compression_enabled).toBe(false);
     const gz = await readdir(path.join(server.uploadDir, 'compressed', 'anonymous', 'logs'));
     expect(gz).toEqual(['text.log.gz']);

@@ -39,7 +39,10 @@ describe("the deployment guide's examples", () => {
   it('"Test Rate Limiting": 100 inits with curl, 429 Too Many Requests after the 20 allowed per hour', async () => {
     const server = await startTestServer({ rateLimit: true });
     try {
-      const script = at(block('bash', 'for i in {1..100}'), server).replace('curl -X POST', 'curl -s -w "\\n%{http_code}\\n" -X POST');
+      const script = at(block('bash', 'for i in {1..100}'), server).replace(
+        'curl -X POST',
+        'curl -s -w "\\n%{http_code}\\n" -X POST',
+      );
       const { stdout } = await run('bash', ['-c', script], { timeout: 60_000 });
       const codes = stdout.split('\n').filter((line) => /^\d{3}$/.test(line));
       expect(codes).toHaveLength(100);
@@ -58,10 +61,17 @@ describe("the deployment guide's examples", () => {
     const cert = await writeSelfSignedCert(dir.path);
     const server = await startTestServer({ sslCert: cert.certFile, sslKey: cert.keyFile });
     try {
-      const lines = at(block('bash', 'curl -k https://localhost:8080/health'), server).split('\n').filter((l) => l && !l.startsWith('#'));
+      const lines = at(block('bash', 'curl -k https://localhost:8080/health'), server)
+        .split('\n')
+        .filter((l) => l && !l.startsWith('#'));
       const health = await run('bash', ['-c', lines.find((l) => l.startsWith('curl'))!], { timeout: 30_000 });
-      expect(JSON.parse(health.stdout)).toMatchObject({ status: 'ok', features: expect.arrayContaining(['chunked-upload', 'compression', 'rate-limiting', 'ssl-support']) });
-      const sClient = await run('bash', ['-c', `${lines.find((l) => l.startsWith('openssl'))!} < /dev/null`], { timeout: 30_000 });
+      expect(JSON.parse(health.stdout)).toMatchObject({
+        status: 'ok',
+        features: expect.arrayContaining(['chunked-upload', 'compression', 'rate-limiting', 'ssl-support']),
+      });
+      const sClient = await run('bash', ['-c', `${lines.find((l) => l.startsWith('openssl'))!} < /dev/null`], {
+        timeout: 30_000,
+      });
       expect(sClient.stdout).toContain('-----BEGIN CERTIFICATE-----');
       expect(sClient.stdout).toContain('CN = localhost');
     } finally {
@@ -94,7 +104,7 @@ describe("the deployment guide's examples", () => {
     }
   });
 
-  it('a Python requests client uploading as the Python dashboard\'s NetworkManager does (multipart chunks) gets the file byte-identical', async () => {
+  it("a Python requests client uploading as the Python dashboard's NetworkManager does (multipart chunks) gets the file byte-identical", async () => {
     const server = await startTestServer();
     try {
       const file = path.join(dir.path, 'recording.bag');
@@ -118,7 +128,12 @@ print(json.dumps({'status': final.status_code, 'body': final.json(), 'md5': md5}
       const { stdout } = await run('python3', ['-c', script, server.url, file], { timeout: 60_000 });
       const result = JSON.parse(stdout) as { status: number; body: Record<string, unknown>; md5: string };
       expect(result.status).toBe(200);
-      expect(result.body).toMatchObject({ success: true, file_path: 'completed/anonymous/recording.bag', checksum: result.md5, sha256: sha });
+      expect(result.body).toMatchObject({
+        success: true,
+        file_path: 'completed/anonymous/recording.bag',
+        checksum: result.md5,
+        sha256: sha,
+      });
       expect(await sha256OfFile(server.completedPath('anonymous', 'recording.bag'))).toBe(sha);
     } finally {
       await server.close();

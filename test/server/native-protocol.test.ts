@@ -30,7 +30,12 @@ describe('native protocol', () => {
     expect(result.create.status).toBe(201);
     expect(result.chunkAnswers.map((a) => a.status)).toEqual([200, 200, 200, 200]);
     expect(result.complete.status).toBe(200);
-    expect(result.complete.json).toMatchObject({ state: 'complete', path: 'run1/in-order.bin', size: 3 * MiB + 123, sha256: sha });
+    expect(result.complete.json).toMatchObject({
+      state: 'complete',
+      path: 'run1/in-order.bin',
+      size: 3 * MiB + 123,
+      sha256: sha,
+    });
     expect(await sha256OfFile(server.completedPath('anonymous', 'run1/in-order.bin'))).toBe(sha);
     expect(await readdir(path.join(server.uploadDir, 'temp'))).toEqual([]);
   });
@@ -116,7 +121,11 @@ describe('native protocol', () => {
   it('concurrent creates for the same file get one session; a changed file supersedes the old session', async () => {
     const file = path.join(files.path, 'concurrent-create.bin');
     await writeRandomFile(file, 3 * MiB);
-    const answers = await Promise.all(Array.from({ length: 4 }, () => createSession(server.url, file, { path: 'concurrent-create.bin', chunkSize: MiB })));
+    const answers = await Promise.all(
+      Array.from({ length: 4 }, () =>
+        createSession(server.url, file, { path: 'concurrent-create.bin', chunkSize: MiB }),
+      ),
+    );
     const ids = new Set(answers.map((a) => a.json.id));
     expect(ids.size).toBe(1);
     expect(answers.map((a) => a.status).sort()).toEqual([200, 200, 200, 201]);
@@ -138,7 +147,10 @@ describe('native protocol', () => {
     expect(result.complete.status).toBe(200);
     const gz = path.join(server.uploadDir, 'compressed', 'anonymous', 'zeros.bin.gz');
     const { waitFor } = await import('../helpers/wait-for.js');
-    await waitFor(async () => (await call(server.url, 'GET', routes.file('zeros.bin'))).json.compressedSize, 'the gzip copy');
+    await waitFor(
+      async () => (await call(server.url, 'GET', routes.file('zeros.bin'))).json.compressedSize,
+      'the gzip copy',
+    );
     const { gunzipSync } = await import('node:zlib');
     expect(gunzipSync(await readFile(gz)).equals(Buffer.alloc(12 * MiB))).toBe(true);
   });
@@ -147,7 +159,9 @@ describe('native protocol', () => {
     const net = await import('node:net');
     const { port } = new URL(server.url);
     const answer = await new Promise<string>((resolve, reject) => {
-      const socket = net.connect(Number(port), '127.0.0.1', () => socket.write('GET /nowhere HTTP/1.1\r\nConnection: close\r\n\r\n'));
+      const socket = net.connect(Number(port), '127.0.0.1', () =>
+        socket.write('GET /nowhere HTTP/1.1\r\nConnection: close\r\n\r\n'),
+      );
       let text = '';
       socket.setEncoding('utf8').on('data', (piece: string) => (text += piece));
       socket.on('close', () => resolve(text));
@@ -163,10 +177,18 @@ describe('native protocol', () => {
     await writeFile(file, '');
     const native = await uploadFile(server.url, file, 'empty/native.bin');
     expect(native.create.json).toMatchObject({ chunkCount: 1 });
-    expect(native.complete.json).toMatchObject({ state: 'complete', size: 0, sha256: 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855' });
+    expect(native.complete.json).toMatchObject({
+      state: 'complete',
+      size: 0,
+      sha256: 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855',
+    });
     const { legacyUploadFile } = await import('../helpers/legacy-client.js');
     const legacy = await legacyUploadFile(server.url, file, 'empty/legacy.bin', { chunks: 1 });
-    expect(legacy.finalize.json).toMatchObject({ success: true, size: 0, checksum: 'd41d8cd98f00b204e9800998ecf8427e' });
+    expect(legacy.finalize.json).toMatchObject({
+      success: true,
+      size: 0,
+      checksum: 'd41d8cd98f00b204e9800998ecf8427e',
+    });
     expect((await stat(server.completedPath('anonymous', 'empty/legacy.bin'))).size).toBe(0);
   });
 });

@@ -16,7 +16,10 @@ const fingerprint = `fp1:${'0'.repeat(64)}`;
 /** Every file under a folder, relative, recursively. */
 async function listTree(folder: string): Promise<string[]> {
   const entries = await readdir(folder, { recursive: true, withFileTypes: true });
-  return entries.filter((e) => !e.isDirectory()).map((e) => path.relative(folder, path.join(e.parentPath, e.name))).sort();
+  return entries
+    .filter((e) => !e.isDirectory())
+    .map((e) => path.relative(folder, path.join(e.parentPath, e.name)))
+    .sort();
 }
 
 beforeAll(async () => {
@@ -68,7 +71,10 @@ describe('paths', () => {
     await writeRandomFile(file, 5000);
     const native = await uploadFile(server.url, file, 'escape/f.bin');
     expect(native.create.status).toBe(400);
-    expect(native.create.json).toMatchObject({ code: 'INVALID_PATH', error: expect.stringMatching(/would leave the storage root through a symbolic link/) });
+    expect(native.create.json).toMatchObject({
+      code: 'INVALID_PATH',
+      error: expect.stringMatching(/would leave the storage root through a symbolic link/),
+    });
     const legacy = await legacyUploadFile(server.url, file, 'escape/f.bin', { chunks: 1 });
     expect(legacy.init.status).toBe(400);
     expect(legacy.init.json.code).toBe('INVALID_PATH');

@@ -34,17 +34,28 @@ interface PutOptions {
 }
 
 /** PUT /v1/files/<path> with plain fetch: the file's bytes, its SHA-256 in the header. */
-async function putFile(base: string, relativePath: string, data: Uint8Array, options: PutOptions = {}): Promise<Answer> {
+async function putFile(
+  base: string,
+  relativePath: string,
+  data: Uint8Array,
+  options: PutOptions = {},
+): Promise<Answer> {
   const sha = options.sha256 === undefined ? sha256Of(data) : options.sha256;
   return call(base, 'PUT', routes.file(relativePath), options.wire ?? data, {
     ...(options.token ? { token: options.token } : {}),
-    headers: { 'content-type': 'application/octet-stream', ...(sha === null ? {} : { [protocolHeaders.contentSha256]: sha }), ...options.headers },
+    headers: {
+      'content-type': 'application/octet-stream',
+      ...(sha === null ? {} : { [protocolHeaders.contentSha256]: sha }),
+      ...options.headers,
+    },
   });
 }
 
 /** Every file left under temp/ (folders do not count). */
 const tempEntries = async (): Promise<string[]> =>
-  (await readdir(path.join(server.uploadDir, 'temp'), { recursive: true, withFileTypes: true })).filter((entry) => !entry.isDirectory()).map((entry) => entry.name);
+  (await readdir(path.join(server.uploadDir, 'temp'), { recursive: true, withFileTypes: true }))
+    .filter((entry) => !entry.isDirectory())
+    .map((entry) => entry.name);
 const metadataHeader = (value: unknown): string => Buffer.from(JSON.stringify(value)).toString('base64url');
 
 beforeAll(async () => {
@@ -54,7 +65,13 @@ beforeAll(async () => {
   logs = captureLogger('info');
   const uploadDir = path.join(parent.path, 'storage');
   storage = new FaultyStorage(await LocalDiskStorage.open(uploadDir));
-  server = await startTestServer({ uploadDir, storage, logger: logs.logger, tokens: [`robot1=${ROBOT1}`, `robot2=${ROBOT2}`], allowAnonymous: true });
+  server = await startTestServer({
+    uploadDir,
+    storage,
+    logger: logs.logger,
+    tokens: [`robot1=${ROBOT1}`, `robot2=${ROBOT2}`],
+    allowAnonymous: true,
+  });
 });
 afterAll(async () => {
   await server?.close();
@@ -69,9 +86,19 @@ describe('PUT /v1/files/<path>', () => {
       const name = `whole/file-${size}.bin`;
       const answer = await putFile(server.url, name, data);
       expect(answer.status, `size ${size}`).toBe(201);
-      expect(answer.json).toMatchObject({ state: 'complete', path: name, size, sha256: sha256Of(data), completedAt: expect.any(String) });
+      expect(answer.json).toMatchObject({
+        state: 'complete',
+        path: name,
+        size,
+        sha256: sha256Of(data),
+        completedAt: expect.any(String),
+      });
       expect(Buffer.compare(await readFile(server.completedPath('anonymous', name)), data)).toBe(0);
-      expect((await call(server.url, 'GET', routes.file(name))).json).toMatchObject({ state: 'complete', size, sha256: sha256Of(data) });
+      expect((await call(server.url, 'GET', routes.file(name))).json).toMatchObject({
+        state: 'complete',
+        size,
+        sha256: sha256Of(data),
+      });
       // The index holds the fingerprint a session client computes, so creating a session for the same file says it is done.
       const local = path.join(files.path, `local-${size}.bin`);
       await writeFile(local, data);
@@ -92,20 +119,27 @@ describe('PUT /v1/files/<path>', () => {
     const after = await stat(server.completedPath('anonymous', 'again/same.bin'));
     expect([after.ino, after.mtimeMs]).toEqual([before.ino, before.mtimeMs]);
     // With replace asked for, the same content is still "already stored".
-    expect((await putFile(server.url, 'again/same.bin', data, { headers: { [protocolHeaders.uploadReplace]: 'true' } })).status).toBe(200);
+    expect(
+      (await putFile(server.url, 'again/same.bin', data, { headers: { [protocolHeaders.uploadReplace]: 'true' } }))
+        .status,
+    ).toBe(200);
     // The same content put there by other means (not in the index) is recognised at commit, and indexed.
     const byHand = randomBytes(3000);
     await writeFile(server.completedPath('anonymous', 'again/by-hand.bin'), byHand);
     expect((await call(server.url, 'GET', routes.file('again/by-hand.bin'))).status).toBe(404);
     expect((await putFile(server.url, 'again/by-hand.bin', byHand)).status).toBe(200);
-    expect((await call(server.url, 'GET', routes.file('again/by-hand.bin'))).json).toMatchObject({ sha256: sha256Of(byHand) });
+    expect((await call(server.url, 'GET', routes.file('again/by-hand.bin'))).json).toMatchObject({
+      sha256: sha256Of(byHand),
+    });
     // A file stored through a session deduplicates the same way.
     const local = path.join(files.path, 'via-session.bin');
     const sessionData = randomBytes(5000);
     await writeFile(local, sessionData);
     const created = await createSession(server.url, local, { path: 'again/via-session.bin' });
     const id = created.json.id as string;
-    await call(server.url, 'PUT', routes.chunk(id, 0), sessionData, { headers: { 'content-type': 'application/octet-stream', 'x-chunk-checksum': crcHeader(sessionData) } });
+    await call(server.url, 'PUT', routes.chunk(id, 0), sessionData, {
+      headers: { 'content-type': 'application/octet-stream', 'x-chunk-checksum': crcHeader(sessionData) },
+    });
     expect((await call(server.url, 'POST', routes.complete(id), { sha256: sha256Of(sessionData) })).status).toBe(200);
     expect((await putFile(server.url, 'again/via-session.bin', sessionData)).status).toBe(200);
     expect(await tempEntries()).toEqual([]);
@@ -117,13 +151,21 @@ describe('PUT /v1/files/<path>', () => {
     expect((await putFile(server.url, 'replace/x.bin', first)).status).toBe(201);
     const refused = await putFile(server.url, 'replace/x.bin', second);
     expect(refused.status).toBe(409);
-    expect(refused.json).toMatchObject({ success: false, code: 'FILE_EXISTS', error: expect.stringMatching(/replace\/x\.bin/) });
+    expect(refused.json).toMatchObject({
+      success: false,
+      code: 'FILE_EXISTS',
+      error: expect.stringMatching(/replace\/x\.bin/),
+    });
     expect(Buffer.compare(await readFile(server.completedPath('anonymous', 'replace/x.bin')), first)).toBe(0);
-    const replaced = await putFile(server.url, 'replace/x.bin', second, { headers: { [protocolHeaders.uploadReplace]: 'true' } });
+    const replaced = await putFile(server.url, 'replace/x.bin', second, {
+      headers: { [protocolHeaders.uploadReplace]: 'true' },
+    });
     expect(replaced.status).toBe(201);
     expect(replaced.json).toMatchObject({ sha256: sha256Of(second) });
     expect(Buffer.compare(await readFile(server.completedPath('anonymous', 'replace/x.bin')), second)).toBe(0);
-    expect((await call(server.url, 'GET', routes.file('replace/x.bin'))).json).toMatchObject({ sha256: sha256Of(second) });
+    expect((await call(server.url, 'GET', routes.file('replace/x.bin'))).json).toMatchObject({
+      sha256: sha256Of(second),
+    });
     // A file put there by hand (not in the index) of another size is refused as well.
     await mkdir(path.dirname(server.completedPath('anonymous', 'replace/by-hand.bin')), { recursive: true });
     await writeFile(server.completedPath('anonymous', 'replace/by-hand.bin'), 'by hand');
@@ -140,7 +182,11 @@ describe('PUT /v1/files/<path>', () => {
     damaged[12_345]! ^= 0x40;
     const answer = await putFile(server.url, 'bad/sum.bin', data, { wire: damaged });
     expect(answer.status).toBe(422);
-    expect(answer.json).toMatchObject({ success: false, code: 'FILE_CHECKSUM_MISMATCH', error: expect.stringMatching(/nothing was stored/) });
+    expect(answer.json).toMatchObject({
+      success: false,
+      code: 'FILE_CHECKSUM_MISMATCH',
+      error: expect.stringMatching(/nothing was stored/),
+    });
     expect((await call(server.url, 'GET', routes.file('bad/sum.bin'))).status).toBe(404);
     await expect(stat(server.completedPath('anonymous', 'bad/sum.bin'))).rejects.toThrow(/ENOENT/);
     expect(await tempEntries()).toEqual([]);
@@ -149,15 +195,22 @@ describe('PUT /v1/files/<path>', () => {
 
   it('decodes a gzip-encoded body, verifies the decoded bytes and indexes their fingerprint', async () => {
     const data = Buffer.from('a line of a metadata.yaml\n'.repeat(200_000)); // 5.2 MB: two fingerprint ranges
-    const answer = await putFile(server.url, 'gz/metadata.yaml', data, { wire: gzipSync(data), headers: { 'content-encoding': 'gzip' } });
+    const answer = await putFile(server.url, 'gz/metadata.yaml', data, {
+      wire: gzipSync(data),
+      headers: { 'content-encoding': 'gzip' },
+    });
     expect(answer.status).toBe(201);
     expect(answer.json).toMatchObject({ size: data.length, sha256: sha256Of(data) });
     expect(Buffer.compare(await readFile(server.completedPath('anonymous', 'gz/metadata.yaml')), data)).toBe(0);
     const local = path.join(files.path, 'metadata.yaml');
     await writeFile(local, data);
-    expect((await createSession(server.url, local, { path: 'gz/metadata.yaml' })).json).toMatchObject({ state: 'complete' });
+    expect((await createSession(server.url, local, { path: 'gz/metadata.yaml' })).json).toMatchObject({
+      state: 'complete',
+    });
 
-    const notGzip = await putFile(server.url, 'gz/broken.bin', data.subarray(0, 1000), { headers: { 'content-encoding': 'gzip' } });
+    const notGzip = await putFile(server.url, 'gz/broken.bin', data.subarray(0, 1000), {
+      headers: { 'content-encoding': 'gzip' },
+    });
     expect(notGzip.status).toBe(400);
     expect(notGzip.json).toMatchObject({ code: 'BAD_REQUEST', error: expect.stringMatching(/not valid gzip/) });
     expect(await tempEntries()).toEqual([]);
@@ -169,7 +222,10 @@ describe('PUT /v1/files/<path>', () => {
     expect(declared.status).toBe(413);
     expect(declared.json).toMatchObject({ code: 'FILE_TOO_LARGE', error: expect.stringMatching(/through a session/) });
     const bomb = gzipSync(Buffer.alloc(64 * MiB));
-    const decoded = await putFile(server.url, 'big/bomb.bin', Buffer.alloc(64 * MiB), { wire: bomb, headers: { 'content-encoding': 'gzip' } });
+    const decoded = await putFile(server.url, 'big/bomb.bin', Buffer.alloc(64 * MiB), {
+      wire: bomb,
+      headers: { 'content-encoding': 'gzip' },
+    });
     expect(decoded.status).toBe(413);
     expect(decoded.json).toMatchObject({ code: 'FILE_TOO_LARGE', error: expect.stringMatching(/decoded body/) });
     expect(await readdir(server.completedPath('anonymous', '')).then((names) => names.includes('big'))).toBe(false);
@@ -198,7 +254,11 @@ describe('PUT /v1/files/<path>', () => {
       duplex: 'half',
     } as RequestInit);
     expect(response.status).toBe(411);
-    expect(await response.json()).toMatchObject({ success: false, code: 'LENGTH_REQUIRED', error: expect.stringMatching(/Content-Length/) });
+    expect(await response.json()).toMatchObject({
+      success: false,
+      code: 'LENGTH_REQUIRED',
+      error: expect.stringMatching(/Content-Length/),
+    });
   });
 
   it('400/415 for missing or malformed headers, with a message naming the header', async () => {
@@ -206,13 +266,44 @@ describe('PUT /v1/files/<path>', () => {
     const cases: [PutOptions, number, string, RegExp][] = [
       [{ sha256: null }, 400, 'INVALID_FIELD', /x-content-sha256 header .* is required/],
       [{ sha256: 'abc' }, 400, 'INVALID_FIELD', /x-content-sha256 must be 64 hexadecimal digits/],
-      [{ headers: { [protocolHeaders.uploadMetadata]: 'not base64!' } }, 400, 'INVALID_FIELD', /base64url-encoded JSON/],
-      [{ headers: { [protocolHeaders.uploadMetadata]: Buffer.from('{nope').toString('base64url') } }, 400, 'INVALID_FIELD', /does not decode to JSON/],
-      [{ headers: { [protocolHeaders.uploadMetadata]: metadataHeader([1, 2]) } }, 400, 'INVALID_FIELD', /must decode to a JSON object/],
-      [{ headers: { [protocolHeaders.uploadMetadata]: metadataHeader({ a: JSON.parse('['.repeat(100) + ']'.repeat(100)) as unknown }) } }, 400, 'INVALID_FIELD', /nested deeper/],
+      [
+        { headers: { [protocolHeaders.uploadMetadata]: 'not base64!' } },
+        400,
+        'INVALID_FIELD',
+        /base64url-encoded JSON/,
+      ],
+      [
+        { headers: { [protocolHeaders.uploadMetadata]: Buffer.from('{nope').toString('base64url') } },
+        400,
+        'INVALID_FIELD',
+        /does not decode to JSON/,
+      ],
+      [
+        { headers: { [protocolHeaders.uploadMetadata]: metadataHeader([1, 2]) } },
+        400,
+        'INVALID_FIELD',
+        /must decode to a JSON object/,
+      ],
+      [
+        {
+          headers: {
+            [protocolHeaders.uploadMetadata]: metadataHeader({
+              a: JSON.parse('['.repeat(100) + ']'.repeat(100)) as unknown,
+            }),
+          },
+        },
+        400,
+        'INVALID_FIELD',
+        /nested deeper/,
+      ],
       [{ headers: { [protocolHeaders.uploadReplace]: 'yes' } }, 400, 'INVALID_FIELD', /must be true or false/],
       // Beyond Node's 16 KiB of headers (docs/http-api.md: larger metadata needs a session).
-      [{ headers: { [protocolHeaders.uploadMetadata]: metadataHeader({ note: 'x'.repeat(20_000) }) } }, 400, 'BAD_REQUEST', /headers too large/],
+      [
+        { headers: { [protocolHeaders.uploadMetadata]: metadataHeader({ note: 'x'.repeat(20_000) }) } },
+        400,
+        'BAD_REQUEST',
+        /headers too large/,
+      ],
       [{ headers: { 'content-type': 'text/plain' } }, 415, 'UNSUPPORTED_MEDIA_TYPE', /application\/octet-stream/],
       [{ headers: { 'content-encoding': 'br' } }, 415, 'UNSUPPORTED_MEDIA_TYPE', /"br" is not supported/],
     ];
@@ -228,7 +319,10 @@ describe('PUT /v1/files/<path>', () => {
   it('stores the metadata header with the file', async () => {
     const data = randomBytes(100);
     const metadata = { robot: 'r1', topics: ['/imu', '/camera'], note: 'café' };
-    const answer = await putFile(server.url, 'meta/with.bin', data, { token: ROBOT1, headers: { [protocolHeaders.uploadMetadata]: metadataHeader(metadata) } });
+    const answer = await putFile(server.url, 'meta/with.bin', data, {
+      token: ROBOT1,
+      headers: { [protocolHeaders.uploadMetadata]: metadataHeader(metadata) },
+    });
     expect(answer.status).toBe(201);
     const listing = await legacyGet(server.url, '/uploads', ROBOT1);
     expect(listing.json.uploads).toContainEqual(expect.objectContaining({ filename: 'meta/with.bin', metadata }));
@@ -236,7 +330,14 @@ describe('PUT /v1/files/<path>', () => {
 
   it('refuses traversal and symlink escapes with 400 INVALID_PATH and writes nothing outside the storage root', async () => {
     const data = randomBytes(100);
-    for (const raw of ['..%2F..%2Fescape.bin', 'a/..%2F..%2F..%2Fescape.bin', '%2Fetc%2Fx', 'a%5Cb', 'a%00b', 'C:%2Fx']) {
+    for (const raw of [
+      '..%2F..%2Fescape.bin',
+      'a/..%2F..%2F..%2Fescape.bin',
+      '%2Fetc%2Fx',
+      'a%5Cb',
+      'a%00b',
+      'C:%2Fx',
+    ]) {
       const response = await fetch(`${server.url}/v1/files/${raw}`, {
         method: 'PUT',
         headers: { 'content-type': 'application/octet-stream', [protocolHeaders.contentSha256]: sha256Of(data) },
@@ -280,7 +381,10 @@ describe('PUT /v1/files/<path>', () => {
     try {
       const full = await putFile(server.url, 'full/x.bin', data);
       expect(full.status).toBe(507);
-      expect(full.json).toMatchObject({ code: 'INSUFFICIENT_STORAGE', error: expect.stringMatching(/nothing was stored/) });
+      expect(full.json).toMatchObject({
+        code: 'INSUFFICIENT_STORAGE',
+        error: expect.stringMatching(/nothing was stored/),
+      });
     } finally {
       storage.failWrites = undefined;
     }
@@ -290,7 +394,10 @@ describe('PUT /v1/files/<path>', () => {
     try {
       const refused = await putFile(tight.url, 'x.bin', data);
       expect(refused.status).toBe(507);
-      expect(refused.json).toMatchObject({ code: 'INSUFFICIENT_STORAGE', error: expect.stringMatching(/Not enough disk space/) });
+      expect(refused.json).toMatchObject({
+        code: 'INSUFFICIENT_STORAGE',
+        error: expect.stringMatching(/Not enough disk space/),
+      });
     } finally {
       await tight.close();
     }
@@ -304,10 +411,14 @@ describe('PUT /v1/files/<path>', () => {
     expect((await putFile(server.url, 'robots/same-name.bin', two, { token: ROBOT2 })).status).toBe(201);
     expect(Buffer.compare(await readFile(server.completedPath('robot1', 'robots/same-name.bin')), one)).toBe(0);
     expect(Buffer.compare(await readFile(server.completedPath('robot2', 'robots/same-name.bin')), two)).toBe(0);
-    expect((await call(server.url, 'GET', routes.file('robots/same-name.bin'), undefined, { token: ROBOT2 })).json).toMatchObject({ sha256: sha256Of(two) });
+    expect(
+      (await call(server.url, 'GET', routes.file('robots/same-name.bin'), undefined, { token: ROBOT2 })).json,
+    ).toMatchObject({ sha256: sha256Of(two) });
     // Robot 2 sending robot 1's content is stored for robot 2 only, not "already stored".
     expect((await putFile(server.url, 'robots/only-one.bin', one, { token: ROBOT1 })).status).toBe(201);
-    expect((await call(server.url, 'GET', routes.file('robots/only-one.bin'), undefined, { token: ROBOT2 })).status).toBe(404);
+    expect(
+      (await call(server.url, 'GET', routes.file('robots/only-one.bin'), undefined, { token: ROBOT2 })).status,
+    ).toBe(404);
     expect((await putFile(server.url, 'robots/only-one.bin', one, { token: ROBOT2 })).status).toBe(201);
   });
 
@@ -316,7 +427,15 @@ describe('PUT /v1/files/<path>', () => {
     try {
       const data = randomBytes(100);
       expect((await putFile(limited.url, 'a.bin', data)).status).toBe(201);
-      expect((await call(limited.url, 'POST', routes.sessions, { path: 'b.bin', size: 10, fingerprint: `fp1:${'0'.repeat(64)}` })).status).toBe(201);
+      expect(
+        (
+          await call(limited.url, 'POST', routes.sessions, {
+            path: 'b.bin',
+            size: 10,
+            fingerprint: `fp1:${'0'.repeat(64)}`,
+          })
+        ).status,
+      ).toBe(201);
       const refused = await putFile(limited.url, 'c.bin', data);
       expect(refused.status).toBe(429);
       expect(Number(refused.headers.get('retry-after'))).toBeGreaterThan(0);
@@ -332,7 +451,10 @@ describe('PUT /v1/files/<path>', () => {
     expect(same.map((a) => a.status).sort()).toEqual([200, 200, 201]);
     const a = randomBytes(300_000);
     const b = randomBytes(300_000);
-    const different = await Promise.all([putFile(server.url, 'race/diff.bin', a), putFile(server.url, 'race/diff.bin', b)]);
+    const different = await Promise.all([
+      putFile(server.url, 'race/diff.bin', a),
+      putFile(server.url, 'race/diff.bin', b),
+    ]);
     expect(different.map((x) => x.status).sort()).toEqual([201, 409]);
     const winner = different.find((x) => x.status === 201)!.json.sha256;
     expect(sha256Of(await readFile(server.completedPath('anonymous', 'race/diff.bin')))).toBe(winner);
@@ -352,9 +474,15 @@ describe('PUT /v1/files/<path>', () => {
   it('logs the start and the completion like other uploads', async () => {
     const data = randomBytes(2048);
     await putFile(server.url, 'logged/one.bin', data, { token: ROBOT1 });
-    const started = await waitFor(() => logs.entries().find((e) => e.event === 'upload_started' && e.path === 'logged/one.bin'), 'the start line');
+    const started = await waitFor(
+      () => logs.entries().find((e) => e.event === 'upload_started' && e.path === 'logged/one.bin'),
+      'the start line',
+    );
     expect(started).toMatchObject({ uploader: 'robot1', size: 2048, chunks: 1 });
-    const completed = await waitFor(() => logs.entries().find((e) => e.event === 'upload_completed' && e.path === 'logged/one.bin'), 'the completion line');
+    const completed = await waitFor(
+      () => logs.entries().find((e) => e.event === 'upload_completed' && e.path === 'logged/one.bin'),
+      'the completion line',
+    );
     expect(completed).toMatchObject({ uploader: 'robot1', size: 2048, sha256: sha256Of(data), deduplicated: false });
     expect(logs.text()).not.toContain(ROBOT1);
   });

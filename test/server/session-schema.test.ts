@@ -72,24 +72,43 @@ describe('session database schema', () => {
     const db = new Database(path.join(uploadDir, 'state', 'uploads.db'));
     db.exec(VERSION_0_SCHEMA);
     const now = Date.now();
-    const insert = db.prepare(`INSERT INTO sessions (id, api, uploader, path, size, fingerprint, chunk_size, chunk_count, state, created_at, updated_at, expires_at)
+    const insert =
+      db.prepare(`INSERT INTO sessions (id, api, uploader, path, size, fingerprint, chunk_size, chunk_count, state, created_at, updated_at, expires_at)
       VALUES (?, ?, 'anonymous', ?, ?, ?, ?, 3, 'open', ?, ?, ?)`);
     insert.run(LEGACY_ID, 'seed', 'old/legacy.bin', legacyData.length, null, null, now, now, now + 86_400_000);
-    insert.run(NATIVE_ID, 'native', 'old/native.bin', nativeData.length, fingerprint, CHUNK, now, now, now + 86_400_000);
+    insert.run(
+      NATIVE_ID,
+      'native',
+      'old/native.bin',
+      nativeData.length,
+      fingerprint,
+      CHUNK,
+      now,
+      now,
+      now + 86_400_000,
+    );
     const chunk = db.prepare('INSERT INTO chunks (session_id, idx, size, crc, offset) VALUES (?, ?, ?, ?, NULL)');
-    for (const index of [0, 1]) chunk.run(LEGACY_ID, index, CHUNK, crc(legacyData.subarray(index * CHUNK, (index + 1) * CHUNK)));
+    for (const index of [0, 1])
+      chunk.run(LEGACY_ID, index, CHUNK, crc(legacyData.subarray(index * CHUNK, (index + 1) * CHUNK)));
     chunk.run(NATIVE_ID, 0, CHUNK, crc(nativeData.subarray(0, CHUNK)));
     db.close();
     await mkdir(path.join(uploadDir, 'temp', LEGACY_ID), { recursive: true });
     await writeFile(path.join(uploadDir, 'temp', LEGACY_ID, 'data'), '');
-    for (const index of [0, 1]) await writeFile(path.join(uploadDir, 'temp', LEGACY_ID, `chunk-${index}`), legacyData.subarray(index * CHUNK, (index + 1) * CHUNK));
+    for (const index of [0, 1])
+      await writeFile(
+        path.join(uploadDir, 'temp', LEGACY_ID, `chunk-${index}`),
+        legacyData.subarray(index * CHUNK, (index + 1) * CHUNK),
+      );
     await mkdir(path.join(uploadDir, 'temp', NATIVE_ID), { recursive: true });
     await writeFile(path.join(uploadDir, 'temp', NATIVE_ID, 'data'), nativeData.subarray(0, CHUNK));
 
     server = await startTestServer({ uploadDir });
 
     // The legacy session is still a legacy one: its status route knows it, the native one does not.
-    expect((await legacyGet(server.url, `/upload/status/${LEGACY_ID}`)).json).toMatchObject({ received_indexes: [0, 1], state: 'uploading' });
+    expect((await legacyGet(server.url, `/upload/status/${LEGACY_ID}`)).json).toMatchObject({
+      received_indexes: [0, 1],
+      state: 'uploading',
+    });
     expect((await call(server.url, 'GET', `/v1/sessions/${LEGACY_ID}`)).status).toBe(404);
     expect((await legacyChunk(server.url, LEGACY_ID, 2, 3, legacyData.subarray(2 * CHUNK))).status).toBe(200);
     const md5 = createHash('md5').update(legacyData).digest('hex');
@@ -101,7 +120,10 @@ describe('session database schema', () => {
     const resumed = await createSession(server.url, nativeFile, { path: 'old/native.bin', chunkSize: CHUNK });
     expect(resumed.status).toBe(200);
     expect(resumed.json).toMatchObject({ id: NATIVE_ID, resumed: true, received: [0] });
-    for (const index of [1, 2]) expect((await putChunk(server.url, NATIVE_ID, index, nativeData.subarray(index * CHUNK, (index + 1) * CHUNK))).status).toBe(200);
+    for (const index of [1, 2])
+      expect(
+        (await putChunk(server.url, NATIVE_ID, index, nativeData.subarray(index * CHUNK, (index + 1) * CHUNK))).status,
+      ).toBe(200);
     const sha256 = createHash('sha256').update(nativeData).digest('hex');
     expect((await call(server.url, 'POST', `/v1/sessions/${NATIVE_ID}/complete`, { sha256 })).status).toBe(200);
     expect(await readFile(server.completedPath('anonymous', 'old/native.bin'))).toEqual(nativeData);
@@ -122,11 +144,17 @@ describe('session database schema', () => {
     await mkdir(path.join(dir.path, 'state'), { recursive: true });
     const file = path.join(dir.path, 'state', 'uploads.db');
     const db = new Database(file);
-    db.exec(`CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL); INSERT INTO meta VALUES ('schema_version', '99');`);
+    db.exec(
+      `CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL); INSERT INTO meta VALUES ('schema_version', '99');`,
+    );
     db.close();
-    await expect(createUploadServer({ host: '127.0.0.1', port: 0, uploadDir: dir.path, logLevel: 'silent' })).rejects.toMatchObject({
+    await expect(
+      createUploadServer({ host: '127.0.0.1', port: 0, uploadDir: dir.path, logLevel: 'silent' }),
+    ).rejects.toMatchObject({
       code: 'STATE_DIR',
-      message: expect.stringMatching(new RegExp(`${file.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}.*newer version.*schema 99.*up to 1`)),
+      message: expect.stringMatching(
+        new RegExp(`${file.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}.*newer version.*schema 99.*up to 1`),
+      ),
     });
   });
 });

@@ -42,8 +42,13 @@ async function uploadBoth(base: string, uploadDir: string): Promise<void> {
   expect(sent.complete.status, JSON.stringify(sent.complete.json)).toBe(200);
   const finalized = await legacyUploadFile(base, legacy, 'bag/legacy.bin', { chunks: 2, token: TOKEN });
   expect(finalized.finalize.status, JSON.stringify(finalized.finalize.json)).toBe(200);
-  for (const [file, name] of [[native, 'bag/native.bin'], [legacy, 'bag/legacy.bin']] as const) {
-    expect(await readFile(path.join(uploadDir, 'completed', 'robot7', ...name.split('/')))).toEqual(await readFile(file));
+  for (const [file, name] of [
+    [native, 'bag/native.bin'],
+    [legacy, 'bag/legacy.bin'],
+  ] as const) {
+    expect(await readFile(path.join(uploadDir, 'completed', 'robot7', ...name.split('/')))).toEqual(
+      await readFile(file),
+    );
   }
   const stored = await call(base, 'GET', '/v1/files/bag/native.bin', undefined, { token: TOKEN });
   expect(stored.json).toMatchObject({ state: 'complete', path: 'bag/native.bin', size: 40 * KiB + 3 });
@@ -53,7 +58,13 @@ describe('the upload handler mounted in another server', () => {
   it('serves both APIs under a prefix of a plain node:http server, and hands every other request back to it', async () => {
     dir = await createTempDir('handler-http');
     const uploadDir = path.join(dir.path, 'storage');
-    handler = await createUploadHandler({ uploadDir, tokens: [`robot7=${TOKEN}`], basePath: '/uploads', logLevel: 'silent', rateLimit: false });
+    handler = await createUploadHandler({
+      uploadDir,
+      tokens: [`robot7=${TOKEN}`],
+      basePath: '/uploads',
+      logLevel: 'silent',
+      rateLimit: false,
+    });
     const mounted = handler;
     const url = await listen(
       http.createServer((req, res) =>
@@ -67,7 +78,9 @@ describe('the upload handler mounted in another server', () => {
     expect(await (await fetch(`${url}/somewhere/else`)).text()).toBe('host: /somewhere/else');
     const health = await call(`${url}/uploads`, 'GET', '/health');
     expect(health.json).toMatchObject({ status: 'ok', protocol: 1 });
-    expect((await call(`${url}/uploads`, 'GET', '/v1/nothing-here', undefined, { token: TOKEN })).json).toMatchObject({ code: 'ROUTE_NOT_FOUND' });
+    expect((await call(`${url}/uploads`, 'GET', '/v1/nothing-here', undefined, { token: TOKEN })).json).toMatchObject({
+      code: 'ROUTE_NOT_FOUND',
+    });
     const anonymous = await call(`${url}/uploads`, 'GET', '/v1/files/x.bin');
     expect(anonymous.status, JSON.stringify(anonymous.json)).toBe(401);
     await uploadBoth(`${url}/uploads`, uploadDir);
@@ -77,7 +90,12 @@ describe('the upload handler mounted in another server', () => {
 
   it('answers a request outside its basePath with the JSON 404 when the host gives it nowhere to go', async () => {
     dir = await createTempDir('handler-alone');
-    handler = await createUploadHandler({ uploadDir: dir.path, allowAnonymous: true, basePath: '/uploads', logLevel: 'silent' });
+    handler = await createUploadHandler({
+      uploadDir: dir.path,
+      allowAnonymous: true,
+      basePath: '/uploads',
+      logLevel: 'silent',
+    });
     const mounted = handler;
     const url = await listen(http.createServer((req, res) => mounted.handle(req, res)));
     const outside = await call(url, 'GET', '/elsewhere');
@@ -86,10 +104,15 @@ describe('the upload handler mounted in another server', () => {
     expect((await call(`${url}/uploads`, 'GET', '/health')).status).toBe(200);
   });
 
-  it('works as Express middleware under a path, next to the host app\'s own routes', async () => {
+  it("works as Express middleware under a path, next to the host app's own routes", async () => {
     dir = await createTempDir('handler-express');
     const uploadDir = path.join(dir.path, 'storage');
-    handler = await createUploadHandler({ uploadDir, tokens: [`robot7=${TOKEN}`], logLevel: 'silent', rateLimit: false });
+    handler = await createUploadHandler({
+      uploadDir,
+      tokens: [`robot7=${TOKEN}`],
+      logLevel: 'silent',
+      rateLimit: false,
+    });
     const app = express();
     app.get('/', (_req, res) => {
       res.send('fleet portal');
@@ -103,13 +126,22 @@ describe('the upload handler mounted in another server', () => {
 
     await uploadBoth(`${url}/api/uploads`, uploadDir);
     expect(await (await fetch(`${url}/`)).text()).toBe('fleet portal');
-    const note = await fetch(`${url}/api/notes`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ note: 'hi' }) });
+    const note = await fetch(`${url}/api/notes`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ note: 'hi' }),
+    });
     expect(await note.json()).toEqual({ note: 'hi', path: '/api/notes' });
-    expect((await call(`${url}/api/uploads`, 'GET', '/no/such/route', undefined, { token: TOKEN })).json).toMatchObject({ code: 'ROUTE_NOT_FOUND' });
+    expect((await call(`${url}/api/uploads`, 'GET', '/no/such/route', undefined, { token: TOKEN })).json).toMatchObject(
+      { code: 'ROUTE_NOT_FOUND' },
+    );
   });
 
   it('needs tokens or an explicit allowAnonymous: it cannot tell who can reach its host', async () => {
     dir = await createTempDir('handler-open');
-    await expect(createUploadHandler({ uploadDir: dir.path, logLevel: 'silent' })).rejects.toMatchObject({ code: 'CONFIG_INVALID', message: expect.stringMatching(/tokens.*allowAnonymous/) });
+    await expect(createUploadHandler({ uploadDir: dir.path, logLevel: 'silent' })).rejects.toMatchObject({
+      code: 'CONFIG_INVALID',
+      message: expect.stringMatching(/tokens.*allowAnonymous/),
+    });
   });
 });

@@ -43,7 +43,7 @@ const rules: DirectionRule[] = [
     from: 'agent/',
     mustNotImport: 'agent/ros/',
     except: ['agent/ros/', 'agent/cli/'],
-    because: 'ROS is a leaf: only the programs\' composition root (agent/cli/) imports it',
+    because: "ROS is a leaf: only the programs' composition root (agent/cli/) imports it",
   },
   ...['agent/', 'server/'].map((target) => ({
     from: 'common/',
@@ -58,7 +58,10 @@ function expandExceptions(edges: ReturnType<typeof readImportGraph>, list: reado
     if (!rule.except) return rule;
     const files = new Set<string>();
     for (const edge of edges) {
-      if (rule.except.some((allowed) => (allowed.endsWith('/') ? edge.from.startsWith(allowed) : edge.from === allowed))) files.add(edge.from);
+      if (
+        rule.except.some((allowed) => (allowed.endsWith('/') ? edge.from.startsWith(allowed) : edge.from === allowed))
+      )
+        files.add(edge.from);
     }
     return { ...rule, except: [...files] };
   });
@@ -76,7 +79,9 @@ describe('agent layers', () => {
 
   it('has no folder-level import cycle among agent/ and common/ folders', () => {
     const cycles = folderCycles(agentSide);
-    expect(cycles.map((cycle) => `${cycle.join(' ↔ ')}:\n  ${describeCycle(agentSide, cycle).join('\n  ')}`)).toEqual([]);
+    expect(cycles.map((cycle) => `${cycle.join(' ↔ ')}:\n  ${describeCycle(agentSide, cycle).join('\n  ')}`)).toEqual(
+      [],
+    );
   });
 
   it('imports only downwards: engine and watcher below the application, ROS a leaf, the server only through the embedded default', () => {
@@ -92,6 +97,8 @@ describe('agent layers', () => {
     ];
     const expanded = expandExceptions([...edges, ...forbidden], rules);
     for (const edge of forbidden) expect(ruleViolations([edge], expanded), `${edge.from} → ${edge.to}`).not.toEqual([]);
-    expect(ruleViolations([{ from: EMBEDDED_SERVER, to: 'server/index.ts' }], expandExceptions(edges, rules))).toEqual([]);
+    expect(ruleViolations([{ from: EMBEDDED_SERVER, to: 'server/index.ts' }], expandExceptions(edges, rules))).toEqual(
+      [],
+    );
   });
 });

@@ -179,7 +179,8 @@ export function packageRuleViolations(imports: readonly PackageImport[], rules: 
   const found: string[] = [];
   for (const rule of rules) {
     for (const { from, pkg } of imports) {
-      if (rule.from.some((prefix) => from.startsWith(prefix)) && rule.mustNotImport.includes(pkg)) found.push(`${from} imports ${pkg}: ${rule.because}`);
+      if (rule.from.some((prefix) => from.startsWith(prefix)) && rule.mustNotImport.includes(pkg))
+        found.push(`${from} imports ${pkg}: ${rule.because}`);
     }
   }
   return found;
@@ -208,12 +209,16 @@ export function layerViolations(edges: readonly ImportEdge[], layers: readonly L
   const rankOf = (file: string): number | undefined => rank.get(folderOf(file));
   for (const { from, to } of edges) {
     for (const file of [from, to]) {
-      if (rankOf(file) === undefined) found.add(`${folderOf(file)}/ is in no layer (imported by or importing ${file === from ? to : from})`);
+      if (rankOf(file) === undefined)
+        found.add(`${folderOf(file)}/ is in no layer (imported by or importing ${file === from ? to : from})`);
     }
     const a = rankOf(from);
     const b = rankOf(to);
-    if (a === undefined || b === undefined || folderOf(from) === folderOf(to) || b < a || (b === a && layers[a]!.open)) continue;
-    found.add(`${from} → ${to}: ${layers[a]!.name} may not import ${b === a ? 'another folder of its own layer' : layers[b]!.name}`);
+    if (a === undefined || b === undefined || folderOf(from) === folderOf(to) || b < a || (b === a && layers[a]!.open))
+      continue;
+    found.add(
+      `${from} → ${to}: ${layers[a]!.name} may not import ${b === a ? 'another folder of its own layer' : layers[b]!.name}`,
+    );
   }
   return [...found];
 }

@@ -22,7 +22,17 @@ interface EntryPoint {
 /** The documented public API (index.ts, agent/engine/index.ts, common/protocol/index.ts; the server's entry). */
 const api: Record<string, EntryPoint> = {
   'ros2-upload-agent': {
-    values: ['NetworkManager', 'UploadError', 'createUploadServer', 'engineOptions', 'errorCodes', 'isUploadError', 'localErrorCodes', 'serverOptions', 'wireErrorCodes'],
+    values: [
+      'NetworkManager',
+      'UploadError',
+      'createUploadServer',
+      'engineOptions',
+      'errorCodes',
+      'isUploadError',
+      'localErrorCodes',
+      'serverOptions',
+      'wireErrorCodes',
+    ],
     types: [
       'AddUploadOptions',
       'AddUploadResult',
@@ -46,8 +56,28 @@ const api: Record<string, EntryPoint> = {
     ],
   },
   'ros2-upload-agent/engine': {
-    values: ['DEFAULT_PRIORITY', 'MAX_PRIORITY', 'MIN_PRIORITY', 'NetworkManager', 'engineOptionSpecs', 'engineOptions'],
-    types: ['AddUploadOptions', 'AddUploadResult', 'CancelOptions', 'CompletedEvent', 'EngineConfig', 'FailedEvent', 'NetworkManagerEvents', 'NetworkManagerOptions', 'ProgressEvent', 'RetryingEvent', 'UploadSnapshot', 'UploadState'],
+    values: [
+      'DEFAULT_PRIORITY',
+      'MAX_PRIORITY',
+      'MIN_PRIORITY',
+      'NetworkManager',
+      'engineOptionSpecs',
+      'engineOptions',
+    ],
+    types: [
+      'AddUploadOptions',
+      'AddUploadResult',
+      'CancelOptions',
+      'CompletedEvent',
+      'EngineConfig',
+      'FailedEvent',
+      'NetworkManagerEvents',
+      'NetworkManagerOptions',
+      'ProgressEvent',
+      'RetryingEvent',
+      'UploadSnapshot',
+      'UploadState',
+    ],
   },
   'ros2-upload-agent/protocol': {
     values: [
@@ -111,7 +141,10 @@ describe('the public API, through package.json exports of the built package', { 
     await symlink(REPO_ROOT, path.join(consumer, 'node_modules', 'ros2-upload-agent'), 'dir');
     // A TypeScript consumer has Node's types installed.
     await symlink(path.join(REPO_ROOT, 'node_modules', '@types'), path.join(consumer, 'node_modules', '@types'), 'dir');
-    await writeFile(path.join(consumer, 'package.json'), JSON.stringify({ name: 'consumer', private: true, type: 'module' }));
+    await writeFile(
+      path.join(consumer, 'package.json'),
+      JSON.stringify({ name: 'consumer', private: true, type: 'module' }),
+    );
   });
   afterAll(async () => {
     await rm(consumer, { recursive: true, force: true });
@@ -135,18 +168,32 @@ describe('the public API, through package.json exports of the built package', { 
     expect(found.private).toBe('ERR_PACKAGE_PATH_NOT_EXPORTED');
   });
 
-  it('types: every documented name imports from its entry point under TypeScript\'s NodeNext resolution', async () => {
+  it("types: every documented name imports from its entry point under TypeScript's NodeNext resolution", async () => {
     const source = Object.entries(api)
       .map(([entry, { values, types }], index) => {
         // Aliased, so one name may come from several entry points in one file.
-        const names = [...values.map((name) => `${name} as e${index}_${name}`), ...types.map((name) => `type ${name} as e${index}_${name}`)];
+        const names = [
+          ...values.map((name) => `${name} as e${index}_${name}`),
+          ...types.map((name) => `type ${name} as e${index}_${name}`),
+        ];
         return `import { ${names.join(', ')} } from '${entry}';`;
       })
       .join('\n');
     await writeFile(path.join(consumer, 'consumer.ts'), `${source}\nexport {};\n`);
     await writeFile(
       path.join(consumer, 'tsconfig.json'),
-      JSON.stringify({ compilerOptions: { module: 'nodenext', moduleResolution: 'nodenext', target: 'es2022', strict: true, noEmit: true, skipLibCheck: true, types: ['node'] }, files: ['consumer.ts'] }),
+      JSON.stringify({
+        compilerOptions: {
+          module: 'nodenext',
+          moduleResolution: 'nodenext',
+          target: 'es2022',
+          strict: true,
+          noEmit: true,
+          skipLibCheck: true,
+          types: ['node'],
+        },
+        files: ['consumer.ts'],
+      }),
     );
     const result = await run(process.execPath, [TSC, '-p', 'tsconfig.json'], { cwd: consumer }).then(
       () => ({ ok: true, output: '' }),

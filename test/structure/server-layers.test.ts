@@ -27,8 +27,21 @@ function serverLayers(commonFolders: readonly string[]): Layer[] {
   return [
     // common/'s own order is the shared code's business; only cycles matter there.
     { name: 'common/ (shared by agent and server)', folders: commonFolders, open: true },
-    { name: 'stores, pure verifiers and settings', folders: ['server/config', 'server/logging', 'server/tls', 'server/integrity', 'server/storage', 'server/sessions'] },
-    { name: 'per-session runtime, events and the gzip copy', folders: ['server/runtime', 'server/events', 'server/compression'] },
+    {
+      name: 'stores, pure verifiers and settings',
+      folders: [
+        'server/config',
+        'server/logging',
+        'server/tls',
+        'server/integrity',
+        'server/storage',
+        'server/sessions',
+      ],
+    },
+    {
+      name: 'per-session runtime, events and the gzip copy',
+      folders: ['server/runtime', 'server/events', 'server/compression'],
+    },
     { name: 'use cases (uploads/)', folders: ['server/uploads'] },
     { name: 'background jobs and HTTP helpers', folders: ['server/jobs', 'server/http'] },
     { name: 'routes', folders: ['server/routes', 'server/routes/native', 'server/routes/legacy'] },
@@ -38,12 +51,38 @@ function serverLayers(commonFolders: readonly string[]): Layer[] {
 }
 
 /** Folders below HTTP: they take typed inputs and must not know requests, responses or forms. */
-const BELOW_HTTP = ['server/uploads/', 'server/runtime/', 'server/jobs/', 'server/events/', 'server/compression/', 'server/sessions/', 'server/storage/', 'server/integrity/', 'server/config/'];
-const HTTP_PACKAGES = ['express', 'express-rate-limit', 'busboy', 'node:http', 'node:https', 'http', 'https', 'node:http2', 'http2'];
+const BELOW_HTTP = [
+  'server/uploads/',
+  'server/runtime/',
+  'server/jobs/',
+  'server/events/',
+  'server/compression/',
+  'server/sessions/',
+  'server/storage/',
+  'server/integrity/',
+  'server/config/',
+];
+const HTTP_PACKAGES = [
+  'express',
+  'express-rate-limit',
+  'busboy',
+  'node:http',
+  'node:https',
+  'http',
+  'https',
+  'node:http2',
+  'http2',
+];
 
 describe('server layering (folder → responsibility, dependencies pointing down)', () => {
   const edges = readImportGraph(ROOT, ['server', 'common']);
-  const commonFolders = [...new Set(edges.flatMap((edge) => [folderOf(edge.from), folderOf(edge.to)]).filter((folder) => folder.startsWith('common/')))];
+  const commonFolders = [
+    ...new Set(
+      edges
+        .flatMap((edge) => [folderOf(edge.from), folderOf(edge.to)])
+        .filter((folder) => folder.startsWith('common/')),
+    ),
+  ];
   const SERVER_LAYERS = serverLayers(commonFolders);
 
   it('reads a graph of the server (a sanity check that the reader sees the sources)', () => {
@@ -62,22 +101,38 @@ describe('server layering (folder → responsibility, dependencies pointing down
 
   it('keeps common/ free of the programs', () => {
     const violations = ruleViolations(edges, [
-      { from: 'common/', mustNotImport: 'server/', because: 'common/ is shared by the agent and the server and depends on neither' },
-      { from: 'common/', mustNotImport: 'agent/', because: 'common/ is shared by the agent and the server and depends on neither' },
+      {
+        from: 'common/',
+        mustNotImport: 'server/',
+        because: 'common/ is shared by the agent and the server and depends on neither',
+      },
+      {
+        from: 'common/',
+        mustNotImport: 'agent/',
+        because: 'common/ is shared by the agent and the server and depends on neither',
+      },
     ]);
     expect(violations).toEqual([]);
   });
 
   it('keeps use cases, stores and verifiers free of HTTP (no express, node:http or busboy)', () => {
     const violations = packageRuleViolations(readPackageImports(ROOT, ['server']), [
-      { from: BELOW_HTTP, mustNotImport: HTTP_PACKAGES, because: 'below the HTTP layer, requests arrive as typed inputs (see uploads/upload-body.ts)' },
+      {
+        from: BELOW_HTTP,
+        mustNotImport: HTTP_PACKAGES,
+        because: 'below the HTTP layer, requests arrive as typed inputs (see uploads/upload-body.ts)',
+      },
     ]);
     expect(violations).toEqual([]);
   });
 
   it('places every server folder in a layer (a new folder is placed on purpose)', () => {
     const placed = new Set(SERVER_LAYERS.flatMap((layer) => layer.folders));
-    const folders = new Set(edges.flatMap((edge) => [folderOf(edge.from), folderOf(edge.to)]).filter((folder) => folder === 'server' || folder.startsWith('server/')));
+    const folders = new Set(
+      edges
+        .flatMap((edge) => [folderOf(edge.from), folderOf(edge.to)])
+        .filter((folder) => folder === 'server' || folder.startsWith('server/')),
+    );
     expect([...folders].filter((folder) => !placed.has(folder))).toEqual([]);
   });
 });
@@ -109,8 +164,17 @@ describe('layering checks themselves', () => {
       'srv/web/w.ts': "import express from 'express';",
     });
     const imports = readPackageImports(root, ['srv']);
-    expect(imports.filter((i) => i.from === 'srv/cases/a.ts').map((i) => i.pkg).sort()).toEqual(['@aws-sdk/client-s3', 'express', 'node:crypto']);
-    expect(packageRuleViolations(imports, [{ from: ['srv/cases/'], mustNotImport: ['express', 'node:http'], because: 'no HTTP here' }])).toEqual(['srv/cases/a.ts imports express: no HTTP here']);
+    expect(
+      imports
+        .filter((i) => i.from === 'srv/cases/a.ts')
+        .map((i) => i.pkg)
+        .sort(),
+    ).toEqual(['@aws-sdk/client-s3', 'express', 'node:crypto']);
+    expect(
+      packageRuleViolations(imports, [
+        { from: ['srv/cases/'], mustNotImport: ['express', 'node:http'], because: 'no HTTP here' },
+      ]),
+    ).toEqual(['srv/cases/a.ts imports express: no HTTP here']);
   });
 
   it('reports an import upwards, one across a layer, and a folder in no layer', async () => {

@@ -3,15 +3,36 @@ import { classifyFile, createFileFilter, isNeverUploaded } from '../../agent/wat
 
 describe('bag file names', () => {
   it('parses rosbag2 split names with numeric indexes, storage and file compression', () => {
-    expect(classifyFile('run1/run1_10.mcap')).toMatchObject({ role: 'split', dir: 'run1', stem: 'run1', index: 10, storage: 'mcap', compressed: false });
-    expect(classifyFile('a/b/run_2_3.db3.zstd')).toMatchObject({ role: 'split', dir: 'a/b', stem: 'run_2', index: 3, storage: 'db3', compressed: true });
+    expect(classifyFile('run1/run1_10.mcap')).toMatchObject({
+      role: 'split',
+      dir: 'run1',
+      stem: 'run1',
+      index: 10,
+      storage: 'mcap',
+      compressed: false,
+    });
+    expect(classifyFile('a/b/run_2_3.db3.zstd')).toMatchObject({
+      role: 'split',
+      dir: 'a/b',
+      stem: 'run_2',
+      index: 3,
+      storage: 'db3',
+      compressed: true,
+    });
     expect(classifyFile('run1/metadata.yaml')).toMatchObject({ role: 'metadata', dir: 'run1' });
     expect(classifyFile('single.mcap')).toMatchObject({ role: 'other', dir: '', storage: 'mcap', index: undefined });
     expect(classifyFile('run1/notes.txt')).toMatchObject({ role: 'other', storage: undefined });
   });
 
   it('never uploads recorder temporaries, SQLite side files or hidden paths', () => {
-    for (const name of ['r/r_0.mcap.active', 'r/r_0.db3-wal', 'r/r_0.db3-shm', 'r/r_0.db3-journal', 'r/.r_0.mcap.swp', '.uploaded/r/r_0.mcap']) {
+    for (const name of [
+      'r/r_0.mcap.active',
+      'r/r_0.db3-wal',
+      'r/r_0.db3-shm',
+      'r/r_0.db3-journal',
+      'r/.r_0.mcap.swp',
+      '.uploaded/r/r_0.mcap',
+    ]) {
       expect(isNeverUploaded(name), name).toBe(true);
     }
     expect(isNeverUploaded('r/r_0.mcap')).toBe(false);

@@ -3,7 +3,14 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { BagWatcher, type ReleasedFile, type WithdrawnFile } from '../../agent/watcher/bag-watcher.js';
-import { BagWriter, fixtureBag, replayTimeline, syntheticMcap, TIMELINES, type TimelineName } from '../helpers/bag-writer.js';
+import {
+  BagWriter,
+  fixtureBag,
+  replayTimeline,
+  syntheticMcap,
+  TIMELINES,
+  type TimelineName,
+} from '../helpers/bag-writer.js';
 import { waitFor } from '../helpers/wait-for.js';
 
 interface Release extends ReleasedFile {
@@ -25,8 +32,20 @@ function tempRoot(): string {
  * Starts a watcher whose "engine" verifies each released file at once (as a fast server
  * would), so metadata.yaml can follow. Returns the releases in order, with their times.
  */
-async function startWatcher(root: string, options: Partial<ConstructorParameters<typeof BagWatcher>[0]> = {}, autoVerify = true) {
-  const watcher = new BagWatcher({ root, settleTime: 30, quietPeriod: 1, rescanInterval: 30, include: [], exclude: [], ...options });
+async function startWatcher(
+  root: string,
+  options: Partial<ConstructorParameters<typeof BagWatcher>[0]> = {},
+  autoVerify = true,
+) {
+  const watcher = new BagWatcher({
+    root,
+    settleTime: 30,
+    quietPeriod: 1,
+    rescanInterval: 30,
+    include: [],
+    exclude: [],
+    ...options,
+  });
   const releases: Release[] = [];
   const withdrawn: WithdrawnFile[] = [];
   const errors: Error[] = [];
@@ -49,7 +68,11 @@ describe('replaying the real rosbag2 timelines', { timeout: 120_000 }, () => {
       const writer = await replayTimeline(name, root);
       const bag = TIMELINES[name].bag;
       const expected = [...fixtureBag(bag).keys()].map((file) => `${bag}/${file}`).sort();
-      await waitFor(() => releases.length >= expected.length && releases.some((r) => r.role === 'metadata'), `all of ${bag} released`, 20_000);
+      await waitFor(
+        () => releases.length >= expected.length && releases.some((r) => r.role === 'metadata'),
+        `all of ${bag} released`,
+        20_000,
+      );
       // Give a late duplicate a chance to show up.
       await watcher.rescan();
       await new Promise((resolve) => setTimeout(resolve, 1500));
@@ -65,7 +88,8 @@ describe('replaying the real rosbag2 timelines', { timeout: 120_000 }, () => {
       const splits = releases.filter((r) => r.role === 'split').map((r) => r.index);
       expect(splits).toEqual([...splits].sort((a, b) => a! - b!));
       expect(releases[releases.length - 1]!.role).toBe('metadata');
-      if (name === 'mcap-zstd') expect(releases.every((r) => r.remotePath.endsWith('.zstd') || r.role === 'metadata')).toBe(true);
+      if (name === 'mcap-zstd')
+        expect(releases.every((r) => r.remotePath.endsWith('.zstd') || r.role === 'metadata')).toBe(true);
     });
   }
 });
@@ -81,7 +105,9 @@ describe('closing rules on real files', { timeout: 120_000 }, () => {
       expect(release.at).toBeGreaterThan(record.closedAt!);
       // The writer really kept writing long after the next split existed.
       if (release.index !== undefined && release.index < 3) {
-        const next = writer.log.files.get(release.remotePath.replace(/_(\d+)\.mcap$/, (_, n: string) => `_${Number(n) + 1}.mcap`))!;
+        const next = writer.log.files.get(
+          release.remotePath.replace(/_(\d+)\.mcap$/, (_, n: string) => `_${Number(n) + 1}.mcap`),
+        )!;
         expect(record.closedAt! - next.createdAt).toBeGreaterThan(2000);
       }
     }
@@ -101,7 +127,12 @@ describe('closing rules on real files', { timeout: 120_000 }, () => {
       await new Promise((resolve) => setTimeout(resolve, 200));
     }
     expect(releases).toEqual([]);
-    expect(watcher.waiting().map((w) => w.remotePath).sort()).toEqual(['g/g_0.mcap', 'g/g_1.mcap']);
+    expect(
+      watcher
+        .waiting()
+        .map((w) => w.remotePath)
+        .sort(),
+    ).toEqual(['g/g_0.mcap', 'g/g_1.mcap']);
     await writer.close('g/g_0.mcap');
     await waitFor(() => releases.length === 1, 'g_0 released after its close', 10_000);
     expect(releases[0]!.remotePath).toBe('g/g_0.mcap');
@@ -121,7 +152,11 @@ describe('closing rules on real files', { timeout: 120_000 }, () => {
       }
     });
     writeSync(fd, Buffer.alloc(4096, 2));
-    await waitFor(() => watcher.waiting().some((w) => /held open for writing/.test(w.reason)), 'writer detected', 10_000);
+    await waitFor(
+      () => watcher.waiting().some((w) => /held open for writing/.test(w.reason)),
+      'writer detected',
+      10_000,
+    );
     expect(releases).toEqual([]);
     closeSync(fd);
     await waitFor(() => releases.length === 1, 'released once closed', 10_000);
@@ -134,7 +169,11 @@ describe('closing rules on real files', { timeout: 120_000 }, () => {
     writeFileSync(path.join(root, 'c', 'c_0.mcap'), cut);
     writeFileSync(path.join(root, 'c', 'c_1.mcap'), syntheticMcap(2048));
     const { releases, watcher } = await startWatcher(root, { quietPeriod: 0.2 });
-    await waitFor(() => watcher.waiting().some((w) => /no MCAP end magic/.test(w.reason)), 'missing magic reported', 10_000);
+    await waitFor(
+      () => watcher.waiting().some((w) => /no MCAP end magic/.test(w.reason)),
+      'missing magic reported',
+      10_000,
+    );
     expect(releases).toEqual([]);
   });
 
@@ -147,7 +186,11 @@ describe('closing rules on real files', { timeout: 120_000 }, () => {
     writeFileSync(path.join(root, 'rel_bag', 'rel_bag_0.db3'), Buffer.alloc(1000, 3));
     await waitFor(() => releases.length === 1, 'pending mark applied', 10_000);
     writeFileSync(path.join(root, 'rel_bag', 'rel_bag_1.db3'), Buffer.alloc(1000, 3));
-    await waitFor(() => watcher.phaseOf(path.join(watcher.root, 'rel_bag', 'rel_bag_1.db3')) === 'open', 'split 1 seen', 10_000);
+    await waitFor(
+      () => watcher.phaseOf(path.join(watcher.root, 'rel_bag', 'rel_bag_1.db3')) === 'open',
+      'split 1 seen',
+      10_000,
+    );
     expect(watcher.markClosed('/elsewhere/other_bag/rel_bag_1.db3')).toBe(false);
     expect(watcher.markClosed('/some/recorder/cwd/rel_bag/rel_bag_1.db3')).toBe(true);
     await waitFor(() => releases.length === 2, 'marked split released', 10_000);
@@ -168,7 +211,11 @@ describe('closing rules on real files', { timeout: 120_000 }, () => {
       wasUploaded: (file) => path.basename(file) === 'mcap_plain_2.mcap',
     });
     await waitFor(() => releases.some((r) => r.role === 'metadata'), 'backlog released', 15_000);
-    expect(releases.map((r) => path.basename(r.path))).toEqual(['mcap_plain_2.mcap', 'mcap_plain_3.mcap', 'metadata.yaml']);
+    expect(releases.map((r) => path.basename(r.path))).toEqual([
+      'mcap_plain_2.mcap',
+      'mcap_plain_3.mcap',
+      'metadata.yaml',
+    ]);
     expect(releases[0]!.replace).toBe(true);
     expect(releases[1]!.replace).toBe(false);
 

@@ -91,7 +91,9 @@ export class Journal {
   readonly #db: Database.Database;
   readonly #statements: ReturnType<typeof prepare>;
   /** The group commit waiting for its window to end. */
-  #pendingSync: { timer: NodeJS.Timeout; done: Promise<void>; resolve: () => void; reject: (error: unknown) => void } | undefined;
+  #pendingSync:
+    | { timer: NodeJS.Timeout; done: Promise<void>; resolve: () => void; reject: (error: unknown) => void }
+    | undefined;
 
   private constructor(file: string, db: Database.Database) {
     this.file = file;
@@ -105,20 +107,32 @@ export class Journal {
     let db: Database.Database;
     try {
       if (!options.readonly) mkdirSync(stateDir, { recursive: true });
-      db = new Database(file, { readonly: options.readonly ?? false, fileMustExist: options.readonly ?? false, timeout: 5000 });
+      db = new Database(file, {
+        readonly: options.readonly ?? false,
+        fileMustExist: options.readonly ?? false,
+        timeout: 5000,
+      });
       if (!options.readonly) {
         db.pragma('journal_mode = WAL');
         db.pragma('synchronous = NORMAL');
         db.exec(schemaSql);
-        const version = db.prepare(`SELECT value FROM meta WHERE key = 'schema_version'`).pluck().get() as string | undefined;
-        if (version === undefined) db.prepare(`INSERT INTO meta (key, value) VALUES ('schema_version', ?)`).run(String(SCHEMA_VERSION));
+        const version = db.prepare(`SELECT value FROM meta WHERE key = 'schema_version'`).pluck().get() as
+          | string
+          | undefined;
+        if (version === undefined)
+          db.prepare(`INSERT INTO meta (key, value) VALUES ('schema_version', ?)`).run(String(SCHEMA_VERSION));
         else if (Number(version) > SCHEMA_VERSION) {
-          throw new UploadError('STATE_DIR', `The journal ${file} was written by a newer version (schema ${version}; this one knows ${SCHEMA_VERSION})`);
+          throw new UploadError(
+            'STATE_DIR',
+            `The journal ${file} was written by a newer version (schema ${version}; this one knows ${SCHEMA_VERSION})`,
+          );
         }
       }
     } catch (error) {
       if (error instanceof UploadError) throw error;
-      throw new UploadError('STATE_DIR', `Cannot open the journal ${file}: ${(error as Error).message}`, { cause: error });
+      throw new UploadError('STATE_DIR', `Cannot open the journal ${file}: ${(error as Error).message}`, {
+        cause: error,
+      });
     }
     return new Journal(file, db);
   }
@@ -158,7 +172,11 @@ export class Journal {
       this.#durably(() => this.#statements.synced.run(new Date().toISOString()));
       pending.resolve();
     } catch (error) {
-      pending.reject(new UploadError('STATE_DIR', `Cannot make the journal ${this.file} durable: ${(error as Error).message}`, { cause: error }));
+      pending.reject(
+        new UploadError('STATE_DIR', `Cannot make the journal ${this.file} durable: ${(error as Error).message}`, {
+          cause: error,
+        }),
+      );
     }
   }
 
@@ -203,7 +221,16 @@ export class Journal {
 
   /** The session in use, and when the upload started (kept if already set): one hint commit. */
   setSession(id: string, startedAt: string | undefined, hint: SessionHint): void {
-    this.#statements.setSession.run(hint.sessionId, hint.sessionServer, hint.chunkSize, hint.size, hint.mtimeMs, startedAt ?? null, hint.size, id);
+    this.#statements.setSession.run(
+      hint.sessionId,
+      hint.sessionServer,
+      hint.chunkSize,
+      hint.size,
+      hint.mtimeMs,
+      startedAt ?? null,
+      hint.size,
+      id,
+    );
   }
 
   /** Forgets the session and its acknowledged chunks (the file restarts cleanly). */
@@ -231,7 +258,10 @@ export class Journal {
    * records nowhere else), its chunk hints are dropped, and the verified file is recorded.
    * Durable once `durable()` resolves (tell nobody before).
    */
-  markCompleted(row: { id: string; sha256: string; finishedAt: string; startedAt?: string | undefined }, file: CompletedFileRow): void {
+  markCompleted(
+    row: { id: string; sha256: string; finishedAt: string; startedAt?: string | undefined },
+    file: CompletedFileRow,
+  ): void {
     this.#db.transaction(() => {
       this.#statements.completed.run(row.sha256, row.finishedAt, row.startedAt ?? null, file.size, row.id);
       this.#statements.clearChunks.run(row.id);
@@ -271,32 +301,47 @@ export class Journal {
 function prepare(db: Database.Database) {
   return {
     maxSeq: db.prepare('SELECT MAX(seq) FROM uploads'),
-    synced: db.prepare(`INSERT INTO meta (key, value) VALUES ('synced_at', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value`),
-    insert: db.prepare(`INSERT INTO uploads (id, seq, local_path, remote_path, bag_name, priority, metadata, replace, state, bytes_total,
+    synced: db.prepare(
+      `INSERT INTO meta (key, value) VALUES ('synced_at', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value`,
+    ),
+    insert:
+      db.prepare(`INSERT INTO uploads (id, seq, local_path, remote_path, bag_name, priority, metadata, replace, state, bytes_total,
       size, mtime_ms, session_id, session_server, chunk_size, sha256, error_code, last_error, queued_at, started_at, finished_at)
       VALUES (@id, @seq, @local_path, @remote_path, @bag_name, @priority, @metadata, @replace, @state, @bytes_total,
       @size, @mtime_ms, @session_id, @session_server, @chunk_size, @sha256, @error_code, @last_error, @queued_at, @started_at, @finished_at)`),
     open: db.prepare(`SELECT * FROM uploads WHERE state IN ('queued', 'failed') ORDER BY seq`),
-    recentCompleted: db.prepare(`SELECT * FROM uploads WHERE state = 'completed' ORDER BY finished_at DESC, seq DESC LIMIT ?`),
+    recentCompleted: db.prepare(
+      `SELECT * FROM uploads WHERE state = 'completed' ORDER BY finished_at DESC, seq DESC LIMIT ?`,
+    ),
     get: db.prepare('SELECT * FROM uploads WHERE id = ?'),
     setPriority: db.prepare('UPDATE uploads SET priority = ? WHERE id = ?'),
-    setSession: db.prepare(`UPDATE uploads SET session_id = ?, session_server = ?, chunk_size = ?, size = ?, mtime_ms = ?,
+    setSession:
+      db.prepare(`UPDATE uploads SET session_id = ?, session_server = ?, chunk_size = ?, size = ?, mtime_ms = ?,
       started_at = COALESCE(started_at, ?), bytes_total = ? WHERE id = ?`),
-    clearSession: db.prepare('UPDATE uploads SET session_id = NULL, session_server = NULL, chunk_size = NULL, size = NULL, mtime_ms = NULL WHERE id = ?'),
+    clearSession: db.prepare(
+      'UPDATE uploads SET session_id = NULL, session_server = NULL, chunk_size = NULL, size = NULL, mtime_ms = NULL WHERE id = ?',
+    ),
     clearChunks: db.prepare('DELETE FROM acked_chunks WHERE upload_id = ?'),
     ack: db.prepare('INSERT OR IGNORE INTO acked_chunks (upload_id, idx) VALUES (?, ?)'),
     acked: db.prepare('SELECT idx FROM acked_chunks WHERE upload_id = ? ORDER BY idx'),
     setError: db.prepare('UPDATE uploads SET error_code = ?, last_error = ? WHERE id = ?'),
-    completed: db.prepare(`UPDATE uploads SET state = 'completed', sha256 = ?, finished_at = ?, started_at = COALESCE(started_at, ?),
+    completed:
+      db.prepare(`UPDATE uploads SET state = 'completed', sha256 = ?, finished_at = ?, started_at = COALESCE(started_at, ?),
       bytes_total = ?, error_code = NULL, last_error = NULL, session_id = NULL WHERE id = ?`),
-    failed: db.prepare(`UPDATE uploads SET state = 'failed', error_code = ?, last_error = ?, finished_at = ? WHERE id = ?`),
-    requeue: db.prepare(`UPDATE uploads SET state = 'queued', error_code = NULL, last_error = NULL, finished_at = NULL WHERE id = ?`),
+    failed: db.prepare(
+      `UPDATE uploads SET state = 'failed', error_code = ?, last_error = ?, finished_at = ? WHERE id = ?`,
+    ),
+    requeue: db.prepare(
+      `UPDATE uploads SET state = 'queued', error_code = NULL, last_error = NULL, finished_at = NULL WHERE id = ?`,
+    ),
     delete: db.prepare('DELETE FROM uploads WHERE id = ?'),
-    upsertCompletedFile: db.prepare(`INSERT INTO completed_files (local_path, remote_path, server, size, mtime_ms, sha256, completed_at)
+    upsertCompletedFile:
+      db.prepare(`INSERT INTO completed_files (local_path, remote_path, server, size, mtime_ms, sha256, completed_at)
       VALUES (@localPath, @remotePath, @server, @size, @mtimeMs, @sha256, @completedAt)
       ON CONFLICT (local_path) DO UPDATE SET remote_path = excluded.remote_path, server = excluded.server, size = excluded.size,
       mtime_ms = excluded.mtime_ms, sha256 = excluded.sha256, completed_at = excluded.completed_at`),
-    completedFile: db.prepare(`SELECT local_path AS localPath, remote_path AS remotePath, server, size, mtime_ms AS mtimeMs, sha256,
+    completedFile:
+      db.prepare(`SELECT local_path AS localPath, remote_path AS remotePath, server, size, mtime_ms AS mtimeMs, sha256,
       completed_at AS completedAt FROM completed_files WHERE local_path = ?`),
     prune: db.prepare(`DELETE FROM uploads WHERE state = 'completed' AND id NOT IN
       (SELECT id FROM uploads WHERE state = 'completed' ORDER BY finished_at DESC, seq DESC LIMIT ?)`),
@@ -330,7 +375,8 @@ function toRaw(row: UploadRow): Raw {
 }
 
 function fromRaw(raw: Raw): UploadRow {
-  const optional = <T>(value: unknown): T | undefined => (value === null || value === undefined ? undefined : (value as T));
+  const optional = <T>(value: unknown): T | undefined =>
+    value === null || value === undefined ? undefined : (value as T);
   let metadata: Record<string, unknown> | undefined;
   if (typeof raw.metadata === 'string') {
     try {

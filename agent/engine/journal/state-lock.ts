@@ -23,7 +23,9 @@ export class StateLock {
     try {
       db = new Database(file, { timeout: 0 });
     } catch (error) {
-      throw new UploadError('STATE_DIR', `Cannot open the lock file ${file}: ${(error as Error).message}`, { cause: error });
+      throw new UploadError('STATE_DIR', `Cannot open the lock file ${file}: ${(error as Error).message}`, {
+        cause: error,
+      });
     }
     try {
       db.pragma('locking_mode = EXCLUSIVE');
@@ -31,9 +33,15 @@ export class StateLock {
     } catch (error) {
       db.close();
       if ((error as { code?: string }).code?.startsWith('SQLITE_BUSY')) {
-        throw new UploadError('STATE_DIR_LOCKED', `Another upload agent is using the state directory ${stateDir} (lock ${file} is held)`, { cause: error });
+        throw new UploadError(
+          'STATE_DIR_LOCKED',
+          `Another upload agent is using the state directory ${stateDir} (lock ${file} is held)`,
+          { cause: error },
+        );
       }
-      throw new UploadError('STATE_DIR', `Cannot lock the state directory ${stateDir}: ${(error as Error).message}`, { cause: error });
+      throw new UploadError('STATE_DIR', `Cannot lock the state directory ${stateDir}: ${(error as Error).message}`, {
+        cause: error,
+      });
     }
     return new StateLock(db);
   }

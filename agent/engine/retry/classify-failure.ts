@@ -35,7 +35,9 @@ export function classifyFailure(error: unknown): FailureKind {
 
 /** Failures that mean "the server cannot be reached": when their retries run out, the engine goes offline. */
 export function isNetworkDown(error: unknown): boolean {
-  return error instanceof UploadError && (error.code === 'NETWORK' || error.code === 'TIMEOUT' || error.code === 'STALLED');
+  return (
+    error instanceof UploadError && (error.code === 'NETWORK' || error.code === 'TIMEOUT' || error.code === 'STALLED')
+  );
 }
 
 /** Seconds a `wait` failure asks for (Retry-After), if it said. */

@@ -39,7 +39,8 @@ export interface RetryHooks {
 export async function retryRequest<T>(operation: (attempt: number) => Promise<T>, hooks: RetryHooks): Promise<T> {
   const minTimeout = Math.max(0, hooks.minDelayMs / 2);
   const maxTimeout = Math.max(minTimeout, hooks.maxDelayMs / 2);
-  const pRetryDelay = (retriesConsumed: number): number => Math.min(Math.round(minTimeout * 2 ** retriesConsumed), maxTimeout);
+  const pRetryDelay = (retriesConsumed: number): number =>
+    Math.min(Math.round(minTimeout * 2 ** retriesConsumed), maxTimeout);
   let result: { value: T } | undefined;
   try {
     return await pRetry(
@@ -65,7 +66,13 @@ export async function retryRequest<T>(operation: (attempt: number) => Promise<T>
           if (kind === 'wait') {
             const seconds = retryAfterSeconds(error) ?? (2 * pRetryDelay(retriesConsumed)) / 1000;
             await hooks.beforeWait();
-            hooks.onRetry({ attempt: attemptNumber + 1, delay: seconds, reason: describeFailure(error), error, consumesAttempt: false });
+            hooks.onRetry({
+              attempt: attemptNumber + 1,
+              delay: seconds,
+              reason: describeFailure(error),
+              error,
+              consumesAttempt: false,
+            });
             await sleep(seconds * 1000, hooks.signal);
             return;
           }
@@ -73,7 +80,13 @@ export async function retryRequest<T>(operation: (attempt: number) => Promise<T>
           const base = pRetryDelay(retriesConsumed);
           const jitter = Math.random() * base;
           await hooks.beforeWait();
-          hooks.onRetry({ attempt: attemptNumber + 1, delay: (base + jitter) / 1000, reason: describeFailure(error), error, consumesAttempt: true });
+          hooks.onRetry({
+            attempt: attemptNumber + 1,
+            delay: (base + jitter) / 1000,
+            reason: describeFailure(error),
+            error,
+            consumesAttempt: true,
+          });
           await sleep(jitter, hooks.signal);
         },
       },
@@ -96,10 +109,13 @@ export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
       clearTimeout(timer);
       reject(signal!.reason);
     };
-    const timer = setTimeout(() => {
-      signal?.removeEventListener('abort', onAbort);
-      resolve();
-    }, Math.max(0, ms));
+    const timer = setTimeout(
+      () => {
+        signal?.removeEventListener('abort', onAbort);
+        resolve();
+      },
+      Math.max(0, ms),
+    );
     signal?.addEventListener('abort', onAbort, { once: true });
   });
 }

@@ -20,10 +20,15 @@ export class ChunkBuffers {
 
   /** A view of `length` bytes (at most the buffer size) of a free buffer. */
   take(length: number): Buffer {
-    if (length > this.#size) throw new UploadError('INTERNAL', `a chunk of ${length} bytes does not fit the chunk buffers (${this.#size} bytes)`);
+    if (length > this.#size)
+      throw new UploadError(
+        'INTERNAL',
+        `a chunk of ${length} bytes does not fit the chunk buffers (${this.#size} bytes)`,
+      );
     let buffer = this.#free.pop();
     if (!buffer) {
-      if (this.#all.length >= this.#limit) throw new UploadError('INTERNAL', `more than ${this.#limit} chunk buffers in use by one upload`);
+      if (this.#all.length >= this.#limit)
+        throw new UploadError('INTERNAL', `more than ${this.#limit} chunk buffers in use by one upload`);
       // Not from Node's shared pool: each buffer is its own allocation, freed with the upload.
       buffer = Buffer.allocUnsafeSlow(this.#size);
       this.#all.push(buffer);

@@ -44,9 +44,16 @@ export async function assertUnchanged(filePath: string, expected: FileVersion): 
  * retry re-sends the same bytes without reading the disk again. A short read means the file
  * shrank: FILE_CHANGED.
  */
-export async function readRange(handle: FileHandle, filePath: string, position: number, length: number, target?: Buffer): Promise<Buffer> {
+export async function readRange(
+  handle: FileHandle,
+  filePath: string,
+  position: number,
+  length: number,
+  target?: Buffer,
+): Promise<Buffer> {
   const buffer = target ? target.subarray(0, length) : Buffer.allocUnsafe(length);
-  if (buffer.length < length) throw new UploadError('INTERNAL', `a buffer of ${target?.length} bytes cannot hold ${length} bytes`);
+  if (buffer.length < length)
+    throw new UploadError('INTERNAL', `a buffer of ${target?.length} bytes cannot hold ${length} bytes`);
   let done = 0;
   while (done < length) {
     let bytesRead: number;
@@ -56,7 +63,10 @@ export async function readRange(handle: FileHandle, filePath: string, position: 
       throw fileError(filePath, error);
     }
     if (bytesRead === 0) {
-      throw new UploadError('FILE_CHANGED', `${filePath} is shorter than expected (ends before byte ${position + length}); restarting it`);
+      throw new UploadError(
+        'FILE_CHANGED',
+        `${filePath} is shorter than expected (ends before byte ${position + length}); restarting it`,
+      );
     }
     done += bytesRead;
   }
@@ -99,7 +109,10 @@ export async function hashRange(
       throw fileError(filePath, error);
     }
     if (bytesRead === 0) {
-      throw new UploadError('FILE_CHANGED', `${filePath} is shorter than expected (ends before byte ${position + length}); restarting it`);
+      throw new UploadError(
+        'FILE_CHANGED',
+        `${filePath} is shorter than expected (ends before byte ${position + length}); restarting it`,
+      );
     }
     hash.update(buffer.subarray(0, bytesRead));
     done += bytesRead;
@@ -107,7 +120,12 @@ export async function hashRange(
 }
 
 /** The SHA-256 of a whole local file (dedup checks), read in bounded blocks. */
-export async function sha256OfFile(handle: FileHandle, filePath: string, size: number, signal?: AbortSignal): Promise<string> {
+export async function sha256OfFile(
+  handle: FileHandle,
+  filePath: string,
+  size: number,
+  signal?: AbortSignal,
+): Promise<string> {
   const hash: Hash = createHash('sha256');
   await hashRange(handle, filePath, 0, size, hash, signal);
   return hash.digest('hex');
@@ -120,5 +138,7 @@ export function fileError(filePath: string, error: unknown): UploadError {
   if (code === 'ENOENT' || code === 'ENOTDIR') {
     return new UploadError('LOCAL_FILE_NOT_FOUND', `${filePath} does not exist (any more)`, { cause: error });
   }
-  return new UploadError('FILE_UNREADABLE', `${filePath} cannot be read: ${(error as Error).message}`, { cause: error });
+  return new UploadError('FILE_UNREADABLE', `${filePath} cannot be read: ${(error as Error).message}`, {
+    cause: error,
+  });
 }

@@ -19,18 +19,40 @@ export function errorDetails(error: unknown): HttpErrorDetails {
 }
 
 /** An HTTP error answer. `what` names the file and the step ("run1/a.mcap: chunk 3"). */
-export function httpStatusError(what: string, status: number, body: unknown, retryAfterHeader: string | string[] | undefined): UploadError {
+export function httpStatusError(
+  what: string,
+  status: number,
+  body: unknown,
+  retryAfterHeader: string | string[] | undefined,
+): UploadError {
   const parsed = typeof body === 'object' && body !== null ? (body as Record<string, unknown>) : {};
-  const serverMessage = typeof parsed.error === 'string' ? parsed.error : typeof body === 'string' && body.trim() ? body.trim().slice(0, 300) : `HTTP ${status}`;
+  const serverMessage =
+    typeof parsed.error === 'string'
+      ? parsed.error
+      : typeof body === 'string' && body.trim()
+        ? body.trim().slice(0, 300)
+        : `HTTP ${status}`;
   const serverCode = typeof parsed.code === 'string' ? parsed.code : undefined;
   // Only a code of the wire contract is taken as the server's; any other is kept as serverCode.
-  const code = isWireErrorCode(serverCode) ? serverCode : status === 429 ? 'RATE_LIMITED' : status === 503 ? 'SERVER_UNAVAILABLE' : 'HTTP_STATUS';
+  const code = isWireErrorCode(serverCode)
+    ? serverCode
+    : status === 429
+      ? 'RATE_LIMITED'
+      : status === 503
+        ? 'SERVER_UNAVAILABLE'
+        : 'HTTP_STATUS';
   const details: HttpErrorDetails = { status };
   if (serverCode) details.serverCode = serverCode;
-  const retryAfter = parseRetryAfter(retryAfterHeader) ?? (typeof parsed.retryAfter === 'number' ? parsed.retryAfter : undefined);
+  const retryAfter =
+    parseRetryAfter(retryAfterHeader) ?? (typeof parsed.retryAfter === 'number' ? parsed.retryAfter : undefined);
   if (retryAfter !== undefined) details.retryAfter = retryAfter;
-  if (Array.isArray(parsed.missing) && parsed.missing.every((n) => Number.isInteger(n))) details.missing = parsed.missing as number[];
-  return new UploadError(code, `${what}: the server answered ${status}${serverCode ? ` ${serverCode}` : ''}: ${serverMessage}`, { details: { ...details } });
+  if (Array.isArray(parsed.missing) && parsed.missing.every((n) => Number.isInteger(n)))
+    details.missing = parsed.missing as number[];
+  return new UploadError(
+    code,
+    `${what}: the server answered ${status}${serverCode ? ` ${serverCode}` : ''}: ${serverMessage}`,
+    { details: { ...details } },
+  );
 }
 
 /** `Retry-After` as seconds: a number of seconds or an HTTP date. */
@@ -63,7 +85,11 @@ export function networkError(what: string, cause: unknown): UploadError {
   const errno = findCode(cause);
   const message = cause instanceof Error ? cause.message : String(cause);
   const tls = errno !== undefined && /CERT|SSL|TLS|SELF_SIGNED|UNABLE_TO_VERIFY|ALTNAME/i.test(errno);
-  const reason = tls ? `TLS failure: ${message}` : errno && networkReasons[errno] ? `${networkReasons[errno]} (${errno})` : message;
+  const reason = tls
+    ? `TLS failure: ${message}`
+    : errno && networkReasons[errno]
+      ? `${networkReasons[errno]} (${errno})`
+      : message;
   const details: HttpErrorDetails = errno ? { errno } : {};
   return new UploadError('NETWORK', `${what}: ${reason}`, { cause, details: { ...details } });
 }

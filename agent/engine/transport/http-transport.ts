@@ -66,7 +66,13 @@ export class HttpTransport {
   }
 
   /** A JSON request; non-2xx answers throw UploadErrors carrying the server's code and message. */
-  async json<T>(method: Dispatcher.HttpMethod, path: string, body: unknown, limits: AttemptLimits, what: string): Promise<HttpResponse<T>> {
+  async json<T>(
+    method: Dispatcher.HttpMethod,
+    path: string,
+    body: unknown,
+    limits: AttemptLimits,
+    what: string,
+  ): Promise<HttpResponse<T>> {
     const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
     const headers: Record<string, string> = { accept: 'application/json' };
     if (payload) {
@@ -114,13 +120,16 @@ export class HttpTransport {
       watchdog.progress();
       const text = await readText(response.body, () => watchdog.progress());
       const parsed = parseJson(text);
-      if (response.statusCode >= 200 && response.statusCode < 300) return { status: response.statusCode, body: parsed as T };
+      if (response.statusCode >= 200 && response.statusCode < 300)
+        return { status: response.statusCode, body: parsed as T };
       throw httpStatusError(what, response.statusCode, parsed ?? text, response.headers['retry-after']);
     } catch (error) {
       if (error instanceof UploadError && !controller.signal.aborted) throw error;
       if (controller.signal.aborted) {
         const reason: unknown = controller.signal.reason;
-        throw reason instanceof UploadError ? reason : new UploadError('NETWORK', `${what}: aborted`, { cause: reason });
+        throw reason instanceof UploadError
+          ? reason
+          : new UploadError('NETWORK', `${what}: aborted`, { cause: reason });
       }
       throw networkError(what, error);
     } finally {

@@ -83,7 +83,8 @@ export class SessionClient {
 
   async status(id: string, limits: AttemptLimits, what: string): Promise<SessionStatusResponse> {
     const { body } = await this.#http.json<SessionStatusResponse>('GET', routes.session(id), undefined, limits, what);
-    if (!body || typeof body !== 'object' || typeof (body as { state?: unknown }).state !== 'string') throw protocolError(what, body);
+    if (!body || typeof body !== 'object' || typeof (body as { state?: unknown }).state !== 'string')
+      throw protocolError(what, body);
     if (body.state !== 'complete' && !Array.isArray(body.received)) throw protocolError(what, body);
     return body;
   }
@@ -121,7 +122,13 @@ export class SessionClient {
    * damaged on the way) is reported as CHUNK_CHECKSUM_MISMATCH, which is retried like a damaged
    * chunk: here the whole file is the one chunk.
    */
-  async putFile(file: OutgoingFile, bucket: TokenBucket, limits: AttemptLimits, onBytes: (bytes: number) => void, what: string): Promise<PutFileResult> {
+  async putFile(
+    file: OutgoingFile,
+    bucket: TokenBucket,
+    limits: AttemptLimits,
+    onBytes: (bytes: number) => void,
+    what: string,
+  ): Promise<PutFileResult> {
     const headers: Record<string, string> = {
       'content-type': 'application/octet-stream',
       'content-length': String(file.body.length),
@@ -144,12 +151,17 @@ export class SessionClient {
     } catch (error) {
       const details = errorDetails(error);
       if (error instanceof UploadError && details.status === 422 && error.code === 'FILE_CHECKSUM_MISMATCH') {
-        throw new UploadError('CHUNK_CHECKSUM_MISMATCH', `${what}: the server found a different SHA-256 in the body (damaged on the way); sending it again`, { cause: error, details: { ...details } });
+        throw new UploadError(
+          'CHUNK_CHECKSUM_MISMATCH',
+          `${what}: the server found a different SHA-256 in the body (damaged on the way); sending it again`,
+          { cause: error, details: { ...details } },
+        );
       }
       throw error;
     }
     const body = answer.body;
-    if (!body || body.state !== 'complete' || typeof body.sha256 !== 'string' || typeof body.size !== 'number') throw protocolError(what, body);
+    if (!body || body.state !== 'complete' || typeof body.sha256 !== 'string' || typeof body.size !== 'number')
+      throw protocolError(what, body);
     return { status: answer.status, file: body };
   }
 
@@ -164,7 +176,13 @@ export class SessionClient {
   }
 
   async health(limits: AttemptLimits): Promise<HealthResponse> {
-    const { body } = await this.#http.json<HealthResponse>('GET', routes.health, undefined, limits, `health check of ${this.serverHref}`);
+    const { body } = await this.#http.json<HealthResponse>(
+      'GET',
+      routes.health,
+      undefined,
+      limits,
+      `health check of ${this.serverHref}`,
+    );
     return body;
   }
 }
@@ -182,7 +200,13 @@ function checkSessionAnswer(body: CreateSessionResponse | undefined, what: strin
   }
   if (body.state !== 'open') throw protocolError(what, body);
   const open: OpenSession = body;
-  if (typeof open.id !== 'string' || !Number.isInteger(open.chunkSize) || open.chunkSize <= 0 || !Number.isInteger(open.chunkCount) || !Array.isArray(open.received)) {
+  if (
+    typeof open.id !== 'string' ||
+    !Number.isInteger(open.chunkSize) ||
+    open.chunkSize <= 0 ||
+    !Number.isInteger(open.chunkCount) ||
+    !Array.isArray(open.received)
+  ) {
     throw protocolError(what, body);
   }
   return open;

@@ -27,7 +27,7 @@ export const wireErrorCodes = {
   ROUTE_NOT_FOUND: 'no such route',
   UNAUTHORIZED: 'a bearer token is missing or wrong',
   RATE_LIMITED: 'too many requests; wait for Retry-After',
-  TIMEOUT: 'a request took longer than its time limit (the server\'s requestTimeout, or a client\'s own timeout)',
+  TIMEOUT: "a request took longer than its time limit (the server's requestTimeout, or a client's own timeout)",
 
   // The server cannot take it now.
   INSUFFICIENT_STORAGE: 'not enough free disk space',

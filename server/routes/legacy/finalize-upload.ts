@@ -10,7 +10,15 @@ export function legacyFinalizeRoute(context: UploadContext): RequestHandler {
   return async (req, res) => {
     const body = requireObject(req.body);
     const uploadId = body.upload_id;
-    const runtime = await legacySessionOf(context, callerOf(res).uploader, typeof uploadId === 'string' ? uploadId : uploadId === undefined || uploadId === null ? undefined : String(uploadId));
+    const runtime = await legacySessionOf(
+      context,
+      callerOf(res).uploader,
+      typeof uploadId === 'string'
+        ? uploadId
+        : uploadId === undefined || uploadId === null
+          ? undefined
+          : String(uploadId),
+    );
     const given = optionalString(body, 'checksum');
     const md5 = given === undefined || given === '' ? undefined : hexDigest('checksum (MD5)', given, 32);
     res.json(await finalizeLegacySession(context, runtime, md5));

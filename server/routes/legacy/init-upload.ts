@@ -2,7 +2,15 @@ import type { RequestHandler } from 'express';
 import { MAX_CHUNK_COUNT, MAX_METADATA_BYTES } from '../../../common/protocol/native-protocol.js';
 import { normaliseRelativePath } from '../../../common/protocol/relative-path.js';
 import { callerOf } from '../../http/auth.js';
-import { hexDigest, optionalBoolean, optionalObject, optionalString, requiredInteger, requiredString, requireObject } from '../../http/fields.js';
+import {
+  hexDigest,
+  optionalBoolean,
+  optionalObject,
+  optionalString,
+  requiredInteger,
+  requiredString,
+  requireObject,
+} from '../../http/fields.js';
 import { initLegacySession, type InitLegacySessionInput } from '../../uploads/init-legacy-session.js';
 import type { UploadContext } from '../../uploads/upload-context.js';
 

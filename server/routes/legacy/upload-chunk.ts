@@ -15,7 +15,10 @@ export function legacyChunkRoute(context: UploadContext): RequestHandler {
   return async (req, res) => {
     const { uploader } = callerOf(res);
     const form = await readChunkForm(req, context.config.maxFileSize, async (fields) =>
-      legacyPartSink(context, fields.upload_id === undefined ? undefined : await legacySessionOf(context, uploader, fields.upload_id)),
+      legacyPartSink(
+        context,
+        fields.upload_id === undefined ? undefined : await legacySessionOf(context, uploader, fields.upload_id),
+      ),
     );
     const { fields, part } = form;
     try {

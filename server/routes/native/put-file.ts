@@ -14,7 +14,16 @@ export function putFileRoute(context: UploadContext): RequestHandler {
     const path = normaliseRelativePath(filePathOf(req));
     const h = readWholeFileHeaders(req);
     const body = uploadBodyOf(req, h.encoding);
-    const answer = await receiveWholeFile(context, { uploader, path, length: h.length, gzip: h.encoding === 'gzip', sha256: h.sha256, metadata: h.metadata, replace: h.replace, body });
+    const answer = await receiveWholeFile(context, {
+      uploader,
+      path,
+      length: h.length,
+      gzip: h.encoding === 'gzip',
+      sha256: h.sha256,
+      metadata: h.metadata,
+      replace: h.replace,
+      body,
+    });
     res.status(answer.status).json(answer.body);
   };
 }

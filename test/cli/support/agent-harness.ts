@@ -25,14 +25,24 @@ export interface Harness {
  * The agent in this process against the real server on 127.0.0.1 (port 0), through a
  * recording proxy, watching a fresh temp folder. Logs are silent unless LOG_LEVEL is set.
  */
-export async function startHarness(config: Partial<AgentConfig> = {}, options: { freeSpace?: (dir: string) => Promise<number>; start?: boolean } = {}): Promise<Harness> {
+export async function startHarness(
+  config: Partial<AgentConfig> = {},
+  options: { freeSpace?: (dir: string) => Promise<number>; start?: boolean } = {},
+): Promise<Harness> {
   const temp: TempDir = await createTempDir('agent');
   const server = await startTestServer();
   const proxy = await RecordingProxy.start(server.url);
   const root = path.join(temp.path, 'recordings');
   const stateDir = path.join(temp.path, 'state');
   const logger = pino({ level: process.env.LOG_LEVEL ?? 'silent' });
-  const base: Partial<AgentConfig> = { uploadUrl: proxy.url, watchDir: root, createWatchDir: true, stateDir, quietPeriod: 1, ...config };
+  const base: Partial<AgentConfig> = {
+    uploadUrl: proxy.url,
+    watchDir: root,
+    createWatchDir: true,
+    stateDir,
+    quietPeriod: 1,
+    ...config,
+  };
   let agent = new UploadAgent({ config: base, logger, ...(options.freeSpace ? { freeSpace: options.freeSpace } : {}) });
   if (options.start !== false) await agent.start();
   const harness: Harness = {
@@ -49,7 +59,11 @@ export async function startHarness(config: Partial<AgentConfig> = {}, options: {
     },
     async restart(more = {}) {
       await agent.stop();
-      agent = new UploadAgent({ config: { ...base, ...more }, logger, ...(options.freeSpace ? { freeSpace: options.freeSpace } : {}) });
+      agent = new UploadAgent({
+        config: { ...base, ...more },
+        logger,
+        ...(options.freeSpace ? { freeSpace: options.freeSpace } : {}),
+      });
       await agent.start();
       return agent;
     },

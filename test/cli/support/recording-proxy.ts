@@ -55,7 +55,13 @@ export class RecordingProxy {
    * (PUT /v1/files/<path>) answered 200/201.
    */
   uploadsFor(remotePath?: string): ProxiedRequest[] {
-    return this.requests.filter((r) => (isCreate(r) || isWholeFile(r)) && r.status !== undefined && r.status < 300 && (remotePath === undefined || r.path === remotePath));
+    return this.requests.filter(
+      (r) =>
+        (isCreate(r) || isWholeFile(r)) &&
+        r.status !== undefined &&
+        r.status < 300 &&
+        (remotePath === undefined || r.path === remotePath),
+    );
   }
 
   /**
@@ -64,14 +70,22 @@ export class RecordingProxy {
    */
   completionsFor(remotePath?: string): ProxiedRequest[] {
     return this.requests.filter(
-      (r) => ((r.method === 'POST' && r.url.endsWith('/complete') && r.status === 200) || (isWholeFile(r) && r.status === 201)) && (remotePath === undefined || r.path === remotePath),
+      (r) =>
+        ((r.method === 'POST' && r.url.endsWith('/complete') && r.status === 200) ||
+          (isWholeFile(r) && r.status === 201)) &&
+        (remotePath === undefined || r.path === remotePath),
     );
   }
 
   /** File bytes that reached the server for a path: chunk PUTs answered 200, whole-file PUTs answered 200 or 201. */
   chunkBytesFor(remotePath?: string): number {
     return this.requests
-      .filter((r) => r.method === 'PUT' && (r.status === 200 || (isWholeFile(r) && r.status === 201)) && (remotePath === undefined || r.path === remotePath))
+      .filter(
+        (r) =>
+          r.method === 'PUT' &&
+          (r.status === 200 || (isWholeFile(r) && r.status === 201)) &&
+          (remotePath === undefined || r.path === remotePath),
+      )
       .reduce((sum, r) => sum + r.bytesIn, 0);
   }
 
@@ -103,7 +117,8 @@ export class RecordingProxy {
       record.sessionId = decodeURIComponent(sessionMatch[1]!);
       record.path = this.#sessionPaths.get(record.sessionId);
     }
-    if (isWholeFile(record)) record.path = record.url.slice('/v1/files/'.length).split('/').map(decodeURIComponent).join('/');
+    if (isWholeFile(record))
+      record.path = record.url.slice('/v1/files/'.length).split('/').map(decodeURIComponent).join('/');
     const create = isCreate(record);
     const requestChunks: Buffer[] = [];
     const upstream = http.request(
@@ -125,7 +140,11 @@ export class RecordingProxy {
         answer.on('end', () => {
           if (create) {
             try {
-              const body = JSON.parse(Buffer.concat(answerChunks).toString('utf8')) as { id?: string; state?: string; path?: string };
+              const body = JSON.parse(Buffer.concat(answerChunks).toString('utf8')) as {
+                id?: string;
+                state?: string;
+                path?: string;
+              };
               record.answerState = body.state;
               if (body.id) {
                 record.sessionId = body.id;

@@ -18,12 +18,17 @@ export interface SpawnedAgent {
 /** An environment without ROS 2 (so the program runs standalone whatever the machine has sourced). */
 export function plainEnv(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = { ...process.env, ...extra };
-  for (const key of Object.keys(env)) if (key.startsWith('ROS_') || key === 'AMENT_PREFIX_PATH' || key.startsWith('UPLOAD_AGENT_')) if (!(key in extra)) delete env[key];
+  for (const key of Object.keys(env))
+    if (key.startsWith('ROS_') || key === 'AMENT_PREFIX_PATH' || key.startsWith('UPLOAD_AGENT_'))
+      if (!(key in extra)) delete env[key];
   return env;
 }
 
 /** Runs `node dist/agent/cli/main.js <args>` as a child process (or another command line with `command`). */
-export function spawnAgent(args: string[], options: { cwd?: string; env?: NodeJS.ProcessEnv; command?: string[]; detached?: boolean } = {}): SpawnedAgent {
+export function spawnAgent(
+  args: string[],
+  options: { cwd?: string; env?: NodeJS.ProcessEnv; command?: string[]; detached?: boolean } = {},
+): SpawnedAgent {
   const [file, ...pre] = options.command ?? [process.execPath, AGENT_MAIN];
   const child = spawn(file!, [...pre, ...args], {
     cwd: options.cwd ?? REPO_ROOT,
@@ -67,7 +72,10 @@ export function spawnAgent(args: string[], options: { cwd?: string; env?: NodeJS
 }
 
 /** Runs a command line to its end. */
-export async function runAgent(args: string[], options: Parameters<typeof spawnAgent>[1] = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
+export async function runAgent(
+  args: string[],
+  options: Parameters<typeof spawnAgent>[1] = {},
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
   const agent = spawnAgent(args, options);
   const { code } = await agent.exited;
   return { code, stdout: agent.stdout, stderr: agent.stderr };

@@ -15,7 +15,11 @@ export async function snapshotTree(root: string, exclude: readonly string[]): Pr
       const full = path.join(dir, name);
       if (skip.has(full)) continue;
       const info = await lstat(full);
-      const kind = info.isSymbolicLink() ? `link->${await readlink(full)}` : info.isDirectory() ? 'dir' : `file:${info.size}:${info.mtimeMs}:${info.mode}`;
+      const kind = info.isSymbolicLink()
+        ? `link->${await readlink(full)}`
+        : info.isDirectory()
+          ? 'dir'
+          : `file:${info.size}:${info.mtimeMs}:${info.mode}`;
       result.set(path.relative(root, full), kind);
       if (info.isDirectory()) await walk(full);
     }

@@ -5,7 +5,17 @@ import { gzipSync } from 'node:zlib';
 import fc from 'fast-check';
 import { Crc32, formatChunkChecksum } from '../../../common/protocol/chunk-checksum.js';
 import { fingerprintOf, fingerprintRanges } from '../../../common/protocol/fingerprint.js';
-import { gzipBomb, JsonPairs, jsonText, multipartBody, RawJson, toWire, type FormPart, type Framing, type RequestSpec } from './http-bytes.js';
+import {
+  gzipBomb,
+  JsonPairs,
+  jsonText,
+  multipartBody,
+  RawJson,
+  toWire,
+  type FormPart,
+  type Framing,
+  type RequestSpec,
+} from './http-bytes.js';
 import {
   authArb,
   encodingArb,
@@ -38,11 +48,19 @@ import { jsonOf, type RawExchange, type RawResponse } from './raw-http.js';
 
 export type Uploader = TokenUploader | 'anonymous';
 
-export type Target = { kind: 'pool'; pick: number } | { kind: 'legit-native' } | { kind: 'legit-legacy' } | { kind: 'foreign'; id: string };
+export type Target =
+  | { kind: 'pool'; pick: number }
+  | { kind: 'legit-native' }
+  | { kind: 'legit-legacy' }
+  | { kind: 'foreign'; id: string };
 export type IndexChoice = { kind: 'in-range'; n: number } | { kind: 'count' } | { kind: 'text'; text: string };
 export type ChunkPayload = 'exact' | 'flipped' | 'short' | 'long' | 'empty' | 'random' | 'huge';
 export type CrcChoice = { kind: 'right' } | { kind: 'wrong' } | { kind: 'missing' } | { kind: 'raw'; value: string };
-export type ChecksumChoice = { kind: 'right' } | { kind: 'wrong' } | { kind: 'none' } | { kind: 'hostile'; value: unknown };
+export type ChecksumChoice =
+  | { kind: 'right' }
+  | { kind: 'wrong' }
+  | { kind: 'none' }
+  | { kind: 'hostile'; value: unknown };
 export type BodyOverride = { kind: 'none' } | { kind: 'raw'; text: string } | { kind: 'bytes'; bytes: number[] };
 
 export interface Wire {
@@ -58,13 +76,39 @@ export interface Wire {
 
 export type FuzzCase = { server: number; auth: AuthChoice; wire: Wire } & (
   | { kind: 'create'; valid: ValidCreate; mutation: Mutation }
-  | { kind: 'chunk'; target: Target; index: IndexChoice; payload: ChunkPayload; crc: CrcChoice; contentTypeOctet: string | undefined }
+  | {
+      kind: 'chunk';
+      target: Target;
+      index: IndexChoice;
+      payload: ChunkPayload;
+      crc: CrcChoice;
+      contentTypeOctet: string | undefined;
+    }
   | { kind: 'complete'; target: Target; sha: ChecksumChoice }
   | { kind: 'cancel'; target: Target }
   | { kind: 'status'; target: Target }
   | { kind: 'file'; path: string; style: 'encoded' | 'raw' | 'double' }
-  | { kind: 'put-file'; path: string; style: 'encoded' | 'raw' | 'double'; size: number; seed: number; sha: ChecksumChoice; metadata: MetadataHeader; replace: string | undefined; contentTypeOctet: string | undefined }
-  | { kind: 'race-put'; uploader: number; path: string; size: number; n: number; differ: boolean; replace: boolean; seed: number }
+  | {
+      kind: 'put-file';
+      path: string;
+      style: 'encoded' | 'raw' | 'double';
+      size: number;
+      seed: number;
+      sha: ChecksumChoice;
+      metadata: MetadataHeader;
+      replace: string | undefined;
+      contentTypeOctet: string | undefined;
+    }
+  | {
+      kind: 'race-put';
+      uploader: number;
+      path: string;
+      size: number;
+      n: number;
+      differ: boolean;
+      replace: boolean;
+      seed: number;
+    }
   | { kind: 'race-nest'; uploader: number; depth: number; replace: boolean; seed: number }
   | { kind: 'legacy-init'; valid: ValidLegacyInit; mutation: Mutation }
   | { kind: 'legacy-chunk'; target: Target; form: LegacyForm }
@@ -73,8 +117,30 @@ export type FuzzCase = { server: number; auth: AuthChoice; wire: Wire } & (
   | { kind: 'list' }
   | { kind: 'health' }
   | { kind: 'unknown'; method: string; path: string }
-  | { kind: 'race-native'; uploader: number; path: string; size: number; chunkSize: number; completes: number; wrongCompletes: number; cancels: number; resends: number; seed: number }
-  | { kind: 'race-legacy'; uploader: number; path: string; size: number; chunks: number; finalizes: number; wrongFinalizes: number; statuses: number; again: boolean; seed: number }
+  | {
+      kind: 'race-native';
+      uploader: number;
+      path: string;
+      size: number;
+      chunkSize: number;
+      completes: number;
+      wrongCompletes: number;
+      cancels: number;
+      resends: number;
+      seed: number;
+    }
+  | {
+      kind: 'race-legacy';
+      uploader: number;
+      path: string;
+      size: number;
+      chunks: number;
+      finalizes: number;
+      wrongFinalizes: number;
+      statuses: number;
+      again: boolean;
+      seed: number;
+    }
   | { kind: 'race-create'; uploader: number; path: string; size: number; n: number; seed: number }
   | { kind: 'finish'; pick: number }
 );
@@ -83,7 +149,10 @@ export type FuzzCase = { server: number; auth: AuthChoice; wire: Wire } & (
  * How a JSON body is spoiled: not at all, one or two fields of a valid body replaced by hostile
  * values (so validation reaches every field), or a body of hostile fields only.
  */
-export type Mutation = { mode: 'none' } | { mode: 'some'; fields: Record<string, unknown> } | { mode: 'all'; fields: Record<string, unknown> };
+export type Mutation =
+  | { mode: 'none' }
+  | { mode: 'some'; fields: Record<string, unknown> }
+  | { mode: 'all'; fields: Record<string, unknown> };
 
 export interface ValidCreate {
   path: string;
@@ -167,7 +236,28 @@ const indexArb: fc.Arbitrary<IndexChoice> = fc.oneof(
   {
     weight: 2,
     arbitrary: fc
-      .constantFrom('-1', '1e3', '0x1', ' 1', '1.0', 'NaN', '99999999999999999999', '9007199254740993', '4294967296', '+1', '01', '', '%31', '1%00', '%EF%BC%90', '%E0%A5%A7', 'Infinity', '[0]', '..', '%2e%2e')
+      .constantFrom(
+        '-1',
+        '1e3',
+        '0x1',
+        ' 1',
+        '1.0',
+        'NaN',
+        '99999999999999999999',
+        '9007199254740993',
+        '4294967296',
+        '+1',
+        '01',
+        '',
+        '%31',
+        '1%00',
+        '%EF%BC%90',
+        '%E0%A5%A7',
+        'Infinity',
+        '[0]',
+        '..',
+        '%2e%2e',
+      )
       .map((text): IndexChoice => ({ kind: 'text', text })),
   },
 );
@@ -186,10 +276,30 @@ const wireArb: fc.Arbitrary<Wire> = fc.record({
     {
       weight: 1,
       arbitrary: fc
-        .constantFrom('', '{', 'null', '[]', '"text"', '{"path":', '\ufeff{}', '{}garbage', '{"a":1}{"b":2}', `[${'['.repeat(30_000)}`, 'x'.repeat(100_000), 'true', '1e400', '{"__proto__":{"x":1}}')
+        .constantFrom(
+          '',
+          '{',
+          'null',
+          '[]',
+          '"text"',
+          '{"path":',
+          '\ufeff{}',
+          '{}garbage',
+          '{"a":1}{"b":2}',
+          `[${'['.repeat(30_000)}`,
+          'x'.repeat(100_000),
+          'true',
+          '1e400',
+          '{"__proto__":{"x":1}}',
+        )
         .map((text): BodyOverride => ({ kind: 'raw', text })),
     },
-    { weight: 1, arbitrary: fc.array(fc.integer({ min: 0, max: 255 }), { maxLength: 64 }).map((bytes): BodyOverride => ({ kind: 'bytes', bytes })) },
+    {
+      weight: 1,
+      arbitrary: fc
+        .array(fc.integer({ min: 0, max: 255 }), { maxLength: 64 })
+        .map((bytes): BodyOverride => ({ kind: 'bytes', bytes })),
+    },
   ),
 });
 
@@ -206,7 +316,11 @@ const plausiblePathArb: fc.Arbitrary<string> = fc.oneof(
   {
     weight: 1,
     arbitrary: fc
-      .tuple(fc.integer({ min: 245, max: 255 }), fc.constantFrom('L', '\u00e9', '\ud83d\ude00'), fc.constantFrom('.bin', '.mcap', ''))
+      .tuple(
+        fc.integer({ min: 245, max: 255 }),
+        fc.constantFrom('L', '\u00e9', '\ud83d\ude00'),
+        fc.constantFrom('.bin', '.mcap', ''),
+      )
       .map(([bytes, unit, ext]) => {
         const unitBytes = Buffer.byteLength(unit);
         const name = unit.repeat(Math.floor((bytes - MARK.length - ext.length) / unitBytes));
@@ -227,16 +341,16 @@ const validCreateArb: fc.Arbitrary<ValidCreate> = fc.record({
 });
 
 const hostileCreateFields = {
-    path: fc.oneof(pathArb, numberLikeArb),
-    size: numberLikeArb,
-    fingerprint: fingerprintLikeArb,
-    chunkSize: numberLikeArb,
-    sha256: sha256LikeArb,
-    metadata: metadataArb,
-    replace: fc.oneof(fc.boolean(), numberLikeArb),
-    compress: fc.oneof(fc.boolean(), numberLikeArb),
-    proto: fc.constant({ polluted: true }),
-    extra: fc.constant('unknown field'),
+  path: fc.oneof(pathArb, numberLikeArb),
+  size: numberLikeArb,
+  fingerprint: fingerprintLikeArb,
+  chunkSize: numberLikeArb,
+  sha256: sha256LikeArb,
+  metadata: metadataArb,
+  replace: fc.oneof(fc.boolean(), numberLikeArb),
+  compress: fc.oneof(fc.boolean(), numberLikeArb),
+  proto: fc.constant({ polluted: true }),
+  extra: fc.constant('unknown field'),
 };
 
 /** A Mutation of a body with these hostile field arbitraries. */
@@ -251,7 +365,10 @@ function mutationArb(fields: Record<string, fc.Arbitrary<unknown>>): fc.Arbitrar
         .chain(([a, b, two]) => fc.record(Object.fromEntries((two ? [a, b] : [a]).map((key) => [key, fields[key]!]))))
         .map((picked): Mutation => ({ mode: 'some', fields: picked })),
     },
-    { weight: 2, arbitrary: fc.record(fields, { requiredKeys: [] }).map((all): Mutation => ({ mode: 'all', fields: all })) },
+    {
+      weight: 2,
+      arbitrary: fc.record(fields, { requiredKeys: [] }).map((all): Mutation => ({ mode: 'all', fields: all })),
+    },
   );
 }
 
@@ -266,13 +383,13 @@ const validLegacyArb: fc.Arbitrary<ValidLegacyInit> = fc.record({
 });
 
 const hostileLegacyFields = {
-    filename: fc.oneof(pathArb, numberLikeArb),
-    filesize: numberLikeArb,
-    chunks: numberLikeArb,
-    checksum: md5LikeArb,
-    metadata: metadataArb,
-    compression: fc.oneof(fc.boolean(), numberLikeArb),
-    proto: fc.constant({ polluted: true }),
+  filename: fc.oneof(pathArb, numberLikeArb),
+  filesize: numberLikeArb,
+  chunks: numberLikeArb,
+  checksum: md5LikeArb,
+  metadata: metadataArb,
+  compression: fc.oneof(fc.boolean(), numberLikeArb),
+  proto: fc.constant({ polluted: true }),
 };
 
 const legacyFormArb: fc.Arbitrary<LegacyForm> = fc.record({
@@ -280,13 +397,39 @@ const legacyFormArb: fc.Arbitrary<LegacyForm> = fc.record({
   total: fc.oneof(
     { weight: 4, arbitrary: fc.constant<'right'>('right') },
     { weight: 1, arbitrary: fc.constant<'wrong'>('wrong') },
-    { weight: 1, arbitrary: fc.constantFrom('-1', '0', '', 'x', '99999999999999999999', '1e3').map((text) => ({ text })) },
+    {
+      weight: 1,
+      arbitrary: fc.constantFrom('-1', '0', '', 'x', '99999999999999999999', '1e3').map((text) => ({ text })),
+    },
   ),
-  payload: fc.constantFrom<LegacyForm['payload']>('exact', 'exact', 'exact', 'random', 'too-big', 'none', 'two', 'wrong-name', 'empty'),
+  payload: fc.constantFrom<LegacyForm['payload']>(
+    'exact',
+    'exact',
+    'exact',
+    'random',
+    'too-big',
+    'none',
+    'two',
+    'wrong-name',
+    'empty',
+  ),
   idFirst: fc.boolean(),
-  extraFields: fc.oneof({ weight: 5, arbitrary: fc.constant(0) }, { weight: 1, arbitrary: fc.integer({ min: 1, max: 40 }) }),
+  extraFields: fc.oneof(
+    { weight: 5, arbitrary: fc.constant(0) },
+    { weight: 1, arbitrary: fc.integer({ min: 1, max: 40 }) },
+  ),
   longField: fc.boolean().map((b) => b && Math.random() < 0.2),
-  boundary: fc.constantFrom<LegacyForm['boundary']>('ok', 'ok', 'ok', 'ok', 'ok', 'mismatch', 'missing', 'unclosed', 'garbage'),
+  boundary: fc.constantFrom<LegacyForm['boundary']>(
+    'ok',
+    'ok',
+    'ok',
+    'ok',
+    'ok',
+    'mismatch',
+    'missing',
+    'unclosed',
+    'garbage',
+  ),
   filename: fc.oneof(fc.constant('chunk_0'), pathArb),
 });
 
@@ -315,34 +458,85 @@ const kindWeights = {
 
 /** One hostile case against server 0 (open to anonymous) or server 1 (tokens only). */
 export function caseArb(serverCount: number): fc.Arbitrary<FuzzCase> {
-  const common = fc.record({ server: fc.oneof({ weight: 4, arbitrary: fc.constant(0) }, { weight: 1, arbitrary: fc.integer({ min: 0, max: serverCount - 1 }) }), auth: authArb, wire: wireArb });
-  const kinds: { [K in FuzzCase['kind']]: fc.Arbitrary<Omit<Extract<FuzzCase, { kind: K }>, 'server' | 'auth' | 'wire'>> } = {
-    create: fc.record({ kind: fc.constant('create' as const), valid: validCreateArb, mutation: mutationArb(hostileCreateFields) }),
+  const common = fc.record({
+    server: fc.oneof(
+      { weight: 4, arbitrary: fc.constant(0) },
+      { weight: 1, arbitrary: fc.integer({ min: 0, max: serverCount - 1 }) },
+    ),
+    auth: authArb,
+    wire: wireArb,
+  });
+  const kinds: {
+    [K in FuzzCase['kind']]: fc.Arbitrary<Omit<Extract<FuzzCase, { kind: K }>, 'server' | 'auth' | 'wire'>>;
+  } = {
+    create: fc.record({
+      kind: fc.constant('create' as const),
+      valid: validCreateArb,
+      mutation: mutationArb(hostileCreateFields),
+    }),
     chunk: fc.record({
       kind: fc.constant('chunk' as const),
       target: targetArb,
       index: indexArb,
-      payload: fc.constantFrom<ChunkPayload>('exact', 'exact', 'exact', 'flipped', 'short', 'long', 'empty', 'random', 'huge'),
+      payload: fc.constantFrom<ChunkPayload>(
+        'exact',
+        'exact',
+        'exact',
+        'flipped',
+        'short',
+        'long',
+        'empty',
+        'random',
+        'huge',
+      ),
       crc: fc.oneof(
         { weight: 5, arbitrary: fc.constant<CrcChoice>({ kind: 'right' }) },
         { weight: 2, arbitrary: fc.constantFrom<CrcChoice>({ kind: 'wrong' }, { kind: 'missing' }) },
         {
           weight: 1,
           arbitrary: fc
-            .constantFrom('crc32:', 'crc32:zzzzzzzz', 'CRC32:00000000', 'md5:abc', 'crc32:000000000', ' crc32:00000000 ', 'crc32:00000000, crc32:00000000', 'sha256:00')
+            .constantFrom(
+              'crc32:',
+              'crc32:zzzzzzzz',
+              'CRC32:00000000',
+              'md5:abc',
+              'crc32:000000000',
+              ' crc32:00000000 ',
+              'crc32:00000000, crc32:00000000',
+              'sha256:00',
+            )
             .map((value): CrcChoice => ({ kind: 'raw', value })),
         },
       ),
       contentTypeOctet: fc.oneof(
         { weight: 8, arbitrary: fc.constant('application/octet-stream') },
-        { weight: 1, arbitrary: fc.constantFrom(undefined, 'application/json', 'text/plain', 'application/octet-stream; charset=utf-8', 'APPLICATION/OCTET-STREAM', 'multipart/form-data; boundary=x', '') },
+        {
+          weight: 1,
+          arbitrary: fc.constantFrom(
+            undefined,
+            'application/json',
+            'text/plain',
+            'application/octet-stream; charset=utf-8',
+            'APPLICATION/OCTET-STREAM',
+            'multipart/form-data; boundary=x',
+            '',
+          ),
+        },
       ),
     }),
     complete: fc.record({ kind: fc.constant('complete' as const), target: targetArb, sha: checksumArb(sha256LikeArb) }),
     cancel: fc.record({ kind: fc.constant('cancel' as const), target: targetArb }),
     status: fc.record({ kind: fc.constant('status' as const), target: targetArb }),
-    file: fc.record({ kind: fc.constant('file' as const), path: pathArb, style: fc.constantFrom<'encoded' | 'raw' | 'double'>('encoded', 'encoded', 'raw', 'double') }),
-    'legacy-init': fc.record({ kind: fc.constant('legacy-init' as const), valid: validLegacyArb, mutation: mutationArb(hostileLegacyFields) }),
+    file: fc.record({
+      kind: fc.constant('file' as const),
+      path: pathArb,
+      style: fc.constantFrom<'encoded' | 'raw' | 'double'>('encoded', 'encoded', 'raw', 'double'),
+    }),
+    'legacy-init': fc.record({
+      kind: fc.constant('legacy-init' as const),
+      valid: validLegacyArb,
+      mutation: mutationArb(hostileLegacyFields),
+    }),
     'put-file': fc.record({
       kind: fc.constant('put-file' as const),
       path: plausiblePathArb,
@@ -356,14 +550,34 @@ export function caseArb(serverCount: number): fc.Arbitrary<FuzzCase> {
         {
           weight: 1,
           arbitrary: fc
-            .constantFrom('', '!!!', 'e30', 'e30=', 'e30==', 'W10', 'bnVsbA', Buffer.from('{"a":').toString('base64url'), 'x'.repeat(100_000), Buffer.from('\u00ff\u00fe').toString('base64url'))
+            .constantFrom(
+              '',
+              '!!!',
+              'e30',
+              'e30=',
+              'e30==',
+              'W10',
+              'bnVsbA',
+              Buffer.from('{"a":').toString('base64url'),
+              'x'.repeat(100_000),
+              Buffer.from('\u00ff\u00fe').toString('base64url'),
+            )
             .map((text): MetadataHeader => ({ kind: 'raw', text })),
         },
       ),
       replace: fc.constantFrom(undefined, undefined, 'true', 'false', 'TRUE', 'yes', '', 'true, true'),
-      contentTypeOctet: fc.oneof({ weight: 8, arbitrary: fc.constant('application/octet-stream') }, { weight: 1, arbitrary: fc.constantFrom(undefined, 'application/json', 'text/plain', '') }),
+      contentTypeOctet: fc.oneof(
+        { weight: 8, arbitrary: fc.constant('application/octet-stream') },
+        { weight: 1, arbitrary: fc.constantFrom(undefined, 'application/json', 'text/plain', '') },
+      ),
     }),
-    'race-nest': fc.record({ kind: fc.constant('race-nest' as const), uploader: fc.nat({ max: 2 }), depth: fc.integer({ min: 2, max: 6 }), replace: fc.boolean(), seed: fc.nat() }),
+    'race-nest': fc.record({
+      kind: fc.constant('race-nest' as const),
+      uploader: fc.nat({ max: 2 }),
+      depth: fc.integer({ min: 2, max: 6 }),
+      replace: fc.boolean(),
+      seed: fc.nat(),
+    }),
     'race-put': fc.record({
       kind: fc.constant('race-put' as const),
       uploader: fc.nat({ max: 2 }),
@@ -375,7 +589,11 @@ export function caseArb(serverCount: number): fc.Arbitrary<FuzzCase> {
       seed: fc.nat(),
     }),
     'legacy-chunk': fc.record({ kind: fc.constant('legacy-chunk' as const), target: targetArb, form: legacyFormArb }),
-    'legacy-finalize': fc.record({ kind: fc.constant('legacy-finalize' as const), target: targetArb, checksum: checksumArb(md5LikeArb) }),
+    'legacy-finalize': fc.record({
+      kind: fc.constant('legacy-finalize' as const),
+      target: targetArb,
+      checksum: checksumArb(md5LikeArb),
+    }),
     'legacy-status': fc.record({ kind: fc.constant('legacy-status' as const), target: targetArb }),
     list: fc.record({ kind: fc.constant('list' as const) }),
     health: fc.record({ kind: fc.constant('health' as const) }),
@@ -383,7 +601,32 @@ export function caseArb(serverCount: number): fc.Arbitrary<FuzzCase> {
       kind: fc.constant('unknown' as const),
       method: oddMethodArb,
       path: fc.oneof(
-        fc.constantFrom('/', '*', '/v1', '/v1/', '/v1/sessions/', '/v1/sessions/x/chunks', '/v1/sessions/x/chunks/', '/v1/files', '/v1/files/', '/upload', '/upload/status/', '/uploads/x', '/health/x', '//health', '/HEALTH', '/v1/sessions/x/complete/x', '/.env', '/../../etc/passwd', '/%2e%2e/%2e%2e/etc/passwd', 'http://evil.example/v1/sessions', '/v1/sessions?x=1&x=2', `/${'a'.repeat(20_000)}`, '/health#frag', '/\u00e9'),
+        fc.constantFrom(
+          '/',
+          '*',
+          '/v1',
+          '/v1/',
+          '/v1/sessions/',
+          '/v1/sessions/x/chunks',
+          '/v1/sessions/x/chunks/',
+          '/v1/files',
+          '/v1/files/',
+          '/upload',
+          '/upload/status/',
+          '/uploads/x',
+          '/health/x',
+          '//health',
+          '/HEALTH',
+          '/v1/sessions/x/complete/x',
+          '/.env',
+          '/../../etc/passwd',
+          '/%2e%2e/%2e%2e/etc/passwd',
+          'http://evil.example/v1/sessions',
+          '/v1/sessions?x=1&x=2',
+          `/${'a'.repeat(20_000)}`,
+          '/health#frag',
+          '/\u00e9',
+        ),
         fc.webPath(),
       ),
     }),
@@ -411,10 +654,22 @@ export function caseArb(serverCount: number): fc.Arbitrary<FuzzCase> {
       again: fc.boolean(),
       seed: fc.nat(),
     }),
-    'race-create': fc.record({ kind: fc.constant('race-create' as const), uploader: fc.nat({ max: 2 }), path: plausiblePathArb, size: fc.integer({ min: 0, max: 5000 }), n: fc.integer({ min: 2, max: 5 }), seed: fc.nat() }),
+    'race-create': fc.record({
+      kind: fc.constant('race-create' as const),
+      uploader: fc.nat({ max: 2 }),
+      path: plausiblePathArb,
+      size: fc.integer({ min: 0, max: 5000 }),
+      n: fc.integer({ min: 2, max: 5 }),
+      seed: fc.nat(),
+    }),
     finish: fc.record({ kind: fc.constant('finish' as const), pick: fc.nat() }),
   };
-  const specific = fc.oneof(...Object.entries(kinds).map(([kind, arbitrary]) => ({ weight: kindWeights[kind as FuzzCase['kind']], arbitrary: arbitrary as fc.Arbitrary<object> })));
+  const specific = fc.oneof(
+    ...Object.entries(kinds).map(([kind, arbitrary]) => ({
+      weight: kindWeights[kind as FuzzCase['kind']],
+      arbitrary: arbitrary as fc.Arbitrary<object>,
+    })),
+  );
   return fc.tuple(common, specific).map(([base, rest]) => ({ ...base, ...rest }) as FuzzCase);
 }
 
@@ -423,7 +678,7 @@ export function caseArb(serverCount: number): fc.Arbitrary<FuzzCase> {
 /** Deterministic pseudo-random bytes (xorshift32), so a failing case replays with the same data. */
 export function contentOf(seed: number, size: number): Buffer {
   const data = Buffer.alloc(size);
-  let x = (seed | 0) || 0x9e3779b9;
+  let x = seed | 0 || 0x9e3779b9;
   for (let i = 0; i < size; i += 1) {
     x ^= x << 13;
     x ^= x >>> 17;
@@ -434,7 +689,10 @@ export function contentOf(seed: number, size: number): Buffer {
 }
 
 export function fingerprintOfContent(content: Buffer): string {
-  return fingerprintOf(content.length, fingerprintRanges(content.length).map(([at, length]) => content.subarray(at, at + length)));
+  return fingerprintOf(
+    content.length,
+    fingerprintRanges(content.length).map(([at, length]) => content.subarray(at, at + length)),
+  );
 }
 
 function crcOf(data: Uint8Array): string {
@@ -531,7 +789,13 @@ export function percentEncode(text: string): string {
       continue;
     }
     const bytes: number[] =
-      code < 0x80 ? [code] : code < 0x800 ? [0xc0 | (code >> 6), 0x80 | (code & 63)] : code < 0x10000 ? [0xe0 | (code >> 12), 0x80 | ((code >> 6) & 63), 0x80 | (code & 63)] : [0xf0 | (code >> 18), 0x80 | ((code >> 12) & 63), 0x80 | ((code >> 6) & 63), 0x80 | (code & 63)];
+      code < 0x80
+        ? [code]
+        : code < 0x800
+          ? [0xc0 | (code >> 6), 0x80 | (code & 63)]
+          : code < 0x10000
+            ? [0xe0 | (code >> 12), 0x80 | ((code >> 6) & 63), 0x80 | (code & 63)]
+            : [0xf0 | (code >> 18), 0x80 | ((code >> 12) & 63), 0x80 | ((code >> 6) & 63), 0x80 | (code & 63)];
     out += bytes.map((b) => `%${b.toString(16).toUpperCase().padStart(2, '0')}`).join('');
   }
   return out;
@@ -558,7 +822,10 @@ function encodeId(id: string): string {
 /** A chunk of a pool entry. */
 function chunkOf(entry: PoolEntry, index: number): Buffer {
   const start = index * entry.chunkSize;
-  return entry.content.subarray(Math.min(start, entry.content.length), Math.min(entry.content.length, start + entry.chunkSize));
+  return entry.content.subarray(
+    Math.min(start, entry.content.length),
+    Math.min(entry.content.length, start + entry.chunkSize),
+  );
 }
 
 function resolveIndex(choice: IndexChoice, count: number): string {
@@ -585,7 +852,10 @@ class CaseContext {
   }
 
   /** The session a target names: a pool entry, a legitimate upload, or nothing (a foreign id). */
-  resolveTarget(target: Target, api: 'native' | 'legacy'): { id: string; entry: PoolEntry | undefined; legit: boolean } {
+  resolveTarget(
+    target: Target,
+    api: 'native' | 'legacy',
+  ): { id: string; entry: PoolEntry | undefined; legit: boolean } {
     if (target.kind === 'foreign') return { id: target.id, entry: undefined, legit: false };
     if (target.kind === 'legit-native' || target.kind === 'legit-legacy') {
       const legit = this.#world.legit;
@@ -600,7 +870,9 @@ class CaseContext {
     const list = target.kind === 'pool' && target.pick % 5 === 0 ? candidates : sameApi.length ? sameApi : candidates;
     const pick = target.kind === 'pool' ? target.pick : 0;
     const entry = list.length ? list[pick % list.length] : undefined;
-    return entry ? { id: entry.id, entry, legit: false } : { id: `00000000-0000-4000-8000-${String(pick % 1e12).padStart(12, '0')}`, entry: undefined, legit: false };
+    return entry
+      ? { id: entry.id, entry, legit: false }
+      : { id: `00000000-0000-4000-8000-${String(pick % 1e12).padStart(12, '0')}`, entry: undefined, legit: false };
   }
 
   /** Who a request with this auth choice acts as, for a session of `owner` (undefined: refused with 401). */
@@ -626,7 +898,8 @@ class CaseContext {
 
   /** Authorization headers for the case's auth choice, relative to the owner of the targeted session. */
   authHeaders(owner: Uploader | undefined, choice: AuthChoice = this.#fuzz.auth): [string, string][] {
-    const tokenOf = (uploader: Uploader): [string, string][] => (uploader === 'anonymous' ? [] : [['Authorization', `Bearer ${this.#server.tokens[uploader]}`]]);
+    const tokenOf = (uploader: Uploader): [string, string][] =>
+      uploader === 'anonymous' ? [] : [['Authorization', `Bearer ${this.#server.tokens[uploader]}`]];
     switch (choice.kind) {
       case 'none':
         return [];
@@ -650,7 +923,15 @@ class CaseContext {
    * A request with the case's wire options applied (method override, content type, encoding,
    * framing, extra headers, body override) unless `plain`.
    */
-  request(method: string, target: string, contentType: string | undefined, body: Buffer, auth: [string, string][] | undefined, plain = false, keepMethod = false): RequestSpec {
+  request(
+    method: string,
+    target: string,
+    contentType: string | undefined,
+    body: Buffer,
+    auth: [string, string][] | undefined,
+    plain = false,
+    keepMethod = false,
+  ): RequestSpec {
     const wire = this.#fuzz.wire;
     const headers: [string, string][] = [['Host', '127.0.0.1'], ...(auth ?? this.authHeaders(undefined))];
     let payload = body;
@@ -685,10 +966,16 @@ class CaseContext {
       return undefined;
     }
     this.#outcome.exchanges.push({ request: shown, exchange });
-    if (exchange.hung) this.#outcome.problems.push(`no answer and the connection was not closed within the deadline (${exchange.reused ? 'a reused keep-alive connection' : 'a new connection'}, ${exchange.leftover.length} bytes of a partial answer): ${shown}${exchange.previous ? `\n      the request before it on that connection: ${exchange.previous}` : ''}`);
+    if (exchange.hung)
+      this.#outcome.problems.push(
+        `no answer and the connection was not closed within the deadline (${exchange.reused ? 'a reused keep-alive connection' : 'a new connection'}, ${exchange.leftover.length} bytes of a partial answer): ${shown}${exchange.previous ? `\n      the request before it on that connection: ${exchange.previous}` : ''}`,
+      );
     for (const response of exchange.responses) {
       const problem = checkResponse(response, spec.method);
-      if (problem) this.#outcome.problems.push(`${problem}: ${shown} → ${response.status} ${response.body.toString('utf8').slice(0, 300)}`);
+      if (problem)
+        this.#outcome.problems.push(
+          `${problem}: ${shown} → ${response.status} ${response.body.toString('utf8').slice(0, 300)}`,
+        );
     }
     return exchange.responses[0];
   }
@@ -698,9 +985,24 @@ class CaseContext {
   }
 
   /** A well-formed request with the given identity (for scenario steps). */
-  async plain(method: string, target: string, uploader: Uploader, body?: unknown, contentType = 'application/json'): Promise<RawResponse | undefined> {
+  async plain(
+    method: string,
+    target: string,
+    uploader: Uploader,
+    body?: unknown,
+    contentType = 'application/json',
+  ): Promise<RawResponse | undefined> {
     const payload = body === undefined ? Buffer.alloc(0) : Buffer.isBuffer(body) ? body : Buffer.from(jsonText(body));
-    return this.send(this.request(method, target, body === undefined ? undefined : contentType, payload, this.authHeaders(uploader, { kind: 'owner' }), true));
+    return this.send(
+      this.request(
+        method,
+        target,
+        body === undefined ? undefined : contentType,
+        payload,
+        this.authHeaders(uploader, { kind: 'owner' }),
+        true,
+      ),
+    );
   }
 
   remember(entry: PoolEntry): void {
@@ -720,18 +1022,55 @@ class CaseContext {
 
   async create(valid: ValidCreate, mutation: Mutation): Promise<void> {
     const content = contentOf(valid.seed, valid.size);
-    const body: Record<string, unknown> = { path: valid.path.replace(OUTSIDE, this.#world.outside), size: valid.size, fingerprint: fingerprintOfContent(content), chunkSize: valid.chunkSize, replace: valid.replace, compress: valid.compress };
+    const body: Record<string, unknown> = {
+      path: valid.path.replace(OUTSIDE, this.#world.outside),
+      size: valid.size,
+      fingerprint: fingerprintOfContent(content),
+      chunkSize: valid.chunkSize,
+      replace: valid.replace,
+      compress: valid.compress,
+    };
     if (valid.withSha) body.sha256 = sha256(content);
     if (valid.metadata !== undefined) body.metadata = valid.metadata;
-    const response = await this.send(this.request('POST', '/v1/sessions', 'application/json', Buffer.from(jsonText(mutated(body, mutation))), undefined));
+    const response = await this.send(
+      this.request(
+        'POST',
+        '/v1/sessions',
+        'application/json',
+        Buffer.from(jsonText(mutated(body, mutation))),
+        undefined,
+      ),
+    );
     const json = response && jsonOf(response);
     const caller = this.callerOf();
-    if (mutation.mode === 'none' && response && (response.status === 201 || response.status === 200) && json?.state === 'open' && caller && typeof json.id === 'string') {
-      this.remember({ server: this.#serverIndex, uploader: caller, api: 'native', id: json.id, path: String(json.path), content, chunkSize: Number(json.chunkSize), chunkCount: Number(json.chunkCount) });
+    if (
+      mutation.mode === 'none' &&
+      response &&
+      (response.status === 201 || response.status === 200) &&
+      json?.state === 'open' &&
+      caller &&
+      typeof json.id === 'string'
+    ) {
+      this.remember({
+        server: this.#serverIndex,
+        uploader: caller,
+        api: 'native',
+        id: json.id,
+        path: String(json.path),
+        content,
+        chunkSize: Number(json.chunkSize),
+        chunkCount: Number(json.chunkCount),
+      });
     }
   }
 
-  async chunk(target: Target, indexChoice: IndexChoice, payloadChoice: ChunkPayload, crcChoice: CrcChoice, contentType: string | undefined): Promise<void> {
+  async chunk(
+    target: Target,
+    indexChoice: IndexChoice,
+    payloadChoice: ChunkPayload,
+    crcChoice: CrcChoice,
+    contentType: string | undefined,
+  ): Promise<void> {
     const { id, entry, legit } = this.resolveTarget(target, 'native');
     const count = entry?.chunkCount ?? 4;
     const index = resolveIndex(indexChoice, count);
@@ -767,12 +1106,22 @@ class CaseContext {
     // garbage would be a legitimate (if odd) request, not an attack on it. (The exact bytes are
     // harmless only when the server reads the same index.)
     const owner = this.actsAsLegitOwner(legit, entry);
-    if (owner && crc.kind === 'right' && (payloadChoice !== 'exact' || serverIndexOf(index, true) === undefined)) crc = { kind: 'wrong' };
+    if (owner && crc.kind === 'right' && (payloadChoice !== 'exact' || serverIndexOf(index, true) === undefined))
+      crc = { kind: 'wrong' };
     const headers: [string, string][] = [];
     if (crc.kind === 'right') headers.push(['X-Chunk-Checksum', crcOf(data)]);
-    if (crc.kind === 'wrong') headers.push(['X-Chunk-Checksum', formatChunkChecksum((new Crc32().update(data).value ^ 0x5a5a) >>> 0)]);
+    if (crc.kind === 'wrong')
+      headers.push(['X-Chunk-Checksum', formatChunkChecksum((new Crc32().update(data).value ^ 0x5a5a) >>> 0)]);
     if (crc.kind === 'raw') headers.push(['X-Chunk-Checksum', crc.value]);
-    const spec = this.request('PUT', `/v1/sessions/${encodeId(id)}/chunks/${index}`, contentType, data, this.authHeaders(entry?.uploader), false, owner);
+    const spec = this.request(
+      'PUT',
+      `/v1/sessions/${encodeId(id)}/chunks/${index}`,
+      contentType,
+      data,
+      this.authHeaders(entry?.uploader),
+      false,
+      owner,
+    );
     spec.headers.push(...headers);
     await this.send(spec);
   }
@@ -784,7 +1133,15 @@ class CaseContext {
     if (choice.kind === 'right') body.sha256 = sha256(entry?.content ?? Buffer.alloc(0));
     if (choice.kind === 'wrong') body.sha256 = sha256(Buffer.from('not the content'));
     if (choice.kind === 'hostile') body.sha256 = choice.value;
-    await this.send(this.request('POST', `/v1/sessions/${encodeId(id)}/complete`, 'application/json', Buffer.from(jsonText(body)), this.authHeaders(entry?.uploader, auth)));
+    await this.send(
+      this.request(
+        'POST',
+        `/v1/sessions/${encodeId(id)}/complete`,
+        'application/json',
+        Buffer.from(jsonText(body)),
+        this.authHeaders(entry?.uploader, auth),
+      ),
+    );
   }
 
   /** A request without a body to a session route (GET status, DELETE). */
@@ -793,7 +1150,17 @@ class CaseContext {
     const owner = this.actsAsLegitOwner(legit, entry);
     const auth: AuthChoice = method === 'DELETE' && owner ? { kind: 'other' } : this.#fuzz.auth;
     // The owner of a legitimate upload never gets its GET turned into a DELETE.
-    await this.send(this.request(method, route(id), undefined, Buffer.alloc(0), this.authHeaders(entry?.uploader, auth), false, owner));
+    await this.send(
+      this.request(
+        method,
+        route(id),
+        undefined,
+        Buffer.alloc(0),
+        this.authHeaders(entry?.uploader, auth),
+        false,
+        owner,
+      ),
+    );
   }
 
   async file(relativePath: string, style: 'encoded' | 'raw' | 'double'): Promise<void> {
@@ -813,7 +1180,8 @@ class CaseContext {
     if (fuzz.sha.kind === 'right') spec.headers.push(['X-Content-SHA256', sha256(content)]);
     if (fuzz.sha.kind === 'wrong') spec.headers.push(['X-Content-SHA256', sha256(Buffer.from('not it'))]);
     if (fuzz.sha.kind === 'hostile') spec.headers.push(['X-Content-SHA256', String(fuzz.sha.value)]);
-    if (fuzz.metadata.kind === 'json') spec.headers.push(['X-Upload-Metadata', Buffer.from(jsonText(fuzz.metadata.value)).toString('base64url')]);
+    if (fuzz.metadata.kind === 'json')
+      spec.headers.push(['X-Upload-Metadata', Buffer.from(jsonText(fuzz.metadata.value)).toString('base64url')]);
     if (fuzz.metadata.kind === 'raw') spec.headers.push(['X-Upload-Metadata', fuzz.metadata.text]);
     if (fuzz.replace !== undefined) spec.headers.push(['X-Upload-Replace', fuzz.replace]);
     const response = await this.send(spec);
@@ -822,8 +1190,17 @@ class CaseContext {
     // 201 means this body was stored: it must be exactly the content whose SHA-256 the header gave.
     // (200 may answer from the index alone: the header names content already stored at the path.)
     if (response?.status === 201 && caller && json?.state === 'complete') {
-      if (fuzz.sha.kind !== 'right') this.problem(`PUT /v1/files stored (201) a body whose SHA-256 did not match its header: ${JSON.stringify(json)}`);
-      else await this.checkStored(caller, `completed/${caller}/${String(json.path)}`, content, `whole-file upload ${JSON.stringify(text)}`);
+      if (fuzz.sha.kind !== 'right')
+        this.problem(
+          `PUT /v1/files stored (201) a body whose SHA-256 did not match its header: ${JSON.stringify(json)}`,
+        );
+      else
+        await this.checkStored(
+          caller,
+          `completed/${caller}/${String(json.path)}`,
+          content,
+          `whole-file upload ${JSON.stringify(text)}`,
+        );
     }
   }
 
@@ -832,26 +1209,50 @@ class CaseContext {
     const uploader = this.uploaderOf(fuzz.uploader);
     const relative = `${MARK}-rp-${fuzz.seed}/${fuzz.path.replace(OUTSIDE, this.#world.outside)}`;
     const route = `/v1/files/${relative.split('/').map(percentEncode).join('/')}`;
-    const contents = Array.from({ length: fuzz.n }, (_, i) => contentOf(fuzz.seed + (fuzz.differ ? i : 0), fuzz.size + (fuzz.differ ? i : 0)));
+    const contents = Array.from({ length: fuzz.n }, (_, i) =>
+      contentOf(fuzz.seed + (fuzz.differ ? i : 0), fuzz.size + (fuzz.differ ? i : 0)),
+    );
     const answers = await Promise.all(
       contents.map((content) => {
-        const spec = this.request('PUT', route, 'application/octet-stream', content, this.authHeaders(uploader, { kind: 'owner' }), true);
+        const spec = this.request(
+          'PUT',
+          route,
+          'application/octet-stream',
+          content,
+          this.authHeaders(uploader, { kind: 'owner' }),
+          true,
+        );
         spec.headers.push(['X-Content-SHA256', sha256(content)]);
         if (fuzz.replace) spec.headers.push(['X-Upload-Replace', 'true']);
         return this.send(spec);
       }),
     );
     const created = answers.filter((a) => a?.status === 201).length;
-    if (!fuzz.differ && created > 1) this.problem(`${created} concurrent PUTs of the same content to ${JSON.stringify(relative)} each stored it (201)`);
-    if (fuzz.differ && !fuzz.replace && created > 1) this.problem(`${created} concurrent PUTs of different files to ${JSON.stringify(relative)} without replace each stored one (201)`);
+    if (!fuzz.differ && created > 1)
+      this.problem(
+        `${created} concurrent PUTs of the same content to ${JSON.stringify(relative)} each stored it (201)`,
+      );
+    if (fuzz.differ && !fuzz.replace && created > 1)
+      this.problem(
+        `${created} concurrent PUTs of different files to ${JSON.stringify(relative)} without replace each stored one (201)`,
+      );
     const stored = answers.map((a, i) => ({ a, i })).filter(({ a }) => a?.status === 201 || a?.status === 200);
     if (stored.length === 0) return;
     // Whatever is on disk now is one of the contents sent, and the index says which.
     const lookup = await this.plain('GET', route, uploader);
     const sha = lookup && jsonOf(lookup)?.sha256;
     const match = contents.find((content) => sha256(content) === sha);
-    if (!match) this.problem(`after concurrent PUTs to ${JSON.stringify(relative)} the index holds sha256 ${String(sha)}, none of the contents sent`);
-    else await this.checkStored(uploader, `completed/${uploader}/${String(jsonOf(lookup!)?.path)}`, match, `raced whole-file upload ${JSON.stringify(relative)}`);
+    if (!match)
+      this.problem(
+        `after concurrent PUTs to ${JSON.stringify(relative)} the index holds sha256 ${String(sha)}, none of the contents sent`,
+      );
+    else
+      await this.checkStored(
+        uploader,
+        `completed/${uploader}/${String(jsonOf(lookup!)?.path)}`,
+        match,
+        `raced whole-file upload ${JSON.stringify(relative)}`,
+      );
   }
 
   /**
@@ -865,23 +1266,48 @@ class CaseContext {
     for (let depth = 1; depth <= fuzz.depth; depth += 1) {
       const content = contentOf(fuzz.seed + depth, 10 + depth);
       const asFile = `${base}/${'d/'.repeat(depth - 1)}d`;
-      const spec = this.request('PUT', `/v1/files/${asFile}`, 'application/octet-stream', content, this.authHeaders(uploader, { kind: 'owner' }), true);
+      const spec = this.request(
+        'PUT',
+        `/v1/files/${asFile}`,
+        'application/octet-stream',
+        content,
+        this.authHeaders(uploader, { kind: 'owner' }),
+        true,
+      );
       spec.headers.push(['X-Content-SHA256', sha256(content)]);
       if (fuzz.replace) spec.headers.push(['X-Upload-Replace', 'true']);
       tasks.push(this.send(spec));
       const deeper = `${base}/${'d/'.repeat(depth)}f`;
       if (depth % 2 === 0) {
-        const legacyEntry = (id: string): PoolEntry => ({ server: this.#serverIndex, uploader, api: 'legacy', id, path: deeper, content, chunkSize: content.length, chunkCount: 1 });
+        const legacyEntry = (id: string): PoolEntry => ({
+          server: this.#serverIndex,
+          uploader,
+          api: 'legacy',
+          id,
+          path: deeper,
+          content,
+          chunkSize: content.length,
+          chunkCount: 1,
+        });
         tasks.push(
-          this.plain('POST', '/upload/init', uploader, { filename: deeper, filesize: content.length, chunks: 1 }).then(async (init) => {
-            const id = init && jsonOf(init)?.upload_id;
-            if (typeof id !== 'string') return;
-            await this.sendLegacyChunk(legacyEntry(id), 0, content);
-            await this.plain('POST', '/upload/finalize', uploader, { upload_id: id });
-          }),
+          this.plain('POST', '/upload/init', uploader, { filename: deeper, filesize: content.length, chunks: 1 }).then(
+            async (init) => {
+              const id = init && jsonOf(init)?.upload_id;
+              if (typeof id !== 'string') return;
+              await this.sendLegacyChunk(legacyEntry(id), 0, content);
+              await this.plain('POST', '/upload/finalize', uploader, { upload_id: id });
+            },
+          ),
         );
       } else {
-        const nested = this.request('PUT', `/v1/files/${deeper}`, 'application/octet-stream', content, this.authHeaders(uploader, { kind: 'owner' }), true);
+        const nested = this.request(
+          'PUT',
+          `/v1/files/${deeper}`,
+          'application/octet-stream',
+          content,
+          this.authHeaders(uploader, { kind: 'owner' }),
+          true,
+        );
         nested.headers.push(['X-Content-SHA256', sha256(content)]);
         if (fuzz.replace) nested.headers.push(['X-Upload-Replace', 'true']);
         tasks.push(this.send(nested));
@@ -893,15 +1319,37 @@ class CaseContext {
   async legacyInit(valid: ValidLegacyInit, mutation: Mutation): Promise<void> {
     const content = contentOf(valid.seed, valid.size);
     const chunks = Math.max(1, Math.min(valid.chunks, valid.size || 1));
-    const body: Record<string, unknown> = { filename: valid.path.replace(OUTSIDE, this.#world.outside), filesize: valid.size, chunks, compression: valid.compression };
+    const body: Record<string, unknown> = {
+      filename: valid.path.replace(OUTSIDE, this.#world.outside),
+      filesize: valid.size,
+      chunks,
+      compression: valid.compression,
+    };
     if (valid.md5 === 'right') body.checksum = md5(content);
     if (valid.md5 === 'wrong') body.checksum = md5(Buffer.from('wrong'));
     if (valid.metadata !== undefined) body.metadata = valid.metadata;
-    const response = await this.send(this.request('POST', '/upload/init', 'application/json', Buffer.from(jsonText(mutated(body, mutation))), undefined));
+    const response = await this.send(
+      this.request(
+        'POST',
+        '/upload/init',
+        'application/json',
+        Buffer.from(jsonText(mutated(body, mutation))),
+        undefined,
+      ),
+    );
     const json = response && jsonOf(response);
     const caller = this.callerOf();
     if (mutation.mode === 'none' && response?.status === 200 && caller && typeof json?.upload_id === 'string') {
-      this.remember({ server: this.#serverIndex, uploader: caller, api: 'legacy', id: json.upload_id, path: String(body.filename), content, chunkSize: Math.ceil(valid.size / chunks) || 1, chunkCount: chunks });
+      this.remember({
+        server: this.#serverIndex,
+        uploader: caller,
+        api: 'legacy',
+        id: json.upload_id,
+        path: String(body.filename),
+        content,
+        chunkSize: Math.ceil(valid.size / chunks) || 1,
+        chunkCount: chunks,
+      });
     }
   }
 
@@ -921,7 +1369,12 @@ class CaseContext {
     ];
     for (let i = 0; i < form.extraFields; i += 1) fields.push({ name: `extra${i}`, value: 'v' });
     const files: FormPart[] = [];
-    const file = (value: Buffer, name = 'chunk'): FormPart => ({ name, value, filename: form.filename.replace(OUTSIDE, this.#world.outside), contentType: 'application/octet-stream' });
+    const file = (value: Buffer, name = 'chunk'): FormPart => ({
+      name,
+      value,
+      filename: form.filename.replace(OUTSIDE, this.#world.outside),
+      contentType: 'application/octet-stream',
+    });
     if (form.payload === 'exact') files.push(file(exact));
     if (form.payload === 'random') files.push(file(contentOf(numeric + 5, exact.length)));
     if (form.payload === 'too-big') files.push(file(contentOf(numeric + 9, (entry?.content.length ?? 100) + 10)));
@@ -930,9 +1383,17 @@ class CaseContext {
     if (form.payload === 'wrong-name') files.push(file(exact, 'file'));
     const parts = form.idFirst ? [...fields, ...files] : [...files, ...fields];
     const boundary = `----hostile${numeric}`;
-    const body = multipartBody(form.boundary === 'mismatch' ? `${boundary}X` : boundary, parts, form.boundary !== 'unclosed');
+    const body = multipartBody(
+      form.boundary === 'mismatch' ? `${boundary}X` : boundary,
+      parts,
+      form.boundary !== 'unclosed',
+    );
     const type =
-      form.boundary === 'missing' ? 'multipart/form-data' : form.boundary === 'garbage' ? `multipart/form-data; boundary="${'b'.repeat(100)}"; boundary=x` : `multipart/form-data; boundary=${boundary}`;
+      form.boundary === 'missing'
+        ? 'multipart/form-data'
+        : form.boundary === 'garbage'
+          ? `multipart/form-data; boundary="${'b'.repeat(100)}"; boundary=x`
+          : `multipart/form-data; boundary=${boundary}`;
     await this.send(this.request('POST', '/upload/chunk', type, body, this.authHeaders(entry?.uploader), false, owner));
   }
 
@@ -942,7 +1403,17 @@ class CaseContext {
     if (choice.kind === 'right') body.checksum = md5(entry?.content ?? Buffer.alloc(0));
     if (choice.kind === 'wrong') body.checksum = md5(Buffer.from('wrong'));
     if (choice.kind === 'hostile') body.checksum = choice.value;
-    await this.send(this.request('POST', '/upload/finalize', 'application/json', Buffer.from(jsonText(body)), this.authHeaders(entry?.uploader), false, this.actsAsLegitOwner(legit, entry)));
+    await this.send(
+      this.request(
+        'POST',
+        '/upload/finalize',
+        'application/json',
+        Buffer.from(jsonText(body)),
+        this.authHeaders(entry?.uploader),
+        false,
+        this.actsAsLegitOwner(legit, entry),
+      ),
+    );
   }
 
   /** Uploads every chunk of a pool session properly and completes it; a stored file must be byte-identical and inside the root. */
@@ -957,7 +1428,14 @@ class CaseContext {
     for (let index = 0; index < entry.chunkCount; index += 1) {
       const data = chunkOf(entry, index);
       if (entry.api === 'native') {
-        const spec = this.request('PUT', `/v1/sessions/${entry.id}/chunks/${index}`, 'application/octet-stream', data, this.authHeaders(entry.uploader, { kind: 'owner' }), true);
+        const spec = this.request(
+          'PUT',
+          `/v1/sessions/${entry.id}/chunks/${index}`,
+          'application/octet-stream',
+          data,
+          this.authHeaders(entry.uploader, { kind: 'owner' }),
+          true,
+        );
         spec.headers.push(['X-Chunk-Checksum', crcOf(data)]);
         await this.send(spec);
       } else {
@@ -966,16 +1444,34 @@ class CaseContext {
     }
     const done =
       entry.api === 'native'
-        ? await this.plain('POST', `/v1/sessions/${entry.id}/complete`, entry.uploader, { sha256: sha256(entry.content) })
-        : await this.plain('POST', '/upload/finalize', entry.uploader, { upload_id: entry.id, checksum: md5(entry.content) });
+        ? await this.plain('POST', `/v1/sessions/${entry.id}/complete`, entry.uploader, {
+            sha256: sha256(entry.content),
+          })
+        : await this.plain('POST', '/upload/finalize', entry.uploader, {
+            upload_id: entry.id,
+            checksum: md5(entry.content),
+          });
     const json = done && jsonOf(done);
     if (done?.status === 200 && json) {
-      const stored = entry.api === 'native' ? `completed/${entry.uploader}/${String(json.path)}` : String(json.file_path);
-      await this.checkStored(entry.uploader, stored, entry.content, `${entry.api} upload ${JSON.stringify(entry.path)}`);
+      const stored =
+        entry.api === 'native' ? `completed/${entry.uploader}/${String(json.path)}` : String(json.file_path);
+      await this.checkStored(
+        entry.uploader,
+        stored,
+        entry.content,
+        `${entry.api} upload ${JSON.stringify(entry.path)}`,
+      );
       if (entry.api === 'native') {
         // The path the server answered must find the file again.
-        const lookup = await this.plain('GET', `/v1/files/${String(json.path).split('/').map(percentEncode).join('/')}`, entry.uploader);
-        if (lookup?.status !== 200) this.problem(`GET /v1/files/ with the path the server answered for a stored file (${JSON.stringify(json.path)}) answered ${lookup?.status}`);
+        const lookup = await this.plain(
+          'GET',
+          `/v1/files/${String(json.path).split('/').map(percentEncode).join('/')}`,
+          entry.uploader,
+        );
+        if (lookup?.status !== 200)
+          this.problem(
+            `GET /v1/files/ with the path the server answered for a stored file (${JSON.stringify(json.path)}) answered ${lookup?.status}`,
+          );
       }
     }
     return done;
@@ -989,7 +1485,16 @@ class CaseContext {
       { name: 'chunk_total', value: String(entry.chunkCount) },
       { name: 'chunk', value: data, filename: `chunk_${index}`, contentType: 'application/octet-stream' },
     ]);
-    return this.send(this.request('POST', '/upload/chunk', `multipart/form-data; boundary=${boundary}`, body, this.authHeaders(entry.uploader, { kind: 'owner' }), true));
+    return this.send(
+      this.request(
+        'POST',
+        '/upload/chunk',
+        `multipart/form-data; boundary=${boundary}`,
+        body,
+        this.authHeaders(entry.uploader, { kind: 'owner' }),
+        true,
+      ),
+    );
   }
 
   /**
@@ -1009,9 +1514,18 @@ class CaseContext {
     }
     if (stored.equals(content)) return;
     const prefix = `completed/${uploader}/`;
-    const lookup = relative.startsWith(prefix) ? await this.plain('GET', `/v1/files/${relative.slice(prefix.length).split('/').map(percentEncode).join('/')}`, uploader) : undefined;
-    if (lookup?.status === 200 && jsonOf(lookup)?.sha256 === sha256(stored) && sha256(stored) !== sha256(content)) return;
-    this.problem(`${what} is stored with different bytes (${stored.length} bytes, sha256 ${sha256(stored)}; sent ${content.length} bytes, sha256 ${sha256(content)})`);
+    const lookup = relative.startsWith(prefix)
+      ? await this.plain(
+          'GET',
+          `/v1/files/${relative.slice(prefix.length).split('/').map(percentEncode).join('/')}`,
+          uploader,
+        )
+      : undefined;
+    if (lookup?.status === 200 && jsonOf(lookup)?.sha256 === sha256(stored) && sha256(stored) !== sha256(content))
+      return;
+    this.problem(
+      `${what} is stored with different bytes (${stored.length} bytes, sha256 ${sha256(stored)}; sent ${content.length} bytes, sha256 ${sha256(content)})`,
+    );
   }
 
   async raceNative(fuzz: Extract<FuzzCase, { kind: 'race-native' }>): Promise<void> {
@@ -1019,13 +1533,35 @@ class CaseContext {
     const content = contentOf(fuzz.seed, fuzz.size);
     // A folder of its own, so no other case of the batch touches this file meanwhile.
     const path = `${MARK}-rn-${fuzz.seed}/${fuzz.path.replace(OUTSIDE, this.#world.outside)}`;
-    const created = await this.plain('POST', '/v1/sessions', uploader, { path, size: fuzz.size, fingerprint: fingerprintOfContent(content), chunkSize: fuzz.chunkSize, replace: true });
+    const created = await this.plain('POST', '/v1/sessions', uploader, {
+      path,
+      size: fuzz.size,
+      fingerprint: fingerprintOfContent(content),
+      chunkSize: fuzz.chunkSize,
+      replace: true,
+    });
     const json = created && jsonOf(created);
     if (!created || !(created.status === 201 || created.status === 200) || json?.state !== 'open') return;
-    const entry: PoolEntry = { server: this.#serverIndex, uploader, api: 'native', id: String(json.id), path, content, chunkSize: Number(json.chunkSize), chunkCount: Number(json.chunkCount) };
+    const entry: PoolEntry = {
+      server: this.#serverIndex,
+      uploader,
+      api: 'native',
+      id: String(json.id),
+      path,
+      content,
+      chunkSize: Number(json.chunkSize),
+      chunkCount: Number(json.chunkCount),
+    };
     for (let index = 0; index < entry.chunkCount; index += 1) {
       const data = chunkOf(entry, index);
-      const spec = this.request('PUT', `/v1/sessions/${entry.id}/chunks/${index}`, 'application/octet-stream', data, this.authHeaders(uploader, { kind: 'owner' }), true);
+      const spec = this.request(
+        'PUT',
+        `/v1/sessions/${entry.id}/chunks/${index}`,
+        'application/octet-stream',
+        data,
+        this.authHeaders(uploader, { kind: 'owner' }),
+        true,
+      );
       spec.headers.push(['X-Chunk-Checksum', crcOf(data)]);
       await this.send(spec);
     }
@@ -1034,23 +1570,43 @@ class CaseContext {
     const tag = (what: string, promise: Promise<RawResponse | undefined>): void => {
       tasks.push(promise.then((response) => ({ what, response })));
     };
-    for (let i = 0; i < fuzz.completes; i += 1) tag('complete', this.plain('POST', `/v1/sessions/${entry.id}/complete`, uploader, { sha256: right }));
-    for (let i = 0; i < fuzz.wrongCompletes; i += 1) tag('wrong-complete', this.plain('POST', `/v1/sessions/${entry.id}/complete`, uploader, { sha256: sha256(Buffer.from(`wrong${i}`)) }));
+    for (let i = 0; i < fuzz.completes; i += 1)
+      tag('complete', this.plain('POST', `/v1/sessions/${entry.id}/complete`, uploader, { sha256: right }));
+    for (let i = 0; i < fuzz.wrongCompletes; i += 1)
+      tag(
+        'wrong-complete',
+        this.plain('POST', `/v1/sessions/${entry.id}/complete`, uploader, { sha256: sha256(Buffer.from(`wrong${i}`)) }),
+      );
     for (let i = 0; i < fuzz.cancels; i += 1) tag('cancel', this.plain('DELETE', `/v1/sessions/${entry.id}`, uploader));
     for (let i = 0; i < fuzz.resends; i += 1) {
       const data = chunkOf(entry, 0);
-      const spec = this.request('PUT', `/v1/sessions/${entry.id}/chunks/0`, 'application/octet-stream', data, this.authHeaders(uploader, { kind: 'owner' }), true);
+      const spec = this.request(
+        'PUT',
+        `/v1/sessions/${entry.id}/chunks/0`,
+        'application/octet-stream',
+        data,
+        this.authHeaders(uploader, { kind: 'owner' }),
+        true,
+      );
       spec.headers.push(['X-Chunk-Checksum', crcOf(data)]);
       tag('resend', this.send(spec));
     }
     tag('status', this.plain('GET', `/v1/sessions/${entry.id}`, uploader));
     const results = await Promise.all(tasks);
     for (const { what, response } of results) {
-      if (what === 'wrong-complete' && response?.status === 200) this.problem(`a complete with a wrong sha256 answered 200 for ${entry.id}`);
-      if (what === 'complete' && response?.status === 200 && jsonOf(response)?.sha256 !== right) this.problem(`a complete answered a different sha256 for ${entry.id}`);
+      if (what === 'wrong-complete' && response?.status === 200)
+        this.problem(`a complete with a wrong sha256 answered 200 for ${entry.id}`);
+      if (what === 'complete' && response?.status === 200 && jsonOf(response)?.sha256 !== right)
+        this.problem(`a complete answered a different sha256 for ${entry.id}`);
     }
     const completed = results.find((r) => r.what === 'complete' && r.response?.status === 200);
-    if (completed) await this.checkStored(uploader, `completed/${uploader}/${String(jsonOf(completed.response!)?.path)}`, content, `raced native upload ${JSON.stringify(path)}`);
+    if (completed)
+      await this.checkStored(
+        uploader,
+        `completed/${uploader}/${String(jsonOf(completed.response!)?.path)}`,
+        content,
+        `raced native upload ${JSON.stringify(path)}`,
+      );
   }
 
   async raceLegacy(fuzz: Extract<FuzzCase, { kind: 'race-legacy' }>): Promise<void> {
@@ -1061,44 +1617,93 @@ class CaseContext {
     const init = await this.plain('POST', '/upload/init', uploader, { filename, filesize: fuzz.size, chunks });
     const id = init && jsonOf(init)?.upload_id;
     if (init?.status !== 200 || typeof id !== 'string') return;
-    const entry: PoolEntry = { server: this.#serverIndex, uploader, api: 'legacy', id, path: filename, content, chunkSize: Math.ceil(fuzz.size / chunks) || 1, chunkCount: chunks };
+    const entry: PoolEntry = {
+      server: this.#serverIndex,
+      uploader,
+      api: 'legacy',
+      id,
+      path: filename,
+      content,
+      chunkSize: Math.ceil(fuzz.size / chunks) || 1,
+      chunkCount: chunks,
+    };
     for (let index = 0; index < chunks; index += 1) await this.sendLegacyChunk(entry, index, chunkOf(entry, index));
     const right = md5(content);
     const tasks: Promise<{ what: string; response: RawResponse | undefined }>[] = [];
-    for (let i = 0; i < fuzz.finalizes; i += 1) tasks.push(this.plain('POST', '/upload/finalize', uploader, { upload_id: id, checksum: right }).then((response) => ({ what: 'finalize', response })));
-    for (let i = 0; i < fuzz.wrongFinalizes; i += 1) tasks.push(this.plain('POST', '/upload/finalize', uploader, { upload_id: id, checksum: md5(Buffer.from(`x${i}`)) }).then((response) => ({ what: 'wrong', response })));
-    for (let i = 0; i < fuzz.statuses; i += 1) tasks.push(this.plain('GET', `/upload/status/${id}`, uploader).then((response) => ({ what: 'status', response })));
+    for (let i = 0; i < fuzz.finalizes; i += 1)
+      tasks.push(
+        this.plain('POST', '/upload/finalize', uploader, { upload_id: id, checksum: right }).then((response) => ({
+          what: 'finalize',
+          response,
+        })),
+      );
+    for (let i = 0; i < fuzz.wrongFinalizes; i += 1)
+      tasks.push(
+        this.plain('POST', '/upload/finalize', uploader, { upload_id: id, checksum: md5(Buffer.from(`x${i}`)) }).then(
+          (response) => ({ what: 'wrong', response }),
+        ),
+      );
+    for (let i = 0; i < fuzz.statuses; i += 1)
+      tasks.push(
+        this.plain('GET', `/upload/status/${id}`, uploader).then((response) => ({ what: 'status', response })),
+      );
     const results = await Promise.all(tasks);
     const paths = new Set<string>();
     for (const { what, response } of results) {
-      if (what === 'wrong' && response?.status === 200) this.problem(`a legacy finalize with a wrong MD5 answered 200 for ${id}`);
+      if (what === 'wrong' && response?.status === 200)
+        this.problem(`a legacy finalize with a wrong MD5 answered 200 for ${id}`);
       if (what === 'finalize' && response?.status === 200) paths.add(String(jsonOf(response)?.file_path));
     }
-    if (paths.size > 1) this.problem(`concurrent finalizes of ${id} answered different files: ${[...paths].join(', ')}`);
-    for (const stored of paths) await this.checkStored(uploader, stored, content, `raced legacy upload ${JSON.stringify(filename)}`);
+    if (paths.size > 1)
+      this.problem(`concurrent finalizes of ${id} answered different files: ${[...paths].join(', ')}`);
+    for (const stored of paths)
+      await this.checkStored(uploader, stored, content, `raced legacy upload ${JSON.stringify(filename)}`);
     if (!fuzz.again || paths.size !== 1) return;
     // A different file under the same name: the legacy API keeps both (name.1.ext), never overwrites.
     const other = contentOf(fuzz.seed + 1, fuzz.size + 1);
     const second = await this.plain('POST', '/upload/init', uploader, { filename, filesize: other.length, chunks: 1 });
     const secondId = second && jsonOf(second)?.upload_id;
     if (second?.status !== 200 || typeof secondId !== 'string') return;
-    const secondEntry: PoolEntry = { ...entry, id: secondId, content: other, chunkSize: other.length || 1, chunkCount: 1 };
+    const secondEntry: PoolEntry = {
+      ...entry,
+      id: secondId,
+      content: other,
+      chunkSize: other.length || 1,
+      chunkCount: 1,
+    };
     await this.sendLegacyChunk(secondEntry, 0, other);
     const done = await this.plain('POST', '/upload/finalize', uploader, { upload_id: secondId, checksum: md5(other) });
     if (done?.status !== 200) return;
     const secondPath = String(jsonOf(done)?.file_path);
-    if (paths.has(secondPath)) this.problem(`a different file under the same legacy filename was stored over the first one: ${secondPath}`);
+    if (paths.has(secondPath))
+      this.problem(`a different file under the same legacy filename was stored over the first one: ${secondPath}`);
     await this.checkStored(uploader, secondPath, other, `second legacy upload under ${JSON.stringify(filename)}`);
-    for (const stored of paths) await this.checkStored(uploader, stored, content, `first legacy upload under ${JSON.stringify(filename)}`);
+    for (const stored of paths)
+      await this.checkStored(uploader, stored, content, `first legacy upload under ${JSON.stringify(filename)}`);
   }
 
   async raceCreate(fuzz: Extract<FuzzCase, { kind: 'race-create' }>): Promise<void> {
     const uploader = this.uploaderOf(fuzz.uploader);
     const content = contentOf(fuzz.seed, fuzz.size);
-    const body = { path: `${MARK}-rc-${fuzz.seed}/${fuzz.path.replace(OUTSIDE, this.#world.outside)}`, size: fuzz.size, fingerprint: fingerprintOfContent(content), chunkSize: 1024, replace: true };
-    const answers = await Promise.all(Array.from({ length: fuzz.n }, () => this.plain('POST', '/v1/sessions', uploader, body)));
-    const ids = new Set(answers.filter((a) => a && (a.status === 200 || a.status === 201) && jsonOf(a)?.state === 'open').map((a) => String(jsonOf(a!)?.id)));
-    if (ids.size > 1) this.problem(`concurrent creates of one file by one uploader opened ${ids.size} sessions: ${[...ids].join(', ')}`);
+    const body = {
+      path: `${MARK}-rc-${fuzz.seed}/${fuzz.path.replace(OUTSIDE, this.#world.outside)}`,
+      size: fuzz.size,
+      fingerprint: fingerprintOfContent(content),
+      chunkSize: 1024,
+      replace: true,
+    };
+    const answers = await Promise.all(
+      Array.from({ length: fuzz.n }, () => this.plain('POST', '/v1/sessions', uploader, body)),
+    );
+    const ids = new Set(
+      answers
+        .filter((a) => a && (a.status === 200 || a.status === 201) && jsonOf(a)?.state === 'open')
+        .map((a) => String(jsonOf(a!)?.id)),
+    );
+    if (ids.size > 1)
+      this.problem(
+        `concurrent creates of one file by one uploader opened ${ids.size} sessions: ${[...ids].join(', ')}`,
+      );
   }
 }
 
@@ -1106,7 +1711,9 @@ class CaseContext {
 function mutated(body: Record<string, unknown>, mutation: Mutation): unknown {
   if (mutation.mode === 'none') return body;
   const base = mutation.mode === 'some' ? { ...body, ...mutation.fields } : mutation.fields;
-  return new JsonPairs(Object.entries(base).map(([key, value]) => [key === 'proto' ? '__proto__' : key, value] as const));
+  return new JsonPairs(
+    Object.entries(base).map(([key, value]) => [key === 'proto' ? '__proto__' : key, value] as const),
+  );
 }
 
 function encode(body: Buffer, encoding: BodyEncoding): { body: Buffer; header: string | undefined } {
@@ -1142,14 +1749,24 @@ export function checkResponse(response: RawResponse, method: string): string | u
   if (response.status >= 500 && response.status !== 503 && response.status !== 507) return `status ${response.status}`;
   if (response.status >= 400 && method.toUpperCase() !== 'HEAD') {
     const json = jsonOf(response);
-    if (!json || json.success !== false || typeof json.code !== 'string' || typeof json.error !== 'string' || json.error === '') return `an error answer without the JSON error body`;
+    if (
+      !json ||
+      json.success !== false ||
+      typeof json.code !== 'string' ||
+      typeof json.error !== 'string' ||
+      json.error === ''
+    )
+      return `an error answer without the JSON error body`;
   }
   return undefined;
 }
 
 /** The request as text for a failure report (the body shortened). */
 export function describeRequest(spec: RequestSpec): string {
-  const body = spec.body.length > 200 ? `${JSON.stringify(spec.body.subarray(0, 200).toString('latin1'))}… (${spec.body.length} bytes)` : JSON.stringify(spec.body.toString('latin1'));
+  const body =
+    spec.body.length > 200
+      ? `${JSON.stringify(spec.body.subarray(0, 200).toString('latin1'))}… (${spec.body.length} bytes)`
+      : JSON.stringify(spec.body.toString('latin1'));
   const target = spec.target.length > 200 ? `${spec.target.slice(0, 200)}…` : spec.target;
   const headers = spec.headers.map(([n, v]) => `${n}: ${v.length > 100 ? `${v.slice(0, 100)}…` : v}`).join(' | ');
   return `${spec.method} ${JSON.stringify(target)} [${headers}] framing=${JSON.stringify(spec.framing)} body=${body}`;

@@ -58,14 +58,33 @@ export async function createLayout(base: string): Promise<FuzzLayout> {
  * Spawns a server on 127.0.0.1:0 with tokens for robot1 and robot2 (and, with `anonymous`,
  * `--allow-anonymous`), rate limits off, then plants the symlink traps in its root.
  */
-export async function startFuzzServer(layout: FuzzLayout, name: string, options: { anonymous: boolean; args?: string[] }): Promise<FuzzServer> {
+export async function startFuzzServer(
+  layout: FuzzLayout,
+  name: string,
+  options: { anonymous: boolean; args?: string[] },
+): Promise<FuzzServer> {
   const box = path.join(layout.base, `box-${name}`);
   const root = path.join(box, 'storage');
   await mkdir(root, { recursive: true });
   await writeFile(path.join(box, 'sibling.txt'), DECOY);
-  const tokens: Record<TokenUploader, string> = { robot1: `robot1-token-${name}-0123456789`, robot2: `robot2-token-${name}-9876543210` };
-  const args = ['--port', '0', '--host', '127.0.0.1', '--upload-dir', root, '--no-rate-limit', ...(options.anonymous ? ['--allow-anonymous'] : []), ...(options.args ?? [])];
-  const process = await spawnServer(args, { env: { UPLOAD_SERVER_TOKENS: UPLOADERS.map((u) => `${u}=${tokens[u]}`).join(',') } });
+  const tokens: Record<TokenUploader, string> = {
+    robot1: `robot1-token-${name}-0123456789`,
+    robot2: `robot2-token-${name}-9876543210`,
+  };
+  const args = [
+    '--port',
+    '0',
+    '--host',
+    '127.0.0.1',
+    '--upload-dir',
+    root,
+    '--no-rate-limit',
+    ...(options.anonymous ? ['--allow-anonymous'] : []),
+    ...(options.args ?? []),
+  ];
+  const process = await spawnServer(args, {
+    env: { UPLOAD_SERVER_TOKENS: UPLOADERS.map((u) => `${u}=${tokens[u]}`).join(',') },
+  });
   for (const uploader of ['anonymous', ...UPLOADERS]) {
     for (const area of ['completed', 'compressed']) {
       const folder = path.join(root, area, uploader);
@@ -74,7 +93,15 @@ export async function startFuzzServer(layout: FuzzLayout, name: string, options:
       if (area === 'completed') await symlink(layout.targetFile, path.join(folder, SYMLINK_FILE));
     }
   }
-  return { name, process, url: process.url, root: await realpath(root), client: new RawHttp(process.url), tokens, anonymous: options.anonymous };
+  return {
+    name,
+    process,
+    url: process.url,
+    root: await realpath(root),
+    client: new RawHttp(process.url),
+    tokens,
+    anonymous: options.anonymous,
+  };
 }
 
 /** Remembers everything outside the roots, to compare later. */
@@ -99,8 +126,12 @@ export class OutsideWatch {
   async problems(): Promise<string[]> {
     const after = await snapshotTree(this.#layout.base, this.#roots);
     const problems = diffSnapshots(this.#before!, after);
-    if ((await readFile(this.#layout.targetFile, 'utf8')) !== DECOY) problems.push(`the decoy ${this.#layout.targetFile} was changed`);
-    const stray = await findMarked(['/', os.tmpdir(), path.dirname(SERVER_BIN), path.dirname(this.#layout.base), process.cwd()], MARK);
+    if ((await readFile(this.#layout.targetFile, 'utf8')) !== DECOY)
+      problems.push(`the decoy ${this.#layout.targetFile} was changed`);
+    const stray = await findMarked(
+      ['/', os.tmpdir(), path.dirname(SERVER_BIN), path.dirname(this.#layout.base), process.cwd()],
+      MARK,
+    );
     problems.push(...stray.map((file) => `a fuzzer-named file outside the roots: ${file}`));
     return problems;
   }

@@ -78,7 +78,12 @@ const segmentPieces = [
 
 const segment: fc.Arbitrary<string> = fc.oneof(
   { weight: 4, arbitrary: fc.constantFrom(...segmentPieces) },
-  { weight: 2, arbitrary: fc.tuple(fc.constantFrom(...segmentPieces), fc.constantFrom(...segmentPieces)).map(([a, b]) => `${MARK}${a}${b}`) },
+  {
+    weight: 2,
+    arbitrary: fc
+      .tuple(fc.constantFrom(...segmentPieces), fc.constantFrom(...segmentPieces))
+      .map(([a, b]) => `${MARK}${a}${b}`),
+  },
   { weight: 2, arbitrary: fc.string({ unit: 'binary', maxLength: 12 }).map((s) => `${MARK}${s}`) },
   { weight: 1, arbitrary: fc.string({ unit: 'grapheme', maxLength: 12 }).map((s) => `${s}.${MARK}`) },
   { weight: 1, arbitrary: fc.stringMatching(/^[a-z0-9._-]{1,16}$/).map((s) => `${MARK}-${s}`) },
@@ -90,11 +95,54 @@ export const pathArb: fc.Arbitrary<string> = fc.oneof(
   { weight: 1, arbitrary: fc.array(segment, { minLength: 1, maxLength: 3 }).map((parts) => parts.join('\\')) },
   { weight: 1, arbitrary: fc.integer({ min: 1, max: 8 }).map((n) => `${'../'.repeat(n)}outside/${MARK}-dotdot.bin`) },
   { weight: 1, arbitrary: fc.integer({ min: 1, max: 5 }).map((n) => `a/${'../'.repeat(n)}${MARK}.bin`) },
-  { weight: 1, arbitrary: fc.constantFrom(`${OUTSIDE}/${MARK}-abs.bin`, `/tmp/${MARK}-abs.bin`, `/${MARK}-root.bin`, `//${MARK}.bin`, `C:\\${MARK}.bin`, `C:/${MARK}.bin`, `\\\\server\\share\\${MARK}`, `file:///${MARK}`) },
-  { weight: 1, arbitrary: fc.constantFrom(`${SYMLINK_DIR}/${MARK}-via-link.bin`, SYMLINK_FILE, SYMLINK_DIR, `${SYMLINK_DIR}/../${MARK}.bin`, `${SYMLINK_DIR}/sub/${MARK}.bin`) },
-  { weight: 1, arbitrary: fc.constantFrom('', '/', '//', 'a//b', `${MARK}/`, `./${MARK}`, `${MARK}/.`, `${MARK}\u0000.bin`, `${MARK}.bin\u0000.txt`) },
-  { weight: 1, arbitrary: fc.integer({ min: 1000, max: 1100 }).map((n) => `${MARK}/${'d/'.repeat(Math.floor(n / 2))}`.slice(0, n)) },
-  { weight: 1, arbitrary: fc.constantFrom(`${MARK}-${'p'.repeat(1020)}`, `${'x'.repeat(250)}/${'y'.repeat(250)}/${'z'.repeat(250)}/${'w'.repeat(250)}/${MARK}`) },
+  {
+    weight: 1,
+    arbitrary: fc.constantFrom(
+      `${OUTSIDE}/${MARK}-abs.bin`,
+      `/tmp/${MARK}-abs.bin`,
+      `/${MARK}-root.bin`,
+      `//${MARK}.bin`,
+      `C:\\${MARK}.bin`,
+      `C:/${MARK}.bin`,
+      `\\\\server\\share\\${MARK}`,
+      `file:///${MARK}`,
+    ),
+  },
+  {
+    weight: 1,
+    arbitrary: fc.constantFrom(
+      `${SYMLINK_DIR}/${MARK}-via-link.bin`,
+      SYMLINK_FILE,
+      SYMLINK_DIR,
+      `${SYMLINK_DIR}/../${MARK}.bin`,
+      `${SYMLINK_DIR}/sub/${MARK}.bin`,
+    ),
+  },
+  {
+    weight: 1,
+    arbitrary: fc.constantFrom(
+      '',
+      '/',
+      '//',
+      'a//b',
+      `${MARK}/`,
+      `./${MARK}`,
+      `${MARK}/.`,
+      `${MARK}\u0000.bin`,
+      `${MARK}.bin\u0000.txt`,
+    ),
+  },
+  {
+    weight: 1,
+    arbitrary: fc.integer({ min: 1000, max: 1100 }).map((n) => `${MARK}/${'d/'.repeat(Math.floor(n / 2))}`.slice(0, n)),
+  },
+  {
+    weight: 1,
+    arbitrary: fc.constantFrom(
+      `${MARK}-${'p'.repeat(1020)}`,
+      `${'x'.repeat(250)}/${'y'.repeat(250)}/${'z'.repeat(250)}/${'w'.repeat(250)}/${MARK}`,
+    ),
+  },
 );
 
 /** Numbers and things that are not quite numbers: for sizes, chunk counts, chunk sizes. */
@@ -151,15 +199,43 @@ const HEX64 = /^[0-9a-f]{64}$/;
 
 export const fingerprintLikeArb: fc.Arbitrary<unknown> = fc.oneof(
   fc.stringMatching(HEX64).map((hex) => `fp1:${hex}`),
-  fc.constantFrom(`fp1:${'0'.repeat(64)}`, `FP1:${'0'.repeat(64)}`, `fp1:${'A'.repeat(64)}`, `fp1:${'0'.repeat(63)}`, 'fp1:', '', `fp2:${'0'.repeat(64)}`, 42, null, ['fp1:'], { fp: 1 }),
+  fc.constantFrom(
+    `fp1:${'0'.repeat(64)}`,
+    `FP1:${'0'.repeat(64)}`,
+    `fp1:${'A'.repeat(64)}`,
+    `fp1:${'0'.repeat(63)}`,
+    'fp1:',
+    '',
+    `fp2:${'0'.repeat(64)}`,
+    42,
+    null,
+    ['fp1:'],
+    { fp: 1 },
+  ),
 );
 
 export const sha256LikeArb: fc.Arbitrary<unknown> = fc.oneof(
   fc.stringMatching(HEX64),
-  fc.constantFrom('0'.repeat(64), 'A'.repeat(64), 'g'.repeat(64), '0'.repeat(63), '0'.repeat(65), '', 'sha256:' + '0'.repeat(64), 7, null, [], {}, `${'0'.repeat(64)}\u0000`),
+  fc.constantFrom(
+    '0'.repeat(64),
+    'A'.repeat(64),
+    'g'.repeat(64),
+    '0'.repeat(63),
+    '0'.repeat(65),
+    '',
+    'sha256:' + '0'.repeat(64),
+    7,
+    null,
+    [],
+    {},
+    `${'0'.repeat(64)}\u0000`,
+  ),
 );
 
-export const md5LikeArb: fc.Arbitrary<unknown> = fc.oneof(fc.stringMatching(/^[0-9a-f]{32}$/), fc.constantFrom('md5hash', '', 'Z'.repeat(32), '0'.repeat(31), 5, null, true));
+export const md5LikeArb: fc.Arbitrary<unknown> = fc.oneof(
+  fc.stringMatching(/^[0-9a-f]{32}$/),
+  fc.constantFrom('md5hash', '', 'Z'.repeat(32), '0'.repeat(31), 5, null, true),
+);
 
 /** A metadata value: plausible objects, non-objects, huge, deeply nested, prototype keys. */
 export const metadataArb: fc.Arbitrary<unknown> = fc.oneof(
@@ -180,7 +256,12 @@ export const metadataArb: fc.Arbitrary<unknown> = fc.oneof(
       new RawJson('{"a":1,"a":2}'),
     ),
   },
-  { weight: 1, arbitrary: fc.integer({ min: 1, max: 400 }).map((depth) => new RawJson(`${'{"a":'.repeat(depth)}1${'}'.repeat(depth)}`)) },
+  {
+    weight: 1,
+    arbitrary: fc
+      .integer({ min: 1, max: 400 })
+      .map((depth) => new RawJson(`${'{"a":'.repeat(depth)}1${'}'.repeat(depth)}`)),
+  },
 );
 
 /** Session ids that are not ids of anything: unknown UUIDs, traversal, SQL, over-long, encoded. */
@@ -213,14 +294,36 @@ export const foreignIdArb: fc.Arbitrary<string> = fc.oneof(
 );
 
 /** Chunk indexes as they appear in a URL or a form field. */
-export const indexTextArb = (chunkCount: fc.Arbitrary<number> = fc.constant(4)): fc.Arbitrary<(count: number) => string> =>
+export const indexTextArb = (
+  chunkCount: fc.Arbitrary<number> = fc.constant(4),
+): fc.Arbitrary<(count: number) => string> =>
   fc.oneof(
     { weight: 3, arbitrary: fc.nat({ max: 8 }).map((i) => (count: number) => String(i % Math.max(1, count + 1))) },
     { weight: 1, arbitrary: chunkCount.map(() => (count: number) => String(count)) },
     {
       weight: 2,
       arbitrary: fc
-        .constantFrom('-1', '1e3', '0x1', ' 1', '1.0', 'NaN', '99999999999999999999', '9007199254740993', '4294967296', '+1', '01', '', '%31', '1%00', '０', '१', '1 ', 'Infinity', '[0]')
+        .constantFrom(
+          '-1',
+          '1e3',
+          '0x1',
+          ' 1',
+          '1.0',
+          'NaN',
+          '99999999999999999999',
+          '9007199254740993',
+          '4294967296',
+          '+1',
+          '01',
+          '',
+          '%31',
+          '1%00',
+          '０',
+          '१',
+          '1 ',
+          'Infinity',
+          '[0]',
+        )
         .map((text) => () => text),
     },
   );
@@ -240,7 +343,15 @@ export const authArb: fc.Arbitrary<AuthChoice> = fc.oneof(
   { weight: 4, arbitrary: fc.constant<AuthChoice>({ kind: 'owner' }) },
   { weight: 2, arbitrary: fc.constant<AuthChoice>({ kind: 'other' }) },
   { weight: 1, arbitrary: fc.constant<AuthChoice>({ kind: 'none' }) },
-  { weight: 1, arbitrary: fc.constantFrom<AuthChoice>({ kind: 'robot1' }, { kind: 'robot2' }, { kind: 'wrong' }, { kind: 'twice' }) },
+  {
+    weight: 1,
+    arbitrary: fc.constantFrom<AuthChoice>(
+      { kind: 'robot1' },
+      { kind: 'robot2' },
+      { kind: 'wrong' },
+      { kind: 'twice' },
+    ),
+  },
   {
     weight: 1,
     arbitrary: fc
@@ -288,11 +399,34 @@ export const jsonContentTypeArb: fc.Arbitrary<string | undefined> = fc.oneof(
   },
 );
 
-export type BodyEncoding = 'identity' | 'gzip' | 'gzip-garbage' | 'gzip-bomb' | 'gzip-truncated' | 'deflate-garbage' | 'br' | 'unknown' | 'double-gzip-header' | 'x-gzip';
+export type BodyEncoding =
+  | 'identity'
+  | 'gzip'
+  | 'gzip-garbage'
+  | 'gzip-bomb'
+  | 'gzip-truncated'
+  | 'deflate-garbage'
+  | 'br'
+  | 'unknown'
+  | 'double-gzip-header'
+  | 'x-gzip';
 
 export const encodingArb: fc.Arbitrary<BodyEncoding> = fc.oneof(
   { weight: 8, arbitrary: fc.constant<BodyEncoding>('identity') },
-  { weight: 3, arbitrary: fc.constantFrom<BodyEncoding>('gzip', 'gzip-garbage', 'gzip-bomb', 'gzip-truncated', 'deflate-garbage', 'br', 'unknown', 'double-gzip-header', 'x-gzip') },
+  {
+    weight: 3,
+    arbitrary: fc.constantFrom<BodyEncoding>(
+      'gzip',
+      'gzip-garbage',
+      'gzip-bomb',
+      'gzip-truncated',
+      'deflate-garbage',
+      'br',
+      'unknown',
+      'double-gzip-header',
+      'x-gzip',
+    ),
+  },
 );
 
 export const framingArb: fc.Arbitrary<Framing> = fc.oneof(
@@ -301,12 +435,33 @@ export const framingArb: fc.Arbitrary<Framing> = fc.oneof(
   { weight: 1, arbitrary: fc.constant<Framing>({ kind: 'no-length' }) },
   { weight: 1, arbitrary: fc.integer({ min: 1, max: 40 }).map((by): Framing => ({ kind: 'length-short', by })) },
   { weight: 1, arbitrary: fc.integer({ min: 1, max: 100_000 }).map((by): Framing => ({ kind: 'length-long', by })) },
-  { weight: 2, arbitrary: fc.record({ keep: fc.double({ min: 0, max: 0.99, noNaN: true }), abrupt: fc.boolean() }).map((cut): Framing => ({ kind: 'cut', ...cut })) },
-  { weight: 1, arbitrary: fc.constantFrom(...chunkedFaults).map((variant): Framing => ({ kind: 'chunked-bad', variant })) },
+  {
+    weight: 2,
+    arbitrary: fc
+      .record({ keep: fc.double({ min: 0, max: 0.99, noNaN: true }), abrupt: fc.boolean() })
+      .map((cut): Framing => ({ kind: 'cut', ...cut })),
+  },
+  {
+    weight: 1,
+    arbitrary: fc.constantFrom(...chunkedFaults).map((variant): Framing => ({ kind: 'chunked-bad', variant })),
+  },
   {
     weight: 1,
     arbitrary: fc
-      .constantFrom('abc', '-1', '+5', '1e3', ' 5 ', '0x10', '99999999999999999999', '18446744073709551616', '', '5, 5', '1.0', '\u0665')
+      .constantFrom(
+        'abc',
+        '-1',
+        '+5',
+        '1e3',
+        ' 5 ',
+        '0x10',
+        '99999999999999999999',
+        '18446744073709551616',
+        '',
+        '5, 5',
+        '1.0',
+        '\u0665',
+      )
       .map((value): Framing => ({ kind: 'length-invalid', value })),
   },
   { weight: 1, arbitrary: fc.nat({ max: 100 }).map((other): Framing => ({ kind: 'length-twice', other })) },
@@ -316,7 +471,24 @@ export const framingArb: fc.Arbitrary<Framing> = fc.oneof(
 );
 
 /** Methods, valid and not. */
-export const oddMethodArb: fc.Arbitrary<string> = fc.constantFrom('GET', 'POST', 'PUT', 'DELETE', 'PATCH', 'HEAD', 'OPTIONS', 'TRACE', 'PROPFIND', 'MKCOL', 'SEARCH', 'PURGE', 'FOO', 'get', 'G ET', 'CONNECT');
+export const oddMethodArb: fc.Arbitrary<string> = fc.constantFrom(
+  'GET',
+  'POST',
+  'PUT',
+  'DELETE',
+  'PATCH',
+  'HEAD',
+  'OPTIONS',
+  'TRACE',
+  'PROPFIND',
+  'MKCOL',
+  'SEARCH',
+  'PURGE',
+  'FOO',
+  'get',
+  'G ET',
+  'CONNECT',
+);
 
 /** Extra headers a hostile client adds. */
 export const extraHeadersArb: fc.Arbitrary<[string, string][]> = fc.oneof(
@@ -325,20 +497,36 @@ export const extraHeadersArb: fc.Arbitrary<[string, string][]> = fc.oneof(
     weight: 1,
     arbitrary: fc.constantFrom<[string, string][]>(
       [['Connection', 'close']],
-      [['Connection', 'upgrade'], ['Upgrade', 'websocket']],
-      [['Upgrade', 'h2c'], ['Connection', 'Upgrade, HTTP2-Settings'], ['HTTP2-Settings', 'AAMAAABkAARAAAAA']],
+      [
+        ['Connection', 'upgrade'],
+        ['Upgrade', 'websocket'],
+      ],
+      [
+        ['Upgrade', 'h2c'],
+        ['Connection', 'Upgrade, HTTP2-Settings'],
+        ['HTTP2-Settings', 'AAMAAABkAARAAAAA'],
+      ],
       [['X-Forwarded-For', '1.2.3.4, 127.0.0.1']],
       [['X-Padding', 'p'.repeat(17_000)]],
-      [['Host', 'a'], ['Host', 'b']],
+      [
+        ['Host', 'a'],
+        ['Host', 'b'],
+      ],
       [['X-Injected', 'a\r\nX-Evil: 1']],
       [['X-Bad\u0000Name', '1']],
       [['Transfer-Encoding', 'identity']],
-      [['Content-Encoding', 'gzip'], ['Content-Encoding', 'br']],
+      [
+        ['Content-Encoding', 'gzip'],
+        ['Content-Encoding', 'br'],
+      ],
       [['Accept-Encoding', 'gzip, br']],
       [['Range', 'bytes=0-10']],
       [['X-HTTP-Method-Override', 'DELETE']],
       [[' Leading-Space', '1']],
-      [['Content-Type', 'text/plain'], ['Content-Type', 'application/json']],
+      [
+        ['Content-Type', 'text/plain'],
+        ['Content-Type', 'application/json'],
+      ],
     ),
   },
 );

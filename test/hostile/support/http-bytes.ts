@@ -26,7 +26,17 @@ export type Framing =
   /** Correct Content-Length, the bytes written in several pieces with small pauses. */
   | { kind: 'trickle'; pieces: number };
 
-export const chunkedFaults = ['bad-hex', 'missing-crlf', 'overflow', 'extension', 'no-last-chunk', 'negative', 'size-too-small', 'size-too-large', 'lf-only'] as const;
+export const chunkedFaults = [
+  'bad-hex',
+  'missing-crlf',
+  'overflow',
+  'extension',
+  'no-last-chunk',
+  'negative',
+  'size-too-small',
+  'size-too-large',
+  'lf-only',
+] as const;
 export type ChunkedFault = (typeof chunkedFaults)[number];
 
 export interface RequestSpec {
@@ -152,7 +162,11 @@ function encodeChunkedBadly(body: Buffer, fault: ChunkedFault): Buffer {
     case 'negative':
       return Buffer.concat([Buffer.from(`-${size}\r\n`), body, Buffer.from('\r\n0\r\n\r\n')]);
     case 'size-too-small':
-      return Buffer.concat([Buffer.from(`${Math.max(0, body.length - 1).toString(16)}\r\n`), body, Buffer.from('\r\n0\r\n\r\n')]);
+      return Buffer.concat([
+        Buffer.from(`${Math.max(0, body.length - 1).toString(16)}\r\n`),
+        body,
+        Buffer.from('\r\n0\r\n\r\n'),
+      ]);
     case 'size-too-large':
       return Buffer.concat([Buffer.from(`${(body.length + 7).toString(16)}\r\n`), body, Buffer.from('\r\n0\r\n\r\n')]);
     case 'lf-only':
@@ -200,10 +214,13 @@ export class JsonPairs {
 /** JSON text of a value that may contain RawJson and JsonPairs pieces. */
 export function jsonText(value: unknown): string {
   if (value instanceof RawJson) return value.text;
-  if (value instanceof JsonPairs) return `{${value.pairs.map(([key, item]) => `${JSON.stringify(key)}:${jsonText(item)}`).join(',')}}`;
+  if (value instanceof JsonPairs)
+    return `{${value.pairs.map(([key, item]) => `${JSON.stringify(key)}:${jsonText(item)}`).join(',')}}`;
   if (Array.isArray(value)) return `[${value.map(jsonText).join(',')}]`;
   if (value !== null && typeof value === 'object') {
-    return `{${Object.entries(value).map(([key, item]) => `${JSON.stringify(key)}:${jsonText(item)}`).join(',')}}`;
+    return `{${Object.entries(value)
+      .map(([key, item]) => `${JSON.stringify(key)}:${jsonText(item)}`)
+      .join(',')}}`;
   }
   return JSON.stringify(value) ?? 'null';
 }

@@ -33,10 +33,27 @@ export class LegitUploads {
     const size = LegitUploads.CHUNK * LegitUploads.CHUNKS - 123;
     const nativeContent = contentOf(0x1e617, size);
     const legacyContent = contentOf(0x5eed, size);
-    const created = await call(this.#server.url, 'POST', routes.sessions, { path: 'legit-7f3/native.bin', size, fingerprint: fingerprintOfContent(nativeContent), chunkSize: LegitUploads.CHUNK }, { token: this.#token });
-    if (created.status !== 201) throw new Error(`legit create answered ${created.status}: ${JSON.stringify(created.json)}`);
+    const created = await call(
+      this.#server.url,
+      'POST',
+      routes.sessions,
+      {
+        path: 'legit-7f3/native.bin',
+        size,
+        fingerprint: fingerprintOfContent(nativeContent),
+        chunkSize: LegitUploads.CHUNK,
+      },
+      { token: this.#token },
+    );
+    if (created.status !== 201)
+      throw new Error(`legit create answered ${created.status}: ${JSON.stringify(created.json)}`);
     const md5 = createHash('md5').update(legacyContent).digest('hex');
-    const init = await legacyPost(this.#server.url, '/upload/init', { filename: 'legit-7f3/legacy.bin', filesize: size, chunks: LegitUploads.CHUNKS, checksum: md5 }, this.#token);
+    const init = await legacyPost(
+      this.#server.url,
+      '/upload/init',
+      { filename: 'legit-7f3/legacy.bin', filesize: size, chunks: LegitUploads.CHUNKS, checksum: md5 },
+      this.#token,
+    );
     if (init.status !== 200) throw new Error(`legit legacy init answered ${init.status}: ${JSON.stringify(init.json)}`);
     const entry = (api: 'native' | 'legacy', id: string, content: Buffer, file: string): PoolEntry => ({
       server: serverIndex,
@@ -66,11 +83,14 @@ export class LegitUploads {
     this.#step += 1;
     const problems: string[] = [];
     const { native, legacy } = this.sessions;
-    const data = (entry: PoolEntry): Buffer => entry.content.subarray(index * LegitUploads.CHUNK, (index + 1) * LegitUploads.CHUNK);
+    const data = (entry: PoolEntry): Buffer =>
+      entry.content.subarray(index * LegitUploads.CHUNK, (index + 1) * LegitUploads.CHUNK);
     const put = await putChunk(this.#server.url, native.id, index, data(native), { token: this.#token });
-    if (put.status !== 200) problems.push(`the legitimate native chunk ${index} answered ${put.status}: ${JSON.stringify(put.json)}`);
+    if (put.status !== 200)
+      problems.push(`the legitimate native chunk ${index} answered ${put.status}: ${JSON.stringify(put.json)}`);
     const form = await legacyChunk(this.#server.url, legacy.id, index, LegitUploads.CHUNKS, data(legacy), this.#token);
-    if (form.status !== 200) problems.push(`the legitimate legacy chunk ${index} answered ${form.status}: ${JSON.stringify(form.json)}`);
+    if (form.status !== 200)
+      problems.push(`the legitimate legacy chunk ${index} answered ${form.status}: ${JSON.stringify(form.json)}`);
     return problems;
   }
 
@@ -83,18 +103,37 @@ export class LegitUploads {
     while (!this.done) problems.push(...(await this.step()));
     const { native, legacy } = this.sessions!;
     const sha = (data: Buffer): string => createHash('sha256').update(data).digest('hex');
-    const complete = await call(this.#server.url, 'POST', routes.complete(native.id), { sha256: sha(native.content) }, { token: this.#token });
-    if (complete.status !== 200) problems.push(`completing the legitimate native upload answered ${complete.status}: ${JSON.stringify(complete.json)}`);
+    const complete = await call(
+      this.#server.url,
+      'POST',
+      routes.complete(native.id),
+      { sha256: sha(native.content) },
+      { token: this.#token },
+    );
+    if (complete.status !== 200)
+      problems.push(
+        `completing the legitimate native upload answered ${complete.status}: ${JSON.stringify(complete.json)}`,
+      );
     else {
       const stored = await readFile(path.join(this.#server.root, 'completed', 'robot1', String(complete.json.path)));
-      if (sha(stored) !== sha(native.content)) problems.push(`the legitimate native upload is stored with sha256 ${sha(stored)}, not ${sha(native.content)}`);
+      if (sha(stored) !== sha(native.content))
+        problems.push(`the legitimate native upload is stored with sha256 ${sha(stored)}, not ${sha(native.content)}`);
     }
     const md5 = createHash('md5').update(legacy.content).digest('hex');
-    const finalize = await legacyPost(this.#server.url, '/upload/finalize', { upload_id: legacy.id, checksum: md5 }, this.#token);
-    if (finalize.status !== 200) problems.push(`finalizing the legitimate legacy upload answered ${finalize.status}: ${JSON.stringify(finalize.json)}`);
+    const finalize = await legacyPost(
+      this.#server.url,
+      '/upload/finalize',
+      { upload_id: legacy.id, checksum: md5 },
+      this.#token,
+    );
+    if (finalize.status !== 200)
+      problems.push(
+        `finalizing the legitimate legacy upload answered ${finalize.status}: ${JSON.stringify(finalize.json)}`,
+      );
     else {
       const stored = await readFile(path.join(this.#server.root, String(finalize.json.file_path)));
-      if (sha(stored) !== sha(legacy.content)) problems.push(`the legitimate legacy upload is stored with sha256 ${sha(stored)}, not ${sha(legacy.content)}`);
+      if (sha(stored) !== sha(legacy.content))
+        problems.push(`the legitimate legacy upload is stored with sha256 ${sha(stored)}, not ${sha(legacy.content)}`);
     }
     return problems;
   }

@@ -87,7 +87,13 @@ export class RawHttp {
       if (request.mode === 'response') {
         const hung = !(await reader.waitFor(() => reader.responses.length > 0 || reader.closed, HANG_DEADLINE_MS));
         const last = reader.responses.at(-1);
-        const keep = reuse && !hung && !reader.closed && reader.leftover.length === 0 && last !== undefined && last.headers.connection?.toLowerCase() !== 'close';
+        const keep =
+          reuse &&
+          !hung &&
+          !reader.closed &&
+          reader.leftover.length === 0 &&
+          last !== undefined &&
+          last.headers.connection?.toLowerCase() !== 'close';
         if (keep) {
           reader.detach();
           this.#idle.push(socket);

@@ -26,7 +26,11 @@ export function rssBytes(pid: number): number {
 export async function healthStatus(url: string): Promise<number | undefined> {
   const client = new RawHttp(url);
   try {
-    const exchange = await client.send({ pieces: [Buffer.from('GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n')], method: 'GET', mode: 'response' });
+    const exchange = await client.send({
+      pieces: [Buffer.from('GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n')],
+      method: 'GET',
+      mode: 'response',
+    });
     return exchange.responses[0]?.status;
   } catch {
     return undefined;

@@ -53,7 +53,8 @@ export function trickle(options: TrickleOptions): Promise<Trickler> {
 /** Opens `count` trickling connections, a few at a time. */
 export async function trickleMany(count: number, options: TrickleOptions): Promise<Trickler[]> {
   const all: Trickler[] = [];
-  for (let i = 0; i < count; i += 10) all.push(...(await Promise.all(Array.from({ length: Math.min(10, count - i) }, () => trickle(options)))));
+  for (let i = 0; i < count; i += 10)
+    all.push(...(await Promise.all(Array.from({ length: Math.min(10, count - i) }, () => trickle(options)))));
   return all;
 }
 

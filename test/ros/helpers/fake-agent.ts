@@ -28,7 +28,11 @@ export class FakeAgent implements AgentController {
     setOption: [] as { key: string; value: unknown }[],
   };
   /** What enqueue answers; default: accepted with one id. */
-  enqueueResult: (path: string) => Promise<EnqueueResult> = async (path) => ({ accepted: true, message: `queued ${path}`, uploadIds: [`id-${this.calls.enqueue.length}`] });
+  enqueueResult: (path: string) => Promise<EnqueueResult> = async (path) => ({
+    accepted: true,
+    message: `queued ${path}`,
+    uploadIds: [`id-${this.calls.enqueue.length}`],
+  });
   /** What stop() waits for; default: nothing. */
   stopWork: () => Promise<void> = async () => {};
   readonly #listeners = new Set<(upload: UploadSnapshot | undefined) => void>();
@@ -40,7 +44,9 @@ export class FakeAgent implements AgentController {
       paused: this.paused,
       bandwidthLimit: this.config.bandwidthLimit as number,
       uploads,
-      bytesPending: uploads.filter((u) => u.state !== 'completed' && u.state !== 'failed').reduce((sum, u) => sum + (u.bytesTotal - u.bytesSent), 0),
+      bytesPending: uploads
+        .filter((u) => u.state !== 'completed' && u.state !== 'failed')
+        .reduce((sum, u) => sum + (u.bytesTotal - u.bytesSent), 0),
       freeDiskBytes: this.freeDiskBytes,
       lowDisk: this.lowDisk,
     };
@@ -58,7 +64,10 @@ export class FakeAgent implements AgentController {
     this.#emit(undefined);
   }
 
-  async enqueue(path: string, options?: { priority?: number; metadata?: Record<string, unknown> }): Promise<EnqueueResult> {
+  async enqueue(
+    path: string,
+    options?: { priority?: number; metadata?: Record<string, unknown> },
+  ): Promise<EnqueueResult> {
     this.calls.enqueue.push({ path, options });
     return this.enqueueResult(path);
   }
@@ -66,15 +75,18 @@ export class FakeAgent implements AgentController {
   retryFailed(): number {
     this.calls.retryFailed += 1;
     const failed = [...this.uploads.values()].filter((upload) => upload.state === 'failed');
-    for (const upload of failed) this.update(upload.id, { state: 'queued', lastError: undefined, errorCode: undefined });
+    for (const upload of failed)
+      this.update(upload.id, { state: 'queued', lastError: undefined, errorCode: undefined });
     return failed.length;
   }
 
   setOption(key: string, value: unknown): void {
     this.calls.setOption.push({ key, value });
-    if (!Object.hasOwn(agentOptions.specs, key)) throw new UploadError('CONFIG_UNKNOWN_OPTION', `Unknown option "${key}"`);
+    if (!Object.hasOwn(agentOptions.specs, key))
+      throw new UploadError('CONFIG_UNKNOWN_OPTION', `Unknown option "${key}"`);
     const parsed = agentOptions.parseValue(key as keyof typeof agentOptions.specs & string, value, 'ROS parameter');
-    if (this.fixedAtRunTime.has(key)) throw new UploadError('CONFIG_INVALID', `${key} cannot change while the agent runs; restart it`);
+    if (this.fixedAtRunTime.has(key))
+      throw new UploadError('CONFIG_INVALID', `${key} cannot change while the agent runs; restart it`);
     this.config[key] = parsed;
     this.#emit(undefined);
   }

@@ -1,7 +1,16 @@
 import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { parseRosArgs } from '../../../agent/ros/ros-args.js';
-import { ParameterType, type ParameterDeclaration, type RosBinding, type RosNode, type RosParameter, type RosQos, type RosTime, type SetParametersResult } from '../../../agent/ros/ros-seam.js';
+import {
+  ParameterType,
+  type ParameterDeclaration,
+  type RosBinding,
+  type RosNode,
+  type RosParameter,
+  type RosQos,
+  type RosTime,
+  type SetParametersResult,
+} from '../../../agent/ros/ros-seam.js';
 import { checkMessage, loadMessage, loadService } from './ros-idl.js';
 
 /**
@@ -47,12 +56,15 @@ export class FakeRos implements RosBinding {
 
   constructor(options: { distro?: 'humble' | 'jazzy'; missing?: string[] } = {}) {
     this.distro = options.distro ?? 'humble';
-    this.interfaces = new Set(ALL_INTERFACES.filter((type) => !(options.missing ?? []).some((missing) => type.startsWith(missing))));
+    this.interfaces = new Set(
+      ALL_INTERFACES.filter((type) => !(options.missing ?? []).some((missing) => type.startsWith(missing))),
+    );
   }
 
   async init(argv: string[]): Promise<void> {
     if (this.initCount > 0) throw new Error('The context has already been initialized.');
-    if (!argv.every((arg) => typeof arg === 'string')) throw new TypeError('argv elements must be strings (and not null).');
+    if (!argv.every((arg) => typeof arg === 'string'))
+      throw new TypeError('argv elements must be strings (and not null).');
     const ros = parseRosArgs(argv);
     for (const file of ros.paramsFiles) readFileSync(file); // rcl fails init on a missing params file
     this.initCount += 1;
@@ -97,13 +109,21 @@ export class FakeRos implements RosBinding {
 function rclnodejsOverrides(argv: string[], nodeName: string): Map<string, RosParameter> {
   const overrides = new Map<string, RosParameter>();
   const ros = parseRosArgs(argv);
-  const fromFiles = ros.paramsFiles.map((file) => parseYaml(readFileSync(file, 'utf8'), { intAsBigInt: true }) as Record<string, { ros__parameters?: Record<string, unknown> }>);
+  const fromFiles = ros.paramsFiles.map(
+    (file) =>
+      parseYaml(readFileSync(file, 'utf8'), { intAsBigInt: true }) as Record<
+        string,
+        { ros__parameters?: Record<string, unknown> }
+      >,
+  );
   for (const key of ['/**', nodeName]) {
     for (const data of fromFiles) {
-      for (const [name, value] of Object.entries(data?.[key]?.ros__parameters ?? {})) overrides.set(name, typed(name, value));
+      for (const [name, value] of Object.entries(data?.[key]?.ros__parameters ?? {}))
+        overrides.set(name, typed(name, value));
     }
   }
-  for (const param of ros.params) overrides.set(param.name, typed(param.name, parseYaml(param.value, { intAsBigInt: true })));
+  for (const param of ros.params)
+    overrides.set(param.name, typed(param.name, parseYaml(param.value, { intAsBigInt: true })));
   return overrides;
 }
 
@@ -137,7 +157,10 @@ export class FakeNode implements RosNode {
   readonly name: string;
   readonly namespace: string;
   readonly publishers = new Map<string, PublishedTopic>();
-  readonly subscriptions = new Map<string, { type: string; qos: RosQos | undefined; callback: (message: unknown) => void }>();
+  readonly subscriptions = new Map<
+    string,
+    { type: string; qos: RosQos | undefined; callback: (message: unknown) => void }
+  >();
   readonly services = new Map<string, { type: string; handler: (request: unknown) => unknown }>();
   readonly timers: { period: bigint; callback: () => void; cancelled: boolean }[] = [];
   readonly declarations = new Map<string, ParameterDeclaration>();
@@ -186,7 +209,11 @@ export class FakeNode implements RosNode {
     this.subscriptions.set(topic, { type, qos, callback: callback as (message: unknown) => void });
   }
 
-  createService<Request, Response>(type: string, name: string, handler: (request: Request) => Response | Promise<Response>): void {
+  createService<Request, Response>(
+    type: string,
+    name: string,
+    handler: (request: Request) => Response | Promise<Response>,
+  ): void {
     if (!this.#ros.hasInterface(type)) throw new Error(`The message required does not exist: ${type}`);
     this.services.set(name, { type, handler: handler as (request: unknown) => unknown });
   }
@@ -241,8 +268,10 @@ export class FakeNode implements RosNode {
   /** As `ros2 param set`: returns what the caller would print. */
   setParameters(parameters: RosParameter[]): SetParametersResult {
     for (const parameter of parameters) {
-      if (!this.declarations.has(parameter.name)) return { successful: false, reason: `Parameter ${parameter.name} has not been declared` };
-      if (this.declarations.get(parameter.name)!.readOnly) return { successful: false, reason: `Parameter ${parameter.name} is readonly` };
+      if (!this.declarations.has(parameter.name))
+        return { successful: false, reason: `Parameter ${parameter.name} has not been declared` };
+      if (this.declarations.get(parameter.name)!.readOnly)
+        return { successful: false, reason: `Parameter ${parameter.name} is readonly` };
     }
     return this.#setAtomically(parameters);
   }
@@ -280,9 +309,11 @@ export class FakeNode implements RosNode {
     let list = parameters;
     for (const pre of this.#pre) {
       list = pre(list);
-      if (list.length === 0) return { successful: false, reason: 'parameter list is empty after pre-set callback; set rejected' };
+      if (list.length === 0)
+        return { successful: false, reason: 'parameter list is empty after pre-set callback; set rejected' };
     }
-    for (const parameter of list) if (!validValue(parameter)) return { successful: false, reason: `Invalid ${parameter.name}` };
+    for (const parameter of list)
+      if (!validValue(parameter)) return { successful: false, reason: `Invalid ${parameter.name}` };
     for (const callback of this.#callbacks) {
       const result = callback(list);
       if (!result.successful) return result;

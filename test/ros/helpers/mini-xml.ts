@@ -44,15 +44,19 @@ export function parseXml(source: string): XmlElement {
       const match = /^<\/([A-Za-z_][\w.-]*)\s*>/.exec(source.slice(i));
       if (!match) throw new Error(`line ${line()}: bad closing tag`);
       const open = stack.pop();
-      if (!open || open.name !== match[1]) throw new Error(`line ${line()}: </${match[1]}> does not close <${open?.name ?? 'nothing'}>`);
+      if (!open || open.name !== match[1])
+        throw new Error(`line ${line()}: </${match[1]}> does not close <${open?.name ?? 'nothing'}>`);
       open.text = open.text.trim();
       i += match[0].length;
     } else if (source[i] === '<') {
-      const match = /^<([A-Za-z_][\w.-]*)((?:\s+[A-Za-z_][\w.:-]*\s*=\s*(?:"[^"<]*"|'[^'<]*'))*)\s*(\/?)>/.exec(source.slice(i));
+      const match = /^<([A-Za-z_][\w.-]*)((?:\s+[A-Za-z_][\w.:-]*\s*=\s*(?:"[^"<]*"|'[^'<]*'))*)\s*(\/?)>/.exec(
+        source.slice(i),
+      );
       if (!match) throw new Error(`line ${line()}: malformed tag: ${source.slice(i, i + 60)}`);
       const attributes: Record<string, string> = {};
       for (const attribute of match[2]!.matchAll(/([A-Za-z_][\w.:-]*)\s*=\s*(?:"([^"]*)"|'([^']*)')/g)) {
-        if (Object.hasOwn(attributes, attribute[1]!)) throw new Error(`line ${line()}: attribute ${attribute[1]} repeated`);
+        if (Object.hasOwn(attributes, attribute[1]!))
+          throw new Error(`line ${line()}: attribute ${attribute[1]} repeated`);
         attributes[attribute[1]!] = decode(attribute[2] ?? attribute[3] ?? '', `line ${line()}`);
       }
       const element: XmlElement = { name: match[1]!, attributes, children: [], text: '' };

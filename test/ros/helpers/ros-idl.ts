@@ -28,7 +28,21 @@ export interface IdlMessage {
 }
 
 const PRIMITIVES = new Set([
-  'bool', 'byte', 'char', 'float32', 'float64', 'int8', 'uint8', 'int16', 'uint16', 'int32', 'uint32', 'int64', 'uint64', 'string', 'wstring',
+  'bool',
+  'byte',
+  'char',
+  'float32',
+  'float64',
+  'int8',
+  'uint8',
+  'int16',
+  'uint16',
+  'int32',
+  'uint32',
+  'int64',
+  'uint64',
+  'string',
+  'wstring',
 ]);
 
 const INTEGER_RANGES: Record<string, [number, number]> = {
@@ -106,12 +120,19 @@ export function loadService(type: string): { request: IdlMessage; response: IdlM
  * Problems of `value` as a `definition` message, as rclnodejs would see them; [] when it fits.
  * Every field of the definition must be present, and no other field. `resolve` loads nested types.
  */
-export function checkMessage(value: unknown, definition: IdlMessage, resolve: (type: string) => IdlMessage = loadMessage, path = definition.name): string[] {
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) return [`${path}: expected a message object, got ${describe(value)}`];
+export function checkMessage(
+  value: unknown,
+  definition: IdlMessage,
+  resolve: (type: string) => IdlMessage = loadMessage,
+  path = definition.name,
+): string[] {
+  if (typeof value !== 'object' || value === null || Array.isArray(value))
+    return [`${path}: expected a message object, got ${describe(value)}`];
   const record = value as Record<string, unknown>;
   const problems: string[] = [];
   const names = new Set(definition.fields.map((field) => field.name));
-  for (const key of Object.keys(record)) if (!names.has(key)) problems.push(`${path}.${key}: not a field of ${definition.name}`);
+  for (const key of Object.keys(record))
+    if (!names.has(key)) problems.push(`${path}.${key}: not a field of ${definition.name}`);
   for (const field of definition.fields) {
     if (!(field.name in record)) {
       problems.push(`${path}.${field.name}: missing`);
@@ -120,7 +141,10 @@ export function checkMessage(value: unknown, definition: IdlMessage, resolve: (t
     const item = record[field.name];
     if (field.array) {
       if (!Array.isArray(item)) problems.push(`${path}.${field.name}: expected an array, got ${describe(item)}`);
-      else item.forEach((element, index) => problems.push(...checkValue(element, field.type, resolve, `${path}.${field.name}[${index}]`)));
+      else
+        item.forEach((element, index) =>
+          problems.push(...checkValue(element, field.type, resolve, `${path}.${field.name}[${index}]`)),
+        );
     } else {
       problems.push(...checkValue(item, field.type, resolve, `${path}.${field.name}`));
     }
@@ -130,16 +154,20 @@ export function checkMessage(value: unknown, definition: IdlMessage, resolve: (t
 
 function checkValue(value: unknown, type: string, resolve: (type: string) => IdlMessage, path: string): string[] {
   if (type === 'bool') return typeof value === 'boolean' ? [] : [`${path}: expected a boolean, got ${describe(value)}`];
-  if (type === 'string' || type === 'wstring') return typeof value === 'string' ? [] : [`${path}: expected a string, got ${describe(value)}`];
-  if (type === 'float32' || type === 'float64') return typeof value === 'number' ? [] : [`${path}: expected a number, got ${describe(value)}`];
+  if (type === 'string' || type === 'wstring')
+    return typeof value === 'string' ? [] : [`${path}: expected a string, got ${describe(value)}`];
+  if (type === 'float32' || type === 'float64')
+    return typeof value === 'number' ? [] : [`${path}: expected a number, got ${describe(value)}`];
   const bigRange = BIGINT_RANGES[type];
   if (bigRange) {
-    if (typeof value !== 'bigint') return [`${path}: ${type} must be a BigInt (rclnodejs refuses a number), got ${describe(value)}`];
+    if (typeof value !== 'bigint')
+      return [`${path}: ${type} must be a BigInt (rclnodejs refuses a number), got ${describe(value)}`];
     return value < bigRange[0] || value > bigRange[1] ? [`${path}: ${value} is out of range for ${type}`] : [];
   }
   const range = INTEGER_RANGES[type];
   if (range) {
-    if (typeof value !== 'number' || !Number.isInteger(value)) return [`${path}: ${type} must be an integer number, got ${describe(value)}`];
+    if (typeof value !== 'number' || !Number.isInteger(value))
+      return [`${path}: ${type} must be an integer number, got ${describe(value)}`];
     return value < range[0] || value > range[1] ? [`${path}: ${value} is out of range for ${type}`] : [];
   }
   return checkMessage(value, resolve(type), resolve, path);

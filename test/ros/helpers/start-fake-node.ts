@@ -21,14 +21,21 @@ export interface FakeNodeRun {
  * Starts the real ROS layer (startRosNode) on the fake seam with a fake agent, as the program
  * does: argv as process.argv, the agent created by a factory that merges ROS settings last.
  */
-export async function startFakeNode(options: { rosArgs?: string[]; missing?: string[]; distro?: 'humble' | 'jazzy'; agent?: FakeAgent } = {}): Promise<FakeNodeRun> {
+export async function startFakeNode(
+  options: { rosArgs?: string[]; missing?: string[]; distro?: 'humble' | 'jazzy'; agent?: FakeAgent } = {},
+): Promise<FakeNodeRun> {
   const ros = new FakeRos({ distro: options.distro ?? 'humble', missing: options.missing ?? [] });
   const agent = options.agent ?? new FakeAgent();
   const { logger, lines, warnings } = captureLogger();
   const signals = new EventEmitter();
   const exits: number[] = [];
   let rosSettings: RosSettings | undefined;
-  const argv = ['/usr/bin/node', '/opt/agent/dist/agent/cli/main.js', 'watch', ...(options.rosArgs ? ['--ros-args', ...options.rosArgs] : [])];
+  const argv = [
+    '/usr/bin/node',
+    '/opt/agent/dist/agent/cli/main.js',
+    'watch',
+    ...(options.rosArgs ? ['--ros-args', ...options.rosArgs] : []),
+  ];
   const handle = await startRosNode({
     binding: ros,
     argv,

@@ -22,10 +22,15 @@ function rate(name: string, run: () => void, rounds = 8): number {
 }
 
 console.log(`${os.cpus()[0]?.model ?? 'unknown CPU'}, Node ${process.version}, 64 MiB buffer hashed in 8 MiB chunks`);
-const crc32 = rate('CRC-32', () => {
-  let value = 0;
-  for (let offset = 0; offset < buffer.length; offset += chunk) value = zlib.crc32(buffer.subarray(offset, offset + chunk), value);
-}, 32);
+const crc32 = rate(
+  'CRC-32',
+  () => {
+    let value = 0;
+    for (let offset = 0; offset < buffer.length; offset += chunk)
+      value = zlib.crc32(buffer.subarray(offset, offset + chunk), value);
+  },
+  32,
+);
 const md5 = rate('MD5', () => {
   const hash = createHash('md5');
   for (let offset = 0; offset < buffer.length; offset += chunk) hash.update(buffer.subarray(offset, offset + chunk));

@@ -26,7 +26,10 @@ try {
     data.writeUInt32BE(i, 0);
     return data;
   };
-  const samples = size <= 2 * 1024 * 1024 ? [Buffer.concat(Array.from({ length: count }, (_, i) => chunk(i)))] : [chunk(0).subarray(0, 1024 * 1024), chunk(count - 1).subarray(-1024 * 1024)];
+  const samples =
+    size <= 2 * 1024 * 1024
+      ? [Buffer.concat(Array.from({ length: count }, (_, i) => chunk(i)))]
+      : [chunk(0).subarray(0, 1024 * 1024), chunk(count - 1).subarray(-1024 * 1024)];
   const created = await fetch(server.url + routes.sessions, {
     method: 'POST',
     headers: { 'content-type': 'application/json' },
@@ -48,12 +51,26 @@ try {
   const sendSeconds = (performance.now() - sendStart) / 1000;
   const sha256 = hash.digest('hex');
   const start = performance.now();
-  const completed = await fetch(server.url + routes.complete(id), { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ sha256 }) });
+  const completed = await fetch(server.url + routes.complete(id), {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ sha256 }),
+  });
   const completeMs = performance.now() - start;
   const body = (await completed.json()) as { state?: string; sha256?: string };
-  if (completed.status !== 200 || body.sha256 !== sha256) throw new Error(`complete failed: ${completed.status} ${JSON.stringify(body)}`);
-  console.log(`sent ${mib} MiB in order in ${sendSeconds.toFixed(1)} s (${(mib / sendSeconds).toFixed(0)} MiB/s); complete took ${completeMs.toFixed(0)} ms`);
-  console.log(JSON.stringify({ measure: 'complete', sizeMiB: mib, completeMs: Math.round(completeMs), sendMiBps: Math.round(mib / sendSeconds) }));
+  if (completed.status !== 200 || body.sha256 !== sha256)
+    throw new Error(`complete failed: ${completed.status} ${JSON.stringify(body)}`);
+  console.log(
+    `sent ${mib} MiB in order in ${sendSeconds.toFixed(1)} s (${(mib / sendSeconds).toFixed(0)} MiB/s); complete took ${completeMs.toFixed(0)} ms`,
+  );
+  console.log(
+    JSON.stringify({
+      measure: 'complete',
+      sizeMiB: mib,
+      completeMs: Math.round(completeMs),
+      sendMiBps: Math.round(mib / sendSeconds),
+    }),
+  );
 } finally {
   await server.stop();
   await dir.remove();

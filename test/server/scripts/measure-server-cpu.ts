@@ -66,13 +66,34 @@ interface Server {
 }
 
 async function startServer(dir: TempDir): Promise<Server> {
-  const nodeArgs = [...(values['node-arg'] ?? []), ...(values.prof ? ['--cpu-prof', '--cpu-prof-dir', path.resolve(values.prof)] : [])];
+  const nodeArgs = [
+    ...(values['node-arg'] ?? []),
+    ...(values.prof ? ['--cpu-prof', '--cpu-prof-dir', path.resolve(values.prof)] : []),
+  ];
   const wrapper = values.wrap ? values.wrap.split(' ') : [];
-  const child = spawn(wrapper[0] ?? process.execPath, [...wrapper.slice(1), ...(wrapper.length > 0 ? [process.execPath] : []), ...nodeArgs, values.server, '--host', '127.0.0.1', '--port', '0', '--upload-dir', dir.path, '--no-rate-limit', '--log-level', 'info'], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-    // A wrapper (strace) does not pass SIGTERM on: the whole group is signalled.
-    detached: wrapper.length > 0,
-  });
+  const child = spawn(
+    wrapper[0] ?? process.execPath,
+    [
+      ...wrapper.slice(1),
+      ...(wrapper.length > 0 ? [process.execPath] : []),
+      ...nodeArgs,
+      values.server,
+      '--host',
+      '127.0.0.1',
+      '--port',
+      '0',
+      '--upload-dir',
+      dir.path,
+      '--no-rate-limit',
+      '--log-level',
+      'info',
+    ],
+    {
+      stdio: ['ignore', 'pipe', 'inherit'],
+      // A wrapper (strace) does not pass SIGTERM on: the whole group is signalled.
+      detached: wrapper.length > 0,
+    },
+  );
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   let out = '';
   const url = await new Promise<string>((resolve, reject) => {
@@ -113,7 +134,13 @@ async function startServer(dir: TempDir): Promise<Server> {
 
 const dispatcher = new Agent({ connections: 64, pipelining: 1, keepAliveTimeout: 30_000 });
 
-async function send(base: string, method: 'POST' | 'PUT', route: string, body: Buffer | string, extra: Record<string, string>): Promise<{ status: number; json: Record<string, unknown> }> {
+async function send(
+  base: string,
+  method: 'POST' | 'PUT',
+  route: string,
+  body: Buffer | string,
+  extra: Record<string, string>,
+): Promise<{ status: number; json: Record<string, unknown> }> {
   const answer = await request(base + route, { method, body, headers: extra, dispatcher });
   const text = await answer.body.text();
   const json = text ? (JSON.parse(text) as Record<string, unknown>) : {};
@@ -122,13 +149,29 @@ async function send(base: string, method: 'POST' | 'PUT', route: string, body: B
 }
 
 /** One file as the agent sends it: create, chunks one after another, complete. */
-async function sessionUpload(base: string, relativePath: string, size: number, chunkAt: (index: number) => { data: Buffer; crc: string }, sha256: string, fingerprint: string): Promise<void> {
-  const created = await send(base, 'POST', routes.sessions, JSON.stringify({ path: relativePath, size, fingerprint, chunkSize: DEFAULT_CHUNK_SIZE, sha256 }), { 'content-type': 'application/json' });
+async function sessionUpload(
+  base: string,
+  relativePath: string,
+  size: number,
+  chunkAt: (index: number) => { data: Buffer; crc: string },
+  sha256: string,
+  fingerprint: string,
+): Promise<void> {
+  const created = await send(
+    base,
+    'POST',
+    routes.sessions,
+    JSON.stringify({ path: relativePath, size, fingerprint, chunkSize: DEFAULT_CHUNK_SIZE, sha256 }),
+    { 'content-type': 'application/json' },
+  );
   const id = created.json.id as string;
   const count = created.json.chunkCount as number;
   for (let index = 0; index < count; index += 1) {
     const { data, crc } = chunkAt(index);
-    await send(base, 'PUT', routes.chunk(id, index), data, { 'content-type': 'application/octet-stream', [headers.chunkChecksum]: crc });
+    await send(base, 'PUT', routes.chunk(id, index), data, {
+      'content-type': 'application/octet-stream',
+      [headers.chunkChecksum]: crc,
+    });
   }
   await send(base, 'POST', routes.complete(id), JSON.stringify({ sha256 }), { 'content-type': 'application/json' });
 }
@@ -147,7 +190,12 @@ async function throughput(): Promise<Record<string, unknown>> {
   const sha256 = hash.digest('hex');
   for (const [position, length] of fingerprintRanges(size)) {
     const index = Math.floor(position / DEFAULT_CHUNK_SIZE);
-    samples.push(chunkAt(index).data.subarray(position - index * DEFAULT_CHUNK_SIZE, position - index * DEFAULT_CHUNK_SIZE + length));
+    samples.push(
+      chunkAt(index).data.subarray(
+        position - index * DEFAULT_CHUNK_SIZE,
+        position - index * DEFAULT_CHUNK_SIZE + length,
+      ),
+    );
   }
   const fingerprint = fingerprintOf(size, samples);
   const runs: { mibps: number; cpuPerGiB: number; peakRssMiB: number }[] = [];
@@ -164,15 +212,31 @@ async function throughput(): Promise<Record<string, unknown>> {
       const cpu = (await server.cpuSeconds()) - cpu0;
       const reads = (await server.readCalls()) - reads0;
       const sys = (await server.systemSeconds()) - sys0;
-      const run = { mibps: size / MiB / seconds, cpuPerGiB: cpu / (size / 1024 ** 3), peakRssMiB: await server.peakRssMiB() };
+      const run = {
+        mibps: size / MiB / seconds,
+        cpuPerGiB: cpu / (size / 1024 ** 3),
+        peakRssMiB: await server.peakRssMiB(),
+      };
       runs.push(run);
-      console.log(`round ${round}: ${run.mibps.toFixed(0)} MiB/s, server CPU ${run.cpuPerGiB.toFixed(2)} s/GiB (system ${(sys / (size / 1024 ** 3)).toFixed(2)}), ${((reads / size) * 1024 ** 3).toFixed(0)} read calls/GiB, server peak RSS ${run.peakRssMiB.toFixed(0)} MiB`);
+      console.log(
+        `round ${round}: ${run.mibps.toFixed(0)} MiB/s, server CPU ${run.cpuPerGiB.toFixed(2)} s/GiB (system ${(sys / (size / 1024 ** 3)).toFixed(2)}), ${((reads / size) * 1024 ** 3).toFixed(0)} read calls/GiB, server peak RSS ${run.peakRssMiB.toFixed(0)} MiB`,
+      );
     } finally {
       await server.stop();
       await dir.remove();
     }
   }
-  return { measure: 'server-cpu-throughput', mib: Number(values.mib), runs: runs.map((r) => ({ mibps: round1(r.mibps), cpuPerGiB: round3(r.cpuPerGiB), peakRssMiB: round1(r.peakRssMiB) })), medianMibps: round1(median(runs.map((r) => r.mibps))), medianCpuPerGiB: round3(median(runs.map((r) => r.cpuPerGiB))) };
+  return {
+    measure: 'server-cpu-throughput',
+    mib: Number(values.mib),
+    runs: runs.map((r) => ({
+      mibps: round1(r.mibps),
+      cpuPerGiB: round3(r.cpuPerGiB),
+      peakRssMiB: round1(r.peakRssMiB),
+    })),
+    medianMibps: round1(median(runs.map((r) => r.mibps))),
+    medianCpuPerGiB: round3(median(runs.map((r) => r.cpuPerGiB))),
+  };
 }
 
 async function small(): Promise<Record<string, unknown>> {
@@ -181,7 +245,15 @@ async function small(): Promise<Record<string, unknown>> {
   const concurrency = Number(values.concurrency);
   const contents = Array.from({ length: 64 }, () => {
     const data = randomBytes(size);
-    return { data, crc: new Crc32().update(data).header(), sha256: createHash('sha256').update(data).digest('hex'), fingerprint: fingerprintOf(size, fingerprintRanges(size).map(([p, l]) => data.subarray(p, p + l))) };
+    return {
+      data,
+      crc: new Crc32().update(data).header(),
+      sha256: createHash('sha256').update(data).digest('hex'),
+      fingerprint: fingerprintOf(
+        size,
+        fingerprintRanges(size).map(([p, l]) => data.subarray(p, p + l)),
+      ),
+    };
   });
   const kinds = {
     session: async (base: string, n: number): Promise<void> => {
@@ -190,11 +262,17 @@ async function small(): Promise<Record<string, unknown>> {
     },
     put: async (base: string, n: number): Promise<void> => {
       const c = contents[n % contents.length]!;
-      const answer = await send(base, 'PUT', routes.file(`bag${Math.floor(n / 100)}/put_${n}.bin`), c.data, { 'content-type': 'application/octet-stream', [headers.contentSha256]: c.sha256 });
+      const answer = await send(base, 'PUT', routes.file(`bag${Math.floor(n / 100)}/put_${n}.bin`), c.data, {
+        'content-type': 'application/octet-stream',
+        [headers.contentSha256]: c.sha256,
+      });
       if (answer.status !== 201) throw new Error(`PUT answered ${answer.status}`);
     },
   };
-  const results: Record<string, { filesPerSecond: number[]; cpuMsPerFile: number[] }> = { session: { filesPerSecond: [], cpuMsPerFile: [] }, put: { filesPerSecond: [], cpuMsPerFile: [] } };
+  const results: Record<string, { filesPerSecond: number[]; cpuMsPerFile: number[] }> = {
+    session: { filesPerSecond: [], cpuMsPerFile: [] },
+    put: { filesPerSecond: [], cpuMsPerFile: [] },
+  };
   for (let round = 1; round <= Number(values.rounds); round += 1) {
     for (const kind of values.kinds.split(',') as ('session' | 'put')[]) {
       const dir = await createTempDir('measure-cpu');
@@ -214,7 +292,9 @@ async function small(): Promise<Record<string, unknown>> {
         const cpu = (await server.cpuSeconds()) - cpu0;
         results[kind]!.filesPerSecond.push(files / seconds);
         results[kind]!.cpuMsPerFile.push((cpu * 1000) / files);
-        console.log(`round ${round} ${kind.padEnd(7)}: ${(files / seconds).toFixed(0)} files/s, server CPU ${((cpu * 1000) / files).toFixed(2)} ms per file`);
+        console.log(
+          `round ${round} ${kind.padEnd(7)}: ${(files / seconds).toFixed(0)} files/s, server CPU ${((cpu * 1000) / files).toFixed(2)} ms per file`,
+        );
       } finally {
         await server.stop();
         await dir.remove();
@@ -227,7 +307,14 @@ async function small(): Promise<Record<string, unknown>> {
     cpuMsPerFile: round3(median(results[kind]!.cpuMsPerFile)),
     minCpuMsPerFile: round3(Math.min(...results[kind]!.cpuMsPerFile)),
   });
-  return { measure: 'server-cpu-small', files, kib: Number(values.kib), concurrency, session: summary('session'), put: summary('put') };
+  return {
+    measure: 'server-cpu-small',
+    files,
+    kib: Number(values.kib),
+    concurrency,
+    session: summary('session'),
+    put: summary('put'),
+  };
 }
 
 async function fanIn(): Promise<Record<string, unknown>> {
@@ -242,7 +329,9 @@ async function fanIn(): Promise<Record<string, unknown>> {
   const chunkAt = (index: number): { data: Buffer; crc: string } => {
     const chunk = pool[index % pool.length]!;
     const length = Math.min(DEFAULT_CHUNK_SIZE, size - index * DEFAULT_CHUNK_SIZE);
-    return length === DEFAULT_CHUNK_SIZE ? chunk : { data: chunk.data.subarray(0, length), crc: new Crc32().update(chunk.data.subarray(0, length)).header() };
+    return length === DEFAULT_CHUNK_SIZE
+      ? chunk
+      : { data: chunk.data.subarray(0, length), crc: new Crc32().update(chunk.data.subarray(0, length)).header() };
   };
   const hash = createHash('sha256');
   for (let index = 0; index < count; index += 1) hash.update(chunkAt(index).data);
@@ -255,18 +344,41 @@ async function fanIn(): Promise<Record<string, unknown>> {
       const cpu0 = await server.cpuSeconds();
       const t0 = performance.now();
       // Each uploader's file has its own path and fingerprint (the content is shared: the server cannot tell).
-      await Promise.all(Array.from({ length: uploaders }, (_, u) => sessionUpload(server.url, `u${u}/file.bin`, size, chunkAt, sha256, `fp1:${createHash('sha256').update(String(u)).digest('hex')}`)));
+      await Promise.all(
+        Array.from({ length: uploaders }, (_, u) =>
+          sessionUpload(
+            server.url,
+            `u${u}/file.bin`,
+            size,
+            chunkAt,
+            sha256,
+            `fp1:${createHash('sha256').update(String(u)).digest('hex')}`,
+          ),
+        ),
+      );
       const seconds = (performance.now() - t0) / 1000;
       const cpu = (await server.cpuSeconds()) - cpu0;
-      const run = { peakRssMiB: await server.peakRssMiB(), mibps: (uploaders * mib) / seconds, cpuPerGiB: cpu / ((uploaders * size) / 1024 ** 3) };
+      const run = {
+        peakRssMiB: await server.peakRssMiB(),
+        mibps: (uploaders * mib) / seconds,
+        cpuPerGiB: cpu / ((uploaders * size) / 1024 ** 3),
+      };
       runs.push(run);
-      console.log(`round ${round}: ${uploaders} × ${mib} MiB, ${run.mibps.toFixed(0)} MiB/s, server peak RSS ${run.peakRssMiB.toFixed(0)} MiB, CPU ${run.cpuPerGiB.toFixed(2)} s/GiB`);
+      console.log(
+        `round ${round}: ${uploaders} × ${mib} MiB, ${run.mibps.toFixed(0)} MiB/s, server peak RSS ${run.peakRssMiB.toFixed(0)} MiB, CPU ${run.cpuPerGiB.toFixed(2)} s/GiB`,
+      );
     } finally {
       await server.stop();
       await dir.remove();
     }
   }
-  return { measure: 'server-fan-in', uploaders, mib, maxPeakRssMiB: round1(Math.max(...runs.map((r) => r.peakRssMiB))), medianMibps: round1(median(runs.map((r) => r.mibps))) };
+  return {
+    measure: 'server-fan-in',
+    uploaders,
+    mib,
+    maxPeakRssMiB: round1(Math.max(...runs.map((r) => r.peakRssMiB))),
+    medianMibps: round1(median(runs.map((r) => r.mibps))),
+  };
 }
 
 function median(values: number[]): number {
