@@ -9,7 +9,8 @@
  * - Error codes a server sends: `wireErrorCodes` (with their meaning), `wireErrorStatus` (the
  *   HTTP status of each), `isWireErrorCode`, `WireErrorDetails`.
  * - Helpers both sides must compute alike: the chunk checksum (`Crc32`, `formatChunkChecksum`,
- *   `parseChunkChecksum`), the file fingerprint (`fingerprintFile`, `isFingerprint`), and the
+ *   `parseChunkChecksum`), the request checksum (`requestChecksum`, `checkRequestChecksum`,
+ *   `canonicalRequestText`), the file fingerprint (`fingerprintFile`, `isFingerprint`), and the
  *   relative path rules (`normaliseRelativePath`, which throws an UploadError INVALID_PATH).
  */
 export {
@@ -48,4 +49,10 @@ export {
 } from './errors/wire-errors.js';
 export { Crc32, formatChunkChecksum, parseChunkChecksum } from './chunk-checksum.js';
 export { fingerprintFile, isFingerprint } from './fingerprint.js';
+export {
+  canonicalRequestText,
+  checkRequestChecksum,
+  requestChecksum,
+  type RequestToCheck,
+} from './request-checksum.js';
 export { normaliseRelativePath } from './relative-path.js';

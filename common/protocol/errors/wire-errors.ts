@@ -14,6 +14,8 @@ export const wireErrorCodes = {
   CHUNK_INDEX_OUT_OF_RANGE: 'a chunk index is outside the session',
   CHUNK_SIZE_MISMATCH: 'a chunk body does not have the expected length',
   CHUNK_CHECKSUM_MISMATCH: 'a chunk failed its checksum and was not stored',
+  REQUEST_CHECKSUM_MISMATCH:
+    'the request was damaged in transit (its X-Request-Checksum does not match); send it again',
   CHUNK_CONFLICT: 'a chunk was re-sent with content different from the acknowledged one',
   CHUNKS_MISSING: 'completion was asked for before every chunk arrived',
   FILE_CHECKSUM_MISMATCH: 'the whole file failed its checksum',
@@ -50,6 +52,7 @@ export const wireErrorStatus: Readonly<Record<WireErrorCode, number>> = {
   CHUNK_INDEX_OUT_OF_RANGE: 400,
   CHUNK_SIZE_MISMATCH: 400,
   CHUNK_CHECKSUM_MISMATCH: 422,
+  REQUEST_CHECKSUM_MISMATCH: 400,
   CHUNK_CONFLICT: 409,
   CHUNKS_MISSING: 409,
   FILE_CHECKSUM_MISMATCH: 422,
