@@ -193,10 +193,8 @@ function mountAt(app: express.Express, basePath: string | undefined): RequestLis
 }
 
 function notFound(req: IncomingMessage, res: ServerResponse): void {
-  const error = new UploadError(
-    'ROUTE_NOT_FOUND',
-    `No route ${req.method} ${(req.url ?? '').split('?')[0]!.slice(0, 100)}`,
-  );
+  const [route = ''] = (req.url ?? '').split('?');
+  const error = new UploadError('ROUTE_NOT_FOUND', `No route ${req.method} ${route.slice(0, 100)}`);
   res.writeHead(httpStatusOf(error.code), { 'Content-Type': 'application/json; charset=utf-8' });
   res.end(JSON.stringify(errorBody(error)));
 }

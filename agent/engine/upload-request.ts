@@ -53,5 +53,5 @@ export async function checkUpload(filePath: string, options: AddUploadOptions): 
 /** The bag folder of a remote path (its parent folder's name), or '' for a file at the top. */
 export function bagNameOf(remotePath: string): string {
   const parts = remotePath.split('/');
-  return parts.length > 1 ? parts[parts.length - 2]! : '';
+  return parts.at(-2) ?? '';
 }

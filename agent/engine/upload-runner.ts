@@ -4,6 +4,7 @@ import { setImmediate as nextTurn } from 'node:timers/promises';
 import zlib from 'node:zlib';
 import type { Logger } from 'pino';
 import { UploadError } from '../../common/errors/upload-error.js';
+import { present } from '../../common/errors/present.js';
 import { fingerprintFile } from '../../common/protocol/fingerprint.js';
 import { MAX_WHOLE_FILE_SIZE, type CompletedFile, type OpenSession } from '../../common/protocol/native-protocol.js';
 import { TransferCompression, type EncodedChunk } from './compression/transfer-compression.js';
@@ -28,7 +29,12 @@ import {
 import type { TokenBucket } from './throttle/token-bucket.js';
 import { errorDetails } from './transport/http-errors.js';
 import type { AttemptLimits } from './transport/http-transport.js';
-import { MAX_METADATA_HEADER, metadataHeader, type SessionClient } from './transport/session-client.js';
+import {
+  MAX_METADATA_HEADER,
+  metadataHeader,
+  type PutFileResult,
+  type SessionClient,
+} from './transport/session-client.js';
 import type { UploadRecord } from './upload-record.js';
 
 /** Restarts in a row (file changed, session lost) before the upload fails. */
@@ -306,7 +312,7 @@ export class UploadRunner {
     record.bytesInFlight = 0;
     // An attempt that sent its whole body and lost the answer may have stored the file: a 200 after it is ours, not a duplicate.
     let bodyDelivered = false;
-    let result;
+    let result: { answer: PutFileResult; sha256: string };
     try {
       result = await this.#retrying(async (limits) => {
         const raw = await readWholeFile(record.localPath, version.size);
@@ -442,9 +448,10 @@ export class UploadRunner {
         chunks.ahead = undefined;
         chunks.current = chunk;
         await this.#checkpoint(version);
-        if (index + 1 < session.chunkCount && !held.has(index + 1)) chunks.ahead = prepare(index + 1, chunk.fork!);
+        const fork = present(chunk.fork, 'the running hash of a chunk sent in order');
+        if (index + 1 < session.chunkCount && !held.has(index + 1)) chunks.ahead = prepare(index + 1, fork);
         await this.#sendChunk(session, chunk, chunks);
-        hash.adopt(chunk.fork!, chunk.length);
+        hash.adopt(fork, chunk.length);
         this.#ctx.journal().ackChunk(record.id, index);
         record.bytesAcked += chunk.length;
         record.bytesInFlight = 0;
@@ -512,7 +519,7 @@ export class UploadRunner {
         if (status.state !== 'complete' && status.received.includes(index)) return;
       }
       if (!prepared.encoded) await this.#reloadChunk(prepared, chunks);
-      const encoded = prepared.encoded!;
+      const encoded = present(prepared.encoded, "a chunk's encoded bytes after reading them again");
       const chunk = { index, body: encoded.body, encoding: encoded.encoding, crc32: prepared.crc32 };
       const scale = encoded.body.length > 0 ? length / encoded.body.length : 1;
       let sent = 0;

@@ -70,7 +70,8 @@ export function spawnNode(name: string, script: string, args: string[], options:
   const env: Record<string, string> = {};
   for (const [key, value] of Object.entries(process.env))
     if (value !== undefined && !FOREIGN_ENV.test(key)) env[key] = value;
-  const reportFile = path.join(options.reportDir, `usage-${name}-${(sequence += 1)}.json`);
+  sequence += 1;
+  const reportFile = path.join(options.reportDir, `usage-${name}-${sequence}.json`);
   Object.assign(env, options.env, { BENCH_USAGE_FILE: reportFile });
   const nodeArgs = [...(options.tsx ? ['--import', 'tsx'] : []), '--import', EXIT_USAGE, script, ...args];
   const startedAt = performance.now();
@@ -90,8 +91,7 @@ export function spawnNode(name: string, script: string, args: string[], options:
   child.stdout!.setEncoding('utf8').on('data', (text: string) => {
     const t = performance.now();
     buffer += text;
-    let newline: number;
-    while ((newline = buffer.indexOf('\n')) >= 0) {
+    for (let newline = buffer.indexOf('\n'); newline >= 0; newline = buffer.indexOf('\n')) {
       const line = { t, text: buffer.slice(0, newline) };
       buffer = buffer.slice(newline + 1);
       lines.push(line);

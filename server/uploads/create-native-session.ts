@@ -69,7 +69,8 @@ async function createOrResume(
 
   const now = Date.now();
   for (const open of await context.store.openSessionsFor(uploader, relativePath)) {
-    const runtime = (await context.runtimes.find(open.id))!;
+    const runtime = await context.runtimes.find(open.id);
+    if (!runtime) continue; // ended (cancelled, expired) since the listing: nothing to resume or supersede
     if (open.size === size && open.fingerprint === fingerprint) {
       if (runtime.record.state === 'completing')
         throw new UploadError(

@@ -145,10 +145,10 @@ async function unplaceFrom(context: UploadContext, runtime: SessionRuntime, inde
     .filter((chunk) => chunk.offset !== null && chunk.index >= index)
     .sort((a, b) => a.index - b.index);
   for (const chunk of placed) {
-    if (chunk.index === index) continue;
+    if (chunk.index === index || chunk.offset === null) continue;
     await context.storage.writeSpool(
       legacyChunkSpool(id, chunk.index),
-      context.storage.readStaged(id, chunk.offset!, chunk.size),
+      context.storage.readStaged(id, chunk.offset, chunk.size),
     );
   }
   await context.store.setChunkOffsets(

@@ -1,4 +1,5 @@
 import path from 'node:path';
+import { present } from '../../common/errors/present.js';
 import { MAX_SEGMENT_BYTES } from '../../common/protocol/native-protocol.js';
 
 /**
@@ -10,7 +11,9 @@ export function uniqueName(relativePath: string, n: number): string {
   const dir = path.posix.dirname(relativePath);
   const base = path.posix.basename(relativePath);
   const dot = base.lastIndexOf('.');
-  const name = (dot > 0 ? fitted(base.slice(0, dot), `.${n}${base.slice(dot)}`) : undefined) ?? fitted(base, `.${n}`)!;
+  const name =
+    (dot > 0 ? fitted(base.slice(0, dot), `.${n}${base.slice(dot)}`) : undefined) ??
+    present(fitted(base, `.${n}`), `a unique name for ${base}`);
   return dir === '.' ? name : `${dir}/${name}`;
 }
 

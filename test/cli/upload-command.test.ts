@@ -141,7 +141,12 @@ describe('upload order and progress output', { timeout: 120_000 }, () => {
 
   it('plain output: one line per state change', () => {
     let text = '';
-    const out = { write: (chunk: string) => ((text += chunk), true) } as unknown as NodeJS.WritableStream;
+    const out = {
+      write: (chunk: string) => {
+        text += chunk;
+        return true;
+      },
+    } as unknown as NodeJS.WritableStream;
     const progress = plainProgress(out);
     progress.update(snapshot('queued', 0));
     progress.update(snapshot('uploading', 100));
@@ -161,7 +166,10 @@ describe('upload order and progress output', { timeout: 120_000 }, () => {
     const out = {
       isTTY: true,
       columns: 80,
-      write: (chunk: string) => ((text += chunk), true),
+      write: (chunk: string) => {
+        text += chunk;
+        return true;
+      },
     } as unknown as NodeJS.WriteStream;
     const progress = ttyProgress(out);
     progress.update(snapshot('uploading', 500));

@@ -42,7 +42,7 @@ describe('both programs', { timeout: 120_000 }, () => {
     ]);
     expect(runs.map((run) => run.code)).toEqual([64, 64, 78, 78, 78, 78]);
     const named = ['chunkSize', 'compressionLevel', 'missing.yaml', 'missing.yaml', 'broken.yaml', 'broken.yaml'];
-    runs.forEach((run, index) => expect(run.stderr.split('\n')[0]).toContain(named[index]));
+    for (const [index, run] of runs.entries()) expect(run.stderr.split('\n')[0]).toContain(named[index]);
     // The agent says it in one line (the server quotes the YAML parser's excerpt below its first line).
     for (const run of [runs[0]!, runs[2]!, runs[4]!]) expect(run.stderr.trim().split('\n')).toHaveLength(1);
   });

@@ -9,7 +9,7 @@ import { createTempDir, type TempDir } from '../helpers/tmp-dir.js';
 import { waitFor } from '../helpers/wait-for.js';
 import { createLayout, startFuzzServer, type FuzzLayout, type FuzzServer } from './support/fuzz-target.js';
 import { fdCount, healthStatus, isRunning, rssBytes, serverComplaints } from './support/server-watch.js';
-import { destroyAll, stillOpen, trickleMany, type Trickler } from './support/tricklers.js';
+import { stillOpen, trickleMany, type Trickler } from './support/tricklers.js';
 
 /**
  * Slowloris: many connections that trickle their headers or their bodies are cut off by the

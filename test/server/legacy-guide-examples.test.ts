@@ -18,8 +18,10 @@ const run = promisify(execFile);
 let guide: string;
 let dir: TempDir;
 
+const FENCE = '```';
+
 function block(language: string, containing: string): string {
-  const blocks = [...guide.matchAll(new RegExp('```' + language + '\\n([\\s\\S]*?)```', 'g'))].map((m) => m[1]!);
+  const blocks = [...guide.matchAll(new RegExp(`${FENCE}${language}\\n([\\s\\S]*?)${FENCE}`, 'g'))].map((m) => m[1]!);
   const found = blocks.find((b) => b.includes(containing));
   if (!found) throw new Error(`no ${language} block containing ${containing} in the guide`);
   return found;

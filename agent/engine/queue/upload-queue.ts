@@ -126,7 +126,7 @@ export class UploadQueue<T extends QueuedUpload> {
       let abandoned = false;
       const onAbort = (): void => {
         abandoned = true; // its turn gives the slot straight back
-        reject(signal!.reason);
+        reject(signal?.reason);
       };
       signal?.addEventListener('abort', onAbort, { once: true });
       this.#incoming.push({

@@ -1749,13 +1749,7 @@ export function checkResponse(response: RawResponse, method: string): string | u
   if (response.status >= 500 && response.status !== 503 && response.status !== 507) return `status ${response.status}`;
   if (response.status >= 400 && method.toUpperCase() !== 'HEAD') {
     const json = jsonOf(response);
-    if (
-      !json ||
-      json.success !== false ||
-      typeof json.code !== 'string' ||
-      typeof json.error !== 'string' ||
-      json.error === ''
-    )
+    if (json?.success !== false || typeof json.code !== 'string' || typeof json.error !== 'string' || json.error === '')
       return `an error answer without the JSON error body`;
   }
   return undefined;
