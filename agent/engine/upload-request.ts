@@ -36,7 +36,8 @@ export async function checkUpload(filePath: string, options: AddUploadOptions): 
   if (!Number.isInteger(priority) || priority < MIN_PRIORITY || priority > MAX_PRIORITY) {
     throw new UploadError(
       'INVALID_FIELD',
-      `priority must be a whole number from ${MIN_PRIORITY} to ${MAX_PRIORITY}, not ${JSON.stringify(options.priority)} (${localPath})`,
+      `priority must be a whole number from ${MIN_PRIORITY} to ` +
+        `${MAX_PRIORITY}, not ${JSON.stringify(options.priority)} (${localPath})`,
     );
   }
   if (

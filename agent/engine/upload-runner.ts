@@ -52,7 +52,10 @@ const MAX_REPAIR_ROUNDS = 3;
  * (dedup). A file the journal knows (re-queued unchanged) always goes that way too.
  */
 const WHOLE_FILE_LIMIT = 1024 * 1024;
-/** Pieces in which a read-ahead chunk is hashed and CRC'd, yielding to the event loop in between (the chunk on the wire keeps streaming). */
+/**
+ * Pieces in which a read-ahead chunk is hashed and CRC'd, yielding to the event loop in between
+ * (the chunk on the wire keeps streaming).
+ */
 const DIGEST_PIECE = 1024 * 1024;
 
 /** A chunk read, CRC'd, hashed and encoded, ready to go; its bytes may be dropped while the upload waits. */
@@ -280,7 +283,8 @@ export class UploadRunner {
       if (answer.state === 'complete') {
         throw new UploadError(
           'PROTOCOL',
-          `${what}: the server reports the file complete with SHA-256 ${answer.sha256}, but the local file's is ${local}`,
+          `${what}: the server reports the file complete with ` +
+            `SHA-256 ${answer.sha256}, but the local file's is ${local}`,
         );
       }
     }
@@ -310,7 +314,8 @@ export class UploadRunner {
     const what = `${record.localPath} → ${record.remotePath}`;
     record.bytesAcked = 0;
     record.bytesInFlight = 0;
-    // An attempt that sent its whole body and lost the answer may have stored the file: a 200 after it is ours, not a duplicate.
+    // An attempt that sent its whole body and lost the answer may have stored the file: a 200 after
+    // it is ours, not a duplicate.
     let bodyDelivered = false;
     let result: { answer: PutFileResult; sha256: string };
     try {
@@ -367,7 +372,8 @@ export class UploadRunner {
     if (answer.file.sha256 !== sha256 || answer.file.size !== version.size) {
       throw new UploadError(
         'PROTOCOL',
-        `${what}: the server stored SHA-256 ${answer.file.sha256} (${answer.file.size} bytes), but the local file's is ${sha256} (${version.size} bytes)`,
+        `${what}: the server stored SHA-256 ${answer.file.sha256} (${answer.file.size} ` +
+          `bytes), but the local file's is ${sha256} (${version.size} bytes)`,
       );
     }
     this.#completed(answer.file, version, answer.status === 200 && !bodyDelivered);
@@ -380,7 +386,8 @@ export class UploadRunner {
     if (session.chunkCount !== expectedCount || session.size !== version.size) {
       throw new UploadError(
         'PROTOCOL',
-        `${record.localPath}: the server's session has ${session.chunkCount} chunks of ${session.chunkSize} bytes for ${session.size} bytes; expected ${expectedCount} for ${version.size}`,
+        `${record.localPath}: the server's session has ${session.chunkCount} chunks of ` +
+          `${session.chunkSize} bytes for ${session.size} bytes; expected ${expectedCount} for ${version.size}`,
       );
     }
     const server = this.#ctx.client().serverHref;
@@ -499,14 +506,18 @@ export class UploadRunner {
       again.release(chunks.buffers);
       throw new UploadError(
         'FILE_CHANGED',
-        `${this.record.localPath} changed during its upload (chunk ${chunk.index + 1} reads differently now); restarting it`,
+        `${this.record.localPath} changed during its upload (chunk ` +
+          `${chunk.index + 1} reads differently now); restarting it`,
       );
     }
     chunk.raw = again.raw;
     chunk.encoded = again.encoded;
   }
 
-  /** Sends one chunk with retries. After a failure that came after the whole body went out, asks whether the server has it before re-sending. */
+  /**
+   * Sends one chunk with retries. After a failure that came after the whole body went out, asks
+   * whether the server has it before re-sending.
+   */
   async #sendChunk(session: OpenSession, prepared: PreparedChunk, chunks: ChunkSource): Promise<void> {
     const record = this.record;
     const { index, length } = prepared;
@@ -577,7 +588,8 @@ export class UploadRunner {
           // Every stored chunk passed its CRC, so the local file is not what was sent: start over.
           throw new UploadError(
             'FILE_CHANGED',
-            `${record.localPath}: the server's copy failed the whole-file SHA-256 although every chunk passed its checksum (the file changed in place?); sending it again`,
+            `${record.localPath}: the server's copy failed the whole-file SHA-256 although ` +
+              `every chunk passed its checksum (the file changed in place?); sending it again`,
             { cause: error },
           );
         }

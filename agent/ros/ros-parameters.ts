@@ -196,7 +196,9 @@ export class ParameterSchema<S extends OptionSpecs = OptionSpecs> {
     if (parameter.type !== option.type) {
       return {
         ok: false,
-        reason: `${option.name} must be ${this.#typeText(option)}, not ${typeNames[parameter.type] ?? `type ${parameter.type}`}${shown ? ` (${shown})` : ''}`,
+        reason:
+          `${option.name} must be ${this.#typeText(option)}, not ` +
+          `${typeNames[parameter.type] ?? `type ${parameter.type}`}${shown ? ` (${shown})` : ''}`,
       };
     }
     const result = optionSchema(option.spec).safeParse(parameter.value);

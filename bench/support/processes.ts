@@ -59,8 +59,23 @@ export interface SpawnOptions {
 let sequence = 0;
 
 /** Variables that would change the programs' settings behind the benchmark's back. */
-const FOREIGN_ENV =
-  /^(HOST|PORT|UPLOAD_DIR|SSL_CERT|SSL_KEY|MAX_FILE_SIZE|COMPRESSION_THRESHOLD|COMPRESSION_LEVEL|UPLOAD_SERVER_.*|UPLOAD_AGENT_.*|NODE_OPTIONS|ROS_.*|AMENT_.*)$/;
+const FOREIGN_ENV = new RegExp(
+  `^(${[
+    'HOST',
+    'PORT',
+    'UPLOAD_DIR',
+    'SSL_CERT',
+    'SSL_KEY',
+    'MAX_FILE_SIZE',
+    'COMPRESSION_THRESHOLD',
+    'COMPRESSION_LEVEL',
+    'UPLOAD_SERVER_.*',
+    'UPLOAD_AGENT_.*',
+    'NODE_OPTIONS',
+    'ROS_.*',
+    'AMENT_.*',
+  ].join('|')})$`,
+);
 
 /**
  * Starts `node [--import tsx] --import exit-usage.mjs <script> ...args` as a tracked child
@@ -139,7 +154,8 @@ export function spawnNode(name: string, script: string, args: string[], options:
           waiters.splice(waiters.indexOf(waiter), 1);
           reject(
             new Error(
-              `${name}: no line matching ${pattern} within ${timeoutMs / 1000} s\nstdout tail: ${tail(lines)}\nstderr tail: ${err.slice(-2000)}`,
+              `${name}: no line matching ${pattern} within ${timeoutMs / 1000} s\n` +
+                `stdout tail: ${tail(lines)}\nstderr tail: ${err.slice(-2000)}`,
             ),
           );
         }, timeoutMs);
@@ -150,7 +166,8 @@ export function spawnNode(name: string, script: string, args: string[], options:
           clearTimeout(timer);
           reject(
             new Error(
-              `${name} exited (${code}) before printing a line matching ${pattern}\nstdout tail: ${tail(lines)}\nstderr tail: ${err.slice(-2000)}`,
+              `${name} exited (${code}) before printing a line matching ${pattern}\n` +
+                `stdout tail: ${tail(lines)}\nstderr tail: ${err.slice(-2000)}`,
             ),
           );
         });

@@ -95,7 +95,8 @@ export function formatOptionsTable<S extends OptionSpecs>(set: OptionSet<S>): st
     const flag = spec.cli === false ? '' : `\`${names.flag}\``;
     const ros = spec.ros === false ? '' : `\`${names.ros}\``;
     lines.push(
-      `| \`${key}\` | ${flag} | \`${names.env}\` | ${ros} | ${set.formatDefault(key)} | ${spec.doc.replace(/\|/g, '\\|')} |`,
+      `| \`${key}\` | ${flag} | \`${names.env}\` | ${ros} | ` +
+        `${set.formatDefault(key)} | ${spec.doc.replace(/\|/g, '\\|')} |`,
     );
   }
   return lines.join('\n');

@@ -50,7 +50,8 @@ export function createRouteLimits(config: ServerConfig, log: Logger): RouteLimit
           next(
             new UploadError(
               'RATE_LIMITED',
-              `Too many requests: the limit for ${name} is ${limit} per ${describeWindow(windowMs)}; retry after ${retryAfter} s`,
+              `Too many requests: the limit for ${name} is ${limit} per ` +
+                `${describeWindow(windowMs)}; retry after ${retryAfter} s`,
               {
                 details: { retryAfter },
               },

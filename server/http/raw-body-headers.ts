@@ -16,7 +16,8 @@ export function rawBodyEncoding(req: IncomingMessage, what: string): BodyEncodin
   if (contentType !== 'application/octet-stream') {
     throw new UploadError(
       'UNSUPPORTED_MEDIA_TYPE',
-      `${what} must be sent as Content-Type: application/octet-stream, not ${JSON.stringify(req.headers['content-type'] ?? '(none)')}`,
+      `${what} must be sent as Content-Type: application/octet-stream, ` +
+        `not ${JSON.stringify(req.headers['content-type'] ?? '(none)')}`,
     );
   }
   return encoding;

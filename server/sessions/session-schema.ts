@@ -82,7 +82,8 @@ export function migrateSchema(db: Database.Database, file: string): void {
   if (version > SCHEMA_VERSION) {
     throw new UploadError(
       'STATE_DIR',
-      `The session database ${file} was written by a newer version of the server (schema ${version}; this one knows up to ${SCHEMA_VERSION}): upgrade the server`,
+      `The session database ${file} was written by a newer version of the server ` +
+        `(schema ${version}; this one knows up to ${SCHEMA_VERSION}): upgrade the server`,
     );
   }
   if (version === SCHEMA_VERSION) return;
@@ -91,7 +92,8 @@ export function migrateSchema(db: Database.Database, file: string): void {
       db.exec(present(MIGRATIONS[next - 1], `the migration to schema version ${next}`));
     }
     db.prepare(
-      `INSERT INTO meta (key, value) VALUES ('schema_version', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value`,
+      `INSERT INTO meta (key, value) VALUES ('schema_version', ` +
+        `?) ON CONFLICT (key) DO UPDATE SET value = excluded.value`,
     ).run(String(SCHEMA_VERSION));
   })();
 }

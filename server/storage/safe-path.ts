@@ -49,7 +49,8 @@ export class SafePathResolver {
     } catch (error) {
       const code = (error as NodeJS.ErrnoException).code;
       if (code !== 'ENOENT' && code !== 'ENOTDIR') throw error;
-      // A folder is missing (or a file stands where a folder should): walk the segments to create it or to name the culprit.
+      // A folder is missing (or a file stands where a folder should): walk the segments to create
+      // it or to name the culprit.
       const walked = await this.#walk(segments, options.createParents, created);
       if (walked === undefined)
         return { absolute: path.join(this.#root, ...segments), exists: false, size: undefined, created };

@@ -42,7 +42,8 @@ export async function createNativeSession(
   if (chunkCount > MAX_CHUNK_COUNT) {
     throw new UploadError(
       'INVALID_FIELD',
-      `chunkSize ${chunkSize} makes ${chunkCount} chunks; at most ${MAX_CHUNK_COUNT} are allowed (use at least ${Math.ceil(size / MAX_CHUNK_COUNT)} bytes)`,
+      `chunkSize ${chunkSize} makes ${chunkCount} chunks; at most ${MAX_CHUNK_COUNT} ` +
+        `are allowed (use at least ${Math.ceil(size / MAX_CHUNK_COUNT)} bytes)`,
     );
   }
   return context.pathLocks.run(pathLockKey(input.uploader, input.path), () =>

@@ -105,7 +105,8 @@ export async function storeLegacyChunk(
       await context.storage.removeSpool(part.spool);
       throw new UploadError(
         'CHUNK_SIZE_MISMATCH',
-        `chunk ${index} (${part.size} bytes) would make the chunks add up to ${total} bytes, more than filesize ${record.size}`,
+        `chunk ${index} (${part.size} bytes) would make the chunks ` +
+          `add up to ${total} bytes, more than filesize ${record.size}`,
       );
     }
     if (held?.offset !== null && held !== undefined) await unplaceFrom(context, runtime, index);

@@ -94,7 +94,8 @@ export async function receiveNativeChunk(
     if (verifier.crc !== input.crc) {
       throw new UploadError(
         'CHUNK_CHECKSUM_MISMATCH',
-        `chunk ${index} failed its checksum (received ${formatChunkChecksum(verifier.crc)}, expected ${formatChunkChecksum(input.crc)}); it was not stored, send it again`,
+        `chunk ${index} failed its checksum (received ${formatChunkChecksum(verifier.crc)}, ` +
+          `expected ${formatChunkChecksum(input.crc)}); it was not stored, send it again`,
       );
     }
     const now = Date.now();

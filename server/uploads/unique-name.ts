@@ -17,7 +17,10 @@ export function uniqueName(relativePath: string, n: number): string {
   return dir === '.' ? name : `${dir}/${name}`;
 }
 
-/** `stem + suffix`, the stem shortened (by whole code points) to fit MAX_SEGMENT_BYTES; undefined when no stem is left. */
+/**
+ * `stem + suffix`, the stem shortened (by whole code points) to fit MAX_SEGMENT_BYTES; undefined
+ * when no stem is left.
+ */
 function fitted(stem: string, suffix: string): string | undefined {
   const points = Array.from(stem);
   while (points.length > 0 && Buffer.byteLength(points.join('') + suffix) > MAX_SEGMENT_BYTES) points.pop();

@@ -32,7 +32,7 @@ async function setup() {
 }
 
 describe('ros2-upload-agent upload', { timeout: 120_000 }, () => {
-  it('uploads bag folders and files, metadata.yaml last, prints plain lines, and exits 0 once all are verified; status shows them', async () => {
+  it('uploads folders and files (metadata.yaml last), exits 0 once verified; status shows them', async () => {
     const s = await setup();
     const bag = path.join(s.dir.path, 'mcap_plain');
     cpSync(path.join(FIXTURES, 'mcap_plain'), bag, { recursive: true });

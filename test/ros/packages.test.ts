@@ -110,7 +110,8 @@ describe('package.xml files (package format 3)', () => {
 
   it('the checker catches broken packages', () => {
     const broken = parseXml(
-      '<package format="2"><version>1.0</version><name>Bad__Name</name><description>x</description><maintainer>nobody</maintainer><foo/><export/></package>',
+      '<package format="2"><version>1.0</version><name>Bad__Name</name>' +
+        '<description>x</description><maintainer>nobody</maintainer><foo/><export/></package>',
     );
     expect(packageProblems(broken)).toEqual(
       expect.arrayContaining([
@@ -344,7 +345,8 @@ describe('the upload_agent wrapper', () => {
     const result = spawnSync(wrapper, ['watch', '/data'], { encoding: 'utf8', env: { PATH: '/usr/bin:/bin' } });
     expect(result.status).toBe(127);
     expect(result.stderr).toContain(
-      `upload_agent: cannot find the agent: ${path.join(dir, 'no-such-checkout')}/dist/agent/cli/main.js does not exist (run \`npm install\``,
+      `upload_agent: cannot find the agent: ` +
+        `${path.join(dir, 'no-such-checkout')}/dist/agent/cli/main.js does not exist (run \`npm install\``,
     );
   });
 });

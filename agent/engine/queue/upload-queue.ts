@@ -116,7 +116,10 @@ export class UploadQueue<T extends QueuedUpload> {
     this.#scheduleFlush();
   }
 
-  /** A ready upload waits for a slot; rejects with the signal's reason if it aborts first (the request is then dropped). */
+  /**
+   * A ready upload waits for a slot; rejects with the signal's reason if it aborts first (the
+   * request is then dropped).
+   */
   acquire(priority: number, seq: number, signal?: AbortSignal): Promise<Slot> {
     return new Promise<Slot>((resolve, reject) => {
       if (signal?.aborted) {
