@@ -7,16 +7,24 @@ import { handleClientError } from './http/client-error.js';
 import { loadTokens } from './http/load-tokens.js';
 import { createLogger, type Logger } from './logging/logger.js';
 import { loadTls } from './tls/load-tls.js';
-import { assembleUploadHandler, type UploadHandler, type UploadHandlerOptions } from './upload-handler.js';
+import {
+  assembleUploadHandler,
+  loadViewerTokens,
+  type UploadHandler,
+  type UploadHandlerOptions,
+} from './upload-handler.js';
 
 /** Options of createUploadServer: any server option (camelCase), plus what only a library caller can pass. */
 export type UploadServerOptions = UploadHandlerOptions;
 
-export interface UploadServer extends Pick<UploadHandler, 'config' | 'storageRoot' | 'events' | 'sweepExpired'> {
+export interface UploadServer
+  extends Pick<UploadHandler, 'config' | 'storageRoot' | 'events' | 'sweepExpired' | 'settled'> {
   /** `http://127.0.0.1:PORT` or `https://…`; the host is bracketed for IPv6. */
   readonly url: string;
   readonly address: AddressInfo;
   readonly port: number;
+  /** `http://HOST:PORT/metrics` of --metrics-listen, when given. */
+  readonly metricsUrl: string | undefined;
   /**
    * Stops accepting connections, lets requests in flight finish for up to shutdownTimeout, then
    * closes the remaining connections, the session store and the background work.
@@ -43,6 +51,8 @@ export async function createUploadServer(options: UploadServerOptions = {}): Pro
     );
   }
   const tokens = loadTokens(config.tokensFile, config.tokens);
+  const viewers = loadViewerTokens(config, tokens);
+  const metricsAddress = config.metricsListen === undefined ? undefined : parseListen(config.metricsListen);
   const loopback = isLoopback(config.host);
   if (!loopback && tokens.size === 0 && !config.allowAnonymous) {
     throw new UploadError(
@@ -58,12 +68,14 @@ export async function createUploadServer(options: UploadServerOptions = {}): Pro
     config,
     log,
     tokens,
+    viewers,
     anonymousAllowed,
     storage,
     basePath: undefined,
     ownServer: true,
   });
   let server: http.Server | undefined;
+  let metricsServer: http.Server | undefined;
   try {
     const serverOptions: http.ServerOptions = {
       headersTimeout: config.headersTimeout * 1000,
@@ -89,8 +101,26 @@ export async function createUploadServer(options: UploadServerOptions = {}): Pro
 
     await listen(server, config.port, config.host);
     const address = server.address() as AddressInfo;
-    const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
-    const url = `${tls ? 'https' : 'http'}://${host}:${address.port}`;
+    const url = `${tls ? 'https' : 'http'}://${hostPort(address)}`;
+    let metricsUrl: string | undefined;
+    if (metricsAddress) {
+      metricsServer = http.createServer((req, res) => {
+        const [route] = (req.url ?? '').split('?');
+        if (req.method !== 'GET' || route !== '/metrics') {
+          res.writeHead(404, { 'Content-Type': 'text/plain; charset=utf-8' }).end('Only GET /metrics is served here\n');
+          return;
+        }
+        handler.metricsText().then(
+          ({ contentType, text }) => res.writeHead(200, { 'Content-Type': contentType }).end(text),
+          (error: unknown) => {
+            log.error({ event: 'metrics_failed', err: error }, 'Could not collect the metrics');
+            res.writeHead(500).end();
+          },
+        );
+      });
+      await listen(metricsServer, metricsAddress.port, metricsAddress.host);
+      metricsUrl = `http://${hostPort(metricsServer.address() as AddressInfo)}/metrics`;
+    }
     log.info(
       {
         event: 'listening',
@@ -100,13 +130,20 @@ export async function createUploadServer(options: UploadServerOptions = {}): Pro
         auth: tokens.size > 0 ? `${tokens.size} tokens` : 'open',
         anonymousAllowed,
         rateLimit: config.rateLimit,
+        viewers: viewers.size,
+        ...(metricsUrl ? { metricsUrl } : {}),
       },
-      `Upload server listening on ${url}`,
+      `Upload server listening on ${url}; dashboard at ${url}/dashboard/`,
     );
 
     const listening = server;
+    const listeningMetrics = metricsServer;
     let closing: Promise<void> | undefined;
     const close = async (): Promise<void> => {
+      // The dashboard's streams never end by themselves: end them first so they do not hold the shutdown.
+      handler.endStreams();
+      listeningMetrics?.closeAllConnections();
+      listeningMetrics?.close();
       await stopServing(listening, sockets, config.shutdownTimeout);
       await handler.close();
       log.info({ event: 'closed' }, 'Upload server closed');
@@ -115,17 +152,39 @@ export async function createUploadServer(options: UploadServerOptions = {}): Pro
       url,
       address,
       port: address.port,
+      metricsUrl,
       config,
       storageRoot: handler.storageRoot,
       events: handler.events,
       sweepExpired: () => handler.sweepExpired(),
+      settled: () => handler.settled(),
       close: () => (closing ??= close()),
     };
   } catch (error) {
     server?.close();
+    metricsServer?.close();
     await handler.close();
     throw error;
   }
+}
+
+function hostPort(address: AddressInfo): string {
+  return `${address.family === 'IPv6' ? `[${address.address}]` : address.address}:${address.port}`;
+}
+
+/** HOST:PORT or [IPv6]:PORT of --metrics-listen; CONFIG_INVALID naming the option otherwise. */
+export function parseListen(value: string): { host: string; port: number } {
+  const match = /^(?:\[([^\]]+)\]|([^:\s]+)):(\d{1,5})$/.exec(value.trim());
+  const port = Number(match?.[3]);
+  const host = match?.[1] ?? match?.[2];
+  if (!match || host === undefined || !Number.isInteger(port) || port > 65535) {
+    throw new UploadError(
+      'CONFIG_INVALID',
+      `Invalid metricsListen (--metrics-listen, UPLOAD_SERVER_METRICS_LISTEN): ${JSON.stringify(value)}: ` +
+        'expected HOST:PORT, e.g. 127.0.0.1:9464 or [::1]:9464',
+    );
+  }
+  return { host, port };
 }
 
 /**

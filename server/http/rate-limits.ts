@@ -20,6 +20,8 @@ export interface RouteLimits {
   nativeChunk: RequestHandler[];
   nativeComplete: RequestHandler[];
   nativeOther: RequestHandler[];
+  /** The dashboard's login: a guard against guessing viewer tokens. */
+  viewerLogin: RequestHandler[];
 }
 
 /**
@@ -79,6 +81,7 @@ export function createRouteLimits(config: ServerConfig, log: Logger): RouteLimit
     nativeChunk: make('chunk uploads', config.rateLimitChunks, MINUTE),
     nativeComplete: make('completions', config.rateLimitComplete, HOUR),
     nativeOther: make('native requests', config.rateLimitNative, HOUR),
+    viewerLogin: make('dashboard logins', 30, HOUR),
   };
 }
 

@@ -1,8 +1,20 @@
 import Database from 'better-sqlite3';
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
+import type {
+  Announcement,
+  BagCounts,
+  BagQuery,
+  BagRecord,
+  FileToAnnounce,
+  OpenSessionSummary,
+  UploaderStats,
+  WebhookDelivery,
+  WebhookHook,
+} from './fleet-records.js';
 import type { ChunkRecord, CompletionResult, FileRecord, SessionRecord } from './session-record.js';
 import { migrateSchema } from './session-schema.js';
+import { SqliteFleetTables } from './sqlite-fleet.js';
 import type { CreateOrResumeOutcome, SessionStore } from './session-store.js';
 import { fileRow, sessionRow, toFile, toSession, type ChunkRow, type FileRow, type SessionRow } from './sqlite-rows.js';
 
@@ -17,6 +29,7 @@ import { fileRow, sessionRow, toFile, toSession, type ChunkRow, type FileRow, ty
 export class SqliteSessionStore implements SessionStore {
   readonly #db: Database.Database;
   readonly #statements;
+  readonly #fleet: SqliteFleetTables;
 
   constructor(file: string) {
     mkdirSync(path.dirname(file), { recursive: true });
@@ -31,6 +44,7 @@ export class SqliteSessionStore implements SessionStore {
       throw error;
     }
     this.#statements = prepare(this.#db);
+    this.#fleet = new SqliteFleetTables(this.#db);
   }
 
   async insertSession(record: SessionRecord): Promise<void> {
@@ -158,6 +172,70 @@ export class SqliteSessionStore implements SessionStore {
     return (this.#statements.filesOf.all(uploader, limit) as FileRow[]).map(toFile);
   }
 
+  async recentFiles(limit: number): Promise<FileRecord[]> {
+    return this.#fleet.recentFiles(limit);
+  }
+
+  async filesIn(uploader: string, folder: string): Promise<FileRecord[]> {
+    return this.#fleet.filesIn(uploader, folder);
+  }
+
+  async openSessionSummaries(): Promise<OpenSessionSummary[]> {
+    return this.#fleet.openSessionSummaries();
+  }
+
+  async filesToAnnounce(limit: number): Promise<FileToAnnounce[]> {
+    return this.#fleet.filesToAnnounce(limit);
+  }
+
+  async announce(announcement: Announcement): Promise<boolean> {
+    return this.#fleet.announce(announcement);
+  }
+
+  async getBag(uploader: string, folder: string): Promise<BagRecord | undefined> {
+    return this.#fleet.getBag(uploader, folder);
+  }
+
+  async listBags(query: BagQuery): Promise<BagRecord[]> {
+    return this.#fleet.listBags(query);
+  }
+
+  async bagCounts(): Promise<BagCounts> {
+    return this.#fleet.bagCounts();
+  }
+
+  async dueDeliveries(now: number, limit: number): Promise<WebhookDelivery[]> {
+    return this.#fleet.dueDeliveries(now, limit);
+  }
+
+  async nextDeliveryAt(): Promise<number | undefined> {
+    return this.#fleet.nextDeliveryAt();
+  }
+
+  async deleteDelivery(id: string): Promise<void> {
+    this.#fleet.deleteDelivery(id);
+  }
+
+  async rescheduleDelivery(id: string, attempts: number, nextAttemptAt: number, error: string): Promise<void> {
+    this.#fleet.rescheduleDelivery(id, attempts, nextAttemptAt, error);
+  }
+
+  async pendingDeliveries(): Promise<Record<WebhookHook, number>> {
+    return this.#fleet.pendingDeliveries();
+  }
+
+  async dropDeliveries(hook: WebhookHook): Promise<number> {
+    return this.#fleet.dropDeliveries(hook);
+  }
+
+  async uploaderStats(): Promise<UploaderStats[]> {
+    return this.#fleet.uploaderStats();
+  }
+
+  async saveUploaderStats(stats: readonly UploaderStats[]): Promise<void> {
+    this.#fleet.saveUploaderStats(stats);
+  }
+
   async close(): Promise<void> {
     if (this.#db.open) this.#db.close();
   }
@@ -194,10 +272,17 @@ function prepare(db: Database.Database) {
     expired: db.prepare('SELECT * FROM sessions WHERE expires_at <= ?'),
     unfinishedIds: db.prepare(`SELECT id FROM sessions WHERE state != 'complete'`),
     getFile: db.prepare('SELECT * FROM files WHERE uploader = ? AND path = ?'),
-    putFile: db.prepare(`INSERT OR REPLACE INTO files
-      (uploader, path, size, sha256, md5, fingerprint, completed_at, metadata, compressed_size, session_id)
+    // New content is pending announcement (announce = 1); the same record written again (a
+    // deduplicated completion) keeps its state, so it is not announced twice.
+    putFile: db.prepare(`INSERT INTO files
+      (uploader, path, size, sha256, md5, fingerprint, completed_at, metadata, compressed_size, session_id, announce)
       VALUES
-      (@uploader, @path, @size, @sha256, @md5, @fingerprint, @completed_at, @metadata, @compressed_size, @session_id)`),
+      (@uploader, @path, @size, @sha256, @md5, @fingerprint, @completed_at, @metadata, @compressed_size, @session_id, 1)
+      ON CONFLICT (uploader, path) DO UPDATE SET size = excluded.size, sha256 = excluded.sha256, md5 = excluded.md5,
+      fingerprint = excluded.fingerprint, completed_at = excluded.completed_at, metadata = excluded.metadata,
+      compressed_size = excluded.compressed_size, session_id = excluded.session_id,
+      announce = CASE WHEN files.sha256 = excluded.sha256 AND files.completed_at = excluded.completed_at
+        THEN files.announce ELSE 1 END`),
     setCompressed: db.prepare('UPDATE files SET compressed_size = ? WHERE uploader = ? AND path = ?'),
     filesOf: db.prepare('SELECT * FROM files WHERE uploader = ? ORDER BY completed_at DESC, path LIMIT ?'),
   };

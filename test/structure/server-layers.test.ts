@@ -36,15 +36,24 @@ function serverLayers(commonFolders: readonly string[]): Layer[] {
         'server/integrity',
         'server/storage',
         'server/sessions',
+        // Pure: what a rosbag2 metadata.yaml lists, which folder is a bag.
+        'server/bags',
       ],
     },
     {
       name: 'per-session runtime, events and the gzip copy',
       folders: ['server/runtime', 'server/events', 'server/compression'],
     },
-    { name: 'use cases (uploads/)', folders: ['server/uploads'] },
-    { name: 'background jobs and HTTP helpers', folders: ['server/jobs', 'server/http'] },
-    { name: 'routes', folders: ['server/routes', 'server/routes/native', 'server/routes/legacy'] },
+    // fleet/: what the stored files and the upload events add up to (bags, robots, the live view).
+    { name: 'use cases (uploads/, fleet/)', folders: ['server/uploads', 'server/fleet'] },
+    {
+      name: 'background jobs, metrics, webhooks and HTTP helpers',
+      folders: ['server/jobs', 'server/http', 'server/metrics', 'server/webhooks'],
+    },
+    {
+      name: 'routes',
+      folders: ['server/routes', 'server/routes/native', 'server/routes/legacy', 'server/routes/dashboard'],
+    },
     { name: 'the composition root', folders: ['server'] },
     { name: 'the server program', folders: ['server/cli'] },
   ];
@@ -53,6 +62,10 @@ function serverLayers(commonFolders: readonly string[]): Layer[] {
 /** Folders below HTTP: they take typed inputs and must not know requests, responses or forms. */
 const BELOW_HTTP = [
   'server/uploads/',
+  'server/fleet/',
+  'server/bags/',
+  'server/metrics/',
+  'server/webhooks/',
   'server/runtime/',
   'server/jobs/',
   'server/events/',
