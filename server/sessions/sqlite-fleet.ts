@@ -104,7 +104,7 @@ export class SqliteFleetTables {
   listBags(query: BagQuery): BagRecord[] {
     // NULL parameters mean "any": one statement serves every combination.
     const complete = query.complete === undefined ? null : query.complete ? 1 : 0;
-    const rows = this.#s.listBags.all(query.uploader ?? null, complete, query.limit) as BagRow[];
+    const rows = this.#s.listBags.all({ uploader: query.uploader ?? null, complete, limit: query.limit }) as BagRow[];
     return rows.map(toBag);
   }
 
@@ -186,8 +186,8 @@ function prepare(db: Database.Database) {
       @bytes, @complete, @completed_at, @event_id, @first_at, @updated_at)`),
     getBag: db.prepare('SELECT * FROM bags WHERE uploader = ? AND folder = ?'),
     listBags: db.prepare(
-      `SELECT * FROM bags WHERE (?1 IS NULL OR uploader = ?1) AND (?2 IS NULL OR complete = ?2)
-        ORDER BY updated_at DESC, uploader, folder LIMIT ?3`,
+      `SELECT * FROM bags WHERE (@uploader IS NULL OR uploader = @uploader)
+        AND (@complete IS NULL OR complete = @complete) ORDER BY updated_at DESC, uploader, folder LIMIT @limit`,
     ),
     bagCounts: db.prepare(
       `SELECT SUM(complete) AS complete, SUM(1 - complete) AS incomplete,
