@@ -19,7 +19,7 @@ export async function listBagViews(store: SessionStore, query: BagListQuery): Pr
   return (await store.listBags(query)).map(bagView);
 }
 
-/** GET /v1/bags/<uploader>/<bag>: one bag with every listed and verified file (FILE_NOT_FOUND when there is no such bag). */
+/** GET /v1/bags/<uploader>/<bag>: one bag with every listed and verified file (FILE_NOT_FOUND when there is none). */
 export async function bagDetail(store: SessionStore, uploader: string, folder: string): Promise<BagDetail> {
   const bag = await store.getBag(uploader, folder);
   if (!bag) {

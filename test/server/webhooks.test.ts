@@ -158,7 +158,7 @@ describe('webhooks: --on-file-complete and --on-bag-complete', () => {
       expect(live.accepted().get(refused.id)).toBe(1);
     const bag2 = accepted.find((r) => r.type === 'bag.completed' && r.body.data.bag === 'run2');
     expect(bag2?.body.data).toMatchObject({ uploader: 'robot1', storageIdentifier: 'mcap' });
-    expect((bag2?.body.data.files as unknown[]).length).toBe(fixtureFiles('mcap_plain').length);
+    expect(bag2?.body.data.files).toHaveLength(fixtureFiles('mcap_plain').length);
     const metrics = await (await fetch(`${server.url}/metrics`, AS_VIEWER)).text();
     expect(metrics).toMatch(/ros2_upload_server_webhook_pending\{hook="file"\} 0/);
   }, 120_000);
