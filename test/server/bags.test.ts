@@ -108,7 +108,7 @@ describe("rosbag2's metadata.yaml", () => {
 });
 
 describe('the bag view over real uploads', () => {
-  it('shows a bag incomplete with what is missing, and complete (once, with one event) when the last split arrives', async () => {
+  it('shows a bag incomplete with what is missing, then complete (once, one event) with its last split', async () => {
     server = await startTestServer({ tokens: TOKENS, viewerTokens: VIEWERS });
     const completed: BagCompletedEvent[] = [];
     server.server.events.on('bag-completed', (event) => completed.push(event));
@@ -221,7 +221,7 @@ describe('the bag view over real uploads', () => {
     }
   });
 
-  it('builds the bags of files stored before this version at its first start, without webhooks for the past', async () => {
+  it('builds the bags of files stored before schema 2 at the first start, without webhooks for the past', async () => {
     server = await startTestServer({ tokens: TOKENS, viewerTokens: VIEWERS });
     for (const file of fixtureFiles('sqlite_plain'))
       await putWholeFile(server.url, `old/${file.name}`, file.data, ROBOT1);
@@ -231,7 +231,8 @@ describe('the bag view over real uploads', () => {
     // Make the database what version 1 left: no bag tables, no announcement state.
     const db = new Database(path.join(uploadDir, 'state', 'uploads.db'));
     db.exec(`DROP TABLE bags; DROP TABLE webhook_deliveries; DROP TABLE uploader_stats; DROP INDEX files_to_announce;
-      DROP INDEX files_by_time; ALTER TABLE files DROP COLUMN announce; UPDATE meta SET value = '1' WHERE key = 'schema_version';`);
+      DROP INDEX files_by_time; ALTER TABLE files DROP COLUMN announce;
+      UPDATE meta SET value = '1' WHERE key = 'schema_version';`);
     db.close();
     let posted = 0;
     const receiver = await import('node:http').then(({ createServer }) =>

@@ -99,7 +99,8 @@ describe('GET /metrics after real uploads', () => {
     expect(
       sample(
         text,
-        'ros2_upload_server_http_request_duration_seconds_count{method="PUT",route="/v1/sessions/:id/chunks/:index",status="200"}',
+        'ros2_upload_server_http_request_duration_seconds_count' +
+          '{method="PUT",route="/v1/sessions/:id/chunks/:index",status="200"}',
       ),
     ).toBe(chunks);
     const lastSeen = sample(text, 'ros2_upload_server_uploader_last_seen_timestamp_seconds{uploader="robot1"}');
