@@ -61,7 +61,7 @@ async function readEvents(
 }
 
 describe('dashboard access: viewer tokens and the login cookie', () => {
-  it('logs a viewer in from its own page only, with an HttpOnly SameSite=Strict cookie that opens the view', async () => {
+  it('logs a viewer in from its own page only, with an HttpOnly SameSite=Strict cookie', async () => {
     server = await startTestServer({ tokens: TOKENS, viewerTokens: VIEWERS });
     const base = server.url;
     expect((await login(base, VIEWER, 'https://evil.example')).status).toBe(403);
