@@ -56,6 +56,8 @@ function serverLayers(commonFolders: readonly string[]): Layer[] {
     },
     { name: 'the composition root', folders: ['server'] },
     { name: 'the server program', folders: ['server/cli'] },
+    // The dashboard page runs in the browser; it shares only the wire types of common/protocol.
+    { name: 'the dashboard page (browser)', folders: ['server/dashboard-page', 'server/dashboard-page/src'] },
   ];
 }
 
@@ -110,6 +112,17 @@ describe('server layering (folder → responsibility, dependencies pointing down
 
   it('imports only downwards, through the layers', () => {
     expect(layerViolations(edges, SERVER_LAYERS)).toEqual([]);
+  });
+
+  it('keeps the dashboard page (it runs in a browser) to itself and the wire types of common/protocol', () => {
+    const outside = edges.filter(
+      (edge) =>
+        edge.from.startsWith('server/dashboard-page/') &&
+        !edge.to.startsWith('server/dashboard-page/') &&
+        !edge.to.startsWith('common/protocol/'),
+    );
+    expect(outside).toEqual([]);
+    expect(edges.some((edge) => edge.from === 'server/dashboard-page/src/main.ts')).toBe(true);
   });
 
   it('keeps common/ free of the programs', () => {
