@@ -100,8 +100,12 @@ export function createApp(options: AppOptions): Express {
   // The fleet view: the dashboard page lives at dashboard/ (its asset and API links are relative,
   // so it also works where the handler is mounted under a prefix); / and /dashboard lead there.
   const page = dashboardPage();
-  app.get(['/', '/dashboard'], (_req, res) => res.redirect(302, 'dashboard/'));
-  app.get('/dashboard/', page.index);
+  // Express matches /dashboard and /dashboard/ alike (non-strict routing): only the path with
+  // the slash is the page, so that its relative links resolve under dashboard/.
+  app.get(['/', '/dashboard'], (req, res, next) => {
+    if (req.path.endsWith('/dashboard/')) page.index(req, res, next);
+    else res.redirect(302, 'dashboard/');
+  });
   app.use('/dashboard/assets', page.assets);
   app.get('/v1/dashboard/session', chain(viewers.viewerOnly, sessionRoute(viewers)));
   app.post('/v1/dashboard/login', chain(limits.viewerLogin, jsonBody, loginRoute(viewers)));

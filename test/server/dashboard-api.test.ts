@@ -115,6 +115,12 @@ describe('dashboard access: viewer tokens and the login cookie', () => {
     const page = await fetch(`${server.url}/`, { redirect: 'manual' });
     expect(page.status).toBe(302);
     expect(page.headers.get('location')).toBe('dashboard/');
+    const short = await fetch(`${server.url}/dashboard`, { redirect: 'manual' });
+    expect([short.status, short.headers.get('location')]).toEqual([302, 'dashboard/']);
+    // Following the redirects ends on the page itself (not in a loop).
+    const landed = await fetch(`${server.url}/`);
+    expect([landed.status, landed.url]).toEqual([200, `${server.url}/dashboard/`]);
+    expect(await landed.text()).toContain('id="login-form"');
   });
 });
 

@@ -42,7 +42,11 @@ export class FleetState {
     for (const upload of message.uploads) this.uploads.set(upload.id, upload);
     if (message.type === 'update') for (const id of message.removedUploads) this.uploads.delete(id);
     for (const bag of message.bags) this.bags.set(bagKey(bag), bag);
-    this.completions = mergeRecent(this.completions, message.completions, (c) => `${c.uploader}/${c.path}/${c.completedAt}`);
+    this.completions = mergeRecent(
+      this.completions,
+      message.completions,
+      (c) => `${c.uploader}/${c.path}/${c.completedAt}`,
+    );
     this.failures = mergeRecent(this.failures, message.failures, (f) => String(f.id));
   }
 

@@ -75,7 +75,8 @@ export class KeyedTable<T> {
           td.append(bar, label);
         }
         if (bar.max !== cell.progress.max) bar.max = cell.progress.max;
-        if (bar.value !== cell.progress.value) bar.value = cell.progress.value;
+        // A new bar has no value attribute (indeterminate, reading 0): set even a 0 so it shows 0%.
+        if (!bar.hasAttribute('value') || bar.value !== cell.progress.value) bar.value = cell.progress.value;
         if (label.textContent !== cell.text) label.textContent = cell.text;
       } else if (td.textContent !== cell.text) {
         td.textContent = cell.text;

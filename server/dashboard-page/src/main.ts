@@ -83,11 +83,7 @@ const bags = new KeyedTable(
     },
     { text: bag.expected === null ? `${bag.files} / ?` : `${bag.arrived} / ${bag.expected}`, className: 'num' },
     {
-      text: bag.complete
-        ? ''
-        : bag.expected === null
-          ? 'metadata.yaml not here yet'
-          : `${bag.missing.join(', ')}${bag.missingCount > bag.missing.length ? ` and ${bag.missingCount - bag.missing.length} more` : ''}`,
+      text: bag.complete ? '' : bag.expected === null ? 'metadata.yaml not here yet' : missingText(bag),
       className: 'missing',
     },
     { text: bytes(bag.bytes), className: 'num' },
@@ -95,6 +91,12 @@ const bags = new KeyedTable(
   ],
   (bag) => (bag.complete ? 'complete' : 'incomplete'),
 );
+
+/** The splits a bag still lacks, the first few by name. */
+function missingText(bag: FleetSnapshot['bags'][number]): string {
+  const more = bag.missingCount - bag.missing.length;
+  return `${bag.missing.join(', ')}${more > 0 ? ` and ${more} more` : ''}`;
+}
 
 const completions = new KeyedTable(
   element<HTMLTableElement>('completions'),
@@ -161,12 +163,15 @@ function render(): void {
       (search === '' || bag.uploader.toLowerCase().includes(search) || bag.bag.toLowerCase().includes(search)),
   );
   matching.sort(
-    (a, b) => Number(a.complete) - Number(b.complete) || (a.updatedAt < b.updatedAt ? 1 : a.updatedAt > b.updatedAt ? -1 : 0),
+    (a, b) =>
+      Number(a.complete) - Number(b.complete) || (a.updatedAt < b.updatedAt ? 1 : a.updatedAt > b.updatedAt ? -1 : 0),
   );
   bags.render(matching.slice(0, BAGS_DRAWN));
   element('bags-summary').textContent = `${state.bags.size}`;
   element('bags-more').textContent =
-    matching.length > BAGS_DRAWN ? `Showing ${BAGS_DRAWN} of ${matching.length}: narrow them down with the filter.` : '';
+    matching.length > BAGS_DRAWN
+      ? `Showing ${BAGS_DRAWN} of ${matching.length}: narrow them down with the filter.`
+      : '';
 
   completions.render(state.completions);
   failures.render(state.failures);
