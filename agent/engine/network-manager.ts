@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
+import { statfsSync } from 'node:fs';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import { UploadError, isUploadError } from '../../common/errors/upload-error.js';
@@ -41,6 +42,8 @@ export interface CancelOptions {
   dropServerSession?: boolean;
 }
 
+/** Free bytes the state disk needs before uploads resume after it was full (a few journal pages). */
+const MIN_FREE_STATE_BYTES = 64 * 1024;
 /** How many completed uploads status() keeps (and the journal keeps rows for); failed ones stay until retried or cancelled. */
 const FINISHED_KEPT = 1000;
 /** Progress events per upload at most this often (ms), besides one per acknowledged chunk. */
@@ -743,11 +746,17 @@ export class NetworkManager extends EventEmitter<NetworkManagerEvents> {
     return true;
   }
 
-  /** While the state disk is full: whether the journal takes a durable write again. */
+  /**
+   * While the state disk is full: whether it has room again (a little free space, so a write
+   * that happens to fit in the journal's existing WAL pages does not end the wait too early) and
+   * the journal takes a durable write.
+   */
   #stateWritable(): boolean {
     const journal = this.#journal;
     if (!journal) return true;
     try {
+      const disk = statfsSync(path.dirname(journal.file));
+      if (disk.bavail * disk.bsize < MIN_FREE_STATE_BYTES) return false;
       journal.probeWritable();
       return true;
     } catch (error) {

@@ -1,7 +1,7 @@
 import path from 'node:path';
 import type Database from 'better-sqlite3';
 import { UploadError } from '../../common/errors/upload-error.js';
-import { missingColumns, openRebuildableDatabase, type SetAsideFile } from '../../common/sqlite/open-database.js';
+import { openRebuildableDatabase, schemaProblem, type SetAsideFile } from '../../common/sqlite/open-database.js';
 import { sqliteFailureOf } from '../../common/sqlite/sqlite-failure.js';
 
 /** One file version the server verified. */
@@ -214,6 +214,8 @@ export class UploadLedger {
 }
 
 function setUpLedger(db: Database.Database): string | undefined {
+  const problem = schemaProblem(db, { uploaded_files: ENTRY_COLUMNS, after_upload_intents: INTENT_COLUMNS });
+  if (problem) return problem;
   db.pragma('journal_mode = WAL');
   db.pragma('synchronous = NORMAL');
   db.pragma('busy_timeout = 5000');
@@ -239,7 +241,5 @@ function setUpLedger(db: Database.Database): string | undefined {
     root TEXT NOT NULL,
     created_at INTEGER NOT NULL
   )`);
-  return (
-    missingColumns(db, 'uploaded_files', ENTRY_COLUMNS) ?? missingColumns(db, 'after_upload_intents', INTENT_COLUMNS)
-  );
+  return undefined;
 }

@@ -16,9 +16,10 @@ export interface SetAsideFile {
 
 export interface OpenDatabaseOptions {
   /**
-   * Sets the connection up (pragmas, `CREATE TABLE IF NOT EXISTS`, ...) and checks that the file
-   * holds this program's schema. Returns a reason when it does not (a missing column, a newer
-   * version), so the file is set aside; throws for any other failure.
+   * Checks that the file holds this program's schema (the tables it has: missingColumns, before
+   * writing anything), then sets the connection up (pragmas, `CREATE TABLE IF NOT EXISTS`, ...).
+   * Returns a reason when the file holds another schema (a missing column, a newer version), so
+   * it is set aside; throws for any other failure.
    */
   setUp: (db: Database.Database) => string | undefined;
   /** Told when a damaged file was set aside and a new one started (log it loudly). */
@@ -42,7 +43,8 @@ export function openRebuildableDatabase(file: string, options: OpenDatabaseOptio
     let reason: string | undefined;
     try {
       db = new Database(file, { timeout: options.timeout ?? 5000 });
-      reason = options.setUp(db) ?? integrityProblem(db);
+      // Judged before anything is written to it: a file set aside is the file as it was found.
+      reason = integrityProblem(db) ?? options.setUp(db);
       if (reason === undefined) return db;
     } catch (error) {
       if (sqliteFailureOf(error) !== 'damaged') {
@@ -65,11 +67,21 @@ function integrityProblem(db: Database.Database): string | undefined {
   return first === 'ok' ? undefined : `integrity check failed: ${rows.map((row) => row.quick_check).join('; ')}`;
 }
 
-/** The reason a table lacks columns this program needs, if it does. */
-export function missingColumns(db: Database.Database, table: string, columns: readonly string[]): string | undefined {
-  const present = new Set((db.pragma(`table_info(${table})`) as { name: string }[]).map((column) => column.name));
-  const missing = columns.filter((column) => !present.has(column));
-  return missing.length === 0 ? undefined : `table ${table} lacks column(s) ${missing.join(', ')} (another schema)`;
+/**
+ * The reason a table this program uses lacks columns it needs (another schema), if one does. A
+ * table that does not exist yet is fine (it is created).
+ */
+export function schemaProblem(
+  db: Database.Database,
+  tables: Readonly<Record<string, readonly string[]>>,
+): string | undefined {
+  for (const [table, columns] of Object.entries(tables)) {
+    const present = new Set((db.pragma(`table_info(${table})`) as { name: string }[]).map((column) => column.name));
+    if (present.size === 0) continue;
+    const missing = columns.filter((column) => !present.has(column));
+    if (missing.length > 0) return `table ${table} lacks column(s) ${missing.join(', ')} (another schema)`;
+  }
+  return undefined;
 }
 
 /** Renames `file` (and its -wal and -shm) to `<file>.corrupt-<ISO time>`, then syncs the folder. */

@@ -2,7 +2,7 @@ import Database from 'better-sqlite3';
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { UploadError } from '../../../common/errors/upload-error.js';
-import { missingColumns, openRebuildableDatabase, type SetAsideFile } from '../../../common/sqlite/open-database.js';
+import { openRebuildableDatabase, schemaProblem, type SetAsideFile } from '../../../common/sqlite/open-database.js';
 import { sqliteFailureOf } from '../../../common/sqlite/sqlite-failure.js';
 import { JOURNAL_FILE, SCHEMA_VERSION, schemaColumns, schemaSql } from './journal-schema.js';
 
@@ -357,13 +357,11 @@ export class Journal {
 
 /** Pragmas and schema of a journal opened for writing; a reason when the file holds another schema. */
 function setUpJournal(db: Database.Database): string | undefined {
+  const problem = schemaProblem(db, schemaColumns);
+  if (problem) return problem;
   db.pragma('journal_mode = WAL');
   db.pragma('synchronous = NORMAL');
   db.exec(schemaSql);
-  for (const [table, columns] of Object.entries(schemaColumns)) {
-    const problem = missingColumns(db, table, columns);
-    if (problem) return problem;
-  }
   const version = db.prepare(`SELECT value FROM meta WHERE key = 'schema_version'`).pluck().get() as string | undefined;
   if (version === undefined)
     db.prepare(`INSERT INTO meta (key, value) VALUES ('schema_version', ?)`).run(String(SCHEMA_VERSION));

@@ -85,8 +85,9 @@ export class HttpTransport {
     if (payload) {
       headers['content-type'] = 'application/json';
       headers['content-length'] = String(payload.length);
-    } else if (method !== 'GET' && method !== 'HEAD') {
-      // Said explicitly, so the length the request checksum covers is the one on the wire.
+    } else if (method === 'POST' || method === 'PUT' || method === 'PATCH') {
+      // undici sends `content-length: 0` for these (and none for GET or DELETE): said here, so
+      // the length the request checksum covers is the one on the wire.
       headers['content-length'] = '0';
     }
     return this.request<T>(method, path, headers, payload ? () => once(payload) : undefined, limits, what, payload);
