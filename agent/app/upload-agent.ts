@@ -228,7 +228,8 @@ export class UploadAgent extends EventEmitter<UploadAgentEvents> implements Agen
         onSetAside: ({ file, movedTo, reason }) =>
           this.#logger.error(
             { ledger: file, movedTo, reason },
-            `the ledger of uploaded files ${file} was damaged (${reason}): set aside as ${movedTo}; starting a new one (the journal and the server tell again what was uploaded)`,
+            `the ledger of uploaded files ${file} was damaged (${reason}): set aside as ${movedTo}; ` +
+              'starting a new one (the journal and the server tell again what was uploaded)',
           ),
       });
       for (const upload of this.#engine.status()) {

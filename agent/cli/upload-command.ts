@@ -92,7 +92,8 @@ export async function uploadCommand(
     progress.close();
     await started.controller.stop();
     progress.line(
-      `stopped: ${outcome.problem.message}; ${verified.size} of ${unique.size} file(s) verified, run the same command again once it is fixed`,
+      `stopped: ${outcome.problem.message}; ${verified.size} of ${unique.size} file(s) verified, ` +
+        'run the same command again once it is fixed',
     );
     return exitCodeOf(new UploadError(outcome.problem.code, outcome.problem.message));
   }

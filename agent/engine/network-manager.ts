@@ -17,6 +17,7 @@ import { describeFailure } from './retry/classify-failure.js';
 import { TokenBucket } from './throttle/token-bucket.js';
 import { HttpTransport } from './transport/http-transport.js';
 import { SessionClient } from './transport/session-client.js';
+import { readTokenFile } from './transport/token-file.js';
 import { SettleWaiters } from './settle-waiters.js';
 import type { EngineProblem, NetworkManagerEvents, UploadSnapshot } from './upload-events.js';
 import { isTerminal, newRecord, rowOf, snapshotOf, type UploadRecord } from './upload-record.js';
@@ -155,7 +156,7 @@ export class NetworkManager extends EventEmitter<NetworkManagerEvents> {
     this.#config = { ...before, ...parsed };
     if (parsed.bandwidthLimit !== undefined) this.#bucket.setRate(this.#config.bandwidthLimit);
     if (parsed.maxConcurrentUploads !== undefined) this.#slots.concurrency = this.#config.maxConcurrentUploads;
-    const connection = ['uploadUrl', 'token', 'caFile', 'clientCert', 'clientKey', 'initTimeout'] as const;
+    const connection = ['uploadUrl', 'token', 'tokenFile', 'caFile', 'clientCert', 'clientKey', 'initTimeout'] as const;
     if (this.#transport && connection.some((key) => key in parsed && parsed[key] !== before[key])) {
       const old = this.#transport;
       try {
@@ -888,7 +889,8 @@ export class NetworkManager extends EventEmitter<NetworkManagerEvents> {
       onSetAside: ({ file, movedTo, reason }) =>
         this.#logger.error(
           { journal: file, movedTo, reason },
-          `the journal ${file} was damaged (${reason}): set aside as ${movedTo}; starting a new one (pending uploads are found again from the server and the folder)`,
+          `the journal ${file} was damaged (${reason}): set aside as ${movedTo}; starting a new one ` +
+            '(pending uploads are found again from the server and the folder)',
         ),
       onDiskFull: (error) => this.#block(error),
     });
@@ -913,12 +915,25 @@ export class NetworkManager extends EventEmitter<NetworkManagerEvents> {
   #makeTransport(): HttpTransport {
     return new HttpTransport({
       uploadUrl: this.serverUrl,
-      token: this.#config.token,
+      token: this.#token(),
       caFile: this.#config.caFile,
       clientCert: this.#config.clientCert,
       clientKey: this.#config.clientKey,
       connectTimeoutMs: this.#config.initTimeout * 1000,
     });
+  }
+
+  /** The bearer token: `token`, or the first line of `tokenFile` (read at each connect: a rotated file is used). */
+  #token(): string | undefined {
+    const { token, tokenFile } = this.#config;
+    if (token !== undefined && tokenFile !== undefined) {
+      throw new UploadError(
+        'CONFIG_INVALID',
+        'Both token and tokenFile are set: give the token one way (tokenFile, or UPLOAD_AGENT_TOKEN)',
+        { details: { option: 'tokenFile' } },
+      );
+    }
+    return tokenFile === undefined ? token : readTokenFile(tokenFile);
   }
 
   #openTransport(): void {

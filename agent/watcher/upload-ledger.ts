@@ -110,8 +110,8 @@ export class UploadLedger {
     const columns =
       'local_path AS localPath, remote_path AS remotePath, size, mtime_ms AS mtimeMs, ino, sha256, verified_at AS verifiedAt';
     this.#get = db.prepare(`SELECT ${columns} FROM uploaded_files WHERE local_path = ?`);
-    this.#put =
-      db.prepare(`INSERT OR REPLACE INTO uploaded_files (local_path, remote_path, size, mtime_ms, ino, sha256, verified_at)
+    this.#put = db.prepare(`INSERT OR REPLACE INTO uploaded_files
+      (local_path, remote_path, size, mtime_ms, ino, sha256, verified_at)
       VALUES (@localPath, @remotePath, @size, @mtimeMs, @ino, @sha256, @verifiedAt)`);
     this.#recent = db.prepare(`SELECT ${columns} FROM uploaded_files ORDER BY verified_at DESC LIMIT ?`);
     // Files written in one burst share an mtime (the kernel's clock is coarse): among them, splits
@@ -202,7 +202,8 @@ export class UploadLedger {
     if (sqliteFailureOf(error) === 'full')
       return new UploadError(
         'STATE_DISK_FULL',
-        `The ledger of uploaded files ${this.file} cannot be written (${what}): the disk of the state directory is full`,
+        `The ledger of uploaded files ${this.file} cannot be written (${what}): ` +
+          'the disk of the state directory is full',
         { cause: error },
       );
     return new UploadError(

@@ -13,7 +13,7 @@ export const localErrorCodes = {
   USAGE: 'the command line is not valid',
   TLS_CONFIG: 'a TLS certificate or key could not be read',
   TLS_CERTIFICATE:
-    "the server's TLS certificate was refused (self-signed, unknown CA, wrong host name, expired): a configuration error",
+    "the server's TLS certificate was refused (self-signed, unknown CA, wrong host name, expired): configuration",
   TOKEN_FILE: 'the token file cannot be read, is empty, or is readable by group or others',
 
   // Where a program keeps its state (the agent's journal, the server's storage folder)

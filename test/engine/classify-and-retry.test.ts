@@ -120,7 +120,7 @@ describe('retryRequest', () => {
     expect(calls).toBe(1);
   });
 
-  it('a 400/401/404 or REQUEST_CHECKSUM_MISMATCH is retried at most 3 times (within maxRetries), then thrown', async () => {
+  it('a 400/401/404 or REQUEST_CHECKSUM_MISMATCH is retried at most 3 times, within maxRetries', async () => {
     for (const failure of [
       http(400, 'INVALID_PATH'),
       http(401, 'UNAUTHORIZED'),

@@ -133,7 +133,7 @@ describe('a damaged journal or ledger', { timeout: 120_000 }, () => {
     expect(second.agent.status().uploads.filter((upload) => upload.state === 'failed')).toEqual([]);
   });
 
-  it('the programs go on too: `upload` exits 0 (not 73) and `watch` keeps running (not 70), naming the file', async () => {
+  it('the programs go on: `upload` exits 0 (not 73), `watch` keeps running (not 70), naming the file', async () => {
     const s = await setup();
     const note = path.join(s.root, 'note.txt');
     writeFileSync(note, 'field notes');

@@ -48,7 +48,7 @@ async function world(): Promise<{ dir: TempDir; state: SmallFilesystem; root: st
 }
 
 describe('a full state disk', { timeout: 180_000 }, () => {
-  it('the daemon stops taking work, reports ERROR once, keeps the running upload safe, and resumes by itself', async (context) => {
+  it('the daemon stops new work, reports ERROR once, keeps the running upload safe, resumes', async (context) => {
     if (cannotMount) context.skip(`cannot mount a tmpfs here: ${cannotMount}`);
     const { state, root } = await world();
     const server = await startTestServer();

@@ -31,7 +31,7 @@ describe('NetworkManager over https', () => {
     expect(await world.storedSha('tls/tls.bin')).toBe(file.sha256);
   });
 
-  it('without the CA the certificate is refused as a configuration error (blocked, not offline), until caFile is given', async () => {
+  it('without the CA the certificate is refused as configuration (blocked, not offline) until caFile', async () => {
     const file = await world.randomFile('untrusted.bin', 10 * KiB);
     const manager = world.manager({ maxRetries: 1 });
     const log = new EventLog(manager);

@@ -167,7 +167,8 @@ export class Journal {
       if (sqliteFailureOf(error) === 'full') {
         const full = new UploadError(
           'STATE_DISK_FULL',
-          `The journal ${this.file} cannot be written (${what}): the disk of the state directory is full; uploads wait until space is freed`,
+          `The journal ${this.file} cannot be written (${what}): the disk of the state directory is full; ` +
+            'uploads wait until space is freed',
           { cause: error },
         );
         this.#onDiskFull?.(full);

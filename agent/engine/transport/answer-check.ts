@@ -34,6 +34,7 @@ export function checkAnswer(what: string, asked: AskedFile, answer: AnsweredFile
   if (differences.length === 0) return;
   throw new UploadError(
     'ANSWER_MISMATCH',
-    `${what}: the server answered for another file: ${differences.join(', ')}; not counted as uploaded (damaged on the way?), sending it again`,
+    `${what}: the server answered for another file: ${differences.join(', ')}; ` +
+      'not counted as uploaded (damaged on the way?), sending it again',
   );
 }

@@ -49,22 +49,30 @@ export function tlsCertificateError(
   const detail = cause instanceof Error ? cause.message : String(cause);
   const trust = tls.caFile
     ? `the CA in --ca-file ${tls.caFile} did not sign it: give the file of the CA that did`
-    : 'pass the server certificate (or the CA that signed it) with --ca-file (UPLOAD_AGENT_CA_FILE, ROS parameter ca_file)';
+    : 'pass the server certificate (or the CA that signed it) with --ca-file ' +
+      '(UPLOAD_AGENT_CA_FILE, ROS parameter ca_file)';
   let problem: string | undefined;
   if (selfSigned.has(errno)) problem = `the server's certificate is self-signed and not trusted (${errno}): ${trust}`;
   else if (untrusted.has(errno))
     problem = `the server's certificate is signed by a CA this machine does not trust (${errno}): ${trust}`;
   else if (wrongHost.has(errno))
-    problem = `the server's certificate is not for the host name ${tls.host} (${certificateNames(cause)}): connect with --server https://<a name the certificate is for>, or give the server a certificate for ${tls.host}`;
+    problem =
+      `the server's certificate is not for the host name ${tls.host} (${certificateNames(cause)}): ` +
+      `connect with --server https://<a name the certificate is for>, or give the server a certificate for ${tls.host}`;
   else if (expired.has(errno))
-    problem = `the server's certificate has expired (${errno}; this machine's clock says ${new Date().toISOString()}): renew the certificate on the server, or set this machine's clock right (NTP)`;
+    problem =
+      `the server's certificate has expired (${errno}; this machine's clock says ${new Date().toISOString()}): ` +
+      "renew the certificate on the server, or set this machine's clock right (NTP)";
   else if (notYetValid.has(errno))
-    problem = `the server's certificate is not valid yet (${errno}; this machine's clock says ${new Date().toISOString()}): set this machine's clock right (NTP)`;
+    problem =
+      `the server's certificate is not valid yet (${errno}; this machine's clock says ${new Date().toISOString()}): ` +
+      "set this machine's clock right (NTP)";
   else if (
     /ALERT_(CERTIFICATE_REQUIRED|BAD_CERTIFICATE|UNKNOWN_CA|CERTIFICATE_UNKNOWN|CERTIFICATE_EXPIRED)/.test(errno)
   )
     problem = tls.clientCert
-      ? `the server refused this agent's client certificate (${errno}): give one the server trusts with --client-cert and --client-key`
+      ? `the server refused this agent's client certificate (${errno}): ` +
+        'give one the server trusts with --client-cert and --client-key'
       : `the server requires a client certificate (${errno}): give one with --client-cert and --client-key`;
   else if (errno === 'ERR_SSL_WRONG_VERSION_NUMBER' || errno === 'ERR_SSL_PACKET_LENGTH_TOO_LONG')
     problem = `the server does not speak TLS on this port (${errno}): use an http:// URL or the server's TLS port`;
