@@ -133,6 +133,17 @@ describe('a damaged journal or ledger', { timeout: 120_000 }, () => {
     expect(second.agent.status().uploads.filter((upload) => upload.state === 'failed')).toEqual([]);
   });
 
+  it('a damaged lock file is emptied in place: the agent starts (and a held lock still refuses a second)', async () => {
+    const s = await setup();
+    writeFileSync(path.join(s.state, 'agent.lock'), randomBytes(8192));
+    const first = new NetworkManager({ uploadUrl: s.server.url, stateDir: s.state });
+    cleanups.push(() => first.stop());
+    await first.start();
+    expect(statSync(path.join(s.state, 'agent.lock')).size).toBe(0);
+    const second = new NetworkManager({ uploadUrl: s.server.url, stateDir: s.state });
+    await expect(second.start()).rejects.toMatchObject({ code: 'STATE_DIR_LOCKED' });
+  });
+
   it('the programs go on: `upload` exits 0 (not 73), `watch` keeps running (not 70), naming the file', async () => {
     const s = await setup();
     const note = path.join(s.root, 'note.txt');
