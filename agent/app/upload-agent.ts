@@ -268,7 +268,13 @@ export class UploadAgent extends EventEmitter<UploadAgentEvents> implements Agen
     });
     this.#watcher = watcher;
     watcher.on('release', (file) => this.#onRelease(file));
-    watcher.on('withdraw', (file) => void this.#withdraw(file.path, file.reason));
+    watcher.on(
+      'withdraw',
+      (file) =>
+        void this.#withdraw(file.path, file.reason).catch((error: unknown) =>
+          this.#logger.warn({ err: error, file: file.path }, 'could not withdraw an upload'),
+        ),
+    );
     watcher.on('waiting', (file) => this.#notify(waitingSnapshot(file)));
     watcher.on('error', (error) => this.#logger.error({ err: error }, 'watcher error'));
     this.#guard = new DiskGuard({

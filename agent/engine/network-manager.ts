@@ -430,12 +430,13 @@ export class NetworkManager extends EventEmitter<NetworkManagerEvents> {
     let count = 0;
     for (const record of this.#records.values()) {
       if (record.phase !== 'failed') continue;
+      // Durable first: when the journal cannot be written, nothing changes and the caller is told.
+      this.#openJournal().requeue(record.id);
       record.phase = 'queued';
       record.lastError = undefined;
       record.errorCode = undefined;
       record.finishedAt = undefined;
       record.attempt = 0;
-      this.#openJournal().requeue(record.id);
       this.#pendingByKey.set(pendingKey(record.localPath, record.remotePath), record);
       this.#reportState(record);
       if (this.#started) this.#launch(record);
@@ -474,7 +475,16 @@ export class NetworkManager extends EventEmitter<NetworkManagerEvents> {
         );
       }
     }
-    this.#openJournal().deleteUpload(id);
+    try {
+      this.#openJournal().deleteUpload(id);
+    } catch (error) {
+      // Forgotten in memory all the same. Should it come back from the journal after a restart, it
+      // is uploaded (or fails for a missing file): never lost, at worst sent once more.
+      this.#logger.warn(
+        { upload: record.localPath, error: describeFailure(error) },
+        'could not remove a cancelled upload from the journal',
+      );
+    }
     this.#records.delete(id);
     this.#forgetPending(record);
     record.holdsSlot = false;
