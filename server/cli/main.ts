@@ -9,7 +9,7 @@ import { exitCodeOf, exitCodes } from './exit-codes.js';
 
 const USAGE = `Usage: ros2-upload-server [options]
 
-Receives ROS 2 recordings from ros2-upload-agent (native protocol, /v1) and from the seed's
+Receives ROS 2 recordings from ros2-upload-agent (native protocol, /v1) and from the legacy dashboard's
 clients (/upload/init, /upload/chunk, /upload/finalize). Every option can also be set by its
 environment variable or in a YAML/JSON config file (--config, keys in camelCase, kebab-case or
 snake_case, optionally under "server:"). Precedence: flag > environment > config file > default.
