@@ -40,14 +40,20 @@ async function main(argv: string[]): Promise<void> {
     typeof cli.extras.config === 'string' ? readConfigFile(serverOptions, cli.extras.config, 'server') : {};
   const config = serverOptions.resolve(fromFile, serverOptions.fromEnv(process.env), cli.values);
   const logger = createLogger(config.logLevel, [serverOptions.specs], 1, { sync: true });
-  const server = await createUploadServer({ ...config, logger });
-
+  // Signals are handled from before the server listens: a SIGTERM right after the "listening"
+  // line (a supervisor, a test) must close cleanly, not kill the process by default.
+  let server: Awaited<ReturnType<typeof createUploadServer>> | undefined;
   let signals = 0;
   const stop = (signal: NodeJS.Signals): void => {
     signals += 1;
     if (signals > 1) {
       logger.warn({ event: 'forced_exit', signal }, `Second ${signal}: exiting without waiting`);
       process.exit(exitCodes.INTERRUPTED);
+    }
+    if (server === undefined) {
+      // Nothing was accepted yet, so nothing is in flight.
+      logger.info({ event: 'shutdown', signal }, `${signal} received while starting: exiting`);
+      process.exit(exitCodes.OK);
     }
     logger.info(
       { event: 'shutdown', signal },
@@ -63,6 +69,7 @@ async function main(argv: string[]): Promise<void> {
   };
   process.on('SIGINT', stop);
   process.on('SIGTERM', stop);
+  server = await createUploadServer({ ...config, logger });
 }
 
 main(process.argv.slice(2)).catch((error: unknown) => {
