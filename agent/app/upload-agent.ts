@@ -411,7 +411,9 @@ export class UploadAgent extends EventEmitter<UploadAgentEvents> implements Agen
     await this.#releaseDeferred(undefined, ids);
     return {
       accepted: true,
-      message: `Queued ${ids.length} file(s) from ${filePath}${waiting > 0 ? `; metadata.yaml follows once the rest of its bag is verified` : ''}`,
+      message:
+        `Queued ${ids.length} file(s) from ` +
+        `${filePath}${waiting > 0 ? `; metadata.yaml follows once the rest of its bag is verified` : ''}`,
       uploadIds: ids,
     };
   }

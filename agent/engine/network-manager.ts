@@ -45,12 +45,18 @@ export interface CancelOptions {
 
 /** Free bytes the state disk needs before uploads resume after it was full (a few journal pages). */
 const MIN_FREE_STATE_BYTES = 64 * 1024;
-/** How many completed uploads status() keeps (and the journal keeps rows for); failed ones stay until retried or cancelled. */
+/**
+ * How many completed uploads status() keeps (and the journal keeps rows for); failed ones stay
+ * until retried or cancelled.
+ */
 const FINISHED_KEPT = 1000;
 /** Progress events per upload at most this often (ms), besides one per acknowledged chunk. */
 const PROGRESS_INTERVAL_MS = 250;
 
-/** Where a server listens by default (the protocol's defaults, which the server uses too): the URL when uploadUrl is unset. */
+/**
+ * Where a server listens by default (the protocol's defaults, which the server uses too): the URL
+ * when uploadUrl is unset.
+ */
 const LOCAL_SERVER_URL = `http://${DEFAULT_SERVER_HOST}:${DEFAULT_SERVER_PORT}`;
 
 /**

@@ -108,7 +108,8 @@ export class UploadLedger {
     }
     const db = this.#db;
     const columns =
-      'local_path AS localPath, remote_path AS remotePath, size, mtime_ms AS mtimeMs, ino, sha256, verified_at AS verifiedAt';
+      'local_path AS localPath, remote_path AS remotePath, size, ' +
+      'mtime_ms AS mtimeMs, ino, sha256, verified_at AS verifiedAt';
     this.#get = db.prepare(`SELECT ${columns} FROM uploaded_files WHERE local_path = ?`);
     this.#put = db.prepare(`INSERT OR REPLACE INTO uploaded_files
       (local_path, remote_path, size, mtime_ms, ino, sha256, verified_at)
@@ -118,7 +119,8 @@ export class UploadLedger {
     // in index order (shorter path first: _9 before _10) and metadata.yaml last, not the order in
     // which the server verified them (two uploads run at once).
     this.#oldest = db.prepare(
-      `SELECT ${columns} FROM uploaded_files ORDER BY mtime_ms ASC, local_path LIKE '%/metadata.yaml' ASC, length(local_path) ASC, local_path ASC`,
+      `SELECT ${columns} FROM uploaded_files ORDER BY mtime_ms ASC, local_path ` +
+        `LIKE '%/metadata.yaml' ASC, length(local_path) ASC, local_path ASC`,
     );
     this.#intents = db.prepare(`SELECT local_path AS localPath, action, destination, remote_path AS remotePath, size,
       mtime_ms AS mtimeMs, ino, sha256, completes_bag = 1 AS completesBag, root, created_at AS createdAt

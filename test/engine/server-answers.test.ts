@@ -175,7 +175,7 @@ describe('NetworkManager and what the server answers', () => {
     expect(manager.upload(id)?.bytesTotal).toBe(now.length);
   });
 
-  it('re-sends the chunks completion reports missing, and starts over when the whole file failed its checksum', async () => {
+  it('re-sends the chunks completion reports missing; starts over when the whole file fails its checksum', async () => {
     const file = await world.randomFile('repair.bin', 1 * MiB);
     let completes = 0;
     front.inject((req) => {

@@ -16,7 +16,7 @@ import { UploadError } from '../../../common/errors/upload-error.js';
 import { checkAnswer, type AskedFile } from './answer-check.js';
 import { errorDetails } from './http-errors.js';
 import type { TokenBucket } from '../throttle/token-bucket.js';
-import type { AttemptLimits, HttpTransport } from './http-transport.js';
+import type { AttemptLimits, HttpResponse, HttpTransport } from './http-transport.js';
 import { throttledBody } from './throttled-body.js';
 
 /** One chunk ready to go: its wire bytes, their encoding and the CRC of the decoded bytes. */
@@ -144,7 +144,7 @@ export class SessionClient {
     const metadata = metadataHeader(file.metadata);
     if (metadata !== undefined) headers[protocolHeaders.uploadMetadata] = metadata;
     if (file.replace) headers[protocolHeaders.uploadReplace] = 'true';
-    let answer;
+    let answer: HttpResponse<PutFileResponse>;
     try {
       answer = await this.#http.request<PutFileResponse>(
         'PUT',
