@@ -108,7 +108,7 @@ export class BagTracker {
         bag = await this.#evaluate(file.uploader, folder, before, bagFiles, now);
       }
     }
-    const becameComplete = bag !== undefined && bag.complete && bag.eventId !== before?.eventId;
+    const becameComplete = bag?.complete && bag.eventId !== before?.eventId;
     const deliveries: WebhookDelivery[] = [];
     if (file.hooks && this.#o.hooks.file) deliveries.push(fileDelivery(file, bag?.folder, now));
     const completed = becameComplete && bag ? bagCompletedData(bag, bagFiles) : undefined;

@@ -54,7 +54,7 @@ function writeBag(root: string, name: string, sizes: number[]): string {
 }
 
 describe('the dashboard in headless Chromium, while the real agent uploads', { timeout: 180_000 }, () => {
-  it('signs in, shows the robot, a moving progress bar, the bag turning complete, a failure with its code', async () => {
+  it('signs in; shows the robot, a moving progress bar, the bag complete, a failure with its code', async () => {
     dir = await createTempDir('dashboard-browser');
     server = await startTestServer({ tokens: TOKENS, viewerTokens: VIEWERS, uploadDir: path.join(dir.path, 'server') });
     const bag = writeBag(path.join(dir.path, 'robot'), 'survey', [64 * 1024, 3 * 1024 * 1024]);
