@@ -2,6 +2,7 @@ import http from 'node:http';
 import https from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
 import { UploadError } from '../common/errors/upload-error.js';
+import { type MetricsEndpoint, parseListen, serveMetrics } from '../common/program/metrics-endpoint.js';
 import { serverOptions } from './config/server-options.js';
 import { handleClientError } from './http/client-error.js';
 import { loadTokens } from './http/load-tokens.js';
@@ -52,7 +53,10 @@ export async function createUploadServer(options: UploadServerOptions = {}): Pro
   }
   const tokens = loadTokens(config.tokensFile, config.tokens);
   const viewers = loadViewerTokens(config, tokens);
-  const metricsAddress = config.metricsListen === undefined ? undefined : parseListen(config.metricsListen);
+  const metricsAddress =
+    config.metricsListen === undefined
+      ? undefined
+      : parseListen(config.metricsListen, 'metricsListen (--metrics-listen, UPLOAD_SERVER_METRICS_LISTEN)');
   const loopback = isLoopback(config.host);
   if (!loopback && tokens.size === 0 && !config.allowAnonymous) {
     throw new UploadError(
@@ -75,7 +79,7 @@ export async function createUploadServer(options: UploadServerOptions = {}): Pro
     ownServer: true,
   });
   let server: http.Server | undefined;
-  let metricsServer: http.Server | undefined;
+  let metricsServer: MetricsEndpoint | undefined;
   try {
     const serverOptions: http.ServerOptions = {
       headersTimeout: config.headersTimeout * 1000,
@@ -102,25 +106,14 @@ export async function createUploadServer(options: UploadServerOptions = {}): Pro
     await listen(server, config.port, config.host);
     const address = server.address() as AddressInfo;
     const url = `${tls ? 'https' : 'http'}://${hostPort(address)}`;
-    let metricsUrl: string | undefined;
     if (metricsAddress) {
-      metricsServer = http.createServer((req, res) => {
-        const [route] = (req.url ?? '').split('?');
-        if (req.method !== 'GET' || route !== '/metrics') {
-          res.writeHead(404, { 'Content-Type': 'text/plain; charset=utf-8' }).end('Only GET /metrics is served here\n');
-          return;
-        }
-        handler.metricsText().then(
-          ({ contentType, text }) => res.writeHead(200, { 'Content-Type': contentType }).end(text),
-          (error: unknown) => {
-            log.error({ event: 'metrics_failed', err: error }, 'Could not collect the metrics');
-            res.writeHead(500).end();
-          },
-        );
-      });
-      await listen(metricsServer, metricsAddress.port, metricsAddress.host);
-      metricsUrl = `http://${hostPort(metricsServer.address() as AddressInfo)}/metrics`;
+      metricsServer = await serveMetrics(
+        metricsAddress,
+        () => handler.metricsText(),
+        (error) => log.error({ event: 'metrics_failed', err: error }, 'Could not collect the metrics'),
+      );
     }
+    const metricsUrl = metricsServer?.url;
     log.info(
       {
         event: 'listening',
@@ -142,7 +135,6 @@ export async function createUploadServer(options: UploadServerOptions = {}): Pro
     const close = async (): Promise<void> => {
       // The dashboard's streams never end by themselves: end them first so they do not hold the shutdown.
       handler.endStreams();
-      listeningMetrics?.closeAllConnections();
       listeningMetrics?.close();
       await stopServing(listening, sockets, config.shutdownTimeout);
       await handler.close();
@@ -170,21 +162,6 @@ export async function createUploadServer(options: UploadServerOptions = {}): Pro
 
 function hostPort(address: AddressInfo): string {
   return `${address.family === 'IPv6' ? `[${address.address}]` : address.address}:${address.port}`;
-}
-
-/** HOST:PORT or [IPv6]:PORT of --metrics-listen; CONFIG_INVALID naming the option otherwise. */
-export function parseListen(value: string): { host: string; port: number } {
-  const match = /^(?:\[([^\]]+)\]|([^:\s]+)):(\d{1,5})$/.exec(value.trim());
-  const port = Number(match?.[3]);
-  const host = match?.[1] ?? match?.[2];
-  if (!match || host === undefined || !Number.isInteger(port) || port > 65535) {
-    throw new UploadError(
-      'CONFIG_INVALID',
-      `Invalid metricsListen (--metrics-listen, UPLOAD_SERVER_METRICS_LISTEN): ${JSON.stringify(value)}: ` +
-        'expected HOST:PORT, e.g. 127.0.0.1:9464 or [::1]:9464',
-    );
-  }
-  return { host, port };
 }
 
 /**

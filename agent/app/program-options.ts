@@ -20,6 +20,11 @@ export const programOptionSpecs = {
     format: 'path',
     default: './uploads',
   }),
+  metricsListen: option.string({
+    doc:
+      'Serve Prometheus metrics (queue, bytes sent, rate, retries, recording-to-verified latency) at ' +
+      'http://HOST:PORT/metrics, e.g. 127.0.0.1:9465; off when unset. No token: bind it where only the scraper reaches',
+  }),
   embeddedPort: option.integer({
     doc: 'Without --server: the port of the bundled server on 127.0.0.1; 0 picks a free port',
     default: 0,

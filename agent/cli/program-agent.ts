@@ -4,6 +4,8 @@ import type { AgentController } from '../app/agent-controller.js';
 import type { AgentConfig } from '../app/agent-options.js';
 import { checkStateDir, checkWatchDir } from '../app/check-dirs.js';
 import { UploadAgent } from '../app/upload-agent.js';
+import { AgentMetrics } from '../app/agent-metrics.js';
+import { type MetricsEndpoint, parseListen, serveMetrics } from '../../common/program/metrics-endpoint.js';
 import path from 'node:path';
 import { startEmbeddedServer, type UploadServer } from './embedded-server.js';
 import { IN_FLIGHT_DRAIN_SECONDS } from './shutdown.js';
@@ -36,6 +38,10 @@ export async function startProgramAgent(
   }
   checkStateDir(path.resolve(config.stateDir));
   if (config.watchDir) checkWatchDir(config.watchDir, config.createWatchDir);
+  const metricsAddress =
+    config.metricsListen === undefined
+      ? undefined
+      : parseListen(config.metricsListen, 'metricsListen (--metrics-listen, UPLOAD_AGENT_METRICS_LISTEN)');
   const server = config.uploadUrl === undefined ? await startEmbeddedServer(config, logger) : undefined;
   const settings: AgentConfig = { ...config, uploadUrl: config.uploadUrl ?? server?.url };
   const agent = new UploadAgent({ config: settings, logger, ...(server ? { skipDirs: [server.storageRoot] } : {}) });
@@ -44,6 +50,22 @@ export async function startProgramAgent(
   } catch (error) {
     await server?.close();
     throw error;
+  }
+  let metrics: MetricsEndpoint | undefined;
+  if (metricsAddress) {
+    try {
+      const collector = new AgentMetrics(agent);
+      metrics = await serveMetrics(
+        metricsAddress,
+        () => collector.text(),
+        (error) => logger.error({ err: error }, 'could not collect the metrics'),
+      );
+      logger.info({ metricsUrl: metrics.url }, `Prometheus metrics at ${metrics.url}`);
+    } catch (error) {
+      await agent.stop();
+      await server?.close();
+      throw error;
+    }
   }
   if (server)
     logger.info(
@@ -57,6 +79,7 @@ export async function startProgramAgent(
       if (agent.engine.options.stopTimeout > IN_FLIGHT_DRAIN_SECONDS)
         agent.engine.setOption('stopTimeout', IN_FLIGHT_DRAIN_SECONDS);
       try {
+        metrics?.close();
         await agent.stop();
       } finally {
         await server?.close();

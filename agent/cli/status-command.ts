@@ -30,17 +30,40 @@ export function statusCommand(invocation: Invocation, out: NodeJS.WritableStream
   }
   const journal = Journal.open(stateDir, { readonly: true });
   let rows: UploadRow[];
+  /** When each listed file closed on the robot (its mtime), from its session or its completion record. */
+  const closedAt = new Map<string, number>();
   try {
     rows = journal.loadUploads(RECENT);
+    for (const row of rows) {
+      const mtime = row.mtimeMs ?? journal.completedFile(row.localPath)?.mtimeMs;
+      if (mtime !== undefined) closedAt.set(row.id, mtime);
+    }
   } finally {
     journal.close();
   }
   const pending = rows.filter((row) => row.state === 'queued');
   const failed = rows.filter((row) => row.state === 'failed');
   const done = rows.filter((row) => row.state === 'completed').reverse();
+  const now = Date.now();
+  const oldest = Math.min(now, ...pending.map((row) => closedAt.get(row.id) ?? Date.parse(row.queuedAt)));
+  const pendingBytes = pending.reduce((sum, row) => sum + row.bytesTotal, 0);
+  /** Closed on the robot → verified on the server, in seconds. */
+  const latency = (row: UploadRow): number | undefined => {
+    const closed = closedAt.get(row.id);
+    const finished = row.finishedAt === undefined ? Number.NaN : Date.parse(row.finishedAt);
+    return closed === undefined || !Number.isFinite(finished) ? undefined : Math.max(0, (finished - closed) / 1000);
+  };
+  const latencies = done.map(latency).filter((value): value is number => value !== undefined);
   const lines = [
     `State directory: ${stateDir} (${running ? 'an agent is running' : 'no agent running'})`,
-    `Queue: ${pending.length} pending, ${failed.length} failed`,
+    `Queue: ${pending.length} pending (${formatSize(pendingBytes)}), ${failed.length} failed` +
+      (pending.length > 0 ? `; oldest pending closed ${seconds((now - oldest) / 1000)} ago` : ''),
+    ...(latencies.length > 0
+      ? [
+          `Recording to verified: last ${seconds(latencies[latencies.length - 1] ?? 0)}, ` +
+            `longest of the last ${latencies.length} ${seconds(Math.max(...latencies))}`,
+        ]
+      : []),
     ...[...pending, ...failed].map(
       (row) =>
         `  ${row.state.padEnd(9)} ${formatSize(row.bytesTotal).padStart(10)}  ` +
@@ -50,9 +73,17 @@ export function statusCommand(invocation: Invocation, out: NodeJS.WritableStream
     ...done.map(
       (row) =>
         `  ${row.finishedAt ?? ''}  ${formatSize(row.bytesTotal).padStart(10)}  ` +
-        `${row.remotePath}  sha256 ${(row.sha256 ?? '').slice(0, 16)}…`,
+        `${row.remotePath}  sha256 ${(row.sha256 ?? '').slice(0, 16)}…` +
+        (latency(row) === undefined ? '' : `  (closed → verified ${seconds(latency(row) ?? 0)})`),
     ),
   ];
   out.write(`${lines.join('\n')}\n`);
   return exitCodes.OK;
+}
+
+/** 42 s, 3.5 min, 2.1 h. */
+function seconds(value: number): string {
+  if (value < 120) return `${value.toFixed(value < 10 ? 1 : 0)} s`;
+  if (value < 7200) return `${(value / 60).toFixed(1)} min`;
+  return `${(value / 3600).toFixed(1)} h`;
 }

@@ -263,6 +263,7 @@ export class UploadRunner {
     const config = this.#config();
     await this.#ensureSlot();
     const version = await statFile(record.localPath);
+    record.closedAt = new Date(version.mtimeMs).toISOString();
     const verified = this.#verified;
     if (verified) {
       // Verified by the server, but the journal could not record it (state disk full): record it now.
