@@ -11,6 +11,9 @@ import type {
 
 const RECENT = 50;
 
+/** The parts of the page a message can change; only those are drawn again. */
+export type Section = 'robots' | 'uploads' | 'bags' | 'completions' | 'failures';
+
 export function bagKey(bag: Pick<BagView, 'uploader' | 'bag'>): string {
   return `${bag.uploader}/${bag.bag}`;
 }
@@ -26,6 +29,8 @@ export class FleetState {
   readonly bags = new Map<string, BagView>();
   completions: CompletionView[] = [];
   failures: FailureView[] = [];
+  /** Sections changed since the page last drew them. */
+  readonly dirty = new Set<Section>();
 
   apply(message: FleetSnapshot | FleetUpdate): void {
     this.clockOffsetMs = Date.parse(message.at) - Date.now();
@@ -38,6 +43,12 @@ export class FleetState {
       this.completions = [];
       this.failures = [];
     }
+    const all = message.type === 'snapshot';
+    if (all || message.robots.length > 0) this.dirty.add('robots');
+    if (all || message.uploads.length > 0 || message.removedUploads.length > 0) this.dirty.add('uploads');
+    if (all || message.bags.length > 0) this.dirty.add('bags');
+    if (all || message.completions.length > 0) this.dirty.add('completions');
+    if (all || message.failures.length > 0) this.dirty.add('failures');
     for (const robot of message.robots) this.robots.set(robot.uploader, robot);
     for (const upload of message.uploads) this.uploads.set(upload.id, upload);
     if (message.type === 'update') for (const id of message.removedUploads) this.uploads.delete(id);

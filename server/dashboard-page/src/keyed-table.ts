@@ -14,6 +14,8 @@ export interface Cell {
 export class KeyedTable<T> {
   readonly #body: HTMLTableSectionElement;
   readonly #rows = new Map<string, HTMLTableRowElement>();
+  /** The item each row was last filled from: the same object again is not looked at. */
+  readonly #filledFrom = new Map<string, T>();
   readonly #key: (item: T) => string;
   readonly #cells: (item: T) => Cell[];
   readonly #rowClass: ((item: T) => string) | undefined;
@@ -32,8 +34,11 @@ export class KeyedTable<T> {
     this.#rowClass = rowClass;
   }
 
-  /** Shows exactly `items`, in this order. */
-  render(items: readonly T[]): void {
+  /**
+   * Shows exactly `items`, in this order. A row whose item is the same object as last time is
+   * left alone, unless `refill` (texts that age with the clock, such as "5 s ago").
+   */
+  render(items: readonly T[], refill = false): void {
     const wanted = new Set<string>();
     let previous: HTMLTableRowElement | null = null;
     for (const item of items) {
@@ -45,7 +50,10 @@ export class KeyedTable<T> {
         row.dataset.key = key;
         this.#rows.set(key, row);
       }
-      this.#fill(row, item);
+      if (refill || this.#filledFrom.get(key) !== item) {
+        this.#fill(row, item);
+        this.#filledFrom.set(key, item);
+      }
       const expected: ChildNode | null = previous ? previous.nextSibling : this.#body.firstChild;
       if (expected !== row) this.#body.insertBefore(row, expected);
       previous = row;
@@ -54,6 +62,7 @@ export class KeyedTable<T> {
       if (wanted.has(key)) continue;
       row.remove();
       this.#rows.delete(key);
+      this.#filledFrom.delete(key);
     }
   }
 

@@ -122,9 +122,15 @@ const failures = new KeyedTable(
 
 const bagFilter = element<HTMLSelectElement>('bag-filter');
 const bagSearch = element<HTMLInputElement>('bag-search');
-bagFilter.addEventListener('change', () => schedule());
-bagSearch.addEventListener('input', () => schedule());
+const redrawBags = (): void => {
+  state.dirty.add('bags');
+  schedule();
+};
+bagFilter.addEventListener('change', redrawBags);
+bagSearch.addEventListener('input', redrawBags);
 
+/** The 5-second clock ran since the last render: texts like "5 s ago" need redrawing. */
+let clockTicked = false;
 let frame = 0;
 /** Renders at most once per animation frame, however many messages arrived. */
 function schedule(): void {
@@ -144,17 +150,42 @@ function render(): void {
       `${server.freeBytes === null ? 'free space unknown' : `${bytes(server.freeBytes)} free`} · ` +
       `bags ${server.bags.complete} complete, ${server.bags.incomplete} incomplete`;
   }
+  // Only what changed is drawn again: with 500 robots and thousands of bags, an upload's
+  // progress must not cost a pass over every robot and bag.
+  const dirty = new Set(state.dirty);
+  state.dirty.clear();
+  const aged = clockTicked;
+  clockTicked = false;
+  if (dirty.has('robots')) renderRobots(aged);
+  if (dirty.has('uploads')) renderUploads();
+  if (dirty.has('bags')) renderBags(aged);
+  if (dirty.has('completions')) completions.render(state.completions);
+  if (dirty.has('failures')) failures.render(state.failures);
+
+  const spent = performance.now() - started;
+  stats.renders += 1;
+  stats.lastRenderMs = spent;
+  stats.totalRenderMs += spent;
+  stats.maxRenderMs = Math.max(stats.maxRenderMs, spent);
+  if (stats.firstRenderMs === undefined) stats.firstRenderMs = performance.now();
+}
+
+function renderRobots(refill: boolean): void {
   const robotList = [...state.robots.values()];
-  robots.render(robotList);
+  robots.render(robotList, refill);
   const online = robotList.filter((robot) => robot.online).length;
   element('robots-summary').textContent = `${online} of ${robotList.length} online`;
+}
 
+function renderUploads(): void {
   const uploadList = [...state.uploads.values()].sort(
     (a, b) => order(a.state) - order(b.state) || a.uploader.localeCompare(b.uploader) || a.path.localeCompare(b.path),
   );
   uploads.render(uploadList);
   element('uploads-summary').textContent = `${uploadList.length}`;
+}
 
+function renderBags(refill: boolean): void {
   const filter = bagFilter.value;
   const search = bagSearch.value.trim().toLowerCase();
   const matching = [...state.bags.values()].filter(
@@ -166,22 +197,12 @@ function render(): void {
     (a, b) =>
       Number(a.complete) - Number(b.complete) || (a.updatedAt < b.updatedAt ? 1 : a.updatedAt > b.updatedAt ? -1 : 0),
   );
-  bags.render(matching.slice(0, BAGS_DRAWN));
+  bags.render(matching.slice(0, BAGS_DRAWN), refill);
   element('bags-summary').textContent = `${state.bags.size}`;
   element('bags-more').textContent =
     matching.length > BAGS_DRAWN
       ? `Showing ${BAGS_DRAWN} of ${matching.length}: narrow them down with the filter.`
       : '';
-
-  completions.render(state.completions);
-  failures.render(state.failures);
-
-  const spent = performance.now() - started;
-  stats.renders += 1;
-  stats.lastRenderMs = spent;
-  stats.totalRenderMs += spent;
-  stats.maxRenderMs = Math.max(stats.maxRenderMs, spent);
-  if (stats.firstRenderMs === undefined) stats.firstRenderMs = performance.now();
 }
 
 function order(state: string): number {
@@ -292,6 +313,11 @@ element<HTMLFormElement>('login-form').addEventListener('submit', (event) => {
   });
 });
 
-// "ago" texts age between messages too.
-setInterval(() => schedule(), 5000);
+// "ago" texts (robots' last seen, bags' last change) age between messages too.
+setInterval(() => {
+  clockTicked = true;
+  state.dirty.add('robots');
+  state.dirty.add('bags');
+  schedule();
+}, 5000);
 void start();
