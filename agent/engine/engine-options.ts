@@ -8,7 +8,9 @@ import { DEFAULT_CHUNK_SIZE, MAX_CHUNK_SIZE, MIN_CHUNK_SIZE } from '../../common
  */
 export const engineOptionSpecs = {
   uploadUrl: option.string({
-    doc: "Base URL of the receiving server, e.g. https://uploads.example.com:8080 (a trailing /upload, as in the seed, is accepted); unset: the bundled server's default address on this machine",
+    doc:
+      'Base URL of the receiving server, e.g. https://uploads.example.com:8080 (a trailing /upload, ' +
+      "as in the seed, is accepted); unset: the bundled server's default address on this machine",
     format: 'url',
     flag: 'server',
     rosName: 'server_url',
@@ -43,7 +45,9 @@ export const engineOptionSpecs = {
     max: 3600,
   }),
   retryMaxDelay: option.duration({
-    doc: 'Longest retry delay; also how long a file that ran out of retries waits in the queue, and the longest interval of the reachability probe while offline',
+    doc:
+      'Longest retry delay; also how long a file that ran out of retries waits in ' +
+      'the queue, and the longest interval of the reachability probe while offline',
     default: 60,
     min: 0.001,
     max: 86400,

@@ -1,5 +1,5 @@
 import { EventEmitter } from 'node:events';
-import { realpathSync, type Stats } from 'node:fs';
+import { realpathSync, type Dirent, type Stats } from 'node:fs';
 import { readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { watch, type FSWatcher } from 'chokidar';
@@ -278,7 +278,7 @@ export class BagWatcher extends EventEmitter<BagWatcherEvents> {
   }
 
   async #walk(dir: string, seen: Set<string>): Promise<void> {
-    let entries;
+    let entries: Dirent[];
     try {
       entries = await readdir(dir, { withFileTypes: true });
     } catch (error) {

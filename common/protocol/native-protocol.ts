@@ -51,7 +51,10 @@ export const headers = {
   uploadMetadata: 'x-upload-metadata',
   /** Whole-file upload: `true` allows replacing a different file stored at the path. Optional. */
   uploadReplace: 'x-upload-replace',
-  /** `crc32:<8 lowercase hex>` over the request's method, target, covered headers and JSON body (request-checksum.ts). */
+  /**
+   * `crc32:<8 lowercase hex>` over the request's method, target, covered headers and JSON body
+   * (request-checksum.ts).
+   */
   requestChecksum: 'x-request-checksum',
   authorization: 'authorization',
   retryAfter: 'retry-after',

@@ -44,7 +44,9 @@ export const serverOptionSpecs = {
     ros: false,
   }),
   diskReserve: option.size({
-    doc: 'Free disk space kept in reserve: a new upload is refused with 507 when free space is below its size plus this',
+    doc:
+      'Free disk space kept in reserve: a new upload is refused ' +
+      'with 507 when free space is below its size plus this',
     default: 1024 ** 3,
     min: 0,
     ros: false,
@@ -71,7 +73,9 @@ export const serverOptionSpecs = {
     ros: false,
   }),
   sessionExpiry: option.duration({
-    doc: 'An upload with no activity for this long is deleted with its data; a completed session is remembered this long',
+    doc:
+      'An upload with no activity for this long is deleted with ' +
+      'its data; a completed session is remembered this long',
     default: 7 * 86400,
     min: 1,
     ros: false,
@@ -83,7 +87,9 @@ export const serverOptionSpecs = {
     ros: false,
   }),
   tokensFile: option.string({
-    doc: 'YAML/JSON file of bearer tokens: a mapping uploader -> token (or list of tokens), or a list of {uploader, token}',
+    doc:
+      'YAML/JSON file of bearer tokens: a mapping uploader -> ' +
+      'token (or list of tokens), or a list of {uploader, token}',
     format: 'path',
     ros: false,
   }),
@@ -151,7 +157,9 @@ export const serverOptionSpecs = {
     ros: false,
   }),
   rateLimitChunks: option.integer({
-    doc: 'Native chunk PUTs per minute per client (0 = no limit); with 8 MiB chunks 100/min caps a client at about 13 MiB/s',
+    doc:
+      'Native chunk PUTs per minute per client (0 = no limit); ' +
+      'with 8 MiB chunks 100/min caps a client at about 13 MiB/s',
     default: 100,
     min: 0,
     ros: false,
@@ -193,7 +201,9 @@ export const serverOptionSpecs = {
     ros: false,
   }),
   maxConnections: option.integer({
-    doc: 'Most client connections open at once; beyond it new connections are closed at once (bounds file descriptors and memory under a connection flood); 0 = no limit',
+    doc:
+      'Most client connections open at once; beyond it new connections are closed at ' +
+      'once (bounds file descriptors and memory under a connection flood); 0 = no limit',
     default: 1000,
     min: 0,
     ros: false,

@@ -24,7 +24,8 @@ export function readChunkHeaders(req: IncomingMessage, index: number, expectedLe
   if (crc === undefined) {
     throw new UploadError(
       'INVALID_FIELD',
-      `the ${headers.chunkChecksum} header must be "crc32:" and 8 hex digits, not ${JSON.stringify(checksumHeader ?? '(missing)')}`,
+      `the ${headers.chunkChecksum} header must be "crc32:" and 8 ` +
+        `hex digits, not ${JSON.stringify(checksumHeader ?? '(missing)')}`,
     );
   }
   const declared = req.headers['content-length'];

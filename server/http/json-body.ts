@@ -35,7 +35,8 @@ const mustBeJson: RequestHandler = (req, _res, next) => {
   next(
     new UploadError(
       'UNSUPPORTED_MEDIA_TYPE',
-      `The request body must be JSON (Content-Type: application/json), not ${type ? JSON.stringify(type) : 'missing'}`,
+      `The request body must be JSON (Content-Type: application/json), ` +
+        `not ${type ? JSON.stringify(type) : 'missing'}`,
     ),
   );
 };

@@ -30,7 +30,8 @@ export function readWholeFileHeaders(req: IncomingMessage): WholeFileHeaders {
   if (declared === undefined) {
     throw new UploadError(
       'LENGTH_REQUIRED',
-      "PUT /v1/files needs a Content-Length: the file's size must be known before its body (send it without chunked encoding)",
+      "PUT /v1/files needs a Content-Length: the file's size must " +
+        'be known before its body (send it without chunked encoding)',
     );
   }
   // Node's parser has already refused a Content-Length that is not a decimal number.

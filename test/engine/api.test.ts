@@ -122,7 +122,8 @@ describe("NetworkManager API (the seed's knobs in camelCase)", () => {
         });
       } catch (error) {
         console.info(
-          `[engine] port 8080 is busy on this machine (${(error as Error).message}); only the derived address was checked`,
+          `[engine] port 8080 is busy on this machine ` +
+            `(${(error as Error).message}); only the derived address was checked`,
         );
         return;
       }

@@ -29,12 +29,16 @@ describe('ros2-upload-server program', () => {
     const flag = await runServerProgram(['--compression-level', '12']);
     expect(flag.code).toBe(64);
     expect(flag.stderr.trim().split('\n')).toEqual([
-      'ros2-upload-server: Invalid compressionLevel (--compression-level, COMPRESSION_LEVEL) from the command line (--compression-level): "12": must be at most 9',
+      'ros2-upload-server: Invalid compressionLevel (--compression-level, COMPRESSION_LEVEL) ' +
+        'from the command line (--compression-level): "12": must be at most 9',
     ]);
     const env = await runServerProgram([], { MAX_FILE_SIZE: 'huge' });
     expect(env.code).toBe(64);
     expect(env.stderr).toMatch(
-      /^ros2-upload-server: Invalid maxFileSize \(--max-file-size, MAX_FILE_SIZE\) from environment variable MAX_FILE_SIZE: "huge": expected a size/,
+      new RegExp(
+        '^ros2-upload-server: Invalid maxFileSize \\(--max-file-size, MAX_FILE_SIZE\\) ' +
+          'from environment variable MAX_FILE_SIZE: "huge": expected a size',
+      ),
     );
     const unknown = await runServerProgram(['--frobnicate']);
     expect(unknown.code).toBe(64);

@@ -126,8 +126,7 @@ export class TokenBucket {
     clearTimeout(this.#timer);
     this.#timer = undefined;
     this.#refill();
-    while (this.#waiters.length > 0) {
-      const waiter = this.#waiters[0]!;
+    for (let waiter = this.#waiters[0]; waiter !== undefined; waiter = this.#waiters[0]) {
       if (this.#rate > 0) {
         const needed = Math.min(waiter.bytes, this.capacity);
         if (this.#tokens < needed) {
