@@ -1,12 +1,11 @@
 import express, { type ErrorRequestHandler, type Express, type RequestHandler } from 'express';
 import { UploadError } from '../common/errors/upload-error.js';
 import { routes } from '../common/protocol/native-protocol.js';
-import { authenticate, requireToken } from './http/auth.js';
+import { authenticate, requireToken, type Credentials } from './http/auth.js';
 import { checkedJsonBody, jsonBody } from './http/json-body.js';
 import type { RouteLimits } from './http/rate-limits.js';
 import { checkRequestChecksumFirst } from './http/request-checksum.js';
 import { errorHandler } from './http/send-error.js';
-import type { TokenTable } from './http/token-table.js';
 import type { Logger } from './logging/logger.js';
 import { healthRoute } from './routes/health.js';
 import { legacyFinalizeRoute } from './routes/legacy/finalize-upload.js';
@@ -25,8 +24,8 @@ import type { UploadContext } from './uploads/upload-context.js';
 
 export interface AppOptions {
   context: UploadContext;
-  tokens: TokenTable;
-  anonymousAllowed: boolean;
+  /** Tokens, client certificates, anonymous access and the failed-authentication limit. */
+  credentials: Credentials;
   limits: RouteLimits;
   log: Logger;
   /** The server's idleTimeout, in milliseconds; undefined when the app is mounted in a host's server. */
@@ -47,7 +46,7 @@ export function createApp(options: AppOptions): Express {
   app.disable('x-powered-by');
   app.set('etag', false);
   app.set('trust proxy', options.trustProxy);
-  const auth = authenticate(options.tokens, options.anonymousAllowed);
+  const auth = authenticate(options.credentials);
   type Handler = RequestHandler | ErrorRequestHandler;
   const chain = (...handlers: (Handler | Handler[])[]): Handler[] => handlers.flat();
 

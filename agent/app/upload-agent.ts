@@ -382,8 +382,8 @@ export class UploadAgent extends EventEmitter<UploadAgentEvents> implements Agen
     for (const entry of entries) entry.sealed = true;
     const waiting = entries.filter((entry) => entry.waitFor.size > 0).length;
     await this.#releaseDeferred(undefined, ids);
-    if (refused.length > 0) {
-      const first = refused[0]!;
+    const [first] = refused;
+    if (first) {
       const more = refused.length > 1 ? ` (and ${refused.length - 1} more file(s))` : '';
       return { accepted: ids.length > 0, message: `${first.file.path}: ${first.reason}${more}`, uploadIds: ids };
     }

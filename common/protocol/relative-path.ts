@@ -25,7 +25,7 @@ export function refusedCharacterIn(text: string): { description: string; byteOff
   const match = REFUSED_CHARACTER.exec(text);
   if (!match) return undefined;
   return {
-    description: describeCharacter(match[0].codePointAt(0)!),
+    description: describeCharacter(match[0].codePointAt(0) ?? 0),
     byteOffset: Buffer.byteLength(text.slice(0, match.index)),
   };
 }
@@ -37,7 +37,7 @@ export function refusedCharacterIn(text: string): { description: string; byteOff
 export function escapeRefusedCharacters(text: string): string {
   return text.replace(
     REFUSED_CHARACTERS,
-    (character) => `\\u{${character.codePointAt(0)!.toString(16).toUpperCase()}}`,
+    (character) => `\\u{${(character.codePointAt(0) ?? 0).toString(16).toUpperCase()}}`,
   );
 }
 
