@@ -51,7 +51,7 @@ export interface PutFileResult {
 export const MAX_METADATA_HEADER = 8 * 1024;
 
 /**
- * The native protocol's calls (server/PROTOCOL.md), one attempt each; retrying is the caller's
+ * The native protocol's calls (docs/http-api.md), one attempt each; retrying is the caller's
  * job (retry/). Answers are checked for the fields the engine relies on.
  */
 export class SessionClient {
