@@ -42,9 +42,8 @@ export class ClientCertificates {
     if (!certificate || Object.keys(certificate).length === 0) return undefined;
     const subject = describeSubject(certificate);
     if (!socket.authorized) {
-      return {
-        refused: `The client certificate (${subject}) was not accepted: ${whyNot(socket.authorizationError, certificate)}`,
-      };
+      const reason = whyNot(socket.authorizationError, certificate);
+      return { refused: `The client certificate (${subject}) was not accepted: ${reason}` };
     }
     const identities = identitiesOf(certificate);
     for (const identity of identities) {

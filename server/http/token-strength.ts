@@ -34,7 +34,10 @@ export function tokenWeakness(token: string): string | undefined {
     return `it has ${token.length} characters; tokens may have at most ${MAX_TOKEN_LENGTH}`;
   const bits = estimatedBits(token);
   if (bits < MIN_TOKEN_BITS)
-    return `it is made mostly of repeats and runs (an estimated ${Math.floor(bits)} bits; at least ${MIN_TOKEN_BITS} needed)`;
+    return (
+      `it is made mostly of repeats and runs ` +
+      `(an estimated ${Math.floor(bits)} bits; at least ${MIN_TOKEN_BITS} needed)`
+    );
   return undefined;
 }
 

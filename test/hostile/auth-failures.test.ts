@@ -41,7 +41,7 @@ const lookup = (url: string, token: string | undefined, from?: string) =>
   });
 
 describe('failed authentication is limited per client address', { timeout: 60_000 }, () => {
-  it('after the limit, the address gets 429 with Retry-After, valid token or not; others are not affected', async () => {
+  it('after the limit, the address gets 429 with Retry-After, valid token or not; others unaffected', async () => {
     const { server, logs } = await start({ trustProxy: 'loopback' });
     const wrong = testToken('a guess');
     for (let i = 0; i < LIMIT; i += 1) expect((await lookup(server.url, wrong)).status).toBe(401);

@@ -86,7 +86,7 @@ describe('start-up refuses unusable credentials (exit 78, naming the uploader, n
     expect(fromFile.stderr).not.toContain('0'.repeat(32));
   });
 
-  it('the uploader name anonymous, in any case, from a tokens file, the environment or the library options', async () => {
+  it('the uploader name anonymous, in any case, from a tokens file, the environment or library options', async () => {
     const file = path.join(dir.path, 'anonymous.yaml');
     await writeFile(file, `anonymous: ${STRONG}\n`, { mode: 0o600 });
     const fromFile = await runServerProgram(['--upload-dir', storage(), '--tokens-file', file]);
