@@ -12,6 +12,7 @@ import { FaultProxy } from '../helpers/fault-proxy.js';
 import { call } from '../helpers/native-upload.js';
 import { startTestServer, type TestServer } from '../helpers/start-server.js';
 import { createTempDir } from '../helpers/tmp-dir.js';
+import { createWorld, EventLog, KiB, waitForCompletion } from '../engine/harness.js';
 import { jsonOf, RawHttp, type RawResponse } from './support/raw-http.js';
 
 /**
@@ -289,6 +290,45 @@ describe('X-Request-Checksum on the server', { timeout: 60_000 }, () => {
       await new Promise<void>((resolve) => host.close(() => resolve()));
       await handler.close();
       await dir.remove();
+    }
+  });
+});
+
+describe('the agent and the server agree on the request checksum', { timeout: 60_000 }, () => {
+  it('bytes the real agent sent, damaged on the way, are refused by the server itself and sent again', async () => {
+    // agent -> fault proxy -> the real server (no front emulating the check)
+    const world = await createWorld();
+    try {
+      const chunk = 64 * KiB;
+      const big = await world.randomFile('big.bin', 6 * chunk);
+      const small = await world.randomFile('small.bin', 1000);
+      world.proxy.setFaults({
+        flipInPattern: [
+          // The last byte of each pattern loses bit 0: chunk 3 is addressed as chunk 2, a digit of
+          // the SHA-256 at completion changes, and the small file's name arrives as `smalm.bin`.
+          { pattern: '/chunks/3' },
+          { pattern: `{"sha256":"${big.sha256.slice(0, 12)}` },
+          { pattern: 'PUT /v1/files/run1/small' },
+        ],
+      });
+      const manager = world.manager({ chunkSize: chunk });
+      const log = new EventLog(manager);
+      await manager.start();
+      const ids = [
+        await manager.addUpload(big.path, { remotePath: 'run1/big.bin' }),
+        await manager.addUpload(small.path, { remotePath: 'run1/small.bin' }),
+      ];
+      for (const id of ids) await waitForCompletion(manager, id);
+      expect(world.proxy.stats.flips).toBe(3);
+      expect(await world.storedSha('run1/big.bin')).toBe(big.sha256);
+      expect(await world.storedSha('run1/small.bin')).toBe(small.sha256);
+      // Nothing under a damaged name: the server acted on none of the damaged requests.
+      const completed = path.join(world.server.uploadDir, 'completed', 'anonymous', 'run1');
+      expect(readdirSync(completed).sort()).toEqual(['big.bin', 'small.bin']);
+      const refusals = log.of('retrying').filter((retry) => retry.reason.includes('REQUEST_CHECKSUM_MISMATCH'));
+      expect(refusals).toHaveLength(3);
+    } finally {
+      await world.close();
     }
   });
 });
