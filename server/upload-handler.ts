@@ -8,6 +8,9 @@ import { serverOptions, type ServerConfig, type serverOptionSpecs } from './conf
 import { UploadEventBus, type UploadEvents } from './events/upload-events.js';
 import { createApp } from './http-app.js';
 import { httpStatusOf } from './http/error-status.js';
+import { AuthFailureGuard } from './http/auth-failures.js';
+import type { ClientCertificates } from './http/client-certificates.js';
+import type { FileModeOptions } from './http/file-mode.js';
 import { loadTokens } from './http/load-tokens.js';
 import { createRouteLimits } from './http/rate-limits.js';
 import { errorBody } from './http/send-error.js';
@@ -93,7 +96,15 @@ export interface UploadHandler {
 export async function createUploadHandler(options: UploadHandlerOptions & MountOptions = {}): Promise<UploadHandler> {
   const { storage, logger, basePath, ...values } = options;
   const config = serverOptions.resolve(serverOptions.parse(values, 'options'));
-  const tokens = loadTokens(config.tokensFile, config.tokens);
+  const log = logger ?? createLogger(config.logLevel, [serverOptions.specs]);
+  if (config.clientCa) {
+    throw new UploadError(
+      'CONFIG_INVALID',
+      "clientCa needs the server's own TLS (createUploadServer or ros2-upload-server): a handler mounted in " +
+        "another server cannot ask that server's clients for certificates",
+    );
+  }
+  const tokens = loadTokens(config.tokensFile, config.tokens, fileModeOptions(config, log));
   const viewers = loadViewerTokens(config, tokens);
   if (tokens.size === 0 && !config.allowAnonymous) {
     throw new UploadError(
@@ -104,9 +115,10 @@ export async function createUploadHandler(options: UploadHandlerOptions & MountO
   }
   return assembleUploadHandler({
     config,
-    log: logger ?? createLogger(config.logLevel, [serverOptions.specs]),
+    log,
     tokens,
     viewers,
+    certificates: undefined,
     anonymousAllowed: tokens.size === 0 || config.allowAnonymous,
     storage,
     basePath,
@@ -149,6 +161,7 @@ export interface HandlerParts {
   tokens: TokenTable;
   /** Viewer tokens (the dashboard, /v1/events, /v1/bags, /metrics). */
   viewers: TokenTable;
+  certificates: ClientCertificates | undefined;
   anonymousAllowed: boolean;
   storage: UploadStorage | undefined;
   basePath: string | undefined;
@@ -224,17 +237,25 @@ export async function assembleUploadHandler(parts: HandlerParts): Promise<Assemb
     hooks: { file: config.onFileComplete !== undefined, bag: config.onBagComplete !== undefined },
     onDeliveries: () => webhooks.kick(),
   });
+  const limits = createRouteLimits(config, log);
+  const failures = new AuthFailureGuard(limits.authFailures, log);
   const viewers = new ViewerAccess({
     viewers: parts.viewers,
     uploaders: parts.tokens,
-    open: parts.tokens.size === 0 && parts.viewers.size === 0 && parts.anonymousAllowed,
+    open:
+      parts.tokens.size === 0 && parts.viewers.size === 0 && parts.certificates === undefined && parts.anonymousAllowed,
     loginSeconds: config.viewerLoginDuration,
+    failures,
   });
   const app = createApp({
     context,
-    tokens: parts.tokens,
-    anonymousAllowed: parts.anonymousAllowed,
-    limits: createRouteLimits(config, log),
+    credentials: {
+      tokens: parts.tokens,
+      certificates: parts.certificates,
+      anonymousAllowed: parts.anonymousAllowed,
+      failures,
+    },
+    limits,
     log,
     trustProxy: parseTrustProxy(config.trustProxy),
     idleTimeoutMs: parts.ownServer ? config.idleTimeout * 1000 : undefined,
@@ -336,4 +357,12 @@ function openStore(uploadDir: string): SessionStore {
       cause: error,
     });
   }
+}
+
+/** How the credential files' permissions are checked: warnings go to the log; strictPermissions refuses. */
+export function fileModeOptions(config: ServerConfig, log: Logger): FileModeOptions {
+  return {
+    strictPermissions: config.strictPermissions,
+    warn: (message, fields) => log.warn(fields, message),
+  };
 }

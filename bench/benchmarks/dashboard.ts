@@ -34,7 +34,9 @@ declare const window: { dashboardStats: PageStats };
  */
 export const dashboard: Benchmark = {
   name: 'dashboard',
-  summary: `${ROBOTS} robots, ${ROBOTS * FULL_BAGS_PER_ROBOT} bags: server CPU/RSS with and without a page, /metrics, page render cost`,
+  summary:
+    `${ROBOTS} robots, ${ROBOTS * FULL_BAGS_PER_ROBOT} bags: ` +
+    'server CPU/RSS with and without a page, /metrics, page render cost',
   async run({ args, say }: BenchContext): Promise<BenchResult> {
     const bagsPerRobot = args.quick ? QUICK_BAGS_PER_ROBOT : FULL_BAGS_PER_ROBOT;
     const loadSeconds = args.duration ?? (args.quick ? 10 : 30);
@@ -91,7 +93,8 @@ export const dashboard: Benchmark = {
       await run(seed);
       const bags = ROBOTS * bagsPerRobot;
       say(
-        `seeded ${ROBOTS} robots, ${bags} bags (${seed.length} files) in ${fig((performance.now() - seedStart) / 1000)} s`,
+        `seeded ${ROBOTS} robots, ${bags} bags (${seed.length} files) ` +
+          `in ${fig((performance.now() - seedStart) / 1000)} s`,
       );
 
       /** Every robot sends one small file over `seconds`; server CPU and RSS over that window. */
@@ -113,7 +116,8 @@ export const dashboard: Benchmark = {
 
       const without = await steady('without-page');
       say(
-        `no page: ${without.files} files over ${loadSeconds} s: server CPU ${fig(without.cpuPercent)} %, RSS ${fig(without.rssMiB)} MiB`,
+        `no page: ${without.files} files over ${loadSeconds} s: server CPU ${fig(without.cpuPercent)} %, ` +
+          `RSS ${fig(without.rssMiB)} MiB`,
       );
 
       // /metrics: the cost of one scrape.

@@ -3,6 +3,7 @@ import type { IncomingMessage } from 'node:http';
 import type { Request, RequestHandler, Response } from 'express';
 import { UploadError } from '../../common/errors/upload-error.js';
 import type { Caller } from './auth.js';
+import type { AuthFailureGuard } from './auth-failures.js';
 import { ANONYMOUS, type TokenTable } from './token-table.js';
 
 /** The dashboard's login cookie. */
@@ -21,6 +22,8 @@ export interface ViewerAccessOptions {
   open: boolean;
   /** How long a login lasts, in seconds. */
   loginSeconds: number;
+  /** The failed-authentication limit per address, shared with the upload API: a wrong token counts there too. */
+  failures: AuthFailureGuard;
 }
 
 /**
@@ -105,11 +108,32 @@ export class ViewerAccess {
     return undefined;
   }
 
+  /**
+   * Who the request is, as resolve(); an address past the failed-authentication limit is
+   * RATE_LIMITED before its token is looked at, and a wrong token counts against it.
+   */
+  async #resolveGuarded(req: Request, res: Response): Promise<ViewerCaller> {
+    const blocked = await this.#o.failures.refusal(req);
+    if (blocked) throw blocked;
+    try {
+      return this.resolve(req);
+    } catch (error) {
+      if (error instanceof UploadError && error.code === 'UNAUTHORIZED')
+        throw await this.#o.failures.failed(req, res, error);
+      throw error;
+    }
+  }
+
+  /** Counts a refused login token against the address's failed-authentication limit; resolves with the answer. */
+  loginFailed(req: Request, res: Response, failure: UploadError): Promise<UploadError> {
+    return this.#o.failures.failed(req, res, failure);
+  }
+
   /** Only viewers: an uploader's token is FORBIDDEN, nothing at all UNAUTHORIZED. */
   get viewerOnly(): RequestHandler {
-    return (req, res, next) => {
+    return async (req, res, next) => {
       try {
-        const caller = this.resolve(req);
+        const caller = await this.#resolveGuarded(req, res);
         if (caller.kind === 'viewer') {
           res.locals.viewer = caller.name;
           next();
@@ -124,9 +148,9 @@ export class ViewerAccess {
 
   /** Viewers, or an uploader for its own data (res.locals.caller is set for it, as by authenticate()). */
   get viewerOrUploader(): RequestHandler {
-    return (req, res, next) => {
+    return async (req, res, next) => {
       try {
-        const caller = this.resolve(req);
+        const caller = await this.#resolveGuarded(req, res);
         if (caller.kind === 'viewer') res.locals.viewer = caller.name;
         else if (caller.kind === 'uploader')
           res.locals.caller = { uploader: caller.name, authenticated: true } satisfies Caller;

@@ -24,7 +24,7 @@ export function sessionRoute(access: ViewerAccess): RequestHandler {
  * (Origin), with 401 for a token that is no viewer's and 403 for an uploader's.
  */
 export function loginRoute(access: ViewerAccess): RequestHandler {
-  return (req, res) => {
+  return async (req, res) => {
     checkSameOrigin(req);
     const token = (req.body as { token?: unknown } | undefined)?.token;
     if (typeof token !== 'string' || token.trim() === '') {
@@ -35,7 +35,11 @@ export function loginRoute(access: ViewerAccess): RequestHandler {
       if (access.isUploaderToken(token.trim())) {
         throw new UploadError('FORBIDDEN', "That is an uploader's token: the dashboard needs a viewer token");
       }
-      throw new UploadError('UNAUTHORIZED', 'That token is not a viewer token of this server');
+      throw await access.loginFailed(
+        req,
+        res,
+        new UploadError('UNAUTHORIZED', 'That token is not a viewer token of this server'),
+      );
     }
     res.setHeader('Set-Cookie', viewerCookie(req, access.issue(viewer, token.trim()), access.loginSeconds));
     res.setHeader('Cache-Control', 'no-store');
