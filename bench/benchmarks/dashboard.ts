@@ -10,7 +10,7 @@ import { fig } from '../support/units.js';
 const ROBOTS = 500;
 const FULL_BAGS_PER_ROBOT = 10;
 const QUICK_BAGS_PER_ROBOT = 2;
-const VIEWER_TOKEN = 'bench-viewer-token-0001';
+const VIEWER_TOKEN = 'bench-viewer-token-0123456789abcdef0123456789-0001';
 /** Uploads in flight at once while seeding and under load. */
 const PARALLEL = 16;
 

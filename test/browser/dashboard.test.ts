@@ -16,8 +16,11 @@ interface PageRow {
 declare const document: { querySelectorAll(selector: string): Iterable<PageRow> };
 declare const window: { dashboardStats: { renders: number } };
 
-const TOKENS = ['robot1=robot1-token-0001', 'robot2=robot2-token-0002'];
-const VIEWERS = ['ops=viewer-token-0001'];
+const TOKENS = [
+  'robot1=robot1-token-0123456789abcdef0123456789-0001',
+  'robot2=robot2-token-0123456789abcdef0123456789-0002',
+];
+const VIEWERS = ['ops=viewer-token-0123456789abcdef0123456789-0001'];
 
 let browser: HeadlessBrowser | undefined;
 let server: TestServer | undefined;
@@ -65,10 +68,10 @@ describe('the dashboard in headless Chromium, while the real agent uploads', { t
     // A token never goes in a URL: the page asks for it in a form.
     await page.locator('#login').waitFor({ state: 'visible' });
     expect(page.url()).toBe(`${server.url}/dashboard/`);
-    await page.fill('#token', 'robot1-token-0001');
+    await page.fill('#token', 'robot1-token-0123456789abcdef0123456789-0001');
     await page.click('#login-form button');
     await page.locator('#login-error').filter({ hasText: 'viewer token' }).waitFor();
-    await page.fill('#token', 'viewer-token-0001');
+    await page.fill('#token', 'viewer-token-0123456789abcdef0123456789-0001');
     await page.click('#login-form button');
     await page.locator('#fleet').waitFor({ state: 'visible' });
     await page.locator('#connection', { hasText: 'live' }).waitFor();
@@ -82,7 +85,7 @@ describe('the dashboard in headless Chromium, while the real agent uploads', { t
       '--server',
       server.url,
       '--token',
-      'robot1-token-0001',
+      'robot1-token-0123456789abcdef0123456789-0001',
       '--state-dir',
       path.join(dir.path, 'agent-state'),
       '--chunk-size',
@@ -131,10 +134,10 @@ describe('the dashboard in headless Chromium, while the real agent uploads', { t
       'POST',
       '/v1/sessions',
       { path: 'broken.bin', size: 2048, fingerprint: `fp1:${'0'.repeat(64)}`, chunkSize: 1024 },
-      { token: 'robot2-token-0002' },
+      { token: 'robot2-token-0123456789abcdef0123456789-0002' },
     );
     const bad = await putChunk(server.url, String(created.json.id), 0, Buffer.alloc(1024), {
-      token: 'robot2-token-0002',
+      token: 'robot2-token-0123456789abcdef0123456789-0002',
       checksum: 'crc32:00000000',
     });
     expect(bad.status).toBe(422);

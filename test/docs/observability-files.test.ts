@@ -44,8 +44,13 @@ describe('the Grafana dashboard and the Prometheus alert rules in deploy/', () =
       expect.arrayContaining(['RobotSilent', 'UploadQueueGrowing', 'UploadStorageLow', 'BagIncompleteForAnHour']),
     );
 
-    server = await startTestServer({ tokens: ['robot1=robot1-token-0001'], viewerTokens: ['ops=viewer-token-0001'] });
-    const scraped = await fetch(`${server.url}/metrics`, { headers: { authorization: 'Bearer viewer-token-0001' } });
+    server = await startTestServer({
+      tokens: ['robot1=robot1-token-0123456789abcdef0123456789-0001'],
+      viewerTokens: ['ops=viewer-token-0123456789abcdef0123456789-0001'],
+    });
+    const scraped = await fetch(`${server.url}/metrics`, {
+      headers: { authorization: 'Bearer viewer-token-0123456789abcdef0123456789-0001' },
+    });
     expect(scraped.status).toBe(200);
     const serverNames = declared(await scraped.text());
 

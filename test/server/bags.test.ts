@@ -8,11 +8,14 @@ import { fixtureFiles, putWholeFile, viewerGet } from '../helpers/fleet-client.j
 import { startTestServer, type TestServer } from '../helpers/start-server.js';
 import { waitFor } from '../helpers/wait-for.js';
 
-const TOKENS = ['robot1=robot1-token-0001', 'robot2=robot2-token-0002'];
-const VIEWERS = ['ops=viewer-token-0001'];
-const VIEWER = 'viewer-token-0001';
-const ROBOT1 = 'robot1-token-0001';
-const ROBOT2 = 'robot2-token-0002';
+const TOKENS = [
+  'robot1=robot1-token-0123456789abcdef0123456789-0001',
+  'robot2=robot2-token-0123456789abcdef0123456789-0002',
+];
+const VIEWERS = ['ops=viewer-token-0123456789abcdef0123456789-0001'];
+const VIEWER = 'viewer-token-0123456789abcdef0123456789-0001';
+const ROBOT1 = 'robot1-token-0123456789abcdef0123456789-0001';
+const ROBOT2 = 'robot2-token-0123456789abcdef0123456789-0002';
 
 let server: TestServer | undefined;
 afterEach(async () => {

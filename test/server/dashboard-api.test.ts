@@ -5,10 +5,13 @@ import { call, putChunk } from '../helpers/native-upload.js';
 import { startTestServer, type TestServer } from '../helpers/start-server.js';
 import { waitFor } from '../helpers/wait-for.js';
 
-const TOKENS = ['robot1=robot1-token-0001', 'robot2=robot2-token-0002'];
-const VIEWERS = ['ops=viewer-token-0001'];
-const VIEWER = 'viewer-token-0001';
-const ROBOT1 = 'robot1-token-0001';
+const TOKENS = [
+  'robot1=robot1-token-0123456789abcdef0123456789-0001',
+  'robot2=robot2-token-0123456789abcdef0123456789-0002',
+];
+const VIEWERS = ['ops=viewer-token-0123456789abcdef0123456789-0001'];
+const VIEWER = 'viewer-token-0123456789abcdef0123456789-0001';
+const ROBOT1 = 'robot1-token-0123456789abcdef0123456789-0001';
 
 let server: TestServer | undefined;
 afterEach(async () => {
@@ -100,7 +103,9 @@ describe('dashboard access: viewer tokens and the login cookie', () => {
   });
 
   it('refuses a viewer token that is also an uploader token, at start', async () => {
-    await expect(startTestServer({ tokens: TOKENS, viewerTokens: ['ops=robot1-token-0001'] })).rejects.toMatchObject({
+    await expect(
+      startTestServer({ tokens: TOKENS, viewerTokens: ['ops=robot1-token-0123456789abcdef0123456789-0001'] }),
+    ).rejects.toMatchObject({
       code: 'CONFIG_INVALID',
       message: expect.stringMatching(/viewer ops and the uploader robot1/),
     });

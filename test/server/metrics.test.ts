@@ -6,9 +6,12 @@ import { writeRandomFile } from '../helpers/random-file.js';
 import { startTestServer, type TestServer } from '../helpers/start-server.js';
 import { createTempDir, type TempDir } from '../helpers/tmp-dir.js';
 
-const TOKENS = ['robot1=robot1-token-0001', 'robot2=robot2-token-0002'];
-const ROBOT1 = 'robot1-token-0001';
-const VIEWER_HEADERS = { authorization: 'Bearer viewer-token-0001' };
+const TOKENS = [
+  'robot1=robot1-token-0123456789abcdef0123456789-0001',
+  'robot2=robot2-token-0123456789abcdef0123456789-0002',
+];
+const ROBOT1 = 'robot1-token-0123456789abcdef0123456789-0001';
+const VIEWER_HEADERS = { authorization: 'Bearer viewer-token-0123456789abcdef0123456789-0001' };
 
 let server: TestServer | undefined;
 let dir: TempDir | undefined;
@@ -38,7 +41,7 @@ describe('GET /metrics after real uploads', () => {
     dir = await createTempDir('metrics');
     server = await startTestServer({
       tokens: TOKENS,
-      viewerTokens: ['ops=viewer-token-0001'],
+      viewerTokens: ['ops=viewer-token-0123456789abcdef0123456789-0001'],
       rateLimit: true,
       rateLimitNative: 2,
       metricsListen: '127.0.0.1:0',

@@ -7,10 +7,10 @@ import { startTestServer, type TestServer } from '../helpers/start-server.js';
 import { createTempDir, type TempDir } from '../helpers/tmp-dir.js';
 import { waitFor } from '../helpers/wait-for.js';
 
-const TOKENS = ['robot1=robot1-token-0001'];
-const VIEWERS = ['ops=viewer-token-0001'];
-const AS_VIEWER = { headers: { authorization: 'Bearer viewer-token-0001' } };
-const ROBOT1 = 'robot1-token-0001';
+const TOKENS = ['robot1=robot1-token-0123456789abcdef0123456789-0001'];
+const VIEWERS = ['ops=viewer-token-0123456789abcdef0123456789-0001'];
+const AS_VIEWER = { headers: { authorization: 'Bearer viewer-token-0123456789abcdef0123456789-0001' } };
+const ROBOT1 = 'robot1-token-0123456789abcdef0123456789-0001';
 const SECRET = 'webhook-secret-for-tests';
 
 interface Received {
