@@ -205,9 +205,11 @@ async function openStorage(uploadDir: string): Promise<UploadStorage> {
   try {
     return await LocalDiskStorage.open(uploadDir);
   } catch (error) {
-    throw new UploadError('STATE_DIR', `Cannot use the upload folder ${uploadDir}: ${(error as Error).message}`, {
-      cause: error,
-    });
+    throw new UploadError(
+      'STATE_DIR',
+      `Cannot use the upload folder ${uploadDir}: ${(error as Error).message} (choose a writable folder with --upload-dir)`,
+      { cause: error },
+    );
   }
 }
 

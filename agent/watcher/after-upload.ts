@@ -1,4 +1,5 @@
-import { copyFile, mkdir, rename, rmdir, unlink } from 'node:fs/promises';
+import { copyFile, rename, rmdir, unlink } from 'node:fs/promises';
+import { makeDirectory } from '../../common/fs/make-directory.js';
 import path from 'node:path';
 
 export type AfterUploadPolicy = 'keep' | 'delete' | 'move';
@@ -35,7 +36,7 @@ export async function applyAfterUpload(
     await unlink(file.path);
   } else {
     destination = path.join(moveTarget(options.root, options.moveTo), ...file.remotePath.split('/'));
-    await mkdir(path.dirname(destination), { recursive: true });
+    await makeDirectory(path.dirname(destination));
     try {
       await rename(file.path, destination);
     } catch (error) {

@@ -167,6 +167,17 @@ describe('bad command lines (the real program)', { timeout: 180_000 }, () => {
         says: /state directory .*file is not a directory/,
       },
       {
+        // Node's recursive mkdir never returns under /proc; the program must fail at once.
+        args: ['watch', rec, '--state-dir', '/proc/ros2-upload-test/state'],
+        code: exitCodes.STATE_DIR,
+        says: /Cannot create the state directory \/proc\/ros2-upload-test\/state: ENOENT/,
+      },
+      {
+        args: ['watch', rec, '--embedded-upload-dir', '/proc/ros2-upload-test/uploads', ...state],
+        code: exitCodes.STATE_DIR,
+        says: /Cannot use the upload folder \/proc\/ros2-upload-test\/uploads/,
+      },
+      {
         args: ['status', '--state-dir', path.join(dir.path, 'never')],
         code: exitCodes.STATE_DIR,
         says: /No agent journal in .*never/,

@@ -44,6 +44,19 @@ describe('ros2-upload-server program', () => {
     expect(secret.stderr).not.toContain('short');
   });
 
+  it('an upload folder that cannot be created (under /proc) stops startup at once with exit 73 and one line', async () => {
+    // Node's recursive mkdir loops forever under /proc (mkdir fails with ENOENT below an existing
+    // folder); runServerProgram's deadline turns such a hang into a failure.
+    for (const dir of ['/proc/ros2-upload-test/uploads', '/proc/ros2-upload-test']) {
+      const run = await runServerProgram(['--port', '0', '--upload-dir', dir]);
+      expect(run.code, run.stderr).toBe(73);
+      expect(run.stderr.trim().split('\n')).toHaveLength(1);
+      expect(run.stderr).toMatch(
+        /^ros2-upload-server: Cannot use the upload folder \/proc\/ros2-upload-test.*--upload-dir/,
+      );
+    }
+  });
+
   it('reads a YAML config file (flags and environment override it) and closes gracefully on SIGINT', async () => {
     const config = path.join(dir.path, 'server.yaml');
     await writeFile(

@@ -1,5 +1,5 @@
 import Database from 'better-sqlite3';
-import { mkdirSync } from 'node:fs';
+import { makeDirectorySync } from '../../../common/fs/make-directory.js';
 import path from 'node:path';
 import { UploadError } from '../../../common/errors/upload-error.js';
 import { JOURNAL_FILE, SCHEMA_VERSION, schemaSql } from './journal-schema.js';
@@ -106,7 +106,7 @@ export class Journal {
     const file = path.join(stateDir, JOURNAL_FILE);
     let db: Database.Database;
     try {
-      if (!options.readonly) mkdirSync(stateDir, { recursive: true });
+      if (!options.readonly) makeDirectorySync(stateDir);
       db = new Database(file, {
         readonly: options.readonly ?? false,
         fileMustExist: options.readonly ?? false,
