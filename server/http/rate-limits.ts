@@ -2,7 +2,7 @@ import type { RequestHandler } from 'express';
 import { ipKeyGenerator, rateLimit } from 'express-rate-limit';
 import { UploadError } from '../../common/errors/upload-error.js';
 import type { Logger } from '../logging/logger.js';
-import type { ServerConfig } from '../config/server-options.js';
+import { serverOptions, type ServerConfig } from '../config/server-options.js';
 import type { Caller } from './auth.js';
 
 const MINUTE = 60_000;
@@ -30,8 +30,24 @@ export interface RouteLimits {
  * JSON error body. `/health` has none.
  */
 export function createRouteLimits(config: ServerConfig, log: Logger): RouteLimits {
-  const make = (name: string, limit: number, windowMs: number): RequestHandler[] => {
+  type LimitKey =
+    | 'rateLimitInit'
+    | 'rateLimitChunk'
+    | 'rateLimitFinalize'
+    | 'rateLimitList'
+    | 'rateLimitHourly'
+    | 'rateLimitDaily'
+    | 'rateLimitSessions'
+    | 'rateLimitChunks'
+    | 'rateLimitComplete'
+    | 'rateLimitNative';
+  const make = (name: string, key: LimitKey, windowMs: number): RequestHandler[] => {
+    const limit = config[key];
     if (!config.rateLimit || limit === 0) return [];
+    // The client is told which server setting raises the limit: a robot's operator reading the
+    // agent's log can pass it on to whoever runs the server.
+    const names = serverOptions.names(key);
+    const raise = `the server's ${names.flag} (${names.env}) raises it, 0 or --no-rate-limit turns it off`;
     return [
       rateLimit({
         windowMs,
@@ -50,7 +66,7 @@ export function createRouteLimits(config: ServerConfig, log: Logger): RouteLimit
           next(
             new UploadError(
               'RATE_LIMITED',
-              `Too many requests: the limit for ${name} is ${limit} per ${describeWindow(windowMs)}; retry after ${retryAfter} s`,
+              `Too many requests: the limit for ${name} is ${limit} per ${describeWindow(windowMs)}; retry after ${retryAfter} s (${raise})`,
               {
                 details: { retryAfter },
               },
@@ -66,18 +82,18 @@ export function createRouteLimits(config: ServerConfig, log: Logger): RouteLimit
     ];
   };
   return {
-    legacyInit: make('POST /upload/init', config.rateLimitInit, HOUR),
-    legacyChunk: make('POST /upload/chunk', config.rateLimitChunk, MINUTE),
-    legacyFinalize: make('POST /upload/finalize', config.rateLimitFinalize, HOUR),
+    legacyInit: make('POST /upload/init', 'rateLimitInit', HOUR),
+    legacyChunk: make('POST /upload/chunk', 'rateLimitChunk', MINUTE),
+    legacyFinalize: make('POST /upload/finalize', 'rateLimitFinalize', HOUR),
     legacyOther: [
-      ...make('legacy API requests', config.rateLimitHourly, HOUR),
-      ...make('legacy API requests', config.rateLimitDaily, DAY),
+      ...make('legacy API requests', 'rateLimitHourly', HOUR),
+      ...make('legacy API requests', 'rateLimitDaily', DAY),
     ],
-    list: make('GET /uploads', config.rateLimitList, MINUTE),
-    nativeCreate: make('POST /v1/sessions', config.rateLimitSessions, HOUR),
-    nativeChunk: make('chunk uploads', config.rateLimitChunks, MINUTE),
-    nativeComplete: make('completions', config.rateLimitComplete, HOUR),
-    nativeOther: make('native requests', config.rateLimitNative, HOUR),
+    list: make('GET /uploads', 'rateLimitList', MINUTE),
+    nativeCreate: make('POST /v1/sessions', 'rateLimitSessions', HOUR),
+    nativeChunk: make('chunk uploads', 'rateLimitChunks', MINUTE),
+    nativeComplete: make('completions', 'rateLimitComplete', HOUR),
+    nativeOther: make('native requests', 'rateLimitNative', HOUR),
   };
 }
 
