@@ -27,15 +27,23 @@ export async function runCli(
     const invocation = parseInvocation(argv, io.env);
     switch (invocation.command) {
       case 'help':
-        io.stdout.write(helpText());
+        io.stdout.write(helpText(invocation.helpFor));
         return exitCodes.OK;
       case 'version':
         io.stdout.write(`${packageVersion()}\n`);
         return exitCodes.OK;
       // Each command's code is loaded when it runs: `upload` and `status` never load the ROS layer.
       case 'status': {
+        for (const note of invocation.notes) io.stderr.write(`ros2-upload-agent: warning: ${note}\n`);
         const { statusCommand } = await import('./status-command.js');
-        return statusCommand(invocation, io.stdout);
+        return await statusCommand(invocation, io.stdout);
+      }
+      case 'retry':
+      case 'pause':
+      case 'resume': {
+        for (const note of invocation.notes) io.stderr.write(`ros2-upload-agent: warning: ${note}\n`);
+        const { controlCommand } = await import('./status-command.js');
+        return await controlCommand(invocation, invocation.command, io.stdout);
       }
       case 'upload': {
         // Progress lines carry the news; the log shows warnings unless asked for more.
@@ -45,11 +53,13 @@ export async function runCli(
             ? 'warn'
             : invocation.config.logLevel;
         logger = programLogger(level);
+        for (const note of invocation.notes) logger.warn(note);
         const { uploadCommand } = await import('./upload-command.js');
         return await uploadCommand(invocation, logger, io.stdout);
       }
       case 'watch': {
         logger = programLogger(invocation.config.logLevel);
+        for (const note of invocation.notes) logger.warn(note);
         const { watchCommand } = await import('./watch-command.js');
         return await watchCommand(invocation, logger);
       }

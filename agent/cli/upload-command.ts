@@ -37,7 +37,10 @@ export async function uploadCommand(
     watchDir: undefined,
     stateDir: path.join(invocation.config.stateDir, UPLOAD_COMMAND_STATE),
   };
-  const started = await startProgramAgent(config, logger);
+  const started = await startProgramAgent(config, logger, {
+    command: 'upload',
+    userStateDir: invocation.config.stateDir,
+  });
   const { agent } = started;
   const progress = 'isTTY' in out && out.isTTY ? ttyProgress(out) : plainProgress(out);
   // What happened to each listed file, for the lines and the exit code; when to stop is the agent's onIdle().

@@ -34,7 +34,7 @@ export async function watchCommand(
       ...deps.rosNode,
       agent: async (rosSettings) => {
         const config = agentOptions.resolve(invocation.config, rosSettings as Partial<typeof invocation.config>);
-        const started = await startProgramAgent(config, logger, true);
+        const started = await startProgramAgent(config, logger, { command: 'watch', requireWatchDir: true });
         return { agent: started.controller, config: started.config };
       },
     });
@@ -47,7 +47,7 @@ export async function watchCommand(
   // SIGINT/SIGTERM are handled from before the agent starts (registered before any await): a
   // signal that arrives while it starts, even right after it logged that it is watching, stops
   // it gracefully once it has started, instead of killing it.
-  const startup = startProgramAgent(invocation.config, logger, true);
+  const startup = startProgramAgent(invocation.config, logger, { command: 'watch', requireWatchDir: true });
   const stopped = onStopSignal(async () => {
     const started = await startup.catch(() => undefined);
     await started?.controller.stop();

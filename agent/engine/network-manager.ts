@@ -32,6 +32,8 @@ export type { AddUploadOptions, AddUploadResult };
 
 /** Options of `new NetworkManager(...)`: the engine settings (validated by `engineOptions`) plus a logger. */
 export type NetworkManagerOptions = { [K in keyof EngineConfig]?: EngineConfig[K] | string } & {
+  /** The same as serverUrl, under the Python NetworkManager's name (upload_url). */
+  uploadUrl?: string;
   /** pino logger; default: warnings and errors as JSON on stderr. */
   logger?: Logger;
 };
@@ -46,7 +48,7 @@ const FINISHED_KEPT = 1000;
 /** Progress events per upload at most this often (ms), besides one per acknowledged chunk. */
 const PROGRESS_INTERVAL_MS = 250;
 
-/** Where a server listens by default (the protocol's defaults, which the server uses too): the URL when uploadUrl is unset. */
+/** Where a server listens by default (the protocol's defaults, which the server uses too): the URL when serverUrl is unset. */
 const LOCAL_SERVER_URL = `http://${DEFAULT_SERVER_HOST}:${DEFAULT_SERVER_PORT}`;
 
 /**
@@ -123,7 +125,7 @@ export class NetworkManager extends EventEmitter<NetworkManagerEvents> {
    * Changes settings on a running manager, validated by the same schema (an invalid value
    * throws an UploadError naming it, and nothing changes). `bandwidthLimit` and
    * `maxConcurrentUploads` apply at once; timeouts and retries from the next request; chunkSize
-   * to new sessions; connection settings (uploadUrl, token, TLS, initTimeout) by reconnecting.
+   * to new sessions; connection settings (serverUrl, token, TLS, initTimeout) by reconnecting.
    */
   setOptions(partial: Partial<Record<keyof EngineConfig | (string & {}), unknown>>): void {
     const parsed = engineOptions.parse(partial, 'setOptions');
@@ -138,7 +140,7 @@ export class NetworkManager extends EventEmitter<NetworkManagerEvents> {
     this.#config = { ...before, ...parsed };
     if (parsed.bandwidthLimit !== undefined) this.#bucket.setRate(this.#config.bandwidthLimit);
     if (parsed.maxConcurrentUploads !== undefined) this.#slots.concurrency = this.#config.maxConcurrentUploads;
-    const connection = ['uploadUrl', 'token', 'caFile', 'clientCert', 'clientKey', 'initTimeout'] as const;
+    const connection = ['serverUrl', 'token', 'caFile', 'clientCert', 'clientKey', 'initTimeout'] as const;
     if (this.#transport && connection.some((key) => key in parsed && parsed[key] !== before[key])) {
       const old = this.#transport;
       try {
@@ -200,9 +202,9 @@ export class NetworkManager extends EventEmitter<NetworkManagerEvents> {
     this.setOptions({ chunkSize: value });
   }
 
-  /** The server base URL in use (uploadUrl, or the bundled server's default address). */
+  /** The server base URL in use (serverUrl, or the bundled server's default address). */
   get serverUrl(): string {
-    return this.#config.uploadUrl ?? LOCAL_SERVER_URL;
+    return this.#config.serverUrl ?? LOCAL_SERVER_URL;
   }
 
   // ---- lifecycle --------------------------------------------------------------------------
@@ -575,6 +577,7 @@ export class NetworkManager extends EventEmitter<NetworkManagerEvents> {
       },
       completed: (record, deduplicated) => {
         this.#forgetPending(record);
+        this.#forgetEarlierFailures(record);
         this.#trimCompleted(record);
         this.#announcing.add(record);
         const announce = (): void => {
@@ -733,6 +736,19 @@ export class NetworkManager extends EventEmitter<NetworkManagerEvents> {
     }
   }
 
+  /**
+   * A file verified now is no longer failed: earlier failed uploads of it (the same local and
+   * remote path) are forgotten, so the status shows only current failures.
+   */
+  #forgetEarlierFailures(record: UploadRecord): void {
+    for (const other of [...this.#records.values()]) {
+      if (other === record || other.phase !== 'failed') continue;
+      if (other.localPath !== record.localPath || other.remotePath !== record.remotePath) continue;
+      this.#records.delete(other.id);
+      this.#journal?.deleteUpload(other.id);
+    }
+  }
+
   /** Remembers a completed upload and forgets the oldest beyond FINISHED_KEPT (O(1) per upload). */
   #trimCompleted(record: UploadRecord): void {
     this.#completedOrder.add(record);
@@ -778,7 +794,7 @@ export class NetworkManager extends EventEmitter<NetworkManagerEvents> {
 
   #makeTransport(): HttpTransport {
     return new HttpTransport({
-      uploadUrl: this.serverUrl,
+      serverUrl: this.serverUrl,
       token: this.#config.token,
       caFile: this.#config.caFile,
       clientCert: this.#config.clientCert,

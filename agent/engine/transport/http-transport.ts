@@ -8,7 +8,7 @@ import { httpStatusError, networkError } from './http-errors.js';
 import { parseServerUrl, type ServerBase } from './server-url.js';
 
 export interface TransportOptions {
-  uploadUrl: string;
+  serverUrl: string;
   token: string | undefined;
   /** PEM CA to trust in addition to the system's (self-signed servers). */
   caFile: string | undefined;
@@ -51,7 +51,7 @@ export class HttpTransport {
   readonly #token: string | undefined;
 
   constructor(options: TransportOptions) {
-    this.base = parseServerUrl(options.uploadUrl);
+    this.base = parseServerUrl(options.serverUrl);
     this.#token = options.token;
     const connect: Record<string, unknown> = { timeout: options.connectTimeoutMs };
     if (options.caFile) connect.ca = [...rootCertificates, readPem(options.caFile, 'caFile')];

@@ -36,7 +36,7 @@ export async function startHarness(
   const stateDir = path.join(temp.path, 'state');
   const logger = pino({ level: process.env.LOG_LEVEL ?? 'silent' });
   const base: Partial<AgentConfig> = {
-    uploadUrl: proxy.url,
+    serverUrl: proxy.url,
     watchDir: root,
     createWatchDir: true,
     stateDir,
