@@ -91,6 +91,7 @@ export async function createUploadHandler(options: UploadHandlerOptions & MountO
     log: logger ?? createLogger(config.logLevel, [serverOptions.specs]),
     tokens,
     anonymousAllowed: tokens.size === 0 || config.allowAnonymous,
+    openOnLoopback: false,
     storage,
     basePath,
     ownServer: false,
@@ -102,6 +103,8 @@ export interface HandlerParts {
   log: Logger;
   tokens: TokenTable;
   anonymousAllowed: boolean;
+  /** No tokens, listening on loopback only (createUploadServer knows; a mounted handler never claims it). */
+  openOnLoopback: boolean;
   storage: UploadStorage | undefined;
   basePath: string | undefined;
   /** True when the handler serves a server of its own (createUploadServer): it then manages the sockets' idle timeout. */
@@ -141,6 +144,7 @@ export async function assembleUploadHandler(parts: HandlerParts): Promise<Upload
     context,
     tokens: parts.tokens,
     anonymousAllowed: parts.anonymousAllowed,
+    openOnLoopback: parts.openOnLoopback,
     limits: createRouteLimits(config, log),
     log,
     trustProxy: parseTrustProxy(config.trustProxy),

@@ -58,6 +58,7 @@ export async function createUploadServer(options: UploadServerOptions = {}): Pro
     log,
     tokens,
     anonymousAllowed,
+    openOnLoopback: loopback && tokens.size === 0,
     storage,
     basePath: undefined,
     ownServer: true,
