@@ -3,6 +3,7 @@ import { UploadError } from '../../common/errors/upload-error.js';
 import type { AgentController } from '../app/agent-controller.js';
 import type { AgentConfig } from '../app/agent-options.js';
 import { checkStateDir, checkWatchDir } from '../app/check-dirs.js';
+import { ActivityReport } from '../app/activity-report.js';
 import { ControlServer, type RunInfo } from '../app/control-socket.js';
 import { UploadAgent } from '../app/upload-agent.js';
 import path from 'node:path';
@@ -30,6 +31,8 @@ export interface ProgramAgentOptions {
   requireWatchDir?: boolean;
   /** The state directory the user named (upload keeps its journal in a subfolder of it). */
   userStateDir?: string;
+  /** Periodic progress lines in the log (off when the CLI shows live progress on a terminal). */
+  progressLines?: boolean;
 }
 
 /**
@@ -90,6 +93,7 @@ export async function startProgramAgent(
   } catch (error) {
     logger.warn({ err: error }, 'could not write the run record into the state directory');
   }
+  const report = new ActivityReport(agent, logger, options.progressLines === false ? 0 : config.progressLogInterval);
   let stopping: Promise<void> | undefined;
   let control: ControlServer | undefined;
   const stop = (): Promise<void> =>
@@ -100,6 +104,7 @@ export async function startProgramAgent(
       try {
         await control?.close();
         await agent.stop();
+        report.stop();
       } finally {
         await server?.close();
       }

@@ -1,4 +1,6 @@
+import { Writable } from 'node:stream';
 import type { Logger } from 'pino';
+import { ttyProgress, type ProgressOutput } from './progress-output.js';
 import { UploadError } from '../../common/errors/upload-error.js';
 import { createLogger } from '../../common/program/create-logger.js';
 import { packageVersion } from '../../common/program/package-version.js';
@@ -46,22 +48,21 @@ export async function runCli(
         return await controlCommand(invocation, invocation.command, io.stdout);
       }
       case 'upload': {
-        // Progress lines carry the news; the log shows warnings unless asked for more.
-        const level = ['trace', 'debug'].includes(invocation.config.logLevel)
-          ? invocation.config.logLevel
-          : invocation.config.logLevel === 'info'
-            ? 'warn'
-            : invocation.config.logLevel;
+        // The command's own lines carry the news (every file, retries, the network going and
+        // coming back), each once: the log shows only fatal errors unless a level is asked for.
+        const level = invocation.config.logLevel === 'info' ? 'fatal' : invocation.config.logLevel;
         logger = programLogger(level);
         for (const note of invocation.notes) logger.warn(note);
         const { uploadCommand } = await import('./upload-command.js');
         return await uploadCommand(invocation, logger, io.stdout);
       }
       case 'watch': {
-        logger = programLogger(invocation.config.logLevel);
+        // On a terminal: live progress bars, with the log lines written above them.
+        const progress = process.stderr.isTTY === true ? ttyProgress(process.stderr) : undefined;
+        logger = programLogger(invocation.config.logLevel, progress && lineStream(progress));
         for (const note of invocation.notes) logger.warn(note);
         const { watchCommand } = await import('./watch-command.js');
-        return await watchCommand(invocation, logger);
+        return await watchCommand(invocation, logger, { ...(progress ? { progress } : {}) });
       }
     }
   } catch (error) {
@@ -76,14 +77,28 @@ export async function runCli(
  * synchronously (a finished command exits at once), human-readable on a terminal and JSON lines
  * otherwise (systemd, ros2 launch, log shippers).
  */
-function programLogger(level: string): Logger {
+function programLogger(level: string, through?: NodeJS.WritableStream): Logger {
   return createLogger({
     name: 'ros2-upload-agent',
     level,
     specs: [agentOptionSpecs],
-    destination: 2,
+    destination: through ?? 2,
     sync: true,
     pretty: process.stderr.isTTY === true,
+  });
+}
+
+/** A stream whose lines go to the progress output's line(), so they appear above its bars. */
+function lineStream(progress: ProgressOutput): NodeJS.WritableStream {
+  let pending = '';
+  return new Writable({
+    write(chunk: Buffer | string, _encoding, done) {
+      pending += chunk.toString();
+      const lines = pending.split('\n');
+      pending = lines.pop() ?? '';
+      for (const line of lines) progress.line(line);
+      done();
+    },
   });
 }
 

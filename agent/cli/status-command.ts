@@ -53,10 +53,14 @@ export function resolveStateDir(invocation: Invocation): { stateDir: string; why
 export async function statusCommand(invocation: Invocation, out: NodeJS.WritableStream): Promise<number> {
   const { stateDir, why } = resolveStateDir(invocation);
   const views: AgentView[] = [];
-  for (const [kind, dir] of [
-    ['watch', stateDir],
-    ['upload', path.join(stateDir, UPLOAD_COMMAND_STATE)],
-  ] as const) {
+  const places: [AgentView['kind'], string][] =
+    path.basename(stateDir) === UPLOAD_COMMAND_STATE
+      ? [['upload', stateDir]]
+      : [
+          ['watch', stateDir],
+          ['upload', path.join(stateDir, UPLOAD_COMMAND_STATE)],
+        ];
+  for (const [kind, dir] of places) {
     const view = await readView(kind, dir);
     if (view) views.push(view);
   }

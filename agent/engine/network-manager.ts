@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import path from 'node:path';
 import type { Logger } from 'pino';
+import { formatDuration, formatSize, roundSeconds } from '../../common/config/units.js';
 import { UploadError } from '../../common/errors/upload-error.js';
 import { createLogger } from '../../common/program/create-logger.js';
 import { DEFAULT_SERVER_HOST, DEFAULT_SERVER_PORT } from '../../common/protocol/native-protocol.js';
@@ -84,6 +85,8 @@ export class NetworkManager extends EventEmitter<NetworkManagerEvents> {
   #started = false;
   #paused = false;
   #online = true;
+  /** When the engine went offline (performance.now()), for "back online after …". */
+  #offlineSince = 0;
   #stopping: Promise<void> | undefined;
   #nextSeq = 1;
   /** #nextSeq accounts for the journal's rows (read once per opening of the journal). */
@@ -590,10 +593,12 @@ export class NetworkManager extends EventEmitter<NetworkManagerEvents> {
               upload: record.localPath,
               remotePath: record.remotePath,
               bytes: record.bytesTotal,
-              duration,
+              seconds: roundSeconds(duration),
               deduplicated,
             },
-            'upload verified by the server',
+            deduplicated
+              ? `verified ${record.remotePath} (${formatSize(record.bytesTotal)}): the server already held it`
+              : `verified ${record.remotePath} (${formatSize(record.bytesTotal)}) in ${roundSeconds(duration)} s`,
           );
           this.#emit('completed', { upload: snapshot, sha256: record.sha256 ?? '', duration, deduplicated });
           this.#reportState(record);
@@ -637,9 +642,10 @@ export class NetworkManager extends EventEmitter<NetworkManagerEvents> {
   }
 
   #retrying(record: UploadRecord, info: RetryInfo): void {
-    this.#logger.warn(
-      { upload: record.localPath, attempt: info.attempt, delay: info.delay, reason: info.reason },
-      'retrying',
+    // The first retry of a request is news; the ones after it (the same reason, with backoff) are detail.
+    this.#logger[info.attempt <= 1 ? 'warn' : 'debug'](
+      { upload: record.localPath, attempt: info.attempt, delay: roundSeconds(info.delay), reason: info.reason },
+      `retrying ${record.remotePath} in ${roundSeconds(info.delay)} s: ${info.reason}`,
     );
     this.#emit('retrying', {
       upload: this.#snapshot(record),
@@ -653,6 +659,7 @@ export class NetworkManager extends EventEmitter<NetworkManagerEvents> {
   #setOffline(reason: string): void {
     if (!this.#online || !this.#started) return;
     this.#online = false;
+    this.#offlineSince = performance.now();
     this.#updateGate();
     this.#logger.warn({ reason, server: this.serverUrl }, 'server unreachable: offline; probing it with backoff');
     this.#emit('offline', { reason });
@@ -664,7 +671,11 @@ export class NetworkManager extends EventEmitter<NetworkManagerEvents> {
     this.#online = true;
     this.#probe.stop();
     this.#updateGate();
-    this.#logger.info({ server: this.serverUrl }, 'server reachable again: online');
+    const offlineSeconds = (performance.now() - this.#offlineSince) / 1000;
+    this.#logger.info(
+      { server: this.serverUrl, offlineSeconds: roundSeconds(offlineSeconds) },
+      `server back online after ${formatDuration(offlineSeconds)}`,
+    );
     this.#emit('online');
     for (const wake of [...this.#onlineWaiters]) wake();
   }

@@ -48,7 +48,7 @@ export function createLogger(options: LoggerOptions): Logger {
     redact: { paths: redactPaths(options.specs ?? []), censor: '[redacted]' },
     ...(options.base ? { base: options.base } : {}),
   };
-  if (options.pretty && typeof destination === 'number') {
+  if (options.pretty) {
     const pretty = require('pino-pretty') as (options: PrettyOptions) => PrettyStream;
     return pino(
       settings,
@@ -58,6 +58,8 @@ export function createLogger(options: LoggerOptions): Logger {
         translateTime: 'SYS:HH:MM:ss.l',
         ignore: 'pid,hostname,name',
         sync: sync ?? false,
+        // A stream (the CLI's live progress output, which keeps its bars below the log lines) is written to as is.
+        ...(typeof destination === 'number' ? {} : { colorize: (destination as { isTTY?: boolean }).isTTY !== false }),
       }),
     );
   }
