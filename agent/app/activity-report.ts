@@ -101,5 +101,6 @@ export function describeProgress(upload: UploadSnapshot): string {
   const rate = upload.rate > 0 ? `, ${formatSize(Math.round(upload.rate))}/s` : '';
   const eta = upload.rate > 0 && upload.etaSeconds !== undefined ? `, ETA ${formatDuration(upload.etaSeconds)}` : '';
   const state = upload.state === 'uploading' ? 'uploading' : `${upload.state}`;
-  return `${state} ${upload.remotePath}: ${formatSize(upload.bytesSent)} of ${formatSize(upload.bytesTotal)} (${share} %)${rate}${eta}`;
+  const sent = `${formatSize(upload.bytesSent)} of ${formatSize(upload.bytesTotal)}`;
+  return `${state} ${upload.remotePath}: ${sent} (${share} %)${rate}${eta}`;
 }

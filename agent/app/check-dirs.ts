@@ -1,7 +1,7 @@
-import { accessSync, constants, realpathSync, statSync } from 'node:fs';
-import { makeDirectorySync } from '../../common/fs/make-directory.js';
+import { accessSync, constants, realpathSync, type Stats, statSync } from 'node:fs';
 import path from 'node:path';
 import { UploadError } from '../../common/errors/upload-error.js';
+import { makeDirectorySync } from '../../common/fs/make-directory.js';
 
 /** The state directory must exist (it is created) and be readable and writable. */
 export function checkStateDir(stateDir: string): void {
@@ -41,7 +41,7 @@ export function checkWatchDir(watchDir: string, create: boolean): string {
       );
     }
   }
-  let info;
+  let info: Stats;
   try {
     info = statSync(dir);
   } catch (error) {

@@ -7,7 +7,10 @@ import type { AgentController, AgentStatus } from './agent-controller.js';
 /** The control socket's file in the state directory. */
 export const CONTROL_SOCKET = 'control.sock';
 
-/** What the program says about itself: shown by `status`, also written to the state directory for when it is not running. */
+/**
+ * What the program says about itself: shown by `status`, also written to the state directory for
+ * when it is not running.
+ */
 export interface RunInfo {
   command: 'watch' | 'upload';
   pid: number;

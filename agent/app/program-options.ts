@@ -21,7 +21,9 @@ export const programOptionSpecs = {
     default: './uploads',
   }),
   allowLocalDelete: option.boolean({
-    doc: 'Let afterUpload delete or move recordings although no serverUrl is set: the bundled server then keeps the only copy, on this machine (without this, that combination is refused)',
+    doc:
+      'Let afterUpload delete or move recordings although no serverUrl is set: the bundled server then keeps ' +
+      'the only copy, on this machine (without this, that combination is refused)',
     default: false,
   }),
   progressLogInterval: option.duration({

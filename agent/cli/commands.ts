@@ -13,7 +13,10 @@ export const CONTROL_COMMANDS = ['retry', 'pause', 'resume'] as const;
 export interface CommandInfo {
   usage: string;
   summary: string;
-  /** Settings whose flags this command takes; others given as flags are refused (from the environment or a config file they are ignored). */
+  /**
+   * Settings whose flags this command takes; others given as flags are refused (from the
+   * environment or a config file they are ignored).
+   */
   keys: readonly Key[];
   /** Program flags (not settings) this command takes, besides --config and --help. */
   flags: readonly string[];

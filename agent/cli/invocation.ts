@@ -135,7 +135,8 @@ function checkApplies(
       .map(([other]) => other);
     throw new UploadError(
       'USAGE',
-      `${agentOptions.names(key as keyof AgentConfig & string).flag} does not apply to ${command} (it is a setting of ${users.join(', ')}); see ros2-upload-agent ${command} --help`,
+      `${agentOptions.names(key as keyof AgentConfig & string).flag} does not apply to ${command} ` +
+        `(it is a setting of ${users.join(', ')}); see ros2-upload-agent ${command} --help`,
     );
   }
   for (const flag of ['ros', 'json']) {

@@ -54,7 +54,10 @@ export async function startProgramAgent(
   if (config.serverUrl === undefined && config.afterUpload !== 'keep' && config.watchDir && !config.allowLocalDelete) {
     throw new UploadError(
       'CONFIG_INVALID',
-      `afterUpload ${config.afterUpload} with no server URL would ${config.afterUpload} the recordings once the bundled server on this machine holds them (in ${path.resolve(config.embeddedUploadDir)}): give the real server with --server-url (UPLOAD_AGENT_SERVER_URL), or pass --allow-local-delete if this is what you want`,
+      `afterUpload ${config.afterUpload} with no server URL would ${config.afterUpload} the recordings once ` +
+        `the bundled server on this machine holds them (in ${path.resolve(config.embeddedUploadDir)}): ` +
+        'give the real server with --server-url (UPLOAD_AGENT_SERVER_URL), or pass --allow-local-delete ' +
+        'if this is what you want',
       { details: { option: 'afterUpload' } },
     );
   }
@@ -73,7 +76,9 @@ export async function startProgramAgent(
     // Loud on every start: a forgotten or misspelt server setting must not look like success.
     logger.warn(
       { url: server.url, uploadDir: server.storageRoot },
-      `NO SERVER GIVEN: uploading to the bundled server in this process, which stores every file on THIS machine, in ${server.storageRoot}. For a real server give --server-url https://… (or UPLOAD_AGENT_SERVER_URL, or serverUrl in the config file)`,
+      'NO SERVER GIVEN: uploading to the bundled server in this process, which stores every file on THIS ' +
+        `machine, in ${server.storageRoot}. For a real server give --server-url https://… ` +
+        '(or UPLOAD_AGENT_SERVER_URL, or serverUrl in the config file)',
     );
   }
   const stateDir = path.resolve(config.stateDir);

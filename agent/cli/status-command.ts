@@ -102,7 +102,8 @@ export async function controlCommand(
   }
   throw new UploadError(
     'STATE_DIR',
-    `No running agent on ${stateDir} (${why}): ${command} needs the agent to run (its control socket is ${path.join(stateDir, CONTROL_SOCKET)})`,
+    `No running agent on ${stateDir} (${why}): ${command} needs the agent to run ` +
+      `(its control socket is ${path.join(stateDir, CONTROL_SOCKET)})`,
   );
 }
 
@@ -195,14 +196,16 @@ function snapshotOfRow(row: UploadRow, journal: Journal): UploadSnapshot {
 function describe(view: AgentView): string[] {
   const title = view.kind === 'watch' ? 'Daemon (watch)' : 'One-shot upload';
   const run = view.run;
-  const lines = [
-    `${title}: ${view.running ? `running${run ? ` (pid ${run.pid}, since ${run.startedAt})` : ''}` : `not running${run ? ` (last started ${run.startedAt})` : ''}`}${view.kind === 'upload' ? `, journal in ${view.stateDir}` : ''}`,
-  ];
+  const since = view.running
+    ? `running${run ? ` (pid ${run.pid}, since ${run.startedAt})` : ''}`
+    : `not running${run ? ` (last started ${run.startedAt})` : ''}`;
+  const lines = [`${title}: ${since}${view.kind === 'upload' ? `, journal in ${view.stateDir}` : ''}`];
   if (run?.watchDir) lines.push(`  Watching: ${run.watchDir}`);
   if (run) {
     lines.push(
       run.server.embedded
-        ? `  Server: THE BUNDLED SERVER ON THIS MACHINE (no --server-url given): files are stored in ${run.server.storage}`
+        ? '  Server: THE BUNDLED SERVER ON THIS MACHINE (no --server-url given): ' +
+            `files are stored in ${run.server.storage}`
         : `  Server: ${run.server.url}`,
     );
   }
@@ -223,12 +226,16 @@ function describe(view: AgentView): string[] {
   lines.push(`  Uploading: ${active.length}`);
   for (const upload of active)
     lines.push(
-      `    ${progressOf(upload)}${upload.state === 'uploading' ? '' : `  ${upload.state}${upload.lastError ? `: ${upload.lastError}` : ''}`}`,
+      `    ${progressOf(upload)}` +
+        (upload.state === 'uploading' ? '' : `  ${upload.state}${upload.lastError ? `: ${upload.lastError}` : ''}`),
     );
   lines.push(`  Queued: ${queued.length}${view.running ? '' : ' (they go on at the next start)'}`);
   for (const upload of queued)
     lines.push(
-      `    ${upload.remotePath}  ${upload.bytesSent > 0 ? `${formatSize(upload.bytesSent)} of ${formatSize(upload.bytesTotal)} sent` : formatSize(upload.bytesTotal)}`,
+      `    ${upload.remotePath}  ` +
+        (upload.bytesSent > 0
+          ? `${formatSize(upload.bytesSent)} of ${formatSize(upload.bytesTotal)} sent`
+          : formatSize(upload.bytesTotal)),
     );
   lines.push(`  Waiting to close or held back: ${waiting.length}`);
   for (const upload of waiting) {
@@ -250,5 +257,6 @@ function progressOf(upload: UploadSnapshot): string {
   const share = upload.bytesTotal > 0 ? Math.floor((upload.bytesSent / upload.bytesTotal) * 100) : 0;
   const rate = upload.rate > 0 ? `  ${formatSize(Math.round(upload.rate))}/s` : '';
   const eta = upload.etaSeconds !== undefined && upload.rate > 0 ? `  ETA ${formatDuration(upload.etaSeconds)}` : '';
-  return `${upload.remotePath}  ${formatSize(upload.bytesSent)} of ${formatSize(upload.bytesTotal)} (${share} %)${rate}${eta}`;
+  const sent = `${formatSize(upload.bytesSent)} of ${formatSize(upload.bytesTotal)}`;
+  return `${upload.remotePath}  ${sent} (${share} %)${rate}${eta}`;
 }

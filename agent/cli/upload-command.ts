@@ -45,7 +45,8 @@ export async function uploadCommand(
   const progress = 'isTTY' in out && out.isTTY ? ttyProgress(out) : plainProgress(out);
   if (started.server) {
     progress.line(
-      `no server given (--server-url): uploading to the bundled server on this machine, which stores the files in ${started.server.storageRoot}`,
+      'no server given (--server-url): uploading to the bundled server on this machine, which stores the files ' +
+        `in ${started.server.storageRoot}`,
     );
   }
   agent.engine.on('offline', ({ reason }) =>
@@ -62,7 +63,8 @@ export async function uploadCommand(
     verified.add(file.localPath);
     failed.delete(file.localPath);
     progress.line(
-      `verified ${file.remotePath} (${formatSize(file.size)}) sha256 ${file.sha256}${file.deduplicated ? ' (already on the server)' : ''}`,
+      `verified ${file.remotePath} (${formatSize(file.size)}) sha256 ` +
+        `${file.sha256}${file.deduplicated ? ' (already on the server)' : ''}`,
     );
   });
   agent.on('failed', (event: FailedEvent) => {
@@ -102,12 +104,14 @@ export async function uploadCommand(
   const notSent = [...held.values()].filter((file) => !verified.has(file.localPath));
   if (notSent.length > 0) {
     progress.line(
-      `not sent: ${notSent.map((file) => file.remotePath).join(', ')} (a bag's metadata.yaml goes only after the rest of its bag, which failed)`,
+      `not sent: ${notSent.map((file) => file.remotePath).join(', ')} ` +
+        "(a bag's metadata.yaml goes only after the rest of its bag, which failed)",
     );
   }
   const by = started.server ? `the bundled server on this machine (in ${started.server.storageRoot})` : 'the server';
   progress.line(
-    `${verified.size} of ${unique.size} file(s) verified by ${by}${failed.size > 0 ? `, ${failed.size} failed` : ''}${notSent.length > 0 ? `, ${notSent.length} not sent` : ''}`,
+    `${verified.size} of ${unique.size} file(s) verified by ${by}` +
+      `${failed.size > 0 ? `, ${failed.size} failed` : ''}${notSent.length > 0 ? `, ${notSent.length} not sent` : ''}`,
   );
   return notVerified === 0 ? exitCodes.OK : exitCodes.UPLOAD_FAILED;
 }

@@ -44,12 +44,18 @@ export interface CancelOptions {
   dropServerSession?: boolean;
 }
 
-/** How many completed uploads status() keeps (and the journal keeps rows for); failed ones stay until retried or cancelled. */
+/**
+ * How many completed uploads status() keeps (and the journal keeps rows for); failed ones stay
+ * until retried or cancelled.
+ */
 const FINISHED_KEPT = 1000;
 /** Progress events per upload at most this often (ms), besides one per acknowledged chunk. */
 const PROGRESS_INTERVAL_MS = 250;
 
-/** Where a server listens by default (the protocol's defaults, which the server uses too): the URL when serverUrl is unset. */
+/**
+ * Where a server listens by default (the protocol's defaults, which the server uses too): the URL
+ * when serverUrl is unset.
+ */
 const LOCAL_SERVER_URL = `http://${DEFAULT_SERVER_HOST}:${DEFAULT_SERVER_PORT}`;
 
 /**

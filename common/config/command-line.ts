@@ -28,7 +28,7 @@ export function parseCommandLine<S extends OptionSpecs>(
   const options: ExtraFlags = { ...extra };
   const flagToKey = new Map<string, keyof S & string>();
   for (const key of set.keys()) {
-    const spec = set.specs[key]!;
+    const spec = set.spec(key);
     if (spec.cli === false) continue;
     const type = {
       type: spec.kind === 'boolean' ? 'boolean' : 'string',
@@ -84,10 +84,10 @@ export function formatOptionsHelp<S extends OptionSpecs>(
   keys: readonly (keyof S & string)[] = set.keys(),
 ): string {
   const rows = keys
-    .filter((key) => set.specs[key]!.cli !== false)
+    .filter((key) => set.spec(key).cli !== false)
     .map((key) => {
       const names = set.names(key);
-      const spec = set.specs[key]!;
+      const spec = set.spec(key);
       const value =
         spec.kind === 'boolean' ? '' : spec.kind === 'enum' ? ` <${spec.values.join('|')}>` : ` <${spec.kind}>`;
       const also = set
@@ -106,19 +106,4 @@ export function formatOptionsHelp<S extends OptionSpecs>(
       left.length >= width ? `${left}\n${' '.repeat(width)}${right}` : left.padEnd(width) + right,
     )
     .join('\n');
-}
-
-/** A Markdown table of the options, for the README. */
-export function formatOptionsTable<S extends OptionSpecs>(set: OptionSet<S>): string {
-  const lines = ['| Option | Flag | Environment | ROS parameter | Default | Meaning |', '|---|---|---|---|---|---|'];
-  for (const key of set.keys()) {
-    const names = set.names(key);
-    const spec = set.specs[key]!;
-    const flag = spec.cli === false ? '' : `\`${names.flag}\``;
-    const ros = spec.ros === false ? '' : `\`${names.ros}\``;
-    lines.push(
-      `| \`${key}\` | ${flag} | \`${names.env}\` | ${ros} | ${set.formatDefault(key)} | ${spec.doc.replace(/\|/g, '\\|')} |`,
-    );
-  }
-  return lines.join('\n');
 }

@@ -64,6 +64,15 @@ export class OptionSet<S extends OptionSpecs> {
     return Object.keys(this.specs);
   }
 
+  /** The spec of one option; CONFIG_UNKNOWN_OPTION for a key that is not one of this set's. */
+  spec<K extends keyof S & string>(key: K): S[K] {
+    const spec = Object.hasOwn(this.specs, key) ? this.specs[key] : undefined;
+    if (spec === undefined) {
+      throw new UploadError('CONFIG_UNKNOWN_OPTION', `Unknown option "${key}"`, { details: { option: key } });
+    }
+    return spec;
+  }
+
   /** The option's names, all derived from its key by one rule (see option-spec.ts). */
   names(key: keyof S & string): OptionNames {
     return {
@@ -76,7 +85,7 @@ export class OptionSet<S extends OptionSpecs> {
 
   /** The older names an option is also accepted under. */
   aliases(key: keyof S & string): readonly OptionAlias[] {
-    return this.specs[key]!.aliases ?? [];
+    return this.spec(key).aliases ?? [];
   }
 
   /** The key for a camelCase, kebab-case or snake_case name (an alias key included), or undefined. */
@@ -117,7 +126,7 @@ export class OptionSet<S extends OptionSpecs> {
 
   /** Validates one value. Throws UploadError CONFIG_INVALID naming the option, the source and the value. */
   parseValue<K extends keyof S & string>(key: K, value: unknown, source: OptionSource = 'options'): ConfigOf<S>[K] {
-    const spec = this.specs[key]!;
+    const spec = this.spec(key);
     const result = optionSchema(spec).safeParse(value);
     if (result.success) return result.data as ConfigOf<S>[K];
     const reason = result.error.issues.map((issue) => issue.message).join('; ');
@@ -167,7 +176,8 @@ export class OptionSet<S extends OptionSpecs> {
       if (!name.startsWith(this.envPrefix) || known.has(name)) continue;
       throw new UploadError(
         'CONFIG_UNKNOWN_OPTION',
-        `Unknown environment variable ${name}${didYouMean(name, known)}: every ${this.envPrefix}* variable must be a setting (unset it or fix its name)`,
+        `Unknown environment variable ${name}${didYouMean(name, known)}: ` +
+          `every ${this.envPrefix}* variable must be a setting (unset it or fix its name)`,
         { details: { option: name, source: 'environment' } },
       );
     }
@@ -209,9 +219,9 @@ export class OptionSet<S extends OptionSpecs> {
     return `${key} (${names.flag}, ${names.env})`;
   }
 
-  /** The default as people write it, for help text and the README. */
+  /** The default as people write it, for help text and docs/configuration.md. */
   formatDefault(key: keyof S & string): string {
-    const spec = this.specs[key]!;
+    const spec = this.spec(key);
     if (!('default' in spec) || spec.default === undefined) return '(unset)';
     if (spec.kind === 'size') return formatSize(spec.default);
     if (spec.kind === 'duration') return formatDuration(spec.default);

@@ -24,7 +24,7 @@ export interface OptionAlias {
 }
 
 interface SpecBase {
-  /** One line for `--help`, the README table and the ROS parameter description. */
+  /** One line for `--help`, docs/configuration.md and the ROS parameter description. */
   doc: string;
   /** Older names still accepted (the legacy Python system's, this project's earlier ones). */
   aliases?: readonly OptionAlias[];

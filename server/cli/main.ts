@@ -52,14 +52,20 @@ async function main(argv: string[]): Promise<void> {
     pretty: process.stdout.isTTY === true,
   });
   for (const note of notes) logger.warn({ event: 'setting_name' }, note);
-  const server = await createUploadServer({ ...config, logger });
-
+  // Signals are handled from before the server listens: a SIGTERM right after the "listening"
+  // line (a supervisor, a test) must close cleanly, not kill the process by default.
+  let server: Awaited<ReturnType<typeof createUploadServer>> | undefined;
   let signals = 0;
   const stop = (signal: NodeJS.Signals): void => {
     signals += 1;
     if (signals > 1) {
       logger.warn({ event: 'forced_exit', signal }, `Second ${signal}: exiting without waiting`);
       process.exit(exitCodes.INTERRUPTED);
+    }
+    if (server === undefined) {
+      // Nothing was accepted yet, so nothing is in flight.
+      logger.info({ event: 'shutdown', signal }, `${signal} received while starting: exiting`);
+      process.exit(exitCodes.OK);
     }
     logger.info(
       { event: 'shutdown', signal },
@@ -75,6 +81,7 @@ async function main(argv: string[]): Promise<void> {
   };
   process.on('SIGINT', stop);
   process.on('SIGTERM', stop);
+  server = await createUploadServer({ ...config, logger });
 }
 
 main(process.argv.slice(2)).catch((error: unknown) => {

@@ -5,7 +5,7 @@ import { DEFAULT_SERVER_HOST, DEFAULT_SERVER_PORT } from '../../common/protocol/
  * Every setting of the receiving server, defined once. The CLI flags, the `UPLOAD_SERVER_*`
  * environment variables, the config file keys and docs/configuration.md all derive from these
  * specs by one rule. Older variable names stay accepted as aliases: SSL_CERT and SSL_KEY (the
- * Python dashboard's deployment guide uses them) silently; HOST, PORT, UPLOAD_DIR, MAX_FILE_SIZE,
+ * legacy dashboard's deployment guide uses them) silently; HOST, PORT, UPLOAD_DIR, MAX_FILE_SIZE,
  * COMPRESSION_THRESHOLD and COMPRESSION_LEVEL (this server's first names) with a warning. Sizes
  * are bytes, durations seconds.
  */
@@ -51,7 +51,9 @@ export const serverOptionSpecs = {
     ros: false,
   }),
   diskReserve: option.size({
-    doc: 'Free disk space kept in reserve: a new upload is refused with 507 when free space is below its size plus this',
+    doc:
+      'Free disk space kept in reserve: a new upload is refused ' +
+      'with 507 when free space is below its size plus this',
     default: 1024 ** 3,
     min: 0,
     ros: false,
@@ -78,7 +80,9 @@ export const serverOptionSpecs = {
     ros: false,
   }),
   sessionExpiry: option.duration({
-    doc: 'An upload with no activity for this long is deleted with its data; a completed session is remembered this long',
+    doc:
+      'An upload with no activity for this long is deleted with ' +
+      'its data; a completed session is remembered this long',
     default: 7 * 86400,
     min: 1,
     ros: false,
@@ -90,7 +94,9 @@ export const serverOptionSpecs = {
     ros: false,
   }),
   tokensFile: option.string({
-    doc: 'YAML/JSON file of bearer tokens: a mapping uploader -> token (or list of tokens), or a list of {uploader, token}',
+    doc:
+      'YAML/JSON file of bearer tokens: a mapping uploader -> ' +
+      'token (or list of tokens), or a list of {uploader, token}',
     format: 'path',
     ros: false,
   }),
@@ -158,7 +164,9 @@ export const serverOptionSpecs = {
     ros: false,
   }),
   rateLimitChunks: option.integer({
-    doc: 'Native chunk PUTs per minute per client (0 = no limit); with 8 MiB chunks 100/min caps a client at about 13 MiB/s',
+    doc:
+      'Native chunk PUTs per minute per client (0 = no limit); ' +
+      'with 8 MiB chunks 100/min caps a client at about 13 MiB/s',
     default: 100,
     min: 0,
     ros: false,
@@ -200,7 +208,9 @@ export const serverOptionSpecs = {
     ros: false,
   }),
   maxConnections: option.integer({
-    doc: 'Most client connections open at once; beyond it new connections are closed at once (bounds file descriptors and memory under a connection flood); 0 = no limit',
+    doc:
+      'Most client connections open at once; beyond it new connections are closed at ' +
+      'once (bounds file descriptors and memory under a connection flood); 0 = no limit',
     default: 1000,
     min: 0,
     ros: false,

@@ -105,7 +105,10 @@ describe('the agent says what it is doing', { timeout: 180_000 }, () => {
       /^verified b\/b_0\.mcap \(3 MiB\) in \d+(\.\d{1,2})? s$/,
     );
     expect(said.at(-1)).toMatch(
-      /^stopped after \S+ this run: 1 file\(s\) verified \(3 MiB sent\), nothing pending, 1 waiting to close, 0 failed$/,
+      new RegExp(
+        '^stopped after \\S+ this run: 1 file\\(s\\) verified \\(3 MiB sent\\), nothing pending, ' +
+          '1 waiting to close, 0 failed$',
+      ),
     );
     // The bundled server announced itself as a warning.
     expect(agent.stderr).toMatch(/"level":40.*NO SERVER GIVEN: .*uploads/);

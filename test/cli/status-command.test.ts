@@ -36,7 +36,7 @@ interface StatusJson {
 }
 
 describe('status, retry, pause and resume', { timeout: 240_000 }, () => {
-  it('shows a running upload with bytes, rate and ETA, pauses and resumes it, and finds the last run without --state-dir', async () => {
+  it('shows a running upload (bytes, rate, ETA), pauses and resumes it, finds the last run by itself', async () => {
     const dir = await createTempDir('status');
     cleanups.push(() => dir.remove());
     const home = path.join(dir.path, 'home');

@@ -42,7 +42,7 @@ afterAll(async () => {
 });
 
 describe('GET /uploads and downloads', () => {
-  it('lists what arrived without a token where the server runs open on loopback, but not where it has tokens', async () => {
+  it('lists what arrived without a token where the server runs open on loopback, not where it has tokens', async () => {
     const listing = await legacyGet(open.url, '/uploads');
     expect(listing.status).toBe(200);
     expect((listing.json.uploads as { filename: string }[]).map((u) => u.filename)).toEqual(['run1/split_0.mcap']);
