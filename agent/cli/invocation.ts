@@ -26,6 +26,8 @@ export interface Invocation {
   argv: string[];
   /** Warnings about the settings (an old name was used) for the program to log once it has a logger. */
   notes: string[];
+  /** True when the token came as a flag (visible to local users in /proc/<pid>/cmdline: warned about). */
+  tokenOnCommandLine: boolean;
 }
 
 /** The program's own flags that are not settings. */
@@ -72,6 +74,7 @@ export function parseInvocation(argv: string[], env: NodeJS.ProcessEnv = process
     argv,
     notes,
     helpFor: undefined,
+    tokenOnCommandLine: parsed.values.token !== undefined,
   };
   const [name, ...rest] = positionals;
   if (name !== undefined && !isCommand(name) && name !== 'help' && name !== 'version') {

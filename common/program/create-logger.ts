@@ -23,6 +23,8 @@ export interface LoggerOptions {
   pretty?: boolean;
   /** Fields on every line instead of pino's (pid and hostname). */
   base?: Record<string, unknown>;
+  /** Messages not to log (a command that prints these events itself says them once). */
+  skip?: (message: string) => boolean;
 }
 
 /** Credentials that travel outside the options: the bearer token in HTTP headers. */
@@ -47,6 +49,7 @@ export function createLogger(options: LoggerOptions): Logger {
     level: options.level,
     redact: { paths: redactPaths(options.specs ?? []), censor: '[redacted]' },
     ...(options.base ? { base: options.base } : {}),
+    ...(options.skip ? { hooks: { logMethod: skipping(options.skip) } } : {}),
   };
   if (options.pretty) {
     const pretty = require('pino-pretty') as (options: PrettyOptions) => PrettyStream;
@@ -68,4 +71,13 @@ export function createLogger(options: LoggerOptions): Logger {
       ? pino.destination({ dest: destination, ...(sync === undefined ? {} : { sync }) })
       : destination;
   return pino(settings, stream);
+}
+
+/** A pino logMethod hook that drops the lines whose message `skip` names. */
+function skipping(skip: (message: string) => boolean) {
+  return function logMethod(this: Logger, args: unknown[], method: (...args: unknown[]) => void): void {
+    const message = typeof args[0] === 'string' ? args[0] : args[1];
+    if (typeof message === 'string' && skip(message)) return;
+    method.apply(this, args);
+  };
 }

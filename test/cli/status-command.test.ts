@@ -44,7 +44,7 @@ describe('status, retry, pause and resume', { timeout: 240_000 }, () => {
     const state = path.join(dir.path, 'state');
     mkdirSync(path.join(rec, 'b'), { recursive: true });
     mkdirSync(home);
-    writeFileSync(path.join(rec, 'b', 'b_0.mcap'), syntheticMcap(6 * 1024 * 1024));
+    writeFileSync(path.join(rec, 'b', 'b_0.mcap'), syntheticMcap(32 * 1024 * 1024));
     writeFileSync(path.join(rec, 'b', 'b_1.mcap'), syntheticMcap(1024));
     const env = plainEnv({ HOME: home });
     const agent = spawnAgent(
@@ -56,7 +56,7 @@ describe('status, retry, pause and resume', { timeout: 240_000 }, () => {
         '--embedded-upload-dir',
         path.join(dir.path, 'uploads'),
         '--bandwidth-limit',
-        '512KiB',
+        '256KiB',
         '--chunk-size',
         '256KiB',
       ],
@@ -88,7 +88,7 @@ describe('status, retry, pause and resume', { timeout: 240_000 }, () => {
     expect(text.stdout).toMatch(/^State directory: .*state \(the last run's \(watch, started /);
     expect(text.stdout).toContain('THE BUNDLED SERVER ON THIS MACHINE');
     expect(text.stdout).toMatch(
-      /Uploading: 1\n {4}b\/b_0\.mcap {2}[\d.]+ (KiB|MiB) of 6 MiB \(\d+ %\) {2}[\d.]+ KiB\/s {2}ETA \S+/,
+      /Uploading: 1\n {4}b\/b_0\.mcap {2}[\d.]+ (KiB|MiB) of 32 MiB \(\d+ %\) {2}[\d.]+ KiB\/s {2}ETA \S+/,
     );
     // The control socket is the agent user's only.
     expect(statSync(path.join(state, 'control.sock')).mode & 0o777).toBe(0o600);
@@ -101,13 +101,16 @@ describe('status, retry, pause and resume', { timeout: 240_000 }, () => {
     expect(resumed.stdout).toMatch(/^resumed/);
     expect((await status()).views[0]!.paused).toBe(false);
 
+    // Paused before the stop, so the file is still half-sent whatever the machine's load (32 MiB
+    // at 256 KiB/s leave two minutes for the steps above).
+    expect((await runAgent(['pause'], { env })).code).toBe(0);
     agent.kill('SIGINT');
     expect((await agent.exited).code).toBe(0);
     // Stopped: the journal tells what is left and how much of it the server holds.
     const stopped = await runAgent(['status'], { env });
     expect(stopped.stdout).toMatch(/Daemon \(watch\): not running/);
     expect(stopped.stdout).toMatch(
-      /Queued: 1 \(they go on at the next start\)\n {4}b\/b_0\.mcap {2}[\d.]+ (KiB|MiB) of 6 MiB sent/,
+      /Queued: 1 \(they go on at the next start\)\n {4}b\/b_0\.mcap {2}[\d.]+ (KiB|MiB) of 32 MiB sent/,
     );
     const noAgent = await runAgent(['retry', '--state-dir', state], { env });
     expect(noAgent.code).toBe(73);

@@ -1,6 +1,7 @@
 import { execFileSync } from 'node:child_process';
 import { cpSync, existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
+import picomatch from 'picomatch';
 import { afterAll, describe, expect, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
 import { agentOptions } from '../../agent/app/agent-options.js';
@@ -65,6 +66,17 @@ describe('deploy/docker', { timeout: 240_000 }, () => {
       const sources = args.split(/\s+/).slice(0, -1);
       for (const source of sources) expect(existsSync(path.join(REPO_ROOT, source)), source).toBe(true);
     }
+    // The build context's ignore file keeps none of them out.
+    const ignored = readFileSync(`${DOCKERFILE}.dockerignore`, 'utf8')
+      .split('\n')
+      .map((line) => line.trim())
+      .filter((line) => line && !line.startsWith('#'));
+    for (const { args } of copies)
+      for (const source of args.split(/\s+/).slice(0, -1))
+        expect(
+          ignored.some((pattern) => picomatch(pattern, { dot: true })(source.split('/')[0] ?? source)),
+          source,
+        ).toBe(false);
     // The runtime stage takes what the build stage made.
     const fromBuild = steps.filter((step) => step.op === 'COPY' && step.args.startsWith('--from=build'));
     expect(fromBuild.map((step) => step.args.split(/\s+/)[1])).toEqual([
