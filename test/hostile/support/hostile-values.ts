@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import fc from 'fast-check';
 import { RawJson, chunkedFaults, type Framing } from './http-bytes.js';
 
@@ -9,9 +10,11 @@ import { RawJson, chunkedFaults, type Framing } from './http-bytes.js';
 /**
  * Every file name the fuzzer makes contains this, so a stray file is found wherever it lands,
  * even in the shared temp folder. Seven letters that no other program's temporary names contain
- * (gcc's `ccXXXXXX.s` have six random ones: a three-letter mark once matched one of them).
+ * (gcc's `ccXXXXXX.s` have six random ones: a three-letter mark once matched one of them), and
+ * new for every test process: a stray file another run left (this suite in another checkout, at
+ * the same time or earlier) is not this run's finding.
  */
-export const MARK = 'hxmq7zk';
+export const MARK = `hx${Array.from(randomBytes(5), (byte) => String.fromCharCode(97 + (byte % 26))).join('')}`;
 
 /** Replaced at run time by the absolute path of a folder outside the storage root. */
 export const OUTSIDE = '{{OUTSIDE}}';
