@@ -143,6 +143,8 @@ function checkApplies(
     );
   }
   for (const flag of ['ros', 'json']) {
+    // `--no-ros` holds for every command (only `watch` may use ROS), so scripts may pass it to any.
+    if (flag === 'ros' && extras.ros === false) continue;
     if (extras[flag] !== undefined && !info.flags.includes(flag))
       throw new UploadError('USAGE', `--${flag} does not apply to ${command}; see ros2-upload-agent ${command} --help`);
   }

@@ -2,6 +2,7 @@ import path from 'node:path';
 import type { Logger } from 'pino';
 import { formatSize } from '../../common/config/index.js';
 import { UploadError } from '../../common/errors/upload-error.js';
+import { escapeRefusedCharacters } from '../../common/protocol/relative-path.js';
 import type { AgentProblem } from '../app/agent-controller.js';
 import type { FailedEvent } from '../engine/upload-events.js';
 import { listForUpload, type ListedFile } from '../watcher/bag-listing.js';
@@ -80,7 +81,15 @@ export async function uploadCommand(
   const held = new Map<string, HeldFile>();
   agent.on('held', (file: HeldFile) => {
     if (ignored(file.localPath)) return;
-    held.set(file.localPath, file);
+    // A metadata.yaml held back by a failed split is said once, at the end (its failure was said);
+    // a file refused for its name, and a metadata.yaml held back by one, at once.
+    if (/^it goes after .*, which failed/s.test(file.reason)) {
+      held.set(file.localPath, file);
+      return;
+    }
+    failed.set(file.localPath, file.reason);
+    // The name may hold the very characters it was refused for (a bidi override): print them escaped.
+    progress.line(`not sent ${escapeRefusedCharacters(file.remotePath)}: ${file.reason}`);
   });
   const interrupted = onStopSignal(async () => {
     progress.close();
@@ -123,7 +132,7 @@ export async function uploadCommand(
   const notSent = [...held.values()].filter((file) => !verified.has(file.localPath));
   if (notSent.length > 0) {
     progress.line(
-      `not sent: ${notSent.map((file) => file.remotePath).join(', ')} ` +
+      `not sent: ${notSent.map((file) => escapeRefusedCharacters(file.remotePath)).join(', ')} ` +
         "(a bag's metadata.yaml goes only after the rest of its bag, which failed)",
     );
   }

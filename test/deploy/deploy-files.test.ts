@@ -8,6 +8,7 @@ import { agentOptions } from '../../agent/app/agent-options.js';
 import { OTHER_ENV } from '../../agent/cli/invocation.js';
 import { serverOptions } from '../../server/config/server-options.js';
 import { REPO_ROOT } from '../cli/support/spawn-agent.js';
+import { testToken } from '../helpers/tokens.js';
 import { uploadFile } from '../helpers/native-upload.js';
 import { writeRandomFile } from '../helpers/random-file.js';
 import { createTempDir, type TempDir } from '../helpers/tmp-dir.js';
@@ -111,7 +112,7 @@ describe('deploy/docker', { timeout: 240_000 }, () => {
     expect(open.stderr()).toMatch(/Refusing to listen on 0\.0\.0\.0 without tokens/);
 
     // With a token, on loopback and a free port (this test never listens beyond loopback): it serves.
-    const token = 'docker-test-token-1234';
+    const token = testToken('docker image');
     const server = runImageCommand(cmd, app, {
       ...base,
       UPLOAD_SERVER_HOST: '127.0.0.1',

@@ -55,9 +55,11 @@ describe('ros2-upload-server program', () => {
     const version = await runServerProgram(['-V']);
     expect(version.code).toBe(0);
     expect(version.stdout.trim()).toMatch(/^\d+\.\d+\.\d+/);
-    const secret = await runServerProgram([], { UPLOAD_SERVER_TOKENS: 'robot1=short' });
-    expect(secret.code).toBe(64);
-    expect(secret.stderr).not.toContain('short');
+    // A weak token is a configuration that cannot be used (78); the message names the uploader, never the token.
+    const secret = await runServerProgram([], { UPLOAD_SERVER_TOKENS: 'robot1=short-secret' });
+    expect(secret.code).toBe(78);
+    expect(secret.stderr).toMatch(/token of uploader robot1 .* too weak/);
+    expect(secret.stderr).not.toContain('short-secret');
   });
 
   it('an upload folder that cannot be created (under /proc) stops startup at once: exit 73, one line', async () => {

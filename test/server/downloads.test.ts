@@ -3,6 +3,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { routes } from '../../common/protocol/native-protocol.js';
 import { legacyGet } from '../helpers/legacy-client.js';
+import { testToken } from '../helpers/tokens.js';
 import { uploadFile } from '../helpers/native-upload.js';
 import { sha256OfFile, writeRandomFile } from '../helpers/random-file.js';
 import { startTestServer, type TestServer } from '../helpers/start-server.js';
@@ -18,8 +19,8 @@ let open: TestServer;
 let tokens: TestServer;
 let data: Buffer;
 let sha: string;
-const ROBOT1 = 'robot1-download-token-aaaa';
-const ROBOT2 = 'robot2-download-token-bbbb';
+const ROBOT1 = testToken('downloads robot1');
+const ROBOT2 = testToken('downloads robot2');
 const bytes = { Accept: 'application/octet-stream' };
 
 beforeAll(async () => {
