@@ -70,6 +70,12 @@ export const serverOptionSpecs = {
     min: 0,
     ros: false,
   }),
+  maxBytesInFlight: option.size({
+    doc: 'Most bytes of upload bodies one uploader may be sending at once (chunks, whole files, legacy chunk forms); beyond it a request gets 429 with Retry-After. A transfer alone is always admitted; 0 = no limit',
+    default: 8 * 1024 ** 3,
+    min: 0,
+    ros: false,
+  }),
   sessionExpiry: option.duration({
     doc: 'An upload with no activity for this long is deleted with its data; a completed session is remembered this long',
     default: 7 * 86400,

@@ -31,6 +31,8 @@ export class SessionRuntime {
   completion: Promise<CompletionResult> | undefined;
   /** Last 10% step logged. */
   loggedDecile = 0;
+  /** Bytes of legacy form parts being received for this session, not yet held as chunks (bounded by its size). */
+  legacySpooling = 0;
   /** Set once the session was cancelled or expired while a request was using it. */
   ended = false;
 

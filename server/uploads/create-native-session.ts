@@ -56,7 +56,8 @@ async function createOrResume(
   chunkCount: number,
 ): Promise<CreateSessionAnswer> {
   const { uploader, path: relativePath, size, fingerprint, sha256, replace } = input;
-  const stored = await findStoredCopy(context, uploader, relativePath);
+  // A stored file the index does not know is hashed now: the same content is "complete", never 409.
+  const stored = await findStoredCopy(context, uploader, relativePath, { adopt: true });
   if (
     stored.record &&
     stored.diskSize === stored.record.size &&

@@ -75,12 +75,15 @@ export async function receiveNativeChunk(
   try {
     const fork: HashFork | undefined = runtime.hash.chunks === index ? runtime.hash.fork() : undefined;
     const verifier = new ChunkVerifier(slot.length, fork?.hashes);
+    const release = context.inFlight.reserve(record.uploader, slot.length);
     try {
       await context.storage.writePart(record.id, { index, offset: slot.offset }, verifier.through(body.bytes()));
     } catch (error) {
       if (!isMissingStaging(error) || runtime.ended) throw error;
       runtime.inFlight.delete(index); // this request answers 404 itself; dropping the session must not abort it
       throw await dropSessionWithLostData(context, runtime);
+    } finally {
+      release();
     }
     if (runtime.ended) throw sessionGone(runtime);
     if (verifier.length !== slot.length) {

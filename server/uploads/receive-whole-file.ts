@@ -114,9 +114,12 @@ async function receive(context: UploadContext, input: WholeFileInput, limit: num
       ? tooLarge(length, limit, 'decoded')
       : new UploadError('CHUNK_SIZE_MISMATCH', `the body is longer than its Content-Length of ${knownSize} bytes`),
   );
+  let release: (() => void) | undefined;
   try {
+    release = context.inFlight.reserve(uploader, knownSize ?? limit);
     await context.storage.createStaging(id, { wholeFile: true });
     await context.storage.writePart(id, { index: 0, offset: 0 }, digest.through(body.bytes()));
+    release();
     const size = digest.length;
     if (knownSize !== undefined && size !== knownSize) {
       throw new UploadError('CHUNK_SIZE_MISMATCH', `the body had ${size} bytes, but Content-Length is ${knownSize}`);
@@ -151,6 +154,7 @@ async function receive(context: UploadContext, input: WholeFileInput, limit: num
     body.discardRest();
     throw diskFull(error) ?? error;
   } finally {
+    release?.();
     // A committed file left its staging upload; anything else is deleted.
     if (staged) {
       await context.storage.abortStaging(id).catch((error: unknown) => {
