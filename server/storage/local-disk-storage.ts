@@ -331,7 +331,7 @@ export class LocalDiskStorage implements UploadStorage {
         const parent = chain[chain.length - 1]!;
         const target = parent.entry(name);
         const before = await lstatOrUndefined(target);
-        if (before) this.#checkTarget(before, segments, replace);
+        if (before) this.#checkTarget(before, segments);
         if (replace) {
           await rename(source, target);
         } else {
@@ -352,7 +352,7 @@ export class LocalDiskStorage implements UploadStorage {
           await this.#takeBack(target, source, identity, replace);
           throw new UploadError(
             'INTERNAL',
-            `${segments.slice(0, -1).join('/') || 'the folder'} was moved or replaced while ${segments.join('/')} was being stored (is another process changing the storage folder?); nothing was stored, try again`,
+            `A folder of ${segments.slice(1).join('/')} was moved or replaced while the file was being stored (is another process changing the storage folder?); nothing was stored, try again`,
           );
         }
         if (!replace) await unlink(source).catch(() => undefined);
@@ -411,14 +411,10 @@ export class LocalDiskStorage implements UploadStorage {
   }
 
   /** Refuses what stands at a stored path when it is not a regular file (a symlink, a folder). */
-  #checkTarget(
-    info: { isSymbolicLink(): boolean; isDirectory(): boolean; isFile(): boolean },
-    segments: readonly string[],
-    replace = false,
-  ): void {
-    if (info.isSymbolicLink() && !replace) throw symlinkRefused(segments, segments.length - 1);
+  #checkTarget(info: { isSymbolicLink(): boolean; isDirectory(): boolean }, segments: readonly string[]): void {
+    if (info.isSymbolicLink()) throw symlinkRefused(segments, segments.length - 1);
     if (info.isDirectory())
-      throw new UploadError('FILE_EXISTS', `${segments.join('/')} is a folder on the server, not a file`);
+      throw new UploadError('FILE_EXISTS', `${segments.slice(1).join('/')} is a folder on the server, not a file`);
   }
 
   /** temp/<id>, never through a symlink; a missing (or replaced) folder rejects with ENOENT (isMissingStaging). */
