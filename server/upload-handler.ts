@@ -22,6 +22,7 @@ import { KeyedMutex } from './runtime/mutex.js';
 import { RuntimeRegistry } from './runtime/runtime-registry.js';
 import type { SessionStore } from './sessions/session-store.js';
 import { SqliteSessionStore } from './sessions/sqlite-session-store.js';
+import { isDiskFull } from './storage/disk-full.js';
 import { FOLDER_MODE } from './storage/folder-handle.js';
 import { checkStorageFile, checkStorageFolders } from './storage/folder-permissions.js';
 import { LocalDiskStorage } from './storage/local-disk-storage.js';
@@ -126,6 +127,10 @@ export async function assembleUploadHandler(parts: HandlerParts): Promise<Upload
     await reconcileIndex(store, storage, log);
   } catch (error) {
     await store.close();
+    if (isDiskFull(error))
+      throw new UploadError('STATE_DIR', `The storage ${storage.root} is full: ${(error as Error).message}`, {
+        cause: error,
+      });
     throw error;
   }
   const events = new UploadEventBus((error, name) =>

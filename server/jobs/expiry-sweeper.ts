@@ -1,4 +1,6 @@
+import { isUploadError } from '../../common/errors/upload-error.js';
 import type { Logger } from '../logging/logger.js';
+import { isDiskFull } from '../storage/disk-full.js';
 import { endSession, sessionEventOf } from '../uploads/cancel-session.js';
 import type { UploadContext } from '../uploads/upload-context.js';
 
@@ -70,10 +72,16 @@ export class ExpirySweeper {
           }
         } catch (error) {
           skipped.add(session.id);
-          this.#log.error(
-            { event: 'expiry_failed', sessionId: session.id, err: error },
-            'Deleting an expired session failed',
-          );
+          if (isUploadError(error, 'INSUFFICIENT_STORAGE') || isDiskFull(error))
+            this.#log.warn(
+              { event: 'storage_full', sessionId: session.id, err: error },
+              'Deleting an expired session waits for disk space (its database or disk is full)',
+            );
+          else
+            this.#log.error(
+              { event: 'expiry_failed', sessionId: session.id, err: error },
+              'Deleting an expired session failed',
+            );
         }
       }
     }

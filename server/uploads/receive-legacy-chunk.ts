@@ -5,6 +5,7 @@ import { ChunkVerifier } from '../integrity/chunk-verifier.js';
 import { kickHashPump } from '../runtime/hash-pump.js';
 import { legacyChunkSpool } from '../runtime/legacy-chunk-spool.js';
 import type { SessionRuntime } from '../runtime/session-runtime.js';
+import { isDiskFull } from '../storage/disk-full.js';
 import { isMissingStaging, type SpoolRef } from '../storage/upload-storage.js';
 import { emitChunkStored } from './chunk-stored.js';
 import { legacyProgress } from './legacy-views.js';
@@ -87,6 +88,15 @@ export function legacyPartSink(
         );
         return { spool, size: verifier.length, crc: verifier.crc };
       } catch (error) {
+        if (isDiskFull(error)) {
+          context.freeSpace.sawFullDisk();
+          throw new UploadError(
+            'INSUFFICIENT_STORAGE',
+            `The server ran out of disk space while receiving this chunk of ${record.path}; ` +
+              'the upload and its other chunks are kept, retry later',
+            { cause: error },
+          );
+        }
         if (!isMissingStaging(error)) throw error;
         // The session ended or completed while this part was being received.
         throw runtime.record.state === 'complete'

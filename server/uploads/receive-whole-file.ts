@@ -3,6 +3,7 @@ import { formatSize } from '../../common/config/units.js';
 import { UploadError } from '../../common/errors/upload-error.js';
 import { headers, MAX_WHOLE_FILE_SIZE, type PutFileResponse } from '../../common/protocol/native-protocol.js';
 import { WholeFileDigest } from '../integrity/whole-file-digest.js';
+import { isDiskFull } from '../storage/disk-full.js';
 import { emitFileCompleted, placeVerifiedFile } from './commit-file.js';
 import { checkSizeAndSpace } from './disk-space.js';
 import { completedFileView } from './session-views.js';
@@ -152,7 +153,9 @@ async function receive(context: UploadContext, input: WholeFileInput, limit: num
     return { status: placed.deduplicated ? 200 : 201, body: completedFileView(placed.record) };
   } catch (error) {
     body.discardRest();
-    throw diskFull(error) ?? error;
+    const full = diskFull(error);
+    if (full) context.freeSpace.sawFullDisk();
+    throw full ?? error;
   } finally {
     release?.();
     // A committed file left its staging upload; anything else is deleted.
@@ -174,10 +177,9 @@ function tooLarge(length: number, limit: number, what = 'declared'): UploadError
   );
 }
 
-/** ENOSPC while writing: 507 with a message that says nothing was kept (there is no session to resume). */
+/** A full disk while writing: 507 with a message that says nothing was kept (there is no session to resume). */
 function diskFull(error: unknown): UploadError | undefined {
-  const errno = (error as NodeJS.ErrnoException | undefined)?.code;
-  if (errno !== 'ENOSPC' && errno !== 'EDQUOT') return undefined;
+  if (!isDiskFull(error)) return undefined;
   return new UploadError(
     'INSUFFICIENT_STORAGE',
     'The server ran out of disk space while writing the file; nothing was stored, retry later',
