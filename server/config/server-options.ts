@@ -76,6 +76,12 @@ export const serverOptionSpecs = {
     min: 0,
     ros: false,
   }),
+  maxOpenSessions: option.integer({
+    doc: 'Most unfinished upload sessions one uploader may have (native and legacy together); a new one beyond it gets 429 TOO_MANY_SESSIONS with Retry-After until some complete, are cancelled or expire. 0 = no limit',
+    default: 1000,
+    min: 0,
+    ros: false,
+  }),
   sessionExpiry: option.duration({
     doc: 'An upload with no activity for this long is deleted with its data; a completed session is remembered this long',
     default: 7 * 86400,

@@ -44,6 +44,7 @@ export class ExpirySweeper {
   async #sweep(): Promise<void> {
     const { store, runtimes } = this.#context;
     const now = Date.now();
+    runtimes.dropIdle(now);
     // Page by page, so 100,000 abandoned sessions are never loaded at once; sessions that cannot
     // go yet (being completed, receiving) are skipped until the next sweep.
     const skipped = new Set<string>();

@@ -4,6 +4,7 @@ import { endSession, sessionEventOf } from './cancel-session.js';
 import { pathLockKey } from './commit-file.js';
 import { checkSizeAndSpace } from './disk-space.js';
 import { openSession } from './open-session.js';
+import { checkOpenSessionCap } from './open-session-cap.js';
 import { completedFileView, openSessionView } from './session-views.js';
 import { findStoredCopy } from './stored-copy.js';
 import type { UploadContext } from './upload-context.js';
@@ -101,6 +102,7 @@ async function createOrResume(
       `A different file is already stored at ${relativePath}; send "replace": true to replace it`,
     );
   }
+  await checkOpenSessionCap(context, uploader);
   await checkSizeAndSpace(context, size, 'size');
 
   const opened = await openSession(context, {

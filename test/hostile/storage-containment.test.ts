@@ -147,8 +147,8 @@ describe('a local process swapping a folder for a symlink in a loop', () => {
   it('never makes an upload land outside the storage, and every upload answered 201 is where it was meant to be', async () => {
     const bag = completed('robotA', 'race');
     await mkdir(bag, { recursive: true });
-    const escape = path.join(dir.path, 'escape');
-    await mkdir(escape);
+    const escapeDir = path.join(dir.path, 'escape');
+    await mkdir(escapeDir);
     // The swapper: a separate process racing the server on the other core, as fast as it can.
     // When the server re-creates the folder while it is away, the swapper merges the two back,
     // so every file ends up in `race` again (it moves files; the server must never follow it).
@@ -182,7 +182,7 @@ describe('a local process swapping a folder for a symlink in a loop', () => {
       };
       loop();
     `;
-    const swapper = spawn(process.execPath, ['-e', script, bag, `${bag}.away`, escape], {
+    const swapper = spawn(process.execPath, ['-e', script, bag, `${bag}.away`, escapeDir], {
       stdio: ['pipe', 'pipe', 'inherit'],
     });
     let rounds = '';
@@ -211,7 +211,7 @@ describe('a local process swapping a folder for a symlink in a loop', () => {
     await exited;
 
     expect(Number(rounds)).toBeGreaterThan(0);
-    expect(await readdir(escape)).toEqual([]);
+    expect(await readdir(escapeDir)).toEqual([]);
     // Only answers that name a cause: stored, a symlink seen on the way, a folder moved (or a
     // file put in the folder's place) during the commit.
     const unexpected = [...outcomes.keys()].filter(

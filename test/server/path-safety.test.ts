@@ -73,7 +73,8 @@ describe('paths', () => {
     expect(native.create.status).toBe(400);
     expect(native.create.json).toMatchObject({
       code: 'INVALID_PATH',
-      error: 'escape is a symbolic link on the server; the server never follows one, so escape/f.bin cannot be stored there',
+      error:
+        'escape is a symbolic link on the server; the server never follows one, so escape/f.bin cannot be stored there',
     });
     const legacy = await legacyUploadFile(server.url, file, 'escape/f.bin', { chunks: 1 });
     expect(legacy.init.status).toBe(400);
