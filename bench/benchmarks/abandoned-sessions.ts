@@ -59,7 +59,8 @@ export const abandonedSessions: Benchmark = {
         const createSeconds = (Date.now() - started) / 1000;
         const afterCreate = rssMiB();
         say(
-          `created in ${createSeconds.toFixed(0)} s (${(count / createSeconds).toFixed(0)}/s): RSS ${afterCreate.toFixed(0)} MiB (before ${before.toFixed(0)} MiB)`,
+          `created in ${createSeconds.toFixed(0)} s (${(count / createSeconds).toFixed(0)}/s): ` +
+            `RSS ${afterCreate.toFixed(0)} MiB (before ${before.toFixed(0)} MiB)`,
         );
         if (createSeconds >= expiry) say(`WARNING: creating took longer than the expiry; some had expired already`);
         // The idle working state goes after 60 s; the check runs at each expiry sweep (5 s here).
@@ -76,7 +77,8 @@ export const abandonedSessions: Benchmark = {
         const afterExpiry = rssMiB();
         const peak = server.peakRssKiB() / 1024;
         say(
-          `all expired and deleted ${expiredAfter.toFixed(0)} s after the start: RSS ${afterExpiry.toFixed(0)} MiB; peak ${peak.toFixed(0)} MiB`,
+          `all expired and deleted ${expiredAfter.toFixed(0)} s after the start: ` +
+            `RSS ${afterExpiry.toFixed(0)} MiB; peak ${peak.toFixed(0)} MiB`,
         );
         return {
           figures: {
