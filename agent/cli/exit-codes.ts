@@ -14,15 +14,18 @@ export const exitCodes = {
   UNAVAILABLE: sysexits.UNAVAILABLE,
   /** An unexpected internal error. */
   INTERNAL: sysexits.SOFTWARE,
-  /** The state directory cannot be created, read or written. */
+  /** The state directory cannot be created, read or written (for `upload`, also: its disk is full). */
   STATE_DIR: sysexits.CANT_CREATE,
   /** Another agent holds the state directory; try again once it stopped. */
   LOCKED: sysexits.TEMP_FAIL,
-  /** The config file cannot be read or parsed. */
+  /** The config, TLS or token file cannot be used; for `upload`, the server's certificate is refused. */
   CONFIG: sysexits.CONFIG,
 } as const;
 
-/** The exit code for an error that ends the program: the shared map, with the agent's own codes, and 1 for an upload that failed. */
+/**
+ * The exit code for an error that ends the program: the shared map, with the agent's own codes, and
+ * 1 for an upload that failed.
+ */
 export const exitCodeOf = exitCodeMap(
   {
     LOCAL_FILE_NOT_FOUND: exitCodes.NO_INPUT,

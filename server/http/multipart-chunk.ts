@@ -180,7 +180,9 @@ async function holdUnnamed(stream: AsyncIterable<Buffer>): Promise<Buffer[]> {
     if (size > UNNAMED_PART_LIMIT)
       throw new UploadError(
         'INVALID_FIELD',
-        `The form's file part comes before its upload_id field and is over ${UNNAMED_PART_LIMIT / 1024} KiB: send upload_id (with chunk_index and chunk_total) before the file part, as the Python dashboard's client does`,
+        `The form's file part comes before its upload_id field and is over ${UNNAMED_PART_LIMIT / 1024} ` +
+          `KiB: send upload_id (with chunk_index and chunk_total) before the file part, as the ` +
+          `Python dashboard's client does`,
       );
     pieces.push(piece);
   }

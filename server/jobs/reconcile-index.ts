@@ -72,7 +72,8 @@ export async function reconcileIndex(
         outcome.adopted += 1;
         log.warn(
           { event: 'index_adopted', uploader: info.uploader, path: info.path, size: info.size, sha256: fresh.sha256 },
-          `completed/${info.uploader}/${info.path} was stored but not in the index (a crash before its entry was written, or copied in by hand); hashed and indexed it`,
+          `completed/${info.uploader}/${info.path} was stored but not in the index (a crash before ` +
+            `its entry was written, or copied in by hand); hashed and indexed it`,
         );
       } else if (fresh.sha256 !== record.sha256) {
         outcome.reindexed += 1;
@@ -85,7 +86,8 @@ export async function reconcileIndex(
             sha256: fresh.sha256,
             was: record.sha256,
           },
-          `completed/${info.uploader}/${info.path} is not the file its index entry describes (replaced before the entry was written?); re-indexed it`,
+          `completed/${info.uploader}/${info.path} is not the file its index entry describes ` +
+            `(replaced before the entry was written?); re-indexed it`,
         );
       }
     } catch (error) {
@@ -103,7 +105,9 @@ export async function reconcileIndex(
   if (outcome.adopted || outcome.reindexed || outcome.dropped || outcome.ignored)
     log.warn(
       { event: 'index_reconciled', ...outcome, durationMs: Date.now() - startedAt },
-      `The index of stored files was reconciled with completed/: ${outcome.adopted} adopted, ${outcome.reindexed} re-indexed, ${outcome.dropped} dropped, ${outcome.ignored} ignored of ${outcome.files} files`,
+      `The index of stored files was reconciled with completed/: ${outcome.adopted} adopted, ` +
+        `${outcome.reindexed} re-indexed, ${outcome.dropped} dropped, ${outcome.ignored} ignored ` +
+        `of ${outcome.files} files`,
     );
   return outcome;
 }
@@ -125,7 +129,8 @@ async function dropVanished(store: SessionStore, storage: UploadStorage, log: Lo
       dropped += 1;
       log.warn(
         { event: 'index_dropped', uploader: record.uploader, path: record.path, sha256: record.sha256 },
-        `completed/${record.uploader}/${record.path} is in the index but no longer stored (deleted by hand, or lost); its entry was dropped`,
+        `completed/${record.uploader}/${record.path} is in the index but no longer stored (deleted ` +
+          `by hand, or lost); its entry was dropped`,
       );
     }
     if (page.length < PAGE) return dropped;

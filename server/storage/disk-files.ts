@@ -19,7 +19,10 @@ export async function openNoFollow(file: string, flags: number, mode = FILE_MODE
   return open(file, flags | NO_FOLLOW, mode);
 }
 
-/** Streams `body` into the open `handle` from `position` (batched, see batched-writer.ts), optionally fsyncs, and closes it. */
+/**
+ * Streams `body` into the open `handle` from `position` (batched, see batched-writer.ts), optionally fsyncs, and closes
+ * it.
+ */
 export async function writeToHandle(
   handle: FileHandle,
   position: number,
@@ -66,7 +69,10 @@ export async function lstatOrUndefined(file: string): Promise<Stats | undefined>
 
 const READ_PIECE = 1024 * 1024;
 
-/** Reads `length` bytes of an open file from `offset`, in pieces of at most 1 MiB, and closes it; a file that ends early is an error. */
+/**
+ * Reads `length` bytes of an open file from `offset`, in pieces of at most 1 MiB, and closes it; a file that ends early
+ * is an error.
+ */
 export async function* readHandle(
   handle: FileHandle,
   offset: number,

@@ -62,7 +62,8 @@ async function checkFolder(
   if ((info.mode & 0o022) === 0) return;
   if (options.stickyAllowed && (info.mode & STICKY) !== 0) return;
   throw refusal(
-    `${folder} (${options.what}) may be written by ${writers(info.mode)} (mode ${octal(info.mode)}): they could plant symlinks or replace stored files`,
+    `${folder} (${options.what}) may be written by ${writers(info.mode)} (mode ${octal(info.mode)}): ` +
+      `they could plant symlinks or replace stored files`,
     `chmod go-w ${folder}`,
   );
 }

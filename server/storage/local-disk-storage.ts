@@ -352,7 +352,8 @@ export class LocalDiskStorage implements UploadStorage {
           await this.#takeBack(target, source, identity, replace);
           throw new UploadError(
             'INTERNAL',
-            `A folder of ${segments.slice(1).join('/')} was moved or replaced while the file was being stored (is another process changing the storage folder?); nothing was stored, try again`,
+            `A folder of ${segments.slice(1).join('/')} was moved or replaced while the file was ` +
+              `being stored (is another process changing the storage folder?); nothing was stored, try again`,
           );
         }
         if (!replace) await unlink(source).catch(() => undefined);
@@ -480,7 +481,10 @@ export class LocalDiskStorage implements UploadStorage {
   }
 }
 
-/** The regular files under `folder` (paths relative to the uploader's folder), depth first; nothing else is followed or listed. */
+/**
+ * The regular files under `folder` (paths relative to the uploader's folder), depth first; nothing else is followed or
+ * listed.
+ */
 async function* walkFiles(folder: FolderHandle, prefix: string): AsyncIterable<Omit<StoredFileInfo, 'uploader'>> {
   for (const entry of await readdir(folder.entry('.'), { withFileTypes: true })) {
     const relative = prefix ? `${prefix}/${entry.name}` : entry.name;
@@ -540,13 +544,15 @@ function symlinkRefused(segments: readonly string[], index: number): UploadError
   if (index === 0)
     return new UploadError(
       'INVALID_PATH',
-      `The storage folder of uploader ${segments[0]} is a symbolic link on the server; the server never follows one, so nothing can be stored for this uploader until the link is replaced by a folder`,
+      `The storage folder of uploader ${segments[0]} is a symbolic link on the server; the server ` +
+        `never follows one, so nothing can be stored for this uploader until the link is replaced by a folder`,
     );
   return new UploadError(
     'INVALID_PATH',
     index === segments.length - 1
       ? `${whole} is a symbolic link on the server; the server never follows one`
-      : `${segments.slice(1, index + 1).join('/')} is a symbolic link on the server; the server never follows one, so ${whole} cannot be stored there`,
+      : `${segments.slice(1, index + 1).join('/')} is a symbolic link on the server; the server ` +
+          `never follows one, so ${whole} cannot be stored there`,
   );
 }
 
@@ -556,7 +562,8 @@ function notAFolderError(segments: readonly string[], index: number, found: NotA
     return new UploadError('INTERNAL', `The storage folder of uploader ${segments[0]} is a file on the server`);
   return new UploadError(
     'FILE_EXISTS',
-    `${segments.slice(1, index + 1).join('/')} is a file on the server, so ${segments.slice(1).join('/')} cannot be stored`,
+    `${segments.slice(1, index + 1).join('/')} is a file on the server, so ${segments.slice(1).join('/')} ` +
+      `cannot be stored`,
   );
 }
 

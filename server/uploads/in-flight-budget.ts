@@ -28,7 +28,9 @@ export class InFlightBudget {
     if (this.#limit > 0 && used > 0 && used + bytes > this.#limit) {
       throw new UploadError(
         'RATE_LIMITED',
-        `Uploader ${uploader} is already sending ${formatSize(used)}; with this ${formatSize(bytes)} it would pass the server's limit of ${formatSize(this.#limit)} in flight per uploader (maxBytesInFlight): retry when earlier transfers have finished`,
+        `Uploader ${uploader} is already sending ${formatSize(used)}; with this ${formatSize(bytes)} ` +
+          `it would pass the server's limit of ${formatSize(this.#limit)} in flight per uploader ` +
+          `(maxBytesInFlight): retry when earlier transfers have finished`,
         { details: { retryAfter: RETRY_AFTER_SECONDS } },
       );
     }

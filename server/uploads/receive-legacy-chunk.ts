@@ -136,7 +136,8 @@ async function* sessionBound(
     if (runtime.legacySpooling > allowance)
       throw new UploadError(
         'CHUNK_SIZE_MISMATCH',
-        `The chunks of ${runtime.record.path} being received add up to more than its filesize ${runtime.record.size} with the chunks held; send them one after another`,
+        `The chunks of ${runtime.record.path} being received add up to more than its filesize ` +
+          `${runtime.record.size} with the chunks held; send them one after another`,
       );
     yield piece;
   }
@@ -153,7 +154,9 @@ async function checkPartSpace(context: UploadContext, bytes: number): Promise<vo
   if (free < bytes + context.config.diskReserve) {
     throw new UploadError(
       'INSUFFICIENT_STORAGE',
-      `Not enough disk space on the server for this chunk of ${formatSize(bytes)}: ${formatSize(Math.max(0, free))} free, ${formatSize(context.config.diskReserve)} kept in reserve; the upload is kept, retry later`,
+      `Not enough disk space on the server for this chunk of ${formatSize(bytes)}: ` +
+        `${formatSize(Math.max(0, free))} free, ${formatSize(context.config.diskReserve)} kept in ` +
+        `reserve; the upload is kept, retry later`,
     );
   }
 }
@@ -210,7 +213,8 @@ export async function storeLegacyChunk(
       await context.storage.removeSpool(spool);
       throw new UploadError(
         'CHUNK_SIZE_MISMATCH',
-        `chunk ${index} (${part.size} bytes) would make the chunks add up to ${total} bytes, more than filesize ${record.size}`,
+        `chunk ${index} (${part.size} bytes) would make the chunks ` +
+          `add up to ${total} bytes, more than filesize ${record.size}`,
       );
     }
     if (held?.offset !== null && held !== undefined) await unplaceFrom(context, runtime, index);
@@ -250,10 +254,10 @@ async function unplaceFrom(context: UploadContext, runtime: SessionRuntime, inde
     .filter((chunk) => chunk.offset !== null && chunk.index >= index)
     .sort((a, b) => a.index - b.index);
   for (const chunk of placed) {
-    if (chunk.index === index) continue;
+    if (chunk.index === index || chunk.offset === null) continue;
     await context.storage.writeSpool(
       legacyChunkSpool(id, chunk.index),
-      context.storage.readStaged(id, chunk.offset!, chunk.size),
+      context.storage.readStaged(id, chunk.offset, chunk.size),
     );
   }
   await context.store.setChunkOffsets(

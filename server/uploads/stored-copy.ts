@@ -31,7 +31,8 @@ export async function findStoredCopy(
     record = await adoptStoredFile(context, { uploader, path: relativePath }, diskSize, Date.now(), previous);
     context.log.warn(
       { event: 'index_adopted', uploader, path: relativePath, size: diskSize, sha256: record.sha256 },
-      `${relativePath} of ${uploader} was stored but not in the index${previous ? ' as it is' : ''}; hashed and indexed it`,
+      `${relativePath} of ${uploader} was stored but not in the index${previous ? ' as it is' : ''}; ` +
+        `hashed and indexed it`,
     );
   }
   return { record: record?.size === diskSize ? record : undefined, diskSize, exists: true };

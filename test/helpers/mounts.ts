@@ -53,7 +53,10 @@ async function probe(): Promise<string | undefined> {
     await unmount(point);
     return undefined;
   } catch (error) {
-    return `a loop-mounted ext4 image or a tmpfs cannot be mounted (${(error as Error).message.split('\n')[0]}); it needs root, mkfs.ext4 (e2fsprogs) and a free loop device (/dev/loop-control)`;
+    return (
+      `a loop-mounted ext4 image or a tmpfs cannot be mounted (${(error as Error).message.split('\n')[0]}); ` +
+      `it needs root, mkfs.ext4 (e2fsprogs) and a free loop device (/dev/loop-control)`
+    );
   } finally {
     await rm(dir, { recursive: true, force: true }).catch(() => undefined);
   }

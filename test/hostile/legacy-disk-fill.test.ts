@@ -62,7 +62,8 @@ function field(name: string, value: string): Buffer {
   return Buffer.from(`--${BOUNDARY}\r\nContent-Disposition: form-data; name="${name}"\r\n\r\n${value}\r\n`);
 }
 const fileHead = Buffer.from(
-  `--${BOUNDARY}\r\nContent-Disposition: form-data; name="chunk"; filename="chunk"\r\nContent-Type: application/octet-stream\r\n\r\n`,
+  `--${BOUNDARY}\r\nContent-Disposition: form-data; name="chunk"; filename="chunk"\r\nContent-Type: ` +
+    `application/octet-stream\r\n\r\n`,
 );
 const fileTail = Buffer.from('\r\n');
 const formEnd = Buffer.from(`--${BOUNDARY}--\r\n`);
@@ -78,7 +79,10 @@ interface FormAnswer {
   json: Record<string, unknown>;
 }
 
-/** POSTs a multipart form made of `parts` (buffers, or streams of the file's bytes) to /upload/chunk, with its Content-Length. */
+/**
+ * POSTs a multipart form made of `parts` (buffers, or streams of the file's bytes) to /upload/chunk, with its Content-
+ * Length.
+ */
 function postForm(
   server: TestServer,
   parts: (Buffer | { stream: AsyncIterable<Buffer>; length: number })[],
@@ -143,151 +147,169 @@ async function lowestFreeDuring<T>(server: TestServer, work: Promise<T>): Promis
 }
 
 describe.skipIf(skip)('the legacy chunk form on a small store', () => {
-  it('a file part before its upload_id is never written to disk: past 64 KiB it is refused, however many arrive at once', async () => {
-    const server = await smallStore(32 * MiB);
-    const id = await init(server, 1000, 1);
-    const before = await freeBytes(server);
-    // 6 forms of 48 MiB each at once (288 MiB against a 32 MiB store), the file part first.
-    const forms = Array.from({ length: 6 }, () =>
-      postForm(server, [
+  it(
+    'a file part before its upload_id is never written to disk: past 64 KiB it is refused, however ' +
+      'many arrive at once',
+    async () => {
+      const server = await smallStore(32 * MiB);
+      const id = await init(server, 1000, 1);
+      const before = await freeBytes(server);
+      // 6 forms of 48 MiB each at once (288 MiB against a 32 MiB store), the file part first.
+      const forms = Array.from({ length: 6 }, () =>
+        postForm(server, [
+          fileHead,
+          { stream: payload(48 * MiB), length: 48 * MiB },
+          fileTail,
+          field('upload_id', id),
+          field('chunk_index', '0'),
+          field('chunk_total', '1'),
+          formEnd,
+        ]),
+      );
+      const { result, lowest } = await lowestFreeDuring(server, Promise.all(forms));
+      for (const answer of result) {
+        expect(answer.status).toBe(400);
+        expect(answer.json).toMatchObject({
+          code: 'INVALID_FIELD',
+          error: expect.stringMatching(/comes before its upload_id field and is over 64 KiB: send upload_id/),
+        });
+      }
+      expect(before - lowest).toBeLessThan(MiB);
+      expect(await readdir(path.join(server.uploadDir, 'temp'))).not.toContain('incoming');
+    },
+  );
+
+  it(
+    'a part is never longer than its session allows, and the parts of a session in flight together ' + 'neither',
+    async () => {
+      const server = await smallStore(16 * MiB);
+      // One chunk of 1 MiB allowed, a 64 MiB part sent: refused as soon as it passes 1 MiB.
+      const small = await init(server, MiB, 1);
+      const before = await freeBytes(server);
+      const { result: long, lowest } = await lowestFreeDuring(
+        server,
+        postForm(server, [
+          field('upload_id', small),
+          field('chunk_index', '0'),
+          field('chunk_total', '1'),
+          fileHead,
+          { stream: payload(64 * MiB), length: 64 * MiB },
+          fileTail,
+          formEnd,
+        ]),
+      );
+      expect(long.status).toBe(400);
+      expect(long.json.code).toBe('CHUNK_SIZE_MISMATCH');
+      expect(before - lowest).toBeLessThan(2 * MiB);
+
+      // A 4 MiB upload in 4 chunks, 30 parts of 1 MiB sent at once (30 MiB against 16 MiB): the
+      // disk never fills (no 507), the parts beyond what the upload allows are refused.
+      const id = await init(server, 4 * MiB, 4);
+      const answers = await Promise.all(
+        Array.from({ length: 30 }, (_, n) =>
+          postForm(server, [
+            field('upload_id', id),
+            field('chunk_index', String(n % 4)),
+            field('chunk_total', '4'),
+            fileHead,
+            { stream: payload(MiB), length: MiB },
+            fileTail,
+            formEnd,
+          ]),
+        ),
+      );
+      const statuses = answers.map((answer) => answer.status);
+      expect(statuses.filter((status) => status !== 200 && status !== 400)).toEqual([]);
+      expect(answers.filter((answer) => answer.status === 400).map((answer) => answer.json.code)).not.toContain(
+        'INSUFFICIENT_STORAGE',
+      );
+      expect(statuses).toContain(200);
+    },
+  );
+
+  it(
+    'checks free space before writing a part: a chunk the disk has no room for is 507 and nothing ' + 'is written',
+    async () => {
+      const server = await smallStore(16 * MiB);
+      const id = await init(server, 4 * MiB, 1);
+      // The disk fills by other means after the init.
+      const free = await freeBytes(server);
+      await writeFile(path.join(server.uploadDir, 'filler'), Buffer.alloc(free - MiB));
+      const left = await freeBytes(server);
+      const answer = await postForm(server, [
+        field('upload_id', id),
+        field('chunk_index', '0'),
+        field('chunk_total', '1'),
         fileHead,
-        { stream: payload(48 * MiB), length: 48 * MiB },
+        { stream: payload(4 * MiB), length: 4 * MiB },
+        fileTail,
+        formEnd,
+      ]);
+      expect(answer.status).toBe(507);
+      expect(answer.json).toMatchObject({
+        code: 'INSUFFICIENT_STORAGE',
+        error: expect.stringMatching(/Not enough disk space on the server for this chunk/),
+      });
+      expect(await freeBytes(server)).toBe(left);
+    },
+  );
+});
+
+describe('the legacy chunk form (any machine)', () => {
+  it(
+    'a small file part before its upload_id is still accepted (held in memory), and the upload ' + 'completes',
+    async () => {
+      const server = await plainServer();
+      const data = randomBytes(10_000);
+      const id = await init(server, data.length, 1);
+      const answer = await postForm(server, [
+        fileHead,
+        data,
         fileTail,
         field('upload_id', id),
         field('chunk_index', '0'),
         field('chunk_total', '1'),
         formEnd,
-      ]),
-    );
-    const { result, lowest } = await lowestFreeDuring(server, Promise.all(forms));
-    for (const answer of result) {
-      expect(answer.status).toBe(400);
-      expect(answer.json).toMatchObject({
-        code: 'INVALID_FIELD',
-        error: expect.stringMatching(/comes before its upload_id field and is over 64 KiB: send upload_id/),
-      });
-    }
-    expect(before - lowest).toBeLessThan(MiB);
-    expect(await readdir(path.join(server.uploadDir, 'temp'))).not.toContain('incoming');
-  });
+      ]);
+      expect(answer.status).toBe(200);
+      expect(answer.json).toMatchObject({ received_chunks: 1, duplicate: false });
+      expect((await legacyPost(server.url, '/upload/finalize', { upload_id: id })).status).toBe(200);
+    },
+  );
 
-  it('a part is never longer than its session allows, and the parts of a session in flight together neither', async () => {
-    const server = await smallStore(16 * MiB);
-    // One chunk of 1 MiB allowed, a 64 MiB part sent: refused as soon as it passes 1 MiB.
-    const small = await init(server, MiB, 1);
-    const before = await freeBytes(server);
-    const { result: long, lowest } = await lowestFreeDuring(
-      server,
-      postForm(server, [
-        field('upload_id', small),
+  it(
+    'caps the bytes one uploader has in flight (maxBytesInFlight): 429 with Retry-After, and the ' +
+      'retry succeeds once the first ends',
+    async () => {
+      const server = await plainServer({ maxBytesInFlight: MiB });
+      const first = await init(server, MiB, 1);
+      const second = await init(server, MiB, 1);
+      // The first form's part is being received (slowly): half of it sent, the rest held back.
+      const body = new PassThrough();
+      const head = Buffer.concat([
+        field('upload_id', first),
         field('chunk_index', '0'),
         field('chunk_total', '1'),
         fileHead,
-        { stream: payload(64 * MiB), length: 64 * MiB },
-        fileTail,
-        formEnd,
-      ]),
-    );
-    expect(long.status).toBe(400);
-    expect(long.json.code).toBe('CHUNK_SIZE_MISMATCH');
-    expect(before - lowest).toBeLessThan(2 * MiB);
-
-    // A 4 MiB upload in 4 chunks, 30 parts of 1 MiB sent at once (30 MiB against 16 MiB): the
-    // disk never fills (no 507), the parts beyond what the upload allows are refused.
-    const id = await init(server, 4 * MiB, 4);
-    const answers = await Promise.all(
-      Array.from({ length: 30 }, (_, n) =>
-        postForm(server, [
-          field('upload_id', id),
-          field('chunk_index', String(n % 4)),
-          field('chunk_total', '4'),
-          fileHead,
-          { stream: payload(MiB), length: MiB },
-          fileTail,
-          formEnd,
-        ]),
-      ),
-    );
-    const statuses = answers.map((answer) => answer.status);
-    expect(statuses.filter((status) => status !== 200 && status !== 400)).toEqual([]);
-    expect(answers.filter((answer) => answer.status === 400).map((answer) => answer.json.code)).not.toContain(
-      'INSUFFICIENT_STORAGE',
-    );
-    expect(statuses).toContain(200);
-  });
-
-  it('checks free space before writing a part: a chunk the disk has no room for is 507 and nothing is written', async () => {
-    const server = await smallStore(16 * MiB);
-    const id = await init(server, 4 * MiB, 1);
-    // The disk fills by other means after the init.
-    const free = await freeBytes(server);
-    await writeFile(path.join(server.uploadDir, 'filler'), Buffer.alloc(free - MiB));
-    const left = await freeBytes(server);
-    const answer = await postForm(server, [
-      field('upload_id', id),
-      field('chunk_index', '0'),
-      field('chunk_total', '1'),
-      fileHead,
-      { stream: payload(4 * MiB), length: 4 * MiB },
-      fileTail,
-      formEnd,
-    ]);
-    expect(answer.status).toBe(507);
-    expect(answer.json).toMatchObject({
-      code: 'INSUFFICIENT_STORAGE',
-      error: expect.stringMatching(/Not enough disk space on the server for this chunk/),
-    });
-    expect(await freeBytes(server)).toBe(left);
-  });
-});
-
-describe('the legacy chunk form (any machine)', () => {
-  it('a small file part before its upload_id is still accepted (held in memory), and the upload completes', async () => {
-    const server = await plainServer();
-    const data = randomBytes(10_000);
-    const id = await init(server, data.length, 1);
-    const answer = await postForm(server, [
-      fileHead,
-      data,
-      fileTail,
-      field('upload_id', id),
-      field('chunk_index', '0'),
-      field('chunk_total', '1'),
-      formEnd,
-    ]);
-    expect(answer.status).toBe(200);
-    expect(answer.json).toMatchObject({ received_chunks: 1, duplicate: false });
-    expect((await legacyPost(server.url, '/upload/finalize', { upload_id: id })).status).toBe(200);
-  });
-
-  it('caps the bytes one uploader has in flight (maxBytesInFlight): 429 with Retry-After, and the retry succeeds once the first ends', async () => {
-    const server = await plainServer({ maxBytesInFlight: MiB });
-    const first = await init(server, MiB, 1);
-    const second = await init(server, MiB, 1);
-    // The first form's part is being received (slowly): half of it sent, the rest held back.
-    const body = new PassThrough();
-    const head = Buffer.concat([
-      field('upload_id', first),
-      field('chunk_index', '0'),
-      field('chunk_total', '1'),
-      fileHead,
-    ]);
-    const data = randomBytes(MiB);
-    const slow = send(server, body, head.length + data.length + fileTail.length + formEnd.length);
-    body.write(head);
-    body.write(data.subarray(0, MiB / 2));
-    await waitFor(
-      async () => (await readdir(path.join(server.uploadDir, 'temp', first))).some((name) => name.startsWith('part-')),
-      'the first part to be written',
-    );
-    const refused = await legacyChunk(server.url, second, 0, 1, randomBytes(MiB));
-    expect(refused.status).toBe(429);
-    expect(refused.headers.get('retry-after')).toMatch(/^\d+$/);
-    expect(refused.json).toMatchObject({ code: 'RATE_LIMITED', error: expect.stringMatching(/maxBytesInFlight/) });
-    body.end(Buffer.concat([data.subarray(MiB / 2), fileTail, formEnd]));
-    expect((await slow).status).toBe(200);
-    expect((await legacyChunk(server.url, second, 0, 1, randomBytes(MiB))).status).toBe(200);
-  });
+      ]);
+      const data = randomBytes(MiB);
+      const slow = send(server, body, head.length + data.length + fileTail.length + formEnd.length);
+      body.write(head);
+      body.write(data.subarray(0, MiB / 2));
+      await waitFor(
+        async () =>
+          (await readdir(path.join(server.uploadDir, 'temp', first))).some((name) => name.startsWith('part-')),
+        'the first part to be written',
+      );
+      const refused = await legacyChunk(server.url, second, 0, 1, randomBytes(MiB));
+      expect(refused.status).toBe(429);
+      expect(refused.headers.get('retry-after')).toMatch(/^\d+$/);
+      expect(refused.json).toMatchObject({ code: 'RATE_LIMITED', error: expect.stringMatching(/maxBytesInFlight/) });
+      body.end(Buffer.concat([data.subarray(MiB / 2), fileTail, formEnd]));
+      expect((await slow).status).toBe(200);
+      expect((await legacyChunk(server.url, second, 0, 1, randomBytes(MiB))).status).toBe(200);
+    },
+  );
 
   it('a chunk re-sent after finalize is a duplicate, and its upload folder is not created again', async () => {
     const server = await plainServer();

@@ -53,7 +53,8 @@ async function startOn(uploadDir: string): Promise<ServerProcess> {
 }
 
 describe.skipIf(skip)('power loss', () => {
-  it('every upload acknowledged before the cut is listed and served after it, with its metadata, and recognised when sent again', async () => {
+  it('every upload acknowledged before the cut is listed and served after it, with its metadata, ' +
+    'and recognised when sent again', async () => {
     await requireMounts();
     work = await createTempDir('power-loss');
     const image = path.join(work.path, 'disk.img');

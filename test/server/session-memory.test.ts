@@ -103,51 +103,56 @@ describe('session working state in memory', () => {
 });
 
 describe('maxOpenSessions', () => {
-  it('refuses a new session beyond the cap with 429 TOO_MANY_SESSIONS naming the option; resumes still work', async () => {
-    const robotA = 'tokenA-0123456789';
-    const robotB = 'tokenB-0123456789';
-    const server = await startTestServer({ maxOpenSessions: 3, tokens: [`robotA=${robotA}`, `robotB=${robotB}`] });
-    servers.push(server);
-    const dir = await createTempDir('session-cap');
-    dirs.push(dir);
-    const file = path.join(dir.path, 'f.bin');
-    await writeFile(file, Buffer.alloc(4096, 1));
-    const ids: string[] = [];
-    for (const n of [1, 2]) {
-      const answer = await createSession(server.url, file, { path: `cap/${n}.bin` }, { token: robotA });
-      expect(answer.status).toBe(201);
-      ids.push(answer.json.id as string);
-    }
-    const legacy = await legacyPost(
-      server.url,
-      '/upload/init',
-      { filename: 'cap/3.bag', filesize: 10, chunks: 1 },
-      robotA,
-    );
-    expect(legacy.status).toBe(200);
+  it(
+    'refuses a new session beyond the cap with 429 TOO_MANY_SESSIONS naming the option; resumes ' + 'still work',
+    async () => {
+      const robotA = 'tokenA-0123456789';
+      const robotB = 'tokenB-0123456789';
+      const server = await startTestServer({ maxOpenSessions: 3, tokens: [`robotA=${robotA}`, `robotB=${robotB}`] });
+      servers.push(server);
+      const dir = await createTempDir('session-cap');
+      dirs.push(dir);
+      const file = path.join(dir.path, 'f.bin');
+      await writeFile(file, Buffer.alloc(4096, 1));
+      const ids: string[] = [];
+      for (const n of [1, 2]) {
+        const answer = await createSession(server.url, file, { path: `cap/${n}.bin` }, { token: robotA });
+        expect(answer.status).toBe(201);
+        ids.push(answer.json.id as string);
+      }
+      const legacy = await legacyPost(
+        server.url,
+        '/upload/init',
+        { filename: 'cap/3.bag', filesize: 10, chunks: 1 },
+        robotA,
+      );
+      expect(legacy.status).toBe(200);
 
-    const refused = await createSession(server.url, file, { path: 'cap/4.bin' }, { token: robotA });
-    expect(refused.status).toBe(429);
-    expect(refused.json).toMatchObject({ success: false, code: 'TOO_MANY_SESSIONS', retryAfter: 60 });
-    expect(String(refused.json.error)).toMatch(/3 unfinished upload sessions.*maxOpenSessions 3/);
-    expect(refused.headers.get('retry-after')).toBe('60');
-    const refusedLegacy = await legacyPost(
-      server.url,
-      '/upload/init',
-      { filename: 'cap/5.bag', filesize: 10, chunks: 1 },
-      robotA,
-    );
-    expect(refusedLegacy.status).toBe(429);
-    expect(refusedLegacy.json).toMatchObject({ code: 'TOO_MANY_SESSIONS' });
+      const refused = await createSession(server.url, file, { path: 'cap/4.bin' }, { token: robotA });
+      expect(refused.status).toBe(429);
+      expect(refused.json).toMatchObject({ success: false, code: 'TOO_MANY_SESSIONS', retryAfter: 60 });
+      expect(String(refused.json.error)).toMatch(/3 unfinished upload sessions.*maxOpenSessions 3/);
+      expect(refused.headers.get('retry-after')).toBe('60');
+      const refusedLegacy = await legacyPost(
+        server.url,
+        '/upload/init',
+        { filename: 'cap/5.bag', filesize: 10, chunks: 1 },
+        robotA,
+      );
+      expect(refusedLegacy.status).toBe(429);
+      expect(refusedLegacy.json).toMatchObject({ code: 'TOO_MANY_SESSIONS' });
 
-    // A resume is not a new session; another uploader has its own count.
-    const resumed = await createSession(server.url, file, { path: 'cap/1.bin' }, { token: robotA });
-    expect(resumed.status).toBe(200);
-    expect(resumed.json).toMatchObject({ id: ids[0], resumed: true });
-    expect((await createSession(server.url, file, { path: 'cap/4.bin' }, { token: robotB })).status).toBe(201);
+      // A resume is not a new session; another uploader has its own count.
+      const resumed = await createSession(server.url, file, { path: 'cap/1.bin' }, { token: robotA });
+      expect(resumed.status).toBe(200);
+      expect(resumed.json).toMatchObject({ id: ids[0], resumed: true });
+      expect((await createSession(server.url, file, { path: 'cap/4.bin' }, { token: robotB })).status).toBe(201);
 
-    // A cancelled session makes room.
-    expect((await call(server.url, 'DELETE', routes.session(ids[1]!), undefined, { token: robotA })).status).toBe(204);
-    expect((await createSession(server.url, file, { path: 'cap/4.bin' }, { token: robotA })).status).toBe(201);
-  });
+      // A cancelled session makes room.
+      expect((await call(server.url, 'DELETE', routes.session(ids[1]!), undefined, { token: robotA })).status).toBe(
+        204,
+      );
+      expect((await createSession(server.url, file, { path: 'cap/4.bin' }, { token: robotA })).status).toBe(201);
+    },
+  );
 });
