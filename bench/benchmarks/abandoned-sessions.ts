@@ -90,7 +90,9 @@ export const abandonedSessions: Benchmark = {
             rss_after_expiry_mib: fig(afterExpiry, 0),
             peak_rss_mib: fig(peak, 0),
           },
-          targets: { rss_after_expiry_mib: { value: afterExpiry, op: '<=', limit: before + 64, unit: 'MiB' } },
+          targets: {
+            rss_after_expiry_mib: { value: afterExpiry, op: '<=', limit: Math.round(before + 64), unit: 'MiB' },
+          },
           row: {
             Sessions: String(count),
             'Creates/s': (count / createSeconds).toFixed(0),
