@@ -1,4 +1,4 @@
-import { randomUUID } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -106,8 +106,8 @@ describe('maxOpenSessions', () => {
   it(
     'refuses a new session beyond the cap with 429 TOO_MANY_SESSIONS naming the option; resumes ' + 'still work',
     async () => {
-      const robotA = 'tokenA-0123456789';
-      const robotB = 'tokenB-0123456789';
+      const robotA = randomBytes(32).toString('hex');
+      const robotB = randomBytes(32).toString('hex');
       const server = await startTestServer({ maxOpenSessions: 3, tokens: [`robotA=${robotA}`, `robotB=${robotB}`] });
       servers.push(server);
       const dir = await createTempDir('session-cap');
