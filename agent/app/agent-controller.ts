@@ -1,4 +1,7 @@
 import type { UploadSnapshot } from '../engine/upload-events.js';
+import type { HeldBackFile } from '../watcher/tracked-file.js';
+
+export type { HeldBackFile };
 
 /**
  * What the ROS node (agent/ros/) and the CLI need from a running agent: the watcher, the
@@ -18,6 +21,13 @@ export interface AgentStatus {
   freeDiskBytes: number | undefined;
   /** True when free disk is below minFreeSpace. */
   lowDisk: boolean;
+  /**
+   * Files the agent holds back for a reason that needs someone's attention, oldest first: an
+   * `.mcap` never closed (a recorder crash), a symbolic link, a special file, a name the server
+   * cannot store. Each is also in `uploads` as `waiting_for_close` with the reason as `lastError`
+   * (so `~/queue` lists it), and was logged once at warn.
+   */
+  heldBack: HeldBackFile[];
 }
 
 export interface EnqueueResult {

@@ -13,7 +13,7 @@ import { NetworkManager } from '../engine/network-manager.js';
 import type { CompletedEvent, FailedEvent, UploadSnapshot } from '../engine/upload-events.js';
 import { applyAfterUpload, moveTarget } from '../watcher/after-upload.js';
 import { listForUpload, type ListedFile } from '../watcher/bag-listing.js';
-import { BagWatcher, type ReleasedFile, type WaitingFile } from '../watcher/bag-watcher.js';
+import { BagWatcher, type HeldBackFile, type ReleasedFile, type WaitingFile } from '../watcher/bag-watcher.js';
 import { DiskGuard } from '../watcher/disk-guard.js';
 import { UploadLedger } from '../watcher/upload-ledger.js';
 
@@ -96,6 +96,7 @@ const LIVE_WATCHER_KEYS = new Set([
   'settleTime',
   'quietPeriod',
   'rescanInterval',
+  'unclosedTimeout',
   'afterUpload',
   'moveTo',
   'minFreeSpace',
@@ -134,6 +135,15 @@ export class UploadAgent extends EventEmitter<UploadAgentEvents> implements Agen
   /** The watch folder, symlinks resolved. */
   #watchRoot: string | undefined;
   #stopping: Promise<void> | undefined;
+  /**
+   * Hand-overs to the engine run one after another, so the engine numbers uploads in the order
+   * they were handed over (it starts them in that order, within a priority): splits of a bag start
+   * in index order whatever the file system's timing.
+   */
+  #handOver: Promise<unknown> = Promise.resolve();
+  /** Files the watcher released in this turn of the event loop: handed over as one batch. */
+  #released: ReleasedFile[] = [];
+  #releaseScheduled = false;
   /** The agent's own work in flight: enqueues, hand-overs to the engine, completions being checked. */
   #busy = 0;
   readonly #unbusy: (() => void)[] = [];
@@ -214,6 +224,7 @@ export class UploadAgent extends EventEmitter<UploadAgentEvents> implements Agen
       settleTime: this.config.settleTime,
       quietPeriod: this.config.quietPeriod,
       rescanInterval: this.config.rescanInterval,
+      unclosedTimeout: this.config.unclosedTimeout,
       include: this.config.include,
       exclude: this.config.exclude,
       // Never upload our own state, the bundled server's storage or the move target, should they lie inside the root.
@@ -229,6 +240,7 @@ export class UploadAgent extends EventEmitter<UploadAgentEvents> implements Agen
     watcher.on('release', (file) => this.#onRelease(file));
     watcher.on('withdraw', (file) => void this.#withdraw(file.path, file.reason));
     watcher.on('waiting', (file) => this.#notify(waitingSnapshot(file)));
+    watcher.on('heldBack', (held) => this.#notify(heldSnapshot(held)));
     watcher.on('error', (error) => this.#logger.error({ err: error }, 'watcher error'));
     this.#guard = new DiskGuard({
       root: watcher.root,
@@ -252,9 +264,15 @@ export class UploadAgent extends EventEmitter<UploadAgentEvents> implements Agen
 
   status(): AgentStatus {
     const waiting = (this.#watcher?.waiting() ?? []).map(waitingSnapshot);
-    const uploads = [...waiting, ...this.#engine.status()];
+    const heldBack = this.#watcher?.heldBack() ?? [];
+    // Held-back paths the watcher does not track (links, special files, unusable names) are
+    // listed too, so everything held back shows wherever the uploads do.
+    const tracked = new Set(waiting.map((upload) => upload.localPath));
+    const untracked = heldBack.filter((held) => !tracked.has(held.path)).map(heldSnapshot);
+    const uploads = [...waiting, ...untracked, ...this.#engine.status()];
     const disk = this.#guard?.state;
     return {
+      heldBack,
       online: this.#engine.online,
       paused: this.#engine.paused,
       bandwidthLimit: this.#engine.bandwidthLimit,
@@ -383,7 +401,7 @@ export class UploadAgent extends EventEmitter<UploadAgentEvents> implements Agen
       );
     }
     (this.config as Record<string, unknown>)[name] = parsed;
-    if (name === 'settleTime' || name === 'quietPeriod' || name === 'rescanInterval')
+    if (name === 'settleTime' || name === 'quietPeriod' || name === 'rescanInterval' || name === 'unclosedTimeout')
       this.#watcher?.setOptions({ [name]: parsed });
     if (name === 'minFreeSpace' || name === 'deleteUploadedWhenLow') {
       this.#guard?.setOptions({ [name]: parsed });
@@ -443,16 +461,38 @@ export class UploadAgent extends EventEmitter<UploadAgentEvents> implements Agen
     this.#byId.set(id, upload.localPath);
   }
 
+  /** The watcher releases files in order within one pass: they go to the engine as one batch (one journal commit). */
   #onRelease(file: ReleasedFile): void {
-    void this.#add(file.path, {
-      remotePath: file.remotePath,
-      bagName: file.bagName,
-      priority: undefined,
-      metadata: undefined,
-      replace: file.replace,
-      release: file,
-    }).catch((error: unknown) => {
-      this.#logger.error({ err: error, file: file.path }, 'could not queue a closed file');
+    this.#released.push(file);
+    if (this.#releaseScheduled) return;
+    this.#releaseScheduled = true;
+    queueMicrotask(() => {
+      this.#releaseScheduled = false;
+      const batch = this.#released;
+      this.#released = [];
+      if (batch.length === 0) return;
+      void this.#addMany(
+        batch.map((released) => ({
+          localPath: released.path,
+          options: {
+            remotePath: released.remotePath,
+            bagName: released.bagName,
+            priority: undefined,
+            // A split that was never closed goes flagged, so the receiving side knows (and can reindex it).
+            metadata: released.unclosed ? { recovered: 'unclosed', reason: released.unclosed } : undefined,
+            replace: released.replace,
+            release: released,
+          },
+        })),
+      ).then((outcomes) => {
+        for (const [index, outcome] of outcomes.entries()) {
+          if (outcome.status === 'fulfilled') continue;
+          this.#logger.error(
+            { file: batch[index]!.path, reason: (outcome.reason as Error).message },
+            'could not queue a closed file',
+          );
+        }
+      });
     });
   }
 
@@ -485,7 +525,7 @@ export class UploadAgent extends EventEmitter<UploadAgentEvents> implements Agen
       this.#handed.set(localPath, handed);
       return handed;
     });
-    const batch = this.#track(
+    const handOver = this.#handOver.then(() =>
       this.#engine.addUploads(
         items.map(({ localPath, options }) => ({
           filePath: localPath,
@@ -499,6 +539,8 @@ export class UploadAgent extends EventEmitter<UploadAgentEvents> implements Agen
         })),
       ),
     );
+    this.#handOver = handOver.catch(() => undefined);
+    const batch = this.#track(handOver);
     for (const [index, handed] of handedList.entries()) {
       const localPath = items[index]!.localPath;
       handed.adding = batch.then((results) => {
@@ -524,6 +566,7 @@ export class UploadAgent extends EventEmitter<UploadAgentEvents> implements Agen
   }
 
   async #withdraw(localPath: string, reason: string): Promise<void> {
+    this.#released = this.#released.filter((file) => file.path !== localPath);
     const handed = this.#handed.get(localPath);
     if (!handed) return;
     const id = handed.id ?? (await handed.adding.catch(() => undefined));
@@ -722,7 +765,24 @@ function isInside(file: string, root: string): boolean {
   );
 }
 
-/** A file the watcher has seen but not released, as a status entry. */
+/** A path the watcher holds back and does not track (a link, a special file, an unusable name), as a status entry. */
+function heldSnapshot(held: HeldBackFile): UploadSnapshot {
+  return {
+    ...waitingSnapshot({
+      path: held.path,
+      remotePath: held.remotePath,
+      bagName: held.bagName,
+      size: held.size,
+      phase: 'open',
+      reason: held.reason,
+      firstSeen: held.since,
+      heldBack: held.code,
+    }),
+    id: `held:${held.path}`,
+  };
+}
+
+/** A file the watcher has seen but not released, as a status entry; a held-back one carries its reason as lastError. */
 function waitingSnapshot(file: WaitingFile): UploadSnapshot {
   return {
     id: `waiting:${file.path}`,
@@ -736,9 +796,9 @@ function waitingSnapshot(file: WaitingFile): UploadSnapshot {
     rate: 0,
     etaSeconds: undefined,
     attempt: 0,
-    lastError: undefined,
+    lastError: file.heldBack ? `held back: ${file.reason}` : undefined,
     sha256: undefined,
-    metadata: { waitingFor: file.reason },
+    metadata: { waitingFor: file.reason, ...(file.heldBack ? { heldBack: file.heldBack } : {}) },
     queuedAt: new Date(file.firstSeen).toISOString(),
     startedAt: undefined,
     finishedAt: undefined,
