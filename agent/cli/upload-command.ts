@@ -3,7 +3,7 @@ import type { Logger } from 'pino';
 import { formatSize } from '../../common/config/index.js';
 import { UploadError } from '../../common/errors/upload-error.js';
 import type { FailedEvent } from '../engine/upload-events.js';
-import { listForUpload, type ListedFile } from '../watcher/bag-listing.js';
+import { listUpload, type ListedFile, type SkippedEntry } from '../watcher/bag-listing.js';
 import type { HeldFile, VerifiedFile } from '../app/upload-agent.js';
 import { exitCodes } from './exit-codes.js';
 import type { Invocation } from './invocation.js';
@@ -28,10 +28,17 @@ export async function uploadCommand(
   out: NodeJS.WriteStream | NodeJS.WritableStream,
 ): Promise<number> {
   const files: ListedFile[] = [];
-  for (const input of invocation.paths) files.push(...(await listForUpload(input, { allFiles: true })));
+  const skipped = new Map<string, SkippedEntry>();
+  for (const input of invocation.paths) {
+    const listing = await listUpload(input, { allFiles: true });
+    files.push(...listing.files);
+    for (const entry of listing.skipped) skipped.set(entry.path, entry);
+  }
   const unique = new Map(files.map((file) => [file.path, file]));
-  if (unique.size === 0)
-    throw new UploadError('LOCAL_FILE_NOT_FOUND', `Nothing to upload in ${invocation.paths.join(' ')}`);
+  if (unique.size === 0 && ![...skipped.values()].some((entry) => entry.counts)) {
+    const why = [...skipped.values()].map((entry) => `\n  skipped ${entry.path}: ${entry.reason}`).join('');
+    throw new UploadError('LOCAL_FILE_NOT_FOUND', `Nothing to upload in ${invocation.paths.join(' ')}${why}`);
+  }
   const config = {
     ...invocation.config,
     watchDir: undefined,
@@ -40,6 +47,9 @@ export async function uploadCommand(
   const started = await startProgramAgent(config, logger);
   const { agent } = started;
   const progress = 'isTTY' in out && out.isTTY ? ttyProgress(out) : plainProgress(out);
+  // What is not uploaded at all (a link inside a folder, a name the server cannot store) is said first.
+  for (const entry of skipped.values()) progress.line(`skipped ${entry.path}: ${entry.reason}`);
+  const unsendable = [...skipped.values()].filter((entry) => entry.counts).length;
   // What happened to each listed file, for the lines and the exit code; when to stop is the agent's onIdle().
   const verified = new Set<string>();
   const failed = new Map<string, string>();
@@ -77,7 +87,7 @@ export async function uploadCommand(
     agent.onIdle().then(() => ({ interrupted: false as const, code: 0 })),
     interrupted,
   ]);
-  const notVerified = unique.size - verified.size;
+  const notVerified = unique.size - verified.size + unsendable;
   if (outcome.interrupted) {
     progress.line(
       `interrupted: ${notVerified} of ${unique.size} file(s) not verified yet; run the same command again to resume`,
@@ -87,7 +97,7 @@ export async function uploadCommand(
   progress.close();
   await started.controller.stop();
   progress.line(
-    `${verified.size} of ${unique.size} file(s) verified by the server${failed.size > 0 ? `, ${failed.size} failed` : ''}`,
+    `${verified.size} of ${unique.size + unsendable} file(s) verified by the server${failed.size > 0 ? `, ${failed.size} failed` : ''}${unsendable > 0 ? `, ${unsendable} cannot be uploaded (see "skipped" above)` : ''}`,
   );
   return notVerified === 0 ? exitCodes.OK : exitCodes.UPLOAD_FAILED;
 }

@@ -8,7 +8,7 @@ import { BinaryHeap } from '../../common/collections/binary-heap.js';
 import { formatDuration } from '../../common/config/units.js';
 import { UploadError } from '../../common/errors/upload-error.js';
 import { lstatBelow } from '../../common/files/no-follow.js';
-import { normaliseRelativePath } from '../../common/protocol/relative-path.js';
+import { unusableName } from './bag-listing.js';
 import { classifyFile, createFileFilter, isNeverUploaded, type FileFilter, type FileRole } from './bag-files.js';
 import { closingBlocker, closingSignal, type RuleClock } from './closing-rules.js';
 import { FolderIndex } from './folder-index.js';
@@ -182,6 +182,8 @@ export class BagWatcher extends EventEmitter<BagWatcherEvents> {
   #rescanning: Promise<void> | undefined;
   #stopped = false;
   #started = false;
+  /** No pass runs while the start-up scan finds the backlog: it is judged once, when the scan is done. */
+  #scanningBacklog = false;
 
   constructor(options: BagWatcherOptions) {
     super();
@@ -255,7 +257,13 @@ export class BagWatcher extends EventEmitter<BagWatcherEvents> {
       this.#options.logger?.warn({ err: error }, 'file watcher error; the periodic rescan covers it'),
     );
     await new Promise<void>((resolve) => watcher.once('ready', () => resolve()));
-    await this.rescan();
+    this.#scanningBacklog = true;
+    try {
+      await this.rescan();
+    } finally {
+      this.#scanningBacklog = false;
+    }
+    this.#schedule(0);
     this.#scheduleRescan();
   }
 
@@ -315,6 +323,7 @@ export class BagWatcher extends EventEmitter<BagWatcherEvents> {
     this.#setPhase(file, 'closing');
     file.replace = true;
     file.stableSince = now;
+    file.seenAt = now;
     file.settledSince = now;
     file.magic = undefined;
     file.reason = 'changed during its upload; waiting until it is closed again';
@@ -357,7 +366,8 @@ export class BagWatcher extends EventEmitter<BagWatcherEvents> {
       const seenHeld = new Set<string>();
       await this.#walk(this.root, seen, seenHeld);
       if (this.#stopped) return;
-      for (const file of this.#files.values()) this.#dirty.add(file);
+      // Files the walk did not just find may have changed without an event: look at them all again.
+      for (const file of this.#files.values()) if (!file.fresh) this.#dirty.add(file);
       for (const held of [...this.#heldUntracked.keys()]) if (!seenHeld.has(held)) this.#heldUntracked.delete(held);
       this.#schedule(0);
     })().finally(() => {
@@ -376,7 +386,7 @@ export class BagWatcher extends EventEmitter<BagWatcherEvents> {
     this.#rescanTimer.unref?.();
   }
 
-  async #walk(dir: string, seen: Set<string>, seenHeld: Set<string>): Promise<void> {
+  async #walk(dir: string, seen: Set<string>, seenHeld: Set<string>, realFolders = new Set<string>()): Promise<void> {
     let entries: Dirent[];
     try {
       entries = await readdir(dir, { withFileTypes: true });
@@ -390,7 +400,8 @@ export class BagWatcher extends EventEmitter<BagWatcherEvents> {
       const full = path.join(dir, entry.name);
       const rel = this.#relative(full);
       if (entry.isDirectory()) {
-        if (!this.#skipsDir(full, rel) && (await isRealFolder(full))) await this.#walk(full, seen, seenHeld);
+        if (!this.#skipsDir(full, rel) && (await isRealFolder(full)))
+          await this.#walk(full, seen, seenHeld, realFolders);
       } else if (entry.isFile()) {
         const why = this.#filter.ignoredBecause(rel);
         if (why === undefined) {
@@ -404,7 +415,7 @@ export class BagWatcher extends EventEmitter<BagWatcherEvents> {
         if (this.#noteUnsafeEntry(full, rel, entry)) seenHeld.add(full);
       }
     }
-    await forEachLimited(files, IO_CONCURRENCY, (file) => this.#discover(file));
+    await forEachLimited(files, IO_CONCURRENCY, (file) => this.#discover(file, realFolders));
   }
 
   #relative(filePath: string): string {
@@ -496,6 +507,7 @@ export class BagWatcher extends EventEmitter<BagWatcherEvents> {
     if (this.#stopped) return;
     const existing = this.#files.get(filePath);
     if (existing) {
+      existing.fresh = false;
       this.#dirty.add(existing);
       this.#schedule(0);
       return;
@@ -510,7 +522,10 @@ export class BagWatcher extends EventEmitter<BagWatcherEvents> {
 
   #onUnlink(filePath: string): void {
     const file = this.#files.get(filePath);
-    if (file) this.#dirty.add(file);
+    if (file) {
+      file.fresh = false;
+      this.#dirty.add(file);
+    }
     this.#heldUntracked.delete(filePath);
     this.#schedule(0);
   }
@@ -520,7 +535,10 @@ export class BagWatcher extends EventEmitter<BagWatcherEvents> {
     const rel = this.#relative(dirPath);
     for (const folder of this.#folders.values()) {
       if (folder.dir !== rel && !folder.dir.startsWith(`${rel}/`)) continue;
-      for (const file of folder.files) this.#dirty.add(file);
+      for (const file of folder.files) {
+        file.fresh = false;
+        this.#dirty.add(file);
+      }
     }
     for (const held of [...this.#heldUntracked.keys()])
       if (held.startsWith(dirPath + path.sep)) this.#heldUntracked.delete(held);
@@ -528,7 +546,7 @@ export class BagWatcher extends EventEmitter<BagWatcherEvents> {
   }
 
   /** A path events or a rescan found that is not tracked yet: judge what it is, and track it if it may be uploaded. */
-  async #discover(filePath: string): Promise<void> {
+  async #discover(filePath: string, realFolders?: Set<string>): Promise<void> {
     if (this.#stopped) return;
     const rel = this.#relative(filePath);
     if (rel.startsWith('..') || !this.#filter.wantsFile(rel)) return;
@@ -538,7 +556,7 @@ export class BagWatcher extends EventEmitter<BagWatcherEvents> {
       this.#schedule(0);
       return;
     }
-    const verdict = await lstatBelow(this.root, filePath).catch((error: unknown) => {
+    const verdict = await lstatBelow(this.root, filePath, realFolders).catch((error: unknown) => {
       this.#options.logger?.debug({ err: error, file: rel }, 'cannot stat a file in the recording root');
       return { kind: 'missing' as const };
     });
@@ -575,6 +593,7 @@ export class BagWatcher extends EventEmitter<BagWatcherEvents> {
       mtimeMs: stats.mtimeMs,
       ino: stats.ino,
       stableSince: now,
+      seenAt: now,
       settledSince: now - age,
       marked: false,
       signal: undefined,
@@ -586,6 +605,7 @@ export class BagWatcher extends EventEmitter<BagWatcherEvents> {
       dueAt: Number.POSITIVE_INFINITY,
       heldBack: undefined,
       unclosed: undefined,
+      fresh: true,
     };
     const markKey = `${this.#folderName(file)}/${file.name}`;
     if (this.#pendingMarks.delete(markKey) || this.#pendingMarks.delete(`/${file.name}`)) file.marked = true;
@@ -643,11 +663,16 @@ export class BagWatcher extends EventEmitter<BagWatcherEvents> {
   }
 
   /** Re-reads a file's type, size, mtime and inode; notices a vanished, replaced or changed file. */
-  async #restat(file: TrackedFile, now: number): Promise<void> {
+  async #restat(file: TrackedFile, now: number, realFolders?: Set<string>): Promise<void> {
+    if (file.fresh) {
+      // lstat'ed when it was found, and no event since: judged on that.
+      file.fresh = false;
+      return;
+    }
     this.#counters.restats += 1;
     let verdict;
     try {
-      verdict = await lstatBelow(this.root, file.path);
+      verdict = await lstatBelow(this.root, file.path, realFolders);
     } catch (error) {
       this.#options.logger?.debug({ err: error, file: file.relPath }, 'cannot stat a watched file');
       return;
@@ -665,6 +690,7 @@ export class BagWatcher extends EventEmitter<BagWatcherEvents> {
       return;
     }
     const stats = verdict.stats;
+    file.seenAt = now;
     if (stats.size === file.size && stats.mtimeMs === file.mtimeMs && stats.ino === file.ino) return;
     const sameFile = stats.ino === file.ino;
     file.size = stats.size;
@@ -757,7 +783,7 @@ export class BagWatcher extends EventEmitter<BagWatcherEvents> {
   }
 
   #schedule(delayMs: number): void {
-    if (this.#stopped) return;
+    if (this.#stopped || this.#scanningBacklog) return;
     if (this.#ticking) {
       this.#tickAgain = true;
       return;
@@ -800,7 +826,8 @@ export class BagWatcher extends EventEmitter<BagWatcherEvents> {
     this.#dirty.clear();
     if (batch.length > 0) {
       const stamp = performance.now();
-      await forEachLimited(batch, IO_CONCURRENCY, (file) => this.#restat(file, stamp));
+      const realFolders = new Set<string>();
+      await forEachLimited(batch, IO_CONCURRENCY, (file) => this.#restat(file, stamp, realFolders));
       if (this.#stopped) return;
       const clock: RuleClock = { now: performance.now(), settleMs: this.#settleMs };
       const candidates: TrackedFile[] = [];
@@ -838,7 +865,8 @@ export class BagWatcher extends EventEmitter<BagWatcherEvents> {
       this.#dueAt(file, Math.min(clock.now + BLOCKED_POLL_MS, file.settledSince + this.#settleMs));
       return;
     }
-    if (clock.now - file.stableSince < this.#quietMs) {
+    // Unchanged for the quiet period means: an lstat at its end still saw the same file.
+    if (file.seenAt - file.stableSince < this.#quietMs) {
       file.reason = `closing (${signal}), waiting for the quiet period`;
       this.#dueAt(file, file.stableSince + this.#quietMs);
       return;
@@ -1017,18 +1045,6 @@ export class BagWatcher extends EventEmitter<BagWatcherEvents> {
   #fail(error: unknown): void {
     if (this.#stopped) return;
     this.emit('error', error instanceof Error ? error : new Error(String(error)));
-  }
-}
-
-/** Why the server could not store a file under this path, or undefined when it can. */
-function unusableName(remotePath: string): string | undefined {
-  if (remotePath.includes('\uFFFD'))
-    return `its name ${JSON.stringify(remotePath)} is not valid UTF-8 (or holds U+FFFD): it cannot be uploaded; rename it`;
-  try {
-    normaliseRelativePath(remotePath, 'its path');
-    return undefined;
-  } catch (error) {
-    return `its name ${JSON.stringify(remotePath)} cannot be uploaded: ${(error as Error).message}; rename it`;
   }
 }
 

@@ -51,6 +51,8 @@ export interface TrackedFile extends BagFileInfo {
   ino: number;
   /** Monotonic ms since which this process has seen no change in size, mtime or inode. */
   stableSince: number;
+  /** Monotonic ms of the last lstat that saw it (unchanged since stableSince). */
+  seenAt: number;
   /** Like stableSince, but also trusting the mtime of a file found at start-up (for the settle fallback). */
   settledSince: number;
   /** The ROS layer reported it closed (rosbag2 /events/write_split). */
@@ -72,6 +74,8 @@ export interface TrackedFile extends BagFileInfo {
   heldBack: HeldBackFile | undefined;
   /** Why it is uploaded although it was never closed ("recovered, unclosed"); undefined for a closed file. */
   unclosed: string | undefined;
+  /** Just found (lstat'ed) and not reported changed since: the next pass judges it without a second lstat. */
+  fresh: boolean;
 }
 
 export function statKey(file: { size: number; mtimeMs: number }): string {

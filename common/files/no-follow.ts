@@ -76,7 +76,12 @@ export type PathVerdict =
  * regular file and not a link. A judgement, not a guarantee (the path can change right after):
  * the guarantee is `openNoFollow`'s, when the file is read.
  */
-export async function lstatBelow(root: string, filePath: string): Promise<PathVerdict> {
+export async function lstatBelow(
+  root: string,
+  filePath: string,
+  /** Folders already found to be real folders in this pass (a cache the caller drops after the pass). */
+  realFolders?: Set<string>,
+): Promise<PathVerdict> {
   const relative = path.relative(root, filePath);
   if (relative === '' || relative.startsWith('..') || path.isAbsolute(relative))
     return { kind: 'unsafe', reason: `${filePath} is not inside ${root}`, at: filePath };
@@ -84,6 +89,8 @@ export async function lstatBelow(root: string, filePath: string): Promise<PathVe
   let current = root;
   for (const [index, segment] of segments.entries()) {
     current = path.join(current, segment);
+    const last = index === segments.length - 1;
+    if (!last && realFolders?.has(current)) continue;
     let stats: Stats;
     try {
       stats = await lstat(current);
@@ -92,7 +99,6 @@ export async function lstatBelow(root: string, filePath: string): Promise<PathVe
       if (code === 'ENOENT' || code === 'ENOTDIR') return { kind: 'missing' };
       throw localFileError(current, error);
     }
-    const last = index === segments.length - 1;
     if (stats.isSymbolicLink())
       return {
         kind: 'unsafe',
@@ -104,6 +110,7 @@ export async function lstatBelow(root: string, filePath: string): Promise<PathVe
       return { kind: 'file', stats };
     }
     if (!stats.isDirectory()) return { kind: 'missing' };
+    realFolders?.add(current);
   }
   return { kind: 'missing' };
 }

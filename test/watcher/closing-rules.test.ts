@@ -18,6 +18,7 @@ function file(relPath: string, phase: FilePhase = 'open', stableFor = 0): Tracke
     mtimeMs: 1,
     ino: 1,
     stableSince: NOW - stableFor,
+    seenAt: NOW,
     settledSince: NOW - stableFor,
     marked: false,
     signal: undefined,
@@ -29,6 +30,7 @@ function file(relPath: string, phase: FilePhase = 'open', stableFor = 0): Tracke
     dueAt: Number.POSITIVE_INFINITY,
     heldBack: undefined,
     unclosed: undefined,
+    fresh: false,
   };
 }
 
