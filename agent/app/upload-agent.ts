@@ -672,8 +672,18 @@ export class UploadAgent extends EventEmitter<UploadAgentEvents> implements Agen
     const localPath = this.#byId.get(event.upload.id) ?? event.upload.localPath;
     const handed = this.#handed.get(localPath);
     if (handed && handed.id !== event.upload.id) return;
-    if (event.code === 'FILE_CHANGED' && this.#watcher?.phaseOf(localPath) !== undefined) {
-      this.#logger.warn({ file: localPath }, 'file kept changing during its upload; waiting until it is closed again');
+    if (
+      (event.code === 'FILE_CHANGED' || event.code === 'UNSAFE_LOCAL_PATH' || event.code === 'LOCAL_FILE_NOT_FOUND') &&
+      this.#watcher?.phaseOf(localPath) !== undefined
+    ) {
+      // The watcher looks at the path again: a changed file is confirmed closed again, a link
+      // swapped in is held back (and a real file back in its place goes again), a vanished one is forgotten.
+      this.#logger.warn(
+        { file: localPath, code: event.code, reason: event.reason },
+        event.code === 'FILE_CHANGED'
+          ? 'file kept changing during its upload; waiting until it is closed again'
+          : 'file could not be read as it was judged; looking at it again',
+      );
       this.#handed.delete(localPath);
       this.#byId.delete(event.upload.id);
       this.#watcher.changedDuringUpload(localPath);

@@ -366,9 +366,15 @@ export class BagWatcher extends EventEmitter<BagWatcherEvents> {
       const seenHeld = new Set<string>();
       await this.#walk(this.root, seen, seenHeld);
       if (this.#stopped) return;
-      // Files the walk did not just find may have changed without an event: look at them all again.
-      for (const file of this.#files.values()) if (!file.fresh) this.#dirty.add(file);
-      for (const held of [...this.#heldUntracked.keys()]) if (!seenHeld.has(held)) this.#heldUntracked.delete(held);
+      // Files the walk did not just find may have changed without an event: lstat them all
+      // (here, so a rescan's promise covers its work), then judge the ones still to upload.
+      const known = [...this.#files.values()].filter((file) => !file.fresh);
+      const stamp = performance.now();
+      const realFolders = new Set<string>();
+      await forEachLimited(known, IO_CONCURRENCY, (file) => this.#restat(file, stamp, realFolders));
+      for (const file of known) if (isActive(file.phase) && this.#files.get(file.path) === file) this.#dirty.add(file);
+      for (const held of [...this.#heldUntracked.keys()])
+        if (!seenHeld.has(held) && !seen.has(held)) this.#heldUntracked.delete(held);
       this.#schedule(0);
     })().finally(() => {
       this.#rescanning = undefined;
@@ -406,7 +412,8 @@ export class BagWatcher extends EventEmitter<BagWatcherEvents> {
         const why = this.#filter.ignoredBecause(rel);
         if (why === undefined) {
           seen.add(full);
-          files.push(full);
+          // A tracked file is lstat'ed by the rescan itself, after the walk.
+          if (!this.#files.has(full)) files.push(full);
         } else if (why === 'not-a-bag-file') {
           this.#noteIgnored(rel);
         }
@@ -463,7 +470,7 @@ export class BagWatcher extends EventEmitter<BagWatcherEvents> {
    * regular file of that name would be uploaded, or when it is a link that could lead to a folder;
    * returns whether it was held back.
    */
-  #noteUnsafeEntry(full: string, rel: string, entry: Dirent): boolean {
+  #noteUnsafeEntry(full: string, rel: string, entry: Dirent | Stats): boolean {
     const wanted = this.#filter.wantsFile(rel);
     if (entry.isSymbolicLink()) {
       if (!wanted && !this.#looksLikeFolderName(rel)) {
@@ -513,7 +520,17 @@ export class BagWatcher extends EventEmitter<BagWatcherEvents> {
       return;
     }
     const rel = this.#relative(filePath);
-    if (rel === '' || rel.startsWith('..')) return;
+    if (rel === '' || rel.startsWith('..') || isNeverUploaded(rel) || this.#skipsDir(filePath, rel)) return;
+    let stats: Stats;
+    try {
+      stats = await lstat(filePath);
+    } catch {
+      return;
+    }
+    if (stats.isSymbolicLink() || (!stats.isFile() && !stats.isDirectory())) {
+      this.#noteUnsafeEntry(filePath, rel, stats);
+      return;
+    }
     const why = this.#filter.ignoredBecause(rel);
     if (why === 'not-a-bag-file') this.#noteIgnored(rel);
     if (why !== undefined) return;
