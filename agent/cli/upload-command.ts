@@ -60,7 +60,8 @@ export async function uploadCommand(
     verified.add(file.localPath);
     failed.delete(file.localPath);
     progress.line(
-      `verified ${file.remotePath} (${formatSize(file.size)}) sha256 ${file.sha256}${file.deduplicated ? ' (already on the server)' : ''}`,
+      `verified ${file.remotePath} (${formatSize(file.size)}) sha256 ` +
+        `${file.sha256}${file.deduplicated ? ' (already on the server)' : ''}`,
     );
   });
   agent.on('failed', (event: FailedEvent) => {
@@ -97,7 +98,9 @@ export async function uploadCommand(
   progress.close();
   await started.controller.stop();
   progress.line(
-    `${verified.size} of ${unique.size + unsendable} file(s) verified by the server${failed.size > 0 ? `, ${failed.size} failed` : ''}${unsendable > 0 ? `, ${unsendable} cannot be uploaded (see "skipped" above)` : ''}`,
+    `${verified.size} of ${unique.size + unsendable} file(s) verified by the server` +
+      `${failed.size > 0 ? `, ${failed.size} failed` : ''}` +
+      `${unsendable > 0 ? `, ${unsendable} cannot be uploaded (see "skipped" above)` : ''}`,
   );
   return notVerified === 0 ? exitCodes.OK : exitCodes.UPLOAD_FAILED;
 }

@@ -38,10 +38,11 @@ export function assessAgent(status: AgentStatus): AgentAssessment {
   }
   if (retrying.length > 0) problems.push({ level: DiagnosticLevel.WARN, text: `${retrying.length} retrying` });
   if (!status.online) problems.push({ level: DiagnosticLevel.WARN, text: 'offline: the server is not reachable' });
-  if (status.heldBack.length > 0)
+  const [firstHeld] = status.heldBack;
+  if (firstHeld)
     problems.push({
       level: DiagnosticLevel.WARN,
-      text: `${status.heldBack.length} held back (${status.heldBack[0]!.remotePath || status.heldBack[0]!.path}: ${status.heldBack[0]!.code})`,
+      text: `${status.heldBack.length} held back (${firstHeld.remotePath || firstHeld.path}: ${firstHeld.code})`,
     });
   if (status.lowDisk) {
     const free = status.freeDiskBytes === undefined ? 'unknown' : formatSize(status.freeDiskBytes);
@@ -49,7 +50,7 @@ export function assessAgent(status: AgentStatus): AgentAssessment {
   }
 
   const level = problems.reduce<DiagnosticLevelCode>(
-    (worst, problem) => (problem.level > worst ? problem.level : worst),
+    (worst, problem) => Math.max(worst, problem.level) as DiagnosticLevelCode,
     DiagnosticLevel.OK,
   );
   problems.sort((a, b) => b.level - a.level);

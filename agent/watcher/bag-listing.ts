@@ -52,7 +52,8 @@ export async function listUpload(input: string, options: { root?: string; allFil
   } catch (error) {
     throw new UploadError('LOCAL_FILE_NOT_FOUND', `No such file or folder: ${input}`, { cause: error });
   }
-  const root = options.root ? await realpath(options.root).catch(() => path.resolve(options.root!)) : undefined;
+  const named = options.root;
+  const root = named ? await realpath(named).catch(() => path.resolve(named)) : undefined;
   const base = root && (absolute + path.sep).startsWith(root + path.sep) ? root : undefined;
   if (info.isFile()) {
     const name = path.basename(absolute);
@@ -136,7 +137,10 @@ async function walk(
 /** Why the server could not store a file under this path, or undefined when it can. */
 export function unusableName(remotePath: string): string | undefined {
   if (remotePath.includes('\uFFFD'))
-    return `its name ${JSON.stringify(remotePath)} is not valid UTF-8 (or holds U+FFFD): it cannot be uploaded; rename it`;
+    return (
+      `its name ${JSON.stringify(remotePath)} is not valid UTF-8 (or holds U+FFFD): ` +
+      'it cannot be uploaded; rename it'
+    );
   try {
     normaliseRelativePath(remotePath, 'its path');
     return undefined;

@@ -7,7 +7,7 @@ import type { Logger } from 'pino';
 import { BinaryHeap } from '../../common/collections/binary-heap.js';
 import { formatDuration } from '../../common/config/units.js';
 import { UploadError } from '../../common/errors/upload-error.js';
-import { lstatBelow } from '../../common/files/no-follow.js';
+import { lstatBelow, type PathVerdict } from '../../common/files/no-follow.js';
 import { unusableName } from './bag-listing.js';
 import { classifyFile, createFileFilter, isNeverUploaded, type FileFilter, type FileRole } from './bag-files.js';
 import { closingBlocker, closingSignal, type RuleClock } from './closing-rules.js';
@@ -634,7 +634,7 @@ export class BagWatcher extends EventEmitter<BagWatcherEvents> {
   /** Adds a file to the maps and its folder's index, and marks the files whose judgement it changes. */
   #track(file: TrackedFile): void {
     const folder = this.#folderOf(file);
-    const lastBefore = file.role === 'split' ? folder.lastSplit(file.stem!) : undefined;
+    const lastBefore = file.role === 'split' ? folder.lastSplit(file.stem ?? '') : undefined;
     this.#files.set(file.path, file);
     let named = this.#byName.get(file.name);
     if (!named) {
@@ -642,7 +642,7 @@ export class BagWatcher extends EventEmitter<BagWatcherEvents> {
       this.#byName.set(file.name, named);
     }
     named.add(file);
-    const firstCompressed = file.role === 'split' && file.compressed && !folder.stemCompressed(file.stem!);
+    const firstCompressed = file.role === 'split' && file.compressed && !folder.stemCompressed(file.stem ?? '');
     folder.add(file);
     this.#touched.add(folder);
     if (isActive(file.phase)) this.#dirty.add(file);
@@ -652,7 +652,8 @@ export class BagWatcher extends EventEmitter<BagWatcherEvents> {
     }
     if (file.role !== 'split') return;
     // The split before it now has a later split.
-    if (lastBefore && lastBefore.index! < file.index! && isActive(lastBefore.phase)) this.#dirty.add(lastBefore);
+    if (lastBefore && (lastBefore.index ?? 0) < (file.index ?? 0) && isActive(lastBefore.phase))
+      this.#dirty.add(lastBefore);
     if (file.compressed) {
       const plain = folder.sibling(file, false);
       if (plain) this.#makeTransient(plain);
@@ -687,7 +688,7 @@ export class BagWatcher extends EventEmitter<BagWatcherEvents> {
       return;
     }
     this.#counters.restats += 1;
-    let verdict;
+    let verdict: PathVerdict;
     try {
       verdict = await lstatBelow(this.root, file.path, realFolders);
     } catch (error) {
@@ -752,7 +753,7 @@ export class BagWatcher extends EventEmitter<BagWatcherEvents> {
     if (file.role === 'split') {
       // The split that was before it may have lost its "later split" signal; a .zstd whose plain
       // source is gone is no longer being compressed.
-      const last = folder.lastSplit(file.stem!);
+      const last = folder.lastSplit(file.stem ?? '');
       if (last && isActive(last.phase)) this.#dirty.add(last);
       const compressed = file.compressed ? undefined : folder.sibling(file, true);
       if (compressed && isActive(compressed.phase)) this.#dirty.add(compressed);
@@ -920,12 +921,14 @@ export class BagWatcher extends EventEmitter<BagWatcherEvents> {
     if (unchangedMs >= this.#settleMs) {
       const then =
         unclosedMs > 0
-          ? `it is uploaded as "recovered, unclosed" once unchanged for ${formatDuration(unclosedMs / 1000)} (unclosedTimeout), unless it closes first`
+          ? `it is uploaded as "recovered, unclosed" once unchanged for ${formatDuration(unclosedMs / 1000)} ` +
+            '(unclosedTimeout), unless it closes first'
           : 'it is not uploaded (unclosedTimeout is 0)';
       this.#holdBack(
         file,
         'unclosed',
-        `never closed: ${what}, unchanged for ${formatDuration(Math.round(unchangedMs / 1000))} (a recorder crash or power loss?); ${then}`,
+        `never closed: ${what}, unchanged for ${formatDuration(Math.round(unchangedMs / 1000))} ` +
+          `(a recorder crash or power loss?); ${then}`,
       );
     }
     if (unclosedMs > 0 && unchangedMs >= unclosedMs) {
@@ -1088,8 +1091,7 @@ async function exists(filePath: string): Promise<boolean> {
 async function forEachLimited<T>(items: readonly T[], limit: number, work: (item: T) => Promise<void>): Promise<void> {
   let next = 0;
   const worker = async (): Promise<void> => {
-    while (next < items.length) {
-      const item = items[next]!;
+    for (let item = items[next]; item !== undefined; item = items[next]) {
       next += 1;
       await work(item);
     }

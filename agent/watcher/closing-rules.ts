@@ -52,7 +52,7 @@ export function closingBlocker(
     const plain = folder.sibling(file, false);
     if (plain) return `still being compressed: ${plain.name} exists`;
   }
-  if (file.role === 'split' && !file.compressed && folder.stemCompressed(file.stem!)) {
+  if (file.role === 'split' && !file.compressed && folder.stemCompressed(file.stem ?? '')) {
     return `file compression mode: waiting for ${file.name}.zstd`;
   }
   if (walExists) return `the SQLite write-ahead log ${file.name}-wal still exists`;

@@ -1,3 +1,4 @@
+import { present } from '../../common/errors/present.js';
 import type { FilePhase, TrackedFile } from './tracked-file.js';
 
 /**
@@ -58,10 +59,10 @@ export class FolderIndex {
     if (file.role === 'metadata') this.#metadata = file;
     if (file.role === 'split') {
       this.#splits.set(splitKey(file, file.compressed), file);
-      let stem = this.#stems.get(file.stem!);
+      let stem = this.#stems.get(file.stem ?? '');
       if (!stem) {
         stem = new StemSplits();
-        this.#stems.set(file.stem!, stem);
+        this.#stems.set(file.stem ?? '', stem);
       }
       stem.insert(file);
     }
@@ -74,9 +75,9 @@ export class FolderIndex {
     if (file.role === 'split') {
       if (this.#splits.get(splitKey(file, file.compressed)) === file)
         this.#splits.delete(splitKey(file, file.compressed));
-      const stem = this.#stems.get(file.stem!);
+      const stem = this.#stems.get(file.stem ?? '');
       stem?.remove(file);
-      if (stem?.length === 0) this.#stems.delete(file.stem!);
+      if (stem?.length === 0) this.#stems.delete(file.stem ?? '');
     }
     this.#count(file, file.phase, -1);
   }
@@ -88,14 +89,14 @@ export class FolderIndex {
     this.#count(file, before, -1);
     file.phase = phase;
     this.#count(file, phase, +1);
-    if (file.role === 'split' && !isDone(phase)) this.#stems.get(file.stem!)?.undone(file);
+    if (file.role === 'split' && !isDone(phase)) this.#stems.get(file.stem ?? '')?.undone(file);
   }
 
   /** Whether a split of the same stem with a higher index exists (`_10` after `_9`). */
   laterSplitExists(file: TrackedFile): boolean {
     if (file.role !== 'split') return false;
-    const stem = this.#stems.get(file.stem!);
-    return stem !== undefined && stem.maxIndex > file.index!;
+    const stem = this.#stems.get(file.stem ?? '');
+    return stem !== undefined && stem.maxIndex > (file.index ?? 0);
   }
 
   /** The highest split of a stem (the one whose "later split" signal a removal can take away). */
@@ -156,7 +157,7 @@ function splitKey(file: TrackedFile, compressed: boolean): string {
 /** Index order; at one index the `.zstd` first (it replaces its plain split), then by name. */
 function splitOrder(a: TrackedFile, b: TrackedFile): number {
   return (
-    a.index! - b.index! ||
+    (a.index ?? 0) - (b.index ?? 0) ||
     Number(b.compressed) - Number(a.compressed) ||
     (a.name < b.name ? -1 : a.name > b.name ? 1 : 0)
   );
@@ -177,7 +178,7 @@ class StemSplits {
   }
 
   get maxIndex(): number {
-    return this.#sorted.length > 0 ? this.#sorted[this.#sorted.length - 1]!.index! : -1;
+    return this.last?.index ?? -1;
   }
 
   get last(): TrackedFile | undefined {
@@ -211,9 +212,9 @@ class StemSplits {
   /** Appends the ready splits that may go now, in order. */
   collectReady(out: TrackedFile[]): void {
     const sorted = this.#sorted;
-    while (this.#cursor < sorted.length && isDone(sorted[this.#cursor]!.phase)) this.#cursor += 1;
-    for (let i = this.#cursor; i < sorted.length; i += 1) {
-      const split = sorted[i]!;
+    for (let split = sorted[this.#cursor]; split && isDone(split.phase); split = sorted[this.#cursor])
+      this.#cursor += 1;
+    for (let i = this.#cursor, split = sorted[i]; split; i += 1, split = sorted[i]) {
       if (isDone(split.phase)) continue;
       if (split.phase !== 'ready') return;
       out.push(split);
@@ -226,7 +227,7 @@ class StemSplits {
     let high = this.#sorted.length;
     while (low < high) {
       const middle = (low + high) >> 1;
-      if (splitOrder(this.#sorted[middle]!, file) < 0) low = middle + 1;
+      if (splitOrder(present(this.#sorted[middle], 'a split inside the sorted list'), file) < 0) low = middle + 1;
       else high = middle;
     }
     return low;

@@ -1,4 +1,4 @@
-import { openNoFollow } from '../../common/files/no-follow.js';
+import { type OpenedFile, openNoFollow } from '../../common/files/no-follow.js';
 
 /** MCAP files begin and end with these 8 bytes; the trailing copy is written last, on close. */
 export const MCAP_MAGIC = Buffer.from([0x89, 0x4d, 0x43, 0x41, 0x50, 0x30, 0x0d, 0x0a]);
@@ -10,7 +10,7 @@ export const MCAP_MAGIC = Buffer.from([0x89, 0x4d, 0x43, 0x41, 0x50, 0x30, 0x0d,
  * never read, and never blocks); false when the file cannot be opened that way.
  */
 export async function endsWithMcapMagic(filePath: string): Promise<boolean> {
-  let opened;
+  let opened: OpenedFile;
   try {
     opened = await openNoFollow(filePath);
   } catch {

@@ -48,7 +48,8 @@ export const watch: Benchmark = {
       const files = splits + bagCount;
       flushDisks();
       say(
-        `${splits} closed splits of ${formatBytes(size)} in ${bagCount} bags (+ ${bagCount} metadata.yaml: ${files} files), default agent settings, servers without rate limits; ${rounds} round(s)`,
+        `${splits} closed splits of ${formatBytes(size)} in ${bagCount} bags (+ ${bagCount} metadata.yaml: ` +
+          `${files} files), default agent settings, servers without rate limits; ${rounds} round(s)`,
       );
       const uploads: Run[] = [];
       const watches: Run[] = [];
@@ -64,12 +65,12 @@ export const watch: Benchmark = {
       const ratio = watchRate / uploadRate;
       const watchCpuMs = (pick(watches, 'cpuSeconds') / files) * 1000;
       const uploadCpuMs = (pick(uploads, 'cpuSeconds') / files) * 1000;
-      say(
-        `upload: ${uploadRate.toFixed(0)} files/s (${pick(uploads, 'seconds').toFixed(2)} s from start; ${(files / pick(uploads, 'steadySeconds')).toFixed(0)} files/s from the first verified file), agent CPU ${uploadCpuMs.toFixed(2)} ms/file, peak RSS ${pick(uploads, 'peakRssMiB').toFixed(0)} MiB`,
-      );
-      say(
-        `watch:  ${watchRate.toFixed(0)} files/s (${pick(watches, 'seconds').toFixed(2)} s from start; ${(files / pick(watches, 'steadySeconds')).toFixed(0)} files/s from the first verified file), agent CPU ${watchCpuMs.toFixed(2)} ms/file, peak RSS ${pick(watches, 'peakRssMiB').toFixed(0)} MiB`,
-      );
+      const describe = (runs: Run[], rate: number, cpuMs: number): string =>
+        `${rate.toFixed(0)} files/s (${pick(runs, 'seconds').toFixed(2)} s from start; ` +
+        `${(files / pick(runs, 'steadySeconds')).toFixed(0)} files/s from the first verified file), ` +
+        `agent CPU ${cpuMs.toFixed(2)} ms/file, peak RSS ${pick(runs, 'peakRssMiB').toFixed(0)} MiB`;
+      say(`upload: ${describe(uploads, uploadRate, uploadCpuMs)}`);
+      say(`watch:  ${describe(watches, watchRate, watchCpuMs)}`);
       say(`watch ÷ upload: ${ratio.toFixed(2)}`);
       return {
         figures: {
@@ -95,7 +96,9 @@ export const watch: Benchmark = {
           'watch files/s': watchRate.toFixed(0),
           'watch ÷ upload': ratio.toFixed(2),
           'agent CPU ms/file upload / watch': `${uploadCpuMs.toFixed(2)} / ${watchCpuMs.toFixed(2)}`,
-          'agent RSS MiB upload / watch': `${pick(uploads, 'peakRssMiB').toFixed(0)} / ${pick(watches, 'peakRssMiB').toFixed(0)}`,
+          'agent RSS MiB upload / watch': [uploads, watches]
+            .map((runs) => pick(runs, 'peakRssMiB').toFixed(0))
+            .join(' / '),
         },
       };
     } finally {
@@ -104,7 +107,10 @@ export const watch: Benchmark = {
   },
 };
 
-/** `bag_NN/bag_NN_<i>.mcap` (a valid MCAP frame: magic, random bytes, magic) and `metadata.yaml`, as a finished recording leaves them. */
+/**
+ * `bag_NN/bag_NN_<i>.mcap` (a valid MCAP frame: magic, random bytes, magic) and `metadata.yaml`,
+ * as a finished recording leaves them.
+ */
 async function writeClosedBags(root: string, splits: number, bags: number, size: number): Promise<string[]> {
   const folders: string[] = [];
   const width = String(bags - 1).length;
@@ -122,7 +128,8 @@ async function writeClosedBags(root: string, splits: number, bags: number, size:
     }
     await writeFile(
       path.join(folder, 'metadata.yaml'),
-      `rosbag2_bagfile_information:\n  version: 5\n  storage_identifier: mcap\n  relative_file_paths:\n${listed.join('\n')}\n`,
+      'rosbag2_bagfile_information:\n  version: 5\n  storage_identifier: mcap\n' +
+        `  relative_file_paths:\n${listed.join('\n')}\n`,
     );
     folders.push(folder);
   }

@@ -161,7 +161,10 @@ function unsafe(filePath: string, why: string, cause?: unknown): UploadError {
   );
 }
 
-/** Maps a file system error to LOCAL_FILE_NOT_FOUND / FILE_UNREADABLE naming the file; an UploadError passes through. */
+/**
+ * Maps a file system error to LOCAL_FILE_NOT_FOUND / FILE_UNREADABLE naming the file; an
+ * UploadError passes through.
+ */
 export function localFileError(filePath: string, error: unknown): UploadError {
   if (error instanceof UploadError) return error;
   const code = (error as NodeJS.ErrnoException).code;

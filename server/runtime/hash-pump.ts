@@ -1,6 +1,7 @@
 import { UploadError } from '../../common/errors/upload-error.js';
 import { ChunkVerifier } from '../integrity/chunk-verifier.js';
 import type { Logger } from '../logging/logger.js';
+import { nativeChunkSize } from '../sessions/session-record.js';
 import type { SessionStore } from '../sessions/session-store.js';
 import type { UploadStorage } from '../storage/upload-storage.js';
 import { legacyChunkSpool } from './legacy-chunk-spool.js';
@@ -69,9 +70,9 @@ async function step(deps: HashPumpDeps, runtime: SessionRuntime): Promise<boolea
   const chunk = runtime.chunks.get(index);
   if (index >= runtime.record.chunkCount || !chunk) return false;
   const { record } = runtime;
-  if (record.api === 'native' || chunk.offset !== null) {
+  const offset = record.api === 'native' ? index * nativeChunkSize(record) : chunk.offset;
+  if (offset !== null) {
     const fork = runtime.hash.fork();
-    const offset = record.api === 'native' ? index * record.chunkSize! : chunk.offset!;
     for await (const piece of deps.storage.readStaged(record.id, offset, chunk.size)) {
       for (const hash of fork.hashes) hash.update(piece);
     }

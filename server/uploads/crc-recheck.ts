@@ -1,5 +1,7 @@
+import { present } from '../../common/errors/present.js';
 import { Crc32 } from '../../common/protocol/chunk-checksum.js';
 import type { SessionRuntime } from '../runtime/session-runtime.js';
+import { nativeChunkSize } from '../sessions/session-record.js';
 import type { UploadContext } from './upload-context.js';
 
 /**
@@ -10,12 +12,13 @@ import type { UploadContext } from './upload-context.js';
  */
 export async function recheckChunks(context: UploadContext, runtime: SessionRuntime): Promise<number[]> {
   const failed: number[] = [];
-  const { id, chunkSize } = runtime.record;
+  const { id } = runtime.record;
+  const chunkSize = nativeChunkSize(runtime.record);
   for (const index of runtime.receivedIndexes()) {
-    const chunk = runtime.chunks.get(index)!;
+    const chunk = present(runtime.chunks.get(index), `the record of received chunk ${index}`);
     const crc = new Crc32();
     try {
-      for await (const piece of context.storage.readStaged(id, index * chunkSize!, chunk.size)) crc.update(piece);
+      for await (const piece of context.storage.readStaged(id, index * chunkSize, chunk.size)) crc.update(piece);
       if (crc.value >>> 0 !== chunk.crc) failed.push(index);
     } catch {
       failed.push(index);

@@ -26,7 +26,10 @@ export type NewSessionFields = Pick<
 
 export interface OpenedSession {
   runtime: SessionRuntime;
-  /** True when the store had an open native session for the same file meanwhile (another process created it): that one is resumed. */
+  /**
+   * True when the store had an open native session for the same file meanwhile (another process
+   * created it): that one is resumed.
+   */
   resumed: boolean;
 }
 

@@ -5,6 +5,7 @@ import { ChunkVerifier } from '../integrity/chunk-verifier.js';
 import type { HashFork } from '../integrity/prefix-hash.js';
 import { kickHashPump } from '../runtime/hash-pump.js';
 import type { SessionRuntime } from '../runtime/session-runtime.js';
+import { nativeChunkSize } from '../sessions/session-record.js';
 import { isMissingStaging } from '../storage/upload-storage.js';
 import { emitChunkStored } from './chunk-stored.js';
 import { dropSessionWithLostData } from './session-data-lost.js';
@@ -28,8 +29,9 @@ export function nativeChunkSlot(runtime: SessionRuntime, index: number): NativeC
       `chunk index ${index} is out of range: the session has chunks 0 to ${record.chunkCount - 1}`,
     );
   }
-  const offset = index * record.chunkSize!;
-  return { index, offset, length: Math.min(record.size, offset + record.chunkSize!) - offset };
+  const chunkSize = nativeChunkSize(record);
+  const offset = index * chunkSize;
+  return { index, offset, length: Math.min(record.size, offset + chunkSize) - offset };
 }
 
 /** PUT /v1/sessions/:id/chunks/:index, its headers checked against the slot. */
@@ -92,7 +94,8 @@ export async function receiveNativeChunk(
     if (verifier.crc !== input.crc) {
       throw new UploadError(
         'CHUNK_CHECKSUM_MISMATCH',
-        `chunk ${index} failed its checksum (received ${formatChunkChecksum(verifier.crc)}, expected ${formatChunkChecksum(input.crc)}); it was not stored, send it again`,
+        `chunk ${index} failed its checksum (received ${formatChunkChecksum(verifier.crc)}, ` +
+          `expected ${formatChunkChecksum(input.crc)}); it was not stored, send it again`,
       );
     }
     const now = Date.now();

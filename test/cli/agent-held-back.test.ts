@@ -24,7 +24,7 @@ afterEach(async () => {
 const STAMP = { sec: 1, nanosec: 0 };
 
 describe('a split that never closes', { timeout: 120_000 }, () => {
-  it('is shown held back with its reason, then uploaded flagged "recovered, unclosed", and metadata.yaml follows', async () => {
+  it('is shown held back with its reason, then sent as "recovered, unclosed"; metadata.yaml follows', async () => {
     const logs = captureLogger('info');
     const h = await startHarness(
       { settleTime: 1, quietPeriod: 0.2, unclosedTimeout: 4, rescanInterval: 30 },

@@ -64,7 +64,10 @@ function mostAtOnce(intervals: { from: number; to: number }[]): number {
 
 describe('the order of a bag on the wire', { timeout: 180_000 }, () => {
   for (const concurrency of [2, 1]) {
-    it(`maxConcurrentUploads ${concurrency}: splits start in index order, at most ${concurrency} on the wire, metadata.yaml after all were verified`, async () => {
+    const title =
+      `maxConcurrentUploads ${concurrency}: splits start in index order, at most ${concurrency} on the wire, ` +
+      'metadata.yaml after all were verified';
+    it(title, async () => {
       const h = await startHarness({
         maxConcurrentUploads: concurrency,
         bandwidthLimit: 2 * 1024 * 1024,

@@ -174,7 +174,7 @@ describe('watch: links appearing after start-up are never followed', { timeout: 
     );
   });
 
-  it('a folder swapped with a link thousands of times while the agent watches: nothing outside reaches the server', async () => {
+  it('a folder swapped with a link thousands of times while watched: nothing outside reaches the server', async () => {
     const logs = captureLogger('silent');
     const h = await harness(logs);
     const bag = path.join(h.root, 'race');

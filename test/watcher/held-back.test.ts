@@ -76,7 +76,7 @@ async function startWatcher(root: string, options: Partial<ConstructorParameters
 }
 
 describe('files held back are visible, and a split that never closes goes in the end', { timeout: 120_000 }, () => {
-  it('an .mcap without its end magic is held back with its reason (warned once), then goes flagged, and metadata.yaml follows', async () => {
+  it('an .mcap without its end magic is held back (warned once), goes flagged; metadata.yaml follows', async () => {
     const root = tempRoot();
     const bag = path.join(root, 'crash');
     mkdirSync(bag);
@@ -138,7 +138,7 @@ describe('files held back are visible, and a split that never closes goes in the
     await waitFor(() => w.releases.some((r) => r.remotePath === 'empty/empty_1.mcap'), 'the empty split', 20_000);
   });
 
-  it('a split that closes while held back goes as a normal split; unclosedTimeout 0 never sends an unclosed one', async () => {
+  it('a split closing while held back goes as normal; unclosedTimeout 0 never sends an unclosed one', async () => {
     const root = tempRoot();
     mkdirSync(path.join(root, 'late'));
     const late = path.join(root, 'late', 'late_0.mcap');
@@ -162,7 +162,7 @@ describe('files held back are visible, and a split that never closes goes in the
     expect(w.releases.some((r) => r.remotePath.startsWith('never/'))).toBe(false);
   });
 
-  it('a name the server cannot store is held back with its reason, without an error, and does not block metadata.yaml', async () => {
+  it('a name the server cannot store is held back with its reason, no error, not blocking metadata.yaml', async () => {
     const root = tempRoot();
     const bag = path.join(root, 'names');
     mkdirSync(bag);

@@ -28,7 +28,8 @@ export async function statFile(filePath: string): Promise<FileVersion> {
   if (!info.isFile())
     throw new UploadError(
       'UNSAFE_LOCAL_PATH',
-      `${filePath} is not read: it is ${kindOf(info)}, not a regular file (symbolic links are never followed; name the file it points to)`,
+      `${filePath} is not read: it is ${kindOf(info)}, not a regular file ` +
+        '(symbolic links are never followed; name the file it points to)',
     );
   return { size: info.size, mtimeMs: info.mtimeMs };
 }
@@ -90,7 +91,8 @@ export class SourceFile {
     if (at.dev !== this.#dev || at.ino !== this.#ino)
       throw new UploadError(
         'FILE_CHANGED',
-        `${this.path} was replaced by another ${at.isSymbolicLink() ? 'path (a symbolic link)' : 'file'} during its upload; restarting it`,
+        `${this.path} was replaced by another ${at.isSymbolicLink() ? 'path (a symbolic link)' : 'file'} ` +
+          'during its upload; restarting it',
         { details: { before: this.version, after: { size: at.size, mtimeMs: at.mtimeMs } } },
       );
   }
@@ -116,7 +118,9 @@ export class SourceFile {
 function changed(filePath: string, before: FileVersion, after: FileVersion): UploadError {
   return new UploadError(
     'FILE_CHANGED',
-    `${filePath} changed during its upload (size ${before.size} → ${after.size}, mtime ${new Date(before.mtimeMs).toISOString()} → ${new Date(after.mtimeMs).toISOString()}); restarting it`,
+    `${filePath} changed during its upload (size ${before.size} → ${after.size}, ` +
+      `mtime ${new Date(before.mtimeMs).toISOString()} → ${new Date(after.mtimeMs).toISOString()}); ` +
+      'restarting it',
     { details: { before, after: { size: after.size, mtimeMs: after.mtimeMs } } },
   );
 }
