@@ -46,6 +46,7 @@ const status: AgentStatus = {
   freeDiskBytes: 12_345_678_901,
   lowDisk: true,
   heldBack: [],
+  problems: [],
 };
 
 describe('the interface files and the TypeScript side agree', () => {

@@ -17,6 +17,7 @@ export class FakeAgent implements AgentController {
   freeDiskBytes: number | undefined = 40e9;
   lowDisk = false;
   heldBack: HeldBackFile[] = [];
+  problems: AgentStatus['problems'] = [];
   /** Options the fake refuses to change at run time (as a real agent may for stateDir). */
   readonly fixedAtRunTime = new Set<string>(['stateDir']);
   readonly calls = {
@@ -51,6 +52,7 @@ export class FakeAgent implements AgentController {
       freeDiskBytes: this.freeDiskBytes,
       lowDisk: this.lowDisk,
       heldBack: this.heldBack,
+      problems: this.problems.map((problem) => ({ ...problem })),
     };
   }
 
