@@ -1,6 +1,16 @@
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, readdirSync, readFileSync, renameSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  realpathSync,
+  renameSync,
+  symlinkSync,
+  utimesSync,
+  writeFileSync,
+} from 'node:fs';
 import { open } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -8,6 +18,7 @@ import { gunzipSync } from 'node:zlib';
 import { afterEach, describe, expect, it } from 'vitest';
 import { NetworkManager } from '../../agent/engine/network-manager.js';
 import { startHarness, type Harness } from '../cli/support/agent-harness.js';
+import { runAgent } from '../cli/support/spawn-agent.js';
 import { captureLogger, type CapturedLogs } from '../helpers/capture-logger.js';
 import { startTestServer } from '../helpers/start-server.js';
 import { createTempDir } from '../helpers/tmp-dir.js';
@@ -281,3 +292,76 @@ describe('the engine: a link swapped in between the check and the open is never 
     expect(filesWithSecret(server.uploadDir)).toEqual([]);
   });
 });
+
+describe('what a person names is resolved once; nothing found inside is followed', { timeout: 180_000 }, () => {
+  it('a watch root that is itself a link (~/bags -> /data/bags) is resolved at start and works', async () => {
+    const logs = captureLogger('info');
+    const linkedRoot = path.join(await createTempDirPath(), 'bags');
+    const h = await startHarness(
+      { quietPeriod: 0.2, settleTime: 1, watchDir: linkedRoot, createWatchDir: false },
+      { logger: logs.logger, start: false },
+    );
+    cleanups.push(() => h.close());
+    mkdirSync(h.root);
+    symlinkSync(h.root, linkedRoot);
+    await h.agent.start();
+    expect(h.agent.watcher!.root).toBe(realpathSync(h.root));
+    mkdirSync(path.join(h.root, 'run'));
+    writeFileSync(path.join(h.root, 'run', 'run_0.db3'), inside());
+    writeFileSync(path.join(h.root, 'run', 'metadata.yaml'), 'x: 1\n');
+    await waitFor(() => h.stored('run/metadata.yaml'), 'the bag under the linked root on the server', 60_000);
+    expect(h.stored('run/run_0.db3')).toBeDefined();
+    expect(h.agent.status().heldBack).toEqual([]);
+  });
+
+  it('upload DIR: links, a pipe, an unusable name inside are printed, never read; LINK is resolved once', async () => {
+    const dir = await createTempDir('upload-links');
+    cleanups.push(() => dir.remove());
+    const server = await startTestServer();
+    cleanups.push(() => server.close());
+    const outside = path.join(dir.path, 'outside');
+    mkdirSync(outside);
+    writeFileSync(path.join(outside, 'shadow'), secret());
+    mkdirSync(path.join(outside, 'evil'));
+    writeFileSync(path.join(outside, 'evil', 'evil_0.db3'), secret());
+    const bag = path.join(dir.path, 'run5');
+    mkdirSync(bag);
+    const split = inside();
+    writeFileSync(path.join(bag, 'run5_0.db3'), split);
+    symlinkSync(path.join(outside, 'shadow'), path.join(bag, 'run5_1.db3'));
+    symlinkSync(path.join(outside, 'evil'), path.join(bag, 'evil'));
+    execFileSync('mkfifo', [path.join(bag, 'run5_2.db3')]);
+    writeFileSync(path.join(bag, 'bad\nname.txt'), 'a newline in the name');
+    writeFileSync(path.join(bag, 'metadata.yaml'), 'x: 1\n');
+    const state = path.join(dir.path, 'state');
+
+    const result = await runAgent(['upload', bag, '--server', server.url, '--state-dir', state]);
+    expect(result.code, result.stderr).toBe(1);
+    expect(result.stderr).not.toMatch(/\n\s+at /);
+    const lines = result.stdout.trim().split('\n');
+    expect(lines.filter((line) => line.startsWith('skipped '))).toHaveLength(4);
+    expect(result.stdout).toContain(`skipped ${path.join(bag, 'run5_1.db3')}: `);
+    expect(result.stdout).toContain(`skipped ${path.join(bag, 'evil')}: `);
+    expect(result.stdout).toContain(`skipped ${path.join(bag, 'run5_2.db3')}: `);
+    expect(result.stdout).toMatch(/cannot be uploaded; rename it|control character/);
+    expect(lines.at(-1)).toBe('2 of 3 file(s) verified by the server, 1 cannot be uploaded (see "skipped" above)');
+    expect(readFileSync(server.completedPath('anonymous', 'run5/run5_0.db3')).equals(split)).toBe(true);
+    expect(existsSync(server.completedPath('anonymous', 'run5/metadata.yaml'))).toBe(true);
+    expect(filesWithSecret(server.uploadDir)).toEqual([]);
+
+    // A link named on the command line is what the person asked for: resolved once, its real name used.
+    const latest = path.join(dir.path, 'latest');
+    symlinkSync(bag, latest);
+    const again = await runAgent(['upload', latest, '--server', server.url, '--state-dir', state]);
+    expect(again.code, again.stderr).toBe(1);
+    expect(again.stdout).toMatch(/verified run5\/run5_0\.db3 /);
+    expect(existsSync(server.completedPath('anonymous', 'latest/run5_0.db3'))).toBe(false);
+    expect(filesWithSecret(server.uploadDir)).toEqual([]);
+  });
+});
+
+async function createTempDirPath(): Promise<string> {
+  const dir = await createTempDir('linked-root');
+  cleanups.push(() => dir.remove());
+  return dir.path;
+}
