@@ -1,6 +1,6 @@
 import { EventEmitter } from 'node:events';
 import { realpathSync } from 'node:fs';
-import { stat } from 'node:fs/promises';
+import { lstat } from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import { UploadError, isUploadError } from '../../common/errors/upload-error.js';
@@ -647,8 +647,9 @@ export class UploadAgent extends EventEmitter<UploadAgentEvents> implements Agen
     const uploaded = this.#engine.completedFile(localPath);
     let now: { size: number; mtimeMs: number; ino: number } | undefined;
     try {
-      const info = await stat(localPath);
-      now = { size: info.size, mtimeMs: info.mtimeMs, ino: info.ino };
+      // lstat: a link swapped in at the path since is not the file that was verified.
+      const info = await lstat(localPath);
+      now = info.isFile() ? { size: info.size, mtimeMs: info.mtimeMs, ino: info.ino } : undefined;
     } catch {
       now = undefined;
     }
