@@ -13,6 +13,7 @@ import { NetworkManager } from '../engine/network-manager.js';
 import type { CompletedEvent, FailedEvent, UploadSnapshot } from '../engine/upload-events.js';
 import { afterUploadIntent, carryOut, moveTarget, type IntentOutcome } from '../watcher/after-upload.js';
 import { listForUpload, type ListedFile } from '../watcher/bag-listing.js';
+import { HeldBackWriter } from './held-back-file.js';
 import { BagWatcher, type HeldBackFile, type ReleasedFile, type WaitingFile } from '../watcher/bag-watcher.js';
 import { DiskGuard } from '../watcher/disk-guard.js';
 import { UploadLedger, type AfterUploadIntent } from '../watcher/upload-ledger.js';
@@ -107,6 +108,8 @@ interface DeferredMetadata {
   metadata: Record<string, unknown> | undefined;
 }
 
+/** How often the held-back list is compared with what was last written to the state directory. */
+const HELD_BACK_WRITE_MS = 2000;
 const ENGINE_KEYS = new Set(Object.keys(engineOptionSpecs));
 const LIVE_WATCHER_KEYS = new Set([
   'settleTime',
@@ -141,6 +144,8 @@ export class UploadAgent extends EventEmitter<UploadAgentEvents> implements Agen
   #ledger: UploadLedger | undefined;
   #guard: DiskGuard | undefined;
   #guardTimer: NodeJS.Timeout | undefined;
+  /** `<state dir>/held-back.json`, for the `status` command (another process). */
+  #heldBackWriter: HeldBackWriter | undefined;
   readonly #freeSpace: ((dir: string) => Promise<number>) | undefined;
   readonly #skipDirs: string[];
   readonly #handed = new Map<string, Handed>();
@@ -287,7 +292,10 @@ export class UploadAgent extends EventEmitter<UploadAgentEvents> implements Agen
         ),
     );
     watcher.on('waiting', (file) => this.#notify(waitingSnapshot(file)));
-    watcher.on('heldBack', (held) => this.#notify(heldSnapshot(held)));
+    watcher.on('heldBack', (held) => {
+      this.#notify(heldSnapshot(held));
+      void this.#heldBackWriter?.flush();
+    });
     watcher.on('error', (error) => this.#logger.error({ err: error }, 'watcher error'));
     this.#guard = new DiskGuard({
       root: watcher.root,
@@ -299,6 +307,12 @@ export class UploadAgent extends EventEmitter<UploadAgentEvents> implements Agen
       logger: this.#logger,
     });
     await watcher.start();
+    this.#heldBackWriter = new HeldBackWriter(
+      path.resolve(this.config.stateDir),
+      () => watcher.heldBack(),
+      (error) => this.#logger.debug({ err: error }, 'cannot write the list of held-back files; trying again'),
+    );
+    this.#heldBackWriter.start(HELD_BACK_WRITE_MS);
     await this.#checkDisk();
     this.#scheduleDiskCheck();
     this.#logger.info(
@@ -480,6 +494,7 @@ export class UploadAgent extends EventEmitter<UploadAgentEvents> implements Agen
       clearTimeout(this.#guardTimer);
       clearTimeout(this.#retryTimer);
       await this.#watcher?.stop();
+      await this.#heldBackWriter?.stop();
       await this.#engine.stop();
       this.#ledger?.close();
       this.#started = false;

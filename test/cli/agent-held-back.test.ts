@@ -1,6 +1,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { readHeldBack } from '../../agent/app/held-back-file.js';
 import { assessAgent } from '../../agent/ros/diagnostics.js';
 import { DiagnosticLevel } from '../../agent/ros/diagnostic-levels.js';
 import { uploadQueueMessage } from '../../agent/ros/status-messages.js';
@@ -27,7 +28,7 @@ describe('a split that never closes', { timeout: 120_000 }, () => {
   it('is shown held back with its reason, then sent as "recovered, unclosed"; metadata.yaml follows', async () => {
     const logs = captureLogger('info');
     const h = await startHarness(
-      { settleTime: 1, quietPeriod: 0.2, unclosedTimeout: 4, rescanInterval: 30 },
+      { settleTime: 1, quietPeriod: 0.2, unclosedTimeout: 8, rescanInterval: 30 },
       { logger: logs.logger },
     );
     cleanups.push(() => h.close());
@@ -63,6 +64,13 @@ describe('a split that never closes', { timeout: 120_000 }, () => {
       value: expect.stringMatching(/never closed/),
     });
 
+    // The `status` command runs in another process: the list is in the state directory too.
+    const written = await waitFor(
+      () => readHeldBack(h.stateDir)?.files.find((file) => file.remotePath === 'crash/crash_1.mcap'),
+      'the held-back list in the state directory',
+    );
+    expect(written).toMatchObject({ code: 'unclosed', reason: expect.stringMatching(/never closed/) });
+
     await waitFor(() => h.stored('crash/metadata.yaml'), 'the recovered split, then metadata.yaml', 60_000);
     expect(h.stored('crash/crash_1.mcap')?.equals(cut)).toBe(true);
     const sent = h.proxy.uploadsFor('crash/crash_1.mcap');
@@ -73,6 +81,7 @@ describe('a split that never closes', { timeout: 120_000 }, () => {
     });
     expect(h.proxy.uploadsFor('crash/crash_0.mcap')[0]!.metadata).toBeUndefined();
     expect(h.agent.status().heldBack).toEqual([]);
+    await waitFor(() => readHeldBack(h.stateDir)?.files.length === 0, 'the held-back list emptied', 20_000);
     const warnings = logs.entries().filter((line) => line.level === 40);
     expect(warnings.filter((line) => /held back "crash\/crash_1.mcap"/.test(String(line.msg)))).toHaveLength(1);
     expect(
