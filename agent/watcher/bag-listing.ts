@@ -64,7 +64,7 @@ export async function listUpload(input: string, options: { root?: string; allFil
       : inBag
         ? `${path.basename(path.dirname(absolute))}/${name}`
         : name;
-    const unusable = unusableName(remotePath);
+    const unusable = notUtf8(remotePath);
     if (unusable) return { files: [], skipped: [{ path: absolute, reason: unusable, counts: true }] };
     return {
       files: [{ path: absolute, remotePath, bagName: bagNameOf(remotePath), isMetadata: kind.role === 'metadata' }],
@@ -92,7 +92,7 @@ export async function listUpload(input: string, options: { root?: string; allFil
   const files: ListedFile[] = [];
   for (const { rel, abs, info: kind } of keyed) {
     const remotePath = prefix ? `${prefix}/${rel}` : rel;
-    const unusable = unusableName(remotePath);
+    const unusable = notUtf8(remotePath);
     if (unusable) skipped.push({ path: abs, reason: unusable, counts: true });
     else files.push({ path: abs, remotePath, bagName: bagNameOf(remotePath), isMetadata: kind.role === 'metadata' });
   }
@@ -132,6 +132,15 @@ async function walk(
     else if (!isNeverUploaded(childRel))
       skipped.push({ path: abs, reason: 'not a regular file (a named pipe, socket or device)', counts: false });
   }
+}
+
+/**
+ * A name that is not valid UTF-8 cannot even be opened by the name read back: skipped with the
+ * reason. A name the path rule refuses (a control or invisible character) is listed: the agent
+ * holds it back with the rule's reason, and its bag's metadata.yaml with it.
+ */
+function notUtf8(remotePath: string): string | undefined {
+  return remotePath.includes('\uFFFD') ? unusableName(remotePath) : undefined;
 }
 
 /** Why the server could not store a file under this path, or undefined when it can. */

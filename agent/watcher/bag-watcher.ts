@@ -8,6 +8,7 @@ import { BinaryHeap } from '../../common/collections/binary-heap.js';
 import { formatDuration } from '../../common/config/units.js';
 import { UploadError } from '../../common/errors/upload-error.js';
 import { lstatBelow, type PathVerdict } from '../../common/files/no-follow.js';
+import { escapeRefusedCharacters, normaliseRelativePath } from '../../common/protocol/relative-path.js';
 import { unusableName } from './bag-listing.js';
 import { classifyFile, createFileFilter, isNeverUploaded, type FileFilter, type FileRole } from './bag-files.js';
 import { closingBlocker, closingSignal, type RuleClock } from './closing-rules.js';
@@ -338,10 +339,12 @@ export class BagWatcher extends EventEmitter<BagWatcherEvents> {
     if (file) this.#remove(file);
   }
 
-  /** Files seen and not yet released, oldest first. */
+  /** Files seen and not yet released (held back ones included), oldest first. */
   waiting(): WaitingFile[] {
     const files: TrackedFile[] = [];
     for (const folder of this.#folders.values()) for (const file of folder.active) files.push(file);
+    // Refused for their name: not active, but shown (they hold back their bag's metadata.yaml).
+    for (const file of this.#heldTracked) if (file.phase === 'refused') files.push(file);
     return files.sort((a, b) => a.firstSeen - b.firstSeen).map((file) => this.#waitingOf(file));
   }
 
@@ -590,7 +593,8 @@ export class BagWatcher extends EventEmitter<BagWatcherEvents> {
       info.dir === '' && (info.role === 'metadata' || (info.role === 'split' && info.stem === this.#rootName));
     const remotePath = bagLike ? `${this.#rootName}/${rel}` : rel;
     const bagName = bagLike ? this.#rootName : info.dir === '' ? '' : path.posix.basename(info.dir);
-    const unusable = unusableName(remotePath);
+    // Not valid UTF-8: the name read back is not the file's, so it cannot even be opened.
+    const unusable = remotePath.includes('\uFFFD') ? unusableName(remotePath) : undefined;
     if (unusable) {
       this.#holdUntracked(filePath, 'unusable-name', unusable, { remotePath: '', bagName, size: stats.size });
       return;
@@ -599,7 +603,8 @@ export class BagWatcher extends EventEmitter<BagWatcherEvents> {
     const now = performance.now();
     const age = Math.max(0, Date.now() - stats.mtimeMs);
     const version = { size: stats.size, mtimeMs: stats.mtimeMs };
-    const verified = this.#options.isUploaded?.(filePath, version) ?? false;
+    const refusal = nameRefusal(remotePath);
+    const verified = refusal === undefined && (this.#options.isUploaded?.(filePath, version) ?? false);
     const file: TrackedFile = {
       ...info,
       path: filePath,
@@ -614,8 +619,8 @@ export class BagWatcher extends EventEmitter<BagWatcherEvents> {
       settledSince: now - age,
       marked: false,
       signal: undefined,
-      phase: verified ? 'uploaded' : 'open',
-      reason: verified ? 'uploaded' : 'seen',
+      phase: refusal !== undefined ? 'refused' : verified ? 'uploaded' : 'open',
+      reason: refusal ?? (verified ? 'uploaded' : 'seen'),
       replace: !verified && (this.#options.wasUploaded?.(filePath, { ino: stats.ino }) ?? false),
       magic: undefined,
       firstSeen: Date.now(),
@@ -626,7 +631,10 @@ export class BagWatcher extends EventEmitter<BagWatcherEvents> {
     };
     const markKey = `${this.#folderName(file)}/${file.name}`;
     if (this.#pendingMarks.delete(markKey) || this.#pendingMarks.delete(`/${file.name}`)) file.marked = true;
+    // A refused name is tracked, so that its bag's metadata.yaml and the later splits of its stem
+    // wait for it (a receiver takes metadata.yaml to mean the bag is complete); renamed, it is a new file.
     this.#track(file);
+    if (refusal !== undefined) this.#holdBack(file, 'unusable-name', refusal);
     if (file.phase !== 'uploaded') this.emit('waiting', this.#waitingOf(file));
     this.#schedule(0);
   }
@@ -997,7 +1005,7 @@ export class BagWatcher extends EventEmitter<BagWatcherEvents> {
     }
     file.heldBack = {
       path: file.path,
-      remotePath: file.remotePath,
+      remotePath: escapeRefusedCharacters(file.remotePath),
       bagName: file.bagName,
       code,
       reason,
@@ -1043,7 +1051,7 @@ export class BagWatcher extends EventEmitter<BagWatcherEvents> {
       this.#warned.add(key);
       this.#options.logger?.warn(
         { file: this.#relative(held.path), code: held.code, reason: held.reason },
-        `held back ${JSON.stringify(this.#relative(held.path))}: ${held.reason}`,
+        `held back ${JSON.stringify(escapeRefusedCharacters(this.#relative(held.path)))}: ${held.reason}`,
       );
     }
     this.emit('heldBack', held);
@@ -1075,6 +1083,21 @@ async function isRealFolder(dir: string): Promise<boolean> {
     return stats.isDirectory();
   } catch {
     return false;
+  }
+}
+
+/**
+ * Why a file's server path is refused (the protocol's path rule: a control, invisible format or
+ * separator character in its name or folder), or undefined. Such a file is held back, never
+ * uploaded: the server would refuse it, and a name that displays as another one must not reach
+ * a fleet's storage.
+ */
+function nameRefusal(remotePath: string): string | undefined {
+  try {
+    normaliseRelativePath(remotePath, 'its name');
+    return undefined;
+  } catch (error) {
+    return `${(error as Error).message}; rename it to upload it`;
   }
 }
 

@@ -1,4 +1,4 @@
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync, appendFileSync, utimesSync } from 'node:fs';
+import { appendFileSync, mkdirSync, mkdtempSync, rmSync, unlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -162,7 +162,7 @@ describe('files held back are visible, and a split that never closes goes in the
     expect(w.releases.some((r) => r.remotePath.startsWith('never/'))).toBe(false);
   });
 
-  it('a name the server cannot store is held back with its reason, no error, not blocking metadata.yaml', async () => {
+  it('a name the path rule refuses is held back with its reason, no error; metadata.yaml waits for it', async () => {
     const root = tempRoot();
     const bag = path.join(root, 'names');
     mkdirSync(bag);
@@ -171,17 +171,26 @@ describe('files held back are visible, and a split that never closes goes in the
     writeFileSync(path.join(bag, 'bell\u0007.db3'), Buffer.alloc(100, 2));
     writeFileSync(path.join(bag, 'metadata.yaml'), 'x: 1\n');
     const w = await startWatcher(root);
-    await waitFor(() => w.releases.some((r) => r.role === 'metadata'), 'the bag without the bad names', 20_000);
-    expect(w.releases.map((r) => r.remotePath)).toEqual(['names/names_0.db3', 'names/metadata.yaml']);
+    await waitFor(() => w.watcher.heldBack().length === 2, 'both bad names held back', 20_000);
+    await waitFor(() => w.releases.length === 1, 'the good split', 20_000);
+    expect(w.releases.map((r) => r.remotePath)).toEqual(['names/names_0.db3']);
     const held = w.watcher.heldBack();
     expect(held.map((file) => file.code)).toEqual(['unusable-name', 'unusable-name']);
-    expect(held.map((file) => file.reason).join('\n')).toMatch(
-      /"names\/bad\\nname.mcap" cannot be uploaded: .*control/,
-    );
-    expect(w.warnings(/held back .*cannot be uploaded/)).toHaveLength(2);
+    for (const file of held) expect(file.reason).toMatch(/U\+00(0A|07) .*; rename it to upload it$/);
+    // The raw control characters are never logged or shown.
+    const shown = held.map((file) => file.remotePath).join('');
+    expect(shown.includes('\n') || shown.includes('\u0007'), shown).toBe(false);
+    expect(w.warnings(/held back .*rename it to upload it/)).toHaveLength(2);
     expect(w.errors).toEqual([]);
     // Every warning is one JSON line, without a stack trace.
     expect(w.logs.text()).not.toMatch(/\n\s+at /);
+    // metadata.yaml means "the bag is complete": it waits until the bad names are gone (renamed, or deleted).
+    await w.watcher.rescan();
+    expect(w.releases.some((r) => r.role === 'metadata')).toBe(false);
+    unlinkSync(path.join(bag, 'bad\nname.mcap'));
+    unlinkSync(path.join(bag, 'bell\u0007.db3'));
+    await waitFor(() => w.releases.some((r) => r.role === 'metadata'), 'metadata.yaml once they are gone', 20_000);
+    expect(w.watcher.heldBack()).toEqual([]);
   });
 
   it('a file no rule takes is said once at info, with the --include that would take it', async () => {
