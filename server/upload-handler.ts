@@ -1,7 +1,9 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { realpath } from 'node:fs/promises';
 import path from 'node:path';
 import express from 'express';
 import { UploadError } from '../common/errors/upload-error.js';
+import { makeDirectory } from '../common/fs/make-directory.js';
 import type { ConfigOf } from '../common/config/index.js';
 import { GzipAtRest } from './compression/gzip-at-rest.js';
 import { serverOptions, type ServerConfig, type serverOptionSpecs } from './config/server-options.js';
@@ -17,15 +19,20 @@ import { errorBody } from './http/send-error.js';
 import type { TokenTable } from './http/token-table.js';
 import { parseTrustProxy } from './http/trust-proxy.js';
 import { ExpirySweeper } from './jobs/expiry-sweeper.js';
+import { reconcileIndex } from './jobs/reconcile-index.js';
 import { recoverAtStartup } from './jobs/startup-recovery.js';
 import { createLogger, type Logger } from './logging/logger.js';
 import { KeyedMutex } from './runtime/mutex.js';
 import { RuntimeRegistry } from './runtime/runtime-registry.js';
 import type { SessionStore } from './sessions/session-store.js';
 import { SqliteSessionStore } from './sessions/sqlite-session-store.js';
+import { isDiskFull } from './storage/disk-full.js';
+import { FOLDER_MODE } from './storage/folder-handle.js';
+import { checkStorageFile, checkStorageFolders } from './storage/folder-permissions.js';
 import { LocalDiskStorage } from './storage/local-disk-storage.js';
 import type { UploadStorage } from './storage/upload-storage.js';
 import { FreeSpaceGauge } from './uploads/free-space-gauge.js';
+import { InFlightBudget } from './uploads/in-flight-budget.js';
 import type { UploadContext } from './uploads/upload-context.js';
 import { BagTracker } from './fleet/bag-tracker.js';
 import { FleetView } from './fleet/fleet-view.js';
@@ -120,6 +127,7 @@ export async function createUploadHandler(options: UploadHandlerOptions & MountO
     viewers,
     certificates: undefined,
     anonymousAllowed: tokens.size === 0 || config.allowAnonymous,
+    openOnLoopback: false,
     storage,
     basePath,
     ownServer: false,
@@ -163,6 +171,8 @@ export interface HandlerParts {
   viewers: TokenTable;
   certificates: ClientCertificates | undefined;
   anonymousAllowed: boolean;
+  /** No tokens, listening on loopback only (createUploadServer knows; a mounted handler never claims it). */
+  openOnLoopback: boolean;
   storage: UploadStorage | undefined;
   basePath: string | undefined;
   /**
@@ -179,11 +189,16 @@ export interface HandlerParts {
 export async function assembleUploadHandler(parts: HandlerParts): Promise<AssembledHandler> {
   const { config, log } = parts;
   const storage = parts.storage ?? (await openStorage(config.uploadDir));
-  const store = openStore(config.uploadDir);
+  const store = await openStore(config.uploadDir);
   try {
     await recoverAtStartup(store, storage, log);
+    await reconcileIndex(store, storage, log);
   } catch (error) {
     await store.close();
+    if (isDiskFull(error))
+      throw new UploadError('STATE_DIR', `The storage ${storage.root} is full: ${(error as Error).message}`, {
+        cause: error,
+      });
     throw error;
   }
   const events = new UploadEventBus((error, name) =>
@@ -197,6 +212,7 @@ export async function assembleUploadHandler(parts: HandlerParts): Promise<Assemb
     runtimes: new RuntimeRegistry(store),
     gzip,
     freeSpace: new FreeSpaceGauge(storage),
+    inFlight: new InFlightBudget(config.maxBytesInFlight),
     pathLocks: new KeyedMutex(),
     events,
     log,
@@ -255,6 +271,7 @@ export async function assembleUploadHandler(parts: HandlerParts): Promise<Assemb
       anonymousAllowed: parts.anonymousAllowed,
       failures,
     },
+    openOnLoopback: parts.openOnLoopback,
     limits,
     log,
     trustProxy: parseTrustProxy(config.trustProxy),
@@ -341,15 +358,25 @@ async function openStorage(uploadDir: string): Promise<UploadStorage> {
   try {
     return await LocalDiskStorage.open(uploadDir);
   } catch (error) {
-    throw new UploadError('STATE_DIR', `Cannot use the upload folder ${uploadDir}: ${(error as Error).message}`, {
-      cause: error,
-    });
+    throw new UploadError(
+      'STATE_DIR',
+      `Cannot use the upload folder ${uploadDir}: ${(error as Error).message} ` +
+        '(choose a writable folder with --upload-dir)',
+      { cause: error },
+    );
   }
 }
 
-function openStore(uploadDir: string): SessionStore {
-  const file = path.join(uploadDir, 'state', 'uploads.db');
+async function openStore(uploadDir: string): Promise<SessionStore> {
+  let file = path.join(uploadDir, 'state', 'uploads.db');
   try {
+    // The database lives in the storage: its folder and file follow the storage's rules (no
+    // symlink below the root, nobody else may write them).
+    await makeDirectory(path.dirname(file), FOLDER_MODE);
+    const root = await realpath(uploadDir);
+    file = path.join(root, 'state', 'uploads.db');
+    await checkStorageFolders(root, [path.dirname(file)]);
+    await checkStorageFile(file);
     return new SqliteSessionStore(file);
   } catch (error) {
     if (error instanceof UploadError) throw error;

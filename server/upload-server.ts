@@ -78,6 +78,7 @@ export async function createUploadServer(options: UploadServerOptions = {}): Pro
     viewers,
     certificates,
     anonymousAllowed,
+    openOnLoopback: loopback && tokens.size === 0 && !certificates,
     storage,
     basePath: undefined,
     ownServer: true,

@@ -9,7 +9,7 @@ export function recordingToVerifiedSeconds(upload: UploadSnapshot): number | und
 }
 
 /** Age in seconds of the oldest file waiting to be uploaded (closed, not yet verified); 0 when none. */
-export function oldestPendingSeconds(status: AgentStatus, now = Date.now()): number {
+export function oldestPendingSeconds(status: Pick<AgentStatus, 'uploads'>, now = Date.now()): number {
   let oldest = now;
   for (const upload of status.uploads) {
     if (upload.state === 'completed' || upload.state === 'failed' || upload.state === 'waiting_for_close') continue;

@@ -82,7 +82,7 @@ describe('the dashboard in headless Chromium, while the real agent uploads', { t
     agent = spawnAgent([
       'upload',
       bag,
-      '--server',
+      '--server-url',
       server.url,
       '--token',
       'robot1-token-0123456789abcdef0123456789-0001',

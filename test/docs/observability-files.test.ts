@@ -62,6 +62,7 @@ describe('the Grafana dashboard and the Prometheus alert rules in deploy/', () =
       bytesPending: 0,
       freeDiskBytes: undefined,
       lowDisk: false,
+      heldBack: [],
       problems: [],
     };
     const agent = new AgentMetrics({ engine: new EventEmitter<NetworkManagerEvents>(), status: () => idle });

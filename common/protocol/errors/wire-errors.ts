@@ -32,7 +32,9 @@ export const wireErrorCodes = {
     "the token may not use this route (the dashboard, its event stream, /metrics and other uploaders' bags need " +
     'a viewer token), or a login came from another site',
   RATE_LIMITED: 'too many requests; wait for Retry-After',
+  TOO_MANY_SESSIONS: 'the uploader has too many unfinished upload sessions; wait for Retry-After',
   TIMEOUT: "a request took longer than its time limit (the server's requestTimeout, or a client's own timeout)",
+  RANGE_NOT_SATISFIABLE: 'a download asked for a byte range outside the file',
 
   // The server cannot take it now.
   INSUFFICIENT_STORAGE: 'not enough free disk space',
@@ -70,7 +72,9 @@ export const wireErrorStatus: Readonly<Record<WireErrorCode, number>> = {
   UNAUTHORIZED: 401,
   FORBIDDEN: 403,
   RATE_LIMITED: 429,
+  TOO_MANY_SESSIONS: 429,
   TIMEOUT: 408,
+  RANGE_NOT_SATISFIABLE: 416,
   INSUFFICIENT_STORAGE: 507,
   SERVER_UNAVAILABLE: 503,
   INTERNAL: 500,

@@ -1,6 +1,6 @@
 import { readFileSync, existsSync } from 'node:fs';
 import path from 'node:path';
-import { pino } from 'pino';
+import { pino, type Logger } from 'pino';
 import type { AgentConfig } from '../../../agent/app/agent-options.js';
 import { UploadAgent } from '../../../agent/app/upload-agent.js';
 import { startTestServer, type TestServer } from '../../helpers/start-server.js';
@@ -14,7 +14,11 @@ export interface Harness {
   /** The watched recording root. */
   root: string;
   stateDir: string;
-  /** The server's stored copy of a remote path (anonymous uploader), or undefined. */
+  /**
+   * The server's stored copy of a remote path (anonymous uploader), or undefined; undefined too
+   * until the proxy has recorded the answers for that path (the file is stored before its
+   * answer reaches the proxy), so what the proxy says about a stored file is complete.
+   */
   stored(remotePath: string): Buffer | undefined;
   /** Restarts the agent on the same state directory (as after a crash or a reboot). */
   restart(config?: Partial<AgentConfig>): Promise<UploadAgent>;
@@ -27,16 +31,16 @@ export interface Harness {
  */
 export async function startHarness(
   config: Partial<AgentConfig> = {},
-  options: { freeSpace?: (dir: string) => Promise<number>; start?: boolean } = {},
+  options: { freeSpace?: (dir: string) => Promise<number>; start?: boolean; logger?: Logger } = {},
 ): Promise<Harness> {
   const temp: TempDir = await createTempDir('agent');
   const server = await startTestServer();
   const proxy = await RecordingProxy.start(server.url);
   const root = path.join(temp.path, 'recordings');
   const stateDir = path.join(temp.path, 'state');
-  const logger = pino({ level: process.env.LOG_LEVEL ?? 'silent' });
+  const logger = options.logger ?? pino({ level: process.env.LOG_LEVEL ?? 'silent' });
   const base: Partial<AgentConfig> = {
-    uploadUrl: proxy.url,
+    serverUrl: proxy.url,
     watchDir: root,
     createWatchDir: true,
     stateDir,
@@ -55,7 +59,7 @@ export async function startHarness(
     stateDir,
     stored(remotePath) {
       const file = server.completedPath('anonymous', remotePath);
-      return existsSync(file) ? readFileSync(file) : undefined;
+      return existsSync(file) && proxy.settled(remotePath) ? readFileSync(file) : undefined;
     },
     async restart(more = {}) {
       await agent.stop();
