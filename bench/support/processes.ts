@@ -54,6 +54,8 @@ export interface SpawnOptions {
   /** Folder for the exit report (a temporary folder of the benchmark). */
   reportDir: string;
   cwd?: string;
+  /** Flags for node itself (e.g. --cpu-prof). */
+  nodeFlags?: string[];
 }
 
 let sequence = 0;
@@ -88,7 +90,14 @@ export function spawnNode(name: string, script: string, args: string[], options:
   sequence += 1;
   const reportFile = path.join(options.reportDir, `usage-${name}-${sequence}.json`);
   Object.assign(env, options.env, { BENCH_USAGE_FILE: reportFile });
-  const nodeArgs = [...(options.tsx ? ['--import', 'tsx'] : []), '--import', EXIT_USAGE, script, ...args];
+  const nodeArgs = [
+    ...(options.nodeFlags ?? []),
+    ...(options.tsx ? ['--import', 'tsx'] : []),
+    '--import',
+    EXIT_USAGE,
+    script,
+    ...args,
+  ];
   const startedAt = performance.now();
   const child = spawn(process.execPath, nodeArgs, {
     cwd: options.cwd ?? REPO_ROOT,
@@ -218,7 +227,7 @@ export interface ServerProgram {
 export async function startServerProgram(
   uploadDir: string,
   args: string[],
-  options: { reportDir: string; env?: Record<string, string> },
+  options: { reportDir: string; env?: Record<string, string>; nodeFlags?: string[] },
 ): Promise<ServerProgram> {
   const handle = spawnNode(
     'server',
@@ -227,6 +236,7 @@ export async function startServerProgram(
     {
       reportDir: options.reportDir,
       ...(options.env ? { env: options.env } : {}),
+      ...(options.nodeFlags ? { nodeFlags: options.nodeFlags } : {}),
     },
   );
   const listening = await handle.waitForLine(/"event":"listening","url":"([^"]+)"/, 30_000);
@@ -255,12 +265,12 @@ export function startAgentUpload(
   serverUrl: string,
   stateDir: string,
   args: string[],
-  options: { reportDir: string },
+  options: { reportDir: string; nodeFlags?: string[] },
 ): ChildHandle {
   return spawnNode(
     'agent',
     AGENT_PROGRAM,
     ['upload', ...paths, '--server', serverUrl, '--state-dir', stateDir, ...args],
-    { reportDir: options.reportDir },
+    { reportDir: options.reportDir, ...(options.nodeFlags ? { nodeFlags: options.nodeFlags } : {}) },
   );
 }
