@@ -518,8 +518,15 @@ export class UploadRunner {
           const chunk = await (chunks.ahead ?? prepare(index, hash.fork()));
           chunks.ahead = undefined;
           hash.adopt(chunk.fork!, chunk.length);
+          // Paused: the chunks in flight finish (answered) before the slot is given back.
+          if (this.#ctx.isPaused()) await window.drain();
           await this.#checkpoint(version);
           await window.room();
+          if (this.#ctx.isPaused()) {
+            // Paused while waiting for room: no new chunk starts until resumed.
+            await window.drain();
+            await this.#checkpoint(version);
+          }
           if (oneByOne.length > 0 || fatal) {
             // A request failed meanwhile: this chunk waits for the one-at-a-time round.
             oneByOne.push({ chunk });
