@@ -47,7 +47,7 @@ describe('pipeline: several chunks of a file in flight', () => {
     }
   });
 
-  it('a chunk refused while others are in flight is sent again (its refusal reported as a retry); the file is intact', async () => {
+  it('a chunk refused while others are in flight is sent again (reported as a retry); the file is intact', async () => {
     const front = await HttpFaultFront.start({ target: world.proxy.url() });
     try {
       const chunkSize = 256 * KiB;
