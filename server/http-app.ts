@@ -66,14 +66,17 @@ export function createApp(options: AppOptions): Express {
   const checksum = checkRequestChecksumFirst;
   app.post(routes.sessions, chain(auth, limits.nativeCreate, checkedJsonBody, createSessionRoute(context)));
   app.get('/v1/sessions/:id', chain(auth, limits.nativeOther, checksum, getSessionRoute(context)));
-  app.put('/v1/sessions/:id/chunks/:index', chain(auth, limits.nativeChunk, checksum, putChunkRoute(context)));
+  app.put(
+    '/v1/sessions/:id/chunks/:index',
+    chain(auth, limits.nativeChunk, limits.uploadRate, checksum, putChunkRoute(context)),
+  );
   app.post(
     '/v1/sessions/:id/complete',
     chain(auth, limits.nativeComplete, checkedJsonBody, completeSessionRoute(context)),
   );
   app.delete('/v1/sessions/:id', chain(auth, limits.nativeOther, checksum, cancelSessionRoute(context)));
   app.get('/v1/files/*path', chain(auth, limits.nativeOther, checksum, getFileRoute(context)));
-  app.put('/v1/files/*path', chain(auth, limits.nativeCreate, checksum, putFileRoute(context)));
+  app.put('/v1/files/*path', chain(auth, limits.nativeCreate, limits.uploadRate, checksum, putFileRoute(context)));
 
   app.post('/upload/init', chain(auth, limits.legacyInit, jsonBody, legacyInitRoute(context)));
   app.post('/upload/chunk', chain(auth, limits.legacyChunk, legacyChunkRoute(context)));

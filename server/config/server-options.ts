@@ -187,28 +187,50 @@ export const serverOptionSpecs = {
     min: 0,
     ros: false,
   }),
+  rateLimitUploadRate: option.integer({
+    doc:
+      'Bytes an uploader may send through the native API, in MiB per second averaged over a minute (chunk and ' +
+      'whole-file PUTs, each counted as at least 64 KiB); beyond it 429 until the minute ends (0 = no limit). ' +
+      'The default is about twice what a 1 Gbit/s link carries',
+    default: 256,
+    min: 0,
+    ros: false,
+  }),
+  rateLimitOpenSessions: option.integer({
+    doc:
+      'Unfinished upload sessions one uploader may hold at once; creating one more is 429 until some complete, ' +
+      'are cancelled or expire (0 = no limit)',
+    default: 200,
+    min: 0,
+    ros: false,
+  }),
   rateLimitSessions: option.integer({
-    doc: 'Native POST /v1/sessions (create or resume) and whole-file PUT /v1/files per hour per client (0 = no limit)',
+    doc:
+      'Native POST /v1/sessions (create or resume) and whole-file PUT /v1/files per hour per client address, ' +
+      'for requests without credentials (0 = no limit); an authenticated uploader is limited by ' +
+      'rateLimitUploadRate and rateLimitOpenSessions instead',
     default: 1000,
     min: 0,
     ros: false,
   }),
   rateLimitChunks: option.integer({
     doc:
-      'Native chunk PUTs per minute per client (0 = no limit); ' +
-      'with 8 MiB chunks 100/min caps a client at about 13 MiB/s',
+      'Native chunk PUTs per minute per client address, for requests without credentials (0 = no limit); ' +
+      'with 8 MiB chunks 100/min caps such a client at about 13 MiB/s',
     default: 100,
     min: 0,
     ros: false,
   }),
   rateLimitComplete: option.integer({
-    doc: 'Native completes per hour per client (0 = no limit)',
+    doc: 'Native completes per hour per client address, for requests without credentials (0 = no limit)',
     default: 1000,
     min: 0,
     ros: false,
   }),
   rateLimitNative: option.integer({
-    doc: 'Other native requests (status, cancel, file lookup) per hour per client (0 = no limit)',
+    doc:
+      'Other native requests (status, cancel, file lookup) per hour per client address, for requests without ' +
+      'credentials (0 = no limit)',
     default: 3000,
     min: 0,
     ros: false,
@@ -262,3 +284,9 @@ export const serverOptionSpecs = {
 export const serverOptions = defineOptions(serverOptionSpecs, { envPrefix: 'UPLOAD_SERVER_' });
 
 export type ServerConfig = ConfigOf<typeof serverOptionSpecs>;
+
+/** How a message names the option that changes a behaviour: its config key, flag and environment variable. */
+export function optionHint(key: keyof ServerConfig & keyof typeof serverOptionSpecs): string {
+  const names = serverOptions.names(key);
+  return `${names.key} (${names.flag}, ${names.env})`;
+}

@@ -1,9 +1,10 @@
 import type { Request, RequestHandler, Response } from 'express';
-import { ipKeyGenerator, rateLimit, type RateLimitRequestHandler } from 'express-rate-limit';
+import { ipKeyGenerator, rateLimit, type RateLimitRequestHandler, type Store } from 'express-rate-limit';
 import { UploadError } from '../../common/errors/upload-error.js';
 import type { Logger } from '../logging/logger.js';
-import type { ServerConfig } from '../config/server-options.js';
+import { optionHint, type ServerConfig } from '../config/server-options.js';
 import type { Caller } from './auth.js';
+import { uploadRateLimit } from './upload-rate-limit.js';
 
 const MINUTE = 60_000;
 const HOUR = 60 * MINUTE;
@@ -20,6 +21,8 @@ export interface RouteLimits {
   nativeChunk: RequestHandler[];
   nativeComplete: RequestHandler[];
   nativeOther: RequestHandler[];
+  /** The bytes per second of an uploader (native chunk and whole-file PUTs). */
+  uploadRate: RequestHandler[];
   /** Failed authentications per client address (see auth-failures.ts); undefined when off. */
   authFailures: AuthFailureLimit | undefined;
 }
@@ -37,25 +40,48 @@ export function addressKey(req: Request): string {
   return `ip:${ipKeyGenerator(req.ip ?? req.socket.remoteAddress ?? '')}`;
 }
 
+/** The key of a request's counters: its uploader when it has credentials, else its client address. */
+function callerKey(req: Request, res: Response): string {
+  const caller = res.locals.caller as Caller | undefined;
+  return caller?.authenticated ? `uploader:${caller.uploader}` : addressKey(req);
+}
+
+/** Whether the request came with valid credentials (a token or a client certificate). */
+function isAuthenticated(res: Response): boolean {
+  return (res.locals.caller as Caller | undefined)?.authenticated === true;
+}
+
 /**
- * The rate limits (express-rate-limit, in memory), and the failed-authentication limit per client
- * address (used by auth.ts through auth-failures.ts). The legacy API's routes keep the Python dashboard's numbers;
- * the native routes have their own, sized so a robot uploading a split a minute is never
- * slowed. Limits count per uploader when the caller has a token (so a fleet behind one NAT is
- * not throttled as one client) and per IP otherwise. A refusal is 429 with Retry-After and the
- * JSON error body. `/health` has none.
+ * The rate limits (express-rate-limit; each limiter takes its store from `stores`, memory when it
+ * gives none), and the failed-authentication limit per client address (used by auth.ts through
+ * auth-failures.ts). The legacy API's routes keep the Python dashboard's numbers, per uploader
+ * with credentials (so a fleet behind one NAT is not throttled as one client) and per client
+ * address otherwise. The native routes count requests only for callers without credentials (per
+ * address); an authenticated uploader is limited by what costs the server: its bytes per second
+ * (`rateLimitUploadRate`) and its open sessions (`rateLimitOpenSessions`, checked where sessions
+ * are created), with defaults a robot on a 1 Gbit/s link never reaches. A refusal is 429 with
+ * Retry-After and the JSON error body naming the option that raises the limit. `/health` has none.
  */
-export function createRouteLimits(config: ServerConfig, log: Logger): RouteLimits {
+export function createRouteLimits(
+  config: ServerConfig,
+  log: Logger,
+  stores: (name: string) => Store | undefined = () => undefined,
+): RouteLimits {
   /** One limiter; every limit of the server is made here, so they share one kind of store. */
   const limiter = (
     name: string,
     limit: number,
     windowMs: number,
     keyGenerator: (req: Request, res: Response) => string,
-  ): RateLimitRequestHandler =>
-    rateLimit({
+    option: keyof ServerConfig & string,
+    anonymousOnly = false,
+  ): RateLimitRequestHandler => {
+    const store = stores(`${name} per ${describeWindow(windowMs)}`);
+    return rateLimit({
       windowMs,
       limit,
+      ...(store ? { store, passOnStoreError: true } : {}),
+      ...(anonymousOnly ? { skip: (_req: Request, res: Response) => isAuthenticated(res) } : {}),
       standardHeaders: 'draft-7',
       legacyHeaders: false,
       keyGenerator,
@@ -66,7 +92,8 @@ export function createRouteLimits(config: ServerConfig, log: Logger): RouteLimit
           new UploadError(
             'RATE_LIMITED',
             `Too many requests: the limit for ${name} is ${limit} per ` +
-              `${describeWindow(windowMs)}; retry after ${retryAfter} s`,
+              `${describeWindow(windowMs)}; retry after ${retryAfter} s (the server's ${optionHint(option)} ` +
+              'raises it)',
             { details: { retryAfter } },
           ),
         );
@@ -77,33 +104,52 @@ export function createRouteLimits(config: ServerConfig, log: Logger): RouteLimit
         warn: (error, message) => log.warn({ err: error }, message ?? 'rate limiter warning'),
       },
     });
-  const make = (name: string, limit: number, windowMs: number): RequestHandler[] => {
+  };
+  const make = (
+    name: string,
+    option: keyof ServerConfig & string,
+    windowMs: number,
+    anonymousOnly = false,
+  ): RequestHandler[] => {
+    const limit = config[option] as number;
     if (!config.rateLimit || limit === 0) return [];
-    return [
-      limiter(name, limit, windowMs, (req, res) => {
-        const caller = res.locals.caller as Caller | undefined;
-        return caller?.authenticated ? `uploader:${caller.uploader}` : addressKey(req);
-      }),
-    ];
+    return [limiter(name, limit, windowMs, callerKey, option, anonymousOnly)];
   };
   const authFailureLimit = config.rateLimitAuthFailures;
   return {
-    legacyInit: make('POST /upload/init', config.rateLimitInit, HOUR),
-    legacyChunk: make('POST /upload/chunk', config.rateLimitChunk, MINUTE),
-    legacyFinalize: make('POST /upload/finalize', config.rateLimitFinalize, HOUR),
+    legacyInit: make('POST /upload/init', 'rateLimitInit', HOUR),
+    legacyChunk: make('POST /upload/chunk', 'rateLimitChunk', MINUTE),
+    legacyFinalize: make('POST /upload/finalize', 'rateLimitFinalize', HOUR),
     legacyOther: [
-      ...make('legacy API requests', config.rateLimitHourly, HOUR),
-      ...make('legacy API requests', config.rateLimitDaily, DAY),
+      ...make('legacy API requests', 'rateLimitHourly', HOUR),
+      ...make('legacy API requests', 'rateLimitDaily', DAY),
     ],
-    list: make('GET /uploads', config.rateLimitList, MINUTE),
-    nativeCreate: make('POST /v1/sessions', config.rateLimitSessions, HOUR),
-    nativeChunk: make('chunk uploads', config.rateLimitChunks, MINUTE),
-    nativeComplete: make('completions', config.rateLimitComplete, HOUR),
-    nativeOther: make('native requests', config.rateLimitNative, HOUR),
+    list: make('GET /uploads', 'rateLimitList', MINUTE),
+    nativeCreate: make('POST /v1/sessions', 'rateLimitSessions', HOUR, true),
+    nativeChunk: make('chunk uploads', 'rateLimitChunks', MINUTE, true),
+    nativeComplete: make('completions', 'rateLimitComplete', HOUR, true),
+    nativeOther: make('native requests', 'rateLimitNative', HOUR, true),
+    uploadRate:
+      config.rateLimit && config.rateLimitUploadRate > 0
+        ? [
+            uploadRateLimit({
+              mibPerSecond: config.rateLimitUploadRate,
+              store: stores('uploaded bytes per minute'),
+              key: callerKey,
+              option: optionHint('rateLimitUploadRate'),
+            }),
+          ]
+        : [],
     authFailures:
       config.rateLimit && authFailureLimit > 0
         ? {
-            counter: limiter('failed authentications', authFailureLimit, MINUTE, (req) => addressKey(req)),
+            counter: limiter(
+              'failed authentications',
+              authFailureLimit,
+              MINUTE,
+              (req) => addressKey(req),
+              'rateLimitAuthFailures',
+            ),
             limit: authFailureLimit,
             windowMs: MINUTE,
           }

@@ -29,6 +29,8 @@ export interface SessionStore {
   getSession(id: string): Promise<SessionRecord | undefined>;
   /** Unfinished native sessions of an uploader for a path, newest first. */
   openSessionsFor(uploader: string, relativePath: string): Promise<SessionRecord[]>;
+  /** How many sessions of an uploader are not complete (either API). */
+  openSessionCount(uploader: string): Promise<number>;
   /** A resumed session: its `replace` flag from the latest request and its new expiry. */
   resumeSession(id: string, replace: boolean, now: number, expiresAt: number): Promise<void>;
   /** Deletes a session with its chunks (a completed session's file stays in the index). */

@@ -69,6 +69,10 @@ export class SqliteSessionStore implements SessionStore {
     return (this.#statements.openFor.all(uploader, relativePath) as SessionRow[]).map(toSession);
   }
 
+  async openSessionCount(uploader: string): Promise<number> {
+    return this.#statements.openCount.pluck().get(uploader) as number;
+  }
+
   async resumeSession(id: string, replace: boolean, now: number, expiresAt: number): Promise<void> {
     this.#db.transaction(() => {
       this.#statements.setReplace.run(replace ? 1 : 0, id);
@@ -172,6 +176,7 @@ function prepare(db: Database.Database) {
       VALUES (@id, @api, @uploader, @path, @size, @fingerprint, @chunk_size, @chunk_count, @sha256_hint, @md5_expected,
       @metadata, @replace_existing, @compress, @state, @created_at, @updated_at, @expires_at, @result)`),
     getSession: db.prepare('SELECT * FROM sessions WHERE id = ?'),
+    openCount: db.prepare(`SELECT COUNT(*) FROM sessions WHERE uploader = ? AND state != 'complete'`),
     openFor: db.prepare(
       `SELECT * FROM sessions WHERE uploader = ? AND path = ? AND ` +
         `api = 'native' AND state != 'complete' ORDER BY created_at DESC`,

@@ -7,6 +7,7 @@ import { openSession } from './open-session.js';
 import { completedFileView, openSessionView } from './session-views.js';
 import { findStoredCopy } from './stored-copy.js';
 import type { UploadContext } from './upload-context.js';
+import { optionHint } from '../config/server-options.js';
 
 /** POST /v1/sessions, its fields checked (path normalised, fingerprint and digests well-formed). */
 export interface CreateNativeSessionInput {
@@ -103,6 +104,7 @@ async function createOrResume(
     );
   }
   await checkSizeAndSpace(context, size, 'size');
+  await checkOpenSessions(context, uploader);
 
   const opened = await openSession(context, {
     api: 'native',
@@ -119,4 +121,22 @@ async function createOrResume(
     compressionRequested: input.compress,
   });
   return { status: opened.resumed ? 200 : 201, body: openSessionView(opened.runtime, opened.resumed) };
+}
+
+/** What holding one more session waits for: a minute, as a hint (sessions end when they complete). */
+const OPEN_SESSIONS_RETRY_S = 60;
+
+/** RATE_LIMITED when the uploader already holds `rateLimitOpenSessions` unfinished sessions. */
+async function checkOpenSessions(context: UploadContext, uploader: string): Promise<void> {
+  const { config } = context;
+  const limit = config.rateLimitOpenSessions;
+  if (!config.rateLimit || limit === 0) return;
+  const open = await context.store.openSessionCount(uploader);
+  if (open < limit) return;
+  throw new UploadError(
+    'RATE_LIMITED',
+    `Too many open upload sessions: ${uploader} holds ${open}, the limit is ${limit}; complete or cancel some ` +
+      `(or wait for them to expire) and retry (the server's ${optionHint('rateLimitOpenSessions')} raises it)`,
+    { details: { retryAfter: OPEN_SESSIONS_RETRY_S } },
+  );
 }
