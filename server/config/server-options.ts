@@ -137,6 +137,13 @@ export const serverOptionSpecs = {
     doc: 'Express "trust proxy" setting behind a reverse proxy (e.g. loopback, or 1 for one hop); unset trusts none',
     ros: false,
   }),
+  nativeApi: option.boolean({
+    doc:
+      'Serve the native resumable API (/v1, see docs/http-api.md); --no-native-api leaves only the legacy API, ' +
+      'answering /health like the legacy server (no "protocol"), e.g. to try agents against a legacy-only server',
+    default: true,
+    ros: false,
+  }),
   rateLimit: option.boolean({
     doc: 'Apply the rate limits below; --no-rate-limit turns every limit off',
     default: true,
