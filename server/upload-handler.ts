@@ -107,6 +107,7 @@ export async function createUploadHandler(options: UploadHandlerOptions & MountO
     tokens,
     certificates: undefined,
     anonymousAllowed: tokens.size === 0 || config.allowAnonymous,
+    openOnLoopback: false,
     storage,
     basePath,
     ownServer: false,
@@ -119,6 +120,8 @@ export interface HandlerParts {
   tokens: TokenTable;
   certificates: ClientCertificates | undefined;
   anonymousAllowed: boolean;
+  /** No tokens, listening on loopback only (createUploadServer knows; a mounted handler never claims it). */
+  openOnLoopback: boolean;
   storage: UploadStorage | undefined;
   basePath: string | undefined;
   /**
@@ -166,6 +169,7 @@ export async function assembleUploadHandler(parts: HandlerParts): Promise<Upload
       anonymousAllowed: parts.anonymousAllowed,
       failures: new AuthFailureGuard(limits.authFailures, log),
     },
+    openOnLoopback: parts.openOnLoopback,
     limits,
     log,
     trustProxy: parseTrustProxy(config.trustProxy),
@@ -228,9 +232,12 @@ async function openStorage(uploadDir: string): Promise<UploadStorage> {
   try {
     return await LocalDiskStorage.open(uploadDir);
   } catch (error) {
-    throw new UploadError('STATE_DIR', `Cannot use the upload folder ${uploadDir}: ${(error as Error).message}`, {
-      cause: error,
-    });
+    throw new UploadError(
+      'STATE_DIR',
+      `Cannot use the upload folder ${uploadDir}: ${(error as Error).message} ` +
+        '(choose a writable folder with --upload-dir)',
+      { cause: error },
+    );
   }
 }
 

@@ -53,6 +53,7 @@ export const defaultLimits: Benchmark = {
         }
       }
       const med = (mode: Mode, key: keyof Run) => median(runs[mode].map((run) => run[key]));
+      const pair = (key: keyof Run) => `${med('default', key).toFixed(0)} / ${med('no-rate-limit', key).toFixed(0)}`;
       const throughputRatio = med('default', 'mibps') / med('no-rate-limit', 'mibps');
       const filesRatio = med('default', 'filesPerSecond') / med('no-rate-limit', 'filesPerSecond');
       say(
@@ -78,8 +79,8 @@ export const defaultLimits: Benchmark = {
         },
         row: {
           Workload: `${formatBytes(size)} + ${files} × ${formatBytes(SMALL_SIZE)}`,
-          'MiB/s default / no limits': `${med('default', 'mibps').toFixed(0)} / ${med('no-rate-limit', 'mibps').toFixed(0)}`,
-          'files/s default / no limits': `${med('default', 'filesPerSecond').toFixed(0)} / ${med('no-rate-limit', 'filesPerSecond').toFixed(0)}`,
+          'MiB/s default / no limits': pair('mibps'),
+          'files/s default / no limits': pair('filesPerSecond'),
           'Ratios (MiB/s, files/s)': `${throughputRatio.toFixed(2)}, ${filesRatio.toFixed(2)}`,
         },
       };

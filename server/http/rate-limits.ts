@@ -2,7 +2,7 @@ import type { Request, RequestHandler, Response } from 'express';
 import { ipKeyGenerator, rateLimit, type RateLimitRequestHandler, type Store } from 'express-rate-limit';
 import { UploadError } from '../../common/errors/upload-error.js';
 import type { Logger } from '../logging/logger.js';
-import { optionHint, type ServerConfig } from '../config/server-options.js';
+import { raiseHint, type ServerConfig } from '../config/server-options.js';
 import type { Caller } from './auth.js';
 import { uploadRateLimit } from './upload-rate-limit.js';
 
@@ -67,16 +67,33 @@ export function createRouteLimits(
   log: Logger,
   stores: (name: string) => Store | undefined = () => undefined,
 ): RouteLimits {
-  /** One limiter; every limit of the server is made here, so they share one kind of store. */
+  type LimitKey =
+    | 'rateLimitInit'
+    | 'rateLimitChunk'
+    | 'rateLimitFinalize'
+    | 'rateLimitList'
+    | 'rateLimitHourly'
+    | 'rateLimitDaily'
+    | 'rateLimitSessions'
+    | 'rateLimitChunks'
+    | 'rateLimitComplete'
+    | 'rateLimitNative'
+    | 'rateLimitAuthFailures';
+  /**
+   * One limiter; every limit of the server is made here, so they share one kind of store. Its
+   * refusal names the server setting `key` that raises the limit: a robot's operator reading the
+   * agent's log can pass it on to whoever runs the server.
+   */
   const limiter = (
     name: string,
-    limit: number,
+    key: LimitKey,
     windowMs: number,
     keyGenerator: (req: Request, res: Response) => string,
-    option: keyof ServerConfig & string,
     anonymousOnly = false,
   ): RateLimitRequestHandler => {
+    const limit = config[key];
     const store = stores(`${name} per ${describeWindow(windowMs)}`);
+    const raise = raiseHint(key);
     return rateLimit({
       windowMs,
       limit,
@@ -92,8 +109,7 @@ export function createRouteLimits(
           new UploadError(
             'RATE_LIMITED',
             `Too many requests: the limit for ${name} is ${limit} per ` +
-              `${describeWindow(windowMs)}; retry after ${retryAfter} s (the server's ${optionHint(option)} ` +
-              'raises it)',
+              `${describeWindow(windowMs)}; retry after ${retryAfter} s (${raise})`,
             { details: { retryAfter } },
           ),
         );
@@ -105,15 +121,9 @@ export function createRouteLimits(
       },
     });
   };
-  const make = (
-    name: string,
-    option: keyof ServerConfig & string,
-    windowMs: number,
-    anonymousOnly = false,
-  ): RequestHandler[] => {
-    const limit = config[option] as number;
-    if (!config.rateLimit || limit === 0) return [];
-    return [limiter(name, limit, windowMs, callerKey, option, anonymousOnly)];
+  const make = (name: string, key: LimitKey, windowMs: number, anonymousOnly = false): RequestHandler[] => {
+    if (!config.rateLimit || config[key] === 0) return [];
+    return [limiter(name, key, windowMs, callerKey, anonymousOnly)];
   };
   const authFailureLimit = config.rateLimitAuthFailures;
   return {
@@ -136,20 +146,14 @@ export function createRouteLimits(
               mibPerSecond: config.rateLimitUploadRate,
               store: stores('uploaded bytes per minute'),
               key: callerKey,
-              option: optionHint('rateLimitUploadRate'),
+              raise: raiseHint('rateLimitUploadRate'),
             }),
           ]
         : [],
     authFailures:
       config.rateLimit && authFailureLimit > 0
         ? {
-            counter: limiter(
-              'failed authentications',
-              authFailureLimit,
-              MINUTE,
-              (req) => addressKey(req),
-              'rateLimitAuthFailures',
-            ),
+            counter: limiter('failed authentications', 'rateLimitAuthFailures', MINUTE, (req) => addressKey(req)),
             limit: authFailureLimit,
             windowMs: MINUTE,
           }

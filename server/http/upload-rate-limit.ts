@@ -22,8 +22,8 @@ export interface UploadRateLimitOptions {
   store: WeightedStore | undefined;
   /** The counter's key of a request (the uploader, or the client address without credentials). */
   key: (req: Request, res: Response) => string;
-  /** How the refusal names the option that raises the limit. */
-  option: string;
+  /** How the refusal names the setting that raises the limit (raiseHint). */
+  raise: string;
 }
 
 /**
@@ -52,7 +52,7 @@ export function uploadRateLimit(options: UploadRateLimitOptions): RequestHandler
           new UploadError(
             'RATE_LIMITED',
             `Too much data: the limit is ${options.mibPerSecond} MiB/s per uploader averaged over a minute; ` +
-              `retry after ${retryAfter} s (the server's ${options.option} raises it)`,
+              `retry after ${retryAfter} s (${options.raise})`,
             { details: { retryAfter } },
           ),
         );

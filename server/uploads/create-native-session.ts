@@ -7,7 +7,7 @@ import { openSession } from './open-session.js';
 import { completedFileView, openSessionView } from './session-views.js';
 import { findStoredCopy } from './stored-copy.js';
 import type { UploadContext } from './upload-context.js';
-import { optionHint } from '../config/server-options.js';
+import { raiseHint } from '../config/server-options.js';
 
 /** POST /v1/sessions, its fields checked (path normalised, fingerprint and digests well-formed). */
 export interface CreateNativeSessionInput {
@@ -136,7 +136,7 @@ async function checkOpenSessions(context: UploadContext, uploader: string): Prom
   throw new UploadError(
     'RATE_LIMITED',
     `Too many open upload sessions: ${uploader} holds ${open}, the limit is ${limit}; complete or cancel some ` +
-      `(or wait for them to expire) and retry (the server's ${optionHint('rateLimitOpenSessions')} raises it)`,
+      `(or wait for them to expire) and retry (${raiseHint('rateLimitOpenSessions')})`,
     { details: { retryAfter: OPEN_SESSIONS_RETRY_S } },
   );
 }

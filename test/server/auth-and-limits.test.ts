@@ -157,11 +157,16 @@ describe('rate limits', () => {
       expect(retryAfter).toBeGreaterThan(0);
       expect(retryAfter).toBeLessThanOrEqual(3600);
       expect(refused.json.retryAfter).toBe(retryAfter);
+      // The message names the server setting that raises the limit (the robot's operator passes it on).
+      expect(refused.json.error).toMatch(
+        /limit for POST \/upload\/init is 3 per hour.*--rate-limit-init \(UPLOAD_SERVER_RATE_LIMIT_INIT\) raises it/,
+      );
       await call(limited.url, 'GET', routes.session('a'));
       await call(limited.url, 'GET', routes.session('b'));
       const native = await call(limited.url, 'GET', routes.session('c'));
       expect(native.status).toBe(429);
       expect(native.headers.get('retry-after')).toMatch(/^\d+$/);
+      expect(native.json.error).toContain('--rate-limit-native');
       for (let i = 0; i < 300; i += 1) expect((await fetch(`${limited.url}/health`)).status).toBe(200);
     } finally {
       await limited.close();
@@ -191,7 +196,7 @@ describe('rate limits', () => {
 describe('limits per uploader (bytes per second, open sessions)', () => {
   const fingerprint = (n: number): string => `fp1:${n.toString(16).padStart(64, '0')}`;
 
-  it('counts native requests only without credentials: an uploader with a token is not limited by request counts', async () => {
+  it('counts native requests only without credentials: a token holder is not limited by request counts', async () => {
     const limited = await startTestServer({
       rateLimit: true,
       rateLimitChunks: 2,
@@ -230,14 +235,14 @@ describe('limits per uploader (bytes per second, open sessions)', () => {
       expect(refused.status).toBe(429);
       expect(refused.json).toMatchObject({ code: 'RATE_LIMITED' });
       expect(String(refused.json.error)).toContain(
-        'rateLimitChunks (--rate-limit-chunks, UPLOAD_SERVER_RATE_LIMIT_CHUNKS)',
+        "the server's --rate-limit-chunks (UPLOAD_SERVER_RATE_LIMIT_CHUNKS) raises it",
       );
     } finally {
       await limited.close();
     }
   });
 
-  it("refuses an uploader's bytes past rateLimitUploadRate (a minute's budget) with 429 naming the option", async () => {
+  it("refuses an uploader's bytes past rateLimitUploadRate (a minute's budget) with a 429 naming it", async () => {
     const limited = await startTestServer({
       rateLimit: true,
       rateLimitUploadRate: 1,
@@ -262,7 +267,9 @@ describe('limits per uploader (bytes per second, open sessions)', () => {
       const refused = await putChunk(limited.url, one.json.id, 7, data, { token: ROBOT1 });
       expect(refused.status).toBe(429);
       expect(refused.json).toMatchObject({ code: 'RATE_LIMITED' });
-      expect(String(refused.json.error)).toContain('rateLimitUploadRate (--rate-limit-upload-rate');
+      expect(String(refused.json.error)).toContain(
+        "the server's --rate-limit-upload-rate (UPLOAD_SERVER_RATE_LIMIT_UPLOAD_RATE) raises it",
+      );
       const retryAfter = Number(refused.headers.get('retry-after'));
       expect(retryAfter).toBeGreaterThan(0);
       expect(retryAfter).toBeLessThanOrEqual(60);
@@ -278,7 +285,7 @@ describe('limits per uploader (bytes per second, open sessions)', () => {
     }
   });
 
-  it('refuses a new session past rateLimitOpenSessions; resuming one still works, and ending one frees a place', async () => {
+  it('refuses a new session past rateLimitOpenSessions; resuming still works, ending one frees a place', async () => {
     const limited = await startTestServer({ rateLimit: true, rateLimitOpenSessions: 2, tokens: [`robot1=${ROBOT1}`] });
     try {
       const create = (n: number) =>
@@ -295,7 +302,9 @@ describe('limits per uploader (bytes per second, open sessions)', () => {
       const refused = await create(3);
       expect(refused.status).toBe(429);
       expect(refused.json).toMatchObject({ code: 'RATE_LIMITED' });
-      expect(String(refused.json.error)).toContain('rateLimitOpenSessions (--rate-limit-open-sessions');
+      expect(String(refused.json.error)).toContain(
+        "the server's --rate-limit-open-sessions (UPLOAD_SERVER_RATE_LIMIT_OPEN_SESSIONS) raises it",
+      );
       expect(Number(refused.headers.get('retry-after'))).toBeGreaterThan(0);
       const resumed = await create(1);
       expect(resumed.status).toBe(200);
