@@ -8,6 +8,7 @@
 import { execFileSync } from 'node:child_process';
 import { parseArgs } from 'node:util';
 import { parseDuration, parseSize } from '../common/config/units.js';
+import { abandonedSessions } from './benchmarks/abandoned-sessions.js';
 import { complete } from './benchmarks/complete.js';
 import { fanIn } from './benchmarks/fan-in.js';
 import { resume } from './benchmarks/resume.js';
@@ -21,7 +22,16 @@ import { machineInfo } from './support/machine.js';
 import { REPO_ROOT } from './support/processes.js';
 import { RESULTS_FILE, recordResult } from './support/results-file.js';
 
-const benchmarks: Benchmark[] = [throughput, throttle, smallFiles, resume, fanIn, complete, defaultLimits];
+const benchmarks: Benchmark[] = [
+  throughput,
+  throttle,
+  smallFiles,
+  resume,
+  fanIn,
+  complete,
+  abandonedSessions,
+  defaultLimits,
+];
 
 const USAGE = `Usage: npm run bench -- [<name>...] [options]
 
@@ -32,8 +42,8 @@ Options:
   --quick             the small size that finishes in under a minute
   --size <size>       file size (throughput, resume, complete; fan-in: per uploader), e.g. 512MiB
   --rounds <n>        throughput (default 1), complete (default 3, quick 2): repeat, report the median
-  --duration <secs>   throttle: seconds per limit (default 20, quick 5)
-  --files <n>         small-files: number of files (default 2000)
+  --duration <secs>   throttle: seconds per limit (default 20, quick 5); abandoned-sessions: session expiry
+  --files <n>         small-files: number of files (default 2000); abandoned-sessions: sessions (100000)
   --file-size <size>  small-files: size of each file (default 64KiB)
   --uploaders <n>     fan-in: concurrent uploaders (default 50)
   --record            append the figures to bench/RESULTS.md

@@ -1,4 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { mkdir, realpath } from 'node:fs/promises';
 import path from 'node:path';
 import express from 'express';
 import { UploadError } from '../common/errors/upload-error.js';
@@ -17,15 +18,20 @@ import { errorBody } from './http/send-error.js';
 import type { TokenTable } from './http/token-table.js';
 import { parseTrustProxy } from './http/trust-proxy.js';
 import { ExpirySweeper } from './jobs/expiry-sweeper.js';
+import { reconcileIndex } from './jobs/reconcile-index.js';
 import { recoverAtStartup } from './jobs/startup-recovery.js';
 import { createLogger, type Logger } from './logging/logger.js';
 import { KeyedMutex } from './runtime/mutex.js';
 import { RuntimeRegistry } from './runtime/runtime-registry.js';
 import type { SessionStore } from './sessions/session-store.js';
 import { SqliteSessionStore } from './sessions/sqlite-session-store.js';
+import { isDiskFull } from './storage/disk-full.js';
+import { FOLDER_MODE } from './storage/folder-handle.js';
+import { checkStorageFile, checkStorageFolders } from './storage/folder-permissions.js';
 import { LocalDiskStorage } from './storage/local-disk-storage.js';
 import type { UploadStorage } from './storage/upload-storage.js';
 import { FreeSpaceGauge } from './uploads/free-space-gauge.js';
+import { InFlightBudget } from './uploads/in-flight-budget.js';
 import type { UploadContext } from './uploads/upload-context.js';
 
 /**
@@ -138,11 +144,16 @@ export interface HandlerParts {
 export async function assembleUploadHandler(parts: HandlerParts): Promise<UploadHandler> {
   const { config, log } = parts;
   const storage = parts.storage ?? (await openStorage(config.uploadDir));
-  const store = openStore(config.uploadDir);
+  const store = await openStore(config.uploadDir);
   try {
     await recoverAtStartup(store, storage, log);
+    await reconcileIndex(store, storage, log);
   } catch (error) {
     await store.close();
+    if (isDiskFull(error))
+      throw new UploadError('STATE_DIR', `The storage ${storage.root} is full: ${(error as Error).message}`, {
+        cause: error,
+      });
     throw error;
   }
   const events = new UploadEventBus((error, name) =>
@@ -156,6 +167,7 @@ export async function assembleUploadHandler(parts: HandlerParts): Promise<Upload
     runtimes: new RuntimeRegistry(store),
     gzip,
     freeSpace: new FreeSpaceGauge(storage),
+    inFlight: new InFlightBudget(config.maxBytesInFlight),
     pathLocks: new KeyedMutex(),
     events,
     log,
@@ -241,9 +253,16 @@ async function openStorage(uploadDir: string): Promise<UploadStorage> {
   }
 }
 
-function openStore(uploadDir: string): SessionStore {
-  const file = path.join(uploadDir, 'state', 'uploads.db');
+async function openStore(uploadDir: string): Promise<SessionStore> {
+  let file = path.join(uploadDir, 'state', 'uploads.db');
   try {
+    // The database lives in the storage: its folder and file follow the storage's rules (no
+    // symlink below the root, nobody else may write them).
+    await mkdir(path.dirname(file), { recursive: true, mode: FOLDER_MODE });
+    const root = await realpath(uploadDir);
+    file = path.join(root, 'state', 'uploads.db');
+    await checkStorageFolders(root, [path.dirname(file)]);
+    await checkStorageFile(file);
     return new SqliteSessionStore(file);
   } catch (error) {
     if (error instanceof UploadError) throw error;

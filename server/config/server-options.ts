@@ -100,6 +100,24 @@ export const serverOptionSpecs = {
     min: 0,
     ros: false,
   }),
+  maxBytesInFlight: option.size({
+    doc:
+      'Most bytes of upload bodies one uploader may be sending at once (chunks, whole files, ' +
+      'legacy chunk forms); beyond it a request gets 429 with Retry-After. A transfer alone is ' +
+      'always admitted; 0 = no limit',
+    default: 8 * 1024 ** 3,
+    min: 0,
+    ros: false,
+  }),
+  maxOpenSessions: option.integer({
+    doc:
+      'Most unfinished upload sessions one uploader may have (native and legacy together); a ' +
+      'new one beyond it gets 429 TOO_MANY_SESSIONS with Retry-After until some complete, are ' +
+      'cancelled or expire. 0 = no limit',
+    default: 1000,
+    min: 0,
+    ros: false,
+  }),
   sessionExpiry: option.duration({
     doc:
       'An upload with no activity for this long is deleted with ' +
@@ -210,19 +228,11 @@ export const serverOptionSpecs = {
     min: 0,
     ros: false,
   }),
-  rateLimitOpenSessions: option.integer({
-    doc:
-      'Unfinished upload sessions one uploader may hold at once; creating one more is 429 until some complete, ' +
-      'are cancelled or expire (0 = no limit)',
-    default: 200,
-    min: 0,
-    ros: false,
-  }),
   rateLimitSessions: option.integer({
     doc:
       'Native POST /v1/sessions (create or resume) and whole-file PUT /v1/files per hour per client address, ' +
       'for requests without credentials (0 = no limit); an authenticated uploader is limited by ' +
-      'rateLimitUploadRate and rateLimitOpenSessions instead',
+      'rateLimitUploadRate and maxOpenSessions instead',
     default: 1000,
     min: 0,
     ros: false,

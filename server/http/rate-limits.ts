@@ -58,8 +58,8 @@ function isAuthenticated(res: Response): boolean {
  * with credentials (so a fleet behind one NAT is not throttled as one client) and per client
  * address otherwise. The native routes count requests only for callers without credentials (per
  * address); an authenticated uploader is limited by what costs the server: its bytes per second
- * (`rateLimitUploadRate`) and its open sessions (`rateLimitOpenSessions`, checked where sessions
- * are created), with defaults a robot on a 1 Gbit/s link never reaches. A refusal is 429 with
+ * (`rateLimitUploadRate`) and its open sessions (`maxOpenSessions`, checked where sessions are
+ * created), with defaults a robot on a 1 Gbit/s link never reaches. A refusal is 429 with
  * Retry-After and the JSON error body naming the option that raises the limit. `/health` has none.
  */
 export function createRouteLimits(

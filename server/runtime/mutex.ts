@@ -1,11 +1,24 @@
 /** A minimal async mutex: `run` calls are executed one at a time, in order. */
 export class Mutex {
   #tail: Promise<unknown> = Promise.resolve();
+  #pending = 0;
 
   run<T>(task: () => Promise<T>): Promise<T> {
-    const result = this.#tail.then(task);
+    this.#pending += 1;
+    const result = this.#tail.then(async () => {
+      try {
+        return await task();
+      } finally {
+        this.#pending -= 1;
+      }
+    });
     this.#tail = result.catch(() => undefined);
     return result;
+  }
+
+  /** True while a task runs or waits. */
+  get busy(): boolean {
+    return this.#pending > 0;
   }
 }
 

@@ -4,10 +4,10 @@ import { endSession, sessionEventOf } from './cancel-session.js';
 import { pathLockKey } from './commit-file.js';
 import { checkSizeAndSpace } from './disk-space.js';
 import { openSession } from './open-session.js';
+import { checkOpenSessionCap } from './open-session-cap.js';
 import { completedFileView, openSessionView } from './session-views.js';
 import { findStoredCopy } from './stored-copy.js';
 import type { UploadContext } from './upload-context.js';
-import { raiseHint } from '../config/server-options.js';
 
 /** POST /v1/sessions, its fields checked (path normalised, fingerprint and digests well-formed). */
 export interface CreateNativeSessionInput {
@@ -58,7 +58,8 @@ async function createOrResume(
   chunkCount: number,
 ): Promise<CreateSessionAnswer> {
   const { uploader, path: relativePath, size, fingerprint, sha256, replace } = input;
-  const stored = await findStoredCopy(context, uploader, relativePath);
+  // A stored file the index does not know is hashed now: the same content is "complete", never 409.
+  const stored = await findStoredCopy(context, uploader, relativePath, { adopt: true });
   if (
     stored.record &&
     stored.diskSize === stored.record.size &&
@@ -103,8 +104,8 @@ async function createOrResume(
       `A different file is already stored at ${relativePath}; send "replace": true to replace it`,
     );
   }
+  await checkOpenSessionCap(context, uploader);
   await checkSizeAndSpace(context, size, 'size');
-  await checkOpenSessions(context, uploader);
 
   const opened = await openSession(context, {
     api: 'native',
@@ -121,22 +122,4 @@ async function createOrResume(
     compressionRequested: input.compress,
   });
   return { status: opened.resumed ? 200 : 201, body: openSessionView(opened.runtime, opened.resumed) };
-}
-
-/** What holding one more session waits for: a minute, as a hint (sessions end when they complete). */
-const OPEN_SESSIONS_RETRY_S = 60;
-
-/** RATE_LIMITED when the uploader already holds `rateLimitOpenSessions` unfinished sessions. */
-async function checkOpenSessions(context: UploadContext, uploader: string): Promise<void> {
-  const { config } = context;
-  const limit = config.rateLimitOpenSessions;
-  if (!config.rateLimit || limit === 0) return;
-  const open = await context.store.openSessionCount(uploader);
-  if (open < limit) return;
-  throw new UploadError(
-    'RATE_LIMITED',
-    `Too many open upload sessions: ${uploader} holds ${open}, the limit is ${limit}; complete or cancel some ` +
-      `(or wait for them to expire) and retry (${raiseHint('rateLimitOpenSessions')})`,
-    { details: { retryAfter: OPEN_SESSIONS_RETRY_S } },
-  );
 }

@@ -53,6 +53,16 @@ export async function openSession(context: UploadContext, fields: NewSessionFiel
     result: null,
   };
   await context.storage.createStaging(record.id);
+  try {
+    return await recordSession(context, record);
+  } catch (error) {
+    // The record could not be written (a full database...): its staging upload goes too.
+    await context.storage.abortStaging(record.id).catch(() => undefined);
+    throw error;
+  }
+}
+
+async function recordSession(context: UploadContext, record: SessionRecord): Promise<OpenedSession> {
   if (record.api === 'native') {
     const outcome = await context.store.createOrResume(record);
     if (outcome.resumed) {

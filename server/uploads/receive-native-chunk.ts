@@ -6,6 +6,7 @@ import type { HashFork } from '../integrity/prefix-hash.js';
 import { kickHashPump } from '../runtime/hash-pump.js';
 import type { SessionRuntime } from '../runtime/session-runtime.js';
 import { nativeChunkSize } from '../sessions/session-record.js';
+import { isDiskFull } from '../storage/disk-full.js';
 import { isMissingStaging } from '../storage/upload-storage.js';
 import { emitChunkStored } from './chunk-stored.js';
 import { dropSessionWithLostData } from './session-data-lost.js';
@@ -77,12 +78,24 @@ export async function receiveNativeChunk(
   try {
     const fork: HashFork | undefined = runtime.hash.chunks === index ? runtime.hash.fork() : undefined;
     const verifier = new ChunkVerifier(slot.length, fork?.hashes);
+    const release = context.inFlight.reserve(record.uploader, slot.length);
     try {
       await context.storage.writePart(record.id, { index, offset: slot.offset }, verifier.through(body.bytes()));
     } catch (error) {
+      if (isDiskFull(error)) {
+        context.freeSpace.sawFullDisk();
+        throw new UploadError(
+          'INSUFFICIENT_STORAGE',
+          `The server ran out of disk space while writing chunk ${index} of ${record.path}; ` +
+            'the session and its other chunks are kept, retry later',
+          { cause: error },
+        );
+      }
       if (!isMissingStaging(error) || runtime.ended) throw error;
       runtime.inFlight.delete(index); // this request answers 404 itself; dropping the session must not abort it
       throw await dropSessionWithLostData(context, runtime);
+    } finally {
+      release();
     }
     if (runtime.ended) throw sessionGone(runtime);
     if (verifier.length !== slot.length) {

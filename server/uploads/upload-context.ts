@@ -7,6 +7,7 @@ import type { SessionRuntimes } from '../runtime/runtime-registry.js';
 import type { SessionStore } from '../sessions/session-store.js';
 import type { UploadStorage } from '../storage/upload-storage.js';
 import type { FreeSpaceGauge } from './free-space-gauge.js';
+import type { InFlightBudget } from './in-flight-budget.js';
 
 /** What every upload operation works with; built once by the composition root (upload-handler.ts). */
 export interface UploadContext {
@@ -17,6 +18,8 @@ export interface UploadContext {
   readonly gzip: GzipAtRest;
   /** The free space for admission checks (see disk-space.ts). */
   readonly freeSpace: FreeSpaceGauge;
+  /** Bytes of upload bodies each uploader is sending (maxBytesInFlight). */
+  readonly inFlight: InFlightBudget;
   /** Serialises creating sessions per uploader and path, so concurrent creates resume one session. */
   readonly pathLocks: KeyedMutex;
   readonly events: UploadEventBus;
