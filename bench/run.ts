@@ -16,6 +16,7 @@ import { smallFiles } from './benchmarks/small-files.js';
 import { defaultLimits } from './benchmarks/default-limits.js';
 import { throttle } from './benchmarks/throttle.js';
 import { throughput } from './benchmarks/throughput.js';
+import { watch } from './benchmarks/watch.js';
 import { judge, type BenchArgs, type Benchmark } from './support/benchmark.js';
 import { installCleanup, killAllChildren } from './support/cleanup.js';
 import { machineInfo } from './support/machine.js';
@@ -30,6 +31,7 @@ const benchmarks: Benchmark[] = [
   fanIn,
   complete,
   abandonedSessions,
+  watch,
   defaultLimits,
 ];
 
@@ -43,8 +45,10 @@ Options:
   --size <size>       file size (throughput, resume, complete; fan-in: per uploader), e.g. 512MiB
   --rounds <n>        throughput (default 1), complete (default 3, quick 2): repeat, report the median
   --duration <secs>   throttle: seconds per limit (default 20, quick 5); abandoned-sessions: session expiry
-  --files <n>         small-files: number of files (default 2000); abandoned-sessions: sessions (100000)
-  --file-size <size>  small-files: size of each file (default 64KiB)
+  --files <n>         small-files: number of files (default 2000); abandoned-sessions: sessions (100000);
+                      watch: splits (default 10000)
+  --file-size <size>  small-files: size of each file (default 64KiB); watch: of each split (16KiB)
+  --bags <n>          watch: bag folders the splits are spread over (default 50)
   --uploaders <n>     fan-in: concurrent uploaders (default 50)
   --record            append the figures to bench/RESULTS.md
   --no-build          do not rebuild dist/ first (the programs measured are dist/'s)
@@ -64,6 +68,7 @@ function parse(argv: string[]): { names: string[]; args: BenchArgs; record: bool
       duration: { type: 'string' },
       files: { type: 'string' },
       'file-size': { type: 'string' },
+      bags: { type: 'string' },
       uploaders: { type: 'string' },
       record: { type: 'boolean', default: false },
       build: { type: 'boolean', default: true },
@@ -104,6 +109,7 @@ function parse(argv: string[]): { names: string[]; args: BenchArgs; record: bool
       rounds: count('rounds', values.rounds),
       duration,
       files: count('files', values.files),
+      bags: count('bags', values.bags),
       fileSize: size('file-size', values['file-size']),
       uploaders: count('uploaders', values.uploaders),
     },

@@ -1,8 +1,9 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { mkdir, realpath } from 'node:fs/promises';
+import { realpath } from 'node:fs/promises';
 import path from 'node:path';
 import express from 'express';
 import { UploadError } from '../common/errors/upload-error.js';
+import { makeDirectory } from '../common/fs/make-directory.js';
 import type { ConfigOf } from '../common/config/index.js';
 import { GzipAtRest } from './compression/gzip-at-rest.js';
 import { serverOptions, type ServerConfig, type serverOptionSpecs } from './config/server-options.js';
@@ -258,7 +259,7 @@ async function openStore(uploadDir: string): Promise<SessionStore> {
   try {
     // The database lives in the storage: its folder and file follow the storage's rules (no
     // symlink below the root, nobody else may write them).
-    await mkdir(path.dirname(file), { recursive: true, mode: FOLDER_MODE });
+    await makeDirectory(path.dirname(file), FOLDER_MODE);
     const root = await realpath(uploadDir);
     file = path.join(root, 'state', 'uploads.db');
     await checkStorageFolders(root, [path.dirname(file)]);

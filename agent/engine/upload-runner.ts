@@ -1,11 +1,11 @@
 import { createHash, type Hash } from 'node:crypto';
-import { open, type FileHandle } from 'node:fs/promises';
+import type { FileHandle } from 'node:fs/promises';
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import zlib from 'node:zlib';
 import type { Logger } from 'pino';
+import { present } from '../../common/errors/present.js';
 import { formatSize } from '../../common/config/units.js';
 import { UploadError } from '../../common/errors/upload-error.js';
-import { fingerprintFile } from '../../common/protocol/fingerprint.js';
 import { MAX_WHOLE_FILE_SIZE, type CompletedFile, type OpenSession } from '../../common/protocol/native-protocol.js';
 import { TransferCompression, type EncodedChunk } from './compression/transfer-compression.js';
 import type { EngineConfig } from './engine-options.js';
@@ -15,17 +15,7 @@ import type { Slot, UploadQueue } from './queue/upload-queue.js';
 import { classifyFailure, describeFailure, isNetworkDown, wholeFileFallback } from './retry/classify-failure.js';
 import { retryRequest, sleep, type RetryInfo } from './retry/retry-request.js';
 import { ChunkBuffers } from './source/chunk-buffers.js';
-import {
-  assertUnchanged,
-  fileError,
-  hashRange,
-  readRange,
-  readWholeFile,
-  sameVersion,
-  sha256OfFile,
-  statFile,
-  type FileVersion,
-} from './source/local-file.js';
+import { hashRange, readRange, sameVersion, sha256OfFile, SourceFile, type FileVersion } from './source/local-file.js';
 import type { TokenBucket } from './throttle/token-bucket.js';
 import { errorDetails } from './transport/http-errors.js';
 import type { AttemptLimits } from './transport/http-transport.js';
@@ -147,6 +137,8 @@ export class UploadRunner {
   #settled: Promise<void> | undefined;
   /** Lets go of the chunk buffers the upload holds (set while a session upload runs). */
   #shed: (() => Promise<void>) | undefined;
+  /** The file as this attempt opened it: every read and check goes through it (see SourceFile). */
+  #source: SourceFile | undefined;
   /** The server's verified answer that the journal could not record yet (its disk was full). */
   #verified: { answer: CompletedFile; version: FileVersion; deduplicated: boolean } | undefined;
 
@@ -182,6 +174,13 @@ export class UploadRunner {
 
   async #run(): Promise<void> {
     const record = this.record;
+    // Started when its first slot is granted (in queue order: priority, then FIFO), before any
+    // I/O, so uploads are reported started in the order they were queued.
+    if (!record.startedAt) {
+      record.startedAt = new Date().toISOString();
+      record.phase = 'uploading';
+      this.#ctx.started(record);
+    }
     let restarts = 0;
     try {
       for (;;) {
@@ -260,10 +259,21 @@ export class UploadRunner {
   }
 
   async #uploadOnce(): Promise<void> {
+    await this.#ensureSlot();
+    const source = await SourceFile.open(this.record.localPath);
+    this.#source = source;
+    try {
+      await this.#uploadFrom(source);
+    } finally {
+      this.#source = undefined;
+      await source.close();
+    }
+  }
+
+  async #uploadFrom(source: SourceFile): Promise<void> {
     const record = this.record;
     const config = this.#config();
-    await this.#ensureSlot();
-    const version = await statFile(record.localPath);
+    const version = source.version;
     const verified = this.#verified;
     if (verified) {
       // Verified by the server, but the journal could not record it (state disk full): record it now.
@@ -275,10 +285,6 @@ export class UploadRunner {
     }
     record.bytesTotal = version.size;
     record.phase = 'uploading';
-    if (!record.startedAt) {
-      record.startedAt = new Date().toISOString();
-      this.#ctx.started(record);
-    }
     this.#ctx.changed(record);
 
     // A session made for another server address is only forgotten here, never cancelled: the
@@ -296,11 +302,9 @@ export class UploadRunner {
     const knownSha =
       known && known.size === version.size && known.mtimeMs === version.mtimeMs ? known.sha256 : undefined;
     if (!knownSha && !record.session && this.#fitsWhole(version.size)) {
-      if (await this.#uploadWhole(version)) return;
+      if (await this.#uploadWhole(source)) return;
     }
-    const fingerprint = await fingerprintFile(record.localPath, version.size).catch((error: unknown) => {
-      throw fileError(record.localPath, error);
-    });
+    const fingerprint = await source.fingerprint();
     const what = `${record.localPath} → ${record.remotePath}`;
     const request = {
       path: record.remotePath,
@@ -317,9 +321,9 @@ export class UploadRunner {
 
     if (answer.state === 'complete') {
       // Dedup: confirm the server's SHA-256 against the local file's (known, or hashed locally: no network).
-      const local = knownSha ?? (await this.#hashLocally(version));
+      const local = knownSha ?? (await this.#hashLocally(source));
       if (answer.sha256 === local && answer.size === version.size) {
-        await assertUnchanged(record.localPath, version);
+        await source.assertUnchanged();
         this.#completed(answer, version, true);
         return;
       }
@@ -339,7 +343,7 @@ export class UploadRunner {
         );
       }
     }
-    await this.#sendSession(answer, version);
+    await this.#sendSession(answer, source);
   }
 
   /** Whether a file of `size` bytes goes in one whole-file request (when the journal does not know it). */
@@ -360,8 +364,9 @@ export class UploadRunner {
    * must go as a session instead: the server has no such route (404/405; remembered for this
    * server), or refused it in a way a session handles (see wholeFileFallback).
    */
-  async #uploadWhole(version: FileVersion): Promise<boolean> {
+  async #uploadWhole(source: SourceFile): Promise<boolean> {
     const record = this.record;
+    const version = source.version;
     const what = `${record.localPath} → ${record.remotePath}`;
     record.bytesAcked = 0;
     record.bytesInFlight = 0;
@@ -372,9 +377,9 @@ export class UploadRunner {
     try {
       result = await this.#retrying(
         async (limits) => {
-          const raw = await readWholeFile(record.localPath, version.size);
+          const raw = await source.readWhole();
           const sha256 = createHash('sha256').update(raw).digest('hex');
-          await assertUnchanged(record.localPath, version);
+          await source.assertUnchanged();
           const encoded = await new TransferCompression(this.#config().transferCompression, record.localPath).encode(
             raw,
           );
@@ -432,8 +437,9 @@ export class UploadRunner {
     return true;
   }
 
-  async #sendSession(session: OpenSession, version: FileVersion): Promise<void> {
+  async #sendSession(session: OpenSession, source: SourceFile): Promise<void> {
     const record = this.record;
+    const version = source.version;
     const expectedCount = Math.max(1, Math.ceil(version.size / session.chunkSize));
     if (session.chunkCount !== expectedCount || session.size !== version.size) {
       throw new UploadError(
@@ -464,12 +470,7 @@ export class UploadRunner {
     }
     this.#ctx.progress(record, true);
 
-    let handle: FileHandle;
-    try {
-      handle = await open(record.localPath, 'r');
-    } catch (error) {
-      throw fileError(record.localPath, error);
-    }
+    const handle = source.handle;
     // Read-ahead: while chunk n is on the wire, chunk n + 1 is read, CRC'd and hashed (into a
     // copy of chunk n's running hash) in the other of two reused buffers; it is only sent after
     // chunk n was acknowledged, and its hash only adopted after its own acknowledgement. Only one
@@ -512,10 +513,11 @@ export class UploadRunner {
         const chunk = await (chunks.ahead ?? prepare(index, hash.fork()));
         chunks.ahead = undefined;
         chunks.current = chunk;
-        await this.#checkpoint(version);
-        if (index + 1 < session.chunkCount && !held.has(index + 1)) chunks.ahead = prepare(index + 1, chunk.fork!);
+        await this.#checkpoint();
+        const fork = present(chunk.fork, 'the running hash of a chunk sent in order');
+        if (index + 1 < session.chunkCount && !held.has(index + 1)) chunks.ahead = prepare(index + 1, fork);
         await this.#sendChunk(session, chunk, chunks);
-        hash.adopt(chunk.fork!, chunk.length);
+        hash.adopt(fork, chunk.length);
         this.#ctx.journal().ackChunk(record.id, index);
         record.bytesAcked += chunk.length;
         record.bytesInFlight = 0;
@@ -526,9 +528,8 @@ export class UploadRunner {
       await this.#complete(session, hash.digest(), version, chunks);
     } finally {
       this.#shed = undefined;
-      // A read still running must end before its file handle closes.
+      // A read still running must end before the attempt closes its file.
       await chunks.ahead?.catch(() => undefined);
-      await handle.close().catch(() => undefined);
     }
   }
 
@@ -587,7 +588,7 @@ export class UploadRunner {
         if (status.state !== 'complete' && status.received.includes(index)) return;
       }
       if (!prepared.encoded) await this.#reloadChunk(prepared, chunks);
-      const encoded = prepared.encoded!;
+      const encoded = present(prepared.encoded, "a chunk's encoded bytes after reading them again");
       const chunk = { index, body: encoded.body, encoding: encoded.encoding, crc32: prepared.crc32 };
       const scale = encoded.body.length > 0 ? length / encoded.body.length : 1;
       let sent = 0;
@@ -618,7 +619,7 @@ export class UploadRunner {
     const record = this.record;
     const what = `${record.localPath} → ${record.remotePath}: complete`;
     for (let round = 0; ; round += 1) {
-      await this.#checkpoint(version);
+      await this.#checkpoint();
       try {
         const asked = { path: record.remotePath, size: version.size, sha256 };
         const done = await this.#retrying((limits) =>
@@ -650,7 +651,7 @@ export class UploadRunner {
           're-sending chunks the server reported missing or damaged',
         );
         for (const index of missing) {
-          await this.#checkpoint(version);
+          await this.#checkpoint();
           const start = index * session.chunkSize;
           const length = Math.max(0, Math.min(session.chunkSize, version.size - start));
           const chunk = await this.#prepareChunk(chunks, index, start, length, undefined);
@@ -664,7 +665,7 @@ export class UploadRunner {
   }
 
   /** Between chunks: stop if asked, give the slot back while paused, and make sure the file did not change. */
-  async #checkpoint(version: FileVersion): Promise<void> {
+  async #checkpoint(): Promise<void> {
     this.#soft.signal.throwIfAborted();
     if (this.#ctx.isPaused() && this.#slot) {
       this.#releaseSlot();
@@ -672,7 +673,7 @@ export class UploadRunner {
       this.#ctx.changed(this.record);
     }
     await this.#ensureSlot();
-    await assertUnchanged(this.record.localPath, version);
+    await this.#source?.assertUnchanged();
   }
 
   /**
@@ -747,20 +748,10 @@ export class UploadRunner {
     this.record.holdsSlot = false;
   }
 
-  async #hashLocally(version: FileVersion): Promise<string> {
-    let handle: FileHandle;
-    try {
-      handle = await open(this.record.localPath, 'r');
-    } catch (error) {
-      throw fileError(this.record.localPath, error);
-    }
-    try {
-      const sha = await sha256OfFile(handle, this.record.localPath, version.size, this.#soft.signal);
-      await assertUnchanged(this.record.localPath, version);
-      return sha;
-    } finally {
-      await handle.close().catch(() => undefined);
-    }
+  async #hashLocally(source: SourceFile): Promise<string> {
+    const sha = await sha256OfFile(source.handle, source.path, source.version.size, this.#soft.signal);
+    await source.assertUnchanged();
+    return sha;
   }
 
   /** Forgets the session locally (the journal's hint and the bytes counted as acknowledged). */

@@ -8,8 +8,10 @@ export interface BenchArgs {
   rounds: number | undefined;
   /** `--duration`: seconds (throttle: per limit). */
   duration: number | undefined;
-  /** `--files` (small-files). */
+  /** `--files` (small-files; watch: splits). */
   files: number | undefined;
+  /** `--bags` (watch). */
+  bags: number | undefined;
   /** `--file-size` (small-files). */
   fileSize: number | undefined;
   /** `--uploaders` (fan-in). */

@@ -54,6 +54,8 @@ export interface SpawnOptions {
   /** Folder for the exit report (a temporary folder of the benchmark). */
   reportDir: string;
   cwd?: string;
+  /** Called with each stderr line as it arrives (the agent's JSON log lines, for `watch`). */
+  onStderrLine?: (line: Line) => void;
 }
 
 let sequence = 0;
@@ -103,6 +105,7 @@ export function spawnNode(name: string, script: string, args: string[], options:
   const waiters: { pattern: RegExp; resolve: (line: Line & { match: RegExpExecArray }) => void }[] = [];
   let buffer = '';
   let err = '';
+  let errBuffer = '';
   child.stdout!.setEncoding('utf8').on('data', (text: string) => {
     const t = performance.now();
     buffer += text;
@@ -120,6 +123,14 @@ export function spawnNode(name: string, script: string, args: string[], options:
     }
   });
   child.stderr!.setEncoding('utf8').on('data', (text: string) => {
+    if (options.onStderrLine) {
+      const t = performance.now();
+      errBuffer += text;
+      for (let newline = errBuffer.indexOf('\n'); newline >= 0; newline = errBuffer.indexOf('\n')) {
+        options.onStderrLine({ t, text: errBuffer.slice(0, newline) });
+        errBuffer = errBuffer.slice(newline + 1);
+      }
+    }
     err += text;
     if (err.length > 200_000) err = err.slice(-100_000);
   });
@@ -262,5 +273,24 @@ export function startAgentUpload(
     AGENT_PROGRAM,
     ['upload', ...paths, '--server', serverUrl, '--state-dir', stateDir, ...args],
     { reportDir: options.reportDir },
+  );
+}
+
+/**
+ * Runs `ros2-upload-agent watch <dir> --server <url> --state-dir <stateDir> --no-ros ...args`
+ * (dist/). It logs JSON lines on stderr (not a terminal); `onStderrLine` sees each.
+ */
+export function startAgentWatch(
+  dir: string,
+  serverUrl: string,
+  stateDir: string,
+  args: string[],
+  options: { reportDir: string; onStderrLine: (line: Line) => void },
+): ChildHandle {
+  return spawnNode(
+    'agent-watch',
+    AGENT_PROGRAM,
+    ['watch', dir, '--server', serverUrl, '--state-dir', stateDir, '--no-ros', ...args],
+    { reportDir: options.reportDir, onStderrLine: options.onStderrLine },
   );
 }

@@ -4,6 +4,7 @@ import type { FileHandle } from 'node:fs/promises';
 import { link, mkdir, readdir, realpath, rename, rm, statfs, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { UploadError } from '../../common/errors/upload-error.js';
+import { makeDirectory } from '../../common/fs/make-directory.js';
 import {
   cutAndSync,
   type FileIdentity,
@@ -74,7 +75,7 @@ export class LocalDiskStorage implements UploadStorage {
    * itself be a symlink (e.g. to a data volume): it is resolved once, here.
    */
   static async open(root: string): Promise<LocalDiskStorage> {
-    await mkdir(root, { recursive: true, mode: FOLDER_MODE });
+    await makeDirectory(root, FOLDER_MODE);
     const real = await realpath(root);
     for (const name of TOP_FOLDERS) {
       await mkdir(path.join(real, name), FOLDER_MODE).catch((error: NodeJS.ErrnoException) => {
