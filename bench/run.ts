@@ -14,6 +14,7 @@ import { complete } from './benchmarks/complete.js';
 import { fanIn } from './benchmarks/fan-in.js';
 import { resume } from './benchmarks/resume.js';
 import { smallFiles } from './benchmarks/small-files.js';
+import { defaultLimits } from './benchmarks/default-limits.js';
 import { throttle } from './benchmarks/throttle.js';
 import { throughput } from './benchmarks/throughput.js';
 import { watch } from './benchmarks/watch.js';
@@ -23,7 +24,17 @@ import { machineInfo } from './support/machine.js';
 import { REPO_ROOT } from './support/processes.js';
 import { RESULTS_FILE, recordResult } from './support/results-file.js';
 
-const benchmarks: Benchmark[] = [throughput, throttle, smallFiles, resume, fanIn, complete, abandonedSessions, watch];
+const benchmarks: Benchmark[] = [
+  throughput,
+  throttle,
+  smallFiles,
+  resume,
+  fanIn,
+  complete,
+  abandonedSessions,
+  watch,
+  defaultLimits,
+];
 
 const USAGE = `Usage: npm run bench -- [<name>...] [options]
 
