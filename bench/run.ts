@@ -6,6 +6,7 @@
  * does (1). See docs/benchmarks.md and bench/RESULTS.md.
  */
 import { execFileSync } from 'node:child_process';
+import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { parseDuration, parseSize } from '../common/config/units.js';
 import { abandonedSessions } from './benchmarks/abandoned-sessions.js';
@@ -14,6 +15,7 @@ import { dashboard } from './benchmarks/dashboard.js';
 import { fanIn } from './benchmarks/fan-in.js';
 import { resume } from './benchmarks/resume.js';
 import { smallFiles } from './benchmarks/small-files.js';
+import { defaultLimits } from './benchmarks/default-limits.js';
 import { throttle } from './benchmarks/throttle.js';
 import { throughput } from './benchmarks/throughput.js';
 import { watch } from './benchmarks/watch.js';
@@ -31,6 +33,8 @@ const benchmarks: Benchmark[] = [
   fanIn,
   complete,
   abandonedSessions,
+  watch,
+  defaultLimits,
   dashboard,
 ];
 
@@ -50,6 +54,10 @@ Options:
   --file-size <size>  small-files: size of each file (default 64KiB); watch: of each split (16KiB)
   --bags <n>          watch: bag folders the splits are spread over (default 50)
   --uploaders <n>     fan-in: concurrent uploaders (default 50)
+  --rtt <ms,...>      throughput: round trips to add with a delaying proxy, one measurement each
+                      (default 0,50,150; quick: 0)
+  --profile <folder>  throughput: write CPU profiles (.cpuprofile) of the agent and the server there
+  --cpu-hog           throttle: measure with both cores kept busy by other processes
   --record            append the figures to bench/RESULTS.md
   --no-build          do not rebuild dist/ first (the programs measured are dist/'s)
   -h, --help          this text
@@ -70,6 +78,9 @@ function parse(argv: string[]): { names: string[]; args: BenchArgs; record: bool
       'file-size': { type: 'string' },
       bags: { type: 'string' },
       uploaders: { type: 'string' },
+      rtt: { type: 'string' },
+      profile: { type: 'string' },
+      'cpu-hog': { type: 'boolean', default: false },
       record: { type: 'boolean', default: false },
       build: { type: 'boolean', default: true },
       help: { type: 'boolean', short: 'h', default: false },
@@ -112,10 +123,20 @@ function parse(argv: string[]): { names: string[]; args: BenchArgs; record: bool
       bags: count('bags', values.bags),
       fileSize: size('file-size', values['file-size']),
       uploaders: count('uploaders', values.uploaders),
+      profile: values.profile === undefined ? undefined : path.resolve(values.profile),
+      rtt: values.rtt === undefined ? undefined : rtts(values.rtt),
+      cpuHog: values['cpu-hog'] === true,
     },
     record: values.record === true,
     build: values.build !== false,
   };
+}
+
+function rtts(text: string): number[] {
+  const values = text.split(',').map((part) => Number(part.trim()));
+  if (values.length === 0 || values.some((value) => !Number.isFinite(value) || value < 0))
+    throw new Error(`--rtt ${JSON.stringify(text)} is not a list of milliseconds (e.g. 0,50,150)`);
+  return values;
 }
 
 function say(line: string): void {

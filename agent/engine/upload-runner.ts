@@ -11,6 +11,7 @@ import { TransferCompression, type EncodedChunk } from './compression/transfer-c
 import type { EngineConfig } from './engine-options.js';
 import { RunningHash } from './hashing/running-hash.js';
 import type { Journal } from './journal/journal.js';
+import { SendWindow } from './pipeline/send-window.js';
 import type { Slot, UploadQueue } from './queue/upload-queue.js';
 import { classifyFailure, describeFailure, isNetworkDown, wholeFileFallback } from './retry/classify-failure.js';
 import { retryRequest, sleep, type RetryInfo } from './retry/retry-request.js';
@@ -472,10 +473,13 @@ export class UploadRunner {
     this.#ctx.progress(record, true);
 
     const handle = source.handle;
-    // Read-ahead: while chunk n is on the wire, chunk n + 1 is read, CRC'd and hashed (into a
-    // copy of chunk n's running hash) in the other of two reused buffers; it is only sent after
-    // chunk n was acknowledged, and its hash only adopted after its own acknowledgement. Only one
-    // chunk is ever in flight, so a crash re-sends at most that one.
+    // The pipeline (docs/agent.md, "Keeping the link full"): chunk bodies go out back to back.
+    // While chunk n is on the wire, chunk n + 1 is read, CRC'd and hashed (in file order, into
+    // the running SHA-256) in the other of two reused buffers; a buffer is reused as soon as its
+    // body left, and the answers are awaited in a window sized to the measured round trip
+    // (SendWindow). A chunk whose request fails is sent again once the window drained, one at a
+    // time with retries (its bytes read again and checked against the first read's CRC). A crash
+    // re-sends at most the chunks in flight.
     const chunks: ChunkSource = {
       handle,
       buffers: new ChunkBuffers(Math.min(session.chunkSize, version.size)),
@@ -483,12 +487,14 @@ export class UploadRunner {
       current: undefined,
       ahead: undefined,
     };
+    /** Chunks to send one at a time with retries: their pipelined attempt failed. */
+    const oneByOne: { chunk: PreparedChunk; earlier?: { error: unknown; bodyLeft: boolean } }[] = [];
     // While the upload waits without its slot (backoff, Retry-After, pause), it holds no chunk
     // buffer: the chunks' bytes are dropped and read again (and checked against their CRC) when
     // it is their turn again. Memory is bounded by the uploads holding slots, not by the queue.
     this.#shed = async () => {
       const next = await chunks.ahead?.catch(() => undefined);
-      for (const chunk of [chunks.current, next]) chunk?.drop();
+      for (const chunk of [chunks.current, next, ...oneByOne.map((entry) => entry.chunk)]) chunk?.drop();
       chunks.buffers.clear();
     };
     const prepare = (index: number, base: Hash): Promise<PreparedChunk> => {
@@ -496,42 +502,159 @@ export class UploadRunner {
       pending.catch(() => undefined); // awaited below; a failure is thrown there
       return pending;
     };
+    const window = new SendWindow(this.#config().maxChunksInFlight);
+    /** A failure that ends this attempt at the file (the journal could not record an acknowledgement). */
+    let fatal: { error: unknown } | undefined;
+    const acknowledged = (chunk: PreparedChunk): void => {
+      this.#ctx.journal().ackChunk(record.id, chunk.index);
+      record.bytesAcked += chunk.length;
+      this.#ctx.progress(record, true);
+    };
     try {
       const hash = new RunningHash();
-      for (let index = 0; index < session.chunkCount; index += 1) {
-        if (held.has(index)) {
-          // Resume: the server holds it; rebuild the running hash from the local file (no network).
-          await hashRange(
-            handle,
-            record.localPath,
-            index * session.chunkSize,
-            lengthOf(index),
-            hash,
-            this.#soft.signal,
-          );
-          continue;
+      let index = 0;
+      for (;;) {
+        for (; index < session.chunkCount && oneByOne.length === 0 && !fatal; index += 1) {
+          if (held.has(index)) {
+            // Resume: the server holds it; rebuild the running hash from the local file (no network).
+            await hashRange(
+              handle,
+              record.localPath,
+              index * session.chunkSize,
+              lengthOf(index),
+              hash,
+              this.#soft.signal,
+            );
+            continue;
+          }
+          const chunk = await (chunks.ahead ?? prepare(index, hash.fork()));
+          chunks.ahead = undefined;
+          hash.adopt(chunk.fork!, chunk.length);
+          // Paused: the chunks in flight finish (answered) before the slot is given back.
+          if (this.#ctx.isPaused()) await window.drain();
+          await this.#checkpoint();
+          await window.room();
+          if (this.#ctx.isPaused()) {
+            // Paused while waiting for room: no new chunk starts until resumed.
+            await window.drain();
+            await this.#checkpoint();
+          }
+          if (oneByOne.length > 0 || fatal) {
+            // A request failed meanwhile: this chunk waits for the one-at-a-time round.
+            oneByOne.push({ chunk });
+            continue;
+          }
+          // Its bytes were dropped while the upload waited (a shed during the one-at-a-time round).
+          if (!chunk.encoded) await this.#reloadChunk(chunk, chunks);
+          const left = this.#sendPipelined(session, chunk, chunks, window, {
+            acknowledged: () => {
+              try {
+                acknowledged(chunk);
+              } catch (error) {
+                fatal ??= { error };
+              }
+            },
+            failed: (error, bodyLeft) => oneByOne.push({ chunk, earlier: { error, bodyLeft } }),
+          });
+          if (index + 1 < session.chunkCount && !held.has(index + 1)) chunks.ahead = prepare(index + 1, chunk.fork!);
+          await left;
         }
-        const chunk = await (chunks.ahead ?? prepare(index, hash.fork()));
-        chunks.ahead = undefined;
-        chunks.current = chunk;
-        await this.#checkpoint();
-        const fork = present(chunk.fork, 'the running hash of a chunk sent in order');
-        if (index + 1 < session.chunkCount && !held.has(index + 1)) chunks.ahead = prepare(index + 1, fork);
-        await this.#sendChunk(session, chunk, chunks);
-        hash.adopt(fork, chunk.length);
-        this.#ctx.journal().ackChunk(record.id, index);
-        record.bytesAcked += chunk.length;
-        record.bytesInFlight = 0;
-        this.#ctx.progress(record, true);
-        chunks.current = undefined;
-        chunk.release(chunks.buffers);
+        await window.drain();
+        if (fatal) throw fatal.error;
+        if (oneByOne.length === 0) break;
+        // Each stays listed until it is acknowledged, so a wait in between sheds its bytes too.
+        oneByOne.sort((a, b) => a.chunk.index - b.chunk.index);
+        while (oneByOne.length > 0) {
+          const { chunk, earlier } = oneByOne[0]!;
+          await this.#checkpoint();
+          chunks.current = chunk;
+          await this.#sendChunk(session, chunk, chunks, earlier);
+          chunks.current = undefined;
+          oneByOne.shift();
+          chunk.release(chunks.buffers);
+          acknowledged(chunk);
+        }
       }
       await this.#complete(session, hash.digest(), version, chunks);
     } finally {
+      // Requests still in flight (a stop lets them finish) end before the upload does.
+      await window.drain();
       this.#shed = undefined;
       // A read still running must end before the attempt closes its file.
       await chunks.ahead?.catch(() => undefined);
     }
+  }
+
+  /**
+   * Starts one attempt at a chunk in the pipeline, counted in `window`; resolves once its body
+   * left (or the attempt failed before), so the caller can start the next. The chunk's buffer
+   * goes back to the pool as soon as the body left. The answer arrives later: `acknowledged` on
+   * success, `failed` otherwise (the chunk is then sent again one at a time, with retries, this
+   * failure counting as its first attempt; `bodyLeft` says whether the server may hold it already).
+   */
+  #sendPipelined(
+    session: OpenSession,
+    prepared: PreparedChunk,
+    chunks: ChunkSource,
+    window: SendWindow,
+    outcome: { acknowledged: () => void; failed: (error: unknown, bodyLeft: boolean) => void },
+  ): Promise<void> {
+    const record = this.record;
+    const { index, length } = prepared;
+    const encoded = prepared.encoded!;
+    const chunk = { index, body: encoded.body, encoding: encoded.encoding, crc32: prepared.crc32 };
+    const scale = encoded.body.length > 0 ? length / encoded.body.length : 1;
+    const what = `${record.localPath}: chunk ${index + 1} of ${session.chunkCount}`;
+    const started = performance.now();
+    let sentAt: number | undefined;
+    let counted = 0;
+    let left!: () => void;
+    const bodyLeft = new Promise<void>((resolve) => (left = resolve));
+    const request = this.#ctx
+      .client()
+      .putChunk(
+        session.id,
+        chunk,
+        this.#ctx.bucket,
+        this.#attemptLimits('chunk'),
+        (bytes) => {
+          const add = Math.min(length - counted, Math.round(bytes * scale));
+          counted += add;
+          record.bytesInFlight += add;
+          record.meter.add(add);
+          this.#ctx.progress(record, false);
+        },
+        what,
+        () => {
+          sentAt = performance.now();
+          prepared.release(chunks.buffers);
+          left();
+        },
+      )
+      .then(
+        () => {
+          if (sentAt !== undefined) window.sample(sentAt - started, performance.now() - sentAt);
+          this.#ctx.reachable();
+          outcome.acknowledged();
+        },
+        (error: unknown) => {
+          this.#ctx.logger.debug(
+            { upload: record.localPath, chunk: index, error: describeFailure(error) },
+            'a pipelined chunk request failed; it is sent again once the requests in flight are answered',
+          );
+          // A body that did not leave whole may still be referenced by the connection: its
+          // buffer is not reused (the bytes are read again for the next attempt).
+          if (prepared.raw) chunks.buffers.retire(prepared.raw);
+          prepared.drop();
+          outcome.failed(error, sentAt !== undefined);
+        },
+      )
+      .finally(() => {
+        record.bytesInFlight = Math.max(0, record.bytesInFlight - counted);
+        left();
+      });
+    window.track(request);
+    return bodyLeft;
   }
 
   /**
@@ -577,12 +700,25 @@ export class UploadRunner {
    * Sends one chunk with retries. After a failure that came after the whole body went out, asks
    * whether the server has it before re-sending.
    */
-  async #sendChunk(session: OpenSession, prepared: PreparedChunk, chunks: ChunkSource): Promise<void> {
+  async #sendChunk(
+    session: OpenSession,
+    prepared: PreparedChunk,
+    chunks: ChunkSource,
+    earlier?: { error: unknown; bodyLeft: boolean },
+  ): Promise<void> {
     const record = this.record;
     const { index, length } = prepared;
     const what = `${record.localPath}: chunk ${index + 1} of ${session.chunkCount}`;
-    let wholeBodySent = false;
+    let wholeBodySent = earlier?.bodyLeft ?? false;
+    // The pipelined attempt that failed counts as the first: its failure is reported, waited
+    // for (Retry-After, backoff) and classified as any attempt's.
+    let firstFailure = earlier ? { error: earlier.error } : undefined;
     await this.#retrying(async (limits) => {
+      if (firstFailure) {
+        const { error } = firstFailure;
+        firstFailure = undefined;
+        throw error;
+      }
       if (wholeBodySent) {
         wholeBodySent = false;
         const status = await this.#ctx.client().status(session.id, limits('init'), `${what}: status`);
@@ -696,14 +832,7 @@ export class UploadRunner {
           record.phase = 'uploading';
           this.#ctx.changed(record);
         }
-        const now = this.#config();
-        const limits: LimitsFor = (kind) => ({
-          timeoutMs: (kind === 'chunk' ? now.uploadTimeout : now.initTimeout) * 1000,
-          stalledMs: now.stalledTimeout * 1000,
-          signal: this.#hard.signal,
-          onStall: () => this.#ctx.stalled(record),
-        });
-        const value = await operation(limits);
+        const value = await operation((kind) => this.#attemptLimits(kind));
         this.#ctx.reachable();
         return value;
       },
@@ -720,6 +849,17 @@ export class UploadRunner {
         ...(handledByCaller ? { handledByCaller } : {}),
       },
     );
+  }
+
+  /** The limits of one request attempt, from the settings in force now. */
+  #attemptLimits(kind: 'chunk' | 'init'): AttemptLimits {
+    const now = this.#config();
+    return {
+      timeoutMs: (kind === 'chunk' ? now.uploadTimeout : now.initTimeout) * 1000,
+      stalledMs: now.stalledTimeout * 1000,
+      signal: this.#hard.signal,
+      onStall: () => this.#ctx.stalled(this.record),
+    };
   }
 
   #noteRetry(info: RetryInfo): void {

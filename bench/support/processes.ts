@@ -56,6 +56,8 @@ export interface SpawnOptions {
   cwd?: string;
   /** Called with each stderr line as it arrives (the agent's JSON log lines, for `watch`). */
   onStderrLine?: (line: Line) => void;
+  /** Flags for node itself (e.g. --cpu-prof). */
+  nodeFlags?: string[];
 }
 
 let sequence = 0;
@@ -90,7 +92,14 @@ export function spawnNode(name: string, script: string, args: string[], options:
   sequence += 1;
   const reportFile = path.join(options.reportDir, `usage-${name}-${sequence}.json`);
   Object.assign(env, options.env, { BENCH_USAGE_FILE: reportFile });
-  const nodeArgs = [...(options.tsx ? ['--import', 'tsx'] : []), '--import', EXIT_USAGE, script, ...args];
+  const nodeArgs = [
+    ...(options.nodeFlags ?? []),
+    ...(options.tsx ? ['--import', 'tsx'] : []),
+    '--import',
+    EXIT_USAGE,
+    script,
+    ...args,
+  ];
   const startedAt = performance.now();
   const child = spawn(process.execPath, nodeArgs, {
     cwd: options.cwd ?? REPO_ROOT,
@@ -229,7 +238,7 @@ export interface ServerProgram {
 export async function startServerProgram(
   uploadDir: string,
   args: string[],
-  options: { reportDir: string; env?: Record<string, string> },
+  options: { reportDir: string; env?: Record<string, string>; nodeFlags?: string[] },
 ): Promise<ServerProgram> {
   const handle = spawnNode(
     'server',
@@ -238,6 +247,7 @@ export async function startServerProgram(
     {
       reportDir: options.reportDir,
       ...(options.env ? { env: options.env } : {}),
+      ...(options.nodeFlags ? { nodeFlags: options.nodeFlags } : {}),
     },
   );
   const listening = await handle.waitForLine(/"event":"listening","url":"([^"]+)"/, 30_000);
@@ -266,13 +276,13 @@ export function startAgentUpload(
   serverUrl: string,
   stateDir: string,
   args: string[],
-  options: { reportDir: string },
+  options: { reportDir: string; nodeFlags?: string[] },
 ): ChildHandle {
   return spawnNode(
     'agent',
     AGENT_PROGRAM,
     ['upload', ...paths, '--server', serverUrl, '--state-dir', stateDir, ...args],
-    { reportDir: options.reportDir },
+    { reportDir: options.reportDir, ...(options.nodeFlags ? { nodeFlags: options.nodeFlags } : {}) },
   );
 }
 

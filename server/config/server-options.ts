@@ -219,6 +219,13 @@ export const serverOptionSpecs = {
     doc: 'Express "trust proxy" setting behind a reverse proxy (e.g. loopback, or 1 for one hop); unset trusts none',
     ros: false,
   }),
+  nativeApi: option.boolean({
+    doc:
+      'Serve the native resumable API (/v1, see docs/http-api.md); --no-native-api leaves only the legacy API, ' +
+      'answering /health like the legacy server (no "protocol"), e.g. to try agents against a legacy-only server',
+    default: true,
+    ros: false,
+  }),
   rateLimit: option.boolean({
     doc: 'Apply the rate limits below; --no-rate-limit turns every limit off',
     default: true,
@@ -269,28 +276,42 @@ export const serverOptionSpecs = {
     min: 0,
     ros: false,
   }),
+  rateLimitUploadRate: option.integer({
+    doc:
+      'Bytes an uploader may send through the native API, in MiB per second averaged over a minute (chunk and ' +
+      'whole-file PUTs, each counted as at least 64 KiB); beyond it 429 until the minute ends (0 = no limit). ' +
+      'The default is about twice what a 1 Gbit/s link carries',
+    default: 256,
+    min: 0,
+    ros: false,
+  }),
   rateLimitSessions: option.integer({
-    doc: 'Native POST /v1/sessions (create or resume) and whole-file PUT /v1/files per hour per client (0 = no limit)',
+    doc:
+      'Native POST /v1/sessions (create or resume) and whole-file PUT /v1/files per hour per client address, ' +
+      'for requests without credentials (0 = no limit); an authenticated uploader is limited by ' +
+      'rateLimitUploadRate and maxOpenSessions instead',
     default: 1000,
     min: 0,
     ros: false,
   }),
   rateLimitChunks: option.integer({
     doc:
-      'Native chunk PUTs per minute per client (0 = no limit); ' +
-      'with 8 MiB chunks 100/min caps a client at about 13 MiB/s',
+      'Native chunk PUTs per minute per client address, for requests without credentials (0 = no limit); ' +
+      'with 8 MiB chunks 100/min caps such a client at about 13 MiB/s',
     default: 100,
     min: 0,
     ros: false,
   }),
   rateLimitComplete: option.integer({
-    doc: 'Native completes per hour per client (0 = no limit)',
+    doc: 'Native completes per hour per client address, for requests without credentials (0 = no limit)',
     default: 1000,
     min: 0,
     ros: false,
   }),
   rateLimitNative: option.integer({
-    doc: 'Other native requests (status, cancel, file lookup) per hour per client (0 = no limit)',
+    doc:
+      'Other native requests (status, cancel, file lookup) per hour per client address, for requests without ' +
+      'credentials (0 = no limit)',
     default: 3000,
     min: 0,
     ros: false,
@@ -344,3 +365,12 @@ export const serverOptionSpecs = {
 export const serverOptions = defineOptions(serverOptionSpecs, { envPrefix: 'UPLOAD_SERVER_' });
 
 export type ServerConfig = ConfigOf<typeof serverOptionSpecs>;
+
+/**
+ * How a refusal names the server setting that raises a limit: a robot's operator reading the
+ * agent's log can pass it on to whoever runs the server.
+ */
+export function raiseHint(key: keyof ServerConfig & keyof typeof serverOptionSpecs): string {
+  const names = serverOptions.names(key);
+  return `the server's ${names.flag} (${names.env}) raises it, 0 or --no-rate-limit turns it off`;
+}

@@ -72,6 +72,17 @@ export async function receiveNativeChunk(
     if (runtime.chunks.has(index)) return duplicate(runtime, index, body);
   }
 
+  // A pipelining client sends chunk n + 1 as soon as chunk n's body left, so n + 1's request
+  // often begins while n is still arriving. When n is the next chunk to hash, wait for it (its
+  // bytes are already on the way; n + 1's wait in the socket): n + 1 is then hashed as it lands
+  // instead of read back from the staged file later by the hash pump.
+  const before = runtime.inFlight.get(index - 1);
+  if (before && runtime.hash.chunks === index - 1) {
+    await before.done;
+    if (runtime.ended) throw sessionGone(runtime);
+    return receiveNativeChunk(context, runtime, input); // everything checked again, as things stand now
+  }
+
   let finish!: () => void;
   const done = new Promise<void>((resolve) => (finish = resolve));
   runtime.inFlight.set(index, { abort: (reason) => body.abort(reason), done });
