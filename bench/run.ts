@@ -11,6 +11,7 @@ import { parseArgs } from 'node:util';
 import { parseDuration, parseSize } from '../common/config/units.js';
 import { abandonedSessions } from './benchmarks/abandoned-sessions.js';
 import { complete } from './benchmarks/complete.js';
+import { dashboard } from './benchmarks/dashboard.js';
 import { fanIn } from './benchmarks/fan-in.js';
 import { resume } from './benchmarks/resume.js';
 import { smallFiles } from './benchmarks/small-files.js';
@@ -34,6 +35,7 @@ const benchmarks: Benchmark[] = [
   abandonedSessions,
   watch,
   defaultLimits,
+  dashboard,
 ];
 
 const USAGE = `Usage: npm run bench -- [<name>...] [options]
@@ -45,7 +47,8 @@ Options:
   --quick             the small size that finishes in under a minute
   --size <size>       file size (throughput, resume, complete; fan-in: per uploader), e.g. 512MiB
   --rounds <n>        throughput (default 1), complete (default 3, quick 2): repeat, report the median
-  --duration <secs>   throttle: seconds per limit (default 20, quick 5); abandoned-sessions: session expiry
+  --duration <secs>   throttle: seconds per limit (default 20, quick 5); abandoned-sessions: session expiry;
+                      dashboard: load window (30, quick 10)
   --files <n>         small-files: number of files (default 2000); abandoned-sessions: sessions (100000);
                       watch: splits (default 10000)
   --file-size <size>  small-files: size of each file (default 64KiB); watch: of each split (16KiB)

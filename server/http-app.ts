@@ -21,6 +21,21 @@ import { getSessionRoute } from './routes/native/get-session.js';
 import { putChunkRoute } from './routes/native/put-chunk.js';
 import { putFileRoute } from './routes/native/put-file.js';
 import type { UploadContext } from './uploads/upload-context.js';
+import type { FleetView } from './fleet/fleet-view.js';
+import type { ViewerAccess } from './http/viewer-access.js';
+import type { ServerMetrics } from './metrics/server-metrics.js';
+import type { EventStreamHub } from './routes/dashboard/event-stream.js';
+import { dashboardPage } from './routes/dashboard/page.js';
+import {
+  bagRoute,
+  fleetRoute,
+  listBagsRoute,
+  loginRoute,
+  logoutRoute,
+  metricsRoute,
+  sessionRoute,
+} from './routes/dashboard/viewer-routes.js';
+import { observeRequests } from './routes/request-observer.js';
 
 export interface AppOptions {
   context: UploadContext;
@@ -37,6 +52,11 @@ export interface AppOptions {
   idleTimeoutMs: number | undefined;
   /** Express "trust proxy" value. */
   trustProxy: boolean | number | string;
+  /** The fleet view (dashboard, bags, metrics) and who may read it. */
+  fleet: FleetView;
+  metrics: ServerMetrics;
+  viewers: ViewerAccess;
+  streams: EventStreamHub;
 }
 
 /**
@@ -54,6 +74,9 @@ export function createApp(options: AppOptions): Express {
   const auth = authenticate(options.credentials);
   type Handler = RequestHandler | ErrorRequestHandler;
   const chain = (...handlers: (Handler | Handler[])[]): Handler[] => handlers.flat();
+  const { fleet, metrics, viewers, streams } = options;
+
+  app.use(observeRequests(fleet, metrics));
 
   // This server never upgrades a connection. Node answers a request that asks to upgrade as a
   // normal one, but then no longer reports a malformed request that follows on the same
@@ -96,6 +119,25 @@ export function createApp(options: AppOptions): Express {
     '/uploads',
     chain(auth, ...(options.openOnLoopback ? [] : [requireToken]), limits.list, listUploadsRoute(context)),
   );
+
+  // The fleet view: the dashboard page lives at dashboard/ (its asset and API links are relative,
+  // so it also works where the handler is mounted under a prefix); / and /dashboard lead there.
+  const page = dashboardPage();
+  // Express matches /dashboard and /dashboard/ alike (non-strict routing): only the path with
+  // the slash is the page, so that its relative links resolve under dashboard/.
+  app.get(['/', '/dashboard'], (req, res, next) => {
+    if (req.path.endsWith('/dashboard/')) page.index(req, res, next);
+    else res.redirect(302, 'dashboard/');
+  });
+  app.use('/dashboard/assets', page.assets);
+  app.get('/v1/dashboard/session', chain(viewers.viewerOnly, sessionRoute(viewers)));
+  app.post('/v1/dashboard/login', chain(jsonBody, loginRoute(viewers)));
+  app.post('/v1/dashboard/logout', logoutRoute());
+  app.get('/v1/events', chain(viewers.viewerOnly, streams.route()));
+  app.get('/v1/fleet', chain(viewers.viewerOnly, fleetRoute(fleet)));
+  app.get('/v1/bags', chain(viewers.viewerOrUploader, listBagsRoute(context.store)));
+  app.get('/v1/bags/:uploader/*bag', chain(viewers.viewerOrUploader, bagRoute(context.store)));
+  app.get('/metrics', chain(viewers.viewerOnly, metricsRoute(metrics)));
 
   app.use((req, _res, next) => {
     const shown = req.path.length > 100 ? `${req.path.slice(0, 100)}…` : req.path;

@@ -9,6 +9,8 @@ export {
 } from './upload-handler.js';
 export { serverOptions, serverOptionSpecs, type ServerConfig } from './config/server-options.js';
 export type {
+  BagCompletedEvent,
+  BagUpdatedEvent,
   ChunkStoredEvent,
   FileCompletedEvent,
   SessionCancelledEvent,

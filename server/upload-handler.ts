@@ -34,6 +34,12 @@ import type { UploadStorage } from './storage/upload-storage.js';
 import { FreeSpaceGauge } from './uploads/free-space-gauge.js';
 import { InFlightBudget } from './uploads/in-flight-budget.js';
 import type { UploadContext } from './uploads/upload-context.js';
+import { BagTracker } from './fleet/bag-tracker.js';
+import { FleetView } from './fleet/fleet-view.js';
+import { ViewerAccess } from './http/viewer-access.js';
+import { ServerMetrics } from './metrics/server-metrics.js';
+import { EventStreamHub } from './routes/dashboard/event-stream.js';
+import { WebhookDeliverer } from './webhooks/webhook-deliverer.js';
 
 /**
  * Options of createUploadHandler and createUploadServer: any server option (camelCase), plus what
@@ -76,6 +82,11 @@ export interface UploadHandler {
   /** Deletes expired sessions now (also runs every cleanupInterval). */
   sweepExpired(): Promise<void>;
   /**
+   * Resolves once the stored files are announced (bag records updated, webhook deliveries
+   * queued): what a test or a script waits for before it reads the bag view.
+   */
+  settled(): Promise<void>;
+  /**
    * Stops the background work (expiry, gzip copies, hashing) and closes the session store. Let
    * the requests in flight finish first: closing the host's server does that.
    */
@@ -101,6 +112,7 @@ export async function createUploadHandler(options: UploadHandlerOptions & MountO
     );
   }
   const tokens = loadTokens(config.tokensFile, config.tokens, fileModeOptions(config, log));
+  const viewers = loadViewerTokens(config, tokens);
   if (tokens.size === 0 && !config.allowAnonymous) {
     throw new UploadError(
       'CONFIG_INVALID',
@@ -112,6 +124,7 @@ export async function createUploadHandler(options: UploadHandlerOptions & MountO
     config,
     log,
     tokens,
+    viewers,
     certificates: undefined,
     anonymousAllowed: tokens.size === 0 || config.allowAnonymous,
     openOnLoopback: false,
@@ -121,10 +134,41 @@ export async function createUploadHandler(options: UploadHandlerOptions & MountO
   });
 }
 
+/**
+ * The viewer tokens (viewerTokensFile, viewerTokens); a token that is also an uploader's is a
+ * configuration error, since it could not tell which it is.
+ */
+export function loadViewerTokens(config: ServerConfig, uploaders: TokenTable): TokenTable {
+  const viewers = loadTokens(config.viewerTokensFile, config.viewerTokens);
+  for (const viewer of viewers.names()) {
+    for (const digest of viewers.digestsOf(viewer)) {
+      for (const uploader of uploaders.names()) {
+        if (uploaders.digestsOf(uploader).some((other) => other.equals(digest))) {
+          throw new UploadError(
+            'CONFIG_INVALID',
+            `The same token is given to the viewer ${viewer} and the uploader ${uploader}: viewer tokens must differ`,
+          );
+        }
+      }
+    }
+  }
+  return viewers;
+}
+
+/** The handler with what its own server needs besides (createUploadServer). */
+export interface AssembledHandler extends UploadHandler {
+  /** Ends the dashboard's event streams, so closing the server need not wait for them. */
+  endStreams(): void;
+  /** The Prometheus text, for --metrics-listen. */
+  metricsText(): Promise<{ contentType: string; text: string }>;
+}
+
 export interface HandlerParts {
   config: ServerConfig;
   log: Logger;
   tokens: TokenTable;
+  /** Viewer tokens (the dashboard, /v1/events, /v1/bags, /metrics). */
+  viewers: TokenTable;
   certificates: ClientCertificates | undefined;
   anonymousAllowed: boolean;
   /** No tokens, listening on loopback only (createUploadServer knows; a mounted handler never claims it). */
@@ -142,7 +186,7 @@ export interface HandlerParts {
  * The composition root: the one place that builds the stores, the upload context, the HTTP
  * app and the background jobs, and wires them together.
  */
-export async function assembleUploadHandler(parts: HandlerParts): Promise<UploadHandler> {
+export async function assembleUploadHandler(parts: HandlerParts): Promise<AssembledHandler> {
   const { config, log } = parts;
   const storage = parts.storage ?? (await openStorage(config.uploadDir));
   const store = await openStore(config.uploadDir);
@@ -173,27 +217,93 @@ export async function assembleUploadHandler(parts: HandlerParts): Promise<Upload
     events,
     log,
   };
+  const fleet = new FleetView({
+    store,
+    storage,
+    events,
+    log,
+    knownUploaders: parts.tokens.names(),
+    completingIds: () =>
+      new Set(
+        context.runtimes
+          .all()
+          .filter((runtime) => runtime.record.state === 'completing')
+          .map((runtime) => runtime.id),
+      ),
+  });
+  const streams = new EventStreamHub(fleet, log);
+  const metrics = new ServerMetrics({ events, fleet, store, streams: () => streams.clients });
+  const webhooks = new WebhookDeliverer({
+    store,
+    log,
+    urls: {
+      ...(config.onFileComplete !== undefined ? { file: config.onFileComplete } : {}),
+      ...(config.onBagComplete !== undefined ? { bag: config.onBagComplete } : {}),
+    },
+    secret: config.webhookSecret,
+    timeoutMs: config.webhookTimeout * 1000,
+    retentionMs: config.webhookRetention * 1000,
+    onAttempt: (hook, outcome) => metrics.webhookAttempt(hook, outcome),
+  });
+  const bags = new BagTracker({
+    store,
+    storage,
+    events,
+    log,
+    hooks: { file: config.onFileComplete !== undefined, bag: config.onBagComplete !== undefined },
+    onDeliveries: () => webhooks.kick(),
+  });
   const limits = createRouteLimits(config, log);
+  const failures = new AuthFailureGuard(limits.authFailures, log);
+  const viewers = new ViewerAccess({
+    viewers: parts.viewers,
+    uploaders: parts.tokens,
+    open:
+      parts.tokens.size === 0 && parts.viewers.size === 0 && parts.certificates === undefined && parts.anonymousAllowed,
+    loginSeconds: config.viewerLoginDuration,
+    failures,
+  });
   const app = createApp({
     context,
     credentials: {
       tokens: parts.tokens,
       certificates: parts.certificates,
       anonymousAllowed: parts.anonymousAllowed,
-      failures: new AuthFailureGuard(limits.authFailures, log),
+      failures,
     },
     openOnLoopback: parts.openOnLoopback,
     limits,
     log,
     trustProxy: parseTrustProxy(config.trustProxy),
     idleTimeoutMs: parts.ownServer ? config.idleTimeout * 1000 : undefined,
+    fleet,
+    metrics,
+    viewers,
+    streams,
   });
+  try {
+    await fleet.start();
+    await webhooks.start();
+  } catch (error) {
+    await fleet.close().catch(() => undefined);
+    await store.close();
+    throw error;
+  }
+  bags.kick();
   const sweeper = new ExpirySweeper(context);
   sweeper.start();
 
   let closing: Promise<void> | undefined;
   const close = async (): Promise<void> => {
+    streams.closeAll();
     await sweeper.stop();
+    await bags.close();
+    await webhooks.close();
+    await fleet
+      .close()
+      .catch((error: unknown) =>
+        log.warn({ event: 'stats_save_failed', err: error }, 'Could not save the uploader statistics'),
+      );
     await Promise.race([gzip.close(), new Promise((resolve) => setTimeout(resolve, 1000).unref())]);
     await Promise.allSettled(context.runtimes.all().map((runtime) => runtime.pump));
     await store.close();
@@ -204,6 +314,9 @@ export async function assembleUploadHandler(parts: HandlerParts): Promise<Upload
     config,
     storageRoot: storage.root,
     sweepExpired: () => sweeper.sweep(),
+    endStreams: () => streams.closeAll(),
+    metricsText: async () => ({ contentType: metrics.contentType, text: await metrics.text() }),
+    settled: () => bags.idle(),
     close: () => (closing ??= close()),
   };
 }

@@ -2,6 +2,7 @@ import http from 'node:http';
 import https from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
 import { UploadError } from '../common/errors/upload-error.js';
+import { type MetricsEndpoint, parseListen, serveMetrics } from '../common/program/metrics-endpoint.js';
 import { serverOptions } from './config/server-options.js';
 import { handleClientError } from './http/client-error.js';
 import { type ClientCertificates, loadClientCertificates } from './http/client-certificates.js';
@@ -11,6 +12,7 @@ import { loadTls } from './tls/load-tls.js';
 import {
   assembleUploadHandler,
   fileModeOptions,
+  loadViewerTokens,
   type UploadHandler,
   type UploadHandlerOptions,
 } from './upload-handler.js';
@@ -18,11 +20,14 @@ import {
 /** Options of createUploadServer: any server option (camelCase), plus what only a library caller can pass. */
 export type UploadServerOptions = UploadHandlerOptions;
 
-export interface UploadServer extends Pick<UploadHandler, 'config' | 'storageRoot' | 'events' | 'sweepExpired'> {
+export interface UploadServer
+  extends Pick<UploadHandler, 'config' | 'storageRoot' | 'events' | 'sweepExpired' | 'settled'> {
   /** `http://127.0.0.1:PORT` or `https://…`; the host is bracketed for IPv6. */
   readonly url: string;
   readonly address: AddressInfo;
   readonly port: number;
+  /** `http://HOST:PORT/metrics` of --metrics-listen, when given. */
+  readonly metricsUrl: string | undefined;
   /**
    * Stops accepting connections, lets requests in flight finish for up to shutdownTimeout, then
    * closes the remaining connections, the session store and the background work.
@@ -49,8 +54,13 @@ export async function createUploadServer(options: UploadServerOptions = {}): Pro
     );
   }
   const tokens = loadTokens(config.tokensFile, config.tokens, fileModeOptions(config, log));
+  const viewers = loadViewerTokens(config, tokens);
   const certificates = loadClientCertificates(config, fileModeOptions(config, log));
   const tls = loadTls(config.sslCert, config.sslKey, config.clientCa);
+  const metricsAddress =
+    config.metricsListen === undefined
+      ? undefined
+      : parseListen(config.metricsListen, 'metricsListen (--metrics-listen, UPLOAD_SERVER_METRICS_LISTEN)');
   const loopback = isLoopback(config.host);
   if (!loopback && tokens.size === 0 && !certificates && !config.allowAnonymous) {
     throw new UploadError(
@@ -65,6 +75,7 @@ export async function createUploadServer(options: UploadServerOptions = {}): Pro
     config,
     log,
     tokens,
+    viewers,
     certificates,
     anonymousAllowed,
     openOnLoopback: loopback && tokens.size === 0 && !certificates,
@@ -73,6 +84,7 @@ export async function createUploadServer(options: UploadServerOptions = {}): Pro
     ownServer: true,
   });
   let server: http.Server | undefined;
+  let metricsServer: MetricsEndpoint | undefined;
   try {
     const serverOptions: http.ServerOptions = {
       headersTimeout: config.headersTimeout * 1000,
@@ -104,8 +116,15 @@ export async function createUploadServer(options: UploadServerOptions = {}): Pro
 
     await listen(server, config.port, config.host);
     const address = server.address() as AddressInfo;
-    const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
-    const url = `${tls ? 'https' : 'http'}://${host}:${address.port}`;
+    const url = `${tls ? 'https' : 'http'}://${hostPort(address)}`;
+    if (metricsAddress) {
+      metricsServer = await serveMetrics(
+        metricsAddress,
+        () => handler.metricsText(),
+        (error) => log.error({ event: 'metrics_failed', err: error }, 'Could not collect the metrics'),
+      );
+    }
+    const metricsUrl = metricsServer?.url;
     log.info(
       {
         event: 'listening',
@@ -115,13 +134,19 @@ export async function createUploadServer(options: UploadServerOptions = {}): Pro
         auth: describeAuth(tokens.size, certificates),
         anonymousAllowed,
         rateLimit: config.rateLimit,
+        viewers: viewers.size,
+        ...(metricsUrl ? { metricsUrl } : {}),
       },
-      `Upload server listening on ${url}`,
+      `Upload server listening on ${url}; dashboard at ${url}/dashboard/`,
     );
 
     const listening = server;
+    const listeningMetrics = metricsServer;
     let closing: Promise<void> | undefined;
     const close = async (): Promise<void> => {
+      // The dashboard's streams never end by themselves: end them first so they do not hold the shutdown.
+      handler.endStreams();
+      listeningMetrics?.close();
       await stopServing(listening, sockets, config.shutdownTimeout);
       await handler.close();
       log.info({ event: 'closed' }, 'Upload server closed');
@@ -130,17 +155,24 @@ export async function createUploadServer(options: UploadServerOptions = {}): Pro
       url,
       address,
       port: address.port,
+      metricsUrl,
       config,
       storageRoot: handler.storageRoot,
       events: handler.events,
       sweepExpired: () => handler.sweepExpired(),
+      settled: () => handler.settled(),
       close: () => (closing ??= close()),
     };
   } catch (error) {
     server?.close();
+    metricsServer?.close();
     await handler.close();
     throw error;
   }
+}
+
+function hostPort(address: AddressInfo): string {
+  return `${address.family === 'IPv6' ? `[${address.address}]` : address.address}:${address.port}`;
 }
 
 /**

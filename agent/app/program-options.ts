@@ -20,6 +20,11 @@ export const programOptionSpecs = {
     format: 'path',
     default: './uploads',
   }),
+  metricsListen: option.string({
+    doc:
+      'Serve Prometheus metrics (queue, bytes sent, rate, retries, recording-to-verified latency) at ' +
+      'http://HOST:PORT/metrics, e.g. 127.0.0.1:9465; off when unset. No token: bind it where only the scraper reaches',
+  }),
   allowLocalDelete: option.boolean({
     doc:
       'Let afterUpload delete or move recordings although no serverUrl is set: the bundled server then keeps ' +

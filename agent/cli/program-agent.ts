@@ -6,6 +6,8 @@ import { checkStateDir, checkWatchDir } from '../app/check-dirs.js';
 import { ActivityReport } from '../app/activity-report.js';
 import { ControlServer, type RunInfo } from '../app/control-socket.js';
 import { UploadAgent } from '../app/upload-agent.js';
+import { AgentMetrics } from '../app/agent-metrics.js';
+import { type MetricsEndpoint, parseListen, serveMetrics } from '../../common/program/metrics-endpoint.js';
 import path from 'node:path';
 import { packageVersion } from '../../common/program/package-version.js';
 import { startEmbeddedServer, type UploadServer } from './embedded-server.js';
@@ -63,6 +65,10 @@ export async function startProgramAgent(
   }
   checkStateDir(path.resolve(config.stateDir));
   if (config.watchDir) checkWatchDir(config.watchDir, config.createWatchDir);
+  const metricsAddress =
+    config.metricsListen === undefined
+      ? undefined
+      : parseListen(config.metricsListen, 'metricsListen (--metrics-listen, UPLOAD_AGENT_METRICS_LISTEN)');
   const server = config.serverUrl === undefined ? await startEmbeddedServer(config, logger) : undefined;
   const settings: AgentConfig = { ...config, serverUrl: config.serverUrl ?? server?.url };
   const agent = new UploadAgent({ config: settings, logger, ...(server ? { skipDirs: [server.storageRoot] } : {}) });
@@ -71,6 +77,22 @@ export async function startProgramAgent(
   } catch (error) {
     await server?.close();
     throw error;
+  }
+  let metrics: MetricsEndpoint | undefined;
+  if (metricsAddress) {
+    try {
+      const collector = new AgentMetrics(agent);
+      metrics = await serveMetrics(
+        metricsAddress,
+        () => collector.text(),
+        (error) => logger.error({ err: error }, 'could not collect the metrics'),
+      );
+      logger.info({ metricsUrl: metrics.url }, `Prometheus metrics at ${metrics.url}`);
+    } catch (error) {
+      await agent.stop();
+      await server?.close();
+      throw error;
+    }
   }
   if (server) {
     // Loud on every start: a forgotten or misspelt server setting must not look like success.
@@ -107,6 +129,7 @@ export async function startProgramAgent(
       if (agent.engine.options.stopTimeout > IN_FLIGHT_DRAIN_SECONDS)
         agent.engine.setOption('stopTimeout', IN_FLIGHT_DRAIN_SECONDS);
       try {
+        metrics?.close();
         await control?.close();
         await agent.stop();
         report.stop();

@@ -1,3 +1,4 @@
+import { oldestPendingSeconds, recordingToVerifiedSeconds } from '../app/upload-latency.js';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { formatDuration, formatSize } from '../../common/config/index.js';
@@ -190,7 +191,14 @@ function snapshotOfRow(row: UploadRow, journal: Journal): UploadSnapshot {
     startedAt: row.startedAt,
     finishedAt: row.finishedAt,
     errorCode: row.errorCode,
+    closedAt: closedAtOf(row, journal),
   };
+}
+
+/** When a journal row's file closed on the robot (its mtime), from its session or its completion record. */
+function closedAtOf(row: UploadRow, journal: Journal): string | undefined {
+  const mtime = row.mtimeMs ?? journal.completedFile(row.localPath)?.mtimeMs;
+  return mtime === undefined ? undefined : new Date(mtime).toISOString();
 }
 
 function describe(view: AgentView): string[] {
@@ -247,9 +255,22 @@ function describe(view: AgentView): string[] {
   );
   for (const upload of failed)
     lines.push(`    ${upload.remotePath}  ${upload.errorCode ?? 'error'}: ${upload.lastError ?? ''}`);
+  const pendingAge = oldestPendingSeconds(view);
+  if (pendingAge > 0) lines.push(`  Oldest pending split closed ${seconds(pendingAge)} ago`);
+  const latencies = done.map(recordingToVerifiedSeconds).filter((value): value is number => value !== undefined);
+  if (latencies.length > 0)
+    lines.push(
+      `  Recording to verified: last ${seconds(latencies[0] ?? 0)}, ` +
+        `longest of the last ${latencies.length} ${seconds(Math.max(...latencies))}`,
+    );
   lines.push(`  Recently verified: ${done.length}`);
-  for (const upload of done)
-    lines.push(`    ${upload.finishedAt ?? ''}  ${formatSize(upload.bytesTotal).padStart(10)}  ${upload.remotePath}`);
+  for (const upload of done) {
+    const latency = recordingToVerifiedSeconds(upload);
+    lines.push(
+      `    ${upload.finishedAt ?? ''}  ${formatSize(upload.bytesTotal).padStart(10)}  ${upload.remotePath}` +
+        (latency === undefined ? '' : `  (closed → verified ${seconds(latency)})`),
+    );
+  }
   return lines;
 }
 
@@ -259,4 +280,11 @@ function progressOf(upload: UploadSnapshot): string {
   const eta = upload.etaSeconds !== undefined && upload.rate > 0 ? `  ETA ${formatDuration(upload.etaSeconds)}` : '';
   const sent = `${formatSize(upload.bytesSent)} of ${formatSize(upload.bytesTotal)}`;
   return `${upload.remotePath}  ${sent} (${share} %)${rate}${eta}`;
+}
+
+/** 42 s, 3.5 min, 2.1 h. */
+function seconds(value: number): string {
+  if (value < 120) return `${value.toFixed(value < 10 ? 1 : 0)} s`;
+  if (value < 7200) return `${(value / 60).toFixed(1)} min`;
+  return `${(value / 3600).toFixed(1)} h`;
 }

@@ -1017,6 +1017,7 @@ export class NetworkManager extends EventEmitter<NetworkManagerEvents> {
       record.phase = row.state === 'queued' ? 'queued' : row.state;
       record.startedAt = row.startedAt;
       record.finishedAt = row.finishedAt;
+      if (row.mtimeMs !== undefined) record.closedAt = new Date(row.mtimeMs).toISOString();
       record.sha256 = row.sha256;
       record.lastError = row.lastError;
       record.errorCode = row.errorCode;

@@ -42,6 +42,14 @@ export interface UploadSnapshot {
   queuedAt: string;
   startedAt: string | undefined;
   finishedAt: string | undefined;
+  /**
+   * ISO 8601: the file's modification time as the upload read it, i.e. when the recorder closed
+   * it (undefined before the upload first read the file). Closed → verified is the latency a
+   * fleet engineer watches.
+   */
+  closedAt?: string | undefined;
+  /** Bytes this process handed to the connection for this upload, chunks sent again included. */
+  transferredBytes?: number | undefined;
   /** The stable UploadError code of `lastError`, when there is one. */
   errorCode?: string | undefined;
   /** For a completed upload: true when the server already held the content and nothing was sent. */

@@ -40,6 +40,8 @@ export interface UploadRecord {
   queuedAt: string;
   startedAt: string | undefined;
   finishedAt: string | undefined;
+  /** ISO 8601: the file's modification time when the upload last read it (when the recorder closed it). */
+  closedAt: string | undefined;
   readonly meter: RateMeter;
   /** Last state reported in a `state` event. */
   reportedState: UploadState | undefined;
@@ -76,6 +78,8 @@ export function snapshotOf(record: UploadRecord, enginePaused: boolean, now = pe
     queuedAt: record.queuedAt,
     startedAt: record.startedAt,
     finishedAt: record.finishedAt,
+    closedAt: record.closedAt,
+    transferredBytes: record.meter.total,
     errorCode: record.errorCode,
     deduplicated: record.phase === 'completed' ? record.deduplicated : undefined,
   };
@@ -85,6 +89,7 @@ export function snapshotOf(record: UploadRecord, enginePaused: boolean, now = pe
 export class RateMeter {
   readonly #windowMs: number;
   #samples: { at: number; bytes: number }[] = [];
+  #total = 0;
 
   constructor(windowMs = 3000) {
     this.#windowMs = windowMs;
@@ -92,6 +97,7 @@ export class RateMeter {
 
   add(bytes: number, now = performance.now()): void {
     this.#samples.push({ at: now, bytes });
+    this.#total += bytes;
     this.#trim(now);
   }
 
@@ -103,6 +109,11 @@ export class RateMeter {
     const total = this.#samples.reduce((sum, sample) => sum + sample.bytes, 0);
     const span = Math.max(now - oldest.at, 250);
     return (total / span) * 1000;
+  }
+
+  /** Every byte added since the record was created (reset() does not clear it). */
+  get total(): number {
+    return this.#total;
   }
 
   reset(): void {
@@ -153,6 +164,7 @@ export function newRecord(
     meter: new RateMeter(),
     reportedState: undefined,
     lastProgressAt: 0,
+    closedAt: undefined,
   };
 }
 

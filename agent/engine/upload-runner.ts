@@ -275,6 +275,7 @@ export class UploadRunner {
     const record = this.record;
     const config = this.#config();
     const version = source.version;
+    record.closedAt = new Date(version.mtimeMs).toISOString();
     const verified = this.#verified;
     if (verified) {
       // Verified by the server, but the journal could not record it (state disk full): record it now.

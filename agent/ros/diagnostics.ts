@@ -1,4 +1,5 @@
 import type { AgentStatus } from '../app/agent-controller.js';
+import { lastRecordingToVerifiedSeconds, oldestPendingSeconds } from '../app/upload-latency.js';
 import type { UploadSnapshot } from '../engine/upload-events.js';
 import type { UploadErrorCode } from '../../common/errors/upload-error.js';
 import { formatSize } from '../../common/config/units.js';
@@ -64,6 +65,7 @@ export function assessAgent(status: AgentStatus): AgentAssessment {
     '; ',
   );
 
+  const lastLatency = lastRecordingToVerifiedSeconds(status);
   const values: KeyValueMessage[] = [
     { key: 'online', value: String(status.online) },
     { key: 'paused', value: String(status.paused) },
@@ -77,6 +79,8 @@ export function assessAgent(status: AgentStatus): AgentAssessment {
     { key: 'bytes_pending', value: String(status.bytesPending) },
     { key: 'free_disk_bytes', value: status.freeDiskBytes === undefined ? 'unknown' : String(status.freeDiskBytes) },
     { key: 'low_disk', value: String(status.lowDisk) },
+    { key: 'oldest_pending_seconds', value: oldestPendingSeconds(status).toFixed(0) },
+    { key: 'recording_to_verified_seconds', value: lastLatency === undefined ? 'none yet' : lastLatency.toFixed(1) },
     ...status.problems.map((problem) => ({ key: `problem: ${problem.code}`, value: problem.message })),
     ...uploadStates.map((state) => ({ key: `${state}_count`, value: String(counts[state]) })),
     ...listed('failed', failed),

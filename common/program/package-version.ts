@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
 let cached: string | undefined;
+let cachedRoot: string | undefined;
 
 /**
  * The package version, from the package.json above this module (in the sources or in dist/),
@@ -12,7 +13,20 @@ export function packageVersion(): string {
   return cached;
 }
 
+/**
+ * The package's root folder (where its package.json is), from the sources or from dist/: the
+ * server finds its built dashboard page under it (dist/dashboard/). Undefined when not found.
+ */
+export function packageRoot(): string | undefined {
+  cachedRoot ??= findPackage()?.root;
+  return cachedRoot;
+}
+
 function readVersion(): string {
+  return findPackage()?.version ?? 'unknown';
+}
+
+function findPackage(): { root: string; version: string } | undefined {
   let dir = new URL('.', import.meta.url);
   for (let i = 0; i < 6; i++) {
     try {
@@ -20,11 +34,11 @@ function readVersion(): string {
         name?: string;
         version?: string;
       };
-      if (pkg.name === 'ros2-upload-agent' && pkg.version) return pkg.version;
+      if (pkg.name === 'ros2-upload-agent' && pkg.version) return { root: fileURLToPath(dir), version: pkg.version };
     } catch {
       // keep looking upwards
     }
     dir = new URL('..', dir);
   }
-  return 'unknown';
+  return undefined;
 }

@@ -151,6 +151,63 @@ export const serverOptionSpecs = {
     default: false,
     ros: false,
   }),
+  viewerTokensFile: option.string({
+    doc:
+      'YAML/JSON file of viewer tokens (the dashboard, /v1/events, /v1/bags, /metrics), in the format of ' +
+      'tokensFile: a mapping viewer -> token; viewers see every uploader, uploaders only their own bags',
+    format: 'path',
+    ros: false,
+  }),
+  viewerTokens: option.list({
+    doc: 'Viewer tokens as viewer=token pairs, comma-separated (environment or config file only)',
+    default: [],
+    secret: true,
+    cli: false,
+    ros: false,
+  }),
+  viewerLoginDuration: option.duration({
+    doc: "How long a viewer's dashboard login (its cookie) lasts",
+    default: 86400,
+    min: 60,
+    ros: false,
+  }),
+  onFileComplete: option.string({
+    doc: 'Webhook URL: each newly stored file is POSTed there as JSON (file.completed), at least once',
+    format: 'url',
+    secret: true,
+    ros: false,
+  }),
+  onBagComplete: option.string({
+    doc:
+      'Webhook URL: each bag whose metadata.yaml and listed files are all verified is POSTed there as ' +
+      'JSON (bag.completed), at least once',
+    format: 'url',
+    secret: true,
+    ros: false,
+  }),
+  webhookSecret: option.string({
+    doc: 'Signs webhook bodies: X-Webhook-Signature: sha256=<HMAC-SHA256 of the body with this secret>',
+    secret: true,
+    ros: false,
+  }),
+  webhookTimeout: option.duration({
+    doc: 'Longest time one webhook POST may take before it counts as failed (and is retried)',
+    default: 10,
+    min: 0.1,
+    ros: false,
+  }),
+  webhookRetention: option.duration({
+    doc: 'How long an undelivered webhook event is retried (backoff up to 5 min) before it is given up',
+    default: 7 * 86400,
+    min: 1,
+    ros: false,
+  }),
+  metricsListen: option.string({
+    doc:
+      'Also serve GET /metrics (Prometheus) without a token on this HOST:PORT, e.g. 127.0.0.1:9464 ' +
+      '(on the main port it needs a viewer token)',
+    ros: false,
+  }),
   strictPermissions: option.boolean({
     doc:
       'Refuse to start when the tokens file can be read or written, or clientCertMap written, by its group or ' +

@@ -59,6 +59,28 @@ export interface SessionCancelledEvent extends SessionEventBase {
 /** A session deleted with its data after sessionExpiry without activity. */
 export type SessionExpiredEvent = SessionEventBase;
 
+/** A bag folder whose metadata.yaml and every file it lists are verified (see server/fleet/bag-tracker.ts). */
+export interface BagCompletedEvent {
+  /** Stable id of this completion (the webhook's event id). */
+  eventId: string;
+  uploader: string;
+  /** The bag folder, relative to the uploader's folder. */
+  bag: string;
+  /** The bag's files (metadata.yaml included), with what was verified. */
+  files: { path: string; size: number; sha256: string }[];
+  bytes: number;
+  storageIdentifier: string | null;
+  /** ISO 8601. */
+  completedAt: string;
+}
+
+/** A bag's record changed: a file of it arrived, or its metadata.yaml was read. */
+export interface BagUpdatedEvent {
+  uploader: string;
+  bag: string;
+  complete: boolean;
+}
+
 /** The events of the upload server, by name. */
 export interface UploadEventMap {
   'session-created': SessionCreatedEvent;
@@ -67,6 +89,8 @@ export interface UploadEventMap {
   'session-failed': SessionFailedEvent;
   'session-cancelled': SessionCancelledEvent;
   'session-expired': SessionExpiredEvent;
+  'bag-updated': BagUpdatedEvent;
+  'bag-completed': BagCompletedEvent;
 }
 
 export type UploadEventName = keyof UploadEventMap;
@@ -79,8 +103,8 @@ export interface UploadEvents {
 }
 
 /**
- * The upload events, emitted synchronously after the fact they report is durable (a
- * completed file is emitted once it is committed and indexed). A listener that throws is
+ * The upload events (and the bag events derived from them), emitted synchronously after the
+ * fact they report is durable (a completed file is emitted once it is committed and indexed). A listener that throws is
  * logged through `onListenerError` and never disturbs the upload or the other listeners; a
  * listener that needs to do slow work (a webhook) queues it itself.
  */

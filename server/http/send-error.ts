@@ -57,6 +57,9 @@ export function errorHandler(log: Logger, idleTimeoutMs: number | undefined): Er
       res.once('finish', () => req.socket.setTimeout(idleTimeoutMs));
     }
     const body = errorBody(error);
+    // For the request observer (metrics, the dashboard's failures): what this answer was.
+    res.locals.errorCode = body.code;
+    res.locals.errorMessage = error.message;
     if (body.retryAfter !== undefined) res.setHeader('Retry-After', String(body.retryAfter));
     if (status === 401) res.setHeader('WWW-Authenticate', 'Bearer');
     res.status(status).json(body);

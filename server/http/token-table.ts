@@ -27,6 +27,19 @@ export class TokenTable {
     return this.#entries.length;
   }
 
+  /** The names the tokens belong to, each once. */
+  names(): string[] {
+    return [...new Set(this.#entries.map((entry) => entry.uploader))];
+  }
+
+  /**
+   * The SHA-256 digests of one name's tokens: keys for what is derived from a token (a viewer's
+   * login cookie is signed with its token's digest, so a new token ends old logins).
+   */
+  digestsOf(name: string): Buffer[] {
+    return this.#entries.filter((entry) => entry.uploader === name).map((entry) => entry.digest);
+  }
+
   /** The uploader of a token, or undefined. */
   lookup(token: string): string | undefined {
     const presented = digest(token);

@@ -9,7 +9,7 @@ import { present } from '../../common/errors/present.js';
  * database is never left half-migrated, and refuses a file written by a newer version rather
  * than guessing at its meaning.
  */
-export const SCHEMA_VERSION = 1;
+export const SCHEMA_VERSION = 2;
 
 /** The tables as version 0 had them; migrations take them from there. */
 const BASE_SCHEMA = `
@@ -66,6 +66,49 @@ CREATE TABLE IF NOT EXISTS files (
 const MIGRATIONS: readonly string[] = [
   // 1: the Python dashboard's API is called the legacy API: its sessions' `api` value follows.
   `UPDATE sessions SET api = 'legacy' WHERE api = 'seed';`,
+  // 2: the fleet view. `files.announce`: 0 announced, 1 pending (bag view and webhooks), 2 pending
+  // for the bag view only: files stored before this version are indexed into bags at the next
+  // start without firing webhooks for the past. Bags, webhook deliveries, per-uploader statistics.
+  `ALTER TABLE files ADD COLUMN announce INTEGER NOT NULL DEFAULT 2;
+  CREATE INDEX files_to_announce ON files (announce, completed_at) WHERE announce != 0;
+  CREATE INDEX files_by_time ON files (completed_at);
+  CREATE TABLE bags (
+    uploader TEXT NOT NULL,
+    folder TEXT NOT NULL,
+    metadata_sha256 TEXT,
+    expected TEXT,
+    metadata_error TEXT,
+    storage_identifier TEXT,
+    missing TEXT NOT NULL,
+    files INTEGER NOT NULL,
+    bytes INTEGER NOT NULL,
+    complete INTEGER NOT NULL,
+    completed_at INTEGER,
+    event_id TEXT,
+    first_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL,
+    PRIMARY KEY (uploader, folder)
+  ) WITHOUT ROWID;
+  CREATE INDEX bags_by_update ON bags (updated_at);
+  CREATE TABLE webhook_deliveries (
+    id TEXT PRIMARY KEY,
+    hook TEXT NOT NULL,
+    body TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    attempts INTEGER NOT NULL,
+    next_attempt_at INTEGER NOT NULL,
+    last_error TEXT
+  );
+  CREATE INDEX deliveries_due ON webhook_deliveries (next_attempt_at);
+  CREATE TABLE uploader_stats (
+    uploader TEXT PRIMARY KEY,
+    last_seen INTEGER,
+    day TEXT NOT NULL,
+    bytes_day INTEGER NOT NULL,
+    files_day INTEGER NOT NULL,
+    bytes_total INTEGER NOT NULL,
+    files_total INTEGER NOT NULL
+  ) WITHOUT ROWID;`,
 ];
 
 /** Creates or migrates the schema of an open database to SCHEMA_VERSION; `file` names it in errors. */

@@ -3,8 +3,20 @@ import { closeSync, fsyncSync, openSync } from 'node:fs';
 import { makeDirectorySync } from '../../common/fs/make-directory.js';
 import path from 'node:path';
 import { UploadError } from '../../common/errors/upload-error.js';
+import type {
+  Announcement,
+  BagCounts,
+  BagQuery,
+  BagRecord,
+  FileToAnnounce,
+  OpenSessionSummary,
+  UploaderStats,
+  WebhookDelivery,
+  WebhookHook,
+} from './fleet-records.js';
 import type { ChunkRecord, CompletionResult, FileRecord, SessionRecord } from './session-record.js';
 import { migrateSchema } from './session-schema.js';
+import { SqliteFleetTables } from './sqlite-fleet.js';
 import type { CreateOrResumeOutcome, FileKey, SessionStore } from './session-store.js';
 import { fileRow, sessionRow, toFile, toSession, type ChunkRow, type FileRow, type SessionRow } from './sqlite-rows.js';
 import { WalSync } from './wal-sync.js';
@@ -21,6 +33,7 @@ import { WalSync } from './wal-sync.js';
 export class SqliteSessionStore implements SessionStore {
   readonly #db: Database.Database;
   readonly #statements;
+  readonly #fleet: SqliteFleetTables;
   readonly #wal: WalSync;
 
   constructor(file: string) {
@@ -39,6 +52,7 @@ export class SqliteSessionStore implements SessionStore {
       throw error;
     }
     this.#statements = prepare(this.#db);
+    this.#fleet = new SqliteFleetTables(this.#db);
     this.#wal = new WalSync(`${file}-wal`);
   }
 
@@ -232,6 +246,70 @@ export class SqliteSessionStore implements SessionStore {
     return this.#read(() => this.#statements.openCount.pluck().get(uploader) as number);
   }
 
+  async recentFiles(limit: number): Promise<FileRecord[]> {
+    return this.#fleet.recentFiles(limit);
+  }
+
+  async filesIn(uploader: string, folder: string): Promise<FileRecord[]> {
+    return this.#fleet.filesIn(uploader, folder);
+  }
+
+  async openSessionSummaries(): Promise<OpenSessionSummary[]> {
+    return this.#fleet.openSessionSummaries();
+  }
+
+  async filesToAnnounce(limit: number): Promise<FileToAnnounce[]> {
+    return this.#fleet.filesToAnnounce(limit);
+  }
+
+  async announce(announcement: Announcement): Promise<boolean> {
+    return this.#fleet.announce(announcement);
+  }
+
+  async getBag(uploader: string, folder: string): Promise<BagRecord | undefined> {
+    return this.#fleet.getBag(uploader, folder);
+  }
+
+  async listBags(query: BagQuery): Promise<BagRecord[]> {
+    return this.#fleet.listBags(query);
+  }
+
+  async bagCounts(): Promise<BagCounts> {
+    return this.#fleet.bagCounts();
+  }
+
+  async dueDeliveries(now: number, limit: number): Promise<WebhookDelivery[]> {
+    return this.#fleet.dueDeliveries(now, limit);
+  }
+
+  async nextDeliveryAt(): Promise<number | undefined> {
+    return this.#fleet.nextDeliveryAt();
+  }
+
+  async deleteDelivery(id: string): Promise<void> {
+    this.#fleet.deleteDelivery(id);
+  }
+
+  async rescheduleDelivery(id: string, attempts: number, nextAttemptAt: number, error: string): Promise<void> {
+    this.#fleet.rescheduleDelivery(id, attempts, nextAttemptAt, error);
+  }
+
+  async pendingDeliveries(): Promise<Record<WebhookHook, number>> {
+    return this.#fleet.pendingDeliveries();
+  }
+
+  async dropDeliveries(hook: WebhookHook): Promise<number> {
+    return this.#fleet.dropDeliveries(hook);
+  }
+
+  async uploaderStats(): Promise<UploaderStats[]> {
+    return this.#fleet.uploaderStats();
+  }
+
+  async saveUploaderStats(stats: readonly UploaderStats[]): Promise<void> {
+    this.#fleet.saveUploaderStats(stats);
+  }
+
   async close(): Promise<void> {
     // Changes still being made durable finish first (closing checkpoints the log and deletes it).
     await this.#wal.durable(this.#wal.latest).catch(() => undefined);
@@ -270,10 +348,17 @@ function prepare(db: Database.Database) {
     expired: db.prepare('SELECT * FROM sessions WHERE expires_at <= ? ORDER BY expires_at LIMIT ?'),
     unfinishedIds: db.prepare(`SELECT id FROM sessions WHERE state != 'complete'`),
     getFile: db.prepare('SELECT * FROM files WHERE uploader = ? AND path = ?'),
-    putFile: db.prepare(`INSERT OR REPLACE INTO files
-      (uploader, path, size, sha256, md5, fingerprint, completed_at, metadata, compressed_size, session_id)
+    // New content is pending announcement (announce = 1); the same record written again (a
+    // deduplicated completion) keeps its state, so it is not announced twice.
+    putFile: db.prepare(`INSERT INTO files
+      (uploader, path, size, sha256, md5, fingerprint, completed_at, metadata, compressed_size, session_id, announce)
       VALUES
-      (@uploader, @path, @size, @sha256, @md5, @fingerprint, @completed_at, @metadata, @compressed_size, @session_id)`),
+      (@uploader, @path, @size, @sha256, @md5, @fingerprint, @completed_at, @metadata, @compressed_size, @session_id, 1)
+      ON CONFLICT (uploader, path) DO UPDATE SET size = excluded.size, sha256 = excluded.sha256, md5 = excluded.md5,
+      fingerprint = excluded.fingerprint, completed_at = excluded.completed_at, metadata = excluded.metadata,
+      compressed_size = excluded.compressed_size, session_id = excluded.session_id,
+      announce = CASE WHEN files.sha256 = excluded.sha256 AND files.completed_at = excluded.completed_at
+        THEN files.announce ELSE 1 END`),
     setCompressed: db.prepare('UPDATE files SET compressed_size = ? WHERE uploader = ? AND path = ?'),
     filesOf: db.prepare('SELECT * FROM files WHERE uploader = ? ORDER BY completed_at DESC, path LIMIT ?'),
     deleteFile: db.prepare('DELETE FROM files WHERE uploader = ? AND path = ?'),

@@ -6,6 +6,7 @@ import zlib from 'node:zlib';
 import { afterEach, describe, expect, it } from 'vitest';
 import { fingerprintFile } from '../../common/protocol/fingerprint.js';
 import { createUploadServer } from '../../server/index.js';
+import { SCHEMA_VERSION } from '../../server/sessions/session-schema.js';
 import { legacyChunk, legacyGet, legacyPost } from '../helpers/legacy-client.js';
 import { call, createSession, putChunk } from '../helpers/native-upload.js';
 import { startTestServer, type TestServer } from '../helpers/start-server.js';
@@ -133,7 +134,9 @@ describe('session database schema', () => {
     server = undefined;
     const migrated = new Database(path.join(uploadDir, 'state', 'uploads.db'), { readonly: true });
     try {
-      expect(migrated.prepare(`SELECT value FROM meta WHERE key = 'schema_version'`).pluck().get()).toBe('1');
+      expect(migrated.prepare(`SELECT value FROM meta WHERE key = 'schema_version'`).pluck().get()).toBe(
+        String(SCHEMA_VERSION),
+      );
       expect(migrated.prepare(`SELECT api FROM sessions WHERE id = ?`).pluck().get(LEGACY_ID)).toBe('legacy');
     } finally {
       migrated.close();
@@ -155,7 +158,9 @@ describe('session database schema', () => {
     ).rejects.toMatchObject({
       code: 'STATE_DIR',
       message: expect.stringMatching(
-        new RegExp(`${file.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}.*newer version.*schema 99.*up to 1`),
+        new RegExp(
+          `${file.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}.*newer version.*schema 99.*up to ${SCHEMA_VERSION}`,
+        ),
       ),
     });
   });

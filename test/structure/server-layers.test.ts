@@ -36,23 +36,38 @@ function serverLayers(commonFolders: readonly string[]): Layer[] {
         'server/integrity',
         'server/storage',
         'server/sessions',
+        // Pure: what a rosbag2 metadata.yaml lists, which folder is a bag.
+        'server/bags',
       ],
     },
     {
       name: 'per-session runtime, events and the gzip copy',
       folders: ['server/runtime', 'server/events', 'server/compression'],
     },
-    { name: 'use cases (uploads/)', folders: ['server/uploads'] },
-    { name: 'background jobs and HTTP helpers', folders: ['server/jobs', 'server/http'] },
-    { name: 'routes', folders: ['server/routes', 'server/routes/native', 'server/routes/legacy'] },
+    // fleet/: what the stored files and the upload events add up to (bags, robots, the live view).
+    { name: 'use cases (uploads/, fleet/)', folders: ['server/uploads', 'server/fleet'] },
+    {
+      name: 'background jobs, metrics, webhooks and HTTP helpers',
+      folders: ['server/jobs', 'server/http', 'server/metrics', 'server/webhooks'],
+    },
+    {
+      name: 'routes',
+      folders: ['server/routes', 'server/routes/native', 'server/routes/legacy', 'server/routes/dashboard'],
+    },
     { name: 'the composition root', folders: ['server'] },
     { name: 'the server program', folders: ['server/cli'] },
+    // The dashboard page runs in the browser; it shares only the wire types of common/protocol.
+    { name: 'the dashboard page (browser)', folders: ['server/dashboard-page', 'server/dashboard-page/src'] },
   ];
 }
 
 /** Folders below HTTP: they take typed inputs and must not know requests, responses or forms. */
 const BELOW_HTTP = [
   'server/uploads/',
+  'server/fleet/',
+  'server/bags/',
+  'server/metrics/',
+  'server/webhooks/',
   'server/runtime/',
   'server/jobs/',
   'server/events/',
@@ -97,6 +112,17 @@ describe('server layering (folder → responsibility, dependencies pointing down
 
   it('imports only downwards, through the layers', () => {
     expect(layerViolations(edges, SERVER_LAYERS)).toEqual([]);
+  });
+
+  it('keeps the dashboard page (it runs in a browser) to itself and the wire types of common/protocol', () => {
+    const outside = edges.filter(
+      (edge) =>
+        edge.from.startsWith('server/dashboard-page/') &&
+        !edge.to.startsWith('server/dashboard-page/') &&
+        !edge.to.startsWith('common/protocol/'),
+    );
+    expect(outside).toEqual([]);
+    expect(edges.some((edge) => edge.from === 'server/dashboard-page/src/main.ts')).toBe(true);
   });
 
   it('keeps common/ free of the programs', () => {

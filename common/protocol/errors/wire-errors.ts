@@ -28,6 +28,9 @@ export const wireErrorCodes = {
   LENGTH_REQUIRED: 'the request body must declare its length (Content-Length)',
   ROUTE_NOT_FOUND: 'no such route',
   UNAUTHORIZED: 'a bearer token is missing or wrong',
+  FORBIDDEN:
+    "the token may not use this route (the dashboard, its event stream, /metrics and other uploaders' bags need " +
+    'a viewer token), or a login came from another site',
   RATE_LIMITED: 'too many requests; wait for Retry-After',
   TOO_MANY_SESSIONS: 'the uploader has too many unfinished upload sessions; wait for Retry-After',
   TIMEOUT: "a request took longer than its time limit (the server's requestTimeout, or a client's own timeout)",
@@ -67,6 +70,7 @@ export const wireErrorStatus: Readonly<Record<WireErrorCode, number>> = {
   LENGTH_REQUIRED: 411,
   ROUTE_NOT_FOUND: 404,
   UNAUTHORIZED: 401,
+  FORBIDDEN: 403,
   RATE_LIMITED: 429,
   TOO_MANY_SESSIONS: 429,
   TIMEOUT: 408,

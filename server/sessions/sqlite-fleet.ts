@@ -1,0 +1,273 @@
+import type Database from 'better-sqlite3';
+import type {
+  Announcement,
+  BagCounts,
+  BagQuery,
+  BagRecord,
+  FileToAnnounce,
+  OpenSessionSummary,
+  UploaderStats,
+  WebhookDelivery,
+  WebhookHook,
+} from './fleet-records.js';
+import type { FileRecord } from './session-record.js';
+import { toFile, type FileRow } from './sqlite-rows.js';
+
+/** A `bags` row as SQLite returns it. */
+interface BagRow {
+  uploader: string;
+  folder: string;
+  metadata_sha256: string | null;
+  expected: string | null;
+  metadata_error: string | null;
+  storage_identifier: string | null;
+  missing: string;
+  files: number;
+  bytes: number;
+  complete: number;
+  completed_at: number | null;
+  event_id: string | null;
+  first_at: number;
+  updated_at: number;
+}
+
+interface DeliveryRow {
+  id: string;
+  hook: string;
+  body: string;
+  created_at: number;
+  attempts: number;
+  next_attempt_at: number;
+  last_error: string | null;
+}
+
+interface StatsRow {
+  uploader: string;
+  last_seen: number | null;
+  day: string;
+  bytes_day: number;
+  files_day: number;
+  bytes_total: number;
+  files_total: number;
+}
+
+/**
+ * The fleet view's part of the SQLite session store (bags, webhook deliveries, uploader
+ * statistics, announcements): its statements, and the methods SqliteSessionStore delegates to.
+ * Synchronous, like the rest of better-sqlite3.
+ */
+export class SqliteFleetTables {
+  readonly #db: Database.Database;
+  readonly #s;
+
+  constructor(db: Database.Database) {
+    this.#db = db;
+    this.#s = prepare(db);
+  }
+
+  recentFiles(limit: number): FileRecord[] {
+    return (this.#s.recentFiles.all(limit) as FileRow[]).map(toFile);
+  }
+
+  /** Paths under `folder/` sort between `folder/` and `folder0` ('0' follows '/'): one index range. */
+  filesIn(uploader: string, folder: string): FileRecord[] {
+    const rows = this.#s.filesUnder.all(uploader, `${folder}/`, `${folder}0`) as FileRow[];
+    return rows.filter((row) => !row.path.slice(folder.length + 1).includes('/')).map(toFile);
+  }
+
+  openSessionSummaries(): OpenSessionSummary[] {
+    return this.#s.openSummaries.all() as OpenSessionSummary[];
+  }
+
+  filesToAnnounce(limit: number): FileToAnnounce[] {
+    return (this.#s.toAnnounce.all(limit) as (FileRow & { announce: number })[]).map((row) => ({
+      ...toFile(row),
+      hooks: row.announce === 1,
+    }));
+  }
+
+  announce(announcement: Announcement): boolean {
+    return this.#db.transaction((): boolean => {
+      const { uploader, path, sha256 } = announcement.file;
+      if (this.#s.markAnnounced.run(uploader, path, sha256).changes === 0) return false;
+      if (announcement.bag) this.#s.putBag.run(bagRow(announcement.bag));
+      for (const delivery of announcement.deliveries) this.#s.insertDelivery.run(deliveryRow(delivery));
+      return true;
+    })();
+  }
+
+  getBag(uploader: string, folder: string): BagRecord | undefined {
+    const row = this.#s.getBag.get(uploader, folder) as BagRow | undefined;
+    return row ? toBag(row) : undefined;
+  }
+
+  listBags(query: BagQuery): BagRecord[] {
+    // NULL parameters mean "any": one statement serves every combination.
+    const complete = query.complete === undefined ? null : query.complete ? 1 : 0;
+    const rows = this.#s.listBags.all({ uploader: query.uploader ?? null, complete, limit: query.limit }) as BagRow[];
+    return rows.map(toBag);
+  }
+
+  bagCounts(): BagCounts {
+    const row = this.#s.bagCounts.get() as {
+      complete: number | null;
+      incomplete: number | null;
+      oldest: number | null;
+    };
+    return { complete: row.complete ?? 0, incomplete: row.incomplete ?? 0, oldestIncompleteUpdate: row.oldest };
+  }
+
+  dueDeliveries(now: number, limit: number): WebhookDelivery[] {
+    return (this.#s.due.all(now, limit) as DeliveryRow[]).map(toDelivery);
+  }
+
+  nextDeliveryAt(): number | undefined {
+    const next = this.#s.nextDue.pluck().get() as number | null | undefined;
+    return next ?? undefined;
+  }
+
+  deleteDelivery(id: string): void {
+    this.#s.deleteDelivery.run(id);
+  }
+
+  rescheduleDelivery(id: string, attempts: number, nextAttemptAt: number, error: string): void {
+    this.#s.reschedule.run(attempts, nextAttemptAt, error, id);
+  }
+
+  pendingDeliveries(): Record<WebhookHook, number> {
+    const counts: Record<WebhookHook, number> = { file: 0, bag: 0 };
+    for (const row of this.#s.pendingByHook.all() as { hook: string; count: number }[]) {
+      if (row.hook === 'file' || row.hook === 'bag') counts[row.hook] = row.count;
+    }
+    return counts;
+  }
+
+  dropDeliveries(hook: WebhookHook): number {
+    return this.#s.dropHook.run(hook).changes;
+  }
+
+  uploaderStats(): UploaderStats[] {
+    return (this.#s.allStats.all() as StatsRow[]).map((row) => ({
+      uploader: row.uploader,
+      lastSeen: row.last_seen,
+      day: row.day,
+      bytesDay: row.bytes_day,
+      filesDay: row.files_day,
+      bytesTotal: row.bytes_total,
+      filesTotal: row.files_total,
+    }));
+  }
+
+  saveUploaderStats(stats: readonly UploaderStats[]): void {
+    this.#db.transaction(() => {
+      for (const s of stats) {
+        this.#s.putStats.run(s.uploader, s.lastSeen, s.day, s.bytesDay, s.filesDay, s.bytesTotal, s.filesTotal);
+      }
+    })();
+  }
+}
+
+function prepare(db: Database.Database) {
+  return {
+    recentFiles: db.prepare('SELECT * FROM files ORDER BY completed_at DESC, uploader, path LIMIT ?'),
+    filesUnder: db.prepare('SELECT * FROM files WHERE uploader = ? AND path > ? AND path < ?'),
+    openSummaries: db.prepare(
+      `SELECT s.id, s.api, s.uploader, s.path, s.size, s.created_at AS createdAt, s.updated_at AS updatedAt,
+        COALESCE((SELECT SUM(c.size) FROM chunks c WHERE c.session_id = s.id), 0) AS receivedBytes
+        FROM sessions s WHERE s.state != 'complete'`,
+    ),
+    toAnnounce: db.prepare('SELECT * FROM files WHERE announce != 0 ORDER BY completed_at, uploader, path LIMIT ?'),
+    markAnnounced: db.prepare(
+      'UPDATE files SET announce = 0 WHERE uploader = ? AND path = ? AND sha256 = ? AND announce != 0',
+    ),
+    putBag: db.prepare(`INSERT OR REPLACE INTO bags (uploader, folder, metadata_sha256, expected, metadata_error,
+      storage_identifier, missing, files, bytes, complete, completed_at, event_id, first_at, updated_at)
+      VALUES (@uploader, @folder, @metadata_sha256, @expected, @metadata_error, @storage_identifier, @missing, @files,
+      @bytes, @complete, @completed_at, @event_id, @first_at, @updated_at)`),
+    getBag: db.prepare('SELECT * FROM bags WHERE uploader = ? AND folder = ?'),
+    listBags: db.prepare(
+      `SELECT * FROM bags WHERE (@uploader IS NULL OR uploader = @uploader)
+        AND (@complete IS NULL OR complete = @complete) ORDER BY updated_at DESC, uploader, folder LIMIT @limit`,
+    ),
+    bagCounts: db.prepare(
+      `SELECT SUM(complete) AS complete, SUM(1 - complete) AS incomplete,
+        MIN(CASE WHEN complete = 0 THEN updated_at END) AS oldest FROM bags`,
+    ),
+    insertDelivery: db.prepare(`INSERT OR IGNORE INTO webhook_deliveries
+      (id, hook, body, created_at, attempts, next_attempt_at, last_error)
+      VALUES (@id, @hook, @body, @created_at, @attempts, @next_attempt_at, @last_error)`),
+    due: db.prepare('SELECT * FROM webhook_deliveries WHERE next_attempt_at <= ? ORDER BY next_attempt_at LIMIT ?'),
+    nextDue: db.prepare('SELECT MIN(next_attempt_at) FROM webhook_deliveries'),
+    deleteDelivery: db.prepare('DELETE FROM webhook_deliveries WHERE id = ?'),
+    reschedule: db.prepare(
+      'UPDATE webhook_deliveries SET attempts = ?, next_attempt_at = ?, last_error = ? WHERE id = ?',
+    ),
+    pendingByHook: db.prepare('SELECT hook, COUNT(*) AS count FROM webhook_deliveries GROUP BY hook'),
+    dropHook: db.prepare('DELETE FROM webhook_deliveries WHERE hook = ?'),
+    allStats: db.prepare('SELECT * FROM uploader_stats'),
+    putStats: db.prepare(`INSERT OR REPLACE INTO uploader_stats
+      (uploader, last_seen, day, bytes_day, files_day, bytes_total, files_total) VALUES (?, ?, ?, ?, ?, ?, ?)`),
+  };
+}
+
+function bagRow(bag: BagRecord): BagRow {
+  return {
+    uploader: bag.uploader,
+    folder: bag.folder,
+    metadata_sha256: bag.metadataSha256,
+    expected: bag.expected === null ? null : JSON.stringify(bag.expected),
+    metadata_error: bag.metadataError,
+    storage_identifier: bag.storageIdentifier,
+    missing: JSON.stringify(bag.missing),
+    files: bag.files,
+    bytes: bag.bytes,
+    complete: bag.complete ? 1 : 0,
+    completed_at: bag.completedAt,
+    event_id: bag.eventId,
+    first_at: bag.firstAt,
+    updated_at: bag.updatedAt,
+  };
+}
+
+function toBag(row: BagRow): BagRecord {
+  return {
+    uploader: row.uploader,
+    folder: row.folder,
+    metadataSha256: row.metadata_sha256,
+    expected: row.expected === null ? null : (JSON.parse(row.expected) as string[]),
+    metadataError: row.metadata_error,
+    storageIdentifier: row.storage_identifier,
+    missing: JSON.parse(row.missing) as string[],
+    files: row.files,
+    bytes: row.bytes,
+    complete: row.complete === 1,
+    completedAt: row.completed_at,
+    eventId: row.event_id,
+    firstAt: row.first_at,
+    updatedAt: row.updated_at,
+  };
+}
+
+function deliveryRow(delivery: WebhookDelivery): DeliveryRow {
+  return {
+    id: delivery.id,
+    hook: delivery.hook,
+    body: delivery.body,
+    created_at: delivery.createdAt,
+    attempts: delivery.attempts,
+    next_attempt_at: delivery.nextAttemptAt,
+    last_error: delivery.lastError,
+  };
+}
+
+function toDelivery(row: DeliveryRow): WebhookDelivery {
+  return {
+    id: row.id,
+    hook: row.hook as WebhookHook,
+    body: row.body,
+    createdAt: row.created_at,
+    attempts: row.attempts,
+    nextAttemptAt: row.next_attempt_at,
+    lastError: row.last_error,
+  };
+}
