@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
 let cached: string | undefined;
+let cachedRoot: string | null | undefined;
 
 /**
  * The package version, from the package.json above this module (in the sources or in dist/),
@@ -12,7 +13,21 @@ export function packageVersion(): string {
   return cached;
 }
 
+/**
+ * The folder of this package (where its package.json is), in the sources or above dist/;
+ * undefined if it cannot be found. Messages name it where a command must run there
+ * (`npm run ros:setup`).
+ */
+export function packageRoot(): string | undefined {
+  if (cachedRoot === undefined) cachedRoot = findPackage()?.root ?? null;
+  return cachedRoot ?? undefined;
+}
+
 function readVersion(): string {
+  return findPackage()?.version ?? 'unknown';
+}
+
+function findPackage(): { root: string; version: string } | undefined {
   let dir = new URL('.', import.meta.url);
   for (let i = 0; i < 6; i++) {
     try {
@@ -20,11 +35,11 @@ function readVersion(): string {
         name?: string;
         version?: string;
       };
-      if (pkg.name === 'ros2-upload-agent' && pkg.version) return pkg.version;
+      if (pkg.name === 'ros2-upload-agent' && pkg.version) return { root: fileURLToPath(dir), version: pkg.version };
     } catch {
       // keep looking upwards
     }
     dir = new URL('..', dir);
   }
-  return 'unknown';
+  return undefined;
 }
