@@ -64,10 +64,15 @@ export async function uploadCommand(
     failed.set(file.localPath, file.reason);
     progress.line(`not sent ${file.remotePath}: ${file.reason}`);
   });
-  const interrupted = onStopSignal(async () => {
-    progress.close();
-    await started.controller.stop();
-  }, logger).then((code) => ({ interrupted: true as const, code }));
+  const interrupted = onStopSignal(
+    {
+      stop: async () => {
+        progress.close();
+        await started.controller.stop();
+      },
+    },
+    logger,
+  ).then((code) => ({ interrupted: true as const, code }));
   for (const input of invocation.paths) {
     const result = await agent.enqueue(input);
     if (!result.accepted) progress.line(`not queued: ${result.message}`);

@@ -48,10 +48,14 @@ export async function watchCommand(
   // signal that arrives while it starts, even right after it logged that it is watching, stops
   // it gracefully once it has started, instead of killing it.
   const startup = startProgramAgent(invocation.config, logger, true);
-  const stopped = onStopSignal(async () => {
-    const started = await startup.catch(() => undefined);
-    await started?.controller.stop();
-  }, logger);
+  const started = startup.catch(() => undefined);
+  const stopped = onStopSignal(
+    {
+      drain: async (cut) => (await started)?.controller.drain({ cut }),
+      stop: async () => (await started)?.controller.stop(),
+    },
+    logger,
+  );
   await startup;
   return stopped;
 }
