@@ -480,7 +480,7 @@ export class UploadAgent extends EventEmitter<UploadAgentEvents> implements Agen
     );
     const files = watcher.tracked().filter((file) => folders.has(file.dir));
     const foldersWithFailures = new Set(files.filter((file) => failed.has(file.path)).map((file) => file.dir));
-    return files
+    const left = files
       .filter(
         (file) =>
           file.phase !== 'uploaded' &&
@@ -490,6 +490,15 @@ export class UploadAgent extends EventEmitter<UploadAgentEvents> implements Agen
           !(file.role === 'metadata' && foldersWithFailures.has(file.dir)),
       )
       .map((file) => file.path);
+    // A bag is complete only with its metadata.yaml, which the recorder writes last when it
+    // compresses files (after the last .zstd, which may already be uploaded by then).
+    for (const dir of folders) {
+      const bagFiles = files.filter((file) => file.dir === dir);
+      const split = bagFiles.find((file) => file.role === 'split');
+      if (split && !foldersWithFailures.has(dir) && !bagFiles.some((file) => file.role === 'metadata'))
+        left.push(path.join(path.dirname(split.path), 'metadata.yaml'));
+    }
+    return left;
   }
 
   /** Resolves on the next change of the agent's state, after `ms`, or when `cut` aborts. */

@@ -111,6 +111,31 @@ describe('stopping the watch program while a recording closes', { timeout: 180_0
     expect(agent.stderr).toContain('drained: every file of those recordings is uploaded');
   });
 
+  it('waits for metadata.yaml even when the last split is uploaded first (file compression order)', async () => {
+    const s = await setup();
+    const files = await recording(s, 'run4');
+    const agent = s.agent(['--drain-timeout', '120']);
+    await waitFor(() => verified(agent, 'run4/run4_0.mcap'), 'the closed split uploaded while recording', 60_000);
+    let exited = false;
+    void agent.exited.then(() => (exited = true));
+
+    agent.kill('SIGINT');
+    await waitFor(() => agent.stderr.includes('draining: uploading what the recorder closes'), 'the drain', 30_000);
+    // With --compression-mode file the recorder compresses the last split, and only then writes
+    // metadata.yaml: the last split can be uploaded before metadata.yaml exists.
+    await s.writer.close('run4/run4_1.mcap');
+    await waitFor(() => verified(agent, 'run4/run4_1.mcap'), 'the last split uploaded during the drain', 60_000);
+    // The drain cannot have ended: metadata.yaml is missing and the drain time is far off.
+    expect(exited, agent.stderr).toBe(false);
+    expect(agent.stderr).not.toContain('drained:');
+
+    await s.writer.writeWhole('run4/metadata.yaml', files.get('run4/metadata.yaml')!);
+    const exit = await agent.exited;
+    expect(exit.code, agent.stderr).toBe(0);
+    for (const [remote, bytes] of files) expect(s.stored(remote)?.equals(bytes), `${remote} byte-identical`).toBe(true);
+    expect(agent.stderr).toContain('drained: every file of those recordings is uploaded');
+  });
+
   it('what does not close within drainTimeout is left, and the next start uploads it', async () => {
     const s = await setup();
     const files = await recording(s, 'run2');
@@ -121,7 +146,7 @@ describe('stopping the watch program while a recording closes', { timeout: 180_0
     first.kill('SIGTERM');
     const exit = await first.exited;
     expect(exit.code, first.stderr).toBe(0);
-    expect(first.stderr).toContain('drain time (1 s) over: 1 file(s) not uploaded yet; the next start uploads them');
+    expect(first.stderr).toContain('drain time (1 s) over: 2 file(s) not uploaded yet; the next start uploads them');
     expect(s.stored('run2/run2_1.mcap')).toBeUndefined();
 
     await recorderStops(s, 'run2', files);
@@ -145,6 +170,6 @@ describe('stopping the watch program while a recording closes', { timeout: 180_0
     const exit = await agent.exited;
     expect(exit.code, agent.stderr).toBe(0);
     expect(agent.stderr).toContain('SIGTERM again: skipping the rest of the drain');
-    expect(agent.stderr).toContain('drain cut short: 1 file(s) not uploaded yet');
+    expect(agent.stderr).toContain('drain cut short: 2 file(s) not uploaded yet');
   });
 });

@@ -177,7 +177,7 @@ pass "node $NODE_FQN is up"
 # ---- 4. Checks -----------------------------------------------------------------------------------
 echo_once() { timeout "$2" ros2 topic echo --once "${@:3}" "$1" 2>/dev/null; }
 
-queue="$(echo_once "$NODE_FQN/queue" 20 --qos-durability transient_local --qos-reliability reliable)" || fail "ros2 topic echo --once $NODE_FQN/queue printed nothing (transient local should answer at once)"
+queue="$(echo_once "$NODE_FQN/queue" 60 --qos-durability transient_local --qos-reliability reliable)" || fail "ros2 topic echo --once $NODE_FQN/queue printed nothing (transient local should answer at once)"
 grep -q '^online: true' <<<"$queue" || fail "$NODE_FQN/queue does not say online: true:
 $queue"
 pass "ros2 topic echo --once $NODE_FQN/queue shows the agent at once (online: true)"
@@ -200,7 +200,7 @@ grep -q '^upload_id: ' <<<"$status" && grep -q '^state: ' <<<"$status" && grep -
 $status"
 pass "ros2 topic echo --once $TOPIC_PREFIX/upload_status shows the agent's status"
 
-diagnostics="$(echo_once /diagnostics 20)" || fail "/diagnostics printed nothing in 20 s"
+diagnostics="$(echo_once /diagnostics 60)" || fail "/diagnostics printed nothing in 60 s"
 # ros2 topic echo quotes the name (it contains ': ').
 grep -qE "name: '?${NODE_FQN#/}: uploads'?$" <<<"$diagnostics" || fail "/diagnostics has no status named ${NODE_FQN#/}: uploads:
 $diagnostics"
@@ -209,8 +209,8 @@ pass "/diagnostics carries the agent's status"
 out="$(ros2 param set "$NODE_FQN" bandwidth_limit 1000000 2>&1)"
 grep -q 'Set parameter successful' <<<"$out" || fail "ros2 param set bandwidth_limit 1000000: $out"
 [[ "$(get_param bandwidth_limit)" == "Integer value is: 1000000" ]] || fail "bandwidth_limit did not read back as 1000000"
-limit_in_queue() { echo_once "$NODE_FQN/queue" 10 --qos-durability transient_local --qos-reliability reliable | grep -q '^bandwidth_limit: 1000000$'; }
-wait_for "~/queue shows bandwidth_limit: 1000000" 20 limit_in_queue
+limit_in_queue() { echo_once "$NODE_FQN/queue" 30 --qos-durability transient_local --qos-reliability reliable | grep -q '^bandwidth_limit: 1000000$'; }
+wait_for "~/queue shows bandwidth_limit: 1000000" 90 limit_in_queue
 pass "ros2 param set bandwidth_limit 1000000 took effect (read back, and on ~/queue)"
 
 out="$(ros2 param set "$NODE_FQN" bandwidth_limit -5 2>&1)" || true
@@ -221,11 +221,11 @@ pass "a refused value (bandwidth_limit -5) keeps the old one, with the reason pr
 call() { timeout 30 ros2 service call "$@" 2>&1; }
 out="$(call "$NODE_FQN/pause" std_srvs/srv/Trigger)"
 grep -q 'success=True' <<<"$out" || fail "ros2 service call $NODE_FQN/pause: $out"
-paused() { echo_once "$NODE_FQN/queue" 10 --qos-durability transient_local --qos-reliability reliable | grep -q "^paused: $1$"; }
-wait_for "~/queue shows paused: true" 20 paused true
+paused() { echo_once "$NODE_FQN/queue" 30 --qos-durability transient_local --qos-reliability reliable | grep -q "^paused: $1$"; }
+wait_for "~/queue shows paused: true" 90 paused true
 out="$(call "$NODE_FQN/resume" std_srvs/srv/Trigger)"
 grep -q 'success=True' <<<"$out" || fail "ros2 service call $NODE_FQN/resume: $out"
-wait_for "~/queue shows paused: false" 20 paused false
+wait_for "~/queue shows paused: false" 90 paused false
 pass "ros2 service call ~/pause and ~/resume work"
 
 mkdir -p "$WORK/manual"
