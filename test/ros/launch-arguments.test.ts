@@ -191,7 +191,7 @@ describe('the launch files', () => {
     expect(wrapper).toContain("return [SetLaunchConfiguration('bag_dir', bag_dir)]");
   });
 
-  it('record_and_upload.launch.py checks the same arguments, sets sigterm_timeout, and uses --topics after Humble', () => {
+  it('record_and_upload.launch.py checks the same arguments, sets sigterm_timeout, uses --topics after Humble', () => {
     const python = read('record_and_upload.launch.py');
     expect(python).toContain('from upload_agent_arguments import check_arguments');
     expect(python).toContain("names = ('bag_dir', 'server_url', 'topics', 'max_bag_duration', 'drain_timeout')");
