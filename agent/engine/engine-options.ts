@@ -2,21 +2,32 @@ import { defineOptions, option, type ConfigOf } from '../../common/config/index.
 import { DEFAULT_CHUNK_SIZE, MAX_CHUNK_SIZE, MIN_CHUNK_SIZE } from '../../common/protocol/native-protocol.js';
 
 /**
- * The upload engine's settings, defined once. They mirror the seed's NetworkManager knobs in
- * camelCase (durations in seconds, as the seed's are). The CLI flags, environment variables
+ * The upload engine's settings, defined once. They mirror the Python dashboard's NetworkManager knobs in
+ * camelCase (durations in seconds, as that client's are). The CLI flags, environment variables
  * (`UPLOAD_AGENT_*`) and ROS parameters (snake_case) are derived from these specs.
  */
 export const engineOptionSpecs = {
   uploadUrl: option.string({
     doc:
       'Base URL of the receiving server, e.g. https://uploads.example.com:8080 (a trailing /upload, ' +
-      "as in the seed, is accepted); unset: the bundled server's default address on this machine",
+      "as in the legacy dashboard client, is accepted); unset: the bundled server's default address on this machine",
     format: 'url',
     flag: 'server',
     rosName: 'server_url',
     env: 'UPLOAD_AGENT_SERVER_URL',
   }),
-  token: option.string({ doc: 'Bearer token that identifies this robot to the server', secret: true }),
+  token: option.string({
+    doc:
+      'Bearer token that identifies this robot to the server; prefer tokenFile or the environment ' +
+      '(a --token flag is visible to local users in /proc)',
+    secret: true,
+  }),
+  tokenFile: option.string({
+    doc:
+      'File holding the bearer token (its first line); refused when group or others can access it ' +
+      '(chmod 600), as ssh does',
+    format: 'path',
+  }),
   uploadTimeout: option.duration({
     doc: 'Longest time one chunk request may take (time spent waiting for the bandwidth limit does not count)',
     default: 300,

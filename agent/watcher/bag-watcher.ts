@@ -92,7 +92,7 @@ const HELD_RECHECK_MS = 1000;
 
 /**
  * Watches a recording root and decides, file by file, when a file is closed and may be
- * uploaded, and in which order (see closing-rules.ts for the rules and README "How a split is
+ * uploaded, and in which order (see closing-rules.ts for the rules and docs/agent.md "How a split is
  * judged closed"). It never reads a file's content beyond the MCAP end magic and never talks to
  * the network: it emits `release` decisions, and is told back when a file was verified
  * (`uploaded`) or changed during its upload (`changedDuringUpload`).

@@ -85,19 +85,3 @@ export function formatOptionsHelp<S extends OptionSpecs>(set: OptionSet<S>): str
     )
     .join('\n');
 }
-
-/** A Markdown table of the options, for the README. */
-export function formatOptionsTable<S extends OptionSpecs>(set: OptionSet<S>): string {
-  const lines = ['| Option | Flag | Environment | ROS parameter | Default | Meaning |', '|---|---|---|---|---|---|'];
-  for (const key of set.keys()) {
-    const names = set.names(key);
-    const spec = set.spec(key);
-    const flag = spec.cli === false ? '' : `\`${names.flag}\``;
-    const ros = spec.ros === false ? '' : `\`${names.ros}\``;
-    lines.push(
-      `| \`${key}\` | ${flag} | \`${names.env}\` | ${ros} | ` +
-        `${set.formatDefault(key)} | ${spec.doc.replace(/\|/g, '\\|')} |`,
-    );
-  }
-  return lines.join('\n');
-}

@@ -149,7 +149,7 @@ export class OptionSet<S extends OptionSpecs> {
     return `${key} (${names.flag}, ${names.env})`;
   }
 
-  /** The default as people write it, for help text and the README. */
+  /** The default as people write it, for help text and docs/configuration.md. */
   formatDefault(key: keyof S & string): string {
     const spec = this.spec(key);
     if (!('default' in spec) || spec.default === undefined) return '(unset)';

@@ -1,7 +1,7 @@
 /**
  * Sizes and durations as people write them. Sizes follow IEC/SI strictly: `k`/`kB` = 1000,
  * `KiB` = 1024, `M`/`MB` = 10^6, `MiB` = 2^20, and so on; a bare number is bytes. Durations are
- * in seconds everywhere in this project (as in the seed's knobs: `upload_timeout = 300`); a bare
+ * in seconds everywhere in this project (as in the legacy dashboard's knobs: `upload_timeout = 300`); a bare
  * number is seconds and `500ms`, `30s`, `5m`, `2h`, `7d` or `1h30m` are accepted.
  */
 

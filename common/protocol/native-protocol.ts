@@ -1,5 +1,5 @@
 /**
- * The native protocol spoken by our agent and server (documented in server/PROTOCOL.md).
+ * The native protocol spoken by our agent and server (documented in docs/http-api.md).
  * Both sides import these types and names, so they cannot drift apart.
  */
 import type { WireErrorCode } from './errors/wire-errors.js';

@@ -5,7 +5,7 @@ import { DEFAULT_SERVER_HOST, DEFAULT_SERVER_PORT } from '../../common/protocol/
  * Every setting of the receiving server, defined once. The CLI flags, the environment variables
  * (the Python dashboard's names where it had one: HOST, PORT, UPLOAD_DIR, SSL_CERT, SSL_KEY, MAX_FILE_SIZE,
  * COMPRESSION_THRESHOLD, COMPRESSION_LEVEL; `UPLOAD_SERVER_*` otherwise), the config file keys
- * and the README table all derive from these specs. Sizes are bytes, durations seconds.
+ * and docs/configuration.md all derive from these specs. Sizes are bytes, durations seconds.
  */
 export const serverOptionSpecs = {
   host: option.string({
@@ -67,7 +67,7 @@ export const serverOptionSpecs = {
     ros: false,
   }),
   compressionWait: option.duration({
-    doc: 'How long a seed finalize waits for its gzip copy before answering (it then finishes in the background)',
+    doc: 'How long a legacy API finalize waits for its gzip copy before answering (it then finishes in the background)',
     default: 5,
     min: 0,
     ros: false,
@@ -115,19 +115,19 @@ export const serverOptionSpecs = {
     ros: false,
   }),
   rateLimitInit: option.integer({
-    doc: 'Seed POST /upload/init requests per hour per client (0 = no limit)',
+    doc: 'Legacy API POST /upload/init requests per hour per client (0 = no limit)',
     default: 20,
     min: 0,
     ros: false,
   }),
   rateLimitChunk: option.integer({
-    doc: 'Seed POST /upload/chunk requests per minute per client (0 = no limit)',
+    doc: 'Legacy API POST /upload/chunk requests per minute per client (0 = no limit)',
     default: 100,
     min: 0,
     ros: false,
   }),
   rateLimitFinalize: option.integer({
-    doc: 'Seed POST /upload/finalize requests per hour per client (0 = no limit)',
+    doc: 'Legacy API POST /upload/finalize requests per hour per client (0 = no limit)',
     default: 10,
     min: 0,
     ros: false,
@@ -139,13 +139,13 @@ export const serverOptionSpecs = {
     ros: false,
   }),
   rateLimitHourly: option.integer({
-    doc: 'Other seed requests (status) per hour per client (0 = no limit)',
+    doc: 'Other legacy API requests (status) per hour per client (0 = no limit)',
     default: 50,
     min: 0,
     ros: false,
   }),
   rateLimitDaily: option.integer({
-    doc: 'Other seed requests (status) per day per client (0 = no limit)',
+    doc: 'Other legacy API requests (status) per day per client (0 = no limit)',
     default: 200,
     min: 0,
     ros: false,

@@ -4,7 +4,7 @@ import { parseChunkChecksum } from '../../common/protocol/chunk-checksum.js';
 import { headers } from '../../common/protocol/native-protocol.js';
 import { rawBodyEncoding, type BodyEncoding } from './raw-body-headers.js';
 
-/** What the headers of `PUT /v1/sessions/:id/chunks/:index` say (see server/PROTOCOL.md). */
+/** What the headers of `PUT /v1/sessions/:id/chunks/:index` say (see docs/http-api.md). */
 export interface ChunkHeaders {
   encoding: BodyEncoding;
   /** `x-chunk-checksum`: the CRC-32 of the decoded chunk. */

@@ -75,6 +75,16 @@ describe('ros2-upload-server program', () => {
     expect(run.stderr).toContain(broken);
   });
 
+  it('a SIGTERM at the moment it reports listening closes it cleanly, exit 0', async () => {
+    // The signal handlers exist before the "listening" line, so a supervisor that stops the
+    // server as soon as it is up never kills it with the default action.
+    for (let round = 0; round < 3; round += 1) {
+      const server = await spawnServer(['--port', '0', '--host', '127.0.0.1', '--upload-dir', dir.path]);
+      expect(await server.stop('SIGTERM')).toBe(0);
+      expect(server.stdout()).toContain('"event":"shutdown","signal":"SIGTERM"');
+    }
+  });
+
   it('SIGTERM lets a request in flight finish before exiting', async () => {
     const storage = path.join(dir.path, 'storage2');
     const server = await spawnServer(['--port', '0', '--host', '127.0.0.1', '--upload-dir', storage]);

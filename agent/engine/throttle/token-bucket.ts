@@ -1,5 +1,5 @@
 /**
- * The one bandwidth limiter shared by every upload of an engine (the seed throttled each file on
+ * The one bandwidth limiter shared by every upload of an engine (the Python dashboard's client throttled each file on
  * its own, so two uploads used twice the limit).
  *
  * Callers ask for small slices (`sliceSize()`, about 20 ms worth of bytes at the current rate),
