@@ -8,6 +8,9 @@ import { serverOptions, type ServerConfig, type serverOptionSpecs } from './conf
 import { UploadEventBus, type UploadEvents } from './events/upload-events.js';
 import { createApp } from './http-app.js';
 import { httpStatusOf } from './http/error-status.js';
+import { AuthFailureGuard } from './http/auth-failures.js';
+import type { ClientCertificates } from './http/client-certificates.js';
+import type { FileModeOptions } from './http/file-mode.js';
 import { loadTokens } from './http/load-tokens.js';
 import { createRouteLimits } from './http/rate-limits.js';
 import { errorBody } from './http/send-error.js';
@@ -82,7 +85,15 @@ export interface UploadHandler {
 export async function createUploadHandler(options: UploadHandlerOptions & MountOptions = {}): Promise<UploadHandler> {
   const { storage, logger, basePath, ...values } = options;
   const config = serverOptions.resolve(serverOptions.parse(values, 'options'));
-  const tokens = loadTokens(config.tokensFile, config.tokens);
+  const log = logger ?? createLogger(config.logLevel, [serverOptions.specs]);
+  if (config.clientCa) {
+    throw new UploadError(
+      'CONFIG_INVALID',
+      "clientCa needs the server's own TLS (createUploadServer or ros2-upload-server): a handler mounted in " +
+        "another server cannot ask that server's clients for certificates",
+    );
+  }
+  const tokens = loadTokens(config.tokensFile, config.tokens, fileModeOptions(config, log));
   if (tokens.size === 0 && !config.allowAnonymous) {
     throw new UploadError(
       'CONFIG_INVALID',
@@ -92,9 +103,11 @@ export async function createUploadHandler(options: UploadHandlerOptions & MountO
   }
   return assembleUploadHandler({
     config,
-    log: logger ?? createLogger(config.logLevel, [serverOptions.specs]),
+    log,
     tokens,
+    certificates: undefined,
     anonymousAllowed: tokens.size === 0 || config.allowAnonymous,
+    openOnLoopback: false,
     storage,
     basePath,
     ownServer: false,
@@ -105,7 +118,10 @@ export interface HandlerParts {
   config: ServerConfig;
   log: Logger;
   tokens: TokenTable;
+  certificates: ClientCertificates | undefined;
   anonymousAllowed: boolean;
+  /** No tokens, listening on loopback only (createUploadServer knows; a mounted handler never claims it). */
+  openOnLoopback: boolean;
   storage: UploadStorage | undefined;
   basePath: string | undefined;
   /**
@@ -144,11 +160,17 @@ export async function assembleUploadHandler(parts: HandlerParts): Promise<Upload
     events,
     log,
   };
+  const limits = createRouteLimits(config, log);
   const app = createApp({
     context,
-    tokens: parts.tokens,
-    anonymousAllowed: parts.anonymousAllowed,
-    limits: createRouteLimits(config, log),
+    credentials: {
+      tokens: parts.tokens,
+      certificates: parts.certificates,
+      anonymousAllowed: parts.anonymousAllowed,
+      failures: new AuthFailureGuard(limits.authFailures, log),
+    },
+    openOnLoopback: parts.openOnLoopback,
+    limits,
     log,
     trustProxy: parseTrustProxy(config.trustProxy),
     idleTimeoutMs: parts.ownServer ? config.idleTimeout * 1000 : undefined,
@@ -210,9 +232,12 @@ async function openStorage(uploadDir: string): Promise<UploadStorage> {
   try {
     return await LocalDiskStorage.open(uploadDir);
   } catch (error) {
-    throw new UploadError('STATE_DIR', `Cannot use the upload folder ${uploadDir}: ${(error as Error).message}`, {
-      cause: error,
-    });
+    throw new UploadError(
+      'STATE_DIR',
+      `Cannot use the upload folder ${uploadDir}: ${(error as Error).message} ` +
+        '(choose a writable folder with --upload-dir)',
+      { cause: error },
+    );
   }
 }
 
@@ -226,4 +251,12 @@ function openStore(uploadDir: string): SessionStore {
       cause: error,
     });
   }
+}
+
+/** How the credential files' permissions are checked: warnings go to the log; strictPermissions refuses. */
+export function fileModeOptions(config: ServerConfig, log: Logger): FileModeOptions {
+  return {
+    strictPermissions: config.strictPermissions,
+    warn: (message, fields) => log.warn(fields, message),
+  };
 }

@@ -1,6 +1,8 @@
 import type { Logger } from 'pino';
 import { handleStopSignals } from '../app/stop-signals.js';
 
+export { SAME_SIGNAL_SECONDS } from '../app/stop-signals.js';
+
 /**
  * After the drain (see agent/app/stop-signals.ts), the stop itself must fit in what supervisors
  * allow after their next signal (`ros2 launch`: SIGKILL 5 s after SIGTERM; systemd: 90 s): the

@@ -2,16 +2,18 @@ import { defineOptions, option, type ConfigOf } from '../../common/config/index.
 import { DEFAULT_SERVER_HOST, DEFAULT_SERVER_PORT } from '../../common/protocol/native-protocol.js';
 
 /**
- * Every setting of the receiving server, defined once. The CLI flags, the environment variables
- * (the Python dashboard's names where it had one: HOST, PORT, UPLOAD_DIR, SSL_CERT, SSL_KEY, MAX_FILE_SIZE,
- * COMPRESSION_THRESHOLD, COMPRESSION_LEVEL; `UPLOAD_SERVER_*` otherwise), the config file keys
- * and docs/configuration.md all derive from these specs. Sizes are bytes, durations seconds.
+ * Every setting of the receiving server, defined once. The CLI flags, the `UPLOAD_SERVER_*`
+ * environment variables, the config file keys and docs/configuration.md all derive from these
+ * specs by one rule. Older variable names stay accepted as aliases: SSL_CERT and SSL_KEY (the
+ * legacy dashboard's deployment guide uses them) silently; HOST, PORT, UPLOAD_DIR, MAX_FILE_SIZE,
+ * COMPRESSION_THRESHOLD and COMPRESSION_LEVEL (this server's first names) with a warning. Sizes
+ * are bytes, durations seconds.
  */
 export const serverOptionSpecs = {
   host: option.string({
     doc: 'Address to listen on; a non-loopback address requires tokens or --allow-anonymous',
     default: DEFAULT_SERVER_HOST,
-    env: 'HOST',
+    aliases: [{ env: 'HOST', deprecated: true }],
     ros: false,
   }),
   port: option.integer({
@@ -19,28 +21,54 @@ export const serverOptionSpecs = {
     default: DEFAULT_SERVER_PORT,
     min: 0,
     max: 65535,
-    env: 'PORT',
+    aliases: [{ env: 'PORT', deprecated: true }],
     ros: false,
   }),
   uploadDir: option.string({
     doc: 'Storage root: holds temp/, completed/, compressed/ and state/ (the session database)',
     format: 'path',
     default: '~/ros2_uploads',
-    env: 'UPLOAD_DIR',
+    aliases: [{ env: 'UPLOAD_DIR', deprecated: true }],
     ros: false,
   }),
   sslCert: option.string({
     doc: 'PEM certificate (chain) file; with sslKey the server speaks HTTPS only',
     format: 'path',
-    env: 'SSL_CERT',
+    aliases: [{ env: 'SSL_CERT' }],
     ros: false,
   }),
-  sslKey: option.string({ doc: 'PEM private key file of sslCert', format: 'path', env: 'SSL_KEY', ros: false }),
+  sslKey: option.string({
+    doc: 'PEM private key file of sslCert',
+    format: 'path',
+    aliases: [{ env: 'SSL_KEY' }],
+    ros: false,
+  }),
+  clientCa: option.string({
+    doc:
+      'PEM file of the CA(s) that sign client certificates (mutual TLS; needs sslCert): clients are asked for a ' +
+      'certificate, and a verified one identifies its uploader (clientCertMap or clientCertCommonName)',
+    format: 'path',
+    ros: false,
+  }),
+  clientCertMap: option.string({
+    doc:
+      'YAML/JSON file mapping uploaders to client certificate identities (CN=..., DNS:..., URI:...); ' +
+      'a verified certificate that matches none is refused',
+    format: 'path',
+    ros: false,
+  }),
+  clientCertCommonName: option.boolean({
+    doc:
+      "Accept any certificate clientCa verifies and take the uploader name from its subject's CN " +
+      '(certificates listed in clientCertMap still map as listed)',
+    default: false,
+    ros: false,
+  }),
   maxFileSize: option.size({
     doc: 'Largest file accepted (413 above it)',
     default: 5 * 1024 ** 3,
     min: 0,
-    env: 'MAX_FILE_SIZE',
+    aliases: [{ env: 'MAX_FILE_SIZE', deprecated: true }],
     ros: false,
   }),
   diskReserve: option.size({
@@ -55,7 +83,7 @@ export const serverOptionSpecs = {
     doc: 'Uploads that ask for compression get a gzip copy at rest when at least this large',
     default: 10 * 1024 ** 2,
     min: 0,
-    env: 'COMPRESSION_THRESHOLD',
+    aliases: [{ env: 'COMPRESSION_THRESHOLD', deprecated: true }],
     ros: false,
   }),
   compressionLevel: option.integer({
@@ -63,7 +91,7 @@ export const serverOptionSpecs = {
     default: 6,
     min: 1,
     max: 9,
-    env: 'COMPRESSION_LEVEL',
+    aliases: [{ env: 'COMPRESSION_LEVEL', deprecated: true }],
     ros: false,
   }),
   compressionWait: option.duration({
@@ -105,6 +133,13 @@ export const serverOptionSpecs = {
     default: false,
     ros: false,
   }),
+  strictPermissions: option.boolean({
+    doc:
+      'Refuse to start when the tokens file can be read or written, or clientCertMap written, by its group or ' +
+      'others (otherwise a warning)',
+    default: false,
+    ros: false,
+  }),
   trustProxy: option.string({
     doc: 'Express "trust proxy" setting behind a reverse proxy (e.g. loopback, or 1 for one hop); unset trusts none',
     ros: false,
@@ -112,6 +147,15 @@ export const serverOptionSpecs = {
   rateLimit: option.boolean({
     doc: 'Apply the rate limits below; --no-rate-limit turns every limit off',
     default: true,
+    ros: false,
+  }),
+  rateLimitAuthFailures: option.integer({
+    doc:
+      'Failed authentications (a wrong, malformed or missing token, a refused client certificate) per minute per ' +
+      'client address; beyond it the address gets 429 without its credentials being checked until the minute ends ' +
+      '(0 = no limit)',
+    default: 30,
+    min: 0,
     ros: false,
   }),
   rateLimitInit: option.integer({

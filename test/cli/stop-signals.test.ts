@@ -1,6 +1,6 @@
 import { EventEmitter } from 'node:events';
 import { describe, expect, it } from 'vitest';
-import { handleStopSignals } from '../../agent/app/stop-signals.js';
+import { SAME_SIGNAL_SECONDS, handleStopSignals } from '../../agent/app/stop-signals.js';
 import { captureLogger } from '../helpers/capture-logger.js';
 
 /**
@@ -42,19 +42,28 @@ describe('SIGINT and SIGTERM', () => {
   });
 
   it('the second cuts the drain short, the third exits at once with 128 + its number', () => {
-    for (const [signal, code] of [
-      ['SIGINT', 130],
-      ['SIGTERM', 143],
+    for (const [first, second, third, code] of [
+      ['SIGINT', 'SIGTERM', 'SIGINT', 130],
+      ['SIGTERM', 'SIGINT', 'SIGTERM', 143],
     ] as const) {
       const run = start();
-      run.signals.emit('SIGINT', 'SIGINT');
-      run.signals.emit(signal, signal);
+      run.signals.emit(first, first);
+      run.signals.emit(second, second);
       expect(run.stops).toHaveLength(1);
       expect(run.stops[0]!.aborted).toBe(true);
       expect(run.exits).toEqual([]);
-      run.signals.emit(signal, signal);
+      run.signals.emit(third, third);
       expect(run.exits).toEqual([code]);
     }
+  });
+
+  it(`the same signal repeated within ${SAME_SIGNAL_SECONDS} s is the same request (a terminal and npm both send it)`, () => {
+    const run = start();
+    run.signals.emit('SIGINT', 'SIGINT');
+    run.signals.emit('SIGINT', 'SIGINT');
+    expect(run.stops).toHaveLength(1);
+    expect(run.stops[0]!.aborted).toBe(false);
+    expect(run.exits).toEqual([]);
   });
 
   it('without a drain (the upload command) the second exits at once', () => {

@@ -9,9 +9,10 @@ import { sha256OfFile, writeRandomFile } from '../helpers/random-file.js';
 import { legacyGet, legacyPost, legacyUploadFile } from '../helpers/legacy-client.js';
 import { startTestServer, type TestServer } from '../helpers/start-server.js';
 import { createTempDir, type TempDir } from '../helpers/tmp-dir.js';
+import { testToken } from '../helpers/tokens.js';
 
-const ROBOT1 = 'robot1-secret-token-aaaa';
-const ROBOT2 = 'robot2-secret-token-bbbb';
+const ROBOT1 = testToken('auth robot1');
+const ROBOT2 = testToken('auth robot2');
 let files: TempDir;
 let logs: CapturedLogs;
 let server: TestServer;
@@ -132,7 +133,7 @@ describe('secure by default', () => {
           port: 0,
           uploadDir: dir.path,
           logLevel: 'silent',
-          tokens: ['bad name=abcdefgh123'],
+          tokens: [`bad name=${testToken('bad name')}`],
         }),
       ).rejects.toThrow(/Invalid uploader name/);
     } finally {
@@ -156,11 +157,16 @@ describe('rate limits', () => {
       expect(retryAfter).toBeGreaterThan(0);
       expect(retryAfter).toBeLessThanOrEqual(3600);
       expect(refused.json.retryAfter).toBe(retryAfter);
+      // The message names the server setting that raises the limit (the robot's operator passes it on).
+      expect(refused.json.error).toMatch(
+        /limit for POST \/upload\/init is 3 per hour.*--rate-limit-init \(UPLOAD_SERVER_RATE_LIMIT_INIT\) raises it/,
+      );
       await call(limited.url, 'GET', routes.session('a'));
       await call(limited.url, 'GET', routes.session('b'));
       const native = await call(limited.url, 'GET', routes.session('c'));
       expect(native.status).toBe(429);
       expect(native.headers.get('retry-after')).toMatch(/^\d+$/);
+      expect(native.json.error).toContain('--rate-limit-native');
       for (let i = 0; i < 300; i += 1) expect((await fetch(`${limited.url}/health`)).status).toBe(200);
     } finally {
       await limited.close();
