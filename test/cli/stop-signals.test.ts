@@ -57,7 +57,7 @@ describe('SIGINT and SIGTERM', () => {
     }
   });
 
-  it(`the same signal repeated within ${SAME_SIGNAL_SECONDS} s is the same request (a terminal and npm both send it)`, () => {
+  it(`the same signal repeated within ${SAME_SIGNAL_SECONDS} s is one request (terminal and npm both send it)`, () => {
     const run = start();
     run.signals.emit('SIGINT', 'SIGINT');
     run.signals.emit('SIGINT', 'SIGINT');
