@@ -496,8 +496,8 @@ export class UploadAgent extends EventEmitter<UploadAgentEvents> implements Agen
 
   /**
    * The first step of a graceful stop: the watcher and the engine keep running until every file
-   * of the recordings not yet complete on the server now (bag folders with a file still being
-   * written, closing or waiting for its turn: metadata.yaml goes last) is uploaded, or failed for
+   * of the recordings still being written or closing now (bag folders with such a file; their
+   * other files and metadata.yaml, which goes last, included) is uploaded, or failed for
    * good, for at most `timeoutSeconds` (default: drainTimeout; 0: not at all), or until `cut`
    * aborts. That is the Ctrl-C of `ros2 launch`: the recorder closes its last split and
    * writes metadata.yaml while the agent drains. Files released meanwhile go before any backlog.
@@ -512,7 +512,8 @@ export class UploadAgent extends EventEmitter<UploadAgentEvents> implements Agen
     const folders = new Set(
       watcher
         .tracked()
-        .filter((file) => file.phase === 'open' || file.phase === 'closing' || file.phase === 'ready')
+        // Recordings being written or closing; a bag already closed on disk is backlog (next start).
+        .filter((file) => file.phase === 'open' || file.phase === 'closing')
         .map((file) => file.dir),
     );
     if (folders.size === 0) return { outcome: 'done', left: [], seconds: 0 };
