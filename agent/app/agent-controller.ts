@@ -52,6 +52,15 @@ export interface EnqueueResult {
   uploadIds: string[];
 }
 
+/** How a drain at shutdown ended (see AgentController.drain). */
+export interface DrainResult {
+  /** `done`: every file of the recordings it waited for is uploaded (or failed for good). */
+  outcome: 'done' | 'timeout' | 'cut';
+  /** Files of those recordings not uploaded yet (local paths): the next start uploads them. */
+  left: string[];
+  seconds: number;
+}
+
 export interface AgentController {
   status(): AgentStatus;
   /** Stop starting new chunks; chunks in flight finish. */
@@ -70,6 +79,13 @@ export interface AgentController {
   markClosed(filePath: string): void;
   /** Called on every status change (state changes, progress at most a few times a second). */
   onChange(listener: (upload: UploadSnapshot | undefined) => void): () => void;
+  /**
+   * The first step of a graceful stop (SIGINT/SIGTERM): keeps watching and uploading until every
+   * file of the recordings still being written or closing when it was called is uploaded, for at
+   * most `timeoutSeconds` (default: the drainTimeout setting), or until `cut` aborts. Then call
+   * stop(). Never rejects.
+   */
+  drain(options?: { timeoutSeconds?: number; cut?: AbortSignal }): Promise<DrainResult>;
   /** Drain and stop within the stop timeout. */
   stop(): Promise<void>;
 }

@@ -11,6 +11,14 @@ export const programOptionSpecs = {
     values: ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'],
     default: 'info',
   }),
+  drainTimeout: option.duration({
+    doc:
+      'On SIGINT/SIGTERM (watch): how long to keep uploading the recordings that are closing before stopping ' +
+      '(0: stop at once); what is left goes at the next start. Keep it below the kill timeout of what stops the agent',
+    default: 30,
+    min: 0,
+    max: 3600,
+  }),
   createWatchDir: option.boolean({
     doc: 'Create the watch folder when it does not exist (otherwise a missing folder is an error)',
     default: false,

@@ -7,7 +7,7 @@ import { roundSeconds } from '../../common/config/units.js';
 import { UploadError, isUploadError } from '../../common/errors/upload-error.js';
 import { createLogger } from '../../common/program/create-logger.js';
 import { escapeRefusedCharacters } from '../../common/protocol/relative-path.js';
-import type { AgentController, AgentProblem, AgentStatus, EnqueueResult } from './agent-controller.js';
+import type { AgentController, AgentProblem, AgentStatus, DrainResult, EnqueueResult } from './agent-controller.js';
 import { agentOptionSpecs, agentOptions, type AgentConfig } from './agent-options.js';
 import { checkStateDir, checkWatchDir } from './check-dirs.js';
 import { engineOptionSpecs } from '../engine/engine-options.js';
@@ -120,7 +120,12 @@ interface DeferredMetadata {
 /** How often the held-back list is compared with what was last written to the state directory. */
 const HELD_BACK_WRITE_MS = 2000;
 const ENGINE_KEYS = new Set(Object.keys(engineOptionSpecs));
+/** While draining, the files the recorder closes go first (1 = first), before any backlog. */
+const DRAIN_PRIORITY = 1;
+/** The drain re-checks on every change, and at least this often. */
+const DRAIN_POLL_MS = 500;
 const LIVE_WATCHER_KEYS = new Set([
+  'drainTimeout',
   'settleTime',
   'quietPeriod',
   'rescanInterval',
@@ -177,6 +182,10 @@ export class UploadAgent extends EventEmitter<UploadAgentEvents> implements Agen
   /** The agent's own work in flight: enqueues, hand-overs to the engine, completions being checked. */
   #busy = 0;
   readonly #unbusy: (() => void)[] = [];
+  /** Set while drain() runs: files released then go first. */
+  #draining = false;
+  /** Woken on every change while drain() waits. */
+  readonly #changeWaiters = new Set<() => void>();
   /** The agent's own problems (its ledger's disk full); the engine reports its own. */
   readonly #problems = new Map<string, AgentProblem>();
   /** Verified files whose ledger row or after-upload action waits for space on the state disk. */
@@ -517,6 +526,112 @@ export class UploadAgent extends EventEmitter<UploadAgentEvents> implements Agen
     return () => this.#listeners.delete(listener);
   }
 
+  /**
+   * The first step of a graceful stop: the watcher and the engine keep running until every file
+   * of the recordings still being written or closing now (bag folders with such a file; their
+   * other files and metadata.yaml, which goes last, included) is uploaded, or failed for
+   * good, for at most `timeoutSeconds` (default: drainTimeout; 0: not at all), or until `cut`
+   * aborts. That is the Ctrl-C of `ros2 launch`: the recorder closes its last split and
+   * writes metadata.yaml while the agent drains. Files released meanwhile go before any backlog.
+   * What is left is found again by the next start's scan (or resumed from the journal).
+   */
+  async drain(options: { timeoutSeconds?: number; cut?: AbortSignal } = {}): Promise<DrainResult> {
+    const started = performance.now();
+    const seconds = (): number => Math.round((performance.now() - started) / 100) / 10;
+    const timeout = options.timeoutSeconds ?? this.config.drainTimeout;
+    const watcher = this.#watcher;
+    if (!watcher || this.#stopping) return { outcome: 'done', left: [], seconds: 0 };
+    const folders = new Set(
+      watcher
+        .tracked()
+        // Recordings being written or closing; a bag already closed on disk is backlog (next start).
+        .filter((file) => file.phase === 'open' || file.phase === 'closing')
+        .map((file) => file.dir),
+    );
+    if (folders.size === 0) return { outcome: 'done', left: [], seconds: 0 };
+    if (timeout <= 0) return { outcome: 'timeout', left: this.#drainLeft(folders), seconds: 0 };
+    this.#draining = true;
+    const names = [...folders].map((dir) => dir || '.');
+    this.#logger.info(
+      { recordings: names, seconds: timeout },
+      `draining: uploading what the recorder closes in ${names.join(', ')} for at most ${timeout} s`,
+    );
+    const deadline = started + timeout * 1000;
+    try {
+      for (;;) {
+        const left = this.#drainLeft(folders);
+        if (left.length === 0) {
+          this.#logger.info({ seconds: seconds() }, 'drained: every file of those recordings is uploaded');
+          return { outcome: 'done', left, seconds: seconds() };
+        }
+        const outcome = options.cut?.aborted ? 'cut' : performance.now() >= deadline ? 'timeout' : undefined;
+        if (outcome) {
+          this.#logger.warn(
+            { left: left.slice(0, 20), count: left.length, seconds: seconds() },
+            `${outcome === 'cut' ? 'drain cut short' : `drain time (${timeout} s) over`}: ${left.length} file(s) ` +
+              'not uploaded yet; the next start uploads them',
+          );
+          return { outcome, left, seconds: seconds() };
+        }
+        await this.#nextChange(Math.min(DRAIN_POLL_MS, deadline - performance.now()), options.cut);
+      }
+    } finally {
+      this.#draining = false;
+    }
+  }
+
+  /** The files of these folders that are not uploaded yet and may still be (failed ones do not count). */
+  #drainLeft(folders: Set<string>): string[] {
+    const watcher = this.#watcher;
+    if (!watcher) return [];
+    const failed = new Set(
+      this.#engine
+        .status()
+        .filter((upload) => upload.state === 'failed')
+        .map((upload) => upload.localPath),
+    );
+    const files = watcher.tracked().filter((file) => folders.has(file.dir));
+    const foldersWithFailures = new Set(files.filter((file) => failed.has(file.path)).map((file) => file.dir));
+    const left = files
+      .filter(
+        (file) =>
+          file.phase !== 'uploaded' &&
+          file.phase !== 'transient' &&
+          !failed.has(file.path) &&
+          // A bag's metadata.yaml goes only after every other file: a failed one holds it back.
+          !(file.role === 'metadata' && foldersWithFailures.has(file.dir)),
+      )
+      .map((file) => file.path);
+    // A bag is complete only with its metadata.yaml, which the recorder writes last when it
+    // compresses files (after the last .zstd, which may already be uploaded by then).
+    for (const dir of folders) {
+      const bagFiles = files.filter((file) => file.dir === dir);
+      const split = bagFiles.find((file) => file.role === 'split');
+      if (split && !foldersWithFailures.has(dir) && !bagFiles.some((file) => file.role === 'metadata'))
+        left.push(path.join(path.dirname(split.path), 'metadata.yaml'));
+    }
+    return left;
+  }
+
+  /** Resolves on the next change of the agent's state, after `ms`, or when `cut` aborts. */
+  #nextChange(ms: number, cut: AbortSignal | undefined): Promise<void> {
+    return new Promise((resolve) => {
+      const done = (): void => {
+        clearTimeout(timer);
+        this.#changeWaiters.delete(done);
+        cut?.removeEventListener('abort', done);
+        resolve();
+      };
+      const timer = setTimeout(done, Math.max(0, ms));
+      this.#changeWaiters.add(done);
+      cut?.addEventListener('abort', done, { once: true });
+    });
+  }
+
+  #changed(): void {
+    for (const wake of [...this.#changeWaiters]) wake();
+  }
+
   /** Stops watching, then lets the engine drain for its stopTimeout and persist its state. */
   stop(): Promise<void> {
     this.#stopping ??= (async () => {
@@ -541,6 +656,7 @@ export class UploadAgent extends EventEmitter<UploadAgentEvents> implements Agen
     } finally {
       this.#busy -= 1;
       if (this.#busy === 0) for (const resolve of this.#unbusy.splice(0)) resolve();
+      this.#changed();
     }
   }
 
@@ -575,7 +691,7 @@ export class UploadAgent extends EventEmitter<UploadAgentEvents> implements Agen
           options: {
             remotePath: released.remotePath,
             bagName: released.bagName,
-            priority: undefined,
+            priority: this.#draining ? DRAIN_PRIORITY : undefined,
             // A split that was never closed goes flagged, so the receiving side knows (and can reindex it).
             metadata: released.unclosed ? { recovered: 'unclosed', reason: released.unclosed } : undefined,
             replace: released.replace,
@@ -961,6 +1077,7 @@ export class UploadAgent extends EventEmitter<UploadAgentEvents> implements Agen
   }
 
   #notify(upload: UploadSnapshot | undefined): void {
+    this.#changed();
     for (const listener of this.#listeners) {
       try {
         listener(upload);

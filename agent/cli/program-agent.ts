@@ -12,7 +12,7 @@ import path from 'node:path';
 import { packageVersion } from '../../common/program/package-version.js';
 import { startEmbeddedServer, type UploadServer } from './embedded-server.js';
 import { recordRun } from './run-record.js';
-import { IN_FLIGHT_DRAIN_SECONDS } from './shutdown.js';
+import { IN_FLIGHT_SECONDS } from './shutdown.js';
 
 /** The agent as the program runs it: the UploadAgent, plus the bundled server when no URL was given. */
 export interface ProgramAgent {
@@ -125,9 +125,10 @@ export async function startProgramAgent(
   let control: ControlServer | undefined;
   const stop = (): Promise<void> =>
     (stopping ??= (async () => {
-      // Shutdown must fit in ros2 launch's 5 s: in-flight chunks get a few seconds at most.
-      if (agent.engine.options.stopTimeout > IN_FLIGHT_DRAIN_SECONDS)
-        agent.engine.setOption('stopTimeout', IN_FLIGHT_DRAIN_SECONDS);
+      // The stop after the drain must fit in ros2 launch's 5 s between SIGTERM and SIGKILL:
+      // in-flight chunks get a few seconds at most.
+      if (agent.engine.options.stopTimeout > IN_FLIGHT_SECONDS)
+        agent.engine.setOption('stopTimeout', IN_FLIGHT_SECONDS);
       try {
         metrics?.close();
         await control?.close();
@@ -146,6 +147,7 @@ export async function startProgramAgent(
     setOption: (key, value) => agent.setOption(key, value),
     markClosed: (filePath) => agent.markClosed(filePath),
     onChange: (listener) => agent.onChange(listener),
+    drain: (options) => agent.drain(options),
     stop,
   };
   control = await ControlServer.start(stateDir, controller, () => run, logger);

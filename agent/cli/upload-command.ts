@@ -101,10 +101,15 @@ export async function uploadCommand(
     // The name may hold the very characters it was refused for (a bidi override): print them escaped.
     progress.line(`not sent ${escapeRefusedCharacters(file.remotePath)}: ${file.reason}`);
   });
-  const interrupted = onStopSignal(async () => {
-    progress.close();
-    await started.controller.stop();
-  }, logger).then((code) => ({ interrupted: true as const, code }));
+  const interrupted = onStopSignal(
+    {
+      stop: async () => {
+        progress.close();
+        await started.controller.stop();
+      },
+    },
+    logger,
+  ).then((code) => ({ interrupted: true as const, code }));
   const blocked = new Promise<AgentProblem>((resolve) => {
     agent.once('problem', resolve);
     const known = agent.status().problems[0];

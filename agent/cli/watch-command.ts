@@ -61,11 +61,18 @@ export async function watchCommand(
     requireWatchDir: true,
     progressLines: deps.progress === undefined,
   });
-  const stopped = onStopSignal(async () => {
-    const started = await startup.catch(() => undefined);
-    deps.progress?.close();
-    await started?.controller.stop();
-  }, logger);
+  const starting = startup.catch(() => undefined);
+  const stopped = onStopSignal(
+    {
+      drain: async (cut) => (await starting)?.controller.drain({ cut }),
+      stop: async () => {
+        const started = await starting;
+        deps.progress?.close();
+        await started?.controller.stop();
+      },
+    },
+    logger,
+  );
   const started = await startup;
   const progress = deps.progress;
   if (progress) started.agent.onChange((upload) => upload && progress.update(upload));

@@ -12,7 +12,7 @@
  *       return { agent: await startAgent(config), config };
  *     },
  *   });
- *   await handle.closed;                                  // SIGINT/SIGTERM are handled (exit within 5 s)
+ *   await handle.closed;                                  // SIGINT/SIGTERM: drain, stop, exit
  * } else { logger.debug(ros.reason); ... run standalone ... }
  * ```
  *
@@ -29,7 +29,7 @@ export {
   type RosMode,
 } from './ros-probe.js';
 export {
-  SHUTDOWN_DRAIN_SECONDS,
+  STOP_SECONDS,
   startRosNode,
   type AgentFactory,
   type RosNodeHandle,

@@ -1,7 +1,7 @@
 /**
  * The ROS interface types the node uses. All of them are optional at run time: rclnodejs knows
  * only the types it generated JS for (from what was on AMENT_PREFIX_PATH at install time or at
- * the last `npx generate-ros-messages`), so the node checks each one, warns once per missing
+ * the last `npm run ros:setup`), so the node checks each one, warns once per missing
  * package with the fix, and runs without the feature.
  */
 export const rosInterfaces = {
@@ -27,13 +27,13 @@ export function missingInterfaceWarning(pkg: string, features: string[]): string
   if (pkg === 'upload_agent_msgs') {
     return (
       `ROS interface package upload_agent_msgs is not available to rclnodejs, so ${off}. ` +
-      'Fix: build msgs/ (colcon build --base-paths msgs launch), source install/setup.bash, ' +
-      "then run `npx generate-ros-messages` in the agent's folder and restart."
+      'Fix: `npm run ros:setup -- --workspace ~/upload_ws` (builds it and generates its messages), ' +
+      '`source ~/upload_ws/install/setup.bash`, and restart.'
     );
   }
   return (
     `ROS interface package ${pkg} is not available to rclnodejs, so ${off}. ` +
     `Fix: install it (e.g. apt install ros-$ROS_DISTRO-${pkg.replace(/_/g, '-')}), source ROS 2, ` +
-    "then run `npx generate-ros-messages` in the agent's folder and restart."
+    "then run `npm run ros:setup` in the agent's folder and restart."
   );
 }

@@ -1,4 +1,5 @@
 import { UploadError } from '../../common/errors/upload-error.js';
+import { packageRoot } from '../../common/program/package-version.js';
 import type { RosBinding } from './ros-seam.js';
 
 /** `--ros`: force ROS mode (fail clearly without it); `--no-ros`: never; neither: when usable. */
@@ -44,12 +45,20 @@ export async function probeRos(options: ProbeOptions = {}): Promise<RosAvailabil
     return {
       available: false,
       reason: notInstalled
-        ? `rclnodejs is not installed: with ROS 2 (${env.ROS_DISTRO ?? 'sourced'}) sourced, ` +
-          `run \`npm_config_yes=true npm install rclnodejs@2\` in the agent's folder`
-        : `rclnodejs could not be loaded (${detail}): reinstall it with ` +
-          `ROS 2 sourced: \`npm_config_yes=true npm install rclnodejs@2\``,
+        ? `rclnodejs is not installed: with ROS 2 (${env.ROS_DISTRO ?? 'sourced'}) sourced, ${setupCommand()}`
+        : `rclnodejs could not be loaded (${detail}): with ROS 2 sourced, ${setupCommand()} ` +
+          '(it builds rclnodejs for the sourced ROS 2)',
     };
   }
+}
+
+/**
+ * The one command that installs rclnodejs, builds it and generates its messages (whatever npm
+ * version: scripts/ros-setup.mjs), and where to run it.
+ */
+export function setupCommand(): string {
+  const root = packageRoot();
+  return `run \`npm run ros:setup\` in ${root ? root.replace(/\/$/, '') : "the agent's folder"}`;
 }
 
 /**

@@ -3,6 +3,7 @@ import type { OptionSet, OptionSpecs } from '../../common/config/index.js';
 import { UploadError } from '../../common/errors/upload-error.js';
 import type { AgentController } from '../app/agent-controller.js';
 import { agentOptions } from '../app/agent-options.js';
+import { handleStopSignals } from '../app/stop-signals.js';
 import { resolveRosSettings, type RosSettings } from './parameter-bridge.js';
 import { loadRos } from './ros-probe.js';
 import { ParameterSchema } from './ros-parameters.js';
@@ -10,10 +11,11 @@ import type { RosBinding, RosNode } from './ros-seam.js';
 import { rosNames, UploadAgentNode } from './upload-agent-node.js';
 
 /**
- * How long shutdown lets the agent drain before the node goes down anyway. `ros2 launch` sends
- * SIGINT, then SIGTERM 5 s later, then SIGKILL; the process must be gone before that.
+ * After the drain, how long the agent may take to stop before the node goes down anyway.
+ * `ros2 launch` sends SIGINT, then SIGTERM after its sigterm_timeout (which cuts the drain short),
+ * then SIGKILL 5 s later: the process must be gone by then.
  */
-export const SHUTDOWN_DRAIN_SECONDS = 4;
+export const STOP_SECONDS = 4;
 
 /** The agent and the settings it runs with (by option key; missing keys are defaults). */
 export interface RunningAgent {
@@ -52,9 +54,11 @@ export interface StartRosNodeOptions {
   /** Default `upload_agent`; `-r __node:=...` still renames it. */
   nodeName?: string;
   /**
-   * Default true: handle SIGINT and SIGTERM here (rclnodejs's own handler is removed): the first
-   * signal runs shutdown() and then exit(0) (exit(1) if shutdown failed); a second one exits at
-   * once with 1. Pass false to call shutdown() from the program's own handlers instead.
+   * Default true: handle SIGINT and SIGTERM here (rclnodejs's own handler is removed), as
+   * agent/app/stop-signals.ts says: the first signal runs shutdown() (drain, stop, node down) and
+   * then exit(0) (exit(1) if shutdown failed); a second one cuts the drain short; a third takes
+   * ROS down and exits at once with 130/143. Pass false to call shutdown() from the program's
+   * own handlers instead.
    */
   handleSignals?: boolean;
   /** Default process.exit. */
@@ -68,10 +72,11 @@ export interface RosNodeHandle {
   readonly fullyQualifiedName: string;
   readonly agent: AgentController;
   /**
-   * Drains the agent (agent.stop(), for at most SHUTDOWN_DRAIN_SECONDS), then destroys the node
-   * and shuts rclnodejs down, exactly once. Later calls return the same promise.
+   * Drains the agent (agent.drain(): the node keeps publishing meanwhile; `cut` ends it sooner;
+   * `drain: false` skips it), stops it (for at most STOP_SECONDS), then destroys the node and
+   * shuts rclnodejs down, exactly once. Later calls return the same promise.
    */
-  shutdown(): Promise<void>;
+  shutdown(options?: { cut?: AbortSignal; drain?: boolean }): Promise<void>;
   /** Settles when shutdown has finished. */
   readonly closed: Promise<void>;
 }
@@ -166,57 +171,58 @@ export async function startRosNode(options: StartRosNodeOptions): Promise<RosNod
 
   const agent = running.agent;
   const started = uploadNode;
-  const signals = options.signals ?? process;
   const exit = options.exit ?? ((code: number) => process.exit(code));
-  let signalled = false;
-  const onSignal = (signal: NodeJS.Signals): void => {
-    if (signalled) {
-      logger.warn({ signal }, `${signal} again: exiting now`);
-      takeRosDown();
-      exit(1);
-      return;
-    }
-    signalled = true;
-    logger.info({ signal }, `${signal}: stopping (at most ${SHUTDOWN_DRAIN_SECONDS} s)`);
-    shutdown().then(
-      () => exit(0),
-      (error: unknown) => {
-        logger.error({ err: error }, 'shutdown failed');
-        exit(1);
-      },
-    );
-  };
-  const handleSignals = options.handleSignals !== false;
-  if (handleSignals) {
-    signals.on('SIGINT', onSignal);
-    signals.on('SIGTERM', onSignal);
-  }
 
   let resolveClosed: () => void = () => {};
   const closed = new Promise<void>((resolve) => {
     resolveClosed = resolve;
   });
+  let disposeSignals: () => void = () => {};
+  /** Set when a signal started the shutdown: `closed` then settles once exit() was called. */
+  let exitsAfterShutdown = false;
   let stopping: Promise<void> | undefined;
-  const shutdown = (): Promise<void> =>
+  const shutdown = (shutdownOptions: { cut?: AbortSignal; drain?: boolean } = {}): Promise<void> =>
     (stopping ??= (async () => {
       try {
-        const drained = await withDeadline(agent.stop(), SHUTDOWN_DRAIN_SECONDS * 1000);
-        if (!drained)
-          logger.warn(
-            `the agent did not finish stopping within ${SHUTDOWN_DRAIN_SECONDS} s; the ROS node goes down anyway`,
-          );
+        if (shutdownOptions.drain !== false)
+          await agent.drain({ ...(shutdownOptions.cut ? { cut: shutdownOptions.cut } : {}) });
+        const stopped = await withDeadline(agent.stop(), STOP_SECONDS * 1000);
+        if (!stopped)
+          logger.warn(`the agent did not finish stopping within ${STOP_SECONDS} s; the ROS node goes down anyway`);
       } catch (error) {
         logger.error({ err: error }, 'the agent failed to stop cleanly');
       } finally {
         started.stop();
         takeRosDown();
-        if (handleSignals) {
-          signals.off('SIGINT', onSignal);
-          signals.off('SIGTERM', onSignal);
-        }
-        resolveClosed();
+        disposeSignals();
+        if (!exitsAfterShutdown) resolveClosed();
       }
     })());
+
+  if (options.handleSignals !== false) {
+    const signals = handleStopSignals({
+      logger,
+      ...(options.signals ? { signals: options.signals } : {}),
+      stop: (cut) => {
+        exitsAfterShutdown = stopping === undefined;
+        return shutdown({ cut });
+      },
+      exitNow: (code) => {
+        takeRosDown();
+        exit(code);
+      },
+    });
+    disposeSignals = signals.dispose;
+    signals.stopped
+      .then(
+        () => exit(0),
+        (error: unknown) => {
+          logger.error({ err: error }, 'shutdown failed');
+          exit(1);
+        },
+      )
+      .finally(resolveClosed);
+  }
 
   return { fullyQualifiedName: node.fullyQualifiedName, agent, shutdown, closed };
 }

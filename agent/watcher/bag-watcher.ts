@@ -50,6 +50,15 @@ export interface WithdrawnFile {
   reason: string;
 }
 
+/** Where one tracked file stands (for the agent's drain at shutdown). */
+export interface TrackedView {
+  path: string;
+  /** Its folder relative to the root (`''` for the root): the bag it belongs to. */
+  dir: string;
+  role: FileRole;
+  phase: FilePhase;
+}
+
 /** A file seen but not yet released, for the status. */
 export interface WaitingFile {
   path: string;
@@ -353,6 +362,16 @@ export class BagWatcher extends EventEmitter<BagWatcherEvents> {
     const held = [...this.#heldUntracked.values()];
     for (const file of this.#heldTracked) if (file.heldBack) held.push(file.heldBack);
     return held.sort((a, b) => a.since - b.since);
+  }
+
+  /** Every tracked file, with its folder and phase. */
+  tracked(): TrackedView[] {
+    return [...this.#files.values()].map((file) => ({
+      path: file.path,
+      dir: file.dir,
+      role: file.role,
+      phase: file.phase,
+    }));
   }
 
   /** Whether the watcher tracks this path (absolute, symlinks resolved), and in which phase. */

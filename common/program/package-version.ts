@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
 let cached: string | undefined;
-let cachedRoot: string | undefined;
+let cachedRoot: string | null | undefined;
 
 /**
  * The package version, from the package.json above this module (in the sources or in dist/),
@@ -14,12 +14,13 @@ export function packageVersion(): string {
 }
 
 /**
- * The package's root folder (where its package.json is), from the sources or from dist/: the
- * server finds its built dashboard page under it (dist/dashboard/). Undefined when not found.
+ * The folder of this package (where its package.json is), in the sources or above dist/;
+ * undefined if it cannot be found. The server finds its built dashboard page under it
+ * (dist/dashboard/); messages name it where a command must run there (`npm run ros:setup`).
  */
 export function packageRoot(): string | undefined {
-  cachedRoot ??= findPackage()?.root;
-  return cachedRoot;
+  if (cachedRoot === undefined) cachedRoot = findPackage()?.root ?? null;
+  return cachedRoot ?? undefined;
 }
 
 function readVersion(): string {

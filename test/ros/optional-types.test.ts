@@ -39,9 +39,8 @@ describe('optional interface types', () => {
 
       const warnings = run.warnings().filter((line) => line.package === 'upload_agent_msgs');
       expect(warnings).toHaveLength(1);
-      expect(warnings[0]!.msg).toContain('npx generate-ros-messages');
-      expect(warnings[0]!.msg).toContain('build msgs/');
-      expect(warnings[0]!.msg).toContain('source install/setup.bash');
+      expect(warnings[0]!.msg).toContain('`npm run ros:setup -- --workspace ~/upload_ws`');
+      expect(warnings[0]!.msg).toContain('source ~/upload_ws/install/setup.bash');
       expect(warnings[0]!.msg).toContain('std_msgs/msg/String JSON');
       expect(warnings[0]!.msg).toContain('~/enqueue');
     } finally {
@@ -64,7 +63,7 @@ describe('optional interface types', () => {
       const byPackage = new Map(run.warnings().map((line) => [line.package, line.msg]));
       expect([...byPackage.keys()].sort()).toEqual(['diagnostic_msgs', 'rosbag2_interfaces', 'std_srvs']);
       expect(run.warnings()).toHaveLength(3);
-      for (const message of byPackage.values()) expect(message).toContain('npx generate-ros-messages');
+      for (const message of byPackage.values()) expect(message).toContain('`npm run ros:setup`');
       expect(byPackage.get('diagnostic_msgs')).toContain('/diagnostics is off');
       expect(byPackage.get('rosbag2_interfaces')).toContain('events/write_split fast path is off');
       expect(byPackage.get('std_srvs')).toContain('~/pause, ~/resume and ~/retry_failed services are off');

@@ -226,7 +226,7 @@ describe('launch files', () => {
       expect(xml.name).toBe('launch');
       const elements = allElements(xml);
       const declared = new Map(
-        elements.filter((e) => e.name === 'arg').map((e) => [e.attributes.name!, e.attributes.default]),
+        xml.children.filter((e) => e.name === 'arg').map((e) => [e.attributes.name!, e.attributes.default]),
       );
       const used = new Set(
         [...read(`${BRINGUP}/launch/${file}`).matchAll(/\$\(var ([a-z_]+)\)/g)].map((match) => match[1]!),
@@ -255,9 +255,11 @@ describe('launch files', () => {
   }
 
   it('record_and_upload takes the arguments the issue lists, with their defaults, in XML and Python', () => {
-    const xml = allElements(parseXml(read(`${BRINGUP}/launch/record_and_upload.launch.xml`)));
+    const top = parseXml(read(`${BRINGUP}/launch/record_and_upload.launch.xml`));
+    const xml = allElements(top);
+    // The launch file's own arguments (not the <arg> given to the included argument check).
     const args = Object.fromEntries(
-      xml.filter((e) => e.name === 'arg').map((e) => [e.attributes.name!, e.attributes.default ?? null]),
+      top.children.filter((e) => e.name === 'arg').map((e) => [e.attributes.name!, e.attributes.default ?? null]),
     );
     expect(args).toMatchObject({
       bag_dir: null,
@@ -265,6 +267,7 @@ describe('launch files', () => {
       topics: '-a',
       max_bag_duration: '60',
       bandwidth_limit: '0',
+      drain_timeout: '30',
       namespace: '',
     });
     const recorder = xml.find((e) => e.name === 'executable')!;
@@ -285,6 +288,7 @@ describe('launch files', () => {
       topics: "'-a'",
       max_bag_duration: "'60'",
       bandwidth_limit: "'0'",
+      drain_timeout: "'30'",
       namespace: "''",
     });
     expect(Object.keys(pyArgs).sort()).toEqual(Object.keys(args).sort());

@@ -7,6 +7,9 @@ import { loadRos, probeRos, rosModeFromFlag } from '../../agent/ros/index.js';
 import { isUploadError } from '../../common/errors/upload-error.js';
 import { FakeRos } from './helpers/fake-ros.js';
 
+/** The repository root, as the messages name it (where `npm run ros:setup` runs). */
+const root = fileURLToPath(new URL('../../', import.meta.url)).replace(/\/$/, '');
+
 describe('choosing ROS mode', () => {
   it('maps --ros / --no-ros / neither', () => {
     expect(rosModeFromFlag(true)).toBe('on');
@@ -58,17 +61,19 @@ describe('choosing ROS mode', () => {
         return false;
       }
     })();
-    const result = await probeRos({ env: { ROS_DISTRO: 'humble', AMENT_PREFIX_PATH: '/opt/ros/humble' } });
-    if (installed) {
-      // A robot with rclnodejs: the real binding loads.
-      expect(result.available).toBe(true);
+    if (installed && process.env.AMENT_PREFIX_PATH) {
+      // A robot with rclnodejs (npm run ros:setup) and ROS 2 sourced: the real binding loads.
+      expect((await probeRos()).available).toBe(true);
+    } else if (installed) {
+      // Installed, but ROS 2 is not sourced in this process: importing rclnodejs would make it
+      // try to rebuild its addon for minutes, so the probe must not load it.
+      expect(await probeRos({ env: {} })).toMatchObject({ available: false, reason: /ROS 2 is not sourced/ });
     } else {
       // rclnodejs is an optional peer dependency and is not installed on machines without ROS.
+      const result = await probeRos({ env: { ROS_DISTRO: 'humble', AMENT_PREFIX_PATH: '/opt/ros/humble' } });
       expect(result).toEqual({
         available: false,
-        reason:
-          'rclnodejs is not installed: with ROS 2 (humble) sourced, run ' +
-          "`npm_config_yes=true npm install rclnodejs@2` in the agent's folder",
+        reason: `rclnodejs is not installed: with ROS 2 (humble) sourced, run \`npm run ros:setup\` in ${root}`,
       });
     }
   });
@@ -84,7 +89,7 @@ describe('choosing ROS mode', () => {
       available: false,
       reason:
         'rclnodejs could not be loaded (librcl.so: cannot open shared object file): ' +
-        'reinstall it with ROS 2 sourced: `npm_config_yes=true npm install rclnodejs@2`',
+        `with ROS 2 sourced, run \`npm run ros:setup\` in ${root} (it builds rclnodejs for the sourced ROS 2)`,
     });
   });
 });

@@ -1,5 +1,11 @@
 import { UploadError } from '../../../common/errors/upload-error.js';
-import type { AgentController, AgentStatus, EnqueueResult, HeldBackFile } from '../../../agent/app/agent-controller.js';
+import type {
+  AgentController,
+  AgentStatus,
+  DrainResult,
+  EnqueueResult,
+  HeldBackFile,
+} from '../../../agent/app/agent-controller.js';
 import { agentOptions } from '../../../agent/app/agent-options.js';
 import type { UploadSnapshot } from '../../../agent/engine/upload-events.js';
 
@@ -7,7 +13,8 @@ import type { UploadSnapshot } from '../../../agent/engine/upload-events.js';
  * An AgentController for driving the ROS node in tests (the seam exception: the real agent needs
  * a server, a watcher and a journal, which other tests cover). It keeps the interface's
  * contract: setOption validates with the shared schema and throws an UploadError when refused,
- * the old value staying; onChange fires on every change; stop() drains.
+ * the old value staying; onChange fires on every change; drain() waits for `drainWork` (or its
+ * cut); stop() waits for `stopWork`.
  */
 export class FakeAgent implements AgentController {
   readonly uploads = new Map<string, UploadSnapshot>();
@@ -25,6 +32,7 @@ export class FakeAgent implements AgentController {
     resume: 0,
     retryFailed: 0,
     stop: 0,
+    drain: [] as { timeoutSeconds: number | undefined; cut: AbortSignal | undefined }[],
     enqueue: [] as { path: string; options: { priority?: number; metadata?: Record<string, unknown> } | undefined }[],
     markClosed: [] as string[],
     setOption: [] as { key: string; value: unknown }[],
@@ -35,6 +43,8 @@ export class FakeAgent implements AgentController {
     message: `queued ${path}`,
     uploadIds: [`id-${this.calls.enqueue.length}`],
   });
+  /** What drain() waits for (besides its cut); default: nothing. */
+  drainWork: () => Promise<void> = async () => {};
   /** What stop() waits for; default: nothing. */
   stopWork: () => Promise<void> = async () => {};
   readonly #listeners = new Set<(upload: UploadSnapshot | undefined) => void>();
@@ -102,6 +112,17 @@ export class FakeAgent implements AgentController {
   onChange(listener: (upload: UploadSnapshot | undefined) => void): () => void {
     this.#listeners.add(listener);
     return () => this.#listeners.delete(listener);
+  }
+
+  async drain(options: { timeoutSeconds?: number; cut?: AbortSignal } = {}): Promise<DrainResult> {
+    this.calls.drain.push({ timeoutSeconds: options.timeoutSeconds, cut: options.cut });
+    const cut = options.cut;
+    const cutShort = new Promise<'cut'>((resolve) => {
+      if (cut?.aborted) resolve('cut');
+      cut?.addEventListener('abort', () => resolve('cut'), { once: true });
+    });
+    const outcome = await Promise.race([this.drainWork().then(() => 'done' as const), cutShort]);
+    return { outcome, left: [], seconds: 0 };
   }
 
   async stop(): Promise<void> {
