@@ -3,10 +3,14 @@ import path from 'node:path';
 import { UploadError } from '../../common/errors/upload-error.js';
 import { makeDirectorySync } from '../../common/fs/make-directory.js';
 
-/** The state directory must exist (it is created) and be readable and writable. */
-export function checkStateDir(stateDir: string): void {
+/**
+ * The state directory must exist (it is created, for its owner only) and be readable and writable.
+ * Returns a warning when others may write it: whoever can write the ledger of verified files can
+ * make the disk guard or an after-upload action delete a file that was never uploaded.
+ */
+export function checkStateDir(stateDir: string): string | undefined {
   try {
-    makeDirectorySync(stateDir);
+    makeDirectorySync(stateDir, 0o700);
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
     if (code === 'EEXIST' || code === 'ENOTDIR')
@@ -25,6 +29,12 @@ export function checkStateDir(stateDir: string): void {
       cause: error,
     });
   }
+  const mode = statSync(stateDir).mode & 0o777;
+  if ((mode & 0o022) === 0) return undefined;
+  return (
+    `the state directory ${stateDir} can be written by others (mode ${mode.toString(8)}): they could forge ` +
+    `the record of verified files; run chmod go-w ${stateDir}`
+  );
 }
 
 /** The watch folder must exist (or is created with createWatchDir) and be a readable directory. */

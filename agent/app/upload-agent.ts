@@ -251,7 +251,8 @@ export class UploadAgent extends EventEmitter<UploadAgentEvents> implements Agen
   async start(): Promise<void> {
     if (this.#started) return;
     const stateDir = path.resolve(this.config.stateDir);
-    checkStateDir(stateDir);
+    const stateDirWarning = checkStateDir(stateDir);
+    if (stateDirWarning) this.#logger.warn({ stateDir }, stateDirWarning);
     let watchRoot: string | undefined;
     if (this.config.watchDir) watchRoot = checkWatchDir(this.config.watchDir, this.config.createWatchDir);
     this.#watchRoot = watchRoot;
