@@ -85,9 +85,15 @@ describe('viewer downloads', () => {
     expect(put.status).toBe(401);
     const replace = await putWholeFile(server.url, PATH, two, VIEWER);
     expect(replace.status).toBe(401);
-    const session = await call(server.url, 'POST', routes.sessions, { relativePath: 'run9/x.mcap', size: 1 }, {
-      token: VIEWER,
-    });
+    const session = await call(
+      server.url,
+      'POST',
+      routes.sessions,
+      { relativePath: 'run9/x.mcap', size: 1 },
+      {
+        token: VIEWER,
+      },
+    );
     expect(session.status).toBe(401);
     expect((await call(server.url, 'DELETE', '/v1/sessions/some-id', undefined, { token: VIEWER })).status).toBe(401);
     // Nothing changed: robot1's file is still its own bytes.
@@ -95,7 +101,7 @@ describe('viewer downloads', () => {
     expect(Buffer.from(await still.arrayBuffer()).equals(one)).toBe(true);
   });
 
-  it("keeps an uploader to its own files, and an unknown token is a failed authentication", async () => {
+  it('keeps an uploader to its own files, and an unknown token is a failed authentication', async () => {
     const own = await fetch(fileUrl(), { headers: bearer(ROBOT1) });
     expect(Buffer.from(await own.arrayBuffer()).equals(one)).toBe(true);
     const ownNamed = await fetch(fileUrl('robot1'), { headers: bearer(ROBOT1) });

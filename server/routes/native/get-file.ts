@@ -75,7 +75,7 @@ function ownerOf(req: Request, res: Response): string {
   }
   if (viewerOf(res) !== undefined) {
     if (named === undefined) {
-      throw new UploadError('INVALID_FIELD', "A viewer names whose file it reads: ?uploader=<uploader>");
+      throw new UploadError('INVALID_FIELD', 'A viewer names whose file it reads: ?uploader=<uploader>');
     }
     return named;
   }
