@@ -107,7 +107,7 @@ export function createApp(options: AppOptions): Express {
       chain(auth, limits.nativeComplete, checkedJsonBody, completeSessionRoute(context)),
     );
     app.delete('/v1/sessions/:id', chain(auth, limits.nativeOther, checksum, cancelSessionRoute(context)));
-    app.get('/v1/files/*path', chain(auth, limits.nativeOther, checksum, getFileRoute(context)));
+    app.get('/v1/files/*path', chain(viewers.viewerOr(auth), limits.nativeOther, checksum, getFileRoute(context)));
     app.put('/v1/files/*path', chain(auth, limits.nativeCreate, limits.uploadRate, checksum, putFileRoute(context)));
   }
 

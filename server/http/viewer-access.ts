@@ -164,6 +164,46 @@ export class ViewerAccess {
       }
     };
   }
+
+  /**
+   * For reading stored files (GET/HEAD /v1/files/<path>): a viewer, by its bearer token or its
+   * login cookie, is let through as a viewer (res.locals.viewer); every other request goes on
+   * to `authenticate` (an uploader's token, a client certificate, anonymous), so a token that
+   * is neither a viewer's nor an uploader's is a failed authentication as on every upload
+   * route. An address past the failed-authentication limit is refused first either way.
+   */
+  viewerOr(authenticate: RequestHandler): RequestHandler {
+    return async (req, res, next) => {
+      try {
+        const blocked = await this.#o.failures.refusal(req);
+        if (blocked) {
+          next(blocked);
+          return;
+        }
+        const viewer = this.#viewerCredential(req);
+        if (viewer !== undefined) {
+          res.locals.viewer = viewer;
+          next();
+          return;
+        }
+      } catch (error) {
+        next(error);
+        return;
+      }
+      authenticate(req, res, next);
+    };
+  }
+
+  /** The viewer a request's bearer token or (without an Authorization header) login cookie names, else undefined. */
+  #viewerCredential(req: IncomingMessage): string | undefined {
+    const header = req.headers.authorization;
+    if (header !== undefined && header !== '') {
+      const token = /^Bearer[ ]+(\S+)\s*$/i.exec(header)?.[1];
+      return token === undefined ? undefined : this.#o.viewers.lookup(token);
+    }
+    const cookie = cookieValue(req.headers.cookie, VIEWER_COOKIE);
+    return cookie === undefined ? undefined : this.#verify(cookie, Date.now());
+  }
 }
 
 /** The viewer of a request the viewer middleware let through, or undefined for an uploader. */

@@ -12,7 +12,7 @@ import { createTempDir, type TempDir } from '../helpers/tmp-dir.js';
 /**
  * Reading back what arrived: GET /uploads on an open loopback server (the default, and the
  * agent's bundled one), and downloads of stored files (Accept: application/octet-stream), whole
- * or by range, for the uploader that stored them only.
+ * or by range, for the uploader that stored them (viewers: viewer-downloads.test.ts).
  */
 let files: TempDir;
 let open: TestServer;

@@ -5,15 +5,18 @@ import { UploadError } from '../../../common/errors/upload-error.js';
 import { normaliseRelativePath } from '../../../common/protocol/relative-path.js';
 import { callerOf } from '../../http/auth.js';
 import { parseByteRange } from '../../http/byte-range.js';
+import { UPLOADER_NAME } from '../../http/token-table.js';
+import { viewerOf } from '../../http/viewer-access.js';
 import { readStoredFile } from '../../uploads/read-stored-file.js';
 import { storedFile } from '../../uploads/stored-files.js';
 import type { UploadContext } from '../../uploads/upload-context.js';
 import { filePathOf } from './file-path.js';
 
 /**
- * GET /v1/files/<path>: a file this uploader has stored. JSON metadata by default (without
- * creating a session); its bytes with `Accept: application/octet-stream`, whole or one range
- * (`Range: bytes=a-b`, 206), read through the storage.
+ * GET /v1/files/<path>: a file this uploader has stored, or for a viewer
+ * (`?uploader=<name>`) any uploader's. JSON metadata by default (without creating a session);
+ * its bytes with `Accept: application/octet-stream`, whole or one range (`Range: bytes=a-b`,
+ * 206), read through the storage.
  */
 export function getFileRoute(context: UploadContext): RequestHandler {
   return async (req, res) => {
@@ -61,9 +64,24 @@ export function getFileRoute(context: UploadContext): RequestHandler {
 }
 
 /**
- * Whose files the caller may read: today only its own. Viewer tokens (the dashboard work) widen
- * this: a viewer may name another uploader here, and nowhere else needs to change.
+ * Whose file the caller reads. A viewer (viewer token or dashboard login) reads any uploader's
+ * and names it, as the bag routes do: `?uploader=<name>`. An uploader reads only its own: the
+ * parameter may name itself, and another uploader's files answer 404 as if they did not exist.
  */
-function ownerOf(_req: Request, res: Response): string {
-  return callerOf(res).uploader;
+function ownerOf(req: Request, res: Response): string {
+  const named = (req.query as Record<string, unknown>).uploader;
+  if (named !== undefined && (typeof named !== 'string' || !UPLOADER_NAME.test(named))) {
+    throw new UploadError('INVALID_FIELD', 'uploader must be an uploader name (letters, digits, ".", "_", "-")');
+  }
+  if (viewerOf(res) !== undefined) {
+    if (named === undefined) {
+      throw new UploadError('INVALID_FIELD', 'A viewer names whose file it reads: ?uploader=<uploader>');
+    }
+    return named;
+  }
+  const own = callerOf(res).uploader;
+  if (named !== undefined && named !== own) {
+    throw new UploadError('FILE_NOT_FOUND', `No stored file ${filePathOf(req)} for this uploader`);
+  }
+  return own;
 }
