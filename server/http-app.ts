@@ -8,6 +8,7 @@ import { errorHandler } from './http/send-error.js';
 import type { TokenTable } from './http/token-table.js';
 import type { Logger } from './logging/logger.js';
 import { healthRoute } from './routes/health.js';
+import { type ReadinessChecks, readyRoute } from './routes/ready.js';
 import { legacyFinalizeRoute } from './routes/legacy/finalize-upload.js';
 import { legacyInitRoute } from './routes/legacy/init-upload.js';
 import { listUploadsRoute } from './routes/legacy/list-uploads.js';
@@ -32,6 +33,8 @@ export interface AppOptions {
   idleTimeoutMs: number | undefined;
   /** Express "trust proxy" value. */
   trustProxy: boolean | number | string;
+  /** GET /ready's checks, and whether the server is draining. */
+  readiness: ReadinessChecks;
 }
 
 /**
@@ -53,12 +56,15 @@ export function createApp(options: AppOptions): Express {
   // normal one, but then no longer reports a malformed request that follows on the same
   // connection: no 400, no close, the connection hangs until a timeout. Such a connection is
   // closed after its answer instead.
+  // While draining (SIGTERM), every answer closes its connection, so keep-alive clients open
+  // their next one elsewhere (through the load balancer, to another replica).
   app.use((req, res, next) => {
-    if (req.headers.upgrade !== undefined) res.setHeader('Connection', 'close');
+    if (req.headers.upgrade !== undefined || options.readiness.draining()) res.setHeader('Connection', 'close');
     next();
   });
 
   app.get(routes.health, healthRoute());
+  app.get('/ready', readyRoute(options.readiness, options.log));
 
   app.post(routes.sessions, chain(auth, limits.nativeCreate, jsonBody, createSessionRoute(context)));
   app.get('/v1/sessions/:id', chain(auth, limits.nativeOther, getSessionRoute(context)));

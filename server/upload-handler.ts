@@ -1,11 +1,11 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import path from 'node:path';
 import express from 'express';
 import { UploadError } from '../common/errors/upload-error.js';
 import type { ConfigOf } from '../common/config/index.js';
 import { GzipAtRest } from './compression/gzip-at-rest.js';
 import { serverOptions, type ServerConfig, type serverOptionSpecs } from './config/server-options.js';
 import { UploadEventBus, type UploadEvents } from './events/upload-events.js';
+import { openBackends } from './backends.js';
 import { createApp } from './http-app.js';
 import { httpStatusOf } from './http/error-status.js';
 import { loadTokens } from './http/load-tokens.js';
@@ -16,11 +16,6 @@ import { parseTrustProxy } from './http/trust-proxy.js';
 import { ExpirySweeper } from './jobs/expiry-sweeper.js';
 import { recoverAtStartup } from './jobs/startup-recovery.js';
 import { createLogger, type Logger } from './logging/logger.js';
-import { KeyedMutex } from './runtime/mutex.js';
-import { RuntimeRegistry } from './runtime/runtime-registry.js';
-import type { SessionStore } from './sessions/session-store.js';
-import { SqliteSessionStore } from './sessions/sqlite-session-store.js';
-import { LocalDiskStorage } from './storage/local-disk-storage.js';
 import type { UploadStorage } from './storage/upload-storage.js';
 import { FreeSpaceGauge } from './uploads/free-space-gauge.js';
 import type { UploadContext } from './uploads/upload-context.js';
@@ -62,6 +57,11 @@ export interface UploadHandler {
   readonly storageRoot: string;
   /** Deletes expired sessions now (also runs every cleanupInterval). */
   sweepExpired(): Promise<void>;
+  /**
+   * Starts draining: GET /ready answers 503 and every answer closes its connection, so a load
+   * balancer stops sending requests here while those in flight finish. `close` drains too.
+   */
+  drain(): void;
   /**
    * Stops the background work (expiry, gzip copies, hashing) and closes the session store. Let
    * the requests in flight finish first: closing the host's server does that.
@@ -114,12 +114,13 @@ export interface HandlerParts {
  */
 export async function assembleUploadHandler(parts: HandlerParts): Promise<UploadHandler> {
   const { config, log } = parts;
-  const storage = parts.storage ?? (await openStorage(config.uploadDir));
-  const store = openStore(config.uploadDir);
+  const backends = await openBackends(config, parts.storage, log);
+  const { storage, store } = backends;
   try {
-    await recoverAtStartup(store, storage, log);
+    await recoverAtStartup(store, storage, log, backends.shared);
   } catch (error) {
     await store.close();
+    if (!parts.storage) await storage.close?.();
     throw error;
   }
   const events = new UploadEventBus((error, name) =>
@@ -130,31 +131,42 @@ export async function assembleUploadHandler(parts: HandlerParts): Promise<Upload
     config,
     store,
     storage,
-    runtimes: new RuntimeRegistry(store),
+    runtimes: backends.runtimes,
     gzip,
     freeSpace: new FreeSpaceGauge(storage),
-    pathLocks: new KeyedMutex(),
+    pathLocks: backends.pathLocks,
     events,
     log,
   };
+  let draining = false;
+  const checks: Record<string, () => Promise<void>> = {};
+  if (storage.checkReady) checks.storage = () => storage.checkReady!();
+  if (store.checkReady) checks.database = () => store.checkReady!();
   const app = createApp({
     context,
     tokens: parts.tokens,
     anonymousAllowed: parts.anonymousAllowed,
-    limits: createRouteLimits(config, log),
+    limits: createRouteLimits(config, log, backends.rateLimitStores),
     log,
     trustProxy: parseTrustProxy(config.trustProxy),
     idleTimeoutMs: parts.ownServer ? config.idleTimeout * 1000 : undefined,
+    readiness: { draining: () => draining, checks },
   });
-  const sweeper = new ExpirySweeper(context);
+  const sweeper = new ExpirySweeper(context, {
+    runAlone: backends.runAlone,
+    housekeeping: backends.housekeeping,
+    sweepOrphans: backends.shared,
+  });
   sweeper.start();
 
   let closing: Promise<void> | undefined;
   const close = async (): Promise<void> => {
+    draining = true;
     await sweeper.stop();
     await Promise.race([gzip.close(), new Promise((resolve) => setTimeout(resolve, 1000).unref())]);
     await Promise.allSettled(context.runtimes.all().map((runtime) => runtime.pump));
     await store.close();
+    if (!parts.storage) await storage.close?.();
   };
   return {
     handle: mountAt(app, parts.basePath),
@@ -162,6 +174,9 @@ export async function assembleUploadHandler(parts: HandlerParts): Promise<Upload
     config,
     storageRoot: storage.root,
     sweepExpired: () => sweeper.sweep(),
+    drain: () => {
+      draining = true;
+    },
     close: () => (closing ??= close()),
   };
 }
@@ -199,26 +214,4 @@ function notFound(req: IncomingMessage, res: ServerResponse): void {
   );
   res.writeHead(httpStatusOf(error.code), { 'Content-Type': 'application/json; charset=utf-8' });
   res.end(JSON.stringify(errorBody(error)));
-}
-
-async function openStorage(uploadDir: string): Promise<UploadStorage> {
-  try {
-    return await LocalDiskStorage.open(uploadDir);
-  } catch (error) {
-    throw new UploadError('STATE_DIR', `Cannot use the upload folder ${uploadDir}: ${(error as Error).message}`, {
-      cause: error,
-    });
-  }
-}
-
-function openStore(uploadDir: string): SessionStore {
-  const file = path.join(uploadDir, 'state', 'uploads.db');
-  try {
-    return new SqliteSessionStore(file);
-  } catch (error) {
-    if (error instanceof UploadError) throw error;
-    throw new UploadError('STATE_DIR', `Cannot open the session database ${file}: ${(error as Error).message}`, {
-      cause: error,
-    });
-  }
 }

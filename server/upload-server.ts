@@ -99,6 +99,8 @@ export async function createUploadServer(options: UploadServerOptions = {}): Pro
         auth: tokens.size > 0 ? `${tokens.size} tokens` : 'open',
         anonymousAllowed,
         rateLimit: config.rateLimit,
+        storage: config.storageBackend,
+        database: config.databaseUrl ? 'postgresql' : 'sqlite',
       },
       `Upload server listening on ${url}`,
     );
@@ -106,6 +108,7 @@ export async function createUploadServer(options: UploadServerOptions = {}): Pro
     const listening = server;
     let closing: Promise<void> | undefined;
     const close = async (): Promise<void> => {
+      handler.drain();
       await stopServing(listening, sockets, config.shutdownTimeout);
       await handler.close();
       log.info({ event: 'closed' }, 'Upload server closed');

@@ -4,6 +4,7 @@ import { UploadError } from '../../common/errors/upload-error.js';
 import type { Logger } from '../logging/logger.js';
 import type { ServerConfig } from '../config/server-options.js';
 import type { Caller } from './auth.js';
+import type { RateLimitStores } from './shared-rate-limit-store.js';
 
 const MINUTE = 60_000;
 const HOUR = 60 * MINUTE;
@@ -23,19 +24,26 @@ export interface RouteLimits {
 }
 
 /**
- * The rate limits (express-rate-limit, in memory). The legacy API's routes keep the Python dashboard's numbers;
+ * The rate limits (express-rate-limit: in memory, or in the replicas' shared database when
+ * `stores` gives one per limiter). The legacy API's routes keep the Python dashboard's numbers;
  * the native routes have their own, sized so a robot uploading a split a minute is never
  * slowed. Limits count per uploader when the caller has a token (so a fleet behind one NAT is
  * not throttled as one client) and per IP otherwise. A refusal is 429 with Retry-After and the
  * JSON error body. `/health` has none.
  */
-export function createRouteLimits(config: ServerConfig, log: Logger): RouteLimits {
+export function createRouteLimits(
+  config: ServerConfig,
+  log: Logger,
+  stores: RateLimitStores = () => undefined,
+): RouteLimits {
   const make = (name: string, limit: number, windowMs: number): RequestHandler[] => {
     if (!config.rateLimit || limit === 0) return [];
+    const store = stores(`${name} per ${describeWindow(windowMs)}`);
     return [
       rateLimit({
         windowMs,
         limit,
+        ...(store ? { store, passOnStoreError: true } : {}),
         standardHeaders: 'draft-7',
         legacyHeaders: false,
         keyGenerator: (req, res) => {

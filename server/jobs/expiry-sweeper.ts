@@ -1,20 +1,37 @@
 import type { Logger } from '../logging/logger.js';
 import { endSession, sessionEventOf } from '../uploads/cancel-session.js';
 import type { UploadContext } from '../uploads/upload-context.js';
+import { sweepOrphanStaging } from './startup-recovery.js';
+
+/** How the sweep runs where server replicas share the database. */
+export interface SweepCoordination {
+  /** Runs the sweep unless another replica runs it now (then resolves undefined). */
+  runAlone: <T>(name: string, task: () => Promise<T>) => Promise<T | undefined>;
+  /** More housekeeping of the shared store, run with the sweep. */
+  housekeeping?: () => Promise<void>;
+  /** Also delete staged data of no session (replicas never restart all at once, so start-up alone is not enough). */
+  sweepOrphans: boolean;
+}
 
 /**
  * Deletes sessions with no activity for `sessionExpiry`, with their data; completed sessions'
- * tombstones go too (the stored files stay). Runs every `cleanupInterval`.
+ * tombstones go too (the stored files stay). Runs every `cleanupInterval`; with server
+ * replicas in one replica at a time (the first to take the job's lock; the others skip the round).
  */
 export class ExpirySweeper {
   readonly #context: UploadContext;
   readonly #log: Logger;
+  readonly #coordination: SweepCoordination;
   #timer: NodeJS.Timeout | undefined;
   #running: Promise<void> | undefined;
 
-  constructor(context: UploadContext) {
+  constructor(
+    context: UploadContext,
+    coordination: SweepCoordination = { runAlone: (_name, task) => task(), sweepOrphans: false },
+  ) {
     this.#context = context;
     this.#log = context.log;
+    this.#coordination = coordination;
   }
 
   start(): void {
@@ -28,9 +45,12 @@ export class ExpirySweeper {
 
   /** One pass; concurrent calls share it. */
   sweep(): Promise<void> {
-    this.#running ??= this.#sweep().finally(() => {
-      this.#running = undefined;
-    });
+    this.#running ??= this.#coordination
+      .runAlone('expiry', () => this.#sweep())
+      .then(() => undefined)
+      .finally(() => {
+        this.#running = undefined;
+      });
     return this.#running;
   }
 
@@ -43,11 +63,21 @@ export class ExpirySweeper {
     const { store, runtimes } = this.#context;
     for (const session of await store.expiredSessions(Date.now())) {
       try {
-        const runtime = await runtimes.find(session.id);
-        if (!runtime) continue;
-        if (runtime.record.state === 'completing' || runtime.inFlight.size > 0 || runtime.record.expiresAt > Date.now())
-          continue;
-        await endSession(this.#context, runtime);
+        const found = await runtimes.find(session.id);
+        if (!found) continue;
+        const ended = await runtimes.exclusive(found, async (runtime) => {
+          if (!runtime) return false;
+          if (
+            runtime.record.state === 'completing' ||
+            runtime.inFlight.size > 0 ||
+            runtime.record.expiresAt > Date.now()
+          )
+            return false;
+          await endSession(this.#context, runtime);
+          return true;
+        });
+        if (!ended) continue;
+        const runtime = found;
         if (session.state !== 'complete') {
           this.#log.info(
             { event: 'session_expired', sessionId: session.id, uploader: session.uploader, path: session.path },
@@ -61,6 +91,15 @@ export class ExpirySweeper {
           'Deleting an expired session failed',
         );
       }
+    }
+    await this.#coordination.housekeeping?.();
+    if (this.#coordination.sweepOrphans) {
+      const removed = await sweepOrphanStaging(store, this.#context.storage, true);
+      if (removed > 0)
+        this.#log.info(
+          { event: 'orphans_removed', orphansRemoved: removed },
+          `Removed ${removed} orphaned staging uploads`,
+        );
     }
   }
 }

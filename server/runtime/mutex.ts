@@ -1,5 +1,15 @@
+/** Runs tasks one at a time. */
+export interface Lock {
+  run<T>(task: () => Promise<T>): Promise<T>;
+}
+
+/** Runs tasks one at a time per key (for example per uploader and path). */
+export interface KeyedLock {
+  run<T>(key: string, task: () => Promise<T>): Promise<T>;
+}
+
 /** A minimal async mutex: `run` calls are executed one at a time, in order. */
-export class Mutex {
+export class Mutex implements Lock {
   #tail: Promise<unknown> = Promise.resolve();
 
   run<T>(task: () => Promise<T>): Promise<T> {
@@ -9,8 +19,8 @@ export class Mutex {
   }
 }
 
-/** One Mutex per key, dropped when idle (for example per uploader and path). */
-export class KeyedMutex {
+/** One Mutex per key, dropped when idle, in this process (server replicas share AdvisoryLocks instead). */
+export class KeyedMutex implements KeyedLock {
   readonly #tails = new Map<string, Promise<unknown>>();
 
   run<T>(key: string, task: () => Promise<T>): Promise<T> {

@@ -19,10 +19,25 @@ export interface SessionRuntimes {
   drop(id: string): void;
   /** Every loaded session. */
   all(): SessionRuntime[];
+  /**
+   * Runs `task` with the session as it is now while no completion, cancellation or expiry of it
+   * runs anywhere else: in one process `runtime` is that state (the in-memory `completing`
+   * state and shared completion promise already keep those apart); server replicas take the
+   * session's shared lock and load it afresh (undefined when it is gone).
+   */
+  exclusive<T>(runtime: SessionRuntime, task: (current: SessionRuntime | undefined) => Promise<T>): Promise<T>;
 }
 
 /** Session ids are UUIDs: anything much longer is not one, and is not looked up. */
-const MAX_ID_LENGTH = 100;
+export const MAX_ID_LENGTH = 100;
+
+/** SESSION_NOT_FOUND for a session that is not this uploader's (or this API's), exactly as for a missing one. */
+export function notThisUploaders(id: string): UploadError {
+  return new UploadError(
+    'SESSION_NOT_FOUND',
+    `No upload session ${JSON.stringify(id)} for this uploader (it may have expired or been cancelled)`,
+  );
+}
 
 /** SessionRuntimes in this process's memory, loaded from the session store on first use. */
 export class RuntimeRegistry implements SessionRuntimes {
@@ -39,12 +54,7 @@ export class RuntimeRegistry implements SessionRuntimes {
 
   async get(id: string, uploader: string, api: SessionApi): Promise<SessionRuntime> {
     const runtime = await this.find(id);
-    if (!runtime || runtime.record.uploader !== uploader || runtime.record.api !== api) {
-      throw new UploadError(
-        'SESSION_NOT_FOUND',
-        `No upload session ${JSON.stringify(id)} for this uploader (it may have expired or been cancelled)`,
-      );
-    }
+    if (!runtime || runtime.record.uploader !== uploader || runtime.record.api !== api) throw notThisUploaders(id);
     return runtime;
   }
 
@@ -74,6 +84,10 @@ export class RuntimeRegistry implements SessionRuntimes {
 
   all(): SessionRuntime[] {
     return [...this.#loaded.values()];
+  }
+
+  exclusive<T>(runtime: SessionRuntime, task: (current: SessionRuntime | undefined) => Promise<T>): Promise<T> {
+    return task(runtime);
   }
 
   async #load(id: string): Promise<SessionRuntime | undefined> {

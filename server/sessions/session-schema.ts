@@ -8,7 +8,7 @@ import { UploadError } from '../../common/errors/upload-error.js';
  * database is never left half-migrated, and refuses a file written by a newer version rather
  * than guessing at its meaning.
  */
-export const SCHEMA_VERSION = 1;
+export const SCHEMA_VERSION = 2;
 
 /** The tables as version 0 had them; migrations take them from there. */
 const BASE_SCHEMA = `
@@ -65,6 +65,10 @@ CREATE TABLE IF NOT EXISTS files (
 const MIGRATIONS: readonly string[] = [
   // 1: the Python dashboard's API is called the legacy API: its sessions' `api` value follows.
   `UPDATE sessions SET api = 'legacy' WHERE api = 'seed';`,
+  // 2: a chunk's offset says where its bytes are in the staged data for native chunks too (null:
+  // still in its spool, which only a backend that cannot read chunks back uses).
+  `UPDATE chunks SET offset = idx * (SELECT chunk_size FROM sessions WHERE sessions.id = chunks.session_id)
+   WHERE offset IS NULL AND session_id IN (SELECT id FROM sessions WHERE api = 'native');`,
 ];
 
 /** Creates or migrates the schema of an open database to SCHEMA_VERSION; `file` names it in errors. */

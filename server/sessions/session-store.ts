@@ -1,4 +1,11 @@
-import type { ChunkRecord, CompletionResult, FileRecord, SessionRecord } from './session-record.js';
+import type {
+  ChunkRecord,
+  CompletionResult,
+  FileRecord,
+  PrefixAdvance,
+  SessionRecord,
+  StoredPrefix,
+} from './session-record.js';
 
 /** What `createOrResume` did. */
 export interface CreateOrResumeOutcome {
@@ -42,8 +49,13 @@ export interface SessionStore {
 
   /** The acknowledged chunks of a session, by index. */
   chunks(id: string): Promise<ChunkRecord[]>;
-  /** Records a verified chunk (replacing an earlier record of its index) and the session's new expiry, together. */
-  ackChunk(id: string, chunk: ChunkRecord, now: number, expiresAt: number): Promise<void>;
+  /**
+   * Records a verified chunk (replacing an earlier record of its index) and the session's new
+   * expiry, together; with `prefix`, in the same transaction, the session's stored prefix hash
+   * advances when it is still at `prefix.from` (stores that keep it). Rejects with an
+   * UploadError SESSION_NOT_FOUND when the session is gone (cancelled by another process).
+   */
+  ackChunk(id: string, chunk: ChunkRecord, now: number, expiresAt: number, prefix?: PrefixAdvance): Promise<void>;
   deleteChunks(id: string, indexes: readonly number[]): Promise<void>;
   /** Where the legacy API's chunks sit in the assembled data (null: not appended yet). */
   setChunkOffsets(id: string, changes: readonly { index: number; offset: number | null }[]): Promise<void>;
@@ -65,6 +77,16 @@ export interface SessionStore {
   setCompressedSize(uploader: string, relativePath: string, size: number | null): Promise<void>;
   /** An uploader's stored files, newest first. */
   filesOf(uploader: string, limit: number): Promise<FileRecord[]>;
+
+  /**
+   * Stores shared by several server processes keep each session's prefix hash, so that any
+   * process continues it (runtime/shared-runtimes.ts); a store of one process has none of these.
+   */
+  savedPrefix?(id: string): Promise<StoredPrefix | undefined>;
+  /** Sets the stored prefix to `next` when it is at `from` chunks (whatever it is, when null); false when it was not. */
+  savePrefix?(id: string, from: number | null, next: StoredPrefix): Promise<boolean>;
+  /** Throws when the store cannot be used now (for GET /ready). */
+  checkReady?(): Promise<void>;
 
   close(): Promise<void>;
 }

@@ -1,7 +1,7 @@
 import Database from 'better-sqlite3';
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
-import type { ChunkRecord, CompletionResult, FileRecord, SessionRecord } from './session-record.js';
+import type { ChunkRecord, CompletionResult, FileRecord, PrefixAdvance, SessionRecord } from './session-record.js';
 import { migrateSchema } from './session-schema.js';
 import type { CreateOrResumeOutcome, SessionStore } from './session-store.js';
 import { fileRow, sessionRow, toFile, toSession, type ChunkRow, type FileRow, type SessionRow } from './sqlite-rows.js';
@@ -104,7 +104,14 @@ export class SqliteSessionStore implements SessionStore {
     }));
   }
 
-  async ackChunk(id: string, chunk: ChunkRecord, now: number, expiresAt: number): Promise<void> {
+  /** The prefix hash stays in this process's memory (one process owns the SQLite file): `prefix` is not stored. */
+  async ackChunk(
+    id: string,
+    chunk: ChunkRecord,
+    now: number,
+    expiresAt: number,
+    _prefix?: PrefixAdvance,
+  ): Promise<void> {
     this.#db.transaction(() => {
       this.#statements.putChunk.run(id, chunk.index, chunk.size, chunk.crc, chunk.offset);
       this.#statements.touch.run(now, expiresAt, id);

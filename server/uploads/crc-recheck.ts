@@ -1,4 +1,5 @@
 import { Crc32 } from '../../common/protocol/chunk-checksum.js';
+import { chunkSpool, stagedChunksReadable } from '../runtime/chunk-spool.js';
 import type { SessionRuntime } from '../runtime/session-runtime.js';
 import type { UploadContext } from './upload-context.js';
 
@@ -10,12 +11,19 @@ import type { UploadContext } from './upload-context.js';
  */
 export async function recheckChunks(context: UploadContext, runtime: SessionRuntime): Promise<number[]> {
   const failed: number[] = [];
-  const { id, chunkSize } = runtime.record;
+  const { id } = runtime.record;
+  const readable = stagedChunksReadable(context.storage, runtime.record);
   for (const index of runtime.receivedIndexes()) {
     const chunk = runtime.chunks.get(index)!;
+    // S3's parts cannot be read back: those were verified (CRC) before they were stored.
+    if (chunk.offset !== null && !readable) continue;
     const crc = new Crc32();
     try {
-      for await (const piece of context.storage.readStaged(id, index * chunkSize!, chunk.size)) crc.update(piece);
+      const bytes =
+        chunk.offset === null
+          ? context.storage.readSpool(chunkSpool(id, index), chunk.size)
+          : context.storage.readStaged(id, chunk.offset, chunk.size);
+      for await (const piece of bytes) crc.update(piece);
       if (crc.value >>> 0 !== chunk.crc) failed.push(index);
     } catch {
       failed.push(index);

@@ -49,7 +49,14 @@ export async function openSession(context: UploadContext, fields: NewSessionFiel
     expiresAt: now + context.config.sessionExpiry * 1000,
     result: null,
   };
-  await context.storage.createStaging(record.id);
+  // A native session's chunks have one size and the file one path: S3 stages them as a
+  // multipart upload at the final key.
+  await context.storage.createStaging(
+    record.id,
+    record.api === 'native'
+      ? { chunks: { size: record.chunkSize!, target: { uploader: record.uploader, path: record.path } } }
+      : {},
+  );
   if (record.api === 'native') {
     const outcome = await context.store.createOrResume(record);
     if (outcome.resumed) {

@@ -116,7 +116,7 @@ async function receive(context: UploadContext, input: WholeFileInput, limit: num
   );
   try {
     await context.storage.createStaging(id, { wholeFile: true });
-    await context.storage.writePart(id, { index: 0, offset: 0 }, digest.through(body.bytes()));
+    await context.storage.writePart(id, { index: 0, offset: 0, length: knownSize }, digest.through(body.bytes()));
     const size = digest.length;
     if (knownSize !== undefined && size !== knownSize) {
       throw new UploadError('CHUNK_SIZE_MISMATCH', `the body had ${size} bytes, but Content-Length is ${knownSize}`);

@@ -37,7 +37,7 @@ export async function call<T = Record<string, unknown>>(
   }
   const response = await fetch(base + route, { ...options.init, method, headers, body: payload });
   const text = await response.text();
-  let json: unknown = undefined;
+  let json: unknown;
   try {
     json = text ? JSON.parse(text) : undefined;
   } catch {

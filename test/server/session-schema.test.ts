@@ -132,7 +132,7 @@ describe('session database schema', () => {
     server = undefined;
     const migrated = new Database(path.join(uploadDir, 'state', 'uploads.db'), { readonly: true });
     try {
-      expect(migrated.prepare(`SELECT value FROM meta WHERE key = 'schema_version'`).pluck().get()).toBe('1');
+      expect(migrated.prepare(`SELECT value FROM meta WHERE key = 'schema_version'`).pluck().get()).toBe('2');
       expect(migrated.prepare(`SELECT api FROM sessions WHERE id = ?`).pluck().get(LEGACY_ID)).toBe('legacy');
     } finally {
       migrated.close();
@@ -153,7 +153,7 @@ describe('session database schema', () => {
     ).rejects.toMatchObject({
       code: 'STATE_DIR',
       message: expect.stringMatching(
-        new RegExp(`${file.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}.*newer version.*schema 99.*up to 1`),
+        new RegExp(`${file.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}.*newer version.*schema 99.*up to 2`),
       ),
     });
   });
