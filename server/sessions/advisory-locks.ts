@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import pg from 'pg';
 
 /** How long a waiter sleeps between tries, growing from the first to the last. */
@@ -62,15 +63,15 @@ export class AdvisoryLocks {
   async #try(key: string): Promise<boolean> {
     if (this.#lost) throw new Error(`the lock connection to the database was lost: ${this.#lost.message}`);
     const { rows } = await this.#client.query<{ locked: boolean }>(
-      'SELECT pg_try_advisory_lock(hashtextextended($1, 0)) AS locked',
-      [key],
+      'SELECT pg_try_advisory_lock($1::bigint) AS locked',
+      [advisoryLockId(key)],
     );
     return rows[0]!.locked;
   }
 
   async #unlock(key: string): Promise<void> {
     if (this.#lost) return;
-    await this.#client.query('SELECT pg_advisory_unlock(hashtextextended($1, 0))', [key]);
+    await this.#client.query('SELECT pg_advisory_unlock($1::bigint)', [advisoryLockId(key)]);
   }
 
   #queued<T>(key: string, task: () => Promise<T>): Promise<T> {
@@ -83,4 +84,12 @@ export class AdvisoryLocks {
     });
     return result;
   }
+}
+
+/**
+ * The 64-bit advisory lock number of a key (any string: keys hold uploader names and paths,
+ * which PostgreSQL text could not carry when they contain NUL), as a decimal string.
+ */
+export function advisoryLockId(key: string): string {
+  return createHash('sha256').update(key).digest().readBigInt64BE(0).toString();
 }

@@ -1,6 +1,6 @@
 import pg from 'pg';
 import { UploadError } from '../../common/errors/upload-error.js';
-import { AdvisoryLocks } from './advisory-locks.js';
+import { AdvisoryLocks, advisoryLockId } from './advisory-locks.js';
 import { migratePostgres } from './postgres-schema.js';
 import type {
   ChunkRecord,
@@ -95,8 +95,8 @@ export class PostgresSessionStore implements SessionStore {
 
   async createOrResume(record: SessionRecord): Promise<CreateOrResumeOutcome> {
     return this.#transaction(async (client) => {
-      await client.query('SELECT pg_advisory_xact_lock(hashtextextended($1, 0))', [
-        `file:${record.uploader}\0${record.path}`,
+      await client.query('SELECT pg_advisory_xact_lock($1::bigint)', [
+        advisoryLockId(`file:${record.uploader}\0${record.path}`),
       ]);
       const { rows } = await client.query<SessionRow>(
         `SELECT ${SESSION_COLUMNS} FROM sessions WHERE uploader = $1 AND path = $2 AND size = $3 AND fingerprint = $4
@@ -228,7 +228,7 @@ export class PostgresSessionStore implements SessionStore {
   async setChunkOffsets(id: string, changes: readonly { index: number; offset: number | null }[]): Promise<void> {
     if (changes.length === 0) return;
     await this.#pool.query(
-      `UPDATE chunks SET "offset" = change.offset FROM unnest($2::integer[], $3::bigint[]) AS change (idx, offset)
+      `UPDATE chunks SET "offset" = change."offset" FROM unnest($2::integer[], $3::bigint[]) AS change (idx, "offset")
        WHERE chunks.session_id = $1 AND chunks.idx = change.idx`,
       [id, changes.map((change) => change.index), changes.map((change) => change.offset)],
     );
