@@ -10,6 +10,7 @@ import { parseArgs } from 'node:util';
 import { parseDuration, parseSize } from '../common/config/units.js';
 import { complete } from './benchmarks/complete.js';
 import { fanIn } from './benchmarks/fan-in.js';
+import { fanInCluster } from './benchmarks/fan-in-cluster.js';
 import { resume } from './benchmarks/resume.js';
 import { smallFiles } from './benchmarks/small-files.js';
 import { throttle } from './benchmarks/throttle.js';
@@ -20,7 +21,7 @@ import { machineInfo } from './support/machine.js';
 import { REPO_ROOT } from './support/processes.js';
 import { RESULTS_FILE, recordResult } from './support/results-file.js';
 
-const benchmarks: Benchmark[] = [throughput, throttle, smallFiles, resume, fanIn, complete];
+const benchmarks: Benchmark[] = [throughput, throttle, smallFiles, resume, fanIn, complete, fanInCluster];
 
 const USAGE = `Usage: npm run bench -- [<name>...] [options]
 
@@ -34,7 +35,7 @@ Options:
   --duration <secs>   throttle: seconds per limit (default 20, quick 5)
   --files <n>         small-files: number of files (default 2000)
   --file-size <size>  small-files: size of each file (default 64KiB)
-  --uploaders <n>     fan-in: concurrent uploaders (default 50)
+  --uploaders <n>     fan-in, fan-in-cluster: concurrent uploaders (default 50)
   --record            append the figures to bench/RESULTS.md
   --no-build          do not rebuild dist/ first (the programs measured are dist/'s)
   -h, --help          this text

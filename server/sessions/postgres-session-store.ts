@@ -308,10 +308,10 @@ export class PostgresSessionStore implements SessionStore {
   /** One hit of a rate-limit counter: a new window starts when the last one ended. */
   async hitCounter(key: string, windowMs: number, now: number): Promise<CounterHit> {
     const { rows } = await this.#pool.query<{ hits: number; reset_at: number }>(
-      `INSERT INTO rate_limits (key, hits, reset_at) VALUES ($1, 1, $2 + $3)
+      `INSERT INTO rate_limits (key, hits, reset_at) VALUES ($1, 1, $2::bigint + $3::bigint)
        ON CONFLICT (key) DO UPDATE SET
-         hits = CASE WHEN rate_limits.reset_at <= $2 THEN 1 ELSE rate_limits.hits + 1 END,
-         reset_at = CASE WHEN rate_limits.reset_at <= $2 THEN $2 + $3 ELSE rate_limits.reset_at END
+         hits = CASE WHEN rate_limits.reset_at <= $2::bigint THEN 1 ELSE rate_limits.hits + 1 END,
+         reset_at = CASE WHEN rate_limits.reset_at <= $2::bigint THEN $2::bigint + $3::bigint ELSE rate_limits.reset_at END
        RETURNING hits, reset_at`,
       [key, now, windowMs],
     );

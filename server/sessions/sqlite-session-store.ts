@@ -165,6 +165,10 @@ export class SqliteSessionStore implements SessionStore {
     return (this.#statements.filesOf.all(uploader, limit) as FileRow[]).map(toFile);
   }
 
+  async checkReady(): Promise<void> {
+    this.#db.prepare('SELECT 1').get();
+  }
+
   async close(): Promise<void> {
     if (this.#db.open) this.#db.close();
   }

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { constants } from 'node:fs';
-import { link, mkdir, open, readdir, rename, rm, stat, statfs, unlink } from 'node:fs/promises';
+import { access, link, mkdir, open, readdir, rename, rm, stat, statfs, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { UploadError } from '../../common/errors/upload-error.js';
 import { cutAndSync, statOrUndefined, writeFile } from './disk-files.js';
@@ -207,6 +207,10 @@ export class LocalDiskStorage implements UploadStorage {
     } finally {
       await rm(temp, { force: true });
     }
+  }
+
+  async checkReady(): Promise<void> {
+    await access(this.#temp, constants.W_OK);
   }
 
   async freeSpace(): Promise<number> {

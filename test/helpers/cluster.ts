@@ -1,11 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { Readable } from 'node:stream';
-import {
-  GetObjectCommand,
-  ListMultipartUploadsCommand,
-  ListObjectsV2Command,
-  type S3Client,
-} from '@aws-sdk/client-s3';
+import { GetObjectCommand, ListMultipartUploadsCommand, ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
 import type { PostgresEngine, S3Engine } from '../engines/engines.js';
 import { startRoundRobinProxy, type RoundRobinProxy } from './round-robin-proxy.js';
 import { spawnServer, type ServerProcess } from './spawn-server.js';
@@ -89,7 +84,8 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
       replicas[index] = replica;
       proxy.setReplica(index, replica.url);
     },
-    output: () => [...earlier, ...replicas.flatMap((replica) => [replica?.stdout() ?? '', replica?.stderr() ?? ''])].join('\n'),
+    output: () =>
+      [...earlier, ...replicas.flatMap((replica) => [replica?.stdout() ?? '', replica?.stderr() ?? ''])].join('\n'),
     stop: async () => {
       await proxy.close();
       await Promise.all(replicas.map((replica) => replica?.stop()));
@@ -98,7 +94,11 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
 }
 
 /** The SHA-256 and size of an object, streamed. */
-export async function objectDigest(s3: S3Client, bucket: string, key: string): Promise<{ sha256: string; size: number }> {
+export async function objectDigest(
+  s3: S3Client,
+  bucket: string,
+  key: string,
+): Promise<{ sha256: string; size: number }> {
   const { Body } = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
   const hash = createHash('sha256');
   let size = 0;

@@ -9,6 +9,8 @@ export interface ProxiedRequest {
   replica: number;
   /** The replica's status, or 502 when the replica could not be reached or broke off. */
   status: number;
+  /** From the request's arrival to its answer's last byte, in milliseconds. */
+  ms: number;
 }
 
 export interface RoundRobinProxy {
@@ -51,11 +53,13 @@ export async function startRoundRobinProxy(replicas: (string | undefined)[]): Pr
 
   const server = http.createServer((req, res) => {
     const tried = new Set<number>();
+    const arrived = performance.now();
+    const elapsed = (): number => performance.now() - arrived;
     const session = /^\/v1\/sessions\/([^/?]+)/.exec(req.url ?? '')?.[1];
     const forward = (): void => {
       const index = pick(tried, session);
       if (index === undefined) {
-        log.push({ method: req.method ?? '', url: req.url ?? '', replica: -1, status: 502 });
+        log.push({ method: req.method ?? '', url: req.url ?? '', replica: -1, status: 502, ms: elapsed() });
         res.writeHead(502, { 'content-type': 'application/json', connection: 'close' });
         res.end(JSON.stringify({ success: false, error: 'no replica is up', code: 'INTERNAL' }));
         return;
@@ -67,7 +71,17 @@ export async function startRoundRobinProxy(replicas: (string | undefined)[]): Pr
         target,
         { method: req.method, headers: { ...req.headers, host: target.host }, agent },
         (answer) => {
-          log.push({ method: req.method ?? '', url: req.url ?? '', replica: index, status: answer.statusCode ?? 0 });
+          const entry = {
+            method: req.method ?? '',
+            url: req.url ?? '',
+            replica: index,
+            status: answer.statusCode ?? 0,
+            ms: 0,
+          };
+          log.push(entry);
+          answer.once('end', () => {
+            entry.ms = elapsed();
+          });
           const headers = { ...answer.headers };
           delete headers.connection;
           delete headers['keep-alive'];
@@ -88,7 +102,7 @@ export async function startRoundRobinProxy(replicas: (string | undefined)[]): Pr
       upstream.on('error', (error: NodeJS.ErrnoException) => {
         if (!sent && error.code === 'ECONNREFUSED') return forward(); // nothing sent yet: the next replica
         if (res.headersSent) return res.destroy();
-        log.push({ method: req.method ?? '', url: req.url ?? '', replica: index, status: 502 });
+        log.push({ method: req.method ?? '', url: req.url ?? '', replica: index, status: 502, ms: elapsed() });
         res.writeHead(502, { 'content-type': 'application/json', connection: 'close' });
         res.end(JSON.stringify({ success: false, error: `replica ${index}: ${error.message}`, code: 'INTERNAL' }));
         req.resume();

@@ -63,7 +63,10 @@ describe('PostgreSQL session store', () => {
       const { rows } = await client.query(`SELECT value FROM meta WHERE key = 'schema_version'`);
       expect(rows).toEqual([{ value: String(POSTGRES_SCHEMA_VERSION) }]);
       await client.query(`UPDATE meta SET value = '99' WHERE key = 'schema_version'`);
-      await expect(replica()).rejects.toMatchObject({ code: 'STATE_DIR', message: expect.stringMatching(/newer version.*schema 99/) });
+      await expect(replica()).rejects.toMatchObject({
+        code: 'STATE_DIR',
+        message: expect.stringMatching(/newer version.*schema 99/),
+      });
       await client.query(`UPDATE meta SET value = $1 WHERE key = 'schema_version'`, [String(POSTGRES_SCHEMA_VERSION)]);
     } finally {
       await client.end();
@@ -190,7 +193,10 @@ describe('PostgreSQL session store', () => {
     await inside;
     expect(await a.locks.runIfFree('job:expiry', async () => 'ran')).toBeUndefined();
     await doomed.close();
-    await waitFor(async () => (await a.locks.runIfFree('job:expiry', async () => 'ran')) === 'ran', 'the lock to be free');
+    await waitFor(
+      async () => (await a.locks.runIfFree('job:expiry', async () => 'ran')) === 'ran',
+      'the lock to be free',
+    );
   });
 
   it('rate-limit counters are one budget for all replicas, and start a new window when the last one ended', async () => {

@@ -69,7 +69,9 @@ async function sessionsFor(databaseUrl: string, relativePath: string): Promise<n
   const db = new pg.Client({ connectionString: databaseUrl });
   await db.connect();
   try {
-    const { rows } = await db.query<{ n: string }>('SELECT count(*) AS n FROM sessions WHERE path = $1', [relativePath]);
+    const { rows } = await db.query<{ n: string }>('SELECT count(*) AS n FROM sessions WHERE path = $1', [
+      relativePath,
+    ]);
     return Number(rows[0]!.n);
   } finally {
     await db.end();
@@ -77,7 +79,9 @@ async function sessionsFor(databaseUrl: string, relativePath: string): Promise<n
 }
 
 describe('replicas racing on one file', () => {
-  it('two agents upload the same file through two replicas at once: one session, one object', { timeout: 300_000 }, async () => {
+  it('two agents upload the same file through two replicas at once: one session, one object', {
+    timeout: 300_000,
+  }, async () => {
     const [first, second] = replicaUrls();
     const { s3, bucket, databaseUrl, tmp } = context();
     const file = path.join(tmp.path, 'race', 'race_0.mcap');
@@ -94,7 +98,9 @@ describe('replicas racing on one file', () => {
     expect(await openMultipartUploads(s3, bucket)).not.toContain('completed/anonymous/race/race_0.mcap');
   });
 
-  it('creates of one file identity sent to two replicas at the same moment resume one session', { timeout: 120_000 }, async () => {
+  it('creates of one file identity sent to two replicas at the same moment resume one session', {
+    timeout: 120_000,
+  }, async () => {
     const [first, second] = replicaUrls();
     const { databaseUrl, tmp } = context();
     for (let round = 0; round < 8; round += 1) {
@@ -109,7 +115,9 @@ describe('replicas racing on one file', () => {
     }
   });
 
-  it('two completes of one session at two replicas at once share one result; the object is stored once', { timeout: 120_000 }, async () => {
+  it('two completes of one session at two replicas at once share one result; the object is stored once', {
+    timeout: 120_000,
+  }, async () => {
     const [first, second] = replicaUrls();
     const { s3, bucket, tmp } = context();
     const file = path.join(tmp.path, 'complete-twice.bin');
@@ -122,7 +130,12 @@ describe('replicas racing on one file', () => {
       size: number;
     };
     for (let index = 0; index < chunkCount; index += 1) {
-      const answer = await putChunk(index % 2 ? second : first, id, index, await readChunk(file, index, chunkSize, size));
+      const answer = await putChunk(
+        index % 2 ? second : first,
+        id,
+        index,
+        await readChunk(file, index, chunkSize, size),
+      );
       expect(answer.status).toBe(200);
     }
     const completes = await Promise.all(
@@ -133,7 +146,9 @@ describe('replicas racing on one file', () => {
     expect((await objectDigest(s3, bucket, 'completed/anonymous/twice/complete.bin')).sha256).toBe(sha256);
   });
 
-  it('two different files stored at one path at once: one is stored, the other is refused; nothing is overwritten', { timeout: 120_000 }, async () => {
+  it('two different files stored at one path at once: one is stored, the other is refused; nothing is overwritten', {
+    timeout: 120_000,
+  }, async () => {
     const [first, second] = replicaUrls();
     const { s3, bucket } = context();
     for (let round = 0; round < 5; round += 1) {
@@ -158,7 +173,9 @@ describe('replicas racing on one file', () => {
     }
   });
 
-  it('chunks that arrive out of order at different replicas are hashed when the gap fills; a bad chunk is never stored', { timeout: 120_000 }, async () => {
+  it('chunks that arrive out of order at different replicas are hashed when the gap fills; a bad chunk is never stored', {
+    timeout: 120_000,
+  }, async () => {
     const [first, second] = replicaUrls();
     const { s3, bucket, tmp } = context();
     const file = path.join(tmp.path, 'out-of-order.bin');
@@ -181,7 +198,12 @@ describe('replicas racing on one file', () => {
     const refused = await putChunk(second, id, chunkCount - 1, damaged, { checksum: crcHeader(last) });
     expect(refused.status).toBe(422);
     for (const index of [4, 2, 3, 1, 0]) {
-      const answer = await putChunk(index % 2 ? first : second, id, index, await readChunk(file, index, chunkSize, size));
+      const answer = await putChunk(
+        index % 2 ? first : second,
+        id,
+        index,
+        await readChunk(file, index, chunkSize, size),
+      );
       expect(answer.status, JSON.stringify(answer.json)).toBe(200);
     }
     const complete = await call(second, 'POST', routes.complete(id), { sha256 });

@@ -81,128 +81,131 @@ const FILES: [string, number][] = [
 
 /** Successful chunk PUTs the proxy passed on so far. */
 function chunksStored(cluster: Cluster): number {
-  return cluster.proxy.log.filter((entry) => entry.method === 'PUT' && /\/chunks\//.test(entry.url) && entry.status === 200)
-    .length;
+  return cluster.proxy.log.filter(
+    (entry) => entry.method === 'PUT' && /\/chunks\//.test(entry.url) && entry.status === 200,
+  ).length;
 }
 
 describe('three server replicas on one bucket and one database', () => {
-  it(
-    'the agent uploads 20 files through a round-robin balancer while replicas are killed -9 and restarted: every object byte-identical, indexed once, the same from every replica',
-    { timeout: 15 * 60_000 },
-    async () => {
-      const { engine, s3, bucket, databaseUrl, tmp } = context();
-      const root = path.join(tmp.path, 'recordings');
-      const expected = new Map<string, string>();
-      for (const [name, size] of FILES) expected.set(name, await writeRandomFile(path.join(root, name), size));
+  it('the agent uploads 20 files through a round-robin balancer while replicas are killed -9 and restarted: every object byte-identical, indexed once, the same from every replica', {
+    timeout: 15 * 60_000,
+  }, async () => {
+    const { engine, s3, bucket, databaseUrl, tmp } = context();
+    const root = path.join(tmp.path, 'recordings');
+    const expected = new Map<string, string>();
+    for (const [name, size] of FILES) expected.set(name, await writeRandomFile(path.join(root, name), size));
 
-      const cluster = await startCluster({
-        s3: engine,
-        bucket,
-        databaseUrl,
-        replicas: 3,
-        args: ['--no-rate-limit'],
-        env: { UPLOAD_SERVER_TOKENS: `${UPLOADER}=${TOKEN}` },
-      });
-      try {
-        const agentArgs = [
-          'upload',
-          path.join(root, 'bag_a'),
-          path.join(root, 'bag_b'),
-          '--server',
-          cluster.proxy.url,
-          '--token',
-          TOKEN,
-          '--state-dir',
-          path.join(tmp.path, 'agent-state'),
-          '--retry-delay',
-          '200ms',
-          '--retry-max-delay',
-          '2s',
-        ];
-        const totalChunks = FILES.reduce((sum, [, size]) => sum + (size > MiB ? Math.ceil(size / (8 * MiB)) : 0), 0);
+    const cluster = await startCluster({
+      s3: engine,
+      bucket,
+      databaseUrl,
+      replicas: 3,
+      args: ['--no-rate-limit'],
+      env: { UPLOAD_SERVER_TOKENS: `${UPLOADER}=${TOKEN}` },
+    });
+    try {
+      const agentArgs = [
+        'upload',
+        path.join(root, 'bag_a'),
+        path.join(root, 'bag_b'),
+        '--server',
+        cluster.proxy.url,
+        '--token',
+        TOKEN,
+        '--state-dir',
+        path.join(tmp.path, 'agent-state'),
+        '--retry-delay',
+        '200ms',
+        '--retry-max-delay',
+        '2s',
+      ];
+      const totalChunks = FILES.reduce((sum, [, size]) => sum + (size > MiB ? Math.ceil(size / (8 * MiB)) : 0), 0);
 
-        // Run 1: replica 0 is killed while chunks flow and started again; then the agent is killed.
-        const first = spawnAgent(agentArgs);
-        await waitFor(() => chunksStored(cluster) >= 6, 'six chunks stored', 120_000);
-        await cluster.kill(0);
-        await cluster.restart(0);
-        await waitFor(() => chunksStored(cluster) >= Math.floor(totalChunks / 2), 'half of the chunks stored', 300_000);
-        first.kill('SIGKILL');
-        await first.exited;
-        const firstRunEnds = cluster.proxy.log.length;
+      // Run 1: replica 0 is killed while chunks flow and started again; then the agent is killed.
+      const first = spawnAgent(agentArgs);
+      await waitFor(() => chunksStored(cluster) >= 6, 'six chunks stored', 120_000);
+      await cluster.kill(0);
+      await cluster.restart(0);
+      await waitFor(() => chunksStored(cluster) >= Math.floor(totalChunks / 2), 'half of the chunks stored', 300_000);
+      first.kill('SIGKILL');
+      await first.exited;
+      const firstRunEnds = cluster.proxy.log.length;
 
-        // Run 2: the same command resumes; replica 1 is killed and started again meanwhile.
-        const second = spawnAgent(agentArgs);
-        await waitFor(() => chunksStored(cluster) >= Math.floor(totalChunks / 2) + 4, 'four more chunks', 300_000);
-        await cluster.kill(1);
-        await cluster.restart(1);
-        const { code } = await second.exited;
-        expect(code, `${second.stdout}\n${second.stderr}\n${cluster.output().slice(-5000)}`).toBe(0);
-        expect(second.stdout).toContain(`${FILES.length} of ${FILES.length} file(s) verified by the server`);
+      // Run 2: the same command resumes; replica 1 is killed and started again meanwhile.
+      const second = spawnAgent(agentArgs);
+      await waitFor(() => chunksStored(cluster) >= Math.floor(totalChunks / 2) + 4, 'four more chunks', 300_000);
+      await cluster.kill(1);
+      await cluster.restart(1);
+      const { code } = await second.exited;
+      expect(code, `${second.stdout}\n${second.stderr}\n${cluster.output().slice(-5000)}`).toBe(0);
+      expect(second.stdout).toContain(`${FILES.length} of ${FILES.length} file(s) verified by the server`);
 
-        // Every request of an upload session went to another replica than the one before it.
-        const bySession = new Map<string, number[]>();
-        for (const entry of cluster.proxy.log) {
-          const session = /^\/v1\/sessions\/([^/]+)\//.exec(entry.url)?.[1];
-          if (session && entry.replica >= 0) bySession.set(session, [...(bySession.get(session) ?? []), entry.replica]);
-        }
-        expect(bySession.size).toBeGreaterThanOrEqual(FILES.filter(([, size]) => size > MiB).length);
-        for (const [session, replicas] of bySession)
-          for (let i = 1; i < replicas.length; i += 1) expect(replicas[i], session).not.toBe(replicas[i - 1]);
-        // Resumed: sessions of the first run got chunks in the second.
-        const secondRunSessions = new Set(
-          cluster.proxy.log.slice(firstRunEnds).flatMap((entry) => /^\/v1\/sessions\/([^/]+)\/chunks/.exec(entry.url)?.[1] ?? []),
-        );
-        const firstRunSessions = new Set(
-          cluster.proxy.log.slice(0, firstRunEnds).flatMap((entry) => /^\/v1\/sessions\/([^/]+)\/chunks/.exec(entry.url)?.[1] ?? []),
-        );
-        expect([...secondRunSessions].some((session) => firstRunSessions.has(session))).toBe(true);
-
-        // Every object in the bucket is the file, once; the index lists each file once, with its digest.
-        const keys = (await listKeys(s3, bucket, 'completed/')).sort();
-        expect(keys).toEqual([...expected.keys()].map((name) => `completed/${UPLOADER}/${name}`).sort());
-        for (const [name, sha256] of expected) {
-          const stored = await objectDigest(s3, bucket, `completed/${UPLOADER}/${name}`);
-          expect(stored.sha256, name).toBe(sha256);
-        }
-        const db = new pg.Client({ connectionString: databaseUrl });
-        await db.connect();
-        try {
-          const { rows } = await db.query<{ path: string; sha256: string; n: string }>(
-            'SELECT path, min(sha256) AS sha256, count(*) AS n FROM files WHERE uploader = $1 GROUP BY path',
-            [UPLOADER],
-          );
-          expect(rows).toHaveLength(FILES.length);
-          for (const row of rows) {
-            expect(Number(row.n), row.path).toBe(1);
-            expect(row.sha256, row.path).toBe(expected.get(row.path));
-          }
-          // One session per file that went through sessions, whatever replica created or resumed it.
-          const sessions = await db.query<{ path: string; n: string }>(
-            `SELECT path, count(*) AS n FROM sessions WHERE uploader = $1 AND api = 'native' GROUP BY path`,
-            [UPLOADER],
-          );
-          for (const row of sessions.rows) expect(Number(row.n), row.path).toBe(1);
-        } finally {
-          await db.end();
-        }
-
-        // GET /v1/files/... answers the same from every replica.
-        for (const [name] of FILES.slice(0, 5)) {
-          const answers = await Promise.all(
-            cluster.replicas.map((replica) => call(replica!.url, 'GET', routes.file(name), undefined, { token: TOKEN })),
-          );
-          for (const answer of answers) {
-            expect(answer.status).toBe(200);
-            expect(answer.json).toEqual(answers[0]!.json);
-          }
-          expect(answers[0]!.json).toMatchObject({ path: name, sha256: expected.get(name), state: 'complete' });
-        }
-      } finally {
-        await cluster.stop();
+      // Every request of an upload session went to another replica than the one before it.
+      const bySession = new Map<string, number[]>();
+      for (const entry of cluster.proxy.log) {
+        const session = /^\/v1\/sessions\/([^/]+)\//.exec(entry.url)?.[1];
+        if (session && entry.replica >= 0) bySession.set(session, [...(bySession.get(session) ?? []), entry.replica]);
       }
-    },
-  );
+      expect(bySession.size).toBeGreaterThanOrEqual(FILES.filter(([, size]) => size > MiB).length);
+      for (const [session, replicas] of bySession)
+        for (let i = 1; i < replicas.length; i += 1) expect(replicas[i], session).not.toBe(replicas[i - 1]);
+      // Resumed: sessions of the first run got chunks in the second.
+      const secondRunSessions = new Set(
+        cluster.proxy.log
+          .slice(firstRunEnds)
+          .flatMap((entry) => /^\/v1\/sessions\/([^/]+)\/chunks/.exec(entry.url)?.[1] ?? []),
+      );
+      const firstRunSessions = new Set(
+        cluster.proxy.log
+          .slice(0, firstRunEnds)
+          .flatMap((entry) => /^\/v1\/sessions\/([^/]+)\/chunks/.exec(entry.url)?.[1] ?? []),
+      );
+      expect([...secondRunSessions].some((session) => firstRunSessions.has(session))).toBe(true);
+
+      // Every object in the bucket is the file, once; the index lists each file once, with its digest.
+      const keys = (await listKeys(s3, bucket, 'completed/')).sort();
+      expect(keys).toEqual([...expected.keys()].map((name) => `completed/${UPLOADER}/${name}`).sort());
+      for (const [name, sha256] of expected) {
+        const stored = await objectDigest(s3, bucket, `completed/${UPLOADER}/${name}`);
+        expect(stored.sha256, name).toBe(sha256);
+      }
+      const db = new pg.Client({ connectionString: databaseUrl });
+      await db.connect();
+      try {
+        const { rows } = await db.query<{ path: string; sha256: string; n: string }>(
+          'SELECT path, min(sha256) AS sha256, count(*) AS n FROM files WHERE uploader = $1 GROUP BY path',
+          [UPLOADER],
+        );
+        expect(rows).toHaveLength(FILES.length);
+        for (const row of rows) {
+          expect(Number(row.n), row.path).toBe(1);
+          expect(row.sha256, row.path).toBe(expected.get(row.path));
+        }
+        // One session per file that went through sessions, whatever replica created or resumed it.
+        const sessions = await db.query<{ path: string; n: string }>(
+          `SELECT path, count(*) AS n FROM sessions WHERE uploader = $1 AND api = 'native' GROUP BY path`,
+          [UPLOADER],
+        );
+        for (const row of sessions.rows) expect(Number(row.n), row.path).toBe(1);
+      } finally {
+        await db.end();
+      }
+
+      // GET /v1/files/... answers the same from every replica.
+      for (const [name] of FILES.slice(0, 5)) {
+        const answers = await Promise.all(
+          cluster.replicas.map((replica) => call(replica!.url, 'GET', routes.file(name), undefined, { token: TOKEN })),
+        );
+        for (const answer of answers) {
+          expect(answer.status).toBe(200);
+          expect(answer.json).toEqual(answers[0]!.json);
+        }
+        expect(answers[0]!.json).toMatchObject({ path: name, sha256: expected.get(name), state: 'complete' });
+      }
+    } finally {
+      await cluster.stop();
+    }
+  });
 
   it('the legacy API across replicas: init, chunks and finalize each at another replica; a gzip copy at rest; listed by every replica', {
     timeout: 5 * 60_000,
@@ -237,7 +240,10 @@ describe('three server replicas on one bucket and one database', () => {
         compressed_path: 'compressed/legacy-robot/legacy/session.log.gz',
         compression_applied: true,
       });
-      const binUpload = await legacyUploadFile(cluster.proxy.url, binary, 'legacy/run.bag', { chunks: 4, token: TOKEN });
+      const binUpload = await legacyUploadFile(cluster.proxy.url, binary, 'legacy/run.bag', {
+        chunks: 4,
+        token: TOKEN,
+      });
       expect(binUpload.finalize.status, JSON.stringify(binUpload.finalize.json)).toBe(200);
       // The same name with other bytes: stored under a unique name, never over the first.
       const other = path.join(tmp.path, 'run-other.bag');
@@ -267,7 +273,10 @@ describe('three server replicas on one bucket and one database', () => {
       const uploadId = logUpload.init.json.upload_id as string;
       for (const replica of cluster.replicas) {
         const status = await legacyGet(replica!.url, `/upload/status/${uploadId}`, TOKEN);
-        expect(status.json).toMatchObject({ state: 'complete', file_path: 'completed/legacy-robot/legacy/session.log' });
+        expect(status.json).toMatchObject({
+          state: 'complete',
+          file_path: 'completed/legacy-robot/legacy/session.log',
+        });
         const listing = await legacyGet(replica!.url, '/uploads', TOKEN);
         expect((listing.json.uploads as { filename: string }[]).map((upload) => upload.filename).sort()).toEqual([
           'legacy/run.1.bag',

@@ -156,9 +156,9 @@ describe('S3 storage backend', () => {
     // A chunk placed once at an offset the final layout does not use (a legacy chunk re-sent shorter).
     await storage.writePart(staging, { index: 9, offset: 1 }, pieces(Buffer.from('stale')));
     const from = 50 * 1024;
-    expect((await bytesOf(storage.readStaged(staging, from, 4 * MiB))).equals(data.subarray(from, from + 4 * MiB))).toBe(
-      true,
-    );
+    expect(
+      (await bytesOf(storage.readStaged(staging, from, 4 * MiB))).equals(data.subarray(from, from + 4 * MiB)),
+    ).toBe(true);
     await storage.commit(staging, file, { size: data.length, replace: false });
     expect((await bytesOf(storage.read(file))).equals(data)).toBe(true);
     expect(await listKeys(s3, bucket, `staging/${staging}/`)).toEqual([]);

@@ -1,0 +1,91 @@
+import pg from 'pg';
+import { describe, expect, it } from 'vitest';
+import { routes } from '../../common/protocol/native-protocol.js';
+import { type PostgresEngine, type S3Engine, useS3, usePostgres, withEngines } from '../engines/engines.js';
+import { createDatabase } from '../engines/postgres.js';
+import { createBucket, createS3Client } from '../engines/s3.js';
+import { startCluster } from '../helpers/cluster.js';
+import { call } from '../helpers/native-upload.js';
+import { waitFor } from '../helpers/wait-for.js';
+
+/** Rate limits and readiness of replicas: one budget for all of them; /ready follows the database. */
+interface Context {
+  engine: S3Engine;
+  postgres: PostgresEngine;
+  bucket: string;
+}
+
+const context = withEngines<Context>(async () => {
+  const [engine, postgres] = await Promise.all([useS3(), usePostgres()]);
+  const s3 = createS3Client(engine);
+  try {
+    return { engine, postgres, bucket: await createBucket(s3, 'endpoints') };
+  } finally {
+    s3.destroy();
+  }
+});
+
+describe('replica endpoints', () => {
+  it('a rate limit is one budget for all replicas, not one per replica', { timeout: 180_000 }, async () => {
+    const { engine, postgres, bucket } = context();
+    const cluster = await startCluster({
+      s3: engine,
+      bucket,
+      databaseUrl: await createDatabase(postgres, 'limits'),
+      replicas: 3,
+      args: ['--rate-limit-native', '6'],
+      env: { UPLOAD_SERVER_TOKENS: 'robot-1=limit-token-1,robot-2=limit-token-2' },
+    });
+    try {
+      const statuses: number[] = [];
+      for (let i = 0; i < 9; i += 1)
+        statuses.push(
+          (await call(cluster.proxy.url, 'GET', routes.file('x.bin'), undefined, { token: 'limit-token-1' })).status,
+        );
+      // 6 answers (no such file), then refused, whichever replica answers.
+      expect(statuses).toEqual([404, 404, 404, 404, 404, 404, 429, 429, 429]);
+      expect(new Set(cluster.proxy.log.map((entry) => entry.replica))).toEqual(new Set([0, 1, 2]));
+      const refused = await call(cluster.replicas[0]!.url, 'GET', routes.file('x.bin'), undefined, {
+        token: 'limit-token-1',
+      });
+      expect(refused.status).toBe(429);
+      expect(Number(refused.headers.get('retry-after'))).toBeGreaterThan(0);
+      // Another uploader has its own budget.
+      expect(
+        (await call(cluster.proxy.url, 'GET', routes.file('x.bin'), undefined, { token: 'limit-token-2' })).status,
+      ).toBe(404);
+    } finally {
+      await cluster.stop();
+    }
+  });
+
+  it('/ready checks the bucket and the database: 503 once the database is gone, /health still 200', {
+    timeout: 180_000,
+  }, async () => {
+    const { engine, postgres, bucket } = context();
+    const databaseUrl = await createDatabase(postgres, 'ready');
+    const cluster = await startCluster({ s3: engine, bucket, databaseUrl, replicas: 1 });
+    try {
+      const url = cluster.replicas[0]!.url;
+      expect((await call(url, 'GET', '/ready')).json).toEqual({
+        status: 'ready',
+        checks: { storage: 'ok', database: 'ok' },
+      });
+      const admin = new pg.Client({ connectionString: postgres.databaseUrl });
+      await admin.connect();
+      try {
+        await admin.query(`DROP DATABASE ${new URL(databaseUrl).pathname.slice(1)} WITH (FORCE)`);
+      } finally {
+        await admin.end();
+      }
+      const notReady = await waitFor(async () => {
+        const answer = await call(url, 'GET', '/ready');
+        return answer.status === 503 ? answer : undefined;
+      }, '/ready to answer 503');
+      expect(notReady.json).toEqual({ status: 'not ready', checks: { storage: 'ok', database: 'failing' } });
+      expect((await call(url, 'GET', '/health')).status).toBe(200);
+    } finally {
+      await cluster.stop();
+    }
+  });
+});
