@@ -18,7 +18,9 @@ export interface BenchEngines {
 
 export async function startEngines(dir: string): Promise<BenchEngines> {
   await mkdir(dir, { recursive: true });
-  await chmod(dir, 0o711); // PostgreSQL runs as its own user and must reach its folder
+  // PostgreSQL runs as its own user and must reach its folder through the benchmark's (mkdtemp: 0700).
+  await chmod(path.dirname(dir), 0o711);
+  await chmod(dir, 0o711);
   const [cephEnv, pgEnv] = await Promise.all([
     startEngine('ceph-rgw', path.join(dir, 'ceph')),
     startEngine('postgres', path.join(dir, 'postgres')),
