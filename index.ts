@@ -14,9 +14,14 @@
  *
  * The receiving server (server/):
  * - `createUploadServer(options)`: listens and serves the native and the legacy dashboard API.
+ * - `createUploadHandler(options)`: the same as a request handler, to mount in an existing
+ *   Express or node:http server (`handler.handle(req, res, next)`).
+ * - Both expose `events` (typed: `UploadEvents`, e.g. `file-completed` with a `FileCompletedEvent`),
+ *   for hooks that start indexing or conversion when a file is stored.
  * - `serverOptions`: its settings, defined once (`serverOptions.fromEnv(process.env)` reads the
  *   server program's variables).
- * - Types: `UploadServer`, `UploadServerOptions`, `ServerConfig`.
+ * - Types: `UploadServer`, `UploadServerOptions`, `UploadHandler`, `UploadHandlerOptions`,
+ *   `ServerConfig`, `UploadEvents`, `UploadEventName`, `FileCompletedEvent`.
  *
  * Errors (common/errors/, common/protocol/errors/):
  * - `UploadError`: every failure, with a stable `code`, `details` typed by code and `kind`:
@@ -45,9 +50,15 @@ export {
   type UploadState,
 } from './agent/engine/index.js';
 export {
+  createUploadHandler,
   createUploadServer,
   serverOptions,
+  type FileCompletedEvent,
   type ServerConfig,
+  type UploadEventName,
+  type UploadEvents,
+  type UploadHandler,
+  type UploadHandlerOptions,
   type UploadServer,
   type UploadServerOptions,
 } from './server/index.js';

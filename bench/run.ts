@@ -153,7 +153,7 @@ async function main(): Promise<number> {
       if (record) {
         recordResult({
           bench: bench.name,
-          date: date.slice(0, 16).replace('T', ' ') + ' UTC',
+          date: `${date.slice(0, 16).replace('T', ' ')} UTC`,
           quick: args.quick,
           cells: result.row,
           targets,

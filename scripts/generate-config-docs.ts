@@ -88,7 +88,7 @@ export function optionsTable<S extends OptionSpecs>(set: OptionSet<S>, options: 
   ];
   const lines = [`| ${head.join(' | ')} |`, `|${head.map(() => '---').join('|')}|`];
   for (const key of set.keys()) {
-    const spec = set.specs[key]!;
+    const spec = set.spec(key);
     const names = set.names(key);
     const row = [
       code(key),
@@ -125,7 +125,7 @@ export function renderConfigDoc(text: string): string {
 function main(argv: string[]): number {
   const check = argv.includes('--check');
   const fileAt = argv.indexOf('--file');
-  const file = fileAt >= 0 && argv[fileAt + 1] ? argv[fileAt + 1]! : CONFIG_DOC;
+  const file = (fileAt >= 0 ? argv[fileAt + 1] : undefined) || CONFIG_DOC;
   const current = readFileSync(file, 'utf8');
   const wanted = renderConfigDoc(current);
   if (current === wanted) {

@@ -55,7 +55,9 @@ if (!cached) {
   );
   if (result.status !== 0 || !existsSync(typings)) {
     fail(
-      `could not fetch ${spec} (npm install --no-save --ignore-scripts failed${result.error ? `: ${result.error.message}` : ''}); the npm registry is needed the first time`,
+      `could not fetch ${spec} ` +
+        `(npm install --no-save --ignore-scripts failed${result.error ? `: ${result.error.message}` : ''}); ` +
+        `the npm registry is needed the first time`,
     );
   }
   writeFileSync(stampFile, `${spec}\n`);

@@ -43,7 +43,8 @@ export async function openBackends(
   if (config.databaseUrl && config.storageBackend !== 's3' && !given)
     throw new UploadError(
       'CONFIG_INVALID',
-      'databaseUrl (PostgreSQL) is for server replicas, which must share their storage: use it with --storage s3 (the local disk keeps its sessions in SQLite)',
+      'databaseUrl (PostgreSQL) is for server replicas, which must share their storage: ' +
+        'use it with --storage s3 (the local disk keeps its sessions in SQLite)',
     );
   const storage = given ?? (await openStorage(config, log));
   try {

@@ -20,7 +20,10 @@ import type { UploadStorage } from './storage/upload-storage.js';
 import { FreeSpaceGauge } from './uploads/free-space-gauge.js';
 import type { UploadContext } from './uploads/upload-context.js';
 
-/** Options of createUploadHandler and createUploadServer: any server option (camelCase), plus what only a library caller can pass. */
+/**
+ * Options of createUploadHandler and createUploadServer: any server option (camelCase), plus what
+ * only a library caller can pass.
+ */
 export type UploadHandlerOptions = Partial<ConfigOf<typeof serverOptionSpecs>> & {
   /** A storage other than the local disk under uploadDir (tests inject faults with a decorator). */
   storage?: UploadStorage;
@@ -83,7 +86,8 @@ export async function createUploadHandler(options: UploadHandlerOptions & MountO
   if (tokens.size === 0 && !config.allowAnonymous) {
     throw new UploadError(
       'CONFIG_INVALID',
-      'An upload handler mounted in another server cannot tell whether that server is reachable from other machines: set tokens (tokensFile or tokens), or allowAnonymous to accept anyone',
+      'An upload handler mounted in another server cannot tell whether that server is reachable ' +
+        'from other machines: set tokens (tokensFile or tokens), or allowAnonymous to accept anyone',
     );
   }
   return assembleUploadHandler({
@@ -104,7 +108,10 @@ export interface HandlerParts {
   anonymousAllowed: boolean;
   storage: UploadStorage | undefined;
   basePath: string | undefined;
-  /** True when the handler serves a server of its own (createUploadServer): it then manages the sockets' idle timeout. */
+  /**
+   * True when the handler serves a server of its own (createUploadServer): it then manages the
+   * sockets' idle timeout.
+   */
   ownServer: boolean;
 }
 
@@ -140,8 +147,10 @@ export async function assembleUploadHandler(parts: HandlerParts): Promise<Upload
   };
   let draining = false;
   const checks: Record<string, () => Promise<void>> = {};
-  if (storage.checkReady) checks.storage = () => storage.checkReady!();
-  if (store.checkReady) checks.database = () => store.checkReady!();
+  const { checkReady: storageReady } = storage;
+  const { checkReady: storeReady } = store;
+  if (storageReady) checks.storage = () => storageReady.call(storage);
+  if (storeReady) checks.database = () => storeReady.call(store);
   const app = createApp({
     context,
     tokens: parts.tokens,
@@ -208,10 +217,8 @@ function mountAt(app: express.Express, basePath: string | undefined): RequestLis
 }
 
 function notFound(req: IncomingMessage, res: ServerResponse): void {
-  const error = new UploadError(
-    'ROUTE_NOT_FOUND',
-    `No route ${req.method} ${(req.url ?? '').split('?')[0]!.slice(0, 100)}`,
-  );
+  const [route = ''] = (req.url ?? '').split('?');
+  const error = new UploadError('ROUTE_NOT_FOUND', `No route ${req.method} ${route.slice(0, 100)}`);
   res.writeHead(httpStatusOf(error.code), { 'Content-Type': 'application/json; charset=utf-8' });
   res.end(JSON.stringify(errorBody(error)));
 }

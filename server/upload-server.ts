@@ -47,7 +47,8 @@ export async function createUploadServer(options: UploadServerOptions = {}): Pro
   if (!loopback && tokens.size === 0 && !config.allowAnonymous) {
     throw new UploadError(
       'CONFIG_INVALID',
-      `Refusing to listen on ${config.host} without tokens: set a tokens file (--tokens-file) or UPLOAD_SERVER_TOKENS, or pass --allow-anonymous to accept anyone`,
+      `Refusing to listen on ${config.host} without tokens: set a tokens file ` +
+        `(--tokens-file) or UPLOAD_SERVER_TOKENS, or pass --allow-anonymous to accept anyone`,
     );
   }
   const anonymousAllowed = tokens.size === 0 || config.allowAnonymous;
@@ -130,7 +131,10 @@ export async function createUploadServer(options: UploadServerOptions = {}): Pro
   }
 }
 
-/** Stops accepting connections and closes them as their requests finish, all of them after `shutdownTimeout` seconds. */
+/**
+ * Stops accepting connections and closes them as their requests finish, all of them after
+ * `shutdownTimeout` seconds.
+ */
 async function stopServing(server: http.Server, sockets: Set<Socket>, shutdownTimeout: number): Promise<void> {
   const stopped = new Promise<void>((resolve) => server.close(() => resolve()));
   // Connections become idle as their requests finish: close them as they do.
@@ -182,7 +186,10 @@ function connectionDropLogger(log: Logger, limit: number): () => void {
   };
 }
 
-/** 127.0.0.0/8, ::1 and localhost count as loopback: the legacy deployment guide's curl examples need an open server there. */
+/**
+ * 127.0.0.0/8, ::1 and localhost count as loopback: the legacy deployment guide's curl examples
+ * need an open server there.
+ */
 export function isLoopback(host: string): boolean {
   const h = host.toLowerCase().replace(/^\[|\]$/g, '');
   return h === 'localhost' || h === '::1' || /^127\.\d+\.\d+\.\d+$/.test(h) || h === '::ffff:127.0.0.1';

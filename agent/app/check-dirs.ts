@@ -1,4 +1,4 @@
-import { accessSync, constants, mkdirSync, realpathSync, statSync } from 'node:fs';
+import { accessSync, constants, mkdirSync, realpathSync, statSync, type Stats } from 'node:fs';
 import path from 'node:path';
 import { UploadError } from '../../common/errors/upload-error.js';
 
@@ -40,7 +40,7 @@ export function checkWatchDir(watchDir: string, create: boolean): string {
       );
     }
   }
-  let info;
+  let info: Stats;
   try {
     info = statSync(dir);
   } catch (error) {

@@ -4,6 +4,7 @@ import { stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import { UploadError, isUploadError } from '../../common/errors/upload-error.js';
+import { present } from '../../common/errors/present.js';
 import { createLogger } from '../../common/program/create-logger.js';
 import type { AgentController, AgentStatus, EnqueueResult } from './agent-controller.js';
 import { agentOptionSpecs, agentOptions, type AgentConfig } from './agent-options.js';
@@ -192,11 +193,12 @@ export class UploadAgent extends EventEmitter<UploadAgentEvents> implements Agen
     this.#watchRoot = watchRoot;
     await this.#engine.start();
     try {
-      this.#ledger = new UploadLedger(stateDir);
+      const ledger = new UploadLedger(stateDir);
+      this.#ledger = ledger;
       for (const upload of this.#engine.status()) {
         if (upload.state !== 'completed' && upload.state !== 'failed') this.#adopt(upload);
       }
-      if (watchRoot) await this.#startWatching(watchRoot);
+      if (watchRoot) await this.#startWatching(watchRoot, ledger);
     } catch (error) {
       await this.#engine.stop();
       this.#ledger?.close();
@@ -205,8 +207,7 @@ export class UploadAgent extends EventEmitter<UploadAgentEvents> implements Agen
     this.#started = true;
   }
 
-  async #startWatching(root: string): Promise<void> {
-    const ledger = this.#ledger!;
+  async #startWatching(root: string, ledger: UploadLedger): Promise<void> {
     const moveDir =
       this.config.afterUpload === 'move' || this.config.moveTo ? moveTarget(root, this.config.moveTo) : undefined;
     const watcher = new BagWatcher({
@@ -341,7 +342,7 @@ export class UploadAgent extends EventEmitter<UploadAgentEvents> implements Agen
     );
     let refusal: string | undefined;
     for (const [index, file] of batch.entries()) {
-      const outcome = added[index]!;
+      const outcome = present(added[index], 'the outcome of a queued file');
       if (outcome.status === 'rejected') {
         refusal ??= (outcome.reason as Error).message;
         continue;
@@ -360,7 +361,9 @@ export class UploadAgent extends EventEmitter<UploadAgentEvents> implements Agen
     await this.#releaseDeferred(undefined, ids);
     return {
       accepted: true,
-      message: `Queued ${ids.length} file(s) from ${filePath}${waiting > 0 ? `; metadata.yaml follows once the rest of its bag is verified` : ''}`,
+      message:
+        `Queued ${ids.length} file(s) from ` +
+        `${filePath}${waiting > 0 ? `; metadata.yaml follows once the rest of its bag is verified` : ''}`,
       uploadIds: ids,
     };
   }
@@ -457,9 +460,10 @@ export class UploadAgent extends EventEmitter<UploadAgentEvents> implements Agen
   }
 
   async #add(localPath: string, options: AddOptions): Promise<string | undefined> {
-    const [outcome] = await this.#addMany([{ localPath, options }]);
-    if (outcome!.status === 'rejected') throw outcome!.reason;
-    return outcome!.value;
+    const [settled] = await this.#addMany([{ localPath, options }]);
+    const outcome = present(settled, 'the outcome of a queued file');
+    if (outcome.status === 'rejected') throw outcome.reason;
+    return outcome.value;
   }
 
   /**
@@ -500,9 +504,9 @@ export class UploadAgent extends EventEmitter<UploadAgentEvents> implements Agen
       ),
     );
     for (const [index, handed] of handedList.entries()) {
-      const localPath = items[index]!.localPath;
+      const { localPath } = present(items[index], 'the file handed to the engine');
       handed.adding = batch.then((results) => {
-        const result = results[index]!;
+        const result = present(results[index], "the engine's answer for a handed file");
         if ('id' in result) {
           handed.id = result.id;
           this.#byId.set(result.id, localPath);
@@ -541,13 +545,7 @@ export class UploadAgent extends EventEmitter<UploadAgentEvents> implements Agen
     if (handed && handed.id !== event.upload.id) return; // an older upload of a file handed again since
     this.#handed.delete(localPath);
     const uploaded = this.#engine.completedFile(localPath);
-    let now: { size: number; mtimeMs: number; ino: number } | undefined;
-    try {
-      const info = await stat(localPath);
-      now = { size: info.size, mtimeMs: info.mtimeMs, ino: info.ino };
-    } catch {
-      now = undefined;
-    }
+    const now = await versionNow(localPath);
     const released = handed?.release;
     const intact =
       now !== undefined && sameVersion(uploaded, now) && (released === undefined || sameVersion(released, now));
@@ -577,9 +575,9 @@ export class UploadAgent extends EventEmitter<UploadAgentEvents> implements Agen
     this.#ledger?.record({
       localPath,
       remotePath: event.upload.remotePath,
-      size: now!.size,
-      mtimeMs: now!.mtimeMs,
-      ino: now!.ino,
+      size: now.size,
+      mtimeMs: now.mtimeMs,
+      ino: now.ino,
       sha256: event.sha256,
       verifiedAt: Date.now(),
     });
@@ -593,11 +591,11 @@ export class UploadAgent extends EventEmitter<UploadAgentEvents> implements Agen
       },
       'uploaded and verified',
     );
-    this.#watcher?.uploaded(localPath, now!);
+    this.#watcher?.uploaded(localPath, now);
     this.emit('verified', {
       localPath,
       remotePath: event.upload.remotePath,
-      size: now!.size,
+      size: now.size,
       sha256: event.sha256,
       deduplicated: event.deduplicated,
     });
@@ -708,6 +706,16 @@ function realPathOrResolved(dir: string): string {
     return realpathSync(dir);
   } catch {
     return path.resolve(dir);
+  }
+}
+
+/** The file's size, mtime and inode now; undefined when it is gone. */
+async function versionNow(localPath: string): Promise<{ size: number; mtimeMs: number; ino: number } | undefined> {
+  try {
+    const info = await stat(localPath);
+    return { size: info.size, mtimeMs: info.mtimeMs, ino: info.ino };
+  } catch {
+    return undefined;
   }
 }
 

@@ -22,7 +22,10 @@ export const exitCodes = {
   CONFIG: sysexits.CONFIG,
 } as const;
 
-/** The exit code for an error that ends the program: the shared map, with the agent's own codes, and 1 for an upload that failed. */
+/**
+ * The exit code for an error that ends the program: the shared map, with the agent's own codes, and
+ * 1 for an upload that failed.
+ */
 export const exitCodeOf = exitCodeMap(
   {
     LOCAL_FILE_NOT_FOUND: exitCodes.NO_INPUT,

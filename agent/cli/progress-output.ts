@@ -54,7 +54,9 @@ export function ttyProgress(out: NodeJS.WriteStream): ProgressOutput {
       const rate = upload.rate > 0 ? ` ${formatSize(upload.rate)}/s` : '';
       const eta = upload.etaSeconds !== undefined ? ` ETA ${formatDuration(upload.etaSeconds)}` : '';
       const state = upload.state === 'uploading' ? '' : ` ${upload.state}`;
-      const text = `[${'#'.repeat(filled)}${'.'.repeat(BAR - filled)}] ${String(Math.floor(fraction * 100)).padStart(3)}% ${upload.remotePath}${rate}${eta}${state}`;
+      const text =
+        `[${'#'.repeat(filled)}${'.'.repeat(BAR - filled)}] ` +
+        `${String(Math.floor(fraction * 100)).padStart(3)}% ${upload.remotePath}${rate}${eta}${state}`;
       return text.length > width - 1 ? `${text.slice(0, width - 2)}…` : text;
     });
     if (rows.length > 0) out.write(`${rows.join('\n')}\n`);

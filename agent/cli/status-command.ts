@@ -43,12 +43,14 @@ export function statusCommand(invocation: Invocation, out: NodeJS.WritableStream
     `Queue: ${pending.length} pending, ${failed.length} failed`,
     ...[...pending, ...failed].map(
       (row) =>
-        `  ${row.state.padEnd(9)} ${formatSize(row.bytesTotal).padStart(10)}  ${row.remotePath}${row.lastError ? `  (${row.errorCode ?? 'error'}: ${row.lastError})` : ''}`,
+        `  ${row.state.padEnd(9)} ${formatSize(row.bytesTotal).padStart(10)}  ` +
+        `${row.remotePath}${row.lastError ? `  (${row.errorCode ?? 'error'}: ${row.lastError})` : ''}`,
     ),
     `Recent uploads (${done.length}):`,
     ...done.map(
       (row) =>
-        `  ${row.finishedAt ?? ''}  ${formatSize(row.bytesTotal).padStart(10)}  ${row.remotePath}  sha256 ${(row.sha256 ?? '').slice(0, 16)}…`,
+        `  ${row.finishedAt ?? ''}  ${formatSize(row.bytesTotal).padStart(10)}  ` +
+        `${row.remotePath}  sha256 ${(row.sha256 ?? '').slice(0, 16)}…`,
     ),
   ];
   out.write(`${lines.join('\n')}\n`);

@@ -50,7 +50,8 @@ export async function uploadCommand(
     verified.add(file.localPath);
     failed.delete(file.localPath);
     progress.line(
-      `verified ${file.remotePath} (${formatSize(file.size)}) sha256 ${file.sha256}${file.deduplicated ? ' (already on the server)' : ''}`,
+      `verified ${file.remotePath} (${formatSize(file.size)}) sha256 ` +
+        `${file.sha256}${file.deduplicated ? ' (already on the server)' : ''}`,
     );
   });
   agent.on('failed', (event: FailedEvent) => {
@@ -87,7 +88,8 @@ export async function uploadCommand(
   progress.close();
   await started.controller.stop();
   progress.line(
-    `${verified.size} of ${unique.size} file(s) verified by the server${failed.size > 0 ? `, ${failed.size} failed` : ''}`,
+    `${verified.size} of ${unique.size} file(s) verified by the ` +
+      `server${failed.size > 0 ? `, ${failed.size} failed` : ''}`,
   );
   return notVerified === 0 ? exitCodes.OK : exitCodes.UPLOAD_FAILED;
 }

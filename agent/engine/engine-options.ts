@@ -2,13 +2,15 @@ import { defineOptions, option, type ConfigOf } from '../../common/config/index.
 import { DEFAULT_CHUNK_SIZE, MAX_CHUNK_SIZE, MIN_CHUNK_SIZE } from '../../common/protocol/native-protocol.js';
 
 /**
- * The upload engine's settings, defined once. They mirror the seed's NetworkManager knobs in
- * camelCase (durations in seconds, as the seed's are). The CLI flags, environment variables
+ * The upload engine's settings, defined once. They mirror the Python dashboard's NetworkManager knobs in
+ * camelCase (durations in seconds, as that client's are). The CLI flags, environment variables
  * (`UPLOAD_AGENT_*`) and ROS parameters (snake_case) are derived from these specs.
  */
 export const engineOptionSpecs = {
   uploadUrl: option.string({
-    doc: "Base URL of the receiving server, e.g. https://uploads.example.com:8080 (a trailing /upload, as in the seed, is accepted); unset: the bundled server's default address on this machine",
+    doc:
+      'Base URL of the receiving server, e.g. https://uploads.example.com:8080 (a trailing /upload, ' +
+      "as in the legacy dashboard client, is accepted); unset: the bundled server's default address on this machine",
     format: 'url',
     flag: 'server',
     rosName: 'server_url',
@@ -43,7 +45,9 @@ export const engineOptionSpecs = {
     max: 3600,
   }),
   retryMaxDelay: option.duration({
-    doc: 'Longest retry delay; also how long a file that ran out of retries waits in the queue, and the longest interval of the reachability probe while offline',
+    doc:
+      'Longest retry delay; also how long a file that ran out of retries waits in ' +
+      'the queue, and the longest interval of the reachability probe while offline',
     default: 60,
     min: 0.001,
     max: 86400,

@@ -41,12 +41,18 @@ export interface CancelOptions {
   dropServerSession?: boolean;
 }
 
-/** How many completed uploads status() keeps (and the journal keeps rows for); failed ones stay until retried or cancelled. */
+/**
+ * How many completed uploads status() keeps (and the journal keeps rows for); failed ones stay
+ * until retried or cancelled.
+ */
 const FINISHED_KEPT = 1000;
 /** Progress events per upload at most this often (ms), besides one per acknowledged chunk. */
 const PROGRESS_INTERVAL_MS = 250;
 
-/** Where a server listens by default (the protocol's defaults, which the server uses too): the URL when uploadUrl is unset. */
+/**
+ * Where a server listens by default (the protocol's defaults, which the server uses too): the URL
+ * when uploadUrl is unset.
+ */
 const LOCAL_SERVER_URL = `http://${DEFAULT_SERVER_HOST}:${DEFAULT_SERVER_PORT}`;
 
 /**
@@ -549,41 +555,40 @@ export class NetworkManager extends EventEmitter<NetworkManagerEvents> {
   }
 
   #makeContext(): RunnerContext {
-    const manager = this;
     return {
       logger: this.#logger,
       bucket: this.#bucket,
       slots: this.#slots,
-      config: () => manager.#config,
+      config: () => this.#config,
       client: () => {
-        if (!manager.#client) throw new UploadError('STOPPED', 'the upload manager is not running');
-        return manager.#client;
+        if (!this.#client) throw new UploadError('STOPPED', 'the upload manager is not running');
+        return this.#client;
       },
-      journal: () => manager.#openJournal(),
-      isPaused: () => manager.#paused,
-      changed: (record) => manager.#reportState(record),
-      started: (record) => manager.#emit('started', manager.#snapshot(record)),
-      progress: (record, force) => manager.#progress(record, force),
-      retrying: (record, info) => manager.#retrying(record, info),
+      journal: () => this.#openJournal(),
+      isPaused: () => this.#paused,
+      changed: (record) => this.#reportState(record),
+      started: (record) => this.#emit('started', this.#snapshot(record)),
+      progress: (record, force) => this.#progress(record, force),
+      retrying: (record, info) => this.#retrying(record, info),
       stalled: (record) => {
         record.phase = 'stalled';
-        manager.#logger.warn(
-          { upload: record.localPath, stalledTimeout: manager.#config.stalledTimeout },
+        this.#logger.warn(
+          { upload: record.localPath, stalledTimeout: this.#config.stalledTimeout },
           'request stalled; aborting it',
         );
-        manager.#emit('stalled', manager.#snapshot(record));
-        manager.#reportState(record);
+        this.#emit('stalled', this.#snapshot(record));
+        this.#reportState(record);
       },
       completed: (record, deduplicated) => {
-        manager.#forgetPending(record);
-        manager.#trimCompleted(record);
-        manager.#announcing.add(record);
+        this.#forgetPending(record);
+        this.#trimCompleted(record);
+        this.#announcing.add(record);
         const announce = (): void => {
-          manager.#announcing.delete(record);
-          const snapshot = manager.#snapshot(record);
+          this.#announcing.delete(record);
+          const snapshot = this.#snapshot(record);
           const started = record.startedAt ? Date.parse(record.startedAt) : Date.parse(record.queuedAt);
           const duration = Math.max(0, (Date.parse(record.finishedAt ?? new Date().toISOString()) - started) / 1000);
-          manager.#logger.info(
+          this.#logger.info(
             {
               upload: record.localPath,
               remotePath: record.remotePath,
@@ -593,14 +598,14 @@ export class NetworkManager extends EventEmitter<NetworkManagerEvents> {
             },
             'upload verified by the server',
           );
-          manager.#emit('completed', { upload: snapshot, sha256: record.sha256 ?? '', duration, deduplicated });
-          manager.#reportState(record);
-          manager.#settled(record);
+          this.#emit('completed', { upload: snapshot, sha256: record.sha256 ?? '', duration, deduplicated });
+          this.#reportState(record);
+          this.#settled(record);
         };
         // Announced once the journal's "completed" is durable (listeners may delete the file).
         // If that fsync fails the server still holds the file: announce it, and say so.
-        (manager.#journal?.durable() ?? Promise.resolve()).then(announce, (error: unknown) => {
-          manager.#logger.error(
+        (this.#journal?.durable() ?? Promise.resolve()).then(announce, (error: unknown) => {
+          this.#logger.error(
             { upload: record.localPath, error: describeFailure(error) },
             'the journal could not be made durable',
           );
@@ -608,15 +613,15 @@ export class NetworkManager extends EventEmitter<NetworkManagerEvents> {
         });
       },
       failed: (record, error) => {
-        manager.#logger.error({ upload: record.localPath, code: error.code, reason: error.message }, 'upload failed');
-        manager.#emit('failed', { upload: manager.#snapshot(record), reason: error.message, code: error.code });
-        manager.#reportState(record);
-        manager.#forgetPending(record);
-        manager.#settled(record);
+        this.#logger.error({ upload: record.localPath, code: error.code, reason: error.message }, 'upload failed');
+        this.#emit('failed', { upload: this.#snapshot(record), reason: error.message, code: error.code });
+        this.#reportState(record);
+        this.#forgetPending(record);
+        this.#settled(record);
       },
-      networkDown: (reason) => manager.#setOffline(reason),
-      reachable: () => manager.#setOnline(),
-      requeueDelay: (ms, signal) => manager.#requeueDelay(ms, signal),
+      networkDown: (reason) => this.#setOffline(reason),
+      reachable: () => this.#setOnline(),
+      requeueDelay: (ms, signal) => this.#requeueDelay(ms, signal),
     };
   }
 

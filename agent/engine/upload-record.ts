@@ -98,9 +98,10 @@ export class RateMeter {
   /** Bytes/s over the window; 0 when nothing moved in it. */
   rate(now = performance.now()): number {
     this.#trim(now);
-    if (this.#samples.length === 0) return 0;
+    const oldest = this.#samples[0];
+    if (oldest === undefined) return 0;
     const total = this.#samples.reduce((sum, sample) => sum + sample.bytes, 0);
-    const span = Math.max(now - this.#samples[0]!.at, 250);
+    const span = Math.max(now - oldest.at, 250);
     return (total / span) * 1000;
   }
 
@@ -110,7 +111,10 @@ export class RateMeter {
 
   #trim(now: number): void {
     let drop = 0;
-    while (drop < this.#samples.length && now - this.#samples[drop]!.at > this.#windowMs) drop += 1;
+    for (const sample of this.#samples) {
+      if (now - sample.at <= this.#windowMs) break;
+      drop += 1;
+    }
     if (drop > 0) this.#samples.splice(0, drop);
     if (this.#samples.length > 4096) this.#samples.splice(0, this.#samples.length - 4096);
   }

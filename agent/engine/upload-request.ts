@@ -36,7 +36,8 @@ export async function checkUpload(filePath: string, options: AddUploadOptions): 
   if (!Number.isInteger(priority) || priority < MIN_PRIORITY || priority > MAX_PRIORITY) {
     throw new UploadError(
       'INVALID_FIELD',
-      `priority must be a whole number from ${MIN_PRIORITY} to ${MAX_PRIORITY}, not ${JSON.stringify(options.priority)} (${localPath})`,
+      `priority must be a whole number from ${MIN_PRIORITY} to ` +
+        `${MAX_PRIORITY}, not ${JSON.stringify(options.priority)} (${localPath})`,
     );
   }
   if (
@@ -53,5 +54,5 @@ export async function checkUpload(filePath: string, options: AddUploadOptions): 
 /** The bag folder of a remote path (its parent folder's name), or '' for a file at the top. */
 export function bagNameOf(remotePath: string): string {
   const parts = remotePath.split('/');
-  return parts.length > 1 ? parts[parts.length - 2]! : '';
+  return parts.at(-2) ?? '';
 }

@@ -4,6 +4,7 @@ import { setImmediate as nextTurn } from 'node:timers/promises';
 import zlib from 'node:zlib';
 import type { Logger } from 'pino';
 import { UploadError } from '../../common/errors/upload-error.js';
+import { present } from '../../common/errors/present.js';
 import { fingerprintFile } from '../../common/protocol/fingerprint.js';
 import { MAX_WHOLE_FILE_SIZE, type CompletedFile, type OpenSession } from '../../common/protocol/native-protocol.js';
 import { TransferCompression, type EncodedChunk } from './compression/transfer-compression.js';
@@ -28,7 +29,12 @@ import {
 import type { TokenBucket } from './throttle/token-bucket.js';
 import { errorDetails } from './transport/http-errors.js';
 import type { AttemptLimits } from './transport/http-transport.js';
-import { MAX_METADATA_HEADER, metadataHeader, type SessionClient } from './transport/session-client.js';
+import {
+  MAX_METADATA_HEADER,
+  metadataHeader,
+  type PutFileResult,
+  type SessionClient,
+} from './transport/session-client.js';
 import type { UploadRecord } from './upload-record.js';
 
 /** Restarts in a row (file changed, session lost) before the upload fails. */
@@ -46,7 +52,10 @@ const MAX_REPAIR_ROUNDS = 3;
  * (dedup). A file the journal knows (re-queued unchanged) always goes that way too.
  */
 const WHOLE_FILE_LIMIT = 1024 * 1024;
-/** Pieces in which a read-ahead chunk is hashed and CRC'd, yielding to the event loop in between (the chunk on the wire keeps streaming). */
+/**
+ * Pieces in which a read-ahead chunk is hashed and CRC'd, yielding to the event loop in between
+ * (the chunk on the wire keeps streaming).
+ */
 const DIGEST_PIECE = 1024 * 1024;
 
 /** A chunk read, CRC'd, hashed and encoded, ready to go; its bytes may be dropped while the upload waits. */
@@ -274,7 +283,8 @@ export class UploadRunner {
       if (answer.state === 'complete') {
         throw new UploadError(
           'PROTOCOL',
-          `${what}: the server reports the file complete with SHA-256 ${answer.sha256}, but the local file's is ${local}`,
+          `${what}: the server reports the file complete with ` +
+            `SHA-256 ${answer.sha256}, but the local file's is ${local}`,
         );
       }
     }
@@ -304,9 +314,10 @@ export class UploadRunner {
     const what = `${record.localPath} → ${record.remotePath}`;
     record.bytesAcked = 0;
     record.bytesInFlight = 0;
-    // An attempt that sent its whole body and lost the answer may have stored the file: a 200 after it is ours, not a duplicate.
+    // An attempt that sent its whole body and lost the answer may have stored the file: a 200 after
+    // it is ours, not a duplicate.
     let bodyDelivered = false;
-    let result;
+    let result: { answer: PutFileResult; sha256: string };
     try {
       result = await this.#retrying(async (limits) => {
         const raw = await readWholeFile(record.localPath, version.size);
@@ -361,7 +372,8 @@ export class UploadRunner {
     if (answer.file.sha256 !== sha256 || answer.file.size !== version.size) {
       throw new UploadError(
         'PROTOCOL',
-        `${what}: the server stored SHA-256 ${answer.file.sha256} (${answer.file.size} bytes), but the local file's is ${sha256} (${version.size} bytes)`,
+        `${what}: the server stored SHA-256 ${answer.file.sha256} (${answer.file.size} ` +
+          `bytes), but the local file's is ${sha256} (${version.size} bytes)`,
       );
     }
     this.#completed(answer.file, version, answer.status === 200 && !bodyDelivered);
@@ -374,7 +386,8 @@ export class UploadRunner {
     if (session.chunkCount !== expectedCount || session.size !== version.size) {
       throw new UploadError(
         'PROTOCOL',
-        `${record.localPath}: the server's session has ${session.chunkCount} chunks of ${session.chunkSize} bytes for ${session.size} bytes; expected ${expectedCount} for ${version.size}`,
+        `${record.localPath}: the server's session has ${session.chunkCount} chunks of ` +
+          `${session.chunkSize} bytes for ${session.size} bytes; expected ${expectedCount} for ${version.size}`,
       );
     }
     const server = this.#ctx.client().serverHref;
@@ -442,9 +455,10 @@ export class UploadRunner {
         chunks.ahead = undefined;
         chunks.current = chunk;
         await this.#checkpoint(version);
-        if (index + 1 < session.chunkCount && !held.has(index + 1)) chunks.ahead = prepare(index + 1, chunk.fork!);
+        const fork = present(chunk.fork, 'the running hash of a chunk sent in order');
+        if (index + 1 < session.chunkCount && !held.has(index + 1)) chunks.ahead = prepare(index + 1, fork);
         await this.#sendChunk(session, chunk, chunks);
-        hash.adopt(chunk.fork!, chunk.length);
+        hash.adopt(fork, chunk.length);
         this.#ctx.journal().ackChunk(record.id, index);
         record.bytesAcked += chunk.length;
         record.bytesInFlight = 0;
@@ -492,14 +506,18 @@ export class UploadRunner {
       again.release(chunks.buffers);
       throw new UploadError(
         'FILE_CHANGED',
-        `${this.record.localPath} changed during its upload (chunk ${chunk.index + 1} reads differently now); restarting it`,
+        `${this.record.localPath} changed during its upload (chunk ` +
+          `${chunk.index + 1} reads differently now); restarting it`,
       );
     }
     chunk.raw = again.raw;
     chunk.encoded = again.encoded;
   }
 
-  /** Sends one chunk with retries. After a failure that came after the whole body went out, asks whether the server has it before re-sending. */
+  /**
+   * Sends one chunk with retries. After a failure that came after the whole body went out, asks
+   * whether the server has it before re-sending.
+   */
   async #sendChunk(session: OpenSession, prepared: PreparedChunk, chunks: ChunkSource): Promise<void> {
     const record = this.record;
     const { index, length } = prepared;
@@ -512,7 +530,7 @@ export class UploadRunner {
         if (status.state !== 'complete' && status.received.includes(index)) return;
       }
       if (!prepared.encoded) await this.#reloadChunk(prepared, chunks);
-      const encoded = prepared.encoded!;
+      const encoded = present(prepared.encoded, "a chunk's encoded bytes after reading them again");
       const chunk = { index, body: encoded.body, encoding: encoded.encoding, crc32: prepared.crc32 };
       const scale = encoded.body.length > 0 ? length / encoded.body.length : 1;
       let sent = 0;
@@ -570,7 +588,8 @@ export class UploadRunner {
           // Every stored chunk passed its CRC, so the local file is not what was sent: start over.
           throw new UploadError(
             'FILE_CHANGED',
-            `${record.localPath}: the server's copy failed the whole-file SHA-256 although every chunk passed its checksum (the file changed in place?); sending it again`,
+            `${record.localPath}: the server's copy failed the whole-file SHA-256 although ` +
+              `every chunk passed its checksum (the file changed in place?); sending it again`,
             { cause: error },
           );
         }

@@ -87,7 +87,8 @@ export async function enqueue(agent: AgentController, request: EnqueueRequest): 
     (!Number.isInteger(priority) || priority < PRIORITY_RANGE.min || priority > PRIORITY_RANGE.max)
   ) {
     return refuse(
-      `priority ${priority} is out of range: use ${PRIORITY_RANGE.min} (first) to ${PRIORITY_RANGE.max} (last), or 0 for the default`,
+      `priority ${priority} is out of range: use ${PRIORITY_RANGE.min} ` +
+        `(first) to ${PRIORITY_RANGE.max} (last), or 0 for the default`,
     );
   }
   let metadata: Record<string, unknown> | undefined;

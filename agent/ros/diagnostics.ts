@@ -44,7 +44,7 @@ export function assessAgent(status: AgentStatus): AgentAssessment {
   }
 
   const level = problems.reduce<DiagnosticLevelCode>(
-    (worst, problem) => (problem.level > worst ? problem.level : worst),
+    (worst, problem) => Math.max(worst, problem.level) as DiagnosticLevelCode,
     DiagnosticLevel.OK,
   );
   problems.sort((a, b) => b.level - a.level);

@@ -7,7 +7,10 @@
  * if (ros.available) {
  *   const handle = await startRosNode({
  *     binding: ros.binding, argv: process.argv, logger,
- *     agent: async (rosSettings) => { const config = resolve(..., rosSettings); return { agent: await startAgent(config), config }; },
+ *     agent: async (rosSettings) => {
+ *       const config = resolve(..., rosSettings);
+ *       return { agent: await startAgent(config), config };
+ *     },
  *   });
  *   await handle.closed;                                  // SIGINT/SIGTERM are handled (exit within 5 s)
  * } else { logger.debug(ros.reason); ... run standalone ... }

@@ -32,11 +32,11 @@ export function nodeKeyMatches(key: string, fullyQualifiedName: string): boolean
     if (pattern.startsWith('/**', i)) {
       regex += '(?:/[^/]+)*';
       i += 3;
-    } else if (pattern[i] === '*') {
+    } else if (pattern.charAt(i) === '*') {
       regex += '[^/]+';
       i += 1;
     } else {
-      regex += pattern[i]!.replace(/[.+?^${}()|[\]\\]/g, '\\$&');
+      regex += pattern.charAt(i).replace(/[.+?^${}()|[\]\\]/g, '\\$&');
       i += 1;
     }
   }

@@ -208,13 +208,11 @@ class RclnodejsNode implements RosNode {
   }
 
   parameterOverrides(): RosParameter[] {
-    return this.#node
-      .getParameterOverrides()
-      .map((parameter: RclParameter) => ({
-        name: parameter.name,
-        type: Number(parameter.type),
-        value: parameter.value as unknown,
-      }));
+    return this.#node.getParameterOverrides().map((parameter: RclParameter) => ({
+      name: parameter.name,
+      type: Number(parameter.type),
+      value: parameter.value as unknown,
+    }));
   }
 
   declareParameter(declaration: ParameterDeclaration): void {

@@ -6,6 +6,8 @@
  * belongs to the program.
  */
 
+import { present } from '../../common/errors/present.js';
+
 const ROS_ARGS = '--ros-args';
 const END_OF_ROS_ARGS = '--';
 
@@ -60,7 +62,7 @@ export function parseRosArgs(argv: readonly string[]): RosArguments {
   const result: RosArguments = { paramsFiles: [], params: [], remaps: [] };
   let inRos = false;
   for (let i = 0; i < argv.length; i += 1) {
-    const arg = argv[i]!;
+    const arg = present(argv[i], 'a command-line argument');
     if (!inRos) {
       if (arg === ROS_ARGS) inRos = true;
       continue;

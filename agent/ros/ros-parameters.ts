@@ -74,9 +74,9 @@ export class ParameterSchema<S extends OptionSpecs = OptionSpecs> {
     this.set = set;
     this.options = set
       .keys()
-      .filter((key) => set.specs[key]!.ros !== false)
+      .filter((key) => set.spec(key).ros !== false)
       .map((key) => {
-        const spec = set.specs[key]!;
+        const spec = set.spec(key);
         return { key, name: set.names(key).ros, spec, type: parameterTypeOf(spec) };
       });
     this.#byName = new Map(this.options.map((option) => [option.name, option]));
@@ -196,7 +196,9 @@ export class ParameterSchema<S extends OptionSpecs = OptionSpecs> {
     if (parameter.type !== option.type) {
       return {
         ok: false,
-        reason: `${option.name} must be ${this.#typeText(option)}, not ${typeNames[parameter.type] ?? `type ${parameter.type}`}${shown ? ` (${shown})` : ''}`,
+        reason:
+          `${option.name} must be ${this.#typeText(option)}, not ` +
+          `${typeNames[parameter.type] ?? `type ${parameter.type}`}${shown ? ` (${shown})` : ''}`,
       };
     }
     const result = optionSchema(option.spec).safeParse(parameter.value);

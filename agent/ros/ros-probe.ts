@@ -28,7 +28,8 @@ export async function probeRos(options: ProbeOptions = {}): Promise<RosAvailabil
     return {
       available: false,
       reason:
-        'ROS 2 is not sourced (ROS_DISTRO and AMENT_PREFIX_PATH are unset): run `source /opt/ros/<distro>/setup.bash` first',
+        'ROS 2 is not sourced (ROS_DISTRO and AMENT_PREFIX_PATH are unset): ' +
+        'run `source /opt/ros/<distro>/setup.bash` first',
     };
   }
   const load = options.load ?? (async () => (await import('./rclnodejs-binding.js')).loadRclnodejs());
@@ -43,8 +44,10 @@ export async function probeRos(options: ProbeOptions = {}): Promise<RosAvailabil
     return {
       available: false,
       reason: notInstalled
-        ? `rclnodejs is not installed: with ROS 2 (${env.ROS_DISTRO ?? 'sourced'}) sourced, run \`npm_config_yes=true npm install rclnodejs@2\` in the agent's folder`
-        : `rclnodejs could not be loaded (${detail}): reinstall it with ROS 2 sourced: \`npm_config_yes=true npm install rclnodejs@2\``,
+        ? `rclnodejs is not installed: with ROS 2 (${env.ROS_DISTRO ?? 'sourced'}) sourced, ` +
+          `run \`npm_config_yes=true npm install rclnodejs@2\` in the agent's folder`
+        : `rclnodejs could not be loaded (${detail}): reinstall it with ` +
+          `ROS 2 sourced: \`npm_config_yes=true npm install rclnodejs@2\``,
     };
   }
 }

@@ -40,13 +40,10 @@ export function countByState(uploads: readonly UploadSnapshot[]): Record<UploadS
 
 /** The uploads still to do, active first, then by priority (1 first), then oldest first. */
 export function pendingUploads(uploads: readonly UploadSnapshot[], limit = MAX_QUEUE_ENTRIES): UploadSnapshot[] {
-  const rank = new Map(pendingStatesInOrder.map((state, index) => [state, index]));
+  const rank = (upload: UploadSnapshot): number => pendingStatesInOrder.indexOf(upload.state);
   return uploads
-    .filter((upload) => rank.has(upload.state))
-    .sort(
-      (a, b) =>
-        rank.get(a.state)! - rank.get(b.state)! || a.priority - b.priority || a.queuedAt.localeCompare(b.queuedAt),
-    )
+    .filter((upload) => rank(upload) >= 0)
+    .sort((a, b) => rank(a) - rank(b) || a.priority - b.priority || a.queuedAt.localeCompare(b.queuedAt))
     .slice(0, limit);
 }
 

@@ -14,7 +14,7 @@ import { messageJson, uploadQueueMessage, uploadStatusMessage } from './status-m
 import { isTerminalState } from './upload-status-state.js';
 import { subscribeWriteSplit } from './write-split.js';
 
-/** Topic and timing contract of the node (see the README's robot section). */
+/** Topic and timing contract of the node (see docs/ros.md). */
 export const rosNames = {
   node: 'upload_agent',
   /** Relative, so `__ns` and remaps apply. */

@@ -1,5 +1,6 @@
 import path from 'node:path';
 import picomatch from 'picomatch';
+import { present } from '../../common/errors/present.js';
 
 /**
  * What a file in the recording root is, from its name alone. rosbag2 names splits
@@ -49,7 +50,7 @@ export function classifyFile(relPath: string): BagFileInfo {
       role: 'split',
       dir,
       name,
-      stem: split[1]!,
+      stem: present(split[1], "a split name's stem"),
       index: Number(split[2]),
       storage: split[3] as 'mcap' | 'db3',
       compressed: split[4] !== undefined,
@@ -112,6 +113,5 @@ function globMatcher(globs: readonly string[]): (relPath: string) => boolean {
   const byPath = globs.filter((glob) => glob.includes('/'));
   const name = byName.length ? picomatch(byName, { dot: true }) : undefined;
   const full = byPath.length ? picomatch(byPath, { dot: true }) : undefined;
-  return (relPath) =>
-    (name !== undefined && name(path.posix.basename(relPath))) || (full !== undefined && full(relPath));
+  return (relPath) => (name?.(path.posix.basename(relPath)) ?? false) || (full?.(relPath) ?? false);
 }

@@ -1,3 +1,4 @@
+import type { Dirent, Stats } from 'node:fs';
 import { readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { UploadError } from '../../common/errors/upload-error.js';
@@ -25,7 +26,7 @@ export async function listForUpload(
   options: { root?: string; allFiles?: boolean } = {},
 ): Promise<ListedFile[]> {
   const absolute = path.resolve(input);
-  let info;
+  let info: Stats;
   try {
     info = await stat(absolute);
   } catch (error) {
@@ -69,7 +70,7 @@ export async function listForUpload(
 }
 
 async function walk(dir: string, rel: string, out: { rel: string; abs: string }[]): Promise<void> {
-  let entries;
+  let entries: Dirent[];
   try {
     entries = await readdir(dir, { withFileTypes: true });
   } catch (error) {

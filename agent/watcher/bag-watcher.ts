@@ -1,5 +1,5 @@
 import { EventEmitter } from 'node:events';
-import { realpathSync, type Stats } from 'node:fs';
+import { realpathSync, type Dirent, type Stats } from 'node:fs';
 import { readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { watch, type FSWatcher } from 'chokidar';
@@ -83,7 +83,7 @@ const HELD_RECHECK_MS = 1000;
 
 /**
  * Watches a recording root and decides, file by file, when a file is closed and may be
- * uploaded, and in which order (see closing-rules.ts for the rules and README "How a split is
+ * uploaded, and in which order (see closing-rules.ts for the rules and docs/agent.md "How a split is
  * judged closed"). It never reads a file's content beyond the MCAP end magic and never talks to
  * the network: it emits `release` decisions, and is told back when a file was verified
  * (`uploaded`) or changed during its upload (`changedDuringUpload`).
@@ -274,7 +274,7 @@ export class BagWatcher extends EventEmitter<BagWatcherEvents> {
   }
 
   async #walk(dir: string, seen: Set<string>): Promise<void> {
-    let entries;
+    let entries: Dirent[];
     try {
       entries = await readdir(dir, { withFileTypes: true });
     } catch (error) {

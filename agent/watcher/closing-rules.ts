@@ -46,7 +46,7 @@ export function closingSignal(
   if (file.marked) return 'marked';
   if (
     file.role === 'split' &&
-    folder.some((other) => other.role === 'split' && other.stem === file.stem && other.index! > file.index!)
+    folder.some((other) => other.role === 'split' && other.stem === file.stem && (other.index ?? 0) > (file.index ?? 0))
   )
     return 'later-split';
   if (folder.some((other) => other.role === 'metadata')) return 'metadata';
@@ -92,13 +92,13 @@ export function releasable(folder: readonly TrackedFile[]): TrackedFile[] {
   const result: TrackedFile[] = [];
   const stems = new Map<string, TrackedFile[]>();
   for (const file of folder) {
-    if (file.role !== 'split') continue;
-    const list = stems.get(file.stem!) ?? [];
+    if (file.role !== 'split' || file.stem === undefined) continue;
+    const list = stems.get(file.stem) ?? [];
     list.push(file);
-    stems.set(file.stem!, list);
+    stems.set(file.stem, list);
   }
   for (const splits of stems.values()) {
-    splits.sort((a, b) => a.index! - b.index! || Number(b.compressed) - Number(a.compressed));
+    splits.sort((a, b) => (a.index ?? 0) - (b.index ?? 0) || Number(b.compressed) - Number(a.compressed));
     for (const split of splits) {
       if (split.phase === 'transient' || split.phase === 'released' || split.phase === 'uploaded') continue;
       if (split.phase !== 'ready') break;

@@ -1,3 +1,4 @@
+import type { Stats } from 'node:fs';
 import { rmdir, statfs, stat, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from 'pino';
@@ -76,7 +77,7 @@ export class DiskGuard {
       for (const entry of ledger.oldestFirst()) {
         if (free >= minFreeSpace) break;
         if (!entry.localPath.startsWith(rootPrefix)) continue;
-        let current;
+        let current: Stats;
         try {
           current = await stat(entry.localPath);
         } catch {

@@ -1,4 +1,4 @@
-import { open } from 'node:fs/promises';
+import { open, type FileHandle } from 'node:fs/promises';
 
 /** MCAP files begin and end with these 8 bytes; the trailing copy is written last, on close. */
 export const MCAP_MAGIC = Buffer.from([0x89, 0x4d, 0x43, 0x41, 0x50, 0x30, 0x0d, 0x0a]);
@@ -8,7 +8,7 @@ export const MCAP_MAGIC = Buffer.from([0x89, 0x4d, 0x43, 0x41, 0x50, 0x30, 0x0d,
  * without them is still being written, or was cut short by a crash. Reads 8 bytes.
  */
 export async function endsWithMcapMagic(filePath: string): Promise<boolean> {
-  let handle;
+  let handle: FileHandle;
   try {
     handle = await open(filePath, 'r');
   } catch {

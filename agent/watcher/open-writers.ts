@@ -48,8 +48,8 @@ export async function scanOpenWriters(paths: Iterable<string>, procRoot = '/proc
         if (!wanted.has(target)) continue;
         try {
           const info = await readFile(`${procRoot}/${pid}/fdinfo/${fd}`, 'utf8');
-          const flags = /^flags:\s*([0-7]+)/m.exec(info);
-          if (!flags || (Number.parseInt(flags[1]!, 8) & O_ACCMODE) !== 0) held.set(target, Number(pid));
+          const flags = /^flags:\s*([0-7]+)/m.exec(info)?.[1];
+          if (flags === undefined || (Number.parseInt(flags, 8) & O_ACCMODE) !== 0) held.set(target, Number(pid));
         } catch {
           // The fd was closed between the two reads.
         }

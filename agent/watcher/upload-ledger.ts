@@ -53,17 +53,19 @@ export class UploadLedger {
       verified_at INTEGER NOT NULL
     )`);
     const columns =
-      'local_path AS localPath, remote_path AS remotePath, size, mtime_ms AS mtimeMs, ino, sha256, verified_at AS verifiedAt';
+      'local_path AS localPath, remote_path AS remotePath, size, ' +
+      'mtime_ms AS mtimeMs, ino, sha256, verified_at AS verifiedAt';
     this.#get = this.#db.prepare(`SELECT ${columns} FROM uploaded_files WHERE local_path = ?`);
-    this.#put =
-      this.#db.prepare(`INSERT OR REPLACE INTO uploaded_files (local_path, remote_path, size, mtime_ms, ino, sha256, verified_at)
+    this.#put = this.#db.prepare(`INSERT OR REPLACE INTO uploaded_files
+      (local_path, remote_path, size, mtime_ms, ino, sha256, verified_at)
       VALUES (@localPath, @remotePath, @size, @mtimeMs, @ino, @sha256, @verifiedAt)`);
     this.#recent = this.#db.prepare(`SELECT ${columns} FROM uploaded_files ORDER BY verified_at DESC LIMIT ?`);
     // Files written in one burst share an mtime (the kernel's clock is coarse): among them, splits
     // in index order (shorter path first: _9 before _10) and metadata.yaml last, not the order in
     // which the server verified them (two uploads run at once).
     this.#oldest = this.#db.prepare(
-      `SELECT ${columns} FROM uploaded_files ORDER BY mtime_ms ASC, local_path LIKE '%/metadata.yaml' ASC, length(local_path) ASC, local_path ASC`,
+      `SELECT ${columns} FROM uploaded_files ORDER BY mtime_ms ASC, local_path ` +
+        `LIKE '%/metadata.yaml' ASC, length(local_path) ASC, local_path ASC`,
     );
   }
 

@@ -29,7 +29,8 @@ export const complete: Benchmark = {
       const file = path.join(dir, 'data', 'recording.bin');
       await writeRandomFile(file, size);
       say(
-        `${formatBytes(size)} (random; ${args.quick ? 'quick' : 'full'}), 8 MiB chunks in order, unthrottled, ${rounds} round(s), each on a fresh server; timed at a TCP proxy`,
+        `${formatBytes(size)} (random; ${args.quick ? 'quick' : 'full'}), 8 MiB chunks in ` +
+          `order, unthrottled, ${rounds} round(s), each on a fresh server; timed at a TCP proxy`,
       );
       const latencies: number[] = [];
       for (let round = 1; round <= rounds; round += 1) {

@@ -43,7 +43,8 @@ interface FanInRun {
 export const fanInCluster: Benchmark = {
   name: 'fan-in-cluster',
   summary:
-    '50 uploaders through a balancer to 1 and 3 replicas on Ceph + PostgreSQL (MiB/s, p99 chunk latency, errors); one file on S3 vs local disk',
+    '50 uploaders through a balancer to 1 and 3 replicas on Ceph + PostgreSQL (MiB/s, p99 chunk latency, errors); ' +
+    'one file on S3 vs local disk',
   async run({ args, say }: BenchContext): Promise<BenchResult> {
     const uploaders = args.uploaders ?? FULL_UPLOADERS;
     const size = args.size ?? (args.quick ? QUICK_SIZE : FULL_SIZE);
@@ -64,7 +65,8 @@ export const fanInCluster: Benchmark = {
       }
       flushDisks();
       say(
-        `${uploaders} uploaders × ${formatBytes(size)} (random; ${args.quick ? 'quick' : 'full'}), 8 MiB chunks, one token each, replicas with default settings (rate limits on, in PostgreSQL)`,
+        `${uploaders} uploaders × ${formatBytes(size)} (random; ${args.quick ? 'quick' : 'full'}), 8 MiB chunks, ` +
+          'one token each, replicas with default settings (rate limits on, in PostgreSQL)',
       );
       const runs = new Map<number, FanInRun>();
       for (const replicas of [1, 3]) {
@@ -104,9 +106,9 @@ export const fanInCluster: Benchmark = {
         },
         row: {
           Uploaders: `${uploaders} × ${formatBytes(size)}`,
-          '1 replica': `${one.mibps.toFixed(0)} MiB/s, p99 ${one.p99ChunkMs.toFixed(0)} ms, ${one.errors} errors`,
-          '3 replicas': `${three.mibps.toFixed(0)} MiB/s, p99 ${three.p99ChunkMs.toFixed(0)} ms, ${three.errors} errors`,
-          [`${formatBytes(fileSize)} file`]: `S3 ${onS3.mibps.toFixed(0)} MiB/s, local ${onDisk.mibps.toFixed(0)} MiB/s`,
+          '1 replica': describeRun(one),
+          '3 replicas': describeRun(three),
+          [`${formatBytes(fileSize)} file`]: `S3 ${onS3.mibps.toFixed(0)}, local ${onDisk.mibps.toFixed(0)} MiB/s`,
         },
       };
     } finally {
@@ -169,7 +171,10 @@ async function fanIn(
     const peak = Math.max(...replicas.map((replica) => (statusKiB(replica.handle.pid, 'VmHWM') ?? 0) / 1024));
     const cpu = replicas.reduce((sum, replica, n) => sum + ((replica.handle.cpuSeconds() ?? 0) - cpuBefore[n]!), 0);
     say(
-      `${count} replica(s): ${result.completed} of ${spec.uploads.length} verified, ${mibps.toFixed(0)} MiB/s aggregate; chunk latency median ${quantile(0.5).toFixed(0)} ms, p99 ${quantile(0.99).toFixed(0)} ms (${chunkMs.length} chunks); ${result.failed} failed, ${result.retries} retried; replica peak RSS ${peak.toFixed(0)} MiB, replicas' CPU ${cpu.toFixed(1)} s`,
+      `${count} replica(s): ${result.completed} of ${spec.uploads.length} verified, ${mibps.toFixed(0)} MiB/s ` +
+        `aggregate; chunk latency median ${quantile(0.5).toFixed(0)} ms, p99 ${quantile(0.99).toFixed(0)} ms ` +
+        `(${chunkMs.length} chunks); ${result.failed} failed, ${result.retries} retried; ` +
+        `replica peak RSS ${peak.toFixed(0)} MiB, replicas' CPU ${cpu.toFixed(1)} s`,
     );
     for (const [reason, n] of Object.entries(result.reasons)) say(`  retried ${n} ×: ${reason}`);
     return {
@@ -253,7 +258,12 @@ async function timeAgent(
   const mibps = mibPerSecond(size, ms);
   const cpuPerGiB = ((serverCpu() - cpuBefore) * GiB) / size;
   say(
-    `${formatBytes(size)} file, one agent → ${what}: ${mibps.toFixed(0)} MiB/s, server CPU ${cpuPerGiB.toFixed(2)} s/GiB`,
+    `${formatBytes(size)} file, one agent → ${what}: ${mibps.toFixed(0)} MiB/s, ` +
+      `server CPU ${cpuPerGiB.toFixed(2)} s/GiB`,
   );
   return { mibps, serverCpuPerGiB: cpuPerGiB };
+}
+
+function describeRun(run: FanInRun): string {
+  return `${run.mibps.toFixed(0)} MiB/s, p99 ${run.p99ChunkMs.toFixed(0)} ms, ${run.errors} errors`;
 }

@@ -41,7 +41,8 @@ export const fanIn: Benchmark = {
       }
       flushDisks();
       say(
-        `${uploaders} uploaders × ${formatBytes(size)} (random; ${args.quick ? 'quick' : 'full'}), 8 MiB chunks, one token per uploader, server with default settings (rate limits on)`,
+        `${uploaders} uploaders × ${formatBytes(size)} (random; ${args.quick ? 'quick' : 'full'}), ` +
+          `8 MiB chunks, one token per uploader, server with default settings (rate limits on)`,
       );
       const server = await startServerProgram(path.join(dir, 'server'), [], {
         reportDir: dir,
@@ -72,12 +73,15 @@ export const fanIn: Benchmark = {
         const fleetPeak = (await fleet.peakRssKiB()) / 1024;
         const errors = result.failed + result.retries + (uploaders - result.completed - result.failed);
         say(
-          `${result.completed} of ${uploaders} verified in ${seconds.toFixed(2)} s: ${rate.toFixed(0)} MiB/s aggregate; ${result.failed} failed, ${result.retries} retried requests`,
+          `${result.completed} of ${uploaders} verified in ${seconds.toFixed(2)} s: ${rate.toFixed(0)} ` +
+            `MiB/s aggregate; ${result.failed} failed, ${result.retries} retried requests`,
         );
         for (const [reason, count] of Object.entries(result.reasons)) say(`  retried ${count} ×: ${reason}`);
         for (const failure of result.failures) say(`  failed: ${failure}`);
         say(
-          `server peak RSS ${serverPeak.toFixed(0)} MiB (idle after start ${idleRss.toFixed(0)} MiB), server CPU ${serverCpu.toFixed(2)} s; the ${uploaders} engines' process peaked at ${fleetPeak.toFixed(0)} MiB`,
+          `server peak RSS ${serverPeak.toFixed(0)} MiB (idle after start ` +
+            `${idleRss.toFixed(0)} MiB), server CPU ${serverCpu.toFixed(2)} s; ` +
+            `the ${uploaders} engines' process peaked at ${fleetPeak.toFixed(0)} MiB`,
         );
         return {
           figures: {

@@ -29,7 +29,8 @@ export const resume: Benchmark = {
       const file = path.join(dir, 'data', 'recording.bin');
       const sha256 = await writeRandomFile(file, size);
       say(
-        `${formatBytes(size)} (random; ${args.quick ? 'quick' : 'full'}), 8 MiB chunks, unthrottled, through a counting TCP proxy; SIGKILL at 50% of the chunk bytes, inside the next chunk's body`,
+        `${formatBytes(size)} (random; ${args.quick ? 'quick' : 'full'}), 8 MiB chunks, unthrottled, ` +
+          `through a counting TCP proxy; SIGKILL at 50% of the chunk bytes, inside the next chunk's body`,
       );
       const server = await startServerProgram(path.join(dir, 'server'), ['--no-rate-limit'], { reportDir: dir });
       const proxy = await CountingProxy.start(server.port);
@@ -77,8 +78,17 @@ export const resume: Benchmark = {
         const lengthOf = (index: number): number => Math.max(0, Math.min(CHUNK, size - index * CHUNK));
         const ackedBytes = [...acked].reduce((total, index) => total + lengthOf(index), 0);
         const inFlightBytes = inFlightAtKill.reduce((total, request) => total + lengthOf(request.chunkIndex!), 0);
+        const inFlightList =
+          inFlightAtKill
+            .map(
+              (r) =>
+                `#${r.chunkIndex} (${formatBytes(r.bodyBytes)} of ${formatBytes(lengthOf(r.chunkIndex!))} ` +
+                `arrived, counting what the kernel still delivered after the kill)`,
+            )
+            .join(', ') || 'none';
         say(
-          `killed at ${formatBytes(sentFirst)} of chunk bytes sent; the server had acknowledged ${acked.size} chunks (${formatBytes(ackedBytes)}); chunks in flight at the kill: ${inFlightAtKill.map((r) => `#${r.chunkIndex} (${formatBytes(r.bodyBytes)} of ${formatBytes(lengthOf(r.chunkIndex!))} arrived, counting what the kernel still delivered after the kill)`).join(', ') || 'none'}`,
+          `killed at ${formatBytes(sentFirst)} of chunk bytes sent; the server had acknowledged ` +
+            `${acked.size} chunks (${formatBytes(ackedBytes)}); chunks in flight at the kill: ${inFlightList}`,
         );
 
         // Run 2: the same command again.
@@ -96,10 +106,15 @@ export const resume: Benchmark = {
           .reduce((total, r) => total + r.bodyBytes, 0);
         const wasted = sentFirst + sentSecond - size;
         say(
-          `restart sent ${formatBytes(sentSecond)} in ${secondChunks.length} chunk requests; the server had not acknowledged ${formatBytes(size - ackedBytes)}`,
+          `restart sent ${formatBytes(sentSecond)} in ${secondChunks.length} chunk ` +
+            `requests; the server had not acknowledged ${formatBytes(size - ackedBytes)}`,
         );
         say(
-          `re-sent: ${formatBytes(resentBytes)} (chunks ${resent.map((r) => `#${r.chunkIndex}`).join(', ') || 'none'}), of which ${formatBytes(resentAckedBytes)} the server had acknowledged; bytes of the killed run that were lost: ${formatBytes(sentFirst - ackedBytes)}; total sent beyond the file size: ${formatBytes(wasted)}`,
+          `re-sent: ${formatBytes(resentBytes)} (chunks ` +
+            `${resent.map((r) => `#${r.chunkIndex}`).join(', ') || 'none'}), of which ` +
+            `${formatBytes(resentAckedBytes)} the server had acknowledged; bytes of the killed run that ` +
+            `were lost: ${formatBytes(sentFirst - ackedBytes)}; total sent beyond the file size: ` +
+            `${formatBytes(wasted)}`,
         );
         return {
           figures: {

@@ -27,7 +27,8 @@ export const smallFiles: Benchmark = {
       await writeSmallFiles(folder, count, size);
       flushDisks();
       say(
-        `${count} files of ${formatBytes(size)} (random; ${args.quick ? 'quick' : 'full'}), one folder, default concurrency, server with default settings but no rate limits`,
+        `${count} files of ${formatBytes(size)} (random; ${args.quick ? 'quick' : 'full'}), ` +
+          `one folder, default concurrency, server with default settings but no rate limits`,
       );
       const server = await startServerProgram(path.join(dir, 'server'), ['--no-rate-limit'], { reportDir: dir });
       try {
@@ -41,7 +42,8 @@ export const smallFiles: Benchmark = {
         const failed = agent.lines.filter((line) => /^(failed|not sent|not queued) /.test(line.text));
         if (verified.length !== count || code !== 0)
           throw new Error(
-            `${verified.length} of ${count} verified, ${failed.length} failed, exit ${code}: ${failed[0]?.text ?? agent.stderr().slice(-1000)}`,
+            `${verified.length} of ${count} verified, ${failed.length} failed, ` +
+              `exit ${code}: ${failed[0]?.text ?? agent.stderr().slice(-1000)}`,
           );
         const last = verified[verified.length - 1]!;
         const seconds = (last.t - first.t) / 1000;
@@ -53,10 +55,14 @@ export const smallFiles: Benchmark = {
         const agentCpu = usage ? usage.userSeconds + usage.systemSeconds - agentCpuAtFirst : Number.NaN;
         const agentPeak = (await agent.peakRssKiB()) / 1024;
         say(
-          `${count} files verified in ${seconds.toFixed(2)} s: ${rate.toFixed(0)} files/s (${(count / wall).toFixed(0)} files/s counting the program's start-up, ${wall.toFixed(2)} s)`,
+          `${count} files verified in ${seconds.toFixed(2)} s: ${rate.toFixed(0)} files/s ` +
+            `(${(count / wall).toFixed(0)} files/s counting the program's start-up, ${wall.toFixed(2)} s)`,
         );
+        const agentMsPerFile = ((agentCpu / count) * 1000).toFixed(2);
+        const serverMsPerFile = ((serverCpu / count) * 1000).toFixed(2);
         say(
-          `CPU per file: agent ${((agentCpu / count) * 1000).toFixed(2)} ms, server ${((serverCpu / count) * 1000).toFixed(2)} ms (user + system, from its first output line on)`,
+          `CPU per file: agent ${agentMsPerFile} ms, server ${serverMsPerFile} ms ` +
+            `(user + system, from its first output line on)`,
         );
         say(`peak RSS: agent ${agentPeak.toFixed(0)} MiB, server ${serverPeak.toFixed(0)} MiB`);
         return {
@@ -76,7 +82,7 @@ export const smallFiles: Benchmark = {
             Files: `${count} × ${formatBytes(size)}`,
             'files/s': rate.toFixed(0),
             'files/s incl. start-up': (count / wall).toFixed(0),
-            'CPU ms/file agent / server': `${((agentCpu / count) * 1000).toFixed(2)} / ${((serverCpu / count) * 1000).toFixed(2)}`,
+            'CPU ms/file agent / server': `${agentMsPerFile} / ${serverMsPerFile}`,
             'Agent RSS MiB': agentPeak.toFixed(0),
             'Server RSS MiB': serverPeak.toFixed(0),
           },

@@ -37,7 +37,8 @@ interface WindowFigures {
 export const throttle: Benchmark = {
   name: 'throttle',
   summary:
-    'bandwidth limits of 1 and 8 MiB/s with 2 concurrent uploads, measured on the wire (mean error, largest 1-s window)',
+    'bandwidth limits of 1 and 8 MiB/s with 2 concurrent uploads, ' +
+    'measured on the wire (mean error, largest 1-s window)',
   async run({ args, say }: BenchContext): Promise<BenchResult> {
     const seconds = args.duration ?? (args.quick ? QUICK_SECONDS : FULL_SECONDS);
     const dir = await makeTempDir('throttle');
@@ -47,17 +48,22 @@ export const throttle: Benchmark = {
       const files = Array.from({ length: UPLOADS }, (_, i) => path.join(dir, 'data', `upload_${i}.bin`));
       for (const file of files) await writeRandomFile(file, fileSize);
       say(
-        `${UPLOADS} concurrent uploads of ${formatBytes(fileSize)} (random), ${seconds} s per limit (${args.quick ? 'quick' : 'full'}), 8 MiB chunks, through a counting TCP proxy`,
+        `${UPLOADS} concurrent uploads of ${formatBytes(fileSize)} (random), ${seconds} s per ` +
+          `limit (${args.quick ? 'quick' : 'full'}), 8 MiB chunks, through a counting TCP proxy`,
       );
       say(
-        'counted: "wire" = TCP payload from the agent (HTTP request lines, headers and bodies; not IP/TCP headers); "payload" = chunk body bytes only (what the limit applies to)',
+        'counted: "wire" = TCP payload from the agent (HTTP request lines, headers and bodies; ' +
+          'not IP/TCP headers); "payload" = chunk body bytes only (what the limit applies to)',
       );
       const runs: LimitRun[] = [];
       for (const limit of LIMITS) {
         const run = await measureLimit(dir, files, limit, seconds);
         runs.push(run);
         say(
-          `limit ${formatBytes(limit)}/s: wire mean ${formatBytes(run.wire.mean)}/s (error ${signed(run.wire.errorPct)} %), largest 1-s window ${run.wire.maxWindowRatio.toFixed(3)} × limit; payload error ${signed(run.payload.errorPct)} %, largest window ${run.payload.maxWindowRatio.toFixed(3)}`,
+          `limit ${formatBytes(limit)}/s: wire mean ${formatBytes(run.wire.mean)}/s (error ` +
+            `${signed(run.wire.errorPct)} %), largest 1-s window ${run.wire.maxWindowRatio.toFixed(3)} × ` +
+            `limit; payload error ${signed(run.payload.errorPct)} %, largest window ` +
+            `${run.payload.maxWindowRatio.toFixed(3)}`,
         );
         say(`  per second (wire, × limit): ${run.perSecond.map((bytes) => (bytes / limit).toFixed(3)).join(' ')}`);
       }

@@ -46,7 +46,8 @@ export const throughput: Benchmark = {
     try {
       const file = path.join(dir, 'data', 'recording.bin');
       say(
-        `size ${formatBytes(size)} (${args.quick ? 'quick' : 'full'}), ${rounds} round(s), random data, 127.0.0.1, 8 MiB chunks, no transfer compression`,
+        `size ${formatBytes(size)} (${args.quick ? 'quick' : 'full'}), ${rounds} ` +
+          `round(s), random data, 127.0.0.1, 8 MiB chunks, no transfer compression`,
       );
       const expected = await writeRandomFile(file, size);
       flushDisks();
@@ -65,7 +66,8 @@ export const throughput: Benchmark = {
         const run = await oursOnce(file, size, expected, dir);
         ours.push(run);
         say(
-          `round ${round}: ros2-upload-agent → ros2-upload-server ${run.mibps.toFixed(0)} MiB/s (upload ${(run.ms / 1000).toFixed(2)} s, whole program ${(run.wallMs / 1000).toFixed(2)} s)`,
+          `round ${round}: ros2-upload-agent → ros2-upload-server ${run.mibps.toFixed(0)} MiB/s ` +
+            `(upload ${(run.ms / 1000).toFixed(2)} s, whole program ${(run.wallMs / 1000).toFixed(2)} s)`,
         );
         flushDisks();
       }
@@ -81,17 +83,21 @@ export const throughput: Benchmark = {
       const putClientCpu = median(puts.map((r) => r.clientCpuSeconds)) / gib;
       const putServerCpu = median(puts.map((r) => r.serverCpuSeconds)) / gib;
       say(
-        `ours ${oursRate.toFixed(0)} MiB/s | plain PUT ${putRate.toFixed(0)} MiB/s | SHA-256 ${shaRate.toFixed(0)} MiB/s`,
+        `ours ${oursRate.toFixed(0)} MiB/s | plain PUT ` +
+          `${putRate.toFixed(0)} MiB/s | SHA-256 ${shaRate.toFixed(0)} MiB/s`,
       );
       say(`ratio_vs_put ${(oursRate / putRate).toFixed(2)}, ratio_vs_sha256 ${(oursRate / shaRate).toFixed(2)}`);
       if (putRate / shaRate < 0.8) {
         say(
-          `note: the plain PUT itself reaches only ${(putRate / shaRate).toFixed(2)} × the SHA-256 rate here, so no HTTP transfer over this machine's loopback can meet ratio_vs_sha256 >= 0.8`,
+          `note: the plain PUT itself reaches only ${(putRate / shaRate).toFixed(2)} × the SHA-256 ` +
+            `rate here, so no HTTP transfer over this machine's loopback can meet ratio_vs_sha256 >= 0.8`,
         );
       }
       say(`peak RSS: agent ${agentRss.toFixed(0)} MiB, server ${serverRss.toFixed(0)} MiB (VmHWM)`);
       say(
-        `CPU per GiB during the upload: agent ${agentCpu.toFixed(2)} s (plus ${agentStartup.toFixed(2)} s to start), server ${serverCpu.toFixed(2)} s; plain PUT: client ${putClientCpu.toFixed(2)} s, server ${putServerCpu.toFixed(2)} s`,
+        `CPU per GiB during the upload: agent ${agentCpu.toFixed(2)} s (plus ` +
+          `${agentStartup.toFixed(2)} s to start), server ${serverCpu.toFixed(2)} s; plain ` +
+          `PUT: client ${putClientCpu.toFixed(2)} s, server ${putServerCpu.toFixed(2)} s`,
       );
       return {
         figures: {

@@ -18,8 +18,11 @@ const server = http.createServer((req, res) => {
     return;
   }
   let bytes = 0;
-  req.on('data', (piece: Buffer) => (bytes += piece.length));
-  pipeline(req, createWriteStream(path.join(folder, `put-${(count += 1)}.bin`))).then(
+  req.on('data', (piece: Buffer) => {
+    bytes += piece.length;
+  });
+  count += 1;
+  pipeline(req, createWriteStream(path.join(folder, `put-${count}.bin`))).then(
     () => res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ bytes })),
     (error: unknown) => res.writeHead(500).end(String(error)),
   );

@@ -59,8 +59,23 @@ export interface SpawnOptions {
 let sequence = 0;
 
 /** Variables that would change the programs' settings behind the benchmark's back. */
-const FOREIGN_ENV =
-  /^(HOST|PORT|UPLOAD_DIR|SSL_CERT|SSL_KEY|MAX_FILE_SIZE|COMPRESSION_THRESHOLD|COMPRESSION_LEVEL|UPLOAD_SERVER_.*|UPLOAD_AGENT_.*|NODE_OPTIONS|ROS_.*|AMENT_.*)$/;
+const FOREIGN_ENV = new RegExp(
+  `^(${[
+    'HOST',
+    'PORT',
+    'UPLOAD_DIR',
+    'SSL_CERT',
+    'SSL_KEY',
+    'MAX_FILE_SIZE',
+    'COMPRESSION_THRESHOLD',
+    'COMPRESSION_LEVEL',
+    'UPLOAD_SERVER_.*',
+    'UPLOAD_AGENT_.*',
+    'NODE_OPTIONS',
+    'ROS_.*',
+    'AMENT_.*',
+  ].join('|')})$`,
+);
 
 /**
  * Starts `node [--import tsx] --import exit-usage.mjs <script> ...args` as a tracked child
@@ -70,7 +85,8 @@ export function spawnNode(name: string, script: string, args: string[], options:
   const env: Record<string, string> = {};
   for (const [key, value] of Object.entries(process.env))
     if (value !== undefined && !FOREIGN_ENV.test(key)) env[key] = value;
-  const reportFile = path.join(options.reportDir, `usage-${name}-${(sequence += 1)}.json`);
+  sequence += 1;
+  const reportFile = path.join(options.reportDir, `usage-${name}-${sequence}.json`);
   Object.assign(env, options.env, { BENCH_USAGE_FILE: reportFile });
   const nodeArgs = [...(options.tsx ? ['--import', 'tsx'] : []), '--import', EXIT_USAGE, script, ...args];
   const startedAt = performance.now();
@@ -90,8 +106,7 @@ export function spawnNode(name: string, script: string, args: string[], options:
   child.stdout!.setEncoding('utf8').on('data', (text: string) => {
     const t = performance.now();
     buffer += text;
-    let newline: number;
-    while ((newline = buffer.indexOf('\n')) >= 0) {
+    for (let newline = buffer.indexOf('\n'); newline >= 0; newline = buffer.indexOf('\n')) {
       const line = { t, text: buffer.slice(0, newline) };
       buffer = buffer.slice(newline + 1);
       lines.push(line);
@@ -139,7 +154,8 @@ export function spawnNode(name: string, script: string, args: string[], options:
           waiters.splice(waiters.indexOf(waiter), 1);
           reject(
             new Error(
-              `${name}: no line matching ${pattern} within ${timeoutMs / 1000} s\nstdout tail: ${tail(lines)}\nstderr tail: ${err.slice(-2000)}`,
+              `${name}: no line matching ${pattern} within ${timeoutMs / 1000} s\n` +
+                `stdout tail: ${tail(lines)}\nstderr tail: ${err.slice(-2000)}`,
             ),
           );
         }, timeoutMs);
@@ -150,7 +166,8 @@ export function spawnNode(name: string, script: string, args: string[], options:
           clearTimeout(timer);
           reject(
             new Error(
-              `${name} exited (${code}) before printing a line matching ${pattern}\nstdout tail: ${tail(lines)}\nstderr tail: ${err.slice(-2000)}`,
+              `${name} exited (${code}) before printing a line matching ${pattern}\n` +
+                `stdout tail: ${tail(lines)}\nstderr tail: ${err.slice(-2000)}`,
             ),
           );
         });

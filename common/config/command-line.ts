@@ -27,7 +27,7 @@ export function parseCommandLine<S extends OptionSpecs>(
   const options: ExtraFlags = { ...extra };
   const flagToKey = new Map<string, keyof S & string>();
   for (const key of set.keys()) {
-    const spec = set.specs[key]!;
+    const spec = set.spec(key);
     if (spec.cli === false) continue;
     const flag = set.names(key).flag.slice(2);
     flagToKey.set(flag, key);
@@ -70,10 +70,10 @@ export function parseCommandLine<S extends OptionSpecs>(
 export function formatOptionsHelp<S extends OptionSpecs>(set: OptionSet<S>): string {
   const rows = set
     .keys()
-    .filter((key) => set.specs[key]!.cli !== false)
+    .filter((key) => set.spec(key).cli !== false)
     .map((key) => {
       const names = set.names(key);
-      const spec = set.specs[key]!;
+      const spec = set.spec(key);
       const value =
         spec.kind === 'boolean' ? '' : spec.kind === 'enum' ? ` <${spec.values.join('|')}>` : ` <${spec.kind}>`;
       return [`  ${names.flag}${value}`, `${spec.doc} [default: ${set.formatDefault(key)}; env ${names.env}]`] as const;
@@ -84,19 +84,4 @@ export function formatOptionsHelp<S extends OptionSpecs>(set: OptionSet<S>): str
       left.length >= width ? `${left}\n${' '.repeat(width)}${right}` : left.padEnd(width) + right,
     )
     .join('\n');
-}
-
-/** A Markdown table of the options, for the README. */
-export function formatOptionsTable<S extends OptionSpecs>(set: OptionSet<S>): string {
-  const lines = ['| Option | Flag | Environment | ROS parameter | Default | Meaning |', '|---|---|---|---|---|---|'];
-  for (const key of set.keys()) {
-    const names = set.names(key);
-    const spec = set.specs[key]!;
-    const flag = spec.cli === false ? '' : `\`${names.flag}\``;
-    const ros = spec.ros === false ? '' : `\`${names.ros}\``;
-    lines.push(
-      `| \`${key}\` | ${flag} | \`${names.env}\` | ${ros} | ${set.formatDefault(key)} | ${spec.doc.replace(/\|/g, '\\|')} |`,
-    );
-  }
-  return lines.join('\n');
 }

@@ -51,8 +51,17 @@ export class OptionSet<S extends OptionSpecs> {
     return Object.keys(this.specs);
   }
 
+  /** The spec of one option; CONFIG_UNKNOWN_OPTION for a key that is not one of this set's. */
+  spec<K extends keyof S & string>(key: K): S[K] {
+    const spec = Object.hasOwn(this.specs, key) ? this.specs[key] : undefined;
+    if (spec === undefined) {
+      throw new UploadError('CONFIG_UNKNOWN_OPTION', `Unknown option "${key}"`, { details: { option: key } });
+    }
+    return spec;
+  }
+
   names(key: keyof S & string): OptionNames {
-    const spec = this.specs[key]!;
+    const spec = this.spec(key);
     return {
       key,
       flag: `--${spec.flag ?? kebabCase(key)}`,
@@ -66,7 +75,10 @@ export class OptionSet<S extends OptionSpecs> {
     const key = camelCase(name);
     if (Object.hasOwn(this.specs, key)) return key;
     const bare = name.replace(/^-+/, '');
-    return this.keys().find((k) => this.specs[k]!.flag === bare || this.specs[k]!.rosName === bare);
+    return this.keys().find((k) => {
+      const spec = this.spec(k);
+      return spec.flag === bare || spec.rosName === bare;
+    });
   }
 
   defaults(): ConfigOf<S> {
@@ -75,7 +87,7 @@ export class OptionSet<S extends OptionSpecs> {
 
   /** Validates one value. Throws UploadError CONFIG_INVALID naming the option, the source and the value. */
   parseValue<K extends keyof S & string>(key: K, value: unknown, source: OptionSource = 'options'): ConfigOf<S>[K] {
-    const spec = this.specs[key]!;
+    const spec = this.spec(key);
     const result = optionSchema(spec).safeParse(value);
     if (result.success) return result.data as ConfigOf<S>[K];
     const reason = result.error.issues.map((issue) => issue.message).join('; ');
@@ -137,9 +149,9 @@ export class OptionSet<S extends OptionSpecs> {
     return `${key} (${names.flag}, ${names.env})`;
   }
 
-  /** The default as people write it, for help text and the README. */
+  /** The default as people write it, for help text and docs/configuration.md. */
   formatDefault(key: keyof S & string): string {
-    const spec = this.specs[key]!;
+    const spec = this.spec(key);
     if (!('default' in spec) || spec.default === undefined) return '(unset)';
     if (spec.kind === 'size') return formatSize(spec.default);
     if (spec.kind === 'duration') return formatDuration(spec.default);

@@ -2,16 +2,19 @@
  * One option = one spec: its kind, default, range and doc comment, defined once (after p-queue's
  * `source/options.ts`). Everything else is derived from the spec: the zod validator, the
  * camelCase API key, the CLI flag (`--kebab-case`), the environment variable, the ROS parameter
- * (`snake_case`, with a descriptor) and the README table. Never restate a default elsewhere.
+ * (`snake_case`, with a descriptor) and docs/configuration.md. Never restate a default elsewhere.
  *
  * Conventions: sizes are bytes, durations are seconds, rates are bytes per second. Numeric
  * options always have a default; where "unset" means "off", the default is 0 and the doc says so.
  */
 
 interface SpecBase {
-  /** One line for `--help`, the README table and the ROS parameter description. */
+  /** One line for `--help`, docs/configuration.md and the ROS parameter description. */
   doc: string;
-  /** Environment variable name, when it must differ from the derived `<PREFIX><UPPER_SNAKE>` (the seed's names). */
+  /**
+   * Environment variable name, when it must differ from the derived `<PREFIX><UPPER_SNAKE>`
+   * (the legacy dashboard's documented names).
+   */
   env?: string;
   /** CLI flag name without dashes, when it must differ from the derived kebab-case (`server` for `uploadUrl`). */
   flag?: string;

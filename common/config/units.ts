@@ -1,7 +1,7 @@
 /**
  * Sizes and durations as people write them. Sizes follow IEC/SI strictly: `k`/`kB` = 1000,
  * `KiB` = 1024, `M`/`MB` = 10^6, `MiB` = 2^20, and so on; a bare number is bytes. Durations are
- * in seconds everywhere in this project (as in the seed's knobs: `upload_timeout = 300`); a bare
+ * in seconds everywhere in this project (as in the legacy dashboard's knobs: `upload_timeout = 300`); a bare
  * number is seconds and `500ms`, `30s`, `5m`, `2h`, `7d` or `1h30m` are accepted.
  */
 
@@ -40,9 +40,10 @@ const durationUnits: Record<string, number> = {
 export function parseSize(text: string): number | undefined {
   const match = /^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*(?:\/s)?\s*$/.exec(text);
   if (!match) return undefined;
-  const factor = sizeUnits[match[2]!.toLowerCase()];
+  const [, amount, unit = ''] = match;
+  const factor = sizeUnits[unit.toLowerCase()];
   if (factor === undefined) return undefined;
-  const bytes = Number(match[1]) * factor;
+  const bytes = Number(amount) * factor;
   return Number.isFinite(bytes) ? Math.round(bytes) : undefined;
 }
 
@@ -54,7 +55,9 @@ export function parseDuration(text: string): number | undefined {
   let total = 0;
   let consumed = 0;
   for (let match = part.exec(trimmed); match; match = part.exec(trimmed)) {
-    total += Number(match[1]) * durationUnits[match[2]!]!;
+    const factor = durationUnits[match[2] ?? ''];
+    if (factor === undefined) return undefined; // the pattern lists only known units
+    total += Number(match[1]) * factor;
     consumed = part.lastIndex;
   }
   return consumed > 0 && consumed === trimmed.length ? total : undefined;

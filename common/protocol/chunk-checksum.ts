@@ -29,6 +29,6 @@ export function formatChunkChecksum(crc: number): string {
 
 /** The CRC value of a header, or undefined when it is not `crc32:<8 hex>`. */
 export function parseChunkChecksum(header: string | undefined): number | undefined {
-  const match = header ? /^crc32:([0-9a-f]{8})$/i.exec(header.trim()) : null;
-  return match ? Number.parseInt(match[1]!, 16) : undefined;
+  const hex = header ? /^crc32:([0-9a-f]{8})$/i.exec(header.trim())?.[1] : undefined;
+  return hex === undefined ? undefined : Number.parseInt(hex, 16);
 }

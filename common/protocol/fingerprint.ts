@@ -41,7 +41,10 @@ export function fingerprintRanges(size: number): [number, number][] {
       ];
 }
 
-/** The fingerprint of a file of `size` bytes whose `fingerprintRanges` hold `samples` (for readers other than a local path). */
+/**
+ * The fingerprint of a file of `size` bytes whose `fingerprintRanges` hold `samples` (for readers
+ * other than a local path).
+ */
 export function fingerprintOf(size: number, samples: readonly Uint8Array[]): string {
   const hash = startFingerprint(size);
   for (const sample of samples) hash.update(sample);

@@ -1,5 +1,5 @@
 /**
- * The native protocol spoken by our agent and server (documented in server/PROTOCOL.md).
+ * The native protocol spoken by our agent and server (documented in docs/http-api.md).
  * Both sides import these types and names, so they cannot drift apart.
  */
 import type { WireErrorCode } from './errors/wire-errors.js';
@@ -51,7 +51,10 @@ export const headers = {
   uploadMetadata: 'x-upload-metadata',
   /** Whole-file upload: `true` allows replacing a different file stored at the path. Optional. */
   uploadReplace: 'x-upload-replace',
-  /** `crc32:<8 lowercase hex>` over the request's method, target, covered headers and JSON body (request-checksum.ts). */
+  /**
+   * `crc32:<8 lowercase hex>` over the request's method, target, covered headers and JSON body
+   * (request-checksum.ts).
+   */
   requestChecksum: 'x-request-checksum',
   authorization: 'authorization',
   retryAfter: 'retry-after',

@@ -17,7 +17,7 @@ export function normaliseRelativePath(input: unknown, field = 'path'): string {
   // could name one file, and the path answered could not be sent back (it has no UTF-8 form).
   if (/[\uD800-\uDFFF]/u.test(value))
     throw invalid(`${field} is not valid Unicode (it contains an unpaired surrogate)`);
-  // eslint-disable-next-line no-control-regex
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: finding control characters is what this check is for
   if (/[\u0001-\u001f\u007f]/.test(value)) throw invalid(`${field} must not contain control characters`);
   if (value.includes('\\')) throw invalid(`${field} must not contain a backslash`);
   if (value.startsWith('/')) throw invalid(`${field} must be relative, not absolute: ${JSON.stringify(value)}`);

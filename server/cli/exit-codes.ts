@@ -15,5 +15,8 @@ export const exitCodes = {
   CONFIG: 78,
 } as const;
 
-/** The exit code for an error that ends the program: the shared map (common/program/exit-codes.ts); any other error is internal. */
+/**
+ * The exit code for an error that ends the program: the shared map (common/program/exit-codes.ts);
+ * any other error is internal.
+ */
 export const exitCodeOf = exitCodeMap({}, exitCodes.INTERNAL);

@@ -9,7 +9,7 @@ import { exitCodeOf, exitCodes } from './exit-codes.js';
 
 const USAGE = `Usage: ros2-upload-server [options]
 
-Receives ROS 2 recordings from ros2-upload-agent (native protocol, /v1) and from the seed's
+Receives ROS 2 recordings from ros2-upload-agent (native protocol, /v1) and from the legacy dashboard's
 clients (/upload/init, /upload/chunk, /upload/finalize). Every option can also be set by its
 environment variable or in a YAML/JSON config file (--config, keys in camelCase, kebab-case or
 snake_case, optionally under "server:"). Precedence: flag > environment > config file > default.
@@ -44,14 +44,20 @@ async function main(argv: string[]): Promise<void> {
     typeof cli.extras.config === 'string' ? readConfigFile(serverOptions, cli.extras.config, 'server') : {};
   const config = serverOptions.resolve(fromFile, serverOptions.fromEnv(process.env), cli.values);
   const logger = createLogger(config.logLevel, [serverOptions.specs], 1, { sync: true });
-  const server = await createUploadServer({ ...config, logger });
-
+  // Signals are handled from before the server listens: a SIGTERM right after the "listening"
+  // line (a supervisor, a test) must close cleanly, not kill the process by default.
+  let server: Awaited<ReturnType<typeof createUploadServer>> | undefined;
   let signals = 0;
   const stop = (signal: NodeJS.Signals): void => {
     signals += 1;
     if (signals > 1) {
       logger.warn({ event: 'forced_exit', signal }, `Second ${signal}: exiting without waiting`);
       process.exit(exitCodes.INTERRUPTED);
+    }
+    if (server === undefined) {
+      // Nothing was accepted yet, so nothing is in flight.
+      logger.info({ event: 'shutdown', signal }, `${signal} received while starting: exiting`);
+      process.exit(exitCodes.OK);
     }
     logger.info(
       { event: 'shutdown', signal },
@@ -67,6 +73,7 @@ async function main(argv: string[]): Promise<void> {
   };
   process.on('SIGINT', stop);
   process.on('SIGTERM', stop);
+  server = await createUploadServer({ ...config, logger });
 }
 
 main(process.argv.slice(2)).catch((error: unknown) => {

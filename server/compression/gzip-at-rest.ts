@@ -103,6 +103,7 @@ function logCompression(
     },
     kept
       ? `Compressed ${storedPath}: ${size} → ${compressedSize} bytes (${reduction.toFixed(1)}% reduction)`
-      : `Not keeping the gzip copy of ${storedPath}: ${size} → ${compressedSize} bytes (${reduction.toFixed(1)}% reduction)`,
+      : `Not keeping the gzip copy of ${storedPath}: ${size} → ` +
+          `${compressedSize} bytes (${reduction.toFixed(1)}% reduction)`,
   );
 }

@@ -5,7 +5,7 @@ import { DEFAULT_SERVER_HOST, DEFAULT_SERVER_PORT } from '../../common/protocol/
  * Every setting of the receiving server, defined once. The CLI flags, the environment variables
  * (the Python dashboard's names where it had one: HOST, PORT, UPLOAD_DIR, SSL_CERT, SSL_KEY, MAX_FILE_SIZE,
  * COMPRESSION_THRESHOLD, COMPRESSION_LEVEL; `UPLOAD_SERVER_*` otherwise), the config file keys
- * and the README table all derive from these specs. Sizes are bytes, durations seconds.
+ * and docs/configuration.md all derive from these specs. Sizes are bytes, durations seconds.
  */
 export const serverOptionSpecs = {
   host: option.string({
@@ -30,7 +30,9 @@ export const serverOptionSpecs = {
     ros: false,
   }),
   storageBackend: option.enum({
-    doc: 'Where files are stored: local (uploadDir on this machine) or s3 (an S3-compatible bucket, shared by server replicas; see docs/scaling-out.md)',
+    doc:
+      'Where files are stored: local (uploadDir on this machine) or s3 (an S3-compatible bucket, ' +
+      'shared by server replicas; see docs/scaling-out.md)',
     values: ['local', 's3'],
     default: 'local',
     // `storage` is the library's option for a storage object (createUploadServer({ storage })).
@@ -51,7 +53,9 @@ export const serverOptionSpecs = {
     ros: false,
   }),
   s3AccessKeyId: option.string({
-    doc: "With storage s3: the access key id (environment or config file only); unset: s3CredentialsFile, or the AWS SDK's own chain (AWS_ACCESS_KEY_ID, ~/.aws, instance roles)",
+    doc:
+      'With storage s3: the access key id (environment or config file only); unset: s3CredentialsFile, ' +
+      "or the AWS SDK's own chain (AWS_ACCESS_KEY_ID, ~/.aws, instance roles)",
     secret: true,
     cli: false,
     ros: false,
@@ -68,7 +72,9 @@ export const serverOptionSpecs = {
     ros: false,
   }),
   databaseUrl: option.string({
-    doc: 'postgres://... : keep sessions, the file index, locks and rate-limit counters in PostgreSQL, shared by server replicas (needs --storage s3); unset: SQLite under uploadDir/state',
+    doc:
+      'postgres://... : keep sessions, the file index, locks and rate-limit counters in PostgreSQL, ' +
+      'shared by server replicas (needs --storage s3); unset: SQLite under uploadDir/state',
     secret: true,
     ros: false,
   }),
@@ -94,7 +100,9 @@ export const serverOptionSpecs = {
     ros: false,
   }),
   diskReserve: option.size({
-    doc: 'Free disk space kept in reserve: a new upload is refused with 507 when free space is below its size plus this',
+    doc:
+      'Free disk space kept in reserve: a new upload is refused ' +
+      'with 507 when free space is below its size plus this',
     default: 1024 ** 3,
     min: 0,
     ros: false,
@@ -115,13 +123,15 @@ export const serverOptionSpecs = {
     ros: false,
   }),
   compressionWait: option.duration({
-    doc: 'How long a seed finalize waits for its gzip copy before answering (it then finishes in the background)',
+    doc: 'How long a legacy API finalize waits for its gzip copy before answering (it then finishes in the background)',
     default: 5,
     min: 0,
     ros: false,
   }),
   sessionExpiry: option.duration({
-    doc: 'An upload with no activity for this long is deleted with its data; a completed session is remembered this long',
+    doc:
+      'An upload with no activity for this long is deleted with ' +
+      'its data; a completed session is remembered this long',
     default: 7 * 86400,
     min: 1,
     ros: false,
@@ -133,7 +143,9 @@ export const serverOptionSpecs = {
     ros: false,
   }),
   tokensFile: option.string({
-    doc: 'YAML/JSON file of bearer tokens: a mapping uploader -> token (or list of tokens), or a list of {uploader, token}',
+    doc:
+      'YAML/JSON file of bearer tokens: a mapping uploader -> ' +
+      'token (or list of tokens), or a list of {uploader, token}',
     format: 'path',
     ros: false,
   }),
@@ -159,19 +171,19 @@ export const serverOptionSpecs = {
     ros: false,
   }),
   rateLimitInit: option.integer({
-    doc: 'Seed POST /upload/init requests per hour per client (0 = no limit)',
+    doc: 'Legacy API POST /upload/init requests per hour per client (0 = no limit)',
     default: 20,
     min: 0,
     ros: false,
   }),
   rateLimitChunk: option.integer({
-    doc: 'Seed POST /upload/chunk requests per minute per client (0 = no limit)',
+    doc: 'Legacy API POST /upload/chunk requests per minute per client (0 = no limit)',
     default: 100,
     min: 0,
     ros: false,
   }),
   rateLimitFinalize: option.integer({
-    doc: 'Seed POST /upload/finalize requests per hour per client (0 = no limit)',
+    doc: 'Legacy API POST /upload/finalize requests per hour per client (0 = no limit)',
     default: 10,
     min: 0,
     ros: false,
@@ -183,13 +195,13 @@ export const serverOptionSpecs = {
     ros: false,
   }),
   rateLimitHourly: option.integer({
-    doc: 'Other seed requests (status) per hour per client (0 = no limit)',
+    doc: 'Other legacy API requests (status) per hour per client (0 = no limit)',
     default: 50,
     min: 0,
     ros: false,
   }),
   rateLimitDaily: option.integer({
-    doc: 'Other seed requests (status) per day per client (0 = no limit)',
+    doc: 'Other legacy API requests (status) per day per client (0 = no limit)',
     default: 200,
     min: 0,
     ros: false,
@@ -201,7 +213,9 @@ export const serverOptionSpecs = {
     ros: false,
   }),
   rateLimitChunks: option.integer({
-    doc: 'Native chunk PUTs per minute per client (0 = no limit); with 8 MiB chunks 100/min caps a client at about 13 MiB/s',
+    doc:
+      'Native chunk PUTs per minute per client (0 = no limit); ' +
+      'with 8 MiB chunks 100/min caps a client at about 13 MiB/s',
     default: 100,
     min: 0,
     ros: false,
@@ -243,7 +257,9 @@ export const serverOptionSpecs = {
     ros: false,
   }),
   maxConnections: option.integer({
-    doc: 'Most client connections open at once; beyond it new connections are closed at once (bounds file descriptors and memory under a connection flood); 0 = no limit',
+    doc:
+      'Most client connections open at once; beyond it new connections are closed at ' +
+      'once (bounds file descriptors and memory under a connection flood); 0 = no limit',
     default: 1000,
     min: 0,
     ros: false,

@@ -26,13 +26,13 @@ export function authenticate(tokens: TokenTable, anonymousAllowed: boolean): Req
       next();
       return;
     }
-    const match = /^Bearer[ ]+(\S+)\s*$/i.exec(header);
-    const uploader = match ? tokens.lookup(match[1]!) : undefined;
+    const token = /^Bearer[ ]+(\S+)\s*$/i.exec(header)?.[1];
+    const uploader = token === undefined ? undefined : tokens.lookup(token);
     if (!uploader) {
       next(
         new UploadError(
           'UNAUTHORIZED',
-          match ? 'The bearer token is not valid' : 'The Authorization header must be "Bearer <token>"',
+          token !== undefined ? 'The bearer token is not valid' : 'The Authorization header must be "Bearer <token>"',
         ),
       );
       return;

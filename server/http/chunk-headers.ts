@@ -4,7 +4,7 @@ import { parseChunkChecksum } from '../../common/protocol/chunk-checksum.js';
 import { headers } from '../../common/protocol/native-protocol.js';
 import { rawBodyEncoding, type BodyEncoding } from './raw-body-headers.js';
 
-/** What the headers of `PUT /v1/sessions/:id/chunks/:index` say (see server/PROTOCOL.md). */
+/** What the headers of `PUT /v1/sessions/:id/chunks/:index` say (see docs/http-api.md). */
 export interface ChunkHeaders {
   encoding: BodyEncoding;
   /** `x-chunk-checksum`: the CRC-32 of the decoded chunk. */
@@ -24,7 +24,8 @@ export function readChunkHeaders(req: IncomingMessage, index: number, expectedLe
   if (crc === undefined) {
     throw new UploadError(
       'INVALID_FIELD',
-      `the ${headers.chunkChecksum} header must be "crc32:" and 8 hex digits, not ${JSON.stringify(checksumHeader ?? '(missing)')}`,
+      `the ${headers.chunkChecksum} header must be "crc32:" and 8 ` +
+        `hex digits, not ${JSON.stringify(checksumHeader ?? '(missing)')}`,
     );
   }
   const declared = req.headers['content-length'];

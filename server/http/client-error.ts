@@ -21,15 +21,21 @@ export function handleClientError(
     const timeout = error.code === 'ERR_HTTP_REQUEST_TIMEOUT' || error.code === 'ERR_HTTP_HEADERS_TIMEOUT';
     const uploadError = timeout
       ? new UploadError('TIMEOUT', "The request took too long (see the server's headersTimeout/requestTimeout)")
-      : new UploadError(
-          'BAD_REQUEST',
-          `Malformed HTTP request: ${error.code === 'HPE_HEADER_OVERFLOW' ? 'headers too large' : (error.message || 'parse error').replace(/\s+/g, ' ')}`,
-        );
+      : new UploadError('BAD_REQUEST', `Malformed HTTP request: ${parseProblem(error)}`);
     const status = httpStatusOf(uploadError.code);
     log.debug({ event: 'client_error', code: error.code, status }, uploadError.message);
     const body = JSON.stringify(errorBody(uploadError));
     socket.end(
-      `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+      `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\n` +
+        `Content-Type: application/json; charset=utf-8\r\n` +
+        `Content-Length: ${Buffer.byteLength(body)}\r\n` +
+        `Connection: close\r\n\r\n${body}`,
     );
   };
+}
+
+/** What the parser refused, in one line. */
+function parseProblem(error: NodeJS.ErrnoException): string {
+  if (error.code === 'HPE_HEADER_OVERFLOW') return 'headers too large';
+  return (error.message || 'parse error').replace(/\s+/g, ' ');
 }

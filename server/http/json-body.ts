@@ -27,7 +27,8 @@ export const jsonBody: RequestHandler[] = [
       next(
         new UploadError(
           'UNSUPPORTED_MEDIA_TYPE',
-          `The request body must be JSON (Content-Type: application/json), not ${type ? JSON.stringify(type) : 'missing'}`,
+          `The request body must be JSON (Content-Type: application/json), ` +
+            `not ${type ? JSON.stringify(type) : 'missing'}`,
         ),
       );
       return;

@@ -52,13 +52,14 @@ export function createRouteLimits(
             ? `uploader:${caller.uploader}`
             : `ip:${ipKeyGenerator(req.ip ?? req.socket.remoteAddress ?? '')}`;
         },
-        handler: (req, res, next) => {
+        handler: (req, _res, next) => {
           const reset = (req as { rateLimit?: { resetTime?: Date } }).rateLimit?.resetTime;
           const retryAfter = Math.max(1, Math.ceil(((reset?.getTime() ?? Date.now() + windowMs) - Date.now()) / 1000));
           next(
             new UploadError(
               'RATE_LIMITED',
-              `Too many requests: the limit for ${name} is ${limit} per ${describeWindow(windowMs)}; retry after ${retryAfter} s`,
+              `Too many requests: the limit for ${name} is ${limit} per ` +
+                `${describeWindow(windowMs)}; retry after ${retryAfter} s`,
               {
                 details: { retryAfter },
               },

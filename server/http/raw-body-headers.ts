@@ -11,11 +11,13 @@ export type BodyEncoding = 'identity' | 'gzip';
  */
 export function rawBodyEncoding(req: IncomingMessage, what: string): BodyEncoding {
   const encoding = contentEncoding(req);
-  const contentType = (req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
+  const [mediaType = ''] = (req.headers['content-type'] ?? '').split(';');
+  const contentType = mediaType.trim().toLowerCase();
   if (contentType !== 'application/octet-stream') {
     throw new UploadError(
       'UNSUPPORTED_MEDIA_TYPE',
-      `${what} must be sent as Content-Type: application/octet-stream, not ${JSON.stringify(req.headers['content-type'] ?? '(none)')}`,
+      `${what} must be sent as Content-Type: application/octet-stream, ` +
+        `not ${JSON.stringify(req.headers['content-type'] ?? '(none)')}`,
     );
   }
   return encoding;

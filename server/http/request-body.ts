@@ -57,7 +57,10 @@ export function requestBody(req: IncomingMessage, encoding: 'identity' | 'gzip')
 export function uploadBodyOf(req: IncomingMessage, encoding: 'identity' | 'gzip'): UploadBody {
   let opened: RequestBody | undefined;
   return {
-    bytes: () => (opened ??= requestBody(req, encoding)).source,
+    bytes: () => {
+      opened ??= requestBody(req, encoding);
+      return opened.source;
+    },
     skip: () => drainBody(req),
     discardRest: () => discardRestOf(req),
     abort: (reason) => req.destroy(reason),

@@ -34,7 +34,8 @@ export function toUploadError(error: unknown): UploadError {
     // before it writes, but two uploads of crossing paths can pass the check at once).
     return new UploadError(
       'FILE_EXISTS',
-      'The path conflicts with a file or folder stored on the server at the same time (a file where a folder is needed, or a folder where the file would go)',
+      'The path conflicts with a file or folder stored on the server at the same ' +
+        'time (a file where a folder is needed, or a folder where the file would go)',
       { cause: error },
     );
   }

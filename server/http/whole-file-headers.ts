@@ -5,7 +5,7 @@ import { hexDigest, preview } from './fields.js';
 import { depthOver, MAX_JSON_DEPTH } from './json-body.js';
 import { rawBodyEncoding, type BodyEncoding } from './raw-body-headers.js';
 
-/** What the headers of `PUT /v1/files/<path>` say (see server/PROTOCOL.md). */
+/** What the headers of `PUT /v1/files/<path>` say (see docs/http-api.md). */
 export interface WholeFileHeaders {
   encoding: BodyEncoding;
   /** Content-Length: the body's length on the wire (the file's size unless gzip-encoded). */
@@ -30,7 +30,8 @@ export function readWholeFileHeaders(req: IncomingMessage): WholeFileHeaders {
   if (declared === undefined) {
     throw new UploadError(
       'LENGTH_REQUIRED',
-      "PUT /v1/files needs a Content-Length: the file's size must be known before its body (send it without chunked encoding)",
+      "PUT /v1/files needs a Content-Length: the file's size must " +
+        'be known before its body (send it without chunked encoding)',
     );
   }
   // Node's parser has already refused a Content-Length that is not a decimal number.

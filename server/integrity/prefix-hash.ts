@@ -43,7 +43,7 @@ export interface PrefixHash {
   readonly generation: number;
   /** A fork to feed with the next chunk(s); its position is taken when called, before it resolves. */
   fork(): Promise<HashFork>;
-  /** Adopts a fork fed with exactly the next `count` chunks' `length` bytes; false when the state moved on meanwhile. */
+  /** Adopts a fork fed with exactly the next `count` chunks' `length` bytes; false when the state moved on. */
   adopt(fork: HashFork, length: number, count?: number): boolean;
   /** Hex digests of the prefix so far; the running state is kept. */
   digest(): Promise<{ sha256: string; md5: string | undefined }>;

@@ -20,23 +20,23 @@ const CHECK_TIMEOUT_MS = 5000;
  */
 export function readyRoute(readiness: ReadinessChecks, log: Logger): RequestHandler {
   return (_req, res, next) => {
-    const names = Object.keys(readiness.checks);
+    const checks = Object.entries(readiness.checks);
     Promise.all(
-      names.map((name) =>
-        withTimeout(readiness.checks[name]!()).then(
-          () => 'ok',
-          (error: unknown) => {
+      checks.map(([name, check]) =>
+        withTimeout(check()).then(
+          (): [string, string] => [name, 'ok'],
+          (error: unknown): [string, string] => {
             log.warn({ event: 'not_ready', check: name, err: error }, `Readiness check ${name} failed`);
-            return 'failing';
+            return [name, 'failing'];
           },
         ),
       ),
     ).then((results) => {
-      const checks: Record<string, string> = Object.fromEntries(names.map((name, i) => [name, results[i]!]));
-      if (readiness.draining()) checks.server = 'draining';
-      const ready = Object.values(checks).every((result) => result === 'ok');
+      const outcome: Record<string, string> = Object.fromEntries(results);
+      if (readiness.draining()) outcome.server = 'draining';
+      const ready = Object.values(outcome).every((result) => result === 'ok');
       res.setHeader('Cache-Control', 'no-store');
-      res.status(ready ? 200 : 503).json({ status: ready ? 'ready' : 'not ready', checks });
+      res.status(ready ? 200 : 503).json({ status: ready ? 'ready' : 'not ready', checks: outcome });
     }, next);
   };
 }

@@ -2,6 +2,7 @@ import { UploadError } from '../../common/errors/upload-error.js';
 import { ChunkVerifier } from '../integrity/chunk-verifier.js';
 import type { HashFork } from '../integrity/prefix-hash.js';
 import type { Logger } from '../logging/logger.js';
+import { nativeChunkSize } from '../sessions/session-record.js';
 import type { SessionStore } from '../sessions/session-store.js';
 import type { UploadStorage } from '../storage/upload-storage.js';
 import { chunkSpool, stagedChunksReadable } from './chunk-spool.js';
@@ -105,7 +106,7 @@ async function placeSpooledChunk(deps: HashPumpDeps, runtime: SessionRuntime, in
   const { id } = runtime.record;
   const hash = runtime.hash;
   const fork = await hash.fork();
-  const offset = runtime.record.api === 'native' ? index * runtime.record.chunkSize! : hash.bytes;
+  const offset = runtime.record.api === 'native' ? index * nativeChunkSize(runtime.record) : hash.bytes;
   const damaged = new Error('damaged spool');
   const verifier = new ChunkVerifier(chunk.size, fork.hashes, (checked) => {
     if (checked.length !== chunk.size || checked.crc !== chunk.crc) throw damaged;
@@ -143,7 +144,7 @@ async function savePrefix(deps: HashPumpDeps, runtime: SessionRuntime, fork: Has
   if (next) await deps.store.savePrefix?.(runtime.id, fork.chunkIndex, next);
 }
 
-/** Server replicas: a prefix hash that was reset (a failed completion, a replaced legacy chunk) is reset in the shared store too. */
+/** Replicas: a prefix hash reset here (a failed completion, a replaced legacy chunk) is reset in the store too. */
 export async function saveResetPrefix(deps: Pick<HashPumpDeps, 'store'>, runtime: SessionRuntime): Promise<void> {
   const initial = runtime.hash.saved();
   if (initial) await deps.store.savePrefix?.(runtime.id, null, initial);

@@ -31,7 +31,7 @@ export class AdvisoryLocks {
     return new AdvisoryLocks(client);
   }
 
-  /** Runs `task` holding the lock `key` (waiting for it); keys of one process and of other processes exclude each other. */
+  /** Runs `task` holding the lock `key` (waiting for it), whichever process holds it now. */
   run<T>(key: string, task: () => Promise<T>): Promise<T> {
     return this.#queued(key, async () => {
       for (let attempt = 0; !(await this.#try(key)); attempt += 1)
@@ -66,7 +66,7 @@ export class AdvisoryLocks {
       'SELECT pg_try_advisory_lock($1::bigint) AS locked',
       [advisoryLockId(key)],
     );
-    return rows[0]!.locked;
+    return rows[0]?.locked === true;
   }
 
   async #unlock(key: string): Promise<void> {

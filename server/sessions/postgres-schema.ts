@@ -73,7 +73,7 @@ const MIGRATIONS: readonly string[] = [
   );`,
 ];
 
-/** Creates or migrates the schema to POSTGRES_SCHEMA_VERSION; `where` names the database in errors (without its password). */
+/** Creates or migrates the schema to POSTGRES_SCHEMA_VERSION; `where` names the database (no password) in errors. */
 export async function migratePostgres(client: pg.ClientBase, where: string): Promise<void> {
   await client.query('BEGIN');
   try {
@@ -90,12 +90,14 @@ export async function migratePostgres(client: pg.ClientBase, where: string): Pro
     if (version > POSTGRES_SCHEMA_VERSION)
       throw new UploadError(
         'STATE_DIR',
-        `The database ${where} was written by a newer version of the server (schema ${version}; this one knows up to ${POSTGRES_SCHEMA_VERSION}): upgrade the server`,
+        `The database ${where} was written by a newer version of the server (schema ${version}; ` +
+          `this one knows up to ${POSTGRES_SCHEMA_VERSION}): upgrade the server`,
       );
-    for (let next = version + 1; next <= POSTGRES_SCHEMA_VERSION; next += 1) await client.query(MIGRATIONS[next - 1]!);
+    for (const migration of MIGRATIONS.slice(version, POSTGRES_SCHEMA_VERSION)) await client.query(migration);
     if (version !== POSTGRES_SCHEMA_VERSION)
       await client.query(
-        `INSERT INTO meta (key, value) VALUES ('schema_version', $1) ON CONFLICT (key) DO UPDATE SET value = excluded.value`,
+        `INSERT INTO meta (key, value) VALUES ('schema_version', $1)
+         ON CONFLICT (key) DO UPDATE SET value = excluded.value`,
         [String(POSTGRES_SCHEMA_VERSION)],
       );
     await client.query('COMMIT');

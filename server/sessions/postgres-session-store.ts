@@ -1,4 +1,5 @@
 import pg from 'pg';
+import { present } from '../../common/errors/present.js';
 import { UploadError } from '../../common/errors/upload-error.js';
 import { AdvisoryLocks, advisoryLockId } from './advisory-locks.js';
 import { migratePostgres } from './postgres-schema.js';
@@ -133,7 +134,8 @@ export class PostgresSessionStore implements SessionStore {
 
   async openSessionsFor(uploader: string, relativePath: string): Promise<SessionRecord[]> {
     const { rows } = await this.#pool.query<SessionRow>(
-      `SELECT ${SESSION_COLUMNS} FROM sessions WHERE uploader = $1 AND path = $2 AND api = 'native' AND state <> 'complete'
+      `SELECT ${SESSION_COLUMNS} FROM sessions
+       WHERE uploader = $1 AND path = $2 AND api = 'native' AND state <> 'complete'
        ORDER BY created_at DESC`,
       [uploader, relativePath],
     );
@@ -200,7 +202,8 @@ export class PostgresSessionStore implements SessionStore {
            prefix_md5 = CASE WHEN $8::integer IS NOT NULL AND prefix_chunks = $8 THEN $12 ELSE prefix_md5 END
          WHERE id = $1 RETURNING id)
        INSERT INTO chunks (session_id, idx, size, crc, "offset") SELECT id, $2, $3, $4, $5 FROM session
-       ON CONFLICT (session_id, idx) DO UPDATE SET size = excluded.size, crc = excluded.crc, "offset" = excluded."offset"`,
+       ON CONFLICT (session_id, idx)
+       DO UPDATE SET size = excluded.size, crc = excluded.crc, "offset" = excluded."offset"`,
       [
         id,
         chunk.index,
@@ -311,11 +314,13 @@ export class PostgresSessionStore implements SessionStore {
       `INSERT INTO rate_limits (key, hits, reset_at) VALUES ($1, 1, $2::bigint + $3::bigint)
        ON CONFLICT (key) DO UPDATE SET
          hits = CASE WHEN rate_limits.reset_at <= $2::bigint THEN 1 ELSE rate_limits.hits + 1 END,
-         reset_at = CASE WHEN rate_limits.reset_at <= $2::bigint THEN $2::bigint + $3::bigint ELSE rate_limits.reset_at END
+         reset_at = CASE WHEN rate_limits.reset_at <= $2::bigint THEN $2::bigint + $3::bigint
+                         ELSE rate_limits.reset_at END
        RETURNING hits, reset_at`,
       [key, now, windowMs],
     );
-    return { hits: rows[0]!.hits, resetAt: rows[0]!.reset_at };
+    const row = present(rows[0], 'the counter row of an upsert');
+    return { hits: row.hits, resetAt: row.reset_at };
   }
 
   /** Takes back one hit (express-rate-limit's skipped requests). */
@@ -341,7 +346,8 @@ export class PostgresSessionStore implements SessionStore {
   async #insert(client: pg.Pool | pg.PoolClient, record: SessionRecord): Promise<void> {
     const row = sessionRow(record);
     await client.query(
-      `INSERT INTO sessions (${SESSION_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)`,
+      `INSERT INTO sessions (${SESSION_COLUMNS})
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)`,
       [
         row.id,
         row.api,
@@ -368,7 +374,8 @@ export class PostgresSessionStore implements SessionStore {
   async #putFile(client: pg.Pool | pg.PoolClient, file: FileRecord): Promise<void> {
     const row = fileRow(file);
     await client.query(
-      `INSERT INTO files (uploader, path, size, sha256, md5, fingerprint, completed_at, metadata, compressed_size, session_id)
+      `INSERT INTO files
+         (uploader, path, size, sha256, md5, fingerprint, completed_at, metadata, compressed_size, session_id)
        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
        ON CONFLICT (uploader, path) DO UPDATE SET size = excluded.size, sha256 = excluded.sha256, md5 = excluded.md5,
          fingerprint = excluded.fingerprint, completed_at = excluded.completed_at, metadata = excluded.metadata,

@@ -33,6 +33,16 @@ export interface SessionRecord {
   result: CompletionResult | null;
 }
 
+/**
+ * A native session's chunk size. Only legacy sessions have none (their chunks have whatever size
+ * the client sends), so a native session without one is a bug, reported as one.
+ */
+export function nativeChunkSize(record: SessionRecord): number {
+  if (record.chunkSize === null)
+    throw new Error(`Internal error: the ${record.api} session ${record.id} has no chunk size`);
+  return record.chunkSize;
+}
+
 /** What a completed session remembers (its tombstone), for both APIs. */
 export interface CompletionResult {
   file: CompletedFile;

@@ -1,5 +1,6 @@
 import type Database from 'better-sqlite3';
 import { UploadError } from '../../common/errors/upload-error.js';
+import { present } from '../../common/errors/present.js';
 
 /**
  * The session database's tables and their versions. The version is kept in `meta`
@@ -85,14 +86,18 @@ export function migrateSchema(db: Database.Database, file: string): void {
   if (version > SCHEMA_VERSION) {
     throw new UploadError(
       'STATE_DIR',
-      `The session database ${file} was written by a newer version of the server (schema ${version}; this one knows up to ${SCHEMA_VERSION}): upgrade the server`,
+      `The session database ${file} was written by a newer version of the server ` +
+        `(schema ${version}; this one knows up to ${SCHEMA_VERSION}): upgrade the server`,
     );
   }
   if (version === SCHEMA_VERSION) return;
   db.transaction(() => {
-    for (let next = version + 1; next <= SCHEMA_VERSION; next += 1) db.exec(MIGRATIONS[next - 1]!);
+    for (let next = version + 1; next <= SCHEMA_VERSION; next += 1) {
+      db.exec(present(MIGRATIONS[next - 1], `the migration to schema version ${next}`));
+    }
     db.prepare(
-      `INSERT INTO meta (key, value) VALUES ('schema_version', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value`,
+      `INSERT INTO meta (key, value) VALUES ('schema_version', ` +
+        `?) ON CONFLICT (key) DO UPDATE SET value = excluded.value`,
     ).run(String(SCHEMA_VERSION));
   })();
 }

@@ -83,7 +83,7 @@ export interface SessionStore {
    * process continues it (runtime/shared-runtimes.ts); a store of one process has none of these.
    */
   savedPrefix?(id: string): Promise<StoredPrefix | undefined>;
-  /** Sets the stored prefix to `next` when it is at `from` chunks (whatever it is, when null); false when it was not. */
+  /** Sets the stored prefix to `next` when it is at `from` chunks (any, when null); false when it was not. */
   savePrefix?(id: string, from: number | null, next: StoredPrefix): Promise<boolean>;
   /** Throws when the store cannot be used now (for GET /ready). */
   checkReady?(): Promise<void>;

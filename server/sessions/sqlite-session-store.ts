@@ -177,17 +177,18 @@ export class SqliteSessionStore implements SessionStore {
 function prepare(db: Database.Database) {
   return {
     insertSession:
-      db.prepare(`INSERT INTO sessions (id, api, uploader, path, size, fingerprint, chunk_size, chunk_count, sha256_hint, md5_expected,
-      metadata, replace_existing, compress, state, created_at, updated_at, expires_at, result)
+      db.prepare(`INSERT INTO sessions (id, api, uploader, path, size, fingerprint, chunk_size, chunk_count,
+      sha256_hint, md5_expected, metadata, replace_existing, compress, state, created_at, updated_at, expires_at,
+      result)
       VALUES (@id, @api, @uploader, @path, @size, @fingerprint, @chunk_size, @chunk_count, @sha256_hint, @md5_expected,
       @metadata, @replace_existing, @compress, @state, @created_at, @updated_at, @expires_at, @result)`),
     getSession: db.prepare('SELECT * FROM sessions WHERE id = ?'),
     openFor: db.prepare(
-      `SELECT * FROM sessions WHERE uploader = ? AND path = ? AND api = 'native' AND state != 'complete' ORDER BY created_at DESC`,
+      `SELECT * FROM sessions WHERE uploader = ? AND path = ? AND ` +
+        `api = 'native' AND state != 'complete' ORDER BY created_at DESC`,
     ),
-    sameFile:
-      db.prepare(`SELECT * FROM sessions WHERE uploader = ? AND path = ? AND size = ? AND fingerprint = ? AND api = 'native' AND state != 'complete'
-      ORDER BY created_at DESC LIMIT 1`),
+    sameFile: db.prepare(`SELECT * FROM sessions WHERE uploader = ? AND path = ? AND size = ? AND fingerprint = ?
+      AND api = 'native' AND state != 'complete' ORDER BY created_at DESC LIMIT 1`),
     reopen: db.prepare(`UPDATE sessions SET state = 'open', updated_at = ? WHERE state = 'completing'`),
     touch: db.prepare('UPDATE sessions SET updated_at = ?, expires_at = ? WHERE id = ?'),
     setReplace: db.prepare('UPDATE sessions SET replace_existing = ? WHERE id = ?'),
@@ -204,9 +205,10 @@ function prepare(db: Database.Database) {
     expired: db.prepare('SELECT * FROM sessions WHERE expires_at <= ?'),
     unfinishedIds: db.prepare(`SELECT id FROM sessions WHERE state != 'complete'`),
     getFile: db.prepare('SELECT * FROM files WHERE uploader = ? AND path = ?'),
-    putFile:
-      db.prepare(`INSERT OR REPLACE INTO files (uploader, path, size, sha256, md5, fingerprint, completed_at, metadata, compressed_size, session_id)
-      VALUES (@uploader, @path, @size, @sha256, @md5, @fingerprint, @completed_at, @metadata, @compressed_size, @session_id)`),
+    putFile: db.prepare(`INSERT OR REPLACE INTO files
+      (uploader, path, size, sha256, md5, fingerprint, completed_at, metadata, compressed_size, session_id)
+      VALUES
+      (@uploader, @path, @size, @sha256, @md5, @fingerprint, @completed_at, @metadata, @compressed_size, @session_id)`),
     setCompressed: db.prepare('UPDATE files SET compressed_size = ? WHERE uploader = ? AND path = ?'),
     filesOf: db.prepare('SELECT * FROM files WHERE uploader = ? ORDER BY completed_at DESC, path LIMIT ?'),
   };

@@ -83,8 +83,7 @@ export async function writeBatched(
     at += data.byteLength;
   };
   /** Writes the filled part of `filling` and moves on to the other buffer (or this one, once written). */
-  const flush = async (): Promise<void> => {
-    const full = filling!;
+  const flush = async (full: Buffer): Promise<void> => {
     const length = filled;
     filled = 0;
     const freed = await settle();
@@ -105,10 +104,10 @@ export async function writeBatched(
         filling.set(count === piece.byteLength ? piece : piece.subarray(offset, offset + count), filled);
         filled += count;
         offset += count;
-        if (filled === filling.length) await flush();
+        if (filled === filling.length) await flush(filling);
       }
     }
-    if (filling && filled > 0) await flush();
+    if (filling && filled > 0) await flush(filling);
     await settle();
   } catch (error) {
     await settle().catch(() => undefined);

@@ -1,12 +1,12 @@
 import { constants } from 'node:fs';
-import { open } from 'node:fs/promises';
+import { open, type FileHandle } from 'node:fs/promises';
 
 /**
  * fsync a folder so that a rename or link into it survives power loss. Some file systems refuse
  * to fsync a folder (EINVAL, EISDIR); there is nothing more to do on those.
  */
 export async function fsyncDir(folder: string): Promise<void> {
-  let handle;
+  let handle: FileHandle | undefined;
   try {
     handle = await open(folder, constants.O_RDONLY | (constants.O_DIRECTORY ?? 0));
     await handle.sync();

@@ -51,10 +51,12 @@ export class LocalDiskStorage implements UploadStorage {
   /** Creates the folders when needed (the root may itself be a symlink, e.g. to a data volume). */
   static async open(root: string): Promise<LocalDiskStorage> {
     const real = await realRoot(root);
-    const [temp, completed, compressed] = await Promise.all(
-      ['temp', 'completed', 'compressed'].map((name) => realRoot(path.join(real, name))),
-    );
-    return new LocalDiskStorage(real, temp!, completed!, compressed!);
+    const [temp, completed, compressed] = await Promise.all([
+      realRoot(path.join(real, 'temp')),
+      realRoot(path.join(real, 'completed')),
+      realRoot(path.join(real, 'compressed')),
+    ]);
+    return new LocalDiskStorage(real, temp, completed, compressed);
   }
 
   async createStaging(id: string, options: { wholeFile?: boolean } = {}): Promise<void> {

@@ -1,4 +1,5 @@
 import { Readable } from 'node:stream';
+import { present } from '../../common/errors/present.js';
 import {
   AbortMultipartUploadCommand,
   CompleteMultipartUploadCommand,
@@ -120,7 +121,12 @@ export class S3Storage implements UploadStorage {
     if (options.chunks) {
       const key = this.#fileKey(completedKey(options.chunks.target));
       const { UploadId } = await this.#s3.send(new CreateMultipartUploadCommand({ Bucket: this.#bucket, Key: key }));
-      marker = { kind: 'chunks', key, uploadId: UploadId!, chunkSize: options.chunks.size };
+      marker = {
+        kind: 'chunks',
+        key,
+        uploadId: present(UploadId, 'the id of a new multipart upload'),
+        chunkSize: options.chunks.size,
+      };
     } else {
       marker = { kind: 'parts', startedAt: Date.now() };
     }
@@ -245,7 +251,7 @@ export class S3Storage implements UploadStorage {
   async listStaging(options: { unchangedSince?: number } = {}): Promise<string[]> {
     const latest = new Map<string, number>();
     for await (const object of this.#list(STAGING)) {
-      const id = object.key.slice(STAGING.length).split('/')[0]!;
+      const [id = ''] = object.key.slice(STAGING.length).split('/');
       latest.set(id, Math.max(latest.get(id) ?? 0, object.lastModified));
     }
     const since = options.unchangedSince;
@@ -301,7 +307,8 @@ export class S3Storage implements UploadStorage {
     if (Buffer.byteLength(key) > MAX_KEY_BYTES)
       throw new UploadError(
         'INVALID_PATH',
-        `The path is too long for the bucket: its key would have ${Buffer.byteLength(key)} bytes, at most ${MAX_KEY_BYTES} are allowed`,
+        `The path is too long for the bucket: its key would have ${Buffer.byteLength(key)} bytes, ` +
+          `at most ${MAX_KEY_BYTES} are allowed`,
       );
     return key;
   }
@@ -357,7 +364,9 @@ export class S3Storage implements UploadStorage {
     if (wrong)
       throw new UploadError(
         'INTERNAL',
-        `the multipart upload of ${id} does not hold the file's chunks (${typeof wrong === 'string' ? wrong : `part ${wrong.PartNumber} has ${wrong.Size} bytes`})`,
+        `the multipart upload of ${id} does not hold the file's chunks (${
+          typeof wrong === 'string' ? wrong : `part ${wrong.PartNumber} has ${wrong.Size} bytes`
+        })`,
       );
     return parts;
   }
@@ -375,7 +384,7 @@ export class S3Storage implements UploadStorage {
     return objects.sort((a, b) => a.offset - b.offset);
   }
 
-  /** The objects that make up the staged file's first `size` bytes, in order (what re-placed legacy chunks left aside is skipped). */
+  /** The objects that make up the staged file's first `size` bytes, in order (ones left aside are skipped). */
   async #segments(id: string, size: number): Promise<Segment[]> {
     const byOffset = new Map((await this.#partObjects(id)).map((object) => [object.offset, object]));
     const segments: Segment[] = [];
@@ -391,9 +400,9 @@ export class S3Storage implements UploadStorage {
     return segments;
   }
 
-  /** Makes `segments` one object under `key`: a copy of one object, or a multipart upload of copied and concatenated parts. */
+  /** Makes `segments` one object under `key`: a copy, or a multipart upload of copied and concatenated parts. */
   async #assemble(key: string, segments: Segment[], size: number): Promise<void> {
-    const only = segments.length === 1 ? segments[0]! : undefined;
+    const only = segments.length === 1 ? segments[0] : undefined;
     if (only && size <= MAX_COPY_BYTES && (await this.#head(only.key))?.size === only.length) {
       await this.#s3.send(
         new CopyObjectCommand({ Bucket: this.#bucket, Key: key, CopySource: this.#source(only.key) }),
@@ -424,12 +433,13 @@ export class S3Storage implements UploadStorage {
       const parts = await mapLimited(groups, PARALLEL, async (group, index) => {
         const PartNumber = index + 1;
         const common = { Bucket: this.#bucket, Key: key, UploadId, PartNumber };
-        if (group.length === 1 && group[0]!.length >= S3_MIN_PART_SIZE) {
+        const [first] = group;
+        if (group.length === 1 && first && first.length >= S3_MIN_PART_SIZE) {
           const answer = await this.#s3.send(
             new UploadPartCopyCommand({
               ...common,
-              CopySource: this.#source(group[0]!.key),
-              CopySourceRange: `bytes=0-${group[0]!.length - 1}`,
+              CopySource: this.#source(first.key),
+              CopySourceRange: `bytes=0-${first.length - 1}`,
             }),
           );
           return { PartNumber, ETag: answer.CopyPartResult?.ETag };
@@ -475,7 +485,7 @@ export class S3Storage implements UploadStorage {
   }
 
   async #putStream(key: string, body: AsyncIterable<Uint8Array>, length: number | undefined): Promise<number> {
-    if (length === undefined) return (await bufferedUpload(this.#s3, this.#bucket, key, body))!;
+    if (length === undefined) return (await bufferedUpload(this.#s3, this.#bucket, key, body)) ?? 0;
     const counted = new CountedBody(body, length);
     try {
       await this.#s3.send(
@@ -521,7 +531,8 @@ export class S3Storage implements UploadStorage {
         new ListObjectsV2Command({ Bucket: this.#bucket, Prefix: prefix, ContinuationToken: token }),
       );
       for (const object of page.Contents ?? [])
-        yield { key: object.Key!, size: object.Size ?? 0, lastModified: object.LastModified?.getTime() ?? 0 };
+        if (object.Key)
+          yield { key: object.Key, size: object.Size ?? 0, lastModified: object.LastModified?.getTime() ?? 0 };
       token = page.IsTruncated ? page.NextContinuationToken : undefined;
     } while (token);
   }
@@ -618,7 +629,7 @@ async function mapLimited<T, R>(
   const worker = async (): Promise<void> => {
     while (next < items.length) {
       const index = next++;
-      results[index] = await task(items[index]!, index);
+      results[index] = await task(present(items[index], `item ${index}`), index);
     }
   };
   await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));

@@ -39,6 +39,8 @@ export class SafePathResolver {
   }
 
   async resolve(segments: readonly string[], options: { createParents: boolean }): Promise<ResolvedPath> {
+    const name = segments.at(-1);
+    if (name === undefined) throw new UploadError('INVALID_PATH', 'the path names no file (it has no segments)');
     const parents = segments.slice(0, -1);
     const created: string[] = [];
     let parent: string;
@@ -47,13 +49,14 @@ export class SafePathResolver {
     } catch (error) {
       const code = (error as NodeJS.ErrnoException).code;
       if (code !== 'ENOENT' && code !== 'ENOTDIR') throw error;
-      // A folder is missing (or a file stands where a folder should): walk the segments to create it or to name the culprit.
+      // A folder is missing (or a file stands where a folder should): walk the segments to create
+      // it or to name the culprit.
       const walked = await this.#walk(segments, options.createParents, created);
       if (walked === undefined)
         return { absolute: path.join(this.#root, ...segments), exists: false, size: undefined, created };
       parent = walked;
     }
-    const target = path.join(parent, segments[segments.length - 1]!);
+    const target = path.join(parent, name);
     let info: Stats | undefined;
     try {
       info = await lstatOrUndefined(target);
@@ -81,8 +84,8 @@ export class SafePathResolver {
    */
   async #walk(segments: readonly string[], createParents: boolean, created: string[]): Promise<string | undefined> {
     let current = this.#root;
-    for (let i = 0; i < segments.length - 1; i += 1) {
-      const next = path.join(current, segments[i]!);
+    for (const [i, segment] of segments.slice(0, -1).entries()) {
+      const next = path.join(current, segment);
       const info = await lstatOrUndefined(next);
       if (!info) {
         if (!createParents) return undefined;

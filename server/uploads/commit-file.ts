@@ -31,7 +31,10 @@ export interface PlacedFile {
   path: string;
   /** The index entry of the stored file: the existing one when it was indexed, else a new one. */
   record: FileRecord;
-  /** True when the same content was already stored there and nothing was committed (the staging upload is still there). */
+  /**
+   * True when the same content was already stored there and nothing was committed (the staging
+   * upload is still there).
+   */
   deduplicated: boolean;
   /** True when `record` came from the index (nothing to write there). */
   indexed: boolean;

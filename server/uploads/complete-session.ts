@@ -76,7 +76,8 @@ async function complete(
     // Only the legacy API's chunks have sizes of the client's choosing.
     throw new UploadError(
       'CHUNK_SIZE_MISMATCH',
-      `The chunks of ${record.path} add up to ${received} bytes, but filesize is ${record.size}; re-send the wrong chunks`,
+      `The chunks of ${record.path} add up to ${received} bytes, ` +
+        `but filesize is ${record.size}; re-send the wrong chunks`,
     );
   }
   // The digest was computed as the chunks landed: make sure what they landed in is still there.

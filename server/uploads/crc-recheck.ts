@@ -1,3 +1,4 @@
+import { present } from '../../common/errors/present.js';
 import { Crc32 } from '../../common/protocol/chunk-checksum.js';
 import { chunkSpool, stagedChunksReadable } from '../runtime/chunk-spool.js';
 import type { SessionRuntime } from '../runtime/session-runtime.js';
@@ -14,7 +15,7 @@ export async function recheckChunks(context: UploadContext, runtime: SessionRunt
   const { id } = runtime.record;
   const readable = stagedChunksReadable(context.storage, runtime.record);
   for (const index of runtime.receivedIndexes()) {
-    const chunk = runtime.chunks.get(index)!;
+    const chunk = present(runtime.chunks.get(index), `the record of received chunk ${index}`);
     // S3's parts cannot be read back: those were verified (CRC) before they were stored.
     if (chunk.offset !== null && !readable) continue;
     const crc = new Crc32();

@@ -43,7 +43,8 @@ export async function createNativeSession(
   if (chunkCount > MAX_CHUNK_COUNT) {
     throw new UploadError(
       'INVALID_FIELD',
-      `chunkSize ${chunkSize} makes ${chunkCount} chunks; at most ${MAX_CHUNK_COUNT} are allowed (use at least ${Math.ceil(size / MAX_CHUNK_COUNT)} bytes)`,
+      `chunkSize ${chunkSize} makes ${chunkCount} chunks; at most ${MAX_CHUNK_COUNT} ` +
+        `are allowed (use at least ${Math.ceil(size / MAX_CHUNK_COUNT)} bytes)`,
     );
   }
   return context.pathLocks.run(pathLockKey(input.uploader, input.path), () =>
@@ -63,7 +64,8 @@ function chunkSizeFor(context: UploadContext, size: number, requested: number): 
   if (chunkSize > MAX_CHUNK_SIZE)
     throw new UploadError(
       'FILE_TOO_LARGE',
-      `A file of ${size} bytes needs chunks over ${MAX_CHUNK_SIZE} bytes on this storage (at most ${rules.maxChunks} chunks)`,
+      `A file of ${size} bytes needs chunks over ${MAX_CHUNK_SIZE} bytes on this storage ` +
+        `(at most ${rules.maxChunks} chunks)`,
     );
   return chunkSize;
 }
@@ -88,7 +90,7 @@ async function createOrResume(
   const now = Date.now();
   for (const open of await context.store.openSessionsFor(uploader, relativePath)) {
     const runtime = await context.runtimes.find(open.id);
-    if (!runtime) continue; // ended meanwhile (by another server process)
+    if (!runtime) continue; // ended (cancelled, expired) since the listing: nothing to resume or supersede
     if (open.size === size && open.fingerprint === fingerprint) {
       if (runtime.record.state === 'completing')
         throw new UploadError(

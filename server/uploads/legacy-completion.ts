@@ -59,7 +59,9 @@ function legacyRules(md5: string | undefined): CompletionRules {
       const digest = await runtime.hash.digest();
       const expected = md5 ?? record.md5Expected ?? undefined;
       if (expected !== undefined && digest.md5 !== expected) {
-        const message = `MD5 mismatch for ${record.path}: the received file has ${digest.md5}, the client gave ${expected}; the upload stays open, re-send the chunks and finalize again`;
+        const message =
+          `MD5 mismatch for ${record.path}: the received file has ${digest.md5}, the client ` +
+          `gave ${expected}; the upload stays open, re-send the chunks and finalize again`;
         context.events.emit('session-failed', {
           ...sessionEventOf(runtime),
           code: 'FILE_CHECKSUM_MISMATCH',

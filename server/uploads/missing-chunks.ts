@@ -3,15 +3,22 @@ import { UploadError, type UploadErrorCode } from '../../common/errors/upload-er
 /** `0-3, 7, 9-12`, cut after `limit` ranges with a count of the rest. */
 export function formatIndexes(indexes: readonly number[], limit = 20): string {
   const ranges: string[] = [];
-  let i = 0;
-  while (i < indexes.length) {
-    let j = i;
-    while (j + 1 < indexes.length && indexes[j + 1] === indexes[j]! + 1) j += 1;
-    ranges.push(i === j ? `${indexes[i]}` : `${indexes[i]}-${indexes[j]}`);
-    i = j + 1;
+  let run: { first: number; last: number } | undefined;
+  for (const index of indexes) {
+    if (run && index === run.last + 1) {
+      run.last = index;
+      continue;
+    }
+    if (run) ranges.push(formatRun(run));
+    run = { first: index, last: index };
   }
+  if (run) ranges.push(formatRun(run));
   if (ranges.length <= limit) return ranges.join(', ');
   return `${ranges.slice(0, limit).join(', ')}, … (${indexes.length} in all)`;
+}
+
+function formatRun({ first, last }: { first: number; last: number }): string {
+  return first === last ? `${first}` : `${first}-${last}`;
 }
 
 /** An error whose answer carries `missing` (CHUNKS_MISSING, FILE_CHECKSUM_MISMATCH). */

@@ -68,6 +68,10 @@ async function refuseMismatch(
   runtime.hash.reset();
   await saveResetPrefix(context, runtime);
   runtime.loggedDecile = 0;
+  const outcome =
+    failed.length > 0
+      ? `${failed.length} damaged chunks dropped`
+      : 'every chunk passes its CRC, so the session is reset';
   context.log.warn(
     {
       event: 'file_checksum_mismatch',
@@ -78,12 +82,14 @@ async function refuseMismatch(
       dropped: dropped.length,
       reset: failed.length === 0,
     },
-    `SHA-256 of ${record.path} does not match the client's; ${failed.length > 0 ? `${failed.length} damaged chunks dropped` : 'every chunk passes its CRC, so the session is reset'}`,
+    `SHA-256 of ${record.path} does not match the client's; ${outcome}`,
   );
   const reason =
     failed.length > 0
-      ? `The file's SHA-256 does not match (${actual ?? 'unreadable'}, expected ${expected}); these chunks were damaged on the server and must be sent again`
-      : `The file's SHA-256 does not match (${actual ?? 'unreadable'}, expected ${expected}) although every chunk passed its checksum: the file differs from what was sent, so every chunk must be sent again`;
+      ? `The file's SHA-256 does not match (${actual ?? 'unreadable'}, expected ` +
+        `${expected}); these chunks were damaged on the server and must be sent again`
+      : `The file's SHA-256 does not match (${actual ?? 'unreadable'}, expected ${expected}) although every ` +
+        `chunk passed its checksum: the file differs from what was sent, so every chunk must be sent again`;
   const error = missingError('FILE_CHECKSUM_MISMATCH', reason, dropped);
   context.events.emit('session-failed', {
     ...sessionEventOf(runtime),

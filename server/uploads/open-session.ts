@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { UploadError } from '../../common/errors/upload-error.js';
 import { SessionRuntime } from '../runtime/session-runtime.js';
-import type { SessionRecord } from '../sessions/session-record.js';
+import { nativeChunkSize, type SessionRecord } from '../sessions/session-record.js';
 import type { UploadContext } from './upload-context.js';
 import { logUploadStarted } from './upload-log.js';
 
@@ -26,7 +26,10 @@ export type NewSessionFields = Pick<
 
 export interface OpenedSession {
   runtime: SessionRuntime;
-  /** True when the store had an open native session for the same file meanwhile (another process created it): that one is resumed. */
+  /**
+   * True when the store had an open native session for the same file meanwhile (another process
+   * created it): that one is resumed.
+   */
   resumed: boolean;
 }
 
@@ -54,7 +57,7 @@ export async function openSession(context: UploadContext, fields: NewSessionFiel
   await context.storage.createStaging(
     record.id,
     record.api === 'native'
-      ? { chunks: { size: record.chunkSize!, target: { uploader: record.uploader, path: record.path } } }
+      ? { chunks: { size: nativeChunkSize(record), target: { uploader: record.uploader, path: record.path } } }
       : {},
   );
   if (record.api === 'native') {

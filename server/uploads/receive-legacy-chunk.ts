@@ -105,7 +105,8 @@ export async function storeLegacyChunk(
       await context.storage.removeSpool(part.spool);
       throw new UploadError(
         'CHUNK_SIZE_MISMATCH',
-        `chunk ${index} (${part.size} bytes) would make the chunks add up to ${total} bytes, more than filesize ${record.size}`,
+        `chunk ${index} (${part.size} bytes) would make the chunks ` +
+          `add up to ${total} bytes, more than filesize ${record.size}`,
       );
     }
     if (held?.offset !== null && held !== undefined) await unplaceFrom(context, runtime, index);
@@ -145,10 +146,10 @@ async function unplaceFrom(context: UploadContext, runtime: SessionRuntime, inde
     .filter((chunk) => chunk.offset !== null && chunk.index >= index)
     .sort((a, b) => a.index - b.index);
   for (const chunk of placed) {
-    if (chunk.index === index) continue;
+    if (chunk.index === index || chunk.offset === null) continue;
     await context.storage.writeSpool(
       chunkSpool(id, chunk.index),
-      context.storage.readStaged(id, chunk.offset!, chunk.size),
+      context.storage.readStaged(id, chunk.offset, chunk.size),
       chunk.size,
     );
   }

@@ -7,6 +7,7 @@ import type { HashFork } from '../integrity/prefix-hash.js';
 import { chunkSpool, stagedChunksReadable } from '../runtime/chunk-spool.js';
 import { kickHashPump } from '../runtime/hash-pump.js';
 import type { SessionRuntime } from '../runtime/session-runtime.js';
+import { nativeChunkSize } from '../sessions/session-record.js';
 import { isMissingStaging } from '../storage/upload-storage.js';
 import { emitChunkStored } from './chunk-stored.js';
 import { dropSessionWithLostData } from './session-data-lost.js';
@@ -30,8 +31,9 @@ export function nativeChunkSlot(runtime: SessionRuntime, index: number): NativeC
       `chunk index ${index} is out of range: the session has chunks 0 to ${record.chunkCount - 1}`,
     );
   }
-  const offset = index * record.chunkSize!;
-  return { index, offset, length: Math.min(record.size, offset + record.chunkSize!) - offset };
+  const chunkSize = nativeChunkSize(record);
+  const offset = index * chunkSize;
+  return { index, offset, length: Math.min(record.size, offset + chunkSize) - offset };
 }
 
 /** PUT /v1/sessions/:id/chunks/:index, its headers checked against the slot. */
@@ -136,7 +138,8 @@ function checkChunk(slot: NativeChunkSlot, crc: number, verifier: ChunkVerifier)
   if (verifier.crc !== crc) {
     throw new UploadError(
       'CHUNK_CHECKSUM_MISMATCH',
-      `chunk ${slot.index} failed its checksum (received ${formatChunkChecksum(verifier.crc)}, expected ${formatChunkChecksum(crc)}); it was not stored, send it again`,
+      `chunk ${slot.index} failed its checksum (received ${formatChunkChecksum(verifier.crc)}, ` +
+        `expected ${formatChunkChecksum(crc)}); it was not stored, send it again`,
     );
   }
 }

@@ -125,7 +125,8 @@ async function receive(context: UploadContext, input: WholeFileInput, limit: num
     if (sha256 !== input.sha256) {
       throw new UploadError(
         'FILE_CHECKSUM_MISMATCH',
-        `The body's SHA-256 is ${sha256}, not ${input.sha256} as the x-content-sha256 header says; nothing was stored, send the file again`,
+        `The body's SHA-256 is ${sha256}, not ${input.sha256} as the ` +
+          `x-content-sha256 header says; nothing was stored, send the file again`,
       );
     }
     const file = {
@@ -166,7 +167,8 @@ async function receive(context: UploadContext, input: WholeFileInput, limit: num
 function tooLarge(length: number, limit: number, what = 'declared'): UploadError {
   return new UploadError(
     'FILE_TOO_LARGE',
-    `The ${what} body of ${length} bytes is over the ${limit} bytes (${formatSize(limit)}) a whole-file upload may have; upload the file through a session (POST /v1/sessions)`,
+    `The ${what} body of ${length} bytes is over the ${limit} bytes (${formatSize(limit)}) ` +
+      `a whole-file upload may have; upload the file through a session (POST /v1/sessions)`,
   );
 }
 

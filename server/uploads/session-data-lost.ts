@@ -29,10 +29,13 @@ export async function dropSessionWithLostData(context: UploadContext, runtime: S
       uploader: record.uploader,
       receivedChunks: runtime.chunks.size,
     },
-    `The data of the session for ${record.path} is gone from the server's temp folder; the session is dropped and must start again`,
+    `The data of the session for ${record.path} is gone from the ` +
+      `server's temp folder; the session is dropped and must start again`,
   );
   await endSession(context, runtime);
-  const message = `The data of the session for ${record.path} is gone from the server's temp folder (removed by hand?); the session was dropped: start the upload again`;
+  const message =
+    `The data of the session for ${record.path} is gone from the server's temp ` +
+    `folder (removed by hand?); the session was dropped: start the upload again`;
   const error = new UploadError(record.api === 'legacy' ? 'INVALID_FIELD' : 'SESSION_NOT_FOUND', message);
   context.events.emit('session-failed', { ...sessionEventOf(runtime), code: error.code, message, ended: true });
   return error;

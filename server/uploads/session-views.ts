@@ -1,6 +1,6 @@
 import type { CompletedFile, OpenSession, SessionStatusResponse } from '../../common/protocol/native-protocol.js';
 import type { SessionRuntime } from '../runtime/session-runtime.js';
-import type { FileRecord } from '../sessions/session-record.js';
+import { nativeChunkSize, type FileRecord } from '../sessions/session-record.js';
 
 /** The native protocol's view of an open session. */
 export function openSessionView(runtime: SessionRuntime, resumed: boolean): OpenSession {
@@ -10,7 +10,7 @@ export function openSessionView(runtime: SessionRuntime, resumed: boolean): Open
     id: r.id,
     path: r.path,
     size: r.size,
-    chunkSize: r.chunkSize!,
+    chunkSize: nativeChunkSize(r),
     chunkCount: r.chunkCount,
     received: runtime.receivedIndexes(),
     resumed,

@@ -1,4 +1,5 @@
 import path from 'node:path';
+import { present } from '../../common/errors/present.js';
 import { MAX_SEGMENT_BYTES } from '../../common/protocol/native-protocol.js';
 
 /**
@@ -10,11 +11,16 @@ export function uniqueName(relativePath: string, n: number): string {
   const dir = path.posix.dirname(relativePath);
   const base = path.posix.basename(relativePath);
   const dot = base.lastIndexOf('.');
-  const name = (dot > 0 ? fitted(base.slice(0, dot), `.${n}${base.slice(dot)}`) : undefined) ?? fitted(base, `.${n}`)!;
+  const name =
+    (dot > 0 ? fitted(base.slice(0, dot), `.${n}${base.slice(dot)}`) : undefined) ??
+    present(fitted(base, `.${n}`), `a unique name for ${base}`);
   return dir === '.' ? name : `${dir}/${name}`;
 }
 
-/** `stem + suffix`, the stem shortened (by whole code points) to fit MAX_SEGMENT_BYTES; undefined when no stem is left. */
+/**
+ * `stem + suffix`, the stem shortened (by whole code points) to fit MAX_SEGMENT_BYTES; undefined
+ * when no stem is left.
+ */
 function fitted(stem: string, suffix: string): string | undefined {
   const points = Array.from(stem);
   while (points.length > 0 && Buffer.byteLength(points.join('') + suffix) > MAX_SEGMENT_BYTES) points.pop();

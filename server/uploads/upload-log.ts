@@ -3,7 +3,10 @@ import type { Logger } from '../logging/logger.js';
 import type { SessionRuntime } from '../runtime/session-runtime.js';
 import type { SessionRecord } from '../sessions/session-record.js';
 
-/** What the start and completion lines need: a session, or a whole-file upload shaped like one (its id is its staging upload's). */
+/**
+ * What the start and completion lines need: a session, or a whole-file upload shaped like one (its
+ * id is its staging upload's).
+ */
 export interface LoggedUpload {
   readonly record: Pick<
     SessionRecord,
@@ -28,7 +31,8 @@ export function logUploadStarted(log: Logger, runtime: LoggedUpload): void {
       chunks: r.chunkCount,
       compression: r.compress,
     },
-    `Initialized upload: ${r.path} (${r.size} bytes, ${r.chunkCount} chunks) - ID: ${r.id} - Compression: ${r.compress}`,
+    `Initialized upload: ${r.path} (${r.size} bytes, ${r.chunkCount} ` +
+      `chunks) - ID: ${r.id} - Compression: ${r.compress}`,
   );
 }
 
@@ -79,6 +83,7 @@ export function logUploadCompleted(
       sha256,
       deduplicated,
     },
-    `Completed ${storedPath}: ${r.size} bytes in ${seconds.toFixed(1)} s (${formatSize(Math.round(rate))}/s), sha256 ${sha256}`,
+    `Completed ${storedPath}: ${r.size} bytes in ${seconds.toFixed(1)} ` +
+      `s (${formatSize(Math.round(rate))}/s), sha256 ${sha256}`,
   );
 }

@@ -109,7 +109,7 @@ describe('closing race and changed files', { timeout: 180_000 }, () => {
 });
 
 describe('file compression mode', { timeout: 180_000 }, () => {
-  it('cancels a plain split whose .zstd appears mid-upload, drops its server session, and uploads only the .zstd', async () => {
+  it('cancels a plain split whose .zstd appears mid-upload, drops its session, uploads only the .zstd', async () => {
     const h = await harnessWith({ bandwidthLimit: 64 * 1024, chunkSize: 32 * 1024 });
     const writer = writerIn(h.root);
     await writer.writeWhole('z/z_0.mcap', syntheticMcap(512 * 1024));

@@ -139,7 +139,7 @@ describe('the agent process', { timeout: 480_000 }, () => {
     expect((await second.exited).code).toBe(0);
   });
 
-  it('watching a folder that holds its own state and the bundled server storage uploads only the recordings', async () => {
+  it('watching a folder holding its own state and the bundled server storage uploads only the recordings', async () => {
     const dir = await createTempDir('agent-self');
     cleanups.push(() => dir.remove());
     const here = dir.path;

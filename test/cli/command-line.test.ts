@@ -32,7 +32,7 @@ function thrown(fn: () => unknown): UploadError {
 }
 
 describe('parsing the command line', { timeout: 180_000 }, () => {
-  it('layers defaults, config file (agent: section), environment and flags; --ros-args sections are dropped', async () => {
+  it('layers defaults, config file (agent: section), environment and flags; drops --ros-args sections', async () => {
     const dir = await temp();
     const config = path.join(dir.path, 'agent.yaml');
     writeFileSync(

@@ -48,10 +48,7 @@ describe('npm start on a fresh clone', { timeout: 300_000 }, () => {
     );
     expect(existsSync(path.join(clone, 'recordings'))).toBe(false);
 
-    const npm =
-      process.env.npm_execpath && process.env.npm_execpath.endsWith('.js')
-        ? [process.execPath, process.env.npm_execpath]
-        : ['npm'];
+    const npm = process.env.npm_execpath?.endsWith('.js') ? [process.execPath, process.env.npm_execpath] : ['npm'];
     const agent = spawnAgent(['start'], { cwd: clone, command: npm, env: plainEnv(), detached: true });
     cleanups.push(async () => {
       agent.kill('SIGKILL');

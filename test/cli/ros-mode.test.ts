@@ -24,7 +24,7 @@ afterEach(async () => {
 });
 
 describe('ros2-upload-agent as a ROS 2 node', { timeout: 120_000 }, () => {
-  it('takes watch_dir and server_url from ROS parameters, uploads a split the recorder reports closed, and stops on SIGTERM', async () => {
+  it('takes watch_dir and server_url from ROS parameters, uploads a closed split, stops on SIGTERM', async () => {
     const dir = await createTempDir('ros-mode');
     cleanups.push(() => dir.remove());
     const server = await startTestServer();

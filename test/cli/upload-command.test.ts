@@ -32,7 +32,7 @@ async function setup() {
 }
 
 describe('ros2-upload-agent upload', { timeout: 120_000 }, () => {
-  it('uploads bag folders and files, metadata.yaml last, prints plain lines, and exits 0 once all are verified; status shows them', async () => {
+  it('uploads folders and files (metadata.yaml last), exits 0 once verified; status shows them', async () => {
     const s = await setup();
     const bag = path.join(s.dir.path, 'mcap_plain');
     cpSync(path.join(FIXTURES, 'mcap_plain'), bag, { recursive: true });
@@ -141,7 +141,12 @@ describe('upload order and progress output', { timeout: 120_000 }, () => {
 
   it('plain output: one line per state change', () => {
     let text = '';
-    const out = { write: (chunk: string) => ((text += chunk), true) } as unknown as NodeJS.WritableStream;
+    const out = {
+      write: (chunk: string) => {
+        text += chunk;
+        return true;
+      },
+    } as unknown as NodeJS.WritableStream;
     const progress = plainProgress(out);
     progress.update(snapshot('queued', 0));
     progress.update(snapshot('uploading', 100));
@@ -161,7 +166,10 @@ describe('upload order and progress output', { timeout: 120_000 }, () => {
     const out = {
       isTTY: true,
       columns: 80,
-      write: (chunk: string) => ((text += chunk), true),
+      write: (chunk: string) => {
+        text += chunk;
+        return true;
+      },
     } as unknown as NodeJS.WriteStream;
     const progress = ttyProgress(out);
     progress.update(snapshot('uploading', 500));

@@ -28,7 +28,7 @@ describe('both programs', { timeout: 120_000 }, () => {
     expect([server.code, server.stdout.trim()]).toEqual([0, version]);
   });
 
-  it('end with the same exit code for the same mistake: 64 for a bad value, 78 for an unreadable config file', async () => {
+  it('end with the same exit code for a mistake: 64 for a bad value, 78 for an unreadable config file', async () => {
     const missing = path.join(dir, 'missing.yaml');
     const broken = path.join(dir, 'broken.yaml');
     await writeFile(broken, 'agent: [unclosed\nserver: [unclosed\n');
@@ -42,12 +42,12 @@ describe('both programs', { timeout: 120_000 }, () => {
     ]);
     expect(runs.map((run) => run.code)).toEqual([64, 64, 78, 78, 78, 78]);
     const named = ['chunkSize', 'compressionLevel', 'missing.yaml', 'missing.yaml', 'broken.yaml', 'broken.yaml'];
-    runs.forEach((run, index) => expect(run.stderr.split('\n')[0]).toContain(named[index]));
+    for (const [index, run] of runs.entries()) expect(run.stderr.split('\n')[0]).toContain(named[index]);
     // The agent says it in one line (the server quotes the YAML parser's excerpt below its first line).
     for (const run of [runs[0]!, runs[2]!, runs[4]!]) expect(run.stderr.trim().split('\n')).toHaveLength(1);
   });
 
-  it('log JSON lines with their name: the server on stdout, the agent on stderr (stdout is for command output)', async () => {
+  it('log JSON lines with their name: server on stdout, agent on stderr (stdout is for command output)', async () => {
     const server = await spawnServer(
       ['--host', '127.0.0.1', '--port', '0', '--upload-dir', path.join(dir, 'storage')],
       { env: { UPLOAD_SERVER_TOKENS: 'robot1=secret-token-value' } },

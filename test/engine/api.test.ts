@@ -9,7 +9,7 @@ import { EventLog, KiB, createWorld, waitForCompletion, type EngineWorld } from 
 
 const silent = pino({ level: 'silent' });
 
-describe("NetworkManager API (the seed's knobs in camelCase)", () => {
+describe("NetworkManager API (the Python dashboard's knobs in camelCase)", () => {
   let dir: TempDir;
   beforeEach(async () => {
     dir = await createTempDir('engine-api');
@@ -22,7 +22,7 @@ describe("NetworkManager API (the seed's knobs in camelCase)", () => {
     expect(FromPackageRoot).toBe(NetworkManager);
   });
 
-  it("takes the seed guide's settings: upload URL with /upload, timeouts, retries, bandwidth", () => {
+  it("takes the legacy deployment guide's settings: upload URL with /upload, timeouts, retries, bandwidth", () => {
     const manager = new NetworkManager({
       uploadUrl: 'https://yourserver.com:8080/upload',
       stateDir: dir.path,
@@ -51,14 +51,14 @@ describe("NetworkManager API (the seed's knobs in camelCase)", () => {
       maxConcurrentUploads: 4,
     });
     manager.setOptions({ bandwidth_limit: '2MiB', 'chunk-size': '1MiB', initTimeout: '30s' });
-    // The seed's snake_case names work too.
-    const seedStyle = new NetworkManager({
+    // The Python client's snake_case names work too.
+    const pythonStyle = new NetworkManager({
       upload_url: 'http://127.0.0.1:9/upload',
       max_retries: 3,
       stateDir: dir.path,
       logger: silent,
     } as never);
-    expect(seedStyle.options).toMatchObject({ uploadUrl: 'http://127.0.0.1:9/upload', maxRetries: 3 });
+    expect(pythonStyle.options).toMatchObject({ uploadUrl: 'http://127.0.0.1:9/upload', maxRetries: 3 });
     expect(manager.options).toMatchObject({ bandwidthLimit: 2 * 1024 * 1024, chunkSize: 1024 * 1024, initTimeout: 30 });
   });
 
@@ -122,7 +122,8 @@ describe("NetworkManager API (the seed's knobs in camelCase)", () => {
         });
       } catch (error) {
         console.info(
-          `[engine] port 8080 is busy on this machine (${(error as Error).message}); only the derived address was checked`,
+          `[engine] port 8080 is busy on this machine ` +
+            `(${(error as Error).message}); only the derived address was checked`,
         );
         return;
       }

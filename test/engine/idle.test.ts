@@ -74,7 +74,7 @@ describe('NetworkManager.onIdle() and whenSettled()', () => {
     expect(await world.storedSha('offline/f.bin')).toBe(file.sha256);
   });
 
-  it('a paused manager with queued uploads is not idle; whenSettled gives cancelled uploads their last snapshot', async () => {
+  it('a paused manager with queued uploads is not idle; whenSettled gives cancelled ones a snapshot', async () => {
     const manager = world.manager();
     await manager.start();
     manager.pause();

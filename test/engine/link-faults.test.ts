@@ -13,7 +13,7 @@ describe('NetworkManager over a faulty link (real server, TCP fault proxy)', () 
     await world.close();
   });
 
-  it('completes when connections are dropped mid-chunk again and again, re-sending no more than what was in flight', async () => {
+  it('completes when connections drop mid-chunk again and again, re-sending no more than was in flight', async () => {
     const chunkSize = 256 * KiB;
     const file = await world.randomFile('drops.bin', 3 * MiB + 4321);
     world.proxy.setFaults({ dropAfter: { bytes: 400_000, times: 6 } });
@@ -33,7 +33,8 @@ describe('NetworkManager over a faulty link (real server, TCP fault proxy)', () 
     const requests = Math.ceil(file.size / chunkSize) + log.count('retrying') * 2 + 4;
     expect(resent).toBeLessThanOrEqual(world.proxy.stats.drops * chunkSize + requests * OVERHEAD_PER_REQUEST);
     console.info(
-      `[engine] ${world.proxy.stats.drops} drops: re-sent ${resent} B in all (chunk ${chunkSize} B, ${log.count('retrying')} retries)`,
+      `[engine] ${world.proxy.stats.drops} drops: re-sent ${resent} B ` +
+        `in all (chunk ${chunkSize} B, ${log.count('retrying')} retries)`,
     );
   });
 

@@ -53,7 +53,7 @@ describe('read-ahead: the next chunk is read while one is on the wire', () => {
     await world.close();
   });
 
-  it('keeps one chunk in flight; killed with -9 and restarted, it re-sends at most the chunk that was in flight (counted per chunk)', async () => {
+  it('keeps one chunk in flight; killed with -9 and restarted, re-sends at most that chunk', async () => {
     const chunkSize = 256 * KiB;
     const file = await world.randomFile('read-ahead-kill.bin', 4 * MiB);
     const remote = 'ahead/kill.bin';
@@ -106,7 +106,7 @@ describe('read-ahead: the next chunk is read while one is on the wire', () => {
     }
   }, 90_000);
 
-  it('drops its chunk buffers while it waits, and a chunk read again that differs from the first read restarts the file', async () => {
+  it('drops its chunk buffers while it waits; a chunk that reads differently again restarts the file', async () => {
     const front = await HttpFaultFront.start({ target: world.proxy.url() });
     try {
       const chunkSize = 256 * KiB;
@@ -151,7 +151,7 @@ describe('read-ahead: the next chunk is read while one is on the wire', () => {
     }
   });
 
-  it('uploads waiting for a retry hold no chunk buffers: memory is bounded by the slots, not by the queue', async () => {
+  it('uploads waiting for a retry hold no chunk buffers: memory is bounded by the slots, not the queue', async () => {
     const front = await HttpFaultFront.start({ target: world.proxy.url() });
     const managers: ReturnType<EngineWorld['manager']>[] = [];
     try {

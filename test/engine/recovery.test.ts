@@ -91,7 +91,7 @@ describe('NetworkManager recovery: stop/start, offline, agent and server crashes
     expect(done.sha256).toBe(file.sha256);
   });
 
-  it('the agent killed with -9 mid-upload resumes after a restart and re-sends at most the chunks in flight', async () => {
+  it('the agent killed with -9 mid-upload resumes after a restart, re-sending only chunks in flight', async () => {
     const chunkSize = 256 * KiB;
     const file = await world.randomFile('kill.bin', 4 * MiB);
     const stateDir = path.join(world.dir.path, 'runner-state');
@@ -121,7 +121,8 @@ describe('NetworkManager recovery: stop/start, offline, agent and server crashes
       const resent = firstBytes + (world.proxy.stats.bytesUp - firstBytes) - file.size;
       expect(resent).toBeLessThanOrEqual(chunkSize + 40 * OVERHEAD_PER_REQUEST);
       console.info(
-        `[engine] kill -9: first run ${firstBytes} B, second run ${world.proxy.stats.bytesUp - firstBytes} B, re-sent ${resent} B (chunk ${chunkSize} B)`,
+        `[engine] kill -9: first run ${firstBytes} B, second run ` +
+          `${world.proxy.stats.bytesUp - firstBytes} B, re-sent ${resent} B (chunk ${chunkSize} B)`,
       );
     } finally {
       first.child.kill('SIGKILL');

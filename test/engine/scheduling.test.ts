@@ -109,7 +109,8 @@ describe('NetworkManager scheduling (real server through the proxy)', () => {
     }
     expect(worst).toBeLessThanOrEqual(limit * 1.5);
     console.info(
-      `[engine] shared limit ${limit} B/s: average ${Math.round(average)} B/s (${((average / limit - 1) * 100).toFixed(1)}%), worst 1-s window ${Math.round(worst)} B/s`,
+      `[engine] shared limit ${limit} B/s: average ${Math.round(average)} B/s ` +
+        `(${((average / limit - 1) * 100).toFixed(1)}%), worst 1-s window ${Math.round(worst)} B/s`,
     );
   });
 

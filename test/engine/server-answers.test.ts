@@ -66,7 +66,7 @@ describe('NetworkManager and what the server answers', () => {
     expect(sessions[1]!.at - sessions[0]!.at).toBeGreaterThanOrEqual(900);
   });
 
-  it('a permanent 400 (a path the server refuses) fails the file with the server message, without retrying', async () => {
+  it('a permanent 400 (a path the server refuses) fails the file with the server message, no retrying', async () => {
     // A folder in the uploader's storage that is a symlink out of the storage root.
     const outside = path.join(world.dir.path, 'outside');
     await mkdir(outside, { recursive: true });
@@ -173,7 +173,7 @@ describe('NetworkManager and what the server answers', () => {
     expect(manager.upload(id)?.bytesTotal).toBe(now.length);
   });
 
-  it('re-sends the chunks completion reports missing, and starts over when the whole file failed its checksum', async () => {
+  it('re-sends the chunks completion reports missing; starts over when the whole file fails its checksum', async () => {
     const file = await world.randomFile('repair.bin', 1 * MiB);
     let completes = 0;
     front.inject((req) => {

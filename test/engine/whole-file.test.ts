@@ -100,7 +100,7 @@ describe('NetworkManager: a small file in one request', () => {
     expect(log.of('retrying').map((r) => r.reason)).toEqual([expect.stringMatching(/damaged on the way/)]);
   });
 
-  it('dedup: a file the server already holds is answered "already stored"; a different one is refused, or replaced when asked', async () => {
+  it('dedup: a file the server holds is "already stored"; another is refused, or replaced if asked', async () => {
     const file = await world.randomFile('held.bin', 100 * KiB);
     const first = world.manager({ uploadUrl: front.url });
     await first.start();

@@ -91,7 +91,7 @@ describe('Ceph RADOS Gateway: what the S3 backend relies on', () => {
     expect(listing.KeyCount).toBe(0);
   });
 
-  it('a multipart upload streamed from a file: parts listed, nothing under the key before Complete, byte-identical after', async () => {
+  it('a multipart upload streamed from a file: parts listed, no key before Complete, identical after', async () => {
     const { s3, bucket, tmp } = context();
     const file = path.join(tmp.path, 'split_0.mcap');
     const sizes = [5 * MiB, 5 * MiB, MiB + 7]; // S3's 5 MiB minimum, except for the last part
@@ -246,7 +246,7 @@ describe('Ceph RADOS Gateway: what the S3 backend relies on', () => {
 });
 
 describe('Ceph RADOS Gateway: what the S3 backend must not rely on', () => {
-  it('parts under 5 MiB but the last: Complete fails with EntityTooSmall and the upload stays until aborted', async () => {
+  it('parts under 5 MiB but the last: Complete fails with EntityTooSmall, the upload stays until aborted', async () => {
     const { s3, bucket } = context();
     const key = 'robot-1/bag/too-small.mcap';
     const { UploadId } = await s3.send(new CreateMultipartUploadCommand({ Bucket: bucket, Key: key }));

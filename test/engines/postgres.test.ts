@@ -60,7 +60,7 @@ describe('PostgreSQL: what the session store relies on', () => {
     expect(rows.map((row) => row.file_identity)).toEqual(['robot-1/committed']);
   });
 
-  it('two replicas creating one file identity at once: the second waits for the first, then finds its row', async () => {
+  it('two replicas creating one file identity at once: the second waits for the first, finds its row', async () => {
     const [first, second] = [await connect(), await connect()];
     const insert =
       "INSERT INTO sessions VALUES ('robot-2/race.mcap', $1) ON CONFLICT (file_identity) DO NOTHING RETURNING replica";

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import { GetObjectCommand, ListMultipartUploadsCommand, ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
-import type { PostgresEngine, S3Engine } from '../engines/engines.js';
+import type { S3Engine } from '../engines/engines.js';
 import { startRoundRobinProxy, type RoundRobinProxy } from './round-robin-proxy.js';
 import { spawnServer, type ServerProcess } from './spawn-server.js';
 
@@ -15,7 +15,7 @@ export interface ClusterOptions {
   env?: Record<string, string>;
 }
 
-/** Server replicas (the real program, each its own process) on one bucket and one database, behind a round-robin proxy. */
+/** Server replicas (the real program, each its own process) on one bucket and one database, behind a proxy. */
 export interface Cluster {
   readonly proxy: RoundRobinProxy;
   /** The running replicas; undefined while one is down. */

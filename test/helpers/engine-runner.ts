@@ -40,8 +40,7 @@ export function spawnEngineRunner(spec: EngineRunnerSpec): EngineRunnerProcess {
   let err = '';
   child.stdout!.setEncoding('utf8').on('data', (text: string) => {
     buffer += text;
-    let newline: number;
-    while ((newline = buffer.indexOf('\n')) >= 0) {
+    for (let newline = buffer.indexOf('\n'); newline >= 0; newline = buffer.indexOf('\n')) {
       const line = buffer.slice(0, newline);
       buffer = buffer.slice(newline + 1);
       try {

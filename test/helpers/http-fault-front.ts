@@ -10,7 +10,9 @@ import type { AddressInfo } from 'node:net';
  *
  * ```ts
  * const front = await HttpFaultFront.start({ target: server.url });
- * front.inject((req, n) => req.method === 'PUT' && n === 1 ? { status: 429, headers: { 'retry-after': '1' } } : undefined);
+ * front.inject((req, n) =>
+ *   req.method === 'PUT' && n === 1 ? { status: 429, headers: { 'retry-after': '1' } } : undefined,
+ * );
  * ```
  * With `tls` it serves HTTPS (e.g. `requestCert: true` to demand client certificates) and still
  * forwards to the target over its own protocol.

@@ -26,7 +26,8 @@ export interface RoundRobinProxy {
  * A load balancer for tests: an HTTP proxy that sends each request (not each connection: a
  * keep-alive client's requests too) to the next replica in turn, and each request of a native
  * upload session to another replica than the session's previous one (whatever other uploads
- * interleave), skipping replicas marked down (undefined) or that refuse the connection. A replica that breaks off mid-request (kill -9)
+ * interleave), skipping replicas marked down (undefined) or that refuse the connection. A
+ * replica that breaks off mid-request (kill -9)
  * costs that request a 502, as with a real load balancer; the client retries.
  */
 export async function startRoundRobinProxy(replicas: (string | undefined)[]): Promise<RoundRobinProxy> {

@@ -25,6 +25,21 @@ export interface SpawnOptions {
   timeoutMs?: number;
 }
 
+/** Variables that would change the server's settings behind the test's back. */
+const SERVER_SETTINGS_ENV = new RegExp(
+  `^(${[
+    'HOST',
+    'PORT',
+    'UPLOAD_DIR',
+    'SSL_CERT',
+    'SSL_KEY',
+    'MAX_FILE_SIZE',
+    'COMPRESSION_THRESHOLD',
+    'COMPRESSION_LEVEL',
+    'UPLOAD_SERVER_.*',
+  ].join('|')})$`,
+);
+
 /**
  * Runs `node dist/server/cli/main.js ...args` as a child process and waits until it logs that it
  * listens (pass `--port 0 --host 127.0.0.1` and an `--upload-dir`; the log level must stay at info or below, since the
@@ -34,13 +49,7 @@ export interface SpawnOptions {
 export async function spawnServer(args: string[], options: SpawnOptions = {}): Promise<ServerProcess> {
   const env: Record<string, string> = {};
   for (const [key, value] of Object.entries(process.env)) {
-    if (
-      value !== undefined &&
-      !/^(HOST|PORT|UPLOAD_DIR|SSL_CERT|SSL_KEY|MAX_FILE_SIZE|COMPRESSION_THRESHOLD|COMPRESSION_LEVEL|UPLOAD_SERVER_.*)$/.test(
-        key,
-      )
-    )
-      env[key] = value;
+    if (value !== undefined && !SERVER_SETTINGS_ENV.test(key)) env[key] = value;
   }
   const child = spawn(process.execPath, [SERVER_BIN, ...args], {
     env: { ...env, ...options.env },

@@ -75,7 +75,7 @@ afterAll(async () => {
 });
 
 describe('hostile input: every route, random and adversarial requests (fast-check)', () => {
-  it('keeps its invariants over 2,000+ cases, and a legitimate upload interleaved with them completes byte-identical', async () => {
+  it('keeps its invariants over 2,000+ cases; a legitimate upload among them completes byte-identical', async () => {
     const started = Date.now();
     const fdsAtStart = servers.map((server) => fdCount(server.process.child.pid!));
     let cases = 0;
@@ -100,7 +100,9 @@ describe('hostile input: every route, random and adversarial requests (fast-chec
         for (const server of servers) {
           if (!isRunning(server.process))
             problems.push(
-              `server ${server.name} exited (${server.process.child.exitCode ?? server.process.child.signalCode}): ${server.process.stderr().slice(-3000)}`,
+              `server ${server.name} exited ` +
+                `(${server.process.child.exitCode ?? server.process.child.signalCode}): ` +
+                `${server.process.stderr().slice(-3000)}`,
             );
           else if ((await healthStatus(server.url)) !== 200)
             problems.push(`server ${server.name} does not answer GET /health`);
@@ -112,19 +114,24 @@ describe('hostile input: every route, random and adversarial requests (fast-chec
         );
         if (problems.length > 0)
           throw new Error(
-            `${problems.length} problems in this batch:\n${problems.slice(0, 20).join('\n')}\n\nThe batch:\n${describeBatch(batch, outcomes)}`,
+            `${problems.length} problems in this batch:\n${problems.slice(0, 20).join('\n')}\n\n` +
+              `The batch:\n${describeBatch(batch, outcomes)}`,
           );
       }),
       {
         numRuns: BATCHES,
         endOnFailure: true,
         ...(process.env.HOSTILE_SEED ? { seed: Number(process.env.HOSTILE_SEED) } : {}),
-        // The batch that failed is described in the error itself; fast-check's counterexample would repeat it as one huge line.
+        // The batch that failed is described in the error itself; fast-check's counterexample would
+        // repeat it as one huge line.
         asyncReporter: async (details) => {
-          if (details.failed)
+          if (details.failed) {
+            const cause = details.errorInstance;
             throw new Error(
-              `Hostile batch ${details.numRuns} failed (replay with HOSTILE_SEED=${details.seed}):\n${details.errorInstance instanceof Error ? details.errorInstance.message : String(details.errorInstance)}`,
+              `Hostile batch ${details.numRuns} failed (replay with HOSTILE_SEED=${details.seed}):\n` +
+                `${cause instanceof Error ? cause.message : String(cause)}`,
             );
+          }
         },
       },
     );
@@ -143,7 +150,8 @@ describe('hostile input: every route, random and adversarial requests (fast-chec
     for (const [i, server] of servers.entries()) {
       await waitFor(
         () => fdCount(server.process.child.pid!) <= fdsAtStart[i]! + 4,
-        `server ${server.name}'s file descriptors to return to ${fdsAtStart[i]} (now ${fdCount(server.process.child.pid!)})`,
+        `server ${server.name}'s file descriptors to return to ` +
+          `${fdsAtStart[i]} (now ${fdCount(server.process.child.pid!)})`,
         30_000,
         100,
       );
@@ -159,7 +167,8 @@ describe('hostile input: every route, random and adversarial requests (fast-chec
       .map(([kind, n]) => `${kind}:${n}`)
       .join(' ');
     console.log(
-      `hostile fuzz: ${cases} cases, ${requests} requests in ${seconds.toFixed(1)} s; statuses ${byStatus}; cases ${byKind}`,
+      `hostile fuzz: ${cases} cases, ${requests} requests in ` +
+        `${seconds.toFixed(1)} s; statuses ${byStatus}; cases ${byKind}`,
     );
     expect(cases).toBeGreaterThanOrEqual(2000);
     expect(statuses.get(200) ?? 0).toBeGreaterThan(0);
@@ -183,7 +192,8 @@ function describeBatch(batch: readonly FuzzCase[], outcomes: readonly CaseOutcom
     .map((fuzz, i) => {
       const exchanges = outcomes[i]!.exchanges.map(
         ({ request, exchange }) =>
-          `    ${request.slice(0, 600)} → ${exchange.responses.map((r) => r.status).join(',') || (exchange.hung ? 'hung' : 'closed')}`,
+          `    ${request.slice(0, 600)} → ` +
+          `${exchange.responses.map((r) => r.status).join(',') || (exchange.hung ? 'hung' : 'closed')}`,
       );
       return `  #${i} ${fuzz.kind} on server ${fuzz.server}:\n${exchanges.join('\n')}`;
     })

@@ -92,7 +92,7 @@ describe('defects found by the hostile tests stay fixed', () => {
     await expectHealthy();
   });
 
-  it('a client that hangs up in the middle of a chunk body, or before its chunk was handled, is not a server fault (no 500 logged)', async () => {
+  it('a client hanging up mid-chunk or before its chunk was handled is no server fault (no 500 logged)', async () => {
     const created = await json('POST', '/v1/sessions', {
       path: 'regress/cut.bin',
       size: 4096,
@@ -148,7 +148,7 @@ describe('defects found by the hostile tests stay fixed', () => {
     await expectHealthy();
   });
 
-  it('legacy chunk forms cut off by the client release their part files at once (no file descriptor leak)', async () => {
+  it('legacy chunk forms cut off by the client release their part files at once (no descriptor leak)', async () => {
     const init = await json('POST', '/upload/init', { filename: 'regress/cut-form.bin', filesize: 100_000, chunks: 1 });
     const uploadId = String(init.json!.upload_id);
     const pid = server.process.child.pid!;
@@ -169,7 +169,9 @@ describe('defects found by the hostile tests stay fixed', () => {
       });
       // The whole form, then garbage: Node drops the connection for the garbage while the form,
       // all of it received, is still being read.
-      const head = `POST /upload/chunk HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: multipart/form-data; boundary=cutb\r\nContent-Length: ${body.length}\r\n\r\n`;
+      const head =
+        `POST /upload/chunk HTTP/1.1\r\nHost: 127.0.0.1\r\n` +
+        `Content-Type: multipart/form-data; boundary=cutb\r\nContent-Length: ${body.length}\r\n\r\n`;
       await server.client.send({
         pieces: [Buffer.concat([Buffer.from(head), body, Buffer.from('GARBAGE\r\n\r\n')])],
         method: 'POST',
@@ -192,7 +194,7 @@ describe('defects found by the hostile tests stay fixed', () => {
     expect(jsonOf(status.responses[0]!)?.received_chunks).toBeLessThanOrEqual(1);
   });
 
-  it('a gzip-encoded body whose client is gone before the server starts reading it releases everything (no leaked file)', async () => {
+  it('a gzip body whose client left before the server read it releases everything (no leaked file)', async () => {
     const { gzipSync } = await import('node:zlib');
     const { createHash } = await import('node:crypto');
     const content = Buffer.alloc(50_000, 5);
@@ -203,7 +205,10 @@ describe('defects found by the hostile tests stay fixed', () => {
     for (let i = 0; i < 20; i += 1) {
       const gzip = i % 2 === 0;
       const body = gzip ? gz : content;
-      const head = `PUT /v1/files/regress-gone/f${i}.bin HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/octet-stream\r\n${gzip ? 'Content-Encoding: gzip\r\n' : ''}X-Content-SHA256: ${sha}\r\nContent-Length: ${body.length}\r\n\r\n`;
+      const head =
+        `PUT /v1/files/regress-gone/f${i}.bin HTTP/1.1\r\nHost: 127.0.0.1\r\n` +
+        `Content-Type: application/octet-stream\r\n${gzip ? 'Content-Encoding: gzip\r\n' : ''}` +
+        `X-Content-SHA256: ${sha}\r\nContent-Length: ${body.length}\r\n\r\n`;
       // The whole request, then the client vanishes at once: the server is still looking at what is
       // stored at the path when the connection closes.
       await server.client.send({
@@ -221,7 +226,7 @@ describe('defects found by the hostile tests stay fixed', () => {
     await expectHealthy();
   });
 
-  it('uploads whose paths cross (a file x/d while x/d/d/f needs x/d as a folder) at the same moment get 409, never 500', async () => {
+  it('uploads whose paths cross at once (file x/d while x/d/d/f needs folder x/d) get 409, never 500', async () => {
     const { createHash } = await import('node:crypto');
     const statuses = new Map<number, number>();
     for (let round = 0; round < 20; round += 1) {
@@ -264,7 +269,8 @@ describe('defects found by the hostile tests stay fixed', () => {
       ],
       [
         '/upload/init',
-        `{"filename":"regress/deep.bin","filesize":1,"chunks":1,"metadata":{"x":${'['.repeat(20_000)}${']'.repeat(20_000)}}}`,
+        `{"filename":"regress/deep.bin","filesize":1,"chunks":1,` +
+          `"metadata":{"x":${'['.repeat(20_000)}${']'.repeat(20_000)}}}`,
       ],
       ['/v1/sessions/00000000-0000-4000-8000-000000000000/complete', `{"sha256":${deepObject(100)}}`],
       ['/upload/finalize', `${'['.repeat(30_000)}${']'.repeat(30_000)}`],
@@ -293,7 +299,7 @@ describe('defects found by the hostile tests stay fixed', () => {
     await expectHealthy();
   });
 
-  it('a connection that asked to upgrade is closed after its answer, so a malformed request after it cannot hang', async () => {
+  it('a connection that asked to upgrade is closed after its answer: a malformed request cannot hang', async () => {
     const exchange = await server.client.send({
       pieces: [
         Buffer.from('GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\n'),
@@ -310,7 +316,7 @@ describe('defects found by the hostile tests stay fixed', () => {
     await expectHealthy();
   });
 
-  it('a different file under a legacy filename at the 255-byte limit is stored under a unique name that fits, not a 500', async () => {
+  it('another file under a legacy filename at the 255-byte limit gets a unique name that fits, not a 500', async () => {
     for (const name of [`${'L'.repeat(251)}.bag`, `${'\u00e9'.repeat(125)}.bin`, `${'\ud83d\ude00'.repeat(63)}xyz`]) {
       expect(Buffer.byteLength(name)).toBeGreaterThan(250);
       const stored: string[] = [];
@@ -353,7 +359,7 @@ describe('defects found by the hostile tests stay fixed', () => {
     await expectHealthy();
   });
 
-  it('a path with an unpaired surrogate is refused on both APIs (it would alias another file and could not be looked up)', async () => {
+  it('a path with an unpaired surrogate is refused on both APIs (it would alias another file)', async () => {
     const fingerprint = `fp1:${'3'.repeat(64)}`;
     for (const bad of ['regress/a\ud800.bin', 'regress/\udc00', 'regress/x\udc00\ud800y']) {
       const native = await json('POST', '/v1/sessions', { path: bad, size: 1, fingerprint });

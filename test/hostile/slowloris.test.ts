@@ -9,7 +9,7 @@ import { createTempDir, type TempDir } from '../helpers/tmp-dir.js';
 import { waitFor } from '../helpers/wait-for.js';
 import { createLayout, startFuzzServer, type FuzzLayout, type FuzzServer } from './support/fuzz-target.js';
 import { fdCount, healthStatus, isRunning, rssBytes, serverComplaints } from './support/server-watch.js';
-import { destroyAll, stillOpen, trickleMany, type Trickler } from './support/tricklers.js';
+import { stillOpen, trickleMany, type Trickler } from './support/tricklers.js';
 
 /**
  * Slowloris: many connections that trickle their headers or their bodies are cut off by the
@@ -99,7 +99,7 @@ describe('slowloris: trickling clients are cut off by the timeouts, a well-behav
     expect(serverComplaints(server.process)).toEqual([]);
   });
 
-  it('connections trickling their bodies are cut at requestTimeout (or idleTimeout when they pause longer), nothing half-received is kept', async () => {
+  it('trickling bodies are cut at requestTimeout (idleTimeout if pausing longer); nothing partial stays', async () => {
     const fdsBefore = fdCount(server.process.child.pid!);
     const robot1 = { token: server.tokens.robot1 };
     // Native chunks: one session of 100 chunks of 1 KiB; each trickler sends a different chunk
@@ -122,9 +122,16 @@ describe('slowloris: trickling clients are cut off by the timeouts, a well-behav
     const uploadId = init.json.upload_id as string;
     const auth = `Authorization: Bearer ${server.tokens.robot1}\r\n`;
     const chunkHead = (index: number): string =>
-      `PUT /v1/sessions/${sessionId}/chunks/${index} HTTP/1.1\r\nHost: 127.0.0.1\r\n${auth}Content-Type: application/octet-stream\r\nX-Chunk-Checksum: crc32:00000000\r\nContent-Length: 1024\r\n\r\n`;
-    const form = `--b\r\nContent-Disposition: form-data; name="upload_id"\r\n\r\n${uploadId}\r\n--b\r\nContent-Disposition: form-data; name="chunk_index"\r\n\r\n0\r\n--b\r\nContent-Disposition: form-data; name="chunk_total"\r\n\r\n1\r\n--b\r\nContent-Disposition: form-data; name="chunk"; filename="c"\r\n\r\n`;
-    const legacyHead = `POST /upload/chunk HTTP/1.1\r\nHost: 127.0.0.1\r\n${auth}Content-Type: multipart/form-data; boundary=b\r\nContent-Length: 2000000\r\n\r\n${form}`;
+      `PUT /v1/sessions/${sessionId}/chunks/${index} HTTP/1.1\r\nHost: 127.0.0.1\r\n${auth}` +
+      `Content-Type: application/octet-stream\r\nX-Chunk-Checksum: crc32:00000000\r\nContent-Length: 1024\r\n\r\n`;
+    const form =
+      `--b\r\nContent-Disposition: form-data; name="upload_id"\r\n\r\n${uploadId}\r\n` +
+      `--b\r\nContent-Disposition: form-data; name="chunk_index"\r\n\r\n0\r\n` +
+      `--b\r\nContent-Disposition: form-data; name="chunk_total"\r\n\r\n1\r\n` +
+      `--b\r\nContent-Disposition: form-data; name="chunk"; filename="c"\r\n\r\n`;
+    const legacyHead =
+      `POST /upload/chunk HTTP/1.1\r\nHost: 127.0.0.1\r\n${auth}` +
+      `Content-Type: multipart/form-data; boundary=b\r\nContent-Length: 2000000\r\n\r\n${form}`;
     const p = port(server.url);
     const native: Trickler[] = [];
     for (let i = 0; i < 60; i += 1)
@@ -155,7 +162,8 @@ describe('slowloris: trickling clients are cut off by the timeouts, a well-behav
     expect(legacyStatus.json).toMatchObject({ received_chunks: 0 });
     await waitFor(
       () => fdCount(server.process.child.pid!) <= fdsBefore + 4,
-      `the server to release the connections and their files (${fdCount(server.process.child.pid!)} open, ${fdsBefore} before)`,
+      `the server to release the connections and their files ` +
+        `(${fdCount(server.process.child.pid!)} open, ${fdsBefore} before)`,
     );
     expect(serverComplaints(server.process)).toEqual([]);
     await legitUpload('after-bodies.bin');
@@ -175,7 +183,7 @@ describe('connection flood: maxConnections bounds file descriptors and memory', 
     await flood?.process.stop();
   });
 
-  it('400 idle connections and 600 holding 8 KiB of unfinished headers: at most 50 are kept, the server survives and serves again', async () => {
+  it('400 idle connections, 600 with 8 KiB of unfinished headers: at most 50 kept, server serves again', async () => {
     const pid = flood.process.child.pid!;
     const fdsBefore = fdCount(pid);
     const rssBefore = rssBytes(pid);
@@ -209,7 +217,8 @@ describe('connection flood: maxConnections bounds file descriptors and memory', 
     expect(peakFds).toBeLessThanOrEqual(fdsBefore + 50 + 4);
     expect(peakRss - rssBefore).toBeLessThan(64 * 1024 * 1024);
     console.log(
-      `connection flood: 1000 connections against maxConnections 50: peak ${peakFds - fdsBefore} extra descriptors, RSS +${((peakRss - rssBefore) / 1024 / 1024).toFixed(1)} MiB`,
+      `connection flood: 1000 connections against maxConnections 50: peak ${peakFds - fdsBefore} ` +
+        `extra descriptors, RSS +${((peakRss - rssBefore) / 1024 / 1024).toFixed(1)} MiB`,
     );
 
     // Once the held connections time out, the server answers again and an upload completes.
@@ -233,7 +242,7 @@ describe('connection flood: maxConnections bounds file descriptors and memory', 
     expect(flood.process.stdout()).toContain('"event":"connections_refused"');
   });
 
-  it('without a limit (maxConnections 0) the same flood costs a descriptor per connection: the cap is what bounds it', async () => {
+  it('with maxConnections 0 the same flood costs a descriptor per connection: the cap is what bounds it', async () => {
     const open = await startFuzzServer(layout, 'U', {
       anonymous: false,
       args: ['--max-connections', '0', '--headers-timeout', '3', '--request-timeout', '6'],

@@ -116,7 +116,7 @@ async function ownerStillHasEverything(): Promise<void> {
 }
 
 describe("an uploader cannot reach another uploader's sessions or files", () => {
-  it('native sessions: read, send chunks, complete and cancel answer exactly as for an unknown id, and change nothing', async () => {
+  it('native sessions: read, chunks, complete and cancel answer as for an unknown id, and change nothing', async () => {
     for (const intruder of intruders) {
       const as = intruder.token ? { token: intruder.token } : {};
       for (const id of [owned.openId, owned.doneId]) {
@@ -138,7 +138,7 @@ describe("an uploader cannot reach another uploader's sessions or files", () => 
     await ownerStillHasEverything();
   });
 
-  it("creating a session for the same path, size and fingerprint never resumes the other uploader's session or reports its file", async () => {
+  it("a session for the same path, size and fingerprint never resumes another uploader's, or its file", async () => {
     for (const intruder of intruders) {
       const as = intruder.token ? { token: intruder.token } : {};
       const resume = await call(

@@ -5,7 +5,7 @@ import { uploadStatusState } from '../../agent/ros/upload-status-state.js';
 import { startFakeNode } from './helpers/start-fake-node.js';
 
 describe('optional interface types', () => {
-  it('without upload_agent_msgs: std_msgs/String JSON on upload_status and ~/queue, no ~/enqueue, one warning with the fix', async () => {
+  it('without upload_agent_msgs: std_msgs/String JSON on the topics, no ~/enqueue, one warning', async () => {
     const run = await startFakeNode({ missing: ['upload_agent_msgs/'] });
     try {
       const { node, agent } = run;
@@ -49,7 +49,7 @@ describe('optional interface types', () => {
     }
   });
 
-  it('without diagnostic_msgs, rosbag2_interfaces or std_srvs: warns once per package and runs without that feature', async () => {
+  it('without diagnostic_msgs, rosbag2_interfaces or std_srvs: warns once per package, runs without it', async () => {
     const run = await startFakeNode({ missing: ['diagnostic_msgs/', 'rosbag2_interfaces/', 'std_srvs/'] });
     try {
       const { node } = run;

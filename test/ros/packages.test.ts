@@ -110,7 +110,8 @@ describe('package.xml files (package format 3)', () => {
 
   it('the checker catches broken packages', () => {
     const broken = parseXml(
-      '<package format="2"><version>1.0</version><name>Bad__Name</name><description>x</description><maintainer>nobody</maintainer><foo/><export/></package>',
+      '<package format="2"><version>1.0</version><name>Bad__Name</name>' +
+        '<description>x</description><maintainer>nobody</maintainer><foo/><export/></package>',
     );
     expect(packageProblems(broken)).toEqual(
       expect.arrayContaining([
@@ -147,6 +148,7 @@ describe('package.xml files (package format 3)', () => {
     for (const pkg of used) expect(dependencies(msgs, 'depend')).toContain(pkg);
     const cmake = read(`${MSGS}/CMakeLists.txt`);
     expect(cmake).toMatch(/project\(upload_agent_msgs\)/);
+    // biome-ignore lint/suspicious/noTemplateCurlyInString: a CMake variable, checked literally in CMakeLists.txt
     expect(cmake).toContain('rosidl_generate_interfaces(${PROJECT_NAME}');
     for (const pkg of used) expect(cmake).toContain(`find_package(${pkg} REQUIRED)`);
   });
@@ -204,7 +206,9 @@ describe('launch files', () => {
 
   it('CMake installs the upload_agent wrapper, the launch files and the example parameters', () => {
     expect(shipped).toEqual(['upload_agent']);
+    // biome-ignore lint/suspicious/noTemplateCurlyInString: a CMake variable, checked literally in CMakeLists.txt
     expect(cmake).toContain('configure_file(scripts/upload_agent.in "${CMAKE_CURRENT_BINARY_DIR}/upload_agent" @ONLY)');
+    // biome-ignore lint/suspicious/noTemplateCurlyInString: a CMake variable, checked literally in CMakeLists.txt
     expect(cmake).toContain('install(DIRECTORY launch config DESTINATION share/${PROJECT_NAME})');
     expect(launchFiles.sort()).toEqual(['record_and_upload.launch.xml', 'upload_agent.launch.xml']);
   });
@@ -341,7 +345,8 @@ describe('the upload_agent wrapper', () => {
     const result = spawnSync(wrapper, ['watch', '/data'], { encoding: 'utf8', env: { PATH: '/usr/bin:/bin' } });
     expect(result.status).toBe(127);
     expect(result.stderr).toContain(
-      `upload_agent: cannot find the agent: ${path.join(dir, 'no-such-checkout')}/dist/agent/cli/main.js does not exist (run \`npm install\``,
+      `upload_agent: cannot find the agent: ` +
+        `${path.join(dir, 'no-such-checkout')}/dist/agent/cli/main.js does not exist (run \`npm install\``,
     );
   });
 });

@@ -12,7 +12,7 @@ const INT64_MAX = 2n ** 63n - 1n;
 describe('parameters derived from the option set', () => {
   const schema = new ParameterSchema(agentOptions);
 
-  it('declares one snake_case parameter per agent option, with a type, description and range from its spec', async () => {
+  it('declares one snake_case parameter per agent option, with type, description and range from its spec', async () => {
     const run = await startFakeNode();
     try {
       const expected = agentOptions.keys().filter((key) => (agentOptions.specs[key] as OptionSpec).ros !== false);
@@ -224,7 +224,8 @@ describe('ros2 param set on the running node', () => {
     const wrongType = node.setParameters([{ name: 'bandwidth_limit', type: ParameterType.STRING, value: 'fast' }]);
     expect(wrongType.successful).toBe(false);
     expect(wrongType.reason).toBe(
-      'bandwidth_limit must be an integer number of bytes (or a string with a unit, such as 2MiB), not a string ("fast")',
+      'bandwidth_limit must be an integer number of bytes (or ' +
+        'a string with a unit, such as 2MiB), not a string ("fast")',
     );
     expect(node.getParameter('bandwidth_limit')?.value).toBe(500_000n);
     expect(run.warnings().some((line) => line.reason === wrongType.reason)).toBe(true);

@@ -172,7 +172,8 @@ describe('parameters from ros2 launch arrive, whichever way the params file is k
       expect(run.rosSettings).toEqual({});
       expect(run.agent.status().bandwidthLimit).toBe(0);
       expect(run.warnings().map((line) => line.msg)).toContain(
-        `bandwith_limit in params file ${mine} (key /robot1/upload_agent) is not a parameter of /robot1/upload_agent; ignored`,
+        `bandwith_limit in params file ${mine} (key /robot1/upload_agent) ` +
+          `is not a parameter of /robot1/upload_agent; ignored`,
       );
     } finally {
       await run.handle.shutdown();
@@ -225,7 +226,8 @@ describe('parameters from ros2 launch arrive, whichever way the params file is k
     );
     expect(isUploadError(error, 'CONFIG_INVALID')).toBe(true);
     expect((error as Error).message).toBe(
-      `Invalid ROS parameter from params file ${bad} (key /upload_agent): max_concurrent_uploads = 0 refused: must be at least 1`,
+      `Invalid ROS parameter from params file ${bad} (key /upload_agent): ` +
+        `max_concurrent_uploads = 0 refused: must be at least 1`,
     );
     expect(created).toBe(false);
     expect(ros.node.destroyCount).toBe(1);

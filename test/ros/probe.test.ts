@@ -49,7 +49,7 @@ describe('choosing ROS mode', () => {
     ).toEqual({ available: true, binding });
   });
 
-  it('with the real loader: rclnodejs loads where it is installed, else the reason names the install command', async () => {
+  it('with the real loader: rclnodejs loads where installed, else the reason names the install command', async () => {
     const installed = (() => {
       try {
         createRequire(import.meta.url).resolve('rclnodejs');
@@ -67,7 +67,8 @@ describe('choosing ROS mode', () => {
       expect(result).toEqual({
         available: false,
         reason:
-          "rclnodejs is not installed: with ROS 2 (humble) sourced, run `npm_config_yes=true npm install rclnodejs@2` in the agent's folder",
+          'rclnodejs is not installed: with ROS 2 (humble) sourced, run ' +
+          "`npm_config_yes=true npm install rclnodejs@2` in the agent's folder",
       });
     }
   });
@@ -82,7 +83,8 @@ describe('choosing ROS mode', () => {
     expect(result).toEqual({
       available: false,
       reason:
-        'rclnodejs could not be loaded (librcl.so: cannot open shared object file): reinstall it with ROS 2 sourced: `npm_config_yes=true npm install rclnodejs@2`',
+        'rclnodejs could not be loaded (librcl.so: cannot open shared object file): ' +
+        'reinstall it with ROS 2 sourced: `npm_config_yes=true npm install rclnodejs@2`',
     });
   });
 });

@@ -4,7 +4,7 @@ import { checkMessage, loadMessage } from './helpers/ros-idl.js';
 import { startFakeNode } from './helpers/start-fake-node.js';
 
 describe('the write-split fast path', () => {
-  it('subscribes to the relative events/write_split and marks each closed file closed at once (Humble event)', async () => {
+  it('subscribes to the relative events/write_split and marks each file closed at once (Humble event)', async () => {
     const run = await startFakeNode();
     try {
       const subscription = run.node.subscriptions.get(WRITE_SPLIT_TOPIC);

@@ -85,7 +85,7 @@ describe('PostgreSQL session store', () => {
     }
   });
 
-  it('a chunk is acknowledged with the prefix hash it advances, compare-and-set; a gone session refuses it', async () => {
+  it('acknowledges a chunk with the prefix hash it advances (compare-and-set); a gone session refuses', async () => {
     const store = await replica();
     const record = session({ api: 'legacy' });
     await store.insertSession(record);
@@ -199,7 +199,7 @@ describe('PostgreSQL session store', () => {
     );
   });
 
-  it('rate-limit counters are one budget for all replicas, and start a new window when the last one ended', async () => {
+  it('rate-limit counters are one budget for all replicas; a new window starts when the last ended', async () => {
     const [a, b] = [await replica(), await replica()];
     const key = `limit:${randomUUID()}`;
     const now = Date.now();

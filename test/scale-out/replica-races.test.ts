@@ -173,7 +173,7 @@ describe('replicas racing on one file', () => {
     }
   });
 
-  it('chunks that arrive out of order at different replicas are hashed when the gap fills; a bad chunk is never stored', {
+  it('chunks out of order at different replicas are hashed once the gap fills; a bad chunk is never stored', {
     timeout: 120_000,
   }, async () => {
     const [first, second] = replicaUrls();

@@ -55,7 +55,7 @@ function id(): string {
 }
 
 describe('S3 storage backend', () => {
-  it('a chunked staging upload is a multipart upload at the final key: nothing there before commit, the file after', async () => {
+  it('chunked staging is a multipart upload at the final key: nothing there before commit, then the file', async () => {
     const { storage, s3, bucket } = context();
     const file = { uploader: 'robot-1', path: `bag/${id()}.mcap` };
     const data = randomBytes(12 * MiB + 7);
@@ -141,7 +141,7 @@ describe('S3 storage backend', () => {
     expect((await bytesOf(storage.read(whole))).equals(data)).toBe(true);
   });
 
-  it('legacy parts of any size are readable before commit and assembled at commit; parts left aside are skipped', async () => {
+  it('legacy parts of any size: readable before commit, assembled at commit, parts left aside skipped', async () => {
     const { storage, s3, bucket } = context();
     const file = { uploader: 'robot-1', path: `legacy/${id()}.bag` };
     const sizes = [100 * 1024, 3 * MiB, 6 * MiB, 2 * MiB + 5, 11];
@@ -179,7 +179,7 @@ describe('S3 storage backend', () => {
     expect(await storage.listStaging()).not.toContain(staging);
   });
 
-  it('abort discards a multipart upload; a gzip copy that is not kept leaves nothing; over-long keys are refused', async () => {
+  it('abort discards a multipart upload; a discarded gzip copy leaves nothing; over-long keys refused', async () => {
     const { storage, s3, bucket } = context();
     const file = { uploader: 'robot-1', path: `${id()}/aborted.mcap` };
     const staging = id();

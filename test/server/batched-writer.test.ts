@@ -43,7 +43,7 @@ describe('writeBatched (the storage write path of every upload body)', () => {
     expect(Buffer.compare(await readFile(file), Buffer.concat([prefix, data]))).toBe(0);
   });
 
-  it('keeps every stream byte-identical when more streams write at once than the pool has batch buffers for', async () => {
+  it('keeps every stream byte-identical when more streams write at once than the pool has buffers for', async () => {
     const streams = Array.from({ length: 20 }, (_, i) => ({
       file: path.join(dir.path, `many-${i}.bin`),
       data: randomBytes(2 * WRITE_BATCH + i * 1000),

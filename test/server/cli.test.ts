@@ -29,12 +29,16 @@ describe('ros2-upload-server program', () => {
     const flag = await runServerProgram(['--compression-level', '12']);
     expect(flag.code).toBe(64);
     expect(flag.stderr.trim().split('\n')).toEqual([
-      'ros2-upload-server: Invalid compressionLevel (--compression-level, COMPRESSION_LEVEL) from the command line (--compression-level): "12": must be at most 9',
+      'ros2-upload-server: Invalid compressionLevel (--compression-level, COMPRESSION_LEVEL) ' +
+        'from the command line (--compression-level): "12": must be at most 9',
     ]);
     const env = await runServerProgram([], { MAX_FILE_SIZE: 'huge' });
     expect(env.code).toBe(64);
     expect(env.stderr).toMatch(
-      /^ros2-upload-server: Invalid maxFileSize \(--max-file-size, MAX_FILE_SIZE\) from environment variable MAX_FILE_SIZE: "huge": expected a size/,
+      new RegExp(
+        '^ros2-upload-server: Invalid maxFileSize \\(--max-file-size, MAX_FILE_SIZE\\) ' +
+          'from environment variable MAX_FILE_SIZE: "huge": expected a size',
+      ),
     );
     const unknown = await runServerProgram(['--frobnicate']);
     expect(unknown.code).toBe(64);
@@ -69,6 +73,16 @@ describe('ros2-upload-server program', () => {
     const run = await runServerProgram(['--config', broken]);
     expect(run.code).toBe(78);
     expect(run.stderr).toContain(broken);
+  });
+
+  it('a SIGTERM at the moment it reports listening closes it cleanly, exit 0', async () => {
+    // The signal handlers exist before the "listening" line, so a supervisor that stops the
+    // server as soon as it is up never kills it with the default action.
+    for (let round = 0; round < 3; round += 1) {
+      const server = await spawnServer(['--port', '0', '--host', '127.0.0.1', '--upload-dir', dir.path]);
+      expect(await server.stop('SIGTERM')).toBe(0);
+      expect(server.stdout()).toContain('"event":"shutdown","signal":"SIGTERM"');
+    }
   });
 
   it('SIGTERM lets a request in flight finish before exiting', async () => {

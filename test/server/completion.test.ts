@@ -50,7 +50,7 @@ describe('completion', () => {
     expect((await call(server.url, 'POST', routes.complete(id), { sha256: 'f'.repeat(64) })).status).toBe(422);
   });
 
-  it('after a restart the hash is rebuilt from disk: a chunk lost or damaged there is named (422) and re-sending it completes', async () => {
+  it('after a restart the hash is rebuilt from disk: a lost chunk is named (422); re-sent, it completes', async () => {
     const first = await startTestServer();
     const file = path.join(files.path, 'damaged.bin');
     const size = 4 * MiB;
@@ -82,7 +82,7 @@ describe('completion', () => {
     }
   });
 
-  it('a SHA-256 that matches no chunk problem resets the session (every chunk missing); nothing becomes visible', async () => {
+  it('a SHA-256 mismatch with no bad chunk resets the session (all chunks missing); nothing is visible', async () => {
     const file = path.join(files.path, 'claimed.bin');
     const size = 3 * MiB;
     const sha = await writeRandomFile(file, size);
@@ -153,7 +153,7 @@ describe('completion', () => {
       sha256: sha,
     });
   });
-  it('data removed from temp/ under the running server (a cleanup cron) drops the session with 404, never commits a file with holes', async () => {
+  it('data removed from temp/ under a running server drops the session (404), never commits a holed file', async () => {
     const file = path.join(files.path, 'cleaned.bin');
     const size = 4 * MiB;
     const sha = await writeRandomFile(file, size);

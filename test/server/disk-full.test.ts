@@ -29,7 +29,7 @@ afterAll(async () => {
 });
 
 describe('disk space', () => {
-  it('a simulated ENOSPC while writing a chunk gives 507, keeps the session, and the chunk can be re-sent', async () => {
+  it('a simulated ENOSPC while writing a chunk gives 507, keeps the session; the chunk can be re-sent', async () => {
     const file = path.join(files.path, 'enospc.bin');
     const sha = await writeRandomFile(file, 3 * MiB);
     const id = (await createSession(server.url, file, { path: 'enospc.bin', chunkSize: MiB })).json.id as string;

@@ -133,7 +133,7 @@ describe('client mistakes get a JSON error with the right status, never a 500', 
     expect((await call(server.url, 'GET', routes.file('never/stored.bin'))).status).toBe(404);
   });
 
-  it('legacy chunks: out-of-range index, wrong chunk_total, missing part and non-multipart bodies are refused, nothing counted', async () => {
+  it('legacy chunks: bad index, wrong chunk_total, no part, non-multipart body: refused, not counted', async () => {
     const init = await legacyPost(server.url, '/upload/init', { filename: 'range.bag', filesize: 10, chunks: 2 });
     const id = init.json.upload_id as string;
     const outOfRange = await legacyChunk(server.url, id, 2, 2, Buffer.from('12345'));
@@ -237,7 +237,8 @@ describe('client mistakes get a JSON error with the right status, never a 500', 
     // A body cut short: the client says 100 bytes, sends 10, and hangs up.
     const cut = await rawRequest(
       server.url,
-      'POST /upload/init HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"filename"',
+      'POST /upload/init HTTP/1.1\r\nHost: x\r\n' +
+        'Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{"filename"',
       true,
     );
     expect(cut).not.toMatch(/ 500 /);

@@ -18,7 +18,7 @@ afterAll(async () => {
 });
 
 describe('expiry and temp cleanup', () => {
-  it('deletes abandoned sessions and their data after sessionExpiry, and forgets completed ones (the file stays)', async () => {
+  it('deletes abandoned sessions and data after sessionExpiry, forgets completed ones (the file stays)', async () => {
     const server = await startTestServer({ sessionExpiry: 1, cleanupInterval: 3600 });
     try {
       const file = path.join(files.path, 'abandoned.bin');

@@ -18,8 +18,10 @@ const run = promisify(execFile);
 let guide: string;
 let dir: TempDir;
 
+const FENCE = '```';
+
 function block(language: string, containing: string): string {
-  const blocks = [...guide.matchAll(new RegExp('```' + language + '\\n([\\s\\S]*?)```', 'g'))].map((m) => m[1]!);
+  const blocks = [...guide.matchAll(new RegExp(`${FENCE}${language}\\n([\\s\\S]*?)${FENCE}`, 'g'))].map((m) => m[1]!);
   const found = blocks.find((b) => b.includes(containing));
   if (!found) throw new Error(`no ${language} block containing ${containing} in the guide`);
   return found;
@@ -104,7 +106,7 @@ describe("the deployment guide's examples", () => {
     }
   });
 
-  it("a Python requests client uploading as the Python dashboard's NetworkManager does (multipart chunks) gets the file byte-identical", async () => {
+  it("a Python requests client uploading as the dashboard's NetworkManager gets the file byte-identical", async () => {
     const server = await startTestServer();
     try {
       const file = path.join(dir.path, 'recording.bag');
@@ -115,12 +117,16 @@ url, path = sys.argv[1], sys.argv[2]
 size = os.path.getsize(path)
 chunks = 5
 md5 = hashlib.md5(open(path, 'rb').read()).hexdigest()
-init = requests.post(url + '/upload/init', json={'filename': 'recording.bag', 'filesize': size, 'chunks': chunks, 'checksum': md5, 'metadata': {'source': 'robot1', 'session': 'test'}}, timeout=10).json()
+init = requests.post(url + '/upload/init', json={
+    'filename': 'recording.bag', 'filesize': size, 'chunks': chunks, 'checksum': md5,
+    'metadata': {'source': 'robot1', 'session': 'test'},
+}, timeout=10).json()
 step = math.ceil(size / chunks)
 with open(path, 'rb') as f:
     for i in range(chunks):
         data = f.read(step)
-        r = requests.post(url + '/upload/chunk', files={'chunk': ('chunk_%d' % i, data)}, data={'upload_id': init['upload_id'], 'chunk_index': i, 'chunk_total': chunks}, timeout=300)
+        r = requests.post(url + '/upload/chunk', files={'chunk': ('chunk_%d' % i, data)},
+                          data={'upload_id': init['upload_id'], 'chunk_index': i, 'chunk_total': chunks}, timeout=300)
         r.raise_for_status()
 final = requests.post(url + '/upload/finalize', json={'upload_id': init['upload_id'], 'checksum': md5}, timeout=10)
 print(json.dumps({'status': final.status_code, 'body': final.json(), 'md5': md5}))

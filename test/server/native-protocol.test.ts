@@ -53,7 +53,7 @@ describe('native protocol', () => {
     expect(await sha256OfFile(server.completedPath('anonymous', 'shuffled.bin'))).toBe(sha);
   });
 
-  it('resumes: asking again returns the same session with the chunks held, and the stored file answers complete', async () => {
+  it('resumes: asking again returns the same session with its chunks; the stored file answers complete', async () => {
     const file = path.join(files.path, 'resume.bin');
     const sha = await writeRandomFile(file, 3 * MiB);
     const first = await createSession(server.url, file, { path: 'resume.bin', chunkSize: MiB });

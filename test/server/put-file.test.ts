@@ -80,7 +80,7 @@ afterAll(async () => {
 });
 
 describe('PUT /v1/files/<path>', () => {
-  it('stores a whole file in one request: 201, byte-identical, indexed with the right fingerprint, nothing left in temp', async () => {
+  it('stores a whole file in one request: 201, byte-identical, right fingerprint, nothing left in temp', async () => {
     for (const size of [0, 64 * 1024, 3 * MiB + 17]) {
       const data = randomBytes(size);
       const name = `whole/file-${size}.bin`;
@@ -99,7 +99,8 @@ describe('PUT /v1/files/<path>', () => {
         size,
         sha256: sha256Of(data),
       });
-      // The index holds the fingerprint a session client computes, so creating a session for the same file says it is done.
+      // The index holds the fingerprint a session client computes, so creating a session for the
+      // same file says it is done.
       const local = path.join(files.path, `local-${size}.bin`);
       await writeFile(local, data);
       const create = await createSession(server.url, local, { path: name });
@@ -109,7 +110,7 @@ describe('PUT /v1/files/<path>', () => {
     expect(await tempEntries()).toEqual([]);
   });
 
-  it('answers 200 for the same content again without touching the stored file (a retry after a lost answer)', async () => {
+  it('answers 200 for the same content again, not touching the stored file (a retry after a lost answer)', async () => {
     const data = randomBytes(10_000);
     expect((await putFile(server.url, 'again/same.bin', data)).status).toBe(201);
     const before = await stat(server.completedPath('anonymous', 'again/same.bin'));
@@ -216,7 +217,7 @@ describe('PUT /v1/files/<path>', () => {
     expect(await tempEntries()).toEqual([]);
   });
 
-  it('413 over MAX_WHOLE_FILE_SIZE, declared or decoded (a gzip bomb stops at the limit), and nothing is stored', async () => {
+  it('413 over MAX_WHOLE_FILE_SIZE, declared or decoded (a gzip bomb stops at the limit); nothing stored', async () => {
     const big = Buffer.alloc(MAX_WHOLE_FILE_SIZE + 1, 7);
     const declared = await putFile(server.url, 'big/declared.bin', big);
     expect(declared.status).toBe(413);
@@ -328,7 +329,7 @@ describe('PUT /v1/files/<path>', () => {
     expect(listing.json.uploads).toContainEqual(expect.objectContaining({ filename: 'meta/with.bin', metadata }));
   });
 
-  it('refuses traversal and symlink escapes with 400 INVALID_PATH and writes nothing outside the storage root', async () => {
+  it('refuses traversal and symlink escapes with 400 INVALID_PATH, writes nothing outside the root', async () => {
     const data = randomBytes(100);
     for (const raw of [
       '..%2F..%2Fescape.bin',

@@ -26,7 +26,7 @@ function get(url: string): Promise<{ status: number; headers: http.IncomingHttpH
 }
 
 describe('GET /ready', () => {
-  it('answers 200 with each check once the storage and the session database can be used; /health is unchanged', async () => {
+  it('answers 200 with each check when the storage and the session database work; /health unchanged', async () => {
     const server: TestServer = await startTestServer({ rateLimit: true, tokens: ['robot-1=secret-token-1'] });
     cleanups.push(() => server.close());
     const ready = await get(`${server.url}/ready`);

@@ -20,7 +20,7 @@ afterAll(async () => {
 });
 
 describe('SafePathResolver (the storage side of path safety)', () => {
-  it('resolves nested paths, creates missing folders only when asked, and reports an existing file with its size', async () => {
+  it('resolves nested paths, creates missing folders only when asked, reports an existing file and size', async () => {
     expect(await resolver.resolve(['robot', 'bag', 'a.mcap'], { createParents: false })).toEqual({
       absolute: path.join(root, 'robot', 'bag', 'a.mcap'),
       exists: false,
@@ -52,7 +52,7 @@ describe('SafePathResolver (the storage side of path safety)', () => {
     expect(resolved.absolute).toBe(path.join(root, 'robot', 'real-bag', 'b.mcap'));
   });
 
-  it('refuses a path through a symlink that leaves the root, at any depth, with or without creating folders', async () => {
+  it('refuses a path through a symlink leaving the root, at any depth, with or without creating folders', async () => {
     await symlink(outside, path.join(root, 'robot', 'escape'));
     for (const createParents of [false, true]) {
       await expect(resolver.resolve(['robot', 'escape', 'x.bin'], { createParents })).rejects.toMatchObject({
@@ -78,7 +78,7 @@ describe('SafePathResolver (the storage side of path safety)', () => {
     await rm(path.join(root, 'robot', 'swapped'));
   });
 
-  it('refuses a symlink or a folder as the final component, and names a file that stands where a folder should be', async () => {
+  it('refuses a symlink or folder as the final component; names a file standing where a folder should be', async () => {
     await writeFile(path.join(outside, 'secret'), 'secret');
     await symlink(path.join(outside, 'secret'), path.join(root, 'robot', 'link.bin'));
     await expect(resolver.resolve(['robot', 'link.bin'], { createParents: false })).rejects.toMatchObject({

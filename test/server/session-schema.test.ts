@@ -30,8 +30,8 @@ CREATE TABLE chunks (
   PRIMARY KEY (session_id, idx)
 ) WITHOUT ROWID;
 CREATE TABLE files (
-  uploader TEXT NOT NULL, path TEXT NOT NULL, size INTEGER NOT NULL, sha256 TEXT NOT NULL, md5 TEXT, fingerprint TEXT NOT NULL,
-  completed_at INTEGER NOT NULL, metadata TEXT, compressed_size INTEGER, session_id TEXT,
+  uploader TEXT NOT NULL, path TEXT NOT NULL, size INTEGER NOT NULL, sha256 TEXT NOT NULL, md5 TEXT,
+  fingerprint TEXT NOT NULL, completed_at INTEGER NOT NULL, metadata TEXT, compressed_size INTEGER, session_id TEXT,
   PRIMARY KEY (uploader, path)
 ) WITHOUT ROWID;
 `;
@@ -57,7 +57,7 @@ function content(size: number, salt: number): Buffer {
 const crc = (data: Buffer): number => zlib.crc32(data) >>> 0;
 
 describe('session database schema', () => {
-  it('opens a database written before the schema had a version, migrates it, and resumes its sessions of both APIs', async () => {
+  it('opens a database from before schema versions, migrates it, and resumes its sessions of both APIs', async () => {
     dir = await createTempDir('schema-v0');
     const uploadDir = path.join(dir.path, 'storage');
     const legacyData = content(3 * CHUNK, 7);
@@ -73,7 +73,8 @@ describe('session database schema', () => {
     db.exec(VERSION_0_SCHEMA);
     const now = Date.now();
     const insert =
-      db.prepare(`INSERT INTO sessions (id, api, uploader, path, size, fingerprint, chunk_size, chunk_count, state, created_at, updated_at, expires_at)
+      db.prepare(`INSERT INTO sessions (id, api, uploader, path, size, fingerprint, chunk_size, chunk_count, state,
+      created_at, updated_at, expires_at)
       VALUES (?, ?, 'anonymous', ?, ?, ?, ?, 3, 'open', ?, ?, ?)`);
     insert.run(LEGACY_ID, 'seed', 'old/legacy.bin', legacyData.length, null, null, now, now, now + 86_400_000);
     insert.run(
@@ -145,7 +146,8 @@ describe('session database schema', () => {
     const file = path.join(dir.path, 'state', 'uploads.db');
     const db = new Database(file);
     db.exec(
-      `CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL); INSERT INTO meta VALUES ('schema_version', '99');`,
+      'CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL); ' +
+        "INSERT INTO meta VALUES ('schema_version', '99');",
     );
     db.close();
     await expect(

@@ -30,7 +30,7 @@ describe('storage and database options', () => {
     expect(badStorage.stderr).toMatch(/storage.*local, s3/);
   });
 
-  it('an unreadable credentials file is exit 78; a bucket that cannot be reached is exit 73, naming the bucket', async () => {
+  it('an unreadable credentials file is exit 78; an unreachable bucket is exit 73, naming it', async () => {
     dir = await createTempDir('storage-options');
     const missing = await runServerProgram([
       '--port',

@@ -38,7 +38,7 @@ describe('TLS', () => {
       });
       expect(result.complete.json).toMatchObject({ state: 'complete', sha256: sha });
       expect(await sha256OfFile(server.completedPath('anonymous', 'over-tls.bin'))).toBe(sha);
-      const plain = await fetch(server.url.replace('https:', 'http:') + '/health').catch((error: Error) => error);
+      const plain = await fetch(`${server.url.replace('https:', 'http:')}/health`).catch((error: Error) => error);
       expect(plain).toBeInstanceOf(Error);
     } finally {
       await dispatcher.close();

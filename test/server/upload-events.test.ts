@@ -47,7 +47,7 @@ const of = <K extends UploadEventName>(seen: Seen[], name: K): UploadEventMap[K]
   seen.filter((s) => s.name === name).map((s) => s.event as UploadEventMap[K]);
 
 describe('upload events', () => {
-  it('reports a native upload: created, each chunk stored, the file completed with uploader, path, size, sha256 and API', async () => {
+  it('reports a native upload: created, each chunk, completed with uploader, path, size, sha256, API', async () => {
     dir = await createTempDir('events-native');
     server = await startTestServer();
     const seen = record(server);

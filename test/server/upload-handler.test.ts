@@ -55,7 +55,7 @@ async function uploadBoth(base: string, uploadDir: string): Promise<void> {
 }
 
 describe('the upload handler mounted in another server', () => {
-  it('serves both APIs under a prefix of a plain node:http server, and hands every other request back to it', async () => {
+  it('serves both APIs under a prefix of a plain node:http server, handing other requests back to it', async () => {
     dir = await createTempDir('handler-http');
     const uploadDir = path.join(dir.path, 'storage');
     handler = await createUploadHandler({

@@ -84,7 +84,7 @@ describe('agent layers', () => {
     );
   });
 
-  it('imports only downwards: engine and watcher below the application, ROS a leaf, the server only through the embedded default', () => {
+  it('imports only downwards: engine, watcher below the app, ROS a leaf, server only via the embedded one', () => {
     expect(ruleViolations(edges, expandExceptions(edges, rules))).toEqual([]);
   });
 

@@ -152,7 +152,10 @@ export interface PackageImport {
 
 const PACKAGE_SPECIFIER = /(?:\bfrom\s*|\bimport\s*\(\s*|\bimport\s+)(['"])((?!\.{1,2}\/)[^'"]+)\1/g;
 
-/** The package imports (type-only ones too: they couple a module to the package's shapes) of the files under `folders`. */
+/**
+ * The package imports (type-only ones too: they couple a module to the package's shapes) of the
+ * files under `folders`.
+ */
 export function readPackageImports(root: string, folders: readonly string[]): PackageImport[] {
   const found: PackageImport[] = [];
   for (const { from, source } of readSources(root, folders)) {
@@ -186,7 +189,10 @@ export function packageRuleViolations(imports: readonly PackageImport[], rules: 
   return found;
 }
 
-/** One layer of a layered design: the folders in it (a folder is named by its path; `server` is the files directly in server/). */
+/**
+ * One layer of a layered design: the folders in it (a folder is named by its path; `server` is the
+ * files directly in server/).
+ */
 export interface Layer {
   name: string;
   folders: readonly string[];
@@ -217,7 +223,8 @@ export function layerViolations(edges: readonly ImportEdge[], layers: readonly L
     if (a === undefined || b === undefined || folderOf(from) === folderOf(to) || b < a || (b === a && layers[a]!.open))
       continue;
     found.add(
-      `${from} → ${to}: ${layers[a]!.name} may not import ${b === a ? 'another folder of its own layer' : layers[b]!.name}`,
+      `${from} → ${to}: ${layers[a]!.name} may not import ` +
+        `${b === a ? 'another folder of its own layer' : layers[b]!.name}`,
     );
   }
   return [...found];

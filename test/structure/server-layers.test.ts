@@ -152,7 +152,7 @@ describe('layering checks themselves', () => {
     return dir.path;
   }
 
-  it('reads package imports (type-only and dynamic too, not relative ones or comments) and reports forbidden ones', async () => {
+  it('reads package imports (type-only, dynamic; not relative or in comments), reports forbidden ones', async () => {
     const root = await makeTree({
       'srv/cases/a.ts': [
         "import type { Request } from 'express';",

@@ -95,7 +95,7 @@ describe('replaying the real rosbag2 timelines', { timeout: 120_000 }, () => {
 });
 
 describe('closing rules on real files', { timeout: 120_000 }, () => {
-  it('the closing race stretched to seconds: a split written after the next one appears is released only once closed', async () => {
+  it('the closing race stretched to seconds: a split written after the next is released when closed', async () => {
     const root = tempRoot();
     const { releases } = await startWatcher(root);
     const writer = await replayTimeline('mcap', root, { lingerMs: 2500 });

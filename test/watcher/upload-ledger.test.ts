@@ -9,7 +9,7 @@ afterEach(async () => {
 });
 
 describe('upload ledger', () => {
-  it('lists verified files oldest recording first; files of one mtime as splits in index order, metadata.yaml last, whatever the verification order', async () => {
+  it('lists verified files oldest first; of one mtime, splits by index and metadata.yaml last', async () => {
     dir = await createTempDir('ledger');
     const ledger = new UploadLedger(dir.path);
     try {

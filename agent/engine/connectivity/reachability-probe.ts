@@ -1,7 +1,7 @@
 /**
  * Finds out when the server is reachable again, cheaply: only while the engine is offline, one
  * `GET /health` at a time, with backoff (first after `minDelayMs`, then doubling with jitter up
- * to `maxDelayMs`). Never a fixed short interval: the seed polled /health every 5 s and locked
+ * to `maxDelayMs`). Never a fixed short interval: the Python dashboard's client polled /health every 5 s and locked
  * itself out of its own rate limit.
  */
 export interface ReachabilityProbeOptions {

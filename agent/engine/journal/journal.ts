@@ -305,10 +305,12 @@ function prepare(db: Database.Database) {
       `INSERT INTO meta (key, value) VALUES ('synced_at', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value`,
     ),
     insert:
-      db.prepare(`INSERT INTO uploads (id, seq, local_path, remote_path, bag_name, priority, metadata, replace, state, bytes_total,
-      size, mtime_ms, session_id, session_server, chunk_size, sha256, error_code, last_error, queued_at, started_at, finished_at)
+      db.prepare(`INSERT INTO uploads (id, seq, local_path, remote_path, bag_name, priority, metadata, replace, state,
+      bytes_total, size, mtime_ms, session_id, session_server, chunk_size, sha256, error_code, last_error, queued_at,
+      started_at, finished_at)
       VALUES (@id, @seq, @local_path, @remote_path, @bag_name, @priority, @metadata, @replace, @state, @bytes_total,
-      @size, @mtime_ms, @session_id, @session_server, @chunk_size, @sha256, @error_code, @last_error, @queued_at, @started_at, @finished_at)`),
+      @size, @mtime_ms, @session_id, @session_server, @chunk_size, @sha256, @error_code, @last_error, @queued_at,
+      @started_at, @finished_at)`),
     open: db.prepare(`SELECT * FROM uploads WHERE state IN ('queued', 'failed') ORDER BY seq`),
     recentCompleted: db.prepare(
       `SELECT * FROM uploads WHERE state = 'completed' ORDER BY finished_at DESC, seq DESC LIMIT ?`,
@@ -319,15 +321,16 @@ function prepare(db: Database.Database) {
       db.prepare(`UPDATE uploads SET session_id = ?, session_server = ?, chunk_size = ?, size = ?, mtime_ms = ?,
       started_at = COALESCE(started_at, ?), bytes_total = ? WHERE id = ?`),
     clearSession: db.prepare(
-      'UPDATE uploads SET session_id = NULL, session_server = NULL, chunk_size = NULL, size = NULL, mtime_ms = NULL WHERE id = ?',
+      'UPDATE uploads SET session_id = NULL, session_server = NULL, ' +
+        'chunk_size = NULL, size = NULL, mtime_ms = NULL WHERE id = ?',
     ),
     clearChunks: db.prepare('DELETE FROM acked_chunks WHERE upload_id = ?'),
     ack: db.prepare('INSERT OR IGNORE INTO acked_chunks (upload_id, idx) VALUES (?, ?)'),
     acked: db.prepare('SELECT idx FROM acked_chunks WHERE upload_id = ? ORDER BY idx'),
     setError: db.prepare('UPDATE uploads SET error_code = ?, last_error = ? WHERE id = ?'),
-    completed:
-      db.prepare(`UPDATE uploads SET state = 'completed', sha256 = ?, finished_at = ?, started_at = COALESCE(started_at, ?),
-      bytes_total = ?, error_code = NULL, last_error = NULL, session_id = NULL WHERE id = ?`),
+    completed: db.prepare(`UPDATE uploads SET state = 'completed', sha256 = ?, finished_at = ?,
+      started_at = COALESCE(started_at, ?), bytes_total = ?, error_code = NULL, last_error = NULL, session_id = NULL
+      WHERE id = ?`),
     failed: db.prepare(
       `UPDATE uploads SET state = 'failed', error_code = ?, last_error = ?, finished_at = ? WHERE id = ?`,
     ),
@@ -338,8 +341,9 @@ function prepare(db: Database.Database) {
     upsertCompletedFile:
       db.prepare(`INSERT INTO completed_files (local_path, remote_path, server, size, mtime_ms, sha256, completed_at)
       VALUES (@localPath, @remotePath, @server, @size, @mtimeMs, @sha256, @completedAt)
-      ON CONFLICT (local_path) DO UPDATE SET remote_path = excluded.remote_path, server = excluded.server, size = excluded.size,
-      mtime_ms = excluded.mtime_ms, sha256 = excluded.sha256, completed_at = excluded.completed_at`),
+      ON CONFLICT (local_path) DO UPDATE SET remote_path = excluded.remote_path, server = excluded.server,
+      size = excluded.size, mtime_ms = excluded.mtime_ms, sha256 = excluded.sha256,
+      completed_at = excluded.completed_at`),
     completedFile:
       db.prepare(`SELECT local_path AS localPath, remote_path AS remotePath, server, size, mtime_ms AS mtimeMs, sha256,
       completed_at AS completedAt FROM completed_files WHERE local_path = ?`),

@@ -2,7 +2,7 @@
  * A binary min-heap over a caller's order (`before(a, b)`: a goes first). It holds the items
  * themselves, one array slot each, so a long backlog costs no object per entry.
  */
-export class BinaryHeap<T> {
+export class BinaryHeap<T extends object> {
   readonly #items: T[] = [];
   readonly #before: (a: T, b: T) => boolean;
 
@@ -40,29 +40,46 @@ export class BinaryHeap<T> {
     if (index >= 0) this.#siftUp(index);
   }
 
+  // Both sifts carry the moving item in a local and write it once where it stops (the items it
+  // passes move one level), which is the same order as swapping it step by step.
+
   #siftUp(start: number): void {
     const items = this.#items;
+    const item = items[start];
+    if (item === undefined) return;
     let index = start;
     while (index > 0) {
       const parent = (index - 1) >> 1;
-      if (!this.#before(items[index]!, items[parent]!)) break;
-      [items[index], items[parent]] = [items[parent]!, items[index]!];
+      const above = items[parent];
+      if (above === undefined || !this.#before(item, above)) break;
+      items[index] = above;
       index = parent;
     }
+    items[index] = item;
   }
 
   #siftDown(start: number): void {
     const items = this.#items;
+    const item = items[start];
+    if (item === undefined) return;
     let index = start;
     for (;;) {
-      const left = 2 * index + 1;
-      const right = left + 1;
       let first = index;
-      if (left < items.length && this.#before(items[left]!, items[first]!)) first = left;
-      if (right < items.length && this.#before(items[right]!, items[first]!)) first = right;
-      if (first === index) return;
-      [items[index], items[first]] = [items[first]!, items[index]!];
+      let firstItem = item;
+      const left = items[2 * index + 1];
+      if (left !== undefined && this.#before(left, firstItem)) {
+        first = 2 * index + 1;
+        firstItem = left;
+      }
+      const right = items[2 * index + 2];
+      if (right !== undefined && this.#before(right, firstItem)) {
+        first = 2 * index + 2;
+        firstItem = right;
+      }
+      if (first === index) break;
+      items[index] = firstItem;
       index = first;
     }
+    items[index] = item;
   }
 }

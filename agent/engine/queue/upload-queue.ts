@@ -116,7 +116,10 @@ export class UploadQueue<T extends QueuedUpload> {
     this.#scheduleFlush();
   }
 
-  /** A ready upload waits for a slot; rejects with the signal's reason if it aborts first (the request is then dropped). */
+  /**
+   * A ready upload waits for a slot; rejects with the signal's reason if it aborts first (the
+   * request is then dropped).
+   */
   acquire(priority: number, seq: number, signal?: AbortSignal): Promise<Slot> {
     return new Promise<Slot>((resolve, reject) => {
       if (signal?.aborted) {
@@ -126,7 +129,7 @@ export class UploadQueue<T extends QueuedUpload> {
       let abandoned = false;
       const onAbort = (): void => {
         abandoned = true; // its turn gives the slot straight back
-        reject(signal!.reason);
+        reject(signal?.reason);
       };
       signal?.addEventListener('abort', onAbort, { once: true });
       this.#incoming.push({

@@ -20,9 +20,9 @@ export interface RetryHooks {
   /** Aborts waiting between attempts (stop, cancel). */
   signal: AbortSignal;
   /**
-   * Called (and awaited, when it returns a promise) before any wait: the caller gives its concurrency slot back (never sleep
-   * holding one) and lets go of its chunk buffers (memory is bounded by the slots, not by the
-   * uploads that wait).
+   * Called (and awaited, when it returns a promise) before any wait: the caller gives its
+   * concurrency slot back (never sleep holding one) and lets go of its chunk buffers (memory is
+   * bounded by the slots, not by the uploads that wait).
    */
   beforeWait: () => unknown;
   onRetry: (info: RetryInfo) => void;
@@ -107,7 +107,7 @@ export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
     }
     const onAbort = (): void => {
       clearTimeout(timer);
-      reject(signal!.reason);
+      reject(signal?.reason);
     };
     const timer = setTimeout(
       () => {

@@ -31,7 +31,9 @@ export async function assertUnchanged(filePath: string, expected: FileVersion): 
   if (!sameVersion(now, expected)) {
     throw new UploadError(
       'FILE_CHANGED',
-      `${filePath} changed during its upload (size ${expected.size} → ${now.size}, mtime ${new Date(expected.mtimeMs).toISOString()} → ${new Date(now.mtimeMs).toISOString()}); restarting it`,
+      `${filePath} changed during its upload (size ${expected.size} → ${now.size}, ` +
+        `mtime ${new Date(expected.mtimeMs).toISOString()} → ${new Date(now.mtimeMs).toISOString()}); ` +
+        `restarting it`,
       { details: { before: expected, after: now } },
     );
   }

@@ -1,9 +1,9 @@
 /**
  * Guards one request attempt with two clocks and aborts it through its AbortController, even
- * while it hangs (the seed could not interrupt a hung request):
+ * while it hangs (the Python dashboard's client could not interrupt a hung request):
  *
  * - the **stall** clock fires when no bytes moved for `stalledMs`; every `progress()` restarts it
- *   (the seed's never reset, so after an outage every retry failed at once);
+ *   (that client's never reset, so after an outage every retry failed at once);
  * - the **deadline** fires when the attempt has been active for `timeoutMs` in total.
  *
  * Time spent waiting for the bandwidth limit (between `hold()` and `release()`) counts on

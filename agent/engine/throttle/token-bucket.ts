@@ -1,5 +1,5 @@
 /**
- * The one bandwidth limiter shared by every upload of an engine (the seed throttled each file on
+ * The one bandwidth limiter shared by every upload of an engine (the Python dashboard's client throttled each file on
  * its own, so two uploads used twice the limit).
  *
  * Callers ask for small slices (`sliceSize()`, about 20 ms worth of bytes at the current rate),
@@ -126,8 +126,7 @@ export class TokenBucket {
     clearTimeout(this.#timer);
     this.#timer = undefined;
     this.#refill();
-    while (this.#waiters.length > 0) {
-      const waiter = this.#waiters[0]!;
+    for (let waiter = this.#waiters[0]; waiter !== undefined; waiter = this.#waiters[0]) {
       if (this.#rate > 0) {
         const needed = Math.min(waiter.bytes, this.capacity);
         if (this.#tokens < needed) {

@@ -1,8 +1,8 @@
 import { UploadError } from '../../../common/errors/upload-error.js';
 
 /**
- * The server's base URL from the `uploadUrl` setting. The seed's clients were configured with
- * the seed API's prefix (`https://host:8080/upload`), so a trailing `/upload` (and a trailing
+ * The server's base URL from the `uploadUrl` setting. The legacy dashboard clients were configured with
+ * the legacy API's prefix (`https://host:8080/upload`), so a trailing `/upload` (and a trailing
  * `/v1`, the native prefix) is dropped; any other path is kept as a reverse-proxy prefix.
  * Returns origin and path prefix without a trailing slash.
  */

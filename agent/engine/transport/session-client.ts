@@ -15,7 +15,7 @@ import { formatChunkChecksum } from '../../../common/protocol/chunk-checksum.js'
 import { UploadError } from '../../../common/errors/upload-error.js';
 import { errorDetails } from './http-errors.js';
 import type { TokenBucket } from '../throttle/token-bucket.js';
-import type { AttemptLimits, HttpTransport } from './http-transport.js';
+import type { AttemptLimits, HttpResponse, HttpTransport } from './http-transport.js';
 import { throttledBody } from './throttled-body.js';
 
 /** One chunk ready to go: its wire bytes, their encoding and the CRC of the decoded bytes. */
@@ -51,7 +51,7 @@ export interface PutFileResult {
 export const MAX_METADATA_HEADER = 8 * 1024;
 
 /**
- * The native protocol's calls (server/PROTOCOL.md), one attempt each; retrying is the caller's
+ * The native protocol's calls (docs/http-api.md), one attempt each; retrying is the caller's
  * job (retry/). Answers are checked for the fields the engine relies on.
  */
 export class SessionClient {
@@ -138,7 +138,7 @@ export class SessionClient {
     const metadata = metadataHeader(file.metadata);
     if (metadata !== undefined) headers[protocolHeaders.uploadMetadata] = metadata;
     if (file.replace) headers[protocolHeaders.uploadReplace] = 'true';
-    let answer;
+    let answer: HttpResponse<PutFileResponse>;
     try {
       answer = await this.#http.request<PutFileResponse>(
         'PUT',
@@ -160,14 +160,14 @@ export class SessionClient {
       throw error;
     }
     const body = answer.body;
-    if (!body || body.state !== 'complete' || typeof body.sha256 !== 'string' || typeof body.size !== 'number')
+    if (body?.state !== 'complete' || typeof body.sha256 !== 'string' || typeof body.size !== 'number')
       throw protocolError(what, body);
     return { status: answer.status, file: body };
   }
 
   async complete(id: string, sha256: string, limits: AttemptLimits, what: string): Promise<CompleteResponse> {
     const { body } = await this.#http.json<CompleteResponse>('POST', routes.complete(id), { sha256 }, limits, what);
-    if (!body || body.state !== 'complete' || typeof body.sha256 !== 'string') throw protocolError(what, body);
+    if (body?.state !== 'complete' || typeof body.sha256 !== 'string') throw protocolError(what, body);
     return body;
   }
 

@@ -18,7 +18,8 @@ export async function legacySessionOf(
     if (isUploadError(error, 'SESSION_NOT_FOUND')) {
       throw new UploadError(
         'INVALID_FIELD',
-        `upload_id ${JSON.stringify(uploadId.slice(0, 100))} is not a known upload (init it first; it may have expired)`,
+        `upload_id ${JSON.stringify(uploadId.slice(0, 100))} is ` +
+          `not a known upload (init it first; it may have expired)`,
       );
     }
     throw error;

@@ -801,7 +801,10 @@ export function percentEncode(text: string): string {
   return out;
 }
 
-/** The chunk index the server reads from this text (a URL segment is percent-decoded first), or undefined when it refuses it. */
+/**
+ * The chunk index the server reads from this text (a URL segment is percent-decoded first), or
+ * undefined when it refuses it.
+ */
 function serverIndexOf(text: string, urlSegment: boolean): number | undefined {
   let decoded = text;
   if (urlSegment) {
@@ -966,9 +969,13 @@ class CaseContext {
       return undefined;
     }
     this.#outcome.exchanges.push({ request: shown, exchange });
+    const before = exchange.previous ? `\n      the request before it on that connection: ${exchange.previous}` : '';
     if (exchange.hung)
       this.#outcome.problems.push(
-        `no answer and the connection was not closed within the deadline (${exchange.reused ? 'a reused keep-alive connection' : 'a new connection'}, ${exchange.leftover.length} bytes of a partial answer): ${shown}${exchange.previous ? `\n      the request before it on that connection: ${exchange.previous}` : ''}`,
+        `no answer and the connection was not closed within the deadline ` +
+          `(${exchange.reused ? 'a reused keep-alive connection' : 'a new connection'}, ` +
+          `${exchange.leftover.length} bytes of a partial answer): ` +
+          `${shown}${before}`,
       );
     for (const response of exchange.responses) {
       const problem = checkResponse(response, spec.method);
@@ -1204,7 +1211,10 @@ class CaseContext {
     }
   }
 
-  /** Concurrent whole-file PUTs of one path: the same content is stored once; different ones at most one wins (or the last, with replace). */
+  /**
+   * Concurrent whole-file PUTs of one path: the same content is stored once; different ones at most
+   * one wins (or the last, with replace).
+   */
   async racePut(fuzz: Extract<FuzzCase, { kind: 'race-put' }>): Promise<void> {
     const uploader = this.uploaderOf(fuzz.uploader);
     const relative = `${MARK}-rp-${fuzz.seed}/${fuzz.path.replace(OUTSIDE, this.#world.outside)}`;
@@ -1234,7 +1244,8 @@ class CaseContext {
       );
     if (fuzz.differ && !fuzz.replace && created > 1)
       this.problem(
-        `${created} concurrent PUTs of different files to ${JSON.stringify(relative)} without replace each stored one (201)`,
+        `${created} concurrent PUTs of different files to ` +
+          `${JSON.stringify(relative)} without replace each stored one (201)`,
       );
     const stored = answers.map((a, i) => ({ a, i })).filter(({ a }) => a?.status === 201 || a?.status === 200);
     if (stored.length === 0) return;
@@ -1244,7 +1255,8 @@ class CaseContext {
     const match = contents.find((content) => sha256(content) === sha);
     if (!match)
       this.problem(
-        `after concurrent PUTs to ${JSON.stringify(relative)} the index holds sha256 ${String(sha)}, none of the contents sent`,
+        `after concurrent PUTs to ${JSON.stringify(relative)} the ` +
+          `index holds sha256 ${String(sha)}, none of the contents sent`,
       );
     else
       await this.checkStored(
@@ -1416,7 +1428,10 @@ class CaseContext {
     );
   }
 
-  /** Uploads every chunk of a pool session properly and completes it; a stored file must be byte-identical and inside the root. */
+  /**
+   * Uploads every chunk of a pool session properly and completes it; a stored file must be
+   * byte-identical and inside the root.
+   */
   async finish(pick: number): Promise<void> {
     const candidates = this.#world.pool.filter((entry) => entry.server === this.#serverIndex);
     const entry = candidates.length ? candidates[pick % candidates.length] : undefined;
@@ -1470,7 +1485,8 @@ class CaseContext {
         );
         if (lookup?.status !== 200)
           this.problem(
-            `GET /v1/files/ with the path the server answered for a stored file (${JSON.stringify(json.path)}) answered ${lookup?.status}`,
+            `GET /v1/files/ with the path the server answered for a stored ` +
+              `file (${JSON.stringify(json.path)}) answered ${lookup?.status}`,
           );
       }
     }
@@ -1524,7 +1540,8 @@ class CaseContext {
     if (lookup?.status === 200 && jsonOf(lookup)?.sha256 === sha256(stored) && sha256(stored) !== sha256(content))
       return;
     this.problem(
-      `${what} is stored with different bytes (${stored.length} bytes, sha256 ${sha256(stored)}; sent ${content.length} bytes, sha256 ${sha256(content)})`,
+      `${what} is stored with different bytes (${stored.length} bytes, sha256 ` +
+        `${sha256(stored)}; sent ${content.length} bytes, sha256 ${sha256(content)})`,
     );
   }
 
@@ -1749,13 +1766,7 @@ export function checkResponse(response: RawResponse, method: string): string | u
   if (response.status >= 500 && response.status !== 503 && response.status !== 507) return `status ${response.status}`;
   if (response.status >= 400 && method.toUpperCase() !== 'HEAD') {
     const json = jsonOf(response);
-    if (
-      !json ||
-      json.success !== false ||
-      typeof json.code !== 'string' ||
-      typeof json.error !== 'string' ||
-      json.error === ''
-    )
+    if (json?.success !== false || typeof json.code !== 'string' || typeof json.error !== 'string' || json.error === '')
       return `an error answer without the JSON error body`;
   }
   return undefined;

@@ -223,7 +223,7 @@ export const sha256LikeArb: fc.Arbitrary<unknown> = fc.oneof(
     '0'.repeat(63),
     '0'.repeat(65),
     '',
-    'sha256:' + '0'.repeat(64),
+    `sha256:${'0'.repeat(64)}`,
     7,
     null,
     [],
@@ -394,7 +394,7 @@ export const jsonContentTypeArb: fc.Arbitrary<string | undefined> = fc.oneof(
       'application/json, text/plain',
       '',
       ';;;',
-      'application/json; charset="utf-8"; x=' + 'y'.repeat(3000),
+      `application/json; charset="utf-8"; x=${'y'.repeat(3000)}`,
     ),
   },
 );

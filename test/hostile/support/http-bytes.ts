@@ -123,7 +123,8 @@ export function toWire(spec: RequestSpec): WireRequest {
     }
   }
   const head = Buffer.from(
-    `${spec.method} ${spec.target} ${spec.version ?? 'HTTP/1.1'}\r\n${headers.map(([name, value]) => `${name}: ${value}\r\n`).join('')}\r\n`,
+    `${spec.method} ${spec.target} ` +
+      `${spec.version ?? 'HTTP/1.1'}\r\n${headers.map(([name, value]) => `${name}: ${value}\r\n`).join('')}\r\n`,
     'utf8',
   );
   const all = Buffer.concat([head, payload]);
@@ -186,7 +187,8 @@ export interface FormPart {
 export function multipartBody(boundary: string, parts: readonly FormPart[], closing = true): Buffer {
   const out: Buffer[] = [];
   for (const part of parts) {
-    const disposition = `form-data; name="${part.name}"${part.filename !== undefined ? `; filename="${part.filename}"` : ''}`;
+    const filename = part.filename !== undefined ? `; filename="${part.filename}"` : '';
+    const disposition = `form-data; name="${part.name}"${filename}`;
     const type = part.contentType !== undefined ? `Content-Type: ${part.contentType}\r\n` : '';
     out.push(Buffer.from(`--${boundary}\r\nContent-Disposition: ${disposition}\r\n${type}\r\n`, 'utf8'));
     out.push(typeof part.value === 'string' ? Buffer.from(part.value, 'utf8') : part.value);

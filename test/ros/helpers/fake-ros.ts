@@ -222,7 +222,11 @@ export class FakeNode implements RosNode {
     if (typeof periodNanoseconds !== 'bigint') throw new TypeError('period must be a bigint');
     const timer = { period: periodNanoseconds, callback, cancelled: false };
     this.timers.push(timer);
-    return { cancel: () => void (timer.cancelled = true) };
+    return {
+      cancel: () => {
+        timer.cancelled = true;
+      },
+    };
   }
 
   parameterOverrides(): RosParameter[] {

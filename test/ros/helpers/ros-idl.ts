@@ -142,9 +142,8 @@ export function checkMessage(
     if (field.array) {
       if (!Array.isArray(item)) problems.push(`${path}.${field.name}: expected an array, got ${describe(item)}`);
       else
-        item.forEach((element, index) =>
-          problems.push(...checkValue(element, field.type, resolve, `${path}.${field.name}[${index}]`)),
-        );
+        for (const [index, element] of item.entries())
+          problems.push(...checkValue(element, field.type, resolve, `${path}.${field.name}[${index}]`));
     } else {
       problems.push(...checkValue(item, field.type, resolve, `${path}.${field.name}`));
     }

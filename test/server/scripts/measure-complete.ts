@@ -61,7 +61,8 @@ try {
   if (completed.status !== 200 || body.sha256 !== sha256)
     throw new Error(`complete failed: ${completed.status} ${JSON.stringify(body)}`);
   console.log(
-    `sent ${mib} MiB in order in ${sendSeconds.toFixed(1)} s (${(mib / sendSeconds).toFixed(0)} MiB/s); complete took ${completeMs.toFixed(0)} ms`,
+    `sent ${mib} MiB in order in ${sendSeconds.toFixed(1)} s ` +
+      `(${(mib / sendSeconds).toFixed(0)} MiB/s); complete took ${completeMs.toFixed(0)} ms`,
   );
   console.log(
     JSON.stringify({

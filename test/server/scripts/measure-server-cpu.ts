@@ -3,7 +3,8 @@
  * (not the agent, so that changes on either side can be measured apart). Not a test:
  *
  *   npx tsx test/server/scripts/measure-server-cpu.ts throughput [--mib 1024] [--rounds 3]
- *   npx tsx test/server/scripts/measure-server-cpu.ts small [--files 2000] [--concurrency 2] [--kib 64] [--rounds 3] [--kinds session,put]
+ *   npx tsx test/server/scripts/measure-server-cpu.ts small [--files 2000] [--concurrency 2] [--kib 64]
+ *                                                          [--rounds 3] [--kinds session,put]
  *   npx tsx test/server/scripts/measure-server-cpu.ts fan-in [--concurrency 50] [--mib 20] [--rounds 3]
  *   options: --server <main.js>   the server program (default dist/server/cli/main.js; a build of
  *                                 another commit gives an A/B comparison on the same machine)
@@ -219,7 +220,9 @@ async function throughput(): Promise<Record<string, unknown>> {
       };
       runs.push(run);
       console.log(
-        `round ${round}: ${run.mibps.toFixed(0)} MiB/s, server CPU ${run.cpuPerGiB.toFixed(2)} s/GiB (system ${(sys / (size / 1024 ** 3)).toFixed(2)}), ${((reads / size) * 1024 ** 3).toFixed(0)} read calls/GiB, server peak RSS ${run.peakRssMiB.toFixed(0)} MiB`,
+        `round ${round}: ${run.mibps.toFixed(0)} MiB/s, server CPU ${run.cpuPerGiB.toFixed(2)} s/GiB ` +
+          `(system ${(sys / (size / 1024 ** 3)).toFixed(2)}), ${((reads / size) * 1024 ** 3).toFixed(0)} ` +
+          `read calls/GiB, server peak RSS ${run.peakRssMiB.toFixed(0)} MiB`,
       );
     } finally {
       await server.stop();
@@ -293,7 +296,8 @@ async function small(): Promise<Record<string, unknown>> {
         results[kind]!.filesPerSecond.push(files / seconds);
         results[kind]!.cpuMsPerFile.push((cpu * 1000) / files);
         console.log(
-          `round ${round} ${kind.padEnd(7)}: ${(files / seconds).toFixed(0)} files/s, server CPU ${((cpu * 1000) / files).toFixed(2)} ms per file`,
+          `round ${round} ${kind.padEnd(7)}: ${(files / seconds).toFixed(0)} ` +
+            `files/s, server CPU ${((cpu * 1000) / files).toFixed(2)} ms per file`,
         );
       } finally {
         await server.stop();
@@ -365,7 +369,8 @@ async function fanIn(): Promise<Record<string, unknown>> {
       };
       runs.push(run);
       console.log(
-        `round ${round}: ${uploaders} × ${mib} MiB, ${run.mibps.toFixed(0)} MiB/s, server peak RSS ${run.peakRssMiB.toFixed(0)} MiB, CPU ${run.cpuPerGiB.toFixed(2)} s/GiB`,
+        `round ${round}: ${uploaders} × ${mib} MiB, ${run.mibps.toFixed(0)} MiB/s, server ` +
+          `peak RSS ${run.peakRssMiB.toFixed(0)} MiB, CPU ${run.cpuPerGiB.toFixed(2)} s/GiB`,
       );
     } finally {
       await server.stop();
