@@ -1,4 +1,18 @@
+import type { UploadErrorCode } from '../../common/errors/upload-error.js';
 import type { UploadSnapshot } from '../engine/upload-events.js';
+
+/**
+ * Something that stops every upload until it is fixed, whatever the file: the state disk is full
+ * (STATE_DISK_FULL), the server's TLS certificate is refused (TLS_CERTIFICATE). Files are kept,
+ * not failed; uploads go on by themselves once it is gone. The ROS node reports it as ERROR.
+ */
+export interface AgentProblem {
+  code: UploadErrorCode;
+  /** What is wrong and how to fix it. */
+  message: string;
+  /** ISO 8601: since when. */
+  since: string;
+}
 
 /**
  * What the ROS node (agent/ros/) and the CLI need from a running agent: the watcher, the
@@ -18,6 +32,8 @@ export interface AgentStatus {
   freeDiskBytes: number | undefined;
   /** True when free disk is below minFreeSpace. */
   lowDisk: boolean;
+  /** What stops every upload now (empty when nothing does). */
+  problems: AgentProblem[];
 }
 
 export interface EnqueueResult {

@@ -4,19 +4,18 @@ import { stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import { UploadError, isUploadError } from '../../common/errors/upload-error.js';
-import { present } from '../../common/errors/present.js';
 import { createLogger } from '../../common/program/create-logger.js';
-import type { AgentController, AgentStatus, EnqueueResult } from './agent-controller.js';
+import type { AgentController, AgentProblem, AgentStatus, EnqueueResult } from './agent-controller.js';
 import { agentOptionSpecs, agentOptions, type AgentConfig } from './agent-options.js';
 import { checkStateDir, checkWatchDir } from './check-dirs.js';
 import { engineOptionSpecs } from '../engine/engine-options.js';
 import { NetworkManager } from '../engine/network-manager.js';
 import type { CompletedEvent, FailedEvent, UploadSnapshot } from '../engine/upload-events.js';
-import { applyAfterUpload, moveTarget } from '../watcher/after-upload.js';
+import { afterUploadIntent, carryOut, moveTarget, type IntentOutcome } from '../watcher/after-upload.js';
 import { listForUpload, type ListedFile } from '../watcher/bag-listing.js';
 import { BagWatcher, type ReleasedFile, type WaitingFile } from '../watcher/bag-watcher.js';
 import { DiskGuard } from '../watcher/disk-guard.js';
-import { UploadLedger } from '../watcher/upload-ledger.js';
+import { UploadLedger, type AfterUploadIntent } from '../watcher/upload-ledger.js';
 
 export interface UploadAgentOptions {
   /** Settings by option key (any subset; the rest are defaults), validated by the agent's option set. */
@@ -54,6 +53,11 @@ export interface UploadAgentEvents {
   held: [HeldFile];
   /** The engine gave up on a file (a permanent error); retryFailed() puts it back. */
   failed: [FailedEvent];
+  /**
+   * Something now stops every upload until it is fixed (a full state disk, a refused server
+   * certificate); see AgentProblem. The daemon waits and goes on by itself; `upload` exits.
+   */
+  problem: [AgentProblem];
 }
 
 /** What the agent knows about one file it handed to the engine. */
@@ -78,6 +82,17 @@ interface AddOptions {
   replace: boolean;
   /** The version the watcher released (watched files only). */
   release: ReleasedFile | undefined;
+}
+
+/** A verified file whose recording (ledger) or after-upload action is still to do. */
+interface VerifiedWork {
+  localPath: string;
+  event: CompletedEvent;
+  handed: Handed | undefined;
+  /** The version the server verified, stat'ed after the upload. */
+  version: { size: number; mtimeMs: number; ino: number };
+  /** `record`: the ledger, the watcher and listeners are still to be told; `after-upload`: only the action is left. */
+  stage: 'record' | 'after-upload';
 }
 
 /** A manually enqueued metadata.yaml, waiting until the rest of its bag is verified. */
@@ -138,6 +153,14 @@ export class UploadAgent extends EventEmitter<UploadAgentEvents> implements Agen
   /** The agent's own work in flight: enqueues, hand-overs to the engine, completions being checked. */
   #busy = 0;
   readonly #unbusy: (() => void)[] = [];
+  /** The agent's own problems (its ledger's disk full); the engine reports its own. */
+  readonly #problems = new Map<string, AgentProblem>();
+  /** Verified files whose ledger row or after-upload action waits for space on the state disk. */
+  #deferredWork: VerifiedWork[] = [];
+  /** Closed files that could not be queued (the journal's disk was full): queued once it has space. */
+  readonly #deferredReleases = new Map<string, ReleasedFile>();
+  #retryTimer: NodeJS.Timeout | undefined;
+  #retryFailures = 0;
 
   constructor(options: UploadAgentOptions = {}) {
     super();
@@ -167,6 +190,14 @@ export class UploadAgent extends EventEmitter<UploadAgentEvents> implements Agen
       this.#logger.warn({ reason }, 'server unreachable; uploads wait and resume when it is back');
       this.#notify(undefined);
     });
+    this.#engine.on('blocked', (problem) => {
+      this.emit('problem', problem);
+      this.#notify(undefined);
+    });
+    this.#engine.on('unblocked', () => {
+      this.#notify(undefined);
+      this.#retryDeferredSoon(0);
+    });
   }
 
   /** The engine (for the CLI's progress output and for tests). */
@@ -193,12 +224,20 @@ export class UploadAgent extends EventEmitter<UploadAgentEvents> implements Agen
     this.#watchRoot = watchRoot;
     await this.#engine.start();
     try {
-      const ledger = new UploadLedger(stateDir);
-      this.#ledger = ledger;
+      this.#ledger = new UploadLedger(stateDir, {
+        onSetAside: ({ file, movedTo, reason }) =>
+          this.#logger.error(
+            { ledger: file, movedTo, reason },
+            `the ledger of uploaded files ${file} was damaged (${reason}): set aside as ${movedTo}; ` +
+              'starting a new one (the journal and the server tell again what was uploaded)',
+          ),
+      });
       for (const upload of this.#engine.status()) {
         if (upload.state !== 'completed' && upload.state !== 'failed') this.#adopt(upload);
       }
-      if (watchRoot) await this.#startWatching(watchRoot, ledger);
+      // After-upload actions decided before a crash or power loss, and maybe not durable: done now.
+      for (const intent of this.#ledger.intents()) await this.#carryOut(intent, true);
+      if (watchRoot) await this.#startWatching(watchRoot);
     } catch (error) {
       await this.#engine.stop();
       this.#ledger?.close();
@@ -207,7 +246,8 @@ export class UploadAgent extends EventEmitter<UploadAgentEvents> implements Agen
     this.#started = true;
   }
 
-  async #startWatching(root: string, ledger: UploadLedger): Promise<void> {
+  async #startWatching(root: string): Promise<void> {
+    const ledger = this.#ledger!;
     const moveDir =
       this.config.afterUpload === 'move' || this.config.moveTo ? moveTarget(root, this.config.moveTo) : undefined;
     const watcher = new BagWatcher({
@@ -228,7 +268,13 @@ export class UploadAgent extends EventEmitter<UploadAgentEvents> implements Agen
     });
     this.#watcher = watcher;
     watcher.on('release', (file) => this.#onRelease(file));
-    watcher.on('withdraw', (file) => void this.#withdraw(file.path, file.reason));
+    watcher.on(
+      'withdraw',
+      (file) =>
+        void this.#withdraw(file.path, file.reason).catch((error: unknown) =>
+          this.#logger.warn({ err: error, file: file.path }, 'could not withdraw an upload'),
+        ),
+    );
     watcher.on('waiting', (file) => this.#notify(waitingSnapshot(file)));
     watcher.on('error', (error) => this.#logger.error({ err: error }, 'watcher error'));
     this.#guard = new DiskGuard({
@@ -255,7 +301,11 @@ export class UploadAgent extends EventEmitter<UploadAgentEvents> implements Agen
     const waiting = (this.#watcher?.waiting() ?? []).map(waitingSnapshot);
     const uploads = [...waiting, ...this.#engine.status()];
     const disk = this.#guard?.state;
+    const problems: AgentProblem[] = this.#engine.problems;
+    for (const problem of this.#problems.values())
+      if (!problems.some((known) => known.code === problem.code)) problems.push({ ...problem });
     return {
+      problems,
       online: this.#engine.online,
       paused: this.#engine.paused,
       bandwidthLimit: this.#engine.bandwidthLimit,
@@ -342,7 +392,7 @@ export class UploadAgent extends EventEmitter<UploadAgentEvents> implements Agen
     );
     let refusal: string | undefined;
     for (const [index, file] of batch.entries()) {
-      const outcome = present(added[index], 'the outcome of a queued file');
+      const outcome = added[index]!;
       if (outcome.status === 'rejected') {
         refusal ??= (outcome.reason as Error).message;
         continue;
@@ -410,6 +460,7 @@ export class UploadAgent extends EventEmitter<UploadAgentEvents> implements Agen
   stop(): Promise<void> {
     this.#stopping ??= (async () => {
       clearTimeout(this.#guardTimer);
+      clearTimeout(this.#retryTimer);
       await this.#watcher?.stop();
       await this.#engine.stop();
       this.#ledger?.close();
@@ -455,15 +506,20 @@ export class UploadAgent extends EventEmitter<UploadAgentEvents> implements Agen
       replace: file.replace,
       release: file,
     }).catch((error: unknown) => {
+      if (isUploadError(error, 'STATE_DISK_FULL')) {
+        // The engine reported it (logged, status, blocked); the file is queued once there is space.
+        this.#deferredReleases.set(file.path, file);
+        this.#logger.debug({ file: file.path }, 'state disk full: the closed file is queued once space is freed');
+        return;
+      }
       this.#logger.error({ err: error, file: file.path }, 'could not queue a closed file');
     });
   }
 
   async #add(localPath: string, options: AddOptions): Promise<string | undefined> {
-    const [settled] = await this.#addMany([{ localPath, options }]);
-    const outcome = present(settled, 'the outcome of a queued file');
-    if (outcome.status === 'rejected') throw outcome.reason;
-    return outcome.value;
+    const [outcome] = await this.#addMany([{ localPath, options }]);
+    if (outcome!.status === 'rejected') throw outcome!.reason;
+    return outcome!.value;
   }
 
   /**
@@ -504,9 +560,9 @@ export class UploadAgent extends EventEmitter<UploadAgentEvents> implements Agen
       ),
     );
     for (const [index, handed] of handedList.entries()) {
-      const { localPath } = present(items[index], 'the file handed to the engine');
+      const localPath = items[index]!.localPath;
       handed.adding = batch.then((results) => {
-        const result = present(results[index], "the engine's answer for a handed file");
+        const result = results[index]!;
         if ('id' in result) {
           handed.id = result.id;
           this.#byId.set(result.id, localPath);
@@ -545,7 +601,13 @@ export class UploadAgent extends EventEmitter<UploadAgentEvents> implements Agen
     if (handed && handed.id !== event.upload.id) return; // an older upload of a file handed again since
     this.#handed.delete(localPath);
     const uploaded = this.#engine.completedFile(localPath);
-    const now = await versionNow(localPath);
+    let now: { size: number; mtimeMs: number; ino: number } | undefined;
+    try {
+      const info = await stat(localPath);
+      now = { size: info.size, mtimeMs: info.mtimeMs, ino: info.ino };
+    } catch {
+      now = undefined;
+    }
     const released = handed?.release;
     const intact =
       now !== undefined && sameVersion(uploaded, now) && (released === undefined || sameVersion(released, now));
@@ -572,54 +634,163 @@ export class UploadAgent extends EventEmitter<UploadAgentEvents> implements Agen
       }
       return;
     }
-    this.#ledger?.record({
-      localPath,
-      remotePath: event.upload.remotePath,
-      size: now.size,
-      mtimeMs: now.mtimeMs,
-      ino: now.ino,
-      sha256: event.sha256,
-      verifiedAt: Date.now(),
-    });
-    this.#logger.debug(
-      {
-        file: localPath,
+    await this.#finishOrDefer({ localPath, event, handed, version: now!, stage: 'record' });
+  }
+
+  /**
+   * Records a verified file (ledger), tells the watcher and listeners, then applies the
+   * after-upload policy. When the state disk is full the rest is deferred (never lost, never
+   * done twice) and tried again once there is space.
+   */
+  async #finishOrDefer(work: VerifiedWork): Promise<void> {
+    try {
+      await this.#finishVerified(work);
+    } catch (error) {
+      if (!isUploadError(error, 'STATE_DISK_FULL')) throw error;
+      this.#deferredWork.push(work);
+      this.#setProblem(error);
+      this.#retryDeferredSoon();
+    }
+  }
+
+  async #finishVerified(work: VerifiedWork): Promise<void> {
+    const { localPath, event, version } = work;
+    if (work.stage === 'record') {
+      this.#ledger?.record({
+        localPath,
         remotePath: event.upload.remotePath,
+        size: version.size,
+        mtimeMs: version.mtimeMs,
+        ino: version.ino,
         sha256: event.sha256,
-        seconds: Math.round(event.duration * 10) / 10,
+        verifiedAt: Date.now(),
+      });
+      work.stage = 'after-upload';
+      this.#logger.debug(
+        {
+          file: localPath,
+          remotePath: event.upload.remotePath,
+          sha256: event.sha256,
+          seconds: Math.round(event.duration * 10) / 10,
+          deduplicated: event.deduplicated,
+        },
+        'uploaded and verified',
+      );
+      this.#watcher?.uploaded(localPath, version);
+      this.emit('verified', {
+        localPath,
+        remotePath: event.upload.remotePath,
+        size: version.size,
+        sha256: event.sha256,
         deduplicated: event.deduplicated,
+      });
+      await this.#releaseDeferred(event.upload.id);
+    }
+    const watched = work.handed?.watched ?? (this.#watcher !== undefined && isInside(localPath, this.#watcher.root));
+    const policy = this.config.afterUpload;
+    if (!watched || !this.#watcher || policy === 'keep' || !this.#ledger) return;
+    const intent = afterUploadIntent(
+      policy,
+      {
+        path: localPath,
+        remotePath: event.upload.remotePath,
+        completesBag: work.handed?.completesBag ?? path.basename(localPath) === 'metadata.yaml',
+        version,
+        sha256: event.sha256,
       },
-      'uploaded and verified',
+      { root: this.#watcher.root, moveTo: this.config.moveTo },
     );
-    this.#watcher?.uploaded(localPath, now);
-    this.emit('verified', {
-      localPath,
-      remotePath: event.upload.remotePath,
-      size: now.size,
-      sha256: event.sha256,
-      deduplicated: event.deduplicated,
-    });
-    await this.#releaseDeferred(event.upload.id);
-    const watched = handed?.watched ?? (this.#watcher !== undefined && isInside(localPath, this.#watcher.root));
-    if (watched && this.#watcher && this.config.afterUpload !== 'keep') {
+    // Durable before the action: a crash or power loss before the action is durable is replayed at start-up.
+    this.#ledger.addIntent(intent);
+    await this.#carryOut(intent, false);
+  }
+
+  /**
+   * Carries out an after-upload intent (see carryOut: only on the verified version, folders
+   * fsynced), then forgets it. A failure leaves the intent for the next start.
+   */
+  async #carryOut(intent: AfterUploadIntent, replay: boolean): Promise<void> {
+    const file = intent.localPath;
+    let outcome: IntentOutcome;
+    try {
+      outcome = await carryOut(intent);
+    } catch (error) {
+      this.#logger.warn(
+        { err: error, file, policy: intent.action },
+        'after-upload policy failed; the file stays (tried again at the next start)',
+      );
+      return;
+    }
+    if (outcome === 'changed') {
+      this.#logger.warn(
+        { file, policy: intent.action },
+        `not ${intent.action === 'delete' ? 'deleted' : 'moved'}: the file changed since the server verified it`,
+      );
+    } else if (outcome === 'done' || outcome === 'already') {
+      this.#watcher?.forget(file);
+      this.#logger.info(
+        { file, policy: intent.action, ...(intent.destination ? { to: intent.destination } : {}) },
+        replay ? 'after-upload policy completed (decided before a restart)' : 'after-upload policy applied',
+      );
+    }
+    try {
+      this.#ledger?.removeIntent(file);
+    } catch (error) {
+      // Done and durable; the intent is found done again at the next start.
+      this.#logger.debug({ file, error: (error as Error).message }, 'could not forget an after-upload intent');
+    }
+  }
+
+  #setProblem(error: UploadError): void {
+    if (this.#problems.has(error.code)) return;
+    const problem: AgentProblem = { code: error.code, message: error.message, since: new Date().toISOString() };
+    this.#problems.set(error.code, problem);
+    this.#logger.error(
+      { code: error.code, reason: error.message },
+      'the state disk is full: verified files are recorded and after-upload actions done once space is freed',
+    );
+    this.emit('problem', problem);
+    this.#notify(undefined);
+  }
+
+  /** Tries the deferred work again after `delayMs` (default: the retry backoff). */
+  #retryDeferredSoon(delayMs?: number): void {
+    if (this.#stopping || (this.#deferredWork.length === 0 && this.#deferredReleases.size === 0)) return;
+    clearTimeout(this.#retryTimer);
+    const base = this.config.retryDelay * 1000 * 2 ** this.#retryFailures;
+    const delay = delayMs ?? Math.min(base, this.config.retryMaxDelay * 1000);
+    this.#retryTimer = setTimeout(() => void this.#track(this.#retryDeferred()), delay);
+    this.#retryTimer.unref?.();
+  }
+
+  async #retryDeferred(): Promise<void> {
+    const work = this.#deferredWork;
+    this.#deferredWork = [];
+    for (const [index, item] of work.entries()) {
       try {
-        const where = await applyAfterUpload(
-          this.config.afterUpload,
-          {
-            path: localPath,
-            remotePath: event.upload.remotePath,
-            completesBag: handed?.completesBag ?? path.basename(localPath) === 'metadata.yaml',
-          },
-          { root: this.#watcher.root, moveTo: this.config.moveTo },
-        );
-        this.#watcher.forget(localPath);
-        this.#logger.info(
-          { file: localPath, policy: this.config.afterUpload, ...(where && where !== localPath ? { to: where } : {}) },
-          'after-upload policy applied',
-        );
+        await this.#finishVerified(item);
       } catch (error) {
-        this.#logger.warn({ err: error, file: localPath }, 'after-upload policy failed; the file stays');
+        this.#deferredWork = [...work.slice(index), ...this.#deferredWork];
+        if (!isUploadError(error, 'STATE_DISK_FULL'))
+          this.#logger.error({ err: error, file: item.localPath }, 'after-upload handling failed');
+        break;
       }
+    }
+    const engineFull = this.#engine.problems.some((problem) => problem.code === 'STATE_DISK_FULL');
+    if (!engineFull) {
+      const releases = [...this.#deferredReleases.values()];
+      this.#deferredReleases.clear();
+      for (const file of releases) this.#onRelease(file);
+    }
+    if (this.#deferredWork.length === 0) {
+      this.#retryFailures = 0;
+      if (this.#problems.delete('STATE_DISK_FULL')) {
+        this.#logger.info('the state disk takes writes again: verified files recorded');
+        this.#notify(undefined);
+      }
+    } else {
+      this.#retryFailures += 1;
+      this.#retryDeferredSoon();
     }
   }
 
@@ -706,16 +877,6 @@ function realPathOrResolved(dir: string): string {
     return realpathSync(dir);
   } catch {
     return path.resolve(dir);
-  }
-}
-
-/** The file's size, mtime and inode now; undefined when it is gone. */
-async function versionNow(localPath: string): Promise<{ size: number; mtimeMs: number; ino: number } | undefined> {
-  try {
-    const info = await stat(localPath);
-    return { size: info.size, mtimeMs: info.mtimeMs, ino: info.ino };
-  } catch {
-    return undefined;
   }
 }
 

@@ -14,11 +14,11 @@ export const exitCodes = {
   UNAVAILABLE: sysexits.UNAVAILABLE,
   /** An unexpected internal error. */
   INTERNAL: sysexits.SOFTWARE,
-  /** The state directory cannot be created, read or written. */
+  /** The state directory cannot be created, read or written (for `upload`, also: its disk is full). */
   STATE_DIR: sysexits.CANT_CREATE,
   /** Another agent holds the state directory; try again once it stopped. */
   LOCKED: sysexits.TEMP_FAIL,
-  /** The config file cannot be read or parsed. */
+  /** The config, TLS or token file cannot be used; for `upload`, the server's certificate is refused. */
   CONFIG: sysexits.CONFIG,
 } as const;
 

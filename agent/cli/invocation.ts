@@ -17,6 +17,8 @@ export interface Invocation {
   ros: boolean | undefined;
   /** The argv as given, ROS arguments included (for rclnodejs.init). */
   argv: string[];
+  /** True when the token came as a flag (visible to local users in /proc/<pid>/cmdline: warned about). */
+  tokenOnCommandLine: boolean;
 }
 
 /** The program's own flags that are not settings. */
@@ -48,7 +50,13 @@ export function parseInvocation(argv: string[], env: NodeJS.ProcessEnv = process
   const fromFile = configFile ? readConfigFile(agentOptions, configFile, 'agent') : {};
   const fromEnv = agentOptions.fromEnv(env);
   const config = agentOptions.resolve(fromFile, fromEnv, parsed.values);
-  const base = { config, serverGiven: config.uploadUrl !== undefined, ros, argv };
+  const base = {
+    config,
+    serverGiven: config.uploadUrl !== undefined,
+    ros,
+    argv,
+    tokenOnCommandLine: parsed.values.token !== undefined,
+  };
   if (extras.help) return { ...base, command: 'help', paths: [] };
   if (extras.version) return { ...base, command: 'version', paths: [] };
   const [name, ...rest] = positionals;

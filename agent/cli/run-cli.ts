@@ -5,7 +5,7 @@ import { packageVersion } from '../../common/program/package-version.js';
 import { agentOptionSpecs } from '../app/agent-options.js';
 import { exitCodeOf, exitCodes } from './exit-codes.js';
 import { helpText } from './help-text.js';
-import { parseInvocation } from './invocation.js';
+import { parseInvocation, type Invocation } from './invocation.js';
 
 export interface CliIo {
   stdout: NodeJS.WriteStream | NodeJS.WritableStream;
@@ -45,11 +45,13 @@ export async function runCli(
             ? 'warn'
             : invocation.config.logLevel;
         logger = programLogger(level);
+        warnTokenFlag(invocation, logger);
         const { uploadCommand } = await import('./upload-command.js');
         return await uploadCommand(invocation, logger, io.stdout);
       }
       case 'watch': {
         logger = programLogger(invocation.config.logLevel);
+        warnTokenFlag(invocation, logger);
         const { watchCommand } = await import('./watch-command.js');
         return await watchCommand(invocation, logger);
       }
@@ -75,6 +77,15 @@ function programLogger(level: string): Logger {
     sync: true,
     pretty: process.stderr.isTTY === true,
   });
+}
+
+/** A token given as a flag works, but every local user can read it in /proc/<pid>/cmdline (and `ps`). */
+function warnTokenFlag(invocation: Invocation, logger: Logger): void {
+  if (!invocation.tokenOnCommandLine) return;
+  logger.warn(
+    `--token is visible to every user of this machine in /proc/${process.pid}/cmdline (ps shows it): ` +
+      'put the token in a file only you can read (chmod 600) and pass --token-file FILE, or set UPLOAD_AGENT_TOKEN',
+  );
 }
 
 function oneLine(error: unknown): string {

@@ -2,10 +2,11 @@ import path from 'node:path';
 import type { Logger } from 'pino';
 import { formatSize } from '../../common/config/index.js';
 import { UploadError } from '../../common/errors/upload-error.js';
+import type { AgentProblem } from '../app/agent-controller.js';
 import type { FailedEvent } from '../engine/upload-events.js';
 import { listForUpload, type ListedFile } from '../watcher/bag-listing.js';
 import type { HeldFile, VerifiedFile } from '../app/upload-agent.js';
-import { exitCodes } from './exit-codes.js';
+import { exitCodeOf, exitCodes } from './exit-codes.js';
 import type { Invocation } from './invocation.js';
 import { startProgramAgent } from './program-agent.js';
 import { plainProgress, ttyProgress } from './progress-output.js';
@@ -20,7 +21,10 @@ export const UPLOAD_COMMAND_STATE = 'upload-command';
 /**
  * `upload <file or bag folder>...`: uploads once and exits 0 only when the server verified
  * every file (1 when some failed). Bag folders go split by split, metadata.yaml last. Progress
- * bars on a terminal, plain lines otherwise.
+ * bars on a terminal, plain lines otherwise. Something that stops every upload until it is
+ * fixed ends the command at once with its exit code: a full state disk 73, a refused server
+ * certificate 78 (a daemon would wait; a one-shot command must not wait forever). Running the
+ * same command again resumes.
  */
 export async function uploadCommand(
   invocation: Invocation,
@@ -68,6 +72,11 @@ export async function uploadCommand(
     progress.close();
     await started.controller.stop();
   }, logger).then((code) => ({ interrupted: true as const, code }));
+  const blocked = new Promise<AgentProblem>((resolve) => {
+    agent.once('problem', resolve);
+    const known = agent.status().problems[0];
+    if (known) resolve(known);
+  }).then((problem) => ({ interrupted: false as const, problem }));
   for (const input of invocation.paths) {
     const result = await agent.enqueue(input);
     if (!result.accepted) progress.line(`not queued: ${result.message}`);
@@ -77,8 +86,18 @@ export async function uploadCommand(
   const outcome = await Promise.race([
     agent.onIdle().then(() => ({ interrupted: false as const, code: 0 })),
     interrupted,
+    blocked,
   ]);
   const notVerified = unique.size - verified.size;
+  if ('problem' in outcome) {
+    progress.close();
+    await started.controller.stop();
+    progress.line(
+      `stopped: ${outcome.problem.message}; ${verified.size} of ${unique.size} file(s) verified, ` +
+        'run the same command again once it is fixed',
+    );
+    return exitCodeOf(new UploadError(outcome.problem.code, outcome.problem.message));
+  }
   if (outcome.interrupted) {
     progress.line(
       `interrupted: ${notVerified} of ${unique.size} file(s) not verified yet; run the same command again to resume`,

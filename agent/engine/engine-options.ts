@@ -16,7 +16,18 @@ export const engineOptionSpecs = {
     rosName: 'server_url',
     env: 'UPLOAD_AGENT_SERVER_URL',
   }),
-  token: option.string({ doc: 'Bearer token that identifies this robot to the server', secret: true }),
+  token: option.string({
+    doc:
+      'Bearer token that identifies this robot to the server; prefer tokenFile or the environment ' +
+      '(a --token flag is visible to local users in /proc)',
+    secret: true,
+  }),
+  tokenFile: option.string({
+    doc:
+      'File holding the bearer token (its first line); refused when group or others can access it ' +
+      '(chmod 600), as ssh does',
+    format: 'path',
+  }),
   uploadTimeout: option.duration({
     doc: 'Longest time one chunk request may take (time spent waiting for the bandwidth limit does not count)',
     default: 300,

@@ -1,8 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
+import { statfsSync } from 'node:fs';
 import path from 'node:path';
 import type { Logger } from 'pino';
-import { UploadError } from '../../common/errors/upload-error.js';
+import { UploadError, isUploadError } from '../../common/errors/upload-error.js';
 import { createLogger } from '../../common/program/create-logger.js';
 import { DEFAULT_SERVER_HOST, DEFAULT_SERVER_PORT } from '../../common/protocol/native-protocol.js';
 import { ReachabilityProbe } from './connectivity/reachability-probe.js';
@@ -16,8 +17,9 @@ import { describeFailure } from './retry/classify-failure.js';
 import { TokenBucket } from './throttle/token-bucket.js';
 import { HttpTransport } from './transport/http-transport.js';
 import { SessionClient } from './transport/session-client.js';
+import { readTokenFile } from './transport/token-file.js';
 import { SettleWaiters } from './settle-waiters.js';
-import type { NetworkManagerEvents, UploadSnapshot } from './upload-events.js';
+import type { EngineProblem, NetworkManagerEvents, UploadSnapshot } from './upload-events.js';
 import { isTerminal, newRecord, rowOf, snapshotOf, type UploadRecord } from './upload-record.js';
 import {
   bagNameOf,
@@ -41,6 +43,8 @@ export interface CancelOptions {
   dropServerSession?: boolean;
 }
 
+/** Free bytes the state disk needs before uploads resume after it was full (a few journal pages). */
+const MIN_FREE_STATE_BYTES = 64 * 1024;
 /**
  * How many completed uploads status() keeps (and the journal keeps rows for); failed ones stay
  * until retried or cancelled.
@@ -81,6 +85,11 @@ export class NetworkManager extends EventEmitter<NetworkManagerEvents> {
   readonly #bucket: TokenBucket;
   readonly #slots: UploadQueue<UploadRecord>;
   readonly #probe: ReachabilityProbe;
+  /** Probes the journal while the state disk is full, with the same backoff. */
+  readonly #stateProbe: ReachabilityProbe;
+  /** What stops every upload now (state disk full, certificate refused), by code. */
+  readonly #problems = new Map<EngineProblem['code'], EngineProblem>();
+  readonly #unblockWaiters = new Set<() => void>();
   #journal: Journal | undefined;
   #lock: StateLock | undefined;
   #transport: HttpTransport | undefined;
@@ -113,7 +122,16 @@ export class NetworkManager extends EventEmitter<NetworkManagerEvents> {
       maxDelayMs: () => this.#config.retryMaxDelay * 1000,
       onReachable: () => this.#setOnline(),
       onUnreachable: (next) =>
-        this.#logger.info({ nextProbeSeconds: Math.round(next) / 1000 }, 'server still unreachable'),
+        this.#logger.info(
+          { nextProbeSeconds: Math.round(next) / 1000 },
+          this.#problems.has('TLS_CERTIFICATE') ? 'server certificate still refused' : 'server still unreachable',
+        ),
+    });
+    this.#stateProbe = new ReachabilityProbe({
+      check: async () => this.#stateWritable(),
+      minDelayMs: () => this.#config.retryDelay * 1000,
+      maxDelayMs: () => this.#config.retryMaxDelay * 1000,
+      onReachable: () => this.#unblock('STATE_DISK_FULL'),
     });
     this.#context = this.#makeContext();
   }
@@ -144,7 +162,7 @@ export class NetworkManager extends EventEmitter<NetworkManagerEvents> {
     this.#config = { ...before, ...parsed };
     if (parsed.bandwidthLimit !== undefined) this.#bucket.setRate(this.#config.bandwidthLimit);
     if (parsed.maxConcurrentUploads !== undefined) this.#slots.concurrency = this.#config.maxConcurrentUploads;
-    const connection = ['uploadUrl', 'token', 'caFile', 'clientCert', 'clientKey', 'initTimeout'] as const;
+    const connection = ['uploadUrl', 'token', 'tokenFile', 'caFile', 'clientCert', 'clientKey', 'initTimeout'] as const;
     if (this.#transport && connection.some((key) => key in parsed && parsed[key] !== before[key])) {
       const old = this.#transport;
       try {
@@ -154,6 +172,8 @@ export class NetworkManager extends EventEmitter<NetworkManagerEvents> {
         throw error;
       }
       void old.close();
+      // A refused certificate may be fixed by the new settings: the next request tells.
+      this.#unblock('TLS_CERTIFICATE');
     }
   }
 
@@ -227,6 +247,15 @@ export class NetworkManager extends EventEmitter<NetworkManagerEvents> {
   }
 
   /**
+   * What stops every upload now, until it is fixed (state disk full, the server's certificate
+   * refused); empty when nothing does. Each started with a `blocked` event and ends with
+   * `unblocked`.
+   */
+  get problems(): EngineProblem[] {
+    return [...this.#problems.values()].map((problem) => ({ ...problem }));
+  }
+
+  /**
    * Opens the journal (locking the state directory), reloads pending uploads and starts
    * uploading. Pending uploads resume from what the server says it holds.
    */
@@ -238,6 +267,9 @@ export class NetworkManager extends EventEmitter<NetworkManagerEvents> {
     this.#loadJournal();
     this.#started = true;
     this.#online = true;
+    // A problem met while stopped (or before a restart) is watched again.
+    if (this.#problems.has('STATE_DISK_FULL')) this.#stateProbe.start();
+    if (this.#problems.has('TLS_CERTIFICATE')) this.#probe.start();
     // Every pending upload asks for its slot first; then slots are granted in priority order.
     for (const record of this.#records.values()) {
       if (!isTerminal(record)) this.#launch(record);
@@ -265,6 +297,7 @@ export class NetworkManager extends EventEmitter<NetworkManagerEvents> {
     this.#started = false;
     this.#updateGate();
     this.#probe.stop();
+    this.#stateProbe.stop();
     const reason = new UploadError('STOPPED', 'the upload manager is stopping');
     const runners = [...this.#runners.values()];
     for (const runner of runners) runner.requestStop(reason);
@@ -276,6 +309,7 @@ export class NetworkManager extends EventEmitter<NetworkManagerEvents> {
     await all;
     this.#runners.clear();
     for (const wake of this.#onlineWaiters) wake();
+    for (const wake of [...this.#unblockWaiters]) wake();
     for (const record of this.#records.values()) {
       if (isTerminal(record)) continue;
       record.phase = 'queued';
@@ -402,12 +436,13 @@ export class NetworkManager extends EventEmitter<NetworkManagerEvents> {
     let count = 0;
     for (const record of this.#records.values()) {
       if (record.phase !== 'failed') continue;
+      // Durable first: when the journal cannot be written, nothing changes and the caller is told.
+      this.#openJournal().requeue(record.id);
       record.phase = 'queued';
       record.lastError = undefined;
       record.errorCode = undefined;
       record.finishedAt = undefined;
       record.attempt = 0;
-      this.#openJournal().requeue(record.id);
       this.#pendingByKey.set(pendingKey(record.localPath, record.remotePath), record);
       this.#reportState(record);
       if (this.#started) this.#launch(record);
@@ -446,7 +481,16 @@ export class NetworkManager extends EventEmitter<NetworkManagerEvents> {
         );
       }
     }
-    this.#openJournal().deleteUpload(id);
+    try {
+      this.#openJournal().deleteUpload(id);
+    } catch (error) {
+      // Forgotten in memory all the same. Should it come back from the journal after a restart, it
+      // is uploaded (or fails for a missing file): never lost, at worst sent once more.
+      this.#logger.warn(
+        { upload: record.localPath, error: describeFailure(error) },
+        'could not remove a cancelled upload from the journal',
+      );
+    }
     this.#records.delete(id);
     this.#forgetPending(record);
     record.holdsSlot = false;
@@ -622,6 +666,8 @@ export class NetworkManager extends EventEmitter<NetworkManagerEvents> {
       networkDown: (reason) => this.#setOffline(reason),
       reachable: () => this.#setOnline(),
       requeueDelay: (ms, signal) => this.#requeueDelay(ms, signal),
+      blocked: (error) => this.#block(error),
+      whenUnblocked: (signal) => this.#whenUnblocked(signal),
     };
   }
 
@@ -704,17 +750,109 @@ export class NetworkManager extends EventEmitter<NetworkManagerEvents> {
         stalledMs: this.#config.stalledTimeout * 1000,
         signal,
       });
-      return true;
     } catch (error) {
+      if (isUploadError(error, 'TLS_CERTIFICATE')) {
+        this.#block(error);
+        return false;
+      }
       const status = (error as UploadError).details?.status;
       // Any answer below 500 means the server is there (a 401 or 404 is not an outage).
-      return typeof status === 'number' && status < 500;
+      if (typeof status !== 'number' || status >= 500) return false;
+    }
+    this.#unblock('TLS_CERTIFICATE');
+    return true;
+  }
+
+  /**
+   * While the state disk is full: whether it has room again (a little free space, so a write
+   * that happens to fit in the journal's existing WAL pages does not end the wait too early) and
+   * the journal takes a durable write.
+   */
+  #stateWritable(): boolean {
+    const journal = this.#journal;
+    if (!journal) return true;
+    try {
+      const disk = statfsSync(path.dirname(journal.file));
+      if (disk.bavail * disk.bsize < MIN_FREE_STATE_BYTES) return false;
+      journal.probeWritable();
+      return true;
+    } catch (error) {
+      if (!isUploadError(error, 'STATE_DISK_FULL'))
+        this.#logger.warn({ error: describeFailure(error) }, 'the journal cannot be written');
+      return false;
     }
   }
 
-  /** Slots are granted only while started, not paused and online. */
+  /**
+   * A problem stops every upload (see EngineProblem): no slot is granted until it is gone. It is
+   * logged at error once, reported in `problems` and by a `blocked` event, and watched: the
+   * journal is probed until the state disk takes writes again; the server's /health until its
+   * certificate is accepted (or the settings change).
+   */
+  #block(error: UploadError): void {
+    const code = error.code;
+    if (code !== 'STATE_DISK_FULL' && code !== 'TLS_CERTIFICATE') return;
+    const known = this.#problems.get(code);
+    if (known) {
+      known.message = error.message;
+    } else {
+      const problem: EngineProblem = { code, message: error.message, since: new Date().toISOString() };
+      this.#problems.set(code, problem);
+      this.#updateGate();
+      this.#logger.error(
+        { code, reason: error.message, ...(code === 'STATE_DISK_FULL' ? { stateDir: this.#config.stateDir } : {}) },
+        code === 'STATE_DISK_FULL'
+          ? 'the state disk is full: no new uploads until space is freed (uploads resume by themselves)'
+          : 'the server certificate is refused: uploads wait until the TLS configuration is fixed',
+      );
+      this.#emit('blocked', { ...problem });
+    }
+    if (!this.#started) return;
+    if (code === 'STATE_DISK_FULL') this.#stateProbe.start();
+    else this.#probe.start();
+  }
+
+  #unblock(code: EngineProblem['code']): void {
+    const problem = this.#problems.get(code);
+    if (!problem) return;
+    this.#problems.delete(code);
+    if (code === 'STATE_DISK_FULL') this.#stateProbe.stop();
+    this.#logger.info(
+      { code },
+      code === 'STATE_DISK_FULL'
+        ? 'the state disk takes writes again: uploads go on'
+        : 'the server certificate is accepted: uploads go on',
+    );
+    this.#emit('unblocked', { ...problem });
+    this.#updateGate();
+    if (this.#problems.size === 0) for (const wake of [...this.#unblockWaiters]) wake();
+  }
+
+  /** Resolves once no problem blocks the engine (at once when none does), or rejects when `signal` aborts. */
+  #whenUnblocked(signal: AbortSignal): Promise<void> {
+    if (this.#problems.size === 0) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      if (signal.aborted) {
+        reject(signal.reason);
+        return;
+      }
+      const done = (): void => {
+        signal.removeEventListener('abort', onAbort);
+        this.#unblockWaiters.delete(done);
+        resolve();
+      };
+      const onAbort = (): void => {
+        this.#unblockWaiters.delete(done);
+        reject(signal.reason);
+      };
+      signal.addEventListener('abort', onAbort, { once: true });
+      this.#unblockWaiters.add(done);
+    });
+  }
+
+  /** Slots are granted only while started, not paused, online, and nothing blocks the engine. */
   #updateGate(): void {
-    if (this.#started && !this.#paused && this.#online) this.#slots.open();
+    if (this.#started && !this.#paused && this.#online && this.#problems.size === 0) this.#slots.open();
     else this.#slots.close();
   }
 
@@ -763,7 +901,15 @@ export class NetworkManager extends EventEmitter<NetworkManagerEvents> {
   #openJournal(): Journal {
     if (this.#journal) return this.#journal;
     const stateDir = this.#config.stateDir;
-    const journal = Journal.open(stateDir);
+    const journal = Journal.open(stateDir, {
+      onSetAside: ({ file, movedTo, reason }) =>
+        this.#logger.error(
+          { journal: file, movedTo, reason },
+          `the journal ${file} was damaged (${reason}): set aside as ${movedTo}; starting a new one ` +
+            '(pending uploads are found again from the server and the folder)',
+        ),
+      onDiskFull: (error) => this.#block(error),
+    });
     try {
       this.#lock = StateLock.acquire(stateDir);
     } catch (error) {
@@ -785,12 +931,25 @@ export class NetworkManager extends EventEmitter<NetworkManagerEvents> {
   #makeTransport(): HttpTransport {
     return new HttpTransport({
       uploadUrl: this.serverUrl,
-      token: this.#config.token,
+      token: this.#token(),
       caFile: this.#config.caFile,
       clientCert: this.#config.clientCert,
       clientKey: this.#config.clientKey,
       connectTimeoutMs: this.#config.initTimeout * 1000,
     });
+  }
+
+  /** The bearer token: `token`, or the first line of `tokenFile` (read at each connect: a rotated file is used). */
+  #token(): string | undefined {
+    const { token, tokenFile } = this.#config;
+    if (token !== undefined && tokenFile !== undefined) {
+      throw new UploadError(
+        'CONFIG_INVALID',
+        'Both token and tokenFile are set: give the token one way (tokenFile, or UPLOAD_AGENT_TOKEN)',
+        { details: { option: 'tokenFile' } },
+      );
+    }
+    return tokenFile === undefined ? token : readTokenFile(tokenFile);
   }
 
   #openTransport(): void {
@@ -806,7 +965,12 @@ export class NetworkManager extends EventEmitter<NetworkManagerEvents> {
   /** Merges the journal's uploads into memory (a restart, or start() after stop()). */
   #loadJournal(): void {
     const journal = this.#openJournal();
-    journal.pruneCompleted(FINISHED_KEPT);
+    try {
+      journal.pruneCompleted(FINISHED_KEPT);
+    } catch (error) {
+      // Housekeeping only (a full state disk is reported by the journal): the rows stay for now.
+      this.#logger.debug({ error: describeFailure(error) }, 'could not prune the journal');
+    }
     for (const row of journal.loadUploads(100)) {
       this.#nextSeq = Math.max(this.#nextSeq, row.seq + 1);
       const existing = this.#records.get(row.id);

@@ -79,6 +79,20 @@ export interface FailedEvent {
   code: string;
 }
 
+/**
+ * What keeps every upload waiting, whatever the file, until it is fixed: the state disk is full
+ * (STATE_DISK_FULL: the journal cannot be written), or the server's TLS certificate is refused
+ * (TLS_CERTIFICATE: a configuration error, not an outage). Uploads are kept, not failed, and go
+ * on by themselves once the problem is gone (space freed; the certificate or `caFile` fixed).
+ */
+export interface EngineProblem {
+  code: 'STATE_DISK_FULL' | 'TLS_CERTIFICATE';
+  /** What is wrong and how to fix it. */
+  message: string;
+  /** ISO 8601: when it was first seen. */
+  since: string;
+}
+
 /** Event name → listener arguments. */
 export interface NetworkManagerEvents {
   queued: [UploadSnapshot];
@@ -92,6 +106,10 @@ export interface NetworkManagerEvents {
   state: [UploadSnapshot];
   online: [];
   offline: [{ reason: string }];
+  /** A problem stops every upload (see EngineProblem); emitted once when it starts. */
+  blocked: [EngineProblem];
+  /** The problem is gone; uploads go on. */
+  unblocked: [EngineProblem];
   /** An upload was cancelled (`cancel()`) and removed from the status; the snapshot is its last state. */
   cancelled: [UploadSnapshot];
 }

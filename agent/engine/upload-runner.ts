@@ -4,7 +4,6 @@ import { setImmediate as nextTurn } from 'node:timers/promises';
 import zlib from 'node:zlib';
 import type { Logger } from 'pino';
 import { UploadError } from '../../common/errors/upload-error.js';
-import { present } from '../../common/errors/present.js';
 import { fingerprintFile } from '../../common/protocol/fingerprint.js';
 import { MAX_WHOLE_FILE_SIZE, type CompletedFile, type OpenSession } from '../../common/protocol/native-protocol.js';
 import { TransferCompression, type EncodedChunk } from './compression/transfer-compression.js';
@@ -121,6 +120,10 @@ export interface RunnerContext {
   reachable(): void;
   /** Waits `ms`, or less if the engine comes back online meanwhile. */
   requeueDelay(ms: number, signal: AbortSignal): Promise<void>;
+  /** Nothing can go on (state disk full, certificate refused): the engine stops granting slots and says so. */
+  blocked(error: UploadError): void;
+  /** Resolves once the engine is no longer blocked (at once when it is not). */
+  whenUnblocked(signal: AbortSignal): Promise<void>;
 }
 
 type LimitsFor = (kind: 'chunk' | 'init') => AttemptLimits;
@@ -143,6 +146,8 @@ export class UploadRunner {
   #settled: Promise<void> | undefined;
   /** Lets go of the chunk buffers the upload holds (set while a session upload runs). */
   #shed: (() => Promise<void>) | undefined;
+  /** The server's verified answer that the journal could not record yet (its disk was full). */
+  #verified: { answer: CompletedFile; version: FileVersion; deduplicated: boolean } | undefined;
 
   /** `slot`: the concurrency slot the manager acquired for it, if any. */
   constructor(record: UploadRecord, context: RunnerContext, slot?: Slot) {
@@ -183,29 +188,15 @@ export class UploadRunner {
           await this.#uploadOnce();
           return;
         } catch (error) {
-          const kind = classifyFailure(error);
-          if (kind === 'stop') return;
+          if (classifyFailure(error) === 'stop') return;
           this.#releaseSlot();
           record.bytesInFlight = 0;
-          if (kind === 'restart') {
-            restarts += 1;
-            await this.#dropSession();
-            if (restarts > MAX_RESTARTS) throw error;
-            const delay = this.#config().retryDelay;
-            this.#noteRetry({ attempt: 1, delay, reason: describeFailure(error), error, consumesAttempt: false });
-            await sleep(delay * 1000, this.#soft.signal);
-            continue;
-          }
-          if (kind === 'retry' || kind === 'wait') {
-            // Out of retries. The file is not failed: it waits in the queue, longer.
-            if (isNetworkDown(error)) this.#ctx.networkDown(describeFailure(error));
-            const delay = this.#config().retryMaxDelay;
-            this.#noteRetry({ attempt: 1, delay, reason: describeFailure(error), error, consumesAttempt: false });
-            this.#ctx.logger.warn(
-              { upload: record.localPath, reason: describeFailure(error), delay },
-              'retries used up; the file waits in the queue',
-            );
-            await this.#ctx.requeueDelay(delay * 1000, this.#soft.signal);
+          try {
+            if (await this.#afterFailure(error, () => (restarts += 1))) continue;
+          } catch (during) {
+            // Dropping a session or noting a retry may meet the same blocked state disk.
+            if (classifyFailure(during) !== 'blocked') throw during;
+            await this.#waitUnblocked(during);
             continue;
           }
           throw error;
@@ -220,11 +211,67 @@ export class UploadRunner {
     }
   }
 
+  /**
+   * After a failed attempt at the whole file: waits as its kind asks and returns true to go
+   * again (from what the server holds), or false when the failure is the file's end.
+   */
+  async #afterFailure(error: unknown, countRestart: () => number): Promise<boolean> {
+    const record = this.record;
+    const kind = classifyFailure(error);
+    if (kind === 'blocked') {
+      await this.#waitUnblocked(error);
+      return true;
+    }
+    if (kind === 'restart') {
+      const restarts = countRestart();
+      await this.#dropSession();
+      if (restarts > MAX_RESTARTS) return false;
+      const delay = this.#config().retryDelay;
+      this.#noteRetry({ attempt: 1, delay, reason: describeFailure(error), error, consumesAttempt: false });
+      await sleep(delay * 1000, this.#soft.signal);
+      return true;
+    }
+    if (kind === 'retry' || kind === 'wait') {
+      // Out of retries. The file is not failed: it waits in the queue, longer.
+      if (isNetworkDown(error)) this.#ctx.networkDown(describeFailure(error));
+      const delay = this.#config().retryMaxDelay;
+      this.#noteRetry({ attempt: 1, delay, reason: describeFailure(error), error, consumesAttempt: false });
+      this.#ctx.logger.warn(
+        { upload: record.localPath, reason: describeFailure(error), delay },
+        'retries used up; the file waits in the queue',
+      );
+      await this.#ctx.requeueDelay(delay * 1000, this.#soft.signal);
+      return true;
+    }
+    return false;
+  }
+
+  /** The engine is blocked (state disk full, certificate refused): report it, hold nothing, wait until it is not. */
+  async #waitUnblocked(error: unknown): Promise<void> {
+    const record = this.record;
+    this.#ctx.blocked(error as UploadError);
+    record.lastError = describeFailure(error);
+    record.errorCode = error instanceof UploadError ? error.code : undefined;
+    record.phase = 'queued';
+    this.#ctx.changed(record);
+    await this.#shed?.();
+    await this.#ctx.whenUnblocked(this.#soft.signal);
+  }
+
   async #uploadOnce(): Promise<void> {
     const record = this.record;
     const config = this.#config();
     await this.#ensureSlot();
     const version = await statFile(record.localPath);
+    const verified = this.#verified;
+    if (verified) {
+      // Verified by the server, but the journal could not record it (state disk full): record it now.
+      this.#verified = undefined;
+      if (sameVersion(verified.version, version)) {
+        this.#completed(verified.answer, version, verified.deduplicated);
+        return;
+      }
+    }
     record.bytesTotal = version.size;
     record.phase = 'uploading';
     if (!record.startedAt) {
@@ -314,47 +361,54 @@ export class UploadRunner {
     const what = `${record.localPath} → ${record.remotePath}`;
     record.bytesAcked = 0;
     record.bytesInFlight = 0;
-    // An attempt that sent its whole body and lost the answer may have stored the file: a 200 after
-    // it is ours, not a duplicate.
+    // An attempt that sent its whole body and lost the answer may have stored the file: a 200
+    // after it is ours, not a duplicate.
     let bodyDelivered = false;
     let result: { answer: PutFileResult; sha256: string };
     try {
-      result = await this.#retrying(async (limits) => {
-        const raw = await readWholeFile(record.localPath, version.size);
-        const sha256 = createHash('sha256').update(raw).digest('hex');
-        await assertUnchanged(record.localPath, version);
-        const encoded = await new TransferCompression(this.#config().transferCompression, record.localPath).encode(raw);
-        const file = {
-          path: record.remotePath,
-          body: encoded.body,
-          encoding: encoded.encoding,
-          sha256,
-          metadata: record.metadata,
-          replace: record.replace,
-        };
-        const scale = encoded.body.length > 0 ? raw.length / encoded.body.length : 1;
-        let sent = 0;
-        record.bytesInFlight = 0;
-        try {
-          const answer = await this.#ctx.client().putFile(
-            file,
-            this.#ctx.bucket,
-            limits('chunk'),
-            (bytes) => {
-              sent += bytes;
-              record.bytesInFlight = Math.min(raw.length, Math.round(sent * scale));
-              record.meter.add(Math.round(bytes * scale));
-              this.#ctx.progress(record, false);
-            },
-            `${what}: whole file`,
+      result = await this.#retrying(
+        async (limits) => {
+          const raw = await readWholeFile(record.localPath, version.size);
+          const sha256 = createHash('sha256').update(raw).digest('hex');
+          await assertUnchanged(record.localPath, version);
+          const encoded = await new TransferCompression(this.#config().transferCompression, record.localPath).encode(
+            raw,
           );
-          return { answer, sha256 };
-        } catch (error) {
-          if (file.body.length > 0 && sent >= file.body.length) bodyDelivered = true;
+          const file = {
+            path: record.remotePath,
+            size: raw.length,
+            body: encoded.body,
+            encoding: encoded.encoding,
+            sha256,
+            metadata: record.metadata,
+            replace: record.replace,
+          };
+          const scale = encoded.body.length > 0 ? raw.length / encoded.body.length : 1;
+          let sent = 0;
           record.bytesInFlight = 0;
-          throw error;
-        }
-      });
+          try {
+            const answer = await this.#ctx.client().putFile(
+              file,
+              this.#ctx.bucket,
+              limits('chunk'),
+              (bytes) => {
+                sent += bytes;
+                record.bytesInFlight = Math.min(raw.length, Math.round(sent * scale));
+                record.meter.add(Math.round(bytes * scale));
+                this.#ctx.progress(record, false);
+              },
+              `${what}: whole file`,
+            );
+            return { answer, sha256 };
+          } catch (error) {
+            if (file.body.length > 0 && sent >= file.body.length) bodyDelivered = true;
+            record.bytesInFlight = 0;
+            throw error;
+          }
+          // A refusal that a session handles (no such route, too large, a look-alike stored) goes as a session at once.
+        },
+        (error) => wholeFileFallback(error) !== undefined,
+      );
     } catch (error) {
       const fallback = wholeFileFallback(error);
       if (fallback === undefined) throw error;
@@ -368,14 +422,8 @@ export class UploadRunner {
       record.bytesInFlight = 0;
       return false;
     }
-    const { answer, sha256 } = result;
-    if (answer.file.sha256 !== sha256 || answer.file.size !== version.size) {
-      throw new UploadError(
-        'PROTOCOL',
-        `${what}: the server stored SHA-256 ${answer.file.sha256} (${answer.file.size} ` +
-          `bytes), but the local file's is ${sha256} (${version.size} bytes)`,
-      );
-    }
+    // The answer names this path, size and SHA-256 (checked by the client).
+    const { answer } = result;
     this.#completed(answer.file, version, answer.status === 200 && !bodyDelivered);
     return true;
   }
@@ -455,10 +503,9 @@ export class UploadRunner {
         chunks.ahead = undefined;
         chunks.current = chunk;
         await this.#checkpoint(version);
-        const fork = present(chunk.fork, 'the running hash of a chunk sent in order');
-        if (index + 1 < session.chunkCount && !held.has(index + 1)) chunks.ahead = prepare(index + 1, fork);
+        if (index + 1 < session.chunkCount && !held.has(index + 1)) chunks.ahead = prepare(index + 1, chunk.fork!);
         await this.#sendChunk(session, chunk, chunks);
-        hash.adopt(fork, chunk.length);
+        hash.adopt(chunk.fork!, chunk.length);
         this.#ctx.journal().ackChunk(record.id, index);
         record.bytesAcked += chunk.length;
         record.bytesInFlight = 0;
@@ -530,7 +577,7 @@ export class UploadRunner {
         if (status.state !== 'complete' && status.received.includes(index)) return;
       }
       if (!prepared.encoded) await this.#reloadChunk(prepared, chunks);
-      const encoded = present(prepared.encoded, "a chunk's encoded bytes after reading them again");
+      const encoded = prepared.encoded!;
       const chunk = { index, body: encoded.body, encoding: encoded.encoding, crc32: prepared.crc32 };
       const scale = encoded.body.length > 0 ? length / encoded.body.length : 1;
       let sent = 0;
@@ -563,15 +610,10 @@ export class UploadRunner {
     for (let round = 0; ; round += 1) {
       await this.#checkpoint(version);
       try {
+        const asked = { path: record.remotePath, size: version.size, sha256 };
         const done = await this.#retrying((limits) =>
-          this.#ctx.client().complete(session.id, sha256, limits('init'), what),
+          this.#ctx.client().complete(session.id, asked, limits('init'), what),
         );
-        if (done.sha256 !== sha256) {
-          throw new UploadError(
-            'PROTOCOL',
-            `${what}: the server verified SHA-256 ${done.sha256}, but the local file's is ${sha256}`,
-          );
-        }
         this.#completed(done, version, false);
         return;
       } catch (error) {
@@ -623,8 +665,14 @@ export class UploadRunner {
     await assertUnchanged(this.record.localPath, version);
   }
 
-  /** One request with retries; the slot is (re)acquired for each attempt and given back before each wait. */
-  async #retrying<T>(operation: (limits: LimitsFor) => Promise<T>): Promise<T> {
+  /**
+   * One request with retries; the slot is (re)acquired for each attempt and given back before
+   * each wait. `handledByCaller`: failures the caller acts on at once instead of retrying.
+   */
+  async #retrying<T>(
+    operation: (limits: LimitsFor) => Promise<T>,
+    handledByCaller?: (error: unknown) => boolean,
+  ): Promise<T> {
     const config = this.#config();
     const record = this.record;
     return retryRequest(
@@ -657,6 +705,7 @@ export class UploadRunner {
           await this.#shed?.();
         },
         onRetry: (info) => this.#noteRetry(info),
+        ...(handledByCaller ? { handledByCaller } : {}),
       },
     );
   }
@@ -732,17 +781,10 @@ export class UploadRunner {
   #completed(answer: CompletedFile, version: FileVersion, deduplicated: boolean): void {
     const record = this.record;
     const finishedAt = new Date().toISOString();
-    record.phase = 'completed';
-    record.sha256 = answer.sha256;
-    record.finishedAt = finishedAt;
-    record.bytesTotal = version.size;
-    record.bytesAcked = version.size;
-    record.bytesInFlight = 0;
-    record.lastError = undefined;
-    record.errorCode = undefined;
-    record.deduplicated = deduplicated;
-    record.session = undefined;
-    this.#releaseSlot();
+    // Recorded before anything changes or anyone is told (after-upload actions act on it). When
+    // the journal cannot be written (state disk full), the upload keeps this answer and waits
+    // (blocked); it records it once the journal can be written again.
+    this.#verified = { answer, version, deduplicated };
     this.#ctx.journal().markCompleted(
       { id: record.id, sha256: answer.sha256, finishedAt, startedAt: record.startedAt },
       {
@@ -755,6 +797,18 @@ export class UploadRunner {
         completedAt: finishedAt,
       },
     );
+    this.#verified = undefined;
+    record.phase = 'completed';
+    record.sha256 = answer.sha256;
+    record.finishedAt = finishedAt;
+    record.bytesTotal = version.size;
+    record.bytesAcked = version.size;
+    record.bytesInFlight = 0;
+    record.lastError = undefined;
+    record.errorCode = undefined;
+    record.deduplicated = deduplicated;
+    record.session = undefined;
+    this.#releaseSlot();
     this.#ctx.completed(record, deduplicated);
   }
 
@@ -770,7 +824,15 @@ export class UploadRunner {
     record.finishedAt = new Date().toISOString();
     record.bytesInFlight = 0;
     this.#releaseSlot();
-    this.#ctx.journal().markFailed(record.id, failure.code, failure.message, record.finishedAt);
+    try {
+      this.#ctx.journal().markFailed(record.id, failure.code, failure.message, record.finishedAt);
+    } catch (error) {
+      // The failure stays in memory; after a restart the file is simply tried again.
+      this.#ctx.logger.error(
+        { upload: record.localPath, error: describeFailure(error) },
+        'could not record the failure in the journal',
+      );
+    }
     this.#ctx.failed(record, failure);
   }
 

@@ -18,8 +18,9 @@ export interface AgentAssessment {
 }
 
 /**
- * OK; WARN when offline, retrying (or stalled) or low on disk; ERROR when files have failed, or
- * when a retrying file's error needs an operator (see errorCodeLevel). With key/value details.
+ * OK; WARN when offline, retrying (or stalled) or low on disk; ERROR when files have failed, when
+ * something stops every upload (a full state disk, a refused server certificate), or when a
+ * retrying file's error needs an operator (see errorCodeLevel). With key/value details.
  */
 export function assessAgent(status: AgentStatus): AgentAssessment {
   const counts = countByState(status.uploads);
@@ -27,6 +28,8 @@ export function assessAgent(status: AgentStatus): AgentAssessment {
   const failed = status.uploads.filter((upload) => upload.state === 'failed');
   const retrying = status.uploads.filter((upload) => upload.state === 'retrying' || upload.state === 'stalled');
 
+  // What stops every upload (state disk full, certificate refused) names itself and its fix.
+  for (const problem of status.problems) problems.push({ level: DiagnosticLevel.ERROR, text: problem.message });
   if (failed.length > 0)
     problems.push({
       level: DiagnosticLevel.ERROR,
@@ -67,6 +70,7 @@ export function assessAgent(status: AgentStatus): AgentAssessment {
     { key: 'bytes_pending', value: String(status.bytesPending) },
     { key: 'free_disk_bytes', value: status.freeDiskBytes === undefined ? 'unknown' : String(status.freeDiskBytes) },
     { key: 'low_disk', value: String(status.lowDisk) },
+    ...status.problems.map((problem) => ({ key: `problem: ${problem.code}`, value: problem.message })),
     ...uploadStates.map((state) => ({ key: `${state}_count`, value: String(counts[state]) })),
     ...listed('failed', failed),
     ...listed('retrying', retrying),

@@ -1,5 +1,7 @@
-import { copyFile, mkdir, rename, rmdir, unlink } from 'node:fs/promises';
+import { copyFile, lstat, mkdir, open, rename, rmdir, unlink } from 'node:fs/promises';
 import path from 'node:path';
+import { syncFolder } from '../../common/fs/sync-folder.js';
+import type { AfterUploadIntent } from './upload-ledger.js';
 
 export type AfterUploadPolicy = 'keep' | 'delete' | 'move';
 
@@ -10,6 +12,9 @@ export interface AfterUploadTarget {
   remotePath: string;
   /** True for a bag's metadata.yaml: the bag is complete, so its emptied folder may go. */
   completesBag: boolean;
+  /** The version the server verified (stat after the upload). */
+  version: { size: number; mtimeMs: number; ino: number };
+  sha256: string;
 }
 
 /** The move target: `moveTo`, or `<root>/.uploaded` (hidden, so the watcher skips it). */
@@ -18,39 +23,124 @@ export function moveTarget(root: string, moveTo: string | undefined): string {
 }
 
 /**
- * Applies the after-upload policy to one file. The caller guarantees the server verified this
- * exact version (its SHA-256) and that the file did not change since; nothing else may call
- * this. `delete` removes the file and, once the bag is complete (its metadata.yaml was the
- * last file), the emptied bag folder; `move` keeps the folder structure under the target.
- * Returns where the file went.
+ * The intent of applying `policy` (delete or move) to a verified file: what is written durably
+ * before the action (UploadLedger.addIntent), so a crash or a power loss before the action is
+ * durable cannot lose it (replayed at start-up by carryOut). The caller guarantees the server
+ * verified this exact version (its SHA-256) and that the file did not change since; nothing else
+ * may call this.
  */
-export async function applyAfterUpload(
-  policy: AfterUploadPolicy,
+export function afterUploadIntent(
+  policy: 'delete' | 'move',
   file: AfterUploadTarget,
   options: { root: string; moveTo: string | undefined },
-): Promise<string | undefined> {
-  if (policy === 'keep') return file.path;
-  let destination: string | undefined;
-  if (policy === 'delete') {
-    await unlink(file.path);
+  now = Date.now(),
+): AfterUploadIntent {
+  return {
+    localPath: file.path,
+    action: policy,
+    destination:
+      policy === 'move'
+        ? path.join(moveTarget(options.root, options.moveTo), ...file.remotePath.split('/'))
+        : undefined,
+    remotePath: file.remotePath,
+    size: file.version.size,
+    mtimeMs: file.version.mtimeMs,
+    ino: file.version.ino,
+    sha256: file.sha256,
+    completesBag: file.completesBag,
+    root: options.root,
+    createdAt: now,
+  };
+}
+
+/**
+ * What carrying out an intent found: `done` (deleted or moved now, durably), `already` (it had
+ * been done before, e.g. by the process that crashed; made durable now), `changed` (the file at
+ * the path is not the verified version: left alone), `gone` (neither the file nor, for a move,
+ * its copy: nothing to do).
+ */
+export type IntentOutcome = 'done' | 'already' | 'changed' | 'gone';
+
+/**
+ * Carries out an after-upload intent, idempotently (it runs again at every start-up until the
+ * intent is removed): the file is touched only while it is still the verified version (same
+ * inode, size and mtime, a regular file, looked at with lstat just before the action), and each
+ * folder an unlink or rename changed is fsynced before this resolves, so the action survives a
+ * power loss once the caller removes the intent. `delete` removes the file; `move` renames it
+ * into the move target (copy, fsync, then unlink across file systems). Once the bag is complete
+ * (its metadata.yaml was the last file) its emptied folder goes too (never the watch root).
+ */
+export async function carryOut(intent: AfterUploadIntent): Promise<IntentOutcome> {
+  const source = intent.localPath;
+  const info = await lstat(source).catch((error: NodeJS.ErrnoException) => {
+    if (error.code === 'ENOENT') return undefined;
+    throw error;
+  });
+  if (info === undefined) {
+    // Done before a crash (perhaps not durably), or removed by someone else.
+    const moved = intent.destination !== undefined && (await isVersion(intent.destination, intent, false));
+    if (intent.action === 'delete' || moved) {
+      syncFolder(path.dirname(source));
+      if (moved) syncFolder(path.dirname(intent.destination!));
+      await removeEmptiedBag(intent);
+      return 'already';
+    }
+    return 'gone';
+  }
+  if (!info.isFile() || !sameVersion(info, intent)) return 'changed';
+  if (intent.action === 'delete') {
+    await unlink(source);
+    syncFolder(path.dirname(source));
   } else {
-    destination = path.join(moveTarget(options.root, options.moveTo), ...file.remotePath.split('/'));
+    const destination = intent.destination!;
     await mkdir(path.dirname(destination), { recursive: true });
     try {
-      await rename(file.path, destination);
+      await rename(source, destination);
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== 'EXDEV') throw error;
-      await copyFile(file.path, destination);
-      await unlink(file.path);
+      // Another file system: a durable copy first, then the original goes.
+      await copyFile(source, destination);
+      await syncFile(destination);
+      syncFolder(path.dirname(destination));
+      await unlink(source);
     }
+    syncFolder(path.dirname(destination));
+    syncFolder(path.dirname(source));
   }
-  const folder = path.dirname(file.path);
-  if (file.completesBag && path.resolve(folder) !== path.resolve(options.root)) {
-    try {
-      await rmdir(folder);
-    } catch {
-      // Not empty (other files the agent does not upload): the folder stays.
-    }
+  await removeEmptiedBag(intent);
+  return 'done';
+}
+
+async function removeEmptiedBag(intent: AfterUploadIntent): Promise<void> {
+  const folder = path.dirname(intent.localPath);
+  if (!intent.completesBag || path.resolve(folder) === path.resolve(intent.root)) return;
+  try {
+    await rmdir(folder);
+    syncFolder(path.dirname(folder));
+  } catch {
+    // Not empty (other files the agent does not upload), or already gone: the folder stays.
   }
-  return destination;
+}
+
+function sameVersion(
+  info: { ino: number; size: number; mtimeMs: number },
+  version: { ino: number; size: number; mtimeMs: number },
+): boolean {
+  return info.ino === version.ino && info.size === version.size && info.mtimeMs === version.mtimeMs;
+}
+
+/** Whether `file` is the intent's version (by size and mtime; by inode too when `sameInode`). */
+async function isVersion(file: string, intent: AfterUploadIntent, sameInode: boolean): Promise<boolean> {
+  const info = await lstat(file).catch(() => undefined);
+  if (!info?.isFile() || info.size !== intent.size) return false;
+  return sameInode ? info.ino === intent.ino : true;
+}
+
+async function syncFile(file: string): Promise<void> {
+  const handle = await open(file, 'r');
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
 }

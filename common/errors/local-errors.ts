@@ -12,10 +12,14 @@ export const localErrorCodes = {
   CONFIG_FILE_UNREADABLE: 'a configuration file could not be read or parsed',
   USAGE: 'the command line is not valid',
   TLS_CONFIG: 'a TLS certificate or key could not be read',
+  TLS_CERTIFICATE:
+    "the server's TLS certificate was refused (self-signed, unknown CA, wrong host name, expired): configuration",
+  TOKEN_FILE: 'the token file cannot be read, is empty, or is readable by group or others',
 
   // Where a program keeps its state (the agent's journal, the server's storage folder)
   STATE_DIR: 'the state directory is unusable',
   STATE_DIR_LOCKED: 'another agent holds the state directory',
+  STATE_DISK_FULL: 'the disk of the state directory is full: its journal cannot be written',
 
   // Local files
   LOCAL_FILE_NOT_FOUND: 'a local file or folder does not exist',
@@ -27,6 +31,8 @@ export const localErrorCodes = {
   STALLED: 'a request moved no bytes for the stall timeout',
   HTTP_STATUS: 'the server answered with an unexpected status',
   PROTOCOL: 'the server answered something the agent does not understand',
+  ANSWER_MISMATCH:
+    "the server's answer names another file than the one sent (path, size or SHA-256): the transfer is not verified",
 
   // The agent's own lifecycle
   CANCELLED: 'the upload was cancelled',

@@ -25,12 +25,20 @@ describe('classifyFailure', () => {
     [http(409, 'SESSION_BUSY'), 'retry'],
     [http(429, 'RATE_LIMITED', '3'), 'wait'],
     [http(503, 'SERVER_UNAVAILABLE', '1'), 'wait'],
-    [http(400, 'INVALID_PATH'), 'permanent'],
-    [http(401, 'UNAUTHORIZED'), 'permanent'],
+    // A refusal that one damaged byte of a valid request can cause: retried a few times, then meant.
+    [http(400, 'INVALID_PATH'), 'suspect'],
+    [http(400, 'CHUNK_INDEX_OUT_OF_RANGE'), 'suspect'],
+    [http(400, 'REQUEST_CHECKSUM_MISMATCH'), 'suspect'],
+    [http(401, 'UNAUTHORIZED'), 'suspect'],
+    [http(404), 'suspect'],
+    [http(404, 'FILE_NOT_FOUND'), 'suspect'],
     [http(409, 'FILE_EXISTS'), 'permanent'],
     [http(413, 'FILE_TOO_LARGE'), 'permanent'],
-    [http(404), 'permanent'],
+    [http(415, 'UNSUPPORTED_MEDIA_TYPE'), 'permanent'],
     [http(404, 'SESSION_NOT_FOUND'), 'restart'],
+    [new UploadError('ANSWER_MISMATCH', 'x'), 'retry'],
+    [new UploadError('STATE_DISK_FULL', 'x'), 'blocked'],
+    [new UploadError('TLS_CERTIFICATE', 'x'), 'blocked'],
     [new UploadError('FILE_CHANGED', 'x'), 'restart'],
     [http(409, 'CHUNKS_MISSING'), 'repair'],
     [http(422, 'FILE_CHECKSUM_MISMATCH'), 'repair'],
@@ -104,11 +112,71 @@ describe('retryRequest', () => {
       retryRequest(
         async () => {
           calls += 1;
-          throw http(400, 'INVALID_PATH');
+          throw http(409, 'FILE_EXISTS');
         },
         hooks(5, [], { n: 0 }),
       ),
-    ).rejects.toMatchObject({ code: 'INVALID_PATH' });
+    ).rejects.toMatchObject({ code: 'FILE_EXISTS' });
+    expect(calls).toBe(1);
+  });
+
+  it('a 400/401/404 or REQUEST_CHECKSUM_MISMATCH is retried at most 3 times, within maxRetries', async () => {
+    for (const failure of [
+      http(400, 'INVALID_PATH'),
+      http(401, 'UNAUTHORIZED'),
+      http(404),
+      http(400, 'REQUEST_CHECKSUM_MISMATCH'),
+    ]) {
+      const log: RetryInfo[] = [];
+      let calls = 0;
+      await expect(
+        retryRequest(
+          async () => {
+            calls += 1;
+            throw failure;
+          },
+          hooks(10, log, { n: 0 }),
+        ),
+      ).rejects.toBe(failure);
+      expect(calls).toBe(4);
+      expect(log.every((entry) => entry.consumesAttempt)).toBe(true);
+    }
+    // maxRetries bounds them too.
+    let calls = 0;
+    await expect(
+      retryRequest(
+        async () => {
+          calls += 1;
+          throw http(400, 'REQUEST_CHECKSUM_MISMATCH');
+        },
+        hooks(1, [], { n: 0 }),
+      ),
+    ).rejects.toMatchObject({ code: 'REQUEST_CHECKSUM_MISMATCH' });
+    expect(calls).toBe(2);
+    // A damaged request that goes through the second time succeeds.
+    calls = 0;
+    const value = await retryRequest(
+      async () => {
+        calls += 1;
+        if (calls === 1) throw http(400, 'REQUEST_CHECKSUM_MISMATCH');
+        return 'ok';
+      },
+      hooks(5, [], { n: 0 }),
+    );
+    expect(value).toBe('ok');
+  });
+
+  it('a failure the caller handles itself is thrown at once', async () => {
+    let calls = 0;
+    await expect(
+      retryRequest(
+        async () => {
+          calls += 1;
+          throw http(404, 'ROUTE_NOT_FOUND');
+        },
+        { ...hooks(5, [], { n: 0 }), handledByCaller: (error) => (error as UploadError).details?.status === 404 },
+      ),
+    ).rejects.toMatchObject({ code: 'ROUTE_NOT_FOUND' });
     expect(calls).toBe(1);
   });
 

@@ -115,6 +115,8 @@ export class EventLog {
       'online',
       'offline',
       'cancelled',
+      'blocked',
+      'unblocked',
     ];
     for (const name of names) {
       (manager.on as (event: string, listener: (...args: unknown[]) => void) => void)(name, (...args: unknown[]) =>

@@ -66,7 +66,7 @@ describe('NetworkManager and what the server answers', () => {
     expect(sessions[1]!.at - sessions[0]!.at).toBeGreaterThanOrEqual(900);
   });
 
-  it('a permanent 400 (a path the server refuses) fails the file with the server message, no retrying', async () => {
+  it('a 400 (a path the server refuses) fails the file with the server message after 3 retries', async () => {
     // A folder in the uploader's storage that is a symlink out of the storage root.
     const outside = path.join(world.dir.path, 'outside');
     await mkdir(outside, { recursive: true });
@@ -83,17 +83,19 @@ describe('NetworkManager and what the server answers', () => {
     expect(failed.reason).toContain(file.path);
     expect(failed.reason).toMatch(/400 INVALID_PATH: .*(symlink|symbolic link)/i);
     expect(manager.upload(id)).toMatchObject({ state: 'failed', errorCode: 'INVALID_PATH' });
-    // One request (a 100 KiB file goes whole in one PUT; a larger one would create a session), refused, not repeated.
-    expect(uploadStarts(front).map((r) => r.status)).toEqual([400]);
+    // One request (a 100 KiB file goes whole in one PUT; a larger one would create a session),
+    // refused, and sent again only 3 times (a damaged byte could have caused the refusal).
+    expect(uploadStarts(front).map((r) => r.status)).toEqual([400, 400, 400, 400]);
     expect(front.requests('PUT', /chunks/)).toHaveLength(0);
-    expect(log.count('retrying')).toBe(0);
+    expect(log.count('retrying')).toBe(3);
   });
 
   it('retryFailed() puts failed uploads back in the queue', async () => {
     const file = await world.randomFile('again.bin', 100 * KiB);
     // The first request of the upload (a whole-file PUT for this size, or a session's create) is refused.
+    // (A 400 is sent 4 times in all before the file fails: the first 4 attempts are refused.)
     const firstUploadRequest = (req: { method?: string; url?: string }, count: number): boolean =>
-      count === 0 &&
+      count < 4 &&
       ((req.method === 'POST' && req.url === '/v1/sessions') ||
         (req.method === 'PUT' && (req.url ?? '').startsWith('/v1/files/')));
     front.inject((req, count) =>

@@ -31,16 +31,29 @@ describe('NetworkManager over https', () => {
     expect(await world.storedSha('tls/tls.bin')).toBe(file.sha256);
   });
 
-  it('without the CA the certificate is refused: the engine waits offline (naming TLS), nothing fails', async () => {
+  it('without the CA the certificate is refused as configuration (blocked, not offline) until caFile', async () => {
     const file = await world.randomFile('untrusted.bin', 10 * KiB);
     const manager = world.manager({ maxRetries: 1 });
     const log = new EventLog(manager);
     await manager.start();
     const id = await manager.addUpload(file.path, { remotePath: 'tls/untrusted.bin' });
-    await waitFor(() => !manager.online, 'offline');
-    expect(log.of('offline')[0]!.reason).toMatch(/TLS failure/);
+    await waitFor(() => manager.problems.length > 0, 'the engine blocked');
+    const [problem] = manager.problems;
+    expect(problem!.code).toBe('TLS_CERTIFICATE');
+    expect(problem!.message).toMatch(/self-signed/);
+    expect(problem!.message).toContain('--ca-file');
+    expect(log.of('blocked')).toHaveLength(1);
+    expect(manager.online).toBe(true);
+    expect(log.count('offline')).toBe(0);
     expect(manager.upload(id)?.state).not.toBe('failed');
     expect(log.count('failed')).toBe(0);
+
+    // The fix: the CA, given at run time (a ROS parameter or setOptions), unblocks it.
+    manager.setOptions({ caFile: cert.certFile });
+    const done = await waitForCompletion(manager, id);
+    expect(done.sha256).toBe(file.sha256);
+    expect(manager.problems).toEqual([]);
+    expect(log.count('unblocked')).toBe(1);
   });
 
   it('presents a client certificate for mutual TLS', async () => {

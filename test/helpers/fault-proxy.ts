@@ -20,6 +20,10 @@ import net from 'node:net';
  *   closes it.
  * - `flipBitAt {offset, bit?, times?, direction?}`: flips one bit of the byte at `offset` of a
  *   connection's stream (offset counts from the start of each connection).
+ * - `flipInPattern [{pattern, bit?, times?, direction?}]`: flips one bit (default bit 0) of the
+ *   LAST byte of the next occurrence of `pattern` in the stream (a path, a chunk index, a header
+ *   value), for the next `times` occurrences (default 1), whichever connection carries them. A
+ *   pattern split across two reads is still found (the last byte is always in the newer one).
  * - `delayMs`: every piece of data is delivered this much later (order kept).
  * - `setDown(true)`: the proxy stops listening (connects are refused) and drops every
  *   connection; `setDown(false)` listens again on the same port.
@@ -44,10 +48,19 @@ export interface FlipFault {
   direction?: Direction;
 }
 
+export interface PatternFlip {
+  pattern: string | Buffer;
+  bit?: number;
+  /** How many occurrences it damages; default 1. */
+  times?: number;
+  direction?: Direction;
+}
+
 export interface Faults {
   dropAfter?: ByteFault | undefined;
   stallAfter?: ByteFault | undefined;
   flipBitAt?: FlipFault | undefined;
+  flipInPattern?: PatternFlip[] | undefined;
   delayMs?: number | undefined;
 }
 
@@ -73,6 +86,8 @@ interface Link {
   /** Whether each one-shot fault already fired on this connection. */
   fired: { drop: boolean; stall: boolean; flip: boolean };
   queues: Record<Direction, Promise<void>>;
+  /** The last bytes seen each way (a pattern may span two reads). */
+  tails: Record<Direction, Buffer>;
 }
 
 export class FaultProxy {
@@ -81,6 +96,8 @@ export class FaultProxy {
   #target: Required<ProxyTarget>;
   #faults: Faults = {};
   #remaining = { drop: Infinity, stall: Infinity, flip: Infinity };
+  /** Occurrences each pattern flip may still damage. */
+  #patternsLeft: number[] = [];
   #links = new Set<Link>();
   #port = 0;
   #host: string;
@@ -129,6 +146,7 @@ export class FaultProxy {
       stall: faults.stallAfter?.times ?? Infinity,
       flip: faults.flipBitAt?.times ?? Infinity,
     };
+    this.#patternsLeft = (faults.flipInPattern ?? []).map((fault) => fault.times ?? 1);
     for (const link of this.#links) link.fired = { drop: false, stall: false, flip: false };
   }
 
@@ -191,6 +209,7 @@ export class FaultProxy {
       stalled: false,
       fired: { drop: false, stall: false, flip: false },
       queues: { up: Promise.resolve(), down: Promise.resolve() },
+      tails: { up: Buffer.alloc(0), down: Buffer.alloc(0) },
     };
     this.#links.add(link);
     client.setNoDelay(true);
@@ -222,6 +241,7 @@ export class FaultProxy {
       this.#remaining.flip -= 1;
       this.stats.flips += 1;
     }
+    data = this.#flipPatterns(link, direction, data);
     let cut: 'drop' | 'stall' | undefined;
     for (const [kind, fault] of [
       ['drop', this.#faults.dropAfter],
@@ -293,6 +313,34 @@ export class FaultProxy {
     } else {
       deliver();
     }
+  }
+
+  /** Damages the last byte of each pattern occurrence that ends in `data` (while the fault has occurrences left). */
+  #flipPatterns(link: Link, direction: Direction, incoming: Buffer): Buffer {
+    const faults = this.#faults.flipInPattern ?? [];
+    let data = incoming;
+    const tail = link.tails[direction];
+    for (const [index, fault] of faults.entries()) {
+      if ((fault.direction ?? 'up') !== direction) continue;
+      const pattern = typeof fault.pattern === 'string' ? Buffer.from(fault.pattern) : fault.pattern;
+      let from = 0;
+      while ((this.#patternsLeft[index] ?? 0) > 0) {
+        const window = Buffer.concat([tail, data]);
+        const found = window.indexOf(pattern, from);
+        if (found < 0) break;
+        const last = found + pattern.length - 1 - tail.length;
+        from = found + 1;
+        if (last < 0) continue; // already forwarded in an earlier read
+        if (data === incoming) data = Buffer.from(incoming);
+        data[last] = data[last]! ^ (1 << (fault.bit ?? 0));
+        this.#patternsLeft[index] = (this.#patternsLeft[index] ?? 0) - 1;
+        this.stats.flips += 1;
+      }
+    }
+    const keep = Math.max(0, ...faults.map((fault) => Buffer.byteLength(fault.pattern) - 1));
+    const joined = keep > 0 ? Buffer.concat([tail, data]) : Buffer.alloc(0);
+    link.tails[direction] = Buffer.from(joined.subarray(Math.max(0, joined.length - keep)));
+    return data;
   }
 
   #destroy(link: Link): void {

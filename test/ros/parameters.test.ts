@@ -254,6 +254,17 @@ describe('ros2 param set on the running node', () => {
     });
   });
 
+  it('the token file is a parameter (token_file): declared, readable, and changeable at run time', () => {
+    const { node, agent } = run;
+    expect(node.declarations.get('token_file')?.type).toBe(ParameterType.STRING);
+    expect(
+      node.setParameters([{ name: 'token_file', type: ParameterType.STRING, value: '/etc/ros2-upload-agent/token' }])
+        .successful,
+    ).toBe(true);
+    expect(node.getParameter('token_file')?.value).toBe('/etc/ros2-upload-agent/token');
+    expect(agent.config.tokenFile).toBe('/etc/ros2-upload-agent/token');
+  });
+
   it('durations accept an integer, as `ros2 param set ... upload_timeout 60` sends', () => {
     const { node, agent } = run;
     expect(node.setParameters([{ name: 'upload_timeout', type: ParameterType.INTEGER, value: 60n }]).successful).toBe(

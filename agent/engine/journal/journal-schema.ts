@@ -59,3 +59,33 @@ CREATE TABLE IF NOT EXISTS completed_files (
   completed_at TEXT NOT NULL
 );
 `;
+
+/** The columns the journal's code reads and writes, per table: a file without them is another schema. */
+export const schemaColumns: Readonly<Record<string, readonly string[]>> = {
+  meta: ['key', 'value'],
+  uploads: [
+    'id',
+    'seq',
+    'local_path',
+    'remote_path',
+    'bag_name',
+    'priority',
+    'metadata',
+    'replace',
+    'state',
+    'bytes_total',
+    'size',
+    'mtime_ms',
+    'session_id',
+    'session_server',
+    'chunk_size',
+    'sha256',
+    'error_code',
+    'last_error',
+    'queued_at',
+    'started_at',
+    'finished_at',
+  ],
+  acked_chunks: ['upload_id', 'idx'],
+  completed_files: ['local_path', 'remote_path', 'server', 'size', 'mtime_ms', 'sha256', 'completed_at'],
+};

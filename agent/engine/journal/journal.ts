@@ -2,7 +2,20 @@ import Database from 'better-sqlite3';
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { UploadError } from '../../../common/errors/upload-error.js';
-import { JOURNAL_FILE, SCHEMA_VERSION, schemaSql } from './journal-schema.js';
+import { openRebuildableDatabase, schemaProblem, type SetAsideFile } from '../../../common/sqlite/open-database.js';
+import { sqliteFailureOf } from '../../../common/sqlite/sqlite-failure.js';
+import { JOURNAL_FILE, SCHEMA_VERSION, schemaColumns, schemaSql } from './journal-schema.js';
+
+export type { SetAsideFile };
+
+export interface JournalOpenOptions {
+  /** Open an existing journal without writing to it (`status`): no schema, no recovery. */
+  readonly?: boolean;
+  /** A damaged journal was set aside and a new one started (the caller logs it loudly). */
+  onSetAside?: (event: SetAsideFile) => void;
+  /** A write failed because the state disk is full (called before the STATE_DISK_FULL error is thrown). */
+  onDiskFull?: (error: UploadError) => void;
+}
 
 /** How long durable() waits for more callers before its one fsync (group commit). */
 const GROUP_COMMIT_MS = 30;
@@ -90,51 +103,86 @@ export class Journal {
   readonly file: string;
   readonly #db: Database.Database;
   readonly #statements: ReturnType<typeof prepare>;
+  readonly #onDiskFull: ((error: UploadError) => void) | undefined;
   /** The group commit waiting for its window to end. */
   #pendingSync:
     | { timer: NodeJS.Timeout; done: Promise<void>; resolve: () => void; reject: (error: unknown) => void }
     | undefined;
 
-  private constructor(file: string, db: Database.Database) {
+  private constructor(file: string, db: Database.Database, onDiskFull?: (error: UploadError) => void) {
     this.file = file;
     this.#db = db;
     this.#statements = prepare(db);
+    this.#onDiskFull = onDiskFull;
   }
 
-  /** Opens (creating the directory and the schema) the journal in `stateDir`. */
-  static open(stateDir: string, options: { readonly?: boolean } = {}): Journal {
+  /**
+   * Opens (creating the directory and the schema) the journal in `stateDir`. A damaged journal
+   * (garbage, truncated, malformed, another schema or a newer version) is set aside as
+   * `journal.sqlite.corrupt-<time>` and a new one is started: the journal is a hint, the server
+   * and the recording folder are the truth (see the class comment).
+   */
+  static open(stateDir: string, options: JournalOpenOptions = {}): Journal {
     const file = path.join(stateDir, JOURNAL_FILE);
     let db: Database.Database;
     try {
-      if (!options.readonly) mkdirSync(stateDir, { recursive: true });
-      db = new Database(file, {
-        readonly: options.readonly ?? false,
-        fileMustExist: options.readonly ?? false,
-        timeout: 5000,
-      });
-      if (!options.readonly) {
-        db.pragma('journal_mode = WAL');
-        db.pragma('synchronous = NORMAL');
-        db.exec(schemaSql);
-        const version = db.prepare(`SELECT value FROM meta WHERE key = 'schema_version'`).pluck().get() as
-          | string
-          | undefined;
-        if (version === undefined)
-          db.prepare(`INSERT INTO meta (key, value) VALUES ('schema_version', ?)`).run(String(SCHEMA_VERSION));
-        else if (Number(version) > SCHEMA_VERSION) {
-          throw new UploadError(
-            'STATE_DIR',
-            `The journal ${file} was written by a newer version (schema ${version}; this one knows ${SCHEMA_VERSION})`,
-          );
-        }
+      if (options.readonly) {
+        db = new Database(file, { readonly: true, fileMustExist: true, timeout: 5000 });
+      } else {
+        mkdirSync(stateDir, { recursive: true });
+        db = openRebuildableDatabase(file, {
+          setUp: setUpJournal,
+          onSetAside: options.onSetAside ?? (() => undefined),
+        });
       }
     } catch (error) {
       if (error instanceof UploadError) throw error;
-      throw new UploadError('STATE_DIR', `Cannot open the journal ${file}: ${(error as Error).message}`, {
+      const full = sqliteFailureOf(error) === 'full';
+      throw new UploadError(
+        full ? 'STATE_DISK_FULL' : 'STATE_DIR',
+        `Cannot open the journal ${file}: ${(error as Error).message}${full ? ' (free space on its disk)' : ''}`,
+        { cause: error },
+      );
+    }
+    try {
+      return new Journal(file, db, options.onDiskFull);
+    } catch (error) {
+      db.close();
+      throw new UploadError('STATE_DIR', `Cannot use the journal ${file}: ${(error as Error).message}`, {
         cause: error,
       });
     }
-    return new Journal(file, db);
+  }
+
+  /**
+   * Runs one read or write of the journal. A full state disk becomes STATE_DISK_FULL (reported
+   * to onDiskFull first; nothing was written, the same call succeeds once space is back), any
+   * other failure STATE_DIR naming the file; neither ever escapes as a raw SQLite error.
+   */
+  #use<T>(what: string, action: () => T): T {
+    try {
+      return action();
+    } catch (error) {
+      if (error instanceof UploadError) throw error;
+      if (sqliteFailureOf(error) === 'full') {
+        const full = new UploadError(
+          'STATE_DISK_FULL',
+          `The journal ${this.file} cannot be written (${what}): the disk of the state directory is full; ` +
+            'uploads wait until space is freed',
+          { cause: error },
+        );
+        this.#onDiskFull?.(full);
+        throw full;
+      }
+      throw new UploadError('STATE_DIR', `The journal ${this.file} failed (${what}): ${(error as Error).message}`, {
+        cause: error,
+      });
+    }
+  }
+
+  /** A durable write that succeeds only when the state disk can take writes again (probing after STATE_DISK_FULL). */
+  probeWritable(): void {
+    this.#use('write probe', () => this.#durably(() => this.#statements.synced.run(new Date().toISOString())));
   }
 
   /** Makes pending group commits durable first. */
@@ -169,14 +217,10 @@ export class Journal {
     this.#pendingSync = undefined;
     clearTimeout(pending.timer);
     try {
-      this.#durably(() => this.#statements.synced.run(new Date().toISOString()));
+      this.#use('fsync', () => this.#durably(() => this.#statements.synced.run(new Date().toISOString())));
       pending.resolve();
     } catch (error) {
-      pending.reject(
-        new UploadError('STATE_DIR', `Cannot make the journal ${this.file} durable: ${(error as Error).message}`, {
-          cause: error,
-        }),
-      );
+      pending.reject(error);
     }
   }
 
@@ -193,64 +237,72 @@ export class Journal {
   }
 
   nextSeq(): number {
-    return ((this.#statements.maxSeq.pluck().get() as number | null) ?? 0) + 1;
+    return this.#use('read', () => ((this.#statements.maxSeq.pluck().get() as number | null) ?? 0) + 1);
   }
 
   /** Durable, in one transaction: one fsync however many rows. */
   insertUploads(rows: readonly UploadRow[]): void {
-    this.#durably(() => {
-      for (const row of rows) this.#statements.insert.run(toRaw(row));
-    });
+    this.#use('queue files', () =>
+      this.#durably(() => {
+        for (const row of rows) this.#statements.insert.run(toRaw(row));
+      }),
+    );
   }
 
   /** Pending (queued) and failed uploads, in queue order; plus the `recentCompleted` most recent completed ones. */
   loadUploads(recentCompleted = 100): UploadRow[] {
-    const open = (this.#statements.open.all() as Raw[]).map(fromRaw);
-    const done = (this.#statements.recentCompleted.all(recentCompleted) as Raw[]).map(fromRaw).reverse();
-    return [...done, ...open];
+    return this.#use('read', () => {
+      const open = (this.#statements.open.all() as Raw[]).map(fromRaw);
+      const done = (this.#statements.recentCompleted.all(recentCompleted) as Raw[]).map(fromRaw).reverse();
+      return [...done, ...open];
+    });
   }
 
   getUpload(id: string): UploadRow | undefined {
-    const raw = this.#statements.get.get(id) as Raw | undefined;
+    const raw = this.#use('read', () => this.#statements.get.get(id) as Raw | undefined);
     return raw ? fromRaw(raw) : undefined;
   }
 
   setPriority(id: string, priority: number): void {
-    this.#durably(() => this.#statements.setPriority.run(priority, id));
+    this.#use('set a priority', () => this.#durably(() => this.#statements.setPriority.run(priority, id)));
   }
 
   /** The session in use, and when the upload started (kept if already set): one hint commit. */
   setSession(id: string, startedAt: string | undefined, hint: SessionHint): void {
-    this.#statements.setSession.run(
-      hint.sessionId,
-      hint.sessionServer,
-      hint.chunkSize,
-      hint.size,
-      hint.mtimeMs,
-      startedAt ?? null,
-      hint.size,
-      id,
+    this.#use('record a session', () =>
+      this.#statements.setSession.run(
+        hint.sessionId,
+        hint.sessionServer,
+        hint.chunkSize,
+        hint.size,
+        hint.mtimeMs,
+        startedAt ?? null,
+        hint.size,
+        id,
+      ),
     );
   }
 
   /** Forgets the session and its acknowledged chunks (the file restarts cleanly). */
   clearSession(id: string): void {
-    this.#db.transaction(() => {
-      this.#statements.clearSession.run(id);
-      this.#statements.clearChunks.run(id);
-    })();
+    this.#use('forget a session', () =>
+      this.#db.transaction(() => {
+        this.#statements.clearSession.run(id);
+        this.#statements.clearChunks.run(id);
+      })(),
+    );
   }
 
   ackChunk(id: string, index: number): void {
-    this.#statements.ack.run(id, index);
+    this.#use('record a chunk', () => this.#statements.ack.run(id, index));
   }
 
   ackedChunks(id: string): number[] {
-    return this.#statements.acked.pluck().all(id) as number[];
+    return this.#use('read', () => this.#statements.acked.pluck().all(id) as number[]);
   }
 
   setError(id: string, code: string | undefined, message: string | undefined): void {
-    this.#statements.setError.run(code ?? null, message ?? null, id);
+    this.#use('record an error', () => this.#statements.setError.run(code ?? null, message ?? null, id));
   }
 
   /**
@@ -262,40 +314,61 @@ export class Journal {
     row: { id: string; sha256: string; finishedAt: string; startedAt?: string | undefined },
     file: CompletedFileRow,
   ): void {
-    this.#db.transaction(() => {
-      this.#statements.completed.run(row.sha256, row.finishedAt, row.startedAt ?? null, file.size, row.id);
-      this.#statements.clearChunks.run(row.id);
-      this.#statements.upsertCompletedFile.run(file);
-    })();
+    this.#use('record a verified file', () =>
+      this.#db.transaction(() => {
+        this.#statements.completed.run(row.sha256, row.finishedAt, row.startedAt ?? null, file.size, row.id);
+        this.#statements.clearChunks.run(row.id);
+        this.#statements.upsertCompletedFile.run(file);
+      })(),
+    );
   }
 
   /** Durable. */
   markFailed(id: string, code: string, message: string, finishedAt: string): void {
-    this.#durably(() => this.#statements.failed.run(code, message, finishedAt, id));
+    this.#use('record a failure', () =>
+      this.#durably(() => this.#statements.failed.run(code, message, finishedAt, id)),
+    );
   }
 
   /** Back to the queue (retryFailed). Durable. */
   requeue(id: string): void {
-    this.#durably(() => this.#statements.requeue.run(id));
+    this.#use('queue a file again', () => this.#durably(() => this.#statements.requeue.run(id)));
   }
 
   /** Durable: a cancelled upload does not come back after a power loss. */
   deleteUpload(id: string): void {
-    this.#durably(() => {
-      this.#statements.delete.run(id);
-      this.#statements.clearChunks.run(id);
-    });
+    this.#use('forget an upload', () =>
+      this.#durably(() => {
+        this.#statements.delete.run(id);
+        this.#statements.clearChunks.run(id);
+      }),
+    );
   }
 
   /** The last verified upload of a local file, if any. */
   completedFile(localPath: string): CompletedFileRow | undefined {
-    return (this.#statements.completedFile.get(localPath) as CompletedFileRow | undefined) ?? undefined;
+    return this.#use('read', () => this.#statements.completedFile.get(localPath) as CompletedFileRow | undefined);
   }
 
   /** Keeps the newest `keep` completed upload rows (completed_files is kept). */
   pruneCompleted(keep: number): void {
-    this.#statements.prune.run(keep);
+    this.#use('prune', () => this.#statements.prune.run(keep));
   }
+}
+
+/** Pragmas and schema of a journal opened for writing; a reason when the file holds another schema. */
+function setUpJournal(db: Database.Database): string | undefined {
+  const problem = schemaProblem(db, schemaColumns);
+  if (problem) return problem;
+  db.pragma('journal_mode = WAL');
+  db.pragma('synchronous = NORMAL');
+  db.exec(schemaSql);
+  const version = db.prepare(`SELECT value FROM meta WHERE key = 'schema_version'`).pluck().get() as string | undefined;
+  if (version === undefined)
+    db.prepare(`INSERT INTO meta (key, value) VALUES ('schema_version', ?)`).run(String(SCHEMA_VERSION));
+  else if (Number(version) !== SCHEMA_VERSION)
+    return `written with journal schema ${version}; this version of the agent uses schema ${SCHEMA_VERSION}`;
+  return undefined;
 }
 
 function prepare(db: Database.Database) {

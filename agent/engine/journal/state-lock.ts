@@ -1,6 +1,8 @@
 import Database from 'better-sqlite3';
+import { truncateSync } from 'node:fs';
 import path from 'node:path';
 import { UploadError } from '../../../common/errors/upload-error.js';
+import { sqliteFailureOf } from '../../../common/sqlite/sqlite-failure.js';
 import { LOCK_FILE } from './journal-schema.js';
 
 /**
@@ -19,6 +21,20 @@ export class StateLock {
 
   static acquire(stateDir: string): StateLock {
     const file = path.join(stateDir, LOCK_FILE);
+    try {
+      return StateLock.#acquire(stateDir, file);
+    } catch (error) {
+      const cause = (error as { cause?: unknown }).cause;
+      if (sqliteFailureOf(cause) !== 'damaged') throw error;
+      // The lock file holds no data (it is empty), and a damaged one cannot be held by anyone (a
+      // holder's lock makes us wait before the file is read): emptied in place (the same inode,
+      // which the kernel's locks are on), it works again.
+      truncateSync(file, 0);
+      return StateLock.#acquire(stateDir, file);
+    }
+  }
+
+  static #acquire(stateDir: string, file: string): StateLock {
     let db: Database.Database;
     try {
       db = new Database(file, { timeout: 0 });

@@ -1,5 +1,5 @@
 import pRetry from 'p-retry';
-import { classifyFailure, describeFailure, retryAfterSeconds } from './classify-failure.js';
+import { SUSPECT_RETRIES, classifyFailure, describeFailure, retryAfterSeconds } from './classify-failure.js';
 
 export interface RetryInfo {
   /** The number of the next attempt (2 = first retry). */
@@ -26,6 +26,8 @@ export interface RetryHooks {
    */
   beforeWait: () => unknown;
   onRetry: (info: RetryInfo) => void;
+  /** Failures this caller handles itself, never retried here (a whole-file PUT's 404 means "use a session"). */
+  handledByCaller?: (error: unknown) => boolean;
 }
 
 /**
@@ -33,8 +35,10 @@ export interface RetryHooks {
  * capped at `maxDelayMs`, with jitter (each delay is drawn from [d/2, d), half of it slept by
  * p-retry and a random part by us, so the reported delay is the real one). 429/503 wait for
  * their Retry-After (or the current backoff when they give none) without using an attempt.
- * Failures that are not `retry`/`wait` (see classify-failure.ts) are thrown at once, as is the
- * last failure when the retries are used up.
+ * A `suspect` refusal (one that a byte damaged on the way can cause) is retried like a `retry`
+ * failure, but at most SUSPECT_RETRIES times per request; then it is thrown as meant. Other
+ * failures (see classify-failure.ts) are thrown at once, as is the last failure when the retries
+ * are used up.
  */
 export async function retryRequest<T>(operation: (attempt: number) => Promise<T>, hooks: RetryHooks): Promise<T> {
   const minTimeout = Math.max(0, hooks.minDelayMs / 2);
@@ -42,6 +46,13 @@ export async function retryRequest<T>(operation: (attempt: number) => Promise<T>
   const pRetryDelay = (retriesConsumed: number): number =>
     Math.min(Math.round(minTimeout * 2 ** retriesConsumed), maxTimeout);
   let result: { value: T } | undefined;
+  let suspects = 0;
+  const retriable = (error: unknown, retriesConsumed: number): boolean => {
+    if (hooks.handledByCaller?.(error)) return false;
+    const kind = classifyFailure(error);
+    if (kind === 'suspect') return suspects <= SUSPECT_RETRIES && retriesConsumed < hooks.maxRetries;
+    return kind === 'retry' && retriesConsumed < hooks.maxRetries;
+  };
   try {
     return await pRetry(
       async (attempt: number) => {
@@ -57,12 +68,11 @@ export async function retryRequest<T>(operation: (attempt: number) => Promise<T>
         randomize: false,
         signal: hooks.signal,
         shouldConsumeRetry: ({ error }) => classifyFailure(error) !== 'wait',
-        shouldRetry: ({ error, retriesConsumed }) => {
-          const kind = classifyFailure(error);
-          return kind === 'wait' || (kind === 'retry' && retriesConsumed < hooks.maxRetries);
-        },
+        shouldRetry: ({ error, retriesConsumed }) =>
+          classifyFailure(error) === 'wait' || retriable(error, retriesConsumed),
         onFailedAttempt: async ({ error, attemptNumber, retriesConsumed }) => {
           const kind = classifyFailure(error);
+          if (kind === 'suspect') suspects += 1;
           if (kind === 'wait') {
             const seconds = retryAfterSeconds(error) ?? (2 * pRetryDelay(retriesConsumed)) / 1000;
             await hooks.beforeWait();
@@ -76,7 +86,7 @@ export async function retryRequest<T>(operation: (attempt: number) => Promise<T>
             await sleep(seconds * 1000, hooks.signal);
             return;
           }
-          if (kind !== 'retry' || retriesConsumed >= hooks.maxRetries) return;
+          if (!retriable(error, retriesConsumed)) return;
           const base = pRetryDelay(retriesConsumed);
           const jitter = Math.random() * base;
           await hooks.beforeWait();

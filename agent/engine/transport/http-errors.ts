@@ -1,4 +1,5 @@
 import { UploadError, isWireErrorCode } from '../../../common/errors/upload-error.js';
+import { tlsCertificateError, type TlsContext } from './tls-errors.js';
 
 /**
  * Turns what the network and the server say into UploadErrors with stable codes. The details
@@ -80,12 +81,18 @@ const networkReasons: Record<string, string> = {
   UND_ERR_DESTROYED: 'connection destroyed',
 };
 
-/** A failure below HTTP (refused, reset, TLS, timeouts): NETWORK, naming the step and the reason. */
-export function networkError(what: string, cause: unknown): UploadError {
+/**
+ * A failure below HTTP (refused, reset, TLS, timeouts): NETWORK, naming the step and the reason;
+ * or, with the transport's TLS set-up given, TLS_CERTIFICATE for a certificate that
+ * configuration has to fix (tls-errors.ts).
+ */
+export function networkError(what: string, cause: unknown, tls?: TlsContext): UploadError {
   const errno = findCode(cause);
+  const certificate = tls ? tlsCertificateError(what, errno, cause, tls) : undefined;
+  if (certificate) return certificate;
   const message = cause instanceof Error ? cause.message : String(cause);
-  const tls = errno !== undefined && /CERT|SSL|TLS|SELF_SIGNED|UNABLE_TO_VERIFY|ALTNAME/i.test(errno);
-  const reason = tls
+  const tlsFailure = errno !== undefined && /CERT|SSL|TLS|SELF_SIGNED|UNABLE_TO_VERIFY|ALTNAME/i.test(errno);
+  const reason = tlsFailure
     ? `TLS failure: ${message}`
     : errno && networkReasons[errno]
       ? `${networkReasons[errno]} (${errno})`

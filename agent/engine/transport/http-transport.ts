@@ -3,9 +3,12 @@ import type { Readable } from 'node:stream';
 import { rootCertificates } from 'node:tls';
 import { Agent, type Dispatcher } from 'undici';
 import { UploadError } from '../../../common/errors/upload-error.js';
+import { API_PREFIX, headers as protocolHeaders } from '../../../common/protocol/native-protocol.js';
+import { requestChecksum } from '../../../common/protocol/request-checksum.js';
 import { RequestWatchdog, type WatchdogExpiry } from '../stall/request-watchdog.js';
 import { httpStatusError, networkError } from './http-errors.js';
 import { parseServerUrl, type ServerBase } from './server-url.js';
+import type { TlsContext } from './tls-errors.js';
 
 export interface TransportOptions {
   uploadUrl: string;
@@ -49,10 +52,14 @@ export class HttpTransport {
   readonly base: ServerBase;
   readonly #agent: Agent;
   readonly #token: string | undefined;
+  readonly #tls: TlsContext | undefined;
 
   constructor(options: TransportOptions) {
     this.base = parseServerUrl(options.uploadUrl);
     this.#token = options.token;
+    this.#tls = this.base.https
+      ? { host: new URL(this.base.origin).hostname, caFile: options.caFile, clientCert: Boolean(options.clientCert) }
+      : undefined;
     const connect: Record<string, unknown> = { timeout: options.connectTimeoutMs };
     if (options.caFile) connect.ca = [...rootCertificates, readPem(options.caFile, 'caFile')];
     if (options.clientCert || options.clientKey) {
@@ -78,13 +85,20 @@ export class HttpTransport {
     if (payload) {
       headers['content-type'] = 'application/json';
       headers['content-length'] = String(payload.length);
+    } else if (method === 'POST' || method === 'PUT' || method === 'PATCH') {
+      // undici sends `content-length: 0` for these (and none for GET or DELETE): said here, so
+      // the length the request checksum covers is the one on the wire.
+      headers['content-length'] = '0';
     }
-    return this.request<T>(method, path, headers, payload ? () => once(payload) : undefined, limits, what);
+    return this.request<T>(method, path, headers, payload ? () => once(payload) : undefined, limits, what, payload);
   }
 
   /**
    * One request under a watchdog. `makeBody` streams the body; the response is parsed as JSON
-   * (an empty body gives undefined).
+   * (an empty body gives undefined). A native request (under /v1) carries `X-Request-Checksum`
+   * over its method, target, covered headers and `jsonBody` (common/protocol/request-checksum.ts),
+   * so a server refuses it, instead of acting on it, when a byte of its path, chunk index or
+   * digest was damaged on the way.
    */
   async request<T>(
     method: Dispatcher.HttpMethod,
@@ -93,8 +107,18 @@ export class HttpTransport {
     makeBody: BodyFactory | undefined,
     limits: AttemptLimits,
     what: string,
+    jsonBody?: Uint8Array,
   ): Promise<HttpResponse<T>> {
     limits.signal?.throwIfAborted();
+    const target = this.base.prefix + path;
+    if (path.startsWith(`${API_PREFIX}/`)) {
+      headers[protocolHeaders.requestChecksum] = requestChecksum({
+        method,
+        target,
+        headers,
+        ...(jsonBody ? { jsonBody } : {}),
+      });
+    }
     const controller = new AbortController();
     const onOuterAbort = (): void => controller.abort(limits.signal?.reason);
     limits.signal?.addEventListener('abort', onOuterAbort, { once: true });
@@ -110,7 +134,7 @@ export class HttpTransport {
     try {
       const response = await this.#agent.request({
         origin: this.base.origin,
-        path: this.base.prefix + path,
+        path: target,
         method,
         headers,
         // undici streams async iterables (documented), though its types only name Readable.
@@ -131,7 +155,7 @@ export class HttpTransport {
           ? reason
           : new UploadError('NETWORK', `${what}: aborted`, { cause: reason });
       }
-      throw networkError(what, error);
+      throw networkError(what, error, this.#tls);
     } finally {
       watchdog.stop();
       limits.signal?.removeEventListener('abort', onOuterAbort);

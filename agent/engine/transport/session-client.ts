@@ -13,6 +13,7 @@ import {
 } from '../../../common/protocol/native-protocol.js';
 import { formatChunkChecksum } from '../../../common/protocol/chunk-checksum.js';
 import { UploadError } from '../../../common/errors/upload-error.js';
+import { checkAnswer, type AskedFile } from './answer-check.js';
 import { errorDetails } from './http-errors.js';
 import type { TokenBucket } from '../throttle/token-bucket.js';
 import type { AttemptLimits, HttpResponse, HttpTransport } from './http-transport.js';
@@ -29,6 +30,8 @@ export interface OutgoingChunk {
 /** A whole small file ready to go (PUT /v1/files/<path>). */
 export interface OutgoingFile {
   path: string;
+  /** The file's size (the decoded bytes). */
+  size: number;
   /** The wire bytes (gzip-encoded or not). */
   body: Buffer;
   encoding: 'gzip' | 'identity';
@@ -52,7 +55,8 @@ export const MAX_METADATA_HEADER = 8 * 1024;
 
 /**
  * The native protocol's calls (docs/http-api.md), one attempt each; retrying is the caller's
- * job (retry/). Answers are checked for the fields the engine relies on.
+ * job (retry/). Answers are checked for the fields the engine relies on, and every answer that
+ * names a stored file (or the file of a session) must name the one asked for (answer-check.ts).
  */
 export class SessionClient {
   readonly #http: HttpTransport;
@@ -78,7 +82,9 @@ export class SessionClient {
 
   async create(request: CreateSessionRequest, limits: AttemptLimits, what: string): Promise<CreateSessionResponse> {
     const { body } = await this.#http.json<CreateSessionResponse>('POST', routes.sessions, request, limits, what);
-    return checkSessionAnswer(body, what);
+    const answer = checkSessionAnswer(body, what);
+    checkAnswer(what, { path: request.path, size: request.size, sha256: request.sha256 }, answer);
+    return answer;
   }
 
   async status(id: string, limits: AttemptLimits, what: string): Promise<SessionStatusResponse> {
@@ -160,14 +166,28 @@ export class SessionClient {
       throw error;
     }
     const body = answer.body;
-    if (body?.state !== 'complete' || typeof body.sha256 !== 'string' || typeof body.size !== 'number')
+    if (!body || body.state !== 'complete' || typeof body.sha256 !== 'string' || typeof body.size !== 'number')
       throw protocolError(what, body);
+    checkAnswer(what, { path: file.path, size: file.size, sha256: file.sha256 }, body);
     return { status: answer.status, file: body };
   }
 
-  async complete(id: string, sha256: string, limits: AttemptLimits, what: string): Promise<CompleteResponse> {
-    const { body } = await this.#http.json<CompleteResponse>('POST', routes.complete(id), { sha256 }, limits, what);
-    if (body?.state !== 'complete' || typeof body.sha256 !== 'string') throw protocolError(what, body);
+  /** Completes a session for `file` (its path, size and SHA-256, which the answer must name). */
+  async complete(
+    id: string,
+    file: Required<AskedFile>,
+    limits: AttemptLimits,
+    what: string,
+  ): Promise<CompleteResponse> {
+    const { body } = await this.#http.json<CompleteResponse>(
+      'POST',
+      routes.complete(id),
+      { sha256: file.sha256 },
+      limits,
+      what,
+    );
+    if (!body || body.state !== 'complete' || typeof body.sha256 !== 'string') throw protocolError(what, body);
+    checkAnswer(what, file, body);
     return body;
   }
 

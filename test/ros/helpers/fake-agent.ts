@@ -16,6 +16,7 @@ export class FakeAgent implements AgentController {
   paused = false;
   freeDiskBytes: number | undefined = 40e9;
   lowDisk = false;
+  problems: AgentStatus['problems'] = [];
   /** Options the fake refuses to change at run time (as a real agent may for stateDir). */
   readonly fixedAtRunTime = new Set<string>(['stateDir']);
   readonly calls = {
@@ -49,6 +50,7 @@ export class FakeAgent implements AgentController {
         .reduce((sum, u) => sum + (u.bytesTotal - u.bytesSent), 0),
       freeDiskBytes: this.freeDiskBytes,
       lowDisk: this.lowDisk,
+      problems: this.problems.map((problem) => ({ ...problem })),
     };
   }
 
