@@ -1,7 +1,8 @@
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { createSHA256 } from 'hash-wasm';
 import { replicaCommand } from '../../test/helpers/cluster.js';
 import { startRoundRobinProxy } from '../../test/helpers/round-robin-proxy.js';
 import type { FleetSpec } from '../children/fleet.js';
@@ -79,6 +80,8 @@ export const fanInCluster: Benchmark = {
       flushDisks();
       const onS3 = await oneFileS3(engines, dir, single, fileSize, say);
       const onDisk = await oneFileLocal(dir, single, fileSize, say);
+      const hashCost = await measureHashCost(args.quick ? 256 * MiB : GiB, say);
+      const hashCells = `${hashCost.savedCpuPerGiB.toFixed(2)} / ${hashCost.nodeCpuPerGiB.toFixed(2)}`;
 
       const one = runs.get(1)!;
       const three = runs.get(3)!;
@@ -99,6 +102,9 @@ export const fanInCluster: Benchmark = {
           file_s3_server_cpu_s_per_gib: fig(onS3.serverCpuPerGiB, 2),
           file_local_mibps: fig(onDisk.mibps, 1),
           file_local_server_cpu_s_per_gib: fig(onDisk.serverCpuPerGiB, 2),
+          sha256_saved_cpu_s_per_gib: fig(hashCost.savedCpuPerGiB, 2),
+          sha256_node_cpu_s_per_gib: fig(hashCost.nodeCpuPerGiB, 2),
+          sha256_save_load_us: fig(hashCost.saveLoadMicros, 1),
         },
         targets: {
           errors_1: { value: one.errors, op: '<=', limit: 0 },
@@ -109,6 +115,7 @@ export const fanInCluster: Benchmark = {
           '1 replica': describeRun(one),
           '3 replicas': describeRun(three),
           [`${formatBytes(fileSize)} file`]: `S3 ${onS3.mibps.toFixed(0)}, local ${onDisk.mibps.toFixed(0)} MiB/s`,
+          'SHA-256 CPU s/GiB saved / Node': hashCells,
         },
       };
     } finally {
@@ -266,4 +273,46 @@ async function timeAgent(
 
 function describeRun(run: FanInRun): string {
   return `${run.mibps.toFixed(0)} MiB/s, p99 ${run.p99ChunkMs.toFixed(0)} ms, ${run.errors} errors`;
+}
+
+/**
+ * What continuing a hash in another process costs: the replicas' SHA-256 (hash-wasm, whose state
+ * is saved with each in-order chunk and loaded by the next replica) against Node's own (OpenSSL,
+ * the single server's), both over the same bytes in 8 MiB chunks, in CPU seconds per GiB; and one
+ * save + load of the state, as each chunk pays it.
+ */
+async function measureHashCost(
+  bytes: number,
+  say: (line: string) => void,
+): Promise<{ savedCpuPerGiB: number; nodeCpuPerGiB: number; saveLoadMicros: number }> {
+  const chunk = randomBytes(8 * MiB);
+  const chunks = Math.max(1, Math.round(bytes / chunk.length));
+  const cpuPerGiB = (task: () => void): number => {
+    const before = process.cpuUsage();
+    task();
+    const used = process.cpuUsage(before);
+    return ((used.user + used.system) / 1e6) * (GiB / (chunks * chunk.length));
+  };
+  const saved = await createSHA256();
+  const savedCpuPerGiB = cpuPerGiB(() => {
+    saved.init();
+    for (let i = 0; i < chunks; i += 1) saved.update(chunk);
+    saved.digest('hex');
+  });
+  const nodeCpuPerGiB = cpuPerGiB(() => {
+    const hash = createHash('sha256');
+    for (let i = 0; i < chunks; i += 1) hash.update(chunk);
+    hash.digest('hex');
+  });
+  const rounds = 1000;
+  const state = saved.init().update(chunk).save();
+  const started = process.hrtime.bigint();
+  for (let i = 0; i < rounds; i += 1) saved.load(state).save();
+  const saveLoadMicros = Number(process.hrtime.bigint() - started) / 1000 / rounds;
+  say(
+    `SHA-256 over ${formatBytes(chunks * chunk.length)} in 8 MiB chunks: hash-wasm (saved state, replicas) ` +
+      `${savedCpuPerGiB.toFixed(2)} s/GiB CPU, Node's crypto (one server) ${nodeCpuPerGiB.toFixed(2)} s/GiB; ` +
+      `one save + load of the ${state.length}-byte state ${saveLoadMicros.toFixed(1)} µs`,
+  );
+  return { savedCpuPerGiB, nodeCpuPerGiB, saveLoadMicros };
 }
