@@ -1,11 +1,15 @@
+import { writeFile } from 'node:fs/promises';
+import path from 'node:path';
 import pg from 'pg';
 import { describe, expect, it } from 'vitest';
 import { routes } from '../../common/protocol/native-protocol.js';
 import { type PostgresEngine, type S3Engine, useS3, usePostgres, withEngines } from '../engines/engines.js';
 import { createDatabase } from '../engines/postgres.js';
 import { createBucket, createS3Client } from '../engines/s3.js';
-import { startCluster } from '../helpers/cluster.js';
+import { replicaCommand, startCluster } from '../helpers/cluster.js';
 import { call } from '../helpers/native-upload.js';
+import { runServerProgram, spawnServer } from '../helpers/spawn-server.js';
+import { createTempDir } from '../helpers/tmp-dir.js';
 import { waitFor } from '../helpers/wait-for.js';
 
 /** Rate limits and readiness of replicas: one budget for all of them; /ready follows the database. */
@@ -86,6 +90,51 @@ describe('replica endpoints', () => {
       expect((await call(url, 'GET', '/health')).status).toBe(200);
     } finally {
       await cluster.stop();
+    }
+  });
+
+  it("keys from a credentials file or from the AWS SDK's environment reach the bucket; wrong keys stop the start", {
+    timeout: 180_000,
+  }, async () => {
+    const { engine, postgres, bucket } = context();
+    const databaseUrl = await createDatabase(postgres, 'keys');
+    const { args } = replicaCommand({ s3: engine, bucket, databaseUrl, replicas: 1 });
+    const quiet = { AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' };
+    const tmp = await createTempDir('replica-keys');
+    try {
+      const keys = path.join(tmp.path, 's3-keys.yaml');
+      await writeFile(keys, `accessKeyId: ${engine.accessKeyId}\nsecretAccessKey: ${engine.secretAccessKey}\n`, {
+        mode: 0o600,
+      });
+      const environments: Record<string, string>[] = [
+        { ...quiet, AWS_ACCESS_KEY_ID: engine.accessKeyId, AWS_SECRET_ACCESS_KEY: engine.secretAccessKey },
+        quiet,
+      ];
+      for (const [n, env] of environments.entries()) {
+        const server = await spawnServer(n === 0 ? args : [...args, '--s3-credentials-file', keys], {
+          env,
+          timeoutMs: 60_000,
+        });
+        try {
+          expect((await call(server.url, 'GET', '/ready')).json).toEqual({
+            status: 'ready',
+            checks: { storage: 'ok', database: 'ok' },
+          });
+        } finally {
+          expect(await server.stop()).toBe(0);
+        }
+      }
+      const wrongSecret = 'not-the-secret-0123456789';
+      const refused = await runServerProgram(
+        args,
+        { ...quiet, AWS_ACCESS_KEY_ID: engine.accessKeyId, AWS_SECRET_ACCESS_KEY: wrongSecret },
+        60_000,
+      );
+      expect(refused.code, refused.stderr).toBe(73);
+      expect(refused.stderr).toContain(`Cannot use the bucket ${bucket}: the access key may not use it`);
+      expect(refused.stderr + refused.stdout).not.toContain(wrongSecret);
+    } finally {
+      await tmp.remove();
     }
   });
 });
