@@ -6,8 +6,9 @@ import { routes } from '../../common/protocol/native-protocol.js';
 import { type PostgresEngine, type S3Engine, useS3, usePostgres, withEngines } from '../engines/engines.js';
 import { createDatabase } from '../engines/postgres.js';
 import { createBucket, createS3Client } from '../engines/s3.js';
-import { replicaCommand, startCluster } from '../helpers/cluster.js';
-import { call } from '../helpers/native-upload.js';
+import { listKeys, openMultipartUploads, replicaCommand, startCluster } from '../helpers/cluster.js';
+import { call, createSession, putChunk, readChunk } from '../helpers/native-upload.js';
+import { writeRandomFile } from '../helpers/random-file.js';
 import { runServerProgram, spawnServer } from '../helpers/spawn-server.js';
 import { createTempDir } from '../helpers/tmp-dir.js';
 import { waitFor } from '../helpers/wait-for.js';
@@ -134,6 +135,60 @@ describe('replica endpoints', () => {
       expect(refused.stderr).toContain(`Cannot use the bucket ${bucket}: the access key may not use it`);
       expect(refused.stderr + refused.stdout).not.toContain(wrongSecret);
     } finally {
+      await tmp.remove();
+    }
+  });
+
+  it('an abandoned upload expires once, in one replica: its multipart upload aborted, its session gone', {
+    timeout: 180_000,
+  }, async () => {
+    const { engine, postgres, bucket } = context();
+    const databaseUrl = await createDatabase(postgres, 'expiry');
+    const s3 = createS3Client(engine);
+    const tmp = await createTempDir('replica-expiry');
+    // Every replica sweeps five times a second; the advisory lock lets one of them end the session.
+    const cluster = await startCluster({
+      s3: engine,
+      bucket,
+      databaseUrl,
+      replicas: 3,
+      args: ['--no-rate-limit', '--cleanup-interval', '0.2'],
+    });
+    try {
+      const file = path.join(tmp.path, 'abandoned.bin');
+      await writeRandomFile(file, 12 * 1024 * 1024);
+      const created = await createSession(cluster.proxy.url, file, { path: 'expiry/abandoned.bin' });
+      expect(created.status).toBe(201);
+      const { id, chunkSize, size } = created.json as { id: string; chunkSize: number; size: number };
+      expect((await putChunk(cluster.proxy.url, id, 0, await readChunk(file, 0, chunkSize, size))).status).toBe(200);
+      const key = 'completed/anonymous/expiry/abandoned.bin';
+      expect(await openMultipartUploads(s3, bucket)).toContain(key);
+      // The robot goes away: its session's expiry (7 days) is moved into the past, as time would.
+      const db = new pg.Client({ connectionString: databaseUrl });
+      await db.connect();
+      try {
+        await db.query('UPDATE sessions SET expires_at = $1 WHERE id = $2', [Date.now() - 1000, id]);
+      } finally {
+        await db.end();
+      }
+      await waitFor(
+        async () => !(await openMultipartUploads(s3, bucket)).includes(key),
+        'the multipart upload to be aborted',
+        60_000,
+      );
+      await waitFor(() => cluster.output().includes('"event":"session_expired"'), 'the expiry log line');
+      const expired = cluster
+        .output()
+        .split('\n')
+        .filter((line) => line.includes('"event":"session_expired"'));
+      expect(expired).toHaveLength(1);
+      expect(expired[0]).toContain(id);
+      const answer = await call(cluster.proxy.url, 'GET', routes.session(id));
+      expect(answer.status).toBe(404);
+      expect(await listKeys(s3, bucket, 'completed/anonymous/expiry/')).toEqual([]);
+    } finally {
+      await cluster.stop();
+      s3.destroy();
       await tmp.remove();
     }
   });
