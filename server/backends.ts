@@ -2,6 +2,7 @@ import path from 'node:path';
 import { UploadError } from '../common/errors/upload-error.js';
 import { readS3Credentials } from './config/s3-credentials.js';
 import type { ServerConfig } from './config/server-options.js';
+import { checkFileMode } from './http/file-mode.js';
 import { type RateLimitStores, sharedRateLimitStores } from './http/shared-rate-limit-store.js';
 import type { Logger } from './logging/logger.js';
 import { KeyedMutex, type KeyedLock } from './runtime/mutex.js';
@@ -86,7 +87,15 @@ export async function openBackends(
 async function openStorage(config: ServerConfig, log: Logger): Promise<UploadStorage> {
   if (config.storageBackend === 's3') {
     if (!config.s3Bucket) throw new UploadError('CONFIG_INVALID', '--storage s3 needs --s3-bucket');
-    const fromFile = config.s3CredentialsFile ? readS3Credentials(config.s3CredentialsFile) : undefined;
+    const file = config.s3CredentialsFile;
+    if (file) {
+      // Whoever reads the key file can read and overwrite every recording: the tokens file's rule.
+      checkFileMode(file, 'S3 credentials file', 0o066, {
+        strictPermissions: config.strictPermissions,
+        warn: (message, fields) => log.warn(fields, message),
+      });
+    }
+    const fromFile = file ? readS3Credentials(file) : undefined;
     if (Boolean(config.s3AccessKeyId) !== Boolean(config.s3SecretAccessKey))
       throw new UploadError('CONFIG_INVALID', 's3AccessKeyId and s3SecretAccessKey must be given together');
     const credentials =

@@ -1,11 +1,11 @@
-import express, { type Express, type RequestHandler } from 'express';
+import express, { type ErrorRequestHandler, type Express, type RequestHandler } from 'express';
 import { UploadError } from '../common/errors/upload-error.js';
 import { routes } from '../common/protocol/native-protocol.js';
-import { authenticate, requireToken } from './http/auth.js';
-import { jsonBody } from './http/json-body.js';
+import { authenticate, requireToken, type Credentials } from './http/auth.js';
+import { checkedJsonBody, jsonBody } from './http/json-body.js';
 import type { RouteLimits } from './http/rate-limits.js';
+import { checkRequestChecksumFirst } from './http/request-checksum.js';
 import { errorHandler } from './http/send-error.js';
-import type { TokenTable } from './http/token-table.js';
 import type { Logger } from './logging/logger.js';
 import { healthRoute } from './routes/health.js';
 import { type ReadinessChecks, readyRoute } from './routes/ready.js';
@@ -25,8 +25,8 @@ import type { UploadContext } from './uploads/upload-context.js';
 
 export interface AppOptions {
   context: UploadContext;
-  tokens: TokenTable;
-  anonymousAllowed: boolean;
+  /** Tokens, client certificates, anonymous access and the failed-authentication limit. */
+  credentials: Credentials;
   limits: RouteLimits;
   log: Logger;
   /** The server's idleTimeout, in milliseconds; undefined when the app is mounted in a host's server. */
@@ -49,8 +49,9 @@ export function createApp(options: AppOptions): Express {
   app.disable('x-powered-by');
   app.set('etag', false);
   app.set('trust proxy', options.trustProxy);
-  const auth = authenticate(options.tokens, options.anonymousAllowed);
-  const chain = (...handlers: (RequestHandler | RequestHandler[])[]): RequestHandler[] => handlers.flat();
+  const auth = authenticate(options.credentials);
+  type Handler = RequestHandler | ErrorRequestHandler;
+  const chain = (...handlers: (Handler | Handler[])[]): Handler[] => handlers.flat();
 
   // This server never upgrades a connection. Node answers a request that asks to upgrade as a
   // normal one, but then no longer reports a malformed request that follows on the same
@@ -66,13 +67,19 @@ export function createApp(options: AppOptions): Express {
   app.get(routes.health, healthRoute());
   app.get('/ready', readyRoute(options.readiness, options.log));
 
-  app.post(routes.sessions, chain(auth, limits.nativeCreate, jsonBody, createSessionRoute(context)));
-  app.get('/v1/sessions/:id', chain(auth, limits.nativeOther, getSessionRoute(context)));
-  app.put('/v1/sessions/:id/chunks/:index', chain(auth, limits.nativeChunk, putChunkRoute(context)));
-  app.post('/v1/sessions/:id/complete', chain(auth, limits.nativeComplete, jsonBody, completeSessionRoute(context)));
-  app.delete('/v1/sessions/:id', chain(auth, limits.nativeOther, cancelSessionRoute(context)));
-  app.get('/v1/files/*path', chain(auth, limits.nativeOther, getFileRoute(context)));
-  app.put('/v1/files/*path', chain(auth, limits.nativeCreate, putFileRoute(context)));
+  // Native routes check X-Request-Checksum when it is sent: raw-body and body-less routes before
+  // anything is read, JSON routes once their bounded body is read (see http/request-checksum.ts).
+  const checksum = checkRequestChecksumFirst;
+  app.post(routes.sessions, chain(auth, limits.nativeCreate, checkedJsonBody, createSessionRoute(context)));
+  app.get('/v1/sessions/:id', chain(auth, limits.nativeOther, checksum, getSessionRoute(context)));
+  app.put('/v1/sessions/:id/chunks/:index', chain(auth, limits.nativeChunk, checksum, putChunkRoute(context)));
+  app.post(
+    '/v1/sessions/:id/complete',
+    chain(auth, limits.nativeComplete, checkedJsonBody, completeSessionRoute(context)),
+  );
+  app.delete('/v1/sessions/:id', chain(auth, limits.nativeOther, checksum, cancelSessionRoute(context)));
+  app.get('/v1/files/*path', chain(auth, limits.nativeOther, checksum, getFileRoute(context)));
+  app.put('/v1/files/*path', chain(auth, limits.nativeCreate, checksum, putFileRoute(context)));
 
   app.post('/upload/init', chain(auth, limits.legacyInit, jsonBody, legacyInitRoute(context)));
   app.post('/upload/chunk', chain(auth, limits.legacyChunk, legacyChunkRoute(context)));

@@ -8,6 +8,9 @@ import { UploadEventBus, type UploadEvents } from './events/upload-events.js';
 import { openBackends } from './backends.js';
 import { createApp } from './http-app.js';
 import { httpStatusOf } from './http/error-status.js';
+import { AuthFailureGuard } from './http/auth-failures.js';
+import type { ClientCertificates } from './http/client-certificates.js';
+import type { FileModeOptions } from './http/file-mode.js';
 import { loadTokens } from './http/load-tokens.js';
 import { createRouteLimits } from './http/rate-limits.js';
 import { errorBody } from './http/send-error.js';
@@ -82,7 +85,15 @@ export interface UploadHandler {
 export async function createUploadHandler(options: UploadHandlerOptions & MountOptions = {}): Promise<UploadHandler> {
   const { storage, logger, basePath, ...values } = options;
   const config = serverOptions.resolve(serverOptions.parse(values, 'options'));
-  const tokens = loadTokens(config.tokensFile, config.tokens);
+  const log = logger ?? createLogger(config.logLevel, [serverOptions.specs]);
+  if (config.clientCa) {
+    throw new UploadError(
+      'CONFIG_INVALID',
+      "clientCa needs the server's own TLS (createUploadServer or ros2-upload-server): a handler mounted in " +
+        "another server cannot ask that server's clients for certificates",
+    );
+  }
+  const tokens = loadTokens(config.tokensFile, config.tokens, fileModeOptions(config, log));
   if (tokens.size === 0 && !config.allowAnonymous) {
     throw new UploadError(
       'CONFIG_INVALID',
@@ -92,8 +103,9 @@ export async function createUploadHandler(options: UploadHandlerOptions & MountO
   }
   return assembleUploadHandler({
     config,
-    log: logger ?? createLogger(config.logLevel, [serverOptions.specs]),
+    log,
     tokens,
+    certificates: undefined,
     anonymousAllowed: tokens.size === 0 || config.allowAnonymous,
     storage,
     basePath,
@@ -105,6 +117,7 @@ export interface HandlerParts {
   config: ServerConfig;
   log: Logger;
   tokens: TokenTable;
+  certificates: ClientCertificates | undefined;
   anonymousAllowed: boolean;
   storage: UploadStorage | undefined;
   basePath: string | undefined;
@@ -151,11 +164,16 @@ export async function assembleUploadHandler(parts: HandlerParts): Promise<Upload
   const { checkReady: storeReady } = store;
   if (storageReady) checks.storage = () => storageReady.call(storage);
   if (storeReady) checks.database = () => storeReady.call(store);
+  const limits = createRouteLimits(config, log, backends.rateLimitStores);
   const app = createApp({
     context,
-    tokens: parts.tokens,
-    anonymousAllowed: parts.anonymousAllowed,
-    limits: createRouteLimits(config, log, backends.rateLimitStores),
+    credentials: {
+      tokens: parts.tokens,
+      certificates: parts.certificates,
+      anonymousAllowed: parts.anonymousAllowed,
+      failures: new AuthFailureGuard(limits.authFailures, log),
+    },
+    limits,
     log,
     trustProxy: parseTrustProxy(config.trustProxy),
     idleTimeoutMs: parts.ownServer ? config.idleTimeout * 1000 : undefined,
@@ -221,4 +239,12 @@ function notFound(req: IncomingMessage, res: ServerResponse): void {
   const error = new UploadError('ROUTE_NOT_FOUND', `No route ${req.method} ${route.slice(0, 100)}`);
   res.writeHead(httpStatusOf(error.code), { 'Content-Type': 'application/json; charset=utf-8' });
   res.end(JSON.stringify(errorBody(error)));
+}
+
+/** How the credential files' permissions are checked: warnings go to the log; strictPermissions refuses. */
+export function fileModeOptions(config: ServerConfig, log: Logger): FileModeOptions {
+  return {
+    strictPermissions: config.strictPermissions,
+    warn: (message, fields) => log.warn(fields, message),
+  };
 }

@@ -4,10 +4,16 @@ import type { AddressInfo, Socket } from 'node:net';
 import { UploadError } from '../common/errors/upload-error.js';
 import { serverOptions } from './config/server-options.js';
 import { handleClientError } from './http/client-error.js';
+import { type ClientCertificates, loadClientCertificates } from './http/client-certificates.js';
 import { loadTokens } from './http/load-tokens.js';
 import { createLogger, type Logger } from './logging/logger.js';
 import { loadTls } from './tls/load-tls.js';
-import { assembleUploadHandler, type UploadHandler, type UploadHandlerOptions } from './upload-handler.js';
+import {
+  assembleUploadHandler,
+  fileModeOptions,
+  type UploadHandler,
+  type UploadHandlerOptions,
+} from './upload-handler.js';
 
 /** Options of createUploadServer: any server option (camelCase), plus what only a library caller can pass. */
 export type UploadServerOptions = UploadHandlerOptions;
@@ -42,22 +48,24 @@ export async function createUploadServer(options: UploadServerOptions = {}): Pro
       `headersTimeout (${config.headersTimeout} s) must not be longer than requestTimeout (${config.requestTimeout} s)`,
     );
   }
-  const tokens = loadTokens(config.tokensFile, config.tokens);
+  const tokens = loadTokens(config.tokensFile, config.tokens, fileModeOptions(config, log));
+  const certificates = loadClientCertificates(config, fileModeOptions(config, log));
+  const tls = loadTls(config.sslCert, config.sslKey, config.clientCa);
   const loopback = isLoopback(config.host);
-  if (!loopback && tokens.size === 0 && !config.allowAnonymous) {
+  if (!loopback && tokens.size === 0 && !certificates && !config.allowAnonymous) {
     throw new UploadError(
       'CONFIG_INVALID',
       `Refusing to listen on ${config.host} without tokens: set a tokens file ` +
         `(--tokens-file) or UPLOAD_SERVER_TOKENS, or pass --allow-anonymous to accept anyone`,
     );
   }
-  const anonymousAllowed = tokens.size === 0 || config.allowAnonymous;
-  const tls = loadTls(config.sslCert, config.sslKey);
+  const anonymousAllowed = (tokens.size === 0 && !certificates) || config.allowAnonymous;
 
   const handler = await assembleUploadHandler({
     config,
     log,
     tokens,
+    certificates,
     anonymousAllowed,
     storage,
     basePath: undefined,
@@ -74,8 +82,14 @@ export async function createUploadServer(options: UploadServerOptions = {}): Pro
       connectionsCheckingInterval: Math.max(100, Math.min(30_000, (config.headersTimeout * 1000) / 4)),
     };
     const listener = (req: http.IncomingMessage, res: http.ServerResponse): void => handler.handle(req, res);
+    // With clientCa, every client is asked for a certificate, and the handshake completes whatever
+    // it presents: the routes decide (a client without one may use a token; a bad one gets a 401
+    // that names the problem, where a refused handshake would look like a network failure).
+    const clientCertificates: https.ServerOptions = tls?.clientCa
+      ? { requestCert: true, rejectUnauthorized: false, ca: tls.clientCa }
+      : {};
     server = tls
-      ? https.createServer({ ...serverOptions, cert: tls.cert, key: tls.key }, listener)
+      ? https.createServer({ ...serverOptions, cert: tls.cert, key: tls.key, ...clientCertificates }, listener)
       : http.createServer(serverOptions, listener);
     server.setTimeout(config.idleTimeout * 1000);
     if (config.maxConnections > 0) server.maxConnections = config.maxConnections;
@@ -97,7 +111,7 @@ export async function createUploadServer(options: UploadServerOptions = {}): Pro
         url,
         uploadDir: handler.storageRoot,
         tls: Boolean(tls),
-        auth: tokens.size > 0 ? `${tokens.size} tokens` : 'open',
+        auth: describeAuth(tokens.size, certificates),
         anonymousAllowed,
         rateLimit: config.rateLimit,
         storage: config.storageBackend,
@@ -193,4 +207,11 @@ function connectionDropLogger(log: Logger, limit: number): () => void {
 export function isLoopback(host: string): boolean {
   const h = host.toLowerCase().replace(/^\[|\]$/g, '');
   return h === 'localhost' || h === '::1' || /^127\.\d+\.\d+\.\d+$/.test(h) || h === '::ffff:127.0.0.1';
+}
+
+/** `3 tokens, client certificates (2 mapped, CN rule)`, or `open`, for the listening line. */
+function describeAuth(tokens: number, certificates: ClientCertificates | undefined): string {
+  const parts = tokens > 0 ? [`${tokens} tokens`] : [];
+  if (certificates) parts.push(`client certificates (${certificates.mapped} mapped)`);
+  return parts.length > 0 ? parts.join(', ') : 'open';
 }

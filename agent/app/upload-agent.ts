@@ -5,6 +5,7 @@ import path from 'node:path';
 import type { Logger } from 'pino';
 import { UploadError, isUploadError } from '../../common/errors/upload-error.js';
 import { createLogger } from '../../common/program/create-logger.js';
+import { escapeRefusedCharacters } from '../../common/protocol/relative-path.js';
 import type { AgentController, AgentProblem, AgentStatus, EnqueueResult } from './agent-controller.js';
 import { agentOptionSpecs, agentOptions, type AgentConfig } from './agent-options.js';
 import { checkStateDir, checkWatchDir } from './check-dirs.js';
@@ -40,7 +41,11 @@ export interface VerifiedFile {
   deduplicated: boolean;
 }
 
-/** A bag's metadata.yaml that cannot go yet, because another file of its bag failed. */
+/**
+ * A file that is not sent: its name is refused by the path rule (a control, invisible format or
+ * separator character; rename it), or it is a bag's metadata.yaml that waits for a file of its
+ * bag that failed or was refused.
+ */
 export interface HeldFile {
   localPath: string;
   remotePath: string;
@@ -49,7 +54,10 @@ export interface HeldFile {
 
 export interface UploadAgentEvents {
   verified: [VerifiedFile];
-  /** metadata.yaml of an explicitly enqueued bag waits for a file that failed (retryFailed() may unblock it). */
+  /**
+   * An explicitly enqueued file is not sent: refused (its name), or a metadata.yaml waiting for a
+   * file of its bag that failed (retryFailed() may unblock it) or was refused.
+   */
   held: [HeldFile];
   /** The engine gave up on a file (a permanent error); retryFailed() puts it back. */
   failed: [FailedEvent];
@@ -310,7 +318,9 @@ export class UploadAgent extends EventEmitter<UploadAgentEvents> implements Agen
       paused: this.#engine.paused,
       bandwidthLimit: this.#engine.bandwidthLimit,
       uploads,
-      bytesPending: this.#engine.bytesPending + waiting.reduce((sum, upload) => sum + upload.bytesTotal, 0),
+      bytesPending:
+        this.#engine.bytesPending +
+        waiting.reduce((sum, upload) => sum + (upload.state === 'failed' ? 0 : upload.bytesTotal), 0),
       freeDiskBytes: disk?.free,
       lowDisk: disk?.low ?? false,
     };
@@ -390,11 +400,16 @@ export class UploadAgent extends EventEmitter<UploadAgentEvents> implements Agen
         },
       })),
     );
-    let refusal: string | undefined;
+    const refused: { file: ListedFile; reason: string }[] = [];
     for (const [index, file] of batch.entries()) {
       const outcome = added[index]!;
       if (outcome.status === 'rejected') {
-        refusal ??= (outcome.reason as Error).message;
+        const error = outcome.reason as Error;
+        const reason = isUploadError(error, 'INVALID_PATH')
+          ? `${error.message}; rename it to upload it`
+          : error.message;
+        refused.push({ file, reason });
+        this.emit('held', { localPath: file.path, remotePath: file.remotePath, reason });
         continue;
       }
       const id = outcome.value;
@@ -402,13 +417,26 @@ export class UploadAgent extends EventEmitter<UploadAgentEvents> implements Agen
       ids.push(id);
       for (const entry of entries) if (file.remotePath.startsWith(entry.dir)) entry.waitFor.add(id);
     }
-    if (refusal !== undefined) {
-      for (const entry of entries) this.#deferred.splice(this.#deferred.indexOf(entry), 1);
-      return { accepted: ids.length > 0, message: refusal, uploadIds: ids };
+    // A bag with a refused file never gets its metadata.yaml: a receiver takes its arrival to
+    // mean the bag is complete. Other bags of the same request go on.
+    for (const entry of entries) {
+      const blocker = refused.find(({ file }) => file.remotePath.startsWith(entry.dir));
+      if (!blocker) continue;
+      this.#deferred.splice(this.#deferred.indexOf(entry), 1);
+      this.emit('held', {
+        localPath: entry.file.path,
+        remotePath: entry.file.remotePath,
+        reason: `it goes after ${escapeRefusedCharacters(blocker.file.remotePath)}, which was not sent`,
+      });
     }
     for (const entry of entries) entry.sealed = true;
     const waiting = entries.filter((entry) => entry.waitFor.size > 0).length;
     await this.#releaseDeferred(undefined, ids);
+    const [first] = refused;
+    if (first) {
+      const more = refused.length > 1 ? ` (and ${refused.length - 1} more file(s))` : '';
+      return { accepted: ids.length > 0, message: `${first.file.path}: ${first.reason}${more}`, uploadIds: ids };
+    }
     return {
       accepted: true,
       message:
@@ -891,25 +919,27 @@ function isInside(file: string, root: string): boolean {
   );
 }
 
-/** A file the watcher has seen but not released, as a status entry. */
+/** A file the watcher has seen but not released, as a status entry (one held back for its name: failed). */
 function waitingSnapshot(file: WaitingFile): UploadSnapshot {
+  const refused = file.phase === 'refused';
   return {
-    id: `waiting:${file.path}`,
+    id: `${refused ? 'refused' : 'waiting'}:${file.path}`,
     localPath: file.path,
     remotePath: file.remotePath,
     bagName: file.bagName,
-    state: 'waiting_for_close',
+    state: refused ? 'failed' : 'waiting_for_close',
     priority: 5,
     bytesSent: 0,
     bytesTotal: file.size,
     rate: 0,
     etaSeconds: undefined,
     attempt: 0,
-    lastError: undefined,
+    lastError: refused ? file.reason : undefined,
     sha256: undefined,
     metadata: { waitingFor: file.reason },
     queuedAt: new Date(file.firstSeen).toISOString(),
     startedAt: undefined,
     finishedAt: undefined,
+    ...(refused ? { errorCode: 'INVALID_PATH' } : {}),
   };
 }

@@ -2,6 +2,7 @@ import path from 'node:path';
 import type { Logger } from 'pino';
 import { formatSize } from '../../common/config/index.js';
 import { UploadError } from '../../common/errors/upload-error.js';
+import { escapeRefusedCharacters } from '../../common/protocol/relative-path.js';
 import type { AgentProblem } from '../app/agent-controller.js';
 import type { FailedEvent } from '../engine/upload-events.js';
 import { listForUpload, type ListedFile } from '../watcher/bag-listing.js';
@@ -66,7 +67,8 @@ export async function uploadCommand(
   agent.on('held', (file: HeldFile) => {
     if (ignored(file.localPath)) return;
     failed.set(file.localPath, file.reason);
-    progress.line(`not sent ${file.remotePath}: ${file.reason}`);
+    // The name may hold the very characters it was refused for (a bidi override): print them escaped.
+    progress.line(`not sent ${escapeRefusedCharacters(file.remotePath)}: ${file.reason}`);
   });
   const interrupted = onStopSignal(async () => {
     progress.close();

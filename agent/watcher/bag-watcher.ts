@@ -5,6 +5,7 @@ import path from 'node:path';
 import { watch, type FSWatcher } from 'chokidar';
 import type { Logger } from 'pino';
 import { UploadError } from '../../common/errors/upload-error.js';
+import { escapeRefusedCharacters, normaliseRelativePath } from '../../common/protocol/relative-path.js';
 import { classifyFile, createFileFilter, type FileFilter, type FileRole } from './bag-files.js';
 import { closingBlocker, closingSignal, isTransientPlain, releasable, type RuleClock } from './closing-rules.js';
 import { endsWithMcapMagic } from './mcap-magic.js';
@@ -234,10 +235,13 @@ export class BagWatcher extends EventEmitter<BagWatcherEvents> {
     if (file) this.#remove(file);
   }
 
-  /** Files seen and not yet released, oldest first. */
+  /** Files seen and not yet released (held back ones included), oldest first. */
   waiting(): WaitingFile[] {
     return [...this.#files.values()]
-      .filter((file) => file.phase === 'open' || file.phase === 'closing' || file.phase === 'ready')
+      .filter(
+        (file) =>
+          file.phase === 'open' || file.phase === 'closing' || file.phase === 'ready' || file.phase === 'refused',
+      )
       .sort((a, b) => a.firstSeen - b.firstSeen)
       .map((file) => this.#waitingOf(file));
   }
@@ -348,7 +352,8 @@ export class BagWatcher extends EventEmitter<BagWatcherEvents> {
       info.dir === '' && (info.role === 'metadata' || (info.role === 'split' && info.stem === this.#rootName));
     const remotePath = bagLike ? `${this.#rootName}/${rel}` : rel;
     const version = { size: stats.size, mtimeMs: stats.mtimeMs };
-    const verified = this.#options.isUploaded?.(filePath, version) ?? false;
+    const refusal = nameRefusal(remotePath);
+    const verified = refusal === undefined && (this.#options.isUploaded?.(filePath, version) ?? false);
     const file: TrackedFile = {
       ...info,
       path: filePath,
@@ -362,8 +367,8 @@ export class BagWatcher extends EventEmitter<BagWatcherEvents> {
       settledSince: now - age,
       marked: false,
       signal: undefined,
-      phase: verified ? 'uploaded' : 'open',
-      reason: verified ? 'uploaded' : 'seen',
+      phase: refusal !== undefined ? 'refused' : verified ? 'uploaded' : 'open',
+      reason: refusal ?? (verified ? 'uploaded' : 'seen'),
       replace: !verified && (this.#options.wasUploaded?.(filePath, { ino: stats.ino }) ?? false),
       magic: undefined,
       firstSeen: Date.now(),
@@ -374,6 +379,8 @@ export class BagWatcher extends EventEmitter<BagWatcherEvents> {
     const folder = this.#folders.get(file.dir) ?? new Set();
     folder.add(file);
     this.#folders.set(file.dir, folder);
+    if (refusal !== undefined)
+      this.#options.logger?.warn({ file: escapeRefusedCharacters(filePath), reason: refusal }, 'file held back');
     if (file.phase !== 'uploaded') this.emit('waiting', this.#waitingOf(file));
     if (file.role === 'split' && file.compressed) this.#withdrawTransient(folder);
     this.#schedule(0);
@@ -598,6 +605,21 @@ export class BagWatcher extends EventEmitter<BagWatcherEvents> {
   #fail(error: unknown): void {
     if (this.#stopped) return;
     this.emit('error', error instanceof Error ? error : new Error(String(error)));
+  }
+}
+
+/**
+ * Why a file's server path is refused (the protocol's path rule: a control, invisible format or
+ * separator character in its name or folder), or undefined. Such a file is held back, never
+ * uploaded: the server would refuse it, and a name that displays as another one must not reach
+ * a fleet's storage.
+ */
+function nameRefusal(remotePath: string): string | undefined {
+  try {
+    normaliseRelativePath(remotePath, 'its name');
+    return undefined;
+  } catch (error) {
+    return `held back: ${(error as Error).message}; rename it to upload it`;
   }
 }
 

@@ -8,8 +8,11 @@ import type { BagFileInfo } from './bag-files.js';
  * - `released`: handed to the upload engine;
  * - `uploaded`: the server verified it (this version: same size and mtime);
  * - `transient`: a plain split that gained its `.zstd` (file-compression mode); never uploaded.
+ * - `refused`: its name holds a character no server path may contain (a control, an invisible
+ *   format character such as a bidi override, a line separator): held back, never uploaded; a
+ *   later split of its stem and its bag's metadata.yaml wait for it. Renaming it makes a new file.
  */
-export type FilePhase = 'open' | 'closing' | 'ready' | 'released' | 'uploaded' | 'transient';
+export type FilePhase = 'open' | 'closing' | 'ready' | 'released' | 'uploaded' | 'transient' | 'refused';
 
 /** Why a file counts as closing. */
 export type ClosingSignal = 'later-split' | 'metadata' | 'marked' | 'settled';

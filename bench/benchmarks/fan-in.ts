@@ -33,7 +33,7 @@ export const fanIn: Benchmark = {
       const tokens: string[] = [];
       for (let i = 0; i < uploaders; i += 1) {
         const robot = `robot-${String(i).padStart(2, '0')}`;
-        const token = randomBytes(16).toString('hex');
+        const token = randomBytes(32).toString('hex');
         tokens.push(`${robot}=${token}`);
         const file = path.join(dir, 'data', robot, 'recording.bin');
         await writeRandomFile(file, size);

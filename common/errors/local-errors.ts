@@ -12,6 +12,9 @@ export const localErrorCodes = {
   CONFIG_FILE_UNREADABLE: 'a configuration file could not be read or parsed',
   USAGE: 'the command line is not valid',
   TLS_CONFIG: 'a TLS certificate or key could not be read',
+  AUTH_CONFIG:
+    'the credentials a server accepts cannot be used: a weak or malformed token, a reserved or invalid uploader ' +
+    'name, a tokens file others can read, or an unusable client-certificate setting',
   TLS_CERTIFICATE:
     "the server's TLS certificate was refused (self-signed, unknown CA, wrong host name, expired): configuration",
   TOKEN_FILE: 'the token file cannot be read, is empty, or is readable by group or others',

@@ -30,6 +30,7 @@ const shared: Partial<Record<UploadErrorCode, number>> = {
   CONFIG_INVALID: sysexits.USAGE,
   CONFIG_FILE_UNREADABLE: sysexits.CONFIG,
   TLS_CONFIG: sysexits.CONFIG,
+  AUTH_CONFIG: sysexits.CONFIG,
   TLS_CERTIFICATE: sysexits.CONFIG,
   TOKEN_FILE: sysexits.CONFIG,
   STATE_DIR: sysexits.CANT_CREATE,

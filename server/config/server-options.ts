@@ -92,6 +92,27 @@ export const serverOptionSpecs = {
     ros: false,
   }),
   sslKey: option.string({ doc: 'PEM private key file of sslCert', format: 'path', env: 'SSL_KEY', ros: false }),
+  clientCa: option.string({
+    doc:
+      'PEM file of the CA(s) that sign client certificates (mutual TLS; needs sslCert): clients are asked for a ' +
+      'certificate, and a verified one identifies its uploader (clientCertMap or clientCertCommonName)',
+    format: 'path',
+    ros: false,
+  }),
+  clientCertMap: option.string({
+    doc:
+      'YAML/JSON file mapping uploaders to client certificate identities (CN=..., DNS:..., URI:...); ' +
+      'a verified certificate that matches none is refused',
+    format: 'path',
+    ros: false,
+  }),
+  clientCertCommonName: option.boolean({
+    doc:
+      "Accept any certificate clientCa verifies and take the uploader name from its subject's CN " +
+      '(certificates listed in clientCertMap still map as listed)',
+    default: false,
+    ros: false,
+  }),
   maxFileSize: option.size({
     doc: 'Largest file accepted (413 above it)',
     default: 5 * 1024 ** 3,
@@ -161,6 +182,13 @@ export const serverOptionSpecs = {
     default: false,
     ros: false,
   }),
+  strictPermissions: option.boolean({
+    doc:
+      'Refuse to start when the tokens file or s3CredentialsFile can be read or written, or clientCertMap ' +
+      'written, by its group or others (otherwise a warning)',
+    default: false,
+    ros: false,
+  }),
   trustProxy: option.string({
     doc: 'Express "trust proxy" setting behind a reverse proxy (e.g. loopback, or 1 for one hop); unset trusts none',
     ros: false,
@@ -168,6 +196,15 @@ export const serverOptionSpecs = {
   rateLimit: option.boolean({
     doc: 'Apply the rate limits below; --no-rate-limit turns every limit off',
     default: true,
+    ros: false,
+  }),
+  rateLimitAuthFailures: option.integer({
+    doc:
+      'Failed authentications (a wrong, malformed or missing token, a refused client certificate) per minute per ' +
+      'client address; beyond it the address gets 429 without its credentials being checked until the minute ends ' +
+      '(0 = no limit)',
+    default: 30,
+    min: 0,
     ros: false,
   }),
   rateLimitInit: option.integer({

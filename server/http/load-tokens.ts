@@ -1,21 +1,32 @@
 import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { UploadError } from '../../common/errors/upload-error.js';
-import { TokenTable, UPLOADER_NAME, type TokenEntry } from './token-table.js';
+import { checkFileMode, type FileModeOptions } from './file-mode.js';
+import { ANONYMOUS, TokenTable, UPLOADER_NAME, type TokenEntry } from './token-table.js';
+import { tokenWeakness } from './token-strength.js';
 
 /**
  * The tokens from the tokens file and the `tokens` option (`uploader=token` pairs). The file is
  * YAML or JSON: a mapping `uploader: token` (or `uploader: [token, …]` to rotate tokens), or a
- * list of `{uploader, token}`, optionally under a top-level `tokens:` key. Errors name the file
- * and the entry, never a token.
+ * list of `{uploader, token}`, optionally under a top-level `tokens:` key. Every entry is
+ * checked: a valid uploader name other than the reserved `anonymous`, a strong token
+ * (token-strength.ts), no token for two uploaders. Errors (AUTH_CONFIG, exit 78) name the file,
+ * the entry and the uploader, never a token.
  */
-export function loadTokens(tokensFile: string | undefined, pairs: readonly string[]): TokenTable {
+export function loadTokens(
+  tokensFile: string | undefined,
+  pairs: readonly string[],
+  options: FileModeOptions = {},
+): TokenTable {
   const entries: TokenEntry[] = [];
-  if (tokensFile) entries.push(...readTokensFile(tokensFile));
+  if (tokensFile) {
+    checkFileMode(tokensFile, 'tokens file', 0o066, options);
+    entries.push(...readTokensFile(tokensFile));
+  }
   pairs.forEach((pair, position) => {
     const equals = pair.indexOf('=');
     if (equals <= 0 || equals === pair.length - 1) {
-      throw new UploadError('CONFIG_INVALID', `Invalid tokens entry #${position + 1}: expected uploader=token`);
+      throw new UploadError('AUTH_CONFIG', `Invalid tokens entry #${position + 1}: expected uploader=token`);
     }
     entries.push(
       checked(
@@ -28,7 +39,7 @@ export function loadTokens(tokensFile: string | undefined, pairs: readonly strin
   for (const entry of entries) {
     const other = seen.get(entry.token);
     if (other !== undefined && other !== entry.uploader) {
-      throw new UploadError('CONFIG_INVALID', `The same token is given to uploaders ${other} and ${entry.uploader}`);
+      throw new UploadError('AUTH_CONFIG', `The same token is given to uploaders ${other} and ${entry.uploader}`);
     }
     seen.set(entry.token, entry.uploader);
   }
@@ -56,7 +67,7 @@ function readTokensFile(file: string): TokenEntry[] {
       const uploader = record?.uploader ?? record?.name;
       if (typeof uploader !== 'string' || typeof record?.token !== 'string') {
         throw new UploadError(
-          'CONFIG_INVALID',
+          'AUTH_CONFIG',
           `Invalid ${where(`entry #${position + 1}`)}: expected {uploader, token} strings`,
         );
       }
@@ -67,33 +78,49 @@ function readTokensFile(file: string): TokenEntry[] {
       const tokens = Array.isArray(value) ? value : [value];
       for (const token of tokens) {
         if (typeof token !== 'string')
-          throw new UploadError(
-            'CONFIG_INVALID',
-            `Invalid ${where(`uploader ${uploader}`)}: the token must be a string`,
-          );
+          throw new UploadError('AUTH_CONFIG', `Invalid ${where(`uploader ${uploader}`)}: the token must be a string`);
         entries.push(checked({ uploader, token }, where(`uploader ${uploader}`)));
       }
     }
   } else if (data !== null && data !== undefined) {
     throw new UploadError(
-      'CONFIG_INVALID',
+      'AUTH_CONFIG',
       `Invalid tokens file ${file}: expected a mapping uploader -> token or a list of {uploader, token}`,
     );
   }
   return entries;
 }
 
-function checked(entry: TokenEntry, where: string): TokenEntry {
-  if (!UPLOADER_NAME.test(entry.uploader)) {
+/**
+ * Refuses an uploader name that is not a valid folder name, or is `anonymous` (in any case):
+ * that name is the folder of requests without credentials, so a token or a certificate named so
+ * would share its files with every unauthenticated client.
+ */
+export function checkUploaderName(uploader: string, where: string): void {
+  if (uploader.toLowerCase() === ANONYMOUS) {
     throw new UploadError(
-      'CONFIG_INVALID',
-      `Invalid uploader name in ${where}: ${JSON.stringify(entry.uploader)} (letters, digits, ".", "_", "-"; up to 64)`,
+      'AUTH_CONFIG',
+      `The uploader name "${uploader}" in ${where} is reserved for requests without credentials ` +
+        '(their files are under completed/anonymous/): give this robot another name',
     );
   }
-  if (entry.token.length < 8 || /\s/.test(entry.token)) {
+  if (!UPLOADER_NAME.test(uploader)) {
     throw new UploadError(
-      'CONFIG_INVALID',
-      `Invalid token for ${entry.uploader} in ${where}: tokens need at least 8 characters and no spaces`,
+      'AUTH_CONFIG',
+      `Invalid uploader name in ${where}: ${JSON.stringify(uploader)} ` +
+        '(letters, digits, ".", "_", "-"; up to 64, starting with a letter or digit)',
+    );
+  }
+}
+
+function checked(entry: TokenEntry, where: string): TokenEntry {
+  checkUploaderName(entry.uploader, where);
+  const weakness = tokenWeakness(entry.token);
+  if (weakness !== undefined) {
+    throw new UploadError(
+      'AUTH_CONFIG',
+      `The token of uploader ${entry.uploader} in ${where} is too weak: ${weakness}. ` +
+        'Generate one with `openssl rand -hex 32`',
     );
   }
   return entry;

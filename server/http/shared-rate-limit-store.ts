@@ -4,6 +4,8 @@ import type { ClientRateLimitInfo, Options, Store } from 'express-rate-limit';
 export interface SharedCounters {
   /** Counts one hit of `key` in its window (a new window of `windowMs` starts once the last one ended). */
   hitCounter(key: string, windowMs: number, now: number): Promise<{ hits: number; resetAt: number }>;
+  /** The count of `key` in its current window; undefined when it has none. */
+  getCounter(key: string, now: number): Promise<{ hits: number; resetAt: number } | undefined>;
   unhitCounter(key: string): Promise<void>;
   resetCounter(key: string): Promise<void>;
 }
@@ -38,6 +40,12 @@ export class SharedRateLimitStore implements Store {
   async increment(key: string): Promise<ClientRateLimitInfo> {
     const { hits, resetAt } = await this.#counters.hitCounter(this.prefix + key, this.#windowMs, Date.now());
     return { totalHits: hits, resetTime: new Date(resetAt) };
+  }
+
+  /** Read without counting (the failed-authentication limit asks before it checks credentials). */
+  async get(key: string): Promise<ClientRateLimitInfo | undefined> {
+    const counter = await this.#counters.getCounter(this.prefix + key, Date.now());
+    return counter ? { totalHits: counter.hits, resetTime: new Date(counter.resetAt) } : undefined;
   }
 
   async decrement(key: string): Promise<void> {

@@ -14,6 +14,7 @@ export const FEATURES = [
   'native-protocol-v1',
   'auth',
   'gzip-transfer',
+  'request-checksum',
 ] as const;
 
 /** The package version (common/program/package-version.ts), reported by /health and --version. */

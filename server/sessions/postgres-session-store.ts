@@ -324,6 +324,16 @@ export class PostgresSessionStore implements SessionStore {
   }
 
   /** Takes back one hit (express-rate-limit's skipped requests). */
+  /** The count of `key` in its current window; undefined when it has none (or its window ended). */
+  async getCounter(key: string, now: number): Promise<CounterHit | undefined> {
+    const { rows } = await this.#pool.query<{ hits: number; reset_at: number }>(
+      'SELECT hits, reset_at FROM rate_limits WHERE key = $1 AND reset_at > $2::bigint',
+      [key, now],
+    );
+    const row = rows[0];
+    return row ? { hits: Number(row.hits), resetAt: Number(row.reset_at) } : undefined;
+  }
+
   async unhitCounter(key: string): Promise<void> {
     await this.#pool.query('UPDATE rate_limits SET hits = GREATEST(hits - 1, 0) WHERE key = $1', [key]);
   }

@@ -6,6 +6,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { REPO_ROOT, runAgent, spawnAgent } from '../cli/support/spawn-agent.js';
 import { runServerProgram, spawnServer } from '../helpers/spawn-server.js';
 import { waitFor } from '../helpers/wait-for.js';
+import { testToken } from '../helpers/tokens.js';
+
+const SECRET = testToken('programs robot1');
 
 /**
  * What the two programs share, checked on the real processes (spawned from dist/): one version,
@@ -50,7 +53,7 @@ describe('both programs', { timeout: 120_000 }, () => {
   it('log JSON lines with their name: server on stdout, agent on stderr (stdout is for command output)', async () => {
     const server = await spawnServer(
       ['--host', '127.0.0.1', '--port', '0', '--upload-dir', path.join(dir, 'storage')],
-      { env: { UPLOAD_SERVER_TOKENS: 'robot1=secret-token-value' } },
+      { env: { UPLOAD_SERVER_TOKENS: `robot1=${SECRET}` } },
     );
     try {
       const lines = server
@@ -60,7 +63,7 @@ describe('both programs', { timeout: 120_000 }, () => {
         .map((line) => JSON.parse(line) as Record<string, unknown>);
       expect(lines.length).toBeGreaterThan(0);
       for (const line of lines) expect(line).toMatchObject({ name: 'ros2-upload-server', pid: server.child.pid });
-      expect(server.stdout() + server.stderr()).not.toContain('secret-token-value');
+      expect(server.stdout() + server.stderr()).not.toContain(SECRET);
     } finally {
       await server.stop();
     }

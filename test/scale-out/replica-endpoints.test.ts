@@ -64,6 +64,41 @@ describe('replica endpoints', () => {
     }
   });
 
+  it('failed authentications are one budget for all replicas: past it, any replica refuses the address', {
+    timeout: 180_000,
+  }, async () => {
+    const { engine, postgres, bucket } = context();
+    const cluster = await startCluster({
+      s3: engine,
+      bucket,
+      databaseUrl: await createDatabase(postgres, 'auth-failures'),
+      replicas: 3,
+      args: ['--rate-limit-auth-failures', '4'],
+      env: { UPLOAD_SERVER_TOKENS: 'robot-1=auth-limit-token-1' },
+    });
+    try {
+      const statuses: number[] = [];
+      for (let i = 0; i < 6; i += 1)
+        statuses.push(
+          (await call(cluster.proxy.url, 'GET', routes.file('x.bin'), undefined, { token: 'wrong-token-0123456789' }))
+            .status,
+        );
+      // Replicas counting alone would each have seen at most 2 failures and answered 401 to all.
+      expect(statuses).toEqual([401, 401, 401, 401, 429, 429]);
+      expect(new Set(cluster.proxy.log.map((entry) => entry.replica))).toEqual(new Set([0, 1, 2]));
+      // Past the limit, every replica turns the address away before looking at its credentials.
+      for (const replica of cluster.replicas) {
+        const answer = await call(replica!.url, 'GET', routes.file('x.bin'), undefined, {
+          token: 'auth-limit-token-1',
+        });
+        expect(answer.status).toBe(429);
+        expect(Number(answer.headers.get('retry-after'))).toBeGreaterThan(0);
+      }
+    } finally {
+      await cluster.stop();
+    }
+  });
+
   it('/ready checks the bucket and the database: 503 once the database is gone, /health still 200', {
     timeout: 180_000,
   }, async () => {

@@ -9,9 +9,10 @@ import { sha256OfFile, writeRandomFile } from '../helpers/random-file.js';
 import { legacyGet, legacyPost, legacyUploadFile } from '../helpers/legacy-client.js';
 import { startTestServer, type TestServer } from '../helpers/start-server.js';
 import { createTempDir, type TempDir } from '../helpers/tmp-dir.js';
+import { testToken } from '../helpers/tokens.js';
 
-const ROBOT1 = 'robot1-secret-token-aaaa';
-const ROBOT2 = 'robot2-secret-token-bbbb';
+const ROBOT1 = testToken('auth robot1');
+const ROBOT2 = testToken('auth robot2');
 let files: TempDir;
 let logs: CapturedLogs;
 let server: TestServer;
@@ -132,7 +133,7 @@ describe('secure by default', () => {
           port: 0,
           uploadDir: dir.path,
           logLevel: 'silent',
-          tokens: ['bad name=abcdefgh123'],
+          tokens: [`bad name=${testToken('bad name')}`],
         }),
       ).rejects.toThrow(/Invalid uploader name/);
     } finally {

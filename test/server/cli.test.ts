@@ -43,9 +43,11 @@ describe('ros2-upload-server program', () => {
     const unknown = await runServerProgram(['--frobnicate']);
     expect(unknown.code).toBe(64);
     expect(unknown.stderr).toMatch(/frobnicate/);
-    const secret = await runServerProgram([], { UPLOAD_SERVER_TOKENS: 'robot1=short' });
-    expect(secret.code).toBe(64);
-    expect(secret.stderr).not.toContain('short');
+    // A weak token is a configuration that cannot be used (78); the message names the uploader, never the token.
+    const secret = await runServerProgram([], { UPLOAD_SERVER_TOKENS: 'robot1=short-secret' });
+    expect(secret.code).toBe(78);
+    expect(secret.stderr).toMatch(/token of uploader robot1 .* too weak/);
+    expect(secret.stderr).not.toContain('short-secret');
   });
 
   it('reads a YAML config file (flags and environment override it) and closes gracefully on SIGINT', async () => {

@@ -43,7 +43,7 @@ describe('paths', () => {
     ['a\\..\\x', /backslash/],
     ['a\u0000b', /NUL/],
     ['./x', /"\." segments/],
-    ['a\u0007b', /control characters/],
+    ['a\u0007b', /control, invisible format or separator characters: U\+0007 ALERT at byte 1/],
     ['', /must not be empty/],
     ['x'.repeat(300), /segment longer than 255/],
   ];

@@ -14,10 +14,11 @@ import { legacyGet } from '../helpers/legacy-client.js';
 import { startTestServer, type TestServer } from '../helpers/start-server.js';
 import { createTempDir, type TempDir } from '../helpers/tmp-dir.js';
 import { waitFor } from '../helpers/wait-for.js';
+import { testToken } from '../helpers/tokens.js';
 
 const MiB = 1024 * 1024;
-const ROBOT1 = 'robot1-put-file-token-aaaa';
-const ROBOT2 = 'robot2-put-file-token-bbbb';
+const ROBOT1 = testToken('put-file robot1');
+const ROBOT2 = testToken('put-file robot2');
 
 let parent: TempDir;
 let files: TempDir;

@@ -9,8 +9,9 @@ import { legacyUploadFile } from '../helpers/legacy-client.js';
 import { call, uploadFile } from '../helpers/native-upload.js';
 import { writeRandomFile } from '../helpers/random-file.js';
 import { createTempDir, type TempDir } from '../helpers/tmp-dir.js';
+import { testToken } from '../helpers/tokens.js';
 
-const TOKEN = 'robot7-token-0123456789abcdef';
+const TOKEN = testToken('upload-handler robot7');
 const KiB = 1024;
 
 let dir: TempDir | undefined;

@@ -5,6 +5,7 @@ import { SERVER_BIN, spawnServer, type ServerProcess } from '../../helpers/spawn
 import { diffSnapshots, findMarked, snapshotTree, type TreeSnapshot } from './fs-snapshot.js';
 import { MARK, SYMLINK_DIR, SYMLINK_FILE } from './hostile-values.js';
 import { RawHttp } from './raw-http.js';
+import { testToken } from '../../helpers/tokens.js';
 
 /**
  * The servers a hostile test attacks, each a real child process (dist/server/cli/main.js) with
@@ -68,8 +69,8 @@ export async function startFuzzServer(
   await mkdir(root, { recursive: true });
   await writeFile(path.join(box, 'sibling.txt'), DECOY);
   const tokens: Record<TokenUploader, string> = {
-    robot1: `robot1-token-${name}-0123456789`,
-    robot2: `robot2-token-${name}-9876543210`,
+    robot1: testToken(`fuzz ${name} robot1`),
+    robot2: testToken(`fuzz ${name} robot2`),
   };
   const args = [
     '--port',
