@@ -39,25 +39,37 @@ describe('replica endpoints', () => {
       databaseUrl: await createDatabase(postgres, 'limits'),
       replicas: 3,
       args: ['--rate-limit-native', '6'],
-      env: { UPLOAD_SERVER_TOKENS: 'robot-1=limit-token-1,robot-2=limit-token-2' },
+      env: {
+        UPLOAD_SERVER_TOKENS:
+          'robot-1=limit-token-1-9f86d081884c7d659a2feaa0c55ad015,' +
+          'robot-2=limit-token-2-a3bf4f1b2b0b822cd15d6c15b0f00a08',
+      },
     });
     try {
       const statuses: number[] = [];
       for (let i = 0; i < 9; i += 1)
         statuses.push(
-          (await call(cluster.proxy.url, 'GET', routes.file('x.bin'), undefined, { token: 'limit-token-1' })).status,
+          (
+            await call(cluster.proxy.url, 'GET', routes.file('x.bin'), undefined, {
+              token: 'limit-token-1-9f86d081884c7d659a2feaa0c55ad015',
+            })
+          ).status,
         );
       // 6 answers (no such file), then refused, whichever replica answers.
       expect(statuses).toEqual([404, 404, 404, 404, 404, 404, 429, 429, 429]);
       expect(new Set(cluster.proxy.log.map((entry) => entry.replica))).toEqual(new Set([0, 1, 2]));
       const refused = await call(cluster.replicas[0]!.url, 'GET', routes.file('x.bin'), undefined, {
-        token: 'limit-token-1',
+        token: 'limit-token-1-9f86d081884c7d659a2feaa0c55ad015',
       });
       expect(refused.status).toBe(429);
       expect(Number(refused.headers.get('retry-after'))).toBeGreaterThan(0);
       // Another uploader has its own budget.
       expect(
-        (await call(cluster.proxy.url, 'GET', routes.file('x.bin'), undefined, { token: 'limit-token-2' })).status,
+        (
+          await call(cluster.proxy.url, 'GET', routes.file('x.bin'), undefined, {
+            token: 'limit-token-2-a3bf4f1b2b0b822cd15d6c15b0f00a08',
+          })
+        ).status,
       ).toBe(404);
     } finally {
       await cluster.stop();
@@ -74,7 +86,7 @@ describe('replica endpoints', () => {
       databaseUrl: await createDatabase(postgres, 'auth-failures'),
       replicas: 3,
       args: ['--rate-limit-auth-failures', '4'],
-      env: { UPLOAD_SERVER_TOKENS: 'robot-1=auth-limit-token-1' },
+      env: { UPLOAD_SERVER_TOKENS: 'robot-1=auth-limit-token-1-9f86d081884c7d659a2feaa0c55ad015' },
     });
     try {
       const statuses: number[] = [];
@@ -89,7 +101,7 @@ describe('replica endpoints', () => {
       // Past the limit, every replica turns the address away before looking at its credentials.
       for (const replica of cluster.replicas) {
         const answer = await call(replica!.url, 'GET', routes.file('x.bin'), undefined, {
-          token: 'auth-limit-token-1',
+          token: 'auth-limit-token-1-9f86d081884c7d659a2feaa0c55ad015',
         });
         expect(answer.status).toBe(429);
         expect(Number(answer.headers.get('retry-after'))).toBeGreaterThan(0);

@@ -23,7 +23,7 @@ import { waitFor } from '../helpers/wait-for.js';
  * killed with -9 twice and restarted, and is itself killed once and resumed.
  */
 const MiB = 1024 * 1024;
-const TOKEN = 'fleet-robot-7-token';
+const TOKEN = 'fleet-robot-7-token-60303ae22b998861bce3b28f33eec1be';
 const UPLOADER = 'robot-7';
 
 interface Context {

@@ -32,7 +32,10 @@ function get(url: string): Promise<{ status: number; headers: http.IncomingHttpH
 
 describe('GET /ready', () => {
   it('answers 200 with each check when the storage and the session database work; /health unchanged', async () => {
-    const server: TestServer = await startTestServer({ rateLimit: true, tokens: ['robot-1=secret-token-1'] });
+    const server: TestServer = await startTestServer({
+      rateLimit: true,
+      tokens: ['robot-1=secret-token-1-2c26b46b68ffc68ff99b453c1d304134'],
+    });
     cleanups.push(() => server.close());
     const ready = await get(`${server.url}/ready`);
     expect(ready).toMatchObject({ status: 200, body: { status: 'ready', checks: { storage: 'ok', database: 'ok' } } });
