@@ -25,7 +25,34 @@ export const CONFIG_DOC = fileURLToPath(new URL('../docs/configuration.md', impo
 export const generatedRegions: Record<string, () => string> = {
   'agent-options': () => optionsTable(agentOptions, { ros: true }),
   'server-options': () => optionsTable(serverOptions, { ros: false }),
+  'option-aliases': () => aliasesTable(),
 };
+
+/** Every alias of both programs: the older name, what it stands for, and whether it warns. */
+export function aliasesTable(): string {
+  const lines = ['| Program | Older name | Where | Stands for | Warns |', '|---|---|---|---|---|'];
+  const sets: [string, OptionSet<OptionSpecs>][] = [
+    ['ros2-upload-agent', agentOptions as unknown as OptionSet<OptionSpecs>],
+    ['ros2-upload-server', serverOptions as unknown as OptionSet<OptionSpecs>],
+  ];
+  for (const [program, set] of sets) {
+    for (const key of set.keys()) {
+      const names = set.names(key);
+      for (const alias of set.aliases(key)) {
+        const [name, where, canonical] =
+          alias.env !== undefined
+            ? [alias.env, 'environment', names.env]
+            : alias.flag !== undefined
+              ? [`--${alias.flag}`, 'command line', names.flag]
+              : [alias.key!, 'config file, library', key];
+        lines.push(
+          `| ${program} | ${code(name)} | ${where} | ${code(canonical)} | ${alias.deprecated ? 'yes' : 'no'} |`,
+        );
+      }
+    }
+  }
+  return lines.join('\n');
+}
 
 /** A table cell: `|` escaped, and `<` outside code spans too, so `<watch root>` is not read as an HTML tag. */
 const cell = (text: string): string =>

@@ -118,7 +118,8 @@ async function openStorage(config: ServerConfig, log: Logger): Promise<UploadSto
   } catch (error) {
     throw new UploadError(
       'STATE_DIR',
-      `Cannot use the upload folder ${config.uploadDir}: ${(error as Error).message}`,
+      `Cannot use the upload folder ${config.uploadDir}: ${(error as Error).message} ` +
+        '(choose a writable folder with --upload-dir)',
       { cause: error },
     );
   }

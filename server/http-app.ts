@@ -27,6 +27,11 @@ export interface AppOptions {
   context: UploadContext;
   /** Tokens, client certificates, anonymous access and the failed-authentication limit. */
   credentials: Credentials;
+  /**
+   * The server runs open (no tokens) on loopback only: whoever can reach it is on this machine,
+   * so `GET /uploads` may list the anonymous uploader's files without a token.
+   */
+  openOnLoopback: boolean;
   limits: RouteLimits;
   log: Logger;
   /** The server's idleTimeout, in milliseconds; undefined when the app is mounted in a host's server. */
@@ -85,7 +90,10 @@ export function createApp(options: AppOptions): Express {
   app.post('/upload/chunk', chain(auth, limits.legacyChunk, legacyChunkRoute(context)));
   app.post('/upload/finalize', chain(auth, limits.legacyFinalize, jsonBody, legacyFinalizeRoute(context)));
   app.get('/upload/status/:uploadId', chain(auth, limits.legacyOther, legacyStatusRoute(context)));
-  app.get('/uploads', chain(auth, requireToken, limits.list, listUploadsRoute(context)));
+  app.get(
+    '/uploads',
+    chain(auth, ...(options.openOnLoopback ? [] : [requireToken]), limits.list, listUploadsRoute(context)),
+  );
 
   app.use((req, _res, next) => {
     const shown = req.path.length > 100 ? `${req.path.slice(0, 100)}…` : req.path;

@@ -107,6 +107,7 @@ export async function createUploadHandler(options: UploadHandlerOptions & MountO
     tokens,
     certificates: undefined,
     anonymousAllowed: tokens.size === 0 || config.allowAnonymous,
+    openOnLoopback: false,
     storage,
     basePath,
     ownServer: false,
@@ -119,6 +120,8 @@ export interface HandlerParts {
   tokens: TokenTable;
   certificates: ClientCertificates | undefined;
   anonymousAllowed: boolean;
+  /** No tokens, listening on loopback only (createUploadServer knows; a mounted handler never claims it). */
+  openOnLoopback: boolean;
   storage: UploadStorage | undefined;
   basePath: string | undefined;
   /**
@@ -173,6 +176,7 @@ export async function assembleUploadHandler(parts: HandlerParts): Promise<Upload
       anonymousAllowed: parts.anonymousAllowed,
       failures: new AuthFailureGuard(limits.authFailures, log),
     },
+    openOnLoopback: parts.openOnLoopback,
     limits,
     log,
     trustProxy: parseTrustProxy(config.trustProxy),

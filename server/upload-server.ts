@@ -67,6 +67,7 @@ export async function createUploadServer(options: UploadServerOptions = {}): Pro
     tokens,
     certificates,
     anonymousAllowed,
+    openOnLoopback: loopback && tokens.size === 0 && !certificates,
     storage,
     basePath: undefined,
     ownServer: true,

@@ -10,6 +10,14 @@ import { watcherOptionSpecs } from '../watcher/watcher-options.js';
  */
 export const agentOptionSpecs = {
   ...engineOptionSpecs,
+  // The program's own meaning of an unset server (the engine alone would use 127.0.0.1:8080).
+  serverUrl: {
+    ...engineOptionSpecs.serverUrl,
+    doc:
+      'Base URL of the receiving server, e.g. https://uploads.example.com:8080 (a trailing /upload is accepted). ' +
+      'Unset: the agent starts the bundled server in its own process on 127.0.0.1 and stores every upload on ' +
+      'this machine, in embeddedUploadDir (./uploads): for trying it out, not for a robot',
+  },
   ...watcherOptionSpecs,
   ...programOptionSpecs,
 };

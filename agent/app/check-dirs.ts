@@ -1,11 +1,12 @@
-import { accessSync, constants, mkdirSync, realpathSync, statSync, type Stats } from 'node:fs';
+import { accessSync, constants, realpathSync, type Stats, statSync } from 'node:fs';
 import path from 'node:path';
 import { UploadError } from '../../common/errors/upload-error.js';
+import { makeDirectorySync } from '../../common/fs/make-directory.js';
 
 /** The state directory must exist (it is created) and be readable and writable. */
 export function checkStateDir(stateDir: string): void {
   try {
-    mkdirSync(stateDir, { recursive: true });
+    makeDirectorySync(stateDir);
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
     if (code === 'EEXIST' || code === 'ENOTDIR')
@@ -31,7 +32,7 @@ export function checkWatchDir(watchDir: string, create: boolean): string {
   const dir = path.resolve(watchDir);
   if (create) {
     try {
-      mkdirSync(dir, { recursive: true });
+      makeDirectorySync(dir);
     } catch (error) {
       throw new UploadError(
         'FILE_UNREADABLE',

@@ -16,12 +16,23 @@ export const programOptionSpecs = {
     default: false,
   }),
   embeddedUploadDir: option.string({
-    doc: 'Without --server: the storage folder of the bundled server the agent starts on 127.0.0.1',
+    doc: 'Without a server URL: the storage folder of the bundled server the agent starts on 127.0.0.1',
     format: 'path',
     default: './uploads',
   }),
+  allowLocalDelete: option.boolean({
+    doc:
+      'Let afterUpload delete or move recordings although no serverUrl is set: the bundled server then keeps ' +
+      'the only copy, on this machine (without this, that combination is refused)',
+    default: false,
+  }),
+  progressLogInterval: option.duration({
+    doc: 'How often the log reports each running upload (bytes, rate, ETA) when it is not a terminal; 0 turns it off',
+    default: 30,
+    min: 0,
+  }),
   embeddedPort: option.integer({
-    doc: 'Without --server: the port of the bundled server on 127.0.0.1; 0 picks a free port',
+    doc: 'Without a server URL: the port of the bundled server on 127.0.0.1; 0 picks a free port',
     default: 0,
     min: 0,
     max: 65535,

@@ -3,6 +3,7 @@ import { realpathSync } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from 'pino';
+import { roundSeconds } from '../../common/config/units.js';
 import { UploadError, isUploadError } from '../../common/errors/upload-error.js';
 import { createLogger } from '../../common/program/create-logger.js';
 import { escapeRefusedCharacters } from '../../common/protocol/relative-path.js';
@@ -699,7 +700,7 @@ export class UploadAgent extends EventEmitter<UploadAgentEvents> implements Agen
           file: localPath,
           remotePath: event.upload.remotePath,
           sha256: event.sha256,
-          seconds: Math.round(event.duration * 10) / 10,
+          seconds: roundSeconds(event.duration),
           deduplicated: event.deduplicated,
         },
         'uploaded and verified',
@@ -833,7 +834,7 @@ export class UploadAgent extends EventEmitter<UploadAgentEvents> implements Agen
       this.#watcher.changedDuringUpload(localPath);
       return;
     }
-    this.#logger.error({ file: localPath, code: event.code, reason: event.reason }, 'upload failed');
+    // The engine logged the failure once; here it only goes to listeners.
     this.emit('failed', event);
     for (const entry of this.#deferred) {
       if (!entry.waitFor.has(event.upload.id)) continue;

@@ -11,8 +11,16 @@ export const IN_FLIGHT_DRAIN_SECONDS = 3;
 export const EXIT_DEADLINE_SECONDS = 4.5;
 
 /**
+ * One Ctrl-C may arrive twice: the terminal sends SIGINT to the whole foreground process group,
+ * and a parent that forwards signals to its child (npm, which runs `npm start`) sends it again.
+ * A repeat of the same signal within this time is the same request, not a second one.
+ */
+export const SAME_SIGNAL_SECONDS = 2;
+
+/**
  * Runs `stop` on the first SIGINT or SIGTERM and resolves with the exit code once it finished
- * (or the deadline passed); a second signal exits at once with 130/143.
+ * (or the deadline passed); a second signal (other than the same one repeated within
+ * SAME_SIGNAL_SECONDS) exits at once with 130/143.
  */
 export function onStopSignal(
   stop: () => Promise<void>,
@@ -20,14 +28,15 @@ export function onStopSignal(
   exit: (code: number) => void = (code) => process.exit(code),
 ): Promise<number> {
   return new Promise((resolve) => {
-    let stopping = false;
+    let stopping: { signal: NodeJS.Signals; at: number } | undefined;
     const handler = (signal: NodeJS.Signals): void => {
       if (stopping) {
+        if (signal === stopping.signal && performance.now() - stopping.at < SAME_SIGNAL_SECONDS * 1000) return;
         logger.warn({ signal }, 'second signal: exiting now');
         exit(signal === 'SIGINT' ? 130 : 143);
         return;
       }
-      stopping = true;
+      stopping = { signal, at: performance.now() };
       logger.info({ signal }, 'stopping: finishing in-flight chunks');
       const deadline = setTimeout(() => {
         logger.warn('stop deadline reached; exiting (uploads resume at the next start)');

@@ -42,9 +42,22 @@ export async function uploadCommand(
     watchDir: undefined,
     stateDir: path.join(invocation.config.stateDir, UPLOAD_COMMAND_STATE),
   };
-  const started = await startProgramAgent(config, logger);
+  const started = await startProgramAgent(config, logger, {
+    command: 'upload',
+    userStateDir: invocation.config.stateDir,
+  });
   const { agent } = started;
   const progress = 'isTTY' in out && out.isTTY ? ttyProgress(out) : plainProgress(out);
+  if (started.server) {
+    progress.line(
+      'no server given (--server-url): uploading to the bundled server on this machine, which stores the files ' +
+        `in ${started.server.storageRoot}`,
+    );
+  }
+  agent.engine.on('offline', ({ reason }) =>
+    progress.line(`server unreachable (${reason}): waiting for it; Ctrl-C stops, and the same command resumes`),
+  );
+  agent.engine.on('online', () => progress.line('server reachable again: going on'));
   // What happened to each listed file, for the lines and the exit code; when to stop is the agent's onIdle().
   const verified = new Set<string>();
   const failed = new Map<string, string>();
@@ -64,8 +77,16 @@ export async function uploadCommand(
     failed.set(event.upload.localPath, event.reason);
     progress.line(`failed ${event.upload.remotePath}: ${event.reason}`);
   });
+  // A metadata.yaml held back by a failed split is said once, at the end, with the others.
+  const held = new Map<string, HeldFile>();
   agent.on('held', (file: HeldFile) => {
     if (ignored(file.localPath)) return;
+    // A metadata.yaml held back by a failed split is said once, at the end (its failure was said);
+    // a file refused for its name, and a metadata.yaml held back by one, at once.
+    if (/^it goes after .*, which failed/s.test(file.reason)) {
+      held.set(file.localPath, file);
+      return;
+    }
     failed.set(file.localPath, file.reason);
     // The name may hold the very characters it was refused for (a bidi override): print them escaped.
     progress.line(`not sent ${escapeRefusedCharacters(file.remotePath)}: ${file.reason}`);
@@ -108,9 +129,17 @@ export async function uploadCommand(
   }
   progress.close();
   await started.controller.stop();
+  const notSent = [...held.values()].filter((file) => !verified.has(file.localPath));
+  if (notSent.length > 0) {
+    progress.line(
+      `not sent: ${notSent.map((file) => escapeRefusedCharacters(file.remotePath)).join(', ')} ` +
+        "(a bag's metadata.yaml goes only after the rest of its bag, which failed)",
+    );
+  }
+  const by = started.server ? `the bundled server on this machine (in ${started.server.storageRoot})` : 'the server';
   progress.line(
-    `${verified.size} of ${unique.size} file(s) verified by the ` +
-      `server${failed.size > 0 ? `, ${failed.size} failed` : ''}`,
+    `${verified.size} of ${unique.size} file(s) verified by ${by}` +
+      `${failed.size > 0 ? `, ${failed.size} failed` : ''}${notSent.length > 0 ? `, ${notSent.length} not sent` : ''}`,
   );
   return notVerified === 0 ? exitCodes.OK : exitCodes.UPLOAD_FAILED;
 }

@@ -3,6 +3,7 @@ import { agentOptions } from '../app/agent-options.js';
 import { loadRos, rosModeFromFlag, startRosNode, type StartRosNodeOptions } from '../ros/index.js';
 import type { Invocation } from './invocation.js';
 import { startProgramAgent } from './program-agent.js';
+import type { ProgressOutput } from './progress-output.js';
 import { onStopSignal } from './shutdown.js';
 import { exitCodes } from './exit-codes.js';
 
@@ -12,6 +13,8 @@ export interface WatchDependencies {
   rosNode?: Partial<Pick<StartRosNodeOptions, 'signals' | 'exit' | 'handleSignals'>>;
   /** Called once the node runs, with its handle (tests stop it through it). */
   onRosNode?: (handle: Awaited<ReturnType<typeof startRosNode>>) => void;
+  /** Live progress (a terminal): every upload's bar, instead of periodic progress lines in the log. */
+  progress?: ProgressOutput;
 }
 
 /**
@@ -34,7 +37,13 @@ export async function watchCommand(
       ...deps.rosNode,
       agent: async (rosSettings) => {
         const config = agentOptions.resolve(invocation.config, rosSettings as Partial<typeof invocation.config>);
-        const started = await startProgramAgent(config, logger, true);
+        const started = await startProgramAgent(config, logger, {
+          command: 'watch',
+          requireWatchDir: true,
+          progressLines: deps.progress === undefined,
+        });
+        const progress = deps.progress;
+        if (progress) started.agent.onChange((upload) => upload && progress.update(upload));
         return { agent: started.controller, config: started.config };
       },
     });
@@ -47,11 +56,18 @@ export async function watchCommand(
   // SIGINT/SIGTERM are handled from before the agent starts (registered before any await): a
   // signal that arrives while it starts, even right after it logged that it is watching, stops
   // it gracefully once it has started, instead of killing it.
-  const startup = startProgramAgent(invocation.config, logger, true);
+  const startup = startProgramAgent(invocation.config, logger, {
+    command: 'watch',
+    requireWatchDir: true,
+    progressLines: deps.progress === undefined,
+  });
   const stopped = onStopSignal(async () => {
     const started = await startup.catch(() => undefined);
+    deps.progress?.close();
     await started?.controller.stop();
   }, logger);
-  await startup;
+  const started = await startup;
+  const progress = deps.progress;
+  if (progress) started.agent.onChange((upload) => upload && progress.update(upload));
   return stopped;
 }

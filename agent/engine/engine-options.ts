@@ -2,19 +2,19 @@ import { defineOptions, option, type ConfigOf } from '../../common/config/index.
 import { DEFAULT_CHUNK_SIZE, MAX_CHUNK_SIZE, MIN_CHUNK_SIZE } from '../../common/protocol/native-protocol.js';
 
 /**
- * The upload engine's settings, defined once. They mirror the Python dashboard's NetworkManager knobs in
- * camelCase (durations in seconds, as that client's are). The CLI flags, environment variables
+ * The upload engine's settings, defined once. They mirror the legacy dashboard's NetworkManager
+ * knobs in camelCase (durations in seconds, as that client's are). The CLI flags, environment variables
  * (`UPLOAD_AGENT_*`) and ROS parameters (snake_case) are derived from these specs.
  */
 export const engineOptionSpecs = {
-  uploadUrl: option.string({
+  serverUrl: option.string({
     doc:
       'Base URL of the receiving server, e.g. https://uploads.example.com:8080 (a trailing /upload, ' +
-      "as in the legacy dashboard client, is accepted); unset: the bundled server's default address on this machine",
+      'as in the legacy dashboard client, is accepted); unset: http://127.0.0.1:8080',
     format: 'url',
-    flag: 'server',
-    rosName: 'server_url',
-    env: 'UPLOAD_AGENT_SERVER_URL',
+    // `--server` is the short flag; `uploadUrl` is the Python NetworkManager's upload_url; a
+    // config file's `server:` key reads like the section of the server's settings, so it warns.
+    aliases: [{ flag: 'server' }, { key: 'uploadUrl' }, { key: 'server', deprecated: true }],
   }),
   token: option.string({
     doc:

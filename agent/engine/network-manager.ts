@@ -3,7 +3,8 @@ import { EventEmitter } from 'node:events';
 import { statfsSync } from 'node:fs';
 import path from 'node:path';
 import type { Logger } from 'pino';
-import { UploadError, isUploadError } from '../../common/errors/upload-error.js';
+import { formatDuration, formatSize, roundSeconds } from '../../common/config/units.js';
+import { isUploadError, UploadError } from '../../common/errors/upload-error.js';
 import { createLogger } from '../../common/program/create-logger.js';
 import { DEFAULT_SERVER_HOST, DEFAULT_SERVER_PORT } from '../../common/protocol/native-protocol.js';
 import { ReachabilityProbe } from './connectivity/reachability-probe.js';
@@ -34,6 +35,8 @@ export type { AddUploadOptions, AddUploadResult };
 
 /** Options of `new NetworkManager(...)`: the engine settings (validated by `engineOptions`) plus a logger. */
 export type NetworkManagerOptions = { [K in keyof EngineConfig]?: EngineConfig[K] | string } & {
+  /** The same as serverUrl, under the Python NetworkManager's name (upload_url). */
+  uploadUrl?: string;
   /** pino logger; default: warnings and errors as JSON on stderr. */
   logger?: Logger;
 };
@@ -55,7 +58,7 @@ const PROGRESS_INTERVAL_MS = 250;
 
 /**
  * Where a server listens by default (the protocol's defaults, which the server uses too): the URL
- * when uploadUrl is unset.
+ * when serverUrl is unset.
  */
 const LOCAL_SERVER_URL = `http://${DEFAULT_SERVER_HOST}:${DEFAULT_SERVER_PORT}`;
 
@@ -97,6 +100,8 @@ export class NetworkManager extends EventEmitter<NetworkManagerEvents> {
   #started = false;
   #paused = false;
   #online = true;
+  /** When the engine went offline (performance.now()), for "back online after …". */
+  #offlineSince = 0;
   #stopping: Promise<void> | undefined;
   #nextSeq = 1;
   /** #nextSeq accounts for the journal's rows (read once per opening of the journal). */
@@ -147,7 +152,7 @@ export class NetworkManager extends EventEmitter<NetworkManagerEvents> {
    * Changes settings on a running manager, validated by the same schema (an invalid value
    * throws an UploadError naming it, and nothing changes). `bandwidthLimit` and
    * `maxConcurrentUploads` apply at once; timeouts and retries from the next request; chunkSize
-   * to new sessions; connection settings (uploadUrl, token, TLS, initTimeout) by reconnecting.
+   * to new sessions; connection settings (serverUrl, token, TLS, initTimeout) by reconnecting.
    */
   setOptions(partial: Partial<Record<keyof EngineConfig | (string & {}), unknown>>): void {
     const parsed = engineOptions.parse(partial, 'setOptions');
@@ -162,7 +167,7 @@ export class NetworkManager extends EventEmitter<NetworkManagerEvents> {
     this.#config = { ...before, ...parsed };
     if (parsed.bandwidthLimit !== undefined) this.#bucket.setRate(this.#config.bandwidthLimit);
     if (parsed.maxConcurrentUploads !== undefined) this.#slots.concurrency = this.#config.maxConcurrentUploads;
-    const connection = ['uploadUrl', 'token', 'tokenFile', 'caFile', 'clientCert', 'clientKey', 'initTimeout'] as const;
+    const connection = ['serverUrl', 'token', 'tokenFile', 'caFile', 'clientCert', 'clientKey', 'initTimeout'] as const;
     if (this.#transport && connection.some((key) => key in parsed && parsed[key] !== before[key])) {
       const old = this.#transport;
       try {
@@ -226,9 +231,9 @@ export class NetworkManager extends EventEmitter<NetworkManagerEvents> {
     this.setOptions({ chunkSize: value });
   }
 
-  /** The server base URL in use (uploadUrl, or the bundled server's default address). */
+  /** The server base URL in use (serverUrl, or the bundled server's default address). */
   get serverUrl(): string {
-    return this.#config.uploadUrl ?? LOCAL_SERVER_URL;
+    return this.#config.serverUrl ?? LOCAL_SERVER_URL;
   }
 
   // ---- lifecycle --------------------------------------------------------------------------
@@ -625,6 +630,7 @@ export class NetworkManager extends EventEmitter<NetworkManagerEvents> {
       },
       completed: (record, deduplicated) => {
         this.#forgetPending(record);
+        this.#forgetEarlierFailures(record);
         this.#trimCompleted(record);
         this.#announcing.add(record);
         const announce = (): void => {
@@ -637,10 +643,12 @@ export class NetworkManager extends EventEmitter<NetworkManagerEvents> {
               upload: record.localPath,
               remotePath: record.remotePath,
               bytes: record.bytesTotal,
-              duration,
+              seconds: roundSeconds(duration),
               deduplicated,
             },
-            'upload verified by the server',
+            deduplicated
+              ? `verified ${record.remotePath} (${formatSize(record.bytesTotal)}): the server already held it`
+              : `verified ${record.remotePath} (${formatSize(record.bytesTotal)}) in ${roundSeconds(duration)} s`,
           );
           this.#emit('completed', { upload: snapshot, sha256: record.sha256 ?? '', duration, deduplicated });
           this.#reportState(record);
@@ -686,9 +694,10 @@ export class NetworkManager extends EventEmitter<NetworkManagerEvents> {
   }
 
   #retrying(record: UploadRecord, info: RetryInfo): void {
-    this.#logger.warn(
-      { upload: record.localPath, attempt: info.attempt, delay: info.delay, reason: info.reason },
-      'retrying',
+    // The first retry of a request is news; the ones after it (the same reason, with backoff) are detail.
+    this.#logger[info.attempt <= 1 ? 'warn' : 'debug'](
+      { upload: record.localPath, attempt: info.attempt, delay: roundSeconds(info.delay), reason: info.reason },
+      `retrying ${record.remotePath} in ${roundSeconds(info.delay)} s: ${info.reason}`,
     );
     this.#emit('retrying', {
       upload: this.#snapshot(record),
@@ -702,6 +711,7 @@ export class NetworkManager extends EventEmitter<NetworkManagerEvents> {
   #setOffline(reason: string): void {
     if (!this.#online || !this.#started) return;
     this.#online = false;
+    this.#offlineSince = performance.now();
     this.#updateGate();
     this.#logger.warn({ reason, server: this.serverUrl }, 'server unreachable: offline; probing it with backoff');
     this.#emit('offline', { reason });
@@ -713,7 +723,11 @@ export class NetworkManager extends EventEmitter<NetworkManagerEvents> {
     this.#online = true;
     this.#probe.stop();
     this.#updateGate();
-    this.#logger.info({ server: this.serverUrl }, 'server reachable again: online');
+    const offlineSeconds = (performance.now() - this.#offlineSince) / 1000;
+    this.#logger.info(
+      { server: this.serverUrl, offlineSeconds: roundSeconds(offlineSeconds) },
+      `server back online after ${formatDuration(offlineSeconds)}`,
+    );
     this.#emit('online');
     for (const wake of [...this.#onlineWaiters]) wake();
   }
@@ -877,6 +891,19 @@ export class NetworkManager extends EventEmitter<NetworkManagerEvents> {
     }
   }
 
+  /**
+   * A file verified now is no longer failed: earlier failed uploads of it (the same local and
+   * remote path) are forgotten, so the status shows only current failures.
+   */
+  #forgetEarlierFailures(record: UploadRecord): void {
+    for (const other of [...this.#records.values()]) {
+      if (other === record || other.phase !== 'failed') continue;
+      if (other.localPath !== record.localPath || other.remotePath !== record.remotePath) continue;
+      this.#records.delete(other.id);
+      this.#journal?.deleteUpload(other.id);
+    }
+  }
+
   /** Remembers a completed upload and forgets the oldest beyond FINISHED_KEPT (O(1) per upload). */
   #trimCompleted(record: UploadRecord): void {
     this.#completedOrder.add(record);
@@ -930,7 +957,7 @@ export class NetworkManager extends EventEmitter<NetworkManagerEvents> {
 
   #makeTransport(): HttpTransport {
     return new HttpTransport({
-      uploadUrl: this.serverUrl,
+      serverUrl: this.serverUrl,
       token: this.#token(),
       caFile: this.#config.caFile,
       clientCert: this.#config.clientCert,

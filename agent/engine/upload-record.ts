@@ -8,7 +8,7 @@ export type UploadPhase = Exclude<UploadState, 'paused' | 'waiting_for_close'>;
 /** The server session an upload is using, and the file version it was made for. */
 export interface SessionRef {
   id: string;
-  /** The server it lives on (uploadUrl's base), so a changed uploadUrl starts afresh. */
+  /** The server it lives on (serverUrl's base), so a changed serverUrl starts afresh. */
   server: string;
   chunkSize: number;
   version: FileVersion;

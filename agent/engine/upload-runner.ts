@@ -3,6 +3,7 @@ import { open, type FileHandle } from 'node:fs/promises';
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import zlib from 'node:zlib';
 import type { Logger } from 'pino';
+import { formatSize } from '../../common/config/units.js';
 import { UploadError } from '../../common/errors/upload-error.js';
 import { fingerprintFile } from '../../common/protocol/fingerprint.js';
 import { MAX_WHOLE_FILE_SIZE, type CompletedFile, type OpenSession } from '../../common/protocol/native-protocol.js';
@@ -280,11 +281,14 @@ export class UploadRunner {
     }
     this.#ctx.changed(record);
 
-    // A session made for another version of the file (or another server) is dropped: the file restarts cleanly.
-    if (
-      record.session &&
-      (!sameVersion(record.session.version, version) || record.session.server !== this.#ctx.client().serverHref)
-    ) {
+    // A session made for another server address is only forgotten here, never cancelled: the
+    // address may be new while the server is the same (the bundled server gets a new port at
+    // every start), and create-or-resume below finds the session by uploader, path, size and
+    // fingerprint. Sending its id to another server would be meaningless at best. A session made
+    // for another version of the file is dropped on the server: the file restarts cleanly.
+    if (record.session && record.session.server !== this.#ctx.client().serverHref) {
+      this.#forgetSession();
+    } else if (record.session && !sameVersion(record.session.version, version)) {
       await this.#dropSession();
     }
 
@@ -452,6 +456,12 @@ export class UploadRunner {
       Math.max(0, Math.min(session.chunkSize, version.size - index * session.chunkSize));
     record.bytesAcked = [...held].reduce((sum, index) => sum + (index < session.chunkCount ? lengthOf(index) : 0), 0);
     record.bytesInFlight = 0;
+    if (record.bytesAcked > 0) {
+      this.#ctx.logger.info(
+        { upload: record.localPath, remotePath: record.remotePath, offset: record.bytesAcked, size: version.size },
+        `resuming ${record.remotePath} at ${formatSize(record.bytesAcked)} of ${formatSize(version.size)}`,
+      );
+    }
     this.#ctx.progress(record, true);
 
     let handle: FileHandle;
@@ -753,13 +763,18 @@ export class UploadRunner {
     }
   }
 
+  /** Forgets the session locally (the journal's hint and the bytes counted as acknowledged). */
+  #forgetSession(): void {
+    this.record.session = undefined;
+    this.record.bytesAcked = 0;
+    this.#ctx.journal().clearSession(this.record.id);
+  }
+
   /** Best effort: delete the server session (so a restart begins from nothing) and forget it. */
   async #dropSession(): Promise<void> {
     const record = this.record;
     const session = record.session;
-    record.session = undefined;
-    record.bytesAcked = 0;
-    this.#ctx.journal().clearSession(record.id);
+    this.#forgetSession();
     if (!session) return;
     const config = this.#config();
     try {

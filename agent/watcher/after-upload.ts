@@ -1,5 +1,6 @@
-import { copyFile, lstat, mkdir, open, rename, rmdir, unlink } from 'node:fs/promises';
+import { copyFile, lstat, open, rename, rmdir, unlink } from 'node:fs/promises';
 import path from 'node:path';
+import { makeDirectory } from '../../common/fs/make-directory.js';
 import { syncFolder } from '../../common/fs/sync-folder.js';
 import type { AfterUploadIntent } from './upload-ledger.js';
 
@@ -93,7 +94,7 @@ export async function carryOut(intent: AfterUploadIntent): Promise<IntentOutcome
     syncFolder(path.dirname(source));
   } else {
     const destination = intent.destination!;
-    await mkdir(path.dirname(destination), { recursive: true });
+    await makeDirectory(path.dirname(destination));
     try {
       await rename(source, destination);
     } catch (error) {

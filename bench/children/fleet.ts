@@ -18,7 +18,7 @@ if (!specFile) throw new Error('usage: fleet.ts <spec.json>');
 const spec = JSON.parse(readFileSync(specFile, 'utf8')) as FleetSpec;
 const logger = pino({ level: 'silent' });
 const managers = spec.uploads.map(
-  (upload) => new NetworkManager({ uploadUrl: spec.serverUrl, token: upload.token, stateDir: upload.stateDir, logger }),
+  (upload) => new NetworkManager({ serverUrl: spec.serverUrl, token: upload.token, stateDir: upload.stateDir, logger }),
 );
 let retries = 0;
 const reasons = new Map<string, number>();

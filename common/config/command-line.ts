@@ -1,6 +1,7 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { UploadError } from '../errors/upload-error.js';
 import type { OptionSet } from './define-options.js';
+import { didYouMean } from './suggest.js';
 import type { ConfigOf, OptionSpecs } from './option-spec.js';
 
 /** A program's own flags that are not configuration options (`--config`, `--help`, `--ros`). */
@@ -29,13 +30,18 @@ export function parseCommandLine<S extends OptionSpecs>(
   for (const key of set.keys()) {
     const spec = set.spec(key);
     if (spec.cli === false) continue;
-    const flag = set.names(key).flag.slice(2);
-    flagToKey.set(flag, key);
-    options[flag] = {
+    const type = {
       type: spec.kind === 'boolean' ? 'boolean' : 'string',
       ...(spec.kind === 'list' ? { multiple: true } : {}),
-      ...(spec.short ? { short: spec.short } : {}),
-    };
+    } as const;
+    const flag = set.names(key).flag.slice(2);
+    flagToKey.set(flag, key);
+    options[flag] = { ...type, ...(spec.short ? { short: spec.short } : {}) };
+    for (const alias of set.aliases(key)) {
+      if (alias.flag === undefined) continue;
+      flagToKey.set(alias.flag, key);
+      options[alias.flag] = type;
+    }
   }
   let parsed: ReturnType<typeof parseArgs>;
   try {
@@ -43,9 +49,15 @@ export function parseCommandLine<S extends OptionSpecs>(
   } catch (error) {
     const message =
       error instanceof Error ? error.message.replace(/\. To specify a positional argument.*$/s, '') : String(error);
-    const code =
-      (error as { code?: string }).code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION' ? 'CONFIG_UNKNOWN_OPTION' : 'USAGE';
-    throw new UploadError(code, message, { cause: error });
+    const unknown = (error as { code?: string }).code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION';
+    const flag = unknown ? /'(--?[^']+)'/.exec(message)?.[1] : undefined;
+    const hint = flag
+      ? didYouMean(
+          flag,
+          Object.keys(options).map((name) => `--${name}`),
+        )
+      : '';
+    throw new UploadError(unknown ? 'CONFIG_UNKNOWN_OPTION' : 'USAGE', `${message}${hint}`, { cause: error });
   }
   const values: Partial<ConfigOf<S>> = {};
   const extras: ParsedCommandLine<S>['extras'] = {};
@@ -66,17 +78,27 @@ export function parseCommandLine<S extends OptionSpecs>(
   return { values, extras, positionals: parsed.positionals };
 }
 
-/** Help text: one line per option with its flag, environment variable, default and doc. */
-export function formatOptionsHelp<S extends OptionSpecs>(set: OptionSet<S>): string {
-  const rows = set
-    .keys()
+/** Help text: one line per option (all, or those of `keys`) with its flag, environment variable, default and doc. */
+export function formatOptionsHelp<S extends OptionSpecs>(
+  set: OptionSet<S>,
+  keys: readonly (keyof S & string)[] = set.keys(),
+): string {
+  const rows = keys
     .filter((key) => set.spec(key).cli !== false)
     .map((key) => {
       const names = set.names(key);
       const spec = set.spec(key);
       const value =
         spec.kind === 'boolean' ? '' : spec.kind === 'enum' ? ` <${spec.values.join('|')}>` : ` <${spec.kind}>`;
-      return [`  ${names.flag}${value}`, `${spec.doc} [default: ${set.formatDefault(key)}; env ${names.env}]`] as const;
+      const also = set
+        .aliases(key)
+        .filter((alias) => alias.flag !== undefined)
+        .map((alias) => `, --${alias.flag}`)
+        .join('');
+      return [
+        `  ${names.flag}${also}${value}`,
+        `${spec.doc} [default: ${set.formatDefault(key)}; env ${names.env}]`,
+      ] as const;
     });
   const width = Math.min(40, Math.max(...rows.map(([left]) => left.length)) + 2);
   return rows

@@ -14,6 +14,7 @@ export function readConfigFile<S extends OptionSpecs>(
   set: OptionSet<S>,
   file: string,
   section?: string,
+  notes?: string[],
 ): Partial<ConfigOf<S>> {
   let text: string;
   try {
@@ -43,5 +44,5 @@ export function readConfigFile<S extends OptionSpecs>(
   let record = data as Record<string, unknown>;
   if (section && typeof record[section] === 'object' && record[section] !== null)
     record = record[section] as Record<string, unknown>;
-  return set.parse(record, `config file ${file}`);
+  return set.parse(record, `config file ${file}`, notes);
 }

@@ -1,6 +1,7 @@
 import { UploadError } from '../errors/upload-error.js';
 import { defaultsOf, optionSchema } from './option-schema.js';
-import type { ConfigOf, OptionSpec, OptionSpecs } from './option-spec.js';
+import type { ConfigOf, OptionAlias, OptionSpec, OptionSpecs } from './option-spec.js';
+import { didYouMean } from './suggest.js';
 import { formatDuration, formatSize } from './units.js';
 
 /** The names one option has in each place it can be set. */
@@ -13,6 +14,18 @@ export interface OptionNames {
   env: string;
   /** snake_case ROS parameter. */
   ros: string;
+}
+
+/** Options of fromEnv. */
+export interface EnvOptions {
+  /**
+   * Variables with the program's prefix that are not settings but are still the program's
+   * (`UPLOAD_AGENT_CONFIG`): every other variable with the prefix is an error, so a misspelt
+   * name never goes unnoticed.
+   */
+  otherNames?: readonly string[];
+  /** Collects warnings (a deprecated name was used, a name was given twice) for the program to log. */
+  notes?: string[];
 }
 
 /** Where a value came from, for error messages. */
@@ -60,25 +73,51 @@ export class OptionSet<S extends OptionSpecs> {
     return spec;
   }
 
+  /** The option's names, all derived from its key by one rule (see option-spec.ts). */
   names(key: keyof S & string): OptionNames {
-    const spec = this.spec(key);
     return {
       key,
-      flag: `--${spec.flag ?? kebabCase(key)}`,
-      env: spec.env ?? `${this.envPrefix}${snakeCase(key).toUpperCase()}`,
-      ros: spec.rosName ?? snakeCase(key),
+      flag: `--${kebabCase(key)}`,
+      env: `${this.envPrefix}${snakeCase(key).toUpperCase()}`,
+      ros: snakeCase(key),
     };
   }
 
-  /** The key for a camelCase, kebab-case or snake_case name (or a flag or ROS name override), or undefined. */
+  /** The older names an option is also accepted under. */
+  aliases(key: keyof S & string): readonly OptionAlias[] {
+    return this.spec(key).aliases ?? [];
+  }
+
+  /** The key for a camelCase, kebab-case or snake_case name (an alias key included), or undefined. */
   keyOf(name: string): (keyof S & string) | undefined {
-    const key = camelCase(name);
-    if (Object.hasOwn(this.specs, key)) return key;
-    const bare = name.replace(/^-+/, '');
-    return this.keys().find((k) => {
-      const spec = this.spec(k);
-      return spec.flag === bare || spec.rosName === bare;
-    });
+    return this.lookup(name)?.key;
+  }
+
+  /** The key a name stands for, and the alias it was written as (when it is one). */
+  lookup(name: string): { key: keyof S & string; alias: OptionAlias | undefined } | undefined {
+    const wanted = camelCase(name);
+    if (Object.hasOwn(this.specs, wanted)) return { key: wanted, alias: undefined };
+    for (const key of this.keys()) {
+      const alias = this.aliases(key).find((a) => a.key !== undefined && camelCase(a.key) === wanted);
+      if (alias) return { key, alias };
+    }
+    return undefined;
+  }
+
+  /** Every name a config file or options object accepts (derived keys and alias keys), for suggestions. */
+  knownKeys(): string[] {
+    return [
+      ...this.keys(),
+      ...this.keys().flatMap((key) => this.aliases(key).flatMap((alias) => (alias.key ? [alias.key] : []))),
+    ];
+  }
+
+  /** Every environment variable of the set: derived names and aliases. */
+  knownEnv(): string[] {
+    return [
+      ...this.keys().map((key) => this.names(key).env),
+      ...this.keys().flatMap((key) => this.aliases(key).flatMap((alias) => (alias.env ? [alias.env] : []))),
+    ];
   }
 
   defaults(): ConfigOf<S> {
@@ -105,29 +144,60 @@ export class OptionSet<S extends OptionSpecs> {
    * Keys may be camelCase, kebab-case or snake_case; an unknown key is an error naming it.
    * Undefined values are skipped.
    */
-  parse(input: Record<string, unknown>, source: OptionSource = 'options'): Partial<ConfigOf<S>> {
+  parse(input: Record<string, unknown>, source: OptionSource = 'options', notes?: string[]): Partial<ConfigOf<S>> {
     const result: Partial<ConfigOf<S>> = {};
     for (const [name, value] of Object.entries(input)) {
       if (value === undefined) continue;
-      const key = this.keyOf(name);
-      if (!key) {
-        throw new UploadError('CONFIG_UNKNOWN_OPTION', `Unknown option "${name}" in ${source}`, {
-          details: { option: name, source },
-        });
+      const found = this.lookup(name);
+      if (!found) {
+        throw new UploadError(
+          'CONFIG_UNKNOWN_OPTION',
+          `Unknown option "${name}" in ${source}${didYouMean(name, this.knownKeys())}`,
+          { details: { option: name, source } },
+        );
       }
-      result[key] = this.parseValue(key, value, source);
+      if (found.alias?.deprecated)
+        notes?.push(
+          `"${name}" in ${source} is an old name of ${found.key}: write ${found.key} (or ${snakeCase(found.key)})`,
+        );
+      result[found.key] = this.parseValue(found.key, value, source);
     }
     return result;
   }
 
-  /** Reads the options' environment variables. Empty variables count as unset. */
-  fromEnv(env: NodeJS.ProcessEnv = process.env): Partial<ConfigOf<S>> {
+  /**
+   * Reads the options' environment variables (derived names, then aliases; empty variables
+   * count as unset). Any other variable with the set's prefix is an error with a suggestion
+   * (`UPLOAD_SERVER_TOKEN` → did you mean UPLOAD_SERVER_TOKENS?), unless listed in `otherNames`.
+   */
+  fromEnv(env: NodeJS.ProcessEnv = process.env, options: EnvOptions = {}): Partial<ConfigOf<S>> {
+    const known = new Set([...this.knownEnv(), ...(options.otherNames ?? [])]);
+    for (const name of Object.keys(env).sort()) {
+      if (!name.startsWith(this.envPrefix) || known.has(name)) continue;
+      throw new UploadError(
+        'CONFIG_UNKNOWN_OPTION',
+        `Unknown environment variable ${name}${didYouMean(name, known)}: ` +
+          `every ${this.envPrefix}* variable must be a setting (unset it or fix its name)`,
+        { details: { option: name, source: 'environment' } },
+      );
+    }
     const result: Partial<ConfigOf<S>> = {};
     for (const key of this.keys()) {
       const name = this.names(key).env;
       const value = env[name];
-      if (value === undefined || value === '') continue;
-      result[key] = this.parseValue(key, value, `environment variable ${name}`);
+      if (value !== undefined && value !== '')
+        result[key] = this.parseValue(key, value, `environment variable ${name}`);
+      for (const alias of this.aliases(key)) {
+        if (alias.env === undefined) continue;
+        const old = env[alias.env];
+        if (old === undefined || old === '') continue;
+        if (key in result) {
+          if (old !== value) notes(options, `${alias.env} is ignored: ${name} is set too, and wins`);
+          continue;
+        }
+        result[key] = this.parseValue(key, old, `environment variable ${alias.env}`);
+        if (alias.deprecated) notes(options, `${alias.env} is an old name: use ${name}`);
+      }
     }
     return result;
   }
@@ -164,6 +234,10 @@ export class OptionSet<S extends OptionSpecs> {
     const text = typeof value === 'bigint' ? `${value}` : JSON.stringify(value);
     return text && text.length > 200 ? `${text.slice(0, 200)}…` : String(text);
   }
+}
+
+function notes(options: EnvOptions, note: string): void {
+  options.notes?.push(note);
 }
 
 export function defineOptions<const S extends OptionSpecs>(specs: S, options: { envPrefix: string }): OptionSet<S> {

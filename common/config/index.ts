@@ -4,3 +4,4 @@ export * from './option-schema.js';
 export * from './command-line.js';
 export * from './config-file.js';
 export * from './units.js';
+export * from './suggest.js';

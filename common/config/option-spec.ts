@@ -1,25 +1,33 @@
 /**
  * One option = one spec: its kind, default, range and doc comment, defined once (after p-queue's
- * `source/options.ts`). Everything else is derived from the spec: the zod validator, the
- * camelCase API key, the CLI flag (`--kebab-case`), the environment variable, the ROS parameter
- * (`snake_case`, with a descriptor) and docs/configuration.md. Never restate a default elsewhere.
+ * `source/options.ts`). Everything else is derived from the spec and its key by one rule
+ * (docs/configuration.md, "Names"): the camelCase key is the library option and the config file
+ * key (which may also be written kebab-case or snake_case), the flag is `--kebab-case`, the
+ * environment variable is the program's prefix plus UPPER_SNAKE_CASE, the ROS parameter
+ * snake_case. Older names are accepted as `aliases`, never instead. Never restate a default
+ * elsewhere.
  *
  * Conventions: sizes are bytes, durations are seconds, rates are bytes per second. Numeric
  * options always have a default; where "unset" means "off", the default is 0 and the doc says so.
  */
 
+/**
+ * Another name an option is accepted under: an environment variable, a flag (without dashes) or
+ * a key (config files and library options; kebab-case and snake_case forms work too). A
+ * `deprecated` alias works but logs a warning naming the derived name.
+ */
+export interface OptionAlias {
+  env?: string;
+  flag?: string;
+  key?: string;
+  deprecated?: boolean;
+}
+
 interface SpecBase {
   /** One line for `--help`, docs/configuration.md and the ROS parameter description. */
   doc: string;
-  /**
-   * Environment variable name, when it must differ from the derived `<PREFIX><UPPER_SNAKE>`
-   * (the legacy dashboard's documented names).
-   */
-  env?: string;
-  /** CLI flag name without dashes, when it must differ from the derived kebab-case (`server` for `uploadUrl`). */
-  flag?: string;
-  /** ROS parameter name, when it must differ from the derived snake_case. */
-  rosName?: string;
+  /** Older names still accepted (the legacy Python system's, this project's earlier ones). */
+  aliases?: readonly OptionAlias[];
   /** One-letter CLI alias. */
   short?: string;
   /** A secret (a token or key): never logged, printed or echoed back in an error. */

@@ -96,6 +96,14 @@ export function formatDuration(seconds: number): string {
   return parts.join('');
 }
 
+/** Seconds as people read them in a log: `0.98`, `12.3`, `340` (two significant decimals below 10 s). */
+export function roundSeconds(seconds: number): number {
+  if (!Number.isFinite(seconds)) return seconds;
+  if (Math.abs(seconds) >= 100) return Math.round(seconds);
+  if (Math.abs(seconds) >= 10) return Math.round(seconds * 10) / 10;
+  return Math.round(seconds * 100) / 100;
+}
+
 export const KiB = 1024;
 export const MiB = 1024 * 1024;
 export const GiB = 1024 * 1024 * 1024;

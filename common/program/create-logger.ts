@@ -23,6 +23,8 @@ export interface LoggerOptions {
   pretty?: boolean;
   /** Fields on every line instead of pino's (pid and hostname). */
   base?: Record<string, unknown>;
+  /** Messages not to log (a command that prints these events itself says them once). */
+  skip?: (message: string) => boolean;
 }
 
 /** Credentials that travel outside the options: the bearer token in HTTP headers. */
@@ -47,8 +49,9 @@ export function createLogger(options: LoggerOptions): Logger {
     level: options.level,
     redact: { paths: redactPaths(options.specs ?? []), censor: '[redacted]' },
     ...(options.base ? { base: options.base } : {}),
+    ...(options.skip ? { hooks: { logMethod: skipping(options.skip) } } : {}),
   };
-  if (options.pretty && typeof destination === 'number') {
+  if (options.pretty) {
     const pretty = require('pino-pretty') as (options: PrettyOptions) => PrettyStream;
     return pino(
       settings,
@@ -58,6 +61,8 @@ export function createLogger(options: LoggerOptions): Logger {
         translateTime: 'SYS:HH:MM:ss.l',
         ignore: 'pid,hostname,name',
         sync: sync ?? false,
+        // A stream (the CLI's live progress output, which keeps its bars below the log lines) is written to as is.
+        ...(typeof destination === 'number' ? {} : { colorize: (destination as { isTTY?: boolean }).isTTY !== false }),
       }),
     );
   }
@@ -66,4 +71,13 @@ export function createLogger(options: LoggerOptions): Logger {
       ? pino.destination({ dest: destination, ...(sync === undefined ? {} : { sync }) })
       : destination;
   return pino(settings, stream);
+}
+
+/** A pino logMethod hook that drops the lines whose message `skip` names. */
+function skipping(skip: (message: string) => boolean) {
+  return function logMethod(this: Logger, args: unknown[], method: (...args: unknown[]) => void): void {
+    const message = typeof args[0] === 'string' ? args[0] : args[1];
+    if (typeof message === 'string' && skip(message)) return;
+    method.apply(this, args);
+  };
 }

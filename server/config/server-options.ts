@@ -2,16 +2,18 @@ import { defineOptions, option, type ConfigOf } from '../../common/config/index.
 import { DEFAULT_SERVER_HOST, DEFAULT_SERVER_PORT } from '../../common/protocol/native-protocol.js';
 
 /**
- * Every setting of the receiving server, defined once. The CLI flags, the environment variables
- * (the Python dashboard's names where it had one: HOST, PORT, UPLOAD_DIR, SSL_CERT, SSL_KEY, MAX_FILE_SIZE,
- * COMPRESSION_THRESHOLD, COMPRESSION_LEVEL; `UPLOAD_SERVER_*` otherwise), the config file keys
- * and docs/configuration.md all derive from these specs. Sizes are bytes, durations seconds.
+ * Every setting of the receiving server, defined once. The CLI flags, the `UPLOAD_SERVER_*`
+ * environment variables, the config file keys and docs/configuration.md all derive from these
+ * specs by one rule. Older variable names stay accepted as aliases: SSL_CERT and SSL_KEY (the
+ * legacy dashboard's deployment guide uses them) silently; HOST, PORT, UPLOAD_DIR, MAX_FILE_SIZE,
+ * COMPRESSION_THRESHOLD and COMPRESSION_LEVEL (this server's first names) with a warning. Sizes
+ * are bytes, durations seconds.
  */
 export const serverOptionSpecs = {
   host: option.string({
     doc: 'Address to listen on; a non-loopback address requires tokens or --allow-anonymous',
     default: DEFAULT_SERVER_HOST,
-    env: 'HOST',
+    aliases: [{ env: 'HOST', deprecated: true }],
     ros: false,
   }),
   port: option.integer({
@@ -19,14 +21,14 @@ export const serverOptionSpecs = {
     default: DEFAULT_SERVER_PORT,
     min: 0,
     max: 65535,
-    env: 'PORT',
+    aliases: [{ env: 'PORT', deprecated: true }],
     ros: false,
   }),
   uploadDir: option.string({
     doc: 'Storage root: holds temp/, completed/, compressed/ and state/ (the session database)',
     format: 'path',
     default: '~/ros2_uploads',
-    env: 'UPLOAD_DIR',
+    aliases: [{ env: 'UPLOAD_DIR', deprecated: true }],
     ros: false,
   }),
   storageBackend: option.enum({
@@ -35,9 +37,9 @@ export const serverOptionSpecs = {
       'shared by server replicas; see docs/scaling-out.md)',
     values: ['local', 's3'],
     default: 'local',
-    // `storage` is the library's option for a storage object (createUploadServer({ storage })).
-    flag: 'storage',
-    env: 'UPLOAD_SERVER_STORAGE',
+    // `storage` is the library's option for a storage object (createUploadServer({ storage })), so
+    // the setting is storageBackend; `--storage` is the short form the docs use.
+    aliases: [{ flag: 'storage', env: 'UPLOAD_SERVER_STORAGE' }],
     ros: false,
   }),
   s3Bucket: option.string({ doc: 'With storage s3: the bucket (it must exist)', ros: false }),
@@ -88,10 +90,15 @@ export const serverOptionSpecs = {
   sslCert: option.string({
     doc: 'PEM certificate (chain) file; with sslKey the server speaks HTTPS only',
     format: 'path',
-    env: 'SSL_CERT',
+    aliases: [{ env: 'SSL_CERT' }],
     ros: false,
   }),
-  sslKey: option.string({ doc: 'PEM private key file of sslCert', format: 'path', env: 'SSL_KEY', ros: false }),
+  sslKey: option.string({
+    doc: 'PEM private key file of sslCert',
+    format: 'path',
+    aliases: [{ env: 'SSL_KEY' }],
+    ros: false,
+  }),
   clientCa: option.string({
     doc:
       'PEM file of the CA(s) that sign client certificates (mutual TLS; needs sslCert): clients are asked for a ' +
@@ -117,7 +124,7 @@ export const serverOptionSpecs = {
     doc: 'Largest file accepted (413 above it)',
     default: 5 * 1024 ** 3,
     min: 0,
-    env: 'MAX_FILE_SIZE',
+    aliases: [{ env: 'MAX_FILE_SIZE', deprecated: true }],
     ros: false,
   }),
   diskReserve: option.size({
@@ -132,7 +139,7 @@ export const serverOptionSpecs = {
     doc: 'Uploads that ask for compression get a gzip copy at rest when at least this large',
     default: 10 * 1024 ** 2,
     min: 0,
-    env: 'COMPRESSION_THRESHOLD',
+    aliases: [{ env: 'COMPRESSION_THRESHOLD', deprecated: true }],
     ros: false,
   }),
   compressionLevel: option.integer({
@@ -140,7 +147,7 @@ export const serverOptionSpecs = {
     default: 6,
     min: 1,
     max: 9,
-    env: 'COMPRESSION_LEVEL',
+    aliases: [{ env: 'COMPRESSION_LEVEL', deprecated: true }],
     ros: false,
   }),
   compressionWait: option.duration({

@@ -2,7 +2,7 @@ import type { Request, RequestHandler, Response } from 'express';
 import { ipKeyGenerator, rateLimit, type RateLimitRequestHandler } from 'express-rate-limit';
 import { UploadError } from '../../common/errors/upload-error.js';
 import type { Logger } from '../logging/logger.js';
-import type { ServerConfig } from '../config/server-options.js';
+import { serverOptions, type ServerConfig } from '../config/server-options.js';
 import type { Caller } from './auth.js';
 import type { RateLimitStores } from './shared-rate-limit-store.js';
 
@@ -52,16 +52,33 @@ export function createRouteLimits(
   log: Logger,
   stores: RateLimitStores = () => undefined,
 ): RouteLimits {
+  type LimitKey =
+    | 'rateLimitInit'
+    | 'rateLimitChunk'
+    | 'rateLimitFinalize'
+    | 'rateLimitList'
+    | 'rateLimitHourly'
+    | 'rateLimitDaily'
+    | 'rateLimitSessions'
+    | 'rateLimitChunks'
+    | 'rateLimitComplete'
+    | 'rateLimitNative'
+    | 'rateLimitAuthFailures';
   /**
-   * One limiter; every limit of the server is made here, so they share one kind of store. A
-   * shared store that fails lets the request through (a database hiccup must not refuse robots).
+   * One limiter; every limit of the server is made here, so they share one kind of store. Its
+   * refusal names the server setting `key` that raises the limit: a robot's operator reading the
+   * agent's log can pass it on to whoever runs the server. A shared store that fails lets the
+   * request through (a database hiccup must not refuse robots).
    */
   const limiter = (
     name: string,
-    limit: number,
+    key: LimitKey,
     windowMs: number,
     keyGenerator: (req: Request, res: Response) => string,
   ): RateLimitRequestHandler => {
+    const limit = config[key];
+    const names = serverOptions.names(key);
+    const raise = `the server's ${names.flag} (${names.env}) raises it, 0 or --no-rate-limit turns it off`;
     const store = stores(`${name} per ${describeWindow(windowMs)}`);
     return rateLimit({
       windowMs,
@@ -77,7 +94,7 @@ export function createRouteLimits(
           new UploadError(
             'RATE_LIMITED',
             `Too many requests: the limit for ${name} is ${limit} per ` +
-              `${describeWindow(windowMs)}; retry after ${retryAfter} s`,
+              `${describeWindow(windowMs)}; retry after ${retryAfter} s (${raise})`,
             { details: { retryAfter } },
           ),
         );
@@ -89,10 +106,10 @@ export function createRouteLimits(
       },
     });
   };
-  const make = (name: string, limit: number, windowMs: number): RequestHandler[] => {
-    if (!config.rateLimit || limit === 0) return [];
+  const make = (name: string, key: LimitKey, windowMs: number): RequestHandler[] => {
+    if (!config.rateLimit || config[key] === 0) return [];
     return [
-      limiter(name, limit, windowMs, (req, res) => {
+      limiter(name, key, windowMs, (req, res) => {
         const caller = res.locals.caller as Caller | undefined;
         return caller?.authenticated ? `uploader:${caller.uploader}` : addressKey(req);
       }),
@@ -100,22 +117,22 @@ export function createRouteLimits(
   };
   const authFailureLimit = config.rateLimitAuthFailures;
   return {
-    legacyInit: make('POST /upload/init', config.rateLimitInit, HOUR),
-    legacyChunk: make('POST /upload/chunk', config.rateLimitChunk, MINUTE),
-    legacyFinalize: make('POST /upload/finalize', config.rateLimitFinalize, HOUR),
+    legacyInit: make('POST /upload/init', 'rateLimitInit', HOUR),
+    legacyChunk: make('POST /upload/chunk', 'rateLimitChunk', MINUTE),
+    legacyFinalize: make('POST /upload/finalize', 'rateLimitFinalize', HOUR),
     legacyOther: [
-      ...make('legacy API requests', config.rateLimitHourly, HOUR),
-      ...make('legacy API requests', config.rateLimitDaily, DAY),
+      ...make('legacy API requests', 'rateLimitHourly', HOUR),
+      ...make('legacy API requests', 'rateLimitDaily', DAY),
     ],
-    list: make('GET /uploads', config.rateLimitList, MINUTE),
-    nativeCreate: make('POST /v1/sessions', config.rateLimitSessions, HOUR),
-    nativeChunk: make('chunk uploads', config.rateLimitChunks, MINUTE),
-    nativeComplete: make('completions', config.rateLimitComplete, HOUR),
-    nativeOther: make('native requests', config.rateLimitNative, HOUR),
+    list: make('GET /uploads', 'rateLimitList', MINUTE),
+    nativeCreate: make('POST /v1/sessions', 'rateLimitSessions', HOUR),
+    nativeChunk: make('chunk uploads', 'rateLimitChunks', MINUTE),
+    nativeComplete: make('completions', 'rateLimitComplete', HOUR),
+    nativeOther: make('native requests', 'rateLimitNative', HOUR),
     authFailures:
       config.rateLimit && authFailureLimit > 0
         ? {
-            counter: limiter('failed authentications', authFailureLimit, MINUTE, (req) => addressKey(req)),
+            counter: limiter('failed authentications', 'rateLimitAuthFailures', MINUTE, (req) => addressKey(req)),
             limit: authFailureLimit,
             windowMs: MINUTE,
           }

@@ -13,7 +13,7 @@ export function createLogger(
   level: string,
   specs: readonly OptionSpecs[],
   destination: NodeJS.WritableStream | number = 1,
-  options: { sync?: boolean } = {},
+  options: { sync?: boolean; pretty?: boolean } = {},
 ): Logger {
   return createProgramLogger({
     name: 'ros2-upload-server',
@@ -21,6 +21,7 @@ export function createLogger(
     specs,
     destination,
     sync: options.sync ?? false,
+    pretty: options.pretty ?? false,
     base: { pid: process.pid },
   });
 }

@@ -1,5 +1,5 @@
 import Database from 'better-sqlite3';
-import { mkdirSync } from 'node:fs';
+import { makeDirectorySync } from '../../common/fs/make-directory.js';
 import path from 'node:path';
 import type { ChunkRecord, CompletionResult, FileRecord, PrefixAdvance, SessionRecord } from './session-record.js';
 import { migrateSchema } from './session-schema.js';
@@ -19,7 +19,7 @@ export class SqliteSessionStore implements SessionStore {
   readonly #statements;
 
   constructor(file: string) {
-    mkdirSync(path.dirname(file), { recursive: true });
+    makeDirectorySync(path.dirname(file));
     this.#db = new Database(file);
     try {
       this.#db.pragma('journal_mode = WAL');

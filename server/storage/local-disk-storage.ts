@@ -183,6 +183,11 @@ export class LocalDiskStorage implements UploadStorage {
     yield* readRange(target.absolute, 0, size);
   }
 
+  async *readRange(file: StoredFile, offset: number, length: number): AsyncIterable<Buffer> {
+    const target = await this.#completed.resolve(segmentsOf(file), { createParents: false });
+    yield* readRange(target.absolute, offset, length);
+  }
+
   async writeCompressed(
     file: StoredFile,
     body: AsyncIterable<Uint8Array>,

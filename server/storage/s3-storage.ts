@@ -289,6 +289,15 @@ export class S3Storage implements UploadStorage {
     for await (const piece of Body as Readable) yield piece as Buffer;
   }
 
+  async *readRange(file: StoredFile, offset: number, length: number): AsyncIterable<Buffer> {
+    if (length === 0) return;
+    const key = this.#fileKey(completedKey(file));
+    const { Body } = await this.#s3.send(
+      new GetObjectCommand({ Bucket: this.#bucket, Key: key, Range: `bytes=${offset}-${offset + length - 1}` }),
+    );
+    for await (const piece of Body as Readable) yield piece as Buffer;
+  }
+
   async writeCompressed(
     file: StoredFile,
     body: AsyncIterable<Uint8Array>,

@@ -1,5 +1,6 @@
 import type { Stats } from 'node:fs';
 import { lstat, mkdir, realpath } from 'node:fs/promises';
+import { makeDirectory } from '../../common/fs/make-directory.js';
 import path from 'node:path';
 import { UploadError } from '../../common/errors/upload-error.js';
 
@@ -130,7 +131,7 @@ export class SafePathResolver {
 
 /** Creates the folder when needed and returns its real path (the root itself may be a symlink). */
 export async function realRoot(folder: string): Promise<string> {
-  await mkdir(folder, { recursive: true });
+  await makeDirectory(folder);
   return realpath(folder);
 }
 

@@ -103,6 +103,11 @@ export interface UploadStorage {
   /** Reads a stored file from the start, in pieces. */
   read(file: StoredFile): AsyncIterable<Buffer>;
   /**
+   * Reads `length` bytes of a stored file from byte `offset`, in pieces (downloads with a Range
+   * header; S3: a GetObject with Range). The caller has checked the range against `stat`.
+   */
+  readRange(file: StoredFile, offset: number, length: number): AsyncIterable<Buffer>;
+  /**
    * Streams `body` into the gzip copy of `file`, made visible only once complete; resolves with
    * its size. `keep(size)` decides, once the size is known, whether the copy is kept; when it
    * returns false the copy is discarded and undefined returned.

@@ -96,7 +96,8 @@ describe('after-upload policy', { timeout: 180_000 }, () => {
       expect(readFileSync(path.join(moved, name)).equals(bytes)).toBe(true);
       expect(h.stored(`sqlite_plain/${name}`)?.equals(bytes)).toBe(true);
     }
-    expect(existsSync(path.join(h.root, 'sqlite_plain'))).toBe(false);
+    // The emptied bag folder goes after its metadata.yaml moved (and the move was made durable).
+    await waitFor(() => !existsSync(path.join(h.root, 'sqlite_plain')), 'the emptied bag folder removed');
     await h.agent.watcher!.rescan();
     await new Promise((resolve) => setTimeout(resolve, 1000));
     expect(h.proxy.uploadsFor().every((r) => !r.path?.startsWith('.uploaded'))).toBe(true);

@@ -136,15 +136,33 @@ describe('bad command lines (the real program)', { timeout: 180_000 }, () => {
     const cases: { args: string[]; code: number; says: RegExp }[] = [
       { args: ['watch', rec, '--frobnicate', ...state], code: exitCodes.USAGE, says: /Unknown option '--frobnicate'/ },
       { args: ['launch', ...state], code: exitCodes.USAGE, says: /Unknown command "launch"/ },
+      { args: ['watch', rec, '--sever', 'http://h', ...state], code: exitCodes.USAGE, says: /did you mean --server\?/ },
+      {
+        args: ['upload', rec, '--after-upload', 'delete', ...state],
+        code: exitCodes.USAGE,
+        says: /--after-upload does not apply to upload \(it is a setting of watch\)/,
+      },
+      {
+        args: ['status', '--bandwidth-limit', '1MiB', ...state],
+        code: exitCodes.USAGE,
+        says: /does not apply to status/,
+      },
+      { args: ['upload', rec, '--json', ...state], code: exitCodes.USAGE, says: /--json does not apply to upload/ },
+      {
+        // Without a server the only copy would be the bundled server's, on this machine.
+        args: ['watch', rec, '--after-upload', 'delete', ...state],
+        code: exitCodes.USAGE,
+        says: /afterUpload delete with no server URL .*--server-url .*--allow-local-delete/,
+      },
       {
         args: ['watch', rec, '--server', 'ftp://example.com', ...state],
         code: exitCodes.USAGE,
-        says: /uploadUrl \(--server.*"ftp:\/\/example.com".*http:\/\/ or https:\/\//i,
+        says: /serverUrl \(--server.*"ftp:\/\/example.com".*http:\/\/ or https:\/\//i,
       },
       {
         args: ['watch', rec, '--server', 'not a url', ...state],
         code: exitCodes.USAGE,
-        says: /uploadUrl.*"not a url"/,
+        says: /serverUrl.*"not a url"/,
       },
       {
         args: ['watch', rec, '--bandwidth-limit', 'fast', ...state],
@@ -167,6 +185,17 @@ describe('bad command lines (the real program)', { timeout: 180_000 }, () => {
         says: /state directory .*file is not a directory/,
       },
       {
+        // Node's recursive mkdir never returns under /proc; the program must fail at once.
+        args: ['watch', rec, '--state-dir', '/proc/ros2-upload-test/state'],
+        code: exitCodes.STATE_DIR,
+        says: /Cannot create the state directory \/proc\/ros2-upload-test\/state: ENOENT/,
+      },
+      {
+        args: ['watch', rec, '--embedded-upload-dir', '/proc/ros2-upload-test/uploads', ...state],
+        code: exitCodes.STATE_DIR,
+        says: /Cannot use the upload folder \/proc\/ros2-upload-test\/uploads/,
+      },
+      {
         args: ['status', '--state-dir', path.join(dir.path, 'never')],
         code: exitCodes.STATE_DIR,
         says: /No agent journal in .*never/,
@@ -187,6 +216,13 @@ describe('bad command lines (the real program)', { timeout: 180_000 }, () => {
         says: /--ros was given but ROS 2 is not usable/,
       },
     ];
+    const typo = await runAgent(['watch', rec, ...state], {
+      env: plainEnv({ UPLOAD_AGENT_SERVER: 'https://uploads.example.com' }),
+    });
+    expect(typo.code).toBe(exitCodes.USAGE);
+    expect(oneLine(typo.stderr)).toMatch(
+      /^ros2-upload-agent: Unknown environment variable UPLOAD_AGENT_SERVER \(did you mean UPLOAD_AGENT_SERVER_URL\?\)/,
+    );
     for (const { args, code, says } of cases) {
       const result = await runAgent(args);
       expect(result.code, `${args.join(' ')}: exit code (stderr: ${result.stderr})`).toBe(code);
@@ -232,9 +268,25 @@ describe('bad command lines (the real program)', { timeout: 180_000 }, () => {
     expect(version.stdout.trim()).toBe(
       (JSON.parse(readFileSync(path.join(REPO_ROOT, 'package.json'), 'utf8')) as { version: string }).version,
     );
+    expect((await runAgent(['-V'])).stdout).toBe(version.stdout);
     const help = await runAgent(['--help'], { env: plainEnv() });
     expect(help.code).toBe(0);
     expect(help.stdout).toContain('ros2-upload-agent watch <dir>');
     expect(help.stdout).toContain('--after-upload <keep|delete|move>');
+    // Each command's help lists the settings of that command only.
+    const upload = await runAgent(['upload', '--help']);
+    expect(upload.code).toBe(0);
+    expect(upload.stdout).toMatch(/^Usage: ros2-upload-agent upload/);
+    expect(upload.stdout).toContain('--bandwidth-limit');
+    expect(upload.stdout).not.toContain('--after-upload');
+    const status = await runAgent(['status', '--help']);
+    expect(status.stdout).toContain('--json');
+    expect(status.stdout).toContain('--state-dir');
+    expect(status.stdout).not.toContain('--chunk-size');
+    expect((await runAgent(['watch', '--help'])).stdout).toContain('--after-upload');
+    // What really happens without a server URL.
+    expect(help.stdout).toMatch(
+      /--server-url, --server <string>\s+Base URL.*Unset: the agent starts the bundled server/,
+    );
   });
 });

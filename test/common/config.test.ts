@@ -15,13 +15,19 @@ import { isUploadError } from '../../common/errors/upload-error.js';
 
 const set = defineOptions(
   {
-    port: option.integer({ doc: 'TCP port', default: 8080, min: 0, max: 65535, env: 'PORT' }),
+    port: option.integer({
+      doc: 'TCP port',
+      default: 8080,
+      min: 0,
+      max: 65535,
+      aliases: [{ env: 'PORT', deprecated: true }],
+    }),
     chunkSize: option.size({ doc: 'chunk size', default: 8 * 1024 * 1024, min: 1024 }),
     stalledTimeout: option.duration({ doc: 'stall timeout', default: 60, min: 0.01 }),
     afterUpload: option.enum({ doc: 'policy', values: ['keep', 'delete', 'move'], default: 'keep' }),
     verbose: option.boolean({ doc: 'chatty', default: false }),
     token: option.string({ doc: 'bearer token', secret: true }),
-    uploadUrl: option.string({ doc: 'server', format: 'url' }),
+    serverUrl: option.string({ doc: 'server', format: 'url', aliases: [{ flag: 'server' }, { key: 'uploadUrl' }] }),
     include: option.list({ doc: 'globs', default: [] }),
   },
   { envPrefix: 'TEST_' },
@@ -55,8 +61,13 @@ describe('option sets', () => {
       env: 'TEST_STALLED_TIMEOUT',
       ros: 'stalled_timeout',
     });
-    expect(set.names('port').env).toBe('PORT');
-    expect(set.names('uploadUrl').ros).toBe('upload_url');
+    expect(set.names('port').env).toBe('TEST_PORT');
+    expect(set.names('serverUrl')).toEqual({
+      key: 'serverUrl',
+      flag: '--server-url',
+      env: 'TEST_SERVER_URL',
+      ros: 'server_url',
+    });
   });
 
   it('layers defaults, file, env and command line', () => {
@@ -78,7 +89,7 @@ describe('option sets', () => {
       afterUpload: 'move',
       verbose: false,
       token: undefined,
-      uploadUrl: undefined,
+      serverUrl: undefined,
       include: ['a', 'b', 'c'],
     });
     expect(cli.positionals).toEqual(['x']);
@@ -86,12 +97,12 @@ describe('option sets', () => {
 
   it('names the option, the source and the value on a bad value', () => {
     expect(() => set.fromEnv({ PORT: 'abc' })).toThrowError(
-      /port \(--port, PORT\) from environment variable PORT: "abc": expected an integer/,
+      /port \(--port, TEST_PORT\) from environment variable PORT: "abc": expected an integer/,
     );
     expect(() => parseCommandLine(set, ['--chunk-size', '12'])).toThrowError(
       /chunkSize .* "12": must be at least 1 KiB/,
     );
-    expect(() => set.parse({ uploadUrl: 'ftp://x' })).toThrowError(/expected an http/);
+    expect(() => set.parse({ serverUrl: 'ftp://x' })).toThrowError(/expected an http/);
     expect(() => set.parse({ afterUpload: 'burn' })).toThrowError(/expected one of keep, delete, move/);
   });
 
@@ -112,6 +123,29 @@ describe('option sets', () => {
     expect(() => set.parse({ nope: 1 }, 'config file x.yaml')).toThrowError(
       'Unknown option "nope" in config file x.yaml',
     );
+  });
+
+  it('accepts aliases (a deprecated one with a note), and prefers the derived name when both are set', () => {
+    const notes: string[] = [];
+    expect(set.fromEnv({ PORT: '81' }, { notes })).toEqual({ port: 81 });
+    expect(notes).toEqual(['PORT is an old name: use TEST_PORT']);
+    const both: string[] = [];
+    expect(set.fromEnv({ PORT: '81', TEST_PORT: '82' }, { notes: both })).toEqual({ port: 82 });
+    expect(both).toEqual(['PORT is ignored: TEST_PORT is set too, and wins']);
+    expect(set.parse({ upload_url: 'http://h:1' })).toEqual({ serverUrl: 'http://h:1' });
+    expect(parseCommandLine(set, ['--server', 'http://h:2']).values).toEqual({ serverUrl: 'http://h:2' });
+    expect(parseCommandLine(set, ['--server-url', 'http://h:3']).values).toEqual({ serverUrl: 'http://h:3' });
+  });
+
+  it('refuses an unknown variable with the prefix, and suggests the closest name', () => {
+    expect(() => set.fromEnv({ TEST_SERVER: 'http://h' })).toThrowError(
+      /^Unknown environment variable TEST_SERVER \(did you mean TEST_SERVER_URL\?\)/,
+    );
+    expect(() => set.fromEnv({ TEST_CHUNKSIZE: '1' })).toThrowError(/did you mean TEST_CHUNK_SIZE\?/);
+    expect(() => set.fromEnv({ TEST_CONFIG: 'x.yaml' }, { otherNames: ['TEST_CONFIG'] })).not.toThrow();
+    expect(() => set.fromEnv({ OTHER_THING: '1' })).not.toThrow();
+    expect(() => parseCommandLine(set, ['--chunksize', '2k'])).toThrowError(/did you mean --chunk-size\?/);
+    expect(() => set.parse({ stalledTimeot: 1 }, 'config file x.yaml')).toThrowError(/did you mean stalledTimeout\?/);
   });
 
   it('accepts BigInt from ROS integer parameters', () => {

@@ -86,7 +86,7 @@ describe('"file not found" means one thing per side', () => {
   });
 
   it('the agent refuses a local file that does not exist with LOCAL_FILE_NOT_FOUND', async () => {
-    const manager = new NetworkManager({ uploadUrl: server.url, stateDir });
+    const manager = new NetworkManager({ serverUrl: server.url, stateDir });
     try {
       await expect(manager.addUpload(path.join(stateDir, 'nope.bin'))).rejects.toMatchObject({
         code: 'LOCAL_FILE_NOT_FOUND',

@@ -60,8 +60,24 @@ describe('docs/configuration.md', () => {
       expect(table[i]).toHaveLength(6);
       expect(table[i]!.slice(1, 3)).toEqual([spec.cli === false ? '(none)' : `\`${names.flag}\``, `\`${names.env}\``]);
     }
-    // The legacy server's variable names, kept for existing deployments.
-    expect(table.find((cells) => cells[0] === '`uploadDir`')?.[2]).toBe('`UPLOAD_DIR`');
+    // One rule, no exceptions: the legacy names are aliases, listed in their own table.
+    expect(table.find((cells) => cells[0] === '`uploadDir`')?.[2]).toBe('`UPLOAD_SERVER_UPLOAD_DIR`');
+    const aliases = rows(region(doc, 'option-aliases'));
+    expect(aliases).toContainEqual([
+      'ros2-upload-server',
+      '`UPLOAD_DIR`',
+      'environment',
+      '`UPLOAD_SERVER_UPLOAD_DIR`',
+      'yes',
+    ]);
+    expect(aliases).toContainEqual([
+      'ros2-upload-server',
+      '`SSL_CERT`',
+      'environment',
+      '`UPLOAD_SERVER_SSL_CERT`',
+      'no',
+    ]);
+    expect(aliases).toContainEqual(['ros2-upload-agent', '`--server`', 'command line', '`--server-url`', 'no']);
   });
 
   it('states ranges, choices and secrets from the specs', () => {

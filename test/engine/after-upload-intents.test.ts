@@ -92,7 +92,11 @@ describe('after-upload intents', { timeout: 120_000 }, () => {
     writable();
     const second = watch(s, 'delete');
     await waitFor(() => !existsSync(path.join(bag, 'r_0.mcap')), 'the delete completed after the restart', 60_000);
-    expect(second.stderr).toMatch(/after-upload policy completed \(decided before a restart\)/);
+    // The line follows the unlink and the folder's fsync: wait for it rather than expect it at once.
+    await waitFor(
+      () => /after-upload policy completed \(decided before a restart\)/.test(second.stderr),
+      'its log line',
+    );
     expect(readFileSync(s.server.completedPath('anonymous', 'r/r_0.mcap')).equals(split)).toBe(true);
     await waitFor(() => !existsSync(bag), 'the emptied bag folder removed once metadata.yaml went');
     await waitFor(() => {

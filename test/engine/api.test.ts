@@ -24,7 +24,7 @@ describe("NetworkManager API (the Python dashboard's knobs in camelCase)", () =>
 
   it("takes the legacy deployment guide's settings: upload URL with /upload, timeouts, retries, bandwidth", () => {
     const manager = new NetworkManager({
-      uploadUrl: 'https://yourserver.com:8080/upload',
+      serverUrl: 'https://yourserver.com:8080/upload',
       stateDir: dir.path,
       logger: silent,
     });
@@ -58,7 +58,7 @@ describe("NetworkManager API (the Python dashboard's knobs in camelCase)", () =>
       stateDir: dir.path,
       logger: silent,
     } as never);
-    expect(pythonStyle.options).toMatchObject({ uploadUrl: 'http://127.0.0.1:9/upload', maxRetries: 3 });
+    expect(pythonStyle.options).toMatchObject({ serverUrl: 'http://127.0.0.1:9/upload', maxRetries: 3 });
     expect(manager.options).toMatchObject({ bandwidthLimit: 2 * 1024 * 1024, chunkSize: 1024 * 1024, initTimeout: 30 });
   });
 
@@ -72,7 +72,7 @@ describe("NetworkManager API (the Python dashboard's knobs in camelCase)", () =>
     expect(() => manager.setOptions({ noSuchOption: 1 })).toThrow(
       expect.objectContaining({ code: 'CONFIG_UNKNOWN_OPTION' }),
     );
-    expect(() => new NetworkManager({ uploadUrl: 'ftp://x' })).toThrow(
+    expect(() => new NetworkManager({ serverUrl: 'ftp://x' })).toThrow(
       expect.objectContaining({ code: 'CONFIG_INVALID' }),
     );
     expect(() => new NetworkManager({ chunkSize: 10 })).toThrow(/chunkSize/);

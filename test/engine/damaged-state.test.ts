@@ -38,7 +38,7 @@ async function setup(): Promise<{ dir: TempDir; server: TestServer; root: string
 function agentOn(s: { server: TestServer; root: string; state: string }, logger = captureLogger('info')) {
   const agent = new UploadAgent({
     config: {
-      uploadUrl: s.server.url,
+      serverUrl: s.server.url,
       watchDir: s.root,
       stateDir: s.state,
       quietPeriod: 0.1,

@@ -63,7 +63,7 @@ export async function createWorld(serverOptions: UploadServerOptions = {}): Prom
     manager(options = {}) {
       stateCount += 1;
       const manager = new NetworkManager({
-        uploadUrl: proxy.url(server.url.startsWith('https') ? 'https' : 'http'),
+        serverUrl: proxy.url(server.url.startsWith('https') ? 'https' : 'http'),
         stateDir: path.join(dir.path, `state-${stateCount}`),
         logger: pino({ level: process.env.ENGINE_LOG_LEVEL ?? 'silent' }),
         ...fastOptions,

@@ -60,7 +60,7 @@ describe('read-ahead: the next chunk is read while one is on the wire', () => {
     const spec = {
       options: {
         ...fastOptions,
-        uploadUrl: recorder.url,
+        serverUrl: recorder.url,
         stateDir: path.join(world.dir.path, 'runner-state'),
         chunkSize,
         bandwidthLimit: 768 * KiB,
@@ -124,7 +124,7 @@ describe('read-ahead: the next chunk is read while one is on the wire', () => {
             }
           : undefined,
       );
-      const manager = world.manager({ uploadUrl: front.url, chunkSize });
+      const manager = world.manager({ serverUrl: front.url, chunkSize });
       const log = new EventLog(manager);
       await manager.start();
       const id = await manager.addUpload(file.path, { remotePath: 'ahead/changed.bin' });
@@ -174,7 +174,7 @@ describe('read-ahead: the next chunk is read while one is on the wire', () => {
       );
       await collectGarbage();
       const baseline = process.memoryUsage().arrayBuffers;
-      const manager = world.manager({ uploadUrl: front.url, chunkSize, maxConcurrentUploads: 2 });
+      const manager = world.manager({ serverUrl: front.url, chunkSize, maxConcurrentUploads: 2 });
       managers.push(manager);
       await manager.start();
       await manager.addUploads([

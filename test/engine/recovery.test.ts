@@ -96,7 +96,7 @@ describe('NetworkManager recovery: stop/start, offline, agent and server crashes
     const file = await world.randomFile('kill.bin', 4 * MiB);
     const stateDir = path.join(world.dir.path, 'runner-state');
     const spec = {
-      options: { ...fastOptions, uploadUrl: world.proxy.url(), stateDir, chunkSize, bandwidthLimit: 512 * KiB },
+      options: { ...fastOptions, serverUrl: world.proxy.url(), stateDir, chunkSize, bandwidthLimit: 512 * KiB },
       uploads: [{ file: file.path, remotePath: 'recovery/kill.bin' }],
     };
     const first = spawnEngineRunner(spec);
@@ -167,7 +167,7 @@ describe('NetworkManager when the server is killed and restarted mid-upload', ()
     const { pino } = await import('pino');
     const manager = new NetworkManager({
       ...fastOptions,
-      uploadUrl: proxy.url(),
+      serverUrl: proxy.url(),
       stateDir: path.join(dir.path, 'state'),
       chunkSize: 256 * KiB,
       bandwidthLimit: 1 * MiB,

@@ -158,7 +158,7 @@ describe('a path damaged on the way, with --after-upload delete', { timeout: 120
     await writeFile(path.join(root, 'dmg', 'metadata.yaml'), metadata);
     const agent = new UploadAgent({
       config: {
-        uploadUrl: proxy.url(),
+        serverUrl: proxy.url(),
         watchDir: root,
         stateDir: path.join(dir.path, 'state'),
         afterUpload: 'delete',

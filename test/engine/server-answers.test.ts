@@ -45,7 +45,7 @@ describe('NetworkManager and what the server answers', () => {
         };
       return undefined;
     });
-    const manager = world.manager({ uploadUrl: front.url, chunkSize: 256 * KiB, maxRetries: 0 });
+    const manager = world.manager({ serverUrl: front.url, chunkSize: 256 * KiB, maxRetries: 0 });
     const log = new EventLog(manager);
     await manager.start();
     const id = await manager.addUpload(file.path, { remotePath: 'answers/limited.bin' });
@@ -74,7 +74,7 @@ describe('NetworkManager and what the server answers', () => {
     await mkdir(uploaderRoot, { recursive: true });
     await symlink(outside, path.join(uploaderRoot, 'escape'));
     const file = await world.randomFile('refused.bin', 100 * KiB);
-    const manager = world.manager({ uploadUrl: front.url, maxRetries: 5 });
+    const manager = world.manager({ serverUrl: front.url, maxRetries: 5 });
     const log = new EventLog(manager);
     await manager.start();
     const id = await manager.addUpload(file.path, { remotePath: 'escape/refused.bin' });
@@ -103,7 +103,7 @@ describe('NetworkManager and what the server answers', () => {
         ? { status: 400, body: { success: false, error: 'metadata is refused today', code: 'INVALID_FIELD' } }
         : undefined,
     );
-    const manager = world.manager({ uploadUrl: front.url });
+    const manager = world.manager({ serverUrl: front.url });
     await manager.start();
     const id = await manager.addUpload(file.path, { remotePath: 'answers/again.bin' });
     const failed = await waitForFailure(manager, id);
@@ -198,7 +198,7 @@ describe('NetworkManager and what the server answers', () => {
         };
       return undefined;
     });
-    const manager = world.manager({ uploadUrl: front.url, chunkSize: 256 * KiB });
+    const manager = world.manager({ serverUrl: front.url, chunkSize: 256 * KiB });
     const log = new EventLog(manager);
     await manager.start();
     const id = await manager.addUpload(file.path, { remotePath: 'answers/repair.bin' });
@@ -220,7 +220,7 @@ describe('NetworkManager and what the server answers', () => {
       const file = await world.randomFile('lost-answer.bin', 512 * KiB);
       // The create answer passes; the first chunk's answer is cut off.
       cutter.setFaults({ dropAfter: { bytes: 400, direction: 'down', times: 1 } });
-      const manager = world.manager({ uploadUrl: cutter.url(), chunkSize: 256 * KiB });
+      const manager = world.manager({ serverUrl: cutter.url(), chunkSize: 256 * KiB });
       await manager.start();
       const id = await manager.addUpload(file.path, { remotePath: 'answers/lost-answer.bin' });
       const done = await waitForCompletion(manager, id);
@@ -235,7 +235,7 @@ describe('NetworkManager and what the server answers', () => {
 
   it('cancel() aborts an upload, forgets it and deletes its server session', async () => {
     const file = await world.randomFile('cancel.bin', 2 * MiB);
-    const manager = world.manager({ uploadUrl: front.url, chunkSize: 256 * KiB, bandwidthLimit: 512 * KiB });
+    const manager = world.manager({ serverUrl: front.url, chunkSize: 256 * KiB, bandwidthLimit: 512 * KiB });
     const log = new EventLog(manager);
     await manager.start();
     const id = await manager.addUpload(file.path, { remotePath: 'answers/cancel.bin' });

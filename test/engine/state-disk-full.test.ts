@@ -58,7 +58,7 @@ describe('a full state disk', { timeout: 180_000 }, () => {
     const logs = captureLogger('info');
     const agent = new UploadAgent({
       config: {
-        uploadUrl: proxy.url(),
+        serverUrl: proxy.url(),
         watchDir: root,
         stateDir: state.dir,
         quietPeriod: 0.1,

@@ -92,7 +92,7 @@ describe('TLS verification failures', { timeout: 120_000 }, () => {
     const { world, dir } = await serverWith({ selfSigned: true });
     const agent = new UploadAgent({
       config: {
-        uploadUrl: world.proxy.url('https'),
+        serverUrl: world.proxy.url('https'),
         stateDir: path.join(dir.path, 'agent-state'),
         retryDelay: 0.02,
         retryMaxDelay: 0.3,

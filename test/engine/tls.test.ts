@@ -83,7 +83,7 @@ describe('NetworkManager over https', () => {
     });
     try {
       const file = await world.randomFile('mtls.bin', 300 * KiB);
-      const manager = world.manager({ uploadUrl: front.url, caFile: cert.certFile, clientCert, clientKey });
+      const manager = world.manager({ serverUrl: front.url, caFile: cert.certFile, clientCert, clientKey });
       await manager.start();
       const done = await waitForCompletion(manager, await manager.addUpload(file.path, { remotePath: 'tls/mtls.bin' }));
       expect(done.sha256).toBe(file.sha256);
@@ -91,7 +91,7 @@ describe('NetworkManager over https', () => {
       await manager.stop();
 
       // The same front refuses a client without a certificate.
-      const anonymous = world.manager({ uploadUrl: front.url, caFile: cert.certFile, maxRetries: 0 });
+      const anonymous = world.manager({ serverUrl: front.url, caFile: cert.certFile, maxRetries: 0 });
       await anonymous.start();
       await anonymous.addUpload(file.path, { remotePath: 'tls/mtls-2.bin' });
       await waitFor(() => !anonymous.online, 'the client without a certificate to be refused');

@@ -28,7 +28,7 @@ describe('NetworkManager: a small file in one request', () => {
 
   it('sends each small file in one request: no session, no chunk, no complete; events as for a session', async () => {
     const files = await Promise.all([0, 1, 2, 3, 4].map((n) => world.randomFile(`small-${n}.bin`, 64 * KiB + n)));
-    const manager = world.manager({ uploadUrl: front.url });
+    const manager = world.manager({ serverUrl: front.url });
     const log = new EventLog(manager);
     await manager.start();
     const ids = await manager.addUploads(
@@ -102,13 +102,13 @@ describe('NetworkManager: a small file in one request', () => {
 
   it('dedup: a file the server holds is "already stored"; another is refused, or replaced if asked', async () => {
     const file = await world.randomFile('held.bin', 100 * KiB);
-    const first = world.manager({ uploadUrl: front.url });
+    const first = world.manager({ serverUrl: front.url });
     await first.start();
     await waitForCompletion(first, await first.addUpload(file.path, { remotePath: 'whole/held.bin' }));
     await first.stop();
 
     // A fresh journal: the agent cannot know; the server discards the body and says so.
-    const fresh = world.manager({ uploadUrl: front.url });
+    const fresh = world.manager({ serverUrl: front.url });
     await fresh.start();
     const dup = await waitForCompletion(fresh, await fresh.addUpload(file.path, { remotePath: 'whole/held.bin' }));
     expect(dup).toMatchObject({ deduplicated: true, sha256: file.sha256 });
@@ -160,7 +160,7 @@ describe('NetworkManager: a small file in one request', () => {
           : undefined,
       );
       const files = await Promise.all([0, 1, 2].map((n) => world.randomFile(`old-${n}.bin`, 50 * KiB)));
-      const manager = world.manager({ uploadUrl: front.url, maxConcurrentUploads: 1 });
+      const manager = world.manager({ serverUrl: front.url, maxConcurrentUploads: 1 });
       const log = new EventLog(manager);
       await manager.start();
       for (const [n, file] of files.entries()) {
@@ -184,7 +184,7 @@ describe('NetworkManager: a small file in one request', () => {
   it('uses a session for a file above the whole-file limit, and for metadata too large for a header', async () => {
     const large = await world.randomFile('large.bin', 1 * MiB + 1);
     const small = await world.randomFile('annotated.bin', 10 * KiB);
-    const manager = world.manager({ uploadUrl: front.url });
+    const manager = world.manager({ serverUrl: front.url });
     await manager.start();
     const a = await waitForCompletion(manager, await manager.addUpload(large.path, { remotePath: 'limit/large.bin' }));
     const metadata = { notes: 'x'.repeat(12 * KiB) };

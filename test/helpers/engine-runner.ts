@@ -11,7 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { pino } from 'pino';
 
 export interface EngineRunnerSpec {
-  /** NetworkManager options (uploadUrl, stateDir, chunkSize, ...). */
+  /** NetworkManager options (serverUrl, stateDir, chunkSize, ...). */
   options: Record<string, unknown>;
   uploads: { file: string; remotePath?: string; priority?: number }[];
 }

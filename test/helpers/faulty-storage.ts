@@ -62,6 +62,8 @@ export class FaultyStorage implements UploadStorage {
   removeSpool = (spool: SpoolRef): Promise<void> => this.#inner.removeSpool(spool);
   stat = (file: StoredFile): Promise<{ size: number } | undefined> => this.#inner.stat(file);
   read = (file: StoredFile): AsyncIterable<Buffer> => this.#inner.read(file);
+  readRange = (file: StoredFile, offset: number, length: number): AsyncIterable<Buffer> =>
+    this.#inner.readRange(file, offset, length);
   writeCompressed = (
     file: StoredFile,
     body: AsyncIterable<Uint8Array>,

@@ -109,7 +109,7 @@ describe('parameters from ros2 launch arrive, whichever way the params file is k
       try {
         expect(run.rosSettings).toMatchObject({
           bandwidthLimit: 1_000_000,
-          uploadUrl: 'http://127.0.0.1:8099',
+          serverUrl: 'http://127.0.0.1:8099',
           uploadTimeout: 45,
           include: ['*.txt'],
         });
@@ -154,7 +154,7 @@ describe('parameters from ros2 launch arrive, whichever way the params file is k
       expect(run.rosSettings).toEqual({
         minFreeSpace: 5_000_000_000,
         include: ['*.log'],
-        uploadUrl: 'http://127.0.0.1:9',
+        serverUrl: 'http://127.0.0.1:9',
         bandwidthLimit: 3_000_000,
       });
     } finally {

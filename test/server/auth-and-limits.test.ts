@@ -157,11 +157,16 @@ describe('rate limits', () => {
       expect(retryAfter).toBeGreaterThan(0);
       expect(retryAfter).toBeLessThanOrEqual(3600);
       expect(refused.json.retryAfter).toBe(retryAfter);
+      // The message names the server setting that raises the limit (the robot's operator passes it on).
+      expect(refused.json.error).toMatch(
+        /limit for POST \/upload\/init is 3 per hour.*--rate-limit-init \(UPLOAD_SERVER_RATE_LIMIT_INIT\) raises it/,
+      );
       await call(limited.url, 'GET', routes.session('a'));
       await call(limited.url, 'GET', routes.session('b'));
       const native = await call(limited.url, 'GET', routes.session('c'));
       expect(native.status).toBe(429);
       expect(native.headers.get('retry-after')).toMatch(/^\d+$/);
+      expect(native.json.error).toContain('--rate-limit-native');
       for (let i = 0; i < 300; i += 1) expect((await fetch(`${limited.url}/health`)).status).toBe(200);
     } finally {
       await limited.close();

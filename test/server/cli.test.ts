@@ -19,9 +19,11 @@ describe('ros2-upload-server program', () => {
     const run = await runServerProgram(['--help']);
     expect(run.code).toBe(0);
     expect(run.stdout).toContain('Usage: ros2-upload-server');
-    expect(run.stdout).toMatch(/--port <integer>\s+TCP port.*\[default: 8080; env PORT\]/);
-    expect(run.stdout).toMatch(/--compression-threshold <size>.*\[default: 10 MiB; env COMPRESSION_THRESHOLD\]/);
-    expect(run.stdout).toMatch(/--upload-dir <string>.*\[default: ~\/ros2_uploads; env UPLOAD_DIR\]/);
+    expect(run.stdout).toMatch(/--port <integer>\s+TCP port.*\[default: 8080; env UPLOAD_SERVER_PORT\]/);
+    expect(run.stdout).toMatch(
+      /--compression-threshold <size>.*\[default: 10 MiB; env UPLOAD_SERVER_COMPRESSION_THRESHOLD\]/,
+    );
+    expect(run.stdout).toMatch(/--upload-dir <string>.*\[default: ~\/ros2_uploads; env UPLOAD_SERVER_UPLOAD_DIR\]/);
     expect(run.stdout).not.toContain('--tokens ');
   });
 
@@ -29,25 +31,70 @@ describe('ros2-upload-server program', () => {
     const flag = await runServerProgram(['--compression-level', '12']);
     expect(flag.code).toBe(64);
     expect(flag.stderr.trim().split('\n')).toEqual([
-      'ros2-upload-server: Invalid compressionLevel (--compression-level, COMPRESSION_LEVEL) ' +
+      'ros2-upload-server: Invalid compressionLevel (--compression-level, UPLOAD_SERVER_COMPRESSION_LEVEL) ' +
         'from the command line (--compression-level): "12": must be at most 9',
     ]);
     const env = await runServerProgram([], { MAX_FILE_SIZE: 'huge' });
     expect(env.code).toBe(64);
     expect(env.stderr).toMatch(
       new RegExp(
-        '^ros2-upload-server: Invalid maxFileSize \\(--max-file-size, MAX_FILE_SIZE\\) ' +
+        '^ros2-upload-server: Invalid maxFileSize \\(--max-file-size, UPLOAD_SERVER_MAX_FILE_SIZE\\) ' +
           'from environment variable MAX_FILE_SIZE: "huge": expected a size',
       ),
     );
     const unknown = await runServerProgram(['--frobnicate']);
     expect(unknown.code).toBe(64);
     expect(unknown.stderr).toMatch(/frobnicate/);
+    // A misspelt variable is an error with the closest name, never an open server.
+    const typo = await runServerProgram([], { UPLOAD_SERVER_TOKEN: 'robot1=0123456789abcdef' });
+    expect(typo.code).toBe(64);
+    expect(typo.stderr.trim()).toMatch(
+      /^ros2-upload-server: Unknown environment variable UPLOAD_SERVER_TOKEN \(did you mean UPLOAD_SERVER_TOKENS\?\)/,
+    );
+    expect(typo.stderr).not.toContain('0123456789abcdef');
+    const version = await runServerProgram(['-V']);
+    expect(version.code).toBe(0);
+    expect(version.stdout.trim()).toMatch(/^\d+\.\d+\.\d+/);
     // A weak token is a configuration that cannot be used (78); the message names the uploader, never the token.
     const secret = await runServerProgram([], { UPLOAD_SERVER_TOKENS: 'robot1=short-secret' });
     expect(secret.code).toBe(78);
     expect(secret.stderr).toMatch(/token of uploader robot1 .* too weak/);
     expect(secret.stderr).not.toContain('short-secret');
+  });
+
+  it('an upload folder that cannot be created (under /proc) stops startup at once: exit 73, one line', async () => {
+    // Node's recursive mkdir loops forever under /proc (mkdir fails with ENOENT below an existing
+    // folder); runServerProgram's deadline turns such a hang into a failure.
+    for (const dir of ['/proc/ros2-upload-test/uploads', '/proc/ros2-upload-test']) {
+      const run = await runServerProgram(['--port', '0', '--upload-dir', dir]);
+      expect(run.code, run.stderr).toBe(73);
+      expect(run.stderr.trim().split('\n')).toHaveLength(1);
+      expect(run.stderr).toMatch(
+        /^ros2-upload-server: Cannot use the upload folder \/proc\/ros2-upload-test.*--upload-dir/,
+      );
+    }
+  });
+
+  it('accepts the older variable names (PORT, UPLOAD_DIR: with a warning; SSL_CERT: silently)', async () => {
+    const server = await spawnServer([], {
+      env: { HOST: '127.0.0.1', PORT: '0', UPLOAD_DIR: path.join(dir.path, 'old-names') },
+    });
+    try {
+      expect(server.url).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
+      const warnings = server
+        .stdout()
+        .split('\n')
+        .filter((line) => line.includes('"event":"setting_name"'))
+        .map((line) => (JSON.parse(line) as { msg: string }).msg);
+      expect(warnings.sort()).toEqual([
+        'HOST is an old name: use UPLOAD_SERVER_HOST',
+        'PORT is an old name: use UPLOAD_SERVER_PORT',
+        'UPLOAD_DIR is an old name: use UPLOAD_SERVER_UPLOAD_DIR',
+      ]);
+      expect(await readdir(path.join(dir.path, 'old-names'))).toContain('completed');
+    } finally {
+      await server.stop();
+    }
   });
 
   it('reads a YAML config file (flags and environment override it) and closes gracefully on SIGINT', async () => {

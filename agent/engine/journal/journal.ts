@@ -1,5 +1,5 @@
 import Database from 'better-sqlite3';
-import { mkdirSync } from 'node:fs';
+import { makeDirectorySync } from '../../../common/fs/make-directory.js';
 import path from 'node:path';
 import { UploadError } from '../../../common/errors/upload-error.js';
 import { openRebuildableDatabase, schemaProblem, type SetAsideFile } from '../../../common/sqlite/open-database.js';
@@ -129,7 +129,7 @@ export class Journal {
       if (options.readonly) {
         db = new Database(file, { readonly: true, fileMustExist: true, timeout: 5000 });
       } else {
-        mkdirSync(stateDir, { recursive: true });
+        makeDirectorySync(stateDir);
         db = openRebuildableDatabase(file, {
           setUp: setUpJournal,
           onSetAside: options.onSetAside ?? (() => undefined),

@@ -11,7 +11,7 @@ import { parseServerUrl, type ServerBase } from './server-url.js';
 import type { TlsContext } from './tls-errors.js';
 
 export interface TransportOptions {
-  uploadUrl: string;
+  serverUrl: string;
   token: string | undefined;
   /** PEM CA to trust in addition to the system's (self-signed servers). */
   caFile: string | undefined;
@@ -55,7 +55,7 @@ export class HttpTransport {
   readonly #tls: TlsContext | undefined;
 
   constructor(options: TransportOptions) {
-    this.base = parseServerUrl(options.uploadUrl);
+    this.base = parseServerUrl(options.serverUrl);
     this.#token = options.token;
     this.#tls = this.base.https
       ? { host: new URL(this.base.origin).hostname, caFile: options.caFile, clientCert: Boolean(options.clientCert) }

@@ -1,7 +1,7 @@
 import { UploadError } from '../../../common/errors/upload-error.js';
 
 /**
- * The server's base URL from the `uploadUrl` setting. The legacy dashboard clients were configured with
+ * The server's base URL from the `serverUrl` setting. The legacy dashboard clients were configured with
  * the legacy API's prefix (`https://host:8080/upload`), so a trailing `/upload` (and a trailing
  * `/v1`, the native prefix) is dropped; any other path is kept as a reverse-proxy prefix.
  * Returns origin and path prefix without a trailing slash.
@@ -15,18 +15,18 @@ export interface ServerBase {
   https: boolean;
 }
 
-export function parseServerUrl(uploadUrl: string): ServerBase {
+export function parseServerUrl(serverUrl: string): ServerBase {
   let url: URL;
   try {
-    url = new URL(uploadUrl);
+    url = new URL(serverUrl);
   } catch (error) {
-    throw new UploadError('CONFIG_INVALID', `uploadUrl is not a URL: ${JSON.stringify(uploadUrl)}`, { cause: error });
+    throw new UploadError('CONFIG_INVALID', `serverUrl is not a URL: ${JSON.stringify(serverUrl)}`, { cause: error });
   }
   if (url.protocol !== 'http:' && url.protocol !== 'https:') {
-    throw new UploadError('CONFIG_INVALID', `uploadUrl must be an http:// or https:// URL, not ${url.protocol}`);
+    throw new UploadError('CONFIG_INVALID', `serverUrl must be an http:// or https:// URL, not ${url.protocol}`);
   }
   if (url.username || url.password) {
-    throw new UploadError('CONFIG_INVALID', 'uploadUrl must not contain credentials; use the token setting');
+    throw new UploadError('CONFIG_INVALID', 'serverUrl must not contain credentials; use the token setting');
   }
   let prefix = url.pathname.replace(/\/+$/, '');
   for (const suffix of ['/upload', '/v1']) {

@@ -30,6 +30,7 @@ export const wireErrorCodes = {
   UNAUTHORIZED: 'a bearer token is missing or wrong',
   RATE_LIMITED: 'too many requests; wait for Retry-After',
   TIMEOUT: "a request took longer than its time limit (the server's requestTimeout, or a client's own timeout)",
+  RANGE_NOT_SATISFIABLE: 'a download asked for a byte range outside the file',
 
   // The server cannot take it now.
   INSUFFICIENT_STORAGE: 'not enough free disk space',
@@ -67,6 +68,7 @@ export const wireErrorStatus: Readonly<Record<WireErrorCode, number>> = {
   UNAUTHORIZED: 401,
   RATE_LIMITED: 429,
   TIMEOUT: 408,
+  RANGE_NOT_SATISFIABLE: 416,
   INSUFFICIENT_STORAGE: 507,
   SERVER_UNAVAILABLE: 503,
   INTERNAL: 500,

@@ -14,7 +14,11 @@ export interface Harness {
   /** The watched recording root. */
   root: string;
   stateDir: string;
-  /** The server's stored copy of a remote path (anonymous uploader), or undefined. */
+  /**
+   * The server's stored copy of a remote path (anonymous uploader), or undefined; undefined too
+   * until the proxy has recorded the answers for that path (the file is stored before its
+   * answer reaches the proxy), so what the proxy says about a stored file is complete.
+   */
   stored(remotePath: string): Buffer | undefined;
   /** Restarts the agent on the same state directory (as after a crash or a reboot). */
   restart(config?: Partial<AgentConfig>): Promise<UploadAgent>;
@@ -36,7 +40,7 @@ export async function startHarness(
   const stateDir = path.join(temp.path, 'state');
   const logger = pino({ level: process.env.LOG_LEVEL ?? 'silent' });
   const base: Partial<AgentConfig> = {
-    uploadUrl: proxy.url,
+    serverUrl: proxy.url,
     watchDir: root,
     createWatchDir: true,
     stateDir,
@@ -55,7 +59,7 @@ export async function startHarness(
     stateDir,
     stored(remotePath) {
       const file = server.completedPath('anonymous', remotePath);
-      return existsSync(file) ? readFileSync(file) : undefined;
+      return existsSync(file) && proxy.settled(remotePath) ? readFileSync(file) : undefined;
     },
     async restart(more = {}) {
       await agent.stop();

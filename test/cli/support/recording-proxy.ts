@@ -89,6 +89,15 @@ export class RecordingProxy {
       .reduce((sum, r) => sum + r.bytesIn, 0);
   }
 
+  /**
+   * True when every request seen for a path has its answer recorded. The server stores a file
+   * before its answer reaches the proxy: a test that saw the stored file must wait for this
+   * before it reads what the proxy recorded about it.
+   */
+  settled(remotePath: string): boolean {
+    return this.requests.every((r) => r.path !== remotePath || r.finishedAt !== undefined);
+  }
+
   /** Data PUTs (chunks and whole files) that have started for a path (even unfinished ones). */
   chunkRequestsFor(remotePath: string): ProxiedRequest[] {
     return this.requests.filter((r) => r.method === 'PUT' && r.path === remotePath);

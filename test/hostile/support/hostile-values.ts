@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import fc from 'fast-check';
 import { RawJson, chunkedFaults, type Framing } from './http-bytes.js';
 
@@ -6,8 +7,14 @@ import { RawJson, chunkedFaults, type Framing } from './http-bytes.js';
  * chunk indexes, auth headers, content types and encodings, and body framings.
  */
 
-/** Every file name the fuzzer makes contains this, so a stray file is found wherever it lands. */
-export const MARK = 'hxm';
+/**
+ * Every file name the fuzzer makes contains this, so a stray file is found wherever it lands,
+ * even in the shared temp folder. Seven letters that no other program's temporary names contain
+ * (gcc's `ccXXXXXX.s` have six random ones: a three-letter mark once matched one of them), and
+ * new for every test process: a stray file another run left (this suite in another checkout, at
+ * the same time or earlier) is not this run's finding.
+ */
+export const MARK = `hx${Array.from(randomBytes(5), (byte) => String.fromCharCode(97 + (byte % 26))).join('')}`;
 
 /** Replaced at run time by the absolute path of a folder outside the storage root. */
 export const OUTSIDE = '{{OUTSIDE}}';
@@ -65,12 +72,12 @@ const segmentPieces = [
   '<>|',
   '"',
   "'",
-  '$(touch hxm)',
+  `$(touch ${MARK})`,
   SYMLINK_DIR,
   SYMLINK_FILE,
   'x'.repeat(255),
   'x'.repeat(256),
-  `${MARK}${'y'.repeat(248)}.bag`, // 255 bytes
+  `${MARK}${'y'.repeat(251 - MARK.length)}.bag`, // 255 bytes
   '\u00e9'.repeat(127), // 254 bytes
   '\u00e9'.repeat(128), // 256 bytes
   '\ud83d\ude00'.repeat(64), // 256 bytes
@@ -139,7 +146,7 @@ export const pathArb: fc.Arbitrary<string> = fc.oneof(
   {
     weight: 1,
     arbitrary: fc.constantFrom(
-      `${MARK}-${'p'.repeat(1020)}`,
+      `${MARK}-${'p'.repeat(1023 - MARK.length)}`, // 1024 bytes
       `${'x'.repeat(250)}/${'y'.repeat(250)}/${'z'.repeat(250)}/${'w'.repeat(250)}/${MARK}`,
     ),
   },
