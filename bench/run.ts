@@ -6,22 +6,37 @@
  * does (1). See docs/benchmarks.md and bench/RESULTS.md.
  */
 import { execFileSync } from 'node:child_process';
+import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { parseDuration, parseSize } from '../common/config/units.js';
+import { abandonedSessions } from './benchmarks/abandoned-sessions.js';
 import { complete } from './benchmarks/complete.js';
 import { fanIn } from './benchmarks/fan-in.js';
 import { fanInCluster } from './benchmarks/fan-in-cluster.js';
 import { resume } from './benchmarks/resume.js';
 import { smallFiles } from './benchmarks/small-files.js';
+import { defaultLimits } from './benchmarks/default-limits.js';
 import { throttle } from './benchmarks/throttle.js';
 import { throughput } from './benchmarks/throughput.js';
+import { watch } from './benchmarks/watch.js';
 import { judge, type BenchArgs, type Benchmark } from './support/benchmark.js';
 import { installCleanup, killAllChildren } from './support/cleanup.js';
 import { machineInfo } from './support/machine.js';
 import { REPO_ROOT } from './support/processes.js';
 import { RESULTS_FILE, recordResult } from './support/results-file.js';
 
-const benchmarks: Benchmark[] = [throughput, throttle, smallFiles, resume, fanIn, complete, fanInCluster];
+const benchmarks: Benchmark[] = [
+  throughput,
+  throttle,
+  smallFiles,
+  resume,
+  fanIn,
+  complete,
+  fanInCluster,
+  abandonedSessions,
+  watch,
+  defaultLimits,
+];
 
 const USAGE = `Usage: npm run bench -- [<name>...] [options]
 
@@ -32,10 +47,16 @@ Options:
   --quick             the small size that finishes in under a minute
   --size <size>       file size (throughput, resume, complete; fan-in: per uploader), e.g. 512MiB
   --rounds <n>        throughput (default 1), complete (default 3, quick 2): repeat, report the median
-  --duration <secs>   throttle: seconds per limit (default 20, quick 5)
-  --files <n>         small-files: number of files (default 2000)
-  --file-size <size>  small-files: size of each file (default 64KiB)
+  --duration <secs>   throttle: seconds per limit (default 20, quick 5); abandoned-sessions: session expiry
+  --files <n>         small-files: number of files (default 2000); abandoned-sessions: sessions (100000);
+                      watch: splits (default 10000)
+  --file-size <size>  small-files: size of each file (default 64KiB); watch: of each split (16KiB)
+  --bags <n>          watch: bag folders the splits are spread over (default 50)
   --uploaders <n>     fan-in, fan-in-cluster: concurrent uploaders (default 50)
+  --rtt <ms,...>      throughput: round trips to add with a delaying proxy, one measurement each
+                      (default 0,50,150; quick: 0)
+  --profile <folder>  throughput: write CPU profiles (.cpuprofile) of the agent and the server there
+  --cpu-hog           throttle: measure with both cores kept busy by other processes
   --record            append the figures to bench/RESULTS.md
   --no-build          do not rebuild dist/ first (the programs measured are dist/'s)
   -h, --help          this text
@@ -54,7 +75,11 @@ function parse(argv: string[]): { names: string[]; args: BenchArgs; record: bool
       duration: { type: 'string' },
       files: { type: 'string' },
       'file-size': { type: 'string' },
+      bags: { type: 'string' },
       uploaders: { type: 'string' },
+      rtt: { type: 'string' },
+      profile: { type: 'string' },
+      'cpu-hog': { type: 'boolean', default: false },
       record: { type: 'boolean', default: false },
       build: { type: 'boolean', default: true },
       help: { type: 'boolean', short: 'h', default: false },
@@ -94,12 +119,23 @@ function parse(argv: string[]): { names: string[]; args: BenchArgs; record: bool
       rounds: count('rounds', values.rounds),
       duration,
       files: count('files', values.files),
+      bags: count('bags', values.bags),
       fileSize: size('file-size', values['file-size']),
       uploaders: count('uploaders', values.uploaders),
+      profile: values.profile === undefined ? undefined : path.resolve(values.profile),
+      rtt: values.rtt === undefined ? undefined : rtts(values.rtt),
+      cpuHog: values['cpu-hog'] === true,
     },
     record: values.record === true,
     build: values.build !== false,
   };
+}
+
+function rtts(text: string): number[] {
+  const values = text.split(',').map((part) => Number(part.trim()));
+  if (values.length === 0 || values.some((value) => !Number.isFinite(value) || value < 0))
+    throw new Error(`--rtt ${JSON.stringify(text)} is not a list of milliseconds (e.g. 0,50,150)`);
+  return values;
 }
 
 function say(line: string): void {

@@ -1,5 +1,7 @@
+import { realpath } from 'node:fs/promises';
 import path from 'node:path';
 import { UploadError } from '../common/errors/upload-error.js';
+import { makeDirectory } from '../common/fs/make-directory.js';
 import { readS3Credentials } from './config/s3-credentials.js';
 import type { ServerConfig } from './config/server-options.js';
 import { checkFileMode } from './http/file-mode.js';
@@ -11,6 +13,8 @@ import { SharedRuntimes } from './runtime/shared-runtimes.js';
 import { PostgresSessionStore } from './sessions/postgres-session-store.js';
 import type { SessionStore } from './sessions/session-store.js';
 import { SqliteSessionStore } from './sessions/sqlite-session-store.js';
+import { FOLDER_MODE } from './storage/folder-handle.js';
+import { checkStorageFile, checkStorageFolders } from './storage/folder-permissions.js';
 import { LocalDiskStorage } from './storage/local-disk-storage.js';
 import { S3Storage } from './storage/s3-storage.js';
 import type { UploadStorage } from './storage/upload-storage.js';
@@ -50,7 +54,7 @@ export async function openBackends(
   const storage = given ?? (await openStorage(config, log));
   try {
     if (!config.databaseUrl) {
-      const store = openSqlite(config.uploadDir);
+      const store = await openSqlite(config.uploadDir);
       return {
         storage,
         store,
@@ -125,9 +129,16 @@ async function openStorage(config: ServerConfig, log: Logger): Promise<UploadSto
   }
 }
 
-function openSqlite(uploadDir: string): SessionStore {
-  const file = path.join(uploadDir, 'state', 'uploads.db');
+async function openSqlite(uploadDir: string): Promise<SessionStore> {
+  let file = path.join(uploadDir, 'state', 'uploads.db');
   try {
+    // The database lives in the storage: its folder and file follow the storage's rules (no
+    // symlink below the root, nobody else may write them).
+    await makeDirectory(path.dirname(file), FOLDER_MODE);
+    const root = await realpath(uploadDir);
+    file = path.join(root, 'state', 'uploads.db');
+    await checkStorageFolders(root, [path.dirname(file)]);
+    await checkStorageFile(file);
     return new SqliteSessionStore(file);
   } catch (error) {
     if (error instanceof UploadError) throw error;

@@ -69,22 +69,30 @@ export function createApp(options: AppOptions): Express {
     next();
   });
 
-  app.get(routes.health, healthRoute());
+  const nativeApi = context.config.nativeApi;
+  app.get(routes.health, healthRoute(nativeApi));
   app.get('/ready', readyRoute(options.readiness, options.log));
 
-  // Native routes check X-Request-Checksum when it is sent: raw-body and body-less routes before
-  // anything is read, JSON routes once their bounded body is read (see http/request-checksum.ts).
-  const checksum = checkRequestChecksumFirst;
-  app.post(routes.sessions, chain(auth, limits.nativeCreate, checkedJsonBody, createSessionRoute(context)));
-  app.get('/v1/sessions/:id', chain(auth, limits.nativeOther, checksum, getSessionRoute(context)));
-  app.put('/v1/sessions/:id/chunks/:index', chain(auth, limits.nativeChunk, checksum, putChunkRoute(context)));
-  app.post(
-    '/v1/sessions/:id/complete',
-    chain(auth, limits.nativeComplete, checkedJsonBody, completeSessionRoute(context)),
-  );
-  app.delete('/v1/sessions/:id', chain(auth, limits.nativeOther, checksum, cancelSessionRoute(context)));
-  app.get('/v1/files/*path', chain(auth, limits.nativeOther, checksum, getFileRoute(context)));
-  app.put('/v1/files/*path', chain(auth, limits.nativeCreate, checksum, putFileRoute(context)));
+  // With nativeApi off only the legacy API is served (its routes below): /v1 is 404, as on a
+  // server that never had it, so agents can be tried against a legacy-only server.
+  if (nativeApi) {
+    // Native routes check X-Request-Checksum when it is sent: raw-body and body-less routes before
+    // anything is read, JSON routes once their bounded body is read (see http/request-checksum.ts).
+    const checksum = checkRequestChecksumFirst;
+    app.post(routes.sessions, chain(auth, limits.nativeCreate, checkedJsonBody, createSessionRoute(context)));
+    app.get('/v1/sessions/:id', chain(auth, limits.nativeOther, checksum, getSessionRoute(context)));
+    app.put(
+      '/v1/sessions/:id/chunks/:index',
+      chain(auth, limits.nativeChunk, limits.uploadRate, checksum, putChunkRoute(context)),
+    );
+    app.post(
+      '/v1/sessions/:id/complete',
+      chain(auth, limits.nativeComplete, checkedJsonBody, completeSessionRoute(context)),
+    );
+    app.delete('/v1/sessions/:id', chain(auth, limits.nativeOther, checksum, cancelSessionRoute(context)));
+    app.get('/v1/files/*path', chain(auth, limits.nativeOther, checksum, getFileRoute(context)));
+    app.put('/v1/files/*path', chain(auth, limits.nativeCreate, limits.uploadRate, checksum, putFileRoute(context)));
+  }
 
   app.post('/upload/init', chain(auth, limits.legacyInit, jsonBody, legacyInitRoute(context)));
   app.post('/upload/chunk', chain(auth, limits.legacyChunk, legacyChunkRoute(context)));

@@ -20,7 +20,7 @@ export type {
   UploadEventName,
   UploadEvents,
 } from './events/upload-events.js';
-export type { PartPlace, SpoolRef, StoredFile, UploadStorage } from './storage/upload-storage.js';
+export type { PartPlace, SpoolRef, StoredFile, StoredFileInfo, UploadStorage } from './storage/upload-storage.js';
 export { LocalDiskStorage } from './storage/local-disk-storage.js';
 export type { CreateOrResumeOutcome, SessionStore } from './sessions/session-store.js';
 export type {

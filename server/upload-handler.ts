@@ -17,10 +17,13 @@ import { errorBody } from './http/send-error.js';
 import type { TokenTable } from './http/token-table.js';
 import { parseTrustProxy } from './http/trust-proxy.js';
 import { ExpirySweeper } from './jobs/expiry-sweeper.js';
+import { reconcileIndex } from './jobs/reconcile-index.js';
 import { recoverAtStartup } from './jobs/startup-recovery.js';
 import { createLogger, type Logger } from './logging/logger.js';
+import { isDiskFull } from './storage/disk-full.js';
 import type { UploadStorage } from './storage/upload-storage.js';
 import { FreeSpaceGauge } from './uploads/free-space-gauge.js';
+import { InFlightBudget } from './uploads/in-flight-budget.js';
 import type { UploadContext } from './uploads/upload-context.js';
 
 /**
@@ -141,9 +144,15 @@ export async function assembleUploadHandler(parts: HandlerParts): Promise<Upload
   const { storage, store } = backends;
   try {
     await recoverAtStartup(store, storage, log, backends.shared);
+    // Replicas: one reconciles the shared index (the others start meanwhile; it is the same bucket).
+    await backends.runAlone('reconcile', () => reconcileIndex(store, storage, log));
   } catch (error) {
     await store.close();
     if (!parts.storage) await storage.close?.();
+    if (isDiskFull(error))
+      throw new UploadError('STATE_DIR', `The storage ${storage.root} is full: ${(error as Error).message}`, {
+        cause: error,
+      });
     throw error;
   }
   const events = new UploadEventBus((error, name) =>
@@ -157,6 +166,7 @@ export async function assembleUploadHandler(parts: HandlerParts): Promise<Upload
     runtimes: backends.runtimes,
     gzip,
     freeSpace: new FreeSpaceGauge(storage),
+    inFlight: new InFlightBudget(config.maxBytesInFlight),
     pathLocks: backends.pathLocks,
     events,
     log,

@@ -1,5 +1,8 @@
 import type { UploadErrorCode } from '../../common/errors/upload-error.js';
 import type { UploadSnapshot } from '../engine/upload-events.js';
+import type { HeldBackFile } from '../watcher/tracked-file.js';
+
+export type { HeldBackFile };
 
 /**
  * Something that stops every upload until it is fixed, whatever the file: the state disk is full
@@ -32,6 +35,13 @@ export interface AgentStatus {
   freeDiskBytes: number | undefined;
   /** True when free disk is below minFreeSpace. */
   lowDisk: boolean;
+  /**
+   * Files the agent holds back for a reason that needs someone's attention, oldest first: an
+   * `.mcap` never closed (a recorder crash), a symbolic link, a special file, a name the server
+   * cannot store. Each is also in `uploads` as `waiting_for_close` with the reason as `lastError`
+   * (so `~/queue` lists it), and was logged once at warn.
+   */
+  heldBack: HeldBackFile[];
   /** What stops every upload now (empty when nothing does). */
   problems: AgentProblem[];
 }

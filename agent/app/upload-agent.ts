@@ -1,6 +1,6 @@
 import { EventEmitter } from 'node:events';
 import { realpathSync } from 'node:fs';
-import { stat } from 'node:fs/promises';
+import { lstat } from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import { roundSeconds } from '../../common/config/units.js';
@@ -15,7 +15,8 @@ import { NetworkManager } from '../engine/network-manager.js';
 import type { CompletedEvent, FailedEvent, UploadSnapshot } from '../engine/upload-events.js';
 import { afterUploadIntent, carryOut, moveTarget, type IntentOutcome } from '../watcher/after-upload.js';
 import { listForUpload, type ListedFile } from '../watcher/bag-listing.js';
-import { BagWatcher, type ReleasedFile, type WaitingFile } from '../watcher/bag-watcher.js';
+import { HeldBackWriter } from './held-back-file.js';
+import { BagWatcher, type HeldBackFile, type ReleasedFile, type WaitingFile } from '../watcher/bag-watcher.js';
 import { DiskGuard } from '../watcher/disk-guard.js';
 import { UploadLedger, type AfterUploadIntent } from '../watcher/upload-ledger.js';
 
@@ -116,11 +117,14 @@ interface DeferredMetadata {
   metadata: Record<string, unknown> | undefined;
 }
 
+/** How often the held-back list is compared with what was last written to the state directory. */
+const HELD_BACK_WRITE_MS = 2000;
 const ENGINE_KEYS = new Set(Object.keys(engineOptionSpecs));
 const LIVE_WATCHER_KEYS = new Set([
   'settleTime',
   'quietPeriod',
   'rescanInterval',
+  'unclosedTimeout',
   'afterUpload',
   'moveTo',
   'minFreeSpace',
@@ -149,6 +153,8 @@ export class UploadAgent extends EventEmitter<UploadAgentEvents> implements Agen
   #ledger: UploadLedger | undefined;
   #guard: DiskGuard | undefined;
   #guardTimer: NodeJS.Timeout | undefined;
+  /** `<state dir>/held-back.json`, for the `status` command (another process). */
+  #heldBackWriter: HeldBackWriter | undefined;
   readonly #freeSpace: ((dir: string) => Promise<number>) | undefined;
   readonly #skipDirs: string[];
   readonly #handed = new Map<string, Handed>();
@@ -159,6 +165,15 @@ export class UploadAgent extends EventEmitter<UploadAgentEvents> implements Agen
   /** The watch folder, symlinks resolved. */
   #watchRoot: string | undefined;
   #stopping: Promise<void> | undefined;
+  /**
+   * Hand-overs to the engine run one after another, so the engine numbers uploads in the order
+   * they were handed over (it starts them in that order, within a priority): splits of a bag start
+   * in index order whatever the file system's timing.
+   */
+  #handOver: Promise<unknown> = Promise.resolve();
+  /** Files the watcher released in this turn of the event loop: handed over as one batch. */
+  #released: ReleasedFile[] = [];
+  #releaseScheduled = false;
   /** The agent's own work in flight: enqueues, hand-overs to the engine, completions being checked. */
   #busy = 0;
   readonly #unbusy: (() => void)[] = [];
@@ -264,6 +279,7 @@ export class UploadAgent extends EventEmitter<UploadAgentEvents> implements Agen
       settleTime: this.config.settleTime,
       quietPeriod: this.config.quietPeriod,
       rescanInterval: this.config.rescanInterval,
+      unclosedTimeout: this.config.unclosedTimeout,
       include: this.config.include,
       exclude: this.config.exclude,
       // Never upload our own state, the bundled server's storage or the move target, should they lie inside the root.
@@ -285,6 +301,10 @@ export class UploadAgent extends EventEmitter<UploadAgentEvents> implements Agen
         ),
     );
     watcher.on('waiting', (file) => this.#notify(waitingSnapshot(file)));
+    watcher.on('heldBack', (held) => {
+      this.#notify(heldSnapshot(held));
+      void this.#heldBackWriter?.flush();
+    });
     watcher.on('error', (error) => this.#logger.error({ err: error }, 'watcher error'));
     this.#guard = new DiskGuard({
       root: watcher.root,
@@ -296,6 +316,12 @@ export class UploadAgent extends EventEmitter<UploadAgentEvents> implements Agen
       logger: this.#logger,
     });
     await watcher.start();
+    this.#heldBackWriter = new HeldBackWriter(
+      path.resolve(this.config.stateDir),
+      () => watcher.heldBack(),
+      (error) => this.#logger.debug({ err: error }, 'cannot write the list of held-back files; trying again'),
+    );
+    this.#heldBackWriter.start(HELD_BACK_WRITE_MS);
     await this.#checkDisk();
     this.#scheduleDiskCheck();
     this.#logger.info(
@@ -308,12 +334,18 @@ export class UploadAgent extends EventEmitter<UploadAgentEvents> implements Agen
 
   status(): AgentStatus {
     const waiting = (this.#watcher?.waiting() ?? []).map(waitingSnapshot);
-    const uploads = [...waiting, ...this.#engine.status()];
+    const heldBack = this.#watcher?.heldBack() ?? [];
+    // Held-back paths the watcher does not track (links, special files, unusable names) are
+    // listed too, so everything held back shows wherever the uploads do.
+    const tracked = new Set(waiting.map((upload) => upload.localPath));
+    const untracked = heldBack.filter((held) => !tracked.has(held.path)).map(heldSnapshot);
+    const uploads = [...waiting, ...untracked, ...this.#engine.status()];
     const disk = this.#guard?.state;
     const problems: AgentProblem[] = this.#engine.problems;
     for (const problem of this.#problems.values())
       if (!problems.some((known) => known.code === problem.code)) problems.push({ ...problem });
     return {
+      heldBack,
       problems,
       online: this.#engine.online,
       paused: this.#engine.paused,
@@ -465,7 +497,7 @@ export class UploadAgent extends EventEmitter<UploadAgentEvents> implements Agen
       );
     }
     (this.config as Record<string, unknown>)[name] = parsed;
-    if (name === 'settleTime' || name === 'quietPeriod' || name === 'rescanInterval')
+    if (name === 'settleTime' || name === 'quietPeriod' || name === 'rescanInterval' || name === 'unclosedTimeout')
       this.#watcher?.setOptions({ [name]: parsed });
     if (name === 'minFreeSpace' || name === 'deleteUploadedWhenLow') {
       this.#guard?.setOptions({ [name]: parsed });
@@ -491,6 +523,7 @@ export class UploadAgent extends EventEmitter<UploadAgentEvents> implements Agen
       clearTimeout(this.#guardTimer);
       clearTimeout(this.#retryTimer);
       await this.#watcher?.stop();
+      await this.#heldBackWriter?.stop();
       await this.#engine.stop();
       this.#ledger?.close();
       this.#started = false;
@@ -526,22 +559,45 @@ export class UploadAgent extends EventEmitter<UploadAgentEvents> implements Agen
     this.#byId.set(id, upload.localPath);
   }
 
+  /** The watcher releases files in order within one pass: they go to the engine as one batch (one journal commit). */
   #onRelease(file: ReleasedFile): void {
-    void this.#add(file.path, {
-      remotePath: file.remotePath,
-      bagName: file.bagName,
-      priority: undefined,
-      metadata: undefined,
-      replace: file.replace,
-      release: file,
-    }).catch((error: unknown) => {
-      if (isUploadError(error, 'STATE_DISK_FULL')) {
-        // The engine reported it (logged, status, blocked); the file is queued once there is space.
-        this.#deferredReleases.set(file.path, file);
-        this.#logger.debug({ file: file.path }, 'state disk full: the closed file is queued once space is freed');
-        return;
-      }
-      this.#logger.error({ err: error, file: file.path }, 'could not queue a closed file');
+    this.#released.push(file);
+    if (this.#releaseScheduled) return;
+    this.#releaseScheduled = true;
+    queueMicrotask(() => {
+      this.#releaseScheduled = false;
+      const batch = this.#released;
+      this.#released = [];
+      if (batch.length === 0) return;
+      void this.#addMany(
+        batch.map((released) => ({
+          localPath: released.path,
+          options: {
+            remotePath: released.remotePath,
+            bagName: released.bagName,
+            priority: undefined,
+            // A split that was never closed goes flagged, so the receiving side knows (and can reindex it).
+            metadata: released.unclosed ? { recovered: 'unclosed', reason: released.unclosed } : undefined,
+            replace: released.replace,
+            release: released,
+          },
+        })),
+      ).then((outcomes) => {
+        for (const [index, outcome] of outcomes.entries()) {
+          const released = batch[index];
+          if (outcome.status === 'fulfilled' || !released) continue;
+          if (isUploadError(outcome.reason, 'STATE_DISK_FULL')) {
+            // The engine reported it (logged, status, blocked); the file is queued once there is space.
+            this.#deferredReleases.set(released.path, released);
+            this.#logger.debug(
+              { file: released.path },
+              'state disk full: the closed file is queued once space is freed',
+            );
+            continue;
+          }
+          this.#logger.error({ err: outcome.reason, file: released.path }, 'could not queue a closed file');
+        }
+      });
     });
   }
 
@@ -574,7 +630,7 @@ export class UploadAgent extends EventEmitter<UploadAgentEvents> implements Agen
       this.#handed.set(localPath, handed);
       return handed;
     });
-    const batch = this.#track(
+    const handOver = this.#handOver.then(() =>
       this.#engine.addUploads(
         items.map(({ localPath, options }) => ({
           filePath: localPath,
@@ -588,6 +644,8 @@ export class UploadAgent extends EventEmitter<UploadAgentEvents> implements Agen
         })),
       ),
     );
+    this.#handOver = handOver.catch(() => undefined);
+    const batch = this.#track(handOver);
     for (const [index, handed] of handedList.entries()) {
       const localPath = items[index]!.localPath;
       handed.adding = batch.then((results) => {
@@ -613,6 +671,7 @@ export class UploadAgent extends EventEmitter<UploadAgentEvents> implements Agen
   }
 
   async #withdraw(localPath: string, reason: string): Promise<void> {
+    this.#released = this.#released.filter((file) => file.path !== localPath);
     const handed = this.#handed.get(localPath);
     if (!handed) return;
     const id = handed.id ?? (await handed.adding.catch(() => undefined));
@@ -632,8 +691,9 @@ export class UploadAgent extends EventEmitter<UploadAgentEvents> implements Agen
     const uploaded = this.#engine.completedFile(localPath);
     let now: { size: number; mtimeMs: number; ino: number } | undefined;
     try {
-      const info = await stat(localPath);
-      now = { size: info.size, mtimeMs: info.mtimeMs, ino: info.ino };
+      // lstat: a link swapped in at the path since is not the file that was verified.
+      const info = await lstat(localPath);
+      now = info.isFile() ? { size: info.size, mtimeMs: info.mtimeMs, ino: info.ino } : undefined;
     } catch {
       now = undefined;
     }
@@ -827,8 +887,18 @@ export class UploadAgent extends EventEmitter<UploadAgentEvents> implements Agen
     const localPath = this.#byId.get(event.upload.id) ?? event.upload.localPath;
     const handed = this.#handed.get(localPath);
     if (handed && handed.id !== event.upload.id) return;
-    if (event.code === 'FILE_CHANGED' && this.#watcher?.phaseOf(localPath) !== undefined) {
-      this.#logger.warn({ file: localPath }, 'file kept changing during its upload; waiting until it is closed again');
+    if (
+      (event.code === 'FILE_CHANGED' || event.code === 'UNSAFE_LOCAL_PATH' || event.code === 'LOCAL_FILE_NOT_FOUND') &&
+      this.#watcher?.phaseOf(localPath) !== undefined
+    ) {
+      // The watcher looks at the path again: a changed file is confirmed closed again, a link
+      // swapped in is held back (and a real file back in its place goes again), a vanished one is forgotten.
+      this.#logger.warn(
+        { file: localPath, code: event.code, reason: event.reason },
+        event.code === 'FILE_CHANGED'
+          ? 'file kept changing during its upload; waiting until it is closed again'
+          : 'file could not be read as it was judged; looking at it again',
+      );
       this.#handed.delete(localPath);
       this.#byId.delete(event.upload.id);
       this.#watcher.changedDuringUpload(localPath);
@@ -920,7 +990,27 @@ function isInside(file: string, root: string): boolean {
   );
 }
 
-/** A file the watcher has seen but not released, as a status entry (one held back for its name: failed). */
+/** A path the watcher holds back and does not track (a link, a special file, an unusable name), as a status entry. */
+function heldSnapshot(held: HeldBackFile): UploadSnapshot {
+  return {
+    ...waitingSnapshot({
+      path: held.path,
+      remotePath: held.remotePath,
+      bagName: held.bagName,
+      size: held.size,
+      phase: 'open',
+      reason: held.reason,
+      firstSeen: held.since,
+      heldBack: held.code,
+    }),
+    id: `held:${held.path}`,
+  };
+}
+
+/**
+ * A file the watcher has seen but not released, as a status entry; a held-back one carries its
+ * reason as lastError, and one refused for its name is failed (INVALID_PATH) until renamed.
+ */
 function waitingSnapshot(file: WaitingFile): UploadSnapshot {
   const refused = file.phase === 'refused';
   return {
@@ -935,9 +1025,9 @@ function waitingSnapshot(file: WaitingFile): UploadSnapshot {
     rate: 0,
     etaSeconds: undefined,
     attempt: 0,
-    lastError: refused ? file.reason : undefined,
+    lastError: file.heldBack || refused ? `held back: ${file.reason}` : undefined,
     sha256: undefined,
-    metadata: { waitingFor: file.reason },
+    metadata: { waitingFor: file.reason, ...(file.heldBack ? { heldBack: file.heldBack } : {}) },
     queuedAt: new Date(file.firstSeen).toISOString(),
     startedAt: undefined,
     finishedAt: undefined,

@@ -30,6 +30,7 @@ export const exitCodeOf = exitCodeMap(
   {
     LOCAL_FILE_NOT_FOUND: exitCodes.NO_INPUT,
     FILE_UNREADABLE: exitCodes.NO_INPUT,
+    UNSAFE_LOCAL_PATH: exitCodes.NO_INPUT,
     STATE_DIR_LOCKED: exitCodes.LOCKED,
     ROS_UNAVAILABLE: exitCodes.UNAVAILABLE,
     NETWORK: exitCodes.UNAVAILABLE,

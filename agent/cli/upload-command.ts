@@ -5,7 +5,7 @@ import { UploadError } from '../../common/errors/upload-error.js';
 import { escapeRefusedCharacters } from '../../common/protocol/relative-path.js';
 import type { AgentProblem } from '../app/agent-controller.js';
 import type { FailedEvent } from '../engine/upload-events.js';
-import { listForUpload, type ListedFile } from '../watcher/bag-listing.js';
+import { listUpload, type ListedFile, type SkippedEntry } from '../watcher/bag-listing.js';
 import type { HeldFile, VerifiedFile } from '../app/upload-agent.js';
 import { exitCodeOf, exitCodes } from './exit-codes.js';
 import type { Invocation } from './invocation.js';
@@ -33,10 +33,17 @@ export async function uploadCommand(
   out: NodeJS.WriteStream | NodeJS.WritableStream,
 ): Promise<number> {
   const files: ListedFile[] = [];
-  for (const input of invocation.paths) files.push(...(await listForUpload(input, { allFiles: true })));
+  const skipped = new Map<string, SkippedEntry>();
+  for (const input of invocation.paths) {
+    const listing = await listUpload(input, { allFiles: true });
+    files.push(...listing.files);
+    for (const entry of listing.skipped) skipped.set(entry.path, entry);
+  }
   const unique = new Map(files.map((file) => [file.path, file]));
-  if (unique.size === 0)
-    throw new UploadError('LOCAL_FILE_NOT_FOUND', `Nothing to upload in ${invocation.paths.join(' ')}`);
+  if (unique.size === 0 && ![...skipped.values()].some((entry) => entry.counts)) {
+    const why = [...skipped.values()].map((entry) => `\n  skipped ${entry.path}: ${entry.reason}`).join('');
+    throw new UploadError('LOCAL_FILE_NOT_FOUND', `Nothing to upload in ${invocation.paths.join(' ')}${why}`);
+  }
   const config = {
     ...invocation.config,
     watchDir: undefined,
@@ -58,6 +65,9 @@ export async function uploadCommand(
     progress.line(`server unreachable (${reason}): waiting for it; Ctrl-C stops, and the same command resumes`),
   );
   agent.engine.on('online', () => progress.line('server reachable again: going on'));
+  // What is not uploaded at all (a link inside a folder, a name the server cannot store) is said first.
+  for (const entry of skipped.values()) progress.line(`skipped ${entry.path}: ${entry.reason}`);
+  const unsendable = [...skipped.values()].filter((entry) => entry.counts).length;
   // What happened to each listed file, for the lines and the exit code; when to stop is the agent's onIdle().
   const verified = new Set<string>();
   const failed = new Map<string, string>();
@@ -111,7 +121,7 @@ export async function uploadCommand(
     interrupted,
     blocked,
   ]);
-  const notVerified = unique.size - verified.size;
+  const notVerified = unique.size - verified.size + unsendable;
   if ('problem' in outcome) {
     progress.close();
     await started.controller.stop();
@@ -138,8 +148,9 @@ export async function uploadCommand(
   }
   const by = started.server ? `the bundled server on this machine (in ${started.server.storageRoot})` : 'the server';
   progress.line(
-    `${verified.size} of ${unique.size} file(s) verified by ${by}` +
-      `${failed.size > 0 ? `, ${failed.size} failed` : ''}${notSent.length > 0 ? `, ${notSent.length} not sent` : ''}`,
+    `${verified.size} of ${unique.size + unsendable} file(s) verified by ${by}` +
+      `${failed.size > 0 ? `, ${failed.size} failed` : ''}${notSent.length > 0 ? `, ${notSent.length} not sent` : ''}` +
+      `${unsendable > 0 ? `, ${unsendable} cannot be uploaded (see "skipped" above)` : ''}`,
   );
   return notVerified === 0 ? exitCodes.OK : exitCodes.UPLOAD_FAILED;
 }

@@ -64,6 +64,14 @@ export const engineOptionSpecs = {
     max: 86400,
   }),
   maxConcurrentUploads: option.integer({ doc: 'Files uploaded at the same time', default: 2, min: 1, max: 64 }),
+  maxChunksInFlight: option.integer({
+    doc:
+      "Most chunk requests of one file awaiting the server's answer at once; the engine adapts below " +
+      'this to the measured round trip, so long links stay full (1: each chunk waits for the one before)',
+    default: 16,
+    min: 1,
+    max: 64,
+  }),
   bandwidthLimit: option.size({
     doc: 'Upload rate limit in bytes/s shared by all uploads; 0 means unlimited',
     default: 0,

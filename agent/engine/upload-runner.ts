@@ -1,31 +1,22 @@
 import { createHash, type Hash } from 'node:crypto';
-import { open, type FileHandle } from 'node:fs/promises';
+import type { FileHandle } from 'node:fs/promises';
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import zlib from 'node:zlib';
 import type { Logger } from 'pino';
+import { present } from '../../common/errors/present.js';
 import { formatSize } from '../../common/config/units.js';
 import { UploadError } from '../../common/errors/upload-error.js';
-import { fingerprintFile } from '../../common/protocol/fingerprint.js';
 import { MAX_WHOLE_FILE_SIZE, type CompletedFile, type OpenSession } from '../../common/protocol/native-protocol.js';
 import { TransferCompression, type EncodedChunk } from './compression/transfer-compression.js';
 import type { EngineConfig } from './engine-options.js';
 import { RunningHash } from './hashing/running-hash.js';
 import type { Journal } from './journal/journal.js';
+import { SendWindow } from './pipeline/send-window.js';
 import type { Slot, UploadQueue } from './queue/upload-queue.js';
 import { classifyFailure, describeFailure, isNetworkDown, wholeFileFallback } from './retry/classify-failure.js';
 import { retryRequest, sleep, type RetryInfo } from './retry/retry-request.js';
 import { ChunkBuffers } from './source/chunk-buffers.js';
-import {
-  assertUnchanged,
-  fileError,
-  hashRange,
-  readRange,
-  readWholeFile,
-  sameVersion,
-  sha256OfFile,
-  statFile,
-  type FileVersion,
-} from './source/local-file.js';
+import { hashRange, readRange, sameVersion, sha256OfFile, SourceFile, type FileVersion } from './source/local-file.js';
 import type { TokenBucket } from './throttle/token-bucket.js';
 import { errorDetails } from './transport/http-errors.js';
 import type { AttemptLimits } from './transport/http-transport.js';
@@ -147,6 +138,8 @@ export class UploadRunner {
   #settled: Promise<void> | undefined;
   /** Lets go of the chunk buffers the upload holds (set while a session upload runs). */
   #shed: (() => Promise<void>) | undefined;
+  /** The file as this attempt opened it: every read and check goes through it (see SourceFile). */
+  #source: SourceFile | undefined;
   /** The server's verified answer that the journal could not record yet (its disk was full). */
   #verified: { answer: CompletedFile; version: FileVersion; deduplicated: boolean } | undefined;
 
@@ -182,6 +175,13 @@ export class UploadRunner {
 
   async #run(): Promise<void> {
     const record = this.record;
+    // Started when its first slot is granted (in queue order: priority, then FIFO), before any
+    // I/O, so uploads are reported started in the order they were queued.
+    if (!record.startedAt) {
+      record.startedAt = new Date().toISOString();
+      record.phase = 'uploading';
+      this.#ctx.started(record);
+    }
     let restarts = 0;
     try {
       for (;;) {
@@ -260,10 +260,21 @@ export class UploadRunner {
   }
 
   async #uploadOnce(): Promise<void> {
+    await this.#ensureSlot();
+    const source = await SourceFile.open(this.record.localPath);
+    this.#source = source;
+    try {
+      await this.#uploadFrom(source);
+    } finally {
+      this.#source = undefined;
+      await source.close();
+    }
+  }
+
+  async #uploadFrom(source: SourceFile): Promise<void> {
     const record = this.record;
     const config = this.#config();
-    await this.#ensureSlot();
-    const version = await statFile(record.localPath);
+    const version = source.version;
     const verified = this.#verified;
     if (verified) {
       // Verified by the server, but the journal could not record it (state disk full): record it now.
@@ -275,10 +286,6 @@ export class UploadRunner {
     }
     record.bytesTotal = version.size;
     record.phase = 'uploading';
-    if (!record.startedAt) {
-      record.startedAt = new Date().toISOString();
-      this.#ctx.started(record);
-    }
     this.#ctx.changed(record);
 
     // A session made for another server address is only forgotten here, never cancelled: the
@@ -296,11 +303,9 @@ export class UploadRunner {
     const knownSha =
       known && known.size === version.size && known.mtimeMs === version.mtimeMs ? known.sha256 : undefined;
     if (!knownSha && !record.session && this.#fitsWhole(version.size)) {
-      if (await this.#uploadWhole(version)) return;
+      if (await this.#uploadWhole(source)) return;
     }
-    const fingerprint = await fingerprintFile(record.localPath, version.size).catch((error: unknown) => {
-      throw fileError(record.localPath, error);
-    });
+    const fingerprint = await source.fingerprint();
     const what = `${record.localPath} → ${record.remotePath}`;
     const request = {
       path: record.remotePath,
@@ -317,9 +322,9 @@ export class UploadRunner {
 
     if (answer.state === 'complete') {
       // Dedup: confirm the server's SHA-256 against the local file's (known, or hashed locally: no network).
-      const local = knownSha ?? (await this.#hashLocally(version));
+      const local = knownSha ?? (await this.#hashLocally(source));
       if (answer.sha256 === local && answer.size === version.size) {
-        await assertUnchanged(record.localPath, version);
+        await source.assertUnchanged();
         this.#completed(answer, version, true);
         return;
       }
@@ -339,7 +344,7 @@ export class UploadRunner {
         );
       }
     }
-    await this.#sendSession(answer, version);
+    await this.#sendSession(answer, source);
   }
 
   /** Whether a file of `size` bytes goes in one whole-file request (when the journal does not know it). */
@@ -360,8 +365,9 @@ export class UploadRunner {
    * must go as a session instead: the server has no such route (404/405; remembered for this
    * server), or refused it in a way a session handles (see wholeFileFallback).
    */
-  async #uploadWhole(version: FileVersion): Promise<boolean> {
+  async #uploadWhole(source: SourceFile): Promise<boolean> {
     const record = this.record;
+    const version = source.version;
     const what = `${record.localPath} → ${record.remotePath}`;
     record.bytesAcked = 0;
     record.bytesInFlight = 0;
@@ -372,9 +378,9 @@ export class UploadRunner {
     try {
       result = await this.#retrying(
         async (limits) => {
-          const raw = await readWholeFile(record.localPath, version.size);
+          const raw = await source.readWhole();
           const sha256 = createHash('sha256').update(raw).digest('hex');
-          await assertUnchanged(record.localPath, version);
+          await source.assertUnchanged();
           const encoded = await new TransferCompression(this.#config().transferCompression, record.localPath).encode(
             raw,
           );
@@ -432,8 +438,9 @@ export class UploadRunner {
     return true;
   }
 
-  async #sendSession(session: OpenSession, version: FileVersion): Promise<void> {
+  async #sendSession(session: OpenSession, source: SourceFile): Promise<void> {
     const record = this.record;
+    const version = source.version;
     const expectedCount = Math.max(1, Math.ceil(version.size / session.chunkSize));
     if (session.chunkCount !== expectedCount || session.size !== version.size) {
       throw new UploadError(
@@ -464,16 +471,14 @@ export class UploadRunner {
     }
     this.#ctx.progress(record, true);
 
-    let handle: FileHandle;
-    try {
-      handle = await open(record.localPath, 'r');
-    } catch (error) {
-      throw fileError(record.localPath, error);
-    }
-    // Read-ahead: while chunk n is on the wire, chunk n + 1 is read, CRC'd and hashed (into a
-    // copy of chunk n's running hash) in the other of two reused buffers; it is only sent after
-    // chunk n was acknowledged, and its hash only adopted after its own acknowledgement. Only one
-    // chunk is ever in flight, so a crash re-sends at most that one.
+    const handle = source.handle;
+    // The pipeline (docs/agent.md, "Keeping the link full"): chunk bodies go out back to back.
+    // While chunk n is on the wire, chunk n + 1 is read, CRC'd and hashed (in file order, into
+    // the running SHA-256) in the other of two reused buffers; a buffer is reused as soon as its
+    // body left, and the answers are awaited in a window sized to the measured round trip
+    // (SendWindow). A chunk whose request fails is sent again once the window drained, one at a
+    // time with retries (its bytes read again and checked against the first read's CRC). A crash
+    // re-sends at most the chunks in flight.
     const chunks: ChunkSource = {
       handle,
       buffers: new ChunkBuffers(Math.min(session.chunkSize, version.size)),
@@ -481,12 +486,14 @@ export class UploadRunner {
       current: undefined,
       ahead: undefined,
     };
+    /** Chunks to send one at a time with retries: their pipelined attempt failed. */
+    const oneByOne: { chunk: PreparedChunk; earlier?: { error: unknown; bodyLeft: boolean } }[] = [];
     // While the upload waits without its slot (backoff, Retry-After, pause), it holds no chunk
     // buffer: the chunks' bytes are dropped and read again (and checked against their CRC) when
     // it is their turn again. Memory is bounded by the uploads holding slots, not by the queue.
     this.#shed = async () => {
       const next = await chunks.ahead?.catch(() => undefined);
-      for (const chunk of [chunks.current, next]) chunk?.drop();
+      for (const chunk of [chunks.current, next, ...oneByOne.map((entry) => entry.chunk)]) chunk?.drop();
       chunks.buffers.clear();
     };
     const prepare = (index: number, base: Hash): Promise<PreparedChunk> => {
@@ -494,42 +501,159 @@ export class UploadRunner {
       pending.catch(() => undefined); // awaited below; a failure is thrown there
       return pending;
     };
+    const window = new SendWindow(this.#config().maxChunksInFlight);
+    /** A failure that ends this attempt at the file (the journal could not record an acknowledgement). */
+    let fatal: { error: unknown } | undefined;
+    const acknowledged = (chunk: PreparedChunk): void => {
+      this.#ctx.journal().ackChunk(record.id, chunk.index);
+      record.bytesAcked += chunk.length;
+      this.#ctx.progress(record, true);
+    };
     try {
       const hash = new RunningHash();
-      for (let index = 0; index < session.chunkCount; index += 1) {
-        if (held.has(index)) {
-          // Resume: the server holds it; rebuild the running hash from the local file (no network).
-          await hashRange(
-            handle,
-            record.localPath,
-            index * session.chunkSize,
-            lengthOf(index),
-            hash,
-            this.#soft.signal,
-          );
-          continue;
+      let index = 0;
+      for (;;) {
+        for (; index < session.chunkCount && oneByOne.length === 0 && !fatal; index += 1) {
+          if (held.has(index)) {
+            // Resume: the server holds it; rebuild the running hash from the local file (no network).
+            await hashRange(
+              handle,
+              record.localPath,
+              index * session.chunkSize,
+              lengthOf(index),
+              hash,
+              this.#soft.signal,
+            );
+            continue;
+          }
+          const chunk = await (chunks.ahead ?? prepare(index, hash.fork()));
+          chunks.ahead = undefined;
+          hash.adopt(chunk.fork!, chunk.length);
+          // Paused: the chunks in flight finish (answered) before the slot is given back.
+          if (this.#ctx.isPaused()) await window.drain();
+          await this.#checkpoint();
+          await window.room();
+          if (this.#ctx.isPaused()) {
+            // Paused while waiting for room: no new chunk starts until resumed.
+            await window.drain();
+            await this.#checkpoint();
+          }
+          if (oneByOne.length > 0 || fatal) {
+            // A request failed meanwhile: this chunk waits for the one-at-a-time round.
+            oneByOne.push({ chunk });
+            continue;
+          }
+          // Its bytes were dropped while the upload waited (a shed during the one-at-a-time round).
+          if (!chunk.encoded) await this.#reloadChunk(chunk, chunks);
+          const left = this.#sendPipelined(session, chunk, chunks, window, {
+            acknowledged: () => {
+              try {
+                acknowledged(chunk);
+              } catch (error) {
+                fatal ??= { error };
+              }
+            },
+            failed: (error, bodyLeft) => oneByOne.push({ chunk, earlier: { error, bodyLeft } }),
+          });
+          if (index + 1 < session.chunkCount && !held.has(index + 1)) chunks.ahead = prepare(index + 1, chunk.fork!);
+          await left;
         }
-        const chunk = await (chunks.ahead ?? prepare(index, hash.fork()));
-        chunks.ahead = undefined;
-        chunks.current = chunk;
-        await this.#checkpoint(version);
-        if (index + 1 < session.chunkCount && !held.has(index + 1)) chunks.ahead = prepare(index + 1, chunk.fork!);
-        await this.#sendChunk(session, chunk, chunks);
-        hash.adopt(chunk.fork!, chunk.length);
-        this.#ctx.journal().ackChunk(record.id, index);
-        record.bytesAcked += chunk.length;
-        record.bytesInFlight = 0;
-        this.#ctx.progress(record, true);
-        chunks.current = undefined;
-        chunk.release(chunks.buffers);
+        await window.drain();
+        if (fatal) throw fatal.error;
+        if (oneByOne.length === 0) break;
+        // Each stays listed until it is acknowledged, so a wait in between sheds its bytes too.
+        oneByOne.sort((a, b) => a.chunk.index - b.chunk.index);
+        while (oneByOne.length > 0) {
+          const { chunk, earlier } = oneByOne[0]!;
+          await this.#checkpoint();
+          chunks.current = chunk;
+          await this.#sendChunk(session, chunk, chunks, earlier);
+          chunks.current = undefined;
+          oneByOne.shift();
+          chunk.release(chunks.buffers);
+          acknowledged(chunk);
+        }
       }
       await this.#complete(session, hash.digest(), version, chunks);
     } finally {
+      // Requests still in flight (a stop lets them finish) end before the upload does.
+      await window.drain();
       this.#shed = undefined;
-      // A read still running must end before its file handle closes.
+      // A read still running must end before the attempt closes its file.
       await chunks.ahead?.catch(() => undefined);
-      await handle.close().catch(() => undefined);
     }
+  }
+
+  /**
+   * Starts one attempt at a chunk in the pipeline, counted in `window`; resolves once its body
+   * left (or the attempt failed before), so the caller can start the next. The chunk's buffer
+   * goes back to the pool as soon as the body left. The answer arrives later: `acknowledged` on
+   * success, `failed` otherwise (the chunk is then sent again one at a time, with retries, this
+   * failure counting as its first attempt; `bodyLeft` says whether the server may hold it already).
+   */
+  #sendPipelined(
+    session: OpenSession,
+    prepared: PreparedChunk,
+    chunks: ChunkSource,
+    window: SendWindow,
+    outcome: { acknowledged: () => void; failed: (error: unknown, bodyLeft: boolean) => void },
+  ): Promise<void> {
+    const record = this.record;
+    const { index, length } = prepared;
+    const encoded = prepared.encoded!;
+    const chunk = { index, body: encoded.body, encoding: encoded.encoding, crc32: prepared.crc32 };
+    const scale = encoded.body.length > 0 ? length / encoded.body.length : 1;
+    const what = `${record.localPath}: chunk ${index + 1} of ${session.chunkCount}`;
+    const started = performance.now();
+    let sentAt: number | undefined;
+    let counted = 0;
+    let left!: () => void;
+    const bodyLeft = new Promise<void>((resolve) => (left = resolve));
+    const request = this.#ctx
+      .client()
+      .putChunk(
+        session.id,
+        chunk,
+        this.#ctx.bucket,
+        this.#attemptLimits('chunk'),
+        (bytes) => {
+          const add = Math.min(length - counted, Math.round(bytes * scale));
+          counted += add;
+          record.bytesInFlight += add;
+          record.meter.add(add);
+          this.#ctx.progress(record, false);
+        },
+        what,
+        () => {
+          sentAt = performance.now();
+          prepared.release(chunks.buffers);
+          left();
+        },
+      )
+      .then(
+        () => {
+          if (sentAt !== undefined) window.sample(sentAt - started, performance.now() - sentAt);
+          this.#ctx.reachable();
+          outcome.acknowledged();
+        },
+        (error: unknown) => {
+          this.#ctx.logger.debug(
+            { upload: record.localPath, chunk: index, error: describeFailure(error) },
+            'a pipelined chunk request failed; it is sent again once the requests in flight are answered',
+          );
+          // A body that did not leave whole may still be referenced by the connection: its
+          // buffer is not reused (the bytes are read again for the next attempt).
+          if (prepared.raw) chunks.buffers.retire(prepared.raw);
+          prepared.drop();
+          outcome.failed(error, sentAt !== undefined);
+        },
+      )
+      .finally(() => {
+        record.bytesInFlight = Math.max(0, record.bytesInFlight - counted);
+        left();
+      });
+    window.track(request);
+    return bodyLeft;
   }
 
   /**
@@ -575,19 +699,32 @@ export class UploadRunner {
    * Sends one chunk with retries. After a failure that came after the whole body went out, asks
    * whether the server has it before re-sending.
    */
-  async #sendChunk(session: OpenSession, prepared: PreparedChunk, chunks: ChunkSource): Promise<void> {
+  async #sendChunk(
+    session: OpenSession,
+    prepared: PreparedChunk,
+    chunks: ChunkSource,
+    earlier?: { error: unknown; bodyLeft: boolean },
+  ): Promise<void> {
     const record = this.record;
     const { index, length } = prepared;
     const what = `${record.localPath}: chunk ${index + 1} of ${session.chunkCount}`;
-    let wholeBodySent = false;
+    let wholeBodySent = earlier?.bodyLeft ?? false;
+    // The pipelined attempt that failed counts as the first: its failure is reported, waited
+    // for (Retry-After, backoff) and classified as any attempt's.
+    let firstFailure = earlier ? { error: earlier.error } : undefined;
     await this.#retrying(async (limits) => {
+      if (firstFailure) {
+        const { error } = firstFailure;
+        firstFailure = undefined;
+        throw error;
+      }
       if (wholeBodySent) {
         wholeBodySent = false;
         const status = await this.#ctx.client().status(session.id, limits('init'), `${what}: status`);
         if (status.state !== 'complete' && status.received.includes(index)) return;
       }
       if (!prepared.encoded) await this.#reloadChunk(prepared, chunks);
-      const encoded = prepared.encoded!;
+      const encoded = present(prepared.encoded, "a chunk's encoded bytes after reading them again");
       const chunk = { index, body: encoded.body, encoding: encoded.encoding, crc32: prepared.crc32 };
       const scale = encoded.body.length > 0 ? length / encoded.body.length : 1;
       let sent = 0;
@@ -618,7 +755,7 @@ export class UploadRunner {
     const record = this.record;
     const what = `${record.localPath} → ${record.remotePath}: complete`;
     for (let round = 0; ; round += 1) {
-      await this.#checkpoint(version);
+      await this.#checkpoint();
       try {
         const asked = { path: record.remotePath, size: version.size, sha256 };
         const done = await this.#retrying((limits) =>
@@ -650,7 +787,7 @@ export class UploadRunner {
           're-sending chunks the server reported missing or damaged',
         );
         for (const index of missing) {
-          await this.#checkpoint(version);
+          await this.#checkpoint();
           const start = index * session.chunkSize;
           const length = Math.max(0, Math.min(session.chunkSize, version.size - start));
           const chunk = await this.#prepareChunk(chunks, index, start, length, undefined);
@@ -664,7 +801,7 @@ export class UploadRunner {
   }
 
   /** Between chunks: stop if asked, give the slot back while paused, and make sure the file did not change. */
-  async #checkpoint(version: FileVersion): Promise<void> {
+  async #checkpoint(): Promise<void> {
     this.#soft.signal.throwIfAborted();
     if (this.#ctx.isPaused() && this.#slot) {
       this.#releaseSlot();
@@ -672,7 +809,7 @@ export class UploadRunner {
       this.#ctx.changed(this.record);
     }
     await this.#ensureSlot();
-    await assertUnchanged(this.record.localPath, version);
+    await this.#source?.assertUnchanged();
   }
 
   /**
@@ -694,14 +831,7 @@ export class UploadRunner {
           record.phase = 'uploading';
           this.#ctx.changed(record);
         }
-        const now = this.#config();
-        const limits: LimitsFor = (kind) => ({
-          timeoutMs: (kind === 'chunk' ? now.uploadTimeout : now.initTimeout) * 1000,
-          stalledMs: now.stalledTimeout * 1000,
-          signal: this.#hard.signal,
-          onStall: () => this.#ctx.stalled(record),
-        });
-        const value = await operation(limits);
+        const value = await operation((kind) => this.#attemptLimits(kind));
         this.#ctx.reachable();
         return value;
       },
@@ -718,6 +848,17 @@ export class UploadRunner {
         ...(handledByCaller ? { handledByCaller } : {}),
       },
     );
+  }
+
+  /** The limits of one request attempt, from the settings in force now. */
+  #attemptLimits(kind: 'chunk' | 'init'): AttemptLimits {
+    const now = this.#config();
+    return {
+      timeoutMs: (kind === 'chunk' ? now.uploadTimeout : now.initTimeout) * 1000,
+      stalledMs: now.stalledTimeout * 1000,
+      signal: this.#hard.signal,
+      onStall: () => this.#ctx.stalled(this.record),
+    };
   }
 
   #noteRetry(info: RetryInfo): void {
@@ -747,20 +888,10 @@ export class UploadRunner {
     this.record.holdsSlot = false;
   }
 
-  async #hashLocally(version: FileVersion): Promise<string> {
-    let handle: FileHandle;
-    try {
-      handle = await open(this.record.localPath, 'r');
-    } catch (error) {
-      throw fileError(this.record.localPath, error);
-    }
-    try {
-      const sha = await sha256OfFile(handle, this.record.localPath, version.size, this.#soft.signal);
-      await assertUnchanged(this.record.localPath, version);
-      return sha;
-    } finally {
-      await handle.close().catch(() => undefined);
-    }
+  async #hashLocally(source: SourceFile): Promise<string> {
+    const sha = await sha256OfFile(source.handle, source.path, source.version.size, this.#soft.signal);
+    await source.assertUnchanged();
+    return sha;
   }
 
   /** Forgets the session locally (the journal's hint and the bytes counted as acknowledged). */

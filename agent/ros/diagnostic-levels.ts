@@ -38,6 +38,7 @@ export const errorCodeLevel: { readonly [K in UploadErrorCode]?: DiagnosticLevel
   INTERNAL: DiagnosticLevel.ERROR,
   PROTOCOL: DiagnosticLevel.ERROR,
   FILE_UNREADABLE: DiagnosticLevel.ERROR,
+  UNSAFE_LOCAL_PATH: DiagnosticLevel.ERROR,
   STATE_DIR: DiagnosticLevel.ERROR,
   STATE_DIR_LOCKED: DiagnosticLevel.ERROR,
   ROS_UNAVAILABLE: DiagnosticLevel.ERROR,

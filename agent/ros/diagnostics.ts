@@ -18,9 +18,10 @@ export interface AgentAssessment {
 }
 
 /**
- * OK; WARN when offline, retrying (or stalled) or low on disk; ERROR when files have failed, when
- * something stops every upload (a full state disk, a refused server certificate), or when a
- * retrying file's error needs an operator (see errorCodeLevel). With key/value details.
+ * OK; WARN when offline, retrying (or stalled), holding files back or low on disk; ERROR when
+ * files have failed, when something stops every upload (a full state disk, a refused server
+ * certificate), or when a retrying file's error needs an operator (see errorCodeLevel). With
+ * key/value details.
  */
 export function assessAgent(status: AgentStatus): AgentAssessment {
   const counts = countByState(status.uploads);
@@ -41,6 +42,12 @@ export function assessAgent(status: AgentStatus): AgentAssessment {
   }
   if (retrying.length > 0) problems.push({ level: DiagnosticLevel.WARN, text: `${retrying.length} retrying` });
   if (!status.online) problems.push({ level: DiagnosticLevel.WARN, text: 'offline: the server is not reachable' });
+  const [firstHeld] = status.heldBack;
+  if (firstHeld)
+    problems.push({
+      level: DiagnosticLevel.WARN,
+      text: `${status.heldBack.length} held back (${firstHeld.remotePath || firstHeld.path}: ${firstHeld.code})`,
+    });
   if (status.lowDisk) {
     const free = status.freeDiskBytes === undefined ? 'unknown' : formatSize(status.freeDiskBytes);
     problems.push({ level: DiagnosticLevel.WARN, text: `low disk: ${free} free on the recording volume` });
@@ -74,6 +81,10 @@ export function assessAgent(status: AgentStatus): AgentAssessment {
     ...uploadStates.map((state) => ({ key: `${state}_count`, value: String(counts[state]) })),
     ...listed('failed', failed),
     ...listed('retrying', retrying),
+    ...status.heldBack.slice(0, MAX_LISTED_FILES).map((held) => ({
+      key: `held back: ${held.remotePath || held.path}`,
+      value: held.reason,
+    })),
   ];
   return { level, message, values };
 }

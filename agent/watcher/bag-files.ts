@@ -75,9 +75,14 @@ export function isBagFile(info: BagFileInfo): boolean {
   return info.role !== 'other' || info.storage !== undefined;
 }
 
+/** Why a file is not uploaded: a temporary or hidden file, an `exclude` glob, or no rule takes it. */
+export type IgnoredBecause = 'temporary' | 'excluded' | 'not-a-bag-file';
+
 export interface FileFilter {
   /** Whether a file (path relative to the root) is uploaded. */
   wantsFile(relPath: string): boolean;
+  /** Why a file is not uploaded, or undefined when it is. */
+  ignoredBecause(relPath: string): IgnoredBecause | undefined;
   /** Whether a folder (path relative to the root) is skipped entirely: hidden, or matched by an exclude glob. */
   skipsDir(relPath: string): boolean;
 }
@@ -92,13 +97,16 @@ export function createFileFilter(options: { include: readonly string[]; exclude:
   const included = globMatcher(options.include);
   const excluded = globMatcher(options.exclude);
   const skipsDir = (relPath: string): boolean => relPath !== '' && (isNeverUploaded(relPath) || excluded(relPath));
+  const ignoredBecause = (relPath: string): IgnoredBecause | undefined => {
+    if (isNeverUploaded(relPath)) return 'temporary';
+    if (excluded(relPath)) return 'excluded';
+    const segments = relPath.split('/');
+    for (let i = 1; i < segments.length; i++) if (excluded(segments.slice(0, i).join('/'))) return 'excluded';
+    return isBagFile(classifyFile(relPath)) || included(relPath) ? undefined : 'not-a-bag-file';
+  };
   return {
-    wantsFile(relPath) {
-      if (isNeverUploaded(relPath) || excluded(relPath)) return false;
-      const segments = relPath.split('/');
-      for (let i = 1; i < segments.length; i++) if (excluded(segments.slice(0, i).join('/'))) return false;
-      return isBagFile(classifyFile(relPath)) || included(relPath);
-    },
+    wantsFile: (relPath) => ignoredBecause(relPath) === undefined,
+    ignoredBecause,
     skipsDir(relPath) {
       if (skipsDir(relPath)) return true;
       const segments = relPath.split('/');

@@ -17,6 +17,30 @@ export type FilePhase = 'open' | 'closing' | 'ready' | 'released' | 'uploaded' |
 /** Why a file counts as closing. */
 export type ClosingSignal = 'later-split' | 'metadata' | 'marked' | 'settled';
 
+/**
+ * Why a file is held back, when that needs someone's attention (a file merely being recorded,
+ * or waiting for its turn, is not held back):
+ * - `unclosed`: an `.mcap` without its end magic (or empty) that stopped changing: the recorder
+ *   did not close it (a crash, a power loss). Uploaded anyway after `unclosedTimeout`.
+ * - `symbolic-link`: a link, or a file reached through a linked folder: never followed.
+ * - `not-a-regular-file`: a named pipe, socket or device under a bag file's name.
+ * - `unusable-name`: a name the server cannot store (a control character, invalid UTF-8, ...).
+ */
+export type HeldBackCode = 'unclosed' | 'symbolic-link' | 'not-a-regular-file' | 'unusable-name';
+
+/** A file held back, for the log (once), the status, `~/queue` and `/diagnostics`. */
+export interface HeldBackFile {
+  path: string;
+  /** Its server path, or '' when it has none (an unusable name). */
+  remotePath: string;
+  bagName: string;
+  code: HeldBackCode;
+  reason: string;
+  size: number;
+  /** Date.now() when it was first held back for this reason. */
+  since: number;
+}
+
 export interface TrackedFile extends BagFileInfo {
   /** Absolute path, with the watch root's symlinks resolved (as /proc shows it). */
   path: string;
@@ -30,6 +54,8 @@ export interface TrackedFile extends BagFileInfo {
   ino: number;
   /** Monotonic ms since which this process has seen no change in size, mtime or inode. */
   stableSince: number;
+  /** Monotonic ms of the last lstat that saw it (unchanged since stableSince). */
+  seenAt: number;
   /** Like stableSince, but also trusting the mtime of a file found at start-up (for the settle fallback). */
   settledSince: number;
   /** The ROS layer reported it closed (rosbag2 /events/write_split). */
@@ -45,6 +71,14 @@ export interface TrackedFile extends BagFileInfo {
   magic: { key: string; ok: boolean } | undefined;
   /** Date.now() when first seen. */
   firstSeen: number;
+  /** Monotonic ms of the next look without an event (the watcher's schedule); Infinity when none. */
+  dueAt: number;
+  /** Set while it is held back for a reason that needs attention. */
+  heldBack: HeldBackFile | undefined;
+  /** Why it is uploaded although it was never closed ("recovered, unclosed"); undefined for a closed file. */
+  unclosed: string | undefined;
+  /** Just found (lstat'ed) and not reported changed since: the next pass judges it without a second lstat. */
+  fresh: boolean;
 }
 
 export function statKey(file: { size: number; mtimeMs: number }): string {

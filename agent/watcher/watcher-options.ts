@@ -22,6 +22,13 @@ export const watcherOptionSpecs = {
     min: 0,
     max: 3600,
   }),
+  unclosedTimeout: option.duration({
+    doc:
+      'An .mcap never closed (no end magic: recorder crash, power loss), unchanged this long and written by no ' +
+      'process, is uploaded anyway, flagged "recovered, unclosed" (ros2 bag reindex repairs it); 0: never',
+    default: 600,
+    min: 0,
+  }),
   rescanInterval: option.duration({
     doc: 'Full rescan of the recording root, to catch missed file events; 0 turns it off',
     default: 30,

@@ -1,7 +1,9 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { cpus } from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Benchmark, BenchContext, BenchResult } from '../support/benchmark.js';
-import { makeTempDir, removeTempDir } from '../support/cleanup.js';
+import { makeTempDir, removeTempDir, trackChild } from '../support/cleanup.js';
 import { CountingProxy, type ByteEvent } from '../support/counting-proxy.js';
 import { writeRandomFile } from '../support/data.js';
 import { startAgentUpload, startServerProgram } from '../support/processes.js';
@@ -55,9 +57,15 @@ export const throttle: Benchmark = {
         'counted: "wire" = TCP payload from the agent (HTTP request lines, headers and bodies; ' +
           'not IP/TCP headers); "payload" = chunk body bytes only (what the limit applies to)',
       );
+      const hogs = args.cpuHog ? startCpuHogs() : [];
+      if (args.cpuHog) say(`CPU hog: ${hogs.length} busy-looping processes keep every core busy while measuring`);
       const runs: LimitRun[] = [];
       for (const limit of LIMITS) {
-        const run = await measureLimit(dir, files, limit, seconds);
+        const run = await measureLimit(dir, files, limit, seconds).catch((error: unknown) => {
+          for (const hog of hogs) hog.kill('SIGKILL');
+          throw error;
+        });
+        if (limit === LIMITS.at(-1)) for (const hog of hogs) hog.kill('SIGKILL');
         runs.push(run);
         say(
           `limit ${formatBytes(limit)}/s: wire mean ${formatBytes(run.wire.mean)}/s (error ` +
@@ -75,7 +83,10 @@ export const throttle: Benchmark = {
         file_size_bytes: fileSize,
         counted: 'wire = TCP payload from the agent (HTTP heads and bodies); payload = chunk bodies',
       };
-      const row: Record<string, string> = { 'Seconds per limit': String(seconds) };
+      figures.cpu_hog = args.cpuHog;
+      const row: Record<string, string> = {
+        'Seconds per limit': args.cpuHog ? `${seconds} (next to a CPU hog)` : String(seconds),
+      };
       for (const run of runs) {
         const key = `${run.limit / MiB}mib`;
         figures[`error_pct_${key}`] = fig(run.wire.errorPct, 2);
@@ -186,4 +197,16 @@ function sum(events: ByteEvent[], field: 'wire' | 'payload'): number {
 
 function signed(value: number): string {
   return `${value >= 0 ? '+' : ''}${value.toFixed(2)}`;
+}
+
+/** One busy-looping process per core (the throttle under CPU starvation). */
+function startCpuHogs(): ChildProcess[] {
+  return cpus().map(() => {
+    // Busy, but it looks every 200 ms whether the benchmark still runs (it ends with it, even after kill -9).
+    const loop = `const parent = process.ppid; for (;;) { const t = Date.now(); while (Date.now() - t < 200); \
+try { process.kill(parent, 0); } catch { process.exit(0); } }`;
+    const hog = spawn(process.execPath, ['-e', loop], { stdio: 'ignore' });
+    trackChild(hog);
+    return hog;
+  });
 }

@@ -8,12 +8,20 @@ export interface BenchArgs {
   rounds: number | undefined;
   /** `--duration`: seconds (throttle: per limit). */
   duration: number | undefined;
-  /** `--files` (small-files). */
+  /** `--files` (small-files; watch: splits). */
   files: number | undefined;
+  /** `--bags` (watch). */
+  bags: number | undefined;
   /** `--file-size` (small-files). */
   fileSize: number | undefined;
   /** `--uploaders` (fan-in). */
   uploaders: number | undefined;
+  /** `--profile <folder>` (throughput): write CPU profiles (.cpuprofile) of the agent and the server there. */
+  profile: string | undefined;
+  /** `--rtt <ms,...>` (throughput): round trips added by a delaying proxy, one row each (0: direct). */
+  rtt: number[] | undefined;
+  /** `--cpu-hog` (throttle): keep both cores busy with other processes while measuring. */
+  cpuHog: boolean;
 }
 
 export interface BenchContext {

@@ -54,6 +54,10 @@ export interface SpawnOptions {
   /** Folder for the exit report (a temporary folder of the benchmark). */
   reportDir: string;
   cwd?: string;
+  /** Called with each stderr line as it arrives (the agent's JSON log lines, for `watch`). */
+  onStderrLine?: (line: Line) => void;
+  /** Flags for node itself (e.g. --cpu-prof). */
+  nodeFlags?: string[];
 }
 
 let sequence = 0;
@@ -88,7 +92,14 @@ export function spawnNode(name: string, script: string, args: string[], options:
   sequence += 1;
   const reportFile = path.join(options.reportDir, `usage-${name}-${sequence}.json`);
   Object.assign(env, options.env, { BENCH_USAGE_FILE: reportFile });
-  const nodeArgs = [...(options.tsx ? ['--import', 'tsx'] : []), '--import', EXIT_USAGE, script, ...args];
+  const nodeArgs = [
+    ...(options.nodeFlags ?? []),
+    ...(options.tsx ? ['--import', 'tsx'] : []),
+    '--import',
+    EXIT_USAGE,
+    script,
+    ...args,
+  ];
   const startedAt = performance.now();
   const child = spawn(process.execPath, nodeArgs, {
     cwd: options.cwd ?? REPO_ROOT,
@@ -103,6 +114,7 @@ export function spawnNode(name: string, script: string, args: string[], options:
   const waiters: { pattern: RegExp; resolve: (line: Line & { match: RegExpExecArray }) => void }[] = [];
   let buffer = '';
   let err = '';
+  let errBuffer = '';
   child.stdout!.setEncoding('utf8').on('data', (text: string) => {
     const t = performance.now();
     buffer += text;
@@ -120,6 +132,14 @@ export function spawnNode(name: string, script: string, args: string[], options:
     }
   });
   child.stderr!.setEncoding('utf8').on('data', (text: string) => {
+    if (options.onStderrLine) {
+      const t = performance.now();
+      errBuffer += text;
+      for (let newline = errBuffer.indexOf('\n'); newline >= 0; newline = errBuffer.indexOf('\n')) {
+        options.onStderrLine({ t, text: errBuffer.slice(0, newline) });
+        errBuffer = errBuffer.slice(newline + 1);
+      }
+    }
     err += text;
     if (err.length > 200_000) err = err.slice(-100_000);
   });
@@ -218,7 +238,7 @@ export interface ServerProgram {
 export async function startServerProgram(
   uploadDir: string,
   args: string[],
-  options: { reportDir: string; env?: Record<string, string> },
+  options: { reportDir: string; env?: Record<string, string>; nodeFlags?: string[] },
 ): Promise<ServerProgram> {
   const handle = spawnNode(
     'server',
@@ -227,6 +247,7 @@ export async function startServerProgram(
     {
       reportDir: options.reportDir,
       ...(options.env ? { env: options.env } : {}),
+      ...(options.nodeFlags ? { nodeFlags: options.nodeFlags } : {}),
     },
   );
   const listening = await handle.waitForLine(/"event":"listening","url":"([^"]+)"/, 30_000);
@@ -255,12 +276,31 @@ export function startAgentUpload(
   serverUrl: string,
   stateDir: string,
   args: string[],
-  options: { reportDir: string },
+  options: { reportDir: string; nodeFlags?: string[] },
 ): ChildHandle {
   return spawnNode(
     'agent',
     AGENT_PROGRAM,
     ['upload', ...paths, '--server', serverUrl, '--state-dir', stateDir, ...args],
-    { reportDir: options.reportDir },
+    { reportDir: options.reportDir, ...(options.nodeFlags ? { nodeFlags: options.nodeFlags } : {}) },
+  );
+}
+
+/**
+ * Runs `ros2-upload-agent watch <dir> --server <url> --state-dir <stateDir> --no-ros ...args`
+ * (dist/). It logs JSON lines on stderr (not a terminal); `onStderrLine` sees each.
+ */
+export function startAgentWatch(
+  dir: string,
+  serverUrl: string,
+  stateDir: string,
+  args: string[],
+  options: { reportDir: string; onStderrLine: (line: Line) => void },
+): ChildHandle {
+  return spawnNode(
+    'agent-watch',
+    AGENT_PROGRAM,
+    ['watch', dir, '--server', serverUrl, '--state-dir', stateDir, '--no-ros', ...args],
+    { reportDir: options.reportDir, onStderrLine: options.onStderrLine },
   );
 }

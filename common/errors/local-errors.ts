@@ -28,6 +28,7 @@ export const localErrorCodes = {
   LOCAL_FILE_NOT_FOUND: 'a local file or folder does not exist',
   FILE_UNREADABLE: 'a local file could not be read',
   FILE_CHANGED: 'a local file changed while it was queued or uploading',
+  UNSAFE_LOCAL_PATH: 'a local path leads through a symbolic link, or is not a regular file: it is never read',
 
   // A client's requests, as the client sees them
   NETWORK: 'the server could not be reached or the connection broke',

@@ -8,12 +8,12 @@ import path from 'node:path';
  * mkdir fails with ENOENT (as it does anywhere under /proc, and on some FUSE and network file
  * systems), and loops forever at full CPU instead of failing. Throws the system error of the
  * first component that cannot be created, with `path` naming it; EEXIST and ENOTDIR when a file
- * stands where a folder should be.
+ * stands where a folder should be. `mode` (before the umask) applies to the folders it creates.
  */
-export function makeDirectorySync(dir: string): void {
+export function makeDirectorySync(dir: string, mode?: number): void {
   for (const folder of missingFolders(dir, (candidate) => statSync(candidate, { throwIfNoEntry: false }))) {
     try {
-      mkdirSync(folder);
+      mkdirSync(folder, mode);
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== 'EEXIST' || !statSync(folder).isDirectory()) throw error;
     }
@@ -21,8 +21,8 @@ export function makeDirectorySync(dir: string): void {
   assertDirectory(dir, statSync(dir));
 }
 
-/** The asynchronous makeDirectorySync. */
-export async function makeDirectory(dir: string): Promise<void> {
+/** The asynchronous makeDirectorySync. `mode` (before the umask) applies to the folders it creates. */
+export async function makeDirectory(dir: string, mode?: number): Promise<void> {
   const infos = new Map<string, import('node:fs').Stats | undefined>();
   for (let current = path.resolve(dir); ; current = path.dirname(current)) {
     const info = await stat(current).catch((error: NodeJS.ErrnoException) => {
@@ -34,7 +34,7 @@ export async function makeDirectory(dir: string): Promise<void> {
   }
   for (const folder of missingFolders(dir, (candidate) => infos.get(candidate))) {
     try {
-      await mkdir(folder);
+      await mkdir(folder, mode);
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== 'EEXIST' || !(await stat(folder)).isDirectory()) throw error;
     }

@@ -9,7 +9,7 @@ export const exitCodes = {
   USAGE: 64,
   /** EX_SOFTWARE: an unexpected internal error. */
   INTERNAL: 70,
-  /** EX_CANTCREAT: the storage folder or its database cannot be created or written. */
+  /** EX_CANTCREAT: the storage folder or its database cannot be created or written (or is full at start-up). */
   STORAGE: 73,
   /** EX_CONFIG: a config, tokens, certificate or key file cannot be read or used. */
   CONFIG: 78,
@@ -19,4 +19,4 @@ export const exitCodes = {
  * The exit code for an error that ends the program: the shared map (common/program/exit-codes.ts);
  * any other error is internal.
  */
-export const exitCodeOf = exitCodeMap({}, exitCodes.INTERNAL);
+export const exitCodeOf = exitCodeMap({ INSUFFICIENT_STORAGE: exitCodes.STORAGE }, exitCodes.INTERNAL);

@@ -3,8 +3,10 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGzip } from 'node:zlib';
 import { MAX_SEGMENT_BYTES } from '../../common/protocol/native-protocol.js';
+import { isUploadError } from '../../common/errors/upload-error.js';
 import type { Logger } from '../logging/logger.js';
 import type { SessionStore } from '../sessions/session-store.js';
+import { isDiskFull } from '../storage/disk-full.js';
 import { GZIP_SUFFIX } from '../storage/stored-file-layout.js';
 import type { UploadStorage } from '../storage/upload-storage.js';
 
@@ -73,9 +75,10 @@ export class GzipAtRest {
       if (!this.#closed) await this.#store.setCompressedSize(job.uploader, job.path, kept ?? null);
       return kept;
     } catch (error) {
-      this.#log.error(
-        { event: 'compression_failed', uploader: job.uploader, path: job.path, err: error },
-        `Compressing ${job.path} failed`,
+      const full = isDiskFull(error) || isUploadError(error, 'INSUFFICIENT_STORAGE');
+      this.#log[full ? 'warn' : 'error'](
+        { event: full ? 'storage_full' : 'compression_failed', uploader: job.uploader, path: job.path, err: error },
+        full ? `No gzip copy of ${job.path}: the disk is full` : `Compressing ${job.path} failed`,
       );
       return undefined;
     }

@@ -156,6 +156,24 @@ export const serverOptionSpecs = {
     min: 0,
     ros: false,
   }),
+  maxBytesInFlight: option.size({
+    doc:
+      'Most bytes of upload bodies one uploader may be sending at once (chunks, whole files, ' +
+      'legacy chunk forms); beyond it a request gets 429 with Retry-After. A transfer alone is ' +
+      'always admitted; 0 = no limit',
+    default: 8 * 1024 ** 3,
+    min: 0,
+    ros: false,
+  }),
+  maxOpenSessions: option.integer({
+    doc:
+      'Most unfinished upload sessions one uploader may have (native and legacy together); a ' +
+      'new one beyond it gets 429 TOO_MANY_SESSIONS with Retry-After until some complete, are ' +
+      'cancelled or expire. 0 = no limit',
+    default: 1000,
+    min: 0,
+    ros: false,
+  }),
   sessionExpiry: option.duration({
     doc:
       'An upload with no activity for this long is deleted with ' +
@@ -198,6 +216,13 @@ export const serverOptionSpecs = {
   }),
   trustProxy: option.string({
     doc: 'Express "trust proxy" setting behind a reverse proxy (e.g. loopback, or 1 for one hop); unset trusts none',
+    ros: false,
+  }),
+  nativeApi: option.boolean({
+    doc:
+      'Serve the native resumable API (/v1, see docs/http-api.md); --no-native-api leaves only the legacy API, ' +
+      'answering /health like the legacy server (no "protocol"), e.g. to try agents against a legacy-only server',
+    default: true,
     ros: false,
   }),
   rateLimit: option.boolean({
@@ -250,28 +275,42 @@ export const serverOptionSpecs = {
     min: 0,
     ros: false,
   }),
+  rateLimitUploadRate: option.integer({
+    doc:
+      'Bytes an uploader may send through the native API, in MiB per second averaged over a minute (chunk and ' +
+      'whole-file PUTs, each counted as at least 64 KiB); beyond it 429 until the minute ends (0 = no limit). ' +
+      'The default is about twice what a 1 Gbit/s link carries',
+    default: 256,
+    min: 0,
+    ros: false,
+  }),
   rateLimitSessions: option.integer({
-    doc: 'Native POST /v1/sessions (create or resume) and whole-file PUT /v1/files per hour per client (0 = no limit)',
+    doc:
+      'Native POST /v1/sessions (create or resume) and whole-file PUT /v1/files per hour per client address, ' +
+      'for requests without credentials (0 = no limit); an authenticated uploader is limited by ' +
+      'rateLimitUploadRate and maxOpenSessions instead',
     default: 1000,
     min: 0,
     ros: false,
   }),
   rateLimitChunks: option.integer({
     doc:
-      'Native chunk PUTs per minute per client (0 = no limit); ' +
-      'with 8 MiB chunks 100/min caps a client at about 13 MiB/s',
+      'Native chunk PUTs per minute per client address, for requests without credentials (0 = no limit); ' +
+      'with 8 MiB chunks 100/min caps such a client at about 13 MiB/s',
     default: 100,
     min: 0,
     ros: false,
   }),
   rateLimitComplete: option.integer({
-    doc: 'Native completes per hour per client (0 = no limit)',
+    doc: 'Native completes per hour per client address, for requests without credentials (0 = no limit)',
     default: 1000,
     min: 0,
     ros: false,
   }),
   rateLimitNative: option.integer({
-    doc: 'Other native requests (status, cancel, file lookup) per hour per client (0 = no limit)',
+    doc:
+      'Other native requests (status, cancel, file lookup) per hour per client address, for requests without ' +
+      'credentials (0 = no limit)',
     default: 3000,
     min: 0,
     ros: false,
@@ -325,3 +364,12 @@ export const serverOptionSpecs = {
 export const serverOptions = defineOptions(serverOptionSpecs, { envPrefix: 'UPLOAD_SERVER_' });
 
 export type ServerConfig = ConfigOf<typeof serverOptionSpecs>;
+
+/**
+ * How a refusal names the server setting that raises a limit: a robot's operator reading the
+ * agent's log can pass it on to whoever runs the server.
+ */
+export function raiseHint(key: keyof ServerConfig & keyof typeof serverOptionSpecs): string {
+  const names = serverOptions.names(key);
+  return `the server's ${names.flag} (${names.env}) raises it, 0 or --no-rate-limit turns it off`;
+}

@@ -19,22 +19,33 @@ export interface ChunkForm<Part> {
 }
 
 /**
+ * Bytes a form's file part may have while the form has not said which upload it belongs to (its
+ * `upload_id` comes after the file part): held in memory, never written to disk before the
+ * session is known. Python requests and the Python dashboard's client send the fields first;
+ * a file-first form with a larger part is refused (400, naming the fix).
+ */
+export const UNNAMED_PART_LIMIT = 64 * 1024;
+
+/**
  * Reads the legacy API's multipart chunk form with busboy, streaming: the `chunk` file part goes
- * to the sink that `openPart` gives once the fields before it are known (the upload may be named
- * before its file part, as Python requests and the Python dashboard's client send it, or not).
- * `openPart` may throw (an unknown upload id), and the part is then discarded. Nothing is
- * buffered in memory. `fallbackMaxSize` bounds a part the form gives no upload for.
+ * to the sink that `openPart` gives for the fields before it, when they name the upload
+ * (`upload_id`), as Python requests and the Python dashboard's client send it. A part that comes
+ * before `upload_id` is held in memory, at most UNNAMED_PART_LIMIT bytes, until the form has
+ * ended; its sink is opened then, with every field. So no byte reaches the disk before its
+ * session is known, and a form with no session costs at most that much memory per connection.
+ * `openPart` may throw (an unknown upload id, no space, too much in flight), and the part is then
+ * discarded. `maxPartSize` bounds any part (busboy's limit).
  */
 export async function readChunkForm<Part>(
   req: IncomingMessage,
-  fallbackMaxSize: number,
+  maxPartSize: number,
   openPart: (fields: Record<string, string>) => Promise<FormPartSink<Part>>,
 ): Promise<ChunkForm<Part>> {
   let parser: busboy.Busboy;
   try {
     parser = busboy({
       headers: req.headers,
-      limits: { fields: 20, fieldSize: 1024, files: 1, parts: 30, fileSize: fallbackMaxSize },
+      limits: { fields: 20, fieldSize: 1024, files: 1, parts: 30, fileSize: maxPartSize },
     });
   } catch (error) {
     const message = (error as Error).message;
@@ -47,10 +58,29 @@ export async function readChunkForm<Part>(
   }
   const fields: Record<string, string> = {};
   let part: ChunkForm<Part>['part'];
+  let held: Buffer[] | undefined;
   let failure: unknown;
   let writing: Promise<void> | undefined;
   const fail = (error: unknown): void => {
     failure ??= error;
+  };
+  /** Streams the part into the sink `opening` resolves with; the kept part is `part`. */
+  const keep = async (
+    opening: Promise<FormPartSink<Part>>,
+    source: AsyncIterable<Uint8Array>,
+    truncated: () => boolean,
+  ): Promise<void> => {
+    const sink = await opening;
+    try {
+      const kept = await sink.write(source);
+      part = { kept, sink };
+      if (truncated())
+        throw new UploadError('CHUNK_SIZE_MISMATCH', `the chunk is larger than the file (${sink.maxSize} bytes)`);
+    } catch (error) {
+      part = undefined;
+      await sink.discard().catch(() => undefined);
+      throw error;
+    }
   };
 
   await new Promise<void>((resolve) => {
@@ -77,27 +107,24 @@ export async function readChunkForm<Part>(
         stream.resume();
         return;
       }
-      writing = (async () => {
-        let sink: FormPartSink<Part>;
-        try {
-          sink = await openPart({ ...fields });
-        } catch (error) {
-          fail(error);
-          stream.resume();
-          return;
-        }
-        try {
-          const kept = await sink.write(stream.iterator({ destroyOnReturn: false }));
-          part = { kept, sink };
-          if ((stream as { truncated?: boolean }).truncated)
-            throw new UploadError('CHUNK_SIZE_MISMATCH', `the chunk is larger than the file (${sink.maxSize} bytes)`);
-        } catch (error) {
-          part = undefined;
-          fail(partError ?? error);
-          stream.resume();
-          await sink.discard().catch(() => undefined);
-        }
-      })();
+      if (fields.upload_id === undefined) {
+        writing = holdUnnamed(stream.iterator({ destroyOnReturn: false })).then(
+          (pieces) => {
+            held = pieces;
+          },
+          (error: unknown) => {
+            fail(partError ?? error);
+            stream.resume();
+          },
+        );
+        return;
+      }
+      writing = keep(openPart({ ...fields }), stream.iterator({ destroyOnReturn: false }), () =>
+        Boolean((stream as { truncated?: boolean }).truncated),
+      ).catch((error: unknown) => {
+        fail(partError ?? error);
+        stream.resume();
+      });
     });
     parser.on('filesLimit', () => fail(new UploadError('INVALID_FIELD', 'only one file part (chunk) is allowed')));
     parser.on('fieldsLimit', () => fail(new UploadError('INVALID_FIELD', 'too many form fields')));
@@ -126,9 +153,38 @@ export async function readChunkForm<Part>(
     else req.once('close', onClose);
   });
   await writing;
+  if (failure === undefined && held !== undefined) {
+    // The form named its upload after the file part: the part's sink is known only now.
+    const pieces = held;
+    await keep(
+      openPart({ ...fields }),
+      (async function* replay() {
+        yield* pieces;
+      })(),
+      () => false,
+    ).catch(fail);
+  }
   if (failure !== undefined) {
     await part?.sink.discard().catch(() => undefined);
     throw failure;
   }
   return { fields, part };
+}
+
+/** Holds a part that came before its upload_id in memory, refusing it beyond UNNAMED_PART_LIMIT. */
+async function holdUnnamed(stream: AsyncIterable<Buffer>): Promise<Buffer[]> {
+  const pieces: Buffer[] = [];
+  let size = 0;
+  for await (const piece of stream) {
+    size += piece.byteLength;
+    if (size > UNNAMED_PART_LIMIT)
+      throw new UploadError(
+        'INVALID_FIELD',
+        `The form's file part comes before its upload_id field and is over ${UNNAMED_PART_LIMIT / 1024} ` +
+          `KiB: send upload_id (with chunk_index and chunk_total) before the file part, as the ` +
+          `Python dashboard's client does`,
+      );
+    pieces.push(piece);
+  }
+  return pieces;
 }

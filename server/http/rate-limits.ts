@@ -2,9 +2,10 @@ import type { Request, RequestHandler, Response } from 'express';
 import { ipKeyGenerator, rateLimit, type RateLimitRequestHandler } from 'express-rate-limit';
 import { UploadError } from '../../common/errors/upload-error.js';
 import type { Logger } from '../logging/logger.js';
-import { serverOptions, type ServerConfig } from '../config/server-options.js';
+import { raiseHint, type ServerConfig } from '../config/server-options.js';
 import type { Caller } from './auth.js';
 import type { RateLimitStores } from './shared-rate-limit-store.js';
+import { uploadRateLimit } from './upload-rate-limit.js';
 
 const MINUTE = 60_000;
 const HOUR = 60 * MINUTE;
@@ -21,6 +22,8 @@ export interface RouteLimits {
   nativeChunk: RequestHandler[];
   nativeComplete: RequestHandler[];
   nativeOther: RequestHandler[];
+  /** The bytes per second of an uploader (native chunk and whole-file PUTs). */
+  uploadRate: RequestHandler[];
   /** Failed authentications per client address (see auth-failures.ts); undefined when off. */
   authFailures: AuthFailureLimit | undefined;
 }
@@ -38,14 +41,27 @@ export function addressKey(req: Request): string {
   return `ip:${ipKeyGenerator(req.ip ?? req.socket.remoteAddress ?? '')}`;
 }
 
+/** The key of a request's counters: its uploader when it has credentials, else its client address. */
+function callerKey(req: Request, res: Response): string {
+  const caller = res.locals.caller as Caller | undefined;
+  return caller?.authenticated ? `uploader:${caller.uploader}` : addressKey(req);
+}
+
+/** Whether the request came with valid credentials (a token or a client certificate). */
+function isAuthenticated(res: Response): boolean {
+  return (res.locals.caller as Caller | undefined)?.authenticated === true;
+}
+
 /**
- * The rate limits (express-rate-limit: in memory, or in the replicas' shared database when
- * `stores` gives one per limiter), and the failed-authentication limit per client address (used
- * by auth.ts through auth-failures.ts). The legacy API's routes keep the Python dashboard's numbers;
- * the native routes have their own, sized so a robot uploading a split a minute is never
- * slowed. Limits count per uploader when the caller has a token (so a fleet behind one NAT is
- * not throttled as one client) and per IP otherwise. A refusal is 429 with Retry-After and the
- * JSON error body. `/health` has none.
+ * The rate limits (express-rate-limit; each limiter takes its store from `stores`, memory when it
+ * gives none), and the failed-authentication limit per client address (used by auth.ts through
+ * auth-failures.ts). The legacy API's routes keep the Python dashboard's numbers, per uploader
+ * with credentials (so a fleet behind one NAT is not throttled as one client) and per client
+ * address otherwise. The native routes count requests only for callers without credentials (per
+ * address); an authenticated uploader is limited by what costs the server: its bytes per second
+ * (`rateLimitUploadRate`) and its open sessions (`maxOpenSessions`, checked where sessions are
+ * created), with defaults a robot on a 1 Gbit/s link never reaches. A refusal is 429 with
+ * Retry-After and the JSON error body naming the option that raises the limit. `/health` has none.
  */
 export function createRouteLimits(
   config: ServerConfig,
@@ -75,15 +91,16 @@ export function createRouteLimits(
     key: LimitKey,
     windowMs: number,
     keyGenerator: (req: Request, res: Response) => string,
+    anonymousOnly = false,
   ): RateLimitRequestHandler => {
     const limit = config[key];
-    const names = serverOptions.names(key);
-    const raise = `the server's ${names.flag} (${names.env}) raises it, 0 or --no-rate-limit turns it off`;
     const store = stores(`${name} per ${describeWindow(windowMs)}`);
+    const raise = raiseHint(key);
     return rateLimit({
       windowMs,
       limit,
       ...(store ? { store, passOnStoreError: true } : {}),
+      ...(anonymousOnly ? { skip: (_req: Request, res: Response) => isAuthenticated(res) } : {}),
       standardHeaders: 'draft-7',
       legacyHeaders: false,
       keyGenerator,
@@ -106,14 +123,9 @@ export function createRouteLimits(
       },
     });
   };
-  const make = (name: string, key: LimitKey, windowMs: number): RequestHandler[] => {
+  const make = (name: string, key: LimitKey, windowMs: number, anonymousOnly = false): RequestHandler[] => {
     if (!config.rateLimit || config[key] === 0) return [];
-    return [
-      limiter(name, key, windowMs, (req, res) => {
-        const caller = res.locals.caller as Caller | undefined;
-        return caller?.authenticated ? `uploader:${caller.uploader}` : addressKey(req);
-      }),
-    ];
+    return [limiter(name, key, windowMs, callerKey, anonymousOnly)];
   };
   const authFailureLimit = config.rateLimitAuthFailures;
   return {
@@ -125,10 +137,21 @@ export function createRouteLimits(
       ...make('legacy API requests', 'rateLimitDaily', DAY),
     ],
     list: make('GET /uploads', 'rateLimitList', MINUTE),
-    nativeCreate: make('POST /v1/sessions', 'rateLimitSessions', HOUR),
-    nativeChunk: make('chunk uploads', 'rateLimitChunks', MINUTE),
-    nativeComplete: make('completions', 'rateLimitComplete', HOUR),
-    nativeOther: make('native requests', 'rateLimitNative', HOUR),
+    nativeCreate: make('POST /v1/sessions', 'rateLimitSessions', HOUR, true),
+    nativeChunk: make('chunk uploads', 'rateLimitChunks', MINUTE, true),
+    nativeComplete: make('completions', 'rateLimitComplete', HOUR, true),
+    nativeOther: make('native requests', 'rateLimitNative', HOUR, true),
+    uploadRate:
+      config.rateLimit && config.rateLimitUploadRate > 0
+        ? [
+            uploadRateLimit({
+              mibPerSecond: config.rateLimitUploadRate,
+              store: stores('uploaded bytes per minute'),
+              key: callerKey,
+              raise: raiseHint('rateLimitUploadRate'),
+            }),
+          ]
+        : [],
     authFailures:
       config.rateLimit && authFailureLimit > 0
         ? {

@@ -29,10 +29,13 @@ export function apiOf(req: Request): Api {
  * Server faults are logged with their cause; client mistakes at debug level.
  */
 export function errorHandler(log: Logger, idleTimeoutMs: number | undefined): ErrorRequestHandler {
+  const storageFull = storageFullLogger(log);
   return (raw: unknown, req: Request, res: Response, _next: NextFunction): void => {
     const error = toUploadError(raw);
     const status = httpStatusOf(error.code, apiOf(req));
-    if (status >= 500 && status !== 507 && status !== 503) {
+    if (error.code === 'INSUFFICIENT_STORAGE') {
+      storageFull(req, error);
+    } else if (status >= 500 && status !== 503) {
       log.error(
         { event: 'request_failed', method: req.method, path: req.path, err: error.cause ?? error },
         `${req.method} ${req.path} failed: ${error.message}`,
@@ -57,5 +60,36 @@ export function errorHandler(log: Logger, idleTimeoutMs: number | undefined): Er
     if (body.retryAfter !== undefined) res.setHeader('Retry-After', String(body.retryAfter));
     if (status === 401) res.setHeader('WWW-Authenticate', 'Bearer');
     res.status(status).json(body);
+  };
+}
+
+/** How often at most a full storage is logged (with the count of requests it refused meanwhile). */
+const STORAGE_FULL_LOG_INTERVAL_MS = 10_000;
+
+/**
+ * A full disk or database is a condition of the server's storage, not a fault: logged at warn as
+ * `storage_full` with its cause (ENOSPC, EDQUOT, SQLITE_FULL; the refusals before an upload starts
+ * have none), the first time and then at most every 10 s with the number of requests refused, so
+ * a fleet retrying against a full disk cannot flood the log.
+ */
+function storageFullLogger(log: Logger): (req: Request, error: UploadError) => void {
+  let refused = 0;
+  let lastLogged = 0;
+  return (req, error) => {
+    refused += 1;
+    const now = Date.now();
+    if (now - lastLogged < STORAGE_FULL_LOG_INTERVAL_MS) return;
+    lastLogged = now;
+    const cause = (error.cause as { code?: unknown } | undefined)?.code;
+    log.warn(
+      {
+        event: 'storage_full',
+        method: req.method,
+        path: req.path,
+        cause: typeof cause === 'string' ? cause : undefined,
+        refused,
+      },
+      `Storage full: ${error.message} (${refused} request${refused === 1 ? '' : 's'} refused with 507 so far)`,
+    );
   };
 }

@@ -2,8 +2,8 @@ import type { ClientRateLimitInfo, Options, Store } from 'express-rate-limit';
 
 /** Counters shared by server replicas (PostgresSessionStore has them), for SharedRateLimitStore. */
 export interface SharedCounters {
-  /** Counts one hit of `key` in its window (a new window of `windowMs` starts once the last one ended). */
-  hitCounter(key: string, windowMs: number, now: number): Promise<{ hits: number; resetAt: number }>;
+  /** Counts `amount` (default 1) hits of `key` in its window (a new one of `windowMs` starts once the last ended). */
+  hitCounter(key: string, windowMs: number, now: number, amount?: number): Promise<{ hits: number; resetAt: number }>;
   /** The count of `key` in its current window; undefined when it has none. */
   getCounter(key: string, now: number): Promise<{ hits: number; resetAt: number } | undefined>;
   unhitCounter(key: string): Promise<void>;
@@ -39,6 +39,12 @@ export class SharedRateLimitStore implements Store {
 
   async increment(key: string): Promise<ClientRateLimitInfo> {
     const { hits, resetAt } = await this.#counters.hitCounter(this.prefix + key, this.#windowMs, Date.now());
+    return { totalHits: hits, resetTime: new Date(resetAt) };
+  }
+
+  /** Counts `amount` hits in one round trip (the byte-rate limit counts a request's 64 KiB units). */
+  async incrementBy(key: string, amount: number): Promise<ClientRateLimitInfo> {
+    const { hits, resetAt } = await this.#counters.hitCounter(this.prefix + key, this.#windowMs, Date.now(), amount);
     return { totalHits: hits, resetTime: new Date(resetAt) };
   }
 

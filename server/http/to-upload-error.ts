@@ -1,4 +1,5 @@
 import { UploadError, isUploadError, isUploadErrorCode } from '../../common/errors/upload-error.js';
+import { isDiskFull } from '../storage/disk-full.js';
 import { codeForFrameworkStatus } from './error-status.js';
 
 /** body-parser's error types, which name the client's mistake. */
@@ -13,7 +14,8 @@ const bodyParserMessages: Record<string, string> = {
 };
 
 /**
- * Every failure as an UploadError with a code the client can act on. A full disk becomes
+ * Every failure as an UploadError with a code the client can act on. A full disk or quota
+ * (ENOSPC, EDQUOT; the session store reports its own as INSUFFICIENT_STORAGE) becomes
  * INSUFFICIENT_STORAGE (507); a file where the path needs a folder, or the reverse, FILE_EXISTS
  * (409); errors of Express and body-parser that carry a 4xx status become
  * the matching client error with a message naming the problem; anything else is INTERNAL.
@@ -21,10 +23,11 @@ const bodyParserMessages: Record<string, string> = {
 export function toUploadError(error: unknown): UploadError {
   if (isUploadError(error)) return error;
   const errno = (error as NodeJS.ErrnoException | undefined)?.code;
-  if (errno === 'ENOSPC' || errno === 'EDQUOT') {
+  if (isDiskFull(error)) {
     return new UploadError(
       'INSUFFICIENT_STORAGE',
-      'The server ran out of disk space while writing; the upload session is kept, retry later',
+      'The server ran out of disk space while handling this request; nothing of it was kept ' +
+        '(what was acknowledged before is), retry later',
       { cause: error },
     );
   }

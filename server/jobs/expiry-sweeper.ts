@@ -1,4 +1,6 @@
+import { isUploadError } from '../../common/errors/upload-error.js';
 import type { Logger } from '../logging/logger.js';
+import { isDiskFull } from '../storage/disk-full.js';
 import { endSession, sessionEventOf } from '../uploads/cancel-session.js';
 import type { UploadContext } from '../uploads/upload-context.js';
 import { sweepOrphanStaging } from './startup-recovery.js';
@@ -61,35 +63,58 @@ export class ExpirySweeper {
 
   async #sweep(): Promise<void> {
     const { store, runtimes } = this.#context;
-    for (const session of await store.expiredSessions(Date.now())) {
-      try {
-        const found = await runtimes.find(session.id);
-        if (!found) continue;
-        const ended = await runtimes.exclusive(found, async (runtime) => {
-          if (!runtime) return false;
-          if (
-            runtime.record.state === 'completing' ||
-            runtime.inFlight.size > 0 ||
-            runtime.record.expiresAt > Date.now()
-          )
-            return false;
-          await endSession(this.#context, runtime);
-          return true;
-        });
-        if (!ended) continue;
-        const runtime = found;
-        if (session.state !== 'complete') {
-          this.#log.info(
-            { event: 'session_expired', sessionId: session.id, uploader: session.uploader, path: session.path },
-            `Expired upload of ${session.path}; its data was deleted`,
-          );
-          this.#context.events.emit('session-expired', sessionEventOf(runtime));
+    const now = Date.now();
+    runtimes.dropIdle(now);
+    // Page by page, so 100,000 abandoned sessions are never loaded at once; sessions that cannot
+    // go yet (being completed, receiving) are skipped until the next sweep.
+    const skipped = new Set<string>();
+    for (;;) {
+      const page = (await store.expiredSessions(now, SWEEP_PAGE + skipped.size)).filter((s) => !skipped.has(s.id));
+      if (page.length === 0) break;
+      for (const session of page) {
+        try {
+          const found = await runtimes.find(session.id);
+          if (!found) {
+            skipped.add(session.id);
+            continue;
+          }
+          // With replicas the session's lock is shared by all of them: one that is receiving a
+          // chunk of it, or completing it, keeps it until it is done (the task then sees it as it is now).
+          const ended = await runtimes.exclusive(found, async (runtime) => {
+            if (
+              !runtime ||
+              runtime.record.state === 'completing' ||
+              runtime.inFlight.size > 0 ||
+              runtime.record.expiresAt > Date.now()
+            )
+              return undefined;
+            await endSession(this.#context, runtime);
+            return runtime;
+          });
+          if (!ended) {
+            skipped.add(session.id);
+            continue;
+          }
+          if (session.state !== 'complete') {
+            this.#log.info(
+              { event: 'session_expired', sessionId: session.id, uploader: session.uploader, path: session.path },
+              `Expired upload of ${session.path}; its data was deleted`,
+            );
+            this.#context.events.emit('session-expired', sessionEventOf(ended));
+          }
+        } catch (error) {
+          skipped.add(session.id);
+          if (isUploadError(error, 'INSUFFICIENT_STORAGE') || isDiskFull(error))
+            this.#log.warn(
+              { event: 'storage_full', sessionId: session.id, err: error },
+              'Deleting an expired session waits for disk space (its database or disk is full)',
+            );
+          else
+            this.#log.error(
+              { event: 'expiry_failed', sessionId: session.id, err: error },
+              'Deleting an expired session failed',
+            );
         }
-      } catch (error) {
-        this.#log.error(
-          { event: 'expiry_failed', sessionId: session.id, err: error },
-          'Deleting an expired session failed',
-        );
       }
     }
     await this.#coordination.housekeeping?.();
@@ -103,3 +128,6 @@ export class ExpirySweeper {
     }
   }
 }
+
+/** Expired sessions looked at per query. */
+const SWEEP_PAGE = 500;

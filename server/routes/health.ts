@@ -20,16 +20,24 @@ export const FEATURES = [
 /** The package version (common/program/package-version.ts), reported by /health and --version. */
 export const VERSION: string = packageVersion();
 
-/** GET /health: the legacy API's answer plus `protocol`. Never authenticated or rate limited. */
-export function healthRoute(): RequestHandler {
+/** The features the legacy API's own server reports (its deployment guide). */
+export const LEGACY_FEATURES = ['chunked-upload', 'compression', 'rate-limiting', 'ssl-support'] as const;
+
+/**
+ * GET /health: the legacy API's answer plus `protocol`. Never authenticated or rate limited.
+ * Without the native API, the legacy server's answer: no `protocol`, its four features.
+ */
+export function healthRoute(nativeApi = true): RequestHandler {
   return (_req, res) => {
-    const body: HealthResponse = {
-      status: 'ok',
-      timestamp: new Date().toISOString(),
-      version: VERSION,
-      features: [...FEATURES],
-      protocol: PROTOCOL_VERSION,
-    };
+    const body: HealthResponse | Omit<HealthResponse, 'protocol'> = nativeApi
+      ? {
+          status: 'ok',
+          timestamp: new Date().toISOString(),
+          version: VERSION,
+          features: [...FEATURES],
+          protocol: PROTOCOL_VERSION,
+        }
+      : { status: 'ok', timestamp: new Date().toISOString(), version: VERSION, features: [...LEGACY_FEATURES] };
     res.setHeader('Cache-Control', 'no-store');
     res.json(body);
   };

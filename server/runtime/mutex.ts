@@ -1,6 +1,8 @@
 /** Runs tasks one at a time. */
 export interface Lock {
   run<T>(task: () => Promise<T>): Promise<T>;
+  /** True while a task runs or waits here (a lock shared by replicas may not know). */
+  readonly busy?: boolean;
 }
 
 /** Runs tasks one at a time per key (for example per uploader and path). */
@@ -11,11 +13,24 @@ export interface KeyedLock {
 /** A minimal async mutex: `run` calls are executed one at a time, in order. */
 export class Mutex implements Lock {
   #tail: Promise<unknown> = Promise.resolve();
+  #pending = 0;
 
   run<T>(task: () => Promise<T>): Promise<T> {
-    const result = this.#tail.then(task);
+    this.#pending += 1;
+    const result = this.#tail.then(async () => {
+      try {
+        return await task();
+      } finally {
+        this.#pending -= 1;
+      }
+    });
     this.#tail = result.catch(() => undefined);
     return result;
+  }
+
+  /** True while a task runs or waits. */
+  get busy(): boolean {
+    return this.#pending > 0;
   }
 }
 

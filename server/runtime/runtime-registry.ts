@@ -26,6 +26,12 @@ export interface SessionRuntimes {
    * session's shared lock and load it afresh (undefined when it is gone).
    */
   exclusive<T>(runtime: SessionRuntime, task: (current: SessionRuntime | undefined) => Promise<T>): Promise<T>;
+  /**
+   * Forgets the loaded sessions nobody has looked up for the idle time and nothing works with
+   * (SessionRuntime.busy); they stay in the store and are loaded again when used. Returns how
+   * many were dropped. Called by the expiry sweeper; an implementation may also do it by itself.
+   */
+  dropIdle(now: number): number;
 }
 
 /** Session ids are UUIDs: anything much longer is not one, and is not looked up. */
@@ -39,17 +45,31 @@ export function notThisUploaders(id: string): UploadError {
   );
 }
 
-/** SessionRuntimes in this process's memory, loaded from the session store on first use. */
+/** How long a loaded session nobody uses stays in memory. */
+export const RUNTIME_IDLE_MS = 60_000;
+
+/**
+ * SessionRuntimes in this process's memory, loaded from the session store on first use and
+ * dropped once idle for `idleMs` (nobody looked it up, and no chunk, hash pump, completion or
+ * lock works with it): the sessions live in the store, memory holds only those in use, so
+ * abandoned sessions cost no memory however many there are. Whenever a session is loaded or
+ * added, the idle ones are looked for (at most every idleMs/4), so a burst of new sessions never
+ * piles up; the expiry sweeper does it too when no request comes. A session dropped and used
+ * again is loaded again, its prefix hash rebuilt from the staged data (as after a restart).
+ */
 export class RuntimeRegistry implements SessionRuntimes {
   readonly #store: SessionStore;
+  readonly #idleMs: number;
+  #lastIdleCheck = Date.now();
   readonly #loaded = new Map<string, SessionRuntime>();
   /** Loads in progress: concurrent requests for one session share its one runtime. */
   readonly #loading = new Map<string, Promise<SessionRuntime | undefined>>();
   /** Sessions dropped while they were being loaded: the load must not bring them back. */
   readonly #droppedWhileLoading = new Set<string>();
 
-  constructor(store: SessionStore) {
+  constructor(store: SessionStore, idleMs = RUNTIME_IDLE_MS) {
     this.#store = store;
+    this.#idleMs = idleMs;
   }
 
   async get(id: string, uploader: string, api: SessionApi): Promise<SessionRuntime> {
@@ -60,7 +80,10 @@ export class RuntimeRegistry implements SessionRuntimes {
 
   find(id: string): Promise<SessionRuntime | undefined> {
     const loaded = this.#loaded.get(id);
-    if (loaded) return Promise.resolve(loaded);
+    if (loaded) {
+      loaded.lastUsed = Date.now();
+      return Promise.resolve(loaded);
+    }
     if (id.length > MAX_ID_LENGTH) return Promise.resolve(undefined);
     let loading = this.#loading.get(id);
     if (!loading) {
@@ -75,6 +98,7 @@ export class RuntimeRegistry implements SessionRuntimes {
 
   add(runtime: SessionRuntime): void {
     this.#loaded.set(runtime.id, runtime);
+    this.#dropIdleNowAndThen();
   }
 
   drop(id: string): void {
@@ -90,6 +114,22 @@ export class RuntimeRegistry implements SessionRuntimes {
     return task(runtime);
   }
 
+  dropIdle(now: number): number {
+    this.#lastIdleCheck = now;
+    let dropped = 0;
+    for (const [id, runtime] of this.#loaded) {
+      if (now - runtime.lastUsed < this.#idleMs || runtime.busy) continue;
+      this.#loaded.delete(id);
+      dropped += 1;
+    }
+    return dropped;
+  }
+
+  #dropIdleNowAndThen(): void {
+    const now = Date.now();
+    if (now - this.#lastIdleCheck >= this.#idleMs / 4) this.dropIdle(now);
+  }
+
   async #load(id: string): Promise<SessionRuntime | undefined> {
     const record = await this.#store.getSession(id);
     if (!record) return undefined;
@@ -100,6 +140,7 @@ export class RuntimeRegistry implements SessionRuntimes {
     if (this.#droppedWhileLoading.has(id)) return undefined;
     const runtime = new SessionRuntime(record, chunks);
     this.#loaded.set(id, runtime);
+    this.#dropIdleNowAndThen();
     return runtime;
   }
 }

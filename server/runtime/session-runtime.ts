@@ -12,9 +12,10 @@ export interface InFlightChunk {
  * The in-memory state of one loaded session: its record, the chunks it holds, the running
  * prefix hash, the chunk requests in flight, the background hash pump and a completion in
  * progress. Loaded from the store on first use (so after a restart the hash is rebuilt from
- * the staged data by the pump), dropped when the session ends. It is what one server process
- * knows of a session (runtime-registry.ts); for server replicas it is a fresh copy of what the
- * shared store holds, hash state included, loaded per request (shared-runtimes.ts).
+ * the staged data by the pump), dropped when the session ends or has been idle for a while
+ * (runtime-registry.ts: loaded again, hash rebuilt, when it is used again). It is what one server
+ * process knows of a session; for server replicas it is a fresh copy of what the shared store
+ * holds, hash state included, loaded per request (shared-runtimes.ts).
  */
 export class SessionRuntime {
   record: SessionRecord;
@@ -36,8 +37,12 @@ export class SessionRuntime {
   completion: Promise<CompletionResult> | undefined;
   /** Last 10% step logged. */
   loggedDecile = 0;
+  /** Bytes of legacy form parts being received for this session, not yet held as chunks (bounded by its size). */
+  legacySpooling = 0;
   /** Set once the session was cancelled or expired while a request was using it. */
   ended = false;
+  /** When a request last looked the session up (epoch ms): an idle runtime is dropped from memory. */
+  lastUsed = Date.now();
 
   constructor(
     record: SessionRecord,
@@ -61,6 +66,17 @@ export class SessionRuntime {
 
   get id(): string {
     return this.record.id;
+  }
+
+  /** True while anything works with the session: chunks being received, its hash pump, a completion, a lock held. */
+  get busy(): boolean {
+    return (
+      this.inFlight.size > 0 ||
+      this.pump !== undefined ||
+      this.completion !== undefined ||
+      this.legacySpooling > 0 ||
+      this.lock.busy === true
+    );
   }
 
   receivedIndexes(): number[] {

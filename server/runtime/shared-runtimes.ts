@@ -66,6 +66,11 @@ export class SharedRuntimes implements SessionRuntimes {
     return [];
   }
 
+  /** Nothing stays loaded between requests, so nothing is ever idle. */
+  dropIdle(_now: number): number {
+    return 0;
+  }
+
   exclusive<T>(runtime: SessionRuntime, task: (current: SessionRuntime | undefined) => Promise<T>): Promise<T> {
     return this.#locks.run(`session:${runtime.id}`, async () => task(await this.find(runtime.id)));
   }

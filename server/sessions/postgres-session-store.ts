@@ -11,7 +11,7 @@ import type {
   SessionRecord,
   StoredPrefix,
 } from './session-record.js';
-import type { CreateOrResumeOutcome, SessionStore } from './session-store.js';
+import type { CreateOrResumeOutcome, FileKey, SessionStore } from './session-store.js';
 import { fileRow, sessionRow, toFile, toSession, type FileRow, type SessionRow } from './sqlite-rows.js';
 
 /** BIGINT columns come back as numbers (sizes and epoch milliseconds stay far below 2^53). */
@@ -153,10 +153,10 @@ export class PostgresSessionStore implements SessionStore {
     await this.#pool.query('DELETE FROM sessions WHERE id = $1', [id]);
   }
 
-  async expiredSessions(now: number): Promise<SessionRecord[]> {
+  async expiredSessions(now: number, limit: number): Promise<SessionRecord[]> {
     const { rows } = await this.#pool.query<SessionRow>(
-      `SELECT ${SESSION_COLUMNS} FROM sessions WHERE expires_at <= $1`,
-      [now],
+      `SELECT ${SESSION_COLUMNS} FROM sessions WHERE expires_at <= $1 ORDER BY expires_at LIMIT $2`,
+      [now, limit],
     );
     return rows.map((row) => toSession(fromPg(row)));
   }
@@ -287,6 +287,50 @@ export class PostgresSessionStore implements SessionStore {
     return rows.map(toFile);
   }
 
+  async deleteFile(uploader: string, relativePath: string): Promise<void> {
+    await this.#pool.query('DELETE FROM files WHERE uploader = $1 AND path = $2', [uploader, relativePath]);
+  }
+
+  async countFiles(): Promise<number> {
+    const { rows } = await this.#pool.query<{ count: string }>('SELECT COUNT(*) AS count FROM files');
+    return Number(present(rows[0], 'a count').count);
+  }
+
+  /** In byte order (COLLATE "C"), so that the pages follow one another whatever the database's collation. */
+  async listFiles(after: FileKey | undefined, limit: number): Promise<FileRecord[]> {
+    const order = 'ORDER BY uploader COLLATE "C", path COLLATE "C" LIMIT';
+    const { rows } = after
+      ? await this.#pool.query<FileRow>(
+          `SELECT * FROM files WHERE (uploader COLLATE "C", path COLLATE "C") > ($1 COLLATE "C", $2 COLLATE "C")
+           ${order} $3`,
+          [after.uploader, after.path, limit],
+        )
+      : await this.#pool.query<FileRow>(`SELECT * FROM files ${order} $1`, [limit]);
+    return rows.map(toFile);
+  }
+
+  async getSetting(key: string): Promise<string | undefined> {
+    const { rows } = await this.#pool.query<{ value: string }>('SELECT value FROM meta WHERE key = $1', [
+      `setting:${key}`,
+    ]);
+    return rows[0]?.value;
+  }
+
+  async putSetting(key: string, value: string): Promise<void> {
+    await this.#pool.query(
+      'INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value',
+      [`setting:${key}`, value],
+    );
+  }
+
+  async openSessionCount(uploader: string): Promise<number> {
+    const { rows } = await this.#pool.query<{ count: string }>(
+      `SELECT COUNT(*) AS count FROM sessions WHERE uploader = $1 AND state <> 'complete'`,
+      [uploader],
+    );
+    return Number(present(rows[0], 'a count').count);
+  }
+
   async savedPrefix(id: string): Promise<StoredPrefix | undefined> {
     const { rows } = await this.#pool.query<{
       prefix_chunks: number;
@@ -308,16 +352,17 @@ export class PostgresSessionStore implements SessionStore {
     return (rowCount ?? 0) > 0;
   }
 
-  /** One hit of a rate-limit counter: a new window starts when the last one ended. */
-  async hitCounter(key: string, windowMs: number, now: number): Promise<CounterHit> {
+  /** `amount` hits of a rate-limit counter (one round trip): a new window starts when the last one ended. */
+  async hitCounter(key: string, windowMs: number, now: number, amount = 1): Promise<CounterHit> {
     const { rows } = await this.#pool.query<{ hits: number; reset_at: number }>(
-      `INSERT INTO rate_limits (key, hits, reset_at) VALUES ($1, 1, $2::bigint + $3::bigint)
+      `INSERT INTO rate_limits (key, hits, reset_at) VALUES ($1, $4::integer, $2::bigint + $3::bigint)
        ON CONFLICT (key) DO UPDATE SET
-         hits = CASE WHEN rate_limits.reset_at <= $2::bigint THEN 1 ELSE rate_limits.hits + 1 END,
+         hits = CASE WHEN rate_limits.reset_at <= $2::bigint THEN $4::integer
+                     ELSE rate_limits.hits + $4::integer END,
          reset_at = CASE WHEN rate_limits.reset_at <= $2::bigint THEN $2::bigint + $3::bigint
                          ELSE rate_limits.reset_at END
        RETURNING hits, reset_at`,
-      [key, now, windowMs],
+      [key, now, windowMs, amount],
     );
     const row = present(rows[0], 'the counter row of an upsert');
     return { hits: row.hits, resetAt: row.reset_at };

@@ -15,6 +15,12 @@ export interface CreateOrResumeOutcome {
   resumed: boolean;
 }
 
+/** A stored file's key in the index. */
+export interface FileKey {
+  uploader: string;
+  path: string;
+}
+
 /**
  * The durable state of uploads: sessions, their acknowledged chunks, and the index of completed
  * files. Every method is asynchronous so that a database server can implement it; the embedded
@@ -22,6 +28,12 @@ export interface CreateOrResumeOutcome {
  * on later (creating or resuming a file's session, acknowledging chunks, completing) are single
  * methods, so an implementation can make each atomic (one transaction) instead of leaving a
  * read-then-write to its callers. Times are epoch milliseconds.
+ *
+ * **Durability:** a method resolves only once every change it made (and every change it read)
+ * would survive power loss: the server answers clients right after, and promises what it
+ * answered (SQLite: the log is fsynced after the commit; PostgreSQL: synchronous_commit on).
+ * A store whose disk is full rejects with UploadError INSUFFICIENT_STORAGE (507), never with a
+ * bare database error.
  */
 export interface SessionStore {
   /** Records a new session (the legacy API: every init is a new session). */
@@ -40,8 +52,10 @@ export interface SessionStore {
   resumeSession(id: string, replace: boolean, now: number, expiresAt: number): Promise<void>;
   /** Deletes a session with its chunks (a completed session's file stays in the index). */
   deleteSession(id: string): Promise<void>;
-  /** Sessions (open or completed) whose expiry has passed. */
-  expiredSessions(now: number): Promise<SessionRecord[]>;
+  /** At most `limit` sessions (open or completed) whose expiry has passed, those that expired first first. */
+  expiredSessions(now: number, limit: number): Promise<SessionRecord[]>;
+  /** How many sessions of an uploader are not complete (for the per-uploader cap, maxOpenSessions). */
+  openSessionCount(uploader: string): Promise<number>;
   /** Ids of every session that is not complete. */
   unfinishedSessionIds(): Promise<Set<string>>;
   /** Start-up: sessions a crash left in the middle of completing are open again; returns how many. */
@@ -77,6 +91,16 @@ export interface SessionStore {
   setCompressedSize(uploader: string, relativePath: string, size: number | null): Promise<void>;
   /** An uploader's stored files, newest first. */
   filesOf(uploader: string, limit: number): Promise<FileRecord[]>;
+  /** Forgets a stored file (its file is gone from the storage; see jobs/reconcile-index.ts). */
+  deleteFile(uploader: string, relativePath: string): Promise<void>;
+  /** How many stored files the index holds. */
+  countFiles(): Promise<number>;
+  /** Every indexed file in pages of `limit`, ordered by uploader then path, starting after `after`. */
+  listFiles(after: FileKey | undefined, limit: number): Promise<FileRecord[]>;
+
+  /** A value the server keeps about itself (e.g. `reconciled_at`); undefined when never set. */
+  getSetting(key: string): Promise<string | undefined>;
+  putSetting(key: string, value: string): Promise<void>;
 
   /**
    * Stores shared by several server processes keep each session's prefix hash, so that any

@@ -1,102 +1,138 @@
 import Database from 'better-sqlite3';
+import { closeSync, fsyncSync, openSync } from 'node:fs';
 import { makeDirectorySync } from '../../common/fs/make-directory.js';
 import path from 'node:path';
+import { UploadError } from '../../common/errors/upload-error.js';
 import type { ChunkRecord, CompletionResult, FileRecord, PrefixAdvance, SessionRecord } from './session-record.js';
 import { migrateSchema } from './session-schema.js';
-import type { CreateOrResumeOutcome, SessionStore } from './session-store.js';
+import type { CreateOrResumeOutcome, FileKey, SessionStore } from './session-store.js';
 import { fileRow, sessionRow, toFile, toSession, type ChunkRow, type FileRow, type SessionRow } from './sqlite-rows.js';
+import { WalSync } from './wal-sync.js';
 
 /**
  * The session store in SQLite (WAL) under `<uploadDir>/state/uploads.db`, so uploads survive a
- * restart or kill -9 and resume. A chunk row is written only after the chunk was verified;
- * per-commit fsync is not needed for that (WAL with synchronous=NORMAL), because completion
- * re-verifies everything before a file is made visible. better-sqlite3 is synchronous: each
- * method does its work before it returns its (already settled) promise, so a transaction is
- * never interleaved with other requests.
+ * restart, kill -9 or power loss and resume. **Nothing is answered from a change before it is
+ * durable:** every method resolves only once the changes it made or saw are on disk (see
+ * wal-sync.ts: the log is fsynced after the commit, concurrent commits sharing one fsync). A
+ * full disk rejects with UploadError INSUFFICIENT_STORAGE. better-sqlite3 is synchronous: each
+ * method does its database work before its first await, so a transaction is never interleaved
+ * with other requests.
  */
 export class SqliteSessionStore implements SessionStore {
   readonly #db: Database.Database;
   readonly #statements;
+  readonly #wal: WalSync;
 
   constructor(file: string) {
-    makeDirectorySync(path.dirname(file));
+    makeDirectorySync(path.dirname(file), 0o750);
     this.#db = new Database(file);
     try {
       this.#db.pragma('journal_mode = WAL');
+      // Consistent across power loss; durability comes from WalSync's fsync after each commit.
       this.#db.pragma('synchronous = NORMAL');
       this.#db.pragma('busy_timeout = 5000');
       migrateSchema(this.#db, file);
+      // The database, its log and their folder entries are durable before anything is served.
+      for (const name of [file, `${file}-wal`, path.dirname(file)]) syncNow(name);
     } catch (error) {
       this.#db.close();
       throw error;
     }
     this.#statements = prepare(this.#db);
+    this.#wal = new WalSync(`${file}-wal`);
+  }
+
+  /** Runs a change (synchronously, so nothing interleaves), then waits until it is durable. */
+  async #write<T>(change: () => T): Promise<T> {
+    let result: T;
+    try {
+      result = change();
+    } catch (error) {
+      throw databaseFull(error) ?? error;
+    }
+    await this.#wal.durable(this.#wal.changed());
+    return result;
+  }
+
+  /** Runs a read, then waits until every change it could have seen is durable. */
+  async #read<T>(query: () => T): Promise<T> {
+    const result = query();
+    await this.#wal.durable(this.#wal.latest);
+    return result;
   }
 
   async insertSession(record: SessionRecord): Promise<void> {
-    this.#statements.insertSession.run(sessionRow(record));
+    await this.#write(() => this.#statements.insertSession.run(sessionRow(record)));
   }
 
   async createOrResume(record: SessionRecord): Promise<CreateOrResumeOutcome> {
-    return this.#db.transaction((): CreateOrResumeOutcome => {
-      const open = this.#statements.sameFile.get(record.uploader, record.path, record.size, record.fingerprint) as
-        | SessionRow
-        | undefined;
-      if (!open) {
-        this.#statements.insertSession.run(sessionRow(record));
-        return { session: record, resumed: false };
-      }
-      this.#statements.setReplace.run(record.replace ? 1 : 0, open.id);
-      this.#statements.touch.run(record.updatedAt, record.expiresAt, open.id);
-      return {
-        session: {
-          ...toSession(open),
-          replace: record.replace,
-          updatedAt: record.updatedAt,
-          expiresAt: record.expiresAt,
-        },
-        resumed: true,
-      };
-    })();
+    return this.#write(
+      this.#db.transaction((): CreateOrResumeOutcome => {
+        const open = this.#statements.sameFile.get(record.uploader, record.path, record.size, record.fingerprint) as
+          | SessionRow
+          | undefined;
+        if (!open) {
+          this.#statements.insertSession.run(sessionRow(record));
+          return { session: record, resumed: false };
+        }
+        this.#statements.setReplace.run(record.replace ? 1 : 0, open.id);
+        this.#statements.touch.run(record.updatedAt, record.expiresAt, open.id);
+        return {
+          session: {
+            ...toSession(open),
+            replace: record.replace,
+            updatedAt: record.updatedAt,
+            expiresAt: record.expiresAt,
+          },
+          resumed: true,
+        };
+      }),
+    );
   }
 
   async getSession(id: string): Promise<SessionRecord | undefined> {
-    const row = this.#statements.getSession.get(id) as SessionRow | undefined;
+    const row = await this.#read(() => this.#statements.getSession.get(id) as SessionRow | undefined);
     return row ? toSession(row) : undefined;
   }
 
   async openSessionsFor(uploader: string, relativePath: string): Promise<SessionRecord[]> {
-    return (this.#statements.openFor.all(uploader, relativePath) as SessionRow[]).map(toSession);
+    return (await this.#read(() => this.#statements.openFor.all(uploader, relativePath) as SessionRow[])).map(
+      toSession,
+    );
   }
 
   async resumeSession(id: string, replace: boolean, now: number, expiresAt: number): Promise<void> {
-    this.#db.transaction(() => {
-      this.#statements.setReplace.run(replace ? 1 : 0, id);
-      this.#statements.touch.run(now, expiresAt, id);
-    })();
+    await this.#write(
+      this.#db.transaction(() => {
+        this.#statements.setReplace.run(replace ? 1 : 0, id);
+        this.#statements.touch.run(now, expiresAt, id);
+      }),
+    );
   }
 
   async deleteSession(id: string): Promise<void> {
-    this.#db.transaction(() => {
-      this.#statements.deleteChunks.run(id);
-      this.#statements.deleteSession.run(id);
-    })();
+    await this.#write(
+      this.#db.transaction(() => {
+        this.#statements.deleteChunks.run(id);
+        this.#statements.deleteSession.run(id);
+      }),
+    );
   }
 
-  async expiredSessions(now: number): Promise<SessionRecord[]> {
-    return (this.#statements.expired.all(now) as SessionRow[]).map(toSession);
+  async expiredSessions(now: number, limit: number): Promise<SessionRecord[]> {
+    return (await this.#read(() => this.#statements.expired.all(now, limit) as SessionRow[])).map(toSession);
   }
 
   async unfinishedSessionIds(): Promise<Set<string>> {
-    return new Set(this.#statements.unfinishedIds.pluck().all() as string[]);
+    return new Set(await this.#read(() => this.#statements.unfinishedIds.pluck().all() as string[]));
   }
 
   async reopenInterrupted(now: number): Promise<number> {
-    return this.#statements.reopen.run(now).changes;
+    return (await this.#write(() => this.#statements.reopen.run(now))).changes;
   }
 
   async chunks(id: string): Promise<ChunkRecord[]> {
-    return (this.#statements.chunks.all(id) as ChunkRow[]).map((row) => ({
+    return (await this.#read(() => this.#statements.chunks.all(id) as ChunkRow[])).map((row) => ({
       index: row.idx,
       size: row.size,
       crc: row.crc,
@@ -112,22 +148,28 @@ export class SqliteSessionStore implements SessionStore {
     expiresAt: number,
     _prefix?: PrefixAdvance,
   ): Promise<void> {
-    this.#db.transaction(() => {
-      this.#statements.putChunk.run(id, chunk.index, chunk.size, chunk.crc, chunk.offset);
-      this.#statements.touch.run(now, expiresAt, id);
-    })();
+    await this.#write(
+      this.#db.transaction(() => {
+        this.#statements.putChunk.run(id, chunk.index, chunk.size, chunk.crc, chunk.offset);
+        this.#statements.touch.run(now, expiresAt, id);
+      }),
+    );
   }
 
   async deleteChunks(id: string, indexes: readonly number[]): Promise<void> {
-    this.#db.transaction(() => {
-      for (const index of indexes) this.#statements.deleteChunk.run(id, index);
-    })();
+    await this.#write(
+      this.#db.transaction(() => {
+        for (const index of indexes) this.#statements.deleteChunk.run(id, index);
+      }),
+    );
   }
 
   async setChunkOffsets(id: string, changes: readonly { index: number; offset: number | null }[]): Promise<void> {
-    this.#db.transaction(() => {
-      for (const change of changes) this.#statements.setChunkOffset.run(change.offset, id, change.index);
-    })();
+    await this.#write(
+      this.#db.transaction(() => {
+        for (const change of changes) this.#statements.setChunkOffset.run(change.offset, id, change.index);
+      }),
+    );
   }
 
   async completeSession(
@@ -137,39 +179,73 @@ export class SqliteSessionStore implements SessionStore {
     now: number,
     expiresAt: number,
   ): Promise<void> {
-    this.#db.transaction(() => {
-      this.#statements.complete.run(JSON.stringify(result), now, expiresAt, id);
-      this.#statements.deleteChunks.run(id);
-      this.#statements.putFile.run(fileRow(file));
-    })();
+    await this.#write(
+      this.#db.transaction(() => {
+        this.#statements.complete.run(JSON.stringify(result), now, expiresAt, id);
+        this.#statements.deleteChunks.run(id);
+        this.#statements.putFile.run(fileRow(file));
+      }),
+    );
   }
 
   async setResult(id: string, result: CompletionResult): Promise<void> {
-    this.#statements.setResult.run(JSON.stringify(result), id);
+    await this.#write(() => this.#statements.setResult.run(JSON.stringify(result), id));
   }
 
   async getFile(uploader: string, relativePath: string): Promise<FileRecord | undefined> {
-    const row = this.#statements.getFile.get(uploader, relativePath) as FileRow | undefined;
+    const row = await this.#read(() => this.#statements.getFile.get(uploader, relativePath) as FileRow | undefined);
     return row ? toFile(row) : undefined;
   }
 
   async putFile(file: FileRecord): Promise<void> {
-    this.#statements.putFile.run(fileRow(file));
+    await this.#write(() => this.#statements.putFile.run(fileRow(file)));
   }
 
   async setCompressedSize(uploader: string, relativePath: string, size: number | null): Promise<void> {
-    this.#statements.setCompressed.run(size, uploader, relativePath);
+    await this.#write(() => this.#statements.setCompressed.run(size, uploader, relativePath));
   }
 
   async filesOf(uploader: string, limit: number): Promise<FileRecord[]> {
-    return (this.#statements.filesOf.all(uploader, limit) as FileRow[]).map(toFile);
+    return (await this.#read(() => this.#statements.filesOf.all(uploader, limit) as FileRow[])).map(toFile);
+  }
+
+  async deleteFile(uploader: string, relativePath: string): Promise<void> {
+    await this.#write(() => this.#statements.deleteFile.run(uploader, relativePath));
+  }
+
+  async countFiles(): Promise<number> {
+    return this.#read(() => this.#statements.countFiles.pluck().get() as number);
+  }
+
+  async listFiles(after: FileKey | undefined, limit: number): Promise<FileRecord[]> {
+    const rows = await this.#read(
+      () =>
+        (after
+          ? this.#statements.filesAfter.all(after.uploader, after.uploader, after.path, limit)
+          : this.#statements.filesFirst.all(limit)) as FileRow[],
+    );
+    return rows.map(toFile);
+  }
+
+  async getSetting(key: string): Promise<string | undefined> {
+    return this.#read(() => this.#statements.getSetting.pluck().get(`setting:${key}`) as string | undefined);
+  }
+
+  async putSetting(key: string, value: string): Promise<void> {
+    await this.#write(() => this.#statements.putSetting.run(`setting:${key}`, value));
+  }
+
+  async openSessionCount(uploader: string): Promise<number> {
+    return this.#read(() => this.#statements.openCount.pluck().get(uploader) as number);
   }
 
   async checkReady(): Promise<void> {
-    this.#db.prepare('SELECT 1').get();
+    await this.#read(() => this.#db.prepare('SELECT 1').get());
   }
 
   async close(): Promise<void> {
+    // Changes still being made durable finish first (closing checkpoints the log and deletes it).
+    await this.#wal.durable(this.#wal.latest).catch(() => undefined);
     if (this.#db.open) this.#db.close();
   }
 }
@@ -202,7 +278,7 @@ function prepare(db: Database.Database) {
     putChunk: db.prepare('INSERT OR REPLACE INTO chunks (session_id, idx, size, crc, offset) VALUES (?, ?, ?, ?, ?)'),
     setChunkOffset: db.prepare('UPDATE chunks SET offset = ? WHERE session_id = ? AND idx = ?'),
     deleteChunk: db.prepare('DELETE FROM chunks WHERE session_id = ? AND idx = ?'),
-    expired: db.prepare('SELECT * FROM sessions WHERE expires_at <= ?'),
+    expired: db.prepare('SELECT * FROM sessions WHERE expires_at <= ? ORDER BY expires_at LIMIT ?'),
     unfinishedIds: db.prepare(`SELECT id FROM sessions WHERE state != 'complete'`),
     getFile: db.prepare('SELECT * FROM files WHERE uploader = ? AND path = ?'),
     putFile: db.prepare(`INSERT OR REPLACE INTO files
@@ -211,5 +287,40 @@ function prepare(db: Database.Database) {
       (@uploader, @path, @size, @sha256, @md5, @fingerprint, @completed_at, @metadata, @compressed_size, @session_id)`),
     setCompressed: db.prepare('UPDATE files SET compressed_size = ? WHERE uploader = ? AND path = ?'),
     filesOf: db.prepare('SELECT * FROM files WHERE uploader = ? ORDER BY completed_at DESC, path LIMIT ?'),
+    deleteFile: db.prepare('DELETE FROM files WHERE uploader = ? AND path = ?'),
+    countFiles: db.prepare('SELECT COUNT(*) FROM files'),
+    filesFirst: db.prepare('SELECT * FROM files ORDER BY uploader, path LIMIT ?'),
+    filesAfter: db.prepare(
+      'SELECT * FROM files WHERE uploader > ? OR (uploader = ? AND path > ?) ORDER BY uploader, path LIMIT ?',
+    ),
+    getSetting: db.prepare('SELECT value FROM meta WHERE key = ?'),
+    putSetting: db.prepare(
+      'INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value',
+    ),
+    openCount: db.prepare(`SELECT COUNT(*) FROM sessions WHERE uploader = ? AND state != 'complete'`),
   };
+}
+
+/** SQLite's "database or disk is full" as the wire's INSUFFICIENT_STORAGE (507); undefined for any other error. */
+function databaseFull(error: unknown): UploadError | undefined {
+  if ((error as { code?: unknown } | undefined)?.code !== 'SQLITE_FULL') return undefined;
+  return new UploadError(
+    'INSUFFICIENT_STORAGE',
+    "The server's session database has no space left on its disk; nothing of this request was recorded, retry later",
+    { cause: error },
+  );
+}
+
+/** fsync of a file or folder, at start-up. */
+function syncNow(name: string): void {
+  let fd: number | undefined;
+  try {
+    fd = openSync(name, 'r');
+    fsyncSync(fd);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code !== 'ENOENT' && code !== 'EINVAL' && code !== 'EISDIR' && code !== 'EPERM') throw error;
+  } finally {
+    if (fd !== undefined) closeSync(fd);
+  }
 }

@@ -1,4 +1,4 @@
-import { open } from 'node:fs/promises';
+import type { FileHandle } from 'node:fs/promises';
 
 /**
  * A staged file is flushed (fdatasync) in the background each time this much more was written
@@ -21,8 +21,8 @@ interface StagedFileFlush {
 export class FlushBehind {
   readonly #files = new Map<string, StagedFileFlush>();
 
-  /** Counts `bytes` written to `file`; starts a flush once FLUSH_EVERY accumulated. */
-  wrote(id: string, file: string, bytes: number): void {
+  /** Counts `bytes` written to the staged file that `open` opens; starts a flush once FLUSH_EVERY accumulated. */
+  wrote(id: string, open: () => Promise<FileHandle>, bytes: number): void {
     let state = this.#files.get(id);
     if (!state) {
       state = { unflushed: 0, running: undefined, error: undefined };
@@ -32,7 +32,7 @@ export class FlushBehind {
     if (state.unflushed < FLUSH_EVERY || state.running) return;
     state.unflushed = 0;
     const flushing = state;
-    flushing.running = datasync(file)
+    flushing.running = datasync(open)
       .catch((error: unknown) => {
         flushing.error ??= error;
       })
@@ -55,8 +55,8 @@ export class FlushBehind {
   }
 }
 
-async function datasync(file: string): Promise<void> {
-  const handle = await open(file, 'r');
+async function datasync(open: () => Promise<FileHandle>): Promise<void> {
+  const handle = await open();
   try {
     await handle.datasync();
   } finally {

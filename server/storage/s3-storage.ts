@@ -21,10 +21,12 @@ import { UploadError } from '../../common/errors/upload-error.js';
 import { bufferedUpload, S3_MAX_PARTS, S3_MIN_PART_SIZE } from './s3-buffered-upload.js';
 import { createS3Client, isS3NotFound, type S3Location } from './s3-client.js';
 import { completedKey, compressedKey } from './stored-file-layout.js';
-import type { PartPlace, SpoolRef, StoredFile, UploadStorage } from './upload-storage.js';
+import type { PartPlace, SpoolRef, StoredFile, StoredFileInfo, UploadStorage } from './upload-storage.js';
 
 const SAFE_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
 const STAGING = 'staging/';
+/** Where stored files' keys begin (completedKey). */
+const COMPLETED = 'completed/';
 /** The spools of no staging upload yet (legacy form parts that arrive before their upload_id). */
 const SHARED_SPOOLS = 'incoming';
 /** S3's longest key, in UTF-8 bytes. */
@@ -277,6 +279,24 @@ export class S3Storage implements UploadStorage {
 
   async removeSpool(spool: SpoolRef): Promise<void> {
     await this.#delete(spoolKey(spool));
+  }
+
+  /**
+   * Every stored file: one ListObjectsV2 walk over `completed/` (staging uploads live under
+   * `staging/`, and a multipart upload at its final key is no object before it is completed).
+   */
+  async *listStored(): AsyncIterable<StoredFileInfo> {
+    for await (const object of this.#list(COMPLETED)) {
+      const rest = object.key.slice(COMPLETED.length);
+      const slash = rest.indexOf('/');
+      if (slash <= 0 || slash === rest.length - 1) continue;
+      yield {
+        uploader: rest.slice(0, slash),
+        path: rest.slice(slash + 1),
+        size: object.size,
+        changedAt: object.lastModified,
+      };
+    }
   }
 
   async stat(file: StoredFile): Promise<{ size: number } | undefined> {

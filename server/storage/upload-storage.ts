@@ -20,8 +20,11 @@
  *
  * Stored files live under `completed/<uploader>/<path>`, their gzip copies (the legacy API's
  * compression at rest) under `compressed/<uploader>/<path>.gz` (stored-file-layout.ts). Paths
- * given here are already validated relative paths (common/protocol/relative-path.ts);
- * implementations must still refuse to follow a symlink out of the storage root.
+ * given here are already validated relative paths (common/protocol/relative-path.ts).
+ * **Containment is per uploader:** nothing an implementation does for `<uploader>/<path>` may
+ * read, write or replace anything outside `completed/<uploader>/` (or `compressed/<uploader>/`),
+ * another uploader's files included, whatever a local process plants or swaps meanwhile; where
+ * the backend has symlinks, it never follows one (INVALID_PATH naming it when one is met).
  */
 export interface UploadStorage {
   /** Where the storage is (a folder, a bucket), for logs only; never sent to clients. */
@@ -108,6 +111,12 @@ export interface UploadStorage {
    */
   readRange(file: StoredFile, offset: number, length: number): AsyncIterable<Buffer>;
   /**
+   * Every stored file, in no particular order, for the start-up reconciliation of the index
+   * with what is really stored (jobs/reconcile-index.ts). Only regular files are listed; on the
+   * local disk nothing is followed, symlinks included.
+   */
+  listStored(): AsyncIterable<StoredFileInfo>;
+  /**
    * Streams `body` into the gzip copy of `file`, made visible only once complete; resolves with
    * its size. `keep(size)` decides, once the size is known, whether the copy is kept; when it
    * returns false the copy is discarded and undefined returned.
@@ -133,6 +142,17 @@ export interface UploadStorage {
 export interface StoredFile {
   uploader: string;
   path: string;
+}
+
+/** A stored file as listed by `listStored`. */
+export interface StoredFileInfo extends StoredFile {
+  size: number;
+  /**
+   * When the stored file last changed (epoch milliseconds: ctime on a local disk, the object's
+   * Last-Modified in a bucket). A file changed after its index entry was written (its
+   * `completedAt`) is hashed again at start-up.
+   */
+  changedAt: number;
 }
 
 /** Where a part goes: chunk `index`, whose first byte is byte `offset` of the file. */

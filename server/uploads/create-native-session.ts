@@ -4,6 +4,7 @@ import { endSession, sessionEventOf } from './cancel-session.js';
 import { pathLockKey } from './commit-file.js';
 import { checkSizeAndSpace } from './disk-space.js';
 import { openSession } from './open-session.js';
+import { checkOpenSessionCap } from './open-session-cap.js';
 import { completedFileView, openSessionView } from './session-views.js';
 import { findStoredCopy } from './stored-copy.js';
 import type { UploadContext } from './upload-context.js';
@@ -76,7 +77,8 @@ async function createOrResume(
   chunkCount: number,
 ): Promise<CreateSessionAnswer> {
   const { uploader, path: relativePath, size, fingerprint, sha256, replace } = input;
-  const stored = await findStoredCopy(context, uploader, relativePath);
+  // A stored file the index does not know is hashed now: the same content is "complete", never 409.
+  const stored = await findStoredCopy(context, uploader, relativePath, { adopt: true });
   if (
     stored.record &&
     stored.diskSize === stored.record.size &&
@@ -123,6 +125,7 @@ async function createOrResume(
       `A different file is already stored at ${relativePath}; send "replace": true to replace it`,
     );
   }
+  await checkOpenSessionCap(context, uploader);
   await checkSizeAndSpace(context, size, 'size');
 
   const opened = await openSession(context, {

@@ -9,7 +9,8 @@ export const FREE_SPACE_MAX_AGE_MS = 1000;
  * measurements every admitted upload's size is subtracted, so a burst of uploads is judged
  * against what is left after the ones before it, more strictly than one measurement per request
  * would (those do not see files that are not written yet). Writes that fail for lack of space
- * are 507 regardless. A storage without a free-space limit (a bucket) is never short of space here.
+ * are 507 regardless, and make the next admission measure again (sawFullDisk). A storage without
+ * a free-space limit (a bucket) is never short of space here.
  */
 export class FreeSpaceGauge {
   readonly #storage: UploadStorage;
@@ -41,6 +42,14 @@ export class FreeSpaceGauge {
       },
     );
     return (await this.#measuring) - this.#admitted;
+  }
+
+  /**
+   * A write just met a full disk (ENOSPC, EDQUOT): the last measurement is wrong, so the next
+   * admission measures again instead of admitting uploads for up to a second on stale figures.
+   */
+  sawFullDisk(): void {
+    this.#measured = undefined;
   }
 
   /** Counts an admitted upload of `bytes` against the free space until the next measurement. */

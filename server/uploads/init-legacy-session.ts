@@ -1,5 +1,6 @@
 import { checkSizeAndSpace } from './disk-space.js';
 import { openSession } from './open-session.js';
+import { checkOpenSessionCap } from './open-session-cap.js';
 import type { UploadContext } from './upload-context.js';
 
 /** POST /upload/init, its fields checked (filename normalised, checksum well-formed). */
@@ -30,6 +31,7 @@ export async function initLegacySession(
   input: InitLegacySessionInput,
 ): Promise<LegacyInitAnswer> {
   const { uploader, filename, size } = input;
+  await checkOpenSessionCap(context, uploader);
   await checkSizeAndSpace(context, size, 'filesize');
   // Refuses now, not at finalize, a name that would leave the root through a symlink or whose folder is a file.
   await context.storage.stat({ uploader, path: filename });

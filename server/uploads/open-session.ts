@@ -60,6 +60,16 @@ export async function openSession(context: UploadContext, fields: NewSessionFiel
       ? { chunks: { size: nativeChunkSize(record), target: { uploader: record.uploader, path: record.path } } }
       : {},
   );
+  try {
+    return await recordSession(context, record);
+  } catch (error) {
+    // The record could not be written (a full database...): its staging upload goes too.
+    await context.storage.abortStaging(record.id).catch(() => undefined);
+    throw error;
+  }
+}
+
+async function recordSession(context: UploadContext, record: SessionRecord): Promise<OpenedSession> {
   if (record.api === 'native') {
     const outcome = await context.store.createOrResume(record);
     if (outcome.resumed) {

@@ -8,6 +8,7 @@ import { chunkSpool, stagedChunksReadable } from '../runtime/chunk-spool.js';
 import { kickHashPump } from '../runtime/hash-pump.js';
 import type { SessionRuntime } from '../runtime/session-runtime.js';
 import { nativeChunkSize } from '../sessions/session-record.js';
+import { isDiskFull } from '../storage/disk-full.js';
 import { isMissingStaging } from '../storage/upload-storage.js';
 import { emitChunkStored } from './chunk-stored.js';
 import { dropSessionWithLostData } from './session-data-lost.js';
@@ -73,6 +74,17 @@ export async function receiveNativeChunk(
     if (runtime.chunks.has(index)) return duplicate(runtime, index, body);
   }
 
+  // A pipelining client sends chunk n + 1 as soon as chunk n's body left, so n + 1's request
+  // often begins while n is still arriving. When n is the next chunk to hash, wait for it (its
+  // bytes are already on the way; n + 1's wait in the socket): n + 1 is then hashed as it lands
+  // instead of read back from the staged file later by the hash pump.
+  const before = runtime.inFlight.get(index - 1);
+  if (before && runtime.hash.chunks === index - 1) {
+    await before.done;
+    if (runtime.ended) throw sessionGone(runtime);
+    return receiveNativeChunk(context, runtime, input); // everything checked again, as things stand now
+  }
+
   let finish!: () => void;
   const done = new Promise<void>((resolve) => (finish = resolve));
   runtime.inFlight.set(index, { abort: (reason) => body.abort(reason), done });
@@ -83,6 +95,7 @@ export async function receiveNativeChunk(
     // that cannot read it back: then it waits in a spool until the hash pump reaches it.
     const inPlace = inOrder || stagedChunksReadable(context.storage, record);
     const verifier = new ChunkVerifier(slot.length, fork?.hashes, (checked) => checkChunk(slot, input.crc, checked));
+    const release = context.inFlight.reserve(record.uploader, slot.length);
     try {
       if (inPlace) {
         await context.storage.writePart(
@@ -94,9 +107,20 @@ export async function receiveNativeChunk(
         await spoolEarlyChunk(context, runtime, index, slot.length, verifier.through(body.bytes()));
       }
     } catch (error) {
+      if (isDiskFull(error)) {
+        context.freeSpace.sawFullDisk();
+        throw new UploadError(
+          'INSUFFICIENT_STORAGE',
+          `The server ran out of disk space while writing chunk ${index} of ${record.path}; ` +
+            'the session and its other chunks are kept, retry later',
+          { cause: error },
+        );
+      }
       if (!isMissingStaging(error) || runtime.ended) throw error;
       runtime.inFlight.delete(index); // this request answers 404 itself; dropping the session must not abort it
       throw await dropSessionWithLostData(context, runtime);
+    } finally {
+      release();
     }
     if (runtime.ended) throw sessionGone(runtime);
     checkChunk(slot, input.crc, verifier);

@@ -3,6 +3,7 @@ import { formatSize } from '../../common/config/units.js';
 import { UploadError } from '../../common/errors/upload-error.js';
 import { headers, MAX_WHOLE_FILE_SIZE, type PutFileResponse } from '../../common/protocol/native-protocol.js';
 import { WholeFileDigest } from '../integrity/whole-file-digest.js';
+import { isDiskFull } from '../storage/disk-full.js';
 import { emitFileCompleted, placeVerifiedFile } from './commit-file.js';
 import { checkSizeAndSpace } from './disk-space.js';
 import { completedFileView } from './session-views.js';
@@ -114,9 +115,12 @@ async function receive(context: UploadContext, input: WholeFileInput, limit: num
       ? tooLarge(length, limit, 'decoded')
       : new UploadError('CHUNK_SIZE_MISMATCH', `the body is longer than its Content-Length of ${knownSize} bytes`),
   );
+  let release: (() => void) | undefined;
   try {
+    release = context.inFlight.reserve(uploader, knownSize ?? limit);
     await context.storage.createStaging(id, { wholeFile: true });
     await context.storage.writePart(id, { index: 0, offset: 0, length: knownSize }, digest.through(body.bytes()));
+    release();
     const size = digest.length;
     if (knownSize !== undefined && size !== knownSize) {
       throw new UploadError('CHUNK_SIZE_MISMATCH', `the body had ${size} bytes, but Content-Length is ${knownSize}`);
@@ -150,8 +154,11 @@ async function receive(context: UploadContext, input: WholeFileInput, limit: num
     return { status: placed.deduplicated ? 200 : 201, body: completedFileView(placed.record) };
   } catch (error) {
     body.discardRest();
-    throw diskFull(error) ?? error;
+    const full = diskFull(error);
+    if (full) context.freeSpace.sawFullDisk();
+    throw full ?? error;
   } finally {
+    release?.();
     // A committed file left its staging upload; anything else is deleted.
     if (staged) {
       await context.storage.abortStaging(id).catch((error: unknown) => {
@@ -172,10 +179,9 @@ function tooLarge(length: number, limit: number, what = 'declared'): UploadError
   );
 }
 
-/** ENOSPC while writing: 507 with a message that says nothing was kept (there is no session to resume). */
+/** A full disk while writing: 507 with a message that says nothing was kept (there is no session to resume). */
 function diskFull(error: unknown): UploadError | undefined {
-  const errno = (error as NodeJS.ErrnoException | undefined)?.code;
-  if (errno !== 'ENOSPC' && errno !== 'EDQUOT') return undefined;
+  if (!isDiskFull(error)) return undefined;
   return new UploadError(
     'INSUFFICIENT_STORAGE',
     'The server ran out of disk space while writing the file; nothing was stored, retry later',

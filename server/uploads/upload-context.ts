@@ -7,6 +7,7 @@ import type { SessionRuntimes } from '../runtime/runtime-registry.js';
 import type { SessionStore } from '../sessions/session-store.js';
 import type { UploadStorage } from '../storage/upload-storage.js';
 import type { FreeSpaceGauge } from './free-space-gauge.js';
+import type { InFlightBudget } from './in-flight-budget.js';
 
 /** What every upload operation works with; built once by the composition root (upload-handler.ts). */
 export interface UploadContext {
@@ -23,6 +24,8 @@ export interface UploadContext {
    * memory for one process, PostgreSQL advisory locks for server replicas.
    */
   readonly pathLocks: KeyedLock;
+  /** Bytes of upload bodies each uploader is sending (maxBytesInFlight). */
+  readonly inFlight: InFlightBudget;
   readonly events: UploadEventBus;
   readonly log: Logger;
 }

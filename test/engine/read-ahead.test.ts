@@ -53,7 +53,7 @@ describe('read-ahead: the next chunk is read while one is on the wire', () => {
     await world.close();
   });
 
-  it('keeps one chunk in flight; killed with -9 and restarted, re-sends at most that chunk', async () => {
+  it('maxChunksInFlight 1: one chunk at a time; killed with -9, restarted, re-sends at most that chunk', async () => {
     const chunkSize = 256 * KiB;
     const file = await world.randomFile('read-ahead-kill.bin', 4 * MiB);
     const remote = 'ahead/kill.bin';
@@ -64,6 +64,7 @@ describe('read-ahead: the next chunk is read while one is on the wire', () => {
         stateDir: path.join(world.dir.path, 'runner-state'),
         chunkSize,
         bandwidthLimit: 768 * KiB,
+        maxChunksInFlight: 1,
       },
       uploads: [{ file: file.path, remotePath: remote }],
     };
@@ -104,6 +105,54 @@ describe('read-ahead: the next chunk is read while one is on the wire', () => {
       if (byStart[n - 1]!.finishedAt !== undefined)
         expect(byStart[n]!.startedAt).toBeGreaterThanOrEqual(byStart[n - 1]!.finishedAt!);
     }
+  }, 90_000);
+
+  it('pipelined: killed with -9 and restarted, re-sends at most the chunks that were in flight', async () => {
+    const chunkSize = 256 * KiB;
+    const file = await world.randomFile('pipelined-kill.bin', 4 * MiB);
+    const remote = 'ahead/pipelined-kill.bin';
+    const spec = {
+      options: {
+        ...fastOptions,
+        uploadUrl: recorder.url,
+        stateDir: path.join(world.dir.path, 'runner-state'),
+        chunkSize,
+        bandwidthLimit: 768 * KiB,
+        maxChunksInFlight: 4,
+      },
+      uploads: [{ file: file.path, remotePath: remote }],
+    };
+    const first = spawnEngineRunner(spec);
+    let second: EngineRunnerProcess | undefined;
+    try {
+      // Killed while a chunk body is on the wire (after 6.5 chunks reached the server).
+      await waitFor(
+        () => world.proxy.stats.bytesUp >= 6.5 * chunkSize,
+        'the first run half-way through chunk 7',
+        40_000,
+      );
+      first.child.kill('SIGKILL');
+      await first.exited;
+      second = spawnEngineRunner({ ...spec, options: { ...spec.options, bandwidthLimit: 0 } });
+      expect(await second.exited, second.stderr()).toBe(0);
+      expect(second.lines.find((l) => l.event === 'completed')?.sha256).toBe(file.sha256);
+      expect(await world.storedSha(remote)).toBe(file.sha256);
+    } finally {
+      first.child.kill('SIGKILL');
+      second?.child.kill('SIGKILL');
+    }
+    const puts = chunkPuts(recorder, remote);
+    // Every chunk was acknowledged exactly once...
+    const acknowledged = puts.filter((r) => r.status === 200).map((r) => r.index);
+    expect(acknowledged.sort((a, b) => a - b)).toEqual([...Array(16).keys()]);
+    // ...and besides those, only chunk requests cut by the kill, at most the window's worth; each
+    // was sent again after the kill. None was sent for a chunk the server had acknowledged.
+    const unanswered = puts.filter((r) => r.status !== 200);
+    expect(unanswered.length).toBeLessThanOrEqual(4);
+    for (const cut of unanswered)
+      expect(puts.filter((r) => r.index === cut.index && r.status === 200)[0]!.startedAt).toBeGreaterThan(
+        cut.startedAt,
+      );
   }, 90_000);
 
   it('drops its chunk buffers while it waits; a chunk that reads differently again restarts the file', async () => {

@@ -53,6 +53,34 @@ describe('TokenBucket', () => {
     expect(Math.abs(perConsumer[0]! - perConsumer[1]!) / total).toBeLessThan(0.05);
   });
 
+  it('keeps the tokens of a short CPU starvation while in use, but starts an idle bucket without a burst', () => {
+    const rate = 1024 * 1024;
+    let now = 0;
+    const bucket = new TokenBucket(rate, () => now);
+    const slice = bucket.sliceSize();
+    /** Bytes granted at once (without waiting) from now on. */
+    const grantedAtOnce = (): number => {
+      let granted = 0;
+      for (;;) {
+        void bucket.take(slice).catch(() => undefined);
+        if (bucket.waiting > 0) break;
+        granted += slice;
+      }
+      return granted;
+    };
+    grantedAtOnce(); // the start: at most the small burst
+    bucket.close(new Error('reset waiters'));
+    // The process got no CPU for 120 ms while uploading: those 120 ms of tokens are granted when it runs again.
+    now += 120;
+    const afterStall = grantedAtOnce();
+    expect(afterStall).toBeGreaterThanOrEqual(rate * 0.11);
+    expect(afterStall).toBeLessThanOrEqual(rate * 0.15 + 2 * slice);
+    bucket.close(new Error('reset waiters'));
+    // Idle for two seconds (no demand): it starts again with the small burst only.
+    now += 2000;
+    expect(grantedAtOnce()).toBeLessThanOrEqual(rate * 0.05 + 2 * slice);
+  });
+
   it('applies a new rate to callers already waiting', async () => {
     const bucket = new TokenBucket(1000, () => Date.now());
     await bucket.take(bucket.capacity); // empty the burst

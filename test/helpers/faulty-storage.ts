@@ -1,4 +1,4 @@
-import type { PartPlace, SpoolRef, StoredFile, UploadStorage } from '../../server/index.js';
+import type { PartPlace, SpoolRef, StoredFile, StoredFileInfo, UploadStorage } from '../../server/index.js';
 
 /**
  * Wraps a real storage and, while `failWrites` is set, makes every write of upload bytes (parts
@@ -64,6 +64,7 @@ export class FaultyStorage implements UploadStorage {
   read = (file: StoredFile): AsyncIterable<Buffer> => this.#inner.read(file);
   readRange = (file: StoredFile, offset: number, length: number): AsyncIterable<Buffer> =>
     this.#inner.readRange(file, offset, length);
+  listStored = (): AsyncIterable<StoredFileInfo> => this.#inner.listStored();
   writeCompressed = (
     file: StoredFile,
     body: AsyncIterable<Uint8Array>,

@@ -11,6 +11,8 @@ export interface ProxiedRequest {
   status: number;
   /** From the request's arrival to its answer's last byte, in milliseconds. */
   ms: number;
+  /** The order in which the proxy chose replicas (the log is in the order answers began). */
+  picked: number;
 }
 
 export interface RoundRobinProxy {
@@ -35,6 +37,7 @@ export async function startRoundRobinProxy(replicas: (string | undefined)[]): Pr
   const log: ProxiedRequest[] = [];
   const agent = new http.Agent({ keepAlive: true, maxSockets: 256 });
   let next = 0;
+  let picks = 0;
 
   /** The replica that got each upload session's last request: its next one goes elsewhere. */
   const lastOfSession = new Map<string, number>();
@@ -59,8 +62,9 @@ export async function startRoundRobinProxy(replicas: (string | undefined)[]): Pr
     const session = /^\/v1\/sessions\/([^/?]+)/.exec(req.url ?? '')?.[1];
     const forward = (): void => {
       const index = pick(tried, session);
+      const picked = picks++;
       if (index === undefined) {
-        log.push({ method: req.method ?? '', url: req.url ?? '', replica: -1, status: 502, ms: elapsed() });
+        log.push({ method: req.method ?? '', url: req.url ?? '', replica: -1, status: 502, ms: elapsed(), picked });
         res.writeHead(502, { 'content-type': 'application/json', connection: 'close' });
         res.end(JSON.stringify({ success: false, error: 'no replica is up', code: 'INTERNAL' }));
         return;
@@ -78,6 +82,7 @@ export async function startRoundRobinProxy(replicas: (string | undefined)[]): Pr
             replica: index,
             status: answer.statusCode ?? 0,
             ms: 0,
+            picked,
           };
           log.push(entry);
           answer.once('end', () => {
@@ -103,7 +108,7 @@ export async function startRoundRobinProxy(replicas: (string | undefined)[]): Pr
       upstream.on('error', (error: NodeJS.ErrnoException) => {
         if (!sent && error.code === 'ECONNREFUSED') return forward(); // nothing sent yet: the next replica
         if (res.headersSent) return res.destroy();
-        log.push({ method: req.method ?? '', url: req.url ?? '', replica: index, status: 502, ms: elapsed() });
+        log.push({ method: req.method ?? '', url: req.url ?? '', replica: index, status: 502, ms: elapsed(), picked });
         res.writeHead(502, { 'content-type': 'application/json', connection: 'close' });
         res.end(JSON.stringify({ success: false, error: `replica ${index}: ${error.message}`, code: 'INTERNAL' }));
         req.resume();

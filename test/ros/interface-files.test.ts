@@ -45,6 +45,7 @@ const status: AgentStatus = {
   bytesPending: 123_456_789,
   freeDiskBytes: 12_345_678_901,
   lowDisk: true,
+  heldBack: [],
   problems: [],
 };
 

@@ -1,6 +1,8 @@
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
+import type { Options } from 'express-rate-limit';
 import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
+import { SharedRateLimitStore } from '../../server/http/shared-rate-limit-store.js';
 import { SavedPrefixHash } from '../../server/integrity/saved-prefix-hash.js';
 import { POSTGRES_SCHEMA_VERSION } from '../../server/sessions/postgres-schema.js';
 import { PostgresSessionStore } from '../../server/sessions/postgres-session-store.js';
@@ -210,5 +212,64 @@ describe('PostgreSQL session store', () => {
     await b.unhitCounter(key);
     expect((await a.hitCounter(key, 60_000, now + 60_002)).hits).toBe(1);
     expect(await a.pruneCounters(now + 200_000)).toBeGreaterThanOrEqual(1);
+  });
+
+  it('counts many hits in one round trip (incrementBy: the byte-rate limit), one budget for all replicas', async () => {
+    const [a, b] = [await replica(), await replica()];
+    const name = `uploaded bytes ${randomUUID()}`;
+    const [storeA, storeB] = [new SharedRateLimitStore(a, name), new SharedRateLimitStore(b, name)];
+    storeA.init({ windowMs: 60_000 } as Options);
+    storeB.init({ windowMs: 60_000 } as Options);
+    expect((await storeA.incrementBy('uploader:robot-1', 16)).totalHits).toBe(16);
+    expect((await storeB.incrementBy('uploader:robot-1', 100)).totalHits).toBe(116);
+    expect((await storeB.increment('uploader:robot-1')).totalHits).toBe(117);
+    expect((await storeA.get('uploader:robot-1'))?.totalHits).toBe(117);
+  });
+
+  it('pages expired sessions, counts open ones, pages and deletes index entries, keeps settings', async () => {
+    const [a, b] = [await replica(), await replica()];
+    const uploader = `robot-${randomUUID()}`;
+    const past = Date.now() - 1_000;
+    for (let i = 0; i < 3; i += 1) await a.createOrResume(session({ uploader, expiresAt: past - i }));
+    await a.createOrResume(session({ uploader }));
+    expect(await b.openSessionCount(uploader)).toBe(4);
+    const page = await b.expiredSessions(Date.now(), 2);
+    expect(page).toHaveLength(2);
+    expect(page[0]?.expiresAt).toBeLessThanOrEqual(page[1]?.expiresAt ?? 0);
+
+    const paths = ['b/2.mcap', 'a/1.mcap', 'B/0.mcap', 'a/10.mcap'];
+    for (const path of paths)
+      await a.putFile({
+        uploader,
+        path,
+        size: 1,
+        sha256: '0'.repeat(64),
+        md5: null,
+        fingerprint: 'fp1:x',
+        completedAt: Date.now(),
+        metadata: null,
+        compressedSize: null,
+        sessionId: null,
+      });
+    const before = await b.countFiles();
+    const listed: string[] = [];
+    let after: { uploader: string; path: string } | undefined;
+    for (;;) {
+      const files = await b.listFiles(after, 1);
+      if (files.length === 0) break;
+      const last = files[files.length - 1];
+      if (!last) break;
+      if (last.uploader === uploader) listed.push(last.path);
+      after = { uploader: last.uploader, path: last.path };
+    }
+    expect(listed).toEqual(['B/0.mcap', 'a/1.mcap', 'a/10.mcap', 'b/2.mcap']);
+    await a.deleteFile(uploader, 'a/1.mcap');
+    expect(await b.countFiles()).toBe(before - 1);
+    expect(await b.getFile(uploader, 'a/1.mcap')).toBeUndefined();
+
+    expect(await a.getSetting('reconciled_at')).toBeUndefined();
+    await a.putSetting('reconciled_at', '12');
+    await b.putSetting('reconciled_at', '34');
+    expect(await a.getSetting('reconciled_at')).toBe('34');
   });
 });

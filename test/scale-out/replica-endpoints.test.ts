@@ -1,8 +1,9 @@
+import { createHash, randomBytes } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import pg from 'pg';
 import { describe, expect, it } from 'vitest';
-import { routes } from '../../common/protocol/native-protocol.js';
+import { MAX_WHOLE_FILE_SIZE, headers as protocolHeaders, routes } from '../../common/protocol/native-protocol.js';
 import { type PostgresEngine, type S3Engine, useS3, usePostgres, withEngines } from '../engines/engines.js';
 import { createDatabase } from '../engines/postgres.js';
 import { createBucket, createS3Client } from '../engines/s3.js';
@@ -31,46 +32,55 @@ const context = withEngines<Context>(async () => {
 });
 
 describe('replica endpoints', () => {
-  it('a rate limit is one budget for all replicas, not one per replica', { timeout: 180_000 }, async () => {
+  it('the byte-rate limit is one budget for all replicas, not one per replica', { timeout: 180_000 }, async () => {
     const { engine, postgres, bucket } = context();
+    // 1 MiB/s averaged over a minute: 60 MiB per uploader per minute, for all replicas together.
     const cluster = await startCluster({
       s3: engine,
       bucket,
       databaseUrl: await createDatabase(postgres, 'limits'),
       replicas: 3,
-      args: ['--rate-limit-native', '6'],
+      args: ['--rate-limit-upload-rate', '1'],
       env: {
         UPLOAD_SERVER_TOKENS:
           'robot-1=limit-token-1-9f86d081884c7d659a2feaa0c55ad015,' +
           'robot-2=limit-token-2-a3bf4f1b2b0b822cd15d6c15b0f00a08',
       },
     });
-    try {
-      const statuses: number[] = [];
-      for (let i = 0; i < 9; i += 1)
-        statuses.push(
-          (
-            await call(cluster.proxy.url, 'GET', routes.file('x.bin'), undefined, {
-              token: 'limit-token-1-9f86d081884c7d659a2feaa0c55ad015',
-            })
-          ).status,
-        );
-      // 6 answers (no such file), then refused, whichever replica answers.
-      expect(statuses).toEqual([404, 404, 404, 404, 404, 404, 429, 429, 429]);
-      expect(new Set(cluster.proxy.log.map((entry) => entry.replica))).toEqual(new Set([0, 1, 2]));
-      const refused = await call(cluster.replicas[0]!.url, 'GET', routes.file('x.bin'), undefined, {
-        token: 'limit-token-1-9f86d081884c7d659a2feaa0c55ad015',
+    const put = (name: string, token: string, data: Buffer, base = cluster.proxy.url) =>
+      call(base, 'PUT', routes.file(name), data, {
+        token,
+        headers: {
+          'content-type': 'application/octet-stream',
+          [protocolHeaders.contentSha256]: createHash('sha256').update(data).digest('hex'),
+        },
       });
+    try {
+      // The largest whole-file PUT (8 MiB): 7 of them fit in the minute's 60 MiB, the 8th does not,
+      // whichever replica answers (each replica alone has seen at most 3).
+      const data = randomBytes(MAX_WHOLE_FILE_SIZE);
+      const statuses: number[] = [];
+      for (let i = 0; i < 8; i += 1)
+        statuses.push((await put(`rate/${i}.bin`, 'limit-token-1-9f86d081884c7d659a2feaa0c55ad015', data)).status);
+      expect(
+        statuses.slice(0, 7).every((status) => status === 200 || status === 201),
+        `${statuses}`,
+      ).toBe(true);
+      expect(statuses[7]).toBe(429);
+      expect(new Set(cluster.proxy.log.map((entry) => entry.replica))).toEqual(new Set([0, 1, 2]));
+      const refused = await put(
+        'rate/3.bin',
+        'limit-token-1-9f86d081884c7d659a2feaa0c55ad015',
+        data,
+        cluster.replicas[0]!.url,
+      );
       expect(refused.status).toBe(429);
       expect(Number(refused.headers.get('retry-after'))).toBeGreaterThan(0);
+      expect(JSON.stringify(refused.json)).toContain('rate-limit-upload-rate');
       // Another uploader has its own budget.
-      expect(
-        (
-          await call(cluster.proxy.url, 'GET', routes.file('x.bin'), undefined, {
-            token: 'limit-token-2-a3bf4f1b2b0b822cd15d6c15b0f00a08',
-          })
-        ).status,
-      ).toBe(404);
+      expect([200, 201]).toContain(
+        (await put('rate/0.bin', 'limit-token-2-a3bf4f1b2b0b822cd15d6c15b0f00a08', data)).status,
+      );
     } finally {
       await cluster.stop();
     }

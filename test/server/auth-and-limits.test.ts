@@ -192,3 +192,96 @@ describe('rate limits', () => {
     }
   });
 });
+
+describe('limits per uploader (bytes per second)', () => {
+  const fingerprint = (n: number): string => `fp1:${n.toString(16).padStart(64, '0')}`;
+
+  it('counts native requests only without credentials: a token holder is not limited by request counts', async () => {
+    const limited = await startTestServer({
+      rateLimit: true,
+      rateLimitChunks: 2,
+      rateLimitSessions: 2,
+      rateLimitNative: 2,
+      allowAnonymous: true,
+      tokens: [`robot1=${ROBOT1}`],
+    });
+    try {
+      const data = Buffer.alloc(1024, 7);
+      const created = await call<{ id: string }>(
+        limited.url,
+        'POST',
+        routes.sessions,
+        { path: 'counted.bin', size: 1024 * 10, fingerprint: fingerprint(1), chunkSize: 1024 },
+        { token: ROBOT1 },
+      );
+      expect(created.status).toBe(201);
+      for (let i = 0; i < 10; i += 1) {
+        expect((await putChunk(limited.url, created.json.id, i, data, { token: ROBOT1 })).status).toBe(200);
+        expect(
+          (await call(limited.url, 'GET', routes.session(created.json.id), undefined, { token: ROBOT1 })).status,
+        ).toBe(200);
+      }
+      // Without credentials the same routes are counted per address, and the refusal names the option.
+      const anonymous = await call<{ id: string }>(limited.url, 'POST', routes.sessions, {
+        path: 'anonymous.bin',
+        size: 1024 * 10,
+        fingerprint: fingerprint(2),
+        chunkSize: 1024,
+      });
+      expect(anonymous.status).toBe(201);
+      expect((await putChunk(limited.url, anonymous.json.id, 0, data)).status).toBe(200);
+      expect((await putChunk(limited.url, anonymous.json.id, 1, data)).status).toBe(200);
+      const refused = await putChunk(limited.url, anonymous.json.id, 2, data);
+      expect(refused.status).toBe(429);
+      expect(refused.json).toMatchObject({ code: 'RATE_LIMITED' });
+      expect(String(refused.json.error)).toContain(
+        "the server's --rate-limit-chunks (UPLOAD_SERVER_RATE_LIMIT_CHUNKS) raises it",
+      );
+    } finally {
+      await limited.close();
+    }
+  });
+
+  it("refuses an uploader's bytes past rateLimitUploadRate (a minute's budget) with a 429 naming it", async () => {
+    const limited = await startTestServer({
+      rateLimit: true,
+      rateLimitUploadRate: 1,
+      tokens: [`robot1=${ROBOT1}`, `robot2=${ROBOT2}`],
+    });
+    try {
+      const chunkSize = 8 * 1024 * 1024;
+      const data = Buffer.alloc(chunkSize, 3);
+      const create = (token: string) =>
+        call<{ id: string }>(
+          limited.url,
+          'POST',
+          routes.sessions,
+          { path: 'big.bin', size: chunkSize * 10, fingerprint: fingerprint(3), chunkSize },
+          { token },
+        );
+      const one = await create(ROBOT1);
+      expect(one.status).toBe(201);
+      // 1 MiB/s over a minute is 60 MiB: seven 8 MiB chunks fit, the eighth does not.
+      for (let i = 0; i < 7; i += 1)
+        expect((await putChunk(limited.url, one.json.id, i, data, { token: ROBOT1 })).status).toBe(200);
+      const refused = await putChunk(limited.url, one.json.id, 7, data, { token: ROBOT1 });
+      expect(refused.status).toBe(429);
+      expect(refused.json).toMatchObject({ code: 'RATE_LIMITED' });
+      expect(String(refused.json.error)).toContain(
+        "the server's --rate-limit-upload-rate (UPLOAD_SERVER_RATE_LIMIT_UPLOAD_RATE) raises it",
+      );
+      const retryAfter = Number(refused.headers.get('retry-after'));
+      expect(retryAfter).toBeGreaterThan(0);
+      expect(retryAfter).toBeLessThanOrEqual(60);
+      // The refused chunk was not stored; another uploader has its own budget.
+      const status = await call<{ received: number[] }>(limited.url, 'GET', routes.session(one.json.id), undefined, {
+        token: ROBOT1,
+      });
+      expect(status.json.received).toEqual([0, 1, 2, 3, 4, 5, 6]);
+      const two = await create(ROBOT2);
+      expect((await putChunk(limited.url, two.json.id, 0, data, { token: ROBOT2 })).status).toBe(200);
+    } finally {
+      await limited.close();
+    }
+  });
+});

@@ -40,7 +40,7 @@ describe('disk space', () => {
     expect(full.json).toMatchObject({
       success: false,
       code: 'INSUFFICIENT_STORAGE',
-      error: expect.stringMatching(/session is kept/),
+      error: expect.stringMatching(/the session and its other chunks are kept/),
     });
     const status = await call(server.url, 'GET', routes.session(id));
     expect(status.json).toMatchObject({ state: 'open', received: [0] });

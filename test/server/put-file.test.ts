@@ -128,8 +128,15 @@ describe('PUT /v1/files/<path>', () => {
     // The same content put there by other means (not in the index) is recognised at commit, and indexed.
     const byHand = randomBytes(3000);
     await writeFile(server.completedPath('anonymous', 'again/by-hand.bin'), byHand);
-    expect((await call(server.url, 'GET', routes.file('again/by-hand.bin'))).status).toBe(404);
     expect((await putFile(server.url, 'again/by-hand.bin', byHand)).status).toBe(200);
+    // So is one a lookup meets first: hashed and indexed then.
+    const lookedUp = randomBytes(2000);
+    await writeFile(server.completedPath('anonymous', 'again/looked-up.bin'), lookedUp);
+    expect((await call(server.url, 'GET', routes.file('again/looked-up.bin'))).json).toMatchObject({
+      state: 'complete',
+      size: 2000,
+      sha256: sha256Of(lookedUp),
+    });
     expect((await call(server.url, 'GET', routes.file('again/by-hand.bin'))).json).toMatchObject({
       sha256: sha256Of(byHand),
     });

@@ -1,5 +1,5 @@
 import PQueue from 'p-queue';
-import { BinaryHeap } from './binary-heap.js';
+import { BinaryHeap } from '../../../common/collections/binary-heap.js';
 
 /** Priorities as the Python dashboard's uploader had them: 1 goes first, 10 last, 5 by default. */
 export const MIN_PRIORITY = 1;

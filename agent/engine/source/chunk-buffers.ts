@@ -4,8 +4,9 @@ import { UploadError } from '../../../common/errors/upload-error.js';
  * The chunk buffers of one upload: at most `limit` buffers of `size` bytes, reused from chunk to
  * chunk instead of allocating a new one per chunk (an 8 MiB allocation per chunk leaves dead
  * buffers for the GC and raises the peak RSS). With read-ahead an upload needs two: the chunk on
- * the wire and the next one being read. A buffer is given back only once the server acknowledged
- * its chunk, so a buffer is never overwritten while a request may still send from it.
+ * the wire and the next one being read. A buffer is given back once its chunk's body left whole
+ * (see throttledBody's onSent) or was acknowledged, so it is never overwritten while a request
+ * may still send from it.
  */
 export class ChunkBuffers {
   readonly #size: number;
@@ -40,6 +41,17 @@ export class ChunkBuffers {
   give(view: Buffer): void {
     const owner = this.#all.find((buffer) => buffer.buffer === view.buffer);
     if (owner && !this.#free.includes(owner)) this.#free.push(owner);
+  }
+
+  /**
+   * Takes the buffer behind a view out of the pool for good, without reusing it: a request that
+   * failed while sending from it may still hold it. A new buffer may be allocated in its place.
+   */
+  retire(view: Buffer): void {
+    const owner = this.#all.findIndex((buffer) => buffer.buffer === view.buffer);
+    if (owner >= 0) this.#all.splice(owner, 1);
+    const free = this.#free.findIndex((buffer) => buffer.buffer === view.buffer);
+    if (free >= 0) this.#free.splice(free, 1);
   }
 
   /** Forgets every buffer (views still held keep theirs alive until they are dropped). */

@@ -1,6 +1,9 @@
 import { createHash, type Hash } from 'node:crypto';
-import { open, stat, type FileHandle } from 'node:fs/promises';
+import type { Stats } from 'node:fs';
+import { lstat, type FileHandle } from 'node:fs/promises';
+import { kindOf, localFileError, openNoFollow } from '../../../common/files/no-follow.js';
 import { UploadError } from '../../../common/errors/upload-error.js';
+import { fingerprintOf, fingerprintRanges } from '../../../common/protocol/fingerprint.js';
 
 /** What identifies a version of a local file: a change in either means "changed". */
 export interface FileVersion {
@@ -11,32 +14,115 @@ export interface FileVersion {
 /** Block size of local reads that only hash (resume, dedup checks). */
 const HASH_BLOCK = 1024 * 1024;
 
+/**
+ * The version of a file about to be queued (lstat: a symbolic link is refused here already, with
+ * the same error the open would give; see SourceFile for the check that counts).
+ */
 export async function statFile(filePath: string): Promise<FileVersion> {
+  let info: Stats;
   try {
-    const info = await stat(filePath);
-    if (!info.isFile()) throw new UploadError('FILE_UNREADABLE', `${filePath} is not a regular file`);
-    return { size: info.size, mtimeMs: info.mtimeMs };
+    info = await lstat(filePath);
   } catch (error) {
     throw fileError(filePath, error);
   }
+  if (!info.isFile())
+    throw new UploadError(
+      'UNSAFE_LOCAL_PATH',
+      `${filePath} is not read: it is ${kindOf(info)}, not a regular file ` +
+        '(symbolic links are never followed; name the file it points to)',
+    );
+  return { size: info.size, mtimeMs: info.mtimeMs };
 }
 
 export function sameVersion(a: FileVersion, b: FileVersion): boolean {
   return a.size === b.size && a.mtimeMs === b.mtimeMs;
 }
 
-/** Throws FILE_CHANGED when the file on disk is no longer `expected`. */
-export async function assertUnchanged(filePath: string, expected: FileVersion): Promise<void> {
-  const now = await statFile(filePath);
-  if (!sameVersion(now, expected)) {
-    throw new UploadError(
-      'FILE_CHANGED',
-      `${filePath} changed during its upload (size ${expected.size} → ${now.size}, ` +
-        `mtime ${new Date(expected.mtimeMs).toISOString()} → ${new Date(now.mtimeMs).toISOString()}); ` +
-        `restarting it`,
-      { details: { before: expected, after: now } },
-    );
+/**
+ * One attempt's view of the local file: opened once without following a symbolic link anywhere
+ * in its path (common/files/no-follow.ts: a regular file, at exactly this path when it was
+ * opened), and read only through this descriptor, so a link or another file swapped in at the
+ * path afterwards is never read. `version` is the descriptor's fstat at open: what this attempt
+ * uploads, and what every check compares with.
+ */
+export class SourceFile {
+  readonly path: string;
+  readonly handle: FileHandle;
+  readonly version: FileVersion;
+  readonly #dev: number;
+  readonly #ino: number;
+
+  private constructor(
+    filePath: string,
+    handle: FileHandle,
+    stats: { size: number; mtimeMs: number; dev: number; ino: number },
+  ) {
+    this.path = filePath;
+    this.handle = handle;
+    this.version = { size: stats.size, mtimeMs: stats.mtimeMs };
+    this.#dev = stats.dev;
+    this.#ino = stats.ino;
   }
+
+  static async open(filePath: string): Promise<SourceFile> {
+    const { handle, stats } = await openNoFollow(filePath);
+    return new SourceFile(filePath, handle, stats);
+  }
+
+  /**
+   * Throws FILE_CHANGED when the opened file changed (fstat: size or mtime) or the path no
+   * longer leads to it (replaced by another file or a link), LOCAL_FILE_NOT_FOUND when the path
+   * is gone (a plain split deleted in file-compression mode).
+   */
+  async assertUnchanged(): Promise<void> {
+    let now: Stats;
+    try {
+      now = await this.handle.stat();
+    } catch (error) {
+      throw fileError(this.path, error);
+    }
+    if (!sameVersion(now, this.version)) throw changed(this.path, this.version, now);
+    let at: Stats;
+    try {
+      at = await lstat(this.path);
+    } catch (error) {
+      throw fileError(this.path, error);
+    }
+    if (at.dev !== this.#dev || at.ino !== this.#ino)
+      throw new UploadError(
+        'FILE_CHANGED',
+        `${this.path} was replaced by another ${at.isSymbolicLink() ? 'path (a symbolic link)' : 'file'} ` +
+          'during its upload; restarting it',
+        { details: { before: this.version, after: { size: at.size, mtimeMs: at.mtimeMs } } },
+      );
+  }
+
+  /** The whole file (at most a small file's size) in memory, read through the descriptor. */
+  readWhole(): Promise<Buffer> {
+    return readRange(this.handle, this.path, 0, this.version.size);
+  }
+
+  /** The protocol's content fingerprint (common/protocol/fingerprint.ts), read through the descriptor. */
+  async fingerprint(): Promise<string> {
+    const samples: Buffer[] = [];
+    for (const [position, count] of fingerprintRanges(this.version.size))
+      samples.push(await readRange(this.handle, this.path, position, count));
+    return fingerprintOf(this.version.size, samples);
+  }
+
+  async close(): Promise<void> {
+    await this.handle.close().catch(() => undefined);
+  }
+}
+
+function changed(filePath: string, before: FileVersion, after: FileVersion): UploadError {
+  return new UploadError(
+    'FILE_CHANGED',
+    `${filePath} changed during its upload (size ${before.size} → ${after.size}, ` +
+      `mtime ${new Date(before.mtimeMs).toISOString()} → ${new Date(after.mtimeMs).toISOString()}); ` +
+      'restarting it',
+    { details: { before, after: { size: after.size, mtimeMs: after.mtimeMs } } },
+  );
 }
 
 /**
@@ -73,21 +159,6 @@ export async function readRange(
     done += bytesRead;
   }
   return buffer;
-}
-
-/** A whole small file (`size` bytes, as stat'ed) in memory: open, read, close. */
-export async function readWholeFile(filePath: string, size: number): Promise<Buffer> {
-  let handle: FileHandle;
-  try {
-    handle = await open(filePath, 'r');
-  } catch (error) {
-    throw fileError(filePath, error);
-  }
-  try {
-    return await readRange(handle, filePath, 0, size);
-  } finally {
-    await handle.close().catch(() => undefined);
-  }
 }
 
 /** Hashes `length` bytes at `position` into `hash`, in bounded blocks (local disk only). */
@@ -135,12 +206,5 @@ export async function sha256OfFile(
 
 /** Maps a file system error to LOCAL_FILE_NOT_FOUND / FILE_UNREADABLE naming the file. */
 export function fileError(filePath: string, error: unknown): UploadError {
-  if (error instanceof UploadError) return error;
-  const code = (error as NodeJS.ErrnoException).code;
-  if (code === 'ENOENT' || code === 'ENOTDIR') {
-    return new UploadError('LOCAL_FILE_NOT_FOUND', `${filePath} does not exist (any more)`, { cause: error });
-  }
-  return new UploadError('FILE_UNREADABLE', `${filePath} cannot be read: ${(error as Error).message}`, {
-    cause: error,
-  });
+  return localFileError(filePath, error);
 }

@@ -6,7 +6,12 @@
  * so no whole chunk ever leaves at line rate. Tokens refill continuously from a monotonic clock;
  * the burst capacity is tiny (about 50 ms worth), and a grant may leave the bucket in debt, which
  * later grants repay: over any long window the rate is exact, and no 1-s window can exceed the
- * limit by more than the burst capacity. Waiters are served first come, first served, so
+ * limit by more than the burst capacity. While the bucket is in use (a caller waits, or took
+ * tokens within the last second) the capacity is larger (BUSY_BURST_SECONDS): when the process
+ * gets no CPU for a while (both cores busy elsewhere), the tokens of that time are not thrown
+ * away but spent when it runs again, so a starved agent still averages its limit; a 1-s window
+ * then holds at most 1.15 × the limit. An idle bucket keeps the small capacity, so a new upload
+ * does not start with a burst. Waiters are served first come, first served, so
  * concurrent uploads share the limit fairly. `setRate` takes effect at once, also for callers
  * already waiting.
  */
@@ -19,6 +24,10 @@ const MAX_SLICE = 64 * 1024;
 const SLICE_SECONDS = 0.02;
 /** Burst capacity in seconds of the current rate. */
 const BURST_SECONDS = 0.05;
+/** Burst capacity while the bucket is in use: tokens of a short CPU starvation are kept. */
+const BUSY_BURST_SECONDS = 0.15;
+/** The bucket counts as in use this long after its last grant. */
+const BUSY_MS = 1000;
 
 interface Waiter {
   bytes: number;
@@ -34,6 +43,8 @@ export class TokenBucket {
   #last: number;
   #waiters: Waiter[] = [];
   #timer: NodeJS.Timeout | undefined;
+  /** When tokens were last asked for (-Infinity: never). */
+  #lastDemand = Number.NEGATIVE_INFINITY;
   readonly #now: () => number;
 
   /** @param rate bytes per second; 0 means unlimited. */
@@ -71,6 +82,11 @@ export class TokenBucket {
     return Math.max(this.sliceSize(), this.#rate * BURST_SECONDS);
   }
 
+  /** Burst capacity in bytes while the bucket is in use (see the class comment). */
+  get #busyCapacity(): number {
+    return Math.max(this.capacity, this.#rate * BUSY_BURST_SECONDS);
+  }
+
   /** How many callers are waiting. */
   get waiting(): number {
     return this.#waiters.length;
@@ -85,6 +101,7 @@ export class TokenBucket {
     if (this.#rate === 0) return Promise.resolve();
     if (this.#waiters.length === 0) {
       this.#refill();
+      this.#lastDemand = this.#now();
       if (this.#tokens >= Math.min(bytes, this.capacity)) {
         this.#tokens -= bytes;
         return Promise.resolve();
@@ -118,7 +135,12 @@ export class TokenBucket {
 
   #refill(): void {
     const now = this.#now();
-    if (this.#rate > 0) this.#tokens = Math.min(this.capacity, this.#tokens + ((now - this.#last) / 1000) * this.#rate);
+    if (this.#rate > 0) {
+      const busy = this.#waiters.length > 0 || now - this.#lastDemand <= BUSY_MS;
+      const cap = busy ? this.#busyCapacity : this.capacity;
+      // Never lowers what is already there (a cap applies to what accrues).
+      this.#tokens = Math.min(Math.max(cap, this.#tokens), this.#tokens + ((now - this.#last) / 1000) * this.#rate);
+    }
     this.#last = now;
   }
 
@@ -135,6 +157,7 @@ export class TokenBucket {
           return;
         }
         this.#tokens -= waiter.bytes;
+        this.#lastDemand = this.#now();
       }
       this.#waiters.shift();
       if (waiter.onAbort) waiter.signal?.removeEventListener('abort', waiter.onAbort);

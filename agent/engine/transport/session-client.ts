@@ -103,6 +103,8 @@ export class SessionClient {
     limits: AttemptLimits,
     onBytes: (bytes: number) => void,
     what: string,
+    /** Called once the whole body left (its buffer may then be reused; see throttledBody). */
+    onSent?: () => void,
   ): Promise<ChunkResponse> {
     const headers: Record<string, string> = {
       'content-type': 'application/octet-stream',
@@ -114,7 +116,7 @@ export class SessionClient {
       'PUT',
       routes.chunk(id, chunk.index),
       headers,
-      (watchdog, signal) => throttledBody(chunk.body, bucket, watchdog, signal, onBytes),
+      (watchdog, signal) => throttledBody(chunk.body, bucket, watchdog, signal, onBytes, onSent),
       limits,
       what,
     );

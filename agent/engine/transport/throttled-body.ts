@@ -1,11 +1,21 @@
 import type { TokenBucket } from '../throttle/token-bucket.js';
 import type { RequestWatchdog } from '../stall/request-watchdog.js';
 
+/** Bytes at the end of a body sent from a copy when the body's buffer is reused early (see onSent). */
+const TAIL_COPY = 64 * 1024;
+
 /**
  * Streams a chunk's wire bytes into the request in small slices, each released by the shared
  * token bucket: this is where a chunk is throttled. Slices are views of the chunk buffer (no
  * copies). Time spent waiting for tokens is excluded from the watchdog's clocks. `onBytes`
  * reports each slice as it is handed to the connection.
+ *
+ * `onSent` is called once the connection took the whole body, from when `data` may be
+ * overwritten although the answer is still to come. undici writes each slice and, when the
+ * socket does not take it at once (write() returns false, as for any slice above the socket's
+ * 16 KiB high-water mark), waits for 'drain' before it asks for the next: so when it asks for
+ * the end, only a write that returned true can still be pending, and that is at most 16 KiB of
+ * the latest bytes. The last TAIL_COPY bytes therefore go out from a copy of their own.
  */
 export async function* throttledBody(
   data: Buffer,
@@ -13,11 +23,17 @@ export async function* throttledBody(
   watchdog: RequestWatchdog,
   signal: AbortSignal,
   onBytes: (bytes: number) => void,
+  onSent?: () => void,
 ): AsyncGenerator<Uint8Array> {
   let offset = 0;
+  // Only when the buffer will be reused before the answer: then the tail goes from a copy.
+  const tailStart = onSent ? Math.max(0, data.length - TAIL_COPY) : data.length;
+  let source = data;
   while (offset < data.length) {
+    if (offset >= tailStart && source === data) source = Buffer.from(data.subarray(offset));
     signal.throwIfAborted();
-    const size = Math.min(bucket.sliceSize(), data.length - offset);
+    // A slice never straddles the start of the copied tail.
+    const size = Math.min(bucket.sliceSize(), (offset < tailStart ? tailStart : data.length) - offset);
     if (bucket.rate > 0) {
       watchdog.hold();
       try {
@@ -26,10 +42,14 @@ export async function* throttledBody(
         watchdog.release();
       }
     }
-    const piece = data.subarray(offset, offset + size);
+    const piece =
+      source === data
+        ? data.subarray(offset, offset + size)
+        : source.subarray(offset - tailStart, offset - tailStart + size);
     offset += size;
     watchdog.progress();
     onBytes(size);
     yield piece;
   }
+  onSent?.();
 }

@@ -29,6 +29,7 @@ export const wireErrorCodes = {
   ROUTE_NOT_FOUND: 'no such route',
   UNAUTHORIZED: 'a bearer token is missing or wrong',
   RATE_LIMITED: 'too many requests; wait for Retry-After',
+  TOO_MANY_SESSIONS: 'the uploader has too many unfinished upload sessions; wait for Retry-After',
   TIMEOUT: "a request took longer than its time limit (the server's requestTimeout, or a client's own timeout)",
   RANGE_NOT_SATISFIABLE: 'a download asked for a byte range outside the file',
 
@@ -67,6 +68,7 @@ export const wireErrorStatus: Readonly<Record<WireErrorCode, number>> = {
   ROUTE_NOT_FOUND: 404,
   UNAUTHORIZED: 401,
   RATE_LIMITED: 429,
+  TOO_MANY_SESSIONS: 429,
   TIMEOUT: 408,
   RANGE_NOT_SATISFIABLE: 416,
   INSUFFICIENT_STORAGE: 507,

@@ -9,16 +9,18 @@ import { legacySessionOf } from './legacy-session.js';
 
 /**
  * POST /upload/chunk (legacy API): multipart fields `upload_id`, `chunk_index`, `chunk_total`
- * and the file part `chunk`, streamed to a spool while the form is read.
+ * and the file part `chunk`, streamed to a spool of its session while the form is read (a part
+ * before its `upload_id` waits in a small buffer: see readChunkForm).
  */
 export function legacyChunkRoute(context: UploadContext): RequestHandler {
   return async (req, res) => {
     const { uploader } = callerOf(res);
+    const declared = Number(req.headers['content-length']);
     const form = await readChunkForm(req, context.config.maxFileSize, async (fields) =>
-      legacyPartSink(
-        context,
-        fields.upload_id === undefined ? undefined : await legacySessionOf(context, uploader, fields.upload_id),
-      ),
+      legacyPartSink(context, await legacySessionOf(context, uploader, fields.upload_id), {
+        index: indexHint(fields.chunk_index),
+        declaredLength: Number.isSafeInteger(declared) && declared >= 0 ? declared : undefined,
+      }),
     );
     const { fields, part } = form;
     try {
@@ -32,4 +34,13 @@ export function legacyChunkRoute(context: UploadContext): RequestHandler {
       throw error;
     }
   };
+}
+
+/** `chunk_index` when it is a valid index, else undefined (it is checked properly once the form ended). */
+function indexHint(value: string | undefined): number | undefined {
+  try {
+    return value === undefined ? undefined : parseIndex('chunk_index', value);
+  } catch {
+    return undefined;
+  }
 }

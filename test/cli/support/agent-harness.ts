@@ -1,6 +1,6 @@
 import { readFileSync, existsSync } from 'node:fs';
 import path from 'node:path';
-import { pino } from 'pino';
+import { pino, type Logger } from 'pino';
 import type { AgentConfig } from '../../../agent/app/agent-options.js';
 import { UploadAgent } from '../../../agent/app/upload-agent.js';
 import { startTestServer, type TestServer } from '../../helpers/start-server.js';
@@ -31,14 +31,14 @@ export interface Harness {
  */
 export async function startHarness(
   config: Partial<AgentConfig> = {},
-  options: { freeSpace?: (dir: string) => Promise<number>; start?: boolean } = {},
+  options: { freeSpace?: (dir: string) => Promise<number>; start?: boolean; logger?: Logger } = {},
 ): Promise<Harness> {
   const temp: TempDir = await createTempDir('agent');
   const server = await startTestServer();
   const proxy = await RecordingProxy.start(server.url);
   const root = path.join(temp.path, 'recordings');
   const stateDir = path.join(temp.path, 'state');
-  const logger = pino({ level: process.env.LOG_LEVEL ?? 'silent' });
+  const logger = options.logger ?? pino({ level: process.env.LOG_LEVEL ?? 'silent' });
   const base: Partial<AgentConfig> = {
     serverUrl: proxy.url,
     watchDir: root,

@@ -17,6 +17,8 @@ export interface ProxiedRequest {
   path: string | undefined;
   sessionId: string | undefined;
   answerState: string | undefined;
+  /** The `metadata` a create or a whole-file PUT sent with the file (JSON body, or X-Upload-Metadata). */
+  metadata: Record<string, unknown> | undefined;
 }
 
 /**
@@ -119,6 +121,7 @@ export class RecordingProxy {
       path: undefined,
       sessionId: undefined,
       answerState: undefined,
+      metadata: undefined,
     };
     this.requests.push(record);
     const sessionMatch = /^\/v1\/sessions\/([^/]+)/.exec(record.url);
@@ -126,8 +129,12 @@ export class RecordingProxy {
       record.sessionId = decodeURIComponent(sessionMatch[1]!);
       record.path = this.#sessionPaths.get(record.sessionId);
     }
-    if (isWholeFile(record))
+    if (isWholeFile(record)) {
       record.path = record.url.slice('/v1/files/'.length).split('/').map(decodeURIComponent).join('/');
+      const header = req.headers['x-upload-metadata'];
+      if (typeof header === 'string')
+        record.metadata = JSON.parse(Buffer.from(header, 'base64url').toString('utf8')) as Record<string, unknown>;
+    }
     const create = isCreate(record);
     const requestChunks: Buffer[] = [];
     const upstream = http.request(
@@ -181,7 +188,12 @@ export class RecordingProxy {
     req.on('end', () => {
       if (create) {
         try {
-          record.path = (JSON.parse(Buffer.concat(requestChunks).toString('utf8')) as { path?: string }).path;
+          const body = JSON.parse(Buffer.concat(requestChunks).toString('utf8')) as {
+            path?: string;
+            metadata?: Record<string, unknown>;
+          };
+          record.path = body.path;
+          record.metadata = body.metadata;
         } catch {
           // not JSON: the server answers 400
         }

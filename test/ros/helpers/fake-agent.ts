@@ -1,5 +1,5 @@
 import { UploadError } from '../../../common/errors/upload-error.js';
-import type { AgentController, AgentStatus, EnqueueResult } from '../../../agent/app/agent-controller.js';
+import type { AgentController, AgentStatus, EnqueueResult, HeldBackFile } from '../../../agent/app/agent-controller.js';
 import { agentOptions } from '../../../agent/app/agent-options.js';
 import type { UploadSnapshot } from '../../../agent/engine/upload-events.js';
 
@@ -16,6 +16,7 @@ export class FakeAgent implements AgentController {
   paused = false;
   freeDiskBytes: number | undefined = 40e9;
   lowDisk = false;
+  heldBack: HeldBackFile[] = [];
   problems: AgentStatus['problems'] = [];
   /** Options the fake refuses to change at run time (as a real agent may for stateDir). */
   readonly fixedAtRunTime = new Set<string>(['stateDir']);
@@ -50,6 +51,7 @@ export class FakeAgent implements AgentController {
         .reduce((sum, u) => sum + (u.bytesTotal - u.bytesSent), 0),
       freeDiskBytes: this.freeDiskBytes,
       lowDisk: this.lowDisk,
+      heldBack: this.heldBack,
       problems: this.problems.map((problem) => ({ ...problem })),
     };
   }
