@@ -13,6 +13,7 @@ import { abandonedSessions } from './benchmarks/abandoned-sessions.js';
 import { complete } from './benchmarks/complete.js';
 import { dashboard } from './benchmarks/dashboard.js';
 import { fanIn } from './benchmarks/fan-in.js';
+import { fanInCluster } from './benchmarks/fan-in-cluster.js';
 import { resume } from './benchmarks/resume.js';
 import { smallFiles } from './benchmarks/small-files.js';
 import { defaultLimits } from './benchmarks/default-limits.js';
@@ -32,6 +33,7 @@ const benchmarks: Benchmark[] = [
   resume,
   fanIn,
   complete,
+  fanInCluster,
   abandonedSessions,
   watch,
   defaultLimits,
@@ -53,7 +55,7 @@ Options:
                       watch: splits (default 10000)
   --file-size <size>  small-files: size of each file (default 64KiB); watch: of each split (16KiB)
   --bags <n>          watch: bag folders the splits are spread over (default 50)
-  --uploaders <n>     fan-in: concurrent uploaders (default 50)
+  --uploaders <n>     fan-in, fan-in-cluster: concurrent uploaders (default 50)
   --rtt <ms,...>      throughput: round trips to add with a delaying proxy, one measurement each
                       (default 0,50,150; quick: 0)
   --profile <folder>  throughput: write CPU profiles (.cpuprofile) of the agent and the server there

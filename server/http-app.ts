@@ -8,6 +8,7 @@ import { checkRequestChecksumFirst } from './http/request-checksum.js';
 import { errorHandler } from './http/send-error.js';
 import type { Logger } from './logging/logger.js';
 import { healthRoute } from './routes/health.js';
+import { type ReadinessChecks, readyRoute } from './routes/ready.js';
 import { legacyFinalizeRoute } from './routes/legacy/finalize-upload.js';
 import { legacyInitRoute } from './routes/legacy/init-upload.js';
 import { listUploadsRoute } from './routes/legacy/list-uploads.js';
@@ -57,6 +58,8 @@ export interface AppOptions {
   metrics: ServerMetrics;
   viewers: ViewerAccess;
   streams: EventStreamHub;
+  /** GET /ready's checks, and whether the server is draining. */
+  readiness: ReadinessChecks;
 }
 
 /**
@@ -82,13 +85,16 @@ export function createApp(options: AppOptions): Express {
   // normal one, but then no longer reports a malformed request that follows on the same
   // connection: no 400, no close, the connection hangs until a timeout. Such a connection is
   // closed after its answer instead.
+  // While draining (SIGTERM), every answer closes its connection, so keep-alive clients open
+  // their next one elsewhere (through the load balancer, to another replica).
   app.use((req, res, next) => {
-    if (req.headers.upgrade !== undefined) res.setHeader('Connection', 'close');
+    if (req.headers.upgrade !== undefined || options.readiness.draining()) res.setHeader('Connection', 'close');
     next();
   });
 
   const nativeApi = context.config.nativeApi;
   app.get(routes.health, healthRoute(nativeApi));
+  app.get('/ready', readyRoute(options.readiness, options.log));
 
   // With nativeApi off only the legacy API is served (its routes below): /v1 is 404, as on a
   // server that never had it, so agents can be tried against a legacy-only server.

@@ -1,13 +1,11 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { realpath } from 'node:fs/promises';
-import path from 'node:path';
 import express from 'express';
 import { UploadError } from '../common/errors/upload-error.js';
-import { makeDirectory } from '../common/fs/make-directory.js';
 import type { ConfigOf } from '../common/config/index.js';
 import { GzipAtRest } from './compression/gzip-at-rest.js';
 import { serverOptions, type ServerConfig, type serverOptionSpecs } from './config/server-options.js';
 import { UploadEventBus, type UploadEvents } from './events/upload-events.js';
+import { openBackends } from './backends.js';
 import { createApp } from './http-app.js';
 import { httpStatusOf } from './http/error-status.js';
 import { AuthFailureGuard } from './http/auth-failures.js';
@@ -22,14 +20,7 @@ import { ExpirySweeper } from './jobs/expiry-sweeper.js';
 import { reconcileIndex } from './jobs/reconcile-index.js';
 import { recoverAtStartup } from './jobs/startup-recovery.js';
 import { createLogger, type Logger } from './logging/logger.js';
-import { KeyedMutex } from './runtime/mutex.js';
-import { RuntimeRegistry } from './runtime/runtime-registry.js';
-import type { SessionStore } from './sessions/session-store.js';
-import { SqliteSessionStore } from './sessions/sqlite-session-store.js';
 import { isDiskFull } from './storage/disk-full.js';
-import { FOLDER_MODE } from './storage/folder-handle.js';
-import { checkStorageFile, checkStorageFolders } from './storage/folder-permissions.js';
-import { LocalDiskStorage } from './storage/local-disk-storage.js';
 import type { UploadStorage } from './storage/upload-storage.js';
 import { FreeSpaceGauge } from './uploads/free-space-gauge.js';
 import { InFlightBudget } from './uploads/in-flight-budget.js';
@@ -86,6 +77,11 @@ export interface UploadHandler {
    * queued): what a test or a script waits for before it reads the bag view.
    */
   settled(): Promise<void>;
+  /**
+   * Starts draining: GET /ready answers 503 and every answer closes its connection, so a load
+   * balancer stops sending requests here while those in flight finish. `close` drains too.
+   */
+  drain(): void;
   /**
    * Stops the background work (expiry, gzip copies, hashing) and closes the session store. Let
    * the requests in flight finish first: closing the host's server does that.
@@ -188,13 +184,15 @@ export interface HandlerParts {
  */
 export async function assembleUploadHandler(parts: HandlerParts): Promise<AssembledHandler> {
   const { config, log } = parts;
-  const storage = parts.storage ?? (await openStorage(config.uploadDir));
-  const store = await openStore(config.uploadDir);
+  const backends = await openBackends(config, parts.storage, log);
+  const { storage, store } = backends;
   try {
-    await recoverAtStartup(store, storage, log);
-    await reconcileIndex(store, storage, log);
+    await recoverAtStartup(store, storage, log, backends.shared);
+    // Replicas: one reconciles the shared index (the others start meanwhile; it is the same bucket).
+    await backends.runAlone('reconcile', () => reconcileIndex(store, storage, log));
   } catch (error) {
     await store.close();
+    if (!parts.storage) await storage.close?.();
     if (isDiskFull(error))
       throw new UploadError('STATE_DIR', `The storage ${storage.root} is full: ${(error as Error).message}`, {
         cause: error,
@@ -209,14 +207,20 @@ export async function assembleUploadHandler(parts: HandlerParts): Promise<Assemb
     config,
     store,
     storage,
-    runtimes: new RuntimeRegistry(store),
+    runtimes: backends.runtimes,
     gzip,
     freeSpace: new FreeSpaceGauge(storage),
     inFlight: new InFlightBudget(config.maxBytesInFlight),
-    pathLocks: new KeyedMutex(),
+    pathLocks: backends.pathLocks,
     events,
     log,
   };
+  let draining = false;
+  const checks: Record<string, () => Promise<void>> = {};
+  const { checkReady: storageReady } = storage;
+  const { checkReady: storeReady } = store;
+  if (storageReady) checks.storage = () => storageReady.call(storage);
+  if (storeReady) checks.database = () => storeReady.call(store);
   const fleet = new FleetView({
     store,
     storage,
@@ -253,7 +257,7 @@ export async function assembleUploadHandler(parts: HandlerParts): Promise<Assemb
     hooks: { file: config.onFileComplete !== undefined, bag: config.onBagComplete !== undefined },
     onDeliveries: () => webhooks.kick(),
   });
-  const limits = createRouteLimits(config, log);
+  const limits = createRouteLimits(config, log, backends.rateLimitStores);
   const failures = new AuthFailureGuard(limits.authFailures, log);
   const viewers = new ViewerAccess({
     viewers: parts.viewers,
@@ -280,6 +284,7 @@ export async function assembleUploadHandler(parts: HandlerParts): Promise<Assemb
     metrics,
     viewers,
     streams,
+    readiness: { draining: () => draining, checks },
   });
   try {
     await fleet.start();
@@ -287,14 +292,20 @@ export async function assembleUploadHandler(parts: HandlerParts): Promise<Assemb
   } catch (error) {
     await fleet.close().catch(() => undefined);
     await store.close();
+    if (!parts.storage) await storage.close?.();
     throw error;
   }
   bags.kick();
-  const sweeper = new ExpirySweeper(context);
+  const sweeper = new ExpirySweeper(context, {
+    runAlone: backends.runAlone,
+    housekeeping: backends.housekeeping,
+    sweepOrphans: backends.shared,
+  });
   sweeper.start();
 
   let closing: Promise<void> | undefined;
   const close = async (): Promise<void> => {
+    draining = true;
     streams.closeAll();
     await sweeper.stop();
     await bags.close();
@@ -307,6 +318,7 @@ export async function assembleUploadHandler(parts: HandlerParts): Promise<Assemb
     await Promise.race([gzip.close(), new Promise((resolve) => setTimeout(resolve, 1000).unref())]);
     await Promise.allSettled(context.runtimes.all().map((runtime) => runtime.pump));
     await store.close();
+    if (!parts.storage) await storage.close?.();
   };
   return {
     handle: mountAt(app, parts.basePath),
@@ -317,6 +329,9 @@ export async function assembleUploadHandler(parts: HandlerParts): Promise<Assemb
     endStreams: () => streams.closeAll(),
     metricsText: async () => ({ contentType: metrics.contentType, text: await metrics.text() }),
     settled: () => bags.idle(),
+    drain: () => {
+      draining = true;
+    },
     close: () => (closing ??= close()),
   };
 }
@@ -352,38 +367,6 @@ function notFound(req: IncomingMessage, res: ServerResponse): void {
   const error = new UploadError('ROUTE_NOT_FOUND', `No route ${req.method} ${route.slice(0, 100)}`);
   res.writeHead(httpStatusOf(error.code), { 'Content-Type': 'application/json; charset=utf-8' });
   res.end(JSON.stringify(errorBody(error)));
-}
-
-async function openStorage(uploadDir: string): Promise<UploadStorage> {
-  try {
-    return await LocalDiskStorage.open(uploadDir);
-  } catch (error) {
-    throw new UploadError(
-      'STATE_DIR',
-      `Cannot use the upload folder ${uploadDir}: ${(error as Error).message} ` +
-        '(choose a writable folder with --upload-dir)',
-      { cause: error },
-    );
-  }
-}
-
-async function openStore(uploadDir: string): Promise<SessionStore> {
-  let file = path.join(uploadDir, 'state', 'uploads.db');
-  try {
-    // The database lives in the storage: its folder and file follow the storage's rules (no
-    // symlink below the root, nobody else may write them).
-    await makeDirectory(path.dirname(file), FOLDER_MODE);
-    const root = await realpath(uploadDir);
-    file = path.join(root, 'state', 'uploads.db');
-    await checkStorageFolders(root, [path.dirname(file)]);
-    await checkStorageFile(file);
-    return new SqliteSessionStore(file);
-  } catch (error) {
-    if (error instanceof UploadError) throw error;
-    throw new UploadError('STATE_DIR', `Cannot open the session database ${file}: ${(error as Error).message}`, {
-      cause: error,
-    });
-  }
 }
 
 /** How the credential files' permissions are checked: warnings go to the log; strictPermissions refuses. */

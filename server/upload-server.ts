@@ -136,6 +136,8 @@ export async function createUploadServer(options: UploadServerOptions = {}): Pro
         rateLimit: config.rateLimit,
         viewers: viewers.size,
         ...(metricsUrl ? { metricsUrl } : {}),
+        storage: config.storageBackend,
+        database: config.databaseUrl ? 'postgresql' : 'sqlite',
       },
       `Upload server listening on ${url}; dashboard at ${url}/dashboard/`,
     );
@@ -147,6 +149,7 @@ export async function createUploadServer(options: UploadServerOptions = {}): Pro
       // The dashboard's streams never end by themselves: end them first so they do not hold the shutdown.
       handler.endStreams();
       listeningMetrics?.close();
+      handler.drain();
       await stopServing(listening, sockets, config.shutdownTimeout);
       await handler.close();
       log.info({ event: 'closed' }, 'Upload server closed');

@@ -22,6 +22,10 @@ Options:
   -V, --version                         print the version
 `;
 
+// The AWS SDK warns once per process that its releases from 2027 on need Node 22; the version
+// this package pins runs on Node 20, so the warning tells an operator nothing they can act on.
+process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
+
 /** The environment variable naming a config file, like `--config`. */
 const CONFIG_ENV = 'UPLOAD_SERVER_CONFIG';
 

@@ -31,6 +31,62 @@ export const serverOptionSpecs = {
     aliases: [{ env: 'UPLOAD_DIR', deprecated: true }],
     ros: false,
   }),
+  storageBackend: option.enum({
+    doc:
+      'Where files are stored: local (uploadDir on this machine) or s3 (an S3-compatible bucket, ' +
+      'shared by server replicas; see docs/scaling-out.md)',
+    values: ['local', 's3'],
+    default: 'local',
+    // `storage` is the library's option for a storage object (createUploadServer({ storage })), so
+    // the setting is storageBackend; `--storage` is the short form the docs use.
+    aliases: [{ flag: 'storage', env: 'UPLOAD_SERVER_STORAGE' }],
+    ros: false,
+  }),
+  s3Bucket: option.string({ doc: 'With storage s3: the bucket (it must exist)', ros: false }),
+  s3Endpoint: option.string({
+    doc: "With storage s3: the S3 API's URL (Ceph's gateway, MinIO...); unset: AWS's endpoint for s3Region",
+    format: 'url',
+    ros: false,
+  }),
+  s3Region: option.string({ doc: 'With storage s3: the region', default: 'us-east-1', ros: false }),
+  s3ForcePathStyle: option.boolean({
+    doc: 'With storage s3: address the bucket as ENDPOINT/BUCKET/KEY (Ceph, MinIO) instead of BUCKET.ENDPOINT/KEY',
+    default: false,
+    ros: false,
+  }),
+  s3AccessKeyId: option.string({
+    doc:
+      'With storage s3: the access key id (environment or config file only); unset: s3CredentialsFile, ' +
+      "or the AWS SDK's own chain (AWS_ACCESS_KEY_ID, ~/.aws, instance roles)",
+    secret: true,
+    cli: false,
+    ros: false,
+  }),
+  s3SecretAccessKey: option.string({
+    doc: 'With storage s3: the secret access key of s3AccessKeyId (environment or config file only)',
+    secret: true,
+    cli: false,
+    ros: false,
+  }),
+  s3CredentialsFile: option.string({
+    doc: 'With storage s3: a YAML/JSON file with accessKeyId and secretAccessKey',
+    format: 'path',
+    ros: false,
+  }),
+  databaseUrl: option.string({
+    doc:
+      'postgres://... : keep sessions, the file index, locks and rate-limit counters in PostgreSQL, ' +
+      'shared by server replicas (needs --storage s3); unset: SQLite under uploadDir/state',
+    secret: true,
+    ros: false,
+  }),
+  databasePoolSize: option.integer({
+    doc: 'With databaseUrl: connections to PostgreSQL per server process (plus one for locks)',
+    default: 10,
+    min: 1,
+    max: 1000,
+    ros: false,
+  }),
   sslCert: option.string({
     doc: 'PEM certificate (chain) file; with sslKey the server speaks HTTPS only',
     format: 'path',
@@ -210,8 +266,8 @@ export const serverOptionSpecs = {
   }),
   strictPermissions: option.boolean({
     doc:
-      'Refuse to start when the tokens file can be read or written, or clientCertMap written, by its group or ' +
-      'others (otherwise a warning)',
+      'Refuse to start when the tokens file or s3CredentialsFile can be read or written, or clientCertMap ' +
+      'written, by its group or others (otherwise a warning)',
     default: false,
     ros: false,
   }),

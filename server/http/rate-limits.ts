@@ -1,9 +1,10 @@
 import type { Request, RequestHandler, Response } from 'express';
-import { ipKeyGenerator, rateLimit, type RateLimitRequestHandler, type Store } from 'express-rate-limit';
+import { ipKeyGenerator, rateLimit, type RateLimitRequestHandler } from 'express-rate-limit';
 import { UploadError } from '../../common/errors/upload-error.js';
 import type { Logger } from '../logging/logger.js';
 import { raiseHint, type ServerConfig } from '../config/server-options.js';
 import type { Caller } from './auth.js';
+import type { RateLimitStores } from './shared-rate-limit-store.js';
 import { uploadRateLimit } from './upload-rate-limit.js';
 
 const MINUTE = 60_000;
@@ -65,7 +66,7 @@ function isAuthenticated(res: Response): boolean {
 export function createRouteLimits(
   config: ServerConfig,
   log: Logger,
-  stores: (name: string) => Store | undefined = () => undefined,
+  stores: RateLimitStores = () => undefined,
 ): RouteLimits {
   type LimitKey =
     | 'rateLimitInit'
@@ -82,7 +83,8 @@ export function createRouteLimits(
   /**
    * One limiter; every limit of the server is made here, so they share one kind of store. Its
    * refusal names the server setting `key` that raises the limit: a robot's operator reading the
-   * agent's log can pass it on to whoever runs the server.
+   * agent's log can pass it on to whoever runs the server. A shared store that fails lets the
+   * request through (a database hiccup must not refuse robots).
    */
   const limiter = (
     name: string,

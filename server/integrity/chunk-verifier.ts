@@ -1,6 +1,6 @@
-import type { Hash } from 'node:crypto';
 import { UploadError } from '../../common/errors/upload-error.js';
 import { Crc32 } from '../../common/protocol/chunk-checksum.js';
+import type { RunningHash } from './prefix-hash.js';
 
 /**
  * Sits between a chunk's body and the storage: counts the bytes, computes their CRC-32 and feeds
@@ -8,19 +8,27 @@ import { Crc32 } from '../../common/protocol/chunk-checksum.js';
  * refuses a body longer than `maxLength` as soon as it is, so a gzip bomb or an over-long body
  * never reaches the disk beyond the chunk. Whether the CRC matches is decided by the caller
  * once the body ended; nothing is acknowledged before that.
+ *
+ * With `beforeLast`, the last piece is held back until the body ended and `beforeLast` (which
+ * checks length and CRC) accepted it: a write that fails it is cut short, so an object store
+ * never keeps an unverified part (a cut-short part upload is discarded; a part written in full
+ * would replace the one stored by an earlier, verified, attempt).
  */
 export class ChunkVerifier {
   readonly #maxLength: number;
-  readonly #hashes: readonly Hash[];
+  readonly #hashes: readonly RunningHash[];
+  readonly #beforeLast: ((verifier: ChunkVerifier) => void) | undefined;
   readonly #crc = new Crc32();
   #length = 0;
 
-  constructor(maxLength: number, hashes: readonly Hash[] = []) {
+  constructor(maxLength: number, hashes: readonly RunningHash[] = [], beforeLast?: (verifier: ChunkVerifier) => void) {
     this.#maxLength = maxLength;
     this.#hashes = hashes;
+    this.#beforeLast = beforeLast;
   }
 
   async *through(source: AsyncIterable<Uint8Array>): AsyncIterable<Uint8Array> {
+    let held: Uint8Array | undefined;
     for await (const piece of source) {
       this.#length += piece.byteLength;
       if (this.#length > this.#maxLength) {
@@ -31,8 +39,15 @@ export class ChunkVerifier {
       }
       this.#crc.update(piece);
       for (const hash of this.#hashes) hash.update(piece);
-      yield piece;
+      if (!this.#beforeLast) {
+        yield piece;
+        continue;
+      }
+      if (held) yield held;
+      held = piece;
     }
+    this.#beforeLast?.(this);
+    if (held) yield held;
   }
 
   get length(): number {

@@ -1,23 +1,66 @@
 import { createHash, type Hash } from 'node:crypto';
 
+/** Anything bytes can be fed to: Node's Hash, hash-wasm's hasher. */
+export interface RunningHash {
+  update(data: Uint8Array): unknown;
+}
+
 /** Copies of a prefix hash's state, fed while one chunk streams in; adopted only if the chunk verifies. */
 export interface HashFork {
   readonly chunkIndex: number;
   readonly generation: number;
-  readonly sha256: Hash;
-  readonly md5: Hash | undefined;
-  /** The hashes to feed, for ChunkVerifier. */
-  readonly hashes: Hash[];
+  /** The hashes to feed (SHA-256, then MD5 for the legacy API), for ChunkVerifier. */
+  readonly hashes: RunningHash[];
+}
+
+/**
+ * A prefix hash's state as a database keeps it, so that whichever server process receives the
+ * next chunk continues the hash (saved-prefix-hash.ts).
+ */
+export interface SavedPrefix {
+  chunks: number;
+  bytes: number;
+  sha256: Uint8Array;
+  /** The legacy API's running MD5; null for native sessions. */
+  md5: Uint8Array | null;
 }
 
 /**
  * The running SHA-256 (and, for the legacy API, MD5) of a session's verified contiguous prefix:
  * chunks 0..chunks-1, `bytes` long. It is what makes completing a file sent in order cheap:
  * only the digest is left to compute. Bad bytes never enter it, because each chunk is hashed
- * into a fork (`hash.copy()`) that is adopted only after the chunk verified. `reset()` starts
- * over (after a restart the state is rebuilt from disk; after a failed completion it is dropped).
+ * into a fork that is adopted only after the chunk verified. `reset()` starts over (after a
+ * restart the state is rebuilt from disk; after a failed completion it is dropped).
+ *
+ * Two implementations: NodePrefixHash (Node's crypto, SHA instructions where the CPU has them;
+ * its state never leaves the process) for one server process, and SavedPrefixHash (hash-wasm,
+ * whose state can be saved and loaded) for server replicas that share it through the database.
  */
-export class PrefixHash {
+export interface PrefixHash {
+  /** Number of leading chunks hashed. */
+  readonly chunks: number;
+  readonly bytes: number;
+  readonly generation: number;
+  /** A fork to feed with the next chunk(s); its position is taken when called, before it resolves. */
+  fork(): Promise<HashFork>;
+  /** Adopts a fork fed with exactly the next `count` chunks' `length` bytes; false when the state moved on. */
+  adopt(fork: HashFork, length: number, count?: number): boolean;
+  /** Hex digests of the prefix so far; the running state is kept. */
+  digest(): Promise<{ sha256: string; md5: string | undefined }>;
+  reset(): void;
+  /** The state `adopt(fork, length, count)` would lead to, to save first; undefined when this hash cannot be saved. */
+  savedAfter(fork: HashFork, length: number, count?: number): SavedPrefix | undefined;
+  /** The current state, to save; undefined when this hash cannot be saved. */
+  saved(): SavedPrefix | undefined;
+}
+
+interface NodeFork extends HashFork {
+  readonly sha256: Hash;
+  readonly md5: Hash | undefined;
+}
+
+/** The prefix hash of one server process (Node's crypto). */
+export class NodePrefixHash implements PrefixHash {
   readonly #withMd5: boolean;
   #sha256: Hash;
   #md5: Hash | undefined;
@@ -31,7 +74,6 @@ export class PrefixHash {
     this.#md5 = withMd5 ? createHash('md5') : undefined;
   }
 
-  /** Number of leading chunks hashed. */
   get chunks(): number {
     return this.#chunks;
   }
@@ -44,32 +86,30 @@ export class PrefixHash {
     return this.#generation;
   }
 
-  /** A fork to feed with chunk `chunks` (the next one). */
-  fork(): HashFork {
+  fork(): Promise<HashFork> {
     const sha256 = this.#sha256.copy();
     const md5 = this.#md5?.copy();
-    return {
+    const fork: NodeFork = {
       chunkIndex: this.#chunks,
       generation: this.#generation,
       sha256,
       md5,
       hashes: md5 ? [sha256, md5] : [sha256],
     };
+    return Promise.resolve(fork);
   }
 
-  /** Adopts a fork fed with exactly the next chunk's `length` bytes; false when the state moved on meanwhile. */
-  adopt(fork: HashFork, length: number): boolean {
+  adopt(fork: HashFork, length: number, count = 1): boolean {
     if (fork.generation !== this.#generation || fork.chunkIndex !== this.#chunks) return false;
-    this.#sha256 = fork.sha256;
-    this.#md5 = fork.md5;
-    this.#chunks += 1;
+    this.#sha256 = (fork as NodeFork).sha256;
+    this.#md5 = (fork as NodeFork).md5;
+    this.#chunks += count;
     this.#bytes += length;
     return true;
   }
 
-  /** Hex digests of the prefix so far; the running state is kept. */
-  digest(): { sha256: string; md5: string | undefined } {
-    return { sha256: this.#sha256.copy().digest('hex'), md5: this.#md5?.copy().digest('hex') };
+  digest(): Promise<{ sha256: string; md5: string | undefined }> {
+    return Promise.resolve({ sha256: this.#sha256.copy().digest('hex'), md5: this.#md5?.copy().digest('hex') });
   }
 
   reset(): void {
@@ -78,5 +118,13 @@ export class PrefixHash {
     this.#chunks = 0;
     this.#bytes = 0;
     this.#generation += 1;
+  }
+
+  savedAfter(): undefined {
+    return undefined;
+  }
+
+  saved(): undefined {
+    return undefined;
   }
 }

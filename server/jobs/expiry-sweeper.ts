@@ -3,20 +3,37 @@ import type { Logger } from '../logging/logger.js';
 import { isDiskFull } from '../storage/disk-full.js';
 import { endSession, sessionEventOf } from '../uploads/cancel-session.js';
 import type { UploadContext } from '../uploads/upload-context.js';
+import { sweepOrphanStaging } from './startup-recovery.js';
+
+/** How the sweep runs where server replicas share the database. */
+export interface SweepCoordination {
+  /** Runs the sweep unless another replica runs it now (then resolves undefined). */
+  runAlone: <T>(name: string, task: () => Promise<T>) => Promise<T | undefined>;
+  /** More housekeeping of the shared store, run with the sweep. */
+  housekeeping?: () => Promise<void>;
+  /** Also delete staged data of no session (replicas never restart all at once, so start-up alone is not enough). */
+  sweepOrphans: boolean;
+}
 
 /**
  * Deletes sessions with no activity for `sessionExpiry`, with their data; completed sessions'
- * tombstones go too (the stored files stay). Runs every `cleanupInterval`.
+ * tombstones go too (the stored files stay). Runs every `cleanupInterval`; with server
+ * replicas in one replica at a time (the first to take the job's lock; the others skip the round).
  */
 export class ExpirySweeper {
   readonly #context: UploadContext;
   readonly #log: Logger;
+  readonly #coordination: SweepCoordination;
   #timer: NodeJS.Timeout | undefined;
   #running: Promise<void> | undefined;
 
-  constructor(context: UploadContext) {
+  constructor(
+    context: UploadContext,
+    coordination: SweepCoordination = { runAlone: (_name, task) => task(), sweepOrphans: false },
+  ) {
     this.#context = context;
     this.#log = context.log;
+    this.#coordination = coordination;
   }
 
   start(): void {
@@ -30,9 +47,12 @@ export class ExpirySweeper {
 
   /** One pass; concurrent calls share it. */
   sweep(): Promise<void> {
-    this.#running ??= this.#sweep().finally(() => {
-      this.#running = undefined;
-    });
+    this.#running ??= this.#coordination
+      .runAlone('expiry', () => this.#sweep())
+      .then(() => undefined)
+      .finally(() => {
+        this.#running = undefined;
+      });
     return this.#running;
   }
 
@@ -50,26 +70,37 @@ export class ExpirySweeper {
     const skipped = new Set<string>();
     for (;;) {
       const page = (await store.expiredSessions(now, SWEEP_PAGE + skipped.size)).filter((s) => !skipped.has(s.id));
-      if (page.length === 0) return;
+      if (page.length === 0) break;
       for (const session of page) {
         try {
-          const runtime = await runtimes.find(session.id);
-          if (!runtime) continue;
-          if (
-            runtime.record.state === 'completing' ||
-            runtime.inFlight.size > 0 ||
-            runtime.record.expiresAt > Date.now()
-          ) {
+          const found = await runtimes.find(session.id);
+          if (!found) {
             skipped.add(session.id);
             continue;
           }
-          await endSession(this.#context, runtime);
+          // With replicas the session's lock is shared by all of them: one that is receiving a
+          // chunk of it, or completing it, keeps it until it is done (the task then sees it as it is now).
+          const ended = await runtimes.exclusive(found, async (runtime) => {
+            if (
+              !runtime ||
+              runtime.record.state === 'completing' ||
+              runtime.inFlight.size > 0 ||
+              runtime.record.expiresAt > Date.now()
+            )
+              return undefined;
+            await endSession(this.#context, runtime);
+            return runtime;
+          });
+          if (!ended) {
+            skipped.add(session.id);
+            continue;
+          }
           if (session.state !== 'complete') {
             this.#log.info(
               { event: 'session_expired', sessionId: session.id, uploader: session.uploader, path: session.path },
               `Expired upload of ${session.path}; its data was deleted`,
             );
-            this.#context.events.emit('session-expired', sessionEventOf(runtime));
+            this.#context.events.emit('session-expired', sessionEventOf(ended));
           }
         } catch (error) {
           skipped.add(session.id);
@@ -85,6 +116,15 @@ export class ExpirySweeper {
             );
         }
       }
+    }
+    await this.#coordination.housekeeping?.();
+    if (this.#coordination.sweepOrphans) {
+      const removed = await sweepOrphanStaging(store, this.#context.storage, true);
+      if (removed > 0)
+        this.#log.info(
+          { event: 'orphans_removed', orphansRemoved: removed },
+          `Removed ${removed} orphaned staging uploads`,
+        );
     }
   }
 }

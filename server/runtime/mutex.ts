@@ -1,5 +1,17 @@
+/** Runs tasks one at a time. */
+export interface Lock {
+  run<T>(task: () => Promise<T>): Promise<T>;
+  /** True while a task runs or waits here (a lock shared by replicas may not know). */
+  readonly busy?: boolean;
+}
+
+/** Runs tasks one at a time per key (for example per uploader and path). */
+export interface KeyedLock {
+  run<T>(key: string, task: () => Promise<T>): Promise<T>;
+}
+
 /** A minimal async mutex: `run` calls are executed one at a time, in order. */
-export class Mutex {
+export class Mutex implements Lock {
   #tail: Promise<unknown> = Promise.resolve();
   #pending = 0;
 
@@ -22,8 +34,8 @@ export class Mutex {
   }
 }
 
-/** One Mutex per key, dropped when idle (for example per uploader and path). */
-export class KeyedMutex {
+/** One Mutex per key, dropped when idle, in this process (server replicas share AdvisoryLocks instead). */
+export class KeyedMutex implements KeyedLock {
   readonly #tails = new Map<string, Promise<unknown>>();
 
   run<T>(key: string, task: () => Promise<T>): Promise<T> {

@@ -20,6 +20,13 @@ export interface SessionRuntimes {
   /** Every loaded session. */
   all(): SessionRuntime[];
   /**
+   * Runs `task` with the session as it is now while no completion, cancellation or expiry of it
+   * runs anywhere else: in one process `runtime` is that state (the in-memory `completing`
+   * state and shared completion promise already keep those apart); server replicas take the
+   * session's shared lock and load it afresh (undefined when it is gone).
+   */
+  exclusive<T>(runtime: SessionRuntime, task: (current: SessionRuntime | undefined) => Promise<T>): Promise<T>;
+  /**
    * Forgets the loaded sessions nobody has looked up for the idle time and nothing works with
    * (SessionRuntime.busy); they stay in the store and are loaded again when used. Returns how
    * many were dropped. Called by the expiry sweeper; an implementation may also do it by itself.
@@ -28,7 +35,15 @@ export interface SessionRuntimes {
 }
 
 /** Session ids are UUIDs: anything much longer is not one, and is not looked up. */
-const MAX_ID_LENGTH = 100;
+export const MAX_ID_LENGTH = 100;
+
+/** SESSION_NOT_FOUND for a session that is not this uploader's (or this API's), exactly as for a missing one. */
+export function notThisUploaders(id: string): UploadError {
+  return new UploadError(
+    'SESSION_NOT_FOUND',
+    `No upload session ${JSON.stringify(id)} for this uploader (it may have expired or been cancelled)`,
+  );
+}
 
 /** How long a loaded session nobody uses stays in memory. */
 export const RUNTIME_IDLE_MS = 60_000;
@@ -59,12 +74,7 @@ export class RuntimeRegistry implements SessionRuntimes {
 
   async get(id: string, uploader: string, api: SessionApi): Promise<SessionRuntime> {
     const runtime = await this.find(id);
-    if (!runtime || runtime.record.uploader !== uploader || runtime.record.api !== api) {
-      throw new UploadError(
-        'SESSION_NOT_FOUND',
-        `No upload session ${JSON.stringify(id)} for this uploader (it may have expired or been cancelled)`,
-      );
-    }
+    if (!runtime || runtime.record.uploader !== uploader || runtime.record.api !== api) throw notThisUploaders(id);
     return runtime;
   }
 
@@ -98,6 +108,10 @@ export class RuntimeRegistry implements SessionRuntimes {
 
   all(): SessionRuntime[] {
     return [...this.#loaded.values()];
+  }
+
+  exclusive<T>(runtime: SessionRuntime, task: (current: SessionRuntime | undefined) => Promise<T>): Promise<T> {
+    return task(runtime);
   }
 
   dropIdle(now: number): number {

@@ -1,6 +1,6 @@
-import { PrefixHash } from '../integrity/prefix-hash.js';
+import { NodePrefixHash, type PrefixHash } from '../integrity/prefix-hash.js';
 import type { ChunkRecord, CompletionResult, SessionRecord } from '../sessions/session-record.js';
-import { Mutex } from './mutex.js';
+import { type Lock, Mutex } from './mutex.js';
 
 /** A chunk request being received; a newer request for the same index aborts it and waits. */
 export interface InFlightChunk {
@@ -13,17 +13,22 @@ export interface InFlightChunk {
  * prefix hash, the chunk requests in flight, the background hash pump and a completion in
  * progress. Loaded from the store on first use (so after a restart the hash is rebuilt from
  * the staged data by the pump), dropped when the session ends or has been idle for a while
- * (runtime-registry.ts: loaded again, hash rebuilt, when it is used again). It is what one server process
- * knows of a session; a version shared by several processes would keep the hash state in the
- * session store instead and be served by another SessionRuntimes (runtime-registry.ts).
+ * (runtime-registry.ts: loaded again, hash rebuilt, when it is used again). It is what one server
+ * process knows of a session; for server replicas it is a fresh copy of what the shared store
+ * holds, hash state included, loaded per request (shared-runtimes.ts).
  */
 export class SessionRuntime {
   record: SessionRecord;
   readonly chunks: Map<number, ChunkRecord>;
-  readonly hash: PrefixHash;
-  readonly inFlight = new Map<number, InFlightChunk>();
-  /** Serialises changes to the session's staged data (the legacy API's appends and chunk replacements). */
-  readonly lock = new Mutex();
+  hash: PrefixHash;
+  /** The chunk requests this process is receiving for the session. */
+  readonly inFlight: Map<number, InFlightChunk>;
+  /**
+   * Serialises changes to the session's staged data (the legacy API's appends and chunk
+   * replacements, placing spooled chunks); for replicas a lock shared by all of them, which
+   * reloads the session when taken.
+   */
+  readonly lock: Lock;
   /** The background catch-up of the prefix hash, while it runs. */
   pump: Promise<void> | undefined;
   /** Set when the pump hit an error; completion then re-verifies from the staged data. */
@@ -39,10 +44,24 @@ export class SessionRuntime {
   /** When a request last looked the session up (epoch ms): an idle runtime is dropped from memory. */
   lastUsed = Date.now();
 
-  constructor(record: SessionRecord, chunks: readonly ChunkRecord[]) {
+  constructor(
+    record: SessionRecord,
+    chunks: readonly ChunkRecord[],
+    parts: { hash?: PrefixHash; lock?: Lock; inFlight?: Map<number, InFlightChunk> } = {},
+  ) {
     this.record = record;
     this.chunks = new Map(chunks.map((chunk) => [chunk.index, chunk]));
-    this.hash = new PrefixHash(record.api === 'legacy');
+    this.hash = parts.hash ?? new NodePrefixHash(record.api === 'legacy');
+    this.lock = parts.lock ?? new Mutex();
+    this.inFlight = parts.inFlight ?? new Map();
+  }
+
+  /** Takes over a newer state of the session (replicas: loaded from the shared store). */
+  refresh(record: SessionRecord, chunks: readonly ChunkRecord[], hash: PrefixHash): void {
+    this.record = record;
+    this.chunks.clear();
+    for (const chunk of chunks) this.chunks.set(chunk.index, chunk);
+    this.hash = hash;
   }
 
   get id(): string {
@@ -56,7 +75,7 @@ export class SessionRuntime {
       this.pump !== undefined ||
       this.completion !== undefined ||
       this.legacySpooling > 0 ||
-      this.lock.busy
+      this.lock.busy === true
     );
   }
 

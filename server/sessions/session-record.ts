@@ -57,7 +57,11 @@ export interface ChunkRecord {
   index: number;
   size: number;
   crc: number;
-  /** Legacy only: byte offset in the staged file once placed there, else null. */
+  /**
+   * Byte offset of the chunk in the staged file once it is there; null while it waits in its
+   * spool (legacy chunks until the chunks before them arrived, native ones that arrived early on
+   * a backend whose chunks cannot be read back).
+   */
   offset: number | null;
 }
 
@@ -73,4 +77,21 @@ export interface FileRecord {
   metadata: Record<string, unknown> | null;
   compressedSize: number | null;
   sessionId: string | null;
+}
+
+/**
+ * A session's running hash as a shared store keeps it (the same shape as integrity/'s
+ * SavedPrefix): chunks 0..chunks-1, `bytes` long, and hash-wasm's saved SHA-256 (and legacy MD5) state.
+ */
+export interface StoredPrefix {
+  chunks: number;
+  bytes: number;
+  sha256: Uint8Array;
+  md5: Uint8Array | null;
+}
+
+/** Moves a session's stored prefix from `from` chunks to `next`, when it is still at `from`. */
+export interface PrefixAdvance {
+  from: number;
+  next: StoredPrefix;
 }

@@ -9,7 +9,7 @@ import { present } from '../../common/errors/present.js';
  * database is never left half-migrated, and refuses a file written by a newer version rather
  * than guessing at its meaning.
  */
-export const SCHEMA_VERSION = 2;
+export const SCHEMA_VERSION = 3;
 
 /** The tables as version 0 had them; migrations take them from there. */
 const BASE_SCHEMA = `
@@ -109,6 +109,10 @@ const MIGRATIONS: readonly string[] = [
     bytes_total INTEGER NOT NULL,
     files_total INTEGER NOT NULL
   ) WITHOUT ROWID;`,
+  // 3: a chunk's offset says where its bytes are in the staged data for native chunks too (null:
+  // still in its spool, which only a backend that cannot read chunks back uses).
+  `UPDATE chunks SET offset = idx * (SELECT chunk_size FROM sessions WHERE sessions.id = chunks.session_id)
+   WHERE offset IS NULL AND session_id IN (SELECT id FROM sessions WHERE api = 'native');`,
 ];
 
 /** Creates or migrates the schema of an open database to SCHEMA_VERSION; `file` names it in errors. */

@@ -9,7 +9,14 @@ import type {
   WebhookDelivery,
   WebhookHook,
 } from './fleet-records.js';
-import type { ChunkRecord, CompletionResult, FileRecord, SessionRecord } from './session-record.js';
+import type {
+  ChunkRecord,
+  CompletionResult,
+  FileRecord,
+  PrefixAdvance,
+  SessionRecord,
+  StoredPrefix,
+} from './session-record.js';
 
 /** What `createOrResume` did. */
 export interface CreateOrResumeOutcome {
@@ -67,8 +74,13 @@ export interface SessionStore {
 
   /** The acknowledged chunks of a session, by index. */
   chunks(id: string): Promise<ChunkRecord[]>;
-  /** Records a verified chunk (replacing an earlier record of its index) and the session's new expiry, together. */
-  ackChunk(id: string, chunk: ChunkRecord, now: number, expiresAt: number): Promise<void>;
+  /**
+   * Records a verified chunk (replacing an earlier record of its index) and the session's new
+   * expiry, together; with `prefix`, in the same transaction, the session's stored prefix hash
+   * advances when it is still at `prefix.from` (stores that keep it). Rejects with an
+   * UploadError SESSION_NOT_FOUND when the session is gone (cancelled by another process).
+   */
+  ackChunk(id: string, chunk: ChunkRecord, now: number, expiresAt: number, prefix?: PrefixAdvance): Promise<void>;
   deleteChunks(id: string, indexes: readonly number[]): Promise<void>;
   /** Where the legacy API's chunks sit in the assembled data (null: not appended yet). */
   setChunkOffsets(id: string, changes: readonly { index: number; offset: number | null }[]): Promise<void>;
@@ -144,6 +156,16 @@ export interface SessionStore {
   /** A value the server keeps about itself (e.g. `reconciled_at`); undefined when never set. */
   getSetting(key: string): Promise<string | undefined>;
   putSetting(key: string, value: string): Promise<void>;
+
+  /**
+   * Stores shared by several server processes keep each session's prefix hash, so that any
+   * process continues it (runtime/shared-runtimes.ts); a store of one process has none of these.
+   */
+  savedPrefix?(id: string): Promise<StoredPrefix | undefined>;
+  /** Sets the stored prefix to `next` when it is at `from` chunks (any, when null); false when it was not. */
+  savePrefix?(id: string, from: number | null, next: StoredPrefix): Promise<boolean>;
+  /** Throws when the store cannot be used now (for GET /ready). */
+  checkReady?(): Promise<void>;
 
   close(): Promise<void>;
 }

@@ -14,7 +14,7 @@ import type {
   WebhookDelivery,
   WebhookHook,
 } from './fleet-records.js';
-import type { ChunkRecord, CompletionResult, FileRecord, SessionRecord } from './session-record.js';
+import type { ChunkRecord, CompletionResult, FileRecord, PrefixAdvance, SessionRecord } from './session-record.js';
 import { migrateSchema } from './session-schema.js';
 import { SqliteFleetTables } from './sqlite-fleet.js';
 import type { CreateOrResumeOutcome, FileKey, SessionStore } from './session-store.js';
@@ -154,7 +154,14 @@ export class SqliteSessionStore implements SessionStore {
     }));
   }
 
-  async ackChunk(id: string, chunk: ChunkRecord, now: number, expiresAt: number): Promise<void> {
+  /** The prefix hash stays in this process's memory (one process owns the SQLite file): `prefix` is not stored. */
+  async ackChunk(
+    id: string,
+    chunk: ChunkRecord,
+    now: number,
+    expiresAt: number,
+    _prefix?: PrefixAdvance,
+  ): Promise<void> {
     await this.#write(
       this.#db.transaction(() => {
         this.#statements.putChunk.run(id, chunk.index, chunk.size, chunk.crc, chunk.offset);
@@ -308,6 +315,10 @@ export class SqliteSessionStore implements SessionStore {
 
   async saveUploaderStats(stats: readonly UploaderStats[]): Promise<void> {
     this.#fleet.saveUploaderStats(stats);
+  }
+
+  async checkReady(): Promise<void> {
+    await this.#read(() => this.#db.prepare('SELECT 1').get());
   }
 
   async close(): Promise<void> {

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { constants } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
-import { link, mkdir, readdir, realpath, rename, rm, statfs, unlink } from 'node:fs/promises';
+import { access, link, mkdir, readdir, realpath, rename, rm, statfs, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { UploadError } from '../../common/errors/upload-error.js';
 import { makeDirectory } from '../../common/fs/make-directory.js';
@@ -300,6 +300,10 @@ export class LocalDiskStorage implements UploadStorage {
       await unlink(temp.entry(name)).catch(() => undefined);
       await temp.close();
     }
+  }
+
+  async checkReady(): Promise<void> {
+    await access(this.#temp, constants.W_OK);
   }
 
   async freeSpace(): Promise<number> {

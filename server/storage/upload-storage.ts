@@ -31,11 +31,27 @@ export interface UploadStorage {
   readonly root: string;
 
   /**
+   * How the backend keeps a staging upload created with `chunks` (the native protocol's
+   * fixed-size chunks); absent when chunks may have any size and can be read back before commit
+   * (the local disk). On S3 such a staging upload is a multipart upload at the final key: every
+   * chunk but the last must be at least `minChunkSize`, there are at most `maxChunks`, and a
+   * written chunk cannot be read back before commit (so one that arrives before the chunks
+   * ahead of it are hashed is kept in a spool until they are; see runtime/hash-pump.ts).
+   */
+  readonly chunkedStaging?: { readonly minChunkSize: number; readonly maxChunks: number };
+
+  /**
    * Starts a staging upload. `wholeFile`: the file arrives in one part, written once and
    * committed at once (a whole-file PUT); a backend may make that single write durable in the
    * same pass and skip per-upload bookkeeping (S3: a single PutObject to a staging key).
+   * `chunks`: parts are chunks of `size` bytes (the last one shorter) of a file that will be
+   * committed as `target` and nowhere else (S3: a multipart upload at the final key, chunk n as
+   * part n+1, visible only once completed).
    */
-  createStaging(id: string, options?: { wholeFile?: boolean }): Promise<void>;
+  createStaging(
+    id: string,
+    options?: { wholeFile?: boolean; chunks?: { size: number; target: StoredFile } },
+  ): Promise<void>;
   /**
    * Streams `body` into part `part.index`, which starts at byte `part.offset` of the file, and
    * resolves with the number of bytes written. Replaces an earlier write of the part. A write
@@ -45,7 +61,10 @@ export interface UploadStorage {
    * elsewhere), instead of silently starting an empty one.
    */
   writePart(id: string, part: PartPlace, body: AsyncIterable<Uint8Array>): Promise<number>;
-  /** Reads `length` bytes of the staged file from `offset` (parts already written), in pieces. */
+  /**
+   * Reads `length` bytes of the staged file from `offset` (parts already written), in pieces.
+   * Not for a staging upload created with `chunks` on a backend with `chunkedStaging`.
+   */
   readStaged(id: string, offset: number, length: number): AsyncIterable<Buffer>;
   /** Whether the staging upload still exists (it can vanish while the server runs). */
   hasStaging(id: string): Promise<boolean>;
@@ -55,6 +74,9 @@ export interface UploadStorage {
    * multipart upload, or a copy, under the final key). Without `replace` it never overwrites: an
    * existing file rejects with an UploadError FILE_EXISTS. With `replace` the earlier file's gzip
    * copy goes too (it described the old content). The staging upload is gone afterwards.
+   * Callers serialise commits of one file (commit-file.ts takes the path's lock, shared by all
+   * server processes): an object store cannot refuse to overwrite atomically (Ceph ignores
+   * If-None-Match on CompleteMultipartUpload), so the S3 backend looks, then completes.
    */
   commit(id: string, file: StoredFile, options: { size: number; replace: boolean }): Promise<void>;
   /** Deletes a staging upload with its parts and spools (no error when it is gone). */
@@ -62,11 +84,16 @@ export interface UploadStorage {
   /**
    * Every staging upload there is, and anything else in the staging area (leftovers of
    * interrupted work, spools of no upload), for the start-up sweep: `abortStaging` deletes any of them.
+   * `unchangedSince` (epoch ms): only what was not written since then, where the backend can tell (a
+   * sweep while other server processes create uploads must leave their new ones alone).
    */
-  listStaging(): Promise<string[]>;
+  listStaging(options?: { unchangedSince?: number }): Promise<string[]>;
 
-  /** Streams `body` into a spool (created, or replaced); resolves with its length. */
-  writeSpool(spool: SpoolRef, body: AsyncIterable<Uint8Array>): Promise<number>;
+  /**
+   * Streams `body` into a spool (created, or replaced); resolves with its length. `length`, when
+   * known, lets S3 stream it in one request (an unknown length is sent in buffered 5 MiB parts).
+   */
+  writeSpool(spool: SpoolRef, body: AsyncIterable<Uint8Array>, length?: number): Promise<number>;
   /** Reads the first `length` bytes of a spool, in pieces. */
   readSpool(spool: SpoolRef, length: number): AsyncIterable<Buffer>;
   /** Moves a spool to another name (and staging upload), replacing what was there, atomically. */
@@ -105,6 +132,10 @@ export interface UploadStorage {
    * has none, and without this method uploads are admitted by maxFileSize alone.
    */
   freeSpace?(): Promise<number>;
+  /** Throws when the backend cannot be used now (for GET /ready: S3 checks the bucket). */
+  checkReady?(): Promise<void>;
+  /** Releases what the backend holds (connections); called once the server has stopped. */
+  close?(): Promise<void>;
 }
 
 /** A stored file: its uploader and its relative path. */
@@ -128,6 +159,8 @@ export interface StoredFileInfo extends StoredFile {
 export interface PartPlace {
   index: number;
   offset: number;
+  /** The part's exact length, when known up front (S3 sends it as Content-Length; a body of another length fails). */
+  length?: number;
 }
 
 /** A spooled body: `name` in a staging upload's spool area, or in the shared one while `staging` is undefined. */

@@ -22,9 +22,13 @@ export async function endSession(context: UploadContext, runtime: SessionRuntime
   await runtime.lock.run(() => context.storage.abortStaging(runtime.id));
 }
 
-/** DELETE /v1/sessions/:id: the session and its data are gone. */
+/** DELETE /v1/sessions/:id: the session and its data are gone (after a completion running elsewhere, if any). */
 export async function cancelSession(context: UploadContext, runtime: SessionRuntime): Promise<void> {
-  await endSession(context, runtime);
+  await context.runtimes.exclusive(runtime, async (current) => {
+    if (!current)
+      throw new UploadError('SESSION_NOT_FOUND', `The session for ${runtime.record.path} was cancelled or expired`);
+    await endSession(context, current);
+  });
   const { record } = runtime;
   context.log.info(
     { event: 'session_cancelled', sessionId: runtime.id, uploader: record.uploader, path: record.path },

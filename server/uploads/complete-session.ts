@@ -44,9 +44,17 @@ export function completeSession(
 ): Promise<CompletionResult> {
   const { record } = runtime;
   if (record.state === 'complete' && record.result) return Promise.resolve(record.result);
-  runtime.completion ??= complete(context, runtime, rules).finally(() => {
-    runtime.completion = undefined;
-  });
+  // Server replicas: one completion of a session at a time, whichever replica runs it; a
+  // replica that waited finds the session complete and answers with its result.
+  runtime.completion ??= context.runtimes
+    .exclusive(runtime, async (current) => {
+      if (!current) throw rules.ended(runtime);
+      if (current.record.state === 'complete' && current.record.result) return current.record.result;
+      return complete(context, current, rules);
+    })
+    .finally(() => {
+      runtime.completion = undefined;
+    });
   return runtime.completion;
 }
 

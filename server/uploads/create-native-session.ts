@@ -1,5 +1,5 @@
 import { UploadError } from '../../common/errors/upload-error.js';
-import { MAX_CHUNK_COUNT, type CreateSessionResponse } from '../../common/protocol/native-protocol.js';
+import { MAX_CHUNK_COUNT, MAX_CHUNK_SIZE, type CreateSessionResponse } from '../../common/protocol/native-protocol.js';
 import { endSession, sessionEventOf } from './cancel-session.js';
 import { pathLockKey } from './commit-file.js';
 import { checkSizeAndSpace } from './disk-space.js';
@@ -37,8 +37,9 @@ export async function createNativeSession(
   context: UploadContext,
   input: CreateNativeSessionInput,
 ): Promise<CreateSessionAnswer> {
-  const { size, chunkSize } = input;
+  const { size } = input;
   if (size > context.config.maxFileSize) await checkSizeAndSpace(context, size, 'size');
+  const chunkSize = chunkSizeFor(context, size, input.chunkSize);
   const chunkCount = Math.max(1, Math.ceil(size / chunkSize));
   if (chunkCount > MAX_CHUNK_COUNT) {
     throw new UploadError(
@@ -48,8 +49,26 @@ export async function createNativeSession(
     );
   }
   return context.pathLocks.run(pathLockKey(input.uploader, input.path), () =>
-    createOrResume(context, input, chunkCount),
+    createOrResume(context, { ...input, chunkSize }, chunkCount),
   );
+}
+
+/**
+ * The chunk size of a new session: the client's, raised where the storage needs larger chunks
+ * (S3: 5 MiB, S3's smallest multipart part, and at most 10,000 chunks). The answer's `chunkSize`
+ * is the one in force, and clients send chunks of that size.
+ */
+function chunkSizeFor(context: UploadContext, size: number, requested: number): number {
+  const rules = context.storage.chunkedStaging;
+  if (!rules) return requested;
+  const chunkSize = Math.max(requested, rules.minChunkSize, Math.ceil(size / rules.maxChunks));
+  if (chunkSize > MAX_CHUNK_SIZE)
+    throw new UploadError(
+      'FILE_TOO_LARGE',
+      `A file of ${size} bytes needs chunks over ${MAX_CHUNK_SIZE} bytes on this storage ` +
+        `(at most ${rules.maxChunks} chunks)`,
+    );
+  return chunkSize;
 }
 
 async function createOrResume(
@@ -94,7 +113,9 @@ async function createOrResume(
       { event: 'session_superseded', sessionId: open.id, uploader, path: relativePath },
       `Session ${open.id} for ${relativePath} superseded by a changed file`,
     );
-    await endSession(context, runtime);
+    await context.runtimes.exclusive(runtime, async (current) => {
+      if (current && current.record.state !== 'complete') await endSession(context, current);
+    });
     context.events.emit('session-cancelled', { ...sessionEventOf(runtime), reason: 'superseded' });
   }
 

@@ -56,7 +56,7 @@ function legacyRules(md5: string | undefined): CompletionRules {
     verify: async (context, runtime): Promise<FileDigest> => {
       const { record } = runtime;
       await finishHashPump(context, runtime);
-      const digest = runtime.hash.digest();
+      const digest = await runtime.hash.digest();
       const expected = md5 ?? record.md5Expected ?? undefined;
       if (expected !== undefined && digest.md5 !== expected) {
         const message =

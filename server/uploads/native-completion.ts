@@ -1,6 +1,6 @@
 import { UploadError, isUploadError } from '../../common/errors/upload-error.js';
 import type { CompletedFile } from '../../common/protocol/native-protocol.js';
-import { finishHashPump } from '../runtime/hash-pump.js';
+import { finishHashPump, saveResetPrefix } from '../runtime/hash-pump.js';
 import type { SessionRuntime } from '../runtime/session-runtime.js';
 import { sessionEventOf } from './cancel-session.js';
 import { completeSession, type CompletionRules, type FileDigest } from './complete-session.js';
@@ -40,7 +40,7 @@ function nativeRules(sha256: string): CompletionRules {
       let digest: string | undefined;
       try {
         await finishHashPump(context, runtime);
-        digest = runtime.hash.digest().sha256;
+        digest = (await runtime.hash.digest()).sha256;
       } catch (error) {
         if (isUploadError(error, 'CHUNKS_MISSING')) throw error;
         context.log.warn(
@@ -66,6 +66,7 @@ async function refuseMismatch(
   await context.store.deleteChunks(record.id, dropped);
   for (const index of dropped) runtime.chunks.delete(index);
   runtime.hash.reset();
+  await saveResetPrefix(context, runtime);
   runtime.loggedDecile = 0;
   const outcome =
     failed.length > 0

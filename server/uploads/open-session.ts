@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { UploadError } from '../../common/errors/upload-error.js';
 import { SessionRuntime } from '../runtime/session-runtime.js';
-import type { SessionRecord } from '../sessions/session-record.js';
+import { nativeChunkSize, type SessionRecord } from '../sessions/session-record.js';
 import type { UploadContext } from './upload-context.js';
 import { logUploadStarted } from './upload-log.js';
 
@@ -52,7 +52,14 @@ export async function openSession(context: UploadContext, fields: NewSessionFiel
     expiresAt: now + context.config.sessionExpiry * 1000,
     result: null,
   };
-  await context.storage.createStaging(record.id);
+  // A native session's chunks have one size and the file one path: S3 stages them as a
+  // multipart upload at the final key.
+  await context.storage.createStaging(
+    record.id,
+    record.api === 'native'
+      ? { chunks: { size: nativeChunkSize(record), target: { uploader: record.uploader, path: record.path } } }
+      : {},
+  );
   try {
     return await recordSession(context, record);
   } catch (error) {

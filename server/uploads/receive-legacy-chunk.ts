@@ -2,8 +2,8 @@ import { randomUUID } from 'node:crypto';
 import { formatSize } from '../../common/config/units.js';
 import { UploadError } from '../../common/errors/upload-error.js';
 import { ChunkVerifier } from '../integrity/chunk-verifier.js';
-import { kickHashPump } from '../runtime/hash-pump.js';
-import { legacyChunkSpool } from '../runtime/legacy-chunk-spool.js';
+import { kickHashPump, saveResetPrefix } from '../runtime/hash-pump.js';
+import { chunkSpool } from '../runtime/chunk-spool.js';
 import type { SessionRuntime } from '../runtime/session-runtime.js';
 import { isDiskFull } from '../storage/disk-full.js';
 import { isMissingStaging, type SpoolRef } from '../storage/upload-storage.js';
@@ -218,7 +218,7 @@ export async function storeLegacyChunk(
       );
     }
     if (held?.offset !== null && held !== undefined) await unplaceFrom(context, runtime, index);
-    await context.storage.moveSpool(spool, legacyChunkSpool(record.id, index));
+    await context.storage.moveSpool(spool, chunkSpool(record.id, index));
     const chunk = { index, size: part.size, crc: part.crc, offset: null };
     const now = Date.now();
     record.expiresAt = now + context.config.sessionExpiry * 1000;
@@ -256,8 +256,9 @@ async function unplaceFrom(context: UploadContext, runtime: SessionRuntime, inde
   for (const chunk of placed) {
     if (chunk.index === index || chunk.offset === null) continue;
     await context.storage.writeSpool(
-      legacyChunkSpool(id, chunk.index),
+      chunkSpool(id, chunk.index),
       context.storage.readStaged(id, chunk.offset, chunk.size),
+      chunk.size,
     );
   }
   await context.store.setChunkOffsets(
@@ -266,6 +267,7 @@ async function unplaceFrom(context: UploadContext, runtime: SessionRuntime, inde
   );
   for (const chunk of placed) chunk.offset = null;
   runtime.hash.reset();
+  await saveResetPrefix(context, runtime);
   context.log.info(
     { event: 'legacy_chunk_replaced', sessionId: id, index },
     `Chunk ${index} of ${runtime.record.path} was replaced after it had been appended; re-assembling from it`,

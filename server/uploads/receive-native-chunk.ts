@@ -1,8 +1,10 @@
+import { randomUUID } from 'node:crypto';
 import { UploadError } from '../../common/errors/upload-error.js';
 import { formatChunkChecksum } from '../../common/protocol/chunk-checksum.js';
 import type { ChunkResponse } from '../../common/protocol/native-protocol.js';
 import { ChunkVerifier } from '../integrity/chunk-verifier.js';
 import type { HashFork } from '../integrity/prefix-hash.js';
+import { chunkSpool, stagedChunksReadable } from '../runtime/chunk-spool.js';
 import { kickHashPump } from '../runtime/hash-pump.js';
 import type { SessionRuntime } from '../runtime/session-runtime.js';
 import { nativeChunkSize } from '../sessions/session-record.js';
@@ -87,11 +89,23 @@ export async function receiveNativeChunk(
   const done = new Promise<void>((resolve) => (finish = resolve));
   runtime.inFlight.set(index, { abort: (reason) => body.abort(reason), done });
   try {
-    const fork: HashFork | undefined = runtime.hash.chunks === index ? runtime.hash.fork() : undefined;
-    const verifier = new ChunkVerifier(slot.length, fork?.hashes);
+    const inOrder = runtime.hash.chunks === index;
+    const fork: HashFork | undefined = inOrder ? await runtime.hash.fork() : undefined;
+    // Written in place, unless it arrived before the chunks ahead of it were hashed on a backend
+    // that cannot read it back: then it waits in a spool until the hash pump reaches it.
+    const inPlace = inOrder || stagedChunksReadable(context.storage, record);
+    const verifier = new ChunkVerifier(slot.length, fork?.hashes, (checked) => checkChunk(slot, input.crc, checked));
     const release = context.inFlight.reserve(record.uploader, slot.length);
     try {
-      await context.storage.writePart(record.id, { index, offset: slot.offset }, verifier.through(body.bytes()));
+      if (inPlace) {
+        await context.storage.writePart(
+          record.id,
+          { index, offset: slot.offset, length: slot.length },
+          verifier.through(body.bytes()),
+        );
+      } else {
+        await spoolEarlyChunk(context, runtime, index, slot.length, verifier.through(body.bytes()));
+      }
     } catch (error) {
       if (isDiskFull(error)) {
         context.freeSpace.sawFullDisk();
@@ -109,23 +123,19 @@ export async function receiveNativeChunk(
       release();
     }
     if (runtime.ended) throw sessionGone(runtime);
-    if (verifier.length !== slot.length) {
-      throw new UploadError(
-        'CHUNK_SIZE_MISMATCH',
-        `chunk ${index} must be ${slot.length} bytes, but its body had ${verifier.length}`,
-      );
-    }
-    if (verifier.crc !== input.crc) {
-      throw new UploadError(
-        'CHUNK_CHECKSUM_MISMATCH',
-        `chunk ${index} failed its checksum (received ${formatChunkChecksum(verifier.crc)}, ` +
-          `expected ${formatChunkChecksum(input.crc)}); it was not stored, send it again`,
-      );
-    }
+    checkChunk(slot, input.crc, verifier);
     const now = Date.now();
-    const chunk = { index, size: slot.length, crc: input.crc, offset: null };
+    const chunk = { index, size: slot.length, crc: input.crc, offset: inPlace ? slot.offset : null };
     record.expiresAt = now + context.config.sessionExpiry * 1000;
-    await context.store.ackChunk(record.id, chunk, now, record.expiresAt);
+    // Server replicas: the prefix hash this chunk advances is saved with its acknowledgement.
+    const next = fork ? runtime.hash.savedAfter(fork, slot.length) : undefined;
+    await context.store.ackChunk(
+      record.id,
+      chunk,
+      now,
+      record.expiresAt,
+      fork && next ? { from: fork.chunkIndex, next } : undefined,
+    );
     runtime.chunks.set(index, chunk);
     if (fork) runtime.hash.adopt(fork, slot.length);
     void kickHashPump(context, runtime);
@@ -138,6 +148,45 @@ export async function receiveNativeChunk(
   } finally {
     if (runtime.inFlight.get(index)?.done === done) runtime.inFlight.delete(index);
     finish();
+  }
+}
+
+/** The chunk's length and CRC, checked once its body ended (before its last bytes are written). */
+function checkChunk(slot: NativeChunkSlot, crc: number, verifier: ChunkVerifier): void {
+  if (verifier.length !== slot.length) {
+    throw new UploadError(
+      'CHUNK_SIZE_MISMATCH',
+      `chunk ${slot.index} must be ${slot.length} bytes, but its body had ${verifier.length}`,
+    );
+  }
+  if (verifier.crc !== crc) {
+    throw new UploadError(
+      'CHUNK_CHECKSUM_MISMATCH',
+      `chunk ${slot.index} failed its checksum (received ${formatChunkChecksum(verifier.crc)}, ` +
+        `expected ${formatChunkChecksum(crc)}); it was not stored, send it again`,
+    );
+  }
+}
+
+/**
+ * Keeps an early chunk in its spool: written under a name of its own first, then moved to
+ * `chunk-<index>` once verified, so that a failed or concurrent attempt never replaces a
+ * verified one.
+ */
+async function spoolEarlyChunk(
+  context: UploadContext,
+  runtime: SessionRuntime,
+  index: number,
+  length: number,
+  body: AsyncIterable<Uint8Array>,
+): Promise<void> {
+  const incoming = { staging: runtime.id, name: `part-${randomUUID()}` };
+  try {
+    await context.storage.writeSpool(incoming, body, length);
+    await context.storage.moveSpool(incoming, chunkSpool(runtime.id, index));
+  } catch (error) {
+    await context.storage.removeSpool(incoming).catch(() => undefined);
+    throw error;
   }
 }
 

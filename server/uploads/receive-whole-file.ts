@@ -119,7 +119,7 @@ async function receive(context: UploadContext, input: WholeFileInput, limit: num
   try {
     release = context.inFlight.reserve(uploader, knownSize ?? limit);
     await context.storage.createStaging(id, { wholeFile: true });
-    await context.storage.writePart(id, { index: 0, offset: 0 }, digest.through(body.bytes()));
+    await context.storage.writePart(id, { index: 0, offset: 0, length: knownSize }, digest.through(body.bytes()));
     release();
     const size = digest.length;
     if (knownSize !== undefined && size !== knownSize) {

@@ -12,6 +12,15 @@ import type { UploadContext } from './upload-context.js';
  */
 export async function dropSessionWithLostData(context: UploadContext, runtime: SessionRuntime): Promise<UploadError> {
   const { record } = runtime;
+  const stored = await context.store.getSession(record.id);
+  if (!stored || stored.state === 'complete') {
+    // Ended by another server process (cancelled, expired, completed) while this one used it.
+    runtime.ended = true;
+    return new UploadError(
+      record.api === 'legacy' ? 'INVALID_FIELD' : 'SESSION_NOT_FOUND',
+      `The session for ${record.path} was ${stored ? 'completed' : 'cancelled or expired'} meanwhile`,
+    );
+  }
   context.log.error(
     {
       event: 'session_data_lost',

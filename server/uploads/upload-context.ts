@@ -2,7 +2,7 @@ import type { GzipAtRest } from '../compression/gzip-at-rest.js';
 import type { ServerConfig } from '../config/server-options.js';
 import type { UploadEventBus } from '../events/upload-events.js';
 import type { Logger } from '../logging/logger.js';
-import type { KeyedMutex } from '../runtime/mutex.js';
+import type { KeyedLock } from '../runtime/mutex.js';
 import type { SessionRuntimes } from '../runtime/runtime-registry.js';
 import type { SessionStore } from '../sessions/session-store.js';
 import type { UploadStorage } from '../storage/upload-storage.js';
@@ -18,10 +18,14 @@ export interface UploadContext {
   readonly gzip: GzipAtRest;
   /** The free space for admission checks (see disk-space.ts). */
   readonly freeSpace: FreeSpaceGauge;
+  /**
+   * Serialises creating sessions and committing files per uploader and path, so concurrent
+   * creates resume one session and a commit never overwrites what another just stored: in
+   * memory for one process, PostgreSQL advisory locks for server replicas.
+   */
+  readonly pathLocks: KeyedLock;
   /** Bytes of upload bodies each uploader is sending (maxBytesInFlight). */
   readonly inFlight: InFlightBudget;
-  /** Serialises creating sessions per uploader and path, so concurrent creates resume one session. */
-  readonly pathLocks: KeyedMutex;
   readonly events: UploadEventBus;
   readonly log: Logger;
 }

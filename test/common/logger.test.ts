@@ -40,6 +40,12 @@ describe('the logger factory', () => {
       '*.authorization',
       'headers.authorization',
       'req.headers.authorization',
+      'databaseUrl',
+      '*.databaseUrl',
+      's3AccessKeyId',
+      '*.s3AccessKeyId',
+      's3SecretAccessKey',
+      '*.s3SecretAccessKey',
       'tokens',
       '*.tokens',
     ]);

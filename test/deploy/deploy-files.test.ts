@@ -152,6 +152,35 @@ describe('deploy/docker', { timeout: 240_000 }, () => {
     const known = new Set(serverOptions.knownEnv());
     for (const name of Object.keys(service.environment ?? {})) expect(known.has(name), name).toBe(true);
   });
+
+  it('compose.scale-out.yaml: replicas of one image on S3 and PostgreSQL behind nginx, only real settings', () => {
+    const file = path.join(path.dirname(COMPOSE), 'compose.scale-out.yaml');
+    const compose = parseYaml(readFileSync(file, 'utf8')) as {
+      services: Record<
+        string,
+        {
+          build?: { context: string; dockerfile: string };
+          environment?: Record<string, string>;
+          volumes?: string[];
+        }
+      >;
+    };
+    const replica = compose.services['upload-server']!;
+    expect(path.join(path.resolve(path.dirname(file), replica.build!.context), replica.build!.dockerfile)).toBe(
+      DOCKERFILE,
+    );
+    const environment = replica.environment ?? {};
+    const known = new Set(serverOptions.knownEnv());
+    for (const name of Object.keys(environment)) expect(known.has(name), name).toBe(true);
+    expect(environment.UPLOAD_SERVER_STORAGE_BACKEND).toBe('s3');
+    expect(environment.UPLOAD_SERVER_DATABASE_URL).toMatch(/^postgres:\/\/.*@database:5432\//);
+    expect(Object.keys(compose.services).sort()).toEqual(['database', 'load-balancer', 'upload-server']);
+    // The nginx configuration it mounts exists and balances over the replicas' service name.
+    const mounted = compose.services['load-balancer']!.volumes!.map((volume) => volume.split(':')[0]!);
+    const conf = readFileSync(path.resolve(path.dirname(file), mounted[0]!), 'utf8');
+    expect(conf).toMatch(/server upload-server:8080 resolve;/);
+    expect(conf).toMatch(/proxy_request_buffering off;/);
+  });
 });
 
 describe('deploy/systemd', () => {

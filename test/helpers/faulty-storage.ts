@@ -23,8 +23,8 @@ export class FaultyStorage implements UploadStorage {
     return this.#inner.writePart(id, part, this.#faulty(body));
   }
 
-  writeSpool(spool: SpoolRef, body: AsyncIterable<Uint8Array>): Promise<number> {
-    return this.#inner.writeSpool(spool, this.#faulty(body));
+  writeSpool(spool: SpoolRef, body: AsyncIterable<Uint8Array>, length?: number): Promise<number> {
+    return this.#inner.writeSpool(spool, this.#faulty(body), length);
   }
 
   /** The body as it is, or one that fails after `bytesBeforeFailure` bytes while `failWrites` is set. */
@@ -48,7 +48,7 @@ export class FaultyStorage implements UploadStorage {
     })();
   }
 
-  createStaging = (id: string, options?: { wholeFile?: boolean }): Promise<void> =>
+  createStaging = (id: string, options?: Parameters<UploadStorage['createStaging']>[1]): Promise<void> =>
     this.#inner.createStaging(id, options);
   readStaged = (id: string, offset: number, length: number): AsyncIterable<Buffer> =>
     this.#inner.readStaged(id, offset, length);
@@ -56,7 +56,7 @@ export class FaultyStorage implements UploadStorage {
   commit = (id: string, file: StoredFile, options: { size: number; replace: boolean }): Promise<void> =>
     this.#inner.commit(id, file, options);
   abortStaging = (id: string): Promise<void> => this.#inner.abortStaging(id);
-  listStaging = (): Promise<string[]> => this.#inner.listStaging();
+  listStaging = (options?: { unchangedSince?: number }): Promise<string[]> => this.#inner.listStaging(options);
   readSpool = (spool: SpoolRef, length: number): AsyncIterable<Buffer> => this.#inner.readSpool(spool, length);
   moveSpool = (from: SpoolRef, to: SpoolRef): Promise<void> => this.#inner.moveSpool(from, to);
   removeSpool = (spool: SpoolRef): Promise<void> => this.#inner.removeSpool(spool);
