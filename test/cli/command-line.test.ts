@@ -243,7 +243,7 @@ describe('bad command lines (the real program)', { timeout: 180_000 }, () => {
       first.kill('SIGKILL');
       await first.exited;
     });
-    await waitFor(() => first.stderr.includes('watching for recordings'), 'the first agent running', 30_000);
+    await waitFor(() => first.stderr.includes('watching for recordings'), 'the first agent running', 90_000);
     const second = await runAgent(args);
     expect(second.code).toBe(exitCodes.LOCKED);
     expect(oneLine(second.stderr)).toMatch(
@@ -257,7 +257,7 @@ describe('bad command lines (the real program)', { timeout: 180_000 }, () => {
       third.kill('SIGKILL');
       await third.exited;
     });
-    await waitFor(() => third.stderr.includes('watching for recordings'), 'a new agent after kill -9', 30_000);
+    await waitFor(() => third.stderr.includes('watching for recordings'), 'a new agent after kill -9', 90_000);
     third.kill('SIGTERM');
     expect((await third.exited).code).toBe(0);
   });

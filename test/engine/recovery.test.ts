@@ -106,7 +106,7 @@ describe('NetworkManager recovery: stop/start, offline, agent and server crashes
       await waitFor(
         () => world.proxy.stats.bytesUp >= 6.5 * chunkSize,
         'the first run to be half-way through chunk 7',
-        40_000,
+        75_000,
       );
       first.child.kill('SIGKILL');
       await first.exited;
@@ -128,7 +128,7 @@ describe('NetworkManager recovery: stop/start, offline, agent and server crashes
       first.child.kill('SIGKILL');
       second?.child.kill('SIGKILL');
     }
-  }, 90_000);
+  }, 180_000);
 });
 
 describe('NetworkManager when the server is killed and restarted mid-upload', () => {

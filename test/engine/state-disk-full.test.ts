@@ -76,7 +76,11 @@ describe('a full state disk', { timeout: 180_000 }, () => {
     await mkdir(path.join(root, 'a'), { recursive: true });
     await writeFile(path.join(root, 'a', 'a_0.mcap'), syntheticMcap(100_000));
     await writeFile(path.join(root, 'a', 'metadata.yaml'), 'a: 1\n');
-    await waitFor(() => existsSync(server.completedPath('anonymous', 'a/metadata.yaml')), 'the first bag uploaded');
+    await waitFor(
+      () => existsSync(server.completedPath('anonymous', 'a/metadata.yaml')),
+      'the first bag uploaded',
+      90_000,
+    );
 
     // A long split is under way (64 KiB chunks at 1 MiB/s), then the state disk fills up.
     const big = syntheticMcap(3 * 1024 * 1024);
