@@ -635,6 +635,9 @@ export class UploadRunner {
         () => {
           if (sentAt !== undefined) window.sample(sentAt - started, performance.now() - sentAt);
           this.#ctx.reachable();
+          // Its bytes move from in flight to acknowledged at once, so bytesSent never counts them twice.
+          record.bytesInFlight = Math.max(0, record.bytesInFlight - counted);
+          counted = 0;
           outcome.acknowledged();
         },
         (error: unknown) => {

@@ -85,6 +85,9 @@ describe('the agent says what it is doing', { timeout: 180_000 }, () => {
       '256KiB',
       '--progress-log-interval',
       '1s',
+      // The summary of a stop that leaves work behind: no drain of the bag still being recorded.
+      '--drain-timeout',
+      '0',
     ]);
     cleanups.push(async () => {
       agent.kill('SIGKILL');
