@@ -59,6 +59,9 @@ describe('status, retry, pause and resume', { timeout: 240_000 }, () => {
         '256KiB',
         '--chunk-size',
         '256KiB',
+        // The stop leaves the bag's last split waiting to close (no drain: not what this tests).
+        '--drain-timeout',
+        '0',
       ],
       { env },
     );
