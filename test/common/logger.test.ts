@@ -42,12 +42,20 @@ describe('the logger factory', () => {
       'req.headers.authorization',
       'databaseUrl',
       '*.databaseUrl',
+      'onBagComplete',
+      '*.onBagComplete',
+      'onFileComplete',
+      '*.onFileComplete',
       's3AccessKeyId',
       '*.s3AccessKeyId',
       's3SecretAccessKey',
       '*.s3SecretAccessKey',
       'tokens',
       '*.tokens',
+      'viewerTokens',
+      '*.viewerTokens',
+      'webhookSecret',
+      '*.webhookSecret',
     ]);
   });
 
