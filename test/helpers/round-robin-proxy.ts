@@ -41,8 +41,10 @@ export async function startRoundRobinProxy(replicas: (string | undefined)[]): Pr
 
   /** The replica that got each upload session's last request: its next one goes elsewhere. */
   const lastOfSession = new Map<string, number>();
-  const pick = (tried: Set<number>, session: string | undefined): number | undefined => {
-    const last = session === undefined ? undefined : lastOfSession.get(session);
+  const pick = (tried: Set<number>, session: string | undefined, before?: number): number | undefined => {
+    // A retry after a refused connection avoids the replica that served the session before the
+    // refused one, so the requests that reach replicas still alternate.
+    const last = session === undefined ? undefined : (before ?? lastOfSession.get(session));
     const from = last === undefined ? next : last + 1;
     for (let step = 0; step < targets.length; step += 1) {
       const index = (from + step) % targets.length;
@@ -60,8 +62,10 @@ export async function startRoundRobinProxy(replicas: (string | undefined)[]): Pr
     const arrived = performance.now();
     const elapsed = (): number => performance.now() - arrived;
     const session = /^\/v1\/sessions\/([^/?]+)/.exec(req.url ?? '')?.[1];
+    let servedBefore: number | undefined;
     const forward = (): void => {
-      const index = pick(tried, session);
+      const previous = session === undefined ? undefined : (servedBefore ?? lastOfSession.get(session));
+      const index = pick(tried, session, servedBefore);
       const picked = picks++;
       if (index === undefined) {
         log.push({ method: req.method ?? '', url: req.url ?? '', replica: -1, status: 502, ms: elapsed(), picked });
@@ -106,7 +110,14 @@ export async function startRoundRobinProxy(replicas: (string | undefined)[]): Pr
         else start();
       });
       upstream.on('error', (error: NodeJS.ErrnoException) => {
-        if (!sent && error.code === 'ECONNREFUSED') return forward(); // nothing sent yet: the next replica
+        if (!sent && error.code === 'ECONNREFUSED') {
+          // Nothing sent yet: the next replica, chosen as if the refused one had never been picked.
+          if (session !== undefined) {
+            servedBefore ??= previous;
+            if (lastOfSession.get(session) === index && previous !== undefined) lastOfSession.set(session, previous);
+          }
+          return forward();
+        }
         if (res.headersSent) return res.destroy();
         log.push({ method: req.method ?? '', url: req.url ?? '', replica: index, status: 502, ms: elapsed(), picked });
         res.writeHead(502, { 'content-type': 'application/json', connection: 'close' });

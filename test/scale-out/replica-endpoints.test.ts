@@ -143,7 +143,9 @@ describe('replica endpoints', () => {
       const notReady = await waitFor(async () => {
         const answer = await call(url, 'GET', '/ready');
         return answer.status === 503 ? answer : undefined;
-      }, '/ready to answer 503');
+      }, '/ready to answer 503').catch((error: Error) => {
+        throw new Error(`${error.message}\nthe replica said:\n${cluster.output().slice(-4000)}`);
+      });
       expect(notReady.json).toEqual({ status: 'not ready', checks: { storage: 'ok', database: 'failing' } });
       expect((await call(url, 'GET', '/health')).status).toBe(200);
     } finally {
