@@ -12,6 +12,7 @@ import type {
 } from './fleet-records.js';
 import type { FileRecord } from './session-record.js';
 import { toFile, type FileRow } from './sqlite-rows.js';
+import { inTransaction } from './postgres-transaction.js';
 
 /** A `bags` row as PostgreSQL returns it (BIGINT as numbers: see the pool's type parsers). */
 interface BagRow {
@@ -241,19 +242,8 @@ export class PostgresFleetTables {
     });
   }
 
-  async #transaction<T>(work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
-    const client = await this.#pool.connect();
-    try {
-      await client.query('BEGIN');
-      const result = await work(client);
-      await client.query('COMMIT');
-      return result;
-    } catch (error) {
-      await client.query('ROLLBACK').catch(() => undefined);
-      throw error;
-    } finally {
-      client.release();
-    }
+  #transaction<T>(work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+    return inTransaction(this.#pool, work);
   }
 }
 

@@ -25,6 +25,7 @@ import type {
 } from './session-record.js';
 import type { CreateOrResumeOutcome, FileKey, SessionStore } from './session-store.js';
 import { fileRow, sessionRow, toFile, toSession, type FileRow, type SessionRow } from './sqlite-rows.js';
+import { inTransaction } from './postgres-transaction.js';
 
 /** BIGINT columns come back as numbers (sizes and epoch milliseconds stay far below 2^53). */
 const types = {
@@ -534,19 +535,8 @@ export class PostgresSessionStore implements SessionStore {
     );
   }
 
-  async #transaction<T>(work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
-    const client = await this.#pool.connect();
-    try {
-      await client.query('BEGIN');
-      const result = await work(client);
-      await client.query('COMMIT');
-      return result;
-    } catch (error) {
-      await client.query('ROLLBACK').catch(() => undefined);
-      throw error;
-    } finally {
-      client.release();
-    }
+  #transaction<T>(work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+    return inTransaction(this.#pool, work);
   }
 }
 
