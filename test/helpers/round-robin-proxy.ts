@@ -19,6 +19,11 @@ export interface RoundRobinProxy {
   readonly url: string;
   /** Every request so far, in the order they were sent on. */
   readonly log: ProxiedRequest[];
+  /**
+   * Every choice of a replica for an upload session's request, in the order made: refused
+   * connections and requests the client gave up on before an answer included.
+   */
+  readonly choices: { session: string; replica: number }[];
   /** Replaces a replica's address (after a restart on a new port). */
   setReplica(index: number, url: string | undefined): void;
   close(): Promise<void>;
@@ -41,16 +46,18 @@ export async function startRoundRobinProxy(replicas: (string | undefined)[]): Pr
 
   /** The replica that got each upload session's last request: its next one goes elsewhere. */
   const lastOfSession = new Map<string, number>();
-  const pick = (tried: Set<number>, session: string | undefined, before?: number): number | undefined => {
-    // A retry after a refused connection avoids the replica that served the session before the
-    // refused one, so the requests that reach replicas still alternate.
-    const last = session === undefined ? undefined : (before ?? lastOfSession.get(session));
+  const choices: { session: string; replica: number }[] = [];
+  const pick = (tried: Set<number>, session: string | undefined): number | undefined => {
+    const last = session === undefined ? undefined : lastOfSession.get(session);
     const from = last === undefined ? next : last + 1;
     for (let step = 0; step < targets.length; step += 1) {
       const index = (from + step) % targets.length;
       if (targets[index] && !tried.has(index) && (index !== last || step === targets.length - 1)) {
         next = index + 1;
-        if (session !== undefined) lastOfSession.set(session, index);
+        if (session !== undefined) {
+          lastOfSession.set(session, index);
+          choices.push({ session, replica: index });
+        }
         return index;
       }
     }
@@ -62,10 +69,8 @@ export async function startRoundRobinProxy(replicas: (string | undefined)[]): Pr
     const arrived = performance.now();
     const elapsed = (): number => performance.now() - arrived;
     const session = /^\/v1\/sessions\/([^/?]+)/.exec(req.url ?? '')?.[1];
-    let servedBefore: number | undefined;
     const forward = (): void => {
-      const previous = session === undefined ? undefined : (servedBefore ?? lastOfSession.get(session));
-      const index = pick(tried, session, servedBefore);
+      const index = pick(tried, session);
       const picked = picks++;
       if (index === undefined) {
         log.push({ method: req.method ?? '', url: req.url ?? '', replica: -1, status: 502, ms: elapsed(), picked });
@@ -110,14 +115,7 @@ export async function startRoundRobinProxy(replicas: (string | undefined)[]): Pr
         else start();
       });
       upstream.on('error', (error: NodeJS.ErrnoException) => {
-        if (!sent && error.code === 'ECONNREFUSED') {
-          // Nothing sent yet: the next replica, chosen as if the refused one had never been picked.
-          if (session !== undefined) {
-            servedBefore ??= previous;
-            if (lastOfSession.get(session) === index && previous !== undefined) lastOfSession.set(session, previous);
-          }
-          return forward();
-        }
+        if (!sent && error.code === 'ECONNREFUSED') return forward(); // nothing sent yet: the next replica
         if (res.headersSent) return res.destroy();
         log.push({ method: req.method ?? '', url: req.url ?? '', replica: index, status: 502, ms: elapsed(), picked });
         res.writeHead(502, { 'content-type': 'application/json', connection: 'close' });
@@ -133,6 +131,7 @@ export async function startRoundRobinProxy(replicas: (string | undefined)[]): Pr
   return {
     url: `http://127.0.0.1:${port}`,
     log,
+    choices,
     setReplica: (index, url) => {
       targets[index] = url;
     },
