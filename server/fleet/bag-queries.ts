@@ -16,17 +16,17 @@ export interface BagListQuery {
 
 /** GET /v1/bags: bags, most recently changed first. */
 export async function listBagViews(store: SessionStore, query: BagListQuery): Promise<BagView[]> {
-  return (await store.listBags(query)).map(bagView);
+  return (await store.fleet.listBags(query)).map(bagView);
 }
 
 /** GET /v1/bags/<uploader>/<bag>: one bag with every listed and verified file (FILE_NOT_FOUND when there is none). */
 export async function bagDetail(store: SessionStore, uploader: string, folder: string): Promise<BagDetail> {
-  const bag = await store.getBag(uploader, folder);
+  const bag = await store.fleet.getBag(uploader, folder);
   if (!bag) {
     throw new UploadError('FILE_NOT_FOUND', `No bag ${JSON.stringify(folder)} of uploader ${uploader} on this server`);
   }
   const listed = new Set(bag.expected ?? []);
-  const files = await store.filesIn(uploader, folder);
+  const files = await store.fleet.filesIn(uploader, folder);
   return {
     ...bagView(bag),
     listed: bag.expected,

@@ -79,7 +79,7 @@ export class BagTracker {
   async #drain(): Promise<void> {
     try {
       for (;;) {
-        const batch = await this.#o.store.filesToAnnounce(BATCH);
+        const batch = await this.#o.store.fleet.filesToAnnounce(BATCH);
         for (const file of batch) {
           if (this.#closed) return;
           await this.#announce(file);
@@ -102,9 +102,9 @@ export class BagTracker {
     let bag: BagRecord | undefined;
     let bagFiles: FileRecord[] = [];
     if (folder !== undefined) {
-      before = await store.getBag(file.uploader, folder);
+      before = await store.fleet.getBag(file.uploader, folder);
       if (before || bagFolderOf(file.path) !== undefined) {
-        bagFiles = await store.filesIn(file.uploader, folder);
+        bagFiles = await store.fleet.filesIn(file.uploader, folder);
         bag = await this.#evaluate(file.uploader, folder, before, bagFiles, now);
       }
     }
@@ -115,7 +115,7 @@ export class BagTracker {
     if (completed && bag?.eventId && file.hooks && this.#o.hooks.bag) {
       deliveries.push(bagDelivery(bag.eventId, completed, now));
     }
-    const recorded = await store.announce({
+    const recorded = await store.fleet.announce({
       file: { uploader: file.uploader, path: file.path, sha256: file.sha256 },
       bag,
       deliveries,

@@ -104,8 +104,9 @@ export class FleetView {
   /** Loads the saved statistics, the open sessions and the recent files; starts the timers. */
   async start(): Promise<void> {
     const { store } = this.#o;
-    for (const stats of await store.uploaderStats()) this.#activity.set(stats.uploader, new UploaderActivity(stats));
-    for (const session of await store.openSessionSummaries()) {
+    for (const stats of await store.fleet.uploaderStats())
+      this.#activity.set(stats.uploader, new UploaderActivity(stats));
+    for (const session of await store.fleet.openSessionSummaries()) {
       if (this.#uploads.has(session.id)) continue;
       this.#uploads.set(session.id, {
         id: session.id,
@@ -118,9 +119,9 @@ export class FleetView {
         lastChunkAt: session.updatedAt,
       });
     }
-    const recent = await store.recentFiles(RECENT_KEPT);
+    const recent = await store.fleet.recentFiles(RECENT_KEPT);
     this.#completions.push(...recent.map((file) => completionOf(file.uploader, file.path, file, file.completedAt)));
-    this.#bagCounts = countsOf(await store.bagCounts());
+    this.#bagCounts = countsOf(await store.fleet.bagCounts());
     await this.#measureFreeSpace();
     const every = (ms: number, work: () => Promise<void> | void): void => {
       const timer = setInterval(() => {
@@ -288,7 +289,7 @@ export class FleetView {
       this.#removed.clear();
       for (const id of removed) this.#sentUploads.delete(id);
       const bags = await this.#changedBags();
-      if (bags.length > 0) this.#bagCounts = countsOf(await this.#o.store.bagCounts());
+      if (bags.length > 0) this.#bagCounts = countsOf(await this.#o.store.fleet.bagCounts());
       const update: FleetUpdate = {
         type: 'update',
         at: new Date(now).toISOString(),
@@ -335,7 +336,7 @@ export class FleetView {
     const views: BagView[] = [];
     for (const key of keys) {
       const [uploader = '', folder = ''] = key.split('\0');
-      const bag = await this.#o.store.getBag(uploader, folder);
+      const bag = await this.#o.store.fleet.getBag(uploader, folder);
       if (bag) views.push(bagView(bag));
     }
     return views;
@@ -345,8 +346,8 @@ export class FleetView {
     if (!this.#bagsCache || now - this.#bagsCache.at > BAGS_CACHE_MS) {
       const bags = (async () => {
         const [records, counts] = await Promise.all([
-          this.#o.store.listBags({ limit: SNAPSHOT_BAGS }),
-          this.#o.store.bagCounts(),
+          this.#o.store.fleet.listBags({ limit: SNAPSHOT_BAGS }),
+          this.#o.store.fleet.bagCounts(),
         ]);
         return { views: records.map(bagView), counts: countsOf(counts) };
       })();
@@ -404,7 +405,7 @@ export class FleetView {
     if (dirty.length === 0) return;
     for (const activity of dirty) activity.dirty = false;
     try {
-      await this.#o.store.saveUploaderStats(dirty.map((activity) => ({ ...activity.stats })));
+      await this.#o.store.fleet.saveUploaderStats(dirty.map((activity) => ({ ...activity.stats })));
     } catch (error) {
       for (const activity of dirty) activity.dirty = true;
       throw error;

@@ -118,7 +118,7 @@ export class ServerMetrics {
       'bags',
       'Bags by state',
       async function () {
-        const counts = await store.bagCounts();
+        const counts = await store.fleet.bagCounts();
         this.set({ state: 'complete' }, counts.complete);
         this.set({ state: 'incomplete' }, counts.incomplete);
       },
@@ -128,7 +128,7 @@ export class ServerMetrics {
       'bag_incomplete_idle_seconds_max',
       'Seconds since the least recently changed incomplete bag last got a file (0 when none is incomplete)',
       async function () {
-        const counts = await store.bagCounts();
+        const counts = await store.fleet.bagCounts();
         this.set(counts.oldestIncompleteUpdate === null ? 0 : (Date.now() - counts.oldestIncompleteUpdate) / 1000);
       },
     );
@@ -151,7 +151,7 @@ export class ServerMetrics {
       'webhook_pending',
       'Webhook deliveries waiting (retrying)',
       async function () {
-        const pending = await store.pendingDeliveries();
+        const pending = await store.fleet.pendingDeliveries();
         this.set({ hook: 'file' }, pending.file);
         this.set({ hook: 'bag' }, pending.bag);
       },

@@ -10,6 +10,7 @@ import type {
   WebhookDelivery,
   WebhookHook,
 } from './fleet-records.js';
+import type { FleetStore } from './fleet-store.js';
 import type { FileRecord } from './session-record.js';
 import { toFile, type FileRow } from './sqlite-rows.js';
 import { inTransaction } from './postgres-transaction.js';
@@ -62,7 +63,7 @@ const BAG_COLUMNS = `uploader, folder, metadata_sha256, expected, metadata_error
  * replicas racing to announce one file record it once (the first UPDATE of the file row wins;
  * the other sees it announced once the first commits).
  */
-export class PostgresFleetTables {
+export class PostgresFleetTables implements FleetStore {
   readonly #pool: pg.Pool;
 
   /** `pool` must parse BIGINT as numbers (PostgresSessionStore's does). */

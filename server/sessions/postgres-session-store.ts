@@ -2,17 +2,6 @@ import pg from 'pg';
 import { present } from '../../common/errors/present.js';
 import { UploadError } from '../../common/errors/upload-error.js';
 import { AdvisoryLocks, advisoryLockId } from './advisory-locks.js';
-import type {
-  Announcement,
-  BagCounts,
-  BagQuery,
-  BagRecord,
-  FileToAnnounce,
-  OpenSessionSummary,
-  UploaderStats,
-  WebhookDelivery,
-  WebhookHook,
-} from './fleet-records.js';
 import { PostgresFleetTables } from './postgres-fleet.js';
 import { migratePostgres } from './postgres-schema.js';
 import type {
@@ -57,12 +46,12 @@ export class PostgresSessionStore implements SessionStore {
   readonly #pool: pg.Pool;
   /** Locks shared by every replica (see advisory-locks.ts). */
   readonly locks: AdvisoryLocks;
-  readonly #fleet: PostgresFleetTables;
+  readonly fleet: PostgresFleetTables;
 
   private constructor(pool: pg.Pool, locks: AdvisoryLocks) {
     this.#pool = pool;
     this.locks = locks;
-    this.#fleet = new PostgresFleetTables(pool);
+    this.fleet = new PostgresFleetTables(pool);
   }
 
   /** Connects, migrates the schema and opens the lock connection; `where` names the database in errors. */
@@ -344,70 +333,6 @@ export class PostgresSessionStore implements SessionStore {
       [uploader],
     );
     return Number(present(rows[0], 'a count').count);
-  }
-
-  async recentFiles(limit: number): Promise<FileRecord[]> {
-    return this.#fleet.recentFiles(limit);
-  }
-
-  async filesIn(uploader: string, folder: string): Promise<FileRecord[]> {
-    return this.#fleet.filesIn(uploader, folder);
-  }
-
-  async openSessionSummaries(): Promise<OpenSessionSummary[]> {
-    return this.#fleet.openSessionSummaries();
-  }
-
-  async filesToAnnounce(limit: number): Promise<FileToAnnounce[]> {
-    return this.#fleet.filesToAnnounce(limit);
-  }
-
-  async announce(announcement: Announcement): Promise<boolean> {
-    return this.#fleet.announce(announcement);
-  }
-
-  async getBag(uploader: string, folder: string): Promise<BagRecord | undefined> {
-    return this.#fleet.getBag(uploader, folder);
-  }
-
-  async listBags(query: BagQuery): Promise<BagRecord[]> {
-    return this.#fleet.listBags(query);
-  }
-
-  async bagCounts(): Promise<BagCounts> {
-    return this.#fleet.bagCounts();
-  }
-
-  async dueDeliveries(now: number, limit: number): Promise<WebhookDelivery[]> {
-    return this.#fleet.dueDeliveries(now, limit);
-  }
-
-  async nextDeliveryAt(): Promise<number | undefined> {
-    return this.#fleet.nextDeliveryAt();
-  }
-
-  async deleteDelivery(id: string): Promise<void> {
-    await this.#fleet.deleteDelivery(id);
-  }
-
-  async rescheduleDelivery(id: string, attempts: number, nextAttemptAt: number, error: string): Promise<void> {
-    await this.#fleet.rescheduleDelivery(id, attempts, nextAttemptAt, error);
-  }
-
-  async pendingDeliveries(): Promise<Record<WebhookHook, number>> {
-    return this.#fleet.pendingDeliveries();
-  }
-
-  async dropDeliveries(hook: WebhookHook): Promise<number> {
-    return this.#fleet.dropDeliveries(hook);
-  }
-
-  async uploaderStats(): Promise<UploaderStats[]> {
-    return this.#fleet.uploaderStats();
-  }
-
-  async saveUploaderStats(stats: readonly UploaderStats[]): Promise<void> {
-    await this.#fleet.saveUploaderStats(stats);
   }
 
   async savedPrefix(id: string): Promise<StoredPrefix | undefined> {

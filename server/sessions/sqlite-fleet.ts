@@ -10,6 +10,7 @@ import type {
   WebhookDelivery,
   WebhookHook,
 } from './fleet-records.js';
+import type { FleetStore } from './fleet-store.js';
 import type { FileRecord } from './session-record.js';
 import { toFile, type FileRow } from './sqlite-rows.js';
 
@@ -54,9 +55,9 @@ interface StatsRow {
 /**
  * The fleet view's part of the SQLite session store (bags, webhook deliveries, uploader
  * statistics, announcements): its statements, and the methods SqliteSessionStore delegates to.
- * Synchronous, like the rest of better-sqlite3.
+ * Synchronous underneath, like the rest of better-sqlite3 (the methods are async for the interface).
  */
-export class SqliteFleetTables {
+export class SqliteFleetTables implements FleetStore {
   readonly #db: Database.Database;
   readonly #s;
 
@@ -65,28 +66,28 @@ export class SqliteFleetTables {
     this.#s = prepare(db);
   }
 
-  recentFiles(limit: number): FileRecord[] {
+  async recentFiles(limit: number): Promise<FileRecord[]> {
     return (this.#s.recentFiles.all(limit) as FileRow[]).map(toFile);
   }
 
   /** Paths under `folder/` sort between `folder/` and `folder0` ('0' follows '/'): one index range. */
-  filesIn(uploader: string, folder: string): FileRecord[] {
+  async filesIn(uploader: string, folder: string): Promise<FileRecord[]> {
     const rows = this.#s.filesUnder.all(uploader, `${folder}/`, `${folder}0`) as FileRow[];
     return rows.filter((row) => !row.path.slice(folder.length + 1).includes('/')).map(toFile);
   }
 
-  openSessionSummaries(): OpenSessionSummary[] {
+  async openSessionSummaries(): Promise<OpenSessionSummary[]> {
     return this.#s.openSummaries.all() as OpenSessionSummary[];
   }
 
-  filesToAnnounce(limit: number): FileToAnnounce[] {
+  async filesToAnnounce(limit: number): Promise<FileToAnnounce[]> {
     return (this.#s.toAnnounce.all(limit) as (FileRow & { announce: number })[]).map((row) => ({
       ...toFile(row),
       hooks: row.announce === 1,
     }));
   }
 
-  announce(announcement: Announcement): boolean {
+  async announce(announcement: Announcement): Promise<boolean> {
     return this.#db.transaction((): boolean => {
       const { uploader, path, sha256 } = announcement.file;
       if (this.#s.markAnnounced.run(uploader, path, sha256).changes === 0) return false;
@@ -96,19 +97,19 @@ export class SqliteFleetTables {
     })();
   }
 
-  getBag(uploader: string, folder: string): BagRecord | undefined {
+  async getBag(uploader: string, folder: string): Promise<BagRecord | undefined> {
     const row = this.#s.getBag.get(uploader, folder) as BagRow | undefined;
     return row ? toBag(row) : undefined;
   }
 
-  listBags(query: BagQuery): BagRecord[] {
+  async listBags(query: BagQuery): Promise<BagRecord[]> {
     // NULL parameters mean "any": one statement serves every combination.
     const complete = query.complete === undefined ? null : query.complete ? 1 : 0;
     const rows = this.#s.listBags.all({ uploader: query.uploader ?? null, complete, limit: query.limit }) as BagRow[];
     return rows.map(toBag);
   }
 
-  bagCounts(): BagCounts {
+  async bagCounts(): Promise<BagCounts> {
     const row = this.#s.bagCounts.get() as {
       complete: number | null;
       incomplete: number | null;
@@ -117,24 +118,24 @@ export class SqliteFleetTables {
     return { complete: row.complete ?? 0, incomplete: row.incomplete ?? 0, oldestIncompleteUpdate: row.oldest };
   }
 
-  dueDeliveries(now: number, limit: number): WebhookDelivery[] {
+  async dueDeliveries(now: number, limit: number): Promise<WebhookDelivery[]> {
     return (this.#s.due.all(now, limit) as DeliveryRow[]).map(toDelivery);
   }
 
-  nextDeliveryAt(): number | undefined {
+  async nextDeliveryAt(): Promise<number | undefined> {
     const next = this.#s.nextDue.pluck().get() as number | null | undefined;
     return next ?? undefined;
   }
 
-  deleteDelivery(id: string): void {
+  async deleteDelivery(id: string): Promise<void> {
     this.#s.deleteDelivery.run(id);
   }
 
-  rescheduleDelivery(id: string, attempts: number, nextAttemptAt: number, error: string): void {
+  async rescheduleDelivery(id: string, attempts: number, nextAttemptAt: number, error: string): Promise<void> {
     this.#s.reschedule.run(attempts, nextAttemptAt, error, id);
   }
 
-  pendingDeliveries(): Record<WebhookHook, number> {
+  async pendingDeliveries(): Promise<Record<WebhookHook, number>> {
     const counts: Record<WebhookHook, number> = { file: 0, bag: 0 };
     for (const row of this.#s.pendingByHook.all() as { hook: string; count: number }[]) {
       if (row.hook === 'file' || row.hook === 'bag') counts[row.hook] = row.count;
@@ -142,11 +143,11 @@ export class SqliteFleetTables {
     return counts;
   }
 
-  dropDeliveries(hook: WebhookHook): number {
+  async dropDeliveries(hook: WebhookHook): Promise<number> {
     return this.#s.dropHook.run(hook).changes;
   }
 
-  uploaderStats(): UploaderStats[] {
+  async uploaderStats(): Promise<UploaderStats[]> {
     return (this.#s.allStats.all() as StatsRow[]).map((row) => ({
       uploader: row.uploader,
       lastSeen: row.last_seen,
@@ -158,7 +159,7 @@ export class SqliteFleetTables {
     }));
   }
 
-  saveUploaderStats(stats: readonly UploaderStats[]): void {
+  async saveUploaderStats(stats: readonly UploaderStats[]): Promise<void> {
     this.#db.transaction(() => {
       for (const s of stats) {
         this.#s.putStats.run(s.uploader, s.lastSeen, s.day, s.bytesDay, s.filesDay, s.bytesTotal, s.filesTotal);

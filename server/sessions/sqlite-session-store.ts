@@ -3,17 +3,6 @@ import { closeSync, fsyncSync, openSync } from 'node:fs';
 import { makeDirectorySync } from '../../common/fs/make-directory.js';
 import path from 'node:path';
 import { UploadError } from '../../common/errors/upload-error.js';
-import type {
-  Announcement,
-  BagCounts,
-  BagQuery,
-  BagRecord,
-  FileToAnnounce,
-  OpenSessionSummary,
-  UploaderStats,
-  WebhookDelivery,
-  WebhookHook,
-} from './fleet-records.js';
 import type { ChunkRecord, CompletionResult, FileRecord, PrefixAdvance, SessionRecord } from './session-record.js';
 import { migrateSchema } from './session-schema.js';
 import { SqliteFleetTables } from './sqlite-fleet.js';
@@ -33,7 +22,7 @@ import { WalSync } from './wal-sync.js';
 export class SqliteSessionStore implements SessionStore {
   readonly #db: Database.Database;
   readonly #statements;
-  readonly #fleet: SqliteFleetTables;
+  readonly fleet: SqliteFleetTables;
   readonly #wal: WalSync;
 
   constructor(file: string) {
@@ -52,7 +41,7 @@ export class SqliteSessionStore implements SessionStore {
       throw error;
     }
     this.#statements = prepare(this.#db);
-    this.#fleet = new SqliteFleetTables(this.#db);
+    this.fleet = new SqliteFleetTables(this.#db);
     this.#wal = new WalSync(`${file}-wal`);
   }
 
@@ -251,70 +240,6 @@ export class SqliteSessionStore implements SessionStore {
 
   async openSessionCount(uploader: string): Promise<number> {
     return this.#read(() => this.#statements.openCount.pluck().get(uploader) as number);
-  }
-
-  async recentFiles(limit: number): Promise<FileRecord[]> {
-    return this.#fleet.recentFiles(limit);
-  }
-
-  async filesIn(uploader: string, folder: string): Promise<FileRecord[]> {
-    return this.#fleet.filesIn(uploader, folder);
-  }
-
-  async openSessionSummaries(): Promise<OpenSessionSummary[]> {
-    return this.#fleet.openSessionSummaries();
-  }
-
-  async filesToAnnounce(limit: number): Promise<FileToAnnounce[]> {
-    return this.#fleet.filesToAnnounce(limit);
-  }
-
-  async announce(announcement: Announcement): Promise<boolean> {
-    return this.#fleet.announce(announcement);
-  }
-
-  async getBag(uploader: string, folder: string): Promise<BagRecord | undefined> {
-    return this.#fleet.getBag(uploader, folder);
-  }
-
-  async listBags(query: BagQuery): Promise<BagRecord[]> {
-    return this.#fleet.listBags(query);
-  }
-
-  async bagCounts(): Promise<BagCounts> {
-    return this.#fleet.bagCounts();
-  }
-
-  async dueDeliveries(now: number, limit: number): Promise<WebhookDelivery[]> {
-    return this.#fleet.dueDeliveries(now, limit);
-  }
-
-  async nextDeliveryAt(): Promise<number | undefined> {
-    return this.#fleet.nextDeliveryAt();
-  }
-
-  async deleteDelivery(id: string): Promise<void> {
-    this.#fleet.deleteDelivery(id);
-  }
-
-  async rescheduleDelivery(id: string, attempts: number, nextAttemptAt: number, error: string): Promise<void> {
-    this.#fleet.rescheduleDelivery(id, attempts, nextAttemptAt, error);
-  }
-
-  async pendingDeliveries(): Promise<Record<WebhookHook, number>> {
-    return this.#fleet.pendingDeliveries();
-  }
-
-  async dropDeliveries(hook: WebhookHook): Promise<number> {
-    return this.#fleet.dropDeliveries(hook);
-  }
-
-  async uploaderStats(): Promise<UploaderStats[]> {
-    return this.#fleet.uploaderStats();
-  }
-
-  async saveUploaderStats(stats: readonly UploaderStats[]): Promise<void> {
-    this.#fleet.saveUploaderStats(stats);
   }
 
   async checkReady(): Promise<void> {

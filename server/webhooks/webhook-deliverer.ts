@@ -51,7 +51,7 @@ export class WebhookDeliverer {
   async start(): Promise<void> {
     for (const hook of ['file', 'bag'] as const) {
       if (this.#o.urls[hook] !== undefined) continue;
-      const dropped = await this.#o.store.dropDeliveries(hook);
+      const dropped = await this.#o.store.fleet.dropDeliveries(hook);
       if (dropped > 0) {
         this.#o.log.warn(
           { event: 'webhook_dropped', hook, dropped },
@@ -91,7 +91,7 @@ export class WebhookDeliverer {
     const { store, log } = this.#o;
     try {
       for (;;) {
-        const due = await store.dueDeliveries(Date.now(), PARALLEL * 4);
+        const due = await store.fleet.dueDeliveries(Date.now(), PARALLEL * 4);
         if (due.length === 0 || this.#closed) break;
         for (const delivery of due) {
           while (this.#inFlight.size >= PARALLEL) await Promise.race(this.#inFlight);
@@ -101,7 +101,7 @@ export class WebhookDeliverer {
         }
         await Promise.allSettled(this.#inFlight);
       }
-      const next = await store.nextDeliveryAt();
+      const next = await store.fleet.nextDeliveryAt();
       if (next !== undefined && !this.#closed) this.#schedule(next - Date.now());
     } catch (error) {
       log.error({ event: 'webhook_queue_failed', err: error }, 'Could not read the webhook queue; retrying');
@@ -119,13 +119,13 @@ export class WebhookDeliverer {
     const { store, log } = this.#o;
     const url = this.#o.urls[delivery.hook];
     if (url === undefined) {
-      await store.deleteDelivery(delivery.id);
+      await store.fleet.deleteDelivery(delivery.id);
       return;
     }
     const attempt = delivery.attempts + 1;
     const failure = await this.#post(url, delivery, attempt);
     if (failure === undefined) {
-      await store.deleteDelivery(delivery.id);
+      await store.fleet.deleteDelivery(delivery.id);
       this.#o.onAttempt?.(delivery.hook, 'delivered');
       log.info(
         { event: 'webhook_delivered', hook: delivery.hook, eventId: delivery.id, attempt },
@@ -135,7 +135,7 @@ export class WebhookDeliverer {
     }
     const now = Date.now();
     if (now - delivery.createdAt >= this.#o.retentionMs) {
-      await store.deleteDelivery(delivery.id);
+      await store.fleet.deleteDelivery(delivery.id);
       this.#o.onAttempt?.(delivery.hook, 'given_up');
       log.error(
         { event: 'webhook_given_up', hook: delivery.hook, eventId: delivery.id, attempts: attempt, reason: failure },
@@ -145,7 +145,7 @@ export class WebhookDeliverer {
     }
     const delay = Math.min(MAX_DELAY_MS, FIRST_DELAY_MS * 2 ** Math.min(attempt - 1, 20));
     const next = now + Math.round(delay * (0.8 + Math.random() * 0.4));
-    await store.rescheduleDelivery(delivery.id, attempt, next, failure);
+    await store.fleet.rescheduleDelivery(delivery.id, attempt, next, failure);
     this.#o.onAttempt?.(delivery.hook, 'failed');
     log.warn(
       { event: 'webhook_failed', hook: delivery.hook, eventId: delivery.id, attempt, reason: failure },

@@ -120,48 +120,55 @@ describe('PostgreSQL fleet tables', () => {
     };
     await a.completeSession(record.id, result, file, Date.now(), Date.now() + 1000);
 
-    const pending = (await b.filesToAnnounce(1000)).filter((f) => f.uploader === uploader);
+    const pending = (await b.fleet.filesToAnnounce(1000)).filter((f) => f.uploader === uploader);
     expect(pending).toEqual([{ ...file, hooks: true }]);
     const bag = bagRecord(uploader, folder);
     const queued = delivery();
     const announcement = { file: { uploader, path: file.path, sha256: file.sha256 }, bag, deliveries: [queued] };
     // Two replicas announce the same file at once: one records it.
-    expect((await Promise.all([a.announce(announcement), b.announce(announcement)])).sort()).toEqual([false, true]);
-    expect((await a.filesToAnnounce(1000)).filter((f) => f.uploader === uploader)).toEqual([]);
+    expect((await Promise.all([a.fleet.announce(announcement), b.fleet.announce(announcement)])).sort()).toEqual([
+      false,
+      true,
+    ]);
+    expect((await a.fleet.filesToAnnounce(1000)).filter((f) => f.uploader === uploader)).toEqual([]);
 
-    expect(await b.getBag(uploader, folder)).toEqual(bag);
-    expect(await b.getBag(uploader, 'elsewhere')).toBeUndefined();
-    expect(await b.listBags({ uploader, limit: 10 })).toEqual([bag]);
-    expect(await b.listBags({ uploader, complete: true, limit: 10 })).toEqual([bag]);
-    expect(await b.listBags({ uploader, complete: false, limit: 10 })).toEqual([]);
+    expect(await b.fleet.getBag(uploader, folder)).toEqual(bag);
+    expect(await b.fleet.getBag(uploader, 'elsewhere')).toBeUndefined();
+    expect(await b.fleet.listBags({ uploader, limit: 10 })).toEqual([bag]);
+    expect(await b.fleet.listBags({ uploader, complete: true, limit: 10 })).toEqual([bag]);
+    expect(await b.fleet.listBags({ uploader, complete: false, limit: 10 })).toEqual([]);
     const incomplete = bagRecord(uploader, 'older', { complete: false, completedAt: null, updatedAt: 1000 });
     const other = fileRecord(uploader, 'older/run_0.mcap');
     await a.putFile(other);
     expect(
-      await a.announce({ file: { uploader, path: other.path, sha256: other.sha256 }, bag: incomplete, deliveries: [] }),
+      await a.fleet.announce({
+        file: { uploader, path: other.path, sha256: other.sha256 },
+        bag: incomplete,
+        deliveries: [],
+      }),
     ).toBe(true);
-    expect((await b.listBags({ uploader, limit: 10 })).map((x) => x.folder)).toEqual([folder, 'older']);
-    expect(await b.listBags({ uploader, complete: false, limit: 10 })).toEqual([incomplete]);
-    const counts = await b.bagCounts();
+    expect((await b.fleet.listBags({ uploader, limit: 10 })).map((x) => x.folder)).toEqual([folder, 'older']);
+    expect(await b.fleet.listBags({ uploader, complete: false, limit: 10 })).toEqual([incomplete]);
+    const counts = await b.fleet.bagCounts();
     expect(counts.complete).toBeGreaterThanOrEqual(1);
     expect(counts.incomplete).toBeGreaterThanOrEqual(1);
     expect(counts.oldestIncompleteUpdate).toBe(1000);
 
-    expect((await b.filesIn(uploader, folder)).map((f) => f.path)).toEqual([file.path]);
-    expect((await b.recentFiles(1000)).map((f) => f.path)).toContain(file.path);
-    expect((await b.dueDeliveries(Date.now(), 1000)).find((d) => d.id === queued.id)).toEqual(queued);
+    expect((await b.fleet.filesIn(uploader, folder)).map((f) => f.path)).toEqual([file.path]);
+    expect((await b.fleet.recentFiles(1000)).map((f) => f.path)).toContain(file.path);
+    expect((await b.fleet.dueDeliveries(Date.now(), 1000)).find((d) => d.id === queued.id)).toEqual(queued);
 
     // The same record written again (a deduplicated completion) is not pending again; new content is.
     await b.putFile(file);
-    expect((await a.filesToAnnounce(1000)).filter((f) => f.uploader === uploader)).toEqual([]);
-    expect(await a.announce(announcement)).toBe(false);
+    expect((await a.fleet.filesToAnnounce(1000)).filter((f) => f.uploader === uploader)).toEqual([]);
+    expect(await a.fleet.announce(announcement)).toBe(false);
     const replaced = { ...file, sha256: 'c'.repeat(64), completedAt: file.completedAt + 1 };
     await b.putFile(replaced);
-    expect((await a.filesToAnnounce(1000)).filter((f) => f.uploader === uploader)).toEqual([
+    expect((await a.fleet.filesToAnnounce(1000)).filter((f) => f.uploader === uploader)).toEqual([
       { ...replaced, hooks: true },
     ]);
     // An announcement of the content it replaced writes nothing.
-    expect(await a.announce(announcement)).toBe(false);
+    expect(await a.fleet.announce(announcement)).toBe(false);
   });
 
   it('lists only the files directly inside a folder, and open sessions with the bytes they hold', async () => {
@@ -169,7 +176,7 @@ describe('PostgreSQL fleet tables', () => {
     const uploader = uploaderName();
     for (const path of ['bag/a.mcap', 'bag/metadata.yaml', 'bag/sub/b.mcap', 'bag0/c.mcap', 'bag.mcap', 'bah/d'])
       await store.putFile(fileRecord(uploader, path));
-    expect((await store.filesIn(uploader, 'bag')).map((f) => f.path).sort()).toEqual([
+    expect((await store.fleet.filesIn(uploader, 'bag')).map((f) => f.path).sort()).toEqual([
       'bag/a.mcap',
       'bag/metadata.yaml',
     ]);
@@ -177,7 +184,7 @@ describe('PostgreSQL fleet tables', () => {
     await store.insertSession(record);
     await store.ackChunk(record.id, { index: 0, size: 10, crc: 1, offset: 0 }, Date.now(), Date.now() + 1000);
     await store.ackChunk(record.id, { index: 1, size: 10, crc: 2, offset: 10 }, Date.now(), Date.now() + 1000);
-    const summary = (await store.openSessionSummaries()).find((s) => s.id === record.id);
+    const summary = (await store.fleet.openSessionSummaries()).find((s) => s.id === record.id);
     expect(summary).toEqual({
       id: record.id,
       api: 'native',
@@ -192,9 +199,9 @@ describe('PostgreSQL fleet tables', () => {
 
   it('queues deliveries: due, rescheduled, deleted, counted and dropped by hook', async () => {
     const [a, b] = [await replica(), await replica()];
-    for (const hook of ['file', 'bag'] as const) await a.dropDeliveries(hook);
-    expect(await a.nextDeliveryAt()).toBeUndefined();
-    expect(await a.pendingDeliveries()).toEqual({ file: 0, bag: 0 });
+    for (const hook of ['file', 'bag'] as const) await a.fleet.dropDeliveries(hook);
+    expect(await a.fleet.nextDeliveryAt()).toBeUndefined();
+    expect(await a.fleet.pendingDeliveries()).toEqual({ file: 0, bag: 0 });
 
     const now = Date.now();
     const first = delivery({ hook: 'file', nextAttemptAt: now - 10 });
@@ -203,33 +210,33 @@ describe('PostgreSQL fleet tables', () => {
     const uploader = uploaderName();
     await a.putFile(fileRecord(uploader, 'x/1.mcap'));
     expect(
-      await a.announce({
+      await a.fleet.announce({
         file: { uploader, path: 'x/1.mcap', sha256: 'a'.repeat(64) },
         bag: undefined,
         deliveries: [later, second, first, first],
       }),
     ).toBe(true);
-    expect(await b.dueDeliveries(now, 10)).toEqual([first, second]);
-    expect(await b.dueDeliveries(now, 1)).toEqual([first]);
-    expect(await b.nextDeliveryAt()).toBe(first.nextAttemptAt);
-    expect(await b.pendingDeliveries()).toEqual({ file: 2, bag: 1 });
+    expect(await b.fleet.dueDeliveries(now, 10)).toEqual([first, second]);
+    expect(await b.fleet.dueDeliveries(now, 1)).toEqual([first]);
+    expect(await b.fleet.nextDeliveryAt()).toBe(first.nextAttemptAt);
+    expect(await b.fleet.pendingDeliveries()).toEqual({ file: 2, bag: 1 });
 
-    await b.rescheduleDelivery(first.id, 1, now + 30_000, 'HTTP 503');
-    expect(await a.dueDeliveries(now, 10)).toEqual([second]);
-    expect(await a.nextDeliveryAt()).toBe(second.nextAttemptAt);
-    expect((await a.dueDeliveries(now + 30_000, 10))[1]).toEqual({
+    await b.fleet.rescheduleDelivery(first.id, 1, now + 30_000, 'HTTP 503');
+    expect(await a.fleet.dueDeliveries(now, 10)).toEqual([second]);
+    expect(await a.fleet.nextDeliveryAt()).toBe(second.nextAttemptAt);
+    expect((await a.fleet.dueDeliveries(now + 30_000, 10))[1]).toEqual({
       ...first,
       attempts: 1,
       nextAttemptAt: now + 30_000,
       lastError: 'HTTP 503',
     });
 
-    await a.deleteDelivery(second.id);
-    expect(await b.pendingDeliveries()).toEqual({ file: 2, bag: 0 });
-    expect(await b.nextDeliveryAt()).toBe(now + 30_000);
-    expect(await b.dropDeliveries('file')).toBe(2);
-    expect(await b.pendingDeliveries()).toEqual({ file: 0, bag: 0 });
-    expect(await b.nextDeliveryAt()).toBeUndefined();
+    await a.fleet.deleteDelivery(second.id);
+    expect(await b.fleet.pendingDeliveries()).toEqual({ file: 2, bag: 0 });
+    expect(await b.fleet.nextDeliveryAt()).toBe(now + 30_000);
+    expect(await b.fleet.dropDeliveries('file')).toBe(2);
+    expect(await b.fleet.pendingDeliveries()).toEqual({ file: 0, bag: 0 });
+    expect(await b.fleet.nextDeliveryAt()).toBeUndefined();
   });
 
   it('saves uploader statistics and reads them back, replacing earlier ones', async () => {
@@ -247,13 +254,13 @@ describe('PostgreSQL fleet tables', () => {
       },
       { uploader: two, lastSeen: null, day: '2026-12-03', bytesDay: 0, filesDay: 0, bytesTotal: 1, filesTotal: 1 },
     ];
-    await a.saveUploaderStats(stats);
-    await a.saveUploaderStats([]);
-    const mine = (all: Awaited<ReturnType<PostgresSessionStore['uploaderStats']>>) =>
+    await a.fleet.saveUploaderStats(stats);
+    await a.fleet.saveUploaderStats([]);
+    const mine = (all: Awaited<ReturnType<PostgresSessionStore['fleet']['uploaderStats']>>) =>
       all.filter((s) => s.uploader === one || s.uploader === two).sort((x, y) => x.day.localeCompare(y.day));
-    expect(mine(await b.uploaderStats())).toEqual([stats[1], stats[0]]);
+    expect(mine(await b.fleet.uploaderStats())).toEqual([stats[1], stats[0]]);
     const updated = { ...stats[1]!, lastSeen: 5, day: '2026-12-05', bytesDay: 7, filesDay: 1, filesTotal: 2 };
-    await b.saveUploaderStats([updated]);
-    expect(mine(await a.uploaderStats())).toEqual([stats[0], updated]);
+    await b.fleet.saveUploaderStats([updated]);
+    expect(mine(await a.fleet.uploaderStats())).toEqual([stats[0], updated]);
   });
 });
