@@ -1,4 +1,4 @@
-import { accessSync, constants, realpathSync, type Stats, statSync } from 'node:fs';
+import { accessSync, constants, lstatSync, realpathSync, type Stats, statSync } from 'node:fs';
 import path from 'node:path';
 import { UploadError } from '../../common/errors/upload-error.js';
 import { makeDirectorySync } from '../../common/fs/make-directory.js';
@@ -29,7 +29,9 @@ export function checkStateDir(stateDir: string): string | undefined {
       cause: error,
     });
   }
-  const mode = statSync(stateDir).mode & 0o777;
+  // The operator names the state directory: a link to it is followed once, here, as for the
+  // watch root; the mode checked is the real folder's.
+  const mode = lstatSync(realpathSync(stateDir)).mode & 0o777;
   if ((mode & 0o022) === 0) return undefined;
   return (
     `the state directory ${stateDir} can be written by others (mode ${mode.toString(8)}): they could forge ` +

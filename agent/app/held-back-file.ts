@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
-import { rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { replaceFile } from '../../common/fs/replace-file.js';
 import type { HeldBackFile } from '../watcher/tracked-file.js';
 
 /**
@@ -57,10 +57,8 @@ export class HeldBackWriter {
       const key = JSON.stringify(files);
       if (key === this.#written) return;
       const snapshot: HeldBackSnapshot = { updatedAt: new Date().toISOString(), files };
-      const temporary = `${this.#file}.tmp`;
       try {
-        await writeFile(temporary, `${JSON.stringify(snapshot, null, 1)}\n`);
-        await rename(temporary, this.#file);
+        await replaceFile(this.#file, `${JSON.stringify(snapshot, null, 1)}\n`);
         this.#written = key;
       } catch (error) {
         // A full state disk: the next check tries again; the live status is unaffected.

@@ -1,6 +1,7 @@
-import { readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { makeDirectorySync } from '../../common/fs/make-directory.js';
+import { replaceFileSync } from '../../common/fs/replace-file.js';
 import { agentOptions } from '../app/agent-options.js';
 import type { RunInfo } from '../app/control-socket.js';
 
@@ -20,7 +21,7 @@ export function recordRun(info: RunInfo, pointFrom: string): void {
   const home = defaultStateDir();
   if (path.resolve(pointFrom) === home) return;
   try {
-    makeDirectorySync(home);
+    makeDirectorySync(home, 0o700);
     writeJson(path.join(home, LAST_STATE_DIR), {
       stateDir: path.resolve(pointFrom),
       command: info.command,
@@ -41,9 +42,7 @@ export function lastStateDir(): { stateDir: string; command: string; startedAt: 
 }
 
 function writeJson(file: string, value: unknown): void {
-  const temp = `${file}.${process.pid}.tmp`;
-  writeFileSync(temp, `${JSON.stringify(value, null, 2)}\n`, { mode: 0o600 });
-  renameSync(temp, file);
+  replaceFileSync(file, `${JSON.stringify(value, null, 2)}\n`);
 }
 
 function readJson<T>(file: string): T | undefined {

@@ -1,7 +1,7 @@
-import { copyFile, lstat, open, rename, rmdir, unlink } from 'node:fs/promises';
+import { copyFile, lstat, rename, rmdir, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { makeDirectory } from '../../common/fs/make-directory.js';
-import { syncFolder } from '../../common/fs/sync-folder.js';
+import { syncFile, syncFolder } from '../../common/fs/sync-folder.js';
 import type { AfterUploadIntent } from './upload-ledger.js';
 
 export type AfterUploadPolicy = 'keep' | 'delete' | 'move';
@@ -135,13 +135,4 @@ async function isVersion(file: string, intent: AfterUploadIntent, sameInode: boo
   const info = await lstat(file).catch(() => undefined);
   if (!info?.isFile() || info.size !== intent.size) return false;
   return sameInode ? info.ino === intent.ino : true;
-}
-
-async function syncFile(file: string): Promise<void> {
-  const handle = await open(file, 'r');
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
 }

@@ -1,4 +1,8 @@
-import { closeSync, fsyncSync, openSync } from 'node:fs';
+import { closeSync, constants, fsyncSync, openSync } from 'node:fs';
+import { open } from 'node:fs/promises';
+
+/** Opening only to fsync: read-only is enough, and a link planted at the name is never followed. */
+export const SYNC_FLAGS = constants.O_RDONLY | constants.O_NOFOLLOW;
 
 /**
  * fsync of a folder: makes a create, unlink or rename in it survive a power loss (fsyncing the
@@ -8,7 +12,7 @@ import { closeSync, fsyncSync, openSync } from 'node:fs';
 export function syncFolder(dir: string): void {
   let fd: number;
   try {
-    fd = openSync(dir, 'r');
+    fd = openSync(dir, SYNC_FLAGS);
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return;
     throw error;
@@ -17,5 +21,18 @@ export function syncFolder(dir: string): void {
     fsyncSync(fd);
   } finally {
     closeSync(fd);
+  }
+}
+
+/**
+ * fsync of a file by name, opened anew (so a file another program re-created is the one synced).
+ * fsync is allowed on a read-only descriptor and flushes the file, not the descriptor.
+ */
+export async function syncFile(file: string): Promise<void> {
+  const handle = await open(file, SYNC_FLAGS);
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
   }
 }

@@ -1,6 +1,7 @@
 import Database from 'better-sqlite3';
 import { closeSync, fsyncSync, openSync } from 'node:fs';
 import { makeDirectorySync } from '../../common/fs/make-directory.js';
+import { SYNC_FLAGS } from '../../common/fs/sync-folder.js';
 import path from 'node:path';
 import { UploadError } from '../../common/errors/upload-error.js';
 import type { ChunkRecord, CompletionResult, FileRecord, PrefixAdvance, SessionRecord } from './session-record.js';
@@ -325,7 +326,7 @@ function databaseFull(error: unknown): UploadError | undefined {
 function syncNow(name: string): void {
   let fd: number | undefined;
   try {
-    fd = openSync(name, 'r');
+    fd = openSync(name, SYNC_FLAGS);
     fsyncSync(fd);
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;

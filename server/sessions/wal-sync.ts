@@ -1,4 +1,4 @@
-import { open } from 'node:fs/promises';
+import { syncFile } from '../../common/fs/sync-folder.js';
 
 /**
  * Group commit for SQLite in WAL mode. The database runs with `synchronous = NORMAL`: a commit
@@ -45,7 +45,7 @@ export class WalSync {
   #sync(): Promise<void> {
     if (!this.#running) {
       const upTo = this.#changes;
-      this.#running = fsyncFile(this.#file)
+      this.#running = syncFile(this.#file)
         .then(() => {
           this.#durableUpTo = Math.max(this.#durableUpTo, upTo);
         })
@@ -59,19 +59,6 @@ export class WalSync {
       return this.#sync();
     });
     return this.#queued;
-  }
-}
-
-/**
- * fsync of the log, opened anew each time (so a log that SQLite re-created is still the one
- * synced). fsync is allowed on a read-only descriptor and flushes the file, not the descriptor.
- */
-async function fsyncFile(file: string): Promise<void> {
-  const handle = await open(file, 'r');
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close();
   }
 }
 

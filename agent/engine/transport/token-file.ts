@@ -1,4 +1,4 @@
-import { readFileSync, statSync } from 'node:fs';
+import { closeSync, constants, fstatSync, openSync, readFileSync } from 'node:fs';
 import { UploadError } from '../../../common/errors/upload-error.js';
 
 /**
@@ -10,35 +10,37 @@ import { UploadError } from '../../../common/errors/upload-error.js';
  * not.
  */
 export function readTokenFile(tokenFile: string): string {
-  let mode: number;
-  try {
-    const info = statSync(tokenFile);
-    if (!info.isFile()) throw new UploadError('TOKEN_FILE', `The token file ${tokenFile} is not a regular file`);
-    mode = info.mode & 0o777;
-  } catch (error) {
-    if (error instanceof UploadError) throw error;
-    throw new UploadError(
+  const cannotRead = (error: unknown): UploadError =>
+    new UploadError(
       'TOKEN_FILE',
       `Cannot read the token file ${tokenFile}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`,
       { cause: error },
     );
-  }
-  if ((mode & 0o077) !== 0) {
-    throw new UploadError(
-      'TOKEN_FILE',
-      `The token file ${tokenFile} is accessible by group or others (mode ${mode.toString(8).padStart(4, '0')}): ` +
-        `anyone on this machine could read the token; run: chmod 600 ${tokenFile}`,
-    );
+  // One descriptor for the check and the read: a file swapped in between is never read.
+  let fd: number;
+  try {
+    fd = openSync(tokenFile, constants.O_RDONLY | constants.O_NONBLOCK);
+  } catch (error) {
+    throw cannotRead(error);
   }
   let text: string;
   try {
-    text = readFileSync(tokenFile, 'utf8');
+    const info = fstatSync(fd);
+    if (!info.isFile()) throw new UploadError('TOKEN_FILE', `The token file ${tokenFile} is not a regular file`);
+    const mode = info.mode & 0o777;
+    if ((mode & 0o077) !== 0) {
+      throw new UploadError(
+        'TOKEN_FILE',
+        `The token file ${tokenFile} is accessible by group or others (mode ${mode.toString(8).padStart(4, '0')}): ` +
+          `anyone on this machine could read the token; run: chmod 600 ${tokenFile}`,
+      );
+    }
+    text = readFileSync(fd, 'utf8');
   } catch (error) {
-    throw new UploadError(
-      'TOKEN_FILE',
-      `Cannot read the token file ${tokenFile}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`,
-      { cause: error },
-    );
+    if (error instanceof UploadError) throw error;
+    throw cannotRead(error);
+  } finally {
+    closeSync(fd);
   }
   const token = (text.split(/\r?\n/, 1)[0] ?? '').trim();
   if (token === '')
