@@ -271,7 +271,10 @@ export class UploadAgent extends EventEmitter<UploadAgentEvents> implements Agen
       }
       // After-upload actions decided before a crash or power loss, and maybe not durable: done now.
       for (const intent of this.#ledger.intents()) await this.#carryOut(intent, true);
-      if (watchRoot) await this.#startWatching(watchRoot);
+      if (watchRoot) {
+        await this.#startWatching(watchRoot);
+        await this.#finishJournaledCompletions();
+      }
     } catch (error) {
       await this.#engine.stop();
       this.#ledger?.close();
@@ -658,6 +661,24 @@ export class UploadAgent extends EventEmitter<UploadAgentEvents> implements Agen
       this.#busy -= 1;
       if (this.#busy === 0) for (const resolve of this.#unbusy.splice(0)) resolve();
       this.#changed();
+    }
+  }
+
+  /**
+   * Uploads the journal records as verified that the ledger does not know: the agent stopped
+   * (kill -9, power loss) between the two. The watcher counts them as uploaded (isUploaded) and
+   * never releases them again, so they are recorded and get their after-upload action here.
+   */
+  async #finishJournaledCompletions(): Promise<void> {
+    for (const upload of this.#engine.status()) {
+      if (upload.state !== 'completed' || upload.sha256 === undefined) continue;
+      if (this.#ledger?.get(upload.localPath)?.sha256 === upload.sha256) continue;
+      const info = await lstat(upload.localPath).catch(() => undefined);
+      if (!info?.isFile()) continue;
+      const version = { size: info.size, mtimeMs: info.mtimeMs, ino: info.ino };
+      if (!sameVersion(this.#engine.completedFile(upload.localPath), version)) continue;
+      const event = { upload, sha256: upload.sha256, duration: 0, deduplicated: true };
+      await this.#finishOrDefer({ localPath: upload.localPath, event, handed: undefined, version, stage: 'record' });
     }
   }
 

@@ -1,9 +1,10 @@
+import Database from 'better-sqlite3';
 import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { afterUploadIntent, carryOut } from '../../agent/watcher/after-upload.js';
-import { UploadLedger } from '../../agent/watcher/upload-ledger.js';
+import { LEDGER_FILE, UploadLedger } from '../../agent/watcher/upload-ledger.js';
 import { spawnAgent } from '../cli/support/spawn-agent.js';
 import { syntheticMcap } from '../helpers/bag-writer.js';
 import { makeReadOnly, mountProblem, mountSmallFilesystem } from '../helpers/small-filesystem.js';
@@ -107,6 +108,46 @@ describe('after-upload intents', { timeout: 120_000 }, () => {
         check.close();
       }
     }, 'every intent done and forgotten');
+    second.kill('SIGTERM');
+    expect((await second.exited).code).toBe(0);
+  });
+
+  it('verified in the journal, stopped before the ledger knew it: the next start records and deletes it', async () => {
+    const s = await setup();
+    const bag = path.join(s.root, 'j');
+    await mkdir(bag);
+    const split = syntheticMcap(30_000);
+    writeFileSync(path.join(bag, 'j_0.mcap'), split);
+    writeFileSync(path.join(bag, 'metadata.yaml'), 'j: 1\n');
+    // Uploaded and recorded with the keep policy; then the ledger loses the split, as a kill -9
+    // between the journal's "completed" and the ledger's record leaves it.
+    const first = watch(s, 'keep');
+    await waitFor(
+      () =>
+        /uploaded and verified/.test(first.stderr) &&
+        existsSync(s.server.completedPath('anonymous', 'j/metadata.yaml')),
+      'the bag uploaded',
+      60_000,
+    );
+    const known = (file: string): boolean => {
+      const ledger = new UploadLedger(s.state);
+      try {
+        return ledger.get(file) !== undefined;
+      } finally {
+        ledger.close();
+      }
+    };
+    await waitFor(() => known(path.join(bag, 'metadata.yaml')), 'the ledger record');
+    first.kill('SIGKILL');
+    await first.exited;
+    const db = new Database(path.join(s.state, LEDGER_FILE));
+    db.prepare('DELETE FROM uploaded_files WHERE local_path = ?').run(path.join(bag, 'j_0.mcap'));
+    db.close();
+    expect(known(path.join(bag, 'j_0.mcap'))).toBe(false);
+
+    const second = watch(s, 'delete');
+    await waitFor(() => !existsSync(path.join(bag, 'j_0.mcap')), 'the split deleted after the restart', 60_000);
+    expect(readFileSync(s.server.completedPath('anonymous', 'j/j_0.mcap')).equals(split)).toBe(true);
     second.kill('SIGTERM');
     expect((await second.exited).code).toBe(0);
   });
