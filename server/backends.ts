@@ -9,14 +9,11 @@ import { type RateLimitStores, sharedRateLimitStores } from './http/shared-rate-
 import type { Logger } from './logging/logger.js';
 import { KeyedMutex, type KeyedLock } from './runtime/mutex.js';
 import { RuntimeRegistry, type SessionRuntimes } from './runtime/runtime-registry.js';
-import { SharedRuntimes } from './runtime/shared-runtimes.js';
-import { PostgresSessionStore } from './sessions/postgres-session-store.js';
 import type { SessionStore } from './sessions/session-store.js';
 import { SqliteSessionStore } from './sessions/sqlite-session-store.js';
 import { FOLDER_MODE } from './storage/folder-handle.js';
 import { checkStorageFile, checkStorageFolders } from './storage/folder-permissions.js';
 import { LocalDiskStorage } from './storage/local-disk-storage.js';
-import { S3Storage } from './storage/s3-storage.js';
 import type { UploadStorage } from './storage/upload-storage.js';
 
 /** Where a server keeps files and state, and how its parts coordinate: one process, or replicas. */
@@ -66,6 +63,12 @@ export async function openBackends(
         shared: false,
       };
     }
+    // Loaded only for replicas: pg, hash-wasm and the shared runtimes cost start-up time and heap
+    // (every full GC walks it) that a single server on its local disk never uses.
+    const [{ PostgresSessionStore }, { SharedRuntimes }] = await Promise.all([
+      import('./sessions/postgres-session-store.js'),
+      import('./runtime/shared-runtimes.js'),
+    ]);
     const store = await PostgresSessionStore.open(config.databaseUrl, {
       poolSize: config.databasePoolSize,
       where: describeDatabase(config.databaseUrl),
@@ -106,6 +109,8 @@ async function openStorage(config: ServerConfig, log: Logger): Promise<UploadSto
       config.s3AccessKeyId && config.s3SecretAccessKey
         ? { accessKeyId: config.s3AccessKeyId, secretAccessKey: config.s3SecretAccessKey }
         : fromFile;
+    // The AWS SDK is loaded only for S3 (about a third of the server's start-up otherwise).
+    const { S3Storage } = await import('./storage/s3-storage.js');
     return S3Storage.open(
       {
         bucket: config.s3Bucket,

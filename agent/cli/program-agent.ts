@@ -6,7 +6,6 @@ import { checkStateDir, checkWatchDir } from '../app/check-dirs.js';
 import { ActivityReport } from '../app/activity-report.js';
 import { ControlServer, type RunInfo } from '../app/control-socket.js';
 import { UploadAgent } from '../app/upload-agent.js';
-import { AgentMetrics } from '../app/agent-metrics.js';
 import { type MetricsEndpoint, parseListen, serveMetrics } from '../../common/program/metrics-endpoint.js';
 import path from 'node:path';
 import { packageVersion } from '../../common/program/package-version.js';
@@ -81,6 +80,8 @@ export async function startProgramAgent(
   let metrics: MetricsEndpoint | undefined;
   if (metricsAddress) {
     try {
+      // prom-client is loaded only when metrics are served.
+      const { AgentMetrics } = await import('../app/agent-metrics.js');
       const collector = new AgentMetrics(agent);
       metrics = await serveMetrics(
         metricsAddress,

@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { parse as parseYaml } from 'yaml';
+import { parseYaml } from '../../common/text/yaml.js';
 
 /**
  * Parameters from `--params-file` that rclnodejs drops. rclnodejs 2.2 (checked on a Humble

@@ -2,7 +2,7 @@ import { EventEmitter } from 'node:events';
 import { realpathSync, type Dirent, type Stats } from 'node:fs';
 import { lstat, readdir } from 'node:fs/promises';
 import path from 'node:path';
-import { watch, type FSWatcher } from 'chokidar';
+import type { FSWatcher } from 'chokidar';
 import type { Logger } from 'pino';
 import { BinaryHeap } from '../../common/collections/binary-heap.js';
 import { formatDuration } from '../../common/config/units.js';
@@ -248,6 +248,9 @@ export class BagWatcher extends EventEmitter<BagWatcherEvents> {
   async start(): Promise<void> {
     if (this.#started) return;
     this.#started = true;
+    // chokidar is loaded only by a watching agent: `upload` never pays for it at start.
+    const { watch } = await import('chokidar');
+    if (this.#stopped) return; // stopped while it loaded: nothing to watch
     const watcher = watch(this.root, {
       ignoreInitial: true,
       atomic: false,

@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { parse as parseYaml } from 'yaml';
+import { parseYaml } from '../text/yaml.js';
 import { UploadError } from '../errors/upload-error.js';
 import type { OptionSet } from './define-options.js';
 import type { ConfigOf, OptionSpecs } from './option-spec.js';

@@ -1,5 +1,5 @@
 import path from 'node:path';
-import { parse } from 'yaml';
+import { parseYaml } from '../../common/text/yaml.js';
 
 /** The name rosbag2 gives a bag's description, written last when a recording stops. */
 export const BAG_METADATA = 'metadata.yaml';
@@ -28,7 +28,7 @@ export interface BagManifest {
 export function parseBagMetadata(text: string): BagManifest {
   let document: unknown;
   try {
-    document = parse(text, { maxAliasCount: 100 });
+    document = parseYaml(text, { maxAliasCount: 100 });
   } catch (error) {
     throw new Error(`metadata.yaml is not valid YAML: ${(error as Error).message.split('\n')[0]}`);
   }

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import type { PeerCertificate, TLSSocket } from 'node:tls';
-import { parse as parseYaml } from 'yaml';
+import { parseYaml } from '../../common/text/yaml.js';
 import { UploadError } from '../../common/errors/upload-error.js';
 import { checkFileMode, type FileModeOptions } from './file-mode.js';
 import { checkUploaderName } from './load-tokens.js';

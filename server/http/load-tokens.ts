@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { parse as parseYaml } from 'yaml';
+import { parseYaml } from '../../common/text/yaml.js';
 import { UploadError } from '../../common/errors/upload-error.js';
 import { checkFileMode, type FileModeOptions } from './file-mode.js';
 import { ANONYMOUS, TokenTable, UPLOADER_NAME, type TokenEntry } from './token-table.js';

@@ -1,5 +1,4 @@
 import { createHmac } from 'node:crypto';
-import { request } from 'undici';
 import { packageVersion } from '../../common/program/package-version.js';
 import type { Logger } from '../logging/logger.js';
 import type { WebhookDelivery, WebhookHook } from '../sessions/fleet-records.js';
@@ -169,6 +168,8 @@ export class WebhookDeliverer {
         `sha256=${createHmac('sha256', this.#o.secret).update(delivery.body).digest('hex')}`;
     }
     try {
+      // undici is loaded with the first delivery: a server without webhooks never needs it.
+      const { request } = await import('undici');
       const answer = await request(url, {
         method: 'POST',
         headers,
