@@ -6,7 +6,7 @@ import { ChunkVerifier } from '../integrity/chunk-verifier.js';
 import type { HashFork } from '../integrity/prefix-hash.js';
 import { chunkSpool, stagedChunksReadable } from '../runtime/chunk-spool.js';
 import { kickHashPump } from '../runtime/hash-pump.js';
-import type { SessionRuntime } from '../runtime/session-runtime.js';
+import type { InFlightChunk, SessionRuntime } from '../runtime/session-runtime.js';
 import { nativeChunkSize } from '../sessions/session-record.js';
 import { isDiskFull } from '../storage/disk-full.js';
 import { isMissingStaging } from '../storage/upload-storage.js';
@@ -75,13 +75,15 @@ export async function receiveNativeChunk(
   }
 
   // A pipelining client sends chunk n + 1 as soon as chunk n's body left, so n + 1's request
-  // often begins while n is still arriving. When n is the next chunk to hash, wait for it (its
-  // bytes are already on the way; n + 1's wait in the socket): n + 1 is then hashed as it lands
-  // instead of read back from the staged file later by the hash pump.
+  // often begins while n (and n - 1...) are still arriving. When every chunk from the end of the
+  // hashed prefix up to n is in flight, n + 1 waits for n (its bytes wait in the socket): the
+  // chunks then land one after the other, each hashed as it is written, instead of being written
+  // ahead of the prefix and read back from the staged file by the hash pump later (a second pass
+  // over the bytes: measured on a 256 MiB upload on loopback, about 40 % of the server's SHA-256
+  // work went through that read-back before the waiting chunks were visible to later ones).
   const before = runtime.inFlight.get(index - 1);
-  if (before && runtime.hash.chunks === index - 1) {
-    await before.done;
-    if (runtime.ended) throw sessionGone(runtime);
+  if (before && landsInOrder(runtime, index)) {
+    await waitForTurn(runtime, index, before, body);
     return receiveNativeChunk(context, runtime, input); // everything checked again, as things stand now
   }
 
@@ -149,6 +151,46 @@ export async function receiveNativeChunk(
     if (runtime.inFlight.get(index)?.done === done) runtime.inFlight.delete(index);
     finish();
   }
+}
+
+/** True when every chunk from the end of the hashed prefix up to `index - 1` is in flight (or waiting its turn). */
+function landsInOrder(runtime: SessionRuntime, index: number): boolean {
+  const from = runtime.hash.chunks;
+  if (index <= from || index - from > runtime.inFlight.size) return false;
+  for (let i = from; i < index; i += 1) if (!runtime.inFlight.has(i)) return false;
+  return true;
+}
+
+/**
+ * Waits until the request for the chunk before `index` ended, listed in the session's requests
+ * in flight meanwhile, so that the chunks after it queue behind it and a newer request for the
+ * same chunk takes over as it would from one that is receiving (this one then fails with the
+ * reason it was given). Throws when the session ended meanwhile.
+ */
+async function waitForTurn(
+  runtime: SessionRuntime,
+  index: number,
+  before: InFlightChunk,
+  body: UploadBody,
+): Promise<void> {
+  let cancelled: Error | undefined;
+  let finish!: () => void;
+  const waiting: InFlightChunk = {
+    abort: (reason) => {
+      cancelled = reason;
+      body.abort(reason);
+    },
+    done: new Promise<void>((resolve) => (finish = resolve)),
+  };
+  runtime.inFlight.set(index, waiting);
+  try {
+    await before.done.catch(() => undefined);
+  } finally {
+    if (runtime.inFlight.get(index) === waiting) runtime.inFlight.delete(index);
+    finish();
+  }
+  if (cancelled) throw cancelled;
+  if (runtime.ended) throw sessionGone(runtime);
 }
 
 /** The chunk's length and CRC, checked once its body ended (before its last bytes are written). */

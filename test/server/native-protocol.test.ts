@@ -2,7 +2,7 @@ import { readFile, readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { routes } from '../../common/protocol/native-protocol.js';
-import { call, createSession, putChunk, readChunk, uploadFile } from '../helpers/native-upload.js';
+import { call, crcHeader, createSession, putChunk, readChunk, uploadFile } from '../helpers/native-upload.js';
 import { sha256OfFile, writeRandomFile } from '../helpers/random-file.js';
 import { startTestServer, type TestServer } from '../helpers/start-server.js';
 import { createTempDir, type TempDir } from '../helpers/tmp-dir.js';
@@ -51,6 +51,51 @@ describe('native protocol', () => {
     expect(result.chunkAnswers.every((a) => a.status === 200 && a.json.duplicate === false)).toBe(true);
     expect(result.complete.status).toBe(200);
     expect(await sha256OfFile(server.completedPath('anonymous', 'shuffled.bin'))).toBe(sha);
+  });
+
+  it('stores chunks that arrive while the ones before them are still arriving (one sent twice) byte-identical', async () => {
+    // The server queues such chunks behind the one before them, so each is hashed as it lands;
+    // whatever the interleaving, every request gets an answer and the file is complete.
+    const file = path.join(files.path, 'queued.bin');
+    const size = 4 * MiB;
+    const sha = await writeRandomFile(file, size);
+    const created = await createSession(server.url, file, { path: 'queued.bin', chunkSize: MiB });
+    const id = created.json.id as string;
+    const chunks = await Promise.all([0, 1, 2, 3].map((index) => readChunk(file, index, MiB, size)));
+    let release!: () => void;
+    const released = new Promise<void>((resolve) => (release = resolve));
+    // Chunk 0 arrives in two parts: the first now, the second once the other requests are under way.
+    const slowBody = new ReadableStream<Uint8Array>({
+      async start(controller) {
+        controller.enqueue(chunks[0]!.subarray(0, MiB / 2));
+        await released;
+        controller.enqueue(chunks[0]!.subarray(MiB / 2));
+        controller.close();
+      },
+    });
+    const first = fetch(server.url + routes.chunk(id, 0), {
+      method: 'PUT',
+      body: slowBody,
+      duplex: 'half',
+      headers: { 'content-type': 'application/octet-stream', 'x-chunk-checksum': crcHeader(chunks[0]!) },
+    } as RequestInit);
+    const others = [1, 2, 3, 2].map((index) =>
+      putChunk(server.url, id, index, chunks[index]!).then(
+        (answer) => ({ index, status: answer.status, code: answer.json.code }),
+        (error: unknown) => ({ index, status: 0, code: String(error) }),
+      ),
+    );
+    release();
+    expect((await first).status).toBe(200);
+    const answers = await Promise.all(others);
+    expect(answers.filter((a) => a.index !== 2).map((a) => a.status)).toEqual([200, 200]);
+    // The second request for chunk 2 takes over from the first if that one was still waiting or receiving.
+    const twice = answers.filter((a) => a.index === 2);
+    expect(twice.some((a) => a.status === 200)).toBe(true);
+    for (const answer of twice) expect([200, 409, 0]).toContain(answer.status);
+    const complete = await call(server.url, 'POST', routes.complete(id), { sha256: sha });
+    expect(complete.status).toBe(200);
+    expect(await sha256OfFile(server.completedPath('anonymous', 'queued.bin'))).toBe(sha);
   });
 
   it('resumes: asking again returns the same session with its chunks; the stored file answers complete', async () => {
