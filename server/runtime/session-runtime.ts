@@ -6,6 +6,8 @@ import { type Lock, Mutex } from './mutex.js';
 export interface InFlightChunk {
   abort(reason: Error): void;
   done: Promise<void>;
+  /** Bytes of its body received so far; absent while it waits for its turn (it is not stalled then). */
+  received?: () => number;
 }
 
 /**

@@ -16,6 +16,11 @@ import type { UploadBody } from './upload-body.js';
 import type { UploadContext } from './upload-context.js';
 import { logUploadProgress } from './upload-log.js';
 
+/** How long a chunk waits for the one before it to receive more bytes (see whileProgressing). */
+const PATIENCE_MS = 100;
+/** Requests that received nothing for PATIENCE_MS while a chunk waited for them. */
+const stalled = new WeakSet<InFlightChunk>();
+
 /** Where chunk `index` of a native session goes: its offset and the length it must have. */
 export interface NativeChunkSlot {
   index: number;
@@ -89,14 +94,15 @@ export async function receiveNativeChunk(
 
   let finish!: () => void;
   const done = new Promise<void>((resolve) => (finish = resolve));
-  runtime.inFlight.set(index, { abort: (reason) => body.abort(reason), done });
+  let verifier: ChunkVerifier | undefined;
+  runtime.inFlight.set(index, { abort: (reason) => body.abort(reason), done, received: () => verifier?.length ?? 0 });
   try {
     const inOrder = runtime.hash.chunks === index;
     const fork: HashFork | undefined = inOrder ? await runtime.hash.fork() : undefined;
     // Written in place, unless it arrived before the chunks ahead of it were hashed on a backend
     // that cannot read it back: then it waits in a spool until the hash pump reaches it.
     const inPlace = inOrder || stagedChunksReadable(context.storage, record);
-    const verifier = new ChunkVerifier(slot.length, fork?.hashes, (checked) => checkChunk(slot, input.crc, checked));
+    verifier = new ChunkVerifier(slot.length, fork?.hashes, (checked) => checkChunk(slot, input.crc, checked));
     const release = context.inFlight.reserve(record.uploader, slot.length);
     try {
       if (inPlace) {
@@ -157,7 +163,10 @@ export async function receiveNativeChunk(
 function landsInOrder(runtime: SessionRuntime, index: number): boolean {
   const from = runtime.hash.chunks;
   if (index <= from || index - from > runtime.inFlight.size) return false;
-  for (let i = from; i < index; i += 1) if (!runtime.inFlight.has(i)) return false;
+  for (let i = from; i < index; i += 1) {
+    const request = runtime.inFlight.get(i);
+    if (!request || stalled.has(request)) return false;
+  }
   return true;
 }
 
@@ -184,13 +193,40 @@ async function waitForTurn(
   };
   runtime.inFlight.set(index, waiting);
   try {
-    await before.done.catch(() => undefined);
+    await whileProgressing(before);
   } finally {
     if (runtime.inFlight.get(index) === waiting) runtime.inFlight.delete(index);
     finish();
   }
   if (cancelled) throw cancelled;
   if (runtime.ended) throw sessionGone(runtime);
+}
+
+/**
+ * Resolves when `before` ended, or when it received nothing for PATIENCE_MS (a stalled or very
+ * slow connection): the chunks behind it are then written ahead of the prefix (and hashed later
+ * by the hash pump) rather than kept waiting without an answer until their clients give up on
+ * them as stalled too and send them all again.
+ */
+async function whileProgressing(before: InFlightChunk): Promise<void> {
+  let ended = false;
+  const end = before.done.then(
+    () => (ended = true),
+    () => (ended = true),
+  );
+  let seen = before.received?.();
+  while (!ended) {
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([end, new Promise<void>((resolve) => (timer = setTimeout(resolve, PATIENCE_MS)))]);
+    clearTimeout(timer);
+    if (ended || !before.received) continue; // ended, or it waits for its own turn (not stalled)
+    const now = before.received();
+    if (now === seen) {
+      stalled.add(before); // no chunk waits for it again
+      return;
+    }
+    seen = now;
+  }
 }
 
 /** The chunk's length and CRC, checked once its body ended (before its last bytes are written). */
