@@ -3,6 +3,16 @@ import type { RequestWatchdog } from '../stall/request-watchdog.js';
 
 /** Bytes at the end of a body sent from a copy when the body's buffer is reused early (see onSent). */
 const TAIL_COPY = 64 * 1024;
+/**
+ * Without a limit, slices start at the bucket's size (256 KiB) and double, up to this, while the
+ * connection takes each in less than FAST_SLICE_MS: every slice costs a pass through undici and
+ * the socket stream, and with 2 MiB slices on loopback the agent used about 0.3 s less CPU per
+ * GiB than with 256 KiB ones (2.04-2.24 against 2.44-2.68 s/GiB, four alternating 256 MiB runs
+ * each on a loaded 2-core machine). On a slow link the slices stay small, so the stall clock
+ * (fed once per slice) still sees progress often.
+ */
+const MAX_UNLIMITED_SLICE = 2 * 1024 * 1024;
+const FAST_SLICE_MS = 20;
 
 /**
  * Streams a chunk's wire bytes into the request in small slices, each released by the shared
@@ -29,11 +39,13 @@ export async function* throttledBody(
   // Only when the buffer will be reused before the answer: then the tail goes from a copy.
   const tailStart = onSent ? Math.max(0, data.length - TAIL_COPY) : data.length;
   let source = data;
+  let unlimitedSlice = 0;
   while (offset < data.length) {
     if (offset >= tailStart && source === data) source = Buffer.from(data.subarray(offset));
     signal.throwIfAborted();
     // A slice never straddles the start of the copied tail.
-    const size = Math.min(bucket.sliceSize(), (offset < tailStart ? tailStart : data.length) - offset);
+    const slice = bucket.rate > 0 ? bucket.sliceSize() : (unlimitedSlice ||= bucket.sliceSize());
+    const size = Math.min(slice, (offset < tailStart ? tailStart : data.length) - offset);
     if (bucket.rate > 0) {
       watchdog.hold();
       try {
@@ -49,7 +61,10 @@ export async function* throttledBody(
     offset += size;
     watchdog.progress();
     onBytes(size);
-    yield piece;
+    const handedAt = performance.now();
+    yield piece; // resumes once the connection took it (undici waits for 'drain' when it did not at once)
+    if (unlimitedSlice > 0 && size === unlimitedSlice && performance.now() - handedAt < FAST_SLICE_MS)
+      unlimitedSlice = Math.min(MAX_UNLIMITED_SLICE, unlimitedSlice * 2);
   }
   onSent?.();
 }
