@@ -53,7 +53,7 @@ describe('native protocol', () => {
     expect(await sha256OfFile(server.completedPath('anonymous', 'shuffled.bin'))).toBe(sha);
   });
 
-  it('stores chunks that arrive while the ones before them are still arriving (one sent twice) byte-identical', async () => {
+  it('stores chunks sent while the ones before them still arrive (one sent twice) byte-identical', async () => {
     // The server queues such chunks behind the one before them, so each is hashed as it lands;
     // whatever the interleaving, every request gets an answer and the file is complete.
     const file = path.join(files.path, 'queued.bin');

@@ -39,12 +39,12 @@ export async function* throttledBody(
   // Only when the buffer will be reused before the answer: then the tail goes from a copy.
   const tailStart = onSent ? Math.max(0, data.length - TAIL_COPY) : data.length;
   let source = data;
-  let unlimitedSlice = 0;
+  let unlimitedSlice = bucket.sliceSize();
   while (offset < data.length) {
     if (offset >= tailStart && source === data) source = Buffer.from(data.subarray(offset));
     signal.throwIfAborted();
     // A slice never straddles the start of the copied tail.
-    const slice = bucket.rate > 0 ? bucket.sliceSize() : (unlimitedSlice ||= bucket.sliceSize());
+    const slice = bucket.rate > 0 ? bucket.sliceSize() : unlimitedSlice;
     const size = Math.min(slice, (offset < tailStart ? tailStart : data.length) - offset);
     if (bucket.rate > 0) {
       watchdog.hold();
@@ -63,7 +63,7 @@ export async function* throttledBody(
     onBytes(size);
     const handedAt = performance.now();
     yield piece; // resumes once the connection took it (undici waits for 'drain' when it did not at once)
-    if (unlimitedSlice > 0 && size === unlimitedSlice && performance.now() - handedAt < FAST_SLICE_MS)
+    if (bucket.rate === 0 && size === unlimitedSlice && performance.now() - handedAt < FAST_SLICE_MS)
       unlimitedSlice = Math.min(MAX_UNLIMITED_SLICE, unlimitedSlice * 2);
   }
   onSent?.();
