@@ -29,7 +29,7 @@ import {
   type AddUploadResult,
   type CheckedUpload,
 } from './upload-request.js';
-import { UploadRunner, type RunnerContext } from './upload-runner.js';
+import { UploadRunner, wholeFileLimit, type RunnerContext } from './upload-runner.js';
 
 export type { AddUploadOptions, AddUploadResult };
 
@@ -82,6 +82,11 @@ export class NetworkManager extends EventEmitter<NetworkManagerEvents> {
   readonly #pendingByKey = new Map<string, UploadRecord>();
   /** Completed uploads in the order they finished: the oldest are forgotten first. */
   readonly #completedOrder = new Set<UploadRecord>();
+  /**
+   * The records that failed (a superset: one requeued or forgotten since is dropped when next
+   * looked at), so a completion looks through these instead of every record in the queue.
+   */
+  readonly #failedRecords = new Set<UploadRecord>();
   /** Completed uploads whose completion waits for the journal's fsync before it is announced. */
   readonly #announcing = new Set<UploadRecord>();
   readonly #waiters = new SettleWaiters();
@@ -118,8 +123,18 @@ export class NetworkManager extends EventEmitter<NetworkManagerEvents> {
     this.#logger =
       logger ?? createLogger({ name: 'ros2-upload-agent', level: 'warn', specs: [engineOptionSpecs], destination: 2 });
     this.#bucket = new TokenBucket(this.#config.bandwidthLimit);
-    this.#slots = new UploadQueue<UploadRecord>(this.#config.maxConcurrentUploads, (record, slot) =>
-      this.#run(record, slot),
+    // Small files share slots, together at most one chunk: the memory a slot may hold stays the same.
+    this.#slots = new UploadQueue<UploadRecord>(
+      this.#config.maxConcurrentUploads,
+      (record, slot) => this.#run(record, slot),
+      {
+        sizeOf: (record) => record.bytesTotal,
+        limits: () => ({
+          uploads: this.#config.smallFilesPerSlot,
+          bytes: this.#config.chunkSize,
+          fileBytes: wholeFileLimit(this.#config.chunkSize),
+        }),
+      },
     );
     this.#probe = new ReachabilityProbe({
       check: (signal) => this.#checkHealth(signal),
@@ -665,6 +680,7 @@ export class NetworkManager extends EventEmitter<NetworkManagerEvents> {
         });
       },
       failed: (record, error) => {
+        this.#failedRecords.add(record);
         this.#logger.error({ upload: record.localPath, code: error.code, reason: error.message }, 'upload failed');
         this.#emit('failed', { upload: this.#snapshot(record), reason: error.message, code: error.code });
         this.#reportState(record);
@@ -896,10 +912,15 @@ export class NetworkManager extends EventEmitter<NetworkManagerEvents> {
    * remote path) are forgotten, so the status shows only current failures.
    */
   #forgetEarlierFailures(record: UploadRecord): void {
-    for (const other of [...this.#records.values()]) {
-      if (other === record || other.phase !== 'failed') continue;
+    for (const other of [...this.#failedRecords]) {
+      if (other.phase !== 'failed' || this.#records.get(other.id) !== other) {
+        this.#failedRecords.delete(other);
+        continue;
+      }
+      if (other === record) continue;
       if (other.localPath !== record.localPath || other.remotePath !== record.remotePath) continue;
       this.#records.delete(other.id);
+      this.#failedRecords.delete(other);
       this.#journal?.deleteUpload(other.id);
     }
   }
@@ -1034,6 +1055,7 @@ export class NetworkManager extends EventEmitter<NetworkManagerEvents> {
       this.#records.set(record.id, record);
       if (row.state === 'completed') this.#completedOrder.add(record);
       else if (row.state === 'queued') this.#pendingByKey.set(pendingKey(record.localPath, record.remotePath), record);
+      else if (row.state === 'failed') this.#failedRecords.add(record);
       this.#reportState(record);
     }
   }

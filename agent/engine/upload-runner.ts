@@ -43,6 +43,11 @@ const MAX_REPAIR_ROUNDS = 3;
  * (dedup). A file the journal knows (re-queued unchanged) always goes that way too.
  */
 const WHOLE_FILE_LIMIT = 1024 * 1024;
+
+/** The largest file sent whole with chunks of `chunkSize` (such files may share an upload slot). */
+export function wholeFileLimit(chunkSize: number): number {
+  return Math.min(WHOLE_FILE_LIMIT, MAX_WHOLE_FILE_SIZE, chunkSize);
+}
 /**
  * Pieces in which a read-ahead chunk is hashed and CRC'd, yielding to the event loop in between
  * (the chunk on the wire keeps streaming).
@@ -352,7 +357,7 @@ export class UploadRunner {
   #fitsWhole(size: number): boolean {
     const record = this.record;
     if (!this.#ctx.client().wholeFiles) return false;
-    if (size > Math.min(WHOLE_FILE_LIMIT, MAX_WHOLE_FILE_SIZE, this.#config().chunkSize)) return false;
+    if (size > wholeFileLimit(this.#config().chunkSize)) return false;
     // Large metadata goes in a session's JSON body (a header that large would be refused).
     return (metadataHeader(record.metadata)?.length ?? 0) <= MAX_METADATA_HEADER;
   }
