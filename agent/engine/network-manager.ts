@@ -618,13 +618,13 @@ export class NetworkManager extends EventEmitter<NetworkManagerEvents> {
       config: () => this.#config,
       client: () => {
         if (!this.#api) throw new UploadError('STOPPED', 'the upload manager is not running');
-        return this.#api.chosen ?? this.#api.native;
+        return this.#api.chosen;
       },
       resolveClient: (limits) => {
         if (!this.#api) throw new UploadError('STOPPED', 'the upload manager is not running');
         return this.#api.resolve({ timeoutMs: limits.timeoutMs, stalledMs: limits.stalledMs });
       },
-      noNativeApi: () => this.#api?.forget(),
+      noNativeApi: (seen) => this.#api?.forget(seen),
       journal: () => this.#openJournal(),
       isPaused: () => this.#paused,
       changed: (record) => this.#reportState(record),

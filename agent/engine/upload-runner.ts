@@ -98,10 +98,10 @@ export interface RunnerContext {
   config(): EngineConfig;
   /** The transport for the server's API as last found (native until a probe says otherwise). */
   client(): UploadTransport;
-  /** The transport for the server's API, probing its /health first when it is not known yet. */
+  /** The transport for the server's API, asking its /health first when a native call showed no native API. */
   resolveClient(limits: AttemptLimits): Promise<UploadTransport>;
-  /** A native call was answered as by a server without the native API: find the API again. */
-  noNativeApi(): void;
+  /** A native call through `seen` was answered as by a server without the native API: find the API again. */
+  noNativeApi(seen: UploadTransport): void;
   journal(): Journal;
   /** True while no new chunk may start (paused by the user). */
   isPaused(): boolean;
@@ -273,7 +273,7 @@ export class UploadRunner {
     const source = await SourceFile.open(this.record.localPath);
     this.#source = source;
     try {
-      // Which API the server speaks: known after the first upload to this target (one /health).
+      // Which API the server speaks: native unless a native call showed otherwise (then one /health).
       this.#transport = await this.#retrying((limits) => this.#ctx.resolveClient(limits('init')));
       await this.#uploadFrom(source);
     } finally {
@@ -379,7 +379,7 @@ export class UploadRunner {
       return await create();
     } catch (error) {
       if (this.#client().api !== 'native' || !noNativeApi(error)) throw error;
-      this.#ctx.noNativeApi();
+      this.#ctx.noNativeApi(this.#client());
       this.#transport = await this.#retrying((limits) => this.#ctx.resolveClient(limits('init')));
       if (this.#client().api === 'native') throw error;
       return create();
@@ -1036,10 +1036,12 @@ export class UploadRunner {
 }
 
 /**
- * A native call answered 404 as a server without the native API answers it: no such route
- * (ROUTE_NOT_FOUND), or not our JSON at all. A 404 naming a session or a file means what it says.
+ * A native call answered as a server without the native API answers it: 404 for no such route
+ * (ROUTE_NOT_FOUND) or not our JSON at all, or 405 (a route that takes no POST). A 404 naming a
+ * session or a file means what it says.
  */
 function noNativeApi(error: unknown): boolean {
   const { status, serverCode } = errorDetails(error);
+  if (status === 405) return true;
   return status === 404 && (serverCode === undefined || serverCode === 'ROUTE_NOT_FOUND');
 }

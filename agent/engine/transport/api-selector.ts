@@ -9,19 +9,22 @@ import type { UploadTransport } from './upload-transport.js';
 const NATIVE_FEATURE = 'native-protocol-v1';
 
 /**
- * Which API one connection target (server URL and credentials: one HttpTransport) speaks,
- * found from its GET /health once and remembered: `protocol` (or the native feature) means the
- * native protocol; an answer without them (the Python dashboard's /health, or ours with its
- * native API switched off) means the legacy API only. A server without /health (404/405) is
- * taken as native, as before. `forget()` makes the next upload ask again: after a reconnect, or
- * when a native call answered 404 as a server without the native API does.
+ * Which API one connection target (server URL and credentials: one HttpTransport) speaks. The
+ * native protocol is assumed, at no cost: a native server is never probed for it. A native call
+ * answered 404 as by a server without the native API (`forget()`), or a reconnect, makes the
+ * next upload ask GET /health once (shared by every upload asking meanwhile), and the answer is
+ * kept: `protocol` (or the native feature) means the native protocol; an answer without them
+ * (the Python dashboard's /health, or ours with its native API switched off) means the legacy
+ * API only. A server without /health (404/405) is taken as native, as before.
  */
 export class ApiSelector {
   readonly #http: HttpTransport;
   readonly #onLegacy: (server: string) => void;
   #native: SessionClient;
   #legacy: LegacyClient | undefined;
-  #chosen: UploadTransport | undefined;
+  #chosen: UploadTransport;
+  /** The next upload asks /health first. */
+  #unsure = false;
   #detecting: Promise<UploadTransport> | undefined;
   #probes = 0;
 
@@ -30,6 +33,7 @@ export class ApiSelector {
     this.#http = http;
     this.#onLegacy = onLegacy;
     this.#native = new SessionClient(http);
+    this.#chosen = this.#native;
   }
 
   /** The native client (health checks, cancelling sessions). */
@@ -37,8 +41,8 @@ export class ApiSelector {
     return this.#native;
   }
 
-  /** The API found, or undefined before the first probe (or after forget()). */
-  get chosen(): UploadTransport | undefined {
+  /** The transport for the API found (or assumed). */
+  get chosen(): UploadTransport {
     return this.#chosen;
   }
 
@@ -47,9 +51,9 @@ export class ApiSelector {
     return this.#probes;
   }
 
-  /** The transport for this target: the one found, or (once, shared by every upload asking meanwhile) a probe. */
+  /** The transport for this target: the one found (or assumed), or after forget() the answer of one probe. */
   resolve(limits: Omit<AttemptLimits, 'signal' | 'onStall'>): Promise<UploadTransport> {
-    if (this.#chosen) return Promise.resolve(this.#chosen);
+    if (!this.#unsure) return Promise.resolve(this.#chosen);
     this.#detecting ??= this.#detect(limits).finally(() => {
       this.#detecting = undefined;
     });
@@ -61,9 +65,13 @@ export class ApiSelector {
     this.#choose(health);
   }
 
-  /** Asks again at the next upload. */
-  forget(): void {
-    this.#chosen = undefined;
+  /**
+   * The next upload asks /health again. `seen`: the transport the failed call went through; when
+   * another was chosen since (uploads that began together all meet the same 404), nothing changes.
+   */
+  forget(seen?: UploadTransport): void {
+    if (seen !== undefined && seen !== this.#chosen) return;
+    this.#unsure = true;
   }
 
   async #detect(limits: Omit<AttemptLimits, 'signal' | 'onStall'>): Promise<UploadTransport> {
@@ -80,14 +88,15 @@ export class ApiSelector {
   }
 
   #choose(health: unknown): UploadTransport {
+    this.#unsure = false;
     if (isLegacyOnly(health)) {
-      const wasLegacy = this.#chosen?.api === 'legacy';
+      const wasLegacy = this.#chosen.api === 'legacy';
       this.#legacy ??= new LegacyClient(this.#http);
       this.#chosen = this.#legacy;
       if (!wasLegacy) this.#onLegacy(this.#http.base.href);
     } else {
       // A server found native again (after a legacy spell) starts with a fresh view of its routes.
-      if (this.#chosen?.api === 'legacy') this.#native = new SessionClient(this.#http);
+      if (this.#chosen.api === 'legacy') this.#native = new SessionClient(this.#http);
       this.#chosen = this.#native;
     }
     return this.#chosen;
