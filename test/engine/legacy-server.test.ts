@@ -4,8 +4,18 @@ import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { LEGACY_CHUNK_SIZE } from '../../agent/engine/transport/legacy-client.js';
 import { captureLogger } from '../helpers/capture-logger.js';
+import { spawnEngineRunner, type EngineRunnerProcess } from '../helpers/engine-runner.js';
 import { HttpFaultFront } from '../helpers/http-fault-front.js';
-import { EventLog, KiB, MiB, createWorld, waitFor, waitForCompletion, type EngineWorld } from './harness.js';
+import {
+  EventLog,
+  KiB,
+  MiB,
+  createWorld,
+  fastOptions,
+  waitFor,
+  waitForCompletion,
+  type EngineWorld,
+} from './harness.js';
 
 /** Headers, multipart framing and JSON requests besides chunk bodies, per request, generously. */
 const OVERHEAD_PER_REQUEST = 2 * KiB;
@@ -127,6 +137,47 @@ describe('the agent against a server that only offers the legacy API (--no-nativ
     // At most the chunk in flight at the stop was sent twice.
     expect(world.proxy.stats.bytesUp - file.size).toBeLessThanOrEqual(LEGACY_CHUNK_SIZE + 20 * OVERHEAD_PER_REQUEST);
   });
+
+  it('killed with -9 mid-file, the agent finishes it after a restart (re-sending at most one chunk)', async () => {
+    const file = await world.randomFile('kill.bin', 3 * LEGACY_CHUNK_SIZE + 1000);
+    front = await HttpFaultFront.start({ target: `http://127.0.0.1:${world.proxy.port}` });
+    const spec = {
+      options: {
+        ...fastOptions,
+        serverUrl: front.url,
+        stateDir: path.join(world.dir.path, 'runner-state'),
+        bandwidthLimit: 4 * MiB,
+      },
+      uploads: [{ file: file.path, remotePath: 'recovery/kill.bin' }],
+    };
+    const first = spawnEngineRunner(spec);
+    let second: EngineRunnerProcess | undefined;
+    try {
+      // Killed once the server stored a chunk and the next one is on its way.
+      await waitFor(
+        () =>
+          front!.requests('POST', /^\/upload\/chunk$/).some((entry) => entry.status === 200) &&
+          world.proxy.stats.bytesUp >= LEGACY_CHUNK_SIZE + 1 * MiB,
+        'a chunk stored and the next one half-way',
+        75_000,
+      );
+      first.child.kill('SIGKILL');
+      await first.exited;
+      const firstBytes = world.proxy.stats.bytesUp;
+      expect(firstBytes).toBeLessThan(file.size);
+
+      second = spawnEngineRunner({ ...spec, options: { ...spec.options, bandwidthLimit: 0 } });
+      expect(await second.exited, second.stderr()).toBe(0);
+      const completed = second.lines.find((line) => line.event === 'completed');
+      expect(completed?.sha256).toBe(file.sha256);
+      expect(await world.storedSha('recovery/kill.bin')).toBe(file.sha256);
+      const resent = world.proxy.stats.bytesUp - file.size;
+      expect(resent).toBeLessThanOrEqual(LEGACY_CHUNK_SIZE + 20 * OVERHEAD_PER_REQUEST);
+    } finally {
+      first.child.kill('SIGKILL');
+      second?.child.kill('SIGKILL');
+    }
+  }, 180_000);
 
   it('does not count a file as uploaded when finalize answers another MD5 or size', async () => {
     const file = await world.randomFile('mismatch.bin', LEGACY_CHUNK_SIZE + 10 * KiB);
