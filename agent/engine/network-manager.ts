@@ -477,10 +477,9 @@ export class NetworkManager extends EventEmitter<NetworkManagerEvents> {
     if ((options.dropServerSession ?? true) && session) {
       try {
         const transport = this.#transport ?? this.#makeTransport();
-        await (transport === this.#transport && this.#api
-          ? (this.#api.chosen ?? this.#api.native)
-          : new SessionClient(transport)
-        ).cancel(
+        // The API this server was found to speak (the legacy API has no cancel: its sessions expire).
+        const client = transport === this.#transport && this.#api ? this.#api.chosen : new SessionClient(transport);
+        await client.cancel(
           session,
           { timeoutMs: this.#config.initTimeout * 1000, stalledMs: this.#config.stalledTimeout * 1000 },
           `${record.localPath}: cancel`,

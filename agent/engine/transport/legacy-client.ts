@@ -11,7 +11,7 @@ import type {
 import type { TokenBucket } from '../throttle/token-bucket.js';
 import { errorDetails } from './http-errors.js';
 import type { AttemptLimits, HttpTransport } from './http-transport.js';
-import type { OutgoingChunk, OutgoingFile, PutFileResult } from './session-client.js';
+import { protocolError, type OutgoingChunk, type OutgoingFile, type PutFileResult } from './session-client.js';
 import { throttledBody } from './throttled-body.js';
 import type { FinishedFile, UploadTransport } from './upload-transport.js';
 
@@ -94,7 +94,7 @@ export class LegacyClient implements UploadTransport {
       limits,
       `${what}: init (legacy API)`,
     );
-    if (!body || body.success !== true || typeof body.upload_id !== 'string' || body.upload_id === '')
+    if (body?.success !== true || typeof body.upload_id !== 'string' || body.upload_id === '')
       throw protocolError(`${what}: init (legacy API)`, body);
     this.#sessions.set(body.upload_id, known);
     return openSession(body.upload_id, known, [], false);
@@ -151,8 +151,7 @@ export class LegacyClient implements UploadTransport {
       throw await this.#sessionGone(error, id, known, limits, step);
     }
     if (
-      !body ||
-      body.success !== true ||
+      body?.success !== true ||
       (body.chunk_index !== undefined && Number(body.chunk_index) !== chunk.index) ||
       (body.total_chunks !== undefined && Number(body.total_chunks) !== known.chunkCount)
     )
@@ -204,7 +203,7 @@ export class LegacyClient implements UploadTransport {
       }
       throw await this.#sessionGone(error, id, known, limits, step);
     }
-    if (!body || body.success !== true) throw protocolError(step, body);
+    if (body?.success !== true) throw protocolError(step, body);
     const differences: string[] = [];
     if (body.checksum !== file.md5) differences.push(`MD5 ${JSON.stringify(body.checksum)} (sent: ${file.md5})`);
     if (body.size !== undefined && body.size !== file.size)
@@ -266,7 +265,7 @@ export class LegacyClient implements UploadTransport {
       if (errorDetails(error).status === 404) return undefined;
       throw error;
     }
-    if (!body || body.success !== true) throw protocolError(what, body);
+    if (body?.success !== true) throw protocolError(what, body);
     if (body.filename !== known.path || Number(body.total_chunks) !== known.chunkCount) return undefined;
     if (body.state === 'complete') return allIndexes(known.chunkCount);
     const indexes = body.received_indexes;
@@ -340,9 +339,4 @@ async function* framed(head: Buffer, body: AsyncIterable<Uint8Array>, tail: Buff
   yield head;
   yield* body;
   yield tail;
-}
-
-function protocolError(what: string, body: unknown): UploadError {
-  const text = JSON.stringify(body) ?? String(body);
-  return new UploadError('PROTOCOL', `${what}: unexpected answer from the server: ${text.slice(0, 200)}`);
 }

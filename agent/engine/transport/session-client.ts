@@ -234,7 +234,8 @@ function checkSessionAnswer(body: CreateSessionResponse | undefined, what: strin
   return open;
 }
 
-function protocolError(what: string, body: unknown): UploadError {
+/** An answer the agent cannot use (missing or ill-typed fields): PROTOCOL, with the start of the answer. */
+export function protocolError(what: string, body: unknown): UploadError {
   const text = JSON.stringify(body) ?? String(body);
   return new UploadError('PROTOCOL', `${what}: unexpected answer from the server: ${text.slice(0, 200)}`);
 }
