@@ -10,6 +10,8 @@ import type { Logger } from './logging/logger.js';
 import { KeyedMutex, type KeyedLock } from './runtime/mutex.js';
 import { RuntimeRegistry, type SessionRuntimes } from './runtime/runtime-registry.js';
 import { SharedRuntimes } from './runtime/shared-runtimes.js';
+import { type FleetBus, LoneFleetBus } from './sessions/fleet-bus.js';
+import { PostgresFleetBus } from './sessions/postgres-fleet-bus.js';
 import { PostgresSessionStore } from './sessions/postgres-session-store.js';
 import type { SessionStore } from './sessions/session-store.js';
 import { SqliteSessionStore } from './sessions/sqlite-session-store.js';
@@ -32,6 +34,8 @@ export interface Backends {
   housekeeping: (() => Promise<void>) | undefined;
   /** True for replicas sharing a database: a sweep must leave staged data other replicas may have just started. */
   shared: boolean;
+  /** How the live view reaches the other replicas (none alone; LISTEN/NOTIFY on PostgreSQL). */
+  fleetBus: FleetBus;
 }
 
 /**
@@ -64,12 +68,31 @@ export async function openBackends(
         runAlone: (_name, task) => task(),
         housekeeping: undefined,
         shared: false,
+        fleetBus: new LoneFleetBus(),
       };
     }
     const store = await PostgresSessionStore.open(config.databaseUrl, {
       poolSize: config.databasePoolSize,
       where: describeDatabase(config.databaseUrl),
     });
+    let fleetBus: FleetBus;
+    try {
+      fleetBus = await PostgresFleetBus.open(
+        { connectionString: config.databaseUrl, application_name: 'ros2-upload-server fleet' },
+        (error) =>
+          log.warn(
+            { event: 'fleet_bus_lost', err: error },
+            'Lost the live-view connection to the database; reconnecting',
+          ),
+      );
+    } catch (error) {
+      await store.close();
+      throw new UploadError(
+        'STATE_DIR',
+        `Cannot use the database ${describeDatabase(config.databaseUrl)}: ${(error as Error).message}`,
+        { cause: error },
+      );
+    }
     return {
       storage,
       store,
@@ -81,6 +104,7 @@ export async function openBackends(
         await store.pruneCounters(Date.now());
       },
       shared: true,
+      fleetBus,
     };
   } catch (error) {
     if (!given) await storage.close?.();
