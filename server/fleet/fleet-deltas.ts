@@ -5,7 +5,10 @@
  * changed since the last one, never a chunk-by-chunk log.
  */
 
-/** An upload's progress as the sender saw it: [id, uploader, path, size, receivedBytes, bytes received by the sender since its last report, startedAt, lastChunkAt, completing (1) or not (0)]. */
+/**
+ * An upload's progress as the sender saw it: [id, uploader, path, size, receivedBytes, bytes the
+ * sender received since its last report, startedAt, lastChunkAt, completing (1) or not (0)].
+ */
 export type UploadDelta = [string, string, string, number, number, number, number, number, 0 | 1];
 /** [uploader, lastSeen or 0, bytes received, files completed, error answers]: counts since the sender's last report. */
 export type RobotDelta = [string, number, number, number, number];

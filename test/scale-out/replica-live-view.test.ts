@@ -89,9 +89,9 @@ function writeBag(root: string, name: string, sizes: number[]): { folder: string
     files.set(`${name}/${file}`, size);
     return file;
   });
-  const metadata = `rosbag2_bagfile_information:\n  version: 5\n  storage_identifier: mcap\n  relative_file_paths:\n${names
-    .map((file) => `    - ${file}\n`)
-    .join('')}`;
+  const listed = names.map((file) => `    - ${file}\n`).join('');
+  const metadata =
+    'rosbag2_bagfile_information:\n  version: 5\n  storage_identifier: mcap\n' + `  relative_file_paths:\n${listed}`;
   writeFileSync(path.join(folder, 'metadata.yaml'), metadata);
   files.set(`${name}/metadata.yaml`, Buffer.byteLength(metadata));
   return { folder, files };
