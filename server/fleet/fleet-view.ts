@@ -81,6 +81,11 @@ const REPORT_AT_LEAST_MS = 5000;
 export const PEER_SILENT_MS = 15_000;
 /** Ended sessions remembered, so a report that crossed the end never shows them again. */
 const ENDED_KEPT = 10_000;
+/**
+ * Replicas: how often uploads another replica reported, quiet this long, are checked against the
+ * database (a report of their end may have been lost while that replica's connection was down).
+ */
+export const CHECK_QUIET_MS = 30_000;
 
 /**
  * The live state of the fleet for the dashboard and the metrics: robots (uploaders) with their
@@ -122,6 +127,7 @@ export class FleetView {
   readonly #peers = new Map<string, number>();
   readonly #ended = new Set<string>();
   #reportedAt = 0;
+  #checkedAt = Date.now();
   #reporting: Promise<void> | undefined;
   #reportFailedAt = 0;
 
@@ -384,7 +390,19 @@ export class FleetView {
 
   /** Replicas: the bus was down; what ended meanwhile is read from the database. */
   async #resync(): Promise<void> {
-    const open = await this.#loadOpenSessions();
+    this.#pruneEnded(await this.#loadOpenSessions());
+  }
+
+  async #checkQuiet(): Promise<void> {
+    try {
+      this.#pruneEnded(new Set((await this.#o.store.fleet.openSessionSummaries()).map((session) => session.id)));
+    } catch (error) {
+      this.#o.log.warn({ event: 'fleet_check_failed', err: error }, 'Could not read the open sessions');
+    }
+  }
+
+  /** Drops the uploads other replicas reported whose session is no longer open (`open`: the database's). */
+  #pruneEnded(open: ReadonlySet<string>): void {
     for (const upload of [...this.#uploads.values()])
       if (upload.reportedBy !== null && !open.has(upload.id)) this.#end(upload.id, false);
   }
@@ -494,6 +512,13 @@ export class FleetView {
           this.#reporting = undefined;
         });
         for (const [origin, heard] of this.#peers) if (now - heard > PEER_SILENT_MS) this.#forget(origin);
+        if (now - this.#checkedAt > CHECK_QUIET_MS) {
+          this.#checkedAt = now;
+          const quiet = [...this.#uploads.values()].some(
+            (upload) => upload.reportedBy !== null && now - upload.lastChunkAt > CHECK_QUIET_MS,
+          );
+          if (quiet) await this.#checkQuiet();
+        }
       }
       const robots = this.#changed(this.robots(now), this.#sentRobots, (robot) => robot.uploader);
       const completing = this.#o.completingIds();

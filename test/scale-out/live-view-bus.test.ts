@@ -3,7 +3,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import type { FleetSnapshot } from '../../common/protocol/fleet-views.js';
 import { UploadEventBus } from '../../server/events/upload-events.js';
 import { encodeDeltas, type FleetDeltas } from '../../server/fleet/fleet-deltas.js';
-import { FleetView } from '../../server/fleet/fleet-view.js';
+import { CHECK_QUIET_MS, FleetView } from '../../server/fleet/fleet-view.js';
 import { type FleetBus, InProcessFleetHub } from '../../server/sessions/fleet-bus.js';
 import { SqliteSessionStore } from '../../server/sessions/sqlite-session-store.js';
 import { LocalDiskStorage } from '../../server/storage/local-disk-storage.js';
@@ -160,6 +160,19 @@ describe('the live view between replicas (in-process bus)', () => {
         errorsLastHour: 1,
       });
     }
+
+    // An upload a member reported long ago whose session is not open in the database (its end was
+    // lost: that member's connection was down) is dropped at the next check of quiet uploads.
+    const lost: FleetDeltas = {
+      u: [['s3', 'robot3', 'lost/x.mcap', 10, 5, 0, Date.now() - 120_000, Date.now() - 90_000, 0]],
+    };
+    for (const message of encodeDeltas(lost, raw.maxMessageBytes).messages) await raw.publish(message);
+    await snapshotWhen(b, (s) => s.uploads.some((u) => u.id === 's3' && u.state === 'stalled'), 'the quiet upload');
+    await waitFor(
+      async () => !(await b.view.snapshot('ops')).uploads.some((u) => u.id === 's3'),
+      'the quiet upload checked and dropped',
+      3 * CHECK_QUIET_MS,
+    );
 
     // A member that says goodbye takes the uploads it last reported with it.
     for (const message of encodeDeltas({ bye: 1 }, raw.maxMessageBytes).messages) await raw.publish(message);
