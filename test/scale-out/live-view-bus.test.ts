@@ -82,7 +82,7 @@ async function snapshotWhen(of: Replica, condition: (snapshot: FleetSnapshot) =>
 }
 
 describe('the live view between replicas (in-process bus)', () => {
-  it('shows the other replica its uploads, completions and robot counts, once; an ended upload stays ended', async () => {
+  it('shows the other replica its uploads, completions and robot counts, once; an ended one stays ended', async () => {
     const hub = new InProcessFleetHub();
     replicaA = await replica(hub.join());
     const b = await replica(hub.join());
