@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { mkdir, readdir, rename, rm } from 'node:fs/promises';
+import { mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Benchmark, BenchContext, BenchResult } from '../support/benchmark.js';
@@ -12,6 +12,8 @@ import { fig, formatBytes, GiB, MiB, mibPerSecond } from '../support/units.js';
 const FULL_SIZE = GiB;
 const QUICK_SIZE = 256 * MiB;
 const PUT_SERVER = fileURLToPath(new URL('../children/plain-put-server.ts', import.meta.url));
+const TUS_SERVER = fileURLToPath(new URL('../children/tus-server.ts', import.meta.url));
+const TUS_CLIENT = fileURLToPath(new URL('../children/tus-client.ts', import.meta.url));
 
 interface OursRun {
   mibps: number;
@@ -36,7 +38,9 @@ interface RttFigures {
   rttMs: number;
   ours: number;
   put: number;
+  tus: number;
   ratio: number;
+  ratioVsTus: number;
 }
 
 /** Round trips measured when `--rtt` is not given. */
@@ -76,6 +80,7 @@ export const throughput: Benchmark = {
       const shas: number[] = [];
       const puts = new Map<number, PutRun[]>(rtts.map((rtt) => [rtt, []]));
       const ours = new Map<number, OursRun[]>(rtts.map((rtt) => [rtt, []]));
+      const tuses = new Map<number, PutRun[]>(rtts.map((rtt) => [rtt, []]));
       for (let round = 1; round <= rounds; round += 1) {
         const sha = await sha256Rate(file, size);
         if (sha.sha256 !== expected) throw new Error('the file changed on disk');
@@ -84,6 +89,10 @@ export const throughput: Benchmark = {
         for (const rtt of rtts) {
           const put = await plainPut(file, size, dir, rtt);
           puts.get(rtt)!.push(put);
+          flushDisks();
+          const tus = await tusOnce(file, size, dir, rtt);
+          tuses.get(rtt)!.push(tus);
+          say(`round ${round}, +${rtt} ms RTT: tus-js-client one PATCH → @tus/server ${tus.mibps.toFixed(0)} MiB/s`);
           say(`round ${round}, +${rtt} ms RTT: plain curl -T PUT → node:http sink ${put.mibps.toFixed(0)} MiB/s`);
           flushDisks();
           const profile = args.profile ? { dir: args.profile, tag: `rtt${rtt}-round${round}` } : undefined;
@@ -102,7 +111,9 @@ export const throughput: Benchmark = {
         const putRate = median(puts.get(rtt)!.map((r) => r.mibps));
         // The median of the per-round ratios: each round's two figures were taken side by side.
         const ratio = median(ours.get(rtt)!.map((r, i) => r.mibps / puts.get(rtt)![i]!.mibps));
-        return { rttMs: rtt, ours: oursRate, put: putRate, ratio };
+        const tusRate = median(tuses.get(rtt)!.map((r) => r.mibps));
+        const ratioVsTus = median(ours.get(rtt)!.map((r, i) => r.mibps / tuses.get(rtt)![i]!.mibps));
+        return { rttMs: rtt, ours: oursRate, put: putRate, tus: tusRate, ratio, ratioVsTus };
       });
       const direct = byRtt[0]!;
       const directOurs = ours.get(0)!;
@@ -116,10 +127,14 @@ export const throughput: Benchmark = {
       const serverCpu = median(directOurs.map((r) => r.serverCpuSeconds)) / gib;
       const putClientCpu = median(directPuts.map((r) => r.clientCpuSeconds)) / gib;
       const putServerCpu = median(directPuts.map((r) => r.serverCpuSeconds)) / gib;
+      const directTus = tuses.get(0)!;
+      const tusClientCpu = median(directTus.map((r) => r.clientCpuSeconds)) / gib;
+      const tusServerCpu = median(directTus.map((r) => r.serverCpuSeconds)) / gib;
       for (const row of byRtt) {
         say(
           `+${row.rttMs} ms RTT: ours ${row.ours.toFixed(0)} MiB/s | plain PUT ${row.put.toFixed(0)} MiB/s | ` +
-            `ratio_vs_put ${row.ratio.toFixed(2)} (median of the rounds' ratios)`,
+            `tus one PATCH ${row.tus.toFixed(0)} MiB/s | ratio_vs_put ${row.ratio.toFixed(2)}, ` +
+            `ratio_vs_tus ${row.ratioVsTus.toFixed(2)} (medians of the rounds' ratios)`,
         );
       }
       say(`SHA-256 ${shaRate.toFixed(0)} MiB/s; ratio_vs_sha256 ${(direct.ours / shaRate).toFixed(2)}`);
@@ -127,13 +142,16 @@ export const throughput: Benchmark = {
       say(
         `CPU per GiB during the upload (direct): agent ${agentCpu.toFixed(2)} s (plus ` +
           `${agentStartup.toFixed(2)} s to start), server ${serverCpu.toFixed(2)} s; plain ` +
-          `PUT: curl ${putClientCpu.toFixed(2)} s, sink ${putServerCpu.toFixed(2)} s`,
+          `PUT: curl ${putClientCpu.toFixed(2)} s, sink ${putServerCpu.toFixed(2)} s; tus: client ` +
+          `${tusClientCpu.toFixed(2)} s, server ${tusServerCpu.toFixed(2)} s`,
       );
       if (args.profile) {
         say(`CPU profiles: ${(await readdir(args.profile)).filter((f) => f.endsWith('.cpuprofile')).join(', ')}`);
       }
       const targets: BenchResult['targets'] = {
         ratio_vs_put: { value: direct.ratio, op: '>=', limit: 0.9 },
+        // "Ahead of tus one PATCH": faster than it in the same run (it verifies nothing).
+        ratio_vs_tus: { value: direct.ratioVsTus, op: '>', limit: 1.0 },
         agent_cpu_s_per_gib: { value: agentCpu, op: '<=', limit: 1.0, unit: 's' },
         server_cpu_s_per_gib: { value: serverCpu, op: '<=', limit: 2.0, unit: 's' },
         agent_peak_rss_mib: { value: agentRss, op: '<=', limit: 100, unit: 'MiB' },
@@ -147,8 +165,10 @@ export const throughput: Benchmark = {
         Rounds: String(rounds),
         'Ours MiB/s': direct.ours.toFixed(0),
         'PUT MiB/s': direct.put.toFixed(0),
+        'tus MiB/s': direct.tus.toFixed(0),
         'SHA-256 MiB/s': shaRate.toFixed(0),
         ratio_vs_put: direct.ratio.toFixed(2),
+        ratio_vs_tus: direct.ratioVsTus.toFixed(2),
         ratio_vs_sha256: (direct.ours / shaRate).toFixed(2),
         'Agent RSS MiB': agentRss.toFixed(0),
         'Server RSS MiB': serverRss.toFixed(0),
@@ -170,6 +190,10 @@ export const throughput: Benchmark = {
           put_client: 'curl -T',
           sha256_mibps: fig(shaRate, 1),
           ratio_vs_put: fig(direct.ratio, 3),
+          tus_mibps: fig(direct.tus, 1),
+          ratio_vs_tus: fig(direct.ratioVsTus, 3),
+          tus_client_cpu_s_per_gib: fig(tusClientCpu, 3),
+          tus_server_cpu_s_per_gib: fig(tusServerCpu, 3),
           ratio_vs_sha256: fig(direct.ours / shaRate, 3),
           put_ratio_vs_sha256: fig(direct.put / shaRate, 3),
           agent_peak_rss_mib: fig(agentRss, 1),
@@ -184,7 +208,9 @@ export const throughput: Benchmark = {
             added_rtt_ms: r.rttMs,
             ours_mibps: fig(r.ours, 1),
             put_mibps: fig(r.put, 1),
+            tus_mibps: fig(r.tus, 1),
             ratio_vs_put: fig(r.ratio, 3),
+            ratio_vs_tus: fig(r.ratioVsTus, 3),
           })),
           runs: directOurs.map((r, i) => ({
             ours_mibps: fig(r.mibps, 1),
@@ -234,6 +260,45 @@ async function plainPut(file: string, size: number, dir: string, rttMs: number):
         ms: out.seconds * 1000,
         clientCpuSeconds: out.cpuSeconds,
         serverCpuSeconds: serverCpu,
+      };
+    });
+  } finally {
+    await server.kill('SIGTERM');
+    await rm(target, { recursive: true, force: true });
+  }
+}
+
+/**
+ * The tus peer: tus-js-client uploading the file in one PATCH to @tus/server's FileStore, each in
+ * a child process. The rate and client CPU are the client's own (creation to the PATCH's answer).
+ */
+async function tusOnce(file: string, size: number, dir: string, rttMs: number): Promise<PutRun> {
+  const target = path.join(dir, 'tus-target');
+  await mkdir(target, { recursive: true });
+  const server = spawnNode('tus-server', TUS_SERVER, [target], { tsx: true, reportDir: dir });
+  try {
+    const port = Number((await server.waitForLine(/^listening (\d+)/, 30_000)).match[1]);
+    return await overPath(port, rttMs, async (via) => {
+      const serverCpuBefore = server.cpuSeconds() ?? 0;
+      const client = spawnNode('tus-client', TUS_CLIENT, [file, `http://127.0.0.1:${via}/files`], {
+        tsx: true,
+        reportDir: dir,
+      });
+      const done = await client.waitForLine(/^uploaded (\d+) in ([\d.]+) ms, cpu ([\d.]+) s/, timeoutFor(size));
+      const code = await client.exited;
+      if (code !== 0 || Number(done.match[1]) !== size)
+        throw new Error(`tus upload failed (exit ${code}): ${client.stderr().slice(-2000)}`);
+      const stored = await readdir(target, { withFileTypes: true });
+      const sizes = await Promise.all(
+        stored.filter((entry) => entry.isFile()).map(async (entry) => (await stat(path.join(target, entry.name))).size),
+      );
+      if (!sizes.includes(size)) throw new Error(`@tus/server stored no file of ${size} bytes (${sizes.join(', ')})`);
+      const ms = Number(done.match[2]);
+      return {
+        mibps: mibPerSecond(size, ms),
+        ms,
+        clientCpuSeconds: Number(done.match[3]),
+        serverCpuSeconds: (server.cpuSeconds() ?? 0) - serverCpuBefore,
       };
     });
   } finally {

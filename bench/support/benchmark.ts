@@ -33,7 +33,7 @@ export interface BenchContext {
 /** A target printed next to its figure: met when `value op limit`. */
 export interface TargetSpec {
   value: number | undefined;
-  op: '>=' | '<=';
+  op: '>=' | '<=' | '>';
   limit: number;
   /** Shown after the numbers, e.g. "MiB". */
   unit?: string;
@@ -65,7 +65,9 @@ export function judge(targets: Record<string, TargetSpec>): Record<string, Targe
   for (const [name, spec] of Object.entries(targets)) {
     const value =
       spec.value !== undefined && Number.isFinite(spec.value) ? Math.round(spec.value * 10_000) / 10_000 : null;
-    const met = value !== null && (spec.op === '>=' ? value >= spec.limit : value <= spec.limit);
+    const met =
+      value !== null &&
+      (spec.op === '>=' ? value >= spec.limit : spec.op === '>' ? value > spec.limit : value <= spec.limit);
     out[name] = { value, target: `${spec.op} ${spec.limit}${spec.unit ? ` ${spec.unit}` : ''}`, met };
   }
   return out;
