@@ -278,11 +278,13 @@ export class FleetView {
       const now = Date.now();
       this.#activityOf(event.uploader).received(event.bytes, now);
       this.#outbox?.received(event.uploader, event.bytes, now);
-      if (this.#ended.has(event.sessionId)) return;
       // Replicas: the session may have been created at another replica, not heard of yet.
       const upload =
         this.#uploads.get(event.sessionId) ??
-        this.#track(event.sessionId, event.uploader, event.path, event.size, 0, now, now, null);
+        (this.#outbox && !this.#ended.has(event.sessionId)
+          ? this.#track(event.sessionId, event.uploader, event.path, event.size, 0, now, now, null)
+          : undefined);
+      if (!upload) return;
       upload.receivedBytes = Math.max(upload.receivedBytes, event.receivedBytes);
       upload.window.add(event.bytes, now);
       upload.lastChunkAt = now;
@@ -393,18 +395,24 @@ export class FleetView {
     this.#pruneEnded(await this.#loadOpenSessions());
   }
 
-  async #checkQuiet(): Promise<void> {
+  async #checkQuiet(quietBefore: number): Promise<void> {
     try {
-      this.#pruneEnded(new Set((await this.#o.store.fleet.openSessionSummaries()).map((session) => session.id)));
+      const open = await this.#o.store.fleet.openSessionSummaries();
+      this.#pruneEnded(new Set(open.map((session) => session.id)), quietBefore);
     } catch (error) {
       this.#o.log.warn({ event: 'fleet_check_failed', err: error }, 'Could not read the open sessions');
     }
   }
 
-  /** Drops the uploads other replicas reported whose session is no longer open (`open`: the database's). */
-  #pruneEnded(open: ReadonlySet<string>): void {
+  /**
+   * Drops the uploads other replicas reported whose session is not open in the database (`open`),
+   * of those with no chunk since `quietBefore` when given (a newer one may be younger than the
+   * query). Not remembered as ended: a report that comes later brings one back.
+   */
+  #pruneEnded(open: ReadonlySet<string>, quietBefore = Number.POSITIVE_INFINITY): void {
     for (const upload of [...this.#uploads.values()])
-      if (upload.reportedBy !== null && !open.has(upload.id)) this.#end(upload.id, false);
+      if (upload.reportedBy !== null && upload.lastChunkAt < quietBefore && !open.has(upload.id))
+        this.#end(upload.id, false);
   }
 
   // ---- replicas --------------------------------------------------------------------------------
@@ -517,7 +525,7 @@ export class FleetView {
           const quiet = [...this.#uploads.values()].some(
             (upload) => upload.reportedBy !== null && now - upload.lastChunkAt > CHECK_QUIET_MS,
           );
-          if (quiet) await this.#checkQuiet();
+          if (quiet) await this.#checkQuiet(now - CHECK_QUIET_MS);
         }
       }
       const robots = this.#changed(this.robots(now), this.#sentRobots, (robot) => robot.uploader);
