@@ -58,7 +58,7 @@ Options:
   --uploaders <n>     fan-in, fan-in-cluster: concurrent uploaders (default 50)
   --rtt <ms,...>      throughput: round trips to add with a delaying proxy, one measurement each
                       (default 0,50,150; quick: 0)
-  --profile <folder>  throughput: write CPU profiles (.cpuprofile) of the agent and the server there
+  --profile <folder>  throughput, small-files: write CPU profiles (.cpuprofile) of the agent and the server there
   --cpu-hog           throttle: measure with both cores kept busy by other processes
   --record            append the figures to bench/RESULTS.md
   --no-build          do not rebuild dist/ first (the programs measured are dist/'s)

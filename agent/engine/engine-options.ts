@@ -63,7 +63,20 @@ export const engineOptionSpecs = {
     min: 0.001,
     max: 86400,
   }),
-  maxConcurrentUploads: option.integer({ doc: 'Files uploaded at the same time', default: 2, min: 1, max: 64 }),
+  maxConcurrentUploads: option.integer({
+    doc: 'Files uploaded at the same time (small files share a slot: see smallFilesPerSlot)',
+    default: 2,
+    min: 1,
+    max: 64,
+  }),
+  smallFilesPerSlot: option.integer({
+    doc:
+      'Small files (up to 1 MiB, each sent whole in one request) that share one upload slot, ' +
+      'next in queue order, together at most one chunk; 1: one file per slot',
+    default: 8,
+    min: 1,
+    max: 64,
+  }),
   maxChunksInFlight: option.integer({
     doc:
       "Most chunk requests of one file awaiting the server's answer at once; the engine adapts below " +

@@ -17,6 +17,7 @@ import { sleep } from './retry/retry-request.js';
 import { describeFailure } from './retry/classify-failure.js';
 import { TokenBucket } from './throttle/token-bucket.js';
 import { HttpTransport } from './transport/http-transport.js';
+import { ApiSelector } from './transport/api-selector.js';
 import { SessionClient } from './transport/session-client.js';
 import { readTokenFile } from './transport/token-file.js';
 import { SettleWaiters } from './settle-waiters.js';
@@ -29,7 +30,7 @@ import {
   type AddUploadResult,
   type CheckedUpload,
 } from './upload-request.js';
-import { UploadRunner, type RunnerContext } from './upload-runner.js';
+import { UploadRunner, wholeFileLimit, type RunnerContext } from './upload-runner.js';
 
 export type { AddUploadOptions, AddUploadResult };
 
@@ -82,6 +83,11 @@ export class NetworkManager extends EventEmitter<NetworkManagerEvents> {
   readonly #pendingByKey = new Map<string, UploadRecord>();
   /** Completed uploads in the order they finished: the oldest are forgotten first. */
   readonly #completedOrder = new Set<UploadRecord>();
+  /**
+   * The records that failed (a superset: one requeued or forgotten since is dropped when next
+   * looked at), so a completion looks through these instead of every record in the queue.
+   */
+  readonly #failedRecords = new Set<UploadRecord>();
   /** Completed uploads whose completion waits for the journal's fsync before it is announced. */
   readonly #announcing = new Set<UploadRecord>();
   readonly #waiters = new SettleWaiters();
@@ -96,7 +102,10 @@ export class NetworkManager extends EventEmitter<NetworkManagerEvents> {
   #journal: Journal | undefined;
   #lock: StateLock | undefined;
   #transport: HttpTransport | undefined;
-  #client: SessionClient | undefined;
+  /** Which API the server speaks (found once per connection target) and its clients. */
+  #api: ApiSelector | undefined;
+  /** Servers already warned about as legacy-only (the warning is logged once per server). */
+  readonly #legacyWarned = new Set<string>();
   #started = false;
   #paused = false;
   #online = true;
@@ -118,8 +127,18 @@ export class NetworkManager extends EventEmitter<NetworkManagerEvents> {
     this.#logger =
       logger ?? createLogger({ name: 'ros2-upload-agent', level: 'warn', specs: [engineOptionSpecs], destination: 2 });
     this.#bucket = new TokenBucket(this.#config.bandwidthLimit);
-    this.#slots = new UploadQueue<UploadRecord>(this.#config.maxConcurrentUploads, (record, slot) =>
-      this.#run(record, slot),
+    // Small files share slots, together at most one chunk: the memory a slot may hold stays the same.
+    this.#slots = new UploadQueue<UploadRecord>(
+      this.#config.maxConcurrentUploads,
+      (record, slot) => this.#run(record, slot),
+      {
+        sizeOf: (record) => record.bytesTotal,
+        limits: () => ({
+          uploads: this.#config.smallFilesPerSlot,
+          bytes: this.#config.chunkSize,
+          fileBytes: wholeFileLimit(this.#config.chunkSize),
+        }),
+      },
     );
     this.#probe = new ReachabilityProbe({
       check: (signal) => this.#checkHealth(signal),
@@ -325,7 +344,7 @@ export class NetworkManager extends EventEmitter<NetworkManagerEvents> {
     }
     await this.#transport?.close();
     this.#transport = undefined;
-    this.#client = undefined;
+    this.#api = undefined;
     this.#closeJournal();
   }
 
@@ -473,7 +492,9 @@ export class NetworkManager extends EventEmitter<NetworkManagerEvents> {
     if ((options.dropServerSession ?? true) && session) {
       try {
         const transport = this.#transport ?? this.#makeTransport();
-        await new SessionClient(transport).cancel(
+        // The API this server was found to speak (the legacy API has no cancel: its sessions expire).
+        const client = transport === this.#transport && this.#api ? this.#api.chosen : new SessionClient(transport);
+        await client.cancel(
           session,
           { timeoutMs: this.#config.initTimeout * 1000, stalledMs: this.#config.stalledTimeout * 1000 },
           `${record.localPath}: cancel`,
@@ -610,9 +631,14 @@ export class NetworkManager extends EventEmitter<NetworkManagerEvents> {
       slots: this.#slots,
       config: () => this.#config,
       client: () => {
-        if (!this.#client) throw new UploadError('STOPPED', 'the upload manager is not running');
-        return this.#client;
+        if (!this.#api) throw new UploadError('STOPPED', 'the upload manager is not running');
+        return this.#api.chosen;
       },
+      resolveClient: (limits) => {
+        if (!this.#api) throw new UploadError('STOPPED', 'the upload manager is not running');
+        return this.#api.resolve({ timeoutMs: limits.timeoutMs, stalledMs: limits.stalledMs });
+      },
+      noNativeApi: (seen) => this.#api?.forget(seen),
       journal: () => this.#openJournal(),
       isPaused: () => this.#paused,
       changed: (record) => this.#reportState(record),
@@ -665,6 +691,7 @@ export class NetworkManager extends EventEmitter<NetworkManagerEvents> {
         });
       },
       failed: (record, error) => {
+        this.#failedRecords.add(record);
         this.#logger.error({ upload: record.localPath, code: error.code, reason: error.message }, 'upload failed');
         this.#emit('failed', { upload: this.#snapshot(record), reason: error.message, code: error.code });
         this.#reportState(record);
@@ -756,14 +783,17 @@ export class NetworkManager extends EventEmitter<NetworkManagerEvents> {
   }
 
   async #checkHealth(signal: AbortSignal): Promise<boolean> {
-    const client = this.#client;
-    if (!client) return false;
+    const api = this.#api;
+    if (!api) return false;
     try {
-      await client.health({
-        timeoutMs: this.#config.initTimeout * 1000,
-        stalledMs: this.#config.stalledTimeout * 1000,
-        signal,
-      });
+      // Back online may mean another server (or the same one upgraded): its answer says which API it speaks.
+      api.learn(
+        await api.native.health({
+          timeoutMs: this.#config.initTimeout * 1000,
+          stalledMs: this.#config.stalledTimeout * 1000,
+          signal,
+        }),
+      );
     } catch (error) {
       if (isUploadError(error, 'TLS_CERTIFICATE')) {
         this.#block(error);
@@ -772,6 +802,7 @@ export class NetworkManager extends EventEmitter<NetworkManagerEvents> {
       const status = (error as UploadError).details?.status;
       // Any answer below 500 means the server is there (a 401 or 404 is not an outage).
       if (typeof status !== 'number' || status >= 500) return false;
+      api.forget();
     }
     this.#unblock('TLS_CERTIFICATE');
     return true;
@@ -896,10 +927,15 @@ export class NetworkManager extends EventEmitter<NetworkManagerEvents> {
    * remote path) are forgotten, so the status shows only current failures.
    */
   #forgetEarlierFailures(record: UploadRecord): void {
-    for (const other of [...this.#records.values()]) {
-      if (other === record || other.phase !== 'failed') continue;
+    for (const other of [...this.#failedRecords]) {
+      if (other.phase !== 'failed' || this.#records.get(other.id) !== other) {
+        this.#failedRecords.delete(other);
+        continue;
+      }
+      if (other === record) continue;
       if (other.localPath !== record.localPath || other.remotePath !== record.remotePath) continue;
       this.#records.delete(other.id);
+      this.#failedRecords.delete(other);
       this.#journal?.deleteUpload(other.id);
     }
   }
@@ -982,7 +1018,20 @@ export class NetworkManager extends EventEmitter<NetworkManagerEvents> {
   #openTransport(): void {
     const transport = this.#makeTransport();
     this.#transport = transport;
-    this.#client = new SessionClient(transport);
+    this.#api = new ApiSelector(transport, (server) => this.#legacyOnly(server));
+  }
+
+  /** A probe found a server that only offers the legacy API: said once per server, at warn. */
+  #legacyOnly(server: string): void {
+    this.#emit('legacyApi', { server });
+    if (this.#legacyWarned.has(server)) return;
+    this.#legacyWarned.add(server);
+    this.#logger.warn(
+      { server, api: 'legacy' },
+      `the server ${server} only offers the legacy (v0) dashboard API: uploading through it, with weaker ` +
+        'integrity (an MD5 per file, no checksum per chunk or per request, no resume by file). ' +
+        'Fix: upgrade the server to ros2-upload-server, or enable its native API (drop --no-native-api)',
+    );
   }
 
   #journalSession(id: string): string | undefined {
@@ -1034,6 +1083,7 @@ export class NetworkManager extends EventEmitter<NetworkManagerEvents> {
       this.#records.set(record.id, record);
       if (row.state === 'completed') this.#completedOrder.add(record);
       else if (row.state === 'queued') this.#pendingByKey.set(pendingKey(record.localPath, record.remotePath), record);
+      else if (row.state === 'failed') this.#failedRecords.add(record);
       this.#reportState(record);
     }
   }

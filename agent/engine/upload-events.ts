@@ -120,4 +120,9 @@ export interface NetworkManagerEvents {
   unblocked: [EngineProblem];
   /** An upload was cancelled (`cancel()`) and removed from the status; the snapshot is its last state. */
   cancelled: [UploadSnapshot];
+  /**
+   * The server was found to offer only the legacy (v0) dashboard API (from its /health, once per
+   * connection target and again after a reconnect): uploads go through that API.
+   */
+  legacyApi: [{ server: string }];
 }

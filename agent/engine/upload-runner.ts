@@ -1,4 +1,4 @@
-import { createHash, type Hash } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import type { FileHandle } from 'node:fs/promises';
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import zlib from 'node:zlib';
@@ -6,10 +6,16 @@ import type { Logger } from 'pino';
 import { present } from '../../common/errors/present.js';
 import { formatSize } from '../../common/config/units.js';
 import { UploadError } from '../../common/errors/upload-error.js';
-import { MAX_WHOLE_FILE_SIZE, type CompletedFile, type OpenSession } from '../../common/protocol/native-protocol.js';
+import {
+  MAX_WHOLE_FILE_SIZE,
+  type CompletedFile,
+  type CreateSessionRequest,
+  type CreateSessionResponse,
+  type OpenSession,
+} from '../../common/protocol/native-protocol.js';
 import { TransferCompression, type EncodedChunk } from './compression/transfer-compression.js';
 import type { EngineConfig } from './engine-options.js';
-import { RunningHash } from './hashing/running-hash.js';
+import { RunningHash, type FileDigests } from './hashing/running-hash.js';
 import type { Journal } from './journal/journal.js';
 import { SendWindow } from './pipeline/send-window.js';
 import type { Slot, UploadQueue } from './queue/upload-queue.js';
@@ -20,12 +26,8 @@ import { hashRange, readRange, sameVersion, sha256OfFile, SourceFile, type FileV
 import type { TokenBucket } from './throttle/token-bucket.js';
 import { errorDetails } from './transport/http-errors.js';
 import type { AttemptLimits } from './transport/http-transport.js';
-import {
-  MAX_METADATA_HEADER,
-  metadataHeader,
-  type PutFileResult,
-  type SessionClient,
-} from './transport/session-client.js';
+import { MAX_METADATA_HEADER, metadataHeader, type PutFileResult } from './transport/session-client.js';
+import type { UploadTransport } from './transport/upload-transport.js';
 import type { UploadRecord } from './upload-record.js';
 
 /** Restarts in a row (file changed, session lost) before the upload fails. */
@@ -43,6 +45,11 @@ const MAX_REPAIR_ROUNDS = 3;
  * (dedup). A file the journal knows (re-queued unchanged) always goes that way too.
  */
 const WHOLE_FILE_LIMIT = 1024 * 1024;
+
+/** The largest file sent whole with chunks of `chunkSize` (such files may share an upload slot). */
+export function wholeFileLimit(chunkSize: number): number {
+  return Math.min(WHOLE_FILE_LIMIT, MAX_WHOLE_FILE_SIZE, chunkSize);
+}
 /**
  * Pieces in which a read-ahead chunk is hashed and CRC'd, yielding to the event loop in between
  * (the chunk on the wire keeps streaming).
@@ -57,8 +64,8 @@ class PreparedChunk {
     readonly length: number,
     /** CRC-32 of the bytes: sent with the chunk, and checked when they are read again. */
     readonly crc32: number,
-    /** The running SHA-256 through this chunk (adopted once the server acknowledged it); none for a repair. */
-    readonly fork: Hash | undefined,
+    /** The running digests through this chunk (adopted once the server acknowledged it); none for a repair. */
+    readonly fork: FileDigests | undefined,
     /** A view of one of the upload's chunk buffers. */
     public raw: Buffer | undefined,
     public encoded: EncodedChunk | undefined,
@@ -94,7 +101,12 @@ export interface RunnerContext {
   readonly bucket: TokenBucket;
   readonly slots: UploadQueue<UploadRecord>;
   config(): EngineConfig;
-  client(): SessionClient;
+  /** The transport for the server's API as last found (native until a probe says otherwise). */
+  client(): UploadTransport;
+  /** The transport for the server's API, asking its /health first when a native call showed no native API. */
+  resolveClient(limits: AttemptLimits): Promise<UploadTransport>;
+  /** A native call through `seen` was answered as by a server without the native API: find the API again. */
+  noNativeApi(seen: UploadTransport): void;
   journal(): Journal;
   /** True while no new chunk may start (paused by the user). */
   isPaused(): boolean;
@@ -140,6 +152,8 @@ export class UploadRunner {
   #shed: (() => Promise<void>) | undefined;
   /** The file as this attempt opened it: every read and check goes through it (see SourceFile). */
   #source: SourceFile | undefined;
+  /** The transport this attempt at the file uses (one API for the whole attempt). */
+  #transport: UploadTransport | undefined;
   /** The server's verified answer that the journal could not record yet (its disk was full). */
   #verified: { answer: CompletedFile; version: FileVersion; deduplicated: boolean } | undefined;
 
@@ -264,11 +278,19 @@ export class UploadRunner {
     const source = await SourceFile.open(this.record.localPath);
     this.#source = source;
     try {
+      // Which API the server speaks: native unless a native call showed otherwise (then one /health).
+      this.#transport = await this.#retrying((limits) => this.#ctx.resolveClient(limits('init')));
       await this.#uploadFrom(source);
     } finally {
       this.#source = undefined;
+      this.#transport = undefined;
       await source.close();
     }
+  }
+
+  /** The transport of this attempt (or, outside one, the engine's current one). */
+  #client(): UploadTransport {
+    return this.#transport ?? this.#ctx.client();
   }
 
   async #uploadFrom(source: SourceFile): Promise<void> {
@@ -294,7 +316,7 @@ export class UploadRunner {
     // every start), and create-or-resume below finds the session by uploader, path, size and
     // fingerprint. Sending its id to another server would be meaningless at best. A session made
     // for another version of the file is dropped on the server: the file restarts cleanly.
-    if (record.session && record.session.server !== this.#ctx.client().serverHref) {
+    if (record.session && record.session.server !== this.#client().serverHref) {
       this.#forgetSession();
     } else if (record.session && !sameVersion(record.session.version, version)) {
       await this.#dropSession();
@@ -317,9 +339,7 @@ export class UploadRunner {
       ...(record.metadata ? { metadata: record.metadata } : {}),
       ...(record.replace ? { replace: true } : {}),
     };
-    let answer = await this.#retrying((limits) =>
-      this.#ctx.client().create(request, limits('init'), `${what}: create-or-resume`),
-    );
+    let answer = await this.#createOrResume(request, what);
 
     if (answer.state === 'complete') {
       // Dedup: confirm the server's SHA-256 against the local file's (known, or hashed locally: no network).
@@ -335,7 +355,7 @@ export class UploadRunner {
       );
       const replaceRequest = { ...request, sha256: local, replace: true };
       answer = await this.#retrying((limits) =>
-        this.#ctx.client().create(replaceRequest, limits('init'), `${what}: create (replace)`),
+        this.#client().create(replaceRequest, limits('init'), `${what}: create (replace)`),
       );
       if (answer.state === 'complete') {
         throw new UploadError(
@@ -348,11 +368,34 @@ export class UploadRunner {
     await this.#sendSession(answer, source);
   }
 
+  /**
+   * Create-or-resume. A native create answered 404 as by a server without the native API (no
+   * route, not our JSON) sends the engine to find the server's API again; when it now finds the
+   * legacy API, this file goes that way at once.
+   */
+  async #createOrResume(request: CreateSessionRequest, what: string): Promise<CreateSessionResponse> {
+    const create = (): Promise<CreateSessionResponse> =>
+      this.#retrying(
+        (limits) =>
+          this.#client().create(request, limits('init'), `${what}: create-or-resume`, this.record.session?.id),
+        (error) => this.#client().api === 'native' && noNativeApi(error),
+      );
+    try {
+      return await create();
+    } catch (error) {
+      if (this.#client().api !== 'native' || !noNativeApi(error)) throw error;
+      this.#ctx.noNativeApi(this.#client());
+      this.#transport = await this.#retrying((limits) => this.#ctx.resolveClient(limits('init')));
+      if (this.#client().api === 'native') throw error;
+      return create();
+    }
+  }
+
   /** Whether a file of `size` bytes goes in one whole-file request (when the journal does not know it). */
   #fitsWhole(size: number): boolean {
     const record = this.record;
-    if (!this.#ctx.client().wholeFiles) return false;
-    if (size > Math.min(WHOLE_FILE_LIMIT, MAX_WHOLE_FILE_SIZE, this.#config().chunkSize)) return false;
+    if (!this.#client().wholeFiles) return false;
+    if (size > wholeFileLimit(this.#config().chunkSize)) return false;
     // Large metadata goes in a session's JSON body (a header that large would be refused).
     return (metadataHeader(record.metadata)?.length ?? 0) <= MAX_METADATA_HEADER;
   }
@@ -398,7 +441,7 @@ export class UploadRunner {
           let sent = 0;
           record.bytesInFlight = 0;
           try {
-            const answer = await this.#ctx.client().putFile(
+            const answer = await this.#client().putFile(
               file,
               this.#ctx.bucket,
               limits('chunk'),
@@ -424,9 +467,9 @@ export class UploadRunner {
       const fallback = wholeFileFallback(error);
       if (fallback === undefined) throw error;
       if (fallback === 'route-missing') {
-        this.#ctx.client().noWholeFiles();
+        this.#client().noWholeFiles();
         this.#ctx.logger.info(
-          { server: this.#ctx.client().serverHref, reason: describeFailure(error) },
+          { server: this.#client().serverHref, reason: describeFailure(error) },
           'the server has no whole-file route (an older server); using sessions',
         );
       }
@@ -450,7 +493,7 @@ export class UploadRunner {
           `${session.chunkSize} bytes for ${session.size} bytes; expected ${expectedCount} for ${version.size}`,
       );
     }
-    const server = this.#ctx.client().serverHref;
+    const server = this.#client().serverHref;
     record.session = { id: session.id, server, chunkSize: session.chunkSize, version };
     this.#ctx.journal().setSession(record.id, record.startedAt, {
       sessionId: session.id,
@@ -483,7 +526,10 @@ export class UploadRunner {
     const chunks: ChunkSource = {
       handle,
       buffers: new ChunkBuffers(Math.min(session.chunkSize, version.size)),
-      compression: new TransferCompression(this.#config().transferCompression, record.localPath),
+      compression: new TransferCompression(
+        this.#config().transferCompression && this.#client().transferEncoding,
+        record.localPath,
+      ),
       current: undefined,
       ahead: undefined,
     };
@@ -497,7 +543,7 @@ export class UploadRunner {
       for (const chunk of [chunks.current, next, ...oneByOne.map((entry) => entry.chunk)]) chunk?.drop();
       chunks.buffers.clear();
     };
-    const prepare = (index: number, base: Hash): Promise<PreparedChunk> => {
+    const prepare = (index: number, base: FileDigests): Promise<PreparedChunk> => {
       const pending = this.#prepareChunk(chunks, index, index * session.chunkSize, lengthOf(index), base);
       pending.catch(() => undefined); // awaited below; a failure is thrown there
       return pending;
@@ -511,7 +557,7 @@ export class UploadRunner {
       this.#ctx.progress(record, true);
     };
     try {
-      const hash = new RunningHash();
+      const hash = new RunningHash(this.#client().needsMd5);
       let index = 0;
       for (;;) {
         for (; index < session.chunkCount && oneByOne.length === 0 && !fatal; index += 1) {
@@ -575,7 +621,7 @@ export class UploadRunner {
           acknowledged(chunk);
         }
       }
-      await this.#complete(session, hash.digest(), version, chunks);
+      await this.#complete(session, hash.digests(), version, chunks);
     } finally {
       // Requests still in flight (a stop lets them finish) end before the upload does.
       await window.drain();
@@ -670,7 +716,7 @@ export class UploadRunner {
     index: number,
     start: number,
     length: number,
-    base: Hash | undefined,
+    base: FileDigests | undefined,
   ): Promise<PreparedChunk> {
     const fork = base?.copy(); // now, before any await: `base` is adopted (and may move on) later
     const raw = await readRange(chunks.handle, this.record.localPath, start, length, chunks.buffers.take(length));
@@ -724,7 +770,7 @@ export class UploadRunner {
       }
       if (wholeBodySent) {
         wholeBodySent = false;
-        const status = await this.#ctx.client().status(session.id, limits('init'), `${what}: status`);
+        const status = await this.#client().status(session.id, limits('init'), `${what}: status`);
         if (status.state !== 'complete' && status.received.includes(index)) return;
       }
       if (!prepared.encoded) await this.#reloadChunk(prepared, chunks);
@@ -734,7 +780,7 @@ export class UploadRunner {
       let sent = 0;
       record.bytesInFlight = 0;
       try {
-        await this.#ctx.client().putChunk(
+        await this.#client().putChunk(
           session.id,
           chunk,
           this.#ctx.bucket,
@@ -755,16 +801,19 @@ export class UploadRunner {
     });
   }
 
-  async #complete(session: OpenSession, sha256: string, version: FileVersion, chunks: ChunkSource): Promise<void> {
+  async #complete(
+    session: OpenSession,
+    digests: { sha256: string; md5: string | undefined },
+    version: FileVersion,
+    chunks: ChunkSource,
+  ): Promise<void> {
     const record = this.record;
     const what = `${record.localPath} → ${record.remotePath}: complete`;
     for (let round = 0; ; round += 1) {
       await this.#checkpoint();
       try {
-        const asked = { path: record.remotePath, size: version.size, sha256 };
-        const done = await this.#retrying((limits) =>
-          this.#ctx.client().complete(session.id, asked, limits('init'), what),
-        );
+        const asked = { path: record.remotePath, size: version.size, ...digests };
+        const done = await this.#retrying((limits) => this.#client().complete(session.id, asked, limits('init'), what));
         this.#completed(done, version, false);
         return;
       } catch (error) {
@@ -940,7 +989,7 @@ export class UploadRunner {
       {
         localPath: record.localPath,
         remotePath: record.remotePath,
-        server: this.#ctx.client().serverHref,
+        server: this.#client().serverHref,
         size: version.size,
         mtimeMs: version.mtimeMs,
         sha256: answer.sha256,
@@ -989,4 +1038,15 @@ export class UploadRunner {
   #config(): EngineConfig {
     return this.#ctx.config();
   }
+}
+
+/**
+ * A native call answered as a server without the native API answers it: 404 for no such route
+ * (ROUTE_NOT_FOUND) or not our JSON at all, or 405 (a route that takes no POST). A 404 naming a
+ * session or a file means what it says.
+ */
+function noNativeApi(error: unknown): boolean {
+  const { status, serverCode } = errorDetails(error);
+  if (status === 405) return true;
+  return status === 404 && (serverCode === undefined || serverCode === 'ROUTE_NOT_FOUND');
 }

@@ -1,3 +1,4 @@
+import { mkdir, readdir, rename } from 'node:fs/promises';
 import path from 'node:path';
 import type { Benchmark, BenchContext, BenchResult } from '../support/benchmark.js';
 import { makeTempDir, removeTempDir } from '../support/cleanup.js';
@@ -30,10 +31,25 @@ export const smallFiles: Benchmark = {
         `${count} files of ${formatBytes(size)} (random; ${args.quick ? 'quick' : 'full'}), ` +
           `one folder, default concurrency, server with default settings but no rate limits`,
       );
-      const server = await startServerProgram(path.join(dir, 'server'), ['--no-rate-limit'], { reportDir: dir });
+      const profileDir = path.join(dir, 'profiles');
+      if (args.profile) {
+        await mkdir(args.profile, { recursive: true });
+        say(`CPU profiles of the agent and the server go to ${args.profile} (profiling costs CPU: figures are higher)`);
+      }
+      const flags = (who: string): { nodeFlags?: string[] } =>
+        args.profile
+          ? { nodeFlags: ['--cpu-prof', `--cpu-prof-dir=${profileDir}`, `--cpu-prof-name=${who}.cpuprofile`] }
+          : {};
+      const server = await startServerProgram(path.join(dir, 'server'), ['--no-rate-limit'], {
+        reportDir: dir,
+        ...flags('small-files-server'),
+      });
       try {
         const serverCpuBefore = server.handle.cpuSeconds() ?? 0;
-        const agent = startAgentUpload([folder], server.url, path.join(dir, 'state'), [], { reportDir: dir });
+        const agent = startAgentUpload([folder], server.url, path.join(dir, 'state'), [], {
+          reportDir: dir,
+          ...flags('small-files-agent'),
+        });
         const first = await agent.waitForLine(/./, 60_000);
         const agentCpuAtFirst = agent.cpuSeconds() ?? 0;
         const summary = await agent.waitForLine(/^(\d+) of (\d+) file\(s\) verified/, 600_000);
@@ -89,6 +105,11 @@ export const smallFiles: Benchmark = {
         };
       } finally {
         await server.stop();
+        if (args.profile) {
+          // The profiles are written at exit; kept outside the benchmark's temporary folder.
+          for (const name of await readdir(profileDir).catch(() => [] as string[]))
+            await rename(path.join(profileDir, name), path.join(args.profile, name));
+        }
       }
     } finally {
       await removeTempDir(dir);

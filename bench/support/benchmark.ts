@@ -16,7 +16,7 @@ export interface BenchArgs {
   fileSize: number | undefined;
   /** `--uploaders` (fan-in). */
   uploaders: number | undefined;
-  /** `--profile <folder>` (throughput): write CPU profiles (.cpuprofile) of the agent and the server there. */
+  /** `--profile <folder>` (throughput, small-files): write CPU profiles (.cpuprofile) of both programs there. */
   profile: string | undefined;
   /** `--rtt <ms,...>` (throughput): round trips added by a delaying proxy, one row each (0: direct). */
   rtt: number[] | undefined;

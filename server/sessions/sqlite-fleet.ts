@@ -177,7 +177,14 @@ function prepare(db: Database.Database) {
         COALESCE((SELECT SUM(c.size) FROM chunks c WHERE c.session_id = s.id), 0) AS receivedBytes
         FROM sessions s WHERE s.state != 'complete'`,
     ),
-    toAnnounce: db.prepare('SELECT * FROM files WHERE announce != 0 ORDER BY completed_at, uploader, path LIMIT ?'),
+    // Without statistics (no ANALYZE) SQLite prefers files_by_time, which spares the sort but
+    // walks every stored file on each call: one call per completed file made the server's
+    // work per file grow with the index (0.5 ms per call at 2,000 files). The pending files
+    // are few; the partial index finds them directly.
+    toAnnounce: db.prepare(
+      `SELECT * FROM files INDEXED BY files_to_announce WHERE announce != 0
+        ORDER BY completed_at, uploader, path LIMIT ?`,
+    ),
     markAnnounced: db.prepare(
       'UPDATE files SET announce = 0 WHERE uploader = ? AND path = ? AND sha256 = ? AND announce != 0',
     ),

@@ -46,7 +46,8 @@ describe('NetworkManager scheduling (real server through the proxy)', () => {
   }, 120_000);
 
   it('starts uploads by priority (1 first), FIFO within a priority', async () => {
-    const manager = world.manager({ maxConcurrentUploads: 1 });
+    // One file per slot: each is verified before the next starts.
+    const manager = world.manager({ maxConcurrentUploads: 1, smallFilesPerSlot: 1 });
     const log = new EventLog(manager);
     const plan: [string, number][] = [
       ['a', 5],
@@ -69,6 +70,50 @@ describe('NetworkManager scheduling (real server through the proxy)', () => {
     await Promise.all([...ids.keys()].map((id) => waitForCompletion(manager, id)));
     expect(log.of('started').map((s) => ids.get(s.id))).toEqual(['b', 'e', 'd', 'g', 'a', 'c', 'f']);
     expect(log.of('completed').map((c) => ids.get(c.upload.id))).toEqual(['b', 'e', 'd', 'g', 'a', 'c', 'f']);
+  });
+
+  it('small files share a slot, next in queue order; a larger file takes its slot alone', async () => {
+    const manager = world.manager({ maxConcurrentUploads: 1, smallFilesPerSlot: 3 });
+    const log = new EventLog(manager);
+    const plan: [string, number][] = [
+      ['a', 64 * KiB],
+      ['b', 64 * KiB],
+      ['c', 64 * KiB],
+      ['d', 64 * KiB],
+      ['big', 2 * MiB],
+      ['e', 64 * KiB],
+    ];
+    const files = new Map<string, { sha256: string }>();
+    for (const [name, size] of plan) files.set(name, await world.randomFile(`${name}.bin`, size));
+    const ids = new Map<string, string>();
+    // At each start, what the others are (verified means its share of the slot was given back).
+    const atStart = new Map<string, Map<string, string>>();
+    manager.on('started', (upload) => {
+      const states = new Map([...ids].map(([id, name]) => [name, manager.upload(id)?.state ?? 'unknown']));
+      atStart.set(ids.get(upload.id)!, states);
+    });
+    // Queued before start(), so all of them wait in the backlog when the one slot is granted.
+    for (const [name] of plan)
+      ids.set(
+        await manager.addUpload(`${world.dir.path}/files/${name}.bin`, { remotePath: `share/${name}.bin` }),
+        name,
+      );
+    await manager.start();
+    const results = await Promise.all([...ids.keys()].map((id) => waitForCompletion(manager, id)));
+    for (const [index, name] of [...ids.values()].entries()) {
+      expect(results[index]!.sha256).toBe(files.get(name)!.sha256);
+      expect(await world.storedSha(`share/${name}.bin`)).toBe(files.get(name)!.sha256);
+    }
+    // Started in queue order.
+    expect(log.of('started').map((s) => ids.get(s.id))).toEqual(plan.map(([name]) => name));
+    const state = (when: string, of: string): string | undefined => atStart.get(when)?.get(of);
+    // a, b and c together (three per slot): none was verified when c started.
+    expect(['a', 'b'].map((name) => state('c', name))).toEqual(['uploading', 'uploading']);
+    // d waited for the shared slot to be free: for all three.
+    expect(['a', 'b', 'c'].map((name) => state('d', name))).toEqual(['completed', 'completed', 'completed']);
+    // big (over 1 MiB) does not share: it started after d, and e after big (nothing rides past it).
+    expect(state('big', 'd')).toBe('completed');
+    expect(state('e', 'big')).toBe('completed');
   });
 
   it('two uploads share one bandwidth limit: their combined rate stays under it', async () => {

@@ -6,13 +6,26 @@ interface Item {
   name: string;
   priority: number;
   seq: number;
+  size?: number;
 }
 
 /** A queue whose backlog grants are recorded by name, with their slots. */
-function recordingQueue(concurrency: number): { queue: UploadQueue<Item>; granted: { name: string; slot: Slot }[] } {
+function recordingQueue(
+  concurrency: number,
+  sharing?: { uploads: number; bytes: number; fileBytes: number },
+): { queue: UploadQueue<Item>; granted: { name: string; slot: Slot }[] } {
   const granted: { name: string; slot: Slot }[] = [];
-  const queue = new UploadQueue<Item>(concurrency, (item, slot) => granted.push({ name: item.name, slot }));
+  const queue = new UploadQueue<Item>(
+    concurrency,
+    (item, slot) => granted.push({ name: item.name, slot }),
+    sharing ? { sizeOf: (item) => item.size ?? 0, limits: () => sharing } : undefined,
+  );
   return { queue, granted };
+}
+
+/** Backlog items named and sized as given, in that queue order (priority 5). */
+function enqueueAll(queue: UploadQueue<Item>, sizes: [string, number][]): void {
+  for (const [index, [name, size]] of sizes.entries()) queue.enqueue({ name, priority: 5, seq: index + 1, size });
 }
 
 describe('UploadQueue', () => {
@@ -133,5 +146,70 @@ describe('UploadQueue', () => {
     // p5: the ready upload (seq 2) before the backlog's (seq 10).
     expect(order).toEqual(['ready-p3', 'ready-p5-seq2']);
     expect(granted.map((g) => g.name)).toEqual(['backlog-p2']);
+  });
+
+  it('small backlog uploads share a slot, next in order, within a count and a byte total', async () => {
+    const { queue, granted } = recordingQueue(1, { uploads: 3, bytes: 100, fileBytes: 40 });
+    enqueueAll(queue, [
+      ['a', 10],
+      ['b', 10],
+      ['c', 10],
+      ['d', 40],
+      ['e', 40],
+      ['f', 40],
+      ['large', 41],
+      ['g', 10],
+    ]);
+    queue.open();
+    await waitFor(() => granted.length === 3, 'three uploads in the first slot');
+    expect(granted.map((g) => g.name)).toEqual(['a', 'b', 'c']);
+    expect(queue.held).toBe(1);
+    // The slot is free once each of them gave its share back.
+    granted[0]!.slot.release();
+    granted[1]!.slot.release();
+    granted[1]!.slot.release(); // idempotent: it does not give c's share back
+    expect(queue.held).toBe(1);
+    granted[2]!.slot.release();
+    // d and e (80 bytes); f would pass 100.
+    await waitFor(() => granted.length === 5, 'd and e');
+    expect(granted.slice(3).map((g) => g.name)).toEqual(['d', 'e']);
+    granted[3]!.slot.release();
+    granted[4]!.slot.release();
+    // f alone: the next, over the per-file size, never rides along, and nothing behind it passes it.
+    await waitFor(() => granted.length === 6, 'f');
+    expect(granted[5]!.name).toBe('f');
+    granted[5]!.slot.release();
+    await waitFor(() => granted.length === 7, 'large');
+    expect(granted[6]!.name).toBe('large');
+    expect(queue.held).toBe(1);
+    granted[6]!.slot.release();
+    await waitFor(() => granted.length === 8, 'g');
+    expect(queue.waiting).toBe(0);
+  });
+
+  it('nothing rides along in a slot while a ready upload waits for one', async () => {
+    const { queue, granted } = recordingQueue(1, { uploads: 8, bytes: 100, fileBytes: 40 });
+    queue.open();
+    const first = await queue.acquire(5, 1);
+    const order: string[] = [];
+    let ready: Slot | undefined;
+    // A ready upload (it ran before) waits, ranked between the two small backlog uploads.
+    void queue.acquire(5, 3).then((slot) => {
+      order.push('ready');
+      ready = slot;
+    });
+    queue.enqueue({ name: 'a', priority: 5, seq: 2, size: 10 });
+    queue.enqueue({ name: 'b', priority: 5, seq: 4, size: 10 });
+    first.release();
+    await waitFor(() => granted.length === 1, 'a');
+    expect(queue.held).toBe(1);
+    order.push(...granted.map((g) => g.name));
+    // a went alone: b does not ride past the ready upload.
+    granted[0]!.slot.release();
+    await waitFor(() => ready !== undefined, 'the ready upload');
+    ready!.release();
+    await waitFor(() => granted.length === 2, 'b');
+    order.push(granted[1]!.name);
+    expect(order).toEqual(['a', 'ready', 'b']);
   });
 });

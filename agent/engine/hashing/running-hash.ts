@@ -1,14 +1,48 @@
 import { createHash, type Hash } from 'node:crypto';
 
 /**
- * The whole file's SHA-256, computed while sending so the file is read once in the normal case.
- * It holds the hash of the prefix the server acknowledged. A chunk is hashed into a `fork()` (a
- * copy of the running state) as it is read; the fork is `adopt`ed only once the server
- * acknowledged that chunk, so a retried chunk is never hashed twice.
+ * The state of the whole-file digests at one point of the file: SHA-256 always, and MD5 too for
+ * a server that only offers the legacy API (its finalize checks an MD5). Both are fed the same
+ * bytes from the one read.
+ */
+export class FileDigests {
+  readonly #sha256: Hash;
+  readonly #md5: Hash | undefined;
+
+  constructor(sha256: Hash, md5: Hash | undefined) {
+    this.#sha256 = sha256;
+    this.#md5 = md5;
+  }
+
+  update(data: Uint8Array): void {
+    this.#sha256.update(data);
+    this.#md5?.update(data);
+  }
+
+  copy(): FileDigests {
+    return new FileDigests(this.#sha256.copy(), this.#md5?.copy());
+  }
+
+  /** Hex digests of a copy (this state stays usable). */
+  digest(): { sha256: string; md5: string | undefined } {
+    return { sha256: this.#sha256.copy().digest('hex'), md5: this.#md5?.copy().digest('hex') };
+  }
+}
+
+/**
+ * The whole file's SHA-256 (and MD5 where asked), computed while sending so the file is read
+ * once in the normal case. It holds the digests of the prefix the server acknowledged. A chunk
+ * is hashed into a `fork()` (a copy of the running state) as it is read; the fork is `adopt`ed
+ * only once the server acknowledged that chunk, so a retried chunk is never hashed twice.
  */
 export class RunningHash {
-  #hash: Hash = createHash('sha256');
+  #state: FileDigests;
   #bytes = 0;
+
+  /** `md5`: also compute the MD5 (the legacy API's finalize checks it). */
+  constructor(md5 = false) {
+    this.#state = new FileDigests(createHash('sha256'), md5 ? createHash('md5') : undefined);
+  }
 
   /** Bytes hashed into the adopted state. */
   get bytes(): number {
@@ -16,24 +50,29 @@ export class RunningHash {
   }
 
   /** A copy of the current state to hash the next chunk into. */
-  fork(): Hash {
-    return this.#hash.copy();
+  fork(): FileDigests {
+    return this.#state.copy();
   }
 
   /** Makes a fork (which covers `bytes` more bytes) the current state. */
-  adopt(fork: Hash, bytes: number): void {
-    this.#hash = fork;
+  adopt(fork: FileDigests, bytes: number): void {
+    this.#state = fork;
     this.#bytes += bytes;
   }
 
   /** Hashes bytes directly into the current state (local re-reads on resume). */
   update(data: Uint8Array): void {
-    this.#hash.update(data);
+    this.#state.update(data);
     this.#bytes += data.byteLength;
   }
 
-  /** The hex digest. The running state stays usable (a copy is finalised). */
+  /** The hex SHA-256. The running state stays usable (a copy is finalised). */
   digest(): string {
-    return this.#hash.copy().digest('hex');
+    return this.#state.digest().sha256;
+  }
+
+  /** The hex SHA-256 and, when asked for at construction, MD5. */
+  digests(): { sha256: string; md5: string | undefined } {
+    return this.#state.digest();
   }
 }

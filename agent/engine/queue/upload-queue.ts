@@ -17,6 +17,15 @@ export interface QueuedUpload {
   readonly seq: number;
 }
 
+/**
+ * How small uploads share a slot: a backlog upload of at most `fileBytes` takes the next backlog
+ * uploads that are as small along in its slot, up to `uploads` together and `bytes` in all.
+ */
+export interface SlotSharing<T> {
+  sizeOf(upload: T): number;
+  limits(): { uploads: number; bytes: number; fileBytes: number };
+}
+
 /** One number that orders by priority, then seq (seq stays below 2^40; p-queue runs the larger first). */
 const SEQ_SPAN = 2 ** 40;
 const rankOf = (priority: number, seq: number): number => priority * SEQ_SPAN + seq;
@@ -38,12 +47,21 @@ const FEEDER_ID = 'backlog';
  * next. Requests are added to p-queue together from a microtask, with p-queue held meanwhile, so
  * the best request of a burst gets the first free slot, and no slot is granted inside the caller
  * that asked or released.
+ *
+ * Small files share slots (with `sharing`): one whole small file is one short request whose
+ * answer waits mostly for the server's fsyncs, so one file per slot leaves the link and both
+ * ends idle. When a small backlog upload gets a slot, the next backlog uploads in queue order
+ * that are small too ride along in the same slot (never one further back, never while a ready
+ * upload waits for a slot), within a count and a byte total no larger than one large upload's
+ * chunk: the memory bound per slot and the start order stay what they are. The slot is free
+ * again once each of them released its share.
  */
 export class UploadQueue<T extends QueuedUpload> {
   readonly #tasks: PQueue;
   readonly #backlog = new BinaryHeap<T>((a, b) => rankOf(a.priority, a.seq) < rankOf(b.priority, b.seq));
   readonly #inBacklog = new Set<T>();
   readonly #onGrant: (upload: T, slot: Slot) => void;
+  readonly #sharing: SlotSharing<T> | undefined;
   /** Ready uploads' requests, added to p-queue at the next flush. */
   #incoming: { rank: number; grant: (slot: Slot) => void }[] = [];
   /** The rank of the backlog's stand-in waiting in p-queue; undefined when none waits there. */
@@ -53,11 +71,15 @@ export class UploadQueue<T extends QueuedUpload> {
   #held = 0;
   #flushScheduled = false;
 
-  /** `onGrant`: a backlog upload's turn came; it holds `slot` until it releases it. */
-  constructor(concurrency: number, onGrant: (upload: T, slot: Slot) => void) {
+  /**
+   * `onGrant`: a backlog upload's turn came; it holds `slot` until it releases it. `sharing`:
+   * which backlog uploads are small enough to share a slot (none without it).
+   */
+  constructor(concurrency: number, onGrant: (upload: T, slot: Slot) => void, sharing?: SlotSharing<T>) {
     this.#concurrency = concurrency;
     this.#tasks = new PQueue({ concurrency, autoStart: false });
     this.#onGrant = onGrant;
+    this.#sharing = sharing;
   }
 
   get concurrency(): number {
@@ -70,7 +92,7 @@ export class UploadQueue<T extends QueuedUpload> {
     this.#scheduleFlush();
   }
 
-  /** Slots held now. */
+  /** Slots held now (a slot shared by small uploads counts once). */
   get held(): number {
     return this.#held;
   }
@@ -156,7 +178,8 @@ export class UploadQueue<T extends QueuedUpload> {
     this.#tasks.concurrency = this.#concurrency;
     const incoming = this.#incoming;
     this.#incoming = [];
-    for (const request of incoming) void this.#tasks.add(() => this.#hold(request.grant), { priority: -request.rank });
+    for (const request of incoming)
+      void this.#tasks.add(() => this.#hold([request.grant]), { priority: -request.rank });
     this.#queueFeeder();
     if (this.#open) this.#tasks.start();
   }
@@ -175,30 +198,60 @@ export class UploadQueue<T extends QueuedUpload> {
     }
   }
 
-  /** The stand-in's turn: the backlog's best upload gets the slot, and the next one is queued in its place. */
+  /**
+   * The stand-in's turn: the backlog's best upload gets the slot (with the small ones that may
+   * share it), and the next one is queued in its place.
+   */
   #feed(): Promise<void> {
     this.#feederRank = undefined;
     const upload = this.#backlog.pop();
     if (upload === undefined) return Promise.resolve();
     this.#inBacklog.delete(upload);
-    const held = this.#hold((slot) => this.#onGrant(upload, slot));
+    const group = [upload, ...this.#companions(upload)];
+    const held = this.#hold(group.map((member) => (slot: Slot) => this.#onGrant(member, slot)));
     this.#queueFeeder();
     return held;
   }
 
-  /** A p-queue task that holds its slot until `release()`. */
-  #hold(grant: (slot: Slot) => void): Promise<void> {
+  /** The backlog uploads, next in order, that share the slot `first` was granted (see the class comment). */
+  #companions(first: T): T[] {
+    const sharing = this.#sharing;
+    if (!sharing) return [];
+    const limits = sharing.limits();
+    let bytes = sharing.sizeOf(first);
+    if (limits.uploads <= 1 || bytes > limits.fileBytes) return [];
+    // A ready upload waiting for a slot (it ran before) goes first: nothing rides past it.
+    if (this.#incoming.length > 0 || this.#tasks.size > 0) return [];
+    const companions: T[] = [];
+    for (let next = this.#backlog.peek(); next !== undefined; next = this.#backlog.peek()) {
+      const size = sharing.sizeOf(next);
+      if (companions.length + 1 >= limits.uploads || size > limits.fileBytes || bytes + size > limits.bytes) break;
+      this.#backlog.pop();
+      this.#inBacklog.delete(next);
+      companions.push(next);
+      bytes += size;
+    }
+    return companions;
+  }
+
+  /** A p-queue task that holds one slot, shared by the holders `grants` name, until each called `release()`. */
+  #hold(grants: ((slot: Slot) => void)[]): Promise<void> {
     return new Promise<void>((done) => {
       this.#held += 1;
-      let released = false;
-      grant({
-        release: () => {
-          if (released) return;
-          released = true;
-          this.#held -= 1;
-          done();
-        },
-      });
+      let holders = grants.length;
+      for (const grant of grants) {
+        let released = false;
+        grant({
+          release: () => {
+            if (released) return;
+            released = true;
+            holders -= 1;
+            if (holders > 0) return;
+            this.#held -= 1;
+            done();
+          },
+        });
+      }
     });
   }
 }

@@ -13,11 +13,12 @@ import {
 } from '../../../common/protocol/native-protocol.js';
 import { formatChunkChecksum } from '../../../common/protocol/chunk-checksum.js';
 import { UploadError } from '../../../common/errors/upload-error.js';
-import { checkAnswer, type AskedFile } from './answer-check.js';
+import { checkAnswer } from './answer-check.js';
 import { errorDetails } from './http-errors.js';
 import type { TokenBucket } from '../throttle/token-bucket.js';
 import type { AttemptLimits, HttpResponse, HttpTransport } from './http-transport.js';
 import { throttledBody } from './throttled-body.js';
+import type { FinishedFile, UploadTransport } from './upload-transport.js';
 
 /** One chunk ready to go: its wire bytes, their encoding and the CRC of the decoded bytes. */
 export interface OutgoingChunk {
@@ -58,7 +59,10 @@ export const MAX_METADATA_HEADER = 8 * 1024;
  * job (retry/). Answers are checked for the fields the engine relies on, and every answer that
  * names a stored file (or the file of a session) must name the one asked for (answer-check.ts).
  */
-export class SessionClient {
+export class SessionClient implements UploadTransport {
+  readonly api = 'native';
+  readonly needsMd5 = false;
+  readonly transferEncoding = true;
   readonly #http: HttpTransport;
   #wholeFiles = true;
 
@@ -80,6 +84,7 @@ export class SessionClient {
     return this.#http.base.href;
   }
 
+  /** Create-or-resume: the server finds an open session by uploader, path, size and fingerprint (no id needed). */
   async create(request: CreateSessionRequest, limits: AttemptLimits, what: string): Promise<CreateSessionResponse> {
     const { body } = await this.#http.json<CreateSessionResponse>('POST', routes.sessions, request, limits, what);
     const answer = checkSessionAnswer(body, what);
@@ -175,12 +180,7 @@ export class SessionClient {
   }
 
   /** Completes a session for `file` (its path, size and SHA-256, which the answer must name). */
-  async complete(
-    id: string,
-    file: Required<AskedFile>,
-    limits: AttemptLimits,
-    what: string,
-  ): Promise<CompleteResponse> {
+  async complete(id: string, file: FinishedFile, limits: AttemptLimits, what: string): Promise<CompleteResponse> {
     const { body } = await this.#http.json<CompleteResponse>(
       'POST',
       routes.complete(id),
@@ -189,7 +189,7 @@ export class SessionClient {
       what,
     );
     if (!body || body.state !== 'complete' || typeof body.sha256 !== 'string') throw protocolError(what, body);
-    checkAnswer(what, file, body);
+    checkAnswer(what, { path: file.path, size: file.size, sha256: file.sha256 }, body);
     return body;
   }
 
@@ -234,7 +234,8 @@ function checkSessionAnswer(body: CreateSessionResponse | undefined, what: strin
   return open;
 }
 
-function protocolError(what: string, body: unknown): UploadError {
+/** An answer the agent cannot use (missing or ill-typed fields): PROTOCOL, with the start of the answer. */
+export function protocolError(what: string, body: unknown): UploadError {
   const text = JSON.stringify(body) ?? String(body);
   return new UploadError('PROTOCOL', `${what}: unexpected answer from the server: ${text.slice(0, 200)}`);
 }
