@@ -9,6 +9,7 @@ import { type RateLimitStores, sharedRateLimitStores } from './http/shared-rate-
 import type { Logger } from './logging/logger.js';
 import { KeyedMutex, type KeyedLock } from './runtime/mutex.js';
 import { RuntimeRegistry, type SessionRuntimes } from './runtime/runtime-registry.js';
+import { type FleetBus, LoneFleetBus } from './sessions/fleet-bus.js';
 import type { SessionStore } from './sessions/session-store.js';
 import { SqliteSessionStore } from './sessions/sqlite-session-store.js';
 import { FOLDER_MODE } from './storage/folder-handle.js';
@@ -29,6 +30,8 @@ export interface Backends {
   housekeeping: (() => Promise<void>) | undefined;
   /** True for replicas sharing a database: a sweep must leave staged data other replicas may have just started. */
   shared: boolean;
+  /** How the live view reaches the other replicas (none alone; LISTEN/NOTIFY on PostgreSQL). */
+  fleetBus: FleetBus;
 }
 
 /**
@@ -61,18 +64,38 @@ export async function openBackends(
         runAlone: (_name, task) => task(),
         housekeeping: undefined,
         shared: false,
+        fleetBus: new LoneFleetBus(),
       };
     }
     // Loaded only for replicas: pg, hash-wasm and the shared runtimes cost start-up time and heap
     // (every full GC walks it) that a single server on its local disk never uses.
-    const [{ PostgresSessionStore }, { SharedRuntimes }] = await Promise.all([
+    const [{ PostgresSessionStore }, { SharedRuntimes }, { PostgresFleetBus }] = await Promise.all([
       import('./sessions/postgres-session-store.js'),
       import('./runtime/shared-runtimes.js'),
+      import('./sessions/postgres-fleet-bus.js'),
     ]);
     const store = await PostgresSessionStore.open(config.databaseUrl, {
       poolSize: config.databasePoolSize,
       where: describeDatabase(config.databaseUrl),
     });
+    let fleetBus: FleetBus;
+    try {
+      fleetBus = await PostgresFleetBus.open(
+        { connectionString: config.databaseUrl, application_name: 'ros2-upload-server fleet' },
+        (error) =>
+          log.warn(
+            { event: 'fleet_bus_lost', err: error },
+            'Lost the live-view connection to the database; reconnecting',
+          ),
+      );
+    } catch (error) {
+      await store.close();
+      throw new UploadError(
+        'STATE_DIR',
+        `Cannot use the database ${describeDatabase(config.databaseUrl)}: ${(error as Error).message}`,
+        { cause: error },
+      );
+    }
     return {
       storage,
       store,
@@ -84,6 +107,7 @@ export async function openBackends(
         await store.pruneCounters(Date.now());
       },
       shared: true,
+      fleetBus,
     };
   } catch (error) {
     if (!given) await storage.close?.();

@@ -191,6 +191,7 @@ export async function assembleUploadHandler(parts: HandlerParts): Promise<Assemb
     // Replicas: one reconciles the shared index (the others start meanwhile; it is the same bucket).
     await backends.runAlone('reconcile', () => reconcileIndex(store, storage, log));
   } catch (error) {
+    await backends.fleetBus.close();
     await store.close();
     if (!parts.storage) await storage.close?.();
     if (isDiskFull(error))
@@ -227,6 +228,7 @@ export async function assembleUploadHandler(parts: HandlerParts): Promise<Assemb
     events,
     log,
     knownUploaders: parts.tokens.names(),
+    bus: backends.fleetBus,
     completingIds: () =>
       new Set(
         context.runtimes
@@ -291,6 +293,7 @@ export async function assembleUploadHandler(parts: HandlerParts): Promise<Assemb
     await webhooks.start();
   } catch (error) {
     await fleet.close().catch(() => undefined);
+    await backends.fleetBus.close();
     await store.close();
     if (!parts.storage) await storage.close?.();
     throw error;
@@ -315,6 +318,7 @@ export async function assembleUploadHandler(parts: HandlerParts): Promise<Assemb
       .catch((error: unknown) =>
         log.warn({ event: 'stats_save_failed', err: error }, 'Could not save the uploader statistics'),
       );
+    await backends.fleetBus.close();
     await Promise.race([gzip.close(), new Promise((resolve) => setTimeout(resolve, 1000).unref())]);
     await Promise.allSettled(context.runtimes.all().map((runtime) => runtime.pump));
     await store.close();

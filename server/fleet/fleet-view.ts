@@ -15,9 +15,12 @@ import {
 import { packageVersion } from '../../common/program/package-version.js';
 import type { UploadEventBus } from '../events/upload-events.js';
 import type { Logger } from '../logging/logger.js';
+import type { FleetBus } from '../sessions/fleet-bus.js';
 import type { BagRecord } from '../sessions/fleet-records.js';
 import type { SessionStore } from '../sessions/session-store.js';
 import type { UploadStorage } from '../storage/upload-storage.js';
+import { decodeDeltas, encodeDeltas, type FleetDeltas, type UploadDelta } from './fleet-deltas.js';
+import { FleetOutbox } from './fleet-outbox.js';
 import { RateWindow } from './rate-window.js';
 import { UploaderActivity } from './uploader-activity.js';
 
@@ -30,6 +33,8 @@ export interface FleetViewOptions {
   knownUploaders: readonly string[];
   /** Ids of the sessions being completed right now (the runtime registry knows). */
   completingIds: () => ReadonlySet<string>;
+  /** How this view hears of the other replicas' uploads and tells them of its own (see fleet-bus.ts). */
+  bus: FleetBus;
 }
 
 /** An upload in progress, as the view tracks it. */
@@ -42,6 +47,15 @@ interface LiveUpload {
   window: RateWindow;
   startedAt: number;
   lastChunkAt: number;
+  /** The replica that last reported progress (its bus id), or null for this process. */
+  reportedBy: string | null;
+  /** Replicas: progress received here not yet reported to the others. */
+  unsent: boolean;
+  unsentBytes: number;
+  /** Whether the last report said it is completing. */
+  reportedCompleting: boolean;
+  /** Another replica said it is completing it. */
+  completingElsewhere: boolean;
 }
 
 /** An error answer, as the HTTP layer reports it. */
@@ -61,6 +75,17 @@ const RECENT_KEPT = 50;
 const FAILURES_PER_UPDATE = 20;
 /** How long the bags part of a snapshot is reused (many pages reconnecting at once cost one query). */
 const BAGS_CACHE_MS = 2000;
+/** Replicas: a replica with nothing to report says so this often (a heartbeat: it is alive). */
+const REPORT_AT_LEAST_MS = 5000;
+/** Replicas: uploads last reported by a replica silent this long leave the view (it died). */
+export const PEER_SILENT_MS = 15_000;
+/** Ended sessions remembered, so a report that crossed the end never shows them again. */
+const ENDED_KEPT = 10_000;
+/**
+ * Replicas: how often uploads another replica reported, quiet this long, are checked against the
+ * database (a report of their end may have been lost while that replica's connection was down).
+ */
+export const CHECK_QUIET_MS = 30_000;
 
 /**
  * The live state of the fleet for the dashboard and the metrics: robots (uploaders) with their
@@ -70,7 +95,10 @@ const BAGS_CACHE_MS = 2000;
  * what changed; a new subscriber starts from `snapshot()`. The per-uploader statistics (last
  * seen, bytes and files today) are saved to the session store every 15 s and at close.
  *
- * The state is this server process's: with several replicas, each shows what it received.
+ * Replicas (a `bus` with peers) tell each other what they receive, a report a second: every
+ * replica shows the uploads, robots, completions, failures and bag changes of all of them. An
+ * upload last reported by a replica that fell silent (killed) leaves the view after
+ * PEER_SILENT_MS; the next chunk another replica receives for it brings it back.
  */
 export class FleetView {
   readonly #o: FleetViewOptions;
@@ -93,12 +121,30 @@ export class FleetView {
   #bagsCache: { at: number; bags: Promise<{ views: BagView[]; counts: ServerView['bags'] }> } | undefined;
   #bagCounts: ServerView['bags'] = { complete: 0, incomplete: 0 };
   #ticking = false;
+  /** Replicas only (undefined alone: nothing is recorded for no one). */
+  readonly #outbox: FleetOutbox | undefined;
+  /** When each other replica was last heard. */
+  readonly #peers = new Map<string, number>();
+  readonly #ended = new Set<string>();
+  #reportedAt = 0;
+  #checkedAt = Date.now();
+  #reporting: Promise<void> | undefined;
+  #reportFailedAt = 0;
 
   constructor(options: FleetViewOptions) {
     this.#o = options;
     const now = Date.now();
     for (const uploader of options.knownUploaders) this.#activity.set(uploader, UploaderActivity.fresh(uploader, now));
     this.#listen(options.events);
+    if (options.bus.peers) {
+      this.#outbox = new FleetOutbox();
+      options.bus.onMessage((message, origin) => this.#receive(message, origin));
+      options.bus.onResync(() => {
+        this.#resync().catch((error: unknown) =>
+          this.#o.log.warn({ event: 'fleet_resync_failed', err: error }, 'Could not read the open sessions again'),
+        );
+      });
+    }
   }
 
   /** Loads the saved statistics, the open sessions and the recent files; starts the timers. */
@@ -106,19 +152,7 @@ export class FleetView {
     const { store } = this.#o;
     for (const stats of await store.fleet.uploaderStats())
       this.#activity.set(stats.uploader, new UploaderActivity(stats));
-    for (const session of await store.fleet.openSessionSummaries()) {
-      if (this.#uploads.has(session.id)) continue;
-      this.#uploads.set(session.id, {
-        id: session.id,
-        uploader: session.uploader,
-        path: session.path,
-        size: session.size,
-        receivedBytes: session.receivedBytes,
-        window: new RateWindow(10),
-        startedAt: session.createdAt,
-        lastChunkAt: session.updatedAt,
-      });
-    }
+    await this.#loadOpenSessions();
     const recent = await store.fleet.recentFiles(RECENT_KEPT);
     this.#completions.push(...recent.map((file) => completionOf(file.uploader, file.path, file, file.completedAt)));
     this.#bagCounts = countsOf(await store.fleet.bagCounts());
@@ -141,6 +175,17 @@ export class FleetView {
     for (const timer of this.#timers) clearInterval(timer);
     this.#timers = [];
     this.#subscribers.clear();
+    if (this.#outbox) {
+      // The goodbye lets the other replicas drop what this one reported at once; a database that
+      // does not answer gets 2 s, then the others notice the silence instead.
+      const farewell = (async () => {
+        await this.#reporting;
+        await this.#report(Date.now(), true);
+      })();
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([farewell, new Promise((resolve) => (timer = setTimeout(resolve, 2000)))]);
+      clearTimeout(timer);
+    }
     await this.#saveStats();
   }
 
@@ -148,14 +193,21 @@ export class FleetView {
 
   /** A request from `uploader` (every authenticated request; anonymous ones on an open server). */
   seen(uploader: string): void {
-    this.#activityOf(uploader).seen(Date.now());
+    const now = Date.now();
+    this.#activityOf(uploader).seen(now);
+    this.#outbox?.seen(uploader, now);
   }
 
   /** An error answer. */
   failed(failure: ObservedFailure): void {
     const now = Date.now();
     if (failure.uploader !== null) this.#activityOf(failure.uploader).failed(now);
-    const view: FailureView = { id: this.#nextFailureId++, at: new Date(now).toISOString(), ...failure };
+    this.#outbox?.failed(failure.uploader, failure.code, failure.status, failure.message, failure.route, now);
+    this.#addFailure({ ...failure, id: 0, at: new Date(now).toISOString() });
+  }
+
+  #addFailure(failure: FailureView): void {
+    const view: FailureView = { ...failure, id: this.#nextFailureId++ };
     this.#failures.unshift(view);
     if (this.#failures.length > RECENT_KEPT) this.#failures.length = RECENT_KEPT;
     if (this.#newFailures.length < FAILURES_PER_UPDATE) this.#newFailures.push(view);
@@ -203,8 +255,11 @@ export class FleetView {
     return [...this.#activity.values()];
   }
 
+  /** Uploads in progress last reported by this process (with replicas, each counts its own). */
   get openUploads(): number {
-    return this.#uploads.size;
+    let count = 0;
+    for (const upload of this.#uploads.values()) if (upload.reportedBy === null) count += 1;
+    return count;
   }
 
   /** Free bytes of the storage at the last measurement (every 10 s), or null. */
@@ -217,51 +272,231 @@ export class FleetView {
   #listen(events: UploadEventBus): void {
     events.on('session-created', (event) => {
       const now = Date.now();
-      this.#uploads.set(event.sessionId, {
-        id: event.sessionId,
-        uploader: event.uploader,
-        path: event.path,
-        size: event.size,
-        receivedBytes: 0,
-        window: new RateWindow(10),
-        startedAt: now,
-        lastChunkAt: now,
-      });
-      this.#removed.delete(event.sessionId);
+      this.#track(event.sessionId, event.uploader, event.path, event.size, 0, now, now, null).unsent = true;
     });
     events.on('chunk-stored', (event) => {
       const now = Date.now();
       this.#activityOf(event.uploader).received(event.bytes, now);
-      const upload = this.#uploads.get(event.sessionId);
+      this.#outbox?.received(event.uploader, event.bytes, now);
+      // Replicas: the session may have been created at another replica, not heard of yet.
+      const upload =
+        this.#uploads.get(event.sessionId) ??
+        (this.#outbox && !this.#ended.has(event.sessionId)
+          ? this.#track(event.sessionId, event.uploader, event.path, event.size, 0, now, now, null)
+          : undefined);
       if (!upload) return;
-      upload.receivedBytes = event.receivedBytes;
+      upload.receivedBytes = Math.max(upload.receivedBytes, event.receivedBytes);
       upload.window.add(event.bytes, now);
       upload.lastChunkAt = now;
+      upload.reportedBy = null;
+      upload.unsent = true;
+      upload.unsentBytes += event.bytes;
     });
     events.on('file-completed', (event) => {
-      if (event.sessionId !== null) this.#end(event.sessionId);
+      if (event.sessionId !== null) this.#end(event.sessionId, true);
       if (event.deduplicated) return;
       const now = Date.now();
       const activity = this.#activityOf(event.uploader);
       // A whole file arrives in one request: no chunk events count its bytes.
-      if (event.sessionId === null) activity.received(event.size, now);
+      if (event.sessionId === null) {
+        activity.received(event.size, now);
+        this.#outbox?.received(event.uploader, event.size, now);
+      }
       activity.completedFile(now);
-      const view = completionOf(event.uploader, event.path, event, Date.parse(event.completedAt));
-      this.#completions.unshift(view);
-      if (this.#completions.length > RECENT_KEPT) this.#completions.length = RECENT_KEPT;
-      this.#newCompletions.push(view);
-      if (this.#newCompletions.length > RECENT_KEPT) this.#newCompletions.shift();
+      const completedAt = Date.parse(event.completedAt);
+      this.#outbox?.completed([event.uploader, event.path, event.size, event.sha256, completedAt]);
+      this.#addCompletion(completionOf(event.uploader, event.path, event, completedAt));
     });
     events.on('session-failed', (event) => {
-      if (event.ended) this.#end(event.sessionId);
+      if (event.ended) this.#end(event.sessionId, true);
     });
-    events.on('session-cancelled', (event) => this.#end(event.sessionId));
-    events.on('session-expired', (event) => this.#end(event.sessionId));
-    events.on('bag-updated', (event) => this.#dirtyBags.add(bagKey(event.uploader, event.bag)));
+    events.on('session-cancelled', (event) => this.#end(event.sessionId, true));
+    events.on('session-expired', (event) => this.#end(event.sessionId, true));
+    events.on('bag-updated', (event) => {
+      this.#dirtyBags.add(bagKey(event.uploader, event.bag));
+      this.#outbox?.bagChanged(event.uploader, event.bag);
+    });
   }
 
-  #end(sessionId: string): void {
+  #addCompletion(view: CompletionView): void {
+    this.#completions.unshift(view);
+    if (this.#completions.length > RECENT_KEPT) this.#completions.length = RECENT_KEPT;
+    this.#newCompletions.push(view);
+    if (this.#newCompletions.length > RECENT_KEPT) this.#newCompletions.shift();
+  }
+
+  #track(
+    id: string,
+    uploader: string,
+    path: string,
+    size: number,
+    receivedBytes: number,
+    startedAt: number,
+    lastChunkAt: number,
+    reportedBy: string | null,
+  ): LiveUpload {
+    const upload: LiveUpload = {
+      id,
+      uploader,
+      path,
+      size,
+      receivedBytes,
+      window: new RateWindow(10),
+      startedAt,
+      lastChunkAt,
+      reportedBy,
+      unsent: false,
+      unsentBytes: 0,
+      reportedCompleting: false,
+      completingElsewhere: false,
+    };
+    this.#uploads.set(id, upload);
+    this.#removed.delete(id);
+    return upload;
+  }
+
+  /** A session ended (for good: `final`, it is remembered so that no late report shows it again). */
+  #end(sessionId: string, final: boolean): void {
     if (this.#uploads.delete(sessionId)) this.#removed.add(sessionId);
+    if (!final || !this.#outbox) return;
+    this.#outbox.ended(sessionId);
+    this.#remember(sessionId);
+  }
+
+  #remember(sessionId: string): void {
+    this.#ended.add(sessionId);
+    if (this.#ended.size > ENDED_KEPT) {
+      const oldest = this.#ended.values().next();
+      if (!oldest.done) this.#ended.delete(oldest.value);
+    }
+  }
+
+  async #loadOpenSessions(): Promise<Set<string>> {
+    const open = new Set<string>();
+    for (const session of await this.#o.store.fleet.openSessionSummaries()) {
+      open.add(session.id);
+      if (this.#uploads.has(session.id) || this.#ended.has(session.id)) continue;
+      this.#track(
+        session.id,
+        session.uploader,
+        session.path,
+        session.size,
+        session.receivedBytes,
+        session.createdAt,
+        session.updatedAt,
+        null,
+      );
+    }
+    return open;
+  }
+
+  /** Replicas: the bus was down; what ended meanwhile is read from the database. */
+  async #resync(): Promise<void> {
+    this.#pruneEnded(await this.#loadOpenSessions());
+  }
+
+  async #checkQuiet(quietBefore: number): Promise<void> {
+    try {
+      const open = await this.#o.store.fleet.openSessionSummaries();
+      this.#pruneEnded(new Set(open.map((session) => session.id)), quietBefore);
+    } catch (error) {
+      this.#o.log.warn({ event: 'fleet_check_failed', err: error }, 'Could not read the open sessions');
+    }
+  }
+
+  /**
+   * Drops the uploads other replicas reported whose session is not open in the database (`open`),
+   * of those with no chunk since `quietBefore` when given (a newer one may be younger than the
+   * query). Not remembered as ended: a report that comes later brings one back.
+   */
+  #pruneEnded(open: ReadonlySet<string>, quietBefore = Number.POSITIVE_INFINITY): void {
+    for (const upload of [...this.#uploads.values()])
+      if (upload.reportedBy !== null && upload.lastChunkAt < quietBefore && !open.has(upload.id))
+        this.#end(upload.id, false);
+  }
+
+  // ---- replicas --------------------------------------------------------------------------------
+
+  /** Tells the other replicas what changed here since the last report (a heartbeat when nothing did). */
+  async #report(now: number, closing = false): Promise<void> {
+    const outbox = this.#outbox;
+    if (!outbox) return;
+    const completing = this.#o.completingIds();
+    const uploads: UploadDelta[] = [];
+    for (const upload of this.#uploads.values()) {
+      if (upload.reportedBy !== null) continue;
+      const isCompleting = completing.has(upload.id);
+      if (!upload.unsent && isCompleting === upload.reportedCompleting) continue;
+      uploads.push([
+        upload.id,
+        upload.uploader,
+        upload.path,
+        upload.size,
+        upload.receivedBytes,
+        upload.unsentBytes,
+        upload.startedAt,
+        upload.lastChunkAt,
+        isCompleting ? 1 : 0,
+      ]);
+      upload.unsent = false;
+      upload.unsentBytes = 0;
+      upload.reportedCompleting = isCompleting;
+    }
+    const deltas = outbox.take(uploads);
+    if (closing) deltas.bye = 1;
+    if (Object.keys(deltas).length === 0 && now - this.#reportedAt < REPORT_AT_LEAST_MS) return;
+    this.#reportedAt = now;
+    const { bus } = this.#o;
+    const { messages, dropped } = encodeDeltas(deltas, bus.maxMessageBytes);
+    if (dropped > 0) this.#o.log.debug({ event: 'fleet_report_item_dropped', dropped }, 'An item too long to report');
+    try {
+      for (const message of messages) await bus.publish(message);
+    } catch (error) {
+      // One warning a minute: the database being away is reported by /ready and the requests.
+      if (now - this.#reportFailedAt > 60_000) {
+        this.#reportFailedAt = now;
+        this.#o.log.warn({ event: 'fleet_report_failed', err: error }, 'Could not tell the other replicas');
+      }
+    }
+  }
+
+  #receive(message: string, origin: string): void {
+    const deltas = decodeDeltas(message);
+    if (!deltas) return;
+    const now = Date.now();
+    this.#peers.set(origin, now);
+    this.#apply(deltas, origin, now);
+  }
+
+  #apply(deltas: FleetDeltas, origin: string, now: number): void {
+    for (const id of deltas.e ?? []) {
+      this.#remember(id);
+      this.#end(id, false);
+    }
+    for (const [id, uploader, path, size, received, bytes, startedAt, lastChunkAt, completing] of deltas.u ?? []) {
+      if (this.#ended.has(id)) continue;
+      const upload =
+        this.#uploads.get(id) ?? this.#track(id, uploader, path, size, received, startedAt, lastChunkAt, origin);
+      upload.receivedBytes = Math.max(upload.receivedBytes, received);
+      upload.lastChunkAt = Math.max(upload.lastChunkAt, lastChunkAt);
+      upload.window.add(bytes, now);
+      upload.reportedBy = origin;
+      upload.completingElsewhere = completing === 1;
+    }
+    for (const [uploader, lastSeen, bytes, files, errors] of deltas.r ?? [])
+      this.#activityOf(uploader).merge({ lastSeen, bytes, files, errors }, now);
+    for (const [uploader, path, size, sha256, completedAt] of deltas.c ?? [])
+      this.#addCompletion(completionOf(uploader, path, { size, sha256 }, completedAt));
+    for (const [uploader, code, status, message, route, at] of deltas.f ?? [])
+      this.#addFailure({ id: 0, at: new Date(at).toISOString(), uploader, code, status, message, route });
+    for (const [uploader, bag] of deltas.b ?? []) this.#dirtyBags.add(bagKey(uploader, bag));
+    if (deltas.bye) this.#forget(origin);
+  }
+
+  /** A replica that said goodbye or fell silent: the uploads it last reported leave the view. */
+  #forget(origin: string): void {
+    this.#peers.delete(origin);
+    for (const upload of [...this.#uploads.values()]) if (upload.reportedBy === origin) this.#end(upload.id, false);
   }
 
   #activityOf(uploader: string): UploaderActivity {
@@ -278,6 +513,21 @@ export class FleetView {
     this.#ticking = true;
     try {
       const now = Date.now();
+      if (this.#outbox) {
+        // Not awaited: a database that hangs must not stop the pages' updates. A report still on
+        // its way holds the next one back (the outbox keeps collecting meanwhile).
+        this.#reporting ??= this.#report(now).finally(() => {
+          this.#reporting = undefined;
+        });
+        for (const [origin, heard] of this.#peers) if (now - heard > PEER_SILENT_MS) this.#forget(origin);
+        if (now - this.#checkedAt > CHECK_QUIET_MS) {
+          this.#checkedAt = now;
+          const quiet = [...this.#uploads.values()].some(
+            (upload) => upload.reportedBy !== null && now - upload.lastChunkAt > CHECK_QUIET_MS,
+          );
+          if (quiet) await this.#checkQuiet(now - CHECK_QUIET_MS);
+        }
+      }
       const robots = this.#changed(this.robots(now), this.#sentRobots, (robot) => robot.uploader);
       const completing = this.#o.completingIds();
       const uploads = this.#changed(
@@ -362,11 +612,12 @@ export class FleetView {
   #uploadView(upload: LiveUpload, now: number, completing: ReadonlySet<string>): UploadView {
     const rate = upload.window.rate(now);
     const left = Math.max(0, upload.size - upload.receivedBytes);
-    const state = completing.has(upload.id)
-      ? 'completing'
-      : now - upload.lastChunkAt > STALLED_AFTER_SECONDS * 1000
-        ? 'stalled'
-        : 'receiving';
+    const state =
+      completing.has(upload.id) || upload.completingElsewhere
+        ? 'completing'
+        : now - upload.lastChunkAt > STALLED_AFTER_SECONDS * 1000
+          ? 'stalled'
+          : 'receiving';
     return {
       id: upload.id,
       uploader: upload.uploader,

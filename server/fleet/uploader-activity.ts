@@ -60,9 +60,31 @@ export class UploaderActivity {
     this.dirty = true;
   }
 
-  failed(now: number): void {
-    this.#errors.push(now);
+  failed(now: number, count = 1): void {
+    for (let i = 0; i < Math.min(count, MAX_ERRORS_KEPT); i += 1) this.#errors.push(now);
     if (this.#errors.length > MAX_ERRORS_KEPT) this.#errors.splice(0, this.#errors.length - MAX_ERRORS_KEPT);
+  }
+
+  /**
+   * What another server replica reported of this uploader since its last report: the bytes and
+   * files it received (counted here too, so every replica shows and saves the fleet's totals),
+   * its error answers, and when it last saw the uploader.
+   */
+  merge(report: { lastSeen: number; bytes: number; files: number; errors: number }, now: number): void {
+    if (report.bytes > 0 || report.files > 0) {
+      this.#rollDay(now);
+      this.stats.bytesDay += report.bytes;
+      this.stats.bytesTotal += report.bytes;
+      this.stats.filesDay += report.files;
+      this.stats.filesTotal += report.files;
+      this.window.add(report.bytes, now);
+      this.dirty = true;
+    }
+    if (report.errors > 0) this.failed(now, report.errors);
+    if (report.lastSeen > (this.stats.lastSeen ?? 0)) {
+      this.stats.lastSeen = report.lastSeen;
+      this.dirty = true;
+    }
   }
 
   errorsLastHour(now: number): number {

@@ -107,9 +107,13 @@ export class ServerMetrics {
       labelNames: readonly L[] = [],
     ): Gauge<L> => new Gauge({ name: `${PREFIX}${name}`, help, labelNames, registers: [r], collect });
 
-    gauge('sessions_open', 'Upload sessions open (not complete) on this server process', function () {
-      this.set(fleet.openUploads);
-    });
+    gauge(
+      'sessions_open',
+      'Upload sessions open (not complete) whose progress this server process reported last',
+      function () {
+        this.set(fleet.openUploads);
+      },
+    );
     gauge('storage_free_bytes', 'Free bytes of the storage (measured every 10 s)', function () {
       this.reset();
       if (fleet.freeBytes !== null) this.set(fleet.freeBytes);
