@@ -1,6 +1,5 @@
-import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { replaceFile } from '../../common/fs/replace-file.js';
+import { readReplacedFileSync, replaceFile } from '../../common/fs/replace-file.js';
 import type { HeldBackFile } from '../watcher/tracked-file.js';
 
 /**
@@ -22,7 +21,7 @@ export interface HeldBackSnapshot {
 /** The last list a `watch` agent wrote into `stateDir`, or undefined when there is none (or it is unreadable). */
 export function readHeldBack(stateDir: string): HeldBackSnapshot | undefined {
   try {
-    const parsed = JSON.parse(readFileSync(path.join(stateDir, HELD_BACK_FILE), 'utf8')) as HeldBackSnapshot;
+    const parsed = JSON.parse(readReplacedFileSync(path.join(stateDir, HELD_BACK_FILE))) as HeldBackSnapshot;
     return Array.isArray(parsed.files) && typeof parsed.updatedAt === 'string' ? parsed : undefined;
   } catch {
     return undefined;

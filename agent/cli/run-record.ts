@@ -1,7 +1,6 @@
-import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { makeDirectorySync } from '../../common/fs/make-directory.js';
-import { replaceFileSync } from '../../common/fs/replace-file.js';
+import { readReplacedFileSync, replaceFileSync } from '../../common/fs/replace-file.js';
 import { agentOptions } from '../app/agent-options.js';
 import type { RunInfo } from '../app/control-socket.js';
 
@@ -47,7 +46,7 @@ function writeJson(file: string, value: unknown): void {
 
 function readJson<T>(file: string): T | undefined {
   try {
-    return JSON.parse(readFileSync(file, 'utf8')) as T;
+    return JSON.parse(readReplacedFileSync(file)) as T;
   } catch {
     return undefined;
   }
