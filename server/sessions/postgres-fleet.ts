@@ -10,48 +10,11 @@ import type {
   WebhookDelivery,
   WebhookHook,
 } from './fleet-records.js';
+import { type BagRow, type DeliveryRow, type StatsRow, toBag, toDelivery, toUploaderStats } from './fleet-rows.js';
 import type { FleetStore } from './fleet-store.js';
 import type { FileRecord } from './session-record.js';
 import { toFile, type FileRow } from './sqlite-rows.js';
 import { inTransaction } from './postgres-transaction.js';
-
-/** A `bags` row as PostgreSQL returns it (BIGINT as numbers: see the pool's type parsers). */
-interface BagRow {
-  uploader: string;
-  folder: string;
-  metadata_sha256: string | null;
-  expected: string | null;
-  metadata_error: string | null;
-  storage_identifier: string | null;
-  missing: string;
-  files: number;
-  bytes: number;
-  complete: boolean;
-  completed_at: number | null;
-  event_id: string | null;
-  first_at: number;
-  updated_at: number;
-}
-
-interface DeliveryRow {
-  id: string;
-  hook: string;
-  body: string;
-  created_at: number;
-  attempts: number;
-  next_attempt_at: number;
-  last_error: string | null;
-}
-
-interface StatsRow {
-  uploader: string;
-  last_seen: number | null;
-  day: string;
-  bytes_day: number;
-  files_day: number;
-  bytes_total: number;
-  files_total: number;
-}
 
 const BAG_COLUMNS = `uploader, folder, metadata_sha256, expected, metadata_error, storage_identifier, missing, files,
   bytes, complete, completed_at, event_id, first_at, updated_at`;
@@ -216,15 +179,7 @@ export class PostgresFleetTables implements FleetStore {
 
   async uploaderStats(): Promise<UploaderStats[]> {
     const { rows } = await this.#pool.query<StatsRow>('SELECT * FROM uploader_stats');
-    return rows.map((row) => ({
-      uploader: row.uploader,
-      lastSeen: row.last_seen,
-      day: row.day,
-      bytesDay: row.bytes_day,
-      filesDay: row.files_day,
-      bytesTotal: row.bytes_total,
-      filesTotal: row.files_total,
-    }));
+    return rows.map(toUploaderStats);
   }
 
   async saveUploaderStats(stats: readonly UploaderStats[]): Promise<void> {
@@ -275,35 +230,4 @@ async function putBag(client: pg.PoolClient, bag: BagRecord): Promise<void> {
       bag.updatedAt,
     ],
   );
-}
-
-function toBag(row: BagRow): BagRecord {
-  return {
-    uploader: row.uploader,
-    folder: row.folder,
-    metadataSha256: row.metadata_sha256,
-    expected: row.expected === null ? null : (JSON.parse(row.expected) as string[]),
-    metadataError: row.metadata_error,
-    storageIdentifier: row.storage_identifier,
-    missing: JSON.parse(row.missing) as string[],
-    files: row.files,
-    bytes: row.bytes,
-    complete: row.complete,
-    completedAt: row.completed_at,
-    eventId: row.event_id,
-    firstAt: row.first_at,
-    updatedAt: row.updated_at,
-  };
-}
-
-function toDelivery(row: DeliveryRow): WebhookDelivery {
-  return {
-    id: row.id,
-    hook: row.hook as WebhookHook,
-    body: row.body,
-    createdAt: row.created_at,
-    attempts: row.attempts,
-    nextAttemptAt: row.next_attempt_at,
-    lastError: row.last_error,
-  };
 }

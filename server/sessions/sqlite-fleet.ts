@@ -10,47 +10,10 @@ import type {
   WebhookDelivery,
   WebhookHook,
 } from './fleet-records.js';
+import { type BagRow, type DeliveryRow, type StatsRow, toBag, toDelivery, toUploaderStats } from './fleet-rows.js';
 import type { FleetStore } from './fleet-store.js';
 import type { FileRecord } from './session-record.js';
 import { toFile, type FileRow } from './sqlite-rows.js';
-
-/** A `bags` row as SQLite returns it. */
-interface BagRow {
-  uploader: string;
-  folder: string;
-  metadata_sha256: string | null;
-  expected: string | null;
-  metadata_error: string | null;
-  storage_identifier: string | null;
-  missing: string;
-  files: number;
-  bytes: number;
-  complete: number;
-  completed_at: number | null;
-  event_id: string | null;
-  first_at: number;
-  updated_at: number;
-}
-
-interface DeliveryRow {
-  id: string;
-  hook: string;
-  body: string;
-  created_at: number;
-  attempts: number;
-  next_attempt_at: number;
-  last_error: string | null;
-}
-
-interface StatsRow {
-  uploader: string;
-  last_seen: number | null;
-  day: string;
-  bytes_day: number;
-  files_day: number;
-  bytes_total: number;
-  files_total: number;
-}
 
 /**
  * The fleet view's part of the SQLite session store (bags, webhook deliveries, uploader
@@ -148,15 +111,7 @@ export class SqliteFleetTables implements FleetStore {
   }
 
   async uploaderStats(): Promise<UploaderStats[]> {
-    return (this.#s.allStats.all() as StatsRow[]).map((row) => ({
-      uploader: row.uploader,
-      lastSeen: row.last_seen,
-      day: row.day,
-      bytesDay: row.bytes_day,
-      filesDay: row.files_day,
-      bytesTotal: row.bytes_total,
-      filesTotal: row.files_total,
-    }));
+    return (this.#s.allStats.all() as StatsRow[]).map(toUploaderStats);
   }
 
   async saveUploaderStats(stats: readonly UploaderStats[]): Promise<void> {
@@ -237,25 +192,6 @@ function bagRow(bag: BagRecord): BagRow {
   };
 }
 
-function toBag(row: BagRow): BagRecord {
-  return {
-    uploader: row.uploader,
-    folder: row.folder,
-    metadataSha256: row.metadata_sha256,
-    expected: row.expected === null ? null : (JSON.parse(row.expected) as string[]),
-    metadataError: row.metadata_error,
-    storageIdentifier: row.storage_identifier,
-    missing: JSON.parse(row.missing) as string[],
-    files: row.files,
-    bytes: row.bytes,
-    complete: row.complete === 1,
-    completedAt: row.completed_at,
-    eventId: row.event_id,
-    firstAt: row.first_at,
-    updatedAt: row.updated_at,
-  };
-}
-
 function deliveryRow(delivery: WebhookDelivery): DeliveryRow {
   return {
     id: delivery.id,
@@ -265,17 +201,5 @@ function deliveryRow(delivery: WebhookDelivery): DeliveryRow {
     attempts: delivery.attempts,
     next_attempt_at: delivery.nextAttemptAt,
     last_error: delivery.lastError,
-  };
-}
-
-function toDelivery(row: DeliveryRow): WebhookDelivery {
-  return {
-    id: row.id,
-    hook: row.hook as WebhookHook,
-    body: row.body,
-    createdAt: row.created_at,
-    attempts: row.attempts,
-    nextAttemptAt: row.next_attempt_at,
-    lastError: row.last_error,
   };
 }
