@@ -8,6 +8,8 @@ export interface InFlightChunk {
   done: Promise<void>;
   /** Bytes of its body received so far; absent while it waits for its turn (it is not stalled then). */
   received?: () => number;
+  /** Set when a chunk waiting for it saw it receive nothing for a while: no chunk waits for it again. */
+  stalled?: boolean;
 }
 
 /**

@@ -18,8 +18,6 @@ import { logUploadProgress } from './upload-log.js';
 
 /** How long a chunk waits for the one before it to receive more bytes (see whileProgressing). */
 const PATIENCE_MS = 100;
-/** Requests that received nothing for PATIENCE_MS while a chunk waited for them. */
-const stalled = new WeakSet<InFlightChunk>();
 
 /** Where chunk `index` of a native session goes: its offset and the length it must have. */
 export interface NativeChunkSlot {
@@ -165,7 +163,7 @@ function landsInOrder(runtime: SessionRuntime, index: number): boolean {
   if (index <= from || index - from > runtime.inFlight.size) return false;
   for (let i = from; i < index; i += 1) {
     const request = runtime.inFlight.get(i);
-    if (!request || stalled.has(request)) return false;
+    if (!request || request.stalled) return false;
   }
   return true;
 }
@@ -222,7 +220,7 @@ async function whileProgressing(before: InFlightChunk): Promise<void> {
     if (ended || !before.received) continue; // ended, or it waits for its own turn (not stalled)
     const now = before.received();
     if (now === seen) {
-      stalled.add(before); // no chunk waits for it again
+      before.stalled = true; // no chunk waits for it again
       return;
     }
     seen = now;
