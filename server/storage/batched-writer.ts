@@ -1,10 +1,14 @@
+import { writeSync } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
+import { performance } from 'node:perf_hooks';
+import { SyncWritePolicy } from './sync-write-policy.js';
 
 /**
  * Bytes gathered before one write. A request body arrives in pieces of at most 64 KiB; writing
  * each with its own call, awaited before the next piece is read, costs a round trip through
- * libuv's pool per piece during which the socket is not read. Gathering into batches written
- * while the next one fills overlaps disk writes with receiving. The size matters because of the
+ * libuv's pool per piece during which the socket is not read. Gathering into batches (written
+ * synchronously while that is quick, see sync-write-policy.ts, else through the pool while the
+ * next one fills) cuts the calls to one per batch. The size matters because of the
  * CPU caches: a batch is filled (and hashed) by the main thread and copied into the page cache by
  * a pool thread, and it must still be in cache then. Measured on the chunk path (512 MiB in 8 MiB
  * chunks one after another, test/server/scripts/measure-server-cpu.ts throughput, five
@@ -45,6 +49,9 @@ class BatchBuffers {
 
 const buffers = new BatchBuffers();
 
+/** One for the process: a synchronous write blocks every request the process serves, whichever upload made it. */
+const syncWrites = new SyncWritePolicy();
+
 /**
  * Streams `source` into `handle` from `position` and resolves with the number of bytes written,
  * once every write finished. Pieces are copied into WRITE_BATCH buffers, each written with one
@@ -52,11 +59,13 @@ const buffers = new BatchBuffers();
  * piece by piece, each write awaited). At most one write is in flight: while a full buffer waits for it, the source
  * is not read, so the socket's backpressure holds. Rejects with the first error (a write's or
  * the source's), only after the write in flight settled, so the handle can be closed safely.
+ * `writes` decides per write whether it runs synchronously (the process's policy unless given).
  */
 export async function writeBatched(
   handle: FileHandle,
   position: number,
   source: AsyncIterable<Uint8Array>,
+  writes: SyncWritePolicy = syncWrites,
 ): Promise<number> {
   const held: Buffer[] = [];
   for (let i = 0; i < 2; i += 1) {
@@ -76,7 +85,7 @@ export async function writeBatched(
     return buffer;
   };
   const start = (data: Uint8Array, buffer: Buffer | undefined): void => {
-    const done = writeAll(handle, data, at);
+    const done = writeAll(handle, data, at, writes);
     // Observed at once, so a failure while the next batch fills is never unhandled; settle() throws it.
     done.catch(() => undefined);
     inFlight = { done, buffer };
@@ -118,11 +127,26 @@ export async function writeBatched(
   return at - position;
 }
 
-/** Writes all of `data` at `position` (a short write continues where it stopped). */
-async function writeAll(handle: FileHandle, data: Uint8Array, position: number): Promise<void> {
+/**
+ * Writes all of `data` at `position` (a short write continues where it stopped): on the main
+ * thread while synchronous writes are quick, else through libuv's pool (see sync-write-policy.ts).
+ */
+async function writeAll(
+  handle: FileHandle,
+  data: Uint8Array,
+  position: number,
+  writes: SyncWritePolicy,
+): Promise<void> {
   let done = 0;
   while (done < data.byteLength) {
-    const { bytesWritten } = await handle.write(data, done, data.byteLength - done, position + done);
+    let bytesWritten: number;
+    if (writes.allowed()) {
+      const started = performance.now();
+      bytesWritten = writeSync(handle.fd, data, done, data.byteLength - done, position + done);
+      writes.took(performance.now() - started);
+    } else {
+      ({ bytesWritten } = await handle.write(data, done, data.byteLength - done, position + done));
+    }
     done += bytesWritten;
   }
 }
