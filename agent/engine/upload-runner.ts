@@ -66,6 +66,8 @@ class PreparedChunk {
     readonly crc32: number,
     /** The running digests through this chunk (adopted once the server acknowledged it); none for a repair. */
     readonly fork: FileDigests | undefined,
+    /** The SHA-256 of the file through this chunk (from `fork`): sent with the first attempt. */
+    readonly prefixSha256: string | undefined,
     /** A view of one of the upload's chunk buffers. */
     public raw: Buffer | undefined,
     public encoded: EncodedChunk | undefined,
@@ -648,7 +650,10 @@ export class UploadRunner {
     const record = this.record;
     const { index, length } = prepared;
     const encoded = prepared.encoded!;
-    const chunk = { index, body: encoded.body, encoding: encoded.encoding, crc32: prepared.crc32 };
+    // The first attempt only: a chunk sent again (after any failure, a failed prefix check
+    // included) is checked by its CRC-32, so a prefix this agent got wrong costs one attempt.
+    const { crc32, prefixSha256 } = prepared;
+    const chunk = { index, body: encoded.body, encoding: encoded.encoding, crc32, prefixSha256 };
     const scale = encoded.body.length > 0 ? length / encoded.body.length : 1;
     const what = `${record.localPath}: chunk ${index + 1} of ${session.chunkCount}`;
     const started = performance.now();
@@ -727,7 +732,8 @@ export class UploadRunner {
       fork?.update(piece);
       crc32 = zlib.crc32(piece, crc32);
     }
-    return new PreparedChunk(index, start, length, crc32, fork, raw, await chunks.compression.encode(raw));
+    const encoded = await chunks.compression.encode(raw);
+    return new PreparedChunk(index, start, length, crc32, fork, fork?.sha256Hex(), raw, encoded);
   }
 
   /** Reads a chunk's bytes again after they were dropped; a CRC other than the first read's means the file changed. */

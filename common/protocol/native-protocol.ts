@@ -45,6 +45,11 @@ export const routes = {
 export const headers = {
   /** `crc32:<8 lowercase hex digits>` over the chunk's decoded bytes. */
   chunkChecksum: 'x-chunk-checksum',
+  /**
+   * Optional: the SHA-256 (64 hex digits) of the file's bytes from the start through the end of
+   * this chunk. A chunk that arrives next in order is verified against it instead of its CRC-32.
+   */
+  chunkPrefixSha256: 'x-chunk-prefix-sha256',
   /** Whole-file upload (PUT /v1/files/<path>): the file's SHA-256, 64 hex digits. Required. */
   contentSha256: 'x-content-sha256',
   /** Whole-file upload: the `metadata` object as base64url-encoded JSON. Optional. */

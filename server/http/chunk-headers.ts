@@ -9,6 +9,8 @@ export interface ChunkHeaders {
   encoding: BodyEncoding;
   /** `x-chunk-checksum`: the CRC-32 of the decoded chunk. */
   crc: number;
+  /** `x-chunk-prefix-sha256` (optional, lowercased): the SHA-256 of the file through this chunk. */
+  prefixSha256: string | undefined;
 }
 
 /**
@@ -28,6 +30,14 @@ export function readChunkHeaders(req: IncomingMessage, index: number, expectedLe
         `hex digits, not ${JSON.stringify(checksumHeader ?? '(missing)')}`,
     );
   }
+  const prefixHeader = req.headers[headers.chunkPrefixSha256];
+  if (prefixHeader !== undefined && (typeof prefixHeader !== 'string' || !SHA256_HEX.test(prefixHeader))) {
+    throw new UploadError(
+      'INVALID_FIELD',
+      `the ${headers.chunkPrefixSha256} header must be 64 hex digits (the SHA-256 of the file through ` +
+        `this chunk), not ${JSON.stringify(prefixHeader)}; leave it out to have the chunk checked by its CRC-32`,
+    );
+  }
   const declared = req.headers['content-length'];
   if (encoding === 'identity' && declared !== undefined && Number(declared) !== expectedLength) {
     throw new UploadError(
@@ -35,5 +45,7 @@ export function readChunkHeaders(req: IncomingMessage, index: number, expectedLe
       `chunk ${index} must be ${expectedLength} bytes, but Content-Length is ${declared}`,
     );
   }
-  return { encoding, crc };
+  return { encoding, crc, prefixSha256: prefixHeader?.toLowerCase() };
 }
+
+const SHA256_HEX = /^[0-9a-fA-F]{64}$/;

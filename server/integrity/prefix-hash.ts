@@ -11,6 +11,8 @@ export interface HashFork {
   readonly generation: number;
   /** The hashes to feed (SHA-256, then MD5 for the legacy API), for ChunkVerifier. */
   readonly hashes: RunningHash[];
+  /** The hex SHA-256 of the prefix through the bytes fed so far; the fork stays usable. */
+  sha256Hex(): string;
 }
 
 /**
@@ -95,6 +97,7 @@ export class NodePrefixHash implements PrefixHash {
       sha256,
       md5,
       hashes: md5 ? [sha256, md5] : [sha256],
+      sha256Hex: () => sha256.copy().digest('hex'),
     };
     return Promise.resolve(fork);
   }

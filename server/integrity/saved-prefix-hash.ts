@@ -59,6 +59,13 @@ export class SavedPrefixHash implements PrefixHash {
       sha256,
       md5,
       hashes: md5 ? [sha256, md5] : [sha256],
+      sha256Hex: () => {
+        // hash-wasm's digest ends its state: save it first and load it back.
+        const saved = sha256.save();
+        const hex = sha256.digest('hex');
+        sha256.load(saved);
+        return hex;
+      },
     };
     return fork;
   }

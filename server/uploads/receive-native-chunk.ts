@@ -45,14 +45,18 @@ export interface NativeChunkInput {
   slot: NativeChunkSlot;
   /** The CRC-32 the client computed over the chunk's decoded bytes. */
   crc: number;
+  /** The SHA-256 of the file through this chunk, as the client computed it (optional). */
+  prefixSha256?: string | undefined;
   body: UploadBody;
 }
 
 /**
  * Receives a chunk: its body is streamed into the session's staging upload at its offset
  * through a ChunkVerifier (length, CRC-32, and the prefix hash's fork when the chunk is the next
- * one in order). It is acknowledged (recorded in the store) only once its CRC matched; a chunk
- * that fails is not recorded, and whatever was written is overwritten by the re-send.
+ * one in order). It is acknowledged (recorded in the store) only once it verified; a chunk that
+ * fails is not recorded, and whatever was written is overwritten by the re-send. A chunk next in
+ * order that carries the client's prefix SHA-256 is verified against the fork's SHA-256 (which is
+ * computed anyway, and is the stronger check) instead of its CRC-32; any other chunk by its CRC.
  */
 export async function receiveNativeChunk(
   context: UploadContext,
@@ -100,7 +104,9 @@ export async function receiveNativeChunk(
     // Written in place, unless it arrived before the chunks ahead of it were hashed on a backend
     // that cannot read it back: then it waits in a spool until the hash pump reaches it.
     const inPlace = inOrder || stagedChunksReadable(context.storage, record);
-    verifier = new ChunkVerifier(slot.length, fork?.hashes, (checked) => checkChunk(slot, input.crc, checked));
+    const byPrefix = fork && input.prefixSha256 !== undefined ? { fork, sha256: input.prefixSha256 } : undefined;
+    const check = (checked: ChunkVerifier): void => checkChunk(slot, input.crc, checked, byPrefix);
+    verifier = new ChunkVerifier(slot.length, fork?.hashes, check, { crc: !byPrefix });
     const release = context.inFlight.reserve(record.uploader, slot.length);
     try {
       if (inPlace) {
@@ -129,7 +135,7 @@ export async function receiveNativeChunk(
       release();
     }
     if (runtime.ended) throw sessionGone(runtime);
-    checkChunk(slot, input.crc, verifier);
+    check(verifier);
     const now = Date.now();
     const chunk = { index, size: slot.length, crc: input.crc, offset: inPlace ? slot.offset : null };
     record.expiresAt = now + context.config.sessionExpiry * 1000;
@@ -227,12 +233,29 @@ async function whileProgressing(before: InFlightChunk): Promise<void> {
   }
 }
 
-/** The chunk's length and CRC, checked once its body ended (before its last bytes are written). */
-function checkChunk(slot: NativeChunkSlot, crc: number, verifier: ChunkVerifier): void {
+/**
+ * The chunk's length, then its CRC or (`byPrefix`) the SHA-256 of the file through it, checked once
+ * its body ended (before its last bytes are written).
+ */
+function checkChunk(
+  slot: NativeChunkSlot,
+  crc: number,
+  verifier: ChunkVerifier,
+  byPrefix: { fork: HashFork; sha256: string } | undefined,
+): void {
   if (verifier.length !== slot.length) {
     throw new UploadError(
       'CHUNK_SIZE_MISMATCH',
       `chunk ${slot.index} must be ${slot.length} bytes, but its body had ${verifier.length}`,
+    );
+  }
+  if (byPrefix) {
+    const received = byPrefix.fork.sha256Hex();
+    if (received === byPrefix.sha256) return;
+    throw new UploadError(
+      'CHUNK_CHECKSUM_MISMATCH',
+      `chunk ${slot.index} failed its check: the file's SHA-256 through it is ${received} here, ` +
+        `${byPrefix.sha256} as sent; it was not stored, send it again`,
     );
   }
   if (verifier.crc !== crc) {

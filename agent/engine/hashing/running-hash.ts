@@ -23,6 +23,11 @@ export class FileDigests {
     return new FileDigests(this.#sha256.copy(), this.#md5?.copy());
   }
 
+  /** The hex SHA-256 of a copy (this state stays usable). */
+  sha256Hex(): string {
+    return this.#sha256.copy().digest('hex');
+  }
+
   /** Hex digests of a copy (this state stays usable). */
   digest(): { sha256: string; md5: string | undefined } {
     return { sha256: this.#sha256.copy().digest('hex'), md5: this.#md5?.copy().digest('hex') };

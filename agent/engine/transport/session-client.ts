@@ -26,6 +26,12 @@ export interface OutgoingChunk {
   body: Buffer;
   encoding: 'gzip' | 'identity';
   crc32: number;
+  /**
+   * The SHA-256 of the file through this chunk, when known: a server that receives the chunk next
+   * in order checks it against this (its hash of the file is computed anyway) instead of
+   * computing the CRC-32.
+   */
+  prefixSha256?: string | undefined;
 }
 
 /** A whole small file ready to go (PUT /v1/files/<path>). */
@@ -117,6 +123,7 @@ export class SessionClient implements UploadTransport {
       'x-chunk-checksum': formatChunkChecksum(chunk.crc32),
     };
     if (chunk.encoding === 'gzip') headers['content-encoding'] = 'gzip';
+    if (chunk.prefixSha256 !== undefined) headers[protocolHeaders.chunkPrefixSha256] = chunk.prefixSha256;
     const { body } = await this.#http.request<ChunkResponse>(
       'PUT',
       routes.chunk(id, chunk.index),

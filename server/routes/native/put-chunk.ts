@@ -11,7 +11,8 @@ export function putChunkRoute(context: UploadContext): RequestHandler {
   return async (req, res) => {
     const runtime = await context.runtimes.get(String(req.params.id), callerOf(res).uploader, 'native');
     const slot = nativeChunkSlot(runtime, parseIndex('chunk index', String(req.params.index)));
-    const { encoding, crc } = readChunkHeaders(req, slot.index, slot.length);
-    res.json(await receiveNativeChunk(context, runtime, { slot, crc, body: uploadBodyOf(req, encoding) }));
+    const { encoding, crc, prefixSha256 } = readChunkHeaders(req, slot.index, slot.length);
+    const body = uploadBodyOf(req, encoding);
+    res.json(await receiveNativeChunk(context, runtime, { slot, crc, prefixSha256, body }));
   };
 }

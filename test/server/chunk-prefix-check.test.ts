@@ -1,0 +1,149 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { headers, routes } from '../../common/protocol/native-protocol.js';
+import { NodePrefixHash, type PrefixHash } from '../../server/integrity/prefix-hash.js';
+import { SavedPrefixHash } from '../../server/integrity/saved-prefix-hash.js';
+import { call, createSession, putChunk } from '../helpers/native-upload.js';
+import { sha256OfFile } from '../helpers/random-file.js';
+import { startTestServer, type TestServer } from '../helpers/start-server.js';
+import { createTempDir, type TempDir } from '../helpers/tmp-dir.js';
+
+const MiB = 1024 * 1024;
+const CHUNK = 1 * MiB;
+
+let server: TestServer;
+let files: TempDir;
+
+beforeAll(async () => {
+  server = await startTestServer();
+  files = await createTempDir('prefix-check');
+});
+afterAll(async () => {
+  await server?.close();
+  await files?.remove();
+});
+
+/** A 3-chunk file on disk, its chunks, and the SHA-256 of the file through each chunk. */
+async function threeChunkFile(name: string): Promise<{ file: string; chunks: Buffer[]; prefixes: string[] }> {
+  const data = randomBytes(2 * CHUNK + 4321);
+  const file = path.join(files.path, name);
+  await writeFile(file, data);
+  const chunks = [0, 1, 2].map((i) => data.subarray(i * CHUNK, (i + 1) * CHUNK));
+  const prefixes = [0, 1, 2].map((i) =>
+    createHash('sha256')
+      .update(data.subarray(0, Math.min(data.length, (i + 1) * CHUNK)))
+      .digest('hex'),
+  );
+  return { file, chunks, prefixes };
+}
+
+async function open(file: string, remote: string): Promise<string> {
+  const created = await createSession(server.url, file, { path: remote, chunkSize: CHUNK });
+  expect(created.status).toBe(201);
+  return String(created.json.id);
+}
+
+const withPrefix = (sha256: string): { headers: Record<string, string> } => ({
+  headers: { [headers.chunkPrefixSha256]: sha256 },
+});
+
+async function received(id: string): Promise<unknown> {
+  return (await call(server.url, 'GET', routes.session(id))).json.received;
+}
+
+describe('chunks checked by the SHA-256 of the file through them (x-chunk-prefix-sha256)', () => {
+  it('stores a file sent in order with its prefix digests byte-identical', async () => {
+    const { file, chunks, prefixes } = await threeChunkFile('in-order.bin');
+    const id = await open(file, 'prefix/in-order.bin');
+    for (const [i, chunk] of chunks.entries()) {
+      const answer = await putChunk(server.url, id, i, chunk, withPrefix(prefixes[i]!.toUpperCase()));
+      expect(answer.status).toBe(200);
+      expect(answer.json).toMatchObject({ index: i, duplicate: false });
+    }
+    const done = await call(server.url, 'POST', routes.complete(id), { sha256: prefixes[2] });
+    expect(done.status).toBe(200);
+    expect(await sha256OfFile(server.completedPath('anonymous', 'prefix/in-order.bin'))).toBe(prefixes[2]);
+  });
+
+  it('refuses a chunk next in order whose prefix digest differs (422, nothing acknowledged), then takes it by its CRC', async () => {
+    const { file, chunks, prefixes } = await threeChunkFile('wrong-prefix.bin');
+    const id = await open(file, 'prefix/wrong-prefix.bin');
+    const wrong = createHash('sha256').update('another file').digest('hex');
+    const refused = await putChunk(server.url, id, 0, chunks[0]!, withPrefix(wrong));
+    expect(refused.status).toBe(422);
+    expect(refused.json).toMatchObject({ code: 'CHUNK_CHECKSUM_MISMATCH' });
+    expect(String(refused.json.error)).toContain(`${prefixes[0]} here, ${wrong} as sent`);
+    expect(await received(id)).toEqual([]);
+    // The same bytes with the CRC alone (what the agent sends on a retry) are stored.
+    expect((await putChunk(server.url, id, 0, chunks[0]!)).status).toBe(200);
+    expect(await received(id)).toEqual([0]);
+    // The prefix continues from the chunk stored by its CRC.
+    expect((await putChunk(server.url, id, 1, chunks[1]!, withPrefix(prefixes[1]!))).status).toBe(200);
+    expect((await putChunk(server.url, id, 2, chunks[2]!, withPrefix(prefixes[2]!))).status).toBe(200);
+    expect((await call(server.url, 'POST', routes.complete(id), { sha256: prefixes[2] })).status).toBe(200);
+  });
+
+  it('checks the prefix digest instead of the CRC for a chunk next in order (a wrong CRC claim is not consulted)', async () => {
+    const { file, chunks, prefixes } = await threeChunkFile('by-prefix.bin');
+    const id = await open(file, 'prefix/by-prefix.bin');
+    const answer = await putChunk(server.url, id, 0, chunks[0]!, {
+      checksum: 'crc32:00000000',
+      ...withPrefix(prefixes[0]!),
+    });
+    expect(answer.status).toBe(200);
+    expect(await received(id)).toEqual([0]);
+  });
+
+  it('checks a chunk that arrives ahead of the prefix by its CRC: its prefix digest cannot be checked yet', async () => {
+    const { file, chunks, prefixes } = await threeChunkFile('ahead.bin');
+    const id = await open(file, 'prefix/ahead.bin');
+    const wrong = createHash('sha256').update('not the prefix').digest('hex');
+    // Ahead of the prefix: a wrong CRC is refused whatever the prefix header says...
+    const badCrc = await putChunk(server.url, id, 2, chunks[2]!, {
+      checksum: 'crc32:00000000',
+      ...withPrefix(prefixes[2]!),
+    });
+    expect(badCrc.status).toBe(422);
+    expect(String(badCrc.json.error)).toContain('failed its checksum');
+    // ...and the right CRC is accepted whatever it says.
+    expect((await putChunk(server.url, id, 2, chunks[2]!, withPrefix(wrong))).status).toBe(200);
+    expect((await putChunk(server.url, id, 0, chunks[0]!, withPrefix(prefixes[0]!))).status).toBe(200);
+    expect((await putChunk(server.url, id, 1, chunks[1]!, withPrefix(prefixes[1]!))).status).toBe(200);
+    expect((await call(server.url, 'POST', routes.complete(id), { sha256: prefixes[2] })).status).toBe(200);
+    expect(await sha256OfFile(server.completedPath('anonymous', 'prefix/ahead.bin'))).toBe(prefixes[2]);
+  });
+
+  it('refuses a malformed prefix header with 400 INVALID_FIELD naming it, before reading the body', async () => {
+    const { file, chunks } = await threeChunkFile('malformed.bin');
+    const id = await open(file, 'prefix/malformed.bin');
+    for (const value of ['abc', 'z'.repeat(64), '0'.repeat(63)]) {
+      const answer = await putChunk(server.url, id, 0, chunks[0]!, { headers: { [headers.chunkPrefixSha256]: value } });
+      expect(answer.status).toBe(400);
+      expect(answer.json).toMatchObject({ code: 'INVALID_FIELD' });
+      expect(String(answer.json.error)).toContain(headers.chunkPrefixSha256);
+      expect(String(answer.json.error)).toContain('64 hex digits');
+    }
+    expect(await received(id)).toEqual([]);
+  });
+});
+
+describe("a prefix hash fork's SHA-256 so far (both implementations)", () => {
+  it.each([
+    ['NodePrefixHash (single server)', async (): Promise<PrefixHash> => new NodePrefixHash(false)],
+    ['SavedPrefixHash (replicas)', async (): Promise<PrefixHash> => SavedPrefixHash.load(true, undefined)],
+  ])('%s: is the digest of the bytes fed, and the fork goes on hashing after it', async (_, make) => {
+    const hash = await make();
+    const a = randomBytes(100_000);
+    const b = randomBytes(77_777);
+    const fork = await hash.fork();
+    for (const h of fork.hashes) h.update(a);
+    expect(fork.sha256Hex()).toBe(createHash('sha256').update(a).digest('hex'));
+    for (const h of fork.hashes) h.update(b);
+    const whole = createHash('sha256').update(a).update(b).digest('hex');
+    expect(fork.sha256Hex()).toBe(whole);
+    expect(hash.adopt(fork, a.length + b.length)).toBe(true);
+    expect((await hash.digest()).sha256).toBe(whole);
+  });
+});
