@@ -1,4 +1,3 @@
-#!/usr/bin/env node
 import { formatOptionsHelp, parseCommandLine, readConfigFile } from '../../common/config/index.js';
 import { UploadError, isUploadError } from '../../common/errors/upload-error.js';
 import { createLogger } from '../logging/logger.js';
@@ -88,12 +87,17 @@ async function main(argv: string[]): Promise<void> {
   server = await createUploadServer({ ...config, logger });
 }
 
-main(process.argv.slice(2)).catch((error: unknown) => {
-  const message = isUploadError(error)
-    ? error.message
-    : error instanceof Error
-      ? (error.stack ?? error.message)
-      : String(error);
-  process.stderr.write(`ros2-upload-server: ${message}\n`);
-  process.exit(exitCodeOf(error));
-});
+/** The `ros2-upload-server` program (main.ts runs it): exits with a message and its exit code on failure. */
+export async function runServerProgram(argv: string[]): Promise<void> {
+  try {
+    await main(argv);
+  } catch (error) {
+    const message = isUploadError(error)
+      ? error.message
+      : error instanceof Error
+        ? (error.stack ?? error.message)
+        : String(error);
+    process.stderr.write(`ros2-upload-server: ${message}\n`);
+    process.exit(exitCodeOf(error));
+  }
+}
