@@ -5,6 +5,10 @@ import { VERSION } from '../routes/health.js';
 import { serverOptions } from '../config/server-options.js';
 import { createUploadServer } from '../upload-server.js';
 import { exitCodeOf, exitCodes } from './exit-codes.js';
+import { applyServerV8Flags } from './v8-flags.js';
+
+// Now, once every module above is loaded, and before anything else (see v8-flags.ts).
+applyServerV8Flags();
 
 const USAGE = `Usage: ros2-upload-server [options]
 

@@ -85,7 +85,7 @@ export async function writeBatched(
     return buffer;
   };
   const start = (data: Uint8Array, buffer: Buffer | undefined): void => {
-    const done = writeAll(handle, data, at, writes);
+    const done = writeAll(handle, data, at, writes.allowed(at - position) ? writes : undefined);
     // Observed at once, so a failure while the next batch fills is never unhandled; settle() throws it.
     done.catch(() => undefined);
     inFlight = { done, buffer };
@@ -129,21 +129,21 @@ export async function writeBatched(
 
 /**
  * Writes all of `data` at `position` (a short write continues where it stopped): on the main
- * thread while synchronous writes are quick, else through libuv's pool (see sync-write-policy.ts).
+ * thread when `sync` (the policy allowed it for this batch), else through libuv's pool.
  */
 async function writeAll(
   handle: FileHandle,
   data: Uint8Array,
   position: number,
-  writes: SyncWritePolicy,
+  sync: SyncWritePolicy | undefined,
 ): Promise<void> {
   let done = 0;
   while (done < data.byteLength) {
     let bytesWritten: number;
-    if (writes.allowed()) {
+    if (sync) {
       const started = performance.now();
       bytesWritten = writeSync(handle.fd, data, done, data.byteLength - done, position + done);
-      writes.took(performance.now() - started);
+      sync.took(performance.now() - started);
     } else {
       ({ bytesWritten } = await handle.write(data, done, data.byteLength - done, position + done));
     }

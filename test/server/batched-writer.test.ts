@@ -7,6 +7,7 @@ import {
   FIRST_PAUSE_MS,
   LONGEST_PAUSE_MS,
   SLOW_WRITE_MS,
+  SYNC_AFTER,
   SyncWritePolicy,
 } from '../../server/storage/sync-write-policy.js';
 import { createTempDir, type TempDir } from '../helpers/tmp-dir.js';
@@ -85,7 +86,7 @@ describe('writeBatched (the storage write path of every upload body)', () => {
   });
 
   it.each([
-    ['synchronous writes', () => new SyncWritePolicy()],
+    ['synchronous writes', () => new SyncWritePolicy(undefined, 0)],
     ['writes through the pool', pausedPolicy],
   ])("rejects with the write's error (a handle opened read-only), with %s", async (_, policy) => {
     const file = path.join(dir.path, `c-${randomBytes(4).toString('hex')}.bin`);
@@ -100,11 +101,23 @@ describe('writeBatched (the storage write path of every upload body)', () => {
     }
   });
 
+  it('stays byte-identical across the switch to synchronous writes after the first MiB', async () => {
+    const file = path.join(dir.path, 'switch.bin');
+    const data = randomBytes(SYNC_AFTER + 3 * WRITE_BATCH + 999);
+    const handle = await open(file, 'w');
+    try {
+      expect(await writeBatched(handle, 0, piecesOf(data, [65_536, 33, 100_000]))).toBe(data.length);
+    } finally {
+      await handle.close();
+    }
+    expect(Buffer.compare(await readFile(file), data)).toBe(0);
+  });
+
   it('writes byte-identical through the pool while synchronous writes are paused', async () => {
     const file = path.join(dir.path, 'pool.bin');
     const data = randomBytes(5 * WRITE_BATCH + 777);
     const policy = pausedPolicy();
-    expect(policy.allowed()).toBe(false);
+    expect(policy.allowed(SYNC_AFTER)).toBe(false);
     const handle = await open(file, 'w');
     try {
       expect(await writeBatched(handle, 0, piecesOf(data, [65_536, 5, 100_000]), policy)).toBe(data.length);
@@ -117,7 +130,7 @@ describe('writeBatched (the storage write path of every upload body)', () => {
 
 /** A policy whose clock stands still right after a slow write: every write goes through the pool. */
 function pausedPolicy(): SyncWritePolicy {
-  const policy = new SyncWritePolicy(() => 0);
+  const policy = new SyncWritePolicy(() => 0, 0);
   policy.took(SLOW_WRITE_MS + 1);
   return policy;
 }
@@ -128,18 +141,25 @@ describe('SyncWritePolicy (synchronous writes while they are quick)', () => {
     return { policy: new SyncWritePolicy(() => now), at: (ms) => (now = ms) };
   }
 
+  it("allows synchronous writes only past a stream's first SYNC_AFTER bytes", () => {
+    const { policy } = withClock();
+    expect(policy.allowed(0)).toBe(false);
+    expect(policy.allowed(SYNC_AFTER - 1)).toBe(false);
+    expect(policy.allowed(SYNC_AFTER)).toBe(true);
+  });
+
   it('allows synchronous writes until one is slow, then sends writes to the pool for the first pause', () => {
     const { policy, at } = withClock();
     policy.took(SLOW_WRITE_MS); // at the limit: still quick
-    expect(policy.allowed()).toBe(true);
+    expect(policy.allowed(SYNC_AFTER)).toBe(true);
     expect(policy.pauseMs).toBe(0);
     policy.took(SLOW_WRITE_MS + 0.5);
     expect(policy.pauseMs).toBe(FIRST_PAUSE_MS);
-    expect(policy.allowed()).toBe(false);
+    expect(policy.allowed(SYNC_AFTER)).toBe(false);
     at(FIRST_PAUSE_MS - 1);
-    expect(policy.allowed()).toBe(false);
+    expect(policy.allowed(SYNC_AFTER)).toBe(false);
     at(FIRST_PAUSE_MS);
-    expect(policy.allowed()).toBe(true);
+    expect(policy.allowed(SYNC_AFTER)).toBe(true);
   });
 
   it('doubles the pause while slow writes come back soon after each pause, up to the longest', () => {
@@ -165,7 +185,7 @@ describe('SyncWritePolicy (synchronous writes while they are quick)', () => {
     // Quick writes for a while: the pause of 2 s ended at 3 s; slow again at 3 s + 2 s or later.
     at(3 * FIRST_PAUSE_MS + 2 * FIRST_PAUSE_MS);
     policy.took(1); // quick: nothing changes
-    expect(policy.allowed()).toBe(true);
+    expect(policy.allowed(SYNC_AFTER)).toBe(true);
     policy.took(50);
     expect(policy.pauseMs).toBe(FIRST_PAUSE_MS);
   });
