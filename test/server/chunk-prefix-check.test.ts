@@ -67,7 +67,7 @@ describe('chunks checked by the SHA-256 of the file through them (x-chunk-prefix
     expect(await sha256OfFile(server.completedPath('anonymous', 'prefix/in-order.bin'))).toBe(prefixes[2]);
   });
 
-  it('refuses a chunk next in order whose prefix digest differs (422, nothing acknowledged), then takes it by its CRC', async () => {
+  it('refuses a chunk next in order with another prefix digest (422), then takes it by its CRC', async () => {
     const { file, chunks, prefixes } = await threeChunkFile('wrong-prefix.bin');
     const id = await open(file, 'prefix/wrong-prefix.bin');
     const wrong = createHash('sha256').update('another file').digest('hex');
@@ -85,7 +85,7 @@ describe('chunks checked by the SHA-256 of the file through them (x-chunk-prefix
     expect((await call(server.url, 'POST', routes.complete(id), { sha256: prefixes[2] })).status).toBe(200);
   });
 
-  it('checks the prefix digest instead of the CRC for a chunk next in order (a wrong CRC claim is not consulted)', async () => {
+  it('checks a chunk next in order by its prefix digest, not its CRC (a wrong CRC claim is not read)', async () => {
     const { file, chunks, prefixes } = await threeChunkFile('by-prefix.bin');
     const id = await open(file, 'prefix/by-prefix.bin');
     const answer = await putChunk(server.url, id, 0, chunks[0]!, {
@@ -96,7 +96,7 @@ describe('chunks checked by the SHA-256 of the file through them (x-chunk-prefix
     expect(await received(id)).toEqual([0]);
   });
 
-  it('checks a chunk that arrives ahead of the prefix by its CRC: its prefix digest cannot be checked yet', async () => {
+  it('checks a chunk ahead of the prefix by its CRC (its prefix digest cannot be checked yet)', async () => {
     const { file, chunks, prefixes } = await threeChunkFile('ahead.bin');
     const id = await open(file, 'prefix/ahead.bin');
     const wrong = createHash('sha256').update('not the prefix').digest('hex');
