@@ -2,6 +2,7 @@ import type { IncomingMessage } from 'node:http';
 import { UploadError } from '../../common/errors/upload-error.js';
 import { parseChunkChecksum } from '../../common/protocol/chunk-checksum.js';
 import { headers } from '../../common/protocol/native-protocol.js';
+import { hexDigest } from './fields.js';
 import { rawBodyEncoding, type BodyEncoding } from './raw-body-headers.js';
 
 /** What the headers of `PUT /v1/sessions/:id/chunks/:index` say (see docs/http-api.md). */
@@ -31,13 +32,11 @@ export function readChunkHeaders(req: IncomingMessage, index: number, expectedLe
     );
   }
   const prefixHeader = req.headers[headers.chunkPrefixSha256];
-  if (prefixHeader !== undefined && (typeof prefixHeader !== 'string' || !SHA256_HEX.test(prefixHeader))) {
-    throw new UploadError(
-      'INVALID_FIELD',
-      `the ${headers.chunkPrefixSha256} header must be 64 hex digits (the SHA-256 of the file through ` +
-        `this chunk), not ${JSON.stringify(prefixHeader)}; leave it out to have the chunk checked by its CRC-32`,
-    );
-  }
+  const prefixField =
+    `the ${headers.chunkPrefixSha256} header (the SHA-256 of the file through this chunk; ` +
+    'leave it out to have the chunk checked by its CRC-32)';
+  if (Array.isArray(prefixHeader)) throw new UploadError('INVALID_FIELD', `${prefixField} must be sent once`);
+  const prefixSha256 = prefixHeader === undefined ? undefined : hexDigest(prefixField, prefixHeader, 64);
   const declared = req.headers['content-length'];
   if (encoding === 'identity' && declared !== undefined && Number(declared) !== expectedLength) {
     throw new UploadError(
@@ -45,7 +44,5 @@ export function readChunkHeaders(req: IncomingMessage, index: number, expectedLe
       `chunk ${index} must be ${expectedLength} bytes, but Content-Length is ${declared}`,
     );
   }
-  return { encoding, crc, prefixSha256: prefixHeader?.toLowerCase() };
+  return { encoding, crc, prefixSha256 };
 }
-
-const SHA256_HEX = /^[0-9a-fA-F]{64}$/;

@@ -123,7 +123,7 @@ describe('chunks checked by the SHA-256 of the file through them (x-chunk-prefix
       expect(answer.status).toBe(400);
       expect(answer.json).toMatchObject({ code: 'INVALID_FIELD' });
       expect(String(answer.json.error)).toContain(headers.chunkPrefixSha256);
-      expect(String(answer.json.error)).toContain('64 hex digits');
+      expect(String(answer.json.error)).toContain('64 hexadecimal digits');
     }
     expect(await received(id)).toEqual([]);
   });
