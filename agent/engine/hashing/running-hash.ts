@@ -30,7 +30,7 @@ export class FileDigests {
 
   /** Hex digests of a copy (this state stays usable). */
   digest(): { sha256: string; md5: string | undefined } {
-    return { sha256: this.#sha256.copy().digest('hex'), md5: this.#md5?.copy().digest('hex') };
+    return { sha256: this.sha256Hex(), md5: this.#md5?.copy().digest('hex') };
   }
 }
 
@@ -73,7 +73,7 @@ export class RunningHash {
 
   /** The hex SHA-256. The running state stays usable (a copy is finalised). */
   digest(): string {
-    return this.#state.digest().sha256;
+    return this.#state.sha256Hex();
   }
 
   /** The hex SHA-256 and, when asked for at construction, MD5. */
