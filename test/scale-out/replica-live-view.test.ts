@@ -11,6 +11,7 @@ import { createDatabase } from '../engines/postgres.js';
 import { createBucket, createS3Client } from '../engines/s3.js';
 import { type Cluster, startCluster } from '../helpers/cluster.js';
 import { type FleetStream, openFleetStream } from '../helpers/fleet-stream.js';
+import { RequestGateFront } from '../helpers/request-gate-front.js';
 import { createTempDir, type TempDir } from '../helpers/tmp-dir.js';
 import { waitFor } from '../helpers/wait-for.js';
 
@@ -47,6 +48,7 @@ const context = withEngines<Context>(
 let cluster: Cluster | undefined;
 let agent: SpawnedAgent | undefined;
 const streams: FleetStream[] = [];
+const gates: RequestGateFront[] = [];
 afterEach(async () => {
   for (const stream of streams.splice(0)) stream.close();
   agent?.kill('SIGKILL');
@@ -54,6 +56,7 @@ afterEach(async () => {
   agent = undefined;
   await cluster?.stop();
   cluster = undefined;
+  await Promise.all(gates.splice(0).map((gate) => gate.close()));
 });
 
 /** Two replicas on a bucket and a database of their own. */
@@ -134,29 +137,32 @@ describe('the live view across replicas', () => {
 
     const { folder, files } = writeBag(path.join(tmp.path, 'robot-a'), 'survey', [16 * MiB + 5, 64 * 1024]);
     const total = [...files.values()].reduce((sum, size) => sum + size, 0);
-    // Throttled (2 MiB/s) through replica 0 only, so that its progress has seconds to be seen elsewhere.
-    agent = uploadTo(uploading.url, folder, path.join(tmp.path, 'agent-a'), '2MiB');
+    // Through replica 0 only, behind a gate that holds chunk requests from the fifth on: the upload
+    // stays in progress, at a known point, until the test lets it go on (a page's view lags the
+    // upload by a report and a tick, which under load can be longer than a throttled upload).
+    const gate = await RequestGateFront.start(uploading.url, 4);
+    gates.push(gate);
+    agent = uploadTo(gate.url, folder, path.join(tmp.path, 'agent-a'), '2MiB');
 
-    // The other replica's stream shows the upload in progress, and moving.
+    // The other replica's stream shows the upload in progress.
     const big = 'survey/survey_0.mcap';
     const first = await waitFor(() => inProgress(onOther, big), 'the upload in progress on the other replica', 120_000);
-    const moved = await waitFor(
-      () => onOther.history.get(first.id)?.find((view) => view.receivedBytes > first.receivedBytes),
-      'the progress moving on the other replica',
-      120_000,
-    );
-    expect(moved.uploader).toBe(UPLOADER);
-    expect(moved.size).toBe(files.get(big));
+    expect(first.uploader).toBe(UPLOADER);
+    expect(first.size).toBe(files.get(big));
     // A page that connects to the other replica now gets the upload in its snapshot.
     const late = await watch(other.url);
     const inSnapshot = (await late.snapshot).uploads.find((view) => view.id === first.id);
     expect(inSnapshot, JSON.stringify((await late.snapshot).uploads)).toBeDefined();
     expect(inSnapshot!.receivedBytes).toBeGreaterThan(0);
-    // ...and the robot as online, uploading, at a rate.
+    // Let ten chunks through: the progress moves on the other replica, and the robot shows as
+    // online, uploading, at a rate (the upload cannot end meanwhile).
+    gate.open(10);
     await waitFor(() => {
+      const moved = onOther.history.get(first.id)?.some((view) => view.receivedBytes > first.receivedBytes);
       const robot = onOther.robots.get(UPLOADER);
-      return robot?.online && robot.uploading > 0 && robot.rate > 0;
-    }, 'the robot online and uploading on the other replica');
+      return moved && robot?.online && robot.uploading > 0 && robot.rate > 0;
+    }, 'the progress moving and the robot uploading on the other replica');
+    gate.open(Number.POSITIVE_INFINITY);
 
     const exit = await agent.exited;
     expect(exit.code, `${agent.stdout}\n${agent.stderr}`).toBe(0);
