@@ -38,12 +38,14 @@ export interface Backends {
  * Opens the storage and the session store the configuration names: the embedded default (the
  * local disk under uploadDir and SQLite under uploadDir/state, one process), or the shape for
  * replicas (an S3 bucket and PostgreSQL, with the state and locks they share). `storage` is a
- * library caller's own storage object, which replaces the configured one.
+ * library caller's own storage object, which replaces the configured one; `decorateStore` wraps
+ * the embedded SQLite store.
  */
 export async function openBackends(
   config: ServerConfig,
   given: UploadStorage | undefined,
   log: Logger,
+  decorateStore: (store: SessionStore) => SessionStore = (store) => store,
 ): Promise<Backends> {
   if (config.databaseUrl && config.storageBackend !== 's3' && !given)
     throw new UploadError(
@@ -54,7 +56,7 @@ export async function openBackends(
   const storage = given ?? (await openStorage(config, log));
   try {
     if (!config.databaseUrl) {
-      const store = await openSqlite(config.uploadDir);
+      const store = decorateStore(await openSqlite(config.uploadDir));
       return {
         storage,
         store,

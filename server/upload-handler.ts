@@ -21,6 +21,7 @@ import { reconcileIndex } from './jobs/reconcile-index.js';
 import { recoverAtStartup } from './jobs/startup-recovery.js';
 import { createLogger, type Logger } from './logging/logger.js';
 import { isDiskFull } from './storage/disk-full.js';
+import type { SessionStore } from './sessions/session-store.js';
 import type { UploadStorage } from './storage/upload-storage.js';
 import { FreeSpaceGauge } from './uploads/free-space-gauge.js';
 import { InFlightBudget } from './uploads/in-flight-budget.js';
@@ -39,6 +40,8 @@ import { WebhookDeliverer } from './webhooks/webhook-deliverer.js';
 export type UploadHandlerOptions = Partial<ConfigOf<typeof serverOptionSpecs>> & {
   /** A storage other than the local disk under uploadDir (tests inject faults with a decorator). */
   storage?: UploadStorage;
+  /** Wraps the embedded session store (SQLite under uploadDir) once opened: tests inject faults with a decorator. */
+  decorateStore?: (store: SessionStore) => SessionStore;
   /** A pino logger; by default one is made at logLevel, writing to stdout. */
   logger?: Logger;
 };
@@ -97,7 +100,7 @@ export interface UploadHandler {
  * so it needs tokens (a tokens file or `tokens`) or an explicit `allowAnonymous`.
  */
 export async function createUploadHandler(options: UploadHandlerOptions & MountOptions = {}): Promise<UploadHandler> {
-  const { storage, logger, basePath, ...values } = options;
+  const { storage, logger, basePath, decorateStore, ...values } = options;
   const config = serverOptions.resolve(serverOptions.parse(values, 'options'));
   const log = logger ?? createLogger(config.logLevel, [serverOptions.specs]);
   if (config.clientCa) {
@@ -125,6 +128,7 @@ export async function createUploadHandler(options: UploadHandlerOptions & MountO
     anonymousAllowed: tokens.size === 0 || config.allowAnonymous,
     openOnLoopback: false,
     storage,
+    decorateStore,
     basePath,
     ownServer: false,
   });
@@ -170,6 +174,7 @@ export interface HandlerParts {
   /** No tokens, listening on loopback only (createUploadServer knows; a mounted handler never claims it). */
   openOnLoopback: boolean;
   storage: UploadStorage | undefined;
+  decorateStore: ((store: SessionStore) => SessionStore) | undefined;
   basePath: string | undefined;
   /**
    * True when the handler serves a server of its own (createUploadServer): it then manages the
@@ -184,7 +189,7 @@ export interface HandlerParts {
  */
 export async function assembleUploadHandler(parts: HandlerParts): Promise<AssembledHandler> {
   const { config, log } = parts;
-  const backends = await openBackends(config, parts.storage, log);
+  const backends = await openBackends(config, parts.storage, log, parts.decorateStore);
   const { storage, store } = backends;
   try {
     await recoverAtStartup(store, storage, log, backends.shared);

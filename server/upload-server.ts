@@ -43,7 +43,7 @@ export interface UploadServer
  * reports it.
  */
 export async function createUploadServer(options: UploadServerOptions = {}): Promise<UploadServer> {
-  const { storage, logger, ...values } = options;
+  const { storage, logger, decorateStore, ...values } = options;
   const config = serverOptions.resolve(serverOptions.parse(values, 'options'));
   const log = logger ?? createLogger(config.logLevel, [serverOptions.specs]);
 
@@ -80,6 +80,7 @@ export async function createUploadServer(options: UploadServerOptions = {}): Pro
     anonymousAllowed,
     openOnLoopback: loopback && tokens.size === 0 && !certificates,
     storage,
+    decorateStore,
     basePath: undefined,
     ownServer: true,
   });

@@ -45,6 +45,12 @@ export interface PrefixHash {
   readonly generation: number;
   /** A fork to feed with the next chunk(s); its position is taken when called, before it resolves. */
   fork(): Promise<HashFork>;
+  /**
+   * A fork at the chunk after `fork`'s, from a copy of its state once fed with its chunk's
+   * `length` bytes: the next chunk streams in while that one is still being acknowledged. It can
+   * only be adopted after `fork` was (adopt checks the position).
+   */
+  forkAfter(fork: HashFork, length: number): Promise<HashFork>;
   /** Adopts a fork fed with exactly the next `count` chunks' `length` bytes; false when the state moved on. */
   adopt(fork: HashFork, length: number, count?: number): boolean;
   /** Hex digests of the prefix so far; the running state is kept. */
@@ -89,17 +95,12 @@ export class NodePrefixHash implements PrefixHash {
   }
 
   fork(): Promise<HashFork> {
-    const sha256 = this.#sha256.copy();
-    const md5 = this.#md5?.copy();
-    const fork: NodeFork = {
-      chunkIndex: this.#chunks,
-      generation: this.#generation,
-      sha256,
-      md5,
-      hashes: md5 ? [sha256, md5] : [sha256],
-      sha256Hex: () => sha256.copy().digest('hex'),
-    };
-    return Promise.resolve(fork);
+    return Promise.resolve(nodeFork(this.#chunks, this.#generation, this.#sha256.copy(), this.#md5?.copy()));
+  }
+
+  forkAfter(fork: HashFork, _length: number): Promise<HashFork> {
+    const { sha256, md5 } = fork as NodeFork;
+    return Promise.resolve(nodeFork(fork.chunkIndex + 1, fork.generation, sha256.copy(), md5?.copy()));
   }
 
   adopt(fork: HashFork, length: number, count = 1): boolean {
@@ -130,4 +131,15 @@ export class NodePrefixHash implements PrefixHash {
   saved(): undefined {
     return undefined;
   }
+}
+
+function nodeFork(chunkIndex: number, generation: number, sha256: Hash, md5: Hash | undefined): NodeFork {
+  return {
+    chunkIndex,
+    generation,
+    sha256,
+    md5,
+    hashes: md5 ? [sha256, md5] : [sha256],
+    sha256Hex: () => sha256.copy().digest('hex'),
+  };
 }

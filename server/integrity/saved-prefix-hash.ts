@@ -47,27 +47,14 @@ export class SavedPrefixHash implements PrefixHash {
     return this.#generation;
   }
 
-  async fork(): Promise<HashFork> {
+  fork(): Promise<HashFork> {
     const state = this.#state;
-    const generation = this.#generation;
-    const sha256 = await loaded(createSHA256, state.sha256);
-    const md5 = state.md5 ? await loaded(createMD5, state.md5) : undefined;
-    const fork: SavedFork = {
-      chunkIndex: state.chunks,
-      startBytes: state.bytes,
-      generation,
-      sha256,
-      md5,
-      hashes: md5 ? [sha256, md5] : [sha256],
-      sha256Hex: () => {
-        // hash-wasm's digest ends its state: save it first and load it back.
-        const saved = sha256.save();
-        const hex = sha256.digest('hex');
-        sha256.load(saved);
-        return hex;
-      },
-    };
-    return fork;
+    return savedFork(state.chunks, state.bytes, this.#generation, state.sha256, state.md5);
+  }
+
+  forkAfter(fork: HashFork, length: number): Promise<HashFork> {
+    const { sha256, md5, startBytes } = fork as SavedFork;
+    return savedFork(fork.chunkIndex + 1, startBytes + length, fork.generation, sha256.save(), md5?.save() ?? null);
   }
 
   adopt(fork: HashFork, length: number, count = 1): boolean {
@@ -101,6 +88,32 @@ export class SavedPrefixHash implements PrefixHash {
   saved(): SavedPrefix {
     return this.#state;
   }
+}
+
+async function savedFork(
+  chunkIndex: number,
+  startBytes: number,
+  generation: number,
+  sha256State: Uint8Array,
+  md5State: Uint8Array | null,
+): Promise<SavedFork> {
+  const sha256 = await loaded(createSHA256, sha256State);
+  const md5 = md5State ? await loaded(createMD5, md5State) : undefined;
+  return {
+    chunkIndex,
+    startBytes,
+    generation,
+    sha256,
+    md5,
+    hashes: md5 ? [sha256, md5] : [sha256],
+    sha256Hex: () => {
+      // hash-wasm's digest ends its state: save it first and load it back.
+      const saved = sha256.save();
+      const hex = sha256.digest('hex');
+      sha256.load(saved);
+      return hex;
+    },
+  };
 }
 
 async function loaded(create: () => Promise<IHasher>, state: Uint8Array): Promise<IHasher> {

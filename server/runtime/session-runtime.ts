@@ -1,4 +1,4 @@
-import { NodePrefixHash, type PrefixHash } from '../integrity/prefix-hash.js';
+import { type HashFork, NodePrefixHash, type PrefixHash } from '../integrity/prefix-hash.js';
 import type { ChunkRecord, CompletionResult, SessionRecord } from '../sessions/session-record.js';
 import { type Lock, Mutex } from './mutex.js';
 
@@ -10,6 +10,18 @@ export interface InFlightChunk {
   received?: () => number;
   /** Set when a chunk waiting for it saw it receive nothing for a while: no chunk waits for it again. */
   stalled?: boolean;
+  /**
+   * A chunk hashed in order: resolves once its body was written and checked, while it is still
+   * being acknowledged, so that the chunk after it can stream in meanwhile (never when it fails).
+   */
+  verified?: Promise<VerifiedChunk>;
+}
+
+/** A chunk whose body was written and checked, with the fork that hashed it and the hash it goes into. */
+export interface VerifiedChunk {
+  fork: HashFork;
+  length: number;
+  into: PrefixHash;
 }
 
 /**

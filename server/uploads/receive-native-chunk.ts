@@ -6,7 +6,7 @@ import { ChunkVerifier } from '../integrity/chunk-verifier.js';
 import type { HashFork } from '../integrity/prefix-hash.js';
 import { chunkSpool, stagedChunksReadable } from '../runtime/chunk-spool.js';
 import { kickHashPump } from '../runtime/hash-pump.js';
-import type { InFlightChunk, SessionRuntime } from '../runtime/session-runtime.js';
+import type { InFlightChunk, SessionRuntime, VerifiedChunk } from '../runtime/session-runtime.js';
 import { nativeChunkSize } from '../sessions/session-record.js';
 import { isDiskFull } from '../storage/disk-full.js';
 import { isMissingStaging } from '../storage/upload-storage.js';
@@ -58,10 +58,25 @@ export interface NativeChunkInput {
  * order that carries the client's prefix SHA-256 is verified against the fork's SHA-256 (which is
  * computed anyway, and is the stronger check) instead of its CRC-32; any other chunk by its CRC.
  */
-export async function receiveNativeChunk(
+export function receiveNativeChunk(
   context: UploadContext,
   runtime: SessionRuntime,
   input: NativeChunkInput,
+): Promise<ChunkResponse> {
+  return receive(context, runtime, input, undefined);
+}
+
+/** The chunk before this one, verified and still being acknowledged: this one is hashed from its fork. */
+interface AfterVerified {
+  before: InFlightChunk;
+  verified: VerifiedChunk;
+}
+
+async function receive(
+  context: UploadContext,
+  runtime: SessionRuntime,
+  input: NativeChunkInput,
+  after: AfterVerified | undefined,
 ): Promise<ChunkResponse> {
   const { record } = runtime;
   const { slot, body } = input;
@@ -88,19 +103,42 @@ export async function receiveNativeChunk(
   // ahead of the prefix and read back from the staged file by the hash pump later (a second pass
   // over the bytes: measured on a 256 MiB upload on loopback, about 40 % of the server's SHA-256
   // work went through that read-back before the waiting chunks were visible to later ones).
-  const before = runtime.inFlight.get(index - 1);
+  // It waits only until n's body was written and checked, not for n's acknowledgement (a
+  // database commit and, for SQLite, an fsync of its log): n + 1 streams in meanwhile, hashed
+  // from n's fork, and is acknowledged after n (measured on loopback, waiting for the
+  // acknowledgement too left the server idle for about a fifth of a 1 GiB upload).
+  const before = after ? undefined : runtime.inFlight.get(index - 1);
   if (before && landsInOrder(runtime, index)) {
-    await waitForTurn(runtime, index, before, body);
-    return receiveNativeChunk(context, runtime, input); // everything checked again, as things stand now
+    const verified = await waitForTurn(runtime, index, before, body);
+    // Everything checked again, as things stand now; hashed from n's fork while n is not yet
+    // adopted by this runtime's hash (n may itself wait for n - 1; with replicas, each request
+    // has a hash of its own, and this is never the case).
+    const { hash } = runtime;
+    const fromFork =
+      verified?.into === hash &&
+      verified.fork.generation === hash.generation &&
+      hash.chunks <= verified.fork.chunkIndex;
+    return receive(context, runtime, input, fromFork ? { before, verified } : undefined);
   }
 
   let finish!: () => void;
   const done = new Promise<void>((resolve) => (finish = resolve));
+  let passed!: (chunk: VerifiedChunk) => void;
+  const verified = new Promise<VerifiedChunk>((resolve) => (passed = resolve));
   let verifier: ChunkVerifier | undefined;
-  runtime.inFlight.set(index, { abort: (reason) => body.abort(reason), done, received: () => verifier?.length ?? 0 });
+  runtime.inFlight.set(index, {
+    abort: (reason) => body.abort(reason),
+    done,
+    received: () => verifier?.length ?? 0,
+    verified,
+  });
   try {
-    const inOrder = runtime.hash.chunks === index;
-    const fork: HashFork | undefined = inOrder ? await runtime.hash.fork() : undefined;
+    const inOrder = after !== undefined || runtime.hash.chunks === index;
+    const fork: HashFork | undefined = after
+      ? await runtime.hash.forkAfter(after.verified.fork, after.verified.length)
+      : inOrder
+        ? await runtime.hash.fork()
+        : undefined;
     // Written in place, unless it arrived before the chunks ahead of it were hashed on a backend
     // that cannot read it back: then it waits in a spool until the hash pump reaches it.
     const inPlace = inOrder || stagedChunksReadable(context.storage, record);
@@ -136,6 +174,8 @@ export async function receiveNativeChunk(
     }
     if (runtime.ended) throw sessionGone(runtime);
     check(verifier);
+    if (fork) passed({ fork, length: slot.length, into: runtime.hash });
+    if (after) await acknowledgedBefore(runtime, index, after.before);
     const now = Date.now();
     const chunk = { index, size: slot.length, crc: input.crc, offset: inPlace ? slot.offset : null };
     record.expiresAt = now + context.config.sessionExpiry * 1000;
@@ -185,7 +225,7 @@ async function waitForTurn(
   index: number,
   before: InFlightChunk,
   body: UploadBody,
-): Promise<void> {
+): Promise<VerifiedChunk | undefined> {
   let cancelled: Error | undefined;
   let finish!: () => void;
   const waiting: InFlightChunk = {
@@ -196,41 +236,64 @@ async function waitForTurn(
     done: new Promise<void>((resolve) => (finish = resolve)),
   };
   runtime.inFlight.set(index, waiting);
+  let verified: VerifiedChunk | undefined;
   try {
-    await whileProgressing(before);
+    verified = await whileProgressing(before);
   } finally {
     if (runtime.inFlight.get(index) === waiting) runtime.inFlight.delete(index);
     finish();
   }
   if (cancelled) throw cancelled;
   if (runtime.ended) throw sessionGone(runtime);
+  return verified;
 }
 
 /**
- * Resolves when `before` ended, or when it received nothing for PATIENCE_MS (a stalled or very
+ * A chunk received from the fork of the one before it is acknowledged after that one: it waits
+ * for it, then is recorded only if that one was adopted into the prefix hash (when its
+ * acknowledgement failed, this chunk's check stands on bytes the server does not hold as
+ * received, and it is sent again).
+ */
+async function acknowledgedBefore(runtime: SessionRuntime, index: number, before: InFlightChunk): Promise<void> {
+  await before.done;
+  if (runtime.ended) throw sessionGone(runtime);
+  if (runtime.hash.chunks === index) return;
+  throw new UploadError(
+    'SERVER_UNAVAILABLE',
+    `chunk ${index} arrived while chunk ${index - 1} was being recorded, which failed; ` +
+      'it was not stored, send it again',
+  );
+}
+
+/**
+ * Resolves when `before` was verified (with it: the chunk after it may stream in while it is
+ * acknowledged), when it ended, or when it received nothing for PATIENCE_MS (a stalled or very
  * slow connection): the chunks behind it are then written ahead of the prefix (and hashed later
  * by the hash pump) rather than kept waiting without an answer until their clients give up on
  * them as stalled too and send them all again.
  */
-async function whileProgressing(before: InFlightChunk): Promise<void> {
-  let ended = false;
+async function whileProgressing(before: InFlightChunk): Promise<VerifiedChunk | undefined> {
+  let outcome: { verified: VerifiedChunk | undefined } | undefined;
   const end = before.done.then(
-    () => (ended = true),
-    () => (ended = true),
+    () => (outcome ??= { verified: undefined }),
+    () => (outcome ??= { verified: undefined }),
   );
+  const verified = before.verified?.then((chunk) => (outcome ??= { verified: chunk }));
   let seen = before.received?.();
-  while (!ended) {
+  while (!outcome) {
     let timer: NodeJS.Timeout | undefined;
-    await Promise.race([end, new Promise<void>((resolve) => (timer = setTimeout(resolve, PATIENCE_MS)))]);
+    const patience = new Promise<void>((resolve) => (timer = setTimeout(resolve, PATIENCE_MS)));
+    await Promise.race(verified ? [end, verified, patience] : [end, patience]);
     clearTimeout(timer);
-    if (ended || !before.received) continue; // ended, or it waits for its own turn (not stalled)
+    if (outcome || !before.received) continue; // settled, or it waits for its own turn (not stalled)
     const now = before.received();
     if (now === seen) {
       before.stalled = true; // no chunk waits for it again
-      return;
+      return undefined;
     }
     seen = now;
   }
+  return outcome.verified;
 }
 
 /**

@@ -147,3 +147,37 @@ describe("a prefix hash fork's SHA-256 so far (both implementations)", () => {
     expect((await hash.digest()).sha256).toBe(whole);
   });
 });
+
+describe('a fork after a fork not yet adopted (both implementations)', () => {
+  it.each([
+    ['NodePrefixHash (single server)', false, async (): Promise<PrefixHash> => new NodePrefixHash(false)],
+    [
+      'SavedPrefixHash (replicas, with MD5)',
+      true,
+      async (): Promise<PrefixHash> => SavedPrefixHash.load(true, undefined),
+    ],
+  ])(
+    '%s: continues from the first fork, is adopted only after it; the digests are the whole prefix',
+    async (_, md5, make) => {
+      const hash = await make();
+      const a = randomBytes(65_536);
+      const b = randomBytes(12_345);
+      const first = await hash.fork();
+      for (const h of first.hashes) h.update(a);
+      const second = await hash.forkAfter(first, a.length);
+      expect(second.chunkIndex).toBe(1);
+      for (const h of second.hashes) h.update(b);
+      const whole = createHash('sha256').update(a).update(b).digest('hex');
+      expect(second.sha256Hex()).toBe(whole);
+      // The first fork is untouched by the second.
+      expect(first.sha256Hex()).toBe(createHash('sha256').update(a).digest('hex'));
+      expect(hash.adopt(second, b.length)).toBe(false);
+      expect(hash.adopt(first, a.length)).toBe(true);
+      expect(hash.adopt(second, b.length)).toBe(true);
+      expect([hash.chunks, hash.bytes]).toEqual([2, a.length + b.length]);
+      const digests = await hash.digest();
+      expect(digests.sha256).toBe(whole);
+      expect(digests.md5).toBe(md5 ? createHash('md5').update(a).update(b).digest('hex') : undefined);
+    },
+  );
+});
