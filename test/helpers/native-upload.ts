@@ -91,6 +91,19 @@ export async function createSession(
   return call(base, 'POST', routes.sessions, body, options);
 }
 
+/** Creates a session for `file` stored at `remote` in chunks of `chunkSize`; its id (the creation must answer 201). */
+export async function openSession(base: string, file: string, remote: string, chunkSize: number): Promise<string> {
+  const created = await createSession(base, file, { path: remote, chunkSize });
+  if (created.status !== 201)
+    throw new Error(`creating ${remote} answered ${created.status}: ${JSON.stringify(created.json)}`);
+  return String(created.json.id);
+}
+
+/** The chunk indexes the server holds for session `id` (its status's `received`). */
+export async function receivedChunks(base: string, id: string): Promise<unknown> {
+  return (await call(base, 'GET', routes.session(id))).json.received;
+}
+
 export interface UploadResult {
   create: Answer;
   complete: Answer;

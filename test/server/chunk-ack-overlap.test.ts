@@ -1,11 +1,9 @@
-import { createHash, randomBytes } from 'node:crypto';
-import { writeFile } from 'node:fs/promises';
-import path from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { headers, routes } from '../../common/protocol/native-protocol.js';
+import { routes } from '../../common/protocol/native-protocol.js';
 import { LocalDiskStorage, type PartPlace, type SessionStore } from '../../server/index.js';
 import { FaultyStorage } from '../helpers/faulty-storage.js';
-import { call, createSession, putChunk } from '../helpers/native-upload.js';
+import { call, openSession, putChunk, receivedChunks } from '../helpers/native-upload.js';
+import { threeChunkFile, withPrefix } from '../helpers/prefixed-chunks.js';
 import { sha256OfFile } from '../helpers/random-file.js';
 import { startTestServer, type TestServer } from '../helpers/start-server.js';
 import { createTempDir, type TempDir } from '../helpers/tmp-dir.js';
@@ -76,32 +74,6 @@ beforeEach(() => {
   storage.written.length = 0;
 });
 
-/** A 3-chunk file, its chunks, and the SHA-256 of the file through each chunk. */
-async function threeChunkFile(name: string): Promise<{ file: string; chunks: Buffer[]; prefixes: string[] }> {
-  const data = randomBytes(2 * CHUNK + 777);
-  const file = path.join(files.path, name);
-  await writeFile(file, data);
-  const chunks = [0, 1, 2].map((i) => data.subarray(i * CHUNK, (i + 1) * CHUNK));
-  const prefixes = chunks.map((_, i) =>
-    createHash('sha256')
-      .update(data.subarray(0, Math.min(data.length, (i + 1) * CHUNK)))
-      .digest('hex'),
-  );
-  return { file, chunks, prefixes };
-}
-
-async function open(file: string, remote: string): Promise<string> {
-  const created = await createSession(server.url, file, { path: remote, chunkSize: CHUNK });
-  expect(created.status).toBe(201);
-  return String(created.json.id);
-}
-
-const withPrefix = (sha256: string) => ({ headers: { [headers.chunkPrefixSha256]: sha256 } });
-
-async function received(id: string): Promise<unknown> {
-  return (await call(server.url, 'GET', routes.session(id))).json.received;
-}
-
 /** Sends chunk 0, waits until its acknowledgement is held, then sends chunk 1 and waits until it was written. */
 async function secondWhileFirstIsAcknowledged(id: string, chunks: Buffer[], prefixes: string[]) {
   hold.add(0);
@@ -111,30 +83,30 @@ async function secondWhileFirstIsAcknowledged(id: string, chunks: Buffer[], pref
   const second = putChunk(server.url, id, 1, chunks[1]!, { checksum: 'crc32:00000000', ...withPrefix(prefixes[1]!) });
   await waitFor(() => storage.written.includes(1), 'chunk 1 written while chunk 0 is being acknowledged');
   expect(held.includes(ack)).toBe(true);
-  expect(await received(id)).toEqual([]);
+  expect(await receivedChunks(server.url, id)).toEqual([]);
   held.splice(held.indexOf(ack), 1);
   return { first, second, ack };
 }
 
 describe('a chunk streams in while the one before it is acknowledged', () => {
   it('is written and checked from the fork of the chunk before, acknowledged after it; the file verifies', async () => {
-    const { file, chunks, prefixes } = await threeChunkFile('overlap.bin');
-    const id = await open(file, 'overlap/overlap.bin');
+    const { file, chunks, prefixes } = await threeChunkFile(files.path, 'overlap.bin', CHUNK, 777);
+    const id = await openSession(server.url, file, 'overlap/overlap.bin', CHUNK);
     const { first, second, ack } = await secondWhileFirstIsAcknowledged(id, chunks, prefixes);
     ack.release();
     const [zero, one] = await Promise.all([first, second]);
     expect([zero.status, one.status]).toEqual([200, 200]);
     expect(one.json).toMatchObject({ index: 1, duplicate: false, receivedCount: 2 });
-    expect(await received(id)).toEqual([0, 1]);
+    expect(await receivedChunks(server.url, id)).toEqual([0, 1]);
     expect((await putChunk(server.url, id, 2, chunks[2]!, withPrefix(prefixes[2]!))).status).toBe(200);
     const done = await call(server.url, 'POST', routes.complete(id), { sha256: prefixes[2] });
     expect(done.status).toBe(200);
     expect(await sha256OfFile(server.completedPath('anonymous', 'overlap/overlap.bin'))).toBe(prefixes[2]);
   });
 
-  it('when the acknowledgement before it fails, it is not stored either (503, send it again); both can be re-sent', async () => {
-    const { file, chunks, prefixes } = await threeChunkFile('failed-ack.bin');
-    const id = await open(file, 'overlap/failed-ack.bin');
+  it('when the acknowledgement before it fails, it is not stored either (503); both can be sent again', async () => {
+    const { file, chunks, prefixes } = await threeChunkFile(files.path, 'failed-ack.bin', CHUNK, 777);
+    const id = await openSession(server.url, file, 'overlap/failed-ack.bin', CHUNK);
     const { first, second, ack } = await secondWhileFirstIsAcknowledged(id, chunks, prefixes);
     ack.fail(new Error('simulated: the database could not commit'));
     const [zero, one] = await Promise.all([first, second]);
@@ -144,7 +116,7 @@ describe('a chunk streams in while the one before it is acknowledged', () => {
     expect(String(one.json.error)).toMatch(
       /chunk 1 arrived while chunk 0 was being recorded, which failed.*send it again/,
     );
-    expect(await received(id)).toEqual([]);
+    expect(await receivedChunks(server.url, id)).toEqual([]);
     hold.clear();
     for (const [i, chunk] of chunks.entries())
       expect((await putChunk(server.url, id, i, chunk, withPrefix(prefixes[i]!))).status).toBe(200);

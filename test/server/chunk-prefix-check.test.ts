@@ -1,11 +1,10 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { writeFile } from 'node:fs/promises';
-import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { headers, routes } from '../../common/protocol/native-protocol.js';
 import { NodePrefixHash, type PrefixHash } from '../../server/integrity/prefix-hash.js';
 import { SavedPrefixHash } from '../../server/integrity/saved-prefix-hash.js';
-import { call, createSession, putChunk } from '../helpers/native-upload.js';
+import { call, openSession, putChunk, receivedChunks } from '../helpers/native-upload.js';
+import { threeChunkFile, withPrefix } from '../helpers/prefixed-chunks.js';
 import { sha256OfFile } from '../helpers/random-file.js';
 import { startTestServer, type TestServer } from '../helpers/start-server.js';
 import { createTempDir, type TempDir } from '../helpers/tmp-dir.js';
@@ -25,38 +24,10 @@ afterAll(async () => {
   await files?.remove();
 });
 
-/** A 3-chunk file on disk, its chunks, and the SHA-256 of the file through each chunk. */
-async function threeChunkFile(name: string): Promise<{ file: string; chunks: Buffer[]; prefixes: string[] }> {
-  const data = randomBytes(2 * CHUNK + 4321);
-  const file = path.join(files.path, name);
-  await writeFile(file, data);
-  const chunks = [0, 1, 2].map((i) => data.subarray(i * CHUNK, (i + 1) * CHUNK));
-  const prefixes = [0, 1, 2].map((i) =>
-    createHash('sha256')
-      .update(data.subarray(0, Math.min(data.length, (i + 1) * CHUNK)))
-      .digest('hex'),
-  );
-  return { file, chunks, prefixes };
-}
-
-async function open(file: string, remote: string): Promise<string> {
-  const created = await createSession(server.url, file, { path: remote, chunkSize: CHUNK });
-  expect(created.status).toBe(201);
-  return String(created.json.id);
-}
-
-const withPrefix = (sha256: string): { headers: Record<string, string> } => ({
-  headers: { [headers.chunkPrefixSha256]: sha256 },
-});
-
-async function received(id: string): Promise<unknown> {
-  return (await call(server.url, 'GET', routes.session(id))).json.received;
-}
-
 describe('chunks checked by the SHA-256 of the file through them (x-chunk-prefix-sha256)', () => {
   it('stores a file sent in order with its prefix digests byte-identical', async () => {
-    const { file, chunks, prefixes } = await threeChunkFile('in-order.bin');
-    const id = await open(file, 'prefix/in-order.bin');
+    const { file, chunks, prefixes } = await threeChunkFile(files.path, 'in-order.bin', CHUNK, 4321);
+    const id = await openSession(server.url, file, 'prefix/in-order.bin', CHUNK);
     for (const [i, chunk] of chunks.entries()) {
       const answer = await putChunk(server.url, id, i, chunk, withPrefix(prefixes[i]!.toUpperCase()));
       expect(answer.status).toBe(200);
@@ -68,17 +39,17 @@ describe('chunks checked by the SHA-256 of the file through them (x-chunk-prefix
   });
 
   it('refuses a chunk next in order with another prefix digest (422), then takes it by its CRC', async () => {
-    const { file, chunks, prefixes } = await threeChunkFile('wrong-prefix.bin');
-    const id = await open(file, 'prefix/wrong-prefix.bin');
+    const { file, chunks, prefixes } = await threeChunkFile(files.path, 'wrong-prefix.bin', CHUNK, 4321);
+    const id = await openSession(server.url, file, 'prefix/wrong-prefix.bin', CHUNK);
     const wrong = createHash('sha256').update('another file').digest('hex');
     const refused = await putChunk(server.url, id, 0, chunks[0]!, withPrefix(wrong));
     expect(refused.status).toBe(422);
     expect(refused.json).toMatchObject({ code: 'CHUNK_CHECKSUM_MISMATCH' });
     expect(String(refused.json.error)).toContain(`${prefixes[0]} here, ${wrong} as sent`);
-    expect(await received(id)).toEqual([]);
+    expect(await receivedChunks(server.url, id)).toEqual([]);
     // The same bytes with the CRC alone (what the agent sends on a retry) are stored.
     expect((await putChunk(server.url, id, 0, chunks[0]!)).status).toBe(200);
-    expect(await received(id)).toEqual([0]);
+    expect(await receivedChunks(server.url, id)).toEqual([0]);
     // The prefix continues from the chunk stored by its CRC.
     expect((await putChunk(server.url, id, 1, chunks[1]!, withPrefix(prefixes[1]!))).status).toBe(200);
     expect((await putChunk(server.url, id, 2, chunks[2]!, withPrefix(prefixes[2]!))).status).toBe(200);
@@ -86,19 +57,19 @@ describe('chunks checked by the SHA-256 of the file through them (x-chunk-prefix
   });
 
   it('checks a chunk next in order by its prefix digest, not its CRC (a wrong CRC claim is not read)', async () => {
-    const { file, chunks, prefixes } = await threeChunkFile('by-prefix.bin');
-    const id = await open(file, 'prefix/by-prefix.bin');
+    const { file, chunks, prefixes } = await threeChunkFile(files.path, 'by-prefix.bin', CHUNK, 4321);
+    const id = await openSession(server.url, file, 'prefix/by-prefix.bin', CHUNK);
     const answer = await putChunk(server.url, id, 0, chunks[0]!, {
       checksum: 'crc32:00000000',
       ...withPrefix(prefixes[0]!),
     });
     expect(answer.status).toBe(200);
-    expect(await received(id)).toEqual([0]);
+    expect(await receivedChunks(server.url, id)).toEqual([0]);
   });
 
   it('checks a chunk ahead of the prefix by its CRC (its prefix digest cannot be checked yet)', async () => {
-    const { file, chunks, prefixes } = await threeChunkFile('ahead.bin');
-    const id = await open(file, 'prefix/ahead.bin');
+    const { file, chunks, prefixes } = await threeChunkFile(files.path, 'ahead.bin', CHUNK, 4321);
+    const id = await openSession(server.url, file, 'prefix/ahead.bin', CHUNK);
     const wrong = createHash('sha256').update('not the prefix').digest('hex');
     // Ahead of the prefix: a wrong CRC is refused whatever the prefix header says...
     const badCrc = await putChunk(server.url, id, 2, chunks[2]!, {
@@ -116,8 +87,8 @@ describe('chunks checked by the SHA-256 of the file through them (x-chunk-prefix
   });
 
   it('refuses a malformed prefix header with 400 INVALID_FIELD naming it, before reading the body', async () => {
-    const { file, chunks } = await threeChunkFile('malformed.bin');
-    const id = await open(file, 'prefix/malformed.bin');
+    const { file, chunks } = await threeChunkFile(files.path, 'malformed.bin', CHUNK, 4321);
+    const id = await openSession(server.url, file, 'prefix/malformed.bin', CHUNK);
     for (const value of ['abc', 'z'.repeat(64), '0'.repeat(63)]) {
       const answer = await putChunk(server.url, id, 0, chunks[0]!, { headers: { [headers.chunkPrefixSha256]: value } });
       expect(answer.status).toBe(400);
@@ -125,7 +96,7 @@ describe('chunks checked by the SHA-256 of the file through them (x-chunk-prefix
       expect(String(answer.json.error)).toContain(headers.chunkPrefixSha256);
       expect(String(answer.json.error)).toContain('64 hexadecimal digits');
     }
-    expect(await received(id)).toEqual([]);
+    expect(await receivedChunks(server.url, id)).toEqual([]);
   });
 });
 
