@@ -109,16 +109,10 @@ async function receive(
   // acknowledgement too left the server idle for about a fifth of a 1 GiB upload).
   const before = after ? undefined : runtime.inFlight.get(index - 1);
   if (before && landsInOrder(runtime, index)) {
-    const verified = await waitForTurn(runtime, index, before, body);
-    // Everything checked again, as things stand now; hashed from n's fork while n is not yet
-    // adopted by this runtime's hash (n may itself wait for n - 1; with replicas, each request
-    // has a hash of its own, and this is never the case).
-    const { hash } = runtime;
-    const fromFork =
-      verified?.into === hash &&
-      verified.fork.generation === hash.generation &&
-      hash.chunks <= verified.fork.chunkIndex;
-    return receive(context, runtime, input, fromFork ? { before, verified } : undefined);
+    const usable = (chunk: VerifiedChunk): boolean => continuesFrom(runtime, chunk);
+    const verified = await waitForTurn(runtime, index, before, body, usable);
+    // Everything checked again, as things stand now (a fork no longer usable: n is waited for again).
+    return receive(context, runtime, input, verified && usable(verified) ? { before, verified } : undefined);
   }
 
   let finish!: () => void;
@@ -203,6 +197,18 @@ async function receive(
   }
 }
 
+/**
+ * Whether a chunk can be hashed from `verified`'s fork: that fork is this runtime's hash's (with
+ * replicas, each request has a hash of its own: never), of its current generation, and not yet
+ * adopted (the chunk it hashed may itself wait for the one before it).
+ */
+function continuesFrom(runtime: SessionRuntime, verified: VerifiedChunk): boolean {
+  const { hash } = runtime;
+  return (
+    verified.into === hash && verified.fork.generation === hash.generation && hash.chunks <= verified.fork.chunkIndex
+  );
+}
+
 /** True when every chunk from the end of the hashed prefix up to `index - 1` is in flight (or waiting its turn). */
 function landsInOrder(runtime: SessionRuntime, index: number): boolean {
   const from = runtime.hash.chunks;
@@ -225,6 +231,7 @@ async function waitForTurn(
   index: number,
   before: InFlightChunk,
   body: UploadBody,
+  usable: (chunk: VerifiedChunk) => boolean,
 ): Promise<VerifiedChunk | undefined> {
   let cancelled: Error | undefined;
   let finish!: () => void;
@@ -238,7 +245,7 @@ async function waitForTurn(
   runtime.inFlight.set(index, waiting);
   let verified: VerifiedChunk | undefined;
   try {
-    verified = await whileProgressing(before);
+    verified = await whileProgressing(before, usable);
   } finally {
     if (runtime.inFlight.get(index) === waiting) runtime.inFlight.delete(index);
     finish();
@@ -266,19 +273,27 @@ async function acknowledgedBefore(runtime: SessionRuntime, index: number, before
 }
 
 /**
- * Resolves when `before` was verified (with it: the chunk after it may stream in while it is
- * acknowledged), when it ended, or when it received nothing for PATIENCE_MS (a stalled or very
- * slow connection): the chunks behind it are then written ahead of the prefix (and hashed later
- * by the hash pump) rather than kept waiting without an answer until their clients give up on
- * them as stalled too and send them all again.
+ * Resolves when `before` was verified with a fork this chunk can continue from (with it: this
+ * chunk may stream in while that one is acknowledged), when it ended, or when it received
+ * nothing for PATIENCE_MS (a stalled or very slow connection): the chunks behind it are then
+ * written ahead of the prefix (and hashed later by the hash pump) rather than kept waiting
+ * without an answer until their clients give up on them as stalled too and send them all again.
  */
-async function whileProgressing(before: InFlightChunk): Promise<VerifiedChunk | undefined> {
+async function whileProgressing(
+  before: InFlightChunk,
+  usable: (chunk: VerifiedChunk) => boolean,
+): Promise<VerifiedChunk | undefined> {
   let outcome: { verified: VerifiedChunk | undefined } | undefined;
   const end = before.done.then(
     () => (outcome ??= { verified: undefined }),
     () => (outcome ??= { verified: undefined }),
   );
-  const verified = before.verified?.then((chunk) => (outcome ??= { verified: chunk }));
+  // A fork this chunk cannot continue from ends nothing: the wait goes on until `before` ends.
+  const verified = before.verified?.then((chunk) => {
+    if (!usable(chunk)) return new Promise<never>(() => undefined);
+    outcome ??= { verified: chunk };
+    return undefined;
+  });
   let seen = before.received?.();
   while (!outcome) {
     let timer: NodeJS.Timeout | undefined;
