@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -231,6 +232,13 @@ export interface ServerProgram {
   stop(): Promise<void>;
 }
 
+/** The node flags a program's `#!/usr/bin/env -S node <flags>` line passes (none for a plain `node`). */
+function shebangNodeFlags(script: string): string[] {
+  const first = readFileSync(script, 'utf8').split('\n', 1)[0] ?? '';
+  const match = /^#!\/usr\/bin\/env -S node((?: --[\w-]+(?:=\S+)?)*)\s*$/.exec(first);
+  return match?.[1] ? match[1].trim().split(/\s+/) : [];
+}
+
 /**
  * Starts `ros2-upload-server` (dist/) on 127.0.0.1, a free port, storing in `uploadDir`, and
  * waits for its "listening" line. `args` adds options (e.g. `--no-rate-limit`).
@@ -247,7 +255,8 @@ export async function startServerProgram(
     {
       reportDir: options.reportDir,
       ...(options.env ? { env: options.env } : {}),
-      ...(options.nodeFlags ? { nodeFlags: options.nodeFlags } : {}),
+      // As the program runs when started by its name: with the node flags of its shebang.
+      nodeFlags: [...shebangNodeFlags(SERVER_PROGRAM), ...(options.nodeFlags ?? [])],
     },
   );
   const listening = await handle.waitForLine(/"event":"listening","url":"([^"]+)"/, 30_000);

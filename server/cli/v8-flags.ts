@@ -18,6 +18,14 @@ import v8 from 'node:v8';
  * third more server CPU per GiB went into scavenges, and one of 15 runs still fell into the
  * mark-compacts; set one module load later, 4 of 6 runs did (a scavenge in between had grown
  * the young generation to its maximum).
+ *
+ * `--initial-old-space-size=32` (on the command line: the shebang of main.ts, and every deployment
+ * example). With the growth factor alone, uploads over a long link (a proxy adding 50 ms of
+ * round trip: many chunk requests open, their first bytes waiting in buffers until their turn)
+ * still fell into the mark-compact runs: 29–49 per GiB in 8 of 9 runs, the server's CPU 4.1–5.5 s
+ * against 3.5–4.2 s with the flag (1–3 mark-compacts in 6 of 6 runs), peak RSS 8–10 MiB higher.
+ * Set from here after start-up it did not hold (30 and 4 in two runs): V8 sizes the old
+ * generation when the process starts. A direct upload on loopback is the same with or without it.
  */
 export function applyServerV8Flags(): void {
   v8.setFlagsFromString('--semi-space-growth-factor=1');

@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -23,6 +24,16 @@ export interface SpawnOptions {
   env?: Record<string, string>;
   /** Give up waiting for the listening line after this long. */
   timeoutMs?: number;
+  /** Started as the kernel starts an executable file: its `#!` line's interpreter and argument, then the file. */
+  byShebang?: boolean;
+}
+
+/** The command that runs `script` with `args` as its `#!` line says (Linux: one argument after the interpreter). */
+function shebangCommand(script: string, args: string[]): [string, string[]] {
+  const first = readFileSync(script, 'utf8').split('\n', 1)[0] ?? '';
+  const match = /^#!\s*(\S+)(?:\s+(.*\S))?\s*$/.exec(first);
+  if (!match) throw new Error(`${script} has no #! line`);
+  return [match[1]!, [...(match[2] ? [match[2]] : []), script, ...args]];
 }
 
 /** Variables that would change the server's settings behind the test's back. */
@@ -51,7 +62,10 @@ export async function spawnServer(args: string[], options: SpawnOptions = {}): P
   for (const [key, value] of Object.entries(process.env)) {
     if (value !== undefined && !SERVER_SETTINGS_ENV.test(key)) env[key] = value;
   }
-  const child = spawn(process.execPath, [SERVER_BIN, ...args], {
+  const [command, commandArgs] = options.byShebang
+    ? shebangCommand(SERVER_BIN, args)
+    : [process.execPath, [SERVER_BIN, ...args]];
+  const child = spawn(command, commandArgs, {
     env: { ...env, ...options.env },
     stdio: ['ignore', 'pipe', 'pipe'],
     cwd: path.dirname(SERVER_BIN),
