@@ -14,6 +14,7 @@ const QUICK_SIZE = 256 * MiB;
 const PUT_SERVER = fileURLToPath(new URL('../children/plain-put-server.ts', import.meta.url));
 const TUS_SERVER = fileURLToPath(new URL('../children/tus-server.ts', import.meta.url));
 const TUS_CLIENT = fileURLToPath(new URL('../children/tus-client.ts', import.meta.url));
+const VERIFIED_PUT_CLIENT = fileURLToPath(new URL('../children/verified-put-client.ts', import.meta.url));
 
 interface OursRun {
   mibps: number;
@@ -39,8 +40,10 @@ interface RttFigures {
   ours: number;
   put: number;
   tus: number;
+  verified: number;
   ratio: number;
   ratioVsTus: number;
+  ratioVsVerified: number;
 }
 
 /** Round trips measured when `--rtt` is not given. */
@@ -49,14 +52,17 @@ const QUICK_RTTS = [0];
 
 /**
  * One file, agent → server, unthrottled, no transfer compression, each program in its own
- * process; with, in the same run, (a) a plain `curl -T` PUT to a minimal node:http sink and (b)
- * the one-core SHA-256 rate over the same file. With `--rtt`, both the plain PUT and ours also
- * go through a proxy that adds that round trip (bench/support/delay-proxy.ts).
+ * process; with, in the same run, (a) a plain `curl -T` PUT to a minimal node:http sink, (b)
+ * the one-core SHA-256 rate over the same file, (c) tus one PATCH and (d) the verified PUT: the
+ * least a Node client and server do for the guarantee ours gives (SHA-256 on both sides, the
+ * file synced before the answer). With `--rtt`, the peers and ours also go through a proxy that
+ * adds that round trip (bench/support/delay-proxy.ts).
  */
 export const throughput: Benchmark = {
   name: 'throughput',
   summary:
-    'one file agent → server vs a plain curl PUT (also over added round trips) and the SHA-256 rate; ' +
+    'one file agent → server vs a plain curl PUT, tus and a verified PUT (also over added round trips) ' +
+    'and the SHA-256 rate; ' +
     'peak RSS and CPU per GiB of both processes',
   async run({ args, say }: BenchContext): Promise<BenchResult> {
     const size = args.size ?? (args.quick ? QUICK_SIZE : FULL_SIZE);
@@ -81,6 +87,7 @@ export const throughput: Benchmark = {
       const puts = new Map<number, PutRun[]>(rtts.map((rtt) => [rtt, []]));
       const ours = new Map<number, OursRun[]>(rtts.map((rtt) => [rtt, []]));
       const tuses = new Map<number, PutRun[]>(rtts.map((rtt) => [rtt, []]));
+      const verifieds = new Map<number, PutRun[]>(rtts.map((rtt) => [rtt, []]));
       for (let round = 1; round <= rounds; round += 1) {
         const sha = await sha256Rate(file, size);
         if (sha.sha256 !== expected) throw new Error('the file changed on disk');
@@ -94,6 +101,13 @@ export const throughput: Benchmark = {
           tuses.get(rtt)!.push(tus);
           say(`round ${round}, +${rtt} ms RTT: tus-js-client one PATCH → @tus/server ${tus.mibps.toFixed(0)} MiB/s`);
           say(`round ${round}, +${rtt} ms RTT: plain curl -T PUT → node:http sink ${put.mibps.toFixed(0)} MiB/s`);
+          flushDisks();
+          const verified = await verifiedPut(file, size, dir, rtt);
+          verifieds.get(rtt)!.push(verified);
+          say(
+            `round ${round}, +${rtt} ms RTT: verified PUT (SHA-256 trailer → hashing, syncing sink) ` +
+              `${verified.mibps.toFixed(0)} MiB/s`,
+          );
           flushDisks();
           const profile = args.profile ? { dir: args.profile, tag: `rtt${rtt}-round${round}` } : undefined;
           const run = await oursOnce(file, size, expected, dir, rtt, profile);
@@ -113,7 +127,18 @@ export const throughput: Benchmark = {
         const ratio = median(ours.get(rtt)!.map((r, i) => r.mibps / puts.get(rtt)![i]!.mibps));
         const tusRate = median(tuses.get(rtt)!.map((r) => r.mibps));
         const ratioVsTus = median(ours.get(rtt)!.map((r, i) => r.mibps / tuses.get(rtt)![i]!.mibps));
-        return { rttMs: rtt, ours: oursRate, put: putRate, tus: tusRate, ratio, ratioVsTus };
+        const verifiedRate = median(verifieds.get(rtt)!.map((r) => r.mibps));
+        const ratioVsVerified = median(ours.get(rtt)!.map((r, i) => r.mibps / verifieds.get(rtt)![i]!.mibps));
+        return {
+          rttMs: rtt,
+          ours: oursRate,
+          put: putRate,
+          tus: tusRate,
+          verified: verifiedRate,
+          ratio,
+          ratioVsTus,
+          ratioVsVerified,
+        };
       });
       const direct = byRtt[0]!;
       const directOurs = ours.get(0)!;
@@ -130,11 +155,15 @@ export const throughput: Benchmark = {
       const directTus = tuses.get(0)!;
       const tusClientCpu = median(directTus.map((r) => r.clientCpuSeconds)) / gib;
       const tusServerCpu = median(directTus.map((r) => r.serverCpuSeconds)) / gib;
+      const directVerified = verifieds.get(0)!;
+      const verifiedClientCpu = median(directVerified.map((r) => r.clientCpuSeconds)) / gib;
+      const verifiedServerCpu = median(directVerified.map((r) => r.serverCpuSeconds)) / gib;
       for (const row of byRtt) {
         say(
           `+${row.rttMs} ms RTT: ours ${row.ours.toFixed(0)} MiB/s | plain PUT ${row.put.toFixed(0)} MiB/s | ` +
-            `tus one PATCH ${row.tus.toFixed(0)} MiB/s | ratio_vs_put ${row.ratio.toFixed(2)}, ` +
-            `ratio_vs_tus ${row.ratioVsTus.toFixed(2)} (medians of the rounds' ratios)`,
+            `tus one PATCH ${row.tus.toFixed(0)} MiB/s | verified PUT ${row.verified.toFixed(0)} MiB/s | ` +
+            `ratio_vs_put ${row.ratio.toFixed(2)}, ratio_vs_tus ${row.ratioVsTus.toFixed(2)}, ` +
+            `ratio_vs_verified_put ${row.ratioVsVerified.toFixed(2)} (medians of the rounds' ratios)`,
         );
       }
       say(`SHA-256 ${shaRate.toFixed(0)} MiB/s; ratio_vs_sha256 ${(direct.ours / shaRate).toFixed(2)}`);
@@ -143,7 +172,8 @@ export const throughput: Benchmark = {
         `CPU per GiB during the upload (direct): agent ${agentCpu.toFixed(2)} s (plus ` +
           `${agentStartup.toFixed(2)} s to start), server ${serverCpu.toFixed(2)} s; plain ` +
           `PUT: curl ${putClientCpu.toFixed(2)} s, sink ${putServerCpu.toFixed(2)} s; tus: client ` +
-          `${tusClientCpu.toFixed(2)} s, server ${tusServerCpu.toFixed(2)} s`,
+          `${tusClientCpu.toFixed(2)} s, server ${tusServerCpu.toFixed(2)} s; verified PUT: client ` +
+          `${verifiedClientCpu.toFixed(2)} s, sink ${verifiedServerCpu.toFixed(2)} s`,
       );
       if (args.profile) {
         say(`CPU profiles: ${(await readdir(args.profile)).filter((f) => f.endsWith('.cpuprofile')).join(', ')}`);
@@ -166,14 +196,17 @@ export const throughput: Benchmark = {
         'Ours MiB/s': direct.ours.toFixed(0),
         'PUT MiB/s': direct.put.toFixed(0),
         'tus MiB/s': direct.tus.toFixed(0),
+        'Verified PUT MiB/s': direct.verified.toFixed(0),
         'SHA-256 MiB/s': shaRate.toFixed(0),
         ratio_vs_put: direct.ratio.toFixed(2),
         ratio_vs_tus: direct.ratioVsTus.toFixed(2),
+        ratio_vs_verified_put: direct.ratioVsVerified.toFixed(2),
         ratio_vs_sha256: (direct.ours / shaRate).toFixed(2),
         'Agent RSS MiB': agentRss.toFixed(0),
         'Server RSS MiB': serverRss.toFixed(0),
         'Agent CPU s/GiB': agentCpu.toFixed(2),
         'Server CPU s/GiB': serverCpu.toFixed(2),
+        'Verified PUT CPU s/GiB (client / sink)': `${verifiedClientCpu.toFixed(2)} / ${verifiedServerCpu.toFixed(2)}`,
       };
       for (const rtt of FULL_RTTS.slice(1)) {
         const measured = byRtt.find((r) => r.rttMs === rtt);
@@ -194,6 +227,10 @@ export const throughput: Benchmark = {
           ratio_vs_tus: fig(direct.ratioVsTus, 3),
           tus_client_cpu_s_per_gib: fig(tusClientCpu, 3),
           tus_server_cpu_s_per_gib: fig(tusServerCpu, 3),
+          verified_put_mibps: fig(direct.verified, 1),
+          ratio_vs_verified_put: fig(direct.ratioVsVerified, 3),
+          verified_put_client_cpu_s_per_gib: fig(verifiedClientCpu, 3),
+          verified_put_server_cpu_s_per_gib: fig(verifiedServerCpu, 3),
           ratio_vs_sha256: fig(direct.ours / shaRate, 3),
           put_ratio_vs_sha256: fig(direct.put / shaRate, 3),
           agent_peak_rss_mib: fig(agentRss, 1),
@@ -211,6 +248,8 @@ export const throughput: Benchmark = {
             tus_mibps: fig(r.tus, 1),
             ratio_vs_put: fig(r.ratio, 3),
             ratio_vs_tus: fig(r.ratioVsTus, 3),
+            verified_put_mibps: fig(r.verified, 1),
+            ratio_vs_verified_put: fig(r.ratioVsVerified, 3),
           })),
           runs: directOurs.map((r, i) => ({
             ours_mibps: fig(r.mibps, 1),
@@ -272,27 +311,67 @@ async function plainPut(file: string, size: number, dir: string, rttMs: number):
  * The tus peer: tus-js-client uploading the file in one PATCH to @tus/server's FileStore, each in
  * a child process. The rate and client CPU are the client's own (creation to the PATCH's answer).
  */
-async function tusOnce(file: string, size: number, dir: string, rttMs: number): Promise<PutRun> {
-  const target = path.join(dir, 'tus-target');
+function tusOnce(file: string, size: number, dir: string, rttMs: number): Promise<PutRun> {
+  return clientPeer(
+    { name: 'tus', server: [TUS_SERVER], client: TUS_CLIENT, urlPath: '/files' },
+    file,
+    size,
+    dir,
+    rttMs,
+  );
+}
+
+/**
+ * Baseline (d), the cost floor of what ours guarantees: a Node client streaming the file in one
+ * PUT with its SHA-256 as a trailer, to the sink in `--verify` mode (hashes while writing, syncs
+ * the file, answers 200 only on a matching digest). The client exits 1 on any other answer.
+ */
+function verifiedPut(file: string, size: number, dir: string, rttMs: number): Promise<PutRun> {
+  const peer: ClientPeer = {
+    name: 'verified-put',
+    server: [PUT_SERVER, '--verify'],
+    client: VERIFIED_PUT_CLIENT,
+    urlPath: '/recording.bin',
+  };
+  return clientPeer(peer, file, size, dir, rttMs);
+}
+
+interface ClientPeer {
+  name: string;
+  /** The server's script and its arguments after the storage folder. */
+  server: [string, ...string[]];
+  /** Prints `uploaded <bytes> in <ms> ms, cpu <seconds> s`, exits 0 on success. */
+  client: string;
+  urlPath: string;
+}
+
+/**
+ * A peer made of a server child and a client child, each under tsx. The rate and client CPU are
+ * the client's own; the server must hold a file of the full size afterwards.
+ */
+async function clientPeer(peer: ClientPeer, file: string, size: number, dir: string, rttMs: number): Promise<PutRun> {
+  const target = path.join(dir, `${peer.name}-target`);
   await mkdir(target, { recursive: true });
-  const server = spawnNode('tus-server', TUS_SERVER, [target], { tsx: true, reportDir: dir });
+  const [script, ...args] = peer.server;
+  const server = spawnNode(`${peer.name}-server`, script, [target, ...args], { tsx: true, reportDir: dir });
   try {
     const port = Number((await server.waitForLine(/^listening (\d+)/, 30_000)).match[1]);
     return await overPath(port, rttMs, async (via) => {
       const serverCpuBefore = server.cpuSeconds() ?? 0;
-      const client = spawnNode('tus-client', TUS_CLIENT, [file, `http://127.0.0.1:${via}/files`], {
+      const client = spawnNode(`${peer.name}-client`, peer.client, [file, `http://127.0.0.1:${via}${peer.urlPath}`], {
         tsx: true,
         reportDir: dir,
       });
       const done = await client.waitForLine(/^uploaded (\d+) in ([\d.]+) ms, cpu ([\d.]+) s/, timeoutFor(size));
       const code = await client.exited;
       if (code !== 0 || Number(done.match[1]) !== size)
-        throw new Error(`tus upload failed (exit ${code}): ${client.stderr().slice(-2000)}`);
+        throw new Error(`${peer.name} upload failed (exit ${code}): ${client.stderr().slice(-2000)}`);
       const stored = await readdir(target, { withFileTypes: true });
       const sizes = await Promise.all(
         stored.filter((entry) => entry.isFile()).map(async (entry) => (await stat(path.join(target, entry.name))).size),
       );
-      if (!sizes.includes(size)) throw new Error(`@tus/server stored no file of ${size} bytes (${sizes.join(', ')})`);
+      if (!sizes.includes(size))
+        throw new Error(`the ${peer.name} server stored no file of ${size} bytes (${sizes.join(', ')})`);
       const ms = Number(done.match[2]);
       return {
         mibps: mibPerSecond(size, ms),
