@@ -210,8 +210,9 @@ export const throughput: Benchmark = {
       };
       for (const rtt of FULL_RTTS.slice(1)) {
         const measured = byRtt.find((r) => r.rttMs === rtt);
-        row[`+${rtt} ms RTT: ours / PUT MiB/s (ratio)`] = measured
-          ? `${measured.ours.toFixed(0)} / ${measured.put.toFixed(0)} (${measured.ratio.toFixed(2)})`
+        row[`+${rtt} ms RTT: ours / PUT / verified PUT MiB/s (ratios)`] = measured
+          ? `${measured.ours.toFixed(0)} / ${measured.put.toFixed(0)} / ${measured.verified.toFixed(0)} ` +
+            `(${measured.ratio.toFixed(2)}, ${measured.ratioVsVerified.toFixed(2)})`
           : '—';
       }
       return {
