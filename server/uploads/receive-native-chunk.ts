@@ -283,22 +283,21 @@ async function whileProgressing(
   before: InFlightChunk,
   usable: (chunk: VerifiedChunk) => boolean,
 ): Promise<VerifiedChunk | undefined> {
-  let outcome: { verified: VerifiedChunk | undefined } | undefined;
-  const end = before.done.then(
-    () => (outcome ??= { verified: undefined }),
-    () => (outcome ??= { verified: undefined }),
+  const ended = before.done.then(
+    () => undefined,
+    () => undefined,
   );
   // A fork this chunk cannot continue from ends nothing: the wait goes on until `before` ends.
-  const verified = before.verified?.then((chunk) => {
-    if (!usable(chunk)) return new Promise<never>(() => undefined);
-    outcome ??= { verified: chunk };
-    return undefined;
-  });
+  const settled: Promise<VerifiedChunk | undefined> = before.verified
+    ? Promise.race([ended, before.verified.then((chunk) => (usable(chunk) ? chunk : ended))])
+    : ended;
+  let outcome: { verified: VerifiedChunk | undefined } | undefined;
+  void settled.then((verified) => (outcome = { verified }));
   let seen = before.received?.();
   while (!outcome) {
     let timer: NodeJS.Timeout | undefined;
     const patience = new Promise<void>((resolve) => (timer = setTimeout(resolve, PATIENCE_MS)));
-    await Promise.race(verified ? [end, verified, patience] : [end, patience]);
+    await Promise.race([settled, patience]);
     clearTimeout(timer);
     if (outcome || !before.received) continue; // settled, or it waits for its own turn (not stalled)
     const now = before.received();
