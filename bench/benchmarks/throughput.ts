@@ -62,8 +62,7 @@ export const throughput: Benchmark = {
   name: 'throughput',
   summary:
     'one file agent → server vs a plain curl PUT, tus and a verified PUT (also over added round trips) ' +
-    'and the SHA-256 rate; ' +
-    'peak RSS and CPU per GiB of both processes',
+    'and the SHA-256 rate; peak RSS and CPU per GiB of both processes',
   async run({ args, say }: BenchContext): Promise<BenchResult> {
     const size = args.size ?? (args.quick ? QUICK_SIZE : FULL_SIZE);
     const rounds = args.rounds ?? 1;
@@ -120,29 +119,25 @@ export const throughput: Benchmark = {
           flushDisks();
         }
       }
+      const rate = (runs: { mibps: number }[]): number => median(runs.map((r) => r.mibps));
       const byRtt: RttFigures[] = rtts.map((rtt) => {
-        const oursRate = median(ours.get(rtt)!.map((r) => r.mibps));
-        const putRate = median(puts.get(rtt)!.map((r) => r.mibps));
-        // The median of the per-round ratios: each round's two figures were taken side by side.
-        const ratio = median(ours.get(rtt)!.map((r, i) => r.mibps / puts.get(rtt)![i]!.mibps));
-        const tusRate = median(tuses.get(rtt)!.map((r) => r.mibps));
-        const ratioVsTus = median(ours.get(rtt)!.map((r, i) => r.mibps / tuses.get(rtt)![i]!.mibps));
-        const verifiedRate = median(verifieds.get(rtt)!.map((r) => r.mibps));
-        const ratioVsVerified = median(ours.get(rtt)!.map((r, i) => r.mibps / verifieds.get(rtt)![i]!.mibps));
+        const oursRuns = ours.get(rtt)!;
+        // The median of the per-round ratios: each round's figures were taken side by side.
+        const ratioTo = (peer: Map<number, PutRun[]>): number =>
+          median(oursRuns.map((r, i) => r.mibps / peer.get(rtt)![i]!.mibps));
         return {
           rttMs: rtt,
-          ours: oursRate,
-          put: putRate,
-          tus: tusRate,
-          verified: verifiedRate,
-          ratio,
-          ratioVsTus,
-          ratioVsVerified,
+          ours: rate(oursRuns),
+          put: rate(puts.get(rtt)!),
+          tus: rate(tuses.get(rtt)!),
+          verified: rate(verifieds.get(rtt)!),
+          ratio: ratioTo(puts),
+          ratioVsTus: ratioTo(tuses),
+          ratioVsVerified: ratioTo(verifieds),
         };
       });
       const direct = byRtt[0]!;
       const directOurs = ours.get(0)!;
-      const directPuts = puts.get(0)!;
       const shaRate = median(shas);
       const gib = size / GiB;
       const agentRss = Math.max(...[...ours.values()].flat().map((r) => r.agentPeakRssKiB)) / 1024;
@@ -150,14 +145,14 @@ export const throughput: Benchmark = {
       const agentCpu = median(directOurs.map((r) => r.agentCpuSeconds)) / gib;
       const agentStartup = median(directOurs.map((r) => r.agentStartupCpuSeconds));
       const serverCpu = median(directOurs.map((r) => r.serverCpuSeconds)) / gib;
-      const putClientCpu = median(directPuts.map((r) => r.clientCpuSeconds)) / gib;
-      const putServerCpu = median(directPuts.map((r) => r.serverCpuSeconds)) / gib;
-      const directTus = tuses.get(0)!;
-      const tusClientCpu = median(directTus.map((r) => r.clientCpuSeconds)) / gib;
-      const tusServerCpu = median(directTus.map((r) => r.serverCpuSeconds)) / gib;
-      const directVerified = verifieds.get(0)!;
-      const verifiedClientCpu = median(directVerified.map((r) => r.clientCpuSeconds)) / gib;
-      const verifiedServerCpu = median(directVerified.map((r) => r.serverCpuSeconds)) / gib;
+      /** A peer's client and server CPU per GiB without added round trip (medians of the rounds). */
+      const cpuOf = (peer: Map<number, PutRun[]>): { client: number; server: number } => ({
+        client: median(peer.get(0)!.map((r) => r.clientCpuSeconds)) / gib,
+        server: median(peer.get(0)!.map((r) => r.serverCpuSeconds)) / gib,
+      });
+      const { client: putClientCpu, server: putServerCpu } = cpuOf(puts);
+      const { client: tusClientCpu, server: tusServerCpu } = cpuOf(tuses);
+      const { client: verifiedClientCpu, server: verifiedServerCpu } = cpuOf(verifieds);
       for (const row of byRtt) {
         say(
           `+${row.rttMs} ms RTT: ours ${row.ours.toFixed(0)} MiB/s | plain PUT ${row.put.toFixed(0)} MiB/s | ` +
@@ -254,7 +249,7 @@ export const throughput: Benchmark = {
           })),
           runs: directOurs.map((r, i) => ({
             ours_mibps: fig(r.mibps, 1),
-            put_mibps: fig(directPuts[i]!.mibps, 1),
+            put_mibps: fig(puts.get(0)![i]!.mibps, 1),
             sha256_mibps: fig(shas[i]!, 1),
           })),
         },
