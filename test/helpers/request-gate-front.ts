@@ -1,7 +1,5 @@
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
-
-const CHUNK_URL = /\/chunks\/(\d+)$/;
+import type http from 'node:http';
+import { chunkIndexOf, HttpFront } from './http-front.js';
 
 /**
  * A real HTTP reverse proxy in front of the server that holds back chunk PUTs (before any of
@@ -10,28 +8,23 @@ const CHUNK_URL = /\/chunks\/(\d+)$/;
  * an upload in progress, at a known point, for as long as it needs, without timing.
  */
 export class RequestGateFront {
-  readonly #server: http.Server;
-  readonly #target: URL;
+  // Set by start(), before anyone knows the front's address.
+  #front!: HttpFront;
   readonly #held: { index: number; pass: () => void }[] = [];
   #limit: number;
-  #url = '';
 
-  private constructor(target: string, limit: number) {
-    this.#target = new URL(target);
+  private constructor(limit: number) {
     this.#limit = limit;
-    this.#server = http.createServer((req, res) => this.#arrive(req, res));
-    this.#server.keepAliveTimeout = 1000;
   }
 
   static async start(target: string, limit: number): Promise<RequestGateFront> {
-    const front = new RequestGateFront(target, limit);
-    await new Promise<void>((resolve) => front.#server.listen(0, '127.0.0.1', resolve));
-    front.#url = `http://127.0.0.1:${(front.#server.address() as AddressInfo).port}`;
-    return front;
+    const gate = new RequestGateFront(limit);
+    gate.#front = await HttpFront.start(target, (req, res) => gate.#arrive(req, res));
+    return gate;
   }
 
   get url(): string {
-    return this.#url;
+    return this.#front.url;
   }
 
   /** Chunk requests held back now. */
@@ -49,14 +42,12 @@ export class RequestGateFront {
     }
   }
 
-  async close(): Promise<void> {
-    this.#server.closeAllConnections();
-    await new Promise<void>((resolve) => this.#server.close(() => resolve()));
+  close(): Promise<void> {
+    return this.#front.close();
   }
 
   #arrive(req: http.IncomingMessage, res: http.ServerResponse): void {
-    const match = req.method === 'PUT' ? CHUNK_URL.exec(req.url ?? '') : null;
-    const index = match ? Number(match[1]) : undefined;
+    const index = chunkIndexOf(req);
     const pass = (): void => this.#forward(req, res);
     if (index !== undefined && index >= this.#limit) {
       const held = { index, pass };
@@ -71,15 +62,9 @@ export class RequestGateFront {
 
   #forward(req: http.IncomingMessage, res: http.ServerResponse): void {
     if (res.destroyed) return;
-    const upstream = http.request(
-      { host: this.#target.hostname, port: this.#target.port, method: req.method, path: req.url, headers: req.headers },
-      (answer) => {
-        res.writeHead(answer.statusCode ?? 502, answer.headers);
-        answer.pipe(res);
-        answer.on('error', () => res.destroy());
-      },
-    );
-    upstream.on('error', () => res.destroy());
-    req.pipe(upstream);
+    this.#front.forward(req, res, (answer) => {
+      res.writeHead(answer.statusCode ?? 502, answer.headers);
+      answer.pipe(res);
+    });
   }
 }
